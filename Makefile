@@ -1,0 +1,37 @@
+# `make demo` and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+
+.PHONY: install demo test test-jax test-torch test-tensorflow lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch first, pinned, so that nothing pulls a CUDA build.
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[jax,torch,tensorflow,video,text,hub,test]" "torch==2.13.0"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m videoprism_keras.demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+# Everything once under JAX; the tests that run Keras ops again under PyTorch and TensorFlow.
+test: lint
+	KERAS_BACKEND=jax $(PYTEST) tests
+	KERAS_BACKEND=torch $(PYTEST) -m backend tests
+	KERAS_BACKEND=tensorflow $(PYTEST) -m backend tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,31 @@
+"""VideoPrism (Google DeepMind, ICML 2024) in Keras 3, on JAX, PyTorch and TensorFlow.
+
+Names are imported lazily, so `videoprism_keras.tokenizer` and
+`videoprism_keras.video` work without loading Keras.
+"""
+
+import importlib
+
+from ._backend import choose_default_backend
+
+choose_default_backend()
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "VideoPrismBackbone": "videoprism_keras.model.backbone",
+    "load_flax_checkpoint": "videoprism_keras.checkpoint",
+    "VideoPrismTokenizer": "videoprism_keras.tokenizer",
+    "canonicalize_text": "videoprism_keras.tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'videoprism_keras' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

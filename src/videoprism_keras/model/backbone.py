@@ -1,0 +1,310 @@
+"""`VideoPrismBackbone`: the whole model, video-only or video + text (LvT).
+
+pixel_values (B, T, H, W, C) in [0, 1]
+  └─ FactorizedVideoEncoder ─→ spatiotemporal features (B, T, N, D)   video-only output
+       └─ auxiliary encoder (global attention over T·N tokens)        LvT only
+            └─ AttentionPooler ─→ vision_embeddings (B, D), L2-normalised
+token_ids, padding_mask (B, L)
+  └─ TextEncoder ─→ text_embeddings (B, D), L2-normalised             LvT only
+"""
+
+import keras
+from keras import ops
+
+from .pooler import AttentionPooler
+from .text_encoder import TextEncoder
+from .transformer import TransformerStack
+from .video_encoder import FactorizedVideoEncoder
+
+
+def l2_normalize(x, epsilon=1e-12):
+    """`x / sqrt(sum(x²) + eps)` over the last axis, in float32 like the official code."""
+    x32 = ops.cast(x, "float32")
+    norm = ops.sqrt(ops.sum(ops.square(x32), axis=-1, keepdims=True) + epsilon)
+    return ops.cast(x32 / norm, x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class VideoPrismBackbone(keras.Model):
+    """VideoPrism video encoder, optionally with its aligned text encoder.
+
+    Args:
+        num_frames: frames the temporal position table was trained with. Any
+            other count works at call time (the table is interpolated).
+        patch_size: side of the square patches (18 in the releases).
+        hidden_dim, intermediate_dim, num_heads: transformer width, MLP width, heads.
+        num_spatial_layers, num_temporal_layers: depth of the two video stacks.
+        num_auxiliary_layers: depth of the global video stack before pooling (LvT).
+        vocabulary_size, num_text_layers: the text tower; `num_text_layers > 0`
+            makes the model multimodal (LvT).
+        dropout_rate: dropout on residual branches and MLP activations (training only).
+        attention_dropout_rate: dropout on attention probabilities (training only).
+        attention_logit_soft_cap: `cap · tanh(logits / cap)` on attention logits;
+            None disables it. The released models use 50.0.
+        layer_norm_epsilon: epsilon of every LayerNorm.
+        image_shape: (H, W, C) the spatial position table was trained with.
+        data_format: "channels_last" (B, T, H, W, C) or "channels_first"
+            (B, T, C, H, W); defaults to `keras.config.image_data_format()`.
+        dtype: a dtype or policy, e.g. "bfloat16" or "mixed_bfloat16"; softmax
+            and normalisations are computed in float32 regardless.
+
+    Calling the model: a video-only model maps `pixel_values` to
+    (B, T, N, hidden_dim) features. A multimodal model maps
+    `{"pixel_values", "token_ids", "padding_mask"}` to
+    `{"vision_embeddings", "text_embeddings"}`, both (B, D) and L2-normalised.
+    `encode_video` and `encode_text` give every intermediate output and run one
+    tower alone.
+    """
+
+    def __init__(
+        self,
+        num_frames,
+        patch_size,
+        hidden_dim,
+        intermediate_dim,
+        num_heads,
+        num_spatial_layers,
+        num_temporal_layers,
+        num_auxiliary_layers,
+        vocabulary_size=0,
+        num_text_layers=0,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        attention_logit_soft_cap=None,
+        layer_norm_epsilon=1e-6,
+        image_shape=(288, 288, 3),
+        data_format=None,
+        dtype=None,
+        **kwargs,
+    ):
+        super().__init__(dtype=dtype, **kwargs)
+        image_shape = tuple(int(s) for s in image_shape)
+        data_format = standardize_data_format(data_format)
+        _check_config(
+            patch_size, hidden_dim, num_heads, num_auxiliary_layers, vocabulary_size,
+            num_text_layers, image_shape,
+        )  # fmt: skip
+        self._config = dict(
+            num_frames=num_frames,
+            patch_size=patch_size,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            num_heads=num_heads,
+            num_spatial_layers=num_spatial_layers,
+            num_temporal_layers=num_temporal_layers,
+            num_auxiliary_layers=num_auxiliary_layers,
+            vocabulary_size=vocabulary_size,
+            num_text_layers=num_text_layers,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            attention_logit_soft_cap=attention_logit_soft_cap,
+            layer_norm_epsilon=layer_norm_epsilon,
+            image_shape=image_shape,
+            data_format=data_format,
+        )
+        for key, value in self._config.items():
+            setattr(self, key, value)
+        policy = self.dtype_policy
+        shared = dict(
+            soft_cap=attention_logit_soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=layer_norm_epsilon,
+            dtype=policy,
+        )
+        self.video_encoder = FactorizedVideoEncoder(
+            num_frames=num_frames,
+            patch_grid=(image_shape[0] // patch_size, image_shape[1] // patch_size),
+            patch_size=patch_size,
+            channels=image_shape[2],
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            num_heads=num_heads,
+            num_spatial_layers=num_spatial_layers,
+            num_temporal_layers=num_temporal_layers,
+            name="video_encoder",
+            **shared,
+        )
+        self.auxiliary_encoder = self.video_pooler = self.text_encoder = None
+        if self.is_multimodal:
+            if num_auxiliary_layers:
+                self.auxiliary_encoder = TransformerStack(
+                    num_auxiliary_layers,
+                    num_heads=num_heads,
+                    intermediate_dim=intermediate_dim,
+                    activation="gelu",
+                    name="auxiliary_encoder",
+                    **shared,
+                )
+                self.auxiliary_encoder.build((None, None, hidden_dim))
+            # The LvT pooler's heads are 4× wider than the encoders' (head_dim = 4·D / heads).
+            self.video_pooler = AttentionPooler(
+                num_heads,
+                4 * hidden_dim // num_heads,
+                layer_norm_epsilon,
+                dtype=policy,
+                name="video_pooler",
+            )
+            self.video_pooler.build((None, None, hidden_dim))
+            self.text_encoder = TextEncoder(
+                vocabulary_size, num_text_layers, hidden_dim, num_heads, name="text_encoder",
+                **shared,
+            )  # fmt: skip
+        self.built = True
+
+    @property
+    def is_multimodal(self):
+        return self.num_text_layers > 0
+
+    # ----------------------------------------------------------------- video
+    def encode_video(self, pixel_values, frame_padding_mask=None, normalize=True, training=False):
+        """Runs the video tower alone.
+
+        Args:
+            pixel_values: (B, T, H, W, C) in [0, 1] ((B, T, C, H, W) for
+                channels_first). Any T; any H, W divisible by `patch_size`.
+            frame_padding_mask: optional (B, T), 1 = real frame, 0 = padding.
+                Padded frames are hidden from real ones in every attention
+                (temporal, auxiliary, pooling), so their content never matters.
+            normalize: L2-normalise the embeddings (multimodal models).
+
+        Returns a dict with `spatial_features` and `spatiotemporal_features`
+        (B, T, N, D) and, for multimodal models, `vision_embeddings` (B, D) and
+        `frame_embeddings` (B, T, D) (the pooler applied to each frame's tokens).
+        """
+        pixels = self._check_pixels(pixel_values)
+        if frame_padding_mask is not None:
+            frame_padding_mask = self._check_frame_mask(frame_padding_mask, pixels)
+        out = self.video_encoder(pixels, frame_mask=frame_padding_mask, training=training)
+        if not self.is_multimodal:
+            return out
+        features = out["spatiotemporal_features"]  # (B, T, N, D)
+        batch = ops.shape(features)[0]
+        _, frames, patches, dim = features.shape
+        tokens = ops.reshape(features, (batch, frames * patches, dim))
+        token_mask = attention_mask = None
+        if frame_padding_mask is not None:
+            token_mask = ops.repeat(ops.cast(frame_padding_mask, "bool"), patches, axis=1)
+            attention_mask = token_mask[:, None, None, :]
+        if self.auxiliary_encoder is not None:
+            tokens = self.auxiliary_encoder(
+                tokens, attention_mask=attention_mask, training=training
+            )
+        video = self.video_pooler(tokens, token_mask=token_mask)
+        per_frame = self.video_pooler(ops.reshape(tokens, (-1, patches, dim)))
+        per_frame = ops.reshape(per_frame, (batch, frames, dim))
+        if normalize:
+            video, per_frame = l2_normalize(video), l2_normalize(per_frame)
+        return {**out, "vision_embeddings": video, "frame_embeddings": per_frame}
+
+    # ------------------------------------------------------------------ text
+    def encode_text(self, token_ids, padding_mask, normalize=True, training=False):
+        """(B, L) token ids and padding mask (1 = real token) → (B, D) text embeddings."""
+        if not self.is_multimodal:
+            raise ValueError("encode_text needs a multimodal model (num_text_layers > 0)")
+        if padding_mask is None:
+            raise ValueError("token_ids need a padding_mask (B, L) with 1 = real token")
+        if len(token_ids.shape) != 2 or tuple(token_ids.shape) != tuple(padding_mask.shape):
+            raise ValueError(
+                "token_ids and padding_mask must both be (batch, length); got "
+                f"{tuple(token_ids.shape)} and {tuple(padding_mask.shape)}"
+            )
+        text = self.text_encoder(token_ids, padding_mask, training=training)
+        return l2_normalize(text) if normalize else text
+
+    # ------------------------------------------------------------ Keras call
+    def call(self, inputs, training=None):
+        if not self.is_multimodal:
+            pixels = inputs["pixel_values"] if isinstance(inputs, dict) else inputs
+            return self.encode_video(pixels, training=training)["spatiotemporal_features"]
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                "a multimodal VideoPrismBackbone takes a dict with 'pixel_values' and/or "
+                f"'token_ids' + 'padding_mask'; got {type(inputs).__name__}"
+            )
+        unknown = set(inputs) - {"pixel_values", "token_ids", "padding_mask"}
+        if unknown:
+            raise ValueError(f"unexpected inputs {sorted(unknown)}")
+        outputs = {}
+        if "pixel_values" in inputs:
+            video = self.encode_video(inputs["pixel_values"], training=training)
+            outputs["vision_embeddings"] = video["vision_embeddings"]
+        if "token_ids" in inputs:
+            outputs["text_embeddings"] = self.encode_text(
+                inputs["token_ids"], inputs.get("padding_mask"), training=training
+            )
+        if not outputs:
+            raise ValueError("inputs hold neither 'pixel_values' nor 'token_ids'")
+        return outputs
+
+    def get_config(self):
+        config = {**super().get_config(), **self._config}
+        config["image_shape"] = list(config["image_shape"])
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ------------------------------------------------------------ checks
+    def _check_pixels(self, pixels):
+        shape = tuple(pixels.shape)
+        channels_first = self.data_format == "channels_first"
+        layout = "(B, T, C, H, W)" if channels_first else "(B, T, H, W, C)"
+        if len(shape) != 5:
+            raise ValueError(f"pixel_values must be 5-D {layout}; got shape {shape}")
+        if channels_first:
+            pixels = ops.transpose(pixels, (0, 1, 3, 4, 2))
+            shape = tuple(pixels.shape)
+        height, width, channels = shape[2:]
+        if channels != self.image_shape[2]:
+            raise ValueError(
+                f"pixel_values has {channels} channels, the model expects {self.image_shape[2]} "
+                f"(layout {layout}, data_format={self.data_format!r})"
+            )
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(
+                f"pixel_values frames are {height}x{width}; height and width must be "
+                f"multiples of patch_size={self.patch_size}"
+            )
+        return ops.cast(pixels, self.compute_dtype)
+
+    @staticmethod
+    def _check_frame_mask(mask, pixels):
+        if len(mask.shape) != 2 or mask.shape[1] != pixels.shape[1]:
+            raise ValueError(
+                f"frame_padding_mask must be (batch, frames) = (B, {pixels.shape[1]}); "
+                f"got {tuple(mask.shape)}"
+            )
+        return mask
+
+
+def standardize_data_format(data_format):
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}"
+        )
+    return data_format
+
+
+def _check_config(
+    patch_size, hidden_dim, num_heads, num_auxiliary_layers, vocabulary_size, num_text_layers,
+    image_shape,
+):  # fmt: skip
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}")
+    if len(image_shape) != 3 or image_shape[0] % patch_size or image_shape[1] % patch_size:
+        raise ValueError(
+            f"image_shape must be (H, W, C) with H, W multiples of patch_size={patch_size}; "
+            f"got {image_shape}"
+        )
+    if num_text_layers > 0 and vocabulary_size <= 0:
+        raise ValueError(
+            f"num_text_layers={num_text_layers} needs a text vocabulary: set vocabulary_size > 0"
+        )
+    if num_auxiliary_layers > 0 and num_text_layers == 0:
+        raise ValueError(
+            "num_auxiliary_layers > 0 only exists in the multimodal (LvT) model; "
+            "set num_text_layers > 0 or num_auxiliary_layers=0"
+        )

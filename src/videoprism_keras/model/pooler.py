@@ -1,0 +1,64 @@
+"""Attention pooling: a learned query attends over all tokens to make one embedding.
+
+This is the official `AttenTokenPoolingLayer`. Unlike the encoders' attention it
+has no logit cap and scales its query per dimension,
+`q · 1.442695041 / sqrt(head_dim) · softplus(per_dim_scale)` (the constant is
+1 / softplus(0), so a zero-initialised scale starts at 1 / sqrt(head_dim)).
+Its heads may be wider than hidden_dim / num_heads: the LvT pooler uses
+head_dim = 4·D / heads, the classifier's D / heads. A LayerNorm closes it.
+"""
+
+import keras
+from keras import ops
+
+from .transformer import LayerNorm, attend
+
+R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class AttentionPooler(keras.layers.Layer):
+    """(B, S, D) tokens [+ (B, S) mask, 1 = real] → (B, D) pooled embedding."""
+
+    def __init__(self, num_heads, head_dim, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.epsilon = epsilon
+        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
+
+    def build(self, input_shape):
+        dim, inner = input_shape[-1], self.num_heads * self.head_dim
+        add = self.add_weight
+        self.query = add(name="query", shape=(1, dim), initializer="glorot_uniform")
+        self.q_kernel = add(name="q_kernel", shape=(dim, inner), initializer="glorot_uniform")
+        self.q_bias = add(name="q_bias", shape=(inner,), initializer="zeros")
+        self.kv_kernel = add(name="kv_kernel", shape=(dim, 2 * inner), initializer="glorot_uniform")
+        self.kv_bias = add(name="kv_bias", shape=(2 * inner,), initializer="zeros")
+        self.per_dim_scale = add(name="per_dim_scale", shape=(self.head_dim,), initializer="zeros")
+        self.out_kernel = add(name="out_kernel", shape=(inner, dim), initializer="glorot_uniform")
+        self.out_bias = add(name="out_bias", shape=(dim,), initializer="zeros")
+        self.norm.build((None, dim))
+
+    def call(self, tokens, token_mask=None):
+        batch, seq = ops.shape(tokens)[0], ops.shape(tokens)[1]
+        heads, head_dim = self.num_heads, self.head_dim
+        q = ops.matmul(self.query, self.q_kernel) + self.q_bias  # (1, heads·head_dim)
+        scale = R_SOFTPLUS_0 / head_dim**0.5 * ops.softplus(self.per_dim_scale)
+        q = ops.reshape(q, (1, 1, heads, head_dim)) * scale
+        q = ops.broadcast_to(q, (batch, 1, heads, head_dim))
+        kv = ops.matmul(tokens, self.kv_kernel) + self.kv_bias
+        kv = ops.reshape(kv, (batch, seq, 2, heads, head_dim))
+        mask = None if token_mask is None else ops.cast(token_mask, "bool")[:, None, None, :]
+        pooled = attend(q, kv[:, :, 0], kv[:, :, 1], mask)  # (B, 1, heads, head_dim)
+        pooled = ops.reshape(pooled, (batch, 1, heads * head_dim))
+        pooled = self.norm(ops.matmul(pooled, self.out_kernel) + self.out_bias)
+        return pooled[:, 0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "epsilon": self.epsilon,
+        }

@@ -1,0 +1,88 @@
+"""The CoCa-style causal text tower: token ids → one (B, D) text embedding.
+
+Token embeddings are scaled by sqrt(D) and summed with a fixed sinusoidal table.
+A learned class token (also × sqrt(D), no position) is appended *after* the
+padded tokens; causal attention lets it read every real token, and its final
+state, after a LayerNorm, is the text embedding.
+"""
+
+import keras
+from keras import ops
+
+from .embeddings import sinusoidal_positions
+from .transformer import LayerNorm, TransformerStack
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class TextEncoder(keras.layers.Layer):
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        hidden_dim,
+        num_heads,
+        soft_cap=None,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        epsilon=1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._config = dict(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+        )
+        self.hidden_dim = hidden_dim
+        self.token_embedding = self.add_weight(
+            name="token_embedding",
+            shape=(vocabulary_size, hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+        )
+        self.class_token = self.add_weight(
+            name="class_token",
+            shape=(hidden_dim,),
+            initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+        )
+        # The official text tower always uses a 4·D ReLU MLP, whatever the vision MLP.
+        self.transformer = TransformerStack(
+            num_layers,
+            num_heads=num_heads,
+            intermediate_dim=4 * hidden_dim,
+            activation="relu",
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+            dtype=self.dtype_policy,
+            name="transformer",
+        )
+        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
+        self.transformer.build((None, None, hidden_dim))
+        self.norm.build((None, hidden_dim))
+        self.built = True
+
+    def call(self, token_ids, padding_mask, training=None):
+        # token_ids, padding_mask: (B, L), mask 1 = real token -> (B, D)
+        batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        scale = ops.cast(self.hidden_dim**0.5, self.compute_dtype)
+        x = ops.take(self.token_embedding, ops.cast(token_ids, "int32"), axis=0) * scale
+        x = x + ops.cast(sinusoidal_positions(length, self.hidden_dim), self.compute_dtype)
+        cls = ops.broadcast_to(self.class_token * scale, (batch, 1, self.hidden_dim))
+        x = ops.concatenate([x, ops.cast(cls, x.dtype)], axis=1)  # (B, L+1, D)
+
+        real = ops.concatenate(
+            [ops.cast(padding_mask, "bool"), ops.ones((batch, 1), dtype="bool")], axis=1
+        )
+        causal = ops.tril(ops.ones((length + 1, length + 1), dtype="bool"))
+        mask = ops.logical_and(real[:, None, None, :], causal[None, None])  # (B, 1, L+1, L+1)
+        x = self.norm(self.transformer(x, attention_mask=mask, training=training))
+        return x[:, -1]
+
+    def get_config(self):
+        return {**super().get_config(), **self._config}

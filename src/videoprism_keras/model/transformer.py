@@ -1,0 +1,218 @@
+"""The transformer pieces every VideoPrism encoder is made of.
+
+All four stacks of the model (spatial, temporal, auxiliary, text) are the same
+pre-LayerNorm transformer: `x + Attn(LN(x))`, then `x + MLP(LN(x))`. They differ
+only in the activation (exact GELU for vision, ReLU for text) and the mask
+(padding, causal). Numerics follow the official Flax code: attention logits are
+soft-capped with `cap * tanh(logits / cap)`, softmax and LayerNorm statistics are
+computed in float32 whatever the compute dtype.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+# The official code writes masked logits as -0.7 * float32.max (not -inf), so a
+# row whose keys are all masked gets a uniform softmax instead of NaN.
+MASKED_LOGIT = -0.7 * float(np.finfo(np.float32).max)
+
+
+def _dense_weight(layer, name, shape, init="glorot_uniform"):
+    return layer.add_weight(name=name, shape=shape, initializer=init)
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class LayerNorm(keras.layers.Layer):
+    """LayerNorm with float32 statistics: `(x - mean) / sqrt(var + eps) * gamma + beta`.
+
+    The official checkpoints store `gamma - 1`; the converter adds the 1 back.
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+
+    def call(self, x):
+        x32 = ops.cast(x, "float32")
+        mean = ops.mean(x32, axis=-1, keepdims=True)
+        var = ops.mean(ops.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * ops.rsqrt(var + self.epsilon)
+        y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
+        return ops.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def attend(q, k, v, mask=None, soft_cap=None, dropout=None, training=None):
+    """Scaled dot-product attention on (B, S, heads, head_dim) tensors.
+
+    `q` must already carry its scale. `mask` broadcasts to (B, heads, S_q, S_k),
+    True where a query may look at a key. Returns (B, S_q, heads, head_dim).
+    """
+    logits = ops.einsum("bqhd,bkhd->bhqk", q, k)
+    logits = ops.cast(logits, "float32")
+    if soft_cap:
+        logits = soft_cap * ops.tanh(logits / soft_cap)
+    if mask is not None:
+        logits = ops.where(mask, logits, MASKED_LOGIT)
+    probs = ops.cast(ops.softmax(logits, axis=-1), v.dtype)
+    if dropout is not None:
+        probs = dropout(probs, training=training)
+    return ops.einsum("bhqk,bkhd->bqhd", probs, v)
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class SelfAttention(keras.layers.Layer):
+    """Multi-head self-attention with one fused (D, 3D) query/key/value projection."""
+
+    def __init__(self, num_heads, soft_cap=None, dropout_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.soft_cap = soft_cap
+        self.dropout_rate = dropout_rate
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if dim % self.num_heads:
+            raise ValueError(f"hidden_dim={dim} is not divisible by num_heads={self.num_heads}")
+        self.qkv_kernel = _dense_weight(self, "qkv_kernel", (dim, 3 * dim))
+        self.qkv_bias = _dense_weight(self, "qkv_bias", (3 * dim,), "zeros")
+        self.out_kernel = _dense_weight(self, "out_kernel", (dim, dim))
+        self.out_bias = _dense_weight(self, "out_bias", (dim,), "zeros")
+
+    def call(self, x, attention_mask=None, training=None):
+        # x: (B, S, D) -> (B, S, D)
+        *lead, seq, dim = ops.shape(x)
+        head_dim = dim // self.num_heads
+        qkv = ops.matmul(x, self.qkv_kernel) + self.qkv_bias
+        qkv = ops.reshape(qkv, (-1, seq, 3, self.num_heads, head_dim))
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        q = q * ops.cast(head_dim**-0.5, q.dtype)
+        out = attend(q, k, v, attention_mask, self.soft_cap, self.dropout, training)
+        out = ops.reshape(out, (*lead, seq, dim))
+        return ops.matmul(out, self.out_kernel) + self.out_bias
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "soft_cap": self.soft_cap,
+            "dropout_rate": self.dropout_rate,
+        }
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class MLP(keras.layers.Layer):
+    """Two dense layers with an activation (and dropout) between them."""
+
+    def __init__(self, intermediate_dim, activation="gelu", dropout_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.intermediate_dim = intermediate_dim
+        self.activation = activation
+        self.dropout_rate = dropout_rate
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        self.in_kernel = _dense_weight(self, "in_kernel", (dim, self.intermediate_dim))
+        self.in_bias = _dense_weight(self, "in_bias", (self.intermediate_dim,), "zeros")
+        self.out_kernel = _dense_weight(self, "out_kernel", (self.intermediate_dim, dim))
+        self.out_bias = _dense_weight(self, "out_bias", (dim,), "zeros")
+
+    def call(self, x, training=None):
+        h = ops.matmul(x, self.in_kernel) + self.in_bias
+        # Exact (erf) GELU, as in the official vision encoders; ReLU in the text encoder.
+        h = ops.gelu(h, approximate=False) if self.activation == "gelu" else ops.relu(h)
+        h = self.dropout(h, training=training)
+        return ops.matmul(h, self.out_kernel) + self.out_bias
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "activation": self.activation,
+            "dropout_rate": self.dropout_rate,
+        }
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class TransformerBlock(keras.layers.Layer):
+    """`x + Attn(LN(x))`, then `x + MLP(LN(x))`; residual dropout on both branches."""
+
+    def __init__(
+        self,
+        num_heads,
+        intermediate_dim,
+        activation="gelu",
+        soft_cap=None,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        epsilon=1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._config = dict(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            activation=activation,
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+        )
+        policy = self.dtype_policy
+        self.attention_norm = LayerNorm(epsilon, dtype=policy, name="attention_norm")
+        self.attention = SelfAttention(
+            num_heads, soft_cap, attention_dropout_rate, dtype=policy, name="attention"
+        )
+        self.mlp_norm = LayerNorm(epsilon, dtype=policy, name="mlp_norm")
+        self.mlp = MLP(intermediate_dim, activation, dropout_rate, dtype=policy, name="mlp")
+        self.residual_dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
+
+    def build(self, input_shape):
+        for layer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp):
+            layer.build(input_shape)
+
+    def call(self, x, attention_mask=None, training=None):
+        h = self.attention(self.attention_norm(x), attention_mask=attention_mask, training=training)
+        x = x + self.residual_dropout(h, training=training)
+        h = self.mlp(self.mlp_norm(x), training=training)
+        return x + self.residual_dropout(h, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), **self._config}
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class TransformerStack(keras.layers.Layer):
+    """`num_layers` TransformerBlocks applied in order, all sharing one mask."""
+
+    def __init__(self, num_layers, **block_kwargs):
+        layer_keys = ("name", "dtype", "trainable")
+        layer_kwargs = {k: block_kwargs.pop(k) for k in layer_keys if k in block_kwargs}
+        super().__init__(**layer_kwargs)
+        self.num_layers = num_layers
+        self.block_kwargs = block_kwargs
+        self.blocks = [
+            TransformerBlock(**block_kwargs, dtype=self.dtype_policy, name=f"layer_{i}")
+            for i in range(num_layers)
+        ]
+
+    def build(self, input_shape):
+        for block in self.blocks:
+            block.build(input_shape)
+
+    def call(self, x, attention_mask=None, training=None):
+        for block in self.blocks:
+            x = block(x, attention_mask=attention_mask, training=training)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers, **self.block_kwargs}

@@ -1,0 +1,121 @@
+"""The factorized video encoder (ViViT model-2): pixels → patches → space → time.
+
+    pixels            (B, T, H, W, C)
+    patch tokens      (B·T, N, D)      N = (H/p)·(W/p), + spatial positions
+    spatial encoder   (B·T, N, D)      attention inside each frame, then LayerNorm
+    temporal encoder  (B·N, T, D)      attention across frames per patch, then LayerNorm
+    output            (B, T, N, D)
+
+Position tables are resized when the frame count or the patch grid differs
+from the training one, so any T and any H, W divisible by p work.
+"""
+
+import keras
+from keras import ops
+
+from .embeddings import PositionTable, to_patches
+from .transformer import LayerNorm, TransformerStack
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class FactorizedVideoEncoder(keras.layers.Layer):
+    def __init__(
+        self,
+        num_frames,
+        patch_grid,
+        patch_size,
+        channels,
+        hidden_dim,
+        intermediate_dim,
+        num_heads,
+        num_spatial_layers,
+        num_temporal_layers,
+        soft_cap=None,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        epsilon=1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._config = dict(
+            num_frames=num_frames,
+            patch_grid=tuple(patch_grid),
+            patch_size=patch_size,
+            channels=channels,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            num_heads=num_heads,
+            num_spatial_layers=num_spatial_layers,
+            num_temporal_layers=num_temporal_layers,
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+        )
+        self.patch_size = patch_size
+        policy = self.dtype_policy
+        block = dict(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            activation="gelu",
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+            dtype=policy,
+        )
+        patch_dim = patch_size * patch_size * channels
+        self.patch_kernel = self.add_weight(
+            name="patch_kernel", shape=(patch_dim, hidden_dim), initializer="glorot_uniform"
+        )
+        self.patch_bias = self.add_weight(
+            name="patch_bias", shape=(hidden_dim,), initializer="zeros"
+        )
+        self.spatial_positions = PositionTable(
+            patch_grid, hidden_dim, dtype=policy, name="spatial_positions"
+        )
+        self.spatial_encoder = TransformerStack(num_spatial_layers, **block, name="spatial_encoder")
+        self.spatial_norm = LayerNorm(epsilon, dtype=policy, name="spatial_norm")
+        self.temporal_positions = PositionTable(
+            (num_frames,), hidden_dim, dtype=policy, name="temporal_positions"
+        )
+        self.temporal_encoder = TransformerStack(
+            num_temporal_layers, **block, name="temporal_encoder"
+        )
+        self.temporal_norm = LayerNorm(epsilon, dtype=policy, name="temporal_norm")
+        for layer in (self.spatial_encoder, self.temporal_encoder):
+            layer.build((None, None, hidden_dim))
+        for layer in (self.spatial_norm, self.temporal_norm):
+            layer.build((None, hidden_dim))
+        self.built = True
+
+    def call(self, pixels, frame_mask=None, training=None):
+        """pixels (B, T, H, W, C), frame_mask (B, T) 1 = real → dict of (B, T, N, D)."""
+        batch = ops.shape(pixels)[0]
+        _, frames, height, width, channels = pixels.shape
+        grid = (height // self.patch_size, width // self.patch_size)
+        num_patches, dim = grid[0] * grid[1], self.patch_kernel.shape[-1]
+
+        # Pixels → patch tokens: (B·T, N, p·p·C) → (B·T, N, D).
+        x = to_patches(ops.reshape(pixels, (-1, height, width, channels)), self.patch_size)
+        x = ops.matmul(x, self.patch_kernel) + self.patch_bias
+        x = x + self.spatial_positions.resized(grid)
+
+        # Spatial encoder, every frame on its own. A padded frame cannot reach a real
+        # one here, so no mask is needed in this stage.
+        x = self.spatial_norm(self.spatial_encoder(x, training=training))
+        spatial = ops.reshape(x, (batch, frames, num_patches, dim))
+
+        # Temporal encoder, every patch position on its own: (B·N, T, D).
+        x = ops.reshape(ops.transpose(spatial, (0, 2, 1, 3)), (-1, frames, dim))
+        x = x + self.temporal_positions.resized((frames,))
+        mask = None
+        if frame_mask is not None:  # padded frames are hidden from the real ones
+            mask = ops.repeat(ops.cast(frame_mask, "bool"), num_patches, axis=0)
+            mask = mask[:, None, None, :]  # (B·N, 1, 1, T)
+        x = self.temporal_norm(self.temporal_encoder(x, attention_mask=mask, training=training))
+        x = ops.transpose(ops.reshape(x, (batch, num_patches, frames, dim)), (0, 2, 1, 3))
+        return {"spatial_features": spatial, "spatiotemporal_features": x}
+
+    def get_config(self):
+        return {**super().get_config(), **self._config}

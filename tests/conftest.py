@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Read-only fixtures live beside the project: ../shared (override with VIDEOPRISM_SHARED).
+SHARED = Path(
+    os.environ.get("VIDEOPRISM_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared")
+)
+GOLDEN = SHARED / "golden"
+MEDIA = SHARED / "media"
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    if not GOLDEN.is_dir():
+        raise FileNotFoundError(
+            f"golden fixtures not found at {GOLDEN}; set VIDEOPRISM_SHARED to the shared/ folder"
+        )
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    if not MEDIA.is_dir():
+        raise FileNotFoundError(
+            f"media fixtures not found at {MEDIA}; set VIDEOPRISM_SHARED to the shared/ folder"
+        )
+    return MEDIA
