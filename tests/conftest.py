@@ -27,3 +27,22 @@ def media_dir() -> Path:
             f"media fixtures not found at {MEDIA}; set VIDEOPRISM_SHARED to the shared/ folder"
         )
     return MEDIA
+
+
+# Tests never reach the network: Hugging Face is offline, and each test gets its own
+# empty caches (ours and Hugging Face's).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture()
+def caches(tmp_path, monkeypatch):
+    ours, hf = tmp_path / "videoprism_cache", tmp_path / "hf_cache"
+    monkeypatch.setenv("VIDEOPRISM_CACHE", str(ours))
+    try:
+        import huggingface_hub.constants as hf_constants
+
+        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf))
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    except ImportError:
+        pass
+    return ours, hf

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .model.embeddings import resize_matrix
+from .model.embeddings import grid_resize_matrix
 
 # Official stack name → our stack, for the prefix `{enc}` of the vision encoder
 # ("" for video-only, "vision_encoder/" for LvT, "encoder/" for the classifier).
@@ -92,15 +92,14 @@ def _convert(kind, arrays, target_grid=None):
         return np.concatenate([a.reshape(*lead, -1) for a in arrays], axis=-1)
     if kind == "heads_out":  # (D, heads, hd) → (heads·hd, D)
         return arrays[0].reshape(arrays[0].shape[0], -1).T
+    if kind == "heads_flat":  # (heads, hd, D) → (heads·hd, D)
+        return arrays[0].reshape(-1, arrays[0].shape[-1])
     if kind == "positions":  # learned tables: 1-D over frames, or a square patch grid
         table = arrays[0]
         source_grid = (len(table),) if len(target_grid) == 1 else (math.isqrt(len(table)),) * 2
-        if source_grid == target_grid:
+        if source_grid == tuple(target_grid):
             return table
-        matrix = np.ones((1, 1), np.float32)
-        for src, dst in zip(source_grid, target_grid, strict=True):
-            matrix = np.kron(matrix, resize_matrix(src, dst))
-        return matrix @ table
+        return grid_resize_matrix(source_grid, target_grid) @ table
     raise AssertionError(kind)
 
 
@@ -238,14 +237,18 @@ def _resolve(obj, path):
     return obj
 
 
-def assign_checkpoint(model, ckpt: Mapping, enc: str, source: str = "checkpoint") -> None:
-    """Copies every official tensor into `model`; names every missing, unused or mis-shaped one."""
+def assign_weights(model, rows, tensors: Mapping, source: str = "checkpoint") -> None:
+    """Copies `tensors` into `model` following `rows` of (our weight, [keys], conversion).
+
+    A key "name@i" is layer i of the stacked tensor "name". Every problem is
+    collected and reported at once: missing, unused and mis-shaped tensors, by name.
+    """
     missing, mismatched, used = [], [], set()
-    current: dict = {}  # the stacked tensors of the row group being copied
-    for ours, keys, kind in expand_table(model, enc):
+    current: dict = {}  # the (stacked) tensors of the row group being copied
+    for ours, keys, kind in rows:
         names = [k.partition("@")[0] for k in keys]
         if not set(names) <= set(current):
-            current = {n: ckpt[n] for n in names if n in ckpt}
+            current = {n: tensors[n] for n in names if n in tensors}
         absent = [n for n in names if n not in current]
         if absent:
             missing.extend(n for n in absent if n not in missing)
@@ -258,19 +261,19 @@ def assign_checkpoint(model, ckpt: Mapping, enc: str, source: str = "checkpoint"
         grid = _resolve(model, ours.rsplit(".", 1)[0]).grid if kind == "positions" else None
         try:
             value = _convert(kind, arrays, grid)
-        except ValueError as err:
-            mismatched.append(f"{names[0]} {[a.shape for a in arrays]} → {ours}: {err}")
+        except ValueError as err:  # a reshape that cannot work: the shapes disagree
+            mismatched.append(f"{', '.join(names)} {[a.shape for a in arrays]} → {ours}: {err}")
             continue
         if tuple(value.shape) != tuple(variable.shape):
             shapes = ", ".join(str(a.shape) for a in arrays)
             mismatched.append(f"{', '.join(names)} {shapes} → {ours} {tuple(variable.shape)}")
             continue
         variable.assign(np.asarray(value, dtype=np.float32))
-    unexpected = sorted(set(ckpt.keys()) - used)
+    unexpected = sorted(set(tensors.keys()) - used)
     problems = [
-        (f"missing tensors: {missing}" if missing else ""),
-        (f"unexpected tensors: {unexpected}" if unexpected else ""),
-        (f"mis-shaped tensors: {mismatched}" if mismatched else ""),
+        f"missing tensors: {missing}" if missing else "",
+        f"unexpected tensors: {unexpected}" if unexpected else "",
+        f"mis-shaped tensors: {mismatched}" if mismatched else "",
     ]
     if any(problems):
         details = "; ".join(p for p in problems if p)
@@ -291,6 +294,7 @@ def load_flax_checkpoint(path_or_mapping, attention_logit_soft_cap=50.0, **overr
     vocabulary) is read off the tensor shapes.
     """
     from .model.backbone import VideoPrismBackbone
+    from .model.init import skip_initialization
 
     source = (
         "checkpoint" if isinstance(path_or_mapping, Mapping) else repr(os.fspath(path_or_mapping))
@@ -299,8 +303,9 @@ def load_flax_checkpoint(path_or_mapping, attention_logit_soft_cap=50.0, **overr
     config = infer_config(ckpt)
     config["attention_logit_soft_cap"] = attention_logit_soft_cap
     config.update(overrides)
-    model = VideoPrismBackbone(**config)
-    assign_checkpoint(model, ckpt, _vision_prefix(ckpt.keys()), source)
+    with skip_initialization():  # every weight is overwritten below
+        model = VideoPrismBackbone(**config)
+    assign_weights(model, expand_table(model, _vision_prefix(ckpt.keys())), ckpt, source)
     return model
 
 

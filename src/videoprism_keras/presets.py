@@ -1,4 +1,4 @@
-"""The four official releases: their architectures (weights come from `from_preset`)."""
+"""The four official releases: architecture, where the weights live, and what they are."""
 
 _BASE = dict(
     patch_size=18, hidden_dim=768, intermediate_dim=3072, num_heads=12, num_spatial_layers=12
@@ -16,4 +16,55 @@ PRESET_CONFIGS = {
     "videoprism_lvt_public_v1_base": dict(**_BASE, **_COMMON, **_TEXT, num_frames=16),
     "videoprism_public_v1_large": dict(**_LARGE, **_COMMON, **_VIDEO, num_frames=8),
     "videoprism_lvt_public_v1_large": dict(**_LARGE, **_COMMON, **_TEXT, num_frames=8),
+}
+
+# Official Hugging Face repositories and files (as in the official `models.py`).
+PRESET_FILES = {
+    "videoprism_public_v1_base": (
+        "google/videoprism-base-f16r288",
+        "flax_base_f16r288_repeated.npz",
+    ),
+    "videoprism_lvt_public_v1_base": (
+        "google/videoprism-lvt-base-f16r288",
+        "flax_lvt_base_f16r288_repeated.npz",
+    ),
+    "videoprism_public_v1_large": (
+        "google/videoprism-large-f8r288",
+        "flax_large_f8r288_repeated.npz",
+    ),
+    "videoprism_lvt_public_v1_large": (
+        "google/videoprism-lvt-large-f8r288",
+        "flax_lvt_large_f8r288_repeated.npz",
+    ),
+}
+
+# The LvT text vocabulary: T5's English SentencePiece model ("c4_en" in the official code).
+TOKENIZER_URL = "https://storage.googleapis.com/t5-data/vocabs/cc_en.32000/sentencepiece.model"
+TOKENIZER_SHA256 = None  # not published; the file is checked by loading it
+
+_LICENSE = "weights CC-BY 4.0, code Apache 2.0 (google-deepmind/videoprism)"
+_DESCRIPTIONS = {
+    "videoprism_public_v1_base": "ViT-B factorized video encoder (spatiotemporal features)",
+    "videoprism_lvt_public_v1_base": "ViT-B video + CoCa text encoders (aligned embeddings)",
+    "videoprism_public_v1_large": "ViT-L factorized video encoder (spatiotemporal features)",
+    "videoprism_lvt_public_v1_large": "ViT-L video + CoCa text encoders (aligned embeddings)",
+}
+_PARAMS = {
+    "videoprism_public_v1_base": 114_365_184,
+    "videoprism_lvt_public_v1_base": 247_623_424,
+    "videoprism_public_v1_large": 353_965_056,
+    "videoprism_lvt_public_v1_large": 579_877_120,
+}
+
+PRESETS = {
+    name: {
+        "description": _DESCRIPTIONS[name],
+        "params": _PARAMS[name],
+        "num_frames": config["num_frames"],
+        "resolution": config["image_shape"][:2],
+        "multimodal": config.get("num_text_layers", 0) > 0,
+        "source": f"hf://{PRESET_FILES[name][0]}/{PRESET_FILES[name][1]}",
+        "license": _LICENSE,
+    }
+    for name, config in PRESET_CONFIGS.items()
 }

@@ -11,6 +11,7 @@ token_ids, padding_mask (B, L)
 import keras
 from keras import ops
 
+from ..presets import PRESETS
 from .pooler import AttentionPooler
 from .text_encoder import TextEncoder
 from .transformer import TransformerStack
@@ -55,6 +56,9 @@ class VideoPrismBackbone(keras.Model):
     `encode_video` and `encode_text` give every intermediate output and run one
     tower alone.
     """
+
+    # Built-in presets: name → description, parameters, frames, resolution, source, license.
+    presets = PRESETS
 
     def __init__(
         self,
@@ -151,6 +155,33 @@ class VideoPrismBackbone(keras.Model):
                 **shared,
             )  # fmt: skip
         self.built = True
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **overrides):
+        """A pretrained backbone.
+
+        Args:
+            preset: a built-in name (see `VideoPrismBackbone.presets`; downloads
+                Google's official checkpoint once and caches it converted),
+                `"hf://owner/repo"` (an official `.npz` or a saved preset),
+                `"kaggle://keras/videoprism/keras/<variant>"` (keras_hub's
+                presets), a local preset directory (ours or keras_hub's) or a
+                local official `.npz`.
+            load_weights: False gives the architecture with random weights and,
+                for built-in names, downloads nothing.
+            **overrides: other backbone arguments. `num_frames` and
+                `image_shape` resize the learned position tables; the large
+                releases were trained on 8 frames, e.g. `num_frames=16`.
+        """
+        from ..hub import load_backbone
+
+        return load_backbone(cls, preset, load_weights=load_weights, **overrides)
+
+    def save_to_preset(self, preset_dir):
+        """Writes config, weights, metadata (and the tokenizer it came with) to a directory."""
+        from ..hub import save_backbone
+
+        save_backbone(self, preset_dir)
 
     @property
     def is_multimodal(self):

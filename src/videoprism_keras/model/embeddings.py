@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .init import new_weight
+
 
 @functools.lru_cache(maxsize=64)
 def resize_matrix(source: int, target: int) -> np.ndarray:
@@ -30,6 +32,14 @@ def resize_matrix(source: int, target: int) -> np.ndarray:
     return (weights * inside[:, None]).astype(np.float32)
 
 
+def grid_resize_matrix(source_grid, target_grid) -> np.ndarray:
+    """(prod(target), prod(source)) matrix resizing a row-major flattened grid, axis by axis."""
+    matrix = np.ones((1, 1), np.float32)
+    for src, dst in zip(source_grid, target_grid, strict=True):
+        matrix = np.kron(matrix, resize_matrix(int(src), int(dst)))
+    return matrix
+
+
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class PositionTable(keras.layers.Layer):
     """A learned (prod(grid), D) position table, resizable to any grid at call time."""
@@ -38,9 +48,7 @@ class PositionTable(keras.layers.Layer):
         super().__init__(**kwargs)
         self.grid = tuple(int(g) for g in grid)
         self.dim = dim
-        self.table = self.add_weight(
-            name="table", shape=(int(np.prod(self.grid)), dim), initializer="glorot_uniform"
-        )
+        self.table = new_weight(self, "table", (int(np.prod(self.grid)), dim))
         self.built = True
 
     def resized(self, grid):
@@ -53,9 +61,7 @@ class PositionTable(keras.layers.Layer):
             raise ValueError(f"expected a {len(self.grid)}-d grid, got {grid}")
         if grid == self.grid:
             return self.table
-        matrix = np.ones((1, 1), np.float32)
-        for src, dst in zip(self.grid, grid, strict=True):  # separable: kron of 1-D resizes
-            matrix = np.kron(matrix, resize_matrix(src, dst))
+        matrix = grid_resize_matrix(self.grid, grid)
         return ops.matmul(ops.cast(matrix, self.table.dtype), self.table)
 
     def get_config(self):

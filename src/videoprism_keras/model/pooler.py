@@ -11,6 +11,7 @@ head_dim = 4·D / heads, the classifier's D / heads. A LayerNorm closes it.
 import keras
 from keras import ops
 
+from .init import new_weight
 from .transformer import LayerNorm, attend
 
 R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
@@ -29,15 +30,14 @@ class AttentionPooler(keras.layers.Layer):
 
     def build(self, input_shape):
         dim, inner = input_shape[-1], self.num_heads * self.head_dim
-        add = self.add_weight
-        self.query = add(name="query", shape=(1, dim), initializer="glorot_uniform")
-        self.q_kernel = add(name="q_kernel", shape=(dim, inner), initializer="glorot_uniform")
-        self.q_bias = add(name="q_bias", shape=(inner,), initializer="zeros")
-        self.kv_kernel = add(name="kv_kernel", shape=(dim, 2 * inner), initializer="glorot_uniform")
-        self.kv_bias = add(name="kv_bias", shape=(2 * inner,), initializer="zeros")
-        self.per_dim_scale = add(name="per_dim_scale", shape=(self.head_dim,), initializer="zeros")
-        self.out_kernel = add(name="out_kernel", shape=(inner, dim), initializer="glorot_uniform")
-        self.out_bias = add(name="out_bias", shape=(dim,), initializer="zeros")
+        self.query = new_weight(self, "query", (1, dim))
+        self.q_kernel = new_weight(self, "q_kernel", (dim, inner))
+        self.q_bias = new_weight(self, "q_bias", (inner,), "zeros")
+        self.kv_kernel = new_weight(self, "kv_kernel", (dim, 2 * inner))
+        self.kv_bias = new_weight(self, "kv_bias", (2 * inner,), "zeros")
+        self.per_dim_scale = new_weight(self, "per_dim_scale", (self.head_dim,), "zeros")
+        self.out_kernel = new_weight(self, "out_kernel", (inner, dim))
+        self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
         self.norm.build((None, dim))
 
     def call(self, tokens, token_mask=None):

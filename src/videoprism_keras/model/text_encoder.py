@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from .embeddings import sinusoidal_positions
+from .init import new_weight
 from .transformer import LayerNorm, TransformerStack
 
 
@@ -39,16 +40,11 @@ class TextEncoder(keras.layers.Layer):
             epsilon=epsilon,
         )
         self.hidden_dim = hidden_dim
-        self.token_embedding = self.add_weight(
-            name="token_embedding",
-            shape=(vocabulary_size, hidden_dim),
-            initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+        normal = keras.initializers.RandomNormal(stddev=hidden_dim**-0.5)
+        self.token_embedding = new_weight(
+            self, "token_embedding", (vocabulary_size, hidden_dim), normal
         )
-        self.class_token = self.add_weight(
-            name="class_token",
-            shape=(hidden_dim,),
-            initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
-        )
+        self.class_token = new_weight(self, "class_token", (hidden_dim,), normal)
         # The official text tower always uses a 4·D ReLU MLP, whatever the vision MLP.
         self.transformer = TransformerStack(
             num_layers,

@@ -12,13 +12,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from .init import new_weight
+
 # The official code writes masked logits as -0.7 * float32.max (not -inf), so a
 # row whose keys are all masked gets a uniform softmax instead of NaN.
 MASKED_LOGIT = -0.7 * float(np.finfo(np.float32).max)
-
-
-def _dense_weight(layer, name, shape, init="glorot_uniform"):
-    return layer.add_weight(name=name, shape=shape, initializer=init)
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -34,8 +32,8 @@ class LayerNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
-        self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+        self.gamma = new_weight(self, "gamma", (dim,), "ones")
+        self.beta = new_weight(self, "beta", (dim,), "zeros")
 
     def call(self, x):
         x32 = ops.cast(x, "float32")
@@ -82,10 +80,10 @@ class SelfAttention(keras.layers.Layer):
         dim = input_shape[-1]
         if dim % self.num_heads:
             raise ValueError(f"hidden_dim={dim} is not divisible by num_heads={self.num_heads}")
-        self.qkv_kernel = _dense_weight(self, "qkv_kernel", (dim, 3 * dim))
-        self.qkv_bias = _dense_weight(self, "qkv_bias", (3 * dim,), "zeros")
-        self.out_kernel = _dense_weight(self, "out_kernel", (dim, dim))
-        self.out_bias = _dense_weight(self, "out_bias", (dim,), "zeros")
+        self.qkv_kernel = new_weight(self, "qkv_kernel", (dim, 3 * dim))
+        self.qkv_bias = new_weight(self, "qkv_bias", (3 * dim,), "zeros")
+        self.out_kernel = new_weight(self, "out_kernel", (dim, dim))
+        self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
 
     def call(self, x, attention_mask=None, training=None):
         # x: (B, S, D) -> (B, S, D)
@@ -121,10 +119,10 @@ class MLP(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        self.in_kernel = _dense_weight(self, "in_kernel", (dim, self.intermediate_dim))
-        self.in_bias = _dense_weight(self, "in_bias", (self.intermediate_dim,), "zeros")
-        self.out_kernel = _dense_weight(self, "out_kernel", (self.intermediate_dim, dim))
-        self.out_bias = _dense_weight(self, "out_bias", (dim,), "zeros")
+        self.in_kernel = new_weight(self, "in_kernel", (dim, self.intermediate_dim))
+        self.in_bias = new_weight(self, "in_bias", (self.intermediate_dim,), "zeros")
+        self.out_kernel = new_weight(self, "out_kernel", (self.intermediate_dim, dim))
+        self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
 
     def call(self, x, training=None):
         h = ops.matmul(x, self.in_kernel) + self.in_bias

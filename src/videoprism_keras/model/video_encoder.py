@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from .embeddings import PositionTable, to_patches
+from .init import new_weight
 from .transformer import LayerNorm, TransformerStack
 
 
@@ -65,12 +66,8 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             dtype=policy,
         )
         patch_dim = patch_size * patch_size * channels
-        self.patch_kernel = self.add_weight(
-            name="patch_kernel", shape=(patch_dim, hidden_dim), initializer="glorot_uniform"
-        )
-        self.patch_bias = self.add_weight(
-            name="patch_bias", shape=(hidden_dim,), initializer="zeros"
-        )
+        self.patch_kernel = new_weight(self, "patch_kernel", (patch_dim, hidden_dim))
+        self.patch_bias = new_weight(self, "patch_bias", (hidden_dim,), "zeros")
         self.spatial_positions = PositionTable(
             patch_grid, hidden_dim, dtype=policy, name="spatial_positions"
         )
