@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "VideoPrismBackbone": "videoprism_keras.model.backbone",
+    "VideoPrismVideoClassifier": "videoprism_keras.classifier",
     "load_flax_checkpoint": "videoprism_keras.checkpoint",
+    "export_flax_checkpoint": "videoprism_keras.checkpoint",
     "VideoPrismTokenizer": "videoprism_keras.tokenizer",
     "canonicalize_text": "videoprism_keras.tokenizer",
 }

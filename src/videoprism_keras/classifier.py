@@ -1,0 +1,152 @@
+"""`VideoPrismVideoClassifier`: a frozen VideoPrism backbone, an attention pooler, a linear head.
+
+This is the official `FactorizedVideoClassifier` (the video-classification colab):
+
+    pixels (B, T, H, W, 3) ─ backbone ─→ features (B, T·N, D)
+      ─ AttentionPooler (head_dim D / heads) ─→ global embedding (B, D) ─ Dense ─→ logits (B, C)
+
+Only the pooler and the head train by default. Inputs may also be precomputed
+backbone features, `{"features": (B, T, N, D)}`, so that training epochs need
+not re-run the backbone (see `extract_features`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from .checkpoint import assign_weights, expand_table, infer_config, pooler_table, read_checkpoint
+from .model.backbone import VideoPrismBackbone
+from .model.init import skip_initialization
+from .model.pooler import AttentionPooler
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class VideoPrismVideoClassifier(keras.Model):
+    """Args:
+    backbone: a `VideoPrismBackbone` (its video tower is used).
+    num_classes: number of output classes.
+    multi_label: independent sigmoid classes (binary cross-entropy) instead of
+        one softmax over classes; sets `compile`'s default loss and `predict_proba`.
+    dropout_rate: dropout on the pooled embedding before the head (training only).
+    freeze_backbone: keep the backbone's weights fixed (the official recipe).
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        multi_label=False,
+        dropout_rate=0.0,
+        freeze_backbone=True,
+        **kwargs,
+    ):
+        super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
+        self.backbone = backbone
+        self.backbone.trainable = not freeze_backbone
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.dropout_rate = dropout_rate
+        self.freeze_backbone = freeze_backbone
+        dim, heads = backbone.hidden_dim, backbone.num_heads
+        self.pooler = AttentionPooler(
+            heads, dim // heads, backbone.layer_norm_epsilon, dtype=self.dtype_policy, name="pooler"
+        )
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.head = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="head")
+        self.pooler.build((None, None, dim))
+        self.head.build((None, dim))
+        self.built = True
+
+    def extract_features(self, pixel_values, frame_padding_mask=None):
+        """Backbone features (B, T, N, D) to cache and train on with `{"features": ...}`."""
+        out = self.backbone.encode_video(pixel_values, frame_padding_mask, training=False)
+        return out["spatiotemporal_features"]
+
+    def embed(self, inputs, training=None):
+        """The pooled global embedding (B, D), before the head."""
+        features, mask = self._features(inputs, training)
+        batch = ops.shape(features)[0]
+        _, frames, patches, dim = features.shape
+        tokens = ops.reshape(features, (batch, frames * patches, dim))
+        token_mask = None if mask is None else ops.repeat(ops.cast(mask, "bool"), patches, axis=1)
+        return self.pooler(tokens, token_mask=token_mask)
+
+    def call(self, inputs, training=None):
+        """pixels, `{"pixel_values"[, "frame_padding_mask"]}` or `{"features"}` → logits (B, C)."""
+        return self.head(self.dropout(self.embed(inputs, training), training=training))
+
+    def predict_proba(self, inputs, **kwargs):
+        logits = self.predict(inputs, **kwargs)
+        if self.multi_label:
+            return 1.0 / (1.0 + np.exp(-logits))
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Defaults: Adam, cross-entropy on logits (binary when multi_label), accuracy."""
+        if loss is None:
+            loss = (
+                keras.losses.BinaryCrossentropy(from_logits=True)
+                if self.multi_label
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            )
+        if metrics is None:
+            metrics = (
+                [keras.metrics.BinaryAccuracy(threshold=0.0)] if self.multi_label else ["accuracy"]
+            )
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def _features(self, inputs, training):
+        if isinstance(inputs, dict):
+            mask = inputs.get("frame_padding_mask")
+            if "features" in inputs:
+                return inputs["features"], mask
+            pixels = inputs["pixel_values"]
+        else:
+            pixels, mask = inputs, None
+        # A frozen backbone runs in inference mode (no dropout), like the official recipe.
+        backbone_training = training and not self.freeze_backbone
+        out = self.backbone.encode_video(pixels, mask, training=backbone_training)
+        return out["spatiotemporal_features"], mask
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "num_classes": self.num_classes,
+            "multi_label": self.multi_label,
+            "dropout_rate": self.dropout_rate,
+            "freeze_backbone": self.freeze_backbone,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+    @classmethod
+    def from_flax_checkpoint(cls, path_or_mapping, attention_logit_soft_cap=50.0, **kwargs):
+        """The official `FactorizedVideoClassifier` checkpoint (`encoder/`, `atten_pooler/`,
+        `projection/`), with the whole configuration read off the tensor shapes."""
+        ckpt = read_checkpoint(path_or_mapping)
+        if "projection/linear/kernel" not in ckpt:
+            raise ValueError("not an official classifier checkpoint: no projection/linear/kernel")
+        config = infer_config(ckpt)
+        num_classes = int(ckpt["projection/linear/kernel"].shape[-1])
+        with skip_initialization():
+            backbone = VideoPrismBackbone(
+                **config, attention_logit_soft_cap=attention_logit_soft_cap
+            )
+        model = cls(backbone, num_classes, **kwargs)
+        rows = [
+            (f"backbone.{o}", keys, kind) for o, keys, kind in expand_table(backbone, "encoder/")
+        ]
+        rows += pooler_table("pooler", "atten_pooler/")
+        rows += [
+            ("head.kernel", ["projection/linear/kernel"], "copy"),
+            ("head.bias", ["projection/linear/bias"], "copy"),
+        ]
+        source = "checkpoint" if isinstance(path_or_mapping, dict) else repr(str(path_or_mapping))
+        assign_weights(model, rows, ckpt, source)
+        return model
