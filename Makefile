@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first, pinned, so that nothing pulls a CUDA build.
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[jax,torch,tensorflow,video,text,hub,test]" "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[jax,torch,tensorflow,apps,test,bench]" "torch==2.13.0"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,7 +31,10 @@ test: lint
 	KERAS_BACKEND=tensorflow $(PYTEST) -m backend tests
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/video_decode.py
+	$(PY) benchmarks/preset_load.py
+	$(PY) benchmarks/load_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,345 @@
+"""`videoprism`: embed, classify, index and search videos from the shell.
+
+    videoprism info
+    videoprism embed clip.mp4 other.mp4 -o embeddings.npz
+    videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
+    videoprism index videos/ -o my_index --clip-seconds 10
+    videoprism search my_index --text "a person playing drums" --plot hits.png
+
+Errors are one line on stderr and a non-zero exit code.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".gif",
+    ".flv",
+    ".wmv",
+}
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="videoprism", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"], help="Keras backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p, text=True):
+        p.add_argument(
+            "--preset",
+            default=DEFAULT_PRESET,
+            help="preset name, directory, hf://, kaggle:// or official .npz",
+        )
+        p.add_argument(
+            "--soft-cap",
+            type=float,
+            default=50.0,
+            help="attention logit cap, for .npz checkpoints (default 50)",
+        )
+        if text:
+            p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
+        p.add_argument("--batch-size", type=int, default=4)
+        p.add_argument("--frames", type=int, help="frames per clip (default: the model's)")
+        p.add_argument("--size", type=int, help="frame side in pixels (default: the model's)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("info", help="presets, cache and backend").add_argument(
+        "--json", action="store_true"
+    )
+    p = sub.add_parser("embed", help="videos → embeddings file (.npy, .npz or .parquet)")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
+    p.add_argument("--clip-seconds", type=float)
+    p.add_argument("--stride-seconds", type=float)
+    model_options(p, text=False)
+    p = sub.add_parser("classify", help="zero-shot classification with free-text labels")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--labels", help="comma-separated labels")
+    p.add_argument("--labels-file", help="one label per line")
+    p.add_argument("--template", default="a video of {}.")
+    p.add_argument("--temperature", type=float, default=0.01)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--plot", help="write a picture of the results (PNG)")
+    model_options(p)
+    p = sub.add_parser("index", help="build or extend a searchable video index")
+    p.add_argument("sources", nargs="+", help="video files or folders")
+    p.add_argument("-o", "--output", required=True, help="index directory (extended if it exists)")
+    p.add_argument("--clip-seconds", type=float, help="index windows of long videos")
+    p.add_argument("--stride-seconds", type=float)
+    model_options(p, text=False)
+    p = sub.add_parser("train", help="train a classifier head on labelled clips (DIR/<label>/*)")
+    p.add_argument("data", help="a folder with one sub-folder of videos per label")
+    p.add_argument("-o", "--output", required=True, help="the trained classifier (.keras)")
+    p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    model_options(p, text=False)
+    p = sub.add_parser("search", help="search an index by text or by example video")
+    p.add_argument("index")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text")
+    query.add_argument("--video")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    model_options(p)
+    return parser
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.backend:  # before Keras is imported
+        os.environ["KERAS_BACKEND"] = args.backend
+    try:
+        result = COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("videoprism: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one clear line, not a traceback
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"videoprism: error: {message}", file=sys.stderr)
+        return 2 if isinstance(err, UsageError) else 1
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+# ------------------------------------------------------------------ helpers
+def _model(args, need_text=False):
+    from . import VideoPrismBackbone
+
+    overrides = {}
+    preset = str(args.preset)
+    if preset.endswith(".npz"):
+        overrides["attention_logit_soft_cap"] = args.soft_cap
+    model = VideoPrismBackbone.from_preset(preset, **overrides)
+    if need_text and not model.is_multimodal:
+        raise UsageError(f"{preset} is a video-only model; text needs an LvT preset")
+    return model
+
+
+def _tokenizer(args, model):
+    from .tokenizer import VideoPrismTokenizer
+
+    if args.tokenizer:
+        return VideoPrismTokenizer(args.tokenizer)
+    if getattr(model, "tokenizer_file", None):
+        return VideoPrismTokenizer(model.tokenizer_file)
+    if str(args.preset).endswith(".npz"):
+        raise UsageError(f"{args.preset} carries no tokenizer: pass --tokenizer SPM_MODEL")
+    return VideoPrismTokenizer.from_preset(args.preset)
+
+
+def _sampling(args, model):
+    size = (args.size, args.size) if args.size else tuple(model.image_shape[:2])
+    return args.frames or model.num_frames, size
+
+
+def _video_files(sources):
+    files = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise UsageError(f"{source} holds no video files")
+            files += found
+        elif not source.exists():
+            raise UsageError(f"{source}: no such file or directory")
+        else:
+            files.append(source)
+    return [str(f) for f in files]
+
+
+def _embed(args, model, videos, clip_seconds=None, stride_seconds=None, kind="video"):
+    from .apps import embed_videos
+
+    frames, size = _sampling(args, model)
+    return embed_videos(model, videos, kind=kind, batch_size=args.batch_size, num_frames=frames,
+                        size=size, clip_seconds=clip_seconds, stride_seconds=stride_seconds,
+                        progress=not args.no_progress, on_error="skip")  # fmt: skip
+
+
+def _report_failures(embeddings):
+    for path, error in embeddings.failures:
+        print(f"videoprism: skipped {path}: {error}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------- commands
+def cmd_info(args):
+    import keras
+
+    from . import __version__
+    from .hub import cache_root
+    from .presets import PRESETS
+
+    cache = cache_root()
+    cached = sorted(p.name for p in cache.iterdir() if p.is_dir()) if cache.is_dir() else []
+    info = {"videoprism_keras": __version__, "keras": keras.__version__,
+            "backend": keras.backend.backend(), "cache": str(cache), "cached": cached,
+            "presets": PRESETS}  # fmt: skip
+    if not args.json:
+        print(
+            f"videoprism-keras {__version__}, Keras {keras.__version__}, backend {info['backend']}"
+        )
+        print(f"cache: {cache} ({', '.join(cached) or 'empty'})\n")
+        for name, meta in PRESETS.items():
+            mark = "*" if name in cached else " "
+            size = f"{meta['params'] / 1e6:5.0f}M  {meta['num_frames']:2d} frames"
+            print(f"{mark} {name:32s} {size}  {meta['description']}")
+    return info
+
+
+def cmd_embed(args):
+    model = _model(args)
+    embeddings = _embed(
+        args, model, _video_files(args.videos), args.clip_seconds, args.stride_seconds, args.kind
+    )
+    _report_failures(embeddings)
+    path = embeddings.save(args.output)
+    if not args.json:
+        print(f"{len(embeddings)} {args.kind} embeddings {embeddings.vectors.shape} → {path}")
+    return {
+        "output": str(path),
+        "shape": list(embeddings.vectors.shape),
+        "failures": embeddings.failures,
+    }
+
+
+def cmd_classify(args):
+    from .apps import ZeroShotClassifier
+
+    if bool(args.labels) == bool(args.labels_file):
+        raise UsageError("give the labels with --labels 'a,b,c' or --labels-file FILE")
+    text = args.labels if args.labels else Path(args.labels_file).read_text()
+    labels = [label.strip() for label in text.replace("\n", ",").split(",") if label.strip()]
+    model = _model(args, need_text=True)
+    classifier = ZeroShotClassifier(
+        model, _tokenizer(args, model), labels, args.template, args.temperature
+    )
+    embeddings = _embed(args, model, _video_files(args.videos))
+    _report_failures(embeddings)
+    results = classifier.classify(embeddings.vectors, top_k=args.top_k)
+    out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
+           for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
+    if not args.json:
+        for item in out:
+            print(item["video"])
+            for hit in item["top"]:
+                print(f"  {hit['probability']:7.2%}  {hit['label']}")
+    if args.plot:
+        from .plots import plot_classification
+
+        plot_classification(
+            embeddings.paths, classifier.probabilities(embeddings.vectors), labels, args.plot
+        )
+    return out
+
+
+def cmd_index(args):
+    from .apps import VideoIndex
+
+    model = _model(args)
+    out = Path(args.output)
+    index = (
+        VideoIndex.load(out)
+        if (out / "index.json").exists()
+        else VideoIndex(meta={"preset": str(args.preset)})
+    )
+    embeddings = _embed(
+        args, model, _video_files(args.sources), args.clip_seconds, args.stride_seconds
+    )
+    _report_failures(embeddings)
+    index.add(embeddings).save(out)
+    if not args.json:
+        print(f"indexed {len(embeddings)} items; {out} now holds {len(index)}")
+    return {"index": str(out), "added": len(embeddings), "size": len(index)}
+
+
+def cmd_search(args):
+    from .apps import VideoIndex
+
+    index = VideoIndex.load(args.index)
+    model = _model(args, need_text=bool(args.text))
+    if args.text:
+        from .runtime import Encoder
+
+        ids, mask = _tokenizer(args, model).tokenize_texts([args.text])
+        query = Encoder(model).text(ids, mask)
+    else:
+        query = _embed(args, model, _video_files([args.video])).vectors
+    hits = index.search(query, top_k=args.top_k)[0]
+    if not args.json:
+        print(f"top {len(hits)} of {len(index)} for {args.text or args.video!r}")
+        for hit in hits:
+            when = "" if hit.as_dict()["start_s"] is None else f" [{hit.start:.1f}s-{hit.end:.1f}s]"
+            print(f"  {hit.score:6.3f}  {hit.path}{when}")
+    if args.plot:
+        from .plots import plot_hits
+
+        plot_hits(args.text or Path(args.video).name, hits, args.plot)
+    return [h.as_dict() for h in hits]
+
+
+def cmd_train(args):
+    import keras
+    import numpy as np
+
+    from .classifier import VideoPrismVideoClassifier
+
+    classes = (
+        sorted(p for p in Path(args.data).iterdir() if p.is_dir())
+        if Path(args.data).is_dir()
+        else []
+    )
+    if len(classes) < 2:
+        raise UsageError(f"{args.data} needs one sub-folder of videos per label, at least two")
+    labels = [c.name for c in classes]
+    if args.classifier:
+        model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, args.soft_cap)
+        if model.num_classes != len(labels):
+            raise UsageError(
+                f"{args.classifier} has {model.num_classes} classes, {args.data} {len(labels)}"
+            )
+    else:
+        model = VideoPrismVideoClassifier(_model(args), len(labels))
+    files = [(f, i) for i, c in enumerate(classes) for f in _video_files([c])]
+    # The backbone is frozen: run it once per clip, then train on the cached features.
+    embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
+    _report_failures(embeddings)
+    targets = np.array([dict(files)[p] for p in embeddings.paths])
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    history = model.fit({"features": embeddings.vectors}, targets, epochs=args.epochs,
+                        batch_size=args.batch_size, verbose=0)  # fmt: skip
+    model.save(args.output)
+    losses = [float(x) for x in history.history["loss"]]
+    if not args.json:
+        loss = f"loss {losses[0]:.3f} → {losses[-1]:.3f}"
+        print(f"trained on {len(targets)} clips of {len(labels)} labels: {loss}")
+        print(f"saved {args.output}")
+    return {"labels": labels, "losses": losses, "output": args.output}
+
+
+COMMANDS = {"info": cmd_info, "embed": cmd_embed, "classify": cmd_classify,
+            "index": cmd_index, "search": cmd_search, "train": cmd_train}  # fmt: skip
+
+if __name__ == "__main__":
+    sys.exit(main())

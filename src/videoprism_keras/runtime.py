@@ -1,0 +1,62 @@
+"""Compiled inference functions: numpy in, numpy out, on whichever backend Keras runs.
+
+`model.predict` compiles only `call`; embedding tools want other outputs of
+`encode_video`/`encode_text` and independent batch sizes, so we compile those
+functions ourselves: `jax.jit` with the weights passed as arguments (not baked in
+as constants), `tf.function` on TensorFlow, and inference mode on PyTorch.
+"""
+
+import keras
+import numpy as np
+
+
+def compile_inference(model, fn):
+    """`fn(*arrays) -> dict or tensor` built from `model`'s layers, compiled for inference."""
+    backend = keras.backend.backend()
+    to_numpy = lambda out: keras.tree.map_structure(keras.ops.convert_to_numpy, out)  # noqa: E731
+    if backend == "jax":
+        import jax
+
+        variables = list(model.variables)
+
+        def stateless(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return fn(*args)
+
+        jitted = jax.jit(stateless)
+        return lambda *args: to_numpy(jitted([v.value for v in variables], *args))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        traced = tf.function(fn, reduce_retracing=True)
+        return lambda *args: to_numpy(traced(*args))
+    if backend == "torch":
+        import torch
+
+        def run(*args):
+            with torch.inference_mode():
+                return to_numpy(fn(*(keras.ops.convert_to_tensor(a) for a in args)))
+
+        return run
+    return lambda *args: to_numpy(fn(*args))
+
+
+class Encoder:
+    """Compiled `encode_video` / `encode_text` of one backbone, cached per output set."""
+
+    def __init__(self, model):
+        self.model = model
+        self._video = compile_inference(model, lambda x: model.encode_video(x))
+        self._video_masked = compile_inference(
+            model, lambda x, m: model.encode_video(x, frame_padding_mask=m)
+        )
+        self._text = compile_inference(model, lambda ids, mask: model.encode_text(ids, mask))
+
+    def video(self, pixels, frame_padding_mask=None) -> dict:
+        pixels = np.asarray(pixels, dtype="float32")
+        if frame_padding_mask is None:
+            return self._video(pixels)
+        return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
+
+    def text(self, token_ids, padding_mask) -> np.ndarray:
+        return self._text(np.asarray(token_ids, "int32"), np.asarray(padding_mask, "int32"))

@@ -1,0 +1,144 @@
+"""The `videoprism` command end to end, in subprocesses, on the small official checkpoints."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from video_fakes import write_video
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+def run(env, *args, ok=True):
+    out = subprocess.run([sys.executable, "-m", "videoprism_keras.cli", *map(str, args)],
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    if ok:
+        assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir, media_dir):
+    common = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4"]
+    return [*common, "--size", "16", "--no-progress"], ["--tokenizer", media_dir / "test_spm.model"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, media_dir):
+    folder = tmp_path_factory.mktemp("videos")
+    for i in range(3):
+        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
+    return folder
+
+
+def test_classify_json_and_plot(env, lvt, media_dir, tmp_path):
+    model, tok = lvt
+    out = run(env, "classify", media_dir / "water_bottle_drumming.mp4", *model, *tok,
+              "--labels", "drumming,cooking,a cat", "--top-k", "2", "--json",
+              "--plot", tmp_path / "p.png")  # fmt: skip
+    result = json.loads(out.stdout)
+    assert len(result) == 1 and len(result[0]["top"]) == 2
+    probs = [hit["probability"] for hit in result[0]["top"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_embed_formats(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    for name in ("e.npz", "e.npy", "e.parquet"):
+        run(env, "embed", videos, "-o", tmp_path / name, *model)
+    data = np.load(tmp_path / "e.npz")
+    assert data["vectors"].shape == (3, 32) and len(data["paths"]) == 3
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), data["vectors"])
+    from videoprism_keras.apps import Embeddings
+
+    np.testing.assert_allclose(Embeddings.load(tmp_path / "e.parquet").vectors, data["vectors"])
+    run(env, "embed", videos / "gen0.mp4", "-o", tmp_path / "f.npz", "--kind", "frames", *model)
+    assert np.load(tmp_path / "f.npz")["vectors"].shape == (1, 4, 32)
+
+
+def test_index_then_search_by_text_and_video(env, lvt, videos, media_dir, tmp_path):
+    model, tok = lvt
+    index = tmp_path / "index"
+    real = media_dir / "water_bottle_drumming.mp4"  # 8.3 s: 9 windows
+    run(env, "index", videos / "gen0.mp4", real, "-o", index, "--clip-seconds", "1", *model)
+    out = json.loads(
+        run(
+            env,
+            "index",
+            videos / "gen1.mp4",
+            videos / "gen2.mp4",
+            "-o",
+            index,
+            "--clip-seconds",
+            "1",
+            "--json",
+            *model,
+        ).stdout
+    )
+    assert out["size"] == 3 + 9 + 4 + 5  # 3 s, 8.3 s, 4 s and 5 s videos in 1 s windows
+    hits = json.loads(run(env, "search", index, "--text", "a video", *model, *tok, "--json").stdout)
+    assert len(hits) == 5 and all({"path", "start_s", "end_s", "score"} <= set(h) for h in hits)
+    query = ["--video", real, "--top-k", "1", "--json"]
+    same = json.loads(run(env, "search", index, *query, *model).stdout)
+    assert same[0]["path"] == str(real) and same[0]["score"] > 0.9
+    run(env, "search", index, "--text", "a video", *model, *tok, "--plot", tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 5_000
+
+
+def test_train_lowers_the_loss(env, golden_dir, tmp_path):
+    data = tmp_path / "data"
+    for label in range(5):  # classifier_small has 5 classes
+        for i in range(2):
+            (data / f"class{label}").mkdir(parents=True, exist_ok=True)
+            write_video(
+                data / f"class{label}" / f"{i}.mp4", frames=8 + 6 * label + i, size=(16, 16)
+            )
+    out = run(env, "train", data, "-o", tmp_path / "clf.keras", "--classifier",
+              golden_dir / "classifier_small.ckpt.npz", "--soft-cap", "5", "--frames", "4",
+              "--size", "16", "--epochs", "30", "--learning-rate", "0.01", "--json",
+              "--no-progress")  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["losses"][-1] < 0.8 * result["losses"][0]
+    assert (tmp_path / "clf.keras").is_file()
+
+
+def test_errors_are_one_line(env, lvt, tmp_path):
+    model, tok = lvt
+    out = run(env, "classify", tmp_path / "missing.mp4", "--labels", "a,b", *model, *tok, ok=False)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "missing.mp4" in out.stderr
+    out = run(env, "classify", tmp_path, *model, ok=False)
+    assert out.returncode == 2 and "--labels" in out.stderr
+    out = run(env, "search", tmp_path, "--text", "x", *model, *tok, ok=False)
+    assert "not a video index" in out.stderr
+
+
+def test_info(env):
+    out = json.loads(run(env, "info", "--json").stdout)
+    assert set(out["presets"]) >= {"videoprism_public_v1_base", "videoprism_lvt_public_v1_large"}
+    assert out["backend"] in {"jax", "torch", "tensorflow"}
+
+
+def test_index_uses_faiss_above_its_threshold(tmp_path):
+    from videoprism_keras.apps import Embeddings, VideoIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 32)).astype("float32")
+    exact = VideoIndex(ann_threshold=10**9).add(Embeddings(vectors, [f"v{i}" for i in range(500)]))
+    approx = VideoIndex(ann_threshold=100).add(Embeddings(vectors, [f"v{i}" for i in range(500)]))
+    queries = vectors[:20] + 0.05 * rng.normal(size=(20, 32)).astype("float32")
+    top_exact = [[h.path for h in hits] for hits in exact.search(queries, top_k=5)]
+    top_approx = [[h.path for h in hits] for hits in approx.search(queries, top_k=5)]
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top_exact, top_approx, strict=True)])
+    assert approx._ann is not None and recall > 0.9
+    approx.save(tmp_path / "ix")
+    reopened = VideoIndex.load(tmp_path / "ix")
+    assert len(reopened) == 500 and reopened.search(queries[:1], 1)[0][0].path == "v0"
