@@ -33,6 +33,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/video_decode.py
+	$(PY) benchmarks/index_search.py
 	$(PY) benchmarks/preset_load.py
 	$(PY) benchmarks/load_memory.py
 

@@ -7,6 +7,7 @@ ours / theirs in this run only.
 
     .venv/bin/python benchmarks/speed.py            # 1 x 16 x 288 x 288, 3 timed calls each
     .venv/bin/python benchmarks/speed.py --quick    # 1 x 4 x 144 x 144, for a fast check
+    .venv/bin/python benchmarks/speed.py --ablation tensorflow   # what each choice buys
 """
 
 import argparse
@@ -17,12 +18,26 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+MEDIA = (
+    Path(os.environ.get("VIDEOPRISM_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+    / "media"
+)
 BASE = dict(hidden=768, mlp=3072, heads=12, spatial=12, temporal=4, patch=18)
 OURS = ["ours[jax]", "ours[torch]", "ours[tensorflow]"]
 PEERS = ["keras_hub[jax]", "transformers[torch]"]
+# Each ablation undoes one choice of ours (or, marked *, drops exactness) and is timed
+# against the default on one backend.
+VARIANTS = {
+    "default": "ours: fused QKV, compiled forward pass",
+    "keras_predict": "model.predict instead of runtime.compile_inference",
+    "unfused_qkv": "three (D, D) q/k/v matmuls instead of one fused (D, 3D)",
+    "approx_gelu": "* tanh-approximated GELU instead of the exact erf one",
+    "no_soft_cap": "* no tanh soft cap on the attention logits",
+}
 
 
 def forward_flops(frames, size, batch=1, c=BASE):
@@ -46,16 +61,25 @@ def gemm_gflops(n=2048, repeats=5):
 
 
 # ------------------------------------------------------------------ workers
-def build(name, frames, size):
-    """(callable on a (B, T, H, W, 3) float32 array, description) for one contender."""
+def build(name, frames, size, variant="default"):
+    """A callable on a (B, T, H, W, 3) float32 array, for one contender."""
     impl, backend = name.split("[")[0], name.split("[")[1].rstrip("]")
     os.environ["KERAS_BACKEND"] = backend
     if impl == "ours":
         import videoprism_keras as vp
         from videoprism_keras.presets import PRESET_CONFIGS
+        from videoprism_keras.runtime import compile_inference
 
-        model = vp.VideoPrismBackbone(**PRESET_CONFIGS["videoprism_public_v1_base"])
-        return lambda x: model.predict(x, verbose=0)
+        config = dict(PRESET_CONFIGS["videoprism_public_v1_base"])
+        if variant == "no_soft_cap":
+            config["attention_logit_soft_cap"] = None
+        patch_variant(variant)
+        model = vp.VideoPrismBackbone(**config)
+        if variant == "keras_predict":
+            return lambda x: model.predict(x, verbose=0)
+        # Our inference entry point (what embedding, the CLI and the apps use): the forward
+        # pass compiled by jax.jit / tf.function, or run in torch inference mode.
+        return compile_inference(model, lambda x: model(x))
     if impl == "keras_hub":
         import keras_hub
 
@@ -81,34 +105,87 @@ def build(name, frames, size):
     raise ValueError(name)
 
 
+def patch_variant(variant):
+    """Swaps one of our layers' `call` for the ablated formulation."""
+    from keras import ops
+
+    from videoprism_keras.model import transformer as tr
+
+    if variant == "unfused_qkv":
+
+        def call(self, x, attention_mask=None, training=None):
+            *lead, seq, dim = ops.shape(x)
+            heads = (-1, seq, self.num_heads, dim // self.num_heads)
+            q, k, v = (
+                ops.reshape(
+                    ops.matmul(x, self.qkv_kernel[:, i * dim : (i + 1) * dim])
+                    + self.qkv_bias[i * dim : (i + 1) * dim],
+                    heads,
+                )
+                for i in range(3)
+            )
+            q = q * ops.cast((dim // self.num_heads) ** -0.5, q.dtype)
+            out = tr.attend(q, k, v, attention_mask, self.soft_cap, self.dropout, training)
+            return ops.matmul(ops.reshape(out, (*lead, seq, dim)), self.out_kernel) + self.out_bias
+
+        tr.SelfAttention.call = call
+    elif variant == "approx_gelu":
+
+        def call(self, x, training=None):
+            h = ops.gelu(ops.matmul(x, self.in_kernel) + self.in_bias, approximate=True)
+            return ops.matmul(h, self.out_kernel) + self.out_bias
+
+        tr.MLP.call = call
+
+
 def text_worker(batch, length, repeats):
     """Texts per second through the LvT-base text tower (ours, current backend)."""
     import videoprism_keras as vp
     from videoprism_keras.presets import PRESET_CONFIGS
+    from videoprism_keras.runtime import Encoder
 
-    model = vp.VideoPrismBackbone(**PRESET_CONFIGS["videoprism_lvt_public_v1_base"])
+    encoder = Encoder(vp.VideoPrismBackbone(**PRESET_CONFIGS["videoprism_lvt_public_v1_base"]))
     rng = np.random.default_rng(0)
     ids = rng.integers(1, 32000, size=(batch, length)).astype("int32")
     mask = np.ones_like(ids)
-    inputs = {"token_ids": ids, "padding_mask": mask}
-    model.predict(inputs, verbose=0, batch_size=batch)
+    encoder.text(ids, mask)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict(inputs, verbose=0, batch_size=batch)
+        encoder.text(ids, mask)
         times.append(time.perf_counter() - start)
     return {"texts_per_s": batch / statistics.median(times)}
+
+
+def e2e_worker(frames, size, clips):
+    """Video files → embeddings per second, decoding overlapped with the model (base)."""
+    import videoprism_keras as vp
+    from videoprism_keras.apps import embed_videos
+    from videoprism_keras.presets import PRESET_CONFIGS
+    from videoprism_keras.runtime import Encoder
+
+    model = vp.VideoPrismBackbone(**PRESET_CONFIGS["videoprism_public_v1_base"])
+    encoder = Encoder(model)
+    videos = [str(MEDIA / "water_bottle_drumming.mp4")] * clips
+    options = dict(num_frames=frames, size=(size, size), batch_size=1, progress=False)
+    embed_videos(model, videos[:1], encoder=encoder, **options)  # warm-up
+    start = time.perf_counter()
+    embed_videos(model, videos, encoder=encoder, **options)
+    return {"clips_per_s": clips / (time.perf_counter() - start)}
 
 
 def worker(args):
     if args.text:
         print(json.dumps(text_worker(args.batch, 64, args.repeats)))
         return
+    if args.e2e:
+        print(json.dumps(e2e_worker(args.frames, args.size, args.repeats)))
+        return
     video = np.random.default_rng(0).uniform(
         size=(args.batch, args.frames, args.size, args.size, 3)
     )
     video = video.astype("float32")
-    run = build(args.worker, args.frames, args.size)
+    run = build(args.worker, args.frames, args.size, args.variant)
     run(video)  # warm-up: compilation, allocation
     times = []
     for _ in range(args.repeats):
@@ -119,10 +196,11 @@ def worker(args):
     print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_mb": peak}))
 
 
-def spawn(name, args, batch=None, text=False):
+def spawn(name, args, batch=None, text=False, e2e=False, variant="default"):
     cmd = [sys.executable, __file__, "--worker", name, "--frames", str(args.frames)]
+    cmd += ["--variant", variant]
     cmd += ["--size", str(args.size), "--repeats", str(args.repeats)]
-    cmd += ["--batch", str(batch or 1)] + (["--text"] if text else [])
+    cmd += ["--batch", str(batch or 1)] + (["--text"] if text else []) + (["--e2e"] if e2e else [])
     env = {**os.environ, "KERAS_BACKEND": name.split("[")[1].rstrip("]")}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
@@ -141,8 +219,11 @@ def main():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--batches", default="1,2,4,8", help="batch sizes for the scaling table")
     parser.add_argument("--only", default=None, help="comma-separated contenders")
+    parser.add_argument("--ablation", metavar="BACKEND", help="time VARIANTS on one backend")
+    parser.add_argument("--variant", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--text", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--e2e", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -153,6 +234,8 @@ def main():
     gemm = gemm_gflops()
     print(f"clip 1 x {args.frames} x {args.size} x {args.size} x 3, fp32, random weights, "
           f"{flops / 1e12:.3f} TFLOP; machine GEMM {gemm:.0f} GFLOP/s (numpy, 2048^3)")  # fmt: skip
+    if args.ablation:
+        return ablation(f"ours[{args.ablation}]", args)
     results = {name: spawn(name, args) for name in contenders}
     peers = [results[p]["median_s"] for p in PEERS if "median_s" in results.get(p, {})]
     best_peer = min(peers) if peers else None
@@ -176,6 +259,9 @@ def main():
             print(f"  B={batch}: failed: {r['error']}")
         else:
             print(f"  B={batch}: {r['median_s'] / batch:6.2f} s/clip  {r['peak_mb']:7.0f} MB")
+    r = spawn(fastest, args, e2e=True)
+    rate = f"{r['clips_per_s']:.3f} clips/s" if "clips_per_s" in r else f"failed: {r['error']}"
+    print(f"\nfile -> embedding, {fastest}, decoding overlapped: {rate}")
     print("\ntext tower (LvT base, 64 texts x 64 tokens)")
     for name in OURS:
         r = spawn(name, args, batch=16 if args.quick else 64, text=True)
@@ -187,6 +273,18 @@ def main():
                 else f"failed: {r['error']}"
             )
         )
+
+
+def ablation(name, args):
+    print(f"\nablation, {name} (* = not the official numerics)")
+    default = None
+    for variant, what in VARIANTS.items():
+        r = spawn(name, args, variant=variant)
+        if "error" in r:
+            print(f"  {variant:14s} failed: {r['error']}")
+            continue
+        default = default or r["median_s"]
+        print(f"  {variant:14s} {r['median_s']:6.2f} s  {r['median_s'] / default:5.2f}x  {what}")
 
 
 if __name__ == "__main__":

@@ -46,3 +46,13 @@ def caches(tmp_path, monkeypatch):
     except ImportError:
         pass
     return ours, hf
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state: Keras initialisers, numpy, Python."""
+    try:
+        import keras
+    except ImportError:  # the video tests run without Keras
+        return
+    keras.utils.set_random_seed(0)

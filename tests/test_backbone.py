@@ -254,3 +254,21 @@ def test_bad_text_inputs(tiny_lvt, tiny):
 def test_bad_config(change, message):
     with pytest.raises(ValueError, match=message):
         vp.VideoPrismBackbone(**{**TINY, **change})
+
+
+def test_every_layer_round_trips_its_config(tiny_lvt):
+    # Sub-layers rely on Keras' automatic config (their __init__ arguments).
+    layers = [
+        tiny_lvt.video_encoder,
+        tiny_lvt.video_encoder.spatial_encoder,
+        tiny_lvt.video_encoder.spatial_encoder.blocks[0],
+        tiny_lvt.video_encoder.spatial_positions,
+        tiny_lvt.video_pooler,
+        tiny_lvt.text_encoder,
+    ]
+    for layer in layers:
+        config = layer.get_config()
+        clone = type(layer).from_config(config)
+        assert clone.get_config() == config, type(layer).__name__
+        if clone.built:  # layers whose weights do not depend on an input shape
+            assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]

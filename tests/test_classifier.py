@@ -43,10 +43,10 @@ def test_fit_on_cached_features_lowers_the_loss(multi_label):
     labels = np.array([0, 1, 2, 0, 1, 2])
     targets = np.eye(3, dtype="float32")[labels] if multi_label else labels
     features = to_numpy(model.extract_features(videos))
-    model.compile(optimizer=keras.optimizers.Adam(0.05))
-    history = model.fit({"features": features}, targets, epochs=40, batch_size=6, verbose=0)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit({"features": features}, targets, epochs=60, batch_size=6, verbose=0)
     losses = history.history["loss"]
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.3 * losses[0]  # six clips are memorised (any seed: < 0.1x)
     for before, after in zip(backbone_before, model.backbone.weights, strict=True):
         np.testing.assert_array_equal(before, to_numpy(after))  # frozen
     proba = model.predict_proba(videos, verbose=0)

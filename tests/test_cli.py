@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from video_fakes import write_video
+from videos import write_video
 
 
 @pytest.fixture(scope="module")
@@ -140,5 +140,13 @@ def test_index_uses_faiss_above_its_threshold(tmp_path):
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top_exact, top_approx, strict=True)])
     assert approx._ann is not None and recall > 0.9
     approx.save(tmp_path / "ix")
-    reopened = VideoIndex.load(tmp_path / "ix")
-    assert len(reopened) == 500 and reopened.search(queries[:1], 1)[0][0].path == "v0"
+    assert (tmp_path / "ix" / "hnsw.faiss").is_file()
+    reopened = VideoIndex.load(tmp_path / "ix")  # the saved graph, not a rebuilt one
+    assert reopened._ann is not None and reopened._ann.ntotal == 500
+    assert reopened.search(queries[:1], 1)[0][0].path == "v0"
+    # Incremental adds go into the graph (no rebuild) and are found.
+    extra = rng.normal(size=(50, 32)).astype("float32")
+    reopened.add(Embeddings(extra, [f"w{i}" for i in range(50)]))
+    assert reopened._ann.ntotal == 550 and reopened.search(extra[7], 1)[0][0].path == "w7"
+    exact.save(tmp_path / "ix")  # a graph-less save removes the stale graph
+    assert not (tmp_path / "ix" / "hnsw.faiss").exists()

@@ -20,14 +20,17 @@ _EXPORTS = {
     "VideoPrismTokenizer": "videoprism_keras.tokenizer",
     "canonicalize_text": "videoprism_keras.tokenizer",
 }
+_SUBMODULES = ("apps", "video", "tokenizer", "hub", "presets", "runtime", "checkpoint")
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"videoprism_keras.{name}")
     raise AttributeError(f"module 'videoprism_keras' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

@@ -16,16 +16,23 @@ def _pyplot():
 
 
 def frame_strip(path, start=None, end=None, count=4, height=96):
-    """`count` frames of a video (or of its [start, end) window) side by side."""
-    from .video import load_video, probe
-    from .video.decode import fit, stream_frames
+    """`count` frames of a video (or of its [start, end) window, in seconds from the first
+    frame, as `iter_clips` reports them) side by side."""
+    from .video import load_video, scan
+    from .video.decode import stream_frames
+    from .video.frames import fit
 
     if start is None or math.isnan(start):
         frames = load_video(path, num_frames=count, size=(height, height), dtype="uint8")
     else:
-        info = probe(path)
-        first, stop = int(start * info.fps), max(int(start * info.fps) + 1, int(end * info.fps))
-        indices = np.linspace(first, min(stop, info.num_frames), count, endpoint=False).astype(int)
+        index = scan(path)  # real timestamps, so variable frame rates land right
+        times = index.seconds()
+        if times is None:
+            times = np.arange(index.count) / (index.fps or 25.0)
+        inside = np.flatnonzero((times >= start) & (times < end)) if len(times) else times
+        if not len(inside):
+            inside = np.array([np.searchsorted(times, start)]).clip(0, max(index.count - 1, 0))
+        indices = inside[np.linspace(0, len(inside), count, endpoint=False).astype(int)]
         kept, _ = stream_frames(path, indices, fit((height, height), "center_crop"))
         frames = [kept[i] for i in indices if i in kept] or [
             np.zeros((height, height, 3), np.uint8)

@@ -108,7 +108,7 @@ class VideoPrismBackbone(keras.Model):
         )
         for key, value in self._config.items():
             setattr(self, key, value)
-        policy = self.dtype_policy
+        policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
         shared = dict(
             soft_cap=attention_logit_soft_cap,
             dropout_rate=dropout_rate,

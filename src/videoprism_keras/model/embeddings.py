@@ -64,9 +64,6 @@ class PositionTable(keras.layers.Layer):
         matrix = grid_resize_matrix(self.grid, grid)
         return ops.matmul(ops.cast(matrix, self.table.dtype), self.table)
 
-    def get_config(self):
-        return {**super().get_config(), "grid": self.grid, "dim": self.dim}
-
 
 def to_patches(frames, patch_size):
     """(N, H, W, C) → (N, H/p · W/p, p·p·C), row-major patches of (row, col, channel) pixels."""

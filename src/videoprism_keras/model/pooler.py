@@ -26,7 +26,7 @@ class AttentionPooler(keras.layers.Layer):
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.epsilon = epsilon
-        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
+        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy.name, name="norm")
 
     def build(self, input_shape):
         dim, inner = input_shape[-1], self.num_heads * self.head_dim
@@ -54,11 +54,3 @@ class AttentionPooler(keras.layers.Layer):
         pooled = ops.reshape(pooled, (batch, 1, heads * head_dim))
         pooled = self.norm(ops.matmul(pooled, self.out_kernel) + self.out_bias)
         return pooled[:, 0]
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "head_dim": self.head_dim,
-            "epsilon": self.epsilon,
-        }

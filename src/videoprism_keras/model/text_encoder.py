@@ -29,16 +29,6 @@ class TextEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._config = dict(
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
-            soft_cap=soft_cap,
-            dropout_rate=dropout_rate,
-            attention_dropout_rate=attention_dropout_rate,
-            epsilon=epsilon,
-        )
         self.hidden_dim = hidden_dim
         normal = keras.initializers.RandomNormal(stddev=hidden_dim**-0.5)
         self.token_embedding = new_weight(
@@ -55,10 +45,10 @@ class TextEncoder(keras.layers.Layer):
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
-            dtype=self.dtype_policy,
+            dtype=self.dtype_policy.name,
             name="transformer",
         )
-        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
+        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy.name, name="norm")
         self.transformer.build((None, None, hidden_dim))
         self.norm.build((None, hidden_dim))
         self.built = True
@@ -79,6 +69,3 @@ class TextEncoder(keras.layers.Layer):
         mask = ops.logical_and(real[:, None, None, :], causal[None, None])  # (B, 1, L+1, L+1)
         x = self.norm(self.transformer(x, attention_mask=mask, training=training))
         return x[:, -1]
-
-    def get_config(self):
-        return {**super().get_config(), **self._config}

@@ -43,9 +43,6 @@ class LayerNorm(keras.layers.Layer):
         y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
         return ops.cast(y, self.compute_dtype)
 
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
 
 def attend(q, k, v, mask=None, soft_cap=None, dropout=None, training=None):
     """Scaled dot-product attention on (B, S, heads, head_dim) tensors.
@@ -74,7 +71,7 @@ class SelfAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.soft_cap = soft_cap
         self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy.name)
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -97,14 +94,6 @@ class SelfAttention(keras.layers.Layer):
         out = ops.reshape(out, (*lead, seq, dim))
         return ops.matmul(out, self.out_kernel) + self.out_bias
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "soft_cap": self.soft_cap,
-            "dropout_rate": self.dropout_rate,
-        }
-
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class MLP(keras.layers.Layer):
@@ -115,7 +104,7 @@ class MLP(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.activation = activation
         self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy.name)
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -130,14 +119,6 @@ class MLP(keras.layers.Layer):
         h = ops.gelu(h, approximate=False) if self.activation == "gelu" else ops.relu(h)
         h = self.dropout(h, training=training)
         return ops.matmul(h, self.out_kernel) + self.out_bias
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "intermediate_dim": self.intermediate_dim,
-            "activation": self.activation,
-            "dropout_rate": self.dropout_rate,
-        }
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -156,16 +137,7 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._config = dict(
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            activation=activation,
-            soft_cap=soft_cap,
-            dropout_rate=dropout_rate,
-            attention_dropout_rate=attention_dropout_rate,
-            epsilon=epsilon,
-        )
-        policy = self.dtype_policy
+        policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
         self.attention_norm = LayerNorm(epsilon, dtype=policy, name="attention_norm")
         self.attention = SelfAttention(
             num_heads, soft_cap, attention_dropout_rate, dtype=policy, name="attention"
@@ -184,22 +156,16 @@ class TransformerBlock(keras.layers.Layer):
         h = self.mlp(self.mlp_norm(x), training=training)
         return x + self.residual_dropout(h, training=training)
 
-    def get_config(self):
-        return {**super().get_config(), **self._config}
-
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class TransformerStack(keras.layers.Layer):
     """`num_layers` TransformerBlocks applied in order, all sharing one mask."""
 
-    def __init__(self, num_layers, **block_kwargs):
-        layer_keys = ("name", "dtype", "trainable")
-        layer_kwargs = {k: block_kwargs.pop(k) for k in layer_keys if k in block_kwargs}
-        super().__init__(**layer_kwargs)
+    def __init__(self, num_layers, name=None, dtype=None, trainable=True, **block_kwargs):
+        super().__init__(name=name, dtype=dtype, trainable=trainable)
         self.num_layers = num_layers
-        self.block_kwargs = block_kwargs
         self.blocks = [
-            TransformerBlock(**block_kwargs, dtype=self.dtype_policy, name=f"layer_{i}")
+            TransformerBlock(**block_kwargs, dtype=self.dtype_policy.name, name=f"layer_{i}")
             for i in range(num_layers)
         ]
 
@@ -211,6 +177,3 @@ class TransformerStack(keras.layers.Layer):
         for block in self.blocks:
             x = block(x, attention_mask=attention_mask, training=training)
         return x
-
-    def get_config(self):
-        return {**super().get_config(), "num_layers": self.num_layers, **self.block_kwargs}

@@ -38,23 +38,8 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._config = dict(
-            num_frames=num_frames,
-            patch_grid=tuple(patch_grid),
-            patch_size=patch_size,
-            channels=channels,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            num_heads=num_heads,
-            num_spatial_layers=num_spatial_layers,
-            num_temporal_layers=num_temporal_layers,
-            soft_cap=soft_cap,
-            dropout_rate=dropout_rate,
-            attention_dropout_rate=attention_dropout_rate,
-            epsilon=epsilon,
-        )
         self.patch_size = patch_size
-        policy = self.dtype_policy
+        policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
         block = dict(
             num_heads=num_heads,
             intermediate_dim=intermediate_dim,
@@ -113,6 +98,3 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         x = self.temporal_norm(self.temporal_encoder(x, attention_mask=mask, training=training))
         x = ops.transpose(ops.reshape(x, (batch, num_patches, frames, dim)), (0, 2, 1, 3))
         return {"spatial_features": spatial, "spatiotemporal_features": x}
-
-    def get_config(self):
-        return {**super().get_config(), **self._config}

@@ -1,24 +1,34 @@
-"""Video input: files, folders of images, GIFs or arrays → model-ready clips.
+"""Video input: video files, GIFs, image folders or arrays → model-ready clips.
 
-    load_video(source, num_frames=16, size=(288, 288))   → (T, H, W, 3) float32 in [0, 1]
-    iter_clips(path, clip_seconds=..., stride_seconds=...) → Clip(start, end, frames, mask)
-    VideoBatchLoader(sources, batch_size=...)              → batches decoded in threads
+    load_video(source, num_frames=16, size=(288, 288))     → (T, H, W, 3) float32 in [0, 1]
+    iter_clips(path, clip_seconds=10, stride_seconds=5)    → Clip(start, end, frames, mask)
+    VideoBatchLoader(paths, batch_size=4, on_error="skip") → {"pixel_values", "paths"} batches
 
-No Keras here: this runs (and tests) without a backend.
+The defaults reproduce the official VideoPrism preprocessing bit for bit, in memory
+that does not grow with the video's length. numpy, PyAV and PIL only: no Keras here,
+so this runs (and is tested) without a backend.
 """
 
-from .api import Clip, VideoBatchLoader, iter_clips, load_video
-from .decode import VideoDecodeError, VideoInfo, probe, sample_indices
-from .frames import RESIZE_MODES
+from .api import DTYPES, STRATEGIES, Clip, iter_clips, load_video
+from .decode import FrameIndex, VideoDecodeError, VideoInfo, probe, scan
+from .frames import RESIZE_MODES, fit_frame
+from .loader import VideoBatchLoader, iter_video_batches
+from .sampling import sample_indices
 
 __all__ = [
+    "DTYPES",
     "RESIZE_MODES",
+    "STRATEGIES",
     "Clip",
+    "FrameIndex",
     "VideoBatchLoader",
     "VideoDecodeError",
     "VideoInfo",
+    "fit_frame",
     "iter_clips",
+    "iter_video_batches",
     "load_video",
     "probe",
     "sample_indices",
+    "scan",
 ]

@@ -1,186 +1,254 @@
-"""The public entry points: one video, a long video's clips, many videos in batches."""
+"""The entry points for one video: `load_video` (a clip for the model) and `iter_clips`
+(a long video as a series of timed clips)."""
 
-import math
+from __future__ import annotations
+
+import contextlib
+import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .decode import VideoDecodeError, _choose, _open, _rgb, fit, probe, read_frames
-from .frames import as_frame_array
+from . import decode
+from .decode import VideoDecodeError, decoded_frames, scan, seek_frames, stream_frames, to_rgb
+from .frames import Transform, as_frame_array, fit
+from .images import is_image_source, read_images
+from .sampling import Window, choose, plan_windows, video_duration
+
+STRATEGIES = ("auto", "stream", "seek")
+DTYPES = ("float32", "uint8")
+# Past this many frames (about a minute at 25 fps) "auto" considers seeking: below it
+# decoding everything is quick anyway and spares reading the file twice.
+SEEK_ABOVE_FRAMES = 1500
 
 
-def _finish(frames, dtype):
-    array = np.stack(frames)
-    if dtype == "uint8":
-        if array.dtype != np.uint8:
-            raise ValueError("dtype='uint8' needs uint8 input frames")
-        return array
-    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+def load_video(
+    source,
+    num_frames: int = 16,
+    size: int | Sequence[int] = (288, 288),
+    *,
+    resize_mode: str = "center_crop",
+    pad: bool = False,
+    dtype: str = "float32",
+    strategy: str = "auto",
+):
+    """One video → (num_frames, height, width, 3): float32 in [0, 1], or uint8.
 
-
-def load_video(source, num_frames=16, size=(288, 288), resize_mode="center_crop", pad=False,
-               dtype="float32"):  # fmt: skip
-    """One video → (num_frames, H, W, 3), float32 in [0, 1] (or uint8 with dtype="uint8").
+    The defaults are the official VideoPrism colab's preprocessing, bit for bit: the
+    frames at `np.linspace(0, n, num_frames, endpoint=False).astype(int32)` of all
+    `n` decoded frames, RGB, PIL Lanczos resize on uint8, then / 255. Unlike the
+    official code, memory does not grow with the video's length.
 
     Args:
-        source: a video file (anything FFmpeg reads), a GIF, a folder of image
-            files (sorted by name), a (T, H, W, 3) array (uint8, or float in
-            [0, 1]) or a list of frames / PIL images.
-        num_frames: frames sampled uniformly, as the official code does; a shorter
-            video repeats frames.
-        size: (height, width) of the output frames.
-        resize_mode: "center_crop" (default), "squash" or "pad", for frames whose
-            aspect ratio differs from `size` (see `videoprism_keras.video.frames`).
-        pad: for videos shorter than `num_frames`, keep each frame once and append
-            black frames; returns `(frames, frame_padding_mask)` with 1 = real frame.
+        source: a video file (any container/codec FFmpeg reads), a GIF, an image, a
+            folder of image files (natural order: 2 before 10), a (T, H, W, 3) array
+            (uint8, or float in [0, 1]) or a list of such frames or PIL images.
+        num_frames: frames sampled uniformly; a shorter video repeats frames.
+        size: (height, width) of the output, or one int for a square.
+        resize_mode: for frames of another aspect ratio than `size`: "center_crop"
+            (default: no distortion, borders lost), "squash" or "pad" (see `frames`).
+        pad: for a video shorter than `num_frames`, keep each frame once and append
+            black frames; returns `(frames, frame_padding_mask)`, 1 = real frame.
+        dtype: "float32" (in [0, 1]) or "uint8" (the resized frames before / 255;
+            needs uint8 input).
+        strategy: how a file is decoded; every strategy returns the same frames.
+            "stream" decodes every frame once, keeping only the sampled ones;
+            "seek" jumps to the keyframe before each sampled frame (fast for long
+            videos, after a packet scan that reads the file without decoding);
+            "auto" (default) seeks when the video is long and its keyframes close
+            enough for seeking to decode fewer frames, and streams otherwise.
 
-    Raises `VideoDecodeError` (a ValueError) naming the file and the cause.
+    Raises:
+        VideoDecodeError (a ValueError): the file is missing, not a video, has no
+            video stream, is corrupt or truncated, or has no decodable frame.
     """
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be positive; got {num_frames}")
-    transform = fit(tuple(size), resize_mode)
-    if isinstance(source, str | Path):
-        frames, mask = read_frames(source, num_frames, transform, pad)
+    _check(num_frames, dtype, strategy)
+    transform = fit(size, resize_mode)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if is_image_source(path):
+            frames, mask = read_images(path, num_frames, transform, pad)
+        else:
+            frames, mask = read_video_frames(path, num_frames, transform, pad, strategy)
+    elif isinstance(source, bytes | bytearray) or hasattr(source, "read"):
+        raise TypeError("load_video reads files by path; save the bytes to a file first")
     else:
         array = as_frame_array(source)
-        indices, mask = _choose(len(array), num_frames, pad)
+        if dtype == "uint8" and array.dtype != np.uint8:
+            raise ValueError("dtype='uint8' needs uint8 frames; float input stays float32")
+        indices, mask = choose(len(array), num_frames, pad)
         frames = [transform(array[i]) for i in indices]
-    if pad and len(frames) < num_frames:
-        frames += [np.zeros_like(frames[0])] * (num_frames - len(frames))
-    video = _finish(frames, dtype)
-    return (video, mask.astype(np.int32)) if pad else video
+    video = _stack(frames, mask, dtype)
+    return (video, mask) if pad else video
 
 
-@dataclass
-class Clip:
-    start: float  # seconds
+def read_video_frames(
+    path: Path, num_frames: int, transform: Transform, pad: bool = False, strategy: str = "auto"
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The sampled frames of a video file, transformed → (frames, frame_padding_mask).
+
+    The frame count comes from the container, or from a packet scan where it states
+    none. Streaming then checks it: it decodes to the end (1/num_frames more work
+    than stopping at the last sampled frame) and, if the decoder output another
+    number of frames (it may drop some), samples again from the true count, so it
+    always equals decoding all frames. Seeking needs the scan's timestamps and only
+    runs when the scan and the container agree; a frame it cannot reach exactly
+    sends us back to streaming. A file holding fewer frames than its container lists
+    is truncated and raises.
+    """
+    count = _container_count(path)
+    index = None
+    if not count or (strategy == "seek" or (strategy == "auto" and count > SEEK_ABOVE_FRAMES)):
+        index = scan(path)
+        count = count or index.count
+    if not count:
+        raise VideoDecodeError(path, "zero decodable frames")
+    indices, mask = choose(count, num_frames, pad)
+    if index is not None and index.count == count and _should_seek(index, indices, strategy):
+        kept = seek_frames(path, indices, transform, index)
+        if kept is not None:
+            return [kept[int(i)] for i in indices], mask
+    kept, decoded = stream_frames(path, indices, transform, to_end=True)
+    if decoded == 0:
+        raise VideoDecodeError(path, "zero decodable frames")
+    if decoded != count:
+        indices, mask = choose(decoded, num_frames, pad)
+        missing = [int(i) for i in indices if int(i) not in kept]
+        if missing:
+            kept.update(stream_frames(path, missing, transform)[0])
+    return [kept[int(i)] for i in indices], mask
+
+
+def _container_count(path) -> int:
+    """The frame count the container states (0 when it does not: Matroska, WebM)."""
+    container, stream = decode.open_video(path)
+    with container:
+        return stream.frames
+
+
+def _should_seek(index, indices, strategy) -> bool:
+    """With "auto", seek a long video only if that decodes under half of its frames: a
+    video with few keyframes would be decoded again and again from the same keyframe."""
+    if strategy != "auto":
+        return strategy == "seek"
+    return index.count > SEEK_ABOVE_FRAMES and 2 * decode.seek_cost(index, indices) < index.count
+
+
+def _check(num_frames, dtype, strategy):
+    if int(num_frames) <= 0:
+        raise ValueError(f"num_frames must be positive; got {num_frames}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+
+
+def _stack(frames: list[np.ndarray], mask: np.ndarray, dtype: str) -> np.ndarray:
+    """Frames (+ black padding where mask is 0) → one array of the requested dtype."""
+    frames = list(frames) + [np.zeros_like(frames[0])] * (len(mask) - len(frames))
+    video = np.stack(frames)
+    if dtype == "uint8":
+        if video.dtype != np.uint8:
+            raise ValueError("dtype='uint8' needs uint8 frames; float input stays float32")
+        return video
+    if video.dtype == np.uint8:
+        return video.astype(np.float32) / np.float32(255)
+    return video.astype(np.float32, copy=False)
+
+
+class Clip(NamedTuple):
+    """A window of a long video: `start, end, frames, frame_padding_mask = clip`."""
+
+    start: float  # seconds from the first frame
     end: float
     frames: np.ndarray  # (num_frames, H, W, 3)
-    frame_padding_mask: np.ndarray  # (num_frames,), 1 = real frame
+    frame_padding_mask: np.ndarray  # (num_frames,) int32, 1 = real frame
 
 
-def iter_clips(path, clip_seconds, stride_seconds=None, num_frames=16, size=(288, 288),
-               resize_mode="center_crop", pad=False, dtype="float32"):  # fmt: skip
-    """A long video → windows of `clip_seconds` every `stride_seconds`, in one decoding pass.
+def iter_clips(
+    path,
+    clip_seconds: float,
+    stride_seconds: float | None = None,
+    num_frames: int = 16,
+    size: int | Sequence[int] = (288, 288),
+    *,
+    resize_mode: str = "center_crop",
+    pad: bool = False,
+    dtype: str = "float32",
+) -> Iterator[Clip]:
+    """A long video → `Clip`s of `clip_seconds` every `stride_seconds` (default: no overlap).
 
-    Each window samples `num_frames` of the frames whose time falls inside it (the
-    official uniform sampling within the window); frame times assume the stream's
-    average frame rate. Only the frames of the windows still open are kept.
+    One packet scan (reads the file, decodes nothing) gives every frame's timestamp,
+    then one decoding pass cuts all clips: each keeps the `num_frames` sampled frames
+    of the frames that start inside it, sampled as `load_video` samples a whole video
+    (a clip covering the video gives `load_video`'s frames). Clips are yielded as soon
+    as their last frame is decoded, and only the frames of open clips are held.
+    The last clip may be shorter (it ends with the video); with `pad=True` a clip
+    with fewer than `num_frames` frames is padded and masked rather than repeated.
+    Arguments and the file are checked (and scanned) at the call; decoding happens
+    as you iterate.
     """
-    if clip_seconds <= 0 or (stride_seconds is not None and stride_seconds <= 0):
-        raise ValueError("clip_seconds and stride_seconds must be positive")
-    stride = stride_seconds or clip_seconds
-    info = probe(path)
-    transform = fit(tuple(size), resize_mode)
-    windows = []  # (start_s, end_s, indices, mask)
-    for k in range(max(1, math.ceil(info.duration / stride))):
-        start = k * stride
-        end = min(start + clip_seconds, info.duration)
-        first, stop = (
-            math.ceil(start * info.fps - 1e-9),
-            min(info.num_frames, math.ceil(end * info.fps - 1e-9)),
-        )
-        if stop <= first:
-            continue
-        indices, mask = _choose(stop - first, num_frames, pad)
-        windows.append((start, end, indices + first, mask))
-    if not windows:
+    _check(num_frames, dtype, "auto")
+    if clip_seconds is None or clip_seconds <= 0:
+        raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
+    if stride_seconds is not None and stride_seconds <= 0:
+        raise ValueError(f"stride_seconds must be positive; got {stride_seconds}")
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"iter_clips needs a video file path; got {type(path).__name__}")
+    transform = fit(size, resize_mode)
+    index = scan(path)
+    if not index.count:
         raise VideoDecodeError(path, "zero decodable frames")
-    wanted = {int(i) for w in windows for i in w[2]}
-    kept, pending = {}, deque(windows)
-    container, stream = _open(path)
-    with container:
-        index = -1
-        for index, frame in enumerate(container.decode(stream)):
-            if index in wanted:
-                kept[index] = transform(_rgb(frame))
-            while pending and pending[0][2].max() <= index:
-                yield _clip(pending.popleft(), kept, num_frames, dtype)
-                low = min((int(w[2].min()) for w in pending), default=index + 1)
-                kept = {i: f for i, f in kept.items() if i >= low}
-            if not pending:
+    fps = index.fps or 25.0
+    times = index.seconds()
+    if times is None:  # the container gives no timestamps: assume a constant rate
+        times = np.arange(index.count) / fps
+    duration = video_duration(times, fps)
+    plan = plan_windows(
+        times, duration, clip_seconds, stride_seconds or clip_seconds, num_frames, pad
+    )
+    return _cut(path, plan, transform, dtype)
+
+
+def _cut(path, plan: Iterator[Window], transform, dtype) -> Iterator[Clip]:
+    """The decoding pass of `iter_clips`: windows open when their first frame is reached
+    and are yielded when their last one is; frames no open window needs are dropped."""
+    upcoming = next(plan, None)
+    open_: deque[tuple[Window, set]] = deque()  # each window with its indices as a set
+    kept: dict[int, np.ndarray] = {}
+    yielded = 0
+    with contextlib.closing(decoded_frames(path)) as frames:
+        for i, frame in enumerate(frames):
+            while upcoming is not None and upcoming.indices[0] <= i:
+                open_.append((upcoming, set(upcoming.indices.tolist())))
+                upcoming = next(plan, None)
+            if any(i in wanted for _, wanted in open_):
+                kept[i] = transform(to_rgb(frame))
+            while open_ and open_[0][0].indices[-1] <= i:
+                yield _clip(open_.popleft()[0], kept, dtype)
+                yielded += 1
+            if not open_ and upcoming is None:
                 return
-    for window in pending:  # the container overstated its frames: use what decoded
-        window = (window[0], window[1], np.minimum(window[2], max(kept, default=0)), window[3])
-        if kept:
-            yield _clip(window, kept, num_frames, dtype)
+            low = open_[0][0].indices[0] if open_ else upcoming.indices[0]
+            for j in [j for j in kept if j < low]:
+                del kept[j]
+    # Fewer frames decoded than the scan counted: finish the open clips with what exists.
+    for window, wanted in open_:
+        if wanted & kept.keys():
+            yield _clip(window, kept, dtype)
+            yielded += 1
+    if not yielded:
+        raise VideoDecodeError(path, "zero decodable frames")
 
 
-def _clip(window, kept, num_frames, dtype):
-    start, end, indices, mask = window
-    frames = [kept[int(i)] for i in indices if int(i) in kept]
-    frames += [np.zeros_like(frames[0])] * (num_frames - len(frames))
-    return Clip(start, end, _finish(frames, dtype), mask.astype(np.int32))
-
-
-class VideoBatchLoader:
-    """Batches of decoded videos, decoded by background threads while you use the last one.
-
-    Iterating yields `{"pixel_values": (B, T, H, W, 3), "paths": [...]}` (plus
-    `"frame_padding_mask"` with `pad=True`). With `on_error="skip"` a file that
-    fails is left out and recorded in `failures` as (path, message).
-    """
-
-    def __init__(self, sources, batch_size=4, num_frames=16, size=(288, 288),
-                 resize_mode="center_crop", pad=False, workers=2, progress=False,
-                 on_error="raise"):  # fmt: skip
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
-        self.sources, self.batch_size, self.workers = list(sources), batch_size, workers
-        self.options = dict(num_frames=num_frames, size=size, resize_mode=resize_mode, pad=pad)
-        self.progress, self.on_error, self.failures = progress, on_error, []
-
-    def __len__(self):
-        return math.ceil(len(self.sources) / self.batch_size)
-
-    def _load(self, source):
-        try:
-            return source, load_video(source, **self.options), None
-        except (ValueError, OSError) as err:
-            return source, None, err
-
-    def __iter__(self):
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(self.sources), unit="video", desc="decoding")
-        with ThreadPoolExecutor(self.workers) as pool:
-            queue, todo = deque(), iter(self.sources)
-            for source in todo:  # keep two batches decoding ahead
-                queue.append(pool.submit(self._load, source))
-                if len(queue) >= 2 * self.batch_size:
-                    break
-            batch = []
-            while queue:
-                source, video, error = queue.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    queue.append(pool.submit(self._load, nxt))
-                if bar is not None:
-                    bar.update(1)
-                if error is not None:
-                    if self.on_error == "raise":
-                        raise error
-                    self.failures.append((str(source), str(error)))
-                    continue
-                batch.append((source, video))
-                if len(batch) == self.batch_size:
-                    yield self._collate(batch)
-                    batch = []
-            if batch:
-                yield self._collate(batch)
-        if bar is not None:
-            bar.close()
-
-    def _collate(self, batch):
-        out = {"paths": [str(s) if isinstance(s, str | Path) else "<array>" for s, _ in batch]}
-        if self.options["pad"]:
-            out["pixel_values"] = np.stack([v[0] for _, v in batch])
-            out["frame_padding_mask"] = np.stack([v[1] for _, v in batch])
-        else:
-            out["pixel_values"] = np.stack([v for _, v in batch])
-        return out
+def _clip(window: Window, kept: dict, dtype: str) -> Clip:
+    frames, last = [], None
+    for i in window.indices:
+        last = kept.get(int(i), last)
+        frames.append(last)
+    first = next(f for f in frames if f is not None)
+    frames = [first if f is None else f for f in frames]
+    return Clip(window.start, window.end, _stack(frames, window.mask, dtype), window.mask)

@@ -1,0 +1,95 @@
+"""Which frames to keep: the official uniform sampling, padding, and clip windows.
+
+Pure numpy, so the choices can be tested (and reasoned about) without decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+# Frame times are floats computed from integer timestamps; a frame exactly on a window
+# boundary must not fall on the wrong side because of rounding.
+_EPS = 1e-6
+
+
+def sample_indices(num_available: int, num_frames: int) -> np.ndarray:
+    """The official colab's sampling: `num_frames` indices spread uniformly over the video.
+
+    `np.linspace(0, n, num_frames, endpoint=False).astype(int32)`: a video shorter
+    than `num_frames` repeats frames, a longer one skips them.
+    """
+    return np.linspace(0, num_available, num_frames, endpoint=False).astype(np.int32)
+
+
+def choose(num_available: int, num_frames: int, pad: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, frame_padding_mask) for a video of `num_available` frames.
+
+    Without `pad` (or when the video is long enough) this is `sample_indices` and an
+    all-ones mask. With `pad` a short video keeps each frame once and the mask marks
+    the missing tail (1 = real frame, 0 = padding), instead of repeating frames.
+    """
+    if num_available <= 0:
+        raise ValueError("no frames to sample")
+    if num_frames <= 0:
+        raise ValueError(f"num_frames must be positive; got {num_frames}")
+    if pad and num_available < num_frames:
+        mask = np.zeros(num_frames, np.int32)
+        mask[:num_available] = 1
+        return np.arange(num_available, dtype=np.int32), mask
+    return sample_indices(num_available, num_frames), np.ones(num_frames, np.int32)
+
+
+class Window(NamedTuple):
+    """One clip to cut: its time span and the frame indices (into the whole video)."""
+
+    start: float  # seconds from the first frame
+    end: float
+    indices: np.ndarray  # (k,) sorted; k == num_frames unless padded
+    mask: np.ndarray  # (num_frames,), 1 = real frame
+
+
+def video_duration(times: np.ndarray, fps: float) -> float:
+    """Seconds from the first frame to the end of the last one (its duration estimated)."""
+    if len(times) > 1:
+        step = float(np.median(np.diff(times)))
+    else:
+        step = 1.0 / fps if fps > 0 else 0.0
+    return float(times[-1]) + step
+
+
+def plan_windows(
+    times: np.ndarray,
+    duration: float,
+    clip_seconds: float,
+    stride_seconds: float,
+    num_frames: int,
+    pad: bool,
+) -> Iterator[Window]:
+    """Windows [k·stride, k·stride + clip) over a video whose frames start at `times`.
+
+    A window takes the frames that start inside it and samples them as a whole video
+    would be sampled (so a window covering everything gives `load_video`'s frames).
+    Timestamps, not the average frame rate, decide membership, which keeps variable
+    frame rate videos right. A window in which no frame starts (a gap in a variable
+    frame rate video) takes the frame still on screen. Generated lazily: a long video
+    has many windows and only a few are open at once.
+    """
+    if clip_seconds <= 0 or stride_seconds <= 0:
+        raise ValueError("clip_seconds and stride_seconds must be positive")
+    k = 0
+    while True:
+        start = k * stride_seconds
+        if k and (start >= duration - _EPS or start > times[-1] + _EPS):
+            return  # past the end, or a tail in which no frame starts (a sliver of the last)
+        end = min(start + clip_seconds, duration)
+        lo = int(np.searchsorted(times, start - _EPS, side="left"))
+        hi = int(np.searchsorted(times, end - _EPS, side="left"))
+        if hi <= lo:
+            lo = min(max(lo - 1, 0), len(times) - 1)
+            hi = lo + 1
+        indices, mask = choose(hi - lo, num_frames, pad)
+        yield Window(float(start), float(end), indices + lo, mask)
+        k += 1
