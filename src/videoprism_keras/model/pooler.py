@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from .init import new_weight
-from .transformer import LayerNorm, attend
+from .transformer import LayerNorm, attend, merge_heads, split_heads
 
 R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
 
@@ -41,16 +41,14 @@ class AttentionPooler(keras.layers.Layer):
         self.norm.build((None, dim))
 
     def call(self, tokens, token_mask=None):
-        batch, seq = ops.shape(tokens)[0], ops.shape(tokens)[1]
+        batch = ops.shape(tokens)[0]
         heads, head_dim = self.num_heads, self.head_dim
         q = ops.matmul(self.query, self.q_kernel) + self.q_bias  # (1, heads·head_dim)
         scale = R_SOFTPLUS_0 / head_dim**0.5 * ops.softplus(self.per_dim_scale)
-        q = ops.reshape(q, (1, 1, heads, head_dim)) * scale
-        q = ops.broadcast_to(q, (batch, 1, heads, head_dim))
-        kv = ops.matmul(tokens, self.kv_kernel) + self.kv_bias
-        kv = ops.reshape(kv, (batch, seq, 2, heads, head_dim))
+        q = ops.reshape(q, (1, heads, 1, head_dim)) * scale
+        q = ops.broadcast_to(q, (batch, heads, 1, head_dim))
+        kv = split_heads(ops.matmul(tokens, self.kv_kernel) + self.kv_bias, 2, heads)
         mask = None if token_mask is None else ops.cast(token_mask, "bool")[:, None, None, :]
-        pooled = attend(q, kv[:, :, 0], kv[:, :, 1], mask)  # (B, 1, heads, head_dim)
-        pooled = ops.reshape(pooled, (batch, 1, heads * head_dim))
+        pooled = merge_heads(attend(q, kv[0], kv[1], mask))  # (B, 1, heads · head_dim)
         pooled = self.norm(ops.matmul(pooled, self.out_kernel) + self.out_bias)
         return pooled[:, 0]
