@@ -314,3 +314,12 @@ def test_builtin_preset_tokenizer_offline_names_the_file(caches, monkeypatch, tm
 def test_module_imports_without_keras():
     code = "import sys, videoprism_keras.tokenizer; sys.exit('keras' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_one_asset_path_shared_with_the_hub(tmp_path, media_dir):
+    """The tokenizer and the preset writer (`hub`) must agree on where the model lives."""
+    from videoprism_keras import hub, tokenizer
+
+    assert tokenizer.ASSET is hub.TOKENIZER_ASSET
+    VideoPrismTokenizer(media_dir / "test_spm.model").save_to_preset(tmp_path)
+    assert (tmp_path / hub.TOKENIZER_ASSET).is_file()

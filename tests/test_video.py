@@ -167,11 +167,15 @@ def test_rotation_metadata_is_honoured(tmp_path, degrees, corner):
                        image=image)  # fmt: skip
     assert vio.probe(path).rotation % 360 == degrees % 360
     shown = (64, 32) if abs(degrees) == 90 else (32, 64)
-    frame = load_video(path, num_frames=1, size=shown, dtype="uint8")[0].astype(int)
-    h, w = shown
+    assert bright_corner(load_video(path, num_frames=1, size=shown, dtype="uint8")[0]) == corner
+
+
+def bright_corner(frame) -> tuple[int, int]:
+    """(row, column) of the brightest 4×4 corner: (0, 0) top left, (1, 1) bottom right."""
+    h, w = frame.shape[:2]
     corners = {(r, c): frame[r * (h - 4) : r * (h - 4) + 4, c * (w - 4) : c * (w - 4) + 4].mean()
                for r in (0, 1) for c in (0, 1)}  # fmt: skip
-    assert max(corners, key=corners.get) == corner, corners
+    return max(corners, key=corners.get)
 
 
 def test_arrays_and_pil_images():
@@ -199,6 +203,12 @@ def test_arrays_and_pil_images():
         load_video(array / 255.0, dtype="uint8")
     with pytest.raises(ValueError, match="num_frames"):
         load_video(array, num_frames=0)
+    with pytest.raises(ValueError, match="int16"):  # not "float frames must be in [0, 1]"
+        load_video(array.astype(np.int16), num_frames=2)
+    for bad in (2.5, True, "16", None):
+        with pytest.raises(TypeError, match="num_frames must be a positive int"):
+            load_video(array, num_frames=bad)
+    assert load_video(array, num_frames=np.int64(2), size=(12, 16)).shape == (2, 12, 16, 3)
     with pytest.raises(TypeError, match="path"):
         load_video(b"\x00\x00\x00\x18ftypmp42")
 
@@ -222,6 +232,28 @@ def test_image_folders_gifs_and_single_images(tmp_path):
     images[3].save(tmp_path / "still.jpg")
     still = load_video(tmp_path / "still.jpg", num_frames=2, size=(24, 32), dtype="uint8")
     assert [index_of(f) for f in still] == [3, 3]
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "png"])
+@pytest.mark.parametrize("orientation, corner", [(6, (0, 1)), (8, (1, 0)), (3, (1, 1))])
+def test_exif_orientation_of_images_is_honoured(tmp_path, suffix, orientation, corner):
+    """Cameras store the sensor's pixels and an EXIF orientation; viewers turn the image
+    by it (6: 90° clockwise, 8: 90° counter-clockwise, 3: 180°). The stored image is
+    32×64 with a bright top-left corner; `corner` is where a viewer shows that corner."""
+    from PIL import Image
+
+    picture = np.full((32, 64, 3), 30, np.uint8)
+    picture[:8, :8] = 230
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("0", "1"):
+        Image.fromarray(picture).save(folder / f"{name}.{suffix}", exif=exif, quality=95)
+    shown = (64, 32) if orientation in (6, 8) else (32, 64)
+    for source in (folder / f"0.{suffix}", folder):
+        frame = load_video(source, num_frames=1, size=shown, dtype="uint8")[0]
+        assert bright_corner(frame) == corner, source
 
 
 def test_argument_checks(media_dir):

@@ -1,15 +1,17 @@
 """Every way a video can fail is one `VideoDecodeError` naming the file, and never hangs;
 the batch loader decodes in threads, keeps order, and skips or raises on bad files."""
 
+import io
 import os
 import pickle
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
-from videos import index_of, write_audio_only, write_video
+from videos import frame_image, index_of, write_audio_only, write_video, write_with_audio
 
 from videoprism_keras.video import (
     VideoBatchLoader,
@@ -17,6 +19,7 @@ from videoprism_keras.video import (
     iter_clips,
     iter_video_batches,
     load_video,
+    scan,
 )
 from videoprism_keras.video import loader as loader_module
 
@@ -115,6 +118,97 @@ def test_bad_inputs_raise_one_clear_error_and_never_hang(tmp_path, case):
         assert isinstance(error, VideoDecodeError) and words in str(error), error
 
 
+def damage(tmp_path, suffix, codec, how):
+    """A healthy 6 s video and a copy cut at 60 % of its bytes, or with 300 random bytes
+    written over its middle, as a broken download or disk leaves them."""
+    import av
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} is not in this PyAV build")
+    healthy = write_video(tmp_path / f"healthy.{suffix}", frames=60, size=(64, 64), codec=codec,
+                          gop=10)  # fmt: skip
+    data = bytearray(healthy.read_bytes())
+    if how == "truncated":
+        data = data[: len(data) * 6 // 10]
+    else:
+        middle = len(data) // 2
+        data[middle : middle + 300] = np.random.default_rng(0).bytes(300)
+    path = tmp_path / f"{how}.{suffix}"
+    path.write_bytes(bytes(data))
+    return healthy, path
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt"])
+@pytest.mark.parametrize("suffix, codec", [("mkv", "libx264"), ("webm", "libvpx-vp9")])
+def test_cut_or_damaged_matroska_and_webm_raise(tmp_path, suffix, codec, how):
+    """Matroska lists no frame count, and FFmpeg reads such files without an error: the
+    packets must reach the duration the file states, and every keyframe its index lists."""
+    healthy, path = damage(tmp_path, suffix, codec, how)
+    for strategy in ("stream", "seek", "auto"):
+        assert load_video(healthy, 4, 16, strategy=strategy).shape == (4, 16, 16, 3)
+        error = no_hang(lambda s=strategy: load_video(path, 4, 16, strategy=s))
+        assert isinstance(error, VideoDecodeError), (strategy, error)
+        assert error.path == str(path) and how in error.cause, error
+    assert len(list(iter_clips(healthy, 1.0, num_frames=2, size=16))) == 6
+    error = no_hang(lambda: list(iter_clips(path, 1.0, num_frames=2, size=16)))
+    assert isinstance(error, VideoDecodeError) and how in str(error), error
+
+
+def test_healthy_matroska_with_a_longer_audio_track_or_no_index_loads(tmp_path):
+    """The checks above must not fire on healthy files: a video track ending 3 s before
+    the audio (the packets of all streams count), or a live recording, which states no
+    duration and has no index to compare with."""
+    longer_audio = tmp_path / "longer_audio.mkv"
+    write_with_audio(longer_audio, frames=30, audio_seconds=6.0)
+
+    class Live(io.RawIOBase):  # a pipe: the muxer cannot go back to write an index
+        def __init__(self, file):
+            self.file = file
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            return self.file.write(data)
+
+    live = tmp_path / "live.mkv"
+    with open(live, "wb") as file:
+        write_with_audio(Live(file), frames=30, audio_seconds=1.0, format="matroska")
+    for path in (longer_audio, live):
+        assert scan(path).count == 30
+        for strategy in ("stream", "seek"):
+            frames = load_video(path, 5, (32, 32), dtype="uint8", strategy=strategy)
+            assert [index_of(f) for f in frames] == [0, 6, 12, 18, 24]
+        assert len(list(iter_clips(path, 1.0, num_frames=2, size=16))) == 3
+
+
+def test_a_frame_the_decoder_flags_as_damaged_raises(tmp_path):
+    """Garbage inside one frame's compressed data (the container is intact): MPEG-4's
+    decoder conceals it but flags the frame, which must not pass as a sound one."""
+    import av
+
+    rng = np.random.default_rng(0)
+
+    def noisy(i):
+        image = frame_image(i, 64, 64)
+        image[::2, ::2] = rng.integers(0, 256, (32, 32, 3), np.uint8)
+        return image
+
+    path = write_video(tmp_path / "noisy.avi", frames=30, size=(64, 64), codec="mpeg4",
+                       gop=30, image=noisy)  # fmt: skip
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, size = packets[10]  # a P-frame: frames before it are sound
+    data = bytearray(path.read_bytes())
+    data[pos + size // 4 : pos + size // 2] = rng.bytes(size // 2 - size // 4)
+    path.write_bytes(bytes(data))
+    for strategy in ("stream", "auto"):
+        error = no_hang(lambda s=strategy: load_video(path, 4, 16, strategy=s))
+        assert isinstance(error, VideoDecodeError) and "damaged frame" in str(error), error
+    error = no_hang(lambda: list(iter_clips(path, 1.0, num_frames=2, size=16)))
+    assert isinstance(error, VideoDecodeError) and "damaged frame" in str(error), error
+
+
 def test_errors_pickle_for_process_pools(tmp_path):
     error = VideoDecodeError(tmp_path / "x.mp4", "has no video stream")
     copy = pickle.loads(pickle.dumps(error))
@@ -162,6 +256,48 @@ def test_batches_raise_on_a_bad_file_by_default(tmp_path, videos):
     assert isinstance(error, VideoDecodeError) and "bad.mp4" in str(error)
     with pytest.raises(ValueError, match="on_error"):
         VideoBatchLoader(videos, on_error="ignore")
+
+
+def test_skip_records_input_errors_but_not_bugs(videos, monkeypatch):
+    def load(source, **options):
+        if source == "bug":
+            raise TypeError("a bug in the caller's code")
+        if source == "unreadable":
+            raise OSError("permission denied")
+        if source == "bad":
+            raise ValueError("not a video")
+        return np.zeros((2, 4, 4, 3), np.float32)
+
+    monkeypatch.setattr(loader_module, "load_video", load)
+    loader = VideoBatchLoader(["ok", "bad", "unreadable", "ok"], batch_size=2, on_error="skip")
+    assert [len(b["paths"]) for b in loader] == [2]
+    assert loader.failures == [("bad", "ValueError: not a video"),
+                               ("unreadable", "OSError: permission denied")]  # fmt: skip
+    loader = VideoBatchLoader(["ok", "bug", "ok"], batch_size=1, on_error="skip")
+    error = no_hang(lambda: list(loader))
+    assert isinstance(error, TypeError) and "bug" in str(error)
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [({"num_frames": 2.5}, TypeError), ({"num_frames": 0}, ValueError),
+     ({"dtype": "float16"}, ValueError), ({"resize_mode": "stretch"}, ValueError),
+     ({"size": (0, 8)}, ValueError)],
+)  # fmt: skip
+def test_loader_options_are_checked_once_not_per_file(videos, options, error):
+    """Else `on_error="skip"` would record every file as failed for one bad option."""
+    with pytest.raises(error):
+        VideoBatchLoader(videos, on_error="skip", **options)
+
+
+def test_a_progress_bar_without_tqdm_warns(videos, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails
+    with pytest.warns(UserWarning, match="tqdm"):
+        batches = list(VideoBatchLoader(videos, batch_size=5, size=16, progress=True))
+    assert len(batches) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(VideoBatchLoader(videos, batch_size=5, size=16))
 
 
 def test_batches_with_padding_masks_arrays_and_uint8(videos):

@@ -96,8 +96,9 @@ def test_clips_follow_the_timestamps(tmp_path):
     assert [index_of(f) for f in clips[1].frames] == [30, 40, 50, 60]
     assert [index_of(f) for f in clips[3].frames] == [90, 92, 95, 97]
     assert all(c.frames.shape == (4, 48, 64, 3) and c.frames.dtype == np.uint8 for c in clips)
-    start, end, frames, mask = clips[0]  # a NamedTuple
-    assert (start, end, frames.shape, mask.tolist()) == (0, 4, (4, 48, 64, 3), [1, 1, 1, 1])
+    start, end, frames = clips[0]  # as `for start_s, end_s, frames in iter_clips(...)`
+    assert (start, end, frames.shape) == (0, 4, (4, 48, 64, 3)) and frames is clips[0].frames
+    assert clips[0].frame_padding_mask.tolist() == [1, 1, 1, 1]
     padded = list(iter_clips(path, 4, 3, num_frames=16, size=(24, 32), pad=True))
     assert [int(c.frame_padding_mask.sum()) for c in padded] == [16, 16, 16, 10]
     assert padded[-1].frames[10:].max() == 0 and padded[-1].frames.dtype == np.float32

@@ -100,3 +100,30 @@ def decode_all(path: Path) -> list[np.ndarray]:
 
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def write_with_audio(target, frames: int = 30, audio_seconds: float = 6.0, fps: int = 10,
+                     format: str | None = None) -> None:  # fmt: skip
+    """H.264 video of `frames` frames plus a silent AAC track of `audio_seconds`, muxed in
+    time order. `target` is a path, or a file object (not seekable: a live recording,
+    whose muxer cannot go back to write the duration and index)."""
+    import av
+
+    with av.open(target if hasattr(target, "write") else str(target), "w",
+                 format=format) as container:  # fmt: skip
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video.options = dict(CODEC_OPTIONS["libx264"])
+        audio = container.add_stream("aac", rate=8000)
+        packets = []
+        for i in range(int(audio_seconds * 8000 / 1024)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")  # fmt: skip
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            packets += audio.encode(frame)
+        packets += audio.encode()
+        for i in range(frames):
+            packets += video.encode(av.VideoFrame.from_ndarray(frame_image(i, 32, 32), "rgb24"))
+        packets += video.encode()
+        for packet in sorted(packets, key=lambda p: float(p.dts * p.time_base)):
+            container.mux(packet)

@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-# keras_hub keeps a preset's SentencePiece model here too, so each can read the other's.
-ASSET = Path("assets") / "tokenizer" / "vocabulary.spm"
+# A preset directory's SentencePiece model (keras_hub's layout too). `hub` imports
+# neither Keras nor this module: the tokenizer still works without a backend.
+from .hub import TOKENIZER_ASSET as ASSET
+
 CONFIG = "tokenizer.json"
 _SETTINGS = ("max_length", "canonicalize")  # what tokenizer.json may set
 _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))

@@ -1,7 +1,7 @@
 """Video input: video files, GIFs, image folders or arrays → model-ready clips.
 
     load_video(source, num_frames=16, size=(288, 288))     → (T, H, W, 3) float32 in [0, 1]
-    iter_clips(path, clip_seconds=10, stride_seconds=5)    → Clip(start, end, frames, mask)
+    iter_clips(path, clip_seconds=10, stride_seconds=5)    → Clips: `start_s, end_s, frames = clip`
     VideoBatchLoader(paths, batch_size=4, on_error="skip") → {"pixel_values", "paths"} batches
 
 The defaults reproduce the official VideoPrism preprocessing bit for bit, in memory

@@ -7,8 +7,8 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -46,7 +46,8 @@ def load_video(
         source: a video file (any container/codec FFmpeg reads), a GIF, an image, a
             folder of image files (natural order: 2 before 10), a (T, H, W, 3) array
             (uint8, or float in [0, 1]) or a list of such frames or PIL images.
-        num_frames: frames sampled uniformly; a shorter video repeats frames.
+        num_frames: frames sampled uniformly (a positive int); a shorter video
+            repeats frames.
         size: (height, width) of the output, or one int for a square.
         resize_mode: for frames of another aspect ratio than `size`: "center_crop"
             (default: no distortion, borders lost), "squash" or "pad" (see `frames`).
@@ -65,7 +66,7 @@ def load_video(
         VideoDecodeError (a ValueError): the file is missing, not a video, has no
             video stream, is corrupt or truncated, or has no decodable frame.
     """
-    _check(num_frames, dtype, strategy)
+    check_options(num_frames, dtype, strategy)
     transform = fit(size, resize_mode)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
@@ -137,9 +138,12 @@ def _should_seek(index, indices, strategy) -> bool:
     return index.count > SEEK_ABOVE_FRAMES and 2 * decode.seek_cost(index, indices) < index.count
 
 
-def _check(num_frames, dtype, strategy):
-    if int(num_frames) <= 0:
-        raise ValueError(f"num_frames must be positive; got {num_frames}")
+def check_options(num_frames, dtype: str = "float32", strategy: str = "auto") -> None:
+    """Raises for a `num_frames` that is not a positive int, or an unknown dtype/strategy."""
+    if not isinstance(num_frames, int | np.integer) or isinstance(num_frames, bool | np.bool_):
+        raise TypeError(f"num_frames must be a positive int; got {num_frames!r}")
+    if num_frames <= 0:
+        raise ValueError(f"num_frames must be a positive int; got {num_frames}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}")
     if strategy not in STRATEGIES:
@@ -150,22 +154,27 @@ def _stack(frames: list[np.ndarray], mask: np.ndarray, dtype: str) -> np.ndarray
     """Frames (+ black padding where mask is 0) → one array of the requested dtype."""
     frames = list(frames) + [np.zeros_like(frames[0])] * (len(mask) - len(frames))
     video = np.stack(frames)
-    if dtype == "uint8":
-        if video.dtype != np.uint8:
-            raise ValueError("dtype='uint8' needs uint8 frames; float input stays float32")
+    if dtype == "uint8":  # only arrays can hold float frames, and `load_video` checks them
         return video
     if video.dtype == np.uint8:
         return video.astype(np.float32) / np.float32(255)
     return video.astype(np.float32, copy=False)
 
 
-class Clip(NamedTuple):
-    """A window of a long video: `start, end, frames, frame_padding_mask = clip`."""
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """A window of a long video; unpacks as `start_s, end_s, frames = clip`.
+
+    `clip.frame_padding_mask` is there too (all ones unless `pad=True` padded it).
+    """
 
     start: float  # seconds from the first frame
     end: float
     frames: np.ndarray  # (num_frames, H, W, 3)
     frame_padding_mask: np.ndarray  # (num_frames,) int32, 1 = real frame
+
+    def __iter__(self):
+        return iter((self.start, self.end, self.frames))
 
 
 def iter_clips(
@@ -181,6 +190,9 @@ def iter_clips(
 ) -> Iterator[Clip]:
     """A long video → `Clip`s of `clip_seconds` every `stride_seconds` (default: no overlap).
 
+        for start_s, end_s, frames in iter_clips("long.mp4", 10, 5):
+            ...  # seconds from the first frame; a `Clip` also has .frame_padding_mask
+
     One packet scan (reads the file, decodes nothing) gives every frame's timestamp,
     then one decoding pass cuts all clips: each keeps the `num_frames` sampled frames
     of the frames that start inside it, sampled as `load_video` samples a whole video
@@ -191,7 +203,7 @@ def iter_clips(
     Arguments and the file are checked (and scanned) at the call; decoding happens
     as you iterate.
     """
-    _check(num_frames, dtype, "auto")
+    check_options(num_frames, dtype)
     if clip_seconds is None or clip_seconds <= 0:
         raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
     if stride_seconds is not None and stride_seconds <= 0:

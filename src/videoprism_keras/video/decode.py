@@ -10,6 +10,34 @@ presentation timestamp and the keyframes, which lets `seek_frames` jump to exact
 wanted frames of a long video, and lets clips follow real timestamps.
 
 Every failure becomes a `VideoDecodeError` (a ValueError) that names the file.
+
+Damage policy: strict about what FFmpeg or the file itself can prove, silent about
+what neither can. A partly downloaded or damaged video must not pass as a shorter
+one, yet a healthy file must never be refused. FFmpeg's own command line (which the
+official reader runs) reports nothing and carries on; here it is an error when
+
+- FFmpeg fails to open, demux or decode (it raises), or the demuxer flags a video
+  packet as corrupt;
+- the container lists a frame count and the file holds fewer frames (MP4, MOV, AVI);
+- the container lists none but states a duration (Matroska, WebM, FLV...), and the
+  packets of all its streams together end more than `max(1 s, 1 %, the longest gap
+  between two frames)` before it. Truncation cuts the interleaved streams at the
+  same byte, so all streams count (a video track may end before its audio track);
+  the margin covers a last frame whose duration is not stored;
+- a Matroska/WebM file's own index (its Cues) lists a video keyframe that reading
+  the file did not reach: the demuxer skips a damaged region silently, resuming at
+  the next cluster, and the Cues still point into it;
+- the decoder flags a frame as damaged after it has output an undamaged one (frames
+  flagged before that are a stream that starts mid-GOP, and are kept as FFmpeg does).
+  A seek that lands on a flagged frame gives way to streaming, which decides.
+
+Not detected: damage inside a frame's compressed data that the decoder conceals
+without flagging the frame (MPEG-4 and H.264 flag it in our measurements, mostly;
+VP9 never does; FFmpeg only logs it, and reading its log would mean a process-wide
+callback that can deadlock decoding threads); damage in frames that seeking skips
+(the frames returned are sound); and a file that states neither a frame count nor a
+duration (a live recording) cut short. Such a file loads as a player shows it: with
+artefacts, or shorter.
 """
 
 from __future__ import annotations
@@ -98,26 +126,36 @@ def _corrupt(path, frames: int, err) -> VideoDecodeError:
 
 
 def scan(path) -> FrameIndex:
-    """Reads every packet of the video stream (decoding none) → a `FrameIndex`.
+    """Reads every packet (decoding none) → a `FrameIndex` of the video stream.
 
     Packets that carry no frame (empty, or marked discard by an edit list) are not
-    counted, as the decoder would not output them either.
+    counted, as the decoder would not output them either. The packets of the other
+    streams are read too (they are interleaved in the file anyway) to tell where the
+    file really ends; see the damage policy above for the checks this makes.
     """
     import av
 
     container, stream = open_video(path)
     stamps, keys, count, packets, complete = array("q"), array("q"), 0, 0, True
+    ends: dict[int, int] = {}  # stream index → latest pts + duration, in its time base
+    video = stream.index
     with container:
         time_base, fps, listed = stream.time_base or Fraction(1, 1), _fps(stream), stream.frames
         try:
-            for packet in container.demux(stream):
+            for packet in container.demux():
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is not None:
+                    end = stamp + (packet.duration or 0)
+                    if end > ends.get(packet.stream_index, end - 1):
+                        ends[packet.stream_index] = end
+                if packet.stream_index != video:
+                    continue
                 if packet.is_corrupt:
                     raise _corrupt(path, count, "a damaged packet")
                 packets += bool(packet.size)
                 if not packet.size or packet.is_discard:
                     continue
                 count += 1
-                stamp = packet.pts if packet.pts is not None else packet.dts
                 if stamp is None:
                     complete = False
                     continue
@@ -126,14 +164,75 @@ def scan(path) -> FrameIndex:
                     keys.append(stamp)
         except av.error.FFmpegError as err:
             raise _corrupt(path, count, err) from None
+        end_s = max((ends[i] * container.streams[i].time_base for i in ends), default=0)
+        stated = _stated_duration(container)
+        indexed = _indexed_keyframes(container, stream) if not listed else None
     _check_listed(path, listed, packets)
     pts = np.sort(np.frombuffer(stamps, np.int64)) if complete and count else None
+    if not listed and count:
+        step = float(np.diff(pts).max() * time_base) if pts is not None and len(pts) > 1 else 0
+        _check_duration(path, stated, float(end_s), step)
+        if indexed is not None:
+            _check_indexed(path, indexed, np.frombuffer(stamps, np.int64), time_base)
     if pts is not None and len(pts) > 1 and not np.all(np.diff(pts) > 0):
         pts = None  # repeated timestamps: they cannot tell frames apart
     if pts is None:
         return FrameIndex(count, None, np.zeros(0, np.int64), Fraction(time_base), fps)
     keyframes = np.searchsorted(pts, np.frombuffer(keys, np.int64))
     return FrameIndex(count, pts, np.unique(keyframes), Fraction(time_base), fps)
+
+
+def _stated_duration(container) -> tuple[float, float] | None:
+    """(duration, start) in seconds as the container states them, or None."""
+    if not container.duration or container.duration <= 0:
+        return None
+    return container.duration / 1e6, (container.start_time or 0) / 1e6
+
+
+def _check_duration(path, stated, end: float, step: float) -> None:
+    """A file whose packets end well before its stated duration was cut short.
+
+    `end` is where the packets of all streams end (absolute time). Durations are
+    spans, so a file starting after 0 only looks longer here: never a false alarm.
+    """
+    if stated is None:
+        return
+    duration, start = stated
+    covered = end - min(start, 0.0)
+    if duration - covered > max(1.0, 0.01 * duration, step):
+        raise VideoDecodeError(
+            path,
+            f"truncated: its streams end at {covered:.2f} s, the container states {duration:.2f} s",
+        )
+
+
+def _indexed_keyframes(container, stream) -> np.ndarray | None:
+    """The video keyframe timestamps a Matroska/WebM file's index (Cues) lists, if any.
+
+    FFmpeg reads the Cues at the first seek; the packets are all read by then.
+    """
+    import av
+
+    if "matroska" not in (container.format.name or ""):
+        return None
+    try:
+        container.seek(0, stream=stream)
+        entries = stream.index_entries
+        return np.array([entries[i].timestamp for i in range(len(entries))], np.int64)
+    except (av.error.FFmpegError, OSError):
+        return None  # no usable index: nothing to compare with
+
+
+def _check_indexed(path, indexed: np.ndarray, seen: np.ndarray, time_base) -> None:
+    missing = np.setdiff1d(indexed, seen)
+    if len(missing):
+        at = ", ".join(f"{float(t * time_base):.2f} s" for t in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise VideoDecodeError(
+            path,
+            f"corrupt: its index lists keyframes at {at}{more} that reading the file "
+            "did not reach (a damaged region was skipped)",
+        )
 
 
 def _fps(stream) -> float:
@@ -182,14 +281,15 @@ def decoded_frames(path) -> Iterator:
     """Every frame of the video stream in presentation order; one file handle, closed on exit.
 
     Strict about damage, unlike FFmpeg's command line (which the official reader runs
-    with errors silenced): a packet the demuxer flags as corrupt, a decoding error, or
-    a file holding fewer frames than its container lists raises, rather than letting
-    a partly downloaded video pass as a shorter one.
+    with errors silenced): a packet the demuxer flags as corrupt, a decoding error, a
+    damaged frame after a sound one, or a file holding fewer frames than its container
+    lists raises (the damage policy above), rather than letting a partly downloaded
+    video pass as a shorter one.
     """
     import av
 
     container, stream = open_video(path)
-    listed, packets, decoded = stream.frames, 0, 0
+    listed, packets, decoded, clean = stream.frames, 0, 0, False
     with container:
         try:
             for packet in container.demux(stream):
@@ -197,6 +297,10 @@ def decoded_frames(path) -> Iterator:
                     raise _corrupt(path, decoded, "a damaged packet")
                 packets += bool(packet.size)
                 for frame in packet.decode():
+                    if not frame.is_corrupt:
+                        clean = True
+                    elif clean:  # before the first clean frame: a stream starting mid-GOP
+                        raise _corrupt(path, decoded, "the decoder flagged a damaged frame")
                     yield frame
                     decoded += 1
         except av.error.FFmpegError as err:
@@ -292,5 +396,5 @@ def _advance(frames, target_pts: int):
         if frame.pts is None or frame.pts > target_pts:
             return None
         if frame.pts == target_pts:
-            return frame
+            return None if frame.is_corrupt else frame  # damaged: streaming decides
     return None

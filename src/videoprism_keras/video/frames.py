@@ -60,7 +60,11 @@ def _center_crop(image: np.ndarray, target_h: int, target_w: int) -> np.ndarray:
 def fit_frame(image: np.ndarray, size: Sequence[int], resize_mode: str = "center_crop"):
     """(H, W, 3) uint8 or float frame → (size[0], size[1], 3), same dtype."""
     check_resize_mode(resize_mode)
-    target_h, target_w = (int(s) for s in size)
+    return _fit_frame(image, normalize_size(size), resize_mode)
+
+
+def _fit_frame(image: np.ndarray, target: tuple[int, int], resize_mode: str) -> np.ndarray:
+    target_h, target_w = target
     h, w = image.shape[:2]
     if (h, w) == (target_h, target_w):
         return image
@@ -95,14 +99,16 @@ def fit(size: int | Sequence[int], resize_mode: str = "center_crop") -> Transfor
     """A frame transform for `size` (height, width) and `resize_mode`, checked once."""
     check_resize_mode(resize_mode)
     target = normalize_size(size)
-    return lambda image: fit_frame(image, target, resize_mode)
+    return lambda image: _fit_frame(image, target, resize_mode)
 
 
 def as_frame_array(frames) -> np.ndarray:
     """Frames already in memory (an array, or a list of arrays / PIL images) → (T, H, W, 3).
 
     uint8 frames are returned as they are (no copy); float frames must be in [0, 1]
-    and become float32, so the caller can tell the two scales apart by dtype.
+    and become float32, so the caller can tell the two scales apart by dtype. Other
+    integer types are refused rather than guessed at: int16 frames may hold 0–255 or
+    0–65535, so the caller converts them.
     """
     if isinstance(frames, np.ndarray):
         array = frames
@@ -119,7 +125,12 @@ def as_frame_array(frames) -> np.ndarray:
         raise ValueError("frames are empty: no frame to sample")
     if array.dtype == np.uint8:
         return array
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+    if np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"integer frames must be uint8 (0–255); got {array.dtype}: convert them, e.g. "
+            "`frames.astype(np.uint8)` for values in 0–255, or pass floats in [0, 1]"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"frames must be uint8 or float in [0, 1]; got dtype {array.dtype}")
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:

@@ -1,7 +1,8 @@
 """Videos that are not video files: a folder of image files, a GIF, a single image.
 
 They go through PIL (a GIF is a sequence of images to it), are sampled with the same
-official indices, and only the sampled images are ever kept in memory.
+official indices, and only the sampled images are ever kept in memory. Images are
+turned upright by their EXIF orientation, as the rotation of video files is honoured.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def _rgb(image, source) -> np.ndarray:
+    """A PIL image → (H, W, 3) uint8 RGB, upright as viewers show it: cameras and phones
+    store the sensor's pixels and an EXIF orientation saying how to turn them."""
+    from PIL import ExifTags, ImageOps
+
     try:
+        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            image = ImageOps.exif_transpose(image)
         return np.asarray(image.convert("RGB"))
     except (OSError, ValueError) as err:
         raise VideoDecodeError(source, f"not a readable image ({err})") from None

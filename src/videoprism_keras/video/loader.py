@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,9 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import load_video
+from .api import check_options, load_video
+from .frames import fit
 
 ON_ERROR = ("raise", "skip")
+# What `on_error="skip"` records: a file that cannot be read (`VideoDecodeError` is a
+# ValueError; PIL raises OSError) or a bad array. Anything else (a TypeError, say) is
+# a bug in the calling code, and skipping every file for it would hide it.
+INPUT_ERRORS = (ValueError, OSError)
 
 
 class VideoBatchLoader:
@@ -29,7 +35,10 @@ class VideoBatchLoader:
     `"frame_padding_mask"` (B, T) int32, 1 = real frame. A file that fails raises its
     `VideoDecodeError` (`on_error="raise"`, the default) or, with `on_error="skip"`,
     is left out and recorded in `failures` as (path, "ErrorType: message"), so one
-    bad file in a dataset does not stop the run. The last batch may be smaller.
+    bad file in a dataset does not stop the run; only input errors (`INPUT_ERRORS`)
+    are skipped, others propagate. The options are checked here, not once per file.
+    `progress=True` needs `tqdm` (a warning says so if it is missing). The last
+    batch may be smaller.
 
         loader = VideoBatchLoader(paths, batch_size=8, on_error="skip", progress=True)
         for batch in loader:
@@ -69,6 +78,8 @@ class VideoBatchLoader:
             dtype=dtype,
             strategy=strategy,
         )
+        check_options(num_frames, dtype, strategy)
+        fit(size, resize_mode)  # checks size and resize_mode
         self.failures: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
@@ -97,7 +108,7 @@ class VideoBatchLoader:
                 source, future = pending.popleft()
                 try:
                     batch.append((source, future.result()))
-                except Exception as err:  # recorded, or re-raised just below
+                except INPUT_ERRORS as err:  # recorded, or re-raised just below
                     if self.on_error == "raise":
                         raise
                     self.failures.append((_name(source), f"{type(err).__name__}: {err}"))
@@ -153,5 +164,6 @@ def _progress_bar(enabled: bool, total: int):
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is optional: no bar rather than no loader
+        warnings.warn("progress=True needs tqdm (pip install tqdm): no progress bar", stacklevel=3)
         return _NoBar()
     return tqdm(total=total, unit="video", desc="decoding")

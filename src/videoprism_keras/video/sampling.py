@@ -30,11 +30,10 @@ def choose(num_available: int, num_frames: int, pad: bool) -> tuple[np.ndarray, 
     Without `pad` (or when the video is long enough) this is `sample_indices` and an
     all-ones mask. With `pad` a short video keeps each frame once and the mask marks
     the missing tail (1 = real frame, 0 = padding), instead of repeating frames.
+    `num_frames` is the caller's, already checked (`api.check_options`).
     """
     if num_available <= 0:
         raise ValueError("no frames to sample")
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be positive; got {num_frames}")
     if pad and num_available < num_frames:
         mask = np.zeros(num_frames, np.int32)
         mask[:num_available] = 1
