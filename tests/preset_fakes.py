@@ -9,14 +9,20 @@ TINY_PRESET = "videoprism_tiny_test"
 TINY_REPO, TINY_FILE = "google/videoprism-tiny-test", "flax_tiny_repeated.npz"
 
 
-def put_in_hf_cache(hf_cache: Path, repo: str, filename: str, source: Path) -> Path:
-    """Lays `source` out exactly as huggingface_hub caches `repo`/`filename`."""
+def hf_cache_path(hf_cache: Path, repo: str, filename: str) -> Path:
+    """Where huggingface_hub keeps a download of `repo`/`filename` (folders made)."""
     folder = Path(hf_cache) / f"models--{repo.replace('/', '--')}"
     revision = "0" * 40
     (folder / "refs").mkdir(parents=True, exist_ok=True)
     (folder / "refs" / "main").write_text(revision)
     target = folder / "snapshots" / revision / filename
     target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def put_in_hf_cache(hf_cache: Path, repo: str, filename: str, source: Path) -> Path:
+    """Lays `source` out exactly as huggingface_hub caches `repo`/`filename`."""
+    target = hf_cache_path(hf_cache, repo, filename)
     shutil.copyfile(source, target)
     return target
 

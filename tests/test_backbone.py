@@ -73,10 +73,35 @@ def test_text_padding_never_matters(tiny_lvt):
     np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-6)
 
 
-def test_video_only_and_text_only_inputs_run_one_tower(tiny_lvt):
+def test_video_only_and_text_only_inputs_run_one_tower(tiny_lvt, monkeypatch):
     ids, mask = random_text(batch=2)
-    assert set(tiny_lvt({"pixel_values": random_video()})) == {"vision_embeddings"}
-    assert set(tiny_lvt({"token_ids": ids, "padding_mask": mask})) == {"text_embeddings"}
+
+    def never(*args, **kwargs):
+        raise AssertionError("the other tower ran")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tiny_lvt.text_encoder, "call", never)
+        assert set(tiny_lvt({"pixel_values": random_video()})) == {"vision_embeddings"}
+        assert tiny_lvt.encode_video(random_video())["vision_embeddings"].shape == (2, 16)
+    with monkeypatch.context() as patch:
+        patch.setattr(tiny_lvt.video_encoder, "call", never)
+        assert set(tiny_lvt({"token_ids": ids, "padding_mask": mask})) == {"text_embeddings"}
+        assert tiny_lvt.encode_text(ids, mask).shape == (2, 16)
+
+
+def test_nested_lists_are_accepted(tiny_lvt):
+    video = random_video(batch=1)
+    ids, mask = random_text(batch=1)
+    np.testing.assert_allclose(
+        to_numpy(tiny_lvt.encode_video(video.tolist())["vision_embeddings"]),
+        to_numpy(tiny_lvt.encode_video(video)["vision_embeddings"]),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        to_numpy(tiny_lvt.encode_text(ids.tolist(), mask.tolist())),
+        to_numpy(tiny_lvt.encode_text(ids, mask)),
+        atol=1e-6,
+    )
 
 
 def test_soft_cap_none_and_epsilon_are_honoured():
@@ -104,12 +129,23 @@ def test_dropout_only_in_training():
     assert np.abs(trained - first).max() > 1e-3
 
 
-def test_channels_first(tiny):
+def test_channels_first(tiny, golden_dir):
     video = random_video()
-    model = vp.VideoPrismBackbone(**{**TINY, "data_format": "channels_first"})
+    # Like keras_hub, image_shape follows data_format: (C, H, W) for channels_first.
+    model = vp.VideoPrismBackbone(
+        **{**TINY, "data_format": "channels_first", "image_shape": (3, 16, 16)}
+    )
     model.set_weights(tiny.get_weights())
     ours = to_numpy(model(np.transpose(video, (0, 1, 4, 2, 3))))
     np.testing.assert_allclose(ours, to_numpy(tiny(video)), atol=1e-5)
+    assert model.frame_shape == (16, 16, 3)
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        vp.VideoPrismBackbone(**{**TINY, "data_format": "channels_first"})  # (16, 16, 3)
+    official = vp.load_flax_checkpoint(
+        golden_dir / "video_small.ckpt.npz", attention_logit_soft_cap=5.0,
+        data_format="channels_first",
+    )  # fmt: skip
+    assert tuple(official.image_shape) == (3, 16, 16)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "mixed_bfloat16"])
@@ -151,9 +187,10 @@ def test_keras_file_round_trip(tmp_path, config):
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, vp.VideoPrismBackbone)
     expected, got = model(inputs), loaded(inputs)
-    if isinstance(expected, dict):
-        expected, got = expected["text_embeddings"], got["text_embeddings"]
-    np.testing.assert_array_equal(to_numpy(got), to_numpy(expected))
+    if not isinstance(expected, dict):
+        expected, got = {"features": expected}, {"features": got}
+    for key in expected:
+        np.testing.assert_array_equal(to_numpy(got[key]), to_numpy(expected[key]))
 
 
 def test_fit_one_step_moves_every_weight():
@@ -176,26 +213,36 @@ def test_fit_one_step_moves_every_weight():
     assert not unchanged, f"no gradient reached {unchanged}"
 
 
-def test_jit(tiny_lvt):
-    video = random_video()
-    eager = to_numpy(tiny_lvt.encode_video(video)["vision_embeddings"])
+def jit(fn):
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        fn = jax.jit(lambda x: tiny_lvt.encode_video(x)["vision_embeddings"])
-    elif backend == "tensorflow":
+        return jax.jit(fn)
+    if backend == "tensorflow":
         import tensorflow as tf
 
-        fn = tf.function(lambda x: tiny_lvt.encode_video(x)["vision_embeddings"], jit_compile=True)
-    else:
-        import torch
+        return tf.function(fn, jit_compile=True)
+    import torch
 
-        # Dynamo capture without inductor's C++ build, which is slow on small CPUs.
-        fn = torch.compile(
-            lambda x: tiny_lvt.encode_video(x)["vision_embeddings"], backend="aot_eager"
-        )
-    np.testing.assert_allclose(to_numpy(fn(keras.ops.convert_to_tensor(video))), eager, atol=1e-5)
+    # Dynamo capture without inductor's C++ build, which is slow on small CPUs.
+    return torch.compile(fn, backend="aot_eager")
+
+
+@pytest.mark.parametrize(
+    "frames, size, masked", [(4, 16, False), (6, 24, False), (3, 8, True)], ids=str
+)
+def test_jit(tiny_lvt, frames, size, masked):
+    video = random_video(frames=frames, size=size)
+    mask = np.ones((2, frames), "int32")
+    mask[1, -1] = 0
+    mask = mask if masked else None
+    eager = tiny_lvt.encode_video(video, mask)
+    fn = jit(lambda x, m: tiny_lvt.encode_video(x, m))
+    mask_tensor = None if mask is None else keras.ops.convert_to_tensor(mask)
+    compiled = fn(keras.ops.convert_to_tensor(video), mask_tensor)
+    for key in ("vision_embeddings", "frame_embeddings", "spatiotemporal_features"):
+        np.testing.assert_allclose(to_numpy(compiled[key]), to_numpy(eager[key]), atol=1e-5)
 
 
 def test_preset_configurations_have_the_official_sizes():
@@ -211,6 +258,7 @@ def test_preset_configurations_have_the_official_sizes():
         count = vp.VideoPrismBackbone(**config).count_params()
         print(f"{name}: {count:,} parameters")
         assert round(count / 1e6) == official_millions[name], name
+        assert count == vp.VideoPrismBackbone.presets[name]["params"], name  # `videoprism info`
 
 
 # ------------------------------------------------------------------ bad input

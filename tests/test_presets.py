@@ -273,3 +273,85 @@ def test_kaggle_handle_goes_through_kagglehub(tmp_path, monkeypatch):
     )
     assert handles == ["keras/videoprism/keras/videoprism_lvt_public_v1_base/1"]
     assert model.is_multimodal
+
+
+@pytest.mark.backend
+def test_architecture_only_from_a_directory_honours_new_shapes(tmp_path, golden_dir):
+    model = vp.load_flax_checkpoint(golden_dir / "lvt_small.ckpt.npz", **GOLDEN_CAP)
+    model.save_to_preset(tmp_path / "preset")
+    fresh = vp.VideoPrismBackbone.from_preset(tmp_path / "preset", load_weights=False, num_frames=8)
+    assert fresh.video_encoder.temporal_positions.table.shape == (8, 32)
+    saved = to_numpy(model.video_encoder.patch_kernel)
+    assert not np.allclose(to_numpy(fresh.video_encoder.patch_kernel), saved)  # random weights
+
+
+def test_architecture_only_from_hubs_fetches_only_the_config(tmp_path, monkeypatch, golden_dir):
+    import huggingface_hub
+    import kagglehub
+
+    model = vp.load_flax_checkpoint(golden_dir / "lvt_small.ckpt.npz", **GOLDEN_CAP)
+    model.save_to_preset(tmp_path / "preset")
+    fetched = []
+
+    def download(repo, filename, purpose):
+        fetched.append(filename)
+        return tmp_path / "preset" / filename
+
+    def kaggle_download(handle, path=None):
+        fetched.append(path)
+        return str(tmp_path / "preset" / path) if path else str(tmp_path / "preset")
+
+    monkeypatch.setattr(
+        huggingface_hub, "list_repo_files", lambda repo: os.listdir(tmp_path / "preset")
+    )
+    monkeypatch.setattr(
+        huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("weights")
+    )
+    monkeypatch.setattr(hub, "hf_download", download)
+    monkeypatch.setattr(kagglehub, "model_download", kaggle_download)
+    for handle in ("hf://someone/videoprism-preset", "kaggle://keras/videoprism/keras/x/1"):
+        fresh = vp.VideoPrismBackbone.from_preset(handle, load_weights=False)
+        config = {k: v for k, v in fresh.get_config().items() if k != "name"}
+        assert config == {k: v for k, v in model.get_config().items() if k != "name"}
+    assert fetched == ["config.json", "config.json"]
+
+
+def test_tokenizer_download_leaves_nothing_partial(caches, monkeypatch, media_dir, tmp_path):
+    import urllib.request
+
+    class Interrupted:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, size=-1):
+            raise KeyboardInterrupt("Ctrl-C midway")
+
+    urlopen = urllib.request.urlopen
+    monkeypatch.setattr(hub, "TOKENIZER_URL", "https://example.invalid/spm.model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        hub.fetch_tokenizer()
+    tokenizers = caches[0] / "tokenizers"
+    assert not [p for p in tokenizers.iterdir() if not p.name.endswith(".lock")]
+    # A download that is not a SentencePiece model (an HTML error page) is not cached.
+    html = tmp_path / "error.html"
+    html.write_text("<html>quota exceeded</html>")
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(hub, "TOKENIZER_URL", html.as_uri())
+    with pytest.raises(ValueError, match="SentencePiece"):
+        hub.fetch_tokenizer()
+    assert not [p for p in tokenizers.iterdir() if not p.name.endswith(".lock")]
+    monkeypatch.setattr(hub, "TOKENIZER_URL", (media_dir / "test_spm.model").as_uri())
+    assert hub.fetch_tokenizer().is_file()
+
+
+def test_offline_never_tries_the_tokenizer_url(caches, monkeypatch):
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("network"))
+    with pytest.raises(hub.PresetUnavailableError, match="HF_HUB_OFFLINE"):
+        hub.fetch_tokenizer()

@@ -210,6 +210,23 @@ def infer_config(ckpt: Mapping) -> dict:
     )
 
 
+def backbone_config(ckpt: Mapping, attention_logit_soft_cap=50.0, **overrides) -> dict:
+    """`VideoPrismBackbone` arguments: the checkpoint's, then the overrides.
+
+    The inferred `image_shape` is (H, W, C); with `data_format="channels_first"`
+    it is given as (C, H, W), the order that data format reads it in.
+    """
+    from .model.backbone import standardize_data_format
+
+    config = {**infer_config(ckpt), "attention_logit_soft_cap": attention_logit_soft_cap}
+    config.update(overrides)
+    channels_first = standardize_data_format(config.get("data_format")) == "channels_first"
+    if channels_first and "image_shape" not in overrides:
+        height, width, channels = config["image_shape"]
+        config["image_shape"] = (channels, height, width)
+    return config
+
+
 # ------------------------------------------------------------------- loading
 def expand_table(model, enc: str) -> list:
     """The tables spelled out for this model: rows of (our weight path, [official keys], kind).
@@ -300,9 +317,7 @@ def load_flax_checkpoint(path_or_mapping, attention_logit_soft_cap=50.0, **overr
         "checkpoint" if isinstance(path_or_mapping, Mapping) else repr(os.fspath(path_or_mapping))
     )
     ckpt = read_checkpoint(path_or_mapping)
-    config = infer_config(ckpt)
-    config["attention_logit_soft_cap"] = attention_logit_soft_cap
-    config.update(overrides)
+    config = backbone_config(ckpt, attention_logit_soft_cap, **overrides)
     with skip_initialization():  # every weight is overwritten below
         model = VideoPrismBackbone(**config)
     assign_weights(model, expand_table(model, _vision_prefix(ckpt.keys())), ckpt, source)

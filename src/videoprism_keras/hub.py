@@ -11,6 +11,7 @@ leaves nothing that looks complete, and two processes convert only once.
 import contextlib
 import datetime
 import difflib
+import gc
 import json
 import os
 import shutil
@@ -100,25 +101,42 @@ def hf_download(repo: str, filename: str, purpose: str) -> Path:
         ) from err
 
 
-def fetch_url(url: str, dest: Path, purpose: str) -> Path:
-    """Downloads `url` to `dest` through a temporary file, so `dest` is whole or absent."""
+def _offline() -> bool:
+    """Hugging Face's offline switch, which we honour for every download."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def fetch_url(url: str, dest: Path, purpose: str, check=None) -> Path:
+    """Downloads `url` to `dest` through a temporary file, so `dest` is whole or absent.
+
+    `check(path)` may raise `ValueError` on the downloaded file (e.g. an HTML error
+    page instead of a model); the file is then discarded, never cached.
+    """
     if dest.is_file():
         return dest
+    unavailable = (
+        f"{purpose} needs {url}, which could not be downloaded ({{}}). Download it by hand "
+        f"and save it as {dest}, or pass its path."
+    )
+    if _offline() and not url.startswith("file:"):
+        raise PresetUnavailableError(unavailable.format("HF_HUB_OFFLINE is set"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(dest.parent / f".{dest.name}.lock"):
         if dest.is_file():
             return dest
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.partial-", dir=dest.parent)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, out)
+            try:
+                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as got:
+                    shutil.copyfileobj(got, out)
+            except OSError as err:  # URLError, timeouts, refused connections, disk full
+                raise PresetUnavailableError(unavailable.format(err)) from err
+            if check is not None:
+                check(tmp)
             os.replace(tmp, dest)
-        except Exception as err:
-            os.unlink(tmp)
-            raise PresetUnavailableError(
-                f"{purpose} needs {url}, which could not be downloaded ({err}). Download it by "
-                f"hand and save it as {dest}, or pass its path."
-            ) from err
+        finally:  # also on Ctrl-C: no partial file survives
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     return dest
 
 
@@ -133,17 +151,24 @@ def unknown_preset(preset: str) -> ValueError:
     )
 
 
-def resolve(preset) -> Path:
-    """Any preset spec → a local preset directory (ours or keras_hub's) or official `.npz`."""
+def resolve(preset, config_only: bool = False) -> Path:
+    """Any preset spec → a local preset directory (ours or keras_hub's) or official `.npz`.
+
+    `config_only`: a remote preset directory is fetched without its weights (an
+    official `.npz` has no separate config: its shapes are the architecture).
+    """
     text = os.fspath(preset)
     if text.startswith("hf://"):
-        return _resolve_hf(text.removeprefix("hf://"))
+        return _resolve_hf(text.removeprefix("hf://"), config_only)
     if text.startswith("kaggle://"):
         try:
             import kagglehub
         except ImportError as err:
             raise ImportError("kaggle:// presets need kagglehub: pip install kagglehub") from err
-        return Path(kagglehub.model_download(text.removeprefix("kaggle://")))
+        handle = text.removeprefix("kaggle://")
+        if config_only:
+            return Path(kagglehub.model_download(handle, path=CONFIG_FILE)).parent
+        return Path(kagglehub.model_download(handle))
     path = Path(text).expanduser()
     if path.is_dir() or path.is_file():
         return path
@@ -154,7 +179,7 @@ def resolve(preset) -> Path:
     raise unknown_preset(text)
 
 
-def _resolve_hf(spec: str) -> Path:
+def _resolve_hf(spec: str, config_only: bool = False) -> Path:
     parts = spec.strip("/").split("/")
     if len(parts) < 2:
         raise ValueError(f"hf:// presets look like 'hf://owner/repo[/file.npz]'; got {spec!r}")
@@ -182,6 +207,8 @@ def _resolve_hf(spec: str) -> Path:
             return snapshot
         npz = [f for f in files if f.endswith(".npz")]
         return snapshot / npz[0] if len(npz) == 1 else snapshot
+    if CONFIG_FILE in files and config_only:
+        return hf_download(repo, CONFIG_FILE, f"hf://{spec}").parent
     if CONFIG_FILE in files:
         return Path(snapshot_download(repo))
     npz = [f for f in files if f.endswith(".npz")]
@@ -193,7 +220,18 @@ def _resolve_hf(spec: str) -> Path:
 def fetch_tokenizer() -> Path:
     """The LvT vocabulary (T5's English SentencePiece model), downloaded once into the cache."""
     dest = cache_root() / "tokenizers" / "c4_en.spm"
-    return fetch_url(TOKENIZER_URL, dest, "the VideoPrism LvT tokenizer")
+    return fetch_url(TOKENIZER_URL, dest, "the VideoPrism LvT tokenizer", _check_sentencepiece)
+
+
+def _check_sentencepiece(path) -> None:
+    try:
+        import sentencepiece
+    except ImportError:  # checked when a tokenizer is built from it
+        return
+    try:
+        sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except Exception as err:  # sentencepiece raises RuntimeError/OSError on bad protos
+        raise ValueError(f"the downloaded tokenizer is not a SentencePiece model: {err}") from None
 
 
 def _convert_official(name: str, out: Path) -> None:
@@ -209,6 +247,8 @@ def _convert_official(name: str, out: Path) -> None:
         except PresetUnavailableError as err:  # the weights are still worth caching
             warnings.warn(f"{name}: converted without its tokenizer: {err}", stacklevel=2)
     save_backbone(model, out, source=f"hf://{repo}/{filename}", tokenizer_file=tokenizer)
+    del model
+    gc.collect()  # free it before the caller loads the cached copy: peak stays ~1x the model
 
 
 # ------------------------------------------------------------- load / save
@@ -269,23 +309,23 @@ def load_backbone(cls, preset, load_weights=True, **overrides):
     name = os.fspath(preset)
     if not load_weights and name in PRESET_CONFIGS:  # architecture only: no download at all
         return cls(**{**PRESET_CONFIGS[name], **overrides})
-    source = resolve(preset)
+    source = resolve(preset, config_only=not load_weights)
     if source.is_file():  # an official .npz checkpoint
-        from .checkpoint import load_flax_checkpoint, read_checkpoint
+        from .checkpoint import backbone_config, load_flax_checkpoint, read_checkpoint
 
         if not load_weights:
-            from .checkpoint import infer_config
-
-            config = infer_config(read_checkpoint(source))
-            return cls(**{"attention_logit_soft_cap": 50.0, **config, **overrides})
+            return cls(**backbone_config(read_checkpoint(source), **overrides))
         return load_flax_checkpoint(source, **overrides)
     if not (source / CONFIG_FILE).is_file():
         raise ValueError(f"{source} is not a preset directory: it has no {CONFIG_FILE}")
     config, from_keras_hub = _read_config(source)
-    reshaping = {k: overrides[k] for k in ("num_frames", "image_shape") if k in overrides}
-    with skip_initialization() if load_weights else contextlib.nullcontext():
-        model = cls(**{**config, **{k: v for k, v in overrides.items() if k not in reshaping}})
-    if load_weights:
+    if not load_weights:
+        model = cls(**{**config, **overrides})
+    else:
+        # Weights load at the saved shapes; new frame counts or resolutions come after.
+        reshaping = {k: overrides[k] for k in ("num_frames", "image_shape") if k in overrides}
+        with skip_initialization():
+            model = cls(**{**config, **{k: v for k, v in overrides.items() if k not in reshaping}})
         weights = source / WEIGHTS_FILE
         if not weights.is_file():
             raise PresetUnavailableError(f"{source} has no {WEIGHTS_FILE}")
@@ -297,9 +337,13 @@ def load_backbone(cls, preset, load_weights=True, **overrides):
             else:
                 model.load_weights(weights)
         except (OSError, KeyError) as err:
-            raise ValueError(f"{weights} is unreadable or incomplete: {err}") from err
+            hint = ""
+            if cache_root().resolve() in source.resolve().parents:
+                hint = f"; delete {source} and the next call converts it again"
+            raise ValueError(f"{weights} is unreadable or incomplete: {err}{hint}") from err
         if reshaping:
             model = _resized(cls, model, reshaping)
+            gc.collect()  # the model at the saved shapes: Keras layers hold reference cycles
     model.preset_source = name
     tokenizer = source / TOKENIZER_ASSET
     model.tokenizer_file = str(tokenizer) if tokenizer.is_file() else None

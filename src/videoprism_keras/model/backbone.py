@@ -43,7 +43,9 @@ class VideoPrismBackbone(keras.Model):
         attention_logit_soft_cap: `cap · tanh(logits / cap)` on attention logits;
             None disables it. The released models use 50.0.
         layer_norm_epsilon: epsilon of every LayerNorm.
-        image_shape: (H, W, C) the spatial position table was trained with.
+        image_shape: the frame shape the spatial position table was trained
+            with, in the order of `data_format`: (H, W, C), or (C, H, W) for
+            channels_first (as keras_hub reads it).
         data_format: "channels_last" (B, T, H, W, C) or "channels_first"
             (B, T, C, H, W); defaults to `keras.config.image_data_format()`.
         dtype: a dtype or policy, e.g. "bfloat16" or "mixed_bfloat16"; softmax
@@ -82,11 +84,11 @@ class VideoPrismBackbone(keras.Model):
         **kwargs,
     ):
         super().__init__(dtype=dtype, **kwargs)
-        image_shape = tuple(int(s) for s in image_shape)
         data_format = standardize_data_format(data_format)
+        image_shape = tuple(int(s) for s in image_shape)
         _check_config(
             patch_size, hidden_dim, num_heads, num_auxiliary_layers, vocabulary_size,
-            num_text_layers, image_shape,
+            num_text_layers, image_shape, data_format,
         )  # fmt: skip
         self._config = dict(
             num_frames=num_frames,
@@ -108,6 +110,7 @@ class VideoPrismBackbone(keras.Model):
         )
         for key, value in self._config.items():
             setattr(self, key, value)
+        self.frame_shape = frame_shape(image_shape, data_format)  # (H, W, C) in any layout
         policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
         shared = dict(
             soft_cap=attention_logit_soft_cap,
@@ -118,9 +121,9 @@ class VideoPrismBackbone(keras.Model):
         )
         self.video_encoder = FactorizedVideoEncoder(
             num_frames=num_frames,
-            patch_grid=(image_shape[0] // patch_size, image_shape[1] // patch_size),
+            patch_grid=(self.frame_shape[0] // patch_size, self.frame_shape[1] // patch_size),
             patch_size=patch_size,
-            channels=image_shape[2],
+            channels=self.frame_shape[2],
             hidden_dim=hidden_dim,
             intermediate_dim=intermediate_dim,
             num_heads=num_heads,
@@ -235,6 +238,10 @@ class VideoPrismBackbone(keras.Model):
             raise ValueError("encode_text needs a multimodal model (num_text_layers > 0)")
         if padding_mask is None:
             raise ValueError("token_ids need a padding_mask (B, L) with 1 = real token")
+        token_ids, padding_mask = (
+            x if hasattr(x, "shape") else ops.convert_to_tensor(x, "int32")  # nested lists
+            for x in (token_ids, padding_mask)
+        )
         if len(token_ids.shape) != 2 or tuple(token_ids.shape) != tuple(padding_mask.shape):
             raise ValueError(
                 "token_ids and padding_mask must both be (batch, length); got "
@@ -279,6 +286,8 @@ class VideoPrismBackbone(keras.Model):
 
     # ------------------------------------------------------------ checks
     def _check_pixels(self, pixels):
+        if not hasattr(pixels, "shape"):  # a nested list
+            pixels = ops.convert_to_tensor(pixels, "float32")
         shape = tuple(pixels.shape)
         channels_first = self.data_format == "channels_first"
         layout = "(B, T, C, H, W)" if channels_first else "(B, T, H, W, C)"
@@ -288,9 +297,9 @@ class VideoPrismBackbone(keras.Model):
             pixels = ops.transpose(pixels, (0, 1, 3, 4, 2))
             shape = tuple(pixels.shape)
         height, width, channels = shape[2:]
-        if channels != self.image_shape[2]:
+        if channels != self.frame_shape[2]:
             raise ValueError(
-                f"pixel_values has {channels} channels, the model expects {self.image_shape[2]} "
+                f"pixel_values has {channels} channels, the model expects {self.frame_shape[2]} "
                 f"(layout {layout}, data_format={self.data_format!r})"
             )
         if height % self.patch_size or width % self.patch_size:
@@ -319,16 +328,25 @@ def standardize_data_format(data_format):
     return data_format
 
 
+def frame_shape(image_shape, data_format):
+    """`image_shape` in `data_format` order → (H, W, C)."""
+    if data_format == "channels_first":
+        return (image_shape[1], image_shape[2], image_shape[0])
+    return tuple(image_shape)
+
+
 def _check_config(
     patch_size, hidden_dim, num_heads, num_auxiliary_layers, vocabulary_size, num_text_layers,
-    image_shape,
+    image_shape, data_format,
 ):  # fmt: skip
     if hidden_dim % num_heads:
         raise ValueError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}")
-    if len(image_shape) != 3 or image_shape[0] % patch_size or image_shape[1] % patch_size:
+    layout = "(C, H, W)" if data_format == "channels_first" else "(H, W, C)"
+    height, width, _ = frame_shape(image_shape, data_format) if len(image_shape) == 3 else (1,) * 3
+    if len(image_shape) != 3 or height % patch_size or width % patch_size:
         raise ValueError(
-            f"image_shape must be (H, W, C) with H, W multiples of patch_size={patch_size}; "
-            f"got {image_shape}"
+            f"image_shape must be {layout} (data_format={data_format!r}) with H, W multiples "
+            f"of patch_size={patch_size}; got {image_shape}"
         )
     if num_text_layers > 0 and vocabulary_size <= 0:
         raise ValueError(
