@@ -6,6 +6,7 @@ import pytest
 from helpers import TINY, random_video, to_numpy
 
 import videoprism_keras as vp
+from videoprism_keras.apps.zero_shot import sigmoid, softmax
 
 pytestmark = pytest.mark.backend
 
@@ -51,8 +52,20 @@ def test_fit_on_cached_features_lowers_the_loss(multi_label):
         np.testing.assert_array_equal(before, to_numpy(after))  # frozen
     proba = model.predict_proba(videos, verbose=0)
     assert proba.shape == (6, 3)
+    logits = model.predict(videos, verbose=0)
+    expected = sigmoid(logits) if multi_label else softmax(logits)  # shared with zero-shot
+    np.testing.assert_allclose(proba, expected, rtol=1e-6)
     if not multi_label:
         np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-5)
+
+
+def test_freezing_acts_on_the_backbone_passed_in():
+    backbone = vp.VideoPrismBackbone(**TINY)
+    vp.VideoPrismVideoClassifier(backbone, num_classes=2)
+    assert backbone.trainable is False  # documented: a shared backbone is frozen for all
+    model = vp.VideoPrismVideoClassifier(backbone, num_classes=2, freeze_backbone=False)
+    assert backbone.trainable is True and model.backbone is backbone
+    assert len(model.trainable_weights) > len(model.pooler.weights) + 2
 
 
 def test_fit_end_to_end_on_pixels():

@@ -62,6 +62,22 @@ def test_embed_formats(env, lvt, videos, tmp_path):
     np.testing.assert_allclose(Embeddings.load(tmp_path / "e.parquet").vectors, data["vectors"])
     run(env, "embed", videos / "gen0.mp4", "-o", tmp_path / "f.npz", "--kind", "frames", *model)
     assert np.load(tmp_path / "f.npz")["vectors"].shape == (1, 4, 32)
+    # .npy keeps the file names in a sidecar; --batch-size changes nothing but the batching.
+    assert json.loads((tmp_path / "e.json").read_text())["paths"] == list(data["paths"])
+    run(env, "embed", videos, "-o", tmp_path / "b1.npz", *model, "--batch-size", "1")
+    np.testing.assert_allclose(np.load(tmp_path / "b1.npz")["vectors"], data["vectors"], atol=1e-5)
+
+
+def test_embed_clips_keep_their_times(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    args = ["--clip-seconds", "2", "--stride-seconds", "1", *model]
+    run(env, "embed", videos / "gen2.mp4", "-o", tmp_path / "c.parquet", *args)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "c.parquet")  # 5 s: windows start at 0, 1, 2, 3, 4
+    assert table["path"].to_pylist() == [str(videos / "gen2.mp4")] * 5
+    assert table["start_s"].to_pylist() == [0, 1, 2, 3, 4]
+    assert table["end_s"].to_pylist() == [2, 3, 4, 5, 5]
 
 
 def test_index_then_search_by_text_and_video(env, lvt, videos, media_dir, tmp_path):
@@ -88,7 +104,7 @@ def test_index_then_search_by_text_and_video(env, lvt, videos, media_dir, tmp_pa
     assert len(hits) == 5 and all({"path", "start_s", "end_s", "score"} <= set(h) for h in hits)
     query = ["--video", real, "--top-k", "1", "--json"]
     same = json.loads(run(env, "search", index, *query, *model).stdout)
-    assert same[0]["path"] == str(real) and same[0]["score"] > 0.9
+    assert same[0]["path"] == os.path.abspath(real) and same[0]["score"] > 0.9
     run(env, "search", index, "--text", "a video", *model, *tok, "--plot", tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 5_000
 
@@ -125,6 +141,85 @@ def test_info(env):
     out = json.loads(run(env, "info", "--json").stdout)
     assert set(out["presets"]) >= {"videoprism_public_v1_base", "videoprism_lvt_public_v1_large"}
     assert out["backend"] in {"jax", "torch", "tensorflow"}
+
+
+def test_backend_before_or_after_the_command(env):
+    plain = {k: v for k, v in env.items() if k != "KERAS_BACKEND"}
+    assert json.loads(run(plain, "info", "--json").stdout)["backend"] == "jax"  # the default
+    for args in (["info", "--json", "--backend", "torch"], ["--backend", "torch", "info"]):
+        assert json.loads(run(plain, *args, "--json").stdout)["backend"] == "torch"
+    out = run(plain, "info", "--backend", "caffe", ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "caffe" in out.stderr
+
+
+def test_usage_errors_are_one_line_with_code_2(env, lvt):
+    model, _ = lvt
+    for args in (
+        ["classify", "--labels", "a,b"],  # no video
+        ["classify", "x.mp4", "--labels", "a", "--top-k", "0"],
+        ["search", "ix", "--text", "a", "--video", "b.mp4"],
+        ["embed", "x.mp4", "-o", "e.npz", "--no-such-option"],
+        ["nonsense"],
+    ):
+        out = run(env, *args, ok=False)
+        assert out.returncode == 2, args
+        assert out.stderr.count("\n") == 1 and "error:" in out.stderr, out.stderr
+        assert "usage:" not in out.stderr
+    out = run(env, "classify", "x.mp4", "--labels", "a", "--template", "no slot", *model, ok=False)
+    assert out.returncode == 2 and "--template" in out.stderr
+
+
+def test_template_and_temperature(env, lvt, media_dir):
+    model, tok = lvt
+    clip = media_dir / "water_bottle_drumming.mp4"
+    labels = ["--labels", "drumming,cooking,a cat", "--top-k", "3", "--json"]
+
+    def probabilities(*extra):
+        top = json.loads(run(env, "classify", clip, *model, *tok, *labels, *extra).stdout)[0]
+        by_label = {hit["label"]: hit["probability"] for hit in top["top"]}
+        return np.array([by_label[label] for label in ("drumming", "cooking", "a cat")])
+
+    default = probabilities()
+    # p ∝ exp(s / T): at T = 1 the probabilities are softmax(0.01 · log p(T = 0.01)).
+    warm = probabilities("--temperature", "1")
+    logits = 0.01 * np.log(default)
+    np.testing.assert_allclose(warm, np.exp(logits) / np.exp(logits).sum(), rtol=1e-3)
+    assert np.ptp(warm) < np.ptp(default)
+    other = probabilities("--template", "a photo of {}, taken at night")
+    assert np.abs(other - default).max() > 1e-3 and other.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_index_graph_is_built_once_and_reused(env, lvt, videos, tmp_path):
+    pytest.importorskip("faiss")
+    model, tok = lvt
+    index = tmp_path / "index"
+    run(env, "index", videos, "-o", index, "--clip-seconds", "1", "--ann-threshold", "4", *model)
+    graph = index / "hnsw.faiss"
+    assert graph.is_file()  # 12 clips >= 4: the graph is built and saved by `index`
+    stamp = graph.stat().st_mtime_ns
+    for query in (["--text", "a video", *tok], ["--video", videos / "gen1.mp4"]):
+        hits = json.loads(run(env, "search", index, *query, *model, "--json").stdout)
+        assert len(hits) == 5
+        assert graph.stat().st_mtime_ns == stamp  # searches reuse it, nothing is rebuilt
+    assert {hit["path"] for hit in hits} <= {str(path) for path in videos.glob("*.mp4")}
+
+
+def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden_dir, tmp_path):
+    model, tok = lvt
+    index = tmp_path / "index"
+    run(env, "index", videos / "gen0.mp4", "-o", index, *model)
+    again = run(env, "index", videos / "gen0.mp4", videos / "gen1.mp4", "-o", index, *model)
+    assert "skipped 1 already indexed" in again.stdout and "now holds 2" in again.stdout
+    # Without --preset (and --soft-cap, --frames, --size) the index's own are used.
+    out = run(env, "index", videos, "-o", index, "--no-progress", "--json")
+    assert json.loads(out.stdout) == {"index": str(index), "added": 1, "skipped": 2, "size": 3}
+    other = ["--preset", golden_dir / "video_small.ckpt.npz"]
+    for args in (["index", videos, "-o", index, *other], ["search", index, "--text", "x", *other]):
+        out = run(env, *args, ok=False)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1
+        assert "lvt_small.ckpt.npz" in out.stderr and "video_small.ckpt.npz" in out.stderr
+    hits = json.loads(run(env, "search", index, "--text", "a video", *tok, "--json").stdout)
+    assert len(hits) == 3
 
 
 def test_index_uses_faiss_above_its_threshold(tmp_path):

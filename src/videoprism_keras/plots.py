@@ -2,8 +2,16 @@
 hits as frame strips. Written with matplotlib's Agg backend (no display needed)."""
 
 import math
+import textwrap
+from pathlib import Path
 
 import numpy as np
+
+FRAME_HEIGHT = 160  # pixels of each frame in a strip: big enough to see what happens
+FRAMES_PER_STRIP = 4
+GAP = 6  # white pixels between the frames of a strip
+DPI = 100
+LABEL_WIDTH = 28  # characters per line of a wrapped label
 
 
 def _pyplot():
@@ -15,65 +23,124 @@ def _pyplot():
     return plt
 
 
-def frame_strip(path, start=None, end=None, count=4, height=96):
+def _aspect(path) -> float:
+    """Display width / height of a video, within [0.5, 2] (1 if it cannot be read)."""
+    from .video import probe
+
+    try:
+        info = probe(path, exact=False)
+    except (OSError, ValueError):
+        return 1.0
+    width, height = info.width, info.height
+    if info.rotation % 180 == 90:
+        width, height = height, width
+    return float(np.clip(width / height, 0.5, 2.0)) if width and height else 1.0
+
+
+def _join(frames, gap=GAP) -> np.ndarray:
+    height = frames[0].shape[0]
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    pieces = [piece for frame in frames for piece in (frame, spacer)][:-1]
+    return np.concatenate(pieces, axis=1)
+
+
+def frame_strip(path, start=None, end=None, count=FRAMES_PER_STRIP, height=FRAME_HEIGHT):
     """`count` frames of a video (or of its [start, end) window, in seconds from the first
-    frame, as `iter_clips` reports them) side by side."""
+    frame, as `iter_clips` reports them) side by side, in the video's aspect ratio.
+    A video that cannot be read gives a grey strip rather than an error."""
     from .video import load_video, scan
     from .video.decode import stream_frames
     from .video.frames import fit
 
-    if start is None or math.isnan(start):
-        frames = load_video(path, num_frames=count, size=(height, height), dtype="uint8")
-    else:
-        index = scan(path)  # real timestamps, so variable frame rates land right
-        times = index.seconds()
-        if times is None:
-            times = np.arange(index.count) / (index.fps or 25.0)
-        inside = np.flatnonzero((times >= start) & (times < end)) if len(times) else times
-        if not len(inside):
-            inside = np.array([np.searchsorted(times, start)]).clip(0, max(index.count - 1, 0))
-        indices = inside[np.linspace(0, len(inside), count, endpoint=False).astype(int)]
-        kept, _ = stream_frames(path, indices, fit((height, height), "center_crop"))
-        frames = [kept[i] for i in indices if i in kept] or [
-            np.zeros((height, height, 3), np.uint8)
-        ]
-    return np.concatenate(list(frames), axis=1)
+    size = (height, 2 * round(height * _aspect(path) / 2))
+    blank = [np.full((*size, 3), 200, np.uint8)] * count
+    try:
+        if start is None or math.isnan(start):
+            frames = list(load_video(path, num_frames=count, size=size, dtype="uint8"))
+        else:
+            index = scan(path)  # real timestamps, so variable frame rates land right
+            times = index.seconds()
+            if times is None:
+                times = np.arange(index.count) / (index.fps or 25.0)
+            inside = np.flatnonzero((times >= start) & (times < end)) if len(times) else times
+            if not len(inside):
+                inside = np.array([np.searchsorted(times, start)]).clip(0, max(index.count - 1, 0))
+            indices = inside[np.linspace(0, len(inside), count, endpoint=False).astype(int)]
+            kept, _ = stream_frames(path, indices, fit(size, "center_crop"))
+            frames = [kept[i] for i in indices if i in kept] or blank
+    except (OSError, ValueError):  # moved or deleted since it was indexed
+        frames = blank
+    return _join(frames)
+
+
+def _name(path) -> str:
+    return Path(str(path)).name
 
 
 def plot_classification(paths, probabilities, labels, output, top_k=5):
+    """Per video: a strip of its frames, and its top-k labels as bars."""
     plt = _pyplot()
-    rows = len(paths)
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 2.6 * rows), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1]})  # fmt: skip
-    for row, (path, probs) in enumerate(zip(paths, probabilities, strict=True)):
-        strip_ax, bar_ax = axes[row]
-        strip_ax.imshow(frame_strip(path))
-        strip_ax.set_title(str(path).rsplit("/", 1)[-1], fontsize=10, loc="left")
+    from matplotlib.ticker import PercentFormatter
+
+    probabilities = np.atleast_2d(probabilities)
+    top_k = min(top_k, len(labels))
+    strips = [frame_strip(path) for path in paths]
+    strip_width = max(s.shape[1] for s in strips) / DPI  # inches at full resolution
+    row_height = max(FRAME_HEIGHT / DPI + 0.7, 0.42 * top_k + 0.9)
+    fig, axes = plt.subplots(len(paths), 2, squeeze=False, layout="constrained", dpi=DPI,
+                             figsize=(strip_width + 5.2, row_height * len(paths) + 0.5),
+                             gridspec_kw={"width_ratios": [strip_width, 5.2]})  # fmt: skip
+    for (strip_ax, bar_ax), path, strip, probs in zip(
+        axes, paths, strips, probabilities, strict=True
+    ):
+        strip_ax.imshow(strip, interpolation="lanczos")
+        strip_ax.set_anchor("W")
+        strip_ax.set_title(_name(path), fontsize=11, loc="left")
         strip_ax.axis("off")
-        order = np.argsort(-probs)[:top_k][::-1]
-        bar_ax.barh([labels[i] for i in order], probs[order], color="#3b7dd8")
+        order = np.argsort(-probs, kind="stable")[:top_k][::-1]  # best at the top
+        names = [textwrap.shorten(labels[i], 3 * LABEL_WIDTH, placeholder="…") for i in order]
+        names = [textwrap.fill(name, LABEL_WIDTH) for name in names]
+        bar_ax.barh(names, probs[order], color="#3b7dd8", height=0.6)
         bar_ax.set_xlim(0, 1)
-        bar_ax.set_xlabel("probability")
+        bar_ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        bar_ax.tick_params(axis="y", labelsize=10)
+        bar_ax.spines[["top", "right"]].set_visible(False)
+        shown = f"top {top_k} of {len(labels)} labels" if top_k < len(labels) else "labels"
+        bar_ax.set_title(shown, fontsize=9, loc="left", color="#555555")
         for y, i in enumerate(order):
-            bar_ax.text(min(probs[i] + 0.02, 0.8), y, f"{probs[i]:.0%}", va="center", fontsize=9)
-    fig.suptitle("VideoPrism zero-shot classification", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(output, dpi=100)
+            inside = probs[i] > 0.8
+            bar_ax.text(probs[i] - 0.02 if inside else probs[i] + 0.02, y, f"{probs[i]:.0%}",
+                        va="center", ha="right" if inside else "left", fontsize=9,
+                        color="white" if inside else "black")  # fmt: skip
+    fig.suptitle("VideoPrism zero-shot classification", fontsize=13)
+    fig.savefig(output, dpi=DPI)
     plt.close(fig)
     return output
 
 
 def plot_hits(query, hits, output):
+    """The top hits of a search, best first: a strip of each hit's frames (of its clip)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(hits), 1, figsize=(9, 1.9 * len(hits)), squeeze=False)
-    for ax, (rank, hit) in zip(axes[:, 0], enumerate(hits, start=1), strict=True):
-        ax.imshow(frame_strip(hit.path, hit.start, hit.end))
-        when = "" if math.isnan(hit.start) else f"  {hit.start:.1f}–{hit.end:.1f}s"
-        ax.set_title(f"#{rank}  score {hit.score:.3f}  {str(hit.path).rsplit('/', 1)[-1]}{when}",
-                     fontsize=10, loc="left")  # fmt: skip
+    if not hits:
+        raise ValueError("no hits to plot")
+    strips = [frame_strip(hit.path, hit.start, hit.end) for hit in hits]
+    width = max(max(s.shape[1] for s in strips) / DPI + 0.4, 6.0)
+    chars = int(width * 8)  # characters of the 13-point title per line
+    title = textwrap.shorten(f"VideoPrism search: “{query}”", 2 * chars, placeholder="…”")
+    title = textwrap.fill(title, chars)
+    row = FRAME_HEIGHT / DPI + 0.45  # the frames and a title line
+    height = row * len(hits) + 0.3 + 0.25 * title.count("\n")
+    fig, axes = plt.subplots(len(hits), 1, squeeze=False, layout="constrained", dpi=DPI,
+                             figsize=(width, height))  # fmt: skip
+    for ax, strip, (rank, hit) in zip(axes[:, 0], strips, enumerate(hits, start=1), strict=True):
+        ax.imshow(strip, interpolation="lanczos")
+        ax.set_anchor("W")  # strips of other aspect ratios stay left-aligned with their titles
+        when = "" if math.isnan(hit.start) else f"   {hit.start:.1f}–{hit.end:.1f} s"
+        missing = "" if Path(hit.path).is_file() else "   (file not found)"
+        ax.set_title(f"#{rank}   {_name(hit.path)}{when}   score {hit.score:.3f}{missing}",
+                     fontsize=11, loc="left")  # fmt: skip
         ax.axis("off")
-    fig.suptitle(f"search: {query}", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(output, dpi=100)
+    fig.suptitle(title, fontsize=13)
+    fig.savefig(output, dpi=DPI)
     plt.close(fig)
     return output

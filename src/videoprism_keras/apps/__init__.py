@@ -1,7 +1,14 @@
 """What people do with VideoPrism: embed videos, label them zero-shot, search them."""
 
-from .embedding import Embeddings, embed_videos
+from .embedding import Embeddings, embed_videos, find_videos
 from .index import SearchHit, VideoIndex
 from .zero_shot import ZeroShotClassifier
 
-__all__ = ["Embeddings", "SearchHit", "VideoIndex", "ZeroShotClassifier", "embed_videos"]
+__all__ = [
+    "Embeddings",
+    "SearchHit",
+    "VideoIndex",
+    "ZeroShotClassifier",
+    "embed_videos",
+    "find_videos",
+]

@@ -10,6 +10,10 @@ With `clip_seconds`, every video is cut into windows (one row per window), so a
 long video becomes a series of embeddings with timestamps.
 """
 
+import json
+import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,33 @@ import numpy as np
 from ..runtime import Encoder
 
 KINDS = ("video", "frames", "features")
+VIDEO_SUFFIXES = frozenset(".mp4 .mkv .webm .avi .mov .m4v .mpg .mpeg .gif .flv .wmv .3gp".split())
+
+
+def find_videos(sources) -> list[str]:
+    """Video files and folders → the video files, folders walked recursively (sorted).
+
+    Raises `FileNotFoundError` for a missing source and `ValueError` for a folder
+    without videos; a file is taken as it is, whatever its suffix.
+    """
+    files = []
+    for source in map(Path, [sources] if isinstance(sources, str | os.PathLike) else sources):
+        if source.is_dir():
+            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise ValueError(f"{source} holds no video files")
+            files += found
+        elif not source.exists():
+            raise FileNotFoundError(f"{source}: no such file or directory")
+        else:
+            files.append(source)
+    return [str(f) for f in files]
+
+
+def item_key(path, start, end) -> tuple:
+    """What identifies an embedded item: its path and clip times (None for a whole video)."""
+    time = lambda t: None if t is None or np.isnan(t) else round(float(t), 6)  # noqa: E731
+    return str(path), time(start), time(end)
 
 
 @dataclass
@@ -28,7 +59,8 @@ class Embeddings:
     starts: np.ndarray = None  # seconds; NaN for a whole video
     ends: np.ndarray = None
     kind: str = "video"
-    failures: list = field(default_factory=list)  # (path, error) of skipped inputs
+    failures: list = field(default_factory=list)  # (path, error) of inputs that failed
+    skipped: int = 0  # items left out because `embed_videos(exclude=...)` listed them
 
     def __post_init__(self):
         n = len(self.vectors)
@@ -39,10 +71,17 @@ class Embeddings:
         return len(self.vectors)
 
     def save(self, path) -> Path:
-        """`.npy` (vectors only), `.npz` (vectors, paths, starts, ends) or `.parquet`."""
+        """`.npz` (vectors, paths, starts, ends, kind), `.parquet` (a row per item: path,
+        start_s, end_s, embedding) or `.npy` (the vectors, as a plain array any tool reads)
+        with a `<name>.json` sidecar holding kind, paths and clip times."""
         path = Path(path)
         if path.suffix == ".npy":
             np.save(path, self.vectors)
+            times = lambda ts: [None if np.isnan(t) else float(t) for t in ts]  # noqa: E731
+            sidecar = {"kind": self.kind, "shape": list(self.vectors.shape),
+                       "paths": list(map(str, self.paths)), "start_s": times(self.starts),
+                       "end_s": times(self.ends)}  # fmt: skip
+            path.with_suffix(".json").write_text(json.dumps(sidecar))
         elif path.suffix == ".npz":
             np.savez(path, vectors=self.vectors, paths=np.array(self.paths, dtype=str),
                      starts=self.starts, ends=self.ends, kind=np.array(self.kind))  # fmt: skip
@@ -66,7 +105,13 @@ class Embeddings:
     def load(cls, path) -> "Embeddings":
         path = Path(path)
         if path.suffix == ".npy":
-            return cls(np.load(path))
+            sidecar = path.with_suffix(".json")
+            if not sidecar.is_file():
+                return cls(np.load(path))
+            meta = json.loads(sidecar.read_text())
+            times = lambda ts: [np.nan if t is None else t for t in ts]  # noqa: E731
+            return cls(np.load(path), meta["paths"], times(meta["start_s"]),
+                       times(meta["end_s"]), meta["kind"])  # fmt: skip
         if path.suffix == ".npz":
             d = np.load(path)
             return cls(d["vectors"], list(d["paths"]), d["starts"], d["ends"], str(d["kind"]))
@@ -98,7 +143,7 @@ def select(model, outputs: dict, kind: str) -> np.ndarray:
 
 
 def _whole_videos(videos, num_frames, size, batch_size, failures, on_error):
-    """Batches of whole videos, decoded in background threads while the model runs."""
+    """Whole videos, decoded in background threads while the model runs."""
     from ..video import VideoBatchLoader
 
     loader = VideoBatchLoader(videos, batch_size, num_frames, size, on_error=on_error)
@@ -121,6 +166,58 @@ def _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_
             failures.append((str(source), f"{type(err).__name__}: {err}"))
 
 
+def _without(items: Iterator, exclude: set, skipped: list) -> Iterator:
+    for item in items:
+        if item_key(*item[:3]) in exclude:
+            skipped[0] += 1
+        else:
+            yield item
+
+
+def in_background(items: Iterator, ahead: int) -> Iterator:
+    """Runs the `items` generator in a thread, at most `ahead` items ahead of the consumer,
+    so that decoding (PyAV and PIL release the GIL) overlaps the model. Its errors are
+    raised in the consumer; stopping early stops the thread."""
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop, end = threading.Event(), object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+            put((None, end))
+        except BaseException as err:  # handed to the consumer, raised there
+            put((err, None))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="clip-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            err, item = buffer.get()
+            if err is not None:
+                raise err
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _batches(items: Iterator, batch_size: int) -> Iterable[list]:
     batch = []
     for item in items:
@@ -134,7 +231,7 @@ def _batches(items: Iterator, batch_size: int) -> Iterable[list]:
 
 def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, size=None,
                  clip_seconds=None, stride_seconds=None, progress=True, on_error="raise",
-                 encoder=None) -> Embeddings:  # fmt: skip
+                 encoder=None, exclude=None) -> Embeddings:  # fmt: skip
     """Embeds video files or arrays in batches.
 
     Args:
@@ -142,30 +239,53 @@ def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, siz
         videos: paths and/or (T, H, W, 3) arrays (uint8, or float in [0, 1]).
         kind: "video", "frames" or "features" (see the module docstring).
         num_frames, size: sampling; default the model's training frames and resolution.
-        clip_seconds, stride_seconds: cut files into windows (one row each).
+        clip_seconds, stride_seconds: cut files (not arrays) into windows, one row each;
+            the windows are decoded in a background thread while the model runs.
         on_error: "raise", or "skip" to record failures in `Embeddings.failures`.
+        exclude: `item_key(path, start, end)`s to leave out without running the model
+            (e.g. what an index already holds); `Embeddings.skipped` counts them.
     """
+    if isinstance(videos, str | os.PathLike):
+        videos = [videos]
+    videos = list(videos)
+    if clip_seconds:
+        arrays = [i for i, v in enumerate(videos) if not isinstance(v, str | os.PathLike)]
+        if arrays:
+            raise ValueError(
+                f"clip_seconds cuts video files by their timestamps; videos[{arrays[0]}] is a "
+                f"{type(videos[arrays[0]]).__name__}: embed arrays whole, or slice them first"
+            )
     num_frames = num_frames or model.num_frames
-    size = tuple(size or model.image_shape[:2])
-    encoder = encoder or Encoder(model)
+    size = tuple(size or model.frame_shape[:2])
+    exclude = set(exclude or ())
     failures: list = []
+    skipped = [0]
     if clip_seconds:
         items = _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_error)
+        items = in_background(_without(items, exclude, skipped), ahead=2 * batch_size)
     else:
-        items = _whole_videos(videos, num_frames, size, batch_size, failures, on_error)
-    bar = _progress(progress, total=None if clip_seconds else len(videos))
+        done = lambda v: isinstance(v, str | os.PathLike) and item_key(v, None, None) in exclude  # noqa: E731
+        kept = [v for v in videos if not done(v)]
+        skipped[0] = len(videos) - len(kept)
+        items = _whole_videos(kept, num_frames, size, batch_size, failures, on_error)
+    encoder = encoder or Encoder(model)
+    bar = _progress(progress, total=None if clip_seconds else len(videos) - skipped[0])
     vectors, paths, starts, ends = [], [], [], []
-    for batch in _batches(items, batch_size):
-        outputs = encoder.video(np.stack([b[3] for b in batch]))
-        vectors.append(select(model, outputs, kind))
-        paths += [b[0] for b in batch]
-        starts += [b[1] for b in batch]
-        ends += [b[2] for b in batch]
-        bar.update(len(batch))
-    bar.close()
+    try:
+        for batch in _batches(items, batch_size):
+            outputs = encoder.video(np.stack([b[3] for b in batch]))
+            vectors.append(select(model, outputs, kind))
+            paths += [b[0] for b in batch]
+            starts += [b[1] for b in batch]
+            ends += [b[2] for b in batch]
+            bar.update(len(batch))
+    finally:
+        bar.close()
     if not vectors:
-        raise ValueError(f"no video could be embedded; failures: {failures}")
-    return Embeddings(np.concatenate(vectors), paths, starts, ends, kind, failures)
+        if not skipped[0]:
+            raise ValueError(f"no video could be embedded; failures: {failures}")
+        vectors = [np.zeros((0, 0), np.float32)]  # everything was excluded
+    return Embeddings(np.concatenate(vectors), paths, starts, ends, kind, failures, skipped[0])
 
 
 def _progress(enabled, total):

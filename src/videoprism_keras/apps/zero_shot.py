@@ -12,9 +12,18 @@ from ..runtime import Encoder
 DEFAULT_TEMPLATE = "a video of {}."
 
 
-def softmax(x, axis=-1):
+def softmax(x, axis=-1) -> np.ndarray:
+    """Numerically stable softmax of logits (numpy, float32 or wider)."""
+    x = np.asarray(x)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x) -> np.ndarray:
+    """Independent probabilities of logits, without overflow warnings for large |x|."""
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 class ZeroShotClassifier:
@@ -22,7 +31,7 @@ class ZeroShotClassifier:
     model: a multimodal `VideoPrismBackbone` (an LvT preset).
     tokenizer: its `VideoPrismTokenizer`.
     labels: class names, e.g. ["drumming", "cooking"].
-    template: prompt with one "{}" for the label.
+    template: prompt with one "{}" for the label (other braces are kept as they are).
     temperature: softmax temperature on cosine similarities.
     """
 
@@ -30,34 +39,36 @@ class ZeroShotClassifier:
                  encoder=None):  # fmt: skip
         if not model.is_multimodal:
             raise ValueError("zero-shot classification needs a video-text (LvT) model")
+        if isinstance(labels, str):
+            raise ValueError(f"labels must be a list of class names, not one string: {labels!r}")
         labels = [str(label) for label in labels]
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"labels must be non-empty and distinct; got {labels}")
         if "{}" not in template:
             raise ValueError(f"template must contain '{{}}' for the label; got {template!r}")
-        if temperature <= 0:
+        if not temperature > 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
-        self.model, self.labels, self.template, self.temperature = (
-            model,
-            labels,
-            template,
-            temperature,
-        )
+        self.model, self.labels = model, labels
+        self.template, self.temperature = template, temperature
+        self.prompts = [template.replace("{}", label) for label in labels]
         self.encoder = encoder or Encoder(model)
-        ids, mask = tokenizer.tokenize_texts([template.format(label) for label in labels])
+        ids, mask = tokenizer.tokenize_texts(self.prompts)
         self.text_embeddings = self.encoder.text(ids, mask)  # (C, D), L2-normalised
 
     def similarities(self, video_embeddings) -> np.ndarray:
-        """(N, D) normalised video embeddings → (N, C) cosine similarities."""
-        return np.asarray(video_embeddings) @ self.text_embeddings.T
+        """(N, D) (or (D,)) normalised video embeddings → (N, C) cosine similarities."""
+        return np.atleast_2d(np.asarray(video_embeddings)) @ self.text_embeddings.T
 
     def probabilities(self, video_embeddings) -> np.ndarray:
+        """(N, C): the softmax over labels of similarity / temperature; rows sum to 1."""
         return softmax(self.similarities(video_embeddings) / self.temperature)
 
     def classify(self, video_embeddings, top_k=5) -> list[list[tuple[str, float]]]:
-        """Per video, the top-k (label, probability), best first."""
+        """Per video, the top-k (label, probability), best first (all labels if fewer)."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1; got {top_k}")
         probs = self.probabilities(video_embeddings)
-        order = np.argsort(-probs, axis=-1)[:, :top_k]
+        order = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
         return [
             [(self.labels[j], float(p[j])) for j in row]
             for p, row in zip(probs, order, strict=True)
