@@ -1,8 +1,11 @@
-"""Peak memory of `load_flax_checkpoint` on a checkpoint of the real large-LvT shapes.
+"""Peak memory of loading a checkpoint of the real large-LvT shapes.
 
-Writes a random checkpoint in the official layout (2.3 GB for large LvT), then
-loads it in a fresh process and reports the peak resident memory against the file
-size. Run: `.venv/bin/python benchmarks/load_memory.py [--config lvt_large] [--dir DIR]`.
+Writes a random checkpoint in the official layout (2.3 GB for large LvT), then, each
+in a fresh process, reports the peak resident memory against the file size of
+- `load_flax_checkpoint(path)`, and
+- a built-in name's first `from_preset` (convert, write the cached preset, load it
+  back), with the checkpoint placed where huggingface_hub keeps a download.
+Run: `.venv/bin/python benchmarks/load_memory.py [--config lvt_large] [--dir DIR]`.
 """
 
 import argparse
@@ -12,7 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+PRESET_OF = {"base": "videoprism_public_v1_base", "lvt_large": "videoprism_lvt_public_v1_large"}
 CONFIGS = {
     "base": dict(
         num_frames=16,
@@ -47,7 +52,7 @@ def write_checkpoint(name: str, path: str) -> None:
     export_flax_checkpoint(model, path)
 
 
-def measure(path: str) -> None:
+def measure(path: str, preset: str | None) -> None:
     import videoprism_keras as vp
 
     vp.VideoPrismBackbone  # noqa: B018  (import Keras and the backend before the baseline)
@@ -55,14 +60,19 @@ def measure(path: str) -> None:
 
     baseline = peak_rss_mb()
     start = time.perf_counter()
-    model = vp.load_flax_checkpoint(path)
+    if preset:
+        model = vp.VideoPrismBackbone.from_preset(preset)
+    else:
+        model = vp.load_flax_checkpoint(path)
     seconds = time.perf_counter() - start
     size = os.path.getsize(path) / 2**20
     peak = peak_rss_mb()
-    print(f"checkpoint      {size:8.0f} MB  ({model.count_params() / 1e6:.0f}M parameters)")
-    print(f"process before  {baseline:8.0f} MB  (Python, Keras, backend)")
-    print(f"peak while load {peak:8.0f} MB  -> {(peak - baseline) / size:.2f}x the checkpoint")
-    print(f"load time       {seconds:8.1f} s   backend {keras.backend.backend()}")
+    what = f"from_preset({preset!r}), first call" if preset else "load_flax_checkpoint"
+    print(f"{what}, backend {keras.backend.backend()}")
+    print(f"  checkpoint      {size:8.0f} MB  ({model.count_params() / 1e6:.0f}M parameters)")
+    print(f"  process before  {baseline:8.0f} MB  (Python, Keras, backend)")
+    print(f"  peak while load {peak:8.0f} MB  -> {(peak - baseline) / size:.2f}x the checkpoint")
+    print(f"  load time       {seconds:8.1f} s")
 
 
 def main():
@@ -71,18 +81,28 @@ def main():
     parser.add_argument("--dir", default=None, help="where to write the temporary checkpoint")
     parser.add_argument("--write", help=argparse.SUPPRESS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--preset", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write:
         return write_checkpoint(args.config, args.write)
     if args.measure:
-        return measure(args.measure)
+        return measure(args.measure, args.preset)
+    from videoprism_keras.presets import PRESET_FILES
+
+    preset = PRESET_OF[args.config]
+    repo, filename = PRESET_FILES[preset]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from preset_fakes import hf_cache_path
+
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        path = os.path.join(tmp, f"{args.config}.npz")
+        path = str(hf_cache_path(Path(tmp) / "hf", repo, filename))  # as if downloaded
+        env = {**os.environ, "HF_HUB_CACHE": os.path.join(tmp, "hf"), "HF_HUB_OFFLINE": "1",
+               "VIDEOPRISM_CACHE": os.path.join(tmp, "cache")}  # fmt: skip
+        run = [sys.executable, __file__, "--config", args.config]
         # Each step in a fresh process, so the peak we read is the loader's alone.
-        subprocess.run(
-            [sys.executable, __file__, "--config", args.config, "--write", path], check=True
-        )
-        subprocess.run([sys.executable, __file__, "--measure", path], check=True)
+        subprocess.run([*run, "--write", path], check=True)
+        subprocess.run([*run, "--measure", path], check=True, env=env)
+        subprocess.run([*run, "--measure", path, "--preset", preset], check=True, env=env)
 
 
 if __name__ == "__main__":

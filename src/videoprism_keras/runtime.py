@@ -28,7 +28,9 @@ def compile_inference(model, fn):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        traced = tf.function(fn, reduce_retracing=True)
+        # One trace per input shape, like jax.jit: the model needs static frame counts,
+        # resolutions and text lengths (reduce_retracing would make them unknown).
+        traced = tf.function(fn)
         return lambda *args: to_numpy(traced(*args))
     if backend == "torch":
         import torch
@@ -59,4 +61,20 @@ class Encoder:
         return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
 
     def text(self, token_ids, padding_mask) -> np.ndarray:
-        return self._text(np.asarray(token_ids, "int32"), np.asarray(padding_mask, "int32"))
+        ids, mask = np.asarray(token_ids, "int32"), np.asarray(padding_mask, "int32")
+        return self._text(*trim_padding(ids, mask))
+
+
+def trim_padding(token_ids, padding_mask, min_length=8):
+    """Drops the columns after the last real token of the batch, keeping a power of two.
+
+    Exact: padded tokens are masked out of every attention and the class token
+    carries no position, so they never reach the embedding. Prompts are short
+    ("a video of {}." is ~8 tokens of the 64 the tokenizer pads to), and the text
+    tower's cost is linear (or worse) in the length. Rounding up to a power of two
+    keeps the compiled shapes few.
+    """
+    real = np.flatnonzero(padding_mask.any(axis=0))
+    length = int(real[-1]) + 1 if len(real) else 1
+    keep = min(padding_mask.shape[1], max(min_length, 1 << (length - 1).bit_length()))
+    return token_ids[:, :keep], padding_mask[:, :keep]

@@ -44,12 +44,44 @@ class LayerNorm(keras.layers.Layer):
         return ops.cast(y, self.compute_dtype)
 
 
+def linear(x, kernel, bias, activation=None):
+    """`activation(x @ kernel + bias)` over the last axis of `x`, of any rank.
+
+    One 2-D GEMM with the bias inside it, spelled per backend so that the bias and
+    the activation need no pass of their own over the activations: TensorFlow's
+    graph optimiser fuses MatMul + BiasAdd (+ exact GELU) into one oneDNN kernel,
+    PyTorch's `addmm` adds the bias in the GEMM, and XLA gets a plain 2-D dot, which
+    it runs 11% faster over a whole JAX forward pass than the N-D matmul
+    (benchmarks/README.md, ablation).
+    """
+    lead, x = ops.shape(x)[:-1], ops.reshape(x, (-1, x.shape[-1]))
+    kernel, bias = ops.convert_to_tensor(kernel), ops.convert_to_tensor(bias)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    elif backend == "torch":
+        import torch
+
+        y = torch.addmm(bias, x, kernel)
+    else:
+        y = ops.matmul(x, kernel) + bias
+    if activation == "gelu":  # exact (erf), as in the official vision encoders
+        y = ops.gelu(y, approximate=False)
+    elif activation == "relu":
+        y = ops.relu(y)
+    elif activation is not None:
+        raise ValueError(f"unknown activation {activation!r}")
+    return ops.reshape(y, (*lead, kernel.shape[-1]))
+
+
 def split_heads(x, parts, num_heads):
     """(B, S, parts·D) → (parts, B, heads, S, D / heads), in one transpose.
 
     Heads go before the sequence so that both attention products are plain batched
-    matmuls: XLA:CPU runs the same products as einsums over (B, S, heads, head_dim)
-    ~1.5x slower (benchmarks/README.md).
+    matmuls: with einsums over (B, S, heads, head_dim) instead, a JAX forward pass
+    takes 1.2x as long (benchmarks/README.md, ablation).
     """
     seq, width = ops.shape(x)[1], x.shape[-1]
     x = ops.reshape(x, (-1, seq, parts, num_heads, width // (parts * num_heads)))
@@ -101,11 +133,11 @@ class SelfAttention(keras.layers.Layer):
 
     def call(self, x, attention_mask=None, training=None):
         # x: (B, S, D) -> (B, S, D)
-        qkv = split_heads(ops.matmul(x, self.qkv_kernel) + self.qkv_bias, 3, self.num_heads)
+        qkv = split_heads(linear(x, self.qkv_kernel, self.qkv_bias), 3, self.num_heads)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, heads, S, head_dim)
         q = q * ops.cast((x.shape[-1] // self.num_heads) ** -0.5, q.dtype)
         out = attend(q, k, v, attention_mask, self.soft_cap, self.dropout, training)
-        return ops.matmul(merge_heads(out), self.out_kernel) + self.out_bias
+        return linear(merge_heads(out), self.out_kernel, self.out_bias)
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -127,11 +159,10 @@ class MLP(keras.layers.Layer):
         self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
 
     def call(self, x, training=None):
-        h = ops.matmul(x, self.in_kernel) + self.in_bias
-        # Exact (erf) GELU, as in the official vision encoders; ReLU in the text encoder.
-        h = ops.gelu(h, approximate=False) if self.activation == "gelu" else ops.relu(h)
+        # Exact (erf) GELU in the vision encoders, ReLU in the text encoder.
+        h = linear(x, self.in_kernel, self.in_bias, self.activation)
         h = self.dropout(h, training=training)
-        return ops.matmul(h, self.out_kernel) + self.out_bias
+        return linear(h, self.out_kernel, self.out_bias)
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")

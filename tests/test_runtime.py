@@ -1,0 +1,57 @@
+"""The compiled inference path the apps use: same numbers as the model, faster text."""
+
+import numpy as np
+import pytest
+from helpers import random_video, to_numpy
+
+import videoprism_keras as vp
+from videoprism_keras.runtime import Encoder, trim_padding
+
+pytestmark = pytest.mark.backend
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir):
+    return vp.load_flax_checkpoint(golden_dir / "lvt_small.ckpt.npz", attention_logit_soft_cap=5.0)
+
+
+def test_encoder_matches_the_model(lvt):
+    encoder = Encoder(lvt)
+    video = random_video()
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], "int32")
+    for padding in (None, mask):
+        got, expected = encoder.video(video, padding), lvt.encode_video(video, padding)
+        for key in ("vision_embeddings", "frame_embeddings", "spatiotemporal_features"):
+            np.testing.assert_allclose(got[key], to_numpy(expected[key]), atol=1e-5)
+
+
+def test_one_encoder_serves_many_shapes(lvt):
+    encoder = Encoder(lvt)
+    for frames, size in [(4, 16), (6, 16), (2, 24), (4, 16)]:
+        out = encoder.video(random_video(frames=frames, size=size))
+        assert out["frame_embeddings"].shape == (2, frames, 32)
+    for length in (64, 5, 12, 3):
+        ids = np.ones((2, 64), "int32")
+        mask = (np.arange(64) < length).astype("int32")[None].repeat(2, 0)
+        assert encoder.text(ids, mask).shape == (2, 32)
+
+
+def test_text_padding_is_trimmed_exactly(lvt, golden_dir):
+    io = np.load(golden_dir / "lvt_small.io.npz")
+    ids, mask = io["token_ids"], 1 - io["token_paddings"]
+    # The tokenizer pads to 64; the compiled tower sees only the columns that matter.
+    ids64 = np.pad(ids, [(0, 0), (0, 64 - ids.shape[1])])
+    mask64 = np.pad(mask, [(0, 0), (0, 64 - mask.shape[1])])
+    trimmed_ids, _ = trim_padding(ids64, mask64)
+    assert trimmed_ids.shape[1] == max(8, 1 << (int(mask.sum(1).max()) - 1).bit_length())
+    np.testing.assert_allclose(Encoder(lvt).text(ids64, mask64), io["text_embeddings"], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "lengths, width, kept", [([3, 5], 64, 8), ([9, 2], 64, 16), ([64], 64, 64), ([0, 0], 64, 8)]
+)
+def test_trim_padding_keeps_a_power_of_two(lengths, width, kept):
+    mask = (np.arange(width)[None] < np.array(lengths)[:, None]).astype("int32")
+    ids, trimmed = trim_padding(mask * 7, mask)
+    assert ids.shape == trimmed.shape == (len(lengths), kept)
+    assert trimmed.sum() == mask.sum()
