@@ -12,7 +12,7 @@ from videos import write_video
 import videoprism_keras as vp
 from videoprism_keras.apps import Embeddings, VideoIndex, ZeroShotClassifier, embed_videos
 from videoprism_keras.apps.embedding import in_background
-from videoprism_keras.apps.zero_shot import sigmoid, softmax
+from videoprism_keras.runtime import sigmoid, softmax
 
 LABELS = ["drumming", "cooking", "a cat", "dancing"]
 

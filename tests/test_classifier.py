@@ -6,7 +6,7 @@ import pytest
 from helpers import TINY, random_video, to_numpy
 
 import videoprism_keras as vp
-from videoprism_keras.apps.zero_shot import sigmoid, softmax
+from videoprism_keras.runtime import sigmoid, softmax
 
 pytestmark = pytest.mark.backend
 

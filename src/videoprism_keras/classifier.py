@@ -13,11 +13,11 @@ not re-run the backbone (see `extract_features`).
 import keras
 from keras import ops
 
-from .apps.zero_shot import sigmoid, softmax
 from .checkpoint import assign_weights, expand_table, infer_config, pooler_table, read_checkpoint
 from .model.backbone import VideoPrismBackbone
 from .model.init import skip_initialization
 from .model.pooler import AttentionPooler
+from .runtime import sigmoid, softmax
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")

@@ -154,13 +154,18 @@ def _use_backend(backend):
 
 
 # ------------------------------------------------------------------ helpers
+def _soft_cap(args) -> float:
+    """The attention cap for an official .npz (which does not store it)."""
+    return args.soft_cap or DEFAULT_SOFT_CAP
+
+
 def _model(args, need_text=False):
     from . import VideoPrismBackbone
 
     preset = str(args.preset or DEFAULT_PRESET)
     overrides = {}
     if preset.endswith(".npz"):
-        overrides["attention_logit_soft_cap"] = args.soft_cap or DEFAULT_SOFT_CAP
+        overrides["attention_logit_soft_cap"] = _soft_cap(args)
     model = VideoPrismBackbone.from_preset(preset, **overrides)
     if need_text and not model.is_multimodal:
         raise UsageError(f"{preset} is a video-only model; text needs an LvT preset")
@@ -319,7 +324,7 @@ def cmd_index(args):
     if index is None:
         meta = {"preset": _preset_id(args.preset), "num_frames": frames, "size": size[0]}
         if str(args.preset).endswith(".npz"):
-            meta["soft_cap"] = args.soft_cap or DEFAULT_SOFT_CAP
+            meta["soft_cap"] = _soft_cap(args)
         index = VideoIndex(meta=meta)
     if args.ann_threshold:
         index.ann_threshold = args.ann_threshold
@@ -375,9 +380,7 @@ def cmd_train(args):
         raise UsageError(f"{args.data} needs one sub-folder of videos per label, at least two")
     labels = [c.name for c in classes]
     if args.classifier:
-        model = VideoPrismVideoClassifier.from_flax_checkpoint(
-            args.classifier, args.soft_cap or DEFAULT_SOFT_CAP
-        )
+        model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, _soft_cap(args))
         if model.num_classes != len(labels):
             raise UsageError(
                 f"{args.classifier} has {model.num_classes} classes, {args.data} {len(labels)}"

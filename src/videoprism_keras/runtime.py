@@ -1,4 +1,4 @@
-"""Compiled inference functions: numpy in, numpy out, on whichever backend Keras runs.
+"""Compiled inference functions (numpy in, numpy out) and numpy probabilities of logits.
 
 `model.predict` compiles only `call`; embedding tools want other outputs of
 `encode_video`/`encode_text` and independent batch sizes, so we compile those
@@ -78,3 +78,18 @@ def trim_padding(token_ids, padding_mask, min_length=8):
     length = int(real[-1]) + 1 if len(real) else 1
     keep = min(padding_mask.shape[1], max(min_length, 1 << (length - 1).bit_length()))
     return token_ids[:, :keep], padding_mask[:, :keep]
+
+
+# ----------------------------------------------- probabilities of numpy logits
+def softmax(x, axis=-1) -> np.ndarray:
+    """Numerically stable softmax of logits (numpy, float32 or wider)."""
+    x = np.asarray(x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x) -> np.ndarray:
+    """Independent probabilities of logits, without overflow warnings for large |x|."""
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))

@@ -7,23 +7,9 @@ similarities divided by a temperature (0.01 in the official colab).
 
 import numpy as np
 
-from ..runtime import Encoder
+from ..runtime import Encoder, softmax
 
 DEFAULT_TEMPLATE = "a video of {}."
-
-
-def softmax(x, axis=-1) -> np.ndarray:
-    """Numerically stable softmax of logits (numpy, float32 or wider)."""
-    x = np.asarray(x)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def sigmoid(x) -> np.ndarray:
-    """Independent probabilities of logits, without overflow warnings for large |x|."""
-    x = np.asarray(x)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 class ZeroShotClassifier:

@@ -342,7 +342,8 @@ def _check_config(
     if hidden_dim % num_heads:
         raise ValueError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}")
     layout = "(C, H, W)" if data_format == "channels_first" else "(H, W, C)"
-    height, width, _ = frame_shape(image_shape, data_format) if len(image_shape) == 3 else (1,) * 3
+    if len(image_shape) == 3:
+        height, width, _ = frame_shape(image_shape, data_format)
     if len(image_shape) != 3 or height % patch_size or width % patch_size:
         raise ValueError(
             f"image_shape must be {layout} (data_format={data_format!r}) with H, W multiples "

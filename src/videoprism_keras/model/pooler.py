@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from .init import new_weight
-from .transformer import LayerNorm, attend, merge_heads, split_heads
+from .transformer import LayerNorm, attend, linear, merge_heads, split_heads
 
 R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
 
@@ -43,12 +43,12 @@ class AttentionPooler(keras.layers.Layer):
     def call(self, tokens, token_mask=None):
         batch = ops.shape(tokens)[0]
         heads, head_dim = self.num_heads, self.head_dim
-        q = ops.matmul(self.query, self.q_kernel) + self.q_bias  # (1, heads·head_dim)
+        q = linear(self.query, self.q_kernel, self.q_bias)  # (1, heads·head_dim)
         scale = R_SOFTPLUS_0 / head_dim**0.5 * ops.softplus(self.per_dim_scale)
         q = ops.reshape(q, (1, heads, 1, head_dim)) * scale
         q = ops.broadcast_to(q, (batch, heads, 1, head_dim))
-        kv = split_heads(ops.matmul(tokens, self.kv_kernel) + self.kv_bias, 2, heads)
+        kv = split_heads(linear(tokens, self.kv_kernel, self.kv_bias), 2, heads)
         mask = None if token_mask is None else ops.cast(token_mask, "bool")[:, None, None, :]
         pooled = merge_heads(attend(q, kv[0], kv[1], mask))  # (B, 1, heads · head_dim)
-        pooled = self.norm(ops.matmul(pooled, self.out_kernel) + self.out_bias)
+        pooled = self.norm(linear(pooled, self.out_kernel, self.out_bias))
         return pooled[:, 0]

@@ -15,7 +15,7 @@ from keras import ops
 
 from .embeddings import PositionTable, to_patches
 from .init import new_weight
-from .transformer import LayerNorm, TransformerStack
+from .transformer import LayerNorm, TransformerStack, linear
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -80,7 +80,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
 
         # Pixels → patch tokens: (B·T, N, p·p·C) → (B·T, N, D).
         x = to_patches(ops.reshape(pixels, (-1, height, width, channels)), self.patch_size)
-        x = ops.matmul(x, self.patch_kernel) + self.patch_bias
+        x = linear(x, self.patch_kernel, self.patch_bias)
         x = x + self.spatial_positions.resized(grid)
 
         # Spatial encoder, every frame on its own. A padded frame cannot reach a real

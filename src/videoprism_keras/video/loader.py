@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import check_options, load_video
-from .frames import fit
+from .frames import check_resize_mode, normalize_size
 
 ON_ERROR = ("raise", "skip")
 # What `on_error="skip"` records: a file that cannot be read (`VideoDecodeError` is a
@@ -79,7 +79,8 @@ class VideoBatchLoader:
             strategy=strategy,
         )
         check_options(num_frames, dtype, strategy)
-        fit(size, resize_mode)  # checks size and resize_mode
+        check_resize_mode(resize_mode)
+        normalize_size(size)  # raises for a bad size
         self.failures: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
