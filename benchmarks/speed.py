@@ -4,10 +4,13 @@ Every contender runs in its own fresh process (a Keras backend is chosen at impo
 on the same random-weight base configuration, fp32, after a warm-up call, and
 reports the median of its timed calls and its peak resident memory. The "x" columns
 are speed-ups within this run: a peer's median time / the contender's (> 1: faster).
+After the float32 table: batch scaling, our approximate bfloat16 mode (speed and error
+against float32), file-to-embedding throughput and the text tower's.
 
     .venv/bin/python benchmarks/speed.py            # 1 x 16 x 288 x 288, 3 timed calls each
     .venv/bin/python benchmarks/speed.py --quick    # 1 x 4 x 144 x 144, for a fast check
     .venv/bin/python benchmarks/speed.py --ablation tensorflow   # what each choice buys
+    .venv/bin/python benchmarks/speed.py --breakdown             # where TensorFlow's time goes
 """
 
 import argparse
@@ -153,6 +156,38 @@ def patch_variant(variant):
     tr.SelfAttention.call = calls.get(variant, attention_call)
 
 
+def fast_mode_worker(frames, size, dtype, repeats):
+    """Ours in an approximate compute dtype: its median time, and its error against the
+    float32 path on the same weights and clip (relative L2 error of the token features,
+    lowest cosine similarity between a token's two feature vectors)."""
+    import videoprism_keras as vp
+    from videoprism_keras.presets import PRESET_CONFIGS
+    from videoprism_keras.runtime import compile_inference
+
+    config = PRESET_CONFIGS["videoprism_public_v1_base"]
+    exact = vp.VideoPrismBackbone(**config)
+    fast = vp.VideoPrismBackbone(**config, dtype=dtype)
+    fast.set_weights(exact.get_weights())
+    video = np.random.default_rng(0).uniform(size=(1, frames, size, size, 3)).astype("float32")
+    run = compile_inference(fast, lambda x: fast(x))
+    approx = run(video)  # also the warm-up
+    median = statistics.median(timed(run, video, repeats))
+    reference = compile_inference(exact, lambda x: exact(x))(video)
+    a, b = approx.reshape(-1, approx.shape[-1]), reference.reshape(-1, reference.shape[-1])
+    cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    error = np.linalg.norm(a - b) / np.linalg.norm(b)
+    return {"median_s": median, "rel_error": float(error), "min_cosine": float(cosine.min())}
+
+
+def timed(run, video, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(video)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def text_worker(batch, length, repeats):
     """Texts per second through the LvT-base text tower (ours, current backend)."""
     import videoprism_keras as vp
@@ -199,24 +234,23 @@ def worker(args):
     if args.e2e:
         print(json.dumps(e2e_worker(args.frames, args.size, args.repeats)))
         return
+    if args.dtype != "float32":
+        print(json.dumps(fast_mode_worker(args.frames, args.size, args.dtype, args.repeats)))
+        return
     video = np.random.default_rng(0).uniform(
         size=(args.batch, args.frames, args.size, args.size, 3)
     )
     video = video.astype("float32")
     run = build(args.worker, args.frames, args.size, args.variant)
     run(video)  # warm-up: compilation, allocation
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        run(video)
-        times.append(time.perf_counter() - start)
+    times = timed(run, video, args.repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_mb": peak}))
 
 
-def spawn(name, args, batch=None, text=False, e2e=False, variant="default"):
+def spawn(name, args, batch=None, text=False, e2e=False, variant="default", dtype="float32"):
     cmd = [sys.executable, __file__, "--worker", name, "--frames", str(args.frames)]
-    cmd += ["--variant", variant]
+    cmd += ["--variant", variant, "--dtype", dtype]
     cmd += ["--size", str(args.size), "--repeats", str(args.repeats)]
     cmd += ["--batch", str(batch or 1)] + (["--text"] if text else []) + (["--e2e"] if e2e else [])
     env = {**os.environ, "KERAS_BACKEND": name.split("[")[1].rstrip("]")}
@@ -238,7 +272,9 @@ def main():
     parser.add_argument("--batches", default="1,2,4,8", help="batch sizes for the scaling table")
     parser.add_argument("--only", default=None, help="comma-separated contenders")
     parser.add_argument("--ablation", metavar="BACKEND", help="time VARIANTS on one backend")
+    parser.add_argument("--breakdown", action="store_true", help="TensorFlow's time per op")
     parser.add_argument("--variant", default="default", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--text", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--e2e", action="store_true", help=argparse.SUPPRESS)
@@ -254,6 +290,8 @@ def main():
           f"{flops / 1e12:.3f} TFLOP; machine GEMM {gemm:.0f} GFLOP/s (numpy, 2048^3)")  # fmt: skip
     if args.ablation:
         return ablation(f"ours[{args.ablation}]", args)
+    if args.breakdown:
+        return breakdown(args)
     results = {name: spawn(name, args) for name in contenders}
     peers = {p: results[p]["median_s"] for p in PEERS if "median_s" in results.get(p, {})}
     columns = [*(f"x {p.split('[')[0]}" for p in peers), "x best peer"] if peers else []
@@ -284,6 +322,18 @@ def main():
         print(
             f"  B={batch}: {r['median_s'] / batch:6.2f} s/clip  {r['peak_mb']:7.0f} MB {per_clip}"
         )
+    print('\napproximate fast mode (explicit: dtype="bfloat16"), error against float32 on the '
+          "same weights")  # fmt: skip
+    best_peer = min(peers.values()) if peers else None
+    for name in ours:
+        r = spawn(name, args, dtype="bfloat16")
+        if "error" in r:
+            print(f"  {name:20s} failed: {r['error']}")
+            continue
+        speedup = f"{best_peer / r['median_s']:5.2f}x best peer  " if best_peer else ""
+        exact = f"{ours[name] / r['median_s']:5.2f}x float32  "
+        error = f"rel. error {r['rel_error']:.4f}, min cosine {r['min_cosine']:.5f}"
+        print(f"  {name:20s} {r['median_s']:6.2f} s  {exact}{speedup}{error}")
     r = spawn(fastest, args, e2e=True)
     rate = f"{r['clips_per_s']:.3f} clips/s" if "clips_per_s" in r else f"failed: {r['error']}"
     print(f"\nfile -> embedding, {fastest}, decoding overlapped: {rate}")
@@ -294,6 +344,58 @@ def main():
         r = spawn(name, args, batch=texts, text=True)
         rates = f"{r['full']:8.0f} {r['prompt']:8.0f}" if "full" in r else f"failed: {r['error']}"
         print(f"  {name:20s} {rates}")
+
+
+def breakdown(args):
+    """Our TensorFlow forward pass per oneDNN primitive, from oneDNN's own timings.
+
+    TensorFlow runs every GEMM, attention matmul, softmax and layout change through
+    oneDNN; ONEDNN_VERBOSE=1 prints each call's milliseconds. One warm-up and one timed
+    call are traced, so each primitive's total is halved. What is not in oneDNN
+    (LayerNorm, the soft cap's tanh, residual adds, TensorFlow itself) is the rest.
+    """
+    name = "ours[tensorflow]"
+    cmd = [sys.executable, __file__, "--worker", name, "--frames", str(args.frames)]
+    cmd += ["--size", str(args.size), "--repeats", "1"]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "ONEDNN_VERBOSE": "1"}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode or not lines:
+        print(f"{name} failed: {out.stderr.strip()[-500:]}")
+        return
+    total = json.loads(lines[-1])["median_s"] * 1e3
+    ms, calls = {}, {}
+    for line in lines:
+        fields = line.split(",")
+        if len(fields) > 5 and fields[3] == "exec":  # onednn_verbose,v1,primitive,exec,...
+            key = f"{fields[5]} {fields[-2]}"  # kind and problem shape
+            ms[key] = ms.get(key, 0.0) + float(fields[-1]) / 2
+            calls[key] = calls.get(key, 0) + 1
+    print(f"\nbreakdown, {name}: forward pass {total:.0f} ms (the timed call)")
+    print(f"  {'oneDNN primitive':44s} {'calls':>5s} {'ms':>7s} {'share':>6s} {'GFLOP/s':>8s}")
+    for key in sorted(ms, key=ms.get, reverse=True)[:12]:
+        flops = gemm_shape_flops(key) * calls[key] // 2
+        rate = f"{flops / ms[key] / 1e6:8.0f}" if flops else ""
+        print(f"  {key:44s} {calls[key] // 2:5d} {ms[key]:7.0f} {ms[key] / total:6.1%} {rate}")
+    gemms = [k for k in ms if gemm_shape_flops(k)]
+    gemm, flops = sum(ms[k] for k in gemms), sum(gemm_shape_flops(k) * calls[k] // 2 for k in gemms)
+    rest = total - sum(ms.values())
+    print(f"  all GEMMs (inner products, attention matmuls): {gemm:.0f} ms, {gemm / total:.1%}, "
+          f"{flops / gemm / 1e6:.0f} GFLOP/s")  # fmt: skip
+    print(f"  outside oneDNN (LayerNorm, tanh, adds, TF): {rest:.0f} ms, {rest / total:.1%}")
+
+
+def gemm_shape_flops(key):
+    """FLOPs of one oneDNN GEMM call from its verbose shape, 0 for other primitives:
+    `inner_product mb{M}ic{K}oc{N}` or `matmul {batch}x{M}x{K}:{batch}x{K}x{N}`."""
+    kind, shape = key.split(" ", 1)
+    if kind == "inner_product":
+        m, k, n = (int(v) for v in shape[2:].replace("ic", " ").replace("oc", " ").split())
+        return 2 * m * k * n
+    if kind == "matmul":
+        a, b = (list(map(int, side.split("x"))) for side in shape.split(":"))
+        return 2 * int(np.prod(a)) * b[-1]
+    return 0
 
 
 def ablation(name, args):

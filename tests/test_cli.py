@@ -68,6 +68,19 @@ def test_embed_formats(env, lvt, videos, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "b1.npz")["vectors"], data["vectors"], atol=1e-5)
 
 
+def test_bfloat16_fast_mode(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    run(env, "embed", videos, "-o", tmp_path / "exact.npz", *model)
+    run(env, "embed", videos, "-o", tmp_path / "fast.npz", *model, "--dtype", "bfloat16")
+    exact, fast = (np.load(tmp_path / f"{name}.npz")["vectors"] for name in ("exact", "fast"))
+    assert fast.dtype == np.float32  # the files stay float32 whatever the compute dtype
+    assert (exact * fast).sum(-1).min() > 0.999  # unit vectors: cosine similarity
+    assert np.abs(fast - exact).max() > 1e-5  # it did run in bfloat16
+    run(env, "index", videos, "-o", tmp_path / "index", *model, "--dtype", "bfloat16")
+    meta = json.loads((tmp_path / "index" / "index.json").read_text())["meta"]
+    assert meta["dtype"] == "bfloat16"  # and search uses it unless told otherwise
+
+
 def test_embed_clips_keep_their_times(env, lvt, videos, tmp_path):
     model, _ = lvt
     args = ["--clip-seconds", "2", "--stride-seconds", "1", *model]
@@ -245,3 +258,15 @@ def test_index_uses_faiss_above_its_threshold(tmp_path):
     assert reopened._ann.ntotal == 550 and reopened.search(extra[7], 1)[0][0].path == "w7"
     exact.save(tmp_path / "ix")  # a graph-less save removes the stale graph
     assert not (tmp_path / "ix" / "hnsw.faiss").exists()
+
+
+def test_index_dtype_is_the_default_not_a_rule():
+    import argparse
+
+    from videoprism_keras.cli import _index_model
+
+    meta = {"preset": "videoprism_lvt_public_v1_base", "dtype": "bfloat16"}
+    for given, used in ((None, "bfloat16"), ("float32", "float32")):
+        args = argparse.Namespace(preset=None, soft_cap=None, dtype=given, frames=None, size=None)
+        _index_model(args, meta)
+        assert args.dtype == used

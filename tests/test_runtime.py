@@ -55,3 +55,12 @@ def test_trim_padding_keeps_a_power_of_two(lengths, width, kept):
     ids, trimmed = trim_padding(mask * 7, mask)
     assert ids.shape == trimmed.shape == (len(lengths), kept)
     assert trimmed.sum() == mask.sum()
+
+
+def test_bfloat16_models_give_float32_arrays(lvt):
+    fast = vp.VideoPrismBackbone.from_config({**lvt.get_config(), "dtype": "bfloat16"})
+    fast.set_weights(lvt.get_weights())
+    out = Encoder(fast).video(random_video())
+    assert {v.dtype for v in out.values()} == {np.dtype("float32")}
+    exact = Encoder(lvt).video(random_video())["vision_embeddings"]
+    np.testing.assert_allclose(out["vision_embeddings"], exact, atol=0.02)

@@ -14,6 +14,10 @@ def compile_inference(model, fn):
     """`fn(*arrays) -> dict or tensor` built from `model`'s layers, compiled for inference."""
     backend = keras.backend.backend()
     to_numpy = lambda out: keras.tree.map_structure(keras.ops.convert_to_numpy, out)  # noqa: E731
+
+    def float32_fn(*args):  # floats leave as float32 whatever the compute dtype (bfloat16)
+        return keras.tree.map_structure(_as_float32, fn(*args))
+
     if backend == "jax":
         import jax
 
@@ -21,7 +25,7 @@ def compile_inference(model, fn):
 
         def stateless(values, *args):
             with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-                return fn(*args)
+                return float32_fn(*args)
 
         jitted = jax.jit(stateless)
         return lambda *args: to_numpy(jitted([v.value for v in variables], *args))
@@ -30,17 +34,22 @@ def compile_inference(model, fn):
 
         # One trace per input shape, like jax.jit: the model needs static frame counts,
         # resolutions and text lengths (reduce_retracing would make them unknown).
-        traced = tf.function(fn)
+        traced = tf.function(float32_fn)
         return lambda *args: to_numpy(traced(*args))
     if backend == "torch":
         import torch
 
         def run(*args):
             with torch.inference_mode():
-                return to_numpy(fn(*(keras.ops.convert_to_tensor(a) for a in args)))
+                return to_numpy(float32_fn(*(keras.ops.convert_to_tensor(a) for a in args)))
 
         return run
-    return lambda *args: to_numpy(fn(*args))
+    return lambda *args: to_numpy(float32_fn(*args))
+
+
+def _as_float32(x):
+    half = keras.backend.standardize_dtype(x.dtype) in ("bfloat16", "float16")
+    return keras.ops.cast(x, "float32") if half else x
 
 
 class Encoder:
