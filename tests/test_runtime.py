@@ -1,5 +1,9 @@
 """The compiled inference path the apps use: same numbers as the model, faster text."""
 
+import math
+import platform
+import sys
+
 import numpy as np
 import pytest
 from helpers import random_video, to_numpy
@@ -64,3 +68,33 @@ def test_bfloat16_models_give_float32_arrays(lvt):
     assert {v.dtype for v in out.values()} == {np.dtype("float32")}
     exact = Encoder(lvt).video(random_video())["vision_embeddings"]
     np.testing.assert_allclose(out["vision_embeddings"], exact, atol=0.02)
+
+
+@pytest.mark.parametrize("activation", [None, "gelu", "relu"])
+def test_inference_gemm_matches_the_training_one(activation):
+    """PyTorch runs `linear` through oneDNN without autograd and through addmm with it."""
+    import keras
+
+    from videoprism_keras.model.transformer import linear
+
+    rng = np.random.default_rng(0)
+    x, kernel, bias = (rng.normal(size=s).astype("float32") for s in ((2, 5, 48), (48, 80), (80,)))
+    expected = x @ kernel + bias
+    if activation == "gelu":
+        expected = expected * 0.5 * (1 + np.vectorize(math.erf)(expected / math.sqrt(2)))
+    elif activation == "relu":
+        expected = np.maximum(expected, 0)
+    args = [keras.ops.convert_to_tensor(a) for a in (x, kernel, bias)]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        with torch.inference_mode():
+            np.testing.assert_allclose(to_numpy(linear(*args, activation)), expected, atol=2e-5)
+    np.testing.assert_allclose(to_numpy(linear(*args, activation)), expected, atol=2e-5)
+
+
+def test_freed_memory_is_kept_on_linux():
+    from videoprism_keras.runtime import keep_freed_memory
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc

@@ -69,7 +69,7 @@ def _parser():
         cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
         p.add_argument("--soft-cap", type=float, help=cap_help)
         dtype_help = ("compute dtype (default float32, the official numerics; for an index, the "
-                      "one it was built with). bfloat16 is an approximate fast mode: ~1.8x "
+                      "one it was built with). bfloat16 is an approximate fast mode: ~1.7x "
                       "faster on TensorFlow and PyTorch with AVX512-BF16, embeddings within "
                       "cosine 0.9999 of float32 (benchmarks/README.md)")  # fmt: skip
         p.add_argument("--dtype", choices=DTYPES, help=dtype_help)

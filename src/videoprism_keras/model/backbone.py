@@ -50,7 +50,7 @@ class VideoPrismBackbone(keras.Model):
             (B, T, C, H, W); defaults to `keras.config.image_data_format()`.
         dtype: a dtype or policy. The default float32 gives the official
             numerics; "bfloat16" or "mixed_bfloat16" is an approximate fast mode
-            (~0.9% feature error, 1.8-2x faster on CPUs with AVX512-BF16 under
+            (~1% feature error, 1.7-2x faster on CPUs with AVX512-BF16 under
             TensorFlow or PyTorch: benchmarks/README.md). Softmax and
             normalisations are computed in float32 regardless.
 
