@@ -93,8 +93,12 @@ def test_inference_gemm_matches_the_training_one(activation):
     np.testing.assert_allclose(to_numpy(linear(*args, activation)), expected, atol=2e-5)
 
 
-def test_freed_memory_is_kept_on_linux():
-    from videoprism_keras.runtime import keep_freed_memory
+def test_freed_memory_is_kept_on_linux_unless_turned_off(monkeypatch):
+    from videoprism_keras.runtime import OPT_OUT, keep_freed_memory
 
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is glibc
+    keep_freed_memory.cache_clear()
+    monkeypatch.setenv(OPT_OUT, "0")
+    assert keep_freed_memory() is False
+    keep_freed_memory.cache_clear()

@@ -8,6 +8,7 @@ as constants), `tf.function` on TensorFlow, and inference mode on PyTorch.
 
 import ctypes
 import functools
+import os
 import sys
 
 import keras
@@ -52,6 +53,9 @@ def compile_inference(model, fn):
     return lambda *args: to_numpy(float32_fn(*args))
 
 
+OPT_OUT = "VIDEOPRISM_KEEP_FREED_MEMORY"
+
+
 @functools.cache
 def keep_freed_memory() -> bool:
     """Lets glibc's malloc keep large freed blocks for reuse instead of unmapping them.
@@ -64,9 +68,10 @@ def keep_freed_memory() -> bool:
     allocator. The process then keeps up to 1 GiB of freed memory mapped; this is
     what the tuning guides' `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`
     environment variables do, set once per process by the first compiled function.
-    Returns whether it applied (only on Linux with glibc).
+    `VIDEOPRISM_KEEP_FREED_MEMORY=0` turns it off. Returns whether it applied (only
+    on Linux with glibc).
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT) == "0":
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt  # glibc; musl has no mallopt
