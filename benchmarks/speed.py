@@ -42,6 +42,8 @@ VARIANTS = {
     "seq_major_attention": "attention einsums on (B, S, heads, hd), not heads-first matmuls",
     "approx_gelu": "* tanh-approximated GELU instead of the exact erf one",
     "no_soft_cap": "* no tanh soft cap on the attention logits",
+    "addmm": "PyTorch: MKL's addmm, then the activation, instead of one oneDNN call",
+    "malloc_default": "glibc unmaps large freed blocks (VIDEOPRISM_KEEP_FREED_MEMORY=0)",
 }
 
 
@@ -116,6 +118,10 @@ def patch_variant(variant):
 
     from videoprism_keras.model import transformer as tr
 
+    if variant == "addmm":
+        tr._onednn_linear = lambda x, kernel: False
+    if variant == "malloc_default":
+        os.environ["VIDEOPRISM_KEEP_FREED_MEMORY"] = "0"
     linear, attention_call = tr.linear, tr.SelfAttention.call
 
     def activate(y, activation, approximate=False):

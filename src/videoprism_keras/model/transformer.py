@@ -64,7 +64,7 @@ def linear(x, kernel, bias, activation=None):
         import tensorflow as tf
 
         y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-    elif backend == "torch" and _onednn_linear(x):
+    elif backend == "torch" and _onednn_linear(x, kernel):
         import torch
 
         # oneDNN runs our shapes 5-20% faster than MKL's addmm, with the activation
@@ -88,12 +88,19 @@ def linear(x, kernel, bias, activation=None):
     return ops.reshape(y, (*lead, kernel.shape[-1]))
 
 
-def _onednn_linear(x):
+def _onednn_linear(x, kernel):
     """Whether PyTorch can run `linear` as one oneDNN call: on the CPU, with a oneDNN
-    build, and without autograd (the op has no gradient, so training uses addmm)."""
+    build, without autograd (the op has no gradient, so training uses addmm) and with
+    a contiguous kernel (a strided one, e.g. a column slice, takes oneDNN's reference
+    path: 1,000x slower)."""
     import torch
 
-    return x.device.type == "cpu" and not torch.is_grad_enabled() and _torch_has_onednn_linear()
+    return (
+        x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and kernel.is_contiguous()
+        and _torch_has_onednn_linear()
+    )
 
 
 @functools.cache

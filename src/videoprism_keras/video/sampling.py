@@ -21,6 +21,9 @@ def sample_indices(num_available: int, num_frames: int) -> np.ndarray:
     `np.linspace(0, n, num_frames, endpoint=False).astype(int32)`: a video shorter
     than `num_frames` repeats frames, a longer one skips them.
     """
+    for name, value in (("num_available", num_available), ("num_frames", num_frames)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"sample_indices: {name} must be a positive integer, got {value!r}")
     return np.linspace(0, num_available, num_frames, endpoint=False).astype(np.int32)
 
 
