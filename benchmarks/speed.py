@@ -174,7 +174,7 @@ def fast_mode_worker(frames, size, dtype, repeats):
     exact = vp.VideoPrismBackbone(**config)
     fast = vp.VideoPrismBackbone(**config, dtype=dtype)
     fast.set_weights(exact.get_weights())
-    video = np.random.default_rng(0).uniform(size=(1, frames, size, size, 3)).astype("float32")
+    video = random_clip(1, frames, size)
     run = compile_inference(fast, lambda x: fast(x))
     approx = run(video)  # also the warm-up
     median = statistics.median(timed(run, video, repeats))
@@ -183,6 +183,11 @@ def fast_mode_worker(frames, size, dtype, repeats):
     cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
     error = np.linalg.norm(a - b) / np.linalg.norm(b)
     return {"median_s": median, "rel_error": float(error), "min_cosine": float(cosine.min())}
+
+
+def random_clip(batch, frames, size):
+    """The same uniform [0, 1) clip for every contender."""
+    return np.random.default_rng(0).uniform(size=(batch, frames, size, size, 3)).astype("float32")
 
 
 def timed(run, video, repeats):
@@ -243,10 +248,7 @@ def worker(args):
     if args.dtype != "float32":
         print(json.dumps(fast_mode_worker(args.frames, args.size, args.dtype, args.repeats)))
         return
-    video = np.random.default_rng(0).uniform(
-        size=(args.batch, args.frames, args.size, args.size, 3)
-    )
-    video = video.astype("float32")
+    video = random_clip(args.batch, args.frames, args.size)
     run = build(args.worker, args.frames, args.size, args.variant)
     run(video)  # warm-up: compilation, allocation
     times = timed(run, video, args.repeats)
@@ -254,13 +256,19 @@ def worker(args):
     print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_mb": peak}))
 
 
-def spawn(name, args, batch=None, text=False, e2e=False, variant="default", dtype="float32"):
+def run_worker(name, args, batch=1, flags=(), variant="default", dtype="float32", repeats=None,
+               env=None):  # fmt: skip
+    """One contender's worker in a fresh process (its own Keras backend)."""
     cmd = [sys.executable, __file__, "--worker", name, "--frames", str(args.frames)]
-    cmd += ["--variant", variant, "--dtype", dtype]
-    cmd += ["--size", str(args.size), "--repeats", str(args.repeats)]
-    cmd += ["--batch", str(batch or 1)] + (["--text"] if text else []) + (["--e2e"] if e2e else [])
-    env = {**os.environ, "KERAS_BACKEND": name.split("[")[1].rstrip("]")}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    cmd += ["--size", str(args.size), "--repeats", str(repeats or args.repeats)]
+    cmd += ["--batch", str(batch), "--variant", variant, "--dtype", dtype, *flags]
+    env = {**os.environ, **(env or {}), "KERAS_BACKEND": name.split("[")[1].rstrip("]")}
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
+def spawn(name, args, batch=None, text=False, e2e=False, variant="default", dtype="float32"):
+    flags = (["--text"] if text else []) + (["--e2e"] if e2e else [])
+    out = run_worker(name, args, batch or 1, flags, variant, dtype)
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -356,35 +364,32 @@ def breakdown(args):
     """Our TensorFlow forward pass per oneDNN primitive, from oneDNN's own timings.
 
     TensorFlow runs every GEMM, attention matmul, softmax and layout change through
-    oneDNN; ONEDNN_VERBOSE=1 prints each call's milliseconds. One warm-up and one timed
-    call are traced, so each primitive's total is halved. What is not in oneDNN
-    (LayerNorm, the soft cap's tanh, residual adds, TensorFlow itself) is the rest.
+    oneDNN; ONEDNN_VERBOSE=1 prints each call's milliseconds. A warm-up and a timed
+    call run the same primitives in the same order, so the second half of the trace
+    is the timed call's. What is not in oneDNN (LayerNorm, the soft cap's tanh,
+    residual adds, TensorFlow itself) is the rest.
     """
     name = "ours[tensorflow]"
-    cmd = [sys.executable, __file__, "--worker", name, "--frames", str(args.frames)]
-    cmd += ["--size", str(args.size), "--repeats", "1"]
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "ONEDNN_VERBOSE": "1"}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = run_worker(name, args, repeats=1, env={"ONEDNN_VERBOSE": "1"})
     lines = out.stdout.strip().splitlines()
     if out.returncode or not lines:
         print(f"{name} failed: {out.stderr.strip()[-500:]}")
         return
     total = json.loads(lines[-1])["median_s"] * 1e3
     ms, calls = {}, {}
-    for line in lines:
-        fields = line.split(",")
-        if len(fields) > 5 and fields[3] == "exec":  # onednn_verbose,v1,primitive,exec,...
-            key = f"{fields[5]} {fields[-2]}"  # kind and problem shape
-            ms[key] = ms.get(key, 0.0) + float(fields[-1]) / 2
-            calls[key] = calls.get(key, 0) + 1
+    execs = [f for f in (line.split(",") for line in lines) if len(f) > 5 and f[3] == "exec"]
+    for fields in execs[len(execs) // 2 :]:  # onednn_verbose,v1,primitive,exec,...
+        key = f"{fields[5]} {fields[-2]}"  # kind and problem shape
+        ms[key] = ms.get(key, 0.0) + float(fields[-1])
+        calls[key] = calls.get(key, 0) + 1
     print(f"\nbreakdown, {name}: forward pass {total:.0f} ms (the timed call)")
     print(f"  {'oneDNN primitive':44s} {'calls':>5s} {'ms':>7s} {'share':>6s} {'GFLOP/s':>8s}")
     for key in sorted(ms, key=ms.get, reverse=True)[:12]:
-        flops = gemm_shape_flops(key) * calls[key] // 2
+        flops = gemm_shape_flops(key) * calls[key]
         rate = f"{flops / ms[key] / 1e6:8.0f}" if flops else ""
-        print(f"  {key:44s} {calls[key] // 2:5d} {ms[key]:7.0f} {ms[key] / total:6.1%} {rate}")
+        print(f"  {key:44s} {calls[key]:5d} {ms[key]:7.0f} {ms[key] / total:6.1%} {rate}")
     gemms = [k for k in ms if gemm_shape_flops(k)]
-    gemm, flops = sum(ms[k] for k in gemms), sum(gemm_shape_flops(k) * calls[k] // 2 for k in gemms)
+    gemm, flops = sum(ms[k] for k in gemms), sum(gemm_shape_flops(k) * calls[k] for k in gemms)
     rest = total - sum(ms.values())
     print(f"  all GEMMs (inner products, attention matmuls): {gemm:.0f} ms, {gemm / total:.1%}, "
           f"{flops / gemm / 1e6:.0f} GFLOP/s")  # fmt: skip
