@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+# The read-only fixtures (official outputs, media) beside the checkout.
+export VIDEOPRISM_SHARED ?= $(abspath ../shared)
 
 .PHONY: install demo test test-jax test-torch test-tensorflow lint bench clean
 

@@ -75,7 +75,7 @@ def build(name, frames, size, variant="default"):
     if impl == "ours":
         import videoprism_keras as vp
         from videoprism_keras.presets import PRESET_CONFIGS
-        from videoprism_keras.runtime import compile_inference
+        from videoprism_keras.runtime import compile_inference, keep_freed_memory
 
         config = dict(PRESET_CONFIGS["videoprism_public_v1_base"])
         if variant == "no_soft_cap":
@@ -85,7 +85,9 @@ def build(name, frames, size, variant="default"):
         if variant == "keras_predict":
             return lambda x: model.predict(x, verbose=0)
         # Our inference entry point (what embedding, the CLI and the apps use): the forward
-        # pass compiled by jax.jit / tf.function, or run in torch inference mode.
+        # pass compiled by jax.jit / tf.function, or run in torch inference mode, with
+        # the allocator setting that `runtime.Encoder` applies.
+        keep_freed_memory()
         return compile_inference(model, lambda x: model(x))
     if impl == "keras_hub":
         import keras_hub
@@ -116,10 +118,11 @@ def patch_variant(variant):
     """Swaps the piece of our model that `variant` ablates; the rest stays as shipped."""
     from keras import ops
 
+    from videoprism_keras.model import kernels
     from videoprism_keras.model import transformer as tr
 
     if variant == "addmm":
-        tr._onednn_linear = lambda x, kernel: False
+        kernels._onednn_linear = lambda x, kernel: False
     if variant == "malloc_default":
         os.environ["VIDEOPRISM_KEEP_FREED_MEMORY"] = "0"
     linear, attention_call = tr.linear, tr.SelfAttention.call
@@ -168,13 +171,14 @@ def fast_mode_worker(frames, size, dtype, repeats):
     lowest cosine similarity between a token's two feature vectors)."""
     import videoprism_keras as vp
     from videoprism_keras.presets import PRESET_CONFIGS
-    from videoprism_keras.runtime import compile_inference
+    from videoprism_keras.runtime import compile_inference, keep_freed_memory
 
     config = PRESET_CONFIGS["videoprism_public_v1_base"]
     exact = vp.VideoPrismBackbone(**config)
     fast = vp.VideoPrismBackbone(**config, dtype=dtype)
     fast.set_weights(exact.get_weights())
     video = random_clip(1, frames, size)
+    keep_freed_memory()  # as `runtime.Encoder` does
     run = compile_inference(fast, lambda x: fast(x))
     approx = run(video)  # also the warm-up
     median = statistics.median(timed(run, video, repeats))

@@ -5,7 +5,8 @@ import pytest
 from helpers import to_numpy
 
 import videoprism_keras as vp
-from videoprism_keras.checkpoint import export_flax_checkpoint, infer_config, read_checkpoint
+from videoprism_keras.checkpoint import export_flax_checkpoint
+from videoprism_keras.saving import infer_config, read_checkpoint
 
 pytestmark = pytest.mark.backend
 

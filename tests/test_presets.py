@@ -13,7 +13,7 @@ from helpers import random_text, random_video, to_numpy
 from preset_fakes import TINY_FILE, TINY_PRESET, TINY_REPO, put_in_hf_cache, register_tiny_preset
 
 import videoprism_keras as vp
-from videoprism_keras import hub
+from videoprism_keras import hub, saving
 
 GOLDEN_CAP = dict(attention_logit_soft_cap=5.0)
 
@@ -100,18 +100,18 @@ def test_builtin_preset_converts_once_then_loads_from_cache(tiny_preset, golden_
 
 
 def test_interrupted_conversion_leaves_nothing(tiny_preset, monkeypatch):
-    calls, save = [], hub.save_backbone
+    calls, save = [], saving.save_backbone
 
     def broken_save(model, out, **kwargs):
         (Path(out) / "model.weights.h5").write_bytes(b"half")
         calls.append(out)
         raise KeyboardInterrupt("killed midway")
 
-    monkeypatch.setattr(hub, "save_backbone", broken_save)
+    monkeypatch.setattr(saving, "save_backbone", broken_save)
     with pytest.raises(KeyboardInterrupt):
         vp.VideoPrismBackbone.from_preset(TINY_PRESET)
     assert calls and not any(tiny_preset[0].glob(f"*{TINY_PRESET}*/*"))
-    monkeypatch.setattr(hub, "save_backbone", save)
+    monkeypatch.setattr(saving, "save_backbone", save)
     model = vp.VideoPrismBackbone.from_preset(TINY_PRESET)  # redone from scratch
     assert hub.is_preset_dir(tiny_preset[0] / TINY_PRESET) and model.is_multimodal
 
@@ -125,13 +125,13 @@ def test_two_processes_convert_once(tiny_preset, tmp_path):
         c.HF_HUB_CACHE = {str(tiny_preset[1])!r}
         from preset_fakes import register_tiny_preset, TINY_PRESET
         import videoprism_keras as vp
-        from videoprism_keras import hub
+        from videoprism_keras import saving
         register_tiny_preset()
-        convert = hub._convert_official
-        def logged(name, out):
+        convert = saving._convert_official
+        def logged(cls, name, out):
             open({str(log)!r}, "a").write("converted\\n")
-            convert(name, out)
-        hub._convert_official = logged
+            convert(cls, name, out)
+        saving._convert_official = logged
         model = vp.VideoPrismBackbone.from_preset(TINY_PRESET)
         print(model.count_params())
         """

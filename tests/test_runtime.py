@@ -75,7 +75,7 @@ def test_inference_gemm_matches_the_training_one(activation):
     """PyTorch runs `linear` through oneDNN without autograd and through addmm with it."""
     import keras
 
-    from videoprism_keras.model.transformer import linear
+    from videoprism_keras.model.kernels import linear
 
     rng = np.random.default_rng(0)
     x, kernel, bias = (rng.normal(size=s).astype("float32") for s in ((2, 5, 48), (48, 80), (80,)))
@@ -88,7 +88,7 @@ def test_inference_gemm_matches_the_training_one(activation):
     if keras.backend.backend() == "torch":
         import torch
 
-        from videoprism_keras.model.transformer import _onednn_linear
+        from videoprism_keras.model.kernels import _onednn_linear
 
         with torch.inference_mode():
             assert _onednn_linear(args[0], args[1])

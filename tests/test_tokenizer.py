@@ -317,9 +317,9 @@ def test_module_imports_without_keras():
 
 
 def test_one_asset_path_shared_with_the_hub(tmp_path, media_dir):
-    """The tokenizer and the preset writer (`hub`) must agree on where the model lives."""
-    from videoprism_keras import hub, tokenizer
+    """The tokenizer and the preset writer (`saving`) must agree on where the model lives."""
+    from videoprism_keras import constants, saving, tokenizer
 
-    assert tokenizer.ASSET is hub.TOKENIZER_ASSET
+    assert tokenizer.ASSET is constants.TOKENIZER_ASSET is saving.TOKENIZER_ASSET
     VideoPrismTokenizer(media_dir / "test_spm.model").save_to_preset(tmp_path)
-    assert (tmp_path / hub.TOKENIZER_ASSET).is_file()
+    assert (tmp_path / constants.TOKENIZER_ASSET).is_file()

@@ -154,3 +154,35 @@ def test_clip_arguments_and_files_are_checked_at_the_call(long_video, tmp_path):
         iter_clips(np.zeros((4, 8, 8, 3), np.uint8), 1)
     with pytest.raises(vio.VideoDecodeError, match="no such file"):
         iter_clips(tmp_path / "missing.mp4", 1)
+
+
+def test_load_clip_gives_the_frames_iter_clips_gave(long_video):
+    clips = list(iter_clips(long_video, 7.0, 5.0, num_frames=4, size=(24, 32), dtype="uint8"))
+    for clip in (clips[0], clips[3], clips[-1]):
+        again = vio.load_clip(long_video, clip.start, clip.end, 4, (24, 32), dtype="uint8")
+        np.testing.assert_array_equal(again, clip.frames)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_frames": 0}, "num_frames must be a positive int; got 0"),
+        ({"size": (0, 8)}, "size must be positive"),
+        ({"resize_mode": "stretch"}, "resize_mode must be one of"),
+        ({"dtype": "float16"}, "dtype must be one of"),
+    ],
+)
+def test_every_entry_point_checks_sampling_options_alike_before_reading(options, message):
+    """One `Sampling` checks the options, so each door says the same, and no file is read
+    (the path does not exist: a file error would come first otherwise)."""
+    missing = "/nonexistent/video.mp4"
+    calls = [
+        lambda: load_video(missing, **options),
+        lambda: iter_clips(missing, 5.0, **options),
+        lambda: vio.VideoBatchLoader([missing], **options),
+        lambda: vio.load_clip(missing, 0.0, 1.0, **options),
+        lambda: vio.Sampling(**options),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=message):
+            call()

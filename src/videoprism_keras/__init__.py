@@ -7,10 +7,11 @@ Names are imported lazily, so `videoprism_keras.tokenizer` and
 import importlib
 
 from ._backend import choose_default_backend
+from .constants import VERSION
 
 choose_default_backend()
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 _EXPORTS = {
     "VideoPrismBackbone": "videoprism_keras.model.backbone",
@@ -20,7 +21,9 @@ _EXPORTS = {
     "VideoPrismTokenizer": "videoprism_keras.tokenizer",
     "canonicalize_text": "videoprism_keras.tokenizer",
 }
-_SUBMODULES = ("apps", "video", "tokenizer", "hub", "presets", "runtime", "checkpoint")
+_SUBMODULES = (
+    "apps", "video", "tokenizer", "hub", "presets", "runtime", "checkpoint", "saving", "constants",
+)  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
 

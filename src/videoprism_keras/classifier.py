@@ -13,9 +13,9 @@ not re-run the backbone (see `extract_features`).
 import keras
 from keras import ops
 
-from .checkpoint import assign_weights, expand_table, infer_config, pooler_table, read_checkpoint
+from . import saving
+from .constants import DEFAULT_SOFT_CAP
 from .model.backbone import VideoPrismBackbone
-from .model.init import skip_initialization
 from .model.pooler import AttentionPooler
 from .runtime import sigmoid, softmax
 
@@ -128,27 +128,11 @@ class VideoPrismVideoClassifier(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_flax_checkpoint(cls, path_or_mapping, attention_logit_soft_cap=50.0, **kwargs):
+    def from_flax_checkpoint(
+        cls, path_or_mapping, attention_logit_soft_cap=DEFAULT_SOFT_CAP, **kwargs
+    ):
         """The official `FactorizedVideoClassifier` checkpoint (`encoder/`, `atten_pooler/`,
         `projection/`), with the whole configuration read off the tensor shapes."""
-        ckpt = read_checkpoint(path_or_mapping)
-        if "projection/linear/kernel" not in ckpt:
-            raise ValueError("not an official classifier checkpoint: no projection/linear/kernel")
-        config = infer_config(ckpt)
-        num_classes = int(ckpt["projection/linear/kernel"].shape[-1])
-        with skip_initialization():
-            backbone = VideoPrismBackbone(
-                **config, attention_logit_soft_cap=attention_logit_soft_cap
-            )
-        model = cls(backbone, num_classes, **kwargs)
-        rows = [
-            (f"backbone.{o}", keys, kind) for o, keys, kind in expand_table(backbone, "encoder/")
-        ]
-        rows += pooler_table("pooler", "atten_pooler/")
-        rows += [
-            ("head.kernel", ["projection/linear/kernel"], "copy"),
-            ("head.bias", ["projection/linear/bias"], "copy"),
-        ]
-        source = "checkpoint" if isinstance(path_or_mapping, dict) else repr(str(path_or_mapping))
-        assign_weights(model, rows, ckpt, source)
-        return model
+        return saving.load_official_classifier(
+            cls, VideoPrismBackbone, path_or_mapping, attention_logit_soft_cap, **kwargs
+        )

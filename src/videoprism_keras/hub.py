@@ -1,30 +1,22 @@
-"""Presets: built-in names, `hf://`, `kaggle://`, local directories and official `.npz` files.
+"""Finding and fetching preset files: built-in names, `hf://`, `kaggle://`, local paths.
 
-A built-in name downloads Google's official checkpoint from Hugging Face (its
-cache, progress bar and `HF_HUB_OFFLINE` apply), converts it once, and keeps the
-result as a preset directory of ours in the cache (`VIDEOPRISM_CACHE`, default
-`~/.cache/videoprism_keras`). A conversion is built in a temporary folder beside
-its destination and renamed into place under a file lock, so an interrupted run
-leaves nothing that looks complete, and two processes convert only once.
+This module only locates files and downloads them into caches (Hugging Face's, and
+ours: `VIDEOPRISM_CACHE`, default `~/.cache/videoprism_keras`); `saving` reads and
+writes models. Every download goes through a temporary file or folder renamed into
+place under a file lock, so an interrupted run leaves nothing that looks complete,
+and two processes fetch or build a file only once.
 """
 
 import contextlib
-import datetime
 import difflib
-import gc
-import json
 import os
 import shutil
 import tempfile
 import urllib.request
-import warnings
 from pathlib import Path
 
-from .model.init import skip_initialization
-from .presets import PRESET_CONFIGS, PRESET_FILES, PRESETS, TOKENIZER_URL
-
-CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE = "config.json", "model.weights.h5", "metadata.json"
-TOKENIZER_ASSET = Path("assets") / "tokenizer" / "vocabulary.spm"  # keras_hub's layout too
+from .constants import CONFIG_FILE, WEIGHTS_FILE
+from .presets import PRESET_FILES, PRESETS, TOKENIZER_URL
 
 
 class PresetUnavailableError(FileNotFoundError):
@@ -154,6 +146,9 @@ def unknown_preset(preset: str) -> ValueError:
 def resolve(preset, config_only: bool = False) -> Path:
     """Any preset spec → a local preset directory (ours or keras_hub's) or official `.npz`.
 
+    A built-in name gives Google's official `.npz` (`saving` converts it once into a
+    cached preset directory of ours).
+
     `config_only`: a remote preset directory is fetched without its weights (an
     official `.npz` has no separate config: its shapes are the architecture).
     """
@@ -173,10 +168,16 @@ def resolve(preset, config_only: bool = False) -> Path:
     if path.is_dir() or path.is_file():
         return path
     if text in PRESET_FILES:
-        return cached(cache_root() / text, lambda tmp: _convert_official(text, tmp))
+        return official_checkpoint(text)
     if os.sep in text or text.endswith(".npz"):
         raise FileNotFoundError(f"preset path {text!r} does not exist")
     raise unknown_preset(text)
+
+
+def official_checkpoint(name: str) -> Path:
+    """Google's `.npz` of built-in preset `name`, from Hugging Face (or its cache)."""
+    repo, filename = PRESET_FILES[name]
+    return hf_download(repo, filename, f"preset {name!r}")
 
 
 def _resolve_hf(spec: str, config_only: bool = False) -> Path:
@@ -232,144 +233,3 @@ def _check_sentencepiece(path) -> None:
         sentencepiece.SentencePieceProcessor(model_file=str(path))
     except Exception as err:  # sentencepiece raises RuntimeError/OSError on bad protos
         raise ValueError(f"the downloaded tokenizer is not a SentencePiece model: {err}") from None
-
-
-def _convert_official(name: str, out: Path) -> None:
-    from .checkpoint import load_flax_checkpoint
-
-    repo, filename = PRESET_FILES[name]
-    npz = hf_download(repo, filename, f"preset {name!r}")
-    model = load_flax_checkpoint(npz, PRESET_CONFIGS[name]["attention_logit_soft_cap"])
-    tokenizer = None
-    if model.is_multimodal:
-        try:
-            tokenizer = fetch_tokenizer()
-        except PresetUnavailableError as err:  # the weights are still worth caching
-            warnings.warn(f"{name}: converted without its tokenizer: {err}", stacklevel=2)
-    save_backbone(model, out, source=f"hf://{repo}/{filename}", tokenizer_file=tokenizer)
-    del model
-    gc.collect()  # free it before the caller loads the cached copy: peak stays ~1x the model
-
-
-# ------------------------------------------------------------- load / save
-def save_backbone(model, preset_dir, source=None, tokenizer_file=None) -> None:
-    import keras
-
-    from . import __version__
-
-    out = Path(preset_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {
-        "module": "videoprism_keras",
-        "class_name": type(model).__name__,
-        "config": model.get_config(),
-        "registered_name": f"videoprism_keras>{type(model).__name__}",
-    }
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    model.save_weights(out / WEIGHTS_FILE)
-    metadata = {
-        "videoprism_keras_version": __version__,
-        "keras_version": keras.__version__,
-        "parameter_count": model.count_params(),
-        "date_saved": datetime.datetime.now().isoformat(timespec="seconds"),
-        "source": source or getattr(model, "preset_source", None),
-    }
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-    tokenizer_file = tokenizer_file or getattr(model, "tokenizer_file", None)
-    if tokenizer_file:
-        (out / TOKENIZER_ASSET).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tokenizer_file, out / TOKENIZER_ASSET)
-
-
-def _read_config(directory: Path) -> tuple[dict, bool]:
-    """The backbone arguments in a preset directory, and whether keras_hub wrote it."""
-    try:
-        saved = json.loads((directory / CONFIG_FILE).read_text())
-        config = dict(saved["config"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"{directory / CONFIG_FILE} is not a VideoPrism preset config: {err}"
-        ) from err
-    from_keras_hub = "keras_hub" in str(saved.get("registered_name", "")) + str(
-        saved.get("module", "")
-    )
-    if from_keras_hub and "VideoPrism" not in str(saved.get("class_name", "")):
-        raise ValueError(f"{directory} holds a keras_hub {saved.get('class_name')}, not VideoPrism")
-    for key in ("name", "trainable"):
-        config.pop(key, None)
-    dtype = config.pop("dtype", None)
-    if isinstance(dtype, dict):  # a serialised DTypePolicy
-        dtype = dtype.get("config", {}).get("name")
-    if dtype:
-        config["dtype"] = dtype
-    return config, from_keras_hub
-
-
-def load_backbone(cls, preset, load_weights=True, **overrides):
-    name = os.fspath(preset)
-    if not load_weights and name in PRESET_CONFIGS:  # architecture only: no download at all
-        return cls(**{**PRESET_CONFIGS[name], **overrides})
-    source = resolve(preset, config_only=not load_weights)
-    if source.is_file():  # an official .npz checkpoint
-        from .checkpoint import backbone_config, load_flax_checkpoint, read_checkpoint
-
-        if not load_weights:
-            return cls(**backbone_config(read_checkpoint(source), **overrides))
-        return load_flax_checkpoint(source, **overrides)
-    if not (source / CONFIG_FILE).is_file():
-        raise ValueError(f"{source} is not a preset directory: it has no {CONFIG_FILE}")
-    config, from_keras_hub = _read_config(source)
-    if not load_weights:
-        model = cls(**{**config, **overrides})
-    else:
-        # Weights load at the saved shapes; new frame counts or resolutions come after.
-        reshaping = {k: overrides[k] for k in ("num_frames", "image_shape") if k in overrides}
-        with skip_initialization():
-            model = cls(**{**config, **{k: v for k, v in overrides.items() if k not in reshaping}})
-        weights = source / WEIGHTS_FILE
-        if not weights.is_file():
-            raise PresetUnavailableError(f"{source} has no {WEIGHTS_FILE}")
-        try:
-            if from_keras_hub:
-                from .keras_hub_weights import load_keras_hub_weights
-
-                load_keras_hub_weights(model, weights)
-            else:
-                model.load_weights(weights)
-        except (OSError, KeyError) as err:
-            hint = ""
-            if cache_root().resolve() in source.resolve().parents:
-                hint = f"; delete {source} and the next call converts it again"
-            raise ValueError(f"{weights} is unreadable or incomplete: {err}{hint}") from err
-        if reshaping:
-            model = _resized(cls, model, reshaping)
-            gc.collect()  # the model at the saved shapes: Keras layers hold reference cycles
-    model.preset_source = name
-    tokenizer = source / TOKENIZER_ASSET
-    model.tokenizer_file = str(tokenizer) if tokenizer.is_file() else None
-    return model
-
-
-def _resized(cls, model, reshaping):
-    """A copy of `model` for other frame counts or resolutions; position tables resized."""
-    import keras
-
-    from .model.embeddings import grid_resize_matrix
-
-    with skip_initialization():
-        new = cls(**{**model.get_config(), **reshaping})
-    for old_var, new_var in zip(model.weights, new.weights, strict=True):
-        value = keras.ops.convert_to_numpy(old_var)
-        if tuple(old_var.shape) != tuple(new_var.shape):
-            old_table = _owner_of(model, old_var)
-            new_table = _owner_of(new, new_var)
-            value = grid_resize_matrix(old_table.grid, new_table.grid) @ value
-        new_var.assign(value)
-    return new
-
-
-def _owner_of(model, variable):
-    for table in (model.video_encoder.spatial_positions, model.video_encoder.temporal_positions):
-        if table.table is variable:
-            return table
-    raise ValueError(f"weight {variable.path} changes shape; only position tables can")

@@ -48,26 +48,15 @@ def frame_strip(path, start=None, end=None, count=FRAMES_PER_STRIP, height=FRAME
     """`count` frames of a video (or of its [start, end) window, in seconds from the first
     frame, as `iter_clips` reports them) side by side, in the video's aspect ratio.
     A video that cannot be read gives a grey strip rather than an error."""
-    from .video import load_video, scan
-    from .video.decode import stream_frames
-    from .video.frames import fit
+    from .video import load_clip, load_video
 
     size = (height, 2 * round(height * _aspect(path) / 2))
     blank = [np.full((*size, 3), 200, np.uint8)] * count
     try:
         if start is None or math.isnan(start):
             frames = list(load_video(path, num_frames=count, size=size, dtype="uint8"))
-        else:
-            index = scan(path)  # real timestamps, so variable frame rates land right
-            times = index.seconds()
-            if times is None:
-                times = np.arange(index.count) / (index.fps or 25.0)
-            inside = np.flatnonzero((times >= start) & (times < end)) if len(times) else times
-            if not len(inside):
-                inside = np.array([np.searchsorted(times, start)]).clip(0, max(index.count - 1, 0))
-            indices = inside[np.linspace(0, len(inside), count, endpoint=False).astype(int)]
-            kept, _ = stream_frames(path, indices, fit(size, "center_crop"))
-            frames = [kept[i] for i in indices if i in kept] or blank
+        else:  # real timestamps, so variable frame rates land right
+            frames = list(load_clip(path, start, end, count, size, dtype="uint8"))
     except (OSError, ValueError):  # moved or deleted since it was indexed
         frames = blank
     return _join(frames)

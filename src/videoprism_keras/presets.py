@@ -1,12 +1,16 @@
 """The four official releases: architecture, where the weights live, and what they are."""
 
+from .constants import DEFAULT_SOFT_CAP
+
 _BASE = dict(
     patch_size=18, hidden_dim=768, intermediate_dim=3072, num_heads=12, num_spatial_layers=12
 )
 _LARGE = dict(
     patch_size=18, hidden_dim=1024, intermediate_dim=4096, num_heads=16, num_spatial_layers=24
 )
-_COMMON = dict(num_temporal_layers=4, attention_logit_soft_cap=50.0, image_shape=(288, 288, 3))
+_COMMON = dict(
+    num_temporal_layers=4, attention_logit_soft_cap=DEFAULT_SOFT_CAP, image_shape=(288, 288, 3)
+)
 _TEXT = dict(num_auxiliary_layers=2, vocabulary_size=32000, num_text_layers=12)
 _VIDEO = dict(num_auxiliary_layers=0)
 

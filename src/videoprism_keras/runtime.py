@@ -16,8 +16,10 @@ import numpy as np
 
 
 def compile_inference(model, fn):
-    """`fn(*arrays) -> dict or tensor` built from `model`'s layers, compiled for inference."""
-    keep_freed_memory()
+    """`fn(*arrays) -> dict or tensor` built from `model`'s layers, compiled for inference.
+
+    Changes nothing outside the function; `Encoder` is what also tunes the allocator.
+    """
     backend = keras.backend.backend()
     to_numpy = lambda out: keras.tree.map_structure(keras.ops.convert_to_numpy, out)  # noqa: E731
 
@@ -64,11 +66,12 @@ def keep_freed_memory() -> bool:
     when freed, so every (16, 12, 256, 256) attention tensor of a forward pass gets
     fresh pages and pays a page fault per 4 KB on first touch. PyTorch's CPU tensors
     (and XLA's buffers) come from malloc: keeping the blocks makes a base forward
-    pass 1.25x faster on PyTorch (benchmarks/README.md). TensorFlow has its own
+    pass faster on PyTorch (benchmarks/README.md). TensorFlow has its own
     allocator. The process then keeps up to 1 GiB of freed memory mapped; this is
     what the tuning guides' `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_`
-    environment variables do, set once per process by the first compiled function.
-    `VIDEOPRISM_KEEP_FREED_MEMORY=0` turns it off. Returns whether it applied (only
+    environment variables do, set once per process when the first `Encoder` is made
+    (the apps' and the CLI's inference entry point). `VIDEOPRISM_KEEP_FREED_MEMORY=0`
+    turns it off. Returns whether it applied (only
     on Linux with glibc).
     """
     if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT) == "0":
@@ -87,9 +90,14 @@ def _as_float32(x):
 
 
 class Encoder:
-    """Compiled `encode_video` / `encode_text` of one backbone, cached per output set."""
+    """Compiled `encode_video` / `encode_text` of one backbone, cached per output set.
+
+    Making one applies `keep_freed_memory()` to the process (unless turned off with
+    `VIDEOPRISM_KEEP_FREED_MEMORY=0`): inference then reuses its large buffers.
+    """
 
     def __init__(self, model):
+        keep_freed_memory()
         self.model = model
         self._video = compile_inference(model, lambda x: model.encode_video(x))
         self._video_masked = compile_inference(

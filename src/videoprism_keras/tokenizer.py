@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-# A preset directory's SentencePiece model (keras_hub's layout too). `hub` imports
-# neither Keras nor this module: the tokenizer still works without a backend.
-from .hub import TOKENIZER_ASSET as ASSET
+# A preset directory's SentencePiece model and settings (keras_hub's layout too).
+# `constants` imports nothing: the tokenizer works without Keras.
+from .constants import TOKENIZER_ASSET as ASSET
+from .constants import TOKENIZER_CONFIG_FILE as CONFIG
 
-CONFIG = "tokenizer.json"
 _SETTINGS = ("max_length", "canonicalize")  # what tokenizer.json may set
 _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
 
@@ -94,7 +94,7 @@ class VideoPrismTokenizer:
 
     Long texts are encoded whole and then truncated: cutting the text first
     could change how SentencePiece segments the kept part, and encoding is
-    linear (about 0.1 s for 1 MB).
+    linear in the text's length.
     """
 
     def __init__(

@@ -2,14 +2,15 @@
 
 Each label becomes a prompt ("a video of {}."), the text tower embeds the prompts,
 and a video's class probabilities are the softmax, over labels, of the cosine
-similarities divided by a temperature (0.01 in the official colab).
+similarities divided by a temperature (both defaults are the official colab's).
 """
 
 import numpy as np
 
+from ..constants import PROMPT_TEMPLATE, TEMPERATURE
 from ..runtime import Encoder, softmax
 
-DEFAULT_TEMPLATE = "a video of {}."
+DEFAULT_TEMPLATE = PROMPT_TEMPLATE  # the name this module has always exported
 
 
 class ZeroShotClassifier:
@@ -21,7 +22,7 @@ class ZeroShotClassifier:
     temperature: softmax temperature on cosine similarities.
     """
 
-    def __init__(self, model, tokenizer, labels, template=DEFAULT_TEMPLATE, temperature=0.01,
+    def __init__(self, model, tokenizer, labels, template=PROMPT_TEMPLATE, temperature=TEMPERATURE,
                  encoder=None):  # fmt: skip
         if not model.is_multimodal:
             raise ValueError("zero-shot classification needs a video-text (LvT) model")

@@ -11,7 +11,10 @@ token_ids, padding_mask (B, L)
 import keras
 from keras import ops
 
+from .. import saving
+from ..constants import DEFAULT_SOFT_CAP
 from ..presets import PRESETS
+from .layout import frame_shape, standardize_data_format
 from .pooler import AttentionPooler
 from .text_encoder import TextEncoder
 from .transformer import TransformerStack
@@ -41,7 +44,7 @@ class VideoPrismBackbone(keras.Model):
         dropout_rate: dropout on residual branches and MLP activations (training only).
         attention_dropout_rate: dropout on attention probabilities (training only).
         attention_logit_soft_cap: `cap · tanh(logits / cap)` on attention logits;
-            None disables it. The released models use 50.0.
+            None disables it. The released models use 50 (`constants.DEFAULT_SOFT_CAP`).
         layer_norm_epsilon: epsilon of every LayerNorm.
         image_shape: the frame shape the spatial position table was trained
             with, in the order of `data_format`: (H, W, C), or (C, H, W) for
@@ -49,10 +52,10 @@ class VideoPrismBackbone(keras.Model):
         data_format: "channels_last" (B, T, H, W, C) or "channels_first"
             (B, T, C, H, W); defaults to `keras.config.image_data_format()`.
         dtype: a dtype or policy. The default float32 gives the official
-            numerics; "bfloat16" or "mixed_bfloat16" is an approximate fast mode
-            (~1% feature error, 1.7-2x faster on CPUs with AVX512-BF16 under
-            TensorFlow or PyTorch: benchmarks/README.md). Softmax and
-            normalisations are computed in float32 regardless.
+            numerics; "bfloat16" or "mixed_bfloat16" is an approximate mode
+            (its error and speed, measured per CPU and backend, are in
+            benchmarks/README.md). Softmax and normalisations are computed in
+            float32 regardless.
 
     Calling the model: a video-only model maps `pixel_values` to
     (B, T, N, hidden_dim) features. A multimodal model maps
@@ -135,6 +138,7 @@ class VideoPrismBackbone(keras.Model):
             name="video_encoder",
             **shared,
         )
+        self.video_encoder.build()
         self.auxiliary_encoder = self.video_pooler = self.text_encoder = None
         if self.is_multimodal:
             if num_auxiliary_layers:
@@ -160,6 +164,7 @@ class VideoPrismBackbone(keras.Model):
                 vocabulary_size, num_text_layers, hidden_dim, num_heads, name="text_encoder",
                 **shared,
             )  # fmt: skip
+            self.text_encoder.build()
         self.built = True
 
     @classmethod
@@ -179,15 +184,18 @@ class VideoPrismBackbone(keras.Model):
                 `image_shape` resize the learned position tables; the large
                 releases were trained on 8 frames, e.g. `num_frames=16`.
         """
-        from ..hub import load_backbone
+        return saving.load_backbone(cls, preset, load_weights=load_weights, **overrides)
 
-        return load_backbone(cls, preset, load_weights=load_weights, **overrides)
+    @classmethod
+    def from_flax_checkpoint(
+        cls, path_or_mapping, attention_logit_soft_cap=DEFAULT_SOFT_CAP, **overrides
+    ):
+        """A backbone from an official checkpoint: see `videoprism_keras.load_flax_checkpoint`."""
+        return saving.load_official(cls, path_or_mapping, attention_logit_soft_cap, **overrides)
 
     def save_to_preset(self, preset_dir):
         """Writes config, weights, metadata (and the tokenizer it came with) to a directory."""
-        from ..hub import save_backbone
-
-        save_backbone(self, preset_dir)
+        saving.save_backbone(self, preset_dir)
 
     @property
     def is_multimodal(self):
@@ -320,22 +328,6 @@ class VideoPrismBackbone(keras.Model):
                 f"got {tuple(mask.shape)}"
             )
         return mask
-
-
-def standardize_data_format(data_format):
-    data_format = data_format or keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}"
-        )
-    return data_format
-
-
-def frame_shape(image_shape, data_format):
-    """`image_shape` in `data_format` order → (H, W, C)."""
-    if data_format == "channels_first":
-        return (image_shape[1], image_shape[2], image_shape[0])
-    return tuple(image_shape)
 
 
 def _check_config(

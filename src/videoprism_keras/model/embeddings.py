@@ -40,6 +40,23 @@ def grid_resize_matrix(source_grid, target_grid) -> np.ndarray:
     return matrix
 
 
+def resize_positions(table, source_grid, target_grid):
+    """A (prod(source_grid), D) position table resized to `target_grid`.
+
+    The one resize of learned position tables: at call time (a backend tensor), when
+    loading a checkpoint of another shape and when a preset is loaded at other shapes
+    (numpy arrays, which stay numpy).
+    """
+    source_grid = tuple(int(g) for g in source_grid)
+    target_grid = tuple(int(g) for g in target_grid)
+    if source_grid == target_grid:
+        return table
+    matrix = grid_resize_matrix(source_grid, target_grid)
+    if isinstance(table, np.ndarray):
+        return matrix @ table
+    return ops.matmul(ops.cast(matrix, table.dtype), table)
+
+
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class PositionTable(keras.layers.Layer):
     """A learned (prod(grid), D) position table, resizable to any grid at call time."""
@@ -48,8 +65,12 @@ class PositionTable(keras.layers.Layer):
         super().__init__(**kwargs)
         self.grid = tuple(int(g) for g in grid)
         self.dim = dim
-        self.table = new_weight(self, "table", (int(np.prod(self.grid)), dim))
-        self.built = True
+
+    def build(self, input_shape=None):
+        self.table = new_weight(self, "table", (int(np.prod(self.grid)), self.dim))
+
+    def get_config(self):
+        return {**super().get_config(), "grid": list(self.grid), "dim": self.dim}
 
     def resized(self, grid):
         """The (prod(grid), D) table for the requested grid shape.
@@ -59,10 +80,7 @@ class PositionTable(keras.layers.Layer):
         grid = tuple(int(g) for g in grid)
         if len(grid) != len(self.grid):
             raise ValueError(f"expected a {len(self.grid)}-d grid, got {grid}")
-        if grid == self.grid:
-            return self.table
-        matrix = grid_resize_matrix(self.grid, grid)
-        return ops.matmul(ops.cast(matrix, self.table.dtype), self.table)
+        return resize_positions(self.table, self.grid, grid)
 
 
 def to_patches(frames, patch_size):

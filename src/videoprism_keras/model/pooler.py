@@ -12,7 +12,8 @@ import keras
 from keras import ops
 
 from .init import new_weight
-from .transformer import LayerNorm, attend, linear, merge_heads, split_heads
+from .kernels import linear
+from .transformer import LayerNorm, attend, merge_heads, split_heads
 
 R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
 
@@ -39,6 +40,11 @@ class AttentionPooler(keras.layers.Layer):
         self.out_kernel = new_weight(self, "out_kernel", (inner, dim))
         self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
         self.norm.build((None, dim))
+
+    def get_config(self):
+        config = super().get_config()
+        return {**config, "num_heads": self.num_heads, "head_dim": self.head_dim,
+                "epsilon": self.epsilon}  # fmt: skip
 
     def call(self, tokens, token_mask=None):
         batch = ops.shape(tokens)[0]

@@ -29,12 +29,18 @@ class TextEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_dim = hidden_dim
-        normal = keras.initializers.RandomNormal(stddev=hidden_dim**-0.5)
-        self.token_embedding = new_weight(
-            self, "token_embedding", (vocabulary_size, hidden_dim), normal
+        self._config = dict(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
         )
-        self.class_token = new_weight(self, "class_token", (hidden_dim,), normal)
+        self.vocabulary_size = vocabulary_size
+        self.hidden_dim = hidden_dim
         # The official text tower always uses a 4·D ReLU MLP, whatever the vision MLP.
         self.transformer = TransformerStack(
             num_layers,
@@ -49,9 +55,19 @@ class TextEncoder(keras.layers.Layer):
             name="transformer",
         )
         self.norm = LayerNorm(epsilon, dtype=self.dtype_policy.name, name="norm")
-        self.transformer.build((None, None, hidden_dim))
-        self.norm.build((None, hidden_dim))
-        self.built = True
+
+    def build(self, input_shape=None):
+        dim = self.hidden_dim
+        normal = keras.initializers.RandomNormal(stddev=dim**-0.5)
+        self.token_embedding = new_weight(
+            self, "token_embedding", (self.vocabulary_size, dim), normal
+        )
+        self.class_token = new_weight(self, "class_token", (dim,), normal)
+        self.transformer.build((None, None, dim))
+        self.norm.build((None, dim))
+
+    def get_config(self):
+        return {**super().get_config(), **self._config}
 
     def call(self, token_ids, padding_mask, training=None):
         # token_ids, padding_mask: (B, L), mask 1 = real token -> (B, D)

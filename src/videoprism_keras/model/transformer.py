@@ -5,16 +5,16 @@ pre-LayerNorm transformer: `x + Attn(LN(x))`, then `x + MLP(LN(x))`. They differ
 only in the activation (exact GELU for vision, ReLU for text) and the mask
 (padding, causal). Numerics follow the official Flax code: attention logits are
 soft-capped with `cap * tanh(logits / cap)`, softmax and LayerNorm statistics are
-computed in float32 whatever the compute dtype.
+computed in float32 whatever the compute dtype. Only Keras ops here; the dense
+projections are `kernels.linear`, the one backend-specific piece.
 """
-
-import functools
 
 import keras
 import numpy as np
 from keras import ops
 
 from .init import new_weight
+from .kernels import linear
 
 # The official code writes masked logits as -0.7 * float32.max (not -inf), so a
 # row whose keys are all masked gets a uniform softmax instead of NaN.
@@ -37,6 +37,9 @@ class LayerNorm(keras.layers.Layer):
         self.gamma = new_weight(self, "gamma", (dim,), "ones")
         self.beta = new_weight(self, "beta", (dim,), "zeros")
 
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
     def call(self, x):
         x32 = ops.cast(x, "float32")
         mean = ops.mean(x32, axis=-1, keepdims=True)
@@ -46,75 +49,12 @@ class LayerNorm(keras.layers.Layer):
         return ops.cast(y, self.compute_dtype)
 
 
-def linear(x, kernel, bias, activation=None):
-    """`activation(x @ kernel + bias)` over the last axis of `x`, of any rank.
-
-    One 2-D GEMM with the bias inside it, spelled per backend so that the bias and
-    the activation need no pass of their own over the activations: TensorFlow's
-    graph optimiser fuses MatMul + BiasAdd (+ exact GELU) into one oneDNN kernel,
-    PyTorch gets the same oneDNN kernel for inference on the CPU (and `addmm`,
-    which adds the bias in the GEMM, otherwise), and XLA gets a plain 2-D dot, which
-    it runs 11% faster over a whole JAX forward pass than the N-D matmul
-    (benchmarks/README.md, ablation).
-    """
-    lead, x = ops.shape(x)[:-1], ops.reshape(x, (-1, x.shape[-1]))
-    kernel, bias = ops.convert_to_tensor(kernel), ops.convert_to_tensor(bias)
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
-    elif backend == "torch":
-        import torch
-
-        if _onednn_linear(x, kernel):
-            # oneDNN runs our shapes 5-20% faster than MKL's addmm, with the activation
-            # fused ("gelu" with algorithm "none" is the exact erf GELU).
-            fused = activation if activation in ("gelu", "relu") else "none"
-            algorithm = "none" if fused == "gelu" else ""
-            y = torch.ops.mkldnn._linear_pointwise(x, kernel.t(), bias, fused, [], algorithm)
-            activation = None
-        else:
-            y = torch.addmm(bias, x, kernel)
-    else:
-        y = ops.matmul(x, kernel) + bias
-    if activation == "gelu":  # exact (erf), as in the official vision encoders
-        y = ops.gelu(y, approximate=False)
-    elif activation == "relu":
-        y = ops.relu(y)
-    elif activation is not None:
-        raise ValueError(f"unknown activation {activation!r}")
-    return ops.reshape(y, (*lead, kernel.shape[-1]))
-
-
-def _onednn_linear(x, kernel):
-    """Whether PyTorch can run `linear` as one oneDNN call: on the CPU, with a oneDNN
-    build, without autograd (the op has no gradient, so training uses addmm) and with
-    a contiguous kernel (a strided one, e.g. a column slice, takes oneDNN's reference
-    path: 1,000x slower)."""
-    import torch
-
-    return (
-        x.device.type == "cpu"
-        and not torch.is_grad_enabled()
-        and kernel.is_contiguous()
-        and _torch_has_onednn_linear()
-    )
-
-
-@functools.cache
-def _torch_has_onednn_linear():
-    import torch
-
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
 def split_heads(x, parts, num_heads):
     """(B, S, parts·D) → (parts, B, heads, S, D / heads), in one transpose.
 
     Heads go before the sequence so that both attention products are plain batched
     matmuls: with einsums over (B, S, heads, head_dim) instead, a JAX forward pass
-    takes 1.2x as long (benchmarks/README.md, ablation).
+    is slower (benchmarks/README.md, ablation).
     """
     seq, width = ops.shape(x)[1], x.shape[-1]
     x = ops.reshape(x, (-1, seq, parts, num_heads, width // (parts * num_heads)))
@@ -164,6 +104,14 @@ class SelfAttention(keras.layers.Layer):
         self.out_kernel = new_weight(self, "out_kernel", (dim, dim))
         self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
 
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "soft_cap": self.soft_cap,
+            "dropout_rate": self.dropout_rate,
+        }
+
     def call(self, x, attention_mask=None, training=None):
         # x: (B, S, D) -> (B, S, D)
         qkv = split_heads(linear(x, self.qkv_kernel, self.qkv_bias), 3, self.num_heads)
@@ -191,6 +139,14 @@ class MLP(keras.layers.Layer):
         self.out_kernel = new_weight(self, "out_kernel", (self.intermediate_dim, dim))
         self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
 
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "activation": self.activation,
+            "dropout_rate": self.dropout_rate,
+        }
+
     def call(self, x, training=None):
         # Exact (erf) GELU in the vision encoders, ReLU in the text encoder.
         h = linear(x, self.in_kernel, self.in_bias, self.activation)
@@ -214,6 +170,15 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.options = dict(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            activation=activation,
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+        )
         policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
         self.attention_norm = LayerNorm(epsilon, dtype=policy, name="attention_norm")
         self.attention = SelfAttention(
@@ -226,6 +191,9 @@ class TransformerBlock(keras.layers.Layer):
     def build(self, input_shape):
         for layer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp):
             layer.build(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), **self.options}
 
     def call(self, x, attention_mask=None, training=None):
         h = self.attention(self.attention_norm(x), attention_mask=attention_mask, training=training)
@@ -241,6 +209,7 @@ class TransformerStack(keras.layers.Layer):
     def __init__(self, num_layers, name=None, dtype=None, trainable=True, **block_kwargs):
         super().__init__(name=name, dtype=dtype, trainable=trainable)
         self.num_layers = num_layers
+        self.block_options = block_kwargs
         self.blocks = [
             TransformerBlock(**block_kwargs, dtype=self.dtype_policy.name, name=f"layer_{i}")
             for i in range(num_layers)
@@ -249,6 +218,9 @@ class TransformerStack(keras.layers.Layer):
     def build(self, input_shape):
         for block in self.blocks:
             block.build(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers, **self.block_options}
 
     def call(self, x, attention_mask=None, training=None):
         for block in self.blocks:

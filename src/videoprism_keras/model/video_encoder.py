@@ -15,7 +15,8 @@ from keras import ops
 
 from .embeddings import PositionTable, to_patches
 from .init import new_weight
-from .transformer import LayerNorm, TransformerStack, linear
+from .kernels import linear
+from .transformer import LayerNorm, TransformerStack
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -38,6 +39,21 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._config = dict(
+            num_frames=num_frames,
+            patch_grid=tuple(patch_grid),
+            patch_size=patch_size,
+            channels=channels,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            num_heads=num_heads,
+            num_spatial_layers=num_spatial_layers,
+            num_temporal_layers=num_temporal_layers,
+            soft_cap=soft_cap,
+            dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            epsilon=epsilon,
+        )
         self.patch_size = patch_size
         policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
         block = dict(
@@ -50,9 +66,6 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             epsilon=epsilon,
             dtype=policy,
         )
-        patch_dim = patch_size * patch_size * channels
-        self.patch_kernel = new_weight(self, "patch_kernel", (patch_dim, hidden_dim))
-        self.patch_bias = new_weight(self, "patch_bias", (hidden_dim,), "zeros")
         self.spatial_positions = PositionTable(
             patch_grid, hidden_dim, dtype=policy, name="spatial_positions"
         )
@@ -65,11 +78,24 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             num_temporal_layers, **block, name="temporal_encoder"
         )
         self.temporal_norm = LayerNorm(epsilon, dtype=policy, name="temporal_norm")
+
+    def build(self, input_shape=None):
+        """Every weight; the input shape does not matter (any T, H, W work)."""
+        c = self._config
+        patch_dim = c["patch_size"] ** 2 * c["channels"]
+        self.patch_kernel = new_weight(self, "patch_kernel", (patch_dim, c["hidden_dim"]))
+        self.patch_bias = new_weight(self, "patch_bias", (c["hidden_dim"],), "zeros")
+        for layer in (self.spatial_positions, self.temporal_positions):
+            layer.build()
         for layer in (self.spatial_encoder, self.temporal_encoder):
-            layer.build((None, None, hidden_dim))
+            layer.build((None, None, c["hidden_dim"]))
         for layer in (self.spatial_norm, self.temporal_norm):
-            layer.build((None, hidden_dim))
-        self.built = True
+            layer.build((None, c["hidden_dim"]))
+
+    def get_config(self):
+        config = {**super().get_config(), **self._config}
+        config["patch_grid"] = list(config["patch_grid"])
+        return config
 
     def call(self, pixels, frame_mask=None, training=None):
         """pixels (B, T, H, W, C), frame_mask (B, T) 1 = real → dict of (B, T, N, D)."""

@@ -14,12 +14,12 @@ import numpy as np
 
 from . import decode
 from .decode import VideoDecodeError, decoded_frames, scan, seek_frames, stream_frames, to_rgb
-from .frames import Transform, as_frame_array, fit
+from .frames import Transform, as_frame_array
 from .images import is_image_source, read_images
+from .options import DTYPES, STRATEGIES, Sampling
 from .sampling import Window, choose, plan_windows, video_duration
 
-STRATEGIES = ("auto", "stream", "seek")
-DTYPES = ("float32", "uint8")
+__all__ = ["DTYPES", "STRATEGIES", "Clip", "iter_clips", "load_clip", "load_video", "sample"]
 # Past this many frames (about a minute at 25 fps) "auto" considers seeking: below it
 # decoding everything is quick anyway and spares reading the file twice.
 SEEK_ABOVE_FRAMES = 1500
@@ -66,23 +66,29 @@ def load_video(
         VideoDecodeError (a ValueError): the file is missing, not a video, has no
             video stream, is corrupt or truncated, or has no decodable frame.
     """
-    check_options(num_frames, dtype, strategy)
-    transform = fit(size, resize_mode)
+    sampling = Sampling(num_frames, size, resize_mode, pad, dtype, strategy)
+    return sample(source, sampling)
+
+
+def sample(source, sampling: Sampling):
+    """`load_video` with its options already checked, as one `Sampling`."""
+    transform = sampling.transform()
+    num_frames, pad = sampling.num_frames, sampling.pad
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if is_image_source(path):
             frames, mask = read_images(path, num_frames, transform, pad)
         else:
-            frames, mask = read_video_frames(path, num_frames, transform, pad, strategy)
+            frames, mask = read_video_frames(path, num_frames, transform, pad, sampling.strategy)
     elif isinstance(source, bytes | bytearray) or hasattr(source, "read"):
         raise TypeError("load_video reads files by path; save the bytes to a file first")
     else:
         array = as_frame_array(source)
-        if dtype == "uint8" and array.dtype != np.uint8:
+        if sampling.dtype == "uint8" and array.dtype != np.uint8:
             raise ValueError("dtype='uint8' needs uint8 frames; float input stays float32")
         indices, mask = choose(len(array), num_frames, pad)
         frames = [transform(array[i]) for i in indices]
-    video = _stack(frames, mask, dtype)
+    video = _stack(frames, mask, sampling.dtype)
     return (video, mask) if pad else video
 
 
@@ -138,18 +144,6 @@ def _should_seek(index, indices, strategy) -> bool:
     return index.count > SEEK_ABOVE_FRAMES and 2 * decode.seek_cost(index, indices) < index.count
 
 
-def check_options(num_frames, dtype: str = "float32", strategy: str = "auto") -> None:
-    """Raises for a `num_frames` that is not a positive int, or an unknown dtype/strategy."""
-    if not isinstance(num_frames, int | np.integer) or isinstance(num_frames, bool | np.bool_):
-        raise TypeError(f"num_frames must be a positive int; got {num_frames!r}")
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be a positive int; got {num_frames}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
-
-
 def _stack(frames: list[np.ndarray], mask: np.ndarray, dtype: str) -> np.ndarray:
     """Frames (+ black padding where mask is 0) → one array of the requested dtype."""
     frames = list(frames) + [np.zeros_like(frames[0])] * (len(mask) - len(frames))
@@ -203,14 +197,52 @@ def iter_clips(
     Arguments and the file are checked (and scanned) at the call; decoding happens
     as you iterate.
     """
-    check_options(num_frames, dtype)
+    sampling = Sampling(num_frames, size, resize_mode, pad, dtype)
     if clip_seconds is None or clip_seconds <= 0:
         raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
     if stride_seconds is not None and stride_seconds <= 0:
         raise ValueError(f"stride_seconds must be positive; got {stride_seconds}")
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"iter_clips needs a video file path; got {type(path).__name__}")
-    transform = fit(size, resize_mode)
+    times, fps = _frame_times(path)
+    duration = video_duration(times, fps)
+    plan = plan_windows(
+        times,
+        duration,
+        clip_seconds,
+        stride_seconds or clip_seconds,
+        sampling.num_frames,
+        sampling.pad,
+    )
+    return _cut(path, plan, sampling.transform(), sampling.dtype)
+
+
+def load_clip(path, start_s: float, end_s: float, num_frames: int = 16,
+              size: int | Sequence[int] = (288, 288), *, resize_mode: str = "center_crop",
+              dtype: str = "float32") -> np.ndarray:  # fmt: skip
+    """The frames of one window [start_s, end_s) of a video file → (num_frames, H, W, 3).
+
+    Sampled as `iter_clips` samples its windows (uniformly over the frames that start
+    inside it), so a clip reported by `iter_clips` (or stored in an index) can be
+    shown again from its times alone. A window between two frames gives the next one.
+    """
+    sampling = Sampling(num_frames, size, resize_mode, False, dtype)
+    times, _ = _frame_times(path)
+    inside = np.flatnonzero((times >= start_s) & (times < end_s))
+    if not len(inside):
+        inside = np.array([np.searchsorted(times, start_s)]).clip(0, len(times) - 1)
+    indices, mask = choose(len(inside), sampling.num_frames, False)
+    wanted = inside[indices]
+    kept, _ = stream_frames(Path(path), wanted, sampling.transform())
+    frames = [kept[int(i)] for i in wanted if int(i) in kept]
+    if not frames:
+        raise VideoDecodeError(path, f"no decodable frame in {start_s:g}–{end_s:g} s")
+    frames += [frames[-1]] * (len(wanted) - len(frames))
+    return _stack(frames, mask, sampling.dtype)
+
+
+def _frame_times(path) -> tuple[np.ndarray, float]:
+    """Every frame's start in seconds from the first (one packet scan), and the frame rate."""
     index = scan(path)
     if not index.count:
         raise VideoDecodeError(path, "zero decodable frames")
@@ -218,11 +250,7 @@ def iter_clips(
     times = index.seconds()
     if times is None:  # the container gives no timestamps: assume a constant rate
         times = np.arange(index.count) / fps
-    duration = video_duration(times, fps)
-    plan = plan_windows(
-        times, duration, clip_seconds, stride_seconds or clip_seconds, num_frames, pad
-    )
-    return _cut(path, plan, transform, dtype)
+    return times, fps
 
 
 def _cut(path, plan: Iterator[Window], transform, dtype) -> Iterator[Clip]:

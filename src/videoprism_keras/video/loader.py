@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import check_options, load_video
-from .frames import check_resize_mode, normalize_size
+from .api import sample
+from .options import Sampling
 
 ON_ERROR = ("raise", "skip")
 # What `on_error="skip"` records: a file that cannot be read (`VideoDecodeError` is a
@@ -70,17 +70,7 @@ class VideoBatchLoader:
         self.batch_size, self.prefetch, self.progress = batch_size, prefetch, progress
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.on_error = on_error
-        self.options = dict(
-            num_frames=num_frames,
-            size=size,
-            resize_mode=resize_mode,
-            pad=pad,
-            dtype=dtype,
-            strategy=strategy,
-        )
-        check_options(num_frames, dtype, strategy)
-        check_resize_mode(resize_mode)
-        normalize_size(size)  # raises for a bad size
+        self.sampling = Sampling(num_frames, size, resize_mode, pad, dtype, strategy)
         self.failures: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
@@ -88,7 +78,7 @@ class VideoBatchLoader:
         return math.ceil(len(self.sources) / self.batch_size)
 
     def _load(self, source):
-        return load_video(source, **self.options)
+        return sample(source, self.sampling)
 
     def __iter__(self) -> Iterator[dict]:
         self.failures = []
@@ -128,7 +118,7 @@ class VideoBatchLoader:
 
     def _collate(self, batch: list) -> dict:
         out = {"paths": [_name(source) for source, _ in batch]}
-        if self.options["pad"]:
+        if self.sampling.pad:
             out["pixel_values"] = np.stack([video for _, (video, _) in batch])
             out["frame_padding_mask"] = np.stack([mask for _, (_, mask) in batch])
         else:

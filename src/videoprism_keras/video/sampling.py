@@ -33,7 +33,7 @@ def choose(num_available: int, num_frames: int, pad: bool) -> tuple[np.ndarray, 
     Without `pad` (or when the video is long enough) this is `sample_indices` and an
     all-ones mask. With `pad` a short video keeps each frame once and the mask marks
     the missing tail (1 = real frame, 0 = padding), instead of repeating frames.
-    `num_frames` is the caller's, already checked (`api.check_options`).
+    `num_frames` is the caller's, already checked (`options.Sampling`).
     """
     if num_available <= 0:
         raise ValueError("no frames to sample")

@@ -1,0 +1,29 @@
+"""Every default and file name that more than one module needs, each in one place.
+
+Importing this module loads nothing else (no Keras), so any part of the package,
+the tokenizer and the video tools included, may use it.
+"""
+
+from pathlib import Path
+
+VERSION = "0.1.0"
+
+# The attention-logit soft cap of every official release. Official `.npz` checkpoints
+# do not store it, so whoever loads one without saying otherwise gets this value.
+DEFAULT_SOFT_CAP = 50.0
+
+# Zero-shot classification as in the official colab: one prompt per label, and a
+# softmax over cosine similarities divided by this temperature.
+PROMPT_TEMPLATE = "a video of {}."
+TEMPERATURE = 0.01
+
+# Keras dtype policies a user may ask a model for: float32 is the official numerics,
+# the bfloat16 ones an approximate fast mode.
+MODEL_DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
+
+# A preset directory, in keras_hub's layout, so that either library reads the other's.
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+TOKENIZER_ASSET = Path("assets") / "tokenizer" / "vocabulary.spm"
+TOKENIZER_CONFIG_FILE = "tokenizer.json"

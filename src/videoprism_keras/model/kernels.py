@@ -1,0 +1,72 @@
+"""Backend-specific kernels: the one module of the model that branches on the backend.
+
+Everything else under `model/` is plain Keras ops. What lives here is the dense
+projection, most of a forward pass's time (benchmarks/README.md, breakdown), spelled
+per backend so that the bias and the activation need no pass of their own.
+"""
+
+import functools
+
+import keras
+from keras import ops
+
+
+def linear(x, kernel, bias, activation=None):
+    """`activation(x @ kernel + bias)` over the last axis of `x`, of any rank.
+
+    One 2-D GEMM with the bias inside it: TensorFlow's graph optimiser fuses
+    MatMul + BiasAdd (+ exact GELU) into one oneDNN kernel; PyTorch gets the same
+    oneDNN kernel for inference on the CPU (and `addmm`, which adds the bias in the
+    GEMM, otherwise); XLA gets a plain 2-D dot, which it runs faster over a whole
+    JAX forward pass than the N-D matmul (benchmarks/README.md, ablation).
+    """
+    lead, x = ops.shape(x)[:-1], ops.reshape(x, (-1, x.shape[-1]))
+    kernel, bias = ops.convert_to_tensor(kernel), ops.convert_to_tensor(bias)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    elif backend == "torch":
+        import torch
+
+        if _onednn_linear(x, kernel):
+            # oneDNN runs our shapes faster than MKL's addmm, with the activation fused
+            # ("gelu" with algorithm "none" is the exact erf GELU).
+            fused = activation if activation in ("gelu", "relu") else "none"
+            algorithm = "none" if fused == "gelu" else ""
+            y = torch.ops.mkldnn._linear_pointwise(x, kernel.t(), bias, fused, [], algorithm)
+            activation = None
+        else:
+            y = torch.addmm(bias, x, kernel)
+    else:
+        y = ops.matmul(x, kernel) + bias
+    if activation == "gelu":  # exact (erf), as in the official vision encoders
+        y = ops.gelu(y, approximate=False)
+    elif activation == "relu":
+        y = ops.relu(y)
+    elif activation is not None:
+        raise ValueError(f"unknown activation {activation!r}")
+    return ops.reshape(y, (*lead, kernel.shape[-1]))
+
+
+def _onednn_linear(x, kernel):
+    """Whether PyTorch can run `linear` as one oneDNN call: on the CPU, with a oneDNN
+    build, without autograd (the op has no gradient, so training uses addmm) and with
+    a contiguous kernel (a strided one, e.g. a column slice, takes oneDNN's reference
+    path, orders of magnitude slower)."""
+    import torch
+
+    return (
+        x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and kernel.is_contiguous()
+        and _torch_has_onednn_linear()
+    )
+
+
+@functools.cache
+def _torch_has_onednn_linear():
+    import torch
+
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
