@@ -6,7 +6,7 @@ Names are imported lazily, so `videoprism_keras.tokenizer` and
 
 import importlib
 
-from ._backend import choose_default_backend
+from ._backend import choose_default_backend, register_if_pending, register_with_keras
 from .constants import VERSION
 
 choose_default_backend()
@@ -29,11 +29,18 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        register_if_pending()
+        return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"videoprism_keras.{name}")
+        module = importlib.import_module(f"videoprism_keras.{name}")
+        register_if_pending()
+        return module
     raise AttributeError(f"module 'videoprism_keras' has no attribute {name!r}")
 
 
 def __dir__():
     return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
+
+
+register_with_keras()  # last: our classes become loadable by Keras (see `_backend`)

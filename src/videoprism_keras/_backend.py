@@ -1,12 +1,24 @@
-"""Picks the Keras backend before Keras is first imported.
+"""Our side of Keras' import: the default backend before it, our classes after it.
 
 Keras reads `KERAS_BACKEND` once, at import. We prefer JAX (the official
 implementation's framework, and our fastest path) when the user has not chosen.
+
+Keras finds the classes of a saved `.keras` file by their registered names, which
+exist only once the modules defining them are imported. `videoprism_keras` loads
+Keras lazily (the tokenizer and video tools run without it), so a user who does
+`import videoprism_keras; keras.models.load_model("head.keras")` would have no
+registered classes. So we register them as soon as Keras is imported, whoever
+imports it: at once if it already is, else right after its import finishes.
 """
 
+import importlib
+import importlib.abc
 import importlib.util
 import os
 import sys
+
+# Importing these registers every class we ever save (the model modules come with them).
+REGISTERED_MODULES = ("videoprism_keras.classifier",)
 
 
 def choose_default_backend() -> None:
@@ -14,3 +26,55 @@ def choose_default_backend() -> None:
         return
     if importlib.util.find_spec("jax") is not None:
         os.environ["KERAS_BACKEND"] = "jax"
+
+
+_pending = False
+
+
+def register_with_keras() -> None:
+    """Registers our classes now if Keras is loaded, else once it is (see the docstring)."""
+    global _pending
+    if "keras" not in sys.modules:
+        if not any(isinstance(f, _AfterKeras) for f in sys.meta_path):
+            sys.meta_path.insert(0, _AfterKeras())
+        return
+    if _importing_ours():  # Keras came in through our own modules: finish those first
+        _pending = True
+        return
+    _pending = False
+    for name in REGISTERED_MODULES:
+        importlib.import_module(name)
+
+
+def register_if_pending() -> None:
+    """Called after each lazy import of ours: completes a registration deferred above."""
+    if _pending:
+        register_with_keras()
+
+
+def _importing_ours() -> bool:
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+        if name.startswith("videoprism_keras.")
+    )
+
+
+class _AfterKeras(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loader of `keras` to register our classes after it."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            register_with_keras()
+
+        spec.loader.exec_module = exec_module
+        return spec

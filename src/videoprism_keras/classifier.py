@@ -11,6 +11,7 @@ not re-run the backbone (see `extract_features`).
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from . import saving
@@ -33,6 +34,8 @@ class VideoPrismVideoClassifier(keras.Model):
         `freeze_backbone=False`): a backbone shared with other models is frozen (or
         unfrozen) for them too. Pass a copy (`VideoPrismBackbone.from_config(
         bb.get_config())` plus `set_weights`) to keep the original as it was.
+    labels: optional class names, one per class; saved with the model, so a trained
+        classifier says what it predicts (`predict_labels`).
     """
 
     def __init__(
@@ -42,9 +45,18 @@ class VideoPrismVideoClassifier(keras.Model):
         multi_label=False,
         dropout_rate=0.0,
         freeze_backbone=True,
+        labels=None,
         **kwargs,
     ):
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
+        if labels is not None:
+            if isinstance(labels, str) or len(labels) != num_classes:
+                raise ValueError(
+                    f"labels must be a list of {num_classes} class names (one per class); "
+                    f"Received: labels={labels!r}"
+                )
+            labels = [str(label) for label in labels]
+        self.labels = labels
         self.backbone = backbone
         self.backbone.trainable = not freeze_backbone
         self.num_classes = num_classes
@@ -84,6 +96,21 @@ class VideoPrismVideoClassifier(keras.Model):
         logits = self.predict(inputs, **kwargs)
         return sigmoid(logits) if self.multi_label else softmax(logits)
 
+    def save(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save`, to a `.keras` file (the only format that loads back)."""
+        saving.check_keras_file(filepath)
+        super().save(filepath, overwrite=overwrite, **kwargs)
+
+    def predict_labels(self, inputs, top_k=5, **kwargs) -> list[list[tuple[str, float]]]:
+        """Per input, its `top_k` (label, probability) pairs, most probable first."""
+        probabilities = np.atleast_2d(self.predict_proba(inputs, **kwargs))
+        names = self.labels or [f"class {i}" for i in range(self.num_classes)]
+        order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :top_k]
+        return [
+            [(names[i], float(p[i])) for i in row]
+            for p, row in zip(probabilities, order, strict=True)
+        ]
+
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """Defaults: Adam, cross-entropy on logits (binary when multi_label), accuracy."""
         if loss is None:
@@ -119,6 +146,7 @@ class VideoPrismVideoClassifier(keras.Model):
             "multi_label": self.multi_label,
             "dropout_rate": self.dropout_rate,
             "freeze_backbone": self.freeze_backbone,
+            "labels": self.labels,
         }
 
     @classmethod

@@ -10,10 +10,12 @@ Errors are one line on stderr and a non-zero exit code.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .constants import DEFAULT_SOFT_CAP, MODEL_DTYPES, PROMPT_TEMPLATE, TEMPERATURE
@@ -39,7 +41,7 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value <= 0:
+        if value is None or not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
         return value
 
@@ -67,7 +69,7 @@ def _parser():
         preset_help += f"{DEFAULT_PRESET}; for an index, the one it was built with)"
         p.add_argument("--preset", help=preset_help)
         cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
-        p.add_argument("--soft-cap", type=float, help=cap_help)
+        p.add_argument("--soft-cap", type=_positive(float), help=cap_help)
         dtype_help = ("compute dtype (default float32, the official numerics; for an index, the "
                       "one it was built with). bfloat16 is an approximate mode, faster only "
                       "on some CPUs: speed and error in benchmarks/README.md")  # fmt: skip
@@ -83,6 +85,8 @@ def _parser():
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("--no-progress", action="store_true")
+        strict_help = "fail if any input fails (default: skip it, say so, go on)"
+        p.add_argument("--strict", action="store_true", help=strict_help)
 
     command("info", "presets, cache and backend").add_argument("--json", action="store_true")
     p = command("embed", "videos → embeddings file (.npy + .json, .npz or .parquet)")
@@ -92,10 +96,11 @@ def _parser():
     p.add_argument("--clip-seconds", type=_positive(float))
     p.add_argument("--stride-seconds", type=_positive(float))
     model_options(p, text=False)
-    p = command("classify", "zero-shot classification with free-text labels")
+    p = command("classify", "zero-shot with free-text labels, or a trained head (--head)")
     p.add_argument("videos", nargs="+")
     p.add_argument("--labels", help="comma-separated labels")
     p.add_argument("--labels-file", help="one label per line")
+    p.add_argument("--head", help="a classifier trained by `videoprism train` (.keras)")
     p.add_argument("--template", default=PROMPT_TEMPLATE, help="prompt; {} is the label")
     p.add_argument("--temperature", type=_positive(float), default=TEMPERATURE)
     p.add_argument("--top-k", type=_positive(int), default=5)
@@ -139,7 +144,8 @@ def main(argv=None) -> int:
         print("videoprism: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # one clear line, not a traceback
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = getattr(err, "cli_message", None) or str(err)  # said with CLI flags
+        message = message.splitlines()[0] if message else type(err).__name__
         print(f"videoprism: error: {message}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
     if getattr(args, "json", False):
@@ -148,20 +154,51 @@ def main(argv=None) -> int:
 
 
 def _use_backend(backend):
-    """Keras reads KERAS_BACKEND once, when first imported: set it before that."""
-    if not backend:
-        return
-    if "keras" in sys.modules:  # main() called in a process that already loaded Keras
+    """Keras reads KERAS_BACKEND once, when first imported: set it, then import Keras
+    (quietly: TensorFlow's libraries log to the terminal as they load)."""
+    if backend and "keras" in sys.modules:  # main() called in a process with Keras loaded
         current = sys.modules["keras"].backend.backend()
         if current != backend:
             raise UsageError(f"--backend {backend}: Keras is already loaded with {current}")
-    os.environ["KERAS_BACKEND"] = backend
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    from . import _backend
+
+    _backend.choose_default_backend()
+    with quiet_native_logs():
+        import keras  # noqa: F401
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Holds back what native libraries write straight to file descriptor 2 meanwhile.
+
+    TensorFlow's C++ libraries print INFO lines ("oneDNN custom operations are on",
+    "Could not find cuda drivers") when they load, whatever the Python log level, and
+    Keras loads TensorFlow when it saves a file even on JAX. Those lines are noise in
+    front of a command's own output; if the block fails, they are shown after all.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what they log once loaded
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 # ------------------------------------------------------------------ helpers
 def _soft_cap(args) -> float:
     """The attention cap for an official .npz (which does not store it)."""
-    return args.soft_cap or DEFAULT_SOFT_CAP
+    return DEFAULT_SOFT_CAP if args.soft_cap is None else args.soft_cap
 
 
 def _model(args, need_text=False):
@@ -242,9 +279,32 @@ def _embed(args, model, videos, clip_seconds=None, stride_seconds=None, kind="vi
                         progress=not args.no_progress, on_error="skip")  # fmt: skip
 
 
-def _report_failures(embeddings):
-    for path, error in embeddings.failures:
+def _check_output(path, suffixes, flag):
+    """An output file we can write, checked before any model work starts."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")
+    if out.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; expected a file name")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: folder {parent} is not writable")
+
+
+def _report_failures(args, embeddings):
+    """One line per input that failed, then a count; with --strict any failure is an error."""
+    failures = embeddings.failures
+    for path, error in failures:
         print(f"videoprism: skipped {path}: {error}", file=sys.stderr)
+    if not failures:
+        return
+    done = len({str(p) for p in embeddings.paths})
+    summary = f"{len(failures)} input(s) failed, {done} processed"
+    if getattr(args, "strict", False):
+        raise RuntimeError(f"{summary} (--strict makes any failure an error)")
+    print(f"videoprism: {summary}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------- commands
@@ -276,7 +336,7 @@ def cmd_embed(args):
     files = _video_files(args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
     embeddings = _embed(args, model, files, args.clip_seconds, args.stride_seconds, args.kind)
-    _report_failures(embeddings)
+    _report_failures(args, embeddings)
     path = embeddings.save(args.output)
     if not args.json:
         print(f"{len(embeddings)} {args.kind} embeddings {embeddings.vectors.shape} → {path}")
@@ -290,8 +350,13 @@ def cmd_embed(args):
 def cmd_classify(args):
     from .apps import ZeroShotClassifier
 
+    if args.head:
+        return _classify_with_head(args)
     if bool(args.labels) == bool(args.labels_file):
-        raise UsageError("give the labels with --labels 'a,b,c' or --labels-file FILE")
+        raise UsageError(
+            "give the labels with --labels 'a,b,c' or --labels-file FILE, or a trained "
+            "classifier with --head FILE.keras"
+        )
     text = args.labels if args.labels else Path(args.labels_file).read_text()
     labels = [label.strip() for label in text.replace("\n", ",").split(",") if label.strip()]
     if "{}" not in args.template:
@@ -302,7 +367,7 @@ def cmd_classify(args):
         model, _tokenizer(args, model), labels, args.template, args.temperature
     )
     embeddings = _embed(args, model, files)
-    _report_failures(embeddings)
+    _report_failures(args, embeddings)
     results = classifier.classify(embeddings.vectors, top_k=args.top_k)
     out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
            for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
@@ -316,6 +381,37 @@ def cmd_classify(args):
 
         probabilities = classifier.probabilities(embeddings.vectors)
         plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k)
+    return out
+
+
+def _classify_with_head(args):
+    """`classify --head`: the labels and the model are the trained classifier's."""
+    import keras
+
+    if args.labels or args.labels_file or args.preset:
+        raise UsageError("--head brings its own labels and backbone: leave out --labels, "
+                         "--labels-file and --preset")  # fmt: skip
+    head = Path(args.head)
+    if head.suffix != ".keras" or not head.is_file():
+        raise UsageError(f"--head {args.head}: expected a .keras file written by videoprism train")
+    files = _video_files(args.videos)
+    try:
+        with quiet_native_logs():
+            model = keras.saving.load_model(head)
+    except Exception as err:  # Keras raises many types for a damaged or foreign file
+        raise UsageError(f"--head {args.head} is not a readable classifier: {err}") from err
+    if not hasattr(model, "predict_labels"):
+        raise UsageError(f"--head {args.head} holds a {type(model).__name__}, not a classifier")
+    embeddings = _embed(args, model.backbone, files, kind="features")
+    _report_failures(args, embeddings)
+    results = model.predict_labels({"features": embeddings.vectors}, top_k=args.top_k, verbose=0)
+    out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
+           for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
+    if not args.json:
+        for item in out:
+            print(item["video"])
+            for hit in item["top"]:
+                print(f"  {hit['probability']:7.2%}  {hit['label']}")
     return out
 
 
@@ -339,7 +435,7 @@ def cmd_index(args):
     added = index.add_videos(model, files, args.clip_seconds, args.stride_seconds,
                              batch_size=args.batch_size, num_frames=frames, size=size,
                              progress=not args.no_progress, on_error="skip")  # fmt: skip
-    _report_failures(added)
+    _report_failures(args, added)
     index.save(out)
     if not args.json:
         skipped = f" (skipped {added.skipped} already indexed)" if added.skipped else ""
@@ -387,23 +483,30 @@ def cmd_train(args):
     if len(classes) < 2:
         raise UsageError(f"{args.data} needs one sub-folder of videos per label, at least two")
     labels = [c.name for c in classes]
+    _check_output(args.output, (".keras",), "-o")  # before hours of work, not after
+    files = [(f, i) for i, c in enumerate(classes) for f in _video_files([c])]
     if args.classifier:
         model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, _soft_cap(args))
         if model.num_classes != len(labels):
             raise UsageError(
                 f"{args.classifier} has {model.num_classes} classes, {args.data} {len(labels)}"
             )
+        model.labels = labels
     else:
-        model = VideoPrismVideoClassifier(_model(args), len(labels))
-    files = [(f, i) for i, c in enumerate(classes) for f in _video_files([c])]
+        model = VideoPrismVideoClassifier(_model(args), len(labels), labels=labels)
     # The backbone is frozen: run it once per clip, then train on the cached features.
     embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
-    _report_failures(embeddings)
+    _report_failures(args, embeddings)
     targets = np.array([dict(files)[p] for p in embeddings.paths])
+    empty = [label for i, label in enumerate(labels) if not (targets == i).any()]
+    if empty:
+        raise RuntimeError(f"no readable clip for label(s) {', '.join(empty)}: nothing to learn "
+                           "them from (see the skipped files above)")  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     history = model.fit({"features": embeddings.vectors}, targets, epochs=args.epochs,
                         batch_size=args.batch_size, verbose=0)  # fmt: skip
-    model.save(args.output)
+    with quiet_native_logs():
+        model.save(args.output)
     losses = [float(x) for x in history.history["loss"]]
     if not args.json:
         loss = f"loss {losses[0]:.3f} → {losses[-1]:.3f}"

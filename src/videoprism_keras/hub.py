@@ -11,7 +11,10 @@ import contextlib
 import difflib
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +23,15 @@ from .presets import PRESET_FILES, PRESETS, TOKENIZER_URL
 
 
 class PresetUnavailableError(FileNotFoundError):
-    """A preset's files are neither cached nor downloadable right now."""
+    """A preset's files are neither cached nor downloadable right now.
+
+    `str(err)` says what to do in Python; `cli_message` says it in the command line's
+    words (its flags), for the CLI to print instead.
+    """
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 def cache_root() -> Path:
@@ -82,15 +93,62 @@ def hf_download(repo: str, filename: str, purpose: str) -> Path:
         raise ImportError(
             f"{purpose} is downloaded with huggingface_hub: pip install 'videoprism-keras[hub]'"
         ) from err
+
+    def unavailable(reason):
+        needs = (
+            f"{purpose} needs {filename!r} from https://huggingface.co/{repo}, which is not "
+            f"cached and cannot be downloaded ({reason}). Download it where there is network "
+            "access and pass its path"
+        )
+        return PresetUnavailableError(
+            f"{needs}, e.g. from_preset('/path/to/{filename}')",
+            f"{needs}: --preset /path/to/{filename}",
+        )
+
+    with contextlib.suppress(Exception):  # cached: no network needed at all
+        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
+    # huggingface_hub retries a dead connection for half a minute: find out first.
+    if _offline():
+        raise unavailable("HF_HUB_OFFLINE is set")
+    endpoint = _hf_endpoint()
+    if not reachable(endpoint):
+        raise unavailable(f"{endpoint} cannot be reached")
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename))
-    except Exception as err:  # offline, no network, missing file: say what is needed
-        raise PresetUnavailableError(
-            f"{purpose} needs {filename!r} from https://huggingface.co/{repo}, which is not "
-            f"cached and could not be downloaded ({type(err).__name__}: {err}). Download it by "
-            f"hand and pass its path, e.g. from_preset('/path/to/{filename}'), or run once "
-            "with network access (unset HF_HUB_OFFLINE)."
-        ) from err
+    except Exception as err:  # the file is missing, the connection broke: say what is needed
+        raise unavailable(f"{type(err).__name__}: {err}") from err
+
+
+def _hf_endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
+    except (ImportError, AttributeError):
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def reachable(url: str, timeout: float = 1.5) -> bool:
+    """Whether a TCP connection to `url`'s host opens within `timeout` seconds, name
+    lookup included (run in a thread: a lookup on a machine without a resolver can hang
+    longer than any socket timeout)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    answer: list[bool] = []
+
+    def probe():
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            answer.append(True)
+        except (OSError, UnicodeError):
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, name="reachable", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(answer and answer[0])
 
 
 def _offline() -> bool:
@@ -98,20 +156,28 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def fetch_url(url: str, dest: Path, purpose: str, check=None) -> Path:
+def fetch_url(url: str, dest: Path, purpose: str, check=None, cli_flag=None) -> Path:
     """Downloads `url` to `dest` through a temporary file, so `dest` is whole or absent.
 
     `check(path)` may raise `ValueError` on the downloaded file (e.g. an HTML error
-    page instead of a model); the file is then discarded, never cached.
+    page instead of a model); the file is then discarded, never cached. `cli_flag`
+    is the command-line flag that takes the file instead, for the CLI's message.
     """
     if dest.is_file():
         return dest
-    unavailable = (
-        f"{purpose} needs {url}, which could not be downloaded ({{}}). Download it by hand "
-        f"and save it as {dest}, or pass its path."
-    )
+
+    def unavailable(reason):
+        needs = (
+            f"{purpose} needs {url}, which cannot be downloaded ({reason}). Download it where "
+            f"there is network access and save it as {dest}, or pass its path"
+        )
+        cli = f"{needs}: {cli_flag} /path/to/{Path(url).name}" if cli_flag else None
+        return PresetUnavailableError(f"{needs}.", cli)
+
     if _offline() and not url.startswith("file:"):
-        raise PresetUnavailableError(unavailable.format("HF_HUB_OFFLINE is set"))
+        raise unavailable("HF_HUB_OFFLINE is set")
+    if not reachable(url):
+        raise unavailable(f"{url} cannot be reached")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(dest.parent / f".{dest.name}.lock"):
         if dest.is_file():
@@ -122,7 +188,7 @@ def fetch_url(url: str, dest: Path, purpose: str, check=None) -> Path:
                 with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as got:
                     shutil.copyfileobj(got, out)
             except OSError as err:  # URLError, timeouts, refused connections, disk full
-                raise PresetUnavailableError(unavailable.format(err)) from err
+                raise unavailable(err) from err
             if check is not None:
                 check(tmp)
             os.replace(tmp, dest)
@@ -194,6 +260,8 @@ def _resolve_hf(spec: str, config_only: bool = False) -> Path:
             "hf:// presets need huggingface_hub: pip install huggingface_hub"
         ) from err
     try:
+        if _offline() or not reachable(_hf_endpoint()):  # no retries on a dead network
+            raise ConnectionError("offline")
         files = list_repo_files(repo)
     except Exception:  # offline: whatever the local cache holds
         try:
@@ -221,7 +289,8 @@ def _resolve_hf(spec: str, config_only: bool = False) -> Path:
 def fetch_tokenizer() -> Path:
     """The LvT vocabulary (T5's English SentencePiece model), downloaded once into the cache."""
     dest = cache_root() / "tokenizers" / "c4_en.spm"
-    return fetch_url(TOKENIZER_URL, dest, "the VideoPrism LvT tokenizer", _check_sentencepiece)
+    purpose = "the VideoPrism LvT tokenizer"
+    return fetch_url(TOKENIZER_URL, dest, purpose, _check_sentencepiece, cli_flag="--tokenizer")
 
 
 def _check_sentencepiece(path) -> None:

@@ -14,6 +14,8 @@ import sys
 import keras
 import numpy as np
 
+from .model.inputs import check_pixel_values, check_token_ids
+
 
 def compile_inference(model, fn):
     """`fn(*arrays) -> dict or tensor` built from `model`'s layers, compiled for inference.
@@ -106,12 +108,13 @@ class Encoder:
         self._text = compile_inference(model, lambda ids, mask: model.encode_text(ids, mask))
 
     def video(self, pixels, frame_padding_mask=None) -> dict:
-        pixels = np.asarray(pixels, dtype="float32")
+        pixels = check_pixel_values(pixels)  # compiled code cannot check values
         if frame_padding_mask is None:
             return self._video(pixels)
         return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
 
     def text(self, token_ids, padding_mask) -> np.ndarray:
+        check_token_ids(token_ids, self.model.vocabulary_size)
         ids, mask = np.asarray(token_ids, "int32"), np.asarray(padding_mask, "int32")
         return self._text(*trim_padding(ids, mask))
 

@@ -34,7 +34,7 @@ from .constants import (
 )
 from .model.embeddings import PositionTable, resize_positions
 from .model.init import skip_initialization
-from .model.layout import standardize_data_format
+from .model.inputs import standardize_data_format
 from .presets import PRESET_CONFIGS, PRESET_FILES
 from .weight_tables import (
     ATTENTION,
@@ -305,6 +305,17 @@ def export_flax_checkpoint(model, path=None) -> dict:
     if path is not None:
         np.savez(path, **flat)
     return flat
+
+
+# ------------------------------------------------------------------ .keras files
+def check_keras_file(filepath) -> None:
+    """Our models save as `.keras` only: Keras' legacy `.h5` writes them but cannot read
+    them back (it rebuilds only built-in layers), so it is refused before writing."""
+    if not str(filepath).endswith(".keras"):
+        raise ValueError(
+            "VideoPrism models are saved as .keras files (or with save_to_preset); Keras' "
+            f"legacy formats cannot load them back. Received: filepath={str(filepath)!r}"
+        )
 
 
 # ----------------------------------------------------------- preset directories

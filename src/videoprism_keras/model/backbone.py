@@ -9,12 +9,19 @@ token_ids, padding_mask (B, L)
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from .. import saving
 from ..constants import DEFAULT_SOFT_CAP
 from ..presets import PRESETS
-from .layout import frame_shape, standardize_data_format
+from .inputs import (
+    check_pixel_values,
+    check_token_ids,
+    frame_shape,
+    is_concrete,
+    standardize_data_format,
+)
 from .pooler import AttentionPooler
 from .text_encoder import TextEncoder
 from .transformer import TransformerStack
@@ -193,6 +200,11 @@ class VideoPrismBackbone(keras.Model):
         """A backbone from an official checkpoint: see `videoprism_keras.load_flax_checkpoint`."""
         return saving.load_official(cls, path_or_mapping, attention_logit_soft_cap, **overrides)
 
+    def save(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save`, to a `.keras` file (the only format that loads back)."""
+        saving.check_keras_file(filepath)
+        super().save(filepath, overwrite=overwrite, **kwargs)
+
     def save_to_preset(self, preset_dir):
         """Writes config, weights, metadata (and the tokenizer it came with) to a directory."""
         saving.save_backbone(self, preset_dir)
@@ -206,8 +218,10 @@ class VideoPrismBackbone(keras.Model):
         """Runs the video tower alone.
 
         Args:
-            pixel_values: (B, T, H, W, C) in [0, 1] ((B, T, C, H, W) for
-                channels_first). Any T; any H, W divisible by `patch_size`.
+            pixel_values: (B, T, H, W, C) floats in [0, 1], or uint8 in 0–255
+                (scaled by 1/255) ((B, T, C, H, W) for channels_first). Any T ≥ 1;
+                any H, W divisible by `patch_size`. numpy values outside [0, 1]
+                or not finite are refused (`model/inputs.py`).
             frame_padding_mask: optional (B, T), 1 = real frame, 0 = padding.
                 Padded frames are hidden from real ones in every attention
                 (temporal, auxiliary, pooling), so their content never matters.
@@ -249,6 +263,9 @@ class VideoPrismBackbone(keras.Model):
             raise ValueError("encode_text needs a multimodal model (num_text_layers > 0)")
         if padding_mask is None:
             raise ValueError("token_ids need a padding_mask (B, L) with 1 = real token")
+        if is_concrete(token_ids):
+            token_ids = np.asarray(token_ids)
+            check_token_ids(token_ids, self.vocabulary_size)
         token_ids, padding_mask = (
             x if hasattr(x, "shape") else ops.convert_to_tensor(x, "int32")  # nested lists
             for x in (token_ids, padding_mask)
@@ -297,8 +314,10 @@ class VideoPrismBackbone(keras.Model):
 
     # ------------------------------------------------------------ checks
     def _check_pixels(self, pixels):
-        if not hasattr(pixels, "shape"):  # a nested list
-            pixels = ops.convert_to_tensor(pixels, "float32")
+        if is_concrete(pixels):  # numpy or nested lists: values checked (model/inputs.py)
+            pixels = check_pixel_values(pixels)
+        elif keras.backend.standardize_dtype(pixels.dtype) == "uint8":
+            pixels = ops.cast(pixels, "float32") / 255.0  # as check_pixel_values scales it
         shape = tuple(pixels.shape)
         channels_first = self.data_format == "channels_first"
         layout = "(B, T, C, H, W)" if channels_first else "(B, T, H, W, C)"
@@ -308,6 +327,8 @@ class VideoPrismBackbone(keras.Model):
             pixels = ops.transpose(pixels, (0, 1, 3, 4, 2))
             shape = tuple(pixels.shape)
         height, width, channels = shape[2:]
+        if shape[1] == 0:
+            raise ValueError(f"pixel_values has no frames: shape {shape}; T must be at least 1")
         if channels != self.frame_shape[2]:
             raise ValueError(
                 f"pixel_values has {channels} channels, the model expects {self.frame_shape[2]} "

@@ -1,0 +1,225 @@
+"""Hostile input: each wrong result or unclear error a trial found, now a clear answer.
+
+Model-level checks run on every backend; the CLI ones run the command in a subprocess.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from helpers import TINY, TINY_LVT, random_text, random_video, to_numpy
+from videos import write_video
+
+import videoprism_keras as vp
+from videoprism_keras import hub
+from videoprism_keras.classifier import VideoPrismVideoClassifier
+from videoprism_keras.runtime import Encoder
+
+
+@pytest.fixture(scope="module")
+def tiny_lvt():
+    return vp.VideoPrismBackbone(**TINY_LVT)
+
+
+# ------------------------------------------------------------------ pixels and tokens
+@pytest.mark.backend
+def test_uint8_pixels_are_scaled_like_load_video(tiny_lvt):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (1, 4, 16, 16, 3), dtype=np.uint8)
+    as_float = tiny_lvt.encode_video(frames.astype(np.float32) / 255)["vision_embeddings"]
+    for pixels in (frames, keras.ops.convert_to_tensor(frames)):
+        got = tiny_lvt.encode_video(pixels)["vision_embeddings"]
+        np.testing.assert_allclose(to_numpy(got), to_numpy(as_float), atol=1e-6)
+    np.testing.assert_allclose(
+        Encoder(tiny_lvt).video(frames)["vision_embeddings"], to_numpy(as_float), atol=1e-5
+    )
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda x: x * 255, r"in \[0, 1\].*look like 0–255"),
+        (lambda x: (x - 0.5) / 0.25, r"in \[0, 1\].*standardised"),
+        (lambda x: np.where(x > 0.9, np.nan, x), "NaN or infinite"),
+        (lambda x: x.astype(np.int16), "dtype int16"),
+        (lambda x: x[:, :0], "no frames"),
+    ],
+)
+def test_bad_pixel_values_are_refused(tiny_lvt, change, message):
+    pixels = change(random_video(batch=1))
+    with pytest.raises(ValueError, match=message):
+        tiny_lvt.encode_video(pixels)
+    if pixels.shape[1]:  # the runtime path (the apps, the CLI) checks the same way
+        with pytest.raises(ValueError, match=message):
+            Encoder(tiny_lvt).video(pixels)
+
+
+@pytest.mark.backend
+def test_token_ids_past_the_vocabulary_are_refused(tiny_lvt):
+    ids, mask = random_text(batch=2)
+    ids = np.array(ids)
+    ids[0, 0] = TINY_LVT["vocabulary_size"]
+    for encode in (tiny_lvt.encode_text, Encoder(tiny_lvt).text):
+        with pytest.raises(ValueError, match=r"token_ids must be in \[0, 50\).*tokenizer"):
+            encode(ids, mask)
+
+
+# ------------------------------------------------------------------ offline
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed once we return: connections are refused
+
+
+def test_an_unreachable_hub_is_reported_at_once_without_retries(caches, monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    start = time.monotonic()
+    with pytest.raises(hub.PresetUnavailableError) as info:
+        vp.VideoPrismBackbone.from_preset("videoprism_public_v1_base")
+    assert time.monotonic() - start < 2.0
+    assert "cannot be reached" in str(info.value)
+    assert "from_preset('/path/to/flax_base_f16r288_repeated.npz')" in str(info.value)
+    assert "--preset /path/to/flax_base_f16r288_repeated.npz" in info.value.cli_message
+
+
+def test_reachable_is_true_for_a_listening_port():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert hub.reachable(f"http://127.0.0.1:{server.getsockname()[1]}")
+    assert not hub.reachable(f"http://127.0.0.1:{_closed_port()}")
+
+
+# ------------------------------------------------------------------ the trained head
+@pytest.mark.backend
+def test_a_classifier_keeps_its_labels_and_loads_after_a_plain_import(tmp_path):
+    model = VideoPrismVideoClassifier(vp.VideoPrismBackbone(**TINY), 3, labels=["a", "b", "c"])
+    model.save(tmp_path / "head.keras")
+    code = (
+        "import videoprism_keras, keras, numpy as np\n"
+        f"m = keras.models.load_model({str(tmp_path / 'head.keras')!r})\n"
+        "print(type(m).__name__, m.labels)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=os.environ)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.split("\n")[-2] == "VideoPrismVideoClassifier ['a', 'b', 'c']"
+    top = model.predict_labels(random_video(batch=2), top_k=2, verbose=0)
+    assert len(top) == 2 and all(len(row) == 2 for row in top)
+    assert {label for row in top for label, _ in row} <= {"a", "b", "c"}
+    with pytest.raises(ValueError, match="labels must be a list of 3 class names"):
+        VideoPrismVideoClassifier(vp.VideoPrismBackbone(**TINY), 3, labels=["a", "b"])
+
+
+# ------------------------------------------------------------------ the command line
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "videoprism_keras.cli", *map(str, args)],
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_args(golden_dir):
+    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4"]
+    return [*model, "--size", "16", "--no-progress"]
+
+
+@pytest.mark.parametrize("cap", ["0", "-1", "nan"])
+def test_a_soft_cap_that_is_not_positive_is_a_usage_error(tmp_path, cap):
+    out = cli("embed", tmp_path / "x.mp4", "-o", tmp_path / "e.npz", "--soft-cap", cap)
+    assert out.returncode == 2 and "--soft-cap" in out.stderr and cap in out.stderr
+
+
+def test_tensorflow_prints_nothing_before_our_output():
+    out = cli("info", "--backend", "tensorflow", "--json")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert json.loads(out.stdout)["backend"] == "tensorflow"
+
+
+def test_offline_cli_names_the_flag_not_python(tmp_path):
+    clip = write_video(tmp_path / "c.mp4", frames=8, size=(16, 16))
+    env = {"VIDEOPRISM_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
+    out = cli("embed", clip, "-o", tmp_path / "e.npz", "--preset", "videoprism_public_v1_base",
+              env=env)  # fmt: skip
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "--preset /path/to/flax_base_f16r288_repeated.npz" in out.stderr
+    assert "from_preset" not in out.stderr
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    data = tmp_path_factory.mktemp("labelled")
+    for label in ("cats", "dogs"):
+        (data / label).mkdir()
+        for i in range(2):
+            write_video(data / label / f"{i}.mp4", frames=8 + 4 * i, size=(16, 16))
+    return data
+
+
+def test_train_refuses_bad_outputs_before_any_work(labelled, tiny_args, tmp_path):
+    for output, message in [
+        (tmp_path / "head.h5", "expected a .keras file"),
+        (tmp_path / "no" / "such" / "head.keras", "does not exist"),
+        (tmp_path, "expected a .keras file"),
+    ]:
+        start = time.monotonic()
+        out = cli("train", labelled, "-o", output, *tiny_args)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert out.stderr.count("\n") == 1
+        assert time.monotonic() - start < 60  # refused, not trained
+
+
+def test_a_label_without_readable_clips_is_an_error(labelled, tiny_args, tmp_path):
+    data = tmp_path / "data"
+    (data / "broken").mkdir(parents=True)
+    (data / "broken" / "x.mp4").write_bytes(b"not a video")
+    os.symlink(labelled / "cats", data / "cats")
+    out = cli("train", data, "-o", tmp_path / "head.keras", *tiny_args)
+    assert out.returncode == 1 and "no readable clip for label(s) broken" in out.stderr
+    assert "skipped" in out.stderr and "1 input(s) failed, 2 processed" in out.stderr
+    assert not (tmp_path / "head.keras").exists()
+
+
+def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_path):
+    head = tmp_path / "head.keras"
+    out = cli("train", labelled, "-o", head, "--epochs", "2", *tiny_args)
+    assert out.returncode == 0, out.stderr[-1500:]
+    clip = labelled / "cats" / "0.mp4"
+    out = cli("classify", clip, "--head", head, "--frames", "4", "--size", "16", "--json",
+              "--no-progress")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-1500:]
+    top = json.loads(out.stdout)[0]["top"]
+    assert {hit["label"] for hit in top} == {"cats", "dogs"}
+    assert abs(sum(hit["probability"] for hit in top) - 1) < 1e-5
+    out = cli("classify", clip, "--head", tmp_path / "missing.keras")
+    assert out.returncode == 2 and "--head" in out.stderr
+
+
+def test_strict_makes_any_failure_an_error(labelled, tiny_args, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"garbage")
+    files = [labelled / "cats" / "0.mp4", bad]
+    out = cli("embed", *files, "-o", tmp_path / "e.npz", *tiny_args)
+    assert out.returncode == 0 and "1 input(s) failed, 1 processed" in out.stderr
+    out = cli("embed", *files, "-o", tmp_path / "e.npz", "--strict", *tiny_args)
+    assert out.returncode == 1 and "--strict" in out.stderr
+
+
+@pytest.mark.backend
+def test_h5_files_are_refused_before_writing(tmp_path):
+    backbone = vp.VideoPrismBackbone(**TINY)
+    for model in (backbone, VideoPrismVideoClassifier(backbone, 2)):
+        with pytest.raises(ValueError, match=r"\.keras files.*filepath='.*m\.h5'"):
+            model.save(tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
