@@ -16,6 +16,7 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import warnings
 
 # Importing these registers every class we ever save (the model modules come with them).
 REGISTERED_MODULES = ("videoprism_keras.classifier",)
@@ -74,7 +75,12 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             run(module)
-            register_with_keras()
+            try:
+                register_with_keras()
+            except Exception as err:  # never break the user's `import keras` over it
+                warnings.warn(
+                    f"videoprism_keras could not register its classes: {err}", stacklevel=2
+                )
 
         spec.loader.exec_module = exec_module
         return spec
