@@ -20,6 +20,10 @@ DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 DEFAULT_SOFT_CAP = 50.0  # every official release; .npz checkpoints do not store it
 BACKENDS = ("jax", "torch", "tensorflow")
 DTYPES = ("float32", "bfloat16", "mixed_bfloat16")  # Keras dtype policies
+ANN_THRESHOLD = 200_000  # apps.index.ANN_THRESHOLD, without importing the apps for --help
+# What an index records of its sampling, by CLI flag.
+INDEX_FLAGS = {"frames": "num_frames", "size": "size", "clip_seconds": "clip_seconds",
+               "stride_seconds": "stride_seconds"}  # fmt: skip
 
 
 class UsageError(Exception):
@@ -85,6 +89,10 @@ def _parser():
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("--no-progress", action="store_true")
 
+    def storage_option(p):
+        p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="LanceDB storage option for an object-store index (repeat)")  # fmt: skip
+
     command("info", "presets, cache and backend").add_argument("--json", action="store_true")
     p = command("embed", "videos → embeddings file (.npy + .json, .npz or .parquet)")
     p.add_argument("videos", nargs="+")
@@ -92,6 +100,8 @@ def _parser():
     p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
     p.add_argument("--clip-seconds", type=_positive(float))
     p.add_argument("--stride-seconds", type=_positive(float))
+    resume_help = "continue an interrupted run into the same -o (or add videos to a finished one)"
+    p.add_argument("--resume", action="store_true", help=resume_help)
     model_options(p, text=False)
     p = command("classify", "zero-shot classification with free-text labels")
     p.add_argument("videos", nargs="+")
@@ -104,11 +114,13 @@ def _parser():
     model_options(p)
     p = command("index", "build or extend a searchable video index")
     p.add_argument("sources", nargs="+", help="video files or folders")
-    p.add_argument("-o", "--output", required=True, help="index directory (extended if it exists)")
+    output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
+    p.add_argument("-o", "--output", required=True, help=output_help)
     p.add_argument("--clip-seconds", type=_positive(float), help="index windows of long videos")
     p.add_argument("--stride-seconds", type=_positive(float))
-    ann_help = "index size from which search uses a faiss HNSW graph (default 1,000,000)"
+    ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
     p.add_argument("--ann-threshold", type=_positive(int), help=ann_help)
+    storage_option(p)
     model_options(p, text=False)
     p = command("train", "train a classifier head on labelled clips (DIR/<label>/*)")
     p.add_argument("data", help="a folder with one sub-folder of videos per label")
@@ -123,7 +135,13 @@ def _parser():
     query.add_argument("--text")
     query.add_argument("--video")
     p.add_argument("--top-k", type=_positive(int), default=5)
+    where_help = "SQL filter over path, start_s, end_s, duration_s, size_bytes"
+    p.add_argument("--where", help=where_help + " (e.g. \"duration_s > 60\")")
+    p.add_argument("--under", help="only videos in this folder (or below)")
+    p.add_argument("--per-video", action="store_true", help="the best clip of each video")
+    p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
     p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    storage_option(p)
     model_options(p)
     return parser
 
@@ -212,9 +230,11 @@ def _preset_id(preset) -> str:
     return str(path.resolve()) if path.exists() else text
 
 
-def _index_model(args, meta):
+def _index_model(args, meta, writing=False):
     """An index holds one model's embedding space: its preset (and soft cap) are the
-    defaults, another one is an error. Its sampling (frames, size) is the default too."""
+    defaults, another one is an error. Its sampling (frames, size, clip and stride
+    seconds) is the default too; `index` refuses another (one index, one sampling), and
+    another dtype, which `search` may use (it approximates the same embedding space)."""
     stored = meta.get("preset")
     if args.preset is None:
         args.preset = stored or DEFAULT_PRESET
@@ -228,10 +248,44 @@ def _index_model(args, meta):
         raise UsageError(
             f"the index was built with --soft-cap {stored_cap:g}, not {args.soft_cap:g}"
         )
-    # A different dtype is allowed: it approximates the same embedding space.
+    if writing and args.dtype and meta.get("dtype") and args.dtype != meta["dtype"]:
+        raise UsageError(f"the index was built with --dtype {meta['dtype']}, not {args.dtype}: "
+                         "leave --dtype out to use the index's, or index into another -o")  # fmt: skip
     args.dtype = args.dtype or meta.get("dtype")
-    args.frames = args.frames or meta.get("num_frames")
-    args.size = args.size or meta.get("size")
+    for attribute, key in INDEX_FLAGS.items():
+        if not hasattr(args, attribute):
+            continue
+        given, held = getattr(args, attribute), meta.get(key)
+        flag = "--" + attribute.replace("_", "-")
+        if writing and key in meta and given is not None and given != held:
+            shown = held if held is not None else "(not given: whole videos)"
+            raise UsageError(f"the index was built with {flag} {shown}, not {given}: leave "
+                             f"{flag} out to use the index's, or index into another -o")  # fmt: skip
+        if getattr(args, attribute) is None:
+            setattr(args, attribute, held)
+
+
+def _storage_options(args) -> dict | None:
+    options = {}
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option takes KEY=VALUE. Received: {item!r}")
+        options[key] = value
+    return options or None
+
+
+def _writable(output):
+    """A local index folder that cannot be written fails now, not after the model loads."""
+    if "://" in str(output):
+        return
+    path = Path(output).absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"-o {output} is a file, not an index folder: give a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {output}: cannot write in {existing} (permission denied or not a "
+                         "folder): choose another -o, or make it writable")  # fmt: skip
 
 
 def _embed(args, model, videos, clip_seconds=None, stride_seconds=None, kind="video"):
@@ -274,18 +328,34 @@ def cmd_info(args):
 
 
 def cmd_embed(args):
+    from .apps.embed_writer import SUFFIXES, EmbeddingWriter
+    from .apps.embedding import embed_batches
+
+    if Path(args.output).suffix not in SUFFIXES:
+        raise UsageError(f"-o {args.output}: use a .npz, .npy or .parquet file")
     files = _video_files(args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
-    embeddings = _embed(args, model, files, args.clip_seconds, args.stride_seconds, args.kind)
-    _report_failures(embeddings)
-    path = embeddings.save(args.output)
+    frames, size = _sampling(args, model)
+    settings = {"--kind": args.kind, "--preset": _preset_id(args.preset or DEFAULT_PRESET),
+                "--frames": frames, "--size": list(size), "--clip-seconds": args.clip_seconds,
+                "--stride-seconds": args.stride_seconds,
+                "--dtype": args.dtype or "float32"}  # fmt: skip
+    writer = EmbeddingWriter(args.output, settings, resume=args.resume)
+    failures: list = []
+    for batch in embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
+                               num_frames=frames, size=size, clip_seconds=args.clip_seconds,
+                               stride_seconds=args.stride_seconds,
+                               progress=not args.no_progress, on_error="skip",
+                               exclude=writer.done, failures=failures):  # fmt: skip
+        writer.write(batch)
+    for path, error in failures:
+        print(f"videoprism: skipped {path}: {error}", file=sys.stderr)
+    path, shape = writer.finish(args.kind)
     if not args.json:
-        print(f"{len(embeddings)} {args.kind} embeddings {embeddings.vectors.shape} → {path}")
-    return {
-        "output": str(path),
-        "shape": list(embeddings.vectors.shape),
-        "failures": embeddings.failures,
-    }
+        resumed = f" ({writer.resumed} from the earlier run)" if writer.resumed else ""
+        print(f"{shape[0]} {args.kind} embeddings {tuple(shape)}{resumed} → {path}")
+    return {"output": str(path), "shape": list(shape), "failures": failures,
+            "resumed": writer.resumed}  # fmt: skip
 
 
 def cmd_classify(args):
@@ -323,36 +393,38 @@ def cmd_classify(args):
 def cmd_index(args):
     from .apps import VideoIndex
 
-    out = Path(args.output)
-    index = VideoIndex.load(out) if (out / "index.json").exists() else None
-    _index_model(args, index.meta if index is not None else {})
+    options = _storage_options(args)
+    _writable(args.output)
+    threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
+    index = VideoIndex(args.output, storage_options=options, **threshold)
+    _index_model(args, index.meta, writing=True)
     files = _video_files(args.sources)
     model = _model(args)
     frames, size = _sampling(args, model)
-    if index is None:
-        meta = {"preset": _preset_id(args.preset), "num_frames": frames, "size": size[0],
-                "dtype": args.dtype or "float32"}  # fmt: skip
+    if not len(index):
+        meta = {"preset": _preset_id(args.preset)}
         if str(args.preset).endswith(".npz"):
             meta["soft_cap"] = _soft_cap(args)
-        index = VideoIndex(meta=meta)
-    if args.ann_threshold:
-        index.ann_threshold = args.ann_threshold
+        index = VideoIndex(args.output, storage_options=options, meta=meta, **threshold)
     added = index.add_videos(model, files, args.clip_seconds, args.stride_seconds,
                              batch_size=args.batch_size, num_frames=frames, size=size,
                              progress=not args.no_progress, on_error="skip")  # fmt: skip
     _report_failures(added)
-    index.save(out)
+    size = len(index)
     if not args.json:
         skipped = f" (skipped {added.skipped} already indexed)" if added.skipped else ""
-        print(f"indexed {len(added)} items{skipped}; {out} now holds {len(index)}")
-    return {"index": str(out), "added": len(added), "skipped": added.skipped, "size": len(index)}
+        print(f"indexed {len(added)} items{skipped}; {args.output} now holds {size}")
+    return {"index": str(args.output), "added": len(added), "skipped": added.skipped,
+            "size": size}  # fmt: skip
 
 
 def cmd_search(args):
     from .apps import VideoIndex
 
-    index = VideoIndex.load(args.index)
+    index = VideoIndex.load(args.index, storage_options=_storage_options(args))
     _index_model(args, index.meta)
+    if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
+        raise UsageError(f"--under {args.under}: no such folder")
     model = _model(args, need_text=bool(args.text))
     if args.text:
         from .runtime import Encoder
@@ -361,7 +433,13 @@ def cmd_search(args):
         query = Encoder(model).text(ids, mask)
     else:
         query = _embed(args, model, _video_files([args.video])).vectors
-    hits = index.search(query, top_k=args.top_k)[0]
+    try:
+        hits = index.search(query, top_k=args.top_k, where=args.where, under=args.under,
+                            per_video=args.per_video, exact=args.exact or None)[0]  # fmt: skip
+    except ValueError as err:
+        if args.where and "filter" in str(err):
+            raise UsageError(f"--where {args.where!r}: {err}") from err
+        raise
     if not args.json:
         print(f"top {len(hits)} of {len(index)} for {args.text or args.video!r}")
         for hit in hits:
