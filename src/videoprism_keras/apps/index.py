@@ -78,22 +78,29 @@ class _Snapshot:
     """One table version's rows for exact search: vectors in memory, rows in order."""
 
     def __init__(self, table, version):
+        import pyarrow as pa
+
         self.version = version
-        data = (table.search().select(["id", "path", "start_s", "end_s", "duration_s",
-                                       "vector"])
-                .with_row_id(True).limit(None).to_arrow())  # fmt: skip
-        self.rowids = data["_rowid"].to_numpy()
-        self.ids = data["id"].to_pylist()
-        self.paths = data["path"].to_pylist()
+        dim = table.schema.field("vector").type.list_size
+        self.vectors = np.empty((table.count_rows(), dim), np.float32)
+        columns, filled = [], 0
+        query = (table.search().select(["id", "path", "start_s", "end_s", "duration_s", "vector"])
+                 .with_row_id(True).limit(None))  # fmt: skip
+        for batch in query.to_batches():  # batch by batch: one copy of the vectors in memory
+            flat = batch["vector"].flatten().to_numpy(zero_copy_only=False)
+            self.vectors[filled : filled + len(batch)] = flat.reshape(len(batch), dim)
+            filled += len(batch)
+            columns.append(batch.drop_columns(["vector"]))
+        self.vectors = self.vectors[:filled]
+        data = pa.Table.from_batches(columns) if columns else None
+        column = lambda name: data[name].combine_chunks() if data is not None else pa.array([])  # noqa: E731
+        self.rowids = column("_rowid").to_numpy().astype(np.uint64)
+        self.ids = column("id").to_pylist()
+        self.paths = column("path").to_pylist()
         # Path → small integer, for the best clip of each video.
-        self.codes = data["path"].dictionary_encode().combine_chunks().indices.to_numpy()
-        nan = lambda column: column.to_numpy(zero_copy_only=False).astype(float)  # noqa: E731
-        self.starts = nan(data["start_s"].combine_chunks().fill_null(np.nan))
-        self.ends = nan(data["end_s"].combine_chunks().fill_null(np.nan))
-        self.durations = nan(data["duration_s"].combine_chunks().fill_null(np.nan))
-        dim = data.schema.field("vector").type.list_size
-        flat = data["vector"].combine_chunks().flatten().to_numpy()
-        self.vectors = flat.reshape(len(data), dim)
+        self.codes = column("path").dictionary_encode().indices.to_numpy()
+        nan = lambda name: column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
+        self.starts, self.ends, self.durations = nan("start_s"), nan("end_s"), nan("duration_s")
 
     def hit(self, i, score):
         return SearchHit(self.paths[i], self.starts[i], self.ends[i], float(score), self.ids[i],
@@ -387,14 +394,12 @@ class VideoIndex:
 
         Returns the `Embeddings` added, as a record: paths and clip times (the vectors
         are in the index, so `vectors` is (N, 0)); `skipped` counts the clips the index
-        already held, `failures` the sources that could not be embedded.
+        already held, `failures` the sources that could not be embedded (dangling or
+        looping symlinks and folders named like videos are always failures, not errors).
         """
         files, failures = video_files(sources)
         settings = self._settings(model, clip_seconds, stride_seconds, options)
         self._check_settings(settings)
-        if failures and options.get("on_error", "raise") == "raise":
-            path, reason = failures[0]
-            raise OSError(f"{path}: {reason}")
         held = self._held(files) if skip_existing else {}
         by_path = {f.path: f for f in files}
         done = {f.file_id for f in files if held.get(f.file_id, (set(), False))[1]}
