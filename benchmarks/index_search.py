@@ -80,7 +80,7 @@ def numpy_faiss(vectors, queries, batches, truth, folder):
     import faiss
 
     out = {}
-    exact = lambda q: np.argsort(-(np.atleast_2d(q) @ vectors.T), axis=1)[:, :TOP_K]  # noqa: E731
+    exact = lambda q: exact_top(vectors, np.atleast_2d(q))  # noqa: E731
     top = lambda q: np.argpartition(-(np.atleast_2d(q) @ vectors.T), TOP_K, axis=1)  # noqa: E731
     out["exact_1"], out["exact_32"] = latency(top, queries), latency(top, batches)
     out["exact_recall"] = recall([exact(q)[0] for q in queries], truth)
@@ -97,17 +97,19 @@ def numpy_faiss(vectors, queries, batches, truth, folder):
     return out
 
 
-def lance(vectors, queries, batches, truth, folder, sweep):
+def lance(data, queries, batches, truth, folder, sweep):
     from videoprism_keras.apps import Embeddings, VideoIndex
     from videoprism_keras.apps import index as index_module
 
     out = {}
     index = VideoIndex(folder, ann_threshold=10**12)
-    names = np.arange(len(vectors)).astype(str).tolist()
+    size = len(data[0])
+    names = np.arange(size).astype(str).tolist()
     start = time.perf_counter()
-    for i in range(0, len(vectors), COMMIT):
-        index.add(Embeddings(vectors[i : i + COMMIT], names[i : i + COMMIT]))
-    out["add_rows_s"] = round(len(vectors) / (time.perf_counter() - start))
+    for i in range(0, size, COMMIT):
+        index.add(Embeddings(data[0][i : i + COMMIT], names[i : i + COMMIT]))
+    out["add_rows_s"] = round(size / (time.perf_counter() - start))
+    data.clear()  # the table has them: the input array goes
     start = time.perf_counter()
     index.search(queries[0], TOP_K, exact=True)
     out["exact_first_s"] = round(time.perf_counter() - start, 2)  # reads the vectors
@@ -142,7 +144,9 @@ def worker(store, size, sweep):
         if store == "numpy+faiss":
             out = numpy_faiss(vectors, queries, batches, truth, folder)
         else:
-            out = lance(vectors, queries, batches, truth, folder, sweep)
+            data = [vectors]
+            del vectors
+            out = lance(data, queries, batches, truth, folder, sweep)
         out["disk_mib"] = disk_mib(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

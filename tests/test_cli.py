@@ -277,3 +277,38 @@ def test_index_dtype_is_the_default_not_a_rule():
     args = argparse.Namespace(preset=None, soft_cap=None, dtype="float32", frames=None, size=None)
     with pytest.raises(UsageError, match="--dtype bfloat16, not float32"):
         _index_model(args, meta, writing=True)
+
+
+def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
+    import shutil
+
+    model, tok = lvt
+    library = tmp_path / "library"
+    for folder, name in (("x", "gen1.mp4"), ("x", "gen2.mp4"), ("y", "gen0.mp4")):
+        (library / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(videos / name, library / folder / name)
+    index = tmp_path / "index"
+    run(env, "index", library, "-o", index, "--clip-seconds", "1", *model)  # 4 + 5 + 3 clips
+    text = ["--text", "a video", *tok, "--json", "--top-k", "20"]
+    best = json.loads(run(env, "search", index, *text, "--per-video", *model).stdout)
+    assert sorted(os.path.basename(h["path"]) for h in best) == ["gen0.mp4", "gen1.mp4", "gen2.mp4"]
+    query = ["--where", "start_s >= 2 AND duration_s > 4.5", "--under", library / "x"]
+    hits = json.loads(run(env, "search", index, *text, *query, *model).stdout)
+    assert len(hits) == 3 and all(h["start_s"] >= 2 for h in hits)  # gen2 (5 s): 2, 3, 4
+    assert {h["path"] for h in hits} == {str((library / "x" / "gen2.mp4").resolve())}
+    out = run(env, "search", index, *text, "--where", "start_s >>> 2", *model, ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--where" in out.stderr
+    out = run(env, "index", library, "-o", index, "--clip-seconds", "2", *model, ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "--clip-seconds 1.0, not 2.0" in out.stderr
+
+
+def test_embed_resume_continues_an_output(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    out = tmp_path / "e.npz"
+    run(env, "embed", videos / "gen0.mp4", "-o", out, *model)
+    result = json.loads(run(env, "embed", videos, "-o", out, "--resume", "--json", *model).stdout)
+    assert result["resumed"] == 1 and result["shape"] == [3, 32]
+    data = np.load(out)
+    assert sorted(os.path.basename(p) for p in data["paths"]) == [f"gen{i}.mp4" for i in range(3)]
+    assert not (tmp_path / "e.npz.partial").exists()
