@@ -144,9 +144,9 @@ def worker(store, size, sweep):
         if store == "numpy+faiss":
             out = numpy_faiss(vectors, queries, batches, truth, folder)
         else:
-            data = [vectors]
+            held = [vectors]  # lance() lets go of the vectors once the table has them
             del vectors
-            out = lance(data, queries, batches, truth, folder, sweep)
+            out = lance(held, queries, batches, truth, folder, sweep)
         out["disk_mib"] = disk_mib(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -13,12 +13,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import keras  # noqa: E402
-from helpers import TINY  # noqa: E402
+import keras
+from helpers import TINY
 
-import videoprism_keras as vp  # noqa: E402
-from videoprism_keras.apps import VideoIndex  # noqa: E402
-from videoprism_keras.runtime import Encoder  # noqa: E402
+import videoprism_keras as vp
+from videoprism_keras.apps import VideoIndex
+from videoprism_keras.runtime import Encoder
 
 
 class SlowEncoder(Encoder):

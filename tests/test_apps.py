@@ -228,7 +228,9 @@ def test_index_builds_its_vector_index_once_at_the_threshold(tmp_path):
     c17 = reopened.vectors[reopened.paths.index("c17")]  # (compaction may reorder rows)
     assert reopened.search(c17, 1)[0][0].path == "c17"
     # An index saved elsewhere is a copy with its own vector index.
-    small = VideoIndex(ann_threshold=256).add(Embeddings(_unit(rng, 300), list(map(str, range(300)))))
+    small = VideoIndex(ann_threshold=256).add(
+        Embeddings(_unit(rng, 300), list(map(str, range(300))))
+    )
     small.save(tmp_path / "small")
     assert VideoIndex.load(tmp_path / "small")._table.list_indices()
     VideoIndex().save(tmp_path / "empty")  # an empty index saves (a folder) and reopens empty

@@ -253,7 +253,9 @@ def test_index_uses_its_vector_index_above_its_threshold(tmp_path):
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top_exact, top_approx, strict=True)])
     assert approx._table.list_indices() and recall > 0.9
     reopened = VideoIndex.load(tmp_path / "ix")  # the stored vector index, not a rebuilt one
-    assert reopened._table.list_indices()[0].index_uuid == approx._table.list_indices()[0].index_uuid
+    assert (
+        reopened._table.list_indices()[0].index_uuid == approx._table.list_indices()[0].index_uuid
+    )
     assert reopened.search(queries[:1], 1)[0][0].path == "v0"
     # Incremental adds go into the vector index (no rebuild) and are found.
     extra = rng.normal(size=(50, 32)).astype("float32")

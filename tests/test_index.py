@@ -2,6 +2,7 @@
 the previous format, bad input. A tiny random model (or no model): no backend marker."""
 
 import errno
+import itertools
 import json
 import os
 import signal
@@ -84,9 +85,11 @@ def test_rows_identity_posters_and_settings(model, library, tmp_path):
     again = index.add_videos(model, [library / "a", library / "a" / ".." / "a" / "a0.mp4"],
                              encoder=encoder, **OPTIONS)  # fmt: skip
     assert (len(again), again.skipped, encoder.clips, len(index)) == (0, 4, 4, 4)
-    for other, match in ((dict(num_frames=2), "num_frames=4; got num_frames=2"),
-                         (dict(clip_seconds=2.0), "clip_seconds=1.0; got clip_seconds=2.0"),
-                         (dict(stride_seconds=0.5), "stride_seconds=1.0; got stride_seconds=0.5")):  # fmt: skip
+    refused = {"num_frames": (2, "num_frames=4; got num_frames=2"),
+               "clip_seconds": (2.0, "clip_seconds=1.0; got clip_seconds=2.0"),
+               "stride_seconds": (0.5, "stride_seconds=1.0; got stride_seconds=0.5")}  # fmt: skip
+    for name, (value, match) in refused.items():
+        other = {name: value}
         with pytest.raises(ValueError, match=match):
             index.add_videos(model, [library / "b"], **{**OPTIONS, **other})
     assert len(index) == 4
@@ -129,7 +132,7 @@ def test_search_filters_and_per_video(tmp_path):
     query = vectors[7] + 0.01
     hits = index.search(query, top_k=10)[0]
     assert hits[0].path == paths[7] and hits[0].start == starts[7]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     late = index.search(query, top_k=10, where="start_s >= 5 AND end_s <= 9")[0]
     assert len(late) == 10 and all(5 <= h.start and h.end <= 9 for h in late)
     dogs = index.search(query, top_k=10, under="/library-x/dogs")[0]
@@ -150,7 +153,10 @@ def test_search_filters_and_per_video(tmp_path):
     approx = index.search(query, top_k=8, per_video=True, where="start_s < 8")[0]
     assert len({h.path for h in approx}) == 8 and all(h.start < 8 for h in approx)
     assert approx[0].path == paths[7]
-    assert all(h.path.startswith("/library-x/dogs/") for h in index.search(query, under="/library-x/dogs")[0])
+    assert all(
+        h.path.startswith("/library-x/dogs/")
+        for h in index.search(query, under="/library-x/dogs")[0]
+    )
 
 
 # ---------------------------------------------------------------- old format
@@ -222,7 +228,7 @@ def test_bad_input_is_one_clear_error_and_the_index_stays(model, library, tmp_pa
     original = builder.execute
     builder.execute = full
     try:
-        with pytest.raises(OSError, match="is full .* run the same command again") as err:
+        with pytest.raises(OSError, match=r"is full .* run the same command again") as err:
             index.add(Embeddings(_unit(rng, 2), ["f", "g"]))
         assert err.value.errno == errno.ENOSPC
     finally:

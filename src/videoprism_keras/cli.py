@@ -90,8 +90,9 @@ def _parser():
         p.add_argument("--no-progress", action="store_true")
 
     def storage_option(p):
+        storage_help = "LanceDB storage option for an object-store index (repeat)"
         p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="LanceDB storage option for an object-store index (repeat)")  # fmt: skip
+                       help=storage_help)  # fmt: skip
 
     command("info", "presets, cache and backend").add_argument("--json", action="store_true")
     p = command("embed", "videos → embeddings file (.npy + .json, .npz or .parquet)")
@@ -136,7 +137,7 @@ def _parser():
     query.add_argument("--video")
     p.add_argument("--top-k", type=_positive(int), default=5)
     where_help = "SQL filter over path, start_s, end_s, duration_s, size_bytes"
-    p.add_argument("--where", help=where_help + " (e.g. \"duration_s > 60\")")
+    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60")')
     p.add_argument("--under", help="only videos in this folder (or below)")
     p.add_argument("--per-video", action="store_true", help="the best clip of each video")
     p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
@@ -249,8 +250,9 @@ def _index_model(args, meta, writing=False):
             f"the index was built with --soft-cap {stored_cap:g}, not {args.soft_cap:g}"
         )
     if writing and args.dtype and meta.get("dtype") and args.dtype != meta["dtype"]:
-        raise UsageError(f"the index was built with --dtype {meta['dtype']}, not {args.dtype}: "
-                         "leave --dtype out to use the index's, or index into another -o")  # fmt: skip
+        raise UsageError(f"the index was built with --dtype {meta['dtype']}, not "
+                         f"{args.dtype}: leave --dtype out to use the index's, or index into "
+                         "another -o")  # fmt: skip
     args.dtype = args.dtype or meta.get("dtype")
     for attribute, key in INDEX_FLAGS.items():
         if not hasattr(args, attribute):
@@ -259,8 +261,9 @@ def _index_model(args, meta, writing=False):
         flag = "--" + attribute.replace("_", "-")
         if writing and key in meta and given is not None and given != held:
             shown = held if held is not None else "(not given: whole videos)"
-            raise UsageError(f"the index was built with {flag} {shown}, not {given}: leave "
-                             f"{flag} out to use the index's, or index into another -o")  # fmt: skip
+            raise UsageError(f"the index was built with {flag} {shown}, not {given}: "
+                             f"leave {flag} out to use the index's, or index into another "
+                             "-o")  # fmt: skip
         if getattr(args, attribute) is None:
             setattr(args, attribute, held)
 

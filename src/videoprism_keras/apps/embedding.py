@@ -282,7 +282,8 @@ def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, siz
 
 def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, size=None,
                   clip_seconds=None, stride_seconds=None, progress=True, on_error="raise",
-                  encoder=None, exclude=None, failures=None, skipped=None) -> Iterator[Batch]:  # fmt: skip
+                  encoder=None, exclude=None, failures=None,
+                  skipped=None) -> Iterator[Batch]:  # fmt: skip
     """`embed_videos` one batch at a time, for whoever writes them out as they come.
 
     `exclude` is a set of `item_key`s or a function `(path, start, end) -> bool`

@@ -474,8 +474,9 @@ class VideoIndex:
 
     def _maintain(self):
         """Past `ann_threshold` rows: builds the vector index once; then keeps it up to
-        date (`optimize`: compaction, new rows into the index), whatever the threshold. One process at a time;
-        a failure here loses nothing (the rows are committed; exact search finds them)."""
+        date (`optimize`: compaction, new rows into the index), whatever the threshold.
+        One process at a time; a failure here loses nothing (the rows are committed and
+        exact search finds them)."""
         if self._table is None:
             return
         with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
@@ -516,8 +517,9 @@ class VideoIndex:
             raise ValueError(f"the index {self.uri} is empty: add videos to it first")
         queries = _normalise(np.atleast_2d(queries))
         if queries.shape[1] != self.dim:
-            raise ValueError(f"the queries are {queries.shape[1]}-d, the index {self.uri} holds "
-                             f"{self.dim}-d embeddings: embed them with the index's preset")  # fmt: skip
+            raise ValueError(f"the queries are {queries.shape[1]}-d, the index {self.uri} "
+                             f"holds {self.dim}-d embeddings: embed them with the index's "
+                             "preset")  # fmt: skip
         predicate = _predicate(where, under)
         table = self._latest()
         if self._indexed is None or self._indexed[0] != table.version:
@@ -563,9 +565,9 @@ class VideoIndex:
     def _approximate(self, table, query, top_k, predicate, per_video, nprobes, refine_factor):
         limit = top_k * (8 if per_video else 1)
         while True:
+            columns = ["id", "path", "start_s", "end_s", "duration_s", "_distance"]
             search = (table.search(query).distance_type("dot").nprobes(nprobes)
-                      .refine_factor(refine_factor).limit(limit)
-                      .select(["id", "path", "start_s", "end_s", "duration_s", "_distance"]))  # fmt: skip
+                      .refine_factor(refine_factor).limit(limit).select(columns))  # fmt: skip
             if predicate is not None:
                 search = search.where(predicate, prefilter=True)
             try:

@@ -16,6 +16,7 @@ may store a clip they both embedded at once twice (search results drop the copy)
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import shutil
@@ -79,10 +80,12 @@ def translate(err: BaseException, uri: str, action: str) -> BaseException:
                        "index keeps its last committed version: free some space and run the "
                        "same command again to continue")  # fmt: skip
     if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in text:
-        return PermissionError(errno.EACCES, f"cannot write to {uri} while {action} (permission "
-                               "denied): choose another folder, or make this one writable")  # fmt: skip
-    return StoreError(f"{uri} could not be read as a video index while {action} ({text}): it "
-                      "may be damaged; restore it from a copy, or index into a new folder")  # fmt: skip
+        return PermissionError(errno.EACCES, f"cannot write to {uri} while {action} "
+                               "(permission denied): choose another folder, or make this "
+                               "one writable")  # fmt: skip
+    return StoreError(f"{uri} could not be read as a video index while {action} ({text}): "
+                      "it may be damaged; restore it from a copy, or index into a new "
+                      "folder")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -133,8 +136,9 @@ def read_legacy(folder: Path):
         vectors = np.load(folder / "vectors.npy")
         items = old["items"]
     except (OSError, ValueError, KeyError) as err:
-        raise StoreError(f"{folder} holds an index of the previous format that cannot be read "
-                         f"({err}): restore it from a copy, or index into a new folder") from err  # fmt: skip
+        raise StoreError(f"{folder} holds an index of the previous format that cannot be "
+                         f"read ({err}): restore it from a copy, or index into a new "
+                         "folder") from err  # fmt: skip
     if len(items) != len(vectors):
         raise StoreError(f"{folder} holds an index of the previous format with {len(items)} "
                          f"items and {len(vectors)} vectors (a save was interrupted): restore "
@@ -159,7 +163,7 @@ def legacy_settings(items) -> dict:
     for clips in by_path.values():
         clips.sort()
         lengths.update(round(e - s, 6) for s, e in clips[:-1])  # the last one may be shorter
-        strides.update(round(b[0] - a[0], 6) for a, b in zip(clips, clips[1:], strict=False))
+        strides.update(round(b[0] - a[0], 6) for a, b in itertools.pairwise(clips))
     if len(lengths) == 1 and len(strides) <= 1:
         length = lengths.pop()
         return {"clip_seconds": length, "stride_seconds": strides.pop() if strides else length}
