@@ -617,7 +617,7 @@ class _HeldClips:
 
     def __init__(self, index, by_path, held):
         self.index, self.by_path, self.held = index, by_path, held
-        self.current = None
+        self.current = self.reader = None
 
     def __call__(self, path, start, end) -> bool:
         file = self.by_path.get(str(path))
@@ -625,7 +625,8 @@ class _HeldClips:
             return False
         if self.current != file.file_id and self.index._table is not None:
             self.current = file.file_id
-            self.held.update(_reader(self.index)._held([file]))
+            self.reader = self.reader or _reader(self.index)
+            self.held.update(self.reader._held([file]))
         return item_key(file.path, start, end) in self.held.get(file.file_id, (set(), False))[0]
 
 
@@ -672,10 +673,11 @@ def _table(meta, files, starts, ends, vectors, last, posters):
 
     durations = []
     for f in files:
-        if f.path not in _durations:
-            _durations.clear() if len(_durations) > 1024 else None
-            _durations[f.path] = _duration(f.path) if f.size >= 0 else None
-        durations.append(_durations[f.path])
+        if f.file_id not in _durations:  # once per file (version), not per clip
+            if len(_durations) > 1024:
+                _durations.clear()
+            _durations[f.file_id] = _duration(f.path) if f.size >= 0 else None
+        durations.append(_durations[f.file_id])
     posters = list(posters) if posters is not None else [None] * len(files)
     return pa.table({
         "id": [clip_id(f.file_id, s, e) for f, s, e in zip(files, starts, ends, strict=True)],
