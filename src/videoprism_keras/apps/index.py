@@ -374,7 +374,10 @@ class VideoIndex:
         self._ensure_table(vectors.shape[1], {})
         rows = _table(self.meta, [files[str(p)] for p in embeddings.paths], embeddings.starts,
                       embeddings.ends, vectors, [True] * len(vectors), posters)  # fmt: skip
-        self._commit(rows, _stale(files.values()))
+        stale = _stale(list(files.values()))
+        for predicate in stale[:-1]:
+            self._commit(self._empty(), predicate)
+        self._commit(rows, stale[-1] if stale else None)
         self._maintain()
         return self
 
@@ -405,9 +408,9 @@ class VideoIndex:
         done = {f.file_id for f in files if held.get(f.file_id, (set(), False))[1]}
         skipped = [sum(len(held[f][0]) for f in done)]
         todo = [f.path for f in files if f.file_id not in done]
-        stale = _stale(f for f in files if f.file_id not in done)
-        if stale and self._table is not None:
-            self._commit(self._empty(), stale)  # replaced files: their old rows go now
+        if self._table is not None:  # replaced files: their old rows go now
+            for stale in _stale([f for f in files if f.file_id not in done]):
+                self._commit(self._empty(), stale)
         reader = _HeldClips(self, by_path, held) if skip_existing else (lambda *item: False)
         paths, starts, ends = [], [], []
         batches = embed_batches(model, todo, "video", clip_seconds=clip_seconds,
@@ -455,7 +458,7 @@ class VideoIndex:
 
     def _held(self, files) -> dict:
         """file_id → (item keys the index holds, whether the file is complete), for the
-        files given and any earlier version of them."""
+        files given."""
         held: dict = {}
         if self._table is None:
             return held
@@ -646,11 +649,12 @@ def _identity(path) -> VideoFile:
         return VideoFile(str(path), -1, -1)
 
 
-def _stale(files) -> str | None:
-    """SQL for the rows of earlier versions of these files (same path, other identity)."""
+def _stale(files) -> list[str]:
+    """SQL for the rows of earlier versions of these files (same path, other identity),
+    a few hundred files per predicate."""
     terms = [f"(path = {store.sql_string(f.path)} AND file_id != {store.sql_string(f.file_id)})"
              for f in files if f.size >= 0]  # fmt: skip
-    return " OR ".join(terms) or None
+    return [" OR ".join(terms[i : i + ID_BATCH]) for i in range(0, len(terms), ID_BATCH)]
 
 
 def _duration(path) -> float | None:
