@@ -26,6 +26,7 @@ import tempfile
 import warnings
 import weakref
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,9 @@ ANN_ITERATIONS = 20  # k-means iterations: more buy no recall, only build time
 ANN_SAMPLE_RATE = 64  # k-means sample: rows per list
 ANN_NPROBES = 64  # lists searched per query
 ANN_REFINE_FACTOR = 30  # candidates re-ranked exactly: top_k × this
+# Compaction and index updates leave the replaced files for readers of older versions;
+# they are deleted this long after (Lance's default, 7 days, would double the disk used).
+KEEP_OLD_VERSIONS = timedelta(hours=1)
 POSTER_SIDE = 128  # pixels, the long side
 SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
 ID_BATCH = 500  # ids per `IN (…)` query
@@ -489,11 +493,11 @@ class VideoIndex:
             try:
                 rows = table.count_rows()
                 if _vector_index(table):  # however it came to be: kept up to date
-                    table.optimize()
+                    table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)
                 elif rows >= self.ann_threshold:
                     table.create_index("vector", config=_ann_config(rows, self.dim), replace=True)
                 elif table.stats()["fragment_stats"]["num_small_fragments"] > 64:
-                    table.optimize()  # many small commits: compact them
+                    table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)  # many small commits
             except (OSError, RuntimeError, ValueError) as err:
                 log.warning(f"videoprism: {self.uri}: index maintenance failed, the clips are "
                             f"all stored; run again to retry ({err})")  # fmt: skip
