@@ -150,6 +150,10 @@ def test_errors_are_one_line(env, lvt, tmp_path):
     assert out.returncode == 2 and "--labels" in out.stderr
     out = run(env, "search", tmp_path, "--text", "x", *model, *tok, ok=False)
     assert "not a video index" in out.stderr
+    (tmp_path / "file").write_text("x")
+    out = run(env, "index", tmp_path, "-o", tmp_path / "file" / "ix", *model, ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "-o" in out.stderr
+    assert "cannot write" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_info(env):

@@ -79,6 +79,7 @@ def test_rows_identity_posters_and_settings(model, library, tmp_path):
     assert index.poster(first["id"]) == first["poster"]
     meta = VideoIndex.load(tmp_path / "ix").meta
     assert meta["preset"] == "tiny" and meta["dim"] == 16
+    assert meta["backbone"]["hidden_dim"] == 16 and meta["dtype"] == "float32"
     assert {k: meta[k] for k in ("num_frames", "size", "clip_seconds", "stride_seconds")} == {
         "num_frames": 4, "size": 16, "clip_seconds": 1.0, "stride_seconds": 1.0}  # fmt: skip
     # Named again, two ways, nothing is embedded (finished files are not even decoded).

@@ -455,6 +455,7 @@ class VideoIndex:
             "clip_seconds": float(clip_seconds) if clip_seconds else None,
             "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
             "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
+            "backbone": _backbone_config(model),
         }
 
     def _empty(self):
@@ -643,6 +644,16 @@ def _reader(index):
     reader.uri, reader._table = index.uri, None
     reader._table = index._connect().open_table(store.TABLE)
     return reader
+
+
+def _backbone_config(model) -> dict | None:
+    """The model's configuration, as JSON keeps it (recorded, not compared: the preset is)."""
+    import json
+
+    try:
+        return json.loads(json.dumps(model.get_config(), default=str))
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
 
 
 def _identity(path) -> VideoFile:
