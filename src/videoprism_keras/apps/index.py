@@ -272,10 +272,10 @@ class VideoIndex:
             raise store.translate(err, self.uri, "reading it") from err
         return self._table
 
-    def _rows(self) -> _Snapshot | None:
+    def _rows(self, latest=True) -> _Snapshot | None:
         if self._table is None:
             return None
-        table = self._latest()
+        table = self._latest() if latest else self._table
         version = table.version
         if self._snapshot is None or self._snapshot.version != version:
             try:
@@ -549,7 +549,7 @@ class VideoIndex:
         return np.flatnonzero(np.isin(rows.rowids, found["_rowid"].to_numpy()))
 
     def _exact(self, queries, top_k, predicate, per_video):
-        rows = self._rows()
+        rows = self._rows(latest=False)  # search() has just moved to the latest version
         if not len(rows.rowids):
             raise ValueError(f"the index {self.uri} is empty: add videos to it first")
         chosen = self._selected(rows, predicate)
@@ -557,17 +557,20 @@ class VideoIndex:
             return [[] for _ in queries]
         sims = queries @ rows.vectors[chosen].T if len(chosen) < len(rows.rowids) else (
             queries @ rows.vectors.T)  # fmt: skip
+        if not per_video:  # all queries at once: O(N) to find the k, then sort them
+            k = min(top_k, sims.shape[1])
+            best = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(sims, best, 1), axis=1, kind="stable")
+            best = np.take_along_axis(best, order, 1)
         out = []
-        for scores in sims:
+        for q, scores in enumerate(sims):
             if per_video:
                 order = np.argsort(-scores, kind="stable")
                 _, first = np.unique(rows.codes[chosen][order], return_index=True)
-                best = order[np.sort(first)[:top_k]]
+                top = order[np.sort(first)[:top_k]]
             else:
-                k = min(top_k, len(scores))
-                best = np.argpartition(-scores, k - 1)[:k]
-                best = best[np.argsort(-scores[best], kind="stable")]
-            out.append([rows.hit(chosen[i], scores[i]) for i in best])
+                top = best[q]
+            out.append([rows.hit(chosen[i], scores[i]) for i in top])
         return out
 
     def _approximate(self, table, query, top_k, predicate, per_video, nprobes, refine_factor):
