@@ -1,25 +1,33 @@
-"""Video index search: exact numpy scan against the faiss HNSW graph, by collection size.
+"""Video index: LanceDB (`VideoIndex`) beside the previous numpy + faiss HNSW store.
 
-Why `VideoIndex` switches to faiss at `ANN_THRESHOLD` vectors: the exact scan costs
-O(N·D) per query, the graph about O(log N). Vectors are 768-d (VideoPrism-B's
-embedding size) and, like real embeddings, clustered (1,000 "scenes") and of low
-intrinsic dimension (64 latent factors plus a little isotropic noise), L2-normalised;
-queries are fresh draws from the same distribution. For each size: graph build time,
-per-query latency (queries one by one, as the CLI issues them), and recall@10 of the
-graph against the exact answer.
+Vectors are 768-d (VideoPrism-B's embedding size) and, like real embeddings, clustered
+(1,000 "scenes") and of low intrinsic dimension (64 latent factors plus a little
+isotropic noise), L2-normalised; queries are fresh draws from the same distribution.
+For each size and store: add throughput (rows/s; LanceDB in commits of 10,000 rows, as
+`merge_insert`s on `id`), search latency p50/p95 for one query and for batches of 32,
+recall@10 against the exact answer, disk size and the worker's peak RSS above the
+generated data. Each (store, size) runs in its own process, so each peak is its own.
 
-    .venv/bin/python benchmarks/index_search.py                 # 10k, 100k, 200k, 500k
-    .venv/bin/python benchmarks/index_search.py --sizes 20000   # a quick check
+    .venv/bin/python benchmarks/index_search.py                      # 100k and 1M
+    .venv/bin/python benchmarks/index_search.py --sizes 20000        # a quick check
+    .venv/bin/python benchmarks/index_search.py --sizes 1000000 --stores lance \
+        --sweep 64:30,256:30,512:30
 """
 
 import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from datetime import timedelta
 
 import numpy as np
 
-from videoprism_keras.apps import Embeddings, VideoIndex
-
-DIM, TOP_K, QUERIES = 768, 10, 200
+DIM, TOP_K, QUERIES, BATCH, COMMIT = 768, 10, 200, 32, 10_000
 
 
 def clustered(n, rng, centres, factors):
@@ -29,39 +37,157 @@ def clustered(n, rng, centres, factors):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def per_query_ms(index, queries):
-    index.search(queries[:1], TOP_K)  # warm-up
+def data(size):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(1000, DIM)) / np.sqrt(DIM)  # unit-norm scenes
+    factors = np.linalg.qr(rng.normal(size=(DIM, 64)))[0].T  # 64 orthonormal directions
+    vectors = np.empty((size, DIM), np.float32)
+    for i in range(0, size, 10_000):  # small pieces: the float64 temporaries stay small
+        vectors[i : i + 10_000] = clustered(min(10_000, size - i), rng, centres, factors)
+    queries = clustered(QUERIES + BATCH * 10, rng, centres, factors)
+    return vectors, queries[:QUERIES], queries[QUERIES:].reshape(10, BATCH, DIM)
+
+
+def exact_top(vectors, queries):
+    sims = queries @ vectors.T
+    top = np.argpartition(-sims, TOP_K, axis=1)[:, :TOP_K]
+    return np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), 1), 1)
+
+
+def rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def latency(search, queries):
+    search(queries[0])  # warm-up
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        search(q)
+        times.append(1e3 * (time.perf_counter() - start))
+    return [round(float(np.percentile(times, p)), 2) for p in (50, 95)]
+
+
+def recall(found, truth):
+    return float(np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, truth, strict=True)]))
+
+
+def disk_mib(folder):
+    total = sum(os.path.getsize(os.path.join(root, name))
+                for root, _, names in os.walk(folder) for name in names)  # fmt: skip
+    return round(total / 2**20, 1)
+
+
+def numpy_faiss(vectors, queries, batches, truth, folder):
+    import faiss
+
+    out = {}
+    exact = lambda q: exact_top(vectors, np.atleast_2d(q))  # noqa: E731
+    top = lambda q: np.argpartition(-(np.atleast_2d(q) @ vectors.T), TOP_K, axis=1)  # noqa: E731
+    out["exact_1"], out["exact_32"] = latency(top, queries), latency(top, batches)
+    out["exact_recall"] = recall([exact(q)[0] for q in queries], truth)
     start = time.perf_counter()
-    hits = [index.search(q, TOP_K)[0] for q in queries]
-    return 1e3 * (time.perf_counter() - start) / len(queries), hits
+    graph = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction, graph.hnsw.efSearch = 80, 256
+    graph.add(vectors)
+    out["add_rows_s"] = round(len(vectors) / (time.perf_counter() - start))
+    search = lambda q: graph.search(np.atleast_2d(q), TOP_K)[1]  # noqa: E731
+    out["ann_1"], out["ann_32"] = latency(search, queries), latency(search, batches)
+    out["ann_recall"] = recall([search(q)[0] for q in queries], truth)
+    np.save(os.path.join(folder, "vectors.npy"), vectors)
+    faiss.write_index(graph, os.path.join(folder, "hnsw.faiss"))
+    return out
+
+
+def lance(data, queries, batches, truth, folder, sweep):
+    from videoprism_keras.apps import Embeddings, VideoIndex
+    from videoprism_keras.apps import index as index_module
+
+    out = {}
+    index = VideoIndex(folder, ann_threshold=10**12)
+    size = len(data[0])
+    names = np.arange(size).astype(str).tolist()
+    start = time.perf_counter()
+    for i in range(0, size, COMMIT):
+        index.add(Embeddings(data[0][i : i + COMMIT], names[i : i + COMMIT]))
+    out["add_rows_s"] = round(size / (time.perf_counter() - start))
+    data.clear()  # the table has them: the input array goes
+    start = time.perf_counter()
+    index.search(queries[0], TOP_K, exact=True)
+    out["exact_first_s"] = round(time.perf_counter() - start, 2)  # reads the vectors
+    rows = lambda hits: [int(h.path) for h in hits]  # noqa: E731
+    exact = lambda q: index.search(q, TOP_K, exact=True)  # noqa: E731
+    out["exact_1"], out["exact_32"] = latency(exact, queries), latency(exact, batches)
+    out["exact_recall"] = recall([rows(exact(q)[0]) for q in queries], truth)
+    index._snapshot = None  # the indexed search does not hold the vectors
+    start = time.perf_counter()
+    index.ann_threshold = 1
+    index._maintain()
+    out["ann_build_s"] = round(time.perf_counter() - start, 1)
+    # The disk figure is the steady state: what compactions replaced goes after an hour.
+    index._table.optimize(cleanup_older_than=timedelta(0))
+    settings = [(index_module.ANN_NPROBES, index_module.ANN_REFINE_FACTOR)]
+    if sweep:  # "nprobes:refine,…"; the table row shows the last one
+        settings = [tuple(map(int, item.split(":"))) for item in sweep.split(",")]
+    for nprobes, refine in settings:
+        ann = lambda q, p=nprobes, r=refine: index.search(q, TOP_K, nprobes=p, refine_factor=r)  # noqa: E731
+        result = {"ann_1": latency(ann, queries), "ann_32": latency(ann, batches),
+                  "ann_recall": recall([rows(ann(q)[0]) for q in queries], truth)}  # fmt: skip
+        if sweep:
+            print(json.dumps({"nprobes": nprobes, "refine": refine, **result}), flush=True)
+        out.update(result)
+    return out
+
+
+def worker(store, size, sweep):
+    vectors, queries, batches = data(size)
+    truth = np.concatenate([exact_top(vectors, queries[i : i + 20]) for i in range(0, QUERIES, 20)])
+    base = rss_mib()
+    folder = tempfile.mkdtemp(prefix="index-bench-")
+    try:
+        if store == "numpy+faiss":
+            out = numpy_faiss(vectors, queries, batches, truth, folder)
+        else:
+            held = [vectors]  # lance() lets go of the vectors once the table has them
+            del vectors
+            out = lance(held, queries, batches, truth, folder, sweep)
+        out["disk_mib"] = disk_mib(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    out["peak_rss_mib"] = round(rss_mib() - base)
+    print(json.dumps(out))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,200000,500000")
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--stores", default="numpy+faiss,lance")
+    parser.add_argument("--sweep", help="LanceDB settings to try: nprobes:refine,… (e.g. "
+                        "256:10,256:30,512:30); default the index's own")  # fmt: skip
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(1000, DIM)) / np.sqrt(DIM)  # unit-norm scenes
-    factors = np.linalg.qr(rng.normal(size=(DIM, 64)))[0].T  # 64 orthonormal directions
-    print(f"{DIM}-d vectors, {QUERIES} queries one at a time, top-{TOP_K}")
-    header = ("vectors", "exact ms/q", "graph build s", "graph ms/q", "speed-up", "recall@10")
-    print("{:>9s} {:>11s} {:>14s} {:>11s} {:>9s} {:>10s}".format(*header))
+    if args.worker:
+        return worker(args.worker[0], int(args.worker[1]), args.sweep)
+    print(f"{DIM}-d vectors, {QUERIES} single queries and 10 batches of {BATCH}, top-{TOP_K}; "
+          "latency p50/p95 in ms")  # fmt: skip
+    columns = ("add_rows_s", "exact_1", "exact_32", "ann_build_s", "ann_1", "ann_32",
+               "ann_recall", "disk_mib", "peak_rss_mib")  # fmt: skip
+    print(f"{'store':12s} {'vectors':>8s} " + " ".join(f"{c:>14s}" for c in columns))
     for size in map(int, args.sizes.split(",")):
-        vectors = clustered(size, rng, centres, factors)
-        queries = clustered(QUERIES, rng, centres, factors)
-        embeddings = Embeddings(vectors, [str(i) for i in range(size)])
-        exact = VideoIndex(ann_threshold=10**12).add(embeddings)
-        exact_ms, truth = per_query_ms(exact, queries)
-        start = time.perf_counter()
-        graph = VideoIndex(ann_threshold=1).add(embeddings)  # at the threshold: builds the graph
-        build_s = time.perf_counter() - start
-        graph_ms, found = per_query_ms(graph, queries)
-        recall = np.mean([
-            len({h.path for h in a} & {h.path for h in b}) / TOP_K
-            for a, b in zip(truth, found, strict=True)
-        ])  # fmt: skip
-        print(f"{size:9d} {exact_ms:11.2f} {build_s:14.1f} {graph_ms:11.3f} "
-              f"{exact_ms / graph_ms:8.0f}x {recall:10.3f}")  # fmt: skip
+        for store in args.stores.split(","):
+            command = [sys.executable, __file__, "--worker", store, str(size)]
+            done = subprocess.run(command + (["--sweep", args.sweep] if args.sweep else []),
+                                  capture_output=True, text=True)  # fmt: skip
+            if done.returncode:
+                print(f"{store} {size}: failed ({done.returncode})\n{done.stderr[-2000:]}")
+                continue
+            lines = done.stdout.strip().splitlines()
+            for line in lines[:-1]:  # the sweep
+                print("   ", line)
+            out = json.loads(lines[-1])
+            cells = ["/".join(map(str, v)) if isinstance(v, list) else str(v)
+                     for v in (out.get(c, "-") for c in columns)]  # fmt: skip
+            print(f"{store:12s} {size:8d} " + " ".join(f"{c:>14s}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":

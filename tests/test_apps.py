@@ -193,42 +193,45 @@ def test_index_from_a_folder_skips_what_it_holds(lvt, videos, tmp_path):
     assert index.paths == [a] * 3 + [b] * 2 and len(index) == 5
     added = index.add_videos(model, videos / "a.mp4", clip_seconds=1.0, **options)
     assert len(added) == 0 and added.skipped == 3 and len(index) == 5
-    # Other windows of the same files are new; the ones already held are not re-added.
-    added = index.add_videos(model, [videos], clip_seconds=2.0, **options)
-    assert added.skipped == 1 and len(added) == 2  # a: [0,2) new, [2,3) held; b: [0,1.5) new
-    assert len(index) == 7
-    whole = index.add_videos(model, [videos / "a.mp4"], **options)  # whole video: new
-    assert len(whole) == 1 and np.isnan(index.starts[-1])
-    assert index.add_videos(model, [videos / "a.mp4"], **options).skipped == 1
+    # One index, one sampling: other windows (or whole videos) are refused.
+    with pytest.raises(ValueError, match=r"clip_seconds=1\.0; got clip_seconds=2\.0"):
+        index.add_videos(model, [videos], clip_seconds=2.0, **options)
+    with pytest.raises(ValueError, match="clip_seconds=None"):
+        index.add_videos(model, [videos / "a.mp4"], **options)
+    assert len(index) == 5
     index.save(tmp_path / "ix")
     reopened = VideoIndex.load(tmp_path / "ix")
-    assert reopened.keys() == index.keys() and len(reopened) == 8
+    assert reopened.keys() == index.keys() and len(reopened) == 5
     hit = reopened.search(index.vectors[2], top_k=1)[0][0]  # (a and b begin alike)
     assert (hit.path, hit.start, hit.end) == (a, 2.0, 3.0)
     with pytest.raises(FileNotFoundError, match="missing"):
-        index.add_videos(model, [tmp_path / "missing"], **options)
+        index.add_videos(model, [tmp_path / "missing"], clip_seconds=1.0, **options)
+    whole = VideoIndex.from_videos(model, [videos / "a.mp4"], **options)  # a whole video
+    assert len(whole) == 1 and np.isnan(whole.starts[-1])
+    assert whole.add_videos(model, [videos / "a.mp4"], **options).skipped == 1
 
 
-def test_index_builds_its_graph_once_at_the_threshold(tmp_path):
-    pytest.importorskip("faiss")
+def test_index_builds_its_vector_index_once_at_the_threshold(tmp_path):
     rng = np.random.default_rng(0)
-    index = VideoIndex(ann_threshold=10)
-    index.add(Embeddings(_unit(rng, 6), [f"a{i}" for i in range(6)]))
-    assert index._ann is None  # below the threshold: exact search
-    index.add(Embeddings(_unit(rng, 6), [f"b{i}" for i in range(6)]))
-    assert index._ann is not None and index._ann.ntotal == 12  # crossed it: built on add
-    index.save(tmp_path / "ix")
-    graph = tmp_path / "ix" / "hnsw.faiss"
-    assert graph.is_file()
-    stamp = graph.stat().st_mtime_ns
+    index = VideoIndex(tmp_path / "ix", ann_threshold=256)  # (PQ trains on 256 rows)
+    index.add(Embeddings(_unit(rng, 200), [f"a{i}" for i in range(200)]))
+    assert not index._table.list_indices()  # below the threshold: exact search
+    index.add(Embeddings(_unit(rng, 100), [f"b{i}" for i in range(100)]))
+    built = index._table.list_indices()
+    assert len(built) == 1 and built[0].columns == ["vector"]  # crossed it: built on add
     reopened = VideoIndex.load(tmp_path / "ix")
-    assert reopened._ann is not None and reopened._ann.ntotal == 12
-    assert reopened.search(index.vectors[7], 1)[0][0].path == "b1"
-    assert graph.stat().st_mtime_ns == stamp
-    # An index saved after its threshold was lowered gets its graph on save.
-    small = VideoIndex().add(Embeddings(_unit(rng, 5), [f"c{i}" for i in range(5)]))
-    small.ann_threshold = 3
+    assert reopened.search(index.vectors[207], 1)[0][0].path == "b7"
+    reopened.add(Embeddings(_unit(rng, 20), [f"c{i}" for i in range(20)]))  # kept up to date
+    (again,) = reopened._table.list_indices()
+    assert again.name == built[0].name  # updated, not rebuilt under another name
+    assert reopened._table.index_stats(again.name).num_unindexed_rows == 0
+    c17 = reopened.vectors[reopened.paths.index("c17")]  # (compaction may reorder rows)
+    assert reopened.search(c17, 1)[0][0].path == "c17"
+    # An index saved elsewhere is a copy with its own vector index.
+    small = VideoIndex(ann_threshold=256).add(
+        Embeddings(_unit(rng, 300), list(map(str, range(300))))
+    )
     small.save(tmp_path / "small")
-    assert (tmp_path / "small" / "hnsw.faiss").is_file()
-    VideoIndex().save(tmp_path / "empty")  # an empty index saves (no graph) and reopens
-    assert len(VideoIndex.load(tmp_path / "empty")) == 0
+    assert VideoIndex.load(tmp_path / "small")._table.list_indices()
+    VideoIndex().save(tmp_path / "empty")  # an empty index saves (a folder) and reopens empty
+    assert len(VideoIndex(tmp_path / "empty")) == 0

@@ -77,7 +77,9 @@ def test_bfloat16_fast_mode(env, lvt, videos, tmp_path):
     assert (exact * fast).sum(-1).min() > 0.999  # unit vectors: cosine similarity
     assert np.abs(fast - exact).max() > 1e-5  # it did run in bfloat16
     run(env, "index", videos, "-o", tmp_path / "index", *model, "--dtype", "bfloat16")
-    meta = json.loads((tmp_path / "index" / "index.json").read_text())["meta"]
+    from videoprism_keras.apps import VideoIndex
+
+    meta = VideoIndex.load(tmp_path / "index").meta
     assert meta["dtype"] == "bfloat16"  # and search uses it unless told otherwise
 
 
@@ -148,6 +150,10 @@ def test_errors_are_one_line(env, lvt, tmp_path):
     assert out.returncode == 2 and "--labels" in out.stderr
     out = run(env, "search", tmp_path, "--text", "x", *model, *tok, ok=False)
     assert "not a video index" in out.stderr
+    (tmp_path / "file").write_text("x")
+    out = run(env, "index", tmp_path, "-o", tmp_path / "file" / "ix", *model, ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "-o" in out.stderr
+    assert "cannot write" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_info(env):
@@ -202,18 +208,20 @@ def test_template_and_temperature(env, lvt, media_dir):
     assert np.abs(other - default).max() > 1e-3 and other.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_index_graph_is_built_once_and_reused(env, lvt, videos, tmp_path):
-    pytest.importorskip("faiss")
+def test_index_vector_index_is_built_once_and_reused(env, lvt, videos, tmp_path):
+    from videoprism_keras.apps import VideoIndex
+
     model, tok = lvt
     index = tmp_path / "index"
     run(env, "index", videos, "-o", index, "--clip-seconds", "1", "--ann-threshold", "4", *model)
-    graph = index / "hnsw.faiss"
-    assert graph.is_file()  # 12 clips >= 4: the graph is built and saved by `index`
-    stamp = graph.stat().st_mtime_ns
+    table = VideoIndex.load(index)._table
+    (built,) = table.list_indices()  # 12 clips >= 4: the vector index is built by `index`
+    version = table.version
     for query in (["--text", "a video", *tok], ["--video", videos / "gen1.mp4"]):
         hits = json.loads(run(env, "search", index, *query, *model, "--json").stdout)
         assert len(hits) == 5
-        assert graph.stat().st_mtime_ns == stamp  # searches reuse it, nothing is rebuilt
+    table = VideoIndex.load(index)._table
+    assert table.version == version and table.list_indices()[0].index_uuid == built.index_uuid
     assert {hit["path"] for hit in hits} <= {str(path) for path in videos.glob("*.mp4")}
 
 
@@ -235,38 +243,78 @@ def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden
     assert len(hits) == 3
 
 
-def test_index_uses_faiss_above_its_threshold(tmp_path):
+def test_index_uses_its_vector_index_above_its_threshold(tmp_path):
     from videoprism_keras.apps import Embeddings, VideoIndex
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 32)).astype("float32")
-    exact = VideoIndex(ann_threshold=10**9).add(Embeddings(vectors, [f"v{i}" for i in range(500)]))
-    approx = VideoIndex(ann_threshold=100).add(Embeddings(vectors, [f"v{i}" for i in range(500)]))
+    names = [f"v{i}" for i in range(500)]
+    exact = VideoIndex(ann_threshold=10**9).add(Embeddings(vectors, names))
+    approx = VideoIndex(tmp_path / "ix", ann_threshold=300).add(Embeddings(vectors, names))
     queries = vectors[:20] + 0.05 * rng.normal(size=(20, 32)).astype("float32")
     top_exact = [[h.path for h in hits] for hits in exact.search(queries, top_k=5)]
     top_approx = [[h.path for h in hits] for hits in approx.search(queries, top_k=5)]
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top_exact, top_approx, strict=True)])
-    assert approx._ann is not None and recall > 0.9
-    approx.save(tmp_path / "ix")
-    assert (tmp_path / "ix" / "hnsw.faiss").is_file()
-    reopened = VideoIndex.load(tmp_path / "ix")  # the saved graph, not a rebuilt one
-    assert reopened._ann is not None and reopened._ann.ntotal == 500
+    assert approx._table.list_indices() and recall > 0.9
+    reopened = VideoIndex.load(tmp_path / "ix")  # the stored vector index, not a rebuilt one
+    assert (
+        reopened._table.list_indices()[0].index_uuid == approx._table.list_indices()[0].index_uuid
+    )
     assert reopened.search(queries[:1], 1)[0][0].path == "v0"
-    # Incremental adds go into the graph (no rebuild) and are found.
+    # Incremental adds go into the vector index (no rebuild) and are found.
     extra = rng.normal(size=(50, 32)).astype("float32")
     reopened.add(Embeddings(extra, [f"w{i}" for i in range(50)]))
-    assert reopened._ann.ntotal == 550 and reopened.search(extra[7], 1)[0][0].path == "w7"
-    exact.save(tmp_path / "ix")  # a graph-less save removes the stale graph
-    assert not (tmp_path / "ix" / "hnsw.faiss").exists()
+    assert len(reopened) == 550 and reopened.search(extra[7], 1)[0][0].path == "w7"
+    name = reopened._table.list_indices()[0].name
+    assert reopened._table.index_stats(name).num_unindexed_rows == 0
 
 
 def test_index_dtype_is_the_default_not_a_rule():
     import argparse
 
-    from videoprism_keras.cli import _index_model
+    from videoprism_keras.cli import UsageError, _index_model
 
     meta = {"preset": "videoprism_lvt_public_v1_base", "dtype": "bfloat16"}
     for given, used in ((None, "bfloat16"), ("float32", "float32")):
         args = argparse.Namespace(preset=None, soft_cap=None, dtype=given, frames=None, size=None)
         _index_model(args, meta)
         assert args.dtype == used
+    # Adding to an index is another matter: one index, one dtype.
+    args = argparse.Namespace(preset=None, soft_cap=None, dtype="float32", frames=None, size=None)
+    with pytest.raises(UsageError, match="--dtype bfloat16, not float32"):
+        _index_model(args, meta, writing=True)
+
+
+def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
+    import shutil
+
+    model, tok = lvt
+    library = tmp_path / "library"
+    for folder, name in (("x", "gen1.mp4"), ("x", "gen2.mp4"), ("y", "gen0.mp4")):
+        (library / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(videos / name, library / folder / name)
+    index = tmp_path / "index"
+    run(env, "index", library, "-o", index, "--clip-seconds", "1", *model)  # 4 + 5 + 3 clips
+    text = ["--text", "a video", *tok, "--json", "--top-k", "20"]
+    best = json.loads(run(env, "search", index, *text, "--per-video", *model).stdout)
+    assert sorted(os.path.basename(h["path"]) for h in best) == ["gen0.mp4", "gen1.mp4", "gen2.mp4"]
+    query = ["--where", "start_s >= 2 AND duration_s > 4.5", "--under", library / "x"]
+    hits = json.loads(run(env, "search", index, *text, *query, *model).stdout)
+    assert len(hits) == 3 and all(h["start_s"] >= 2 for h in hits)  # gen2 (5 s): 2, 3, 4
+    assert {h["path"] for h in hits} == {str((library / "x" / "gen2.mp4").resolve())}
+    out = run(env, "search", index, *text, "--where", "start_s >>> 2", *model, ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--where" in out.stderr
+    out = run(env, "index", library, "-o", index, "--clip-seconds", "2", *model, ok=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "--clip-seconds 1.0, not 2.0" in out.stderr
+
+
+def test_embed_resume_continues_an_output(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    out = tmp_path / "e.npz"
+    run(env, "embed", videos / "gen0.mp4", "-o", out, *model)
+    result = json.loads(run(env, "embed", videos, "-o", out, "--resume", "--json", *model).stdout)
+    assert result["resumed"] == 1 and result["shape"] == [3, 32]
+    data = np.load(out)
+    assert sorted(os.path.basename(p) for p in data["paths"]) == [f"gen{i}.mp4" for i in range(3)]
+    assert not (tmp_path / "e.npz.partial").exists()

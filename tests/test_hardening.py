@@ -187,7 +187,7 @@ def test_a_label_without_readable_clips_is_an_error(labelled, tiny_args, tmp_pat
     os.symlink(labelled / "cats", data / "cats")
     out = cli("train", data, "-o", tmp_path / "head.keras", *tiny_args)
     assert out.returncode == 1 and "no readable clip for label(s) broken" in out.stderr
-    assert "skipped" in out.stderr and "1 input(s) failed, 2 processed" in out.stderr
+    assert "skipped" in out.stderr and "1 input(s) failed, 2 item(s) embedded" in out.stderr
     assert not (tmp_path / "head.keras").exists()
 
 
@@ -211,7 +211,7 @@ def test_strict_makes_any_failure_an_error(labelled, tiny_args, tmp_path):
     bad.write_bytes(b"garbage")
     files = [labelled / "cats" / "0.mp4", bad]
     out = cli("embed", *files, "-o", tmp_path / "e.npz", *tiny_args)
-    assert out.returncode == 0 and "1 input(s) failed, 1 processed" in out.stderr
+    assert out.returncode == 0 and "1 input(s) failed, 1 item(s) embedded" in out.stderr
     out = cli("embed", *files, "-o", tmp_path / "e.npz", "--strict", *tiny_args)
     assert out.returncode == 1 and "--strict" in out.stderr
 
@@ -223,3 +223,48 @@ def test_h5_files_are_refused_before_writing(tmp_path):
         with pytest.raises(ValueError, match=r"\.keras files.*filepath='.*m\.h5'"):
             model.save(tmp_path / "m.h5")
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_search_refuses_an_empty_text_and_a_folder_query(tmp_path):
+    out = cli("search", tmp_path / "index", "--text", "  ")
+    assert out.returncode == 2 and "--text is empty" in out.stderr
+    out = cli("search", tmp_path / "index", "--video", tmp_path)
+    assert out.returncode == 2 and "is a folder" in out.stderr
+
+
+def test_links_that_loop_or_dangle_are_named_as_such(tmp_path):
+    from videoprism_keras.apps import find_videos
+
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    os.symlink(tmp_path / "gone.mp4", tmp_path / "dangling.mp4")
+    with pytest.raises(FileNotFoundError, match="a symbolic link loop"):
+        find_videos([tmp_path / "loop"])
+    with pytest.raises(FileNotFoundError, match="a dangling symbolic link"):
+        find_videos([tmp_path / "dangling.mp4"])
+
+
+def test_a_folder_of_frames_is_one_video_on_the_command_line(tiny_args, tmp_path):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(frames / f"{i}.png")
+    out = cli("embed", frames, "-o", tmp_path / "e.npz", "--json", *tiny_args)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert json.loads(out.stdout)["shape"][0] == 1
+
+
+def test_embed_reports_each_failure_once_and_all_failing_in_one_short_line(tiny_args, tmp_path):
+    bad = [tmp_path / f"bad{i}.mp4" for i in range(3)]
+    for path in bad:
+        path.write_bytes(b"garbage")
+    out = cli("embed", *bad, "-o", tmp_path / "e.npz", *tiny_args)
+    assert out.returncode == 1
+    assert all(out.stderr.count(str(path)) == 1 for path in bad), out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert "no video could be embedded" in last and "(and 2 more)" in last and len(last) < 400
+    out = cli("embed", bad[0], "-o", tmp_path / "no" / "dir" / "e.npz", *tiny_args)
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    out = cli("embed", bad[0], "-o", tmp_path / "e.csv", *tiny_args)
+    assert out.returncode == 2 and "expected a .npz or .npy or .parquet file" in out.stderr

@@ -22,6 +22,10 @@ from .constants import DEFAULT_SOFT_CAP, MODEL_DTYPES, PROMPT_TEMPLATE, TEMPERAT
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 BACKENDS = ("jax", "torch", "tensorflow")
+ANN_THRESHOLD = 200_000  # apps.index.ANN_THRESHOLD, without importing the apps for --help
+# What an index records of its sampling, by CLI flag.
+INDEX_FLAGS = {"frames": "num_frames", "size": "size", "clip_seconds": "clip_seconds",
+               "stride_seconds": "stride_seconds"}  # fmt: skip
 
 
 class UsageError(Exception):
@@ -88,6 +92,11 @@ def _parser():
         strict_help = "fail if any input fails (default: skip it, say so, go on)"
         p.add_argument("--strict", action="store_true", help=strict_help)
 
+    def storage_option(p):
+        storage_help = "LanceDB storage option for an object-store index (repeat)"
+        p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                       help=storage_help)  # fmt: skip
+
     command("info", "presets, cache and backend").add_argument("--json", action="store_true")
     p = command("embed", "videos → embeddings file (.npy + .json, .npz or .parquet)")
     p.add_argument("videos", nargs="+")
@@ -95,6 +104,8 @@ def _parser():
     p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
     p.add_argument("--clip-seconds", type=_positive(float))
     p.add_argument("--stride-seconds", type=_positive(float))
+    resume_help = "continue an interrupted run into the same -o (or add videos to a finished one)"
+    p.add_argument("--resume", action="store_true", help=resume_help)
     model_options(p, text=False)
     p = command("classify", "zero-shot with free-text labels, or a trained head (--head)")
     p.add_argument("videos", nargs="+")
@@ -108,11 +119,13 @@ def _parser():
     model_options(p)
     p = command("index", "build or extend a searchable video index")
     p.add_argument("sources", nargs="+", help="video files or folders")
-    p.add_argument("-o", "--output", required=True, help="index directory (extended if it exists)")
+    output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
+    p.add_argument("-o", "--output", required=True, help=output_help)
     p.add_argument("--clip-seconds", type=_positive(float), help="index windows of long videos")
     p.add_argument("--stride-seconds", type=_positive(float))
-    ann_help = "index size from which search uses a faiss HNSW graph (default 1,000,000)"
+    ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
     p.add_argument("--ann-threshold", type=_positive(int), help=ann_help)
+    storage_option(p)
     model_options(p, text=False)
     p = command("train", "train a classifier head on labelled clips (DIR/<label>/*)")
     p.add_argument("data", help="a folder with one sub-folder of videos per label")
@@ -127,7 +140,13 @@ def _parser():
     query.add_argument("--text")
     query.add_argument("--video")
     p.add_argument("--top-k", type=_positive(int), default=5)
+    where_help = "SQL filter over path, start_s, end_s, duration_s, size_bytes"
+    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60")')
+    p.add_argument("--under", help="only videos in this folder (or below)")
+    p.add_argument("--per-video", action="store_true", help="the best clip of each video")
+    p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
     p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    storage_option(p)
     model_options(p)
     return parser
 
@@ -248,9 +267,11 @@ def _preset_id(preset) -> str:
     return str(path.resolve()) if path.exists() else text
 
 
-def _index_model(args, meta):
+def _index_model(args, meta, writing=False):
     """An index holds one model's embedding space: its preset (and soft cap) are the
-    defaults, another one is an error. Its sampling (frames, size) is the default too."""
+    defaults, another one is an error. Its sampling (frames, size, clip and stride
+    seconds) is the default too; `index` refuses another (one index, one sampling), and
+    another dtype, which `search` may use (it approximates the same embedding space)."""
     stored = meta.get("preset")
     if args.preset is None:
         args.preset = stored or DEFAULT_PRESET
@@ -264,10 +285,46 @@ def _index_model(args, meta):
         raise UsageError(
             f"the index was built with --soft-cap {stored_cap:g}, not {args.soft_cap:g}"
         )
-    # A different dtype is allowed: it approximates the same embedding space.
+    if writing and args.dtype and meta.get("dtype") and args.dtype != meta["dtype"]:
+        raise UsageError(f"the index was built with --dtype {meta['dtype']}, not "
+                         f"{args.dtype}: leave --dtype out to use the index's, or index into "
+                         "another -o")  # fmt: skip
     args.dtype = args.dtype or meta.get("dtype")
-    args.frames = args.frames or meta.get("num_frames")
-    args.size = args.size or meta.get("size")
+    for attribute, key in INDEX_FLAGS.items():
+        if not hasattr(args, attribute):
+            continue
+        given, held = getattr(args, attribute), meta.get(key)
+        flag = "--" + attribute.replace("_", "-")
+        if writing and key in meta and given is not None and given != held:
+            shown = held if held is not None else "(not given: whole videos)"
+            raise UsageError(f"the index was built with {flag} {shown}, not {given}: "
+                             f"leave {flag} out to use the index's, or index into another "
+                             "-o")  # fmt: skip
+        if getattr(args, attribute) is None:
+            setattr(args, attribute, held)
+
+
+def _storage_options(args) -> dict | None:
+    options = {}
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option takes KEY=VALUE. Received: {item!r}")
+        options[key] = value
+    return options or None
+
+
+def _writable(output):
+    """A local index folder that cannot be written fails now, not after the model loads."""
+    if "://" in str(output):
+        return
+    path = Path(output).absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"-o {output} is a file, not an index folder: give a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {output}: cannot write in {existing} (permission denied or not a "
+                         "folder): choose another -o, or make it writable")  # fmt: skip
 
 
 def _embed(args, model, videos, clip_seconds=None, stride_seconds=None, kind="video"):
@@ -293,15 +350,13 @@ def _check_output(path, suffixes, flag):
         raise UsageError(f"{flag} {path}: folder {parent} is not writable")
 
 
-def _report_failures(args, embeddings):
+def _report_failures(args, failures, embedded: int, summary=True):
     """One line per input that failed, then a count; with --strict any failure is an error."""
-    failures = embeddings.failures
     for path, error in failures:
         print(f"videoprism: skipped {path}: {error}", file=sys.stderr)
-    if not failures:
+    if not failures or not summary:
         return
-    done = len({str(p) for p in embeddings.paths})
-    summary = f"{len(failures)} input(s) failed, {done} processed"
+    summary = f"{len(failures)} input(s) failed, {embedded} item(s) embedded"
     if getattr(args, "strict", False):
         raise RuntimeError(f"{summary} (--strict makes any failure an error)")
     print(f"videoprism: {summary}", file=sys.stderr)
@@ -333,18 +388,40 @@ def cmd_info(args):
 
 
 def cmd_embed(args):
+    from .apps.embed_writer import SUFFIXES, EmbeddingWriter
+    from .apps.embedding import embed_batches
+
+    _check_output(args.output, tuple(SUFFIXES), "-o")  # before hours of work, not after
     files = _video_files(args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
-    embeddings = _embed(args, model, files, args.clip_seconds, args.stride_seconds, args.kind)
-    _report_failures(args, embeddings)
-    path = embeddings.save(args.output)
+    frames, size = _sampling(args, model)
+    settings = {"--kind": args.kind, "--preset": _preset_id(args.preset or DEFAULT_PRESET),
+                "--frames": frames, "--size": list(size), "--clip-seconds": args.clip_seconds,
+                "--stride-seconds": args.stride_seconds,
+                "--dtype": args.dtype or "float32"}  # fmt: skip
+    writer = EmbeddingWriter(args.output, settings, resume=args.resume)
+    failures: list = []
+    for batch in embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
+                               num_frames=frames, size=size, clip_seconds=args.clip_seconds,
+                               stride_seconds=args.stride_seconds,
+                               progress=not args.no_progress, on_error="skip",
+                               exclude=writer.done, failures=failures):  # fmt: skip
+        writer.write(batch)
+    try:
+        path, shape = writer.finish(args.kind)
+    except ValueError as err:  # nothing at all was embedded
+        if not failures:
+            raise
+        from .apps.embedding import nothing_embedded
+
+        _report_failures(args, failures[1:], embedded=0, summary=False)
+        raise nothing_embedded(failures) from err
+    _report_failures(args, failures, embedded=shape[0])
     if not args.json:
-        print(f"{len(embeddings)} {args.kind} embeddings {embeddings.vectors.shape} → {path}")
-    return {
-        "output": str(path),
-        "shape": list(embeddings.vectors.shape),
-        "failures": embeddings.failures,
-    }
+        resumed = f" ({writer.resumed} from the earlier run)" if writer.resumed else ""
+        print(f"{shape[0]} {args.kind} embeddings {tuple(shape)}{resumed} → {path}")
+    return {"output": str(path), "shape": list(shape), "failures": failures,
+            "resumed": writer.resumed}  # fmt: skip
 
 
 def cmd_classify(args):
@@ -367,7 +444,7 @@ def cmd_classify(args):
         model, _tokenizer(args, model), labels, args.template, args.temperature
     )
     embeddings = _embed(args, model, files)
-    _report_failures(args, embeddings)
+    _report_failures(args, embeddings.failures, embedded=len(embeddings))
     results = classifier.classify(embeddings.vectors, top_k=args.top_k)
     out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
            for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
@@ -403,7 +480,7 @@ def _classify_with_head(args):
     if not hasattr(model, "predict_labels"):
         raise UsageError(f"--head {args.head} holds a {type(model).__name__}, not a classifier")
     embeddings = _embed(args, model.backbone, files, kind="features")
-    _report_failures(args, embeddings)
+    _report_failures(args, embeddings.failures, embedded=len(embeddings))
     results = model.predict_labels({"features": embeddings.vectors}, top_k=args.top_k, verbose=0)
     out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
            for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
@@ -418,45 +495,57 @@ def _classify_with_head(args):
 def cmd_index(args):
     from .apps import VideoIndex
 
-    out = Path(args.output)
-    index = VideoIndex.load(out) if (out / "index.json").exists() else None
-    _index_model(args, index.meta if index is not None else {})
+    options = _storage_options(args)
+    _writable(args.output)
+    threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
+    index = VideoIndex(args.output, storage_options=options, **threshold)
+    _index_model(args, index.meta, writing=True)
     files = _video_files(args.sources)
     model = _model(args)
     frames, size = _sampling(args, model)
-    if index is None:
-        meta = {"preset": _preset_id(args.preset), "num_frames": frames, "size": size[0],
-                "dtype": args.dtype or "float32"}  # fmt: skip
+    if not len(index):
+        meta = {"preset": _preset_id(args.preset)}
         if str(args.preset).endswith(".npz"):
             meta["soft_cap"] = _soft_cap(args)
-        index = VideoIndex(meta=meta)
-    if args.ann_threshold:
-        index.ann_threshold = args.ann_threshold
+        index = VideoIndex(args.output, storage_options=options, meta=meta, **threshold)
     added = index.add_videos(model, files, args.clip_seconds, args.stride_seconds,
                              batch_size=args.batch_size, num_frames=frames, size=size,
                              progress=not args.no_progress, on_error="skip")  # fmt: skip
-    _report_failures(args, added)
-    index.save(out)
+    _report_failures(args, added.failures, embedded=len(added))
+    size = len(index)
     if not args.json:
         skipped = f" (skipped {added.skipped} already indexed)" if added.skipped else ""
-        print(f"indexed {len(added)} items{skipped}; {out} now holds {len(index)}")
-    return {"index": str(out), "added": len(added), "skipped": added.skipped, "size": len(index)}
+        print(f"indexed {len(added)} items{skipped}; {args.output} now holds {size}")
+    return {"index": str(args.output), "added": len(added), "skipped": added.skipped,
+            "size": size}  # fmt: skip
 
 
 def cmd_search(args):
     from .apps import VideoIndex
 
-    index = VideoIndex.load(args.index)
+    if args.text is not None and not args.text.strip():
+        raise UsageError("--text is empty: give the words to search for")
+    if args.video is not None and Path(args.video).is_dir():
+        raise UsageError(f"--video {args.video} is a folder: give one video file as the query")
+    index = VideoIndex.load(args.index, storage_options=_storage_options(args))
     _index_model(args, index.meta)
-    model = _model(args, need_text=bool(args.text))
-    if args.text:
+    if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
+        raise UsageError(f"--under {args.under}: no such folder")
+    model = _model(args, need_text=args.text is not None)
+    if args.text is not None:
         from .runtime import Encoder
 
         ids, mask = _tokenizer(args, model).tokenize_texts([args.text])
         query = Encoder(model).text(ids, mask)
     else:
         query = _embed(args, model, _video_files([args.video])).vectors
-    hits = index.search(query, top_k=args.top_k)[0]
+    try:
+        hits = index.search(query, top_k=args.top_k, where=args.where, under=args.under,
+                            per_video=args.per_video, exact=args.exact or None)[0]  # fmt: skip
+    except ValueError as err:
+        if args.where and "filter" in str(err):
+            raise UsageError(f"--where {args.where!r}: {err}") from err
+        raise
     if not args.json:
         print(f"top {len(hits)} of {len(index)} for {args.text or args.video!r}")
         for hit in hits:
@@ -496,7 +585,7 @@ def cmd_train(args):
         model = VideoPrismVideoClassifier(_model(args), len(labels), labels=labels)
     # The backbone is frozen: run it once per clip, then train on the cached features.
     embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
-    _report_failures(args, embeddings)
+    _report_failures(args, embeddings.failures, embedded=len(embeddings))
     targets = np.array([dict(files)[p] for p in embeddings.paths])
     empty = [label for i, label in enumerate(labels) if not (targets == i).any()]
     if empty:

@@ -10,6 +10,7 @@ With `clip_seconds`, every video is cut into windows (one row per window), so a
 long video becomes a series of embeddings with timestamps.
 """
 
+import errno
 import json
 import os
 import queue
@@ -26,24 +27,50 @@ KINDS = ("video", "frames", "features")
 VIDEO_SUFFIXES = frozenset(".mp4 .mkv .webm .avi .mov .m4v .mpg .mpeg .gif .flv .wmv .3gp".split())
 
 
-def find_videos(sources) -> list[str]:
-    """Video files and folders → the video files, folders walked recursively (sorted).
+def nothing_embedded(failures) -> ValueError:
+    """The error of a run in which every input failed: how many, and the first reason
+    (each failure has its own line where the caller reports them)."""
+    if not failures:
+        return ValueError("no video could be embedded: no input was given")
+    path, reason = failures[0]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return ValueError(f"no video could be embedded: {path}: {reason}{more}")
 
-    Raises `FileNotFoundError` for a missing source and `ValueError` for a folder
-    without videos; a file is taken as it is, whatever its suffix.
+
+def find_videos(sources) -> list[str]:
+    """Video files and folders → the inputs to embed, in order.
+
+    A folder is walked recursively for video files (sorted); a folder holding image
+    files and no video is one video, its frames (as `load_video` reads it). A file is
+    taken as it is, whatever its suffix; what cannot be read fails later, on its own.
+    Raises `FileNotFoundError` for a missing source or a symlink that dangles or loops
+    (saying which), and `ValueError` for a folder holding neither videos nor images.
     """
+    from ..video.images import is_image_source
+
     files = []
     for source in map(Path, [sources] if isinstance(sources, str | os.PathLike) else sources):
         if source.is_dir():
             found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise ValueError(f"{source} holds no video files")
-            files += found
+            if not found and not is_image_source(source):
+                raise ValueError(f"{source} holds no video files and no image frames")
+            files += found or [source]
+        elif os.path.islink(source) and not source.exists():
+            raise FileNotFoundError(f"{source}: {_broken_link(source)}")
         elif not source.exists():
             raise FileNotFoundError(f"{source}: no such file or directory")
         else:
             files.append(source)
     return [str(f) for f in files]
+
+
+def _broken_link(path: Path) -> str:
+    try:
+        os.path.realpath(path, strict=True)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop"
+    return f"a dangling symbolic link (to {os.readlink(path)})"
 
 
 def item_key(path, start, end) -> tuple:
@@ -149,7 +176,7 @@ def _whole_videos(videos, num_frames, size, batch_size, failures, on_error):
     loader = VideoBatchLoader(videos, batch_size, num_frames, size, on_error=on_error)
     for batch in loader:
         for path, frames in zip(batch["paths"], batch["pixel_values"], strict=True):
-            yield path, np.nan, np.nan, frames
+            yield path, np.nan, np.nan, frames, True
     failures += loader.failures
 
 
@@ -158,17 +185,22 @@ def _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_
 
     for source in videos:
         try:
+            held = None  # one clip of look-ahead: the last one of a file is marked as such
             for clip in iter_clips(source, clip_seconds, stride_seconds, num_frames, size):
-                yield str(source), clip.start, clip.end, clip.frames
+                if held is not None:
+                    yield held
+                held = str(source), clip.start, clip.end, clip.frames, False
+            if held is not None:
+                yield (*held[:4], True)
         except (ValueError, OSError) as err:
             if on_error == "raise":
                 raise
             failures.append((str(source), f"{type(err).__name__}: {err}"))
 
 
-def _without(items: Iterator, exclude: set, skipped: list) -> Iterator:
+def _without(items: Iterator, exclude, skipped: list) -> Iterator:
     for item in items:
-        if item_key(*item[:3]) in exclude:
+        if exclude(*item[:3]):
             skipped[0] += 1
         else:
             yield item
@@ -229,6 +261,18 @@ def _batches(items: Iterator, batch_size: int) -> Iterable[list]:
         yield batch
 
 
+@dataclass
+class Batch:
+    """One embedded batch, as `embed_batches` yields it."""
+
+    vectors: np.ndarray
+    paths: list
+    starts: list
+    ends: list
+    frames: np.ndarray  # the model's input, (B, T, H, W, 3) in [0, 1]
+    last: list  # whether each item is its file's last clip (True for a whole video)
+
+
 def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, size=None,
                  clip_seconds=None, stride_seconds=None, progress=True, on_error="raise",
                  encoder=None, exclude=None) -> Embeddings:  # fmt: skip
@@ -245,6 +289,34 @@ def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, siz
         exclude: `item_key(path, start, end)`s to leave out without running the model
             (e.g. what an index already holds); `Embeddings.skipped` counts them.
     """
+    failures: list = []
+    skipped = [0]
+    batches = embed_batches(model, videos, kind, batch_size, num_frames, size, clip_seconds,
+                            stride_seconds, progress, on_error, encoder, exclude, failures,
+                            skipped)  # fmt: skip
+    vectors, paths, starts, ends = [], [], [], []
+    for batch in batches:
+        vectors.append(batch.vectors)
+        paths += batch.paths
+        starts += batch.starts
+        ends += batch.ends
+    if not vectors:
+        if not skipped[0]:
+            raise nothing_embedded(failures)
+        vectors = [np.zeros((0, 0), np.float32)]  # everything was excluded
+    return Embeddings(np.concatenate(vectors), paths, starts, ends, kind, failures, skipped[0])
+
+
+def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, size=None,
+                  clip_seconds=None, stride_seconds=None, progress=True, on_error="raise",
+                  encoder=None, exclude=None, failures=None,
+                  skipped=None) -> Iterator[Batch]:  # fmt: skip
+    """`embed_videos` one batch at a time, for whoever writes them out as they come.
+
+    `exclude` is a set of `item_key`s or a function `(path, start, end) -> bool`
+    (called before the model runs; with clips, after the file is scanned); `failures`
+    (a list) and `skipped` (a one-item list) are filled in as the batches go.
+    """
     if isinstance(videos, str | os.PathLike):
         videos = [videos]
     videos = list(videos)
@@ -257,35 +329,31 @@ def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, siz
             )
     num_frames = num_frames or model.num_frames
     size = tuple(size or model.frame_shape[:2])
-    exclude = set(exclude or ())
-    failures: list = []
-    skipped = [0]
+    if not callable(exclude):
+        keys = set(exclude or ())
+        exclude = lambda *item: item_key(*item) in keys  # noqa: E731
+    failures = [] if failures is None else failures
+    skipped = [0] if skipped is None else skipped
     if clip_seconds:
         items = _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_error)
         items = in_background(_without(items, exclude, skipped), ahead=2 * batch_size)
     else:
-        done = lambda v: isinstance(v, str | os.PathLike) and item_key(v, None, None) in exclude  # noqa: E731
+        done = lambda v: isinstance(v, str | os.PathLike) and exclude(v, None, None)  # noqa: E731
         kept = [v for v in videos if not done(v)]
-        skipped[0] = len(videos) - len(kept)
+        skipped[0] += len(videos) - len(kept)
         items = _whole_videos(kept, num_frames, size, batch_size, failures, on_error)
     encoder = encoder or Encoder(model)
-    bar = _progress(progress, total=None if clip_seconds else len(videos) - skipped[0])
-    vectors, paths, starts, ends = [], [], [], []
+    bar = _progress(progress, total=None if clip_seconds else len(kept))
     try:
         for batch in _batches(items, batch_size):
-            outputs = encoder.video(np.stack([b[3] for b in batch]))
-            vectors.append(select(model, outputs, kind))
-            paths += [b[0] for b in batch]
-            starts += [b[1] for b in batch]
-            ends += [b[2] for b in batch]
+            frames = np.stack([b[3] for b in batch])
+            outputs = encoder.video(frames)
+            yield Batch(np.asarray(select(model, outputs, kind)), [b[0] for b in batch],
+                        [b[1] for b in batch], [b[2] for b in batch], frames,
+                        [b[4] for b in batch])  # fmt: skip
             bar.update(len(batch))
     finally:
         bar.close()
-    if not vectors:
-        if not skipped[0]:
-            raise ValueError(f"no video could be embedded; failures: {failures}")
-        vectors = [np.zeros((0, 0), np.float32)]  # everything was excluded
-    return Embeddings(np.concatenate(vectors), paths, starts, ends, kind, failures, skipped[0])
 
 
 def _progress(enabled, total):

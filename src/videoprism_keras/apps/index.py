@@ -1,37 +1,57 @@
-"""A searchable collection of video (clip) embeddings: by text or by example video.
+"""A searchable collection of video (clip) embeddings, kept in a LanceDB table.
 
-Vectors are L2-normalised, so the score is the cosine similarity. Below
-`ann_threshold` vectors the search is an exact numpy matrix product; above it, an
-HNSW graph from faiss (figures: benchmarks/README.md, "Video index").
-The graph is built once, when the index reaches the threshold (on `add`, or on
-`save` after the threshold was lowered), then grows with `add` and is saved beside
-the vectors, so neither an added folder, reopening the index nor a search rebuilds it.
+One row per clip of each video file (see `index_store.py` for the table, `identity.py`
+for how a file and a clip are known). Every embedded batch is committed as it is done,
+so an interrupted `add_videos` keeps what it did and a later one does the rest, without
+running the model on anything the table holds. The model's preset and the sampling
+(frames, size, clip and stride seconds, dtype) are in the table's metadata: adding with
+other settings is refused.
 
-    index = VideoIndex.from_videos(model, ["videos/"], clip_seconds=10)
-    index.save("my_index")
-    hits = VideoIndex.load("my_index").search(query_embedding, top_k=5)
+Vectors are L2-normalised, so the score is the cosine similarity. Search is exact (a
+matrix product over the table's vectors, held in memory between searches) until the
+table reaches `ann_threshold` rows; then a LanceDB vector index is built, searched with
+a refine step (exact re-ranking of its candidates), and updated as rows are added.
+Figures and the choice of index: benchmarks/README.md, "Video index".
+
+    index = VideoIndex("my_index")                      # a folder (or s3://…): created
+    index.add_videos(model, ["videos/"], clip_seconds=10)
+    hits = index.search(query_embedding, top_k=5, under="videos/cats", per_video=True)
 """
 
-import json
+import io
+import logging
 import os
+import shutil
+import tempfile
+import warnings
+import weakref
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
-from .embedding import Embeddings, embed_videos, find_videos, item_key
+from . import index_store as store
+from .embedding import Embeddings, embed_batches, item_key, nothing_embedded
+from .identity import VideoFile, clip_id, identify, video_files
 
-# Exact search costs ~0.1 µs per vector per query here (22 ms at 200,000 vectors, 53 ms
-# at 500,000), and is always right; the graph answers in ~4 ms but its recall@10 falls
-# with size (0.97 at 100,000, 0.82 at 500,000). Exact wins until a query takes ~0.1 s.
-ANN_THRESHOLD = 1_000_000
-# HNSW settings, chosen with benchmarks/index_search.py: faiss' default construction
-# depth (40) loses ~5-10% recall@10 against 80 (twice the build time); 256 candidates per
-# query cost a few ms. (An IVF index was far worse on clustered data: recall 0.3.)
-HNSW_NEIGHBOURS = 32  # graph degree M
-HNSW_EF_CONSTRUCTION = 80  # candidates while inserting: graph quality against build time
-HNSW_EF_SEARCH = 256  # candidates per query: recall against latency
-GRAPH_FILE = "hnsw.faiss"
+log = logging.getLogger(__name__)
+
+# The size from which a vector index is built, and its parameters: chosen with
+# benchmarks/index_search.py (see benchmarks/README.md).
+ANN_THRESHOLD = 200_000
+ANN_PARTITIONS_PER_SQRT_ROW = 1  # IVF lists: about √N
+ANN_SUB_VECTOR_DIMS = 16  # PQ: dimensions per code byte (48 bytes a 768-d vector)
+ANN_ITERATIONS = 20  # k-means iterations: more buy no recall, only build time
+ANN_SAMPLE_RATE = 64  # k-means sample: rows per list
+ANN_NPROBES = 64  # lists searched per query
+ANN_REFINE_FACTOR = 30  # candidates re-ranked exactly: top_k × this
+# Compaction and index updates leave the replaced files for readers of older versions;
+# they are deleted this long after (Lance's default, 7 days, would double the disk used).
+KEEP_OLD_VERSIONS = timedelta(hours=1)
+POSTER_SIDE = 128  # pixels, the long side
+SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
+ID_BATCH = 500  # ids per `IN (…)` query
 
 
 @dataclass(frozen=True)
@@ -40,14 +60,17 @@ class SearchHit:
     start: float
     end: float
     score: float
+    id: str = ""
+    duration: float = float("nan")
 
     def as_dict(self):
         return {"path": self.path, "start_s": _finite(self.start), "end_s": _finite(self.end),
-                "score": self.score}  # fmt: skip
+                "score": self.score, "id": self.id,
+                "duration_s": _finite(self.duration)}  # fmt: skip
 
 
 def _finite(x):
-    return None if np.isnan(x) else float(x)
+    return None if x is None or np.isnan(x) else float(x)
 
 
 def _normalise(x):
@@ -55,159 +78,680 @@ def _normalise(x):
     return x / np.sqrt((x * x).sum(axis=-1, keepdims=True) + 1e-12)
 
 
+class _Snapshot:
+    """One table version's rows for exact search: vectors in memory, rows in order."""
+
+    def __init__(self, table, version):
+        import pyarrow as pa
+
+        self.version = version
+        dim = table.schema.field("vector").type.list_size
+        self.vectors = np.empty((table.count_rows(), dim), np.float32)
+        columns, filled = [], 0
+        query = (table.search().select(["id", "path", "start_s", "end_s", "duration_s", "vector"])
+                 .with_row_id(True).limit(None))  # fmt: skip
+        for batch in query.to_batches():  # batch by batch: one copy of the vectors in memory
+            flat = batch["vector"].flatten().to_numpy(zero_copy_only=False)
+            self.vectors[filled : filled + len(batch)] = flat.reshape(len(batch), dim)
+            filled += len(batch)
+            columns.append(batch.drop_columns(["vector"]))
+        self.vectors = self.vectors[:filled]
+        data = pa.Table.from_batches(columns) if columns else None
+        column = lambda name: data[name].combine_chunks() if data is not None else pa.array([])  # noqa: E731
+        self.rowids = column("_rowid").to_numpy().astype(np.uint64)
+        self.ids = column("id").to_pylist()
+        self.paths = column("path").to_pylist()
+        # Path → small integer, for the best clip of each video.
+        self.codes = column("path").dictionary_encode().indices.to_numpy()
+        nan = lambda name: column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
+        self.starts, self.ends, self.durations = nan("start_s"), nan("end_s"), nan("duration_s")
+
+    def hit(self, i, score):
+        return SearchHit(self.paths[i], self.starts[i], self.ends[i], float(score), self.ids[i],
+                         self.durations[i])  # fmt: skip
+
+
 class VideoIndex:
-    def __init__(self, dim=None, ann_threshold=ANN_THRESHOLD, meta=None):
-        self.dim = dim
+    """A video index at `uri`: a folder (created if need be) or any URI Lance takes.
+
+    Args:
+        uri: the index; None for a temporary one (deleted with the object; `save` it).
+        ann_threshold: rows from which a vector index is built (see the module docstring).
+        meta: for a new index, what to record with it (the CLI: preset, soft cap); the
+            settings of `add_videos` are added to it.
+        storage_options: passed to LanceDB for object stores (credentials, region…).
+    """
+
+    def __init__(self, uri=None, *, ann_threshold=ANN_THRESHOLD, meta=None,
+                 storage_options=None, dim=None):  # fmt: skip
+        if isinstance(uri, int):  # VideoIndex(dim): the previous signature
+            warnings.warn("VideoIndex(dim) is deprecated: the dimension comes from the first "
+                          "embeddings added; pass the index's location (or nothing)",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            uri, dim = None, uri
+        if uri is None:
+            uri = tempfile.mkdtemp(prefix="videoprism-index-")
+            weakref.finalize(self, shutil.rmtree, uri, True)
+        self.uri = os.fspath(uri)
         self.ann_threshold = ann_threshold
-        self.vectors = np.zeros((0, dim or 0), np.float32)
-        self.paths: list[str] = []
-        self.starts = np.zeros(0)
-        self.ends = np.zeros(0)
-        self.meta = dict(meta or {})
-        self._ann = None
+        self.storage_options = storage_options
+        self._new_meta = dict(meta or {})
+        self._dim = dim
+        self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
+        self._table = self._snapshot = self._db = self._indexed = None
+        self._open()
+
+    # ------------------------------------------------------------------ opening
+    def _connect(self):
+        import lancedb
+
+        if self._db is None:
+            self._db = lancedb.connect(self.uri, storage_options=self.storage_options)
+        return self._db
+
+    def _open(self, must_exist=False):
+        folder = self._folder
+        if folder is not None:
+            if folder.exists() and not folder.is_dir():
+                raise store.StoreError(f"{self.uri} is a file, not a video index (a folder): "
+                                       "give a folder")  # fmt: skip
+            if (folder / "index.json").exists() and not store.has_committed_table(folder):
+                self._migrate()
+            elif not store.has_committed_table(folder):
+                if must_exist:
+                    raise store.StoreError(f"{self.uri} is not a video index (no {store.TABLE} "
+                                           "table in it): give the folder `videoprism index` "
+                                           "wrote")  # fmt: skip
+                return
+            elif any((folder / name).exists() for name in store.LEGACY_FILES):
+                store.move_legacy(folder)  # converted, then killed before the move
+        try:
+            db = self._connect()
+            self._table = db.open_table(store.TABLE)
+            self._check_schema()
+        except ValueError as err:
+            if "was not found" in str(err) and not must_exist and folder is None:
+                return  # a new index on an object store
+            raise store.translate(err, self.uri, "opening it") from err
+        except (OSError, RuntimeError) as err:
+            raise store.translate(err, self.uri, "opening it") from err
+
+    def _check_schema(self):
+        fields = set(self._table.schema.names)
+        needed = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
+        if not needed <= fields or store.META_KEY not in (self._table.schema.metadata or {}):
+            self._table = None
+            raise store.StoreError(f"{self.uri} holds a table {store.TABLE!r} that is not a "
+                                   "video index (columns or metadata missing): index into "
+                                   "another folder")  # fmt: skip
+
+    @classmethod
+    def load(cls, uri, ann_threshold=ANN_THRESHOLD, storage_options=None) -> "VideoIndex":
+        """An existing index (an error if `uri` holds none)."""
+        index = cls.__new__(cls)
+        index.uri = os.fspath(uri)
+        index.ann_threshold = ann_threshold
+        index.storage_options = storage_options
+        index._new_meta, index._dim = {}, None
+        index._folder = store.local_path(index.uri) if store.is_local(index.uri) else None
+        index._table = index._snapshot = index._db = index._indexed = None
+        if index._folder is not None and not index._folder.is_dir():
+            raise store.StoreError(f"{index.uri} is not a video index (no such folder): give "
+                                   "the folder `videoprism index` wrote")  # fmt: skip
+        index._open(must_exist=True)
+        return index
+
+    def _migrate(self):
+        """The previous format → a table, in one commit; the old files are kept aside."""
+        import pyarrow as pa
+
+        folder = self._folder
+        with store.locked(folder):
+            if store.has_committed_table(folder):  # another process converted it
+                store.move_legacy(folder)
+                return
+            store.discard_uncommitted(folder)
+            meta, vectors, items = store.read_legacy(folder)
+            meta.update(store.legacy_settings(items))
+            meta["format"], meta["converted_from"] = store.FORMAT, "vectors.npy + index.json"
+            rows, seen = [], set()
+            for item, vector in zip(items, vectors, strict=True):
+                file = _identity(item["path"])
+                start, end = item["start_s"], item["end_s"]
+                key = clip_id(file.file_id, start, end)
+                if key in seen:  # the same file named two ways: one row
+                    continue
+                seen.add(key)
+                rows.append((key, file, start, end, vector))
+            last = {}
+            for i, (_, file, start, _, _) in enumerate(rows):  # the latest clip of a file
+                if file.path not in last or (start or 0) >= (rows[last[file.path]][2] or 0):
+                    last[file.path] = i
+            last_rows = set(last.values())
+            table = pa.table({
+                "id": [r[0] for r in rows], "file_id": [r[1].file_id for r in rows],
+                "path": [r[1].path for r in rows], "start_s": [r[2] for r in rows],
+                "end_s": [r[3] for r in rows], "duration_s": [None] * len(rows),
+                "size_bytes": [r[1].size for r in rows],
+                "mtime_ns": [r[1].mtime_ns for r in rows],
+                "last_clip": [i in last_rows for i in range(len(rows))],
+                "vector": _vector_column(np.stack([r[4] for r in rows]) if rows else
+                                         np.zeros((0, meta["dim"] or 1), np.float32)),
+                "poster": pa.nulls(len(rows), pa.binary()),
+            }, schema=store.schema(meta["dim"] or 1, meta))  # fmt: skip
+            try:
+                self._connect().create_table(store.TABLE, data=table)
+            except (OSError, RuntimeError, ValueError) as err:
+                raise store.translate(err, self.uri, "converting it") from err
+            backup = store.move_legacy(folder)
+        log.warning(f"videoprism: converted {self.uri} (the previous format, {len(items)} "
+                    f"items) to a LanceDB table of {len(rows)} clips; the old files are in "
+                    f"{backup} (delete them once satisfied)")  # fmt: skip
+
+    # --------------------------------------------------------------- properties
+    @property
+    def meta(self) -> dict:
+        """The preset, sampling, dimension and anything recorded with the index."""
+        if self._table is None:
+            return dict(self._new_meta)
+        import json
+
+        return json.loads(self._table.schema.metadata[store.META_KEY])
+
+    @property
+    def dim(self):
+        return self.meta.get("dim", self._dim)
 
     def __len__(self):
-        return len(self.vectors)
+        return 0 if self._table is None else self._latest().count_rows()
+
+    def _latest(self):
+        try:
+            self._table.checkout_latest()
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "reading it") from err
+        return self._table
+
+    def _rows(self, latest=True) -> _Snapshot | None:
+        if self._table is None:
+            return None
+        table = self._latest() if latest else self._table
+        version = table.version
+        if self._snapshot is None or self._snapshot.version != version:
+            try:
+                self._snapshot = _Snapshot(table, version)
+            except (OSError, RuntimeError, ValueError) as err:
+                raise store.translate(err, self.uri, "reading it") from err
+        return self._snapshot
+
+    @property
+    def paths(self) -> list[str]:
+        rows = self._rows()
+        return [] if rows is None else list(rows.paths)
+
+    @property
+    def starts(self) -> np.ndarray:
+        rows = self._rows()
+        return np.zeros(0) if rows is None else rows.starts
+
+    @property
+    def ends(self) -> np.ndarray:
+        rows = self._rows()
+        return np.zeros(0) if rows is None else rows.ends
+
+    @property
+    def vectors(self) -> np.ndarray:
+        rows = self._rows()
+        return np.zeros((0, self.dim or 0), np.float32) if rows is None else rows.vectors
 
     def keys(self) -> set:
-        """The `item_key(path, start, end)` of every item, to skip what is already indexed."""
+        """The `item_key(path, start, end)` of every clip."""
         rows = zip(self.paths, self.starts, self.ends, strict=True)
         return {item_key(*row) for row in rows}
 
-    def add(self, embeddings: Embeddings) -> "VideoIndex":
-        """Adds (N, D) embeddings with their paths and clip times."""
+    def poster(self, clip_id: str) -> bytes | None:
+        """The JPEG poster frame of a clip (a `SearchHit.id`); None if it has none."""
+        if self._table is None:
+            return None
+        found = (self._latest().search().where(f"id = {store.sql_string(clip_id)}")
+                 .select(["poster"]).limit(1).to_arrow())  # fmt: skip
+        return found["poster"][0].as_py() if len(found) else None
+
+    # ------------------------------------------------------------------ writing
+    def _ensure_table(self, dim: int, settings: dict):
+        if self._table is not None:
+            return
+        meta = {**self._new_meta, **settings, "dim": int(dim), "format": store.FORMAT}
+        folder = self._folder
+        try:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            with store.locked(folder):
+                if folder is not None:
+                    store.discard_uncommitted(folder)
+                self._table = self._connect().create_table(
+                    store.TABLE, schema=store.schema(dim, meta), exist_ok=True
+                )  # exist_ok: another process created it first; its metadata is checked
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "creating it") from err
+        self._check_schema()
+
+    def _check_settings(self, settings: dict, dim: int | None = None):
+        meta = self.meta if self._table is not None else {}
+        for key in SETTINGS:
+            if key in meta and key in settings and meta[key] != settings[key]:
+                raise ValueError(f"{self.uri} was indexed with {key}={meta[key]!r}; got "
+                                 f"{key}={settings[key]!r}: use the index's {key}, or another "
+                                 "index for other settings")  # fmt: skip
+        stored = meta.get("dim")
+        if dim is not None and stored is not None and stored != dim:
+            raise ValueError(f"{self.uri} holds {stored}-d embeddings; got {dim}-d ones (another "
+                             "model): use the index's preset, or another index")  # fmt: skip
+
+    def _commit(self, table, stale: str | None = None):
+        """One merge on `id` (rows the table holds are left as they are), under the lock,
+        against the latest version (see index_store.py)."""
+        try:
+            with store.locked(self._folder):
+                self._table.checkout_latest()
+                if stale:
+                    self._table.delete(stale)
+                if len(table):
+                    (self._table.merge_insert("id").when_not_matched_insert_all()
+                     .execute(table))  # fmt: skip
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "writing to it") from err
+
+    def add(self, embeddings: Embeddings, posters=None) -> "VideoIndex":
+        """Adds (N, D) video embeddings with their paths and clip times, in one commit.
+
+        Paths that name files are stored as their real path, with the file's identity;
+        rows of an earlier version of a file (same path, other size or mtime) are removed.
+        """
         if len(embeddings) == 0:
             return self
         vectors = _normalise(embeddings.vectors)
         if vectors.ndim != 2:
             raise ValueError(f"an index holds (N, D) video embeddings; got {vectors.shape}")
-        if self.dim is None or len(self) == 0:
-            self.dim = vectors.shape[1]
-            self.vectors = np.zeros((0, self.dim), np.float32)
-        if vectors.shape[1] != self.dim:
-            raise ValueError(f"embeddings have dimension {vectors.shape[1]}, the index {self.dim}")
-        self.vectors = np.concatenate([self.vectors, vectors])
-        self.paths += list(map(str, embeddings.paths))
-        self.starts = np.concatenate([self.starts, embeddings.starts])
-        self.ends = np.concatenate([self.ends, embeddings.ends])
-        if self._ann is not None:  # HNSW graphs take insertions: no rebuild
-            self._ann.add(vectors)
-        elif len(self) >= self.ann_threshold:  # crossed the threshold: build it once
-            self._ann_index()
+        self._check_settings({}, vectors.shape[1])
+        files = {p: _identity(p) for p in map(str, embeddings.paths)}
+        self._ensure_table(vectors.shape[1], {})
+        rows = _table(self.meta, [files[str(p)] for p in embeddings.paths], embeddings.starts,
+                      embeddings.ends, vectors, [True] * len(vectors), posters)  # fmt: skip
+        stale = _stale(list(files.values()))
+        for predicate in stale[:-1]:
+            self._commit(self._empty(), predicate)
+        self._commit(rows, stale[-1] if stale else None)
+        self._maintain()
         return self
 
     def add_videos(self, model, sources, clip_seconds=None, stride_seconds=None,
                    skip_existing=True, **options) -> Embeddings:  # fmt: skip
-        """Embeds video files and folders (walked recursively) and adds them.
+        """Embeds video files and folders (walked recursively) and adds them, committing
+        each batch as it is done.
 
         Args:
             model: the `VideoPrismBackbone` whose embedding space the index holds.
-            sources: video files and/or folders; paths are stored absolute.
+            sources: video files and/or folders; files are stored by their real path.
             clip_seconds, stride_seconds: index windows of long videos (with times).
-            skip_existing: leave out (without running the model) the items whose
-                (path, start, end) the index already holds.
+            skip_existing: leave out (without decoding a finished file, or running the
+                model on a clip) what the index holds.
             **options: `embed_videos` options (batch_size, num_frames, size, progress,
                 on_error, encoder).
 
-        Returns the `Embeddings` added: their `skipped` and `failures` say what was not.
+        Returns the `Embeddings` added, as a record: paths and clip times (the vectors
+        are in the index, so `vectors` is (N, 0)); `skipped` counts the clips the index
+        already held, `failures` the sources that could not be embedded (dangling or
+        looping symlinks and folders named like videos are always failures, not errors).
         """
-        files = [os.path.abspath(f) for f in find_videos(sources)]
-        exclude = self.keys() if skip_existing else None
-        embeddings = embed_videos(
-            model, files, clip_seconds=clip_seconds, stride_seconds=stride_seconds,
-            exclude=exclude, **options,
-        )  # fmt: skip
-        self.add(embeddings)
-        return embeddings
+        files, failures = video_files(sources)
+        settings = self._settings(model, clip_seconds, stride_seconds, options)
+        self._check_settings(settings)
+        held = self._held(files) if skip_existing else {}
+        by_path = {f.path: f for f in files}
+        done = {f.file_id for f in files if held.get(f.file_id, (set(), False))[1]}
+        skipped = [sum(len(held[f][0]) for f in done)]
+        todo = [f.path for f in files if f.file_id not in done]
+        if self._table is not None:  # replaced files: their old rows go now
+            for stale in _stale([f for f in files if f.file_id not in done]):
+                self._commit(self._empty(), stale)
+        reader = _HeldClips(self, by_path, held) if skip_existing else (lambda *item: False)
+        paths, starts, ends = [], [], []
+        batches = embed_batches(model, todo, "video", clip_seconds=clip_seconds,
+                                stride_seconds=stride_seconds, exclude=reader,
+                                failures=failures, skipped=skipped,
+                                **{k: v for k, v in options.items() if k != "kind"})  # fmt: skip
+        for batch in batches:
+            vectors = _normalise(batch.vectors)
+            self._check_settings({}, vectors.shape[1])
+            self._ensure_table(vectors.shape[1], settings)
+            rows = _table(self.meta, [by_path[p] for p in batch.paths], batch.starts, batch.ends,
+                          vectors, batch.last, [_poster(f) for f in batch.frames])  # fmt: skip
+            self._commit(rows)
+            paths += batch.paths
+            starts += batch.starts
+            ends += batch.ends
+        if not paths and not skipped[0] and todo:
+            raise nothing_embedded(failures)
+        self._maintain()
+        return Embeddings(np.zeros((len(paths), 0), np.float32), paths, starts, ends,
+                          failures=failures, skipped=skipped[0])  # fmt: skip
 
     @classmethod
     def from_videos(cls, model, sources, clip_seconds=None, stride_seconds=None,
-                    ann_threshold=ANN_THRESHOLD, meta=None, **options) -> "VideoIndex":  # fmt: skip
-        """A new index of video files and folders (see `add_videos`); save it with `save`."""
-        index = cls(ann_threshold=ann_threshold, meta=meta)
+                    ann_threshold=ANN_THRESHOLD, meta=None, uri=None,
+                    **options) -> "VideoIndex":  # fmt: skip
+        """An index of video files and folders (see `add_videos`) at `uri` (default: a
+        temporary one; `save` it)."""
+        index = cls(uri, ann_threshold=ann_threshold, meta=meta)
         index.add_videos(model, sources, clip_seconds, stride_seconds, **options)
         return index
 
-    def search(self, queries, top_k=5) -> list[list[SearchHit]]:
-        """(Q, D) or (D,) query embeddings → per query, the top-k hits, best first."""
-        if len(self) == 0:
-            raise ValueError("the index is empty")
-        queries = _normalise(np.atleast_2d(queries))
-        top_k = min(top_k, len(self))
-        if len(self) >= self.ann_threshold:
-            scores, ids = self._ann_index().search(queries, top_k)
-        else:
-            sims = queries @ self.vectors.T
-            ids = np.argpartition(-sims, top_k - 1, axis=1)[:, :top_k]  # O(N), then sort k
-            ids = np.take_along_axis(ids, np.argsort(-np.take_along_axis(sims, ids, 1), 1), 1)
-            scores = np.take_along_axis(sims, ids, axis=1)
-        return [[SearchHit(self.paths[i], self.starts[i], self.ends[i], float(s))
-                 for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
-                for row_ids, row_scores in zip(ids, scores, strict=True)]  # fmt: skip
+    def _settings(self, model, clip_seconds, stride_seconds, options) -> dict:
+        size = tuple(options.get("size") or model.frame_shape[:2])
+        return {
+            "num_frames": int(options.get("num_frames") or model.num_frames),
+            "size": int(size[0]) if size[0] == size[1] else [int(s) for s in size],
+            "clip_seconds": float(clip_seconds) if clip_seconds else None,
+            "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
+            "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
+            "backbone": _backbone_config(model),
+        }
 
-    def _ann_index(self):
-        if self._ann is None:
+    def _empty(self):
+        return _table(self.meta, [], [], [], np.zeros((0, self.dim), np.float32), [], [])
+
+    def _held(self, files) -> dict:
+        """file_id → (item keys the index holds, whether the file is complete), for the
+        files given."""
+        held: dict = {}
+        if self._table is None:
+            return held
+        table = self._latest()
+        ids = [f.file_id for f in files]
+        for i in range(0, len(ids), ID_BATCH):
+            chunk = ", ".join(map(store.sql_string, ids[i : i + ID_BATCH]))
+            rows = (table.search().where(f"file_id IN ({chunk})")
+                    .select(["file_id", "path", "start_s", "end_s", "last_clip"])
+                    .limit(None).to_arrow().to_pylist())  # fmt: skip
+            for row in rows:
+                keys, complete = held.get(row["file_id"], (set(), False))
+                keys.add(item_key(row["path"], row["start_s"], row["end_s"]))
+                held[row["file_id"]] = (keys, complete or bool(row["last_clip"]))
+        return held
+
+    def _maintain(self):
+        """Past `ann_threshold` rows: builds the vector index once; then keeps it up to
+        date (`optimize`: compaction, new rows into the index), whatever the threshold.
+        One process at a time; a failure here loses nothing (the rows are committed and
+        exact search finds them)."""
+        if self._table is None:
+            return
+        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
+            if not mine:
+                return
+            table = self._latest()
             try:
-                import faiss
-            except ImportError as err:
-                raise ImportError(
-                    f"indexes of {self.ann_threshold}+ vectors use faiss: pip install faiss-cpu"
-                ) from err
-            index = faiss.IndexHNSWFlat(self.dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = HNSW_EF_SEARCH
-            index.add(self.vectors)
-            self._ann = index
-        return self._ann
+                rows = table.count_rows()
+                if _vector_index(table):  # however it came to be: kept up to date
+                    table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)
+                elif rows >= self.ann_threshold:
+                    table.create_index("vector", config=_ann_config(rows, self.dim), replace=True)
+                elif table.stats()["fragment_stats"]["num_small_fragments"] > 64:
+                    table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)  # many small commits
+            except (OSError, RuntimeError, ValueError) as err:
+                log.warning(f"videoprism: {self.uri}: index maintenance failed, the clips are "
+                            f"all stored; run again to retry ({err})")  # fmt: skip
 
-    def save(self, directory) -> Path:
-        """Writes vectors.npy, index.json (and the graph, if built); each file replaced
-        atomically, index.json last, so an interrupted save leaves the old index readable."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "vectors.npy.tmp", "wb") as f:
-            np.save(f, self.vectors)
-        (out / "vectors.npy.tmp").replace(out / "vectors.npy")
-        graph = out / GRAPH_FILE
-        if len(self) and len(self) >= self.ann_threshold:
-            self._ann_index()  # built here if the threshold was lowered since the last add
-        if self._ann is not None:
-            import faiss
+    # ------------------------------------------------------------------ search
+    def search(self, queries, top_k=5, *, where=None, under=None, per_video=False,
+               exact=None, nprobes=ANN_NPROBES,
+               refine_factor=ANN_REFINE_FACTOR) -> list[list[SearchHit]]:  # fmt: skip
+        """(Q, D) or (D,) query embeddings → per query, the top-k hits, best first.
 
-            faiss.write_index(self._ann, str(out / "graph.tmp"))
-            (out / "graph.tmp").replace(graph)
-        elif graph.exists():
-            graph.unlink()  # stale: it does not hold the current vectors
-        rows = zip(self.paths, self.starts, self.ends, strict=True)
-        items = [{"path": p, "start_s": _finite(s), "end_s": _finite(e)} for p, s, e in rows]
-        meta = {"dim": self.dim, "ann_threshold": self.ann_threshold, "meta": self.meta,
-                "items": items}  # fmt: skip
-        (out / "index.json.tmp").write_text(json.dumps(meta))
-        (out / "index.json.tmp").replace(out / "index.json")
+        Args:
+            where: a SQL predicate over the columns path, start_s, end_s, duration_s,
+                size_bytes (e.g. "duration_s > 60 AND start_s < 30").
+            under: only videos in this folder (or its sub-folders).
+            per_video: the best clip of each video: top-k videos, not clips.
+            exact: True for exact search whatever the size; default exact until the
+                table has a vector index (past `ann_threshold` rows).
+            nprobes, refine_factor: the vector index's search depth (lists searched;
+                candidates re-ranked exactly, as a multiple of top_k).
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k}")
+        if self._table is None:
+            raise ValueError(f"the index {self.uri} is empty: add videos to it first")
+        queries = _normalise(np.atleast_2d(queries))
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"the queries are {queries.shape[1]}-d, the index {self.uri} "
+                             f"holds {self.dim}-d embeddings: embed them with the index's "
+                             "preset")  # fmt: skip
+        predicate = _predicate(where, under)
+        table = self._latest()
+        if self._indexed is None or self._indexed[0] != table.version:
+            self._indexed = (table.version, _vector_index(table))
+        if exact or (exact is None and not self._indexed[1]):
+            return self._exact(queries, top_k, predicate, per_video)
+        return [self._approximate(table, q, top_k, predicate, per_video, nprobes, refine_factor)
+                for q in queries]  # fmt: skip
+
+    def _selected(self, rows: _Snapshot, predicate):
+        if predicate is None:
+            return np.arange(len(rows.rowids))
+        try:
+            found = (self._table.search().where(predicate).select(["id"]).with_row_id(True)
+                     .limit(None).to_arrow())  # fmt: skip
+        except ValueError as err:
+            raise ValueError(f"the filter {predicate!r} is not valid SQL over the index's "
+                             f"columns ({str(err).splitlines()[0]})") from err  # fmt: skip
+        return np.flatnonzero(np.isin(rows.rowids, found["_rowid"].to_numpy()))
+
+    def _exact(self, queries, top_k, predicate, per_video):
+        rows = self._rows(latest=False)  # search() has just moved to the latest version
+        if not len(rows.rowids):
+            raise ValueError(f"the index {self.uri} is empty: add videos to it first")
+        chosen = self._selected(rows, predicate)
+        if not len(chosen):
+            return [[] for _ in queries]
+        sims = queries @ rows.vectors[chosen].T if len(chosen) < len(rows.rowids) else (
+            queries @ rows.vectors.T)  # fmt: skip
+        if not per_video:  # all queries at once: O(N) to find the k, then sort them
+            k = min(top_k, sims.shape[1])
+            best = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(sims, best, 1), axis=1, kind="stable")
+            best = np.take_along_axis(best, order, 1)
+        out = []
+        for q, scores in enumerate(sims):
+            if per_video:
+                order = np.argsort(-scores, kind="stable")
+                _, first = np.unique(rows.codes[chosen][order], return_index=True)
+                top = order[np.sort(first)[:top_k]]
+            else:
+                top = best[q]
+            out.append([rows.hit(chosen[i], scores[i]) for i in top])
         return out
 
-    @classmethod
-    def load(cls, directory) -> "VideoIndex":
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "index.json").read_text())
-            vectors = np.load(directory / "vectors.npy")
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{directory} is not a video index: {err}") from err
-        index = cls(meta["dim"], meta.get("ann_threshold", ANN_THRESHOLD), meta.get("meta"))
-        items = meta["items"]
-        if len(items) != len(vectors):
-            raise ValueError(f"{directory} is not a video index: {len(items)} items, "
-                             f"{len(vectors)} vectors")  # fmt: skip
-        times = lambda key: np.array([np.nan if it[key] is None else it[key] for it in items])  # noqa: E731
-        index.vectors = np.asarray(vectors, np.float32)
-        index.paths = [it["path"] for it in items]
-        index.starts, index.ends = times("start_s"), times("end_s")
-        if (directory / GRAPH_FILE).exists():
-            import faiss
+    def _approximate(self, table, query, top_k, predicate, per_video, nprobes, refine_factor):
+        limit = top_k * (8 if per_video else 1)
+        while True:
+            columns = ["id", "path", "start_s", "end_s", "duration_s", "_distance"]
+            search = (table.search(query).distance_type("dot").nprobes(nprobes)
+                      .refine_factor(refine_factor).limit(limit).select(columns))  # fmt: skip
+            if predicate is not None:
+                search = search.where(predicate, prefilter=True)
+            try:
+                found = search.to_arrow().to_pylist()
+            except ValueError as err:
+                raise ValueError(f"the filter {predicate!r} is not valid SQL over the index's "
+                                 f"columns ({str(err).splitlines()[0]})") from err  # fmt: skip
+            hits, seen = [], set()
+            for row in found:  # best first; a copy of a clip (see index_store.py) once
+                key = row["path"] if per_video else row["id"]
+                if key in seen:
+                    continue
+                seen.add(key)
+                time = lambda t: np.nan if t is None else t  # noqa: E731
+                hits.append(SearchHit(row["path"], time(row["start_s"]), time(row["end_s"]),
+                                      1.0 - row["_distance"], row["id"],
+                                      time(row["duration_s"])))  # fmt: skip
+            if len(hits) >= top_k or len(found) < limit:
+                return hits[:top_k]
+            limit *= 4  # per video: too few distinct videos among the candidates
 
-            graph = faiss.read_index(str(directory / GRAPH_FILE))
-            if graph.ntotal == len(index):
-                graph.hnsw.efSearch = HNSW_EF_SEARCH
-                index._ann = graph
-        return index
+    # --------------------------------------------------------------- save/load
+    def save(self, directory) -> Path:
+        """Copies the index to `directory` (a new index there); every write is already
+        committed, so saving an index to its own location does nothing."""
+        target = os.fspath(directory)
+        if os.path.abspath(target) == os.path.abspath(self.uri):
+            return Path(target)
+        copy = VideoIndex(target, ann_threshold=self.ann_threshold, meta=self.meta)
+        if copy._table is not None and len(copy):
+            raise ValueError(f"{target} already holds an index: save to a new folder")
+        if self._table is not None:
+            data = self._latest().to_arrow()
+            meta = self.meta
+            copy._ensure_table(meta["dim"], {})
+            copy._commit(data.replace_schema_metadata(copy._table.schema.metadata))
+            copy._maintain()
+        else:
+            Path(target).mkdir(parents=True, exist_ok=True)
+        return Path(target)
+
+
+class _HeldClips:
+    """`embed_batches(exclude=…)` for an index: whether the index holds a clip. A file's
+    clips are looked up again when its first clip comes, so that a file another process
+    indexed meanwhile is not embedded twice."""
+
+    def __init__(self, index, by_path, held):
+        self.index, self.by_path, self.held = index, by_path, held
+        self.current = self.reader = None
+
+    def __call__(self, path, start, end) -> bool:
+        file = self.by_path.get(str(path))
+        if file is None:
+            return False
+        if self.current != file.file_id and self.index._table is not None:
+            self.current = file.file_id
+            self.reader = self.reader or _reader(self.index)
+            self.held.update(self.reader._held([file]))
+        return item_key(file.path, start, end) in self.held.get(file.file_id, (set(), False))[0]
+
+
+def _reader(index):
+    """A second handle on the table, for the decoding thread (the main one commits)."""
+    reader = VideoIndex.__new__(VideoIndex)
+    reader.uri, reader._table = index.uri, None
+    reader._table = index._connect().open_table(store.TABLE)
+    return reader
+
+
+def _backbone_config(model) -> dict | None:
+    """The model's configuration, as JSON keeps it (recorded, not compared: the preset is)."""
+    import json
+
+    try:
+        return json.loads(json.dumps(model.get_config(), default=str))
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
+
+
+def _identity(path) -> VideoFile:
+    """A file's identity; a name that is no file (e.g. an array's label) stands for itself."""
+    try:
+        return identify(path)
+    except OSError:
+        return VideoFile(str(path), -1, -1)
+
+
+def _stale(files) -> list[str]:
+    """SQL for the rows of earlier versions of these files (same path, other identity),
+    a few hundred files per predicate."""
+    terms = [f"(path = {store.sql_string(f.path)} AND file_id != {store.sql_string(f.file_id)})"
+             for f in files if f.size >= 0]  # fmt: skip
+    return [" OR ".join(terms[i : i + ID_BATCH]) for i in range(0, len(terms), ID_BATCH)]
+
+
+def _duration(path) -> float | None:
+    from ..video import probe
+
+    try:
+        return float(probe(path, exact=False).duration) or None
+    except (OSError, ValueError):
+        return None
+
+
+_durations: dict = {}
+
+
+def _table(meta, files, starts, ends, vectors, last, posters):
+    import pyarrow as pa
+
+    def time(t):
+        return None if t is None or np.isnan(t) else float(t)
+
+    durations = []
+    for f in files:
+        if f.file_id not in _durations:  # once per file (version), not per clip
+            if len(_durations) > 1024:
+                _durations.clear()
+            _durations[f.file_id] = _duration(f.path) if f.size >= 0 else None
+        durations.append(_durations[f.file_id])
+    posters = list(posters) if posters is not None else [None] * len(files)
+    return pa.table({
+        "id": [clip_id(f.file_id, s, e) for f, s, e in zip(files, starts, ends, strict=True)],
+        "file_id": [f.file_id for f in files], "path": [f.path for f in files],
+        "start_s": [time(s) for s in starts], "end_s": [time(e) for e in ends],
+        "duration_s": durations, "size_bytes": [f.size for f in files],
+        "mtime_ns": [f.mtime_ns for f in files], "last_clip": [bool(x) for x in last],
+        "vector": _vector_column(vectors), "poster": pa.array(posters, pa.binary()),
+    }, schema=store.schema(meta["dim"], meta))  # fmt: skip
+
+
+def _vector_column(vectors):
+    import pyarrow as pa
+
+    vectors = np.ascontiguousarray(vectors, np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+
+
+def _poster(frames) -> bytes:
+    """The middle frame of a clip, as the model saw it, as a small JPEG."""
+    from PIL import Image
+
+    frame = np.asarray(frames[len(frames) // 2])
+    if frame.dtype != np.uint8:
+        frame = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = Image.fromarray(frame)
+    image.thumbnail((POSTER_SIDE, POSTER_SIDE))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def _vector_index(table) -> bool:
+    return any("vector" in getattr(i, "columns", []) for i in table.list_indices())
+
+
+def _ann_config(rows: int, dim: int):
+    from lancedb.index import IvfPq
+
+    partitions = max(16, int(ANN_PARTITIONS_PER_SQRT_ROW * np.sqrt(rows)))
+    # PQ codes need the dimension to divide evenly: the most sub-vectors of at least
+    # ANN_SUB_VECTOR_DIMS dimensions each.
+    sub = next(s for s in range(max(1, dim // ANN_SUB_VECTOR_DIMS), 0, -1) if dim % s == 0)
+    return IvfPq(distance_type="dot", num_partitions=partitions, num_sub_vectors=sub,
+                 max_iterations=ANN_ITERATIONS, sample_rate=ANN_SAMPLE_RATE)  # fmt: skip
+
+
+def _predicate(where, under) -> str | None:
+    terms = []
+    if where:
+        terms.append(f"({where})")
+    if under is not None:
+        folder = os.path.realpath(os.fspath(under))
+        terms.append(f"starts_with(path, {store.sql_string(folder.rstrip(os.sep) + os.sep)})")
+    return " AND ".join(terms) or None
