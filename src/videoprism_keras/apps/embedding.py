@@ -182,6 +182,7 @@ def _whole_videos(videos, num_frames, size, batch_size, failures, on_error):
 
 def _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_error):
     from ..video import iter_clips
+    from ..video.loader import describe_failure
 
     for source in videos:
         try:
@@ -195,7 +196,7 @@ def _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_
         except (ValueError, OSError) as err:
             if on_error == "raise":
                 raise
-            failures.append((str(source), f"{type(err).__name__}: {err}"))
+            failures.append((str(source), describe_failure(err)))
 
 
 def _without(items: Iterator, exclude, skipped: list) -> Iterator:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import sample
+from .decode import VideoDecodeError
 from .options import Sampling
 
 ON_ERROR = ("raise", "skip")
@@ -26,6 +27,14 @@ ON_ERROR = ("raise", "skip")
 # ValueError; PIL raises OSError) or a bad array. Anything else (a TypeError, say) is
 # a bug in the calling code, and skipping every file for it would hide it.
 INPUT_ERRORS = (ValueError, OSError)
+
+
+def describe_failure(err: Exception) -> str:
+    """Why an input failed, without its path (the caller pairs the two): a
+    `VideoDecodeError` already names its file, and FFmpeg quotes it once more."""
+    if isinstance(err, VideoDecodeError):
+        return err.cause.replace(f": '{err.path}'", "")
+    return f"{type(err).__name__}: {err}"
 
 
 class VideoBatchLoader:
@@ -102,7 +111,7 @@ class VideoBatchLoader:
                 except INPUT_ERRORS as err:  # recorded, or re-raised just below
                     if self.on_error == "raise":
                         raise
-                    self.failures.append((_name(source), f"{type(err).__name__}: {err}"))
+                    self.failures.append((_name(source), describe_failure(err)))
                 finally:
                     bar.update(1)
                 if len(batch) == self.batch_size:
