@@ -62,9 +62,10 @@ def linear(x, kernel, bias, activation=None):
 def activate(y, activation):
     """The model's activations by name: None, "gelu" (exact erf, as in the official
     vision encoders; Keras' "gelu" activation is the tanh approximation) or "relu"."""
-    if activation == "gelu" and _PORTABLE.get():
+    if activation == "gelu" and _PORTABLE.get() and keras.backend.backend() == "tensorflow":
         # The same exact GELU through `erf`: TensorFlow's own kernel is written with
-        # `erfc`, which ONNX has no operator for.
+        # `erfc`, which ONNX has no operator for. (JAX's `erf` is what jax2tf cannot
+        # serialise, so JAX keeps its own GELU.)
         return 0.5 * y * (1.0 + ops.erf(y * 0.7071067811865476))
     if activation == "gelu":
         return ops.gelu(y, approximate=False)
