@@ -57,7 +57,7 @@ class VideoPrismVideoClassifier(keras.Model):
         self.pooler = AttentionPooler(
             heads, dim // heads, backbone.layer_norm_epsilon, dtype=self.dtype_policy, name="pooler"
         )
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, autocast=False)
         self.head = Projection(num_classes, dtype=self.dtype_policy, name="head")
         self.pooler.build((None, None, dim))
         self.head.build((None, dim))

@@ -49,7 +49,9 @@ class AttentionPooler(keras.layers.Layer):
     def call(self, tokens, token_mask=None):
         batch = ops.shape(tokens)[0]
         heads, head_dim = self.num_heads, self.head_dim
-        q = self.q_proj(ops.convert_to_tensor(self.query))  # (1, heads·head_dim)
+        # A tensor, not the variable: on TensorFlow a variable inside Keras' quantized call
+        # (a custom gradient) is refused.
+        q = self.q_proj(ops.cast(self.query, self.compute_dtype))  # (1, heads·head_dim)
         scale = R_SOFTPLUS_0 / head_dim**0.5 * ops.softplus(self.per_dim_scale)
         q = ops.reshape(q, (1, heads, 1, head_dim)) * scale
         q = ops.broadcast_to(q, (batch, heads, 1, head_dim))

@@ -52,6 +52,12 @@ class LayerNorm(keras.layers.Layer):
         return ops.cast(y, self.compute_dtype)
 
 
+def _dropout(rate, policy):
+    """A Dropout that keeps its input's dtype (no autocast): it never gets a path of its own,
+    so under a `DTypePolicyMap` it would cast to the map's default dtype."""
+    return keras.layers.Dropout(rate, dtype=policy, autocast=False)
+
+
 def split_heads(x, parts, num_heads):
     """(B, S, parts·D) → (parts, B, heads, S, D / heads), in one transpose.
 
@@ -96,7 +102,7 @@ class SelfAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.soft_cap = soft_cap
         self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = _dropout(dropout_rate, self.dtype_policy)
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -133,7 +139,7 @@ class MLP(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.activation = activation
         self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = _dropout(dropout_rate, self.dtype_policy)
 
     def build(self, input_shape):
         dim, policy = input_shape[-1], self.dtype_policy
@@ -190,7 +196,7 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.mlp_norm = LayerNorm(epsilon, dtype=policy, name="mlp_norm")
         self.mlp = MLP(intermediate_dim, activation, dropout_rate, dtype=policy, name="mlp")
-        self.residual_dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
+        self.residual_dropout = _dropout(dropout_rate, policy)
 
     def build(self, input_shape):
         for layer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp):
@@ -200,10 +206,12 @@ class TransformerBlock(keras.layers.Layer):
         return {**super().get_config(), **self.options}
 
     def call(self, x, attention_mask=None, training=None):
+        # Branches come back in the stream's dtype: under a policy map they may compute in
+        # another one (TensorFlow adds only equal dtypes).
         h = self.attention(self.attention_norm(x), attention_mask=attention_mask, training=training)
-        x = x + self.residual_dropout(h, training=training)
+        x = x + ops.cast(self.residual_dropout(h, training=training), x.dtype)
         h = self.mlp(self.mlp_norm(x), training=training)
-        return x + self.residual_dropout(h, training=training)
+        return x + ops.cast(self.residual_dropout(h, training=training), x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
