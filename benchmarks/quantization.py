@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(os.environ.get("VIDEOPRISM_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+SHARED = Path(
+    os.environ.get("VIDEOPRISM_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared")
+)
 CLIP = SHARED / "media" / "water_bottle_drumming.mp4"
 MODES = ("float32", "bfloat16", "int8", "int4", "float8")
 MODELS = ("golden_lvt_small", "random_base")
@@ -127,8 +129,9 @@ def main():
         for model_name in args.models:
             rows = {}
             for mode in MODES:
-                command = [sys.executable, __file__, "--worker", model_name, mode, "--out", out,
-                           "--frames", str(args.frames), "--repeats", str(args.repeats)]  # fmt: skip
+                options = ["--frames", str(args.frames), "--repeats", str(args.repeats)]
+                command = [sys.executable, __file__, "--worker", model_name, mode, "--out", out]
+                command += options
                 done = subprocess.run(command, env=env, capture_output=True, text=True)
                 if done.returncode:
                     rows[mode] = None
@@ -145,8 +148,9 @@ def main():
                 if row is None:
                     continue
                 rel, cos = errors(reference, np.load(Path(out) / f"{model_name}-{mode}.npz"))
-                print(f"{mode:10s} {row['seconds']:9.3f} {base['seconds'] / row['seconds']:6.2f}x "
-                      f"{row['peak_mb']:8.0f} {row['size_mb']:8.2f} {rel:9.2e} {cos:9.6f}")  # fmt: skip
+                speedup = base["seconds"] / row["seconds"]
+                print(f"{mode:10s} {row['seconds']:9.3f} {speedup:6.2f}x {row['peak_mb']:8.0f} "
+                      f"{row['size_mb']:8.2f} {rel:9.2e} {cos:9.6f}")  # fmt: skip
 
 
 if __name__ == "__main__":

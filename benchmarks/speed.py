@@ -152,9 +152,7 @@ def patch_variant(variant):
 
     def seq_major_attention(self, x, attention_mask=None, training=None):  # no mask: video only
         seq, dim, heads = ops.shape(x)[1], x.shape[-1], self.num_heads
-        qkv = ops.reshape(
-            self.qkv_proj(x), (-1, seq, 3, heads, dim // heads)
-        )
+        qkv = ops.reshape(self.qkv_proj(x), (-1, seq, 3, heads, dim // heads))
         q, k, v = qkv[:, :, 0] * (dim // heads) ** -0.5, qkv[:, :, 1], qkv[:, :, 2]
         logits = ops.einsum("bqhd,bkhd->bhqk", q, k)
         logits = self.soft_cap * ops.tanh(logits / self.soft_cap)

@@ -37,7 +37,8 @@ def run_artefact(fmt, path, inputs):
         ort = pytest.importorskip("onnxruntime")
         session = ort.InferenceSession(str(path))
         feeds = {i.name: inputs[i.name] for i in session.get_inputs()}
-        return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        outputs = session.run(None, feeds)
+        return dict(zip([o.name for o in session.get_outputs()], outputs, strict=True))
     if fmt == "tf_saved_model":
         tf = pytest.importorskip("tensorflow")
         loaded = tf.saved_model.load(str(path))  # kept: `serve` holds its variables weakly
@@ -61,9 +62,7 @@ def test_exported_artefacts_give_the_keras_outputs(tmp_path, fmt, multimodal):
     model.export(path, format=fmt, num_frames=FRAMES, resolution=SIZE, text_length=LENGTH,
                  batch_size=BATCH, verbose=False)  # fmt: skip
     expected = model(inputs if multimodal else inputs["pixel_values"])
-    expected = (
-        {k: to_numpy(v) for k, v in expected.items()} if multimodal else to_numpy(expected)
-    )
+    expected = {k: to_numpy(v) for k, v in expected.items()} if multimodal else to_numpy(expected)
     got = run_artefact(fmt, path, inputs)
     if multimodal:
         assert set(got) == set(expected)
@@ -99,8 +98,9 @@ def test_cli_exports_a_preset(tmp_path, capsys):
     model = vp.VideoPrismBackbone(**TINY)
     model.save_to_preset(tmp_path / "preset")
     out = tmp_path / "video.onnx"
+    shape = ["--frames", "2", "--size", "8", "--batch-size", "1"]
     code = cli.main(["export", "--preset", str(tmp_path / "preset"), "--format", "onnx",
-                     "-o", str(out), "--frames", "2", "--size", "8", "--batch-size", "1"])  # fmt: skip
+                     "-o", str(out), *shape])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     video = random_video(batch=1, frames=2, size=8)
     got = run_artefact("onnx", out, {"pixel_values": video})

@@ -30,7 +30,9 @@ def _outputs(model):
 
 def _min_cosine(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.min(np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)))
+    return float(
+        np.min(np.sum(a * b, -1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1))
+    )
 
 
 @pytest.fixture(scope="module")

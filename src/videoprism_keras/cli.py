@@ -132,7 +132,9 @@ def _parser():
     p.add_argument("--preset", help=f"as for the other commands (default {DEFAULT_PRESET})")
     p.add_argument("--soft-cap", type=float, help="attention logit cap, for .npz checkpoints")
     p.add_argument("--frames", type=_positive(int), help="frames per clip (default: the model's)")
-    p.add_argument("--size", type=_positive(int), help="frame side in pixels (default: the model's)")
+    p.add_argument(
+        "--size", type=_positive(int), help="frame side in pixels (default: the model's)"
+    )
     p.add_argument("--text-length", type=_positive(int), default=64, help="tokens per text")
     p.add_argument("--batch-size", type=_positive(int),
                    help="a fixed batch (default: any, where the format allows it)")  # fmt: skip
@@ -432,8 +434,8 @@ def cmd_export(args):
     model = _model(args)
     if args.quantize:
         model.quantize(args.quantize)
-    model.export(args.output, format=args.format, num_frames=args.frames, resolution=args.size,
-                 text_length=args.text_length, batch_size=args.batch_size, verbose=False)  # fmt: skip
+    shape = dict(num_frames=args.frames, resolution=args.size, text_length=args.text_length)
+    model.export(args.output, args.format, False, batch_size=args.batch_size, **shape)
     if not args.json:
         print(f"exported {args.preset or DEFAULT_PRESET} ({args.format}) → {args.output}")
     return {"output": str(args.output), "format": args.format}

@@ -259,7 +259,9 @@ def load_saved_weights(model, path) -> None:
 
     with h5py.File(path, "r") as f:
         names = []
-        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+        )
     renames = legacy_renames(names)
     if not renames:
         model.load_weights(path)

@@ -294,8 +294,9 @@ class VideoPrismTokenizer:
     def from_preset(cls, preset: str | os.PathLike, **kwargs: Any) -> VideoPrismTokenizer:
         """A preset directory (ours or keras_hub's), a SentencePiece model file, or a
         preset name or handle (see `_resolve_preset_file`). `kwargs` (`max_length`,
-        `canonicalize`, `add_bos`, `add_eos`) override what the preset saved. keras_hub's `tokenizer.json`
-        describes keras_hub's own layer, so only our settings are read from it."""
+        `canonicalize`, `add_bos`, `add_eos`) override what the preset saved. keras_hub's
+        `tokenizer.json` describes keras_hub's own layer, so only our settings are read
+        from it."""
         path = Path(os.fspath(preset)).expanduser()
         if not path.exists():
             path = _resolve_preset_file(os.fspath(preset))

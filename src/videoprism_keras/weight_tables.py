@@ -35,8 +35,16 @@ ATTENTION = "self_attention/"
 BLOCK_TABLE = [
     ("attention_norm.gamma", ["layer_norm/scale"], "ln_scale"),
     ("attention_norm.beta", ["layer_norm/bias"], "copy"),
-    ("attention.qkv_proj.kernel", [f"{ATTENTION}{n}/w" for n in ("query", "key", "value")], "heads_in"),
-    ("attention.qkv_proj.bias", [f"{ATTENTION}{n}/b" for n in ("query", "key", "value")], "heads_in"),
+    (
+        "attention.qkv_proj.kernel",
+        [f"{ATTENTION}{n}/w" for n in ("query", "key", "value")],
+        "heads_in",
+    ),
+    (
+        "attention.qkv_proj.bias",
+        [f"{ATTENTION}{n}/b" for n in ("query", "key", "value")],
+        "heads_in",
+    ),
     ("attention.out_proj.kernel", [f"{ATTENTION}post/w"], "heads_out"),
     ("attention.out_proj.bias", [f"{ATTENTION}post/b"], "copy"),
     ("mlp_norm.gamma", ["ff_layer/layer_norm/scale"], "ln_scale"),
@@ -157,7 +165,11 @@ KERAS_HUB_TABLE = [
         [f"{_POOL}pooling_attention/per_dim_scale_layer/vars/0"],
         "copy",
     ),
-    ("video_pooler.out_proj.kernel", [f"{_POOL}pooling_attention/output_dense/vars/0"], "heads_flat"),
+    (
+        "video_pooler.out_proj.kernel",
+        [f"{_POOL}pooling_attention/output_dense/vars/0"],
+        "heads_flat",
+    ),
     ("video_pooler.out_proj.bias", [f"{_POOL}pooling_attention/output_dense/vars/1"], "copy"),
     ("video_pooler.norm.gamma", [f"{_POOL}layer_norm/vars/0"], "copy"),
     ("video_pooler.norm.beta", [f"{_POOL}layer_norm/vars/1"], "copy"),
@@ -277,9 +289,15 @@ LEGACY_LAYOUT = {
     ("mlp", 4): ["in_proj/vars/0", "in_proj/vars/1", "out_proj/vars/0", "out_proj/vars/1"],
     # query, q kernel, q bias, kv kernel, kv bias, per_dim_scale, out kernel, out bias
     ("pooler", 8): [
-        "vars/0", "q_proj/vars/0", "q_proj/vars/1", "kv_proj/vars/0", "kv_proj/vars/1",
-        "vars/1", "out_proj/vars/0", "out_proj/vars/1",
-    ],  # fmt: skip
+        "vars/0",
+        "q_proj/vars/0",
+        "q_proj/vars/1",
+        "kv_proj/vars/0",
+        "kv_proj/vars/1",
+        "vars/1",
+        "out_proj/vars/0",
+        "out_proj/vars/1",
+    ],
     ("video_encoder", 2): ["patch_proj/vars/0", "patch_proj/vars/1"],
     ("text_encoder", 2): ["token_embedding/vars/0", "vars/0"],  # token table, class token
 }

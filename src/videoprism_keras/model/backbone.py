@@ -14,8 +14,8 @@ from keras import ops
 from .. import saving
 from ..constants import DEFAULT_SOFT_CAP
 from ..presets import PRESETS
-from .layout import frame_shape, standardize_data_format
 from . import quantization
+from .layout import frame_shape, standardize_data_format
 from .pooler import AttentionPooler
 from .text_encoder import TextEncoder
 from .transformer import TransformerStack

@@ -39,7 +39,11 @@ def quantize_filter(mode, filters=None):
             f"quantize() takes a mode in {QUANTIZATION_MODES} (or a keras.quantizers config "
             f"for one of them). Received: mode={mode!r}"
         )
-    if filters is not None and not isinstance(filters, (str, list, tuple)) and not callable(filters):
+    if (
+        filters is not None
+        and not isinstance(filters, (str, list, tuple))
+        and not callable(filters)
+    ):
         raise ValueError(
             "quantize() filters must be a regex string, a list of them, or a callable. "
             f"Received: filters={filters!r}"
