@@ -46,8 +46,14 @@ def build(model_name, mode, frames):
             SHARED / "golden" / "lvt_small.ckpt.npz", attention_logit_soft_cap=5.0, dtype=dtype
         )
     else:
-        keras.utils.set_random_seed(0)  # the same random weights in every process
-        model = vp.VideoPrismBackbone(**PRESET_CONFIGS["videoprism_public_v1_base"], dtype=dtype)
+        # The same random weights in every process: drawn in float32, then cast (weights
+        # drawn in bfloat16 would be other random numbers).
+        keras.utils.set_random_seed(0)
+        model = vp.VideoPrismBackbone(**PRESET_CONFIGS["videoprism_public_v1_base"])
+        if dtype != "float32":
+            weights = model.get_weights()
+            model = vp.VideoPrismBackbone.from_config({**model.get_config(), "dtype": dtype})
+            model.set_weights(weights)
     if mode in ("int8", "int4", "float8"):
         model.quantize(mode)
     count = frames if model_name == "random_base" else model.num_frames
@@ -116,6 +122,8 @@ def main():
     parser.add_argument("--frames", type=int, default=16, help="frames of the base model's clip")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
+                        help="float32 always runs: it is the reference")  # fmt: skip
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -128,7 +136,7 @@ def main():
     with tempfile.TemporaryDirectory() as out:
         for model_name in args.models:
             rows = {}
-            for mode in MODES:
+            for mode in ["float32", *(m for m in args.modes if m != "float32")]:
                 options = ["--frames", str(args.frames), "--repeats", str(args.repeats)]
                 command = [sys.executable, __file__, "--worker", model_name, mode, "--out", out]
                 command += options

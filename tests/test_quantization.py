@@ -87,6 +87,8 @@ def test_quantize_under_a_policy_map_and_bad_modes(lvt):
         model.quantize("int8")
     with pytest.raises(ValueError, match="int3"):
         _copy(lvt).quantize("int3")
+    with pytest.raises(ValueError, match="before quantize"):
+        vp.export_flax_checkpoint(model)
 
 
 def test_quantized_models_save_and_load(lvt, tmp_path):

@@ -320,6 +320,12 @@ def export_flax_checkpoint(model, path=None) -> dict:
     """
     import keras
 
+    quantized = [layer.path for layer in model._flatten_layers() if layer.quantization_mode]
+    if quantized:
+        raise ValueError(
+            "the official format holds float weights; export the model before quantize(). "
+            f"Received: a model with quantized layers ({quantized[0]}, ...)"
+        )
     enc = "vision_encoder/" if model.is_multimodal else ""
     layers: dict[str, dict[int, np.ndarray]] = {}
     for ours, keys, kind in official_rows(model, enc):
