@@ -12,7 +12,8 @@ projections are each a `Projection` layer that owns its `kernel` and `bias` as a
 - A quantized model's config carries a `DTypePolicyMap` (layer path → quantized
   policy, as keras_hub writes it); a model built from it builds the quantized
   variables directly, so quantized presets and `.keras` files load.
-- `Dense.enable_lora(rank)` works unchanged (its `kernel` property merges LoRA).
+- `Dense.enable_lora(rank)` works unchanged (its `kernel` property merges LoRA, which
+  `call` then uses; saving merges it into the kernel, as Dense does).
 - The text tower's token table is a `keras.layers.Embedding` likewise (int8/int4).
 
 Only the float path is ours: `call` runs `kernels.linear`, the backend-specific
@@ -20,6 +21,12 @@ fused GEMM + bias (+ activation) that is the speed-critical part of a forward
 pass, exactly as before. The activation is kept out of `Dense.activation`
 because Keras' "gelu" is the tanh approximation and the vision encoders use the
 exact (erf) one; the quantized path applies it after `Dense.quantized_call`.
+
+Weight paths (`weight_tables`): `<stack>.blocks.<i>.attention.qkv_proj.kernel`,
+`...attention.out_proj`, `...mlp.in_proj`/`out_proj`, `video_encoder.patch_proj`,
+`<pooler>.q_proj`/`kv_proj`/`out_proj`, `text_encoder.token_embedding.embeddings`.
+Weights files from before (projection weights on their owner layer) load through
+`weight_tables.legacy_renames`.
 """
 
 import keras
