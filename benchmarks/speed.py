@@ -119,13 +119,14 @@ def patch_variant(variant):
     from keras import ops
 
     from videoprism_keras.model import kernels
+    from videoprism_keras.model import projection as proj
     from videoprism_keras.model import transformer as tr
 
     if variant == "addmm":
         kernels._onednn_linear = lambda x, kernel: False
     if variant == "malloc_default":
         os.environ["VIDEOPRISM_KEEP_FREED_MEMORY"] = "0"
-    linear, attention_call = tr.linear, tr.SelfAttention.call
+    linear, attention_call = proj.linear, tr.SelfAttention.call
 
     def activate(y, activation, approximate=False):
         if activation == "gelu":
@@ -141,26 +142,24 @@ def patch_variant(variant):
     def unfused_qkv(self, x, attention_mask=None, training=None):
         dim, heads = x.shape[-1], self.num_heads
         q, k, v = (
-            tr.split_heads(linear(x, self.qkv_kernel[:, i * dim : (i + 1) * dim],
-                                  self.qkv_bias[i * dim : (i + 1) * dim]), 1, heads)[0]
+            tr.split_heads(linear(x, self.qkv_proj.kernel[:, i * dim : (i + 1) * dim],
+                                  self.qkv_proj.bias[i * dim : (i + 1) * dim]), 1, heads)[0]
             for i in range(3)
         )  # fmt: skip
         q = q * ops.cast((dim // heads) ** -0.5, q.dtype)
         out = tr.attend(q, k, v, attention_mask, self.soft_cap, self.dropout, training)
-        return linear(tr.merge_heads(out), self.out_kernel, self.out_bias)
+        return self.out_proj(tr.merge_heads(out))
 
     def seq_major_attention(self, x, attention_mask=None, training=None):  # no mask: video only
         seq, dim, heads = ops.shape(x)[1], x.shape[-1], self.num_heads
-        qkv = ops.reshape(
-            linear(x, self.qkv_kernel, self.qkv_bias), (-1, seq, 3, heads, dim // heads)
-        )
+        qkv = ops.reshape(self.qkv_proj(x), (-1, seq, 3, heads, dim // heads))
         q, k, v = qkv[:, :, 0] * (dim // heads) ** -0.5, qkv[:, :, 1], qkv[:, :, 2]
         logits = ops.einsum("bqhd,bkhd->bhqk", q, k)
         logits = self.soft_cap * ops.tanh(logits / self.soft_cap)
         out = ops.einsum("bhqk,bkhd->bqhd", ops.softmax(logits, axis=-1), v)
-        return linear(ops.reshape(out, (-1, seq, dim)), self.out_kernel, self.out_bias)
+        return self.out_proj(ops.reshape(out, (-1, seq, dim)))
 
-    tr.linear = {"separate_bias": separate_bias, "approx_gelu": approx_gelu}.get(variant, linear)
+    proj.linear = {"separate_bias": separate_bias, "approx_gelu": approx_gelu}.get(variant, linear)
     calls = {"unfused_qkv": unfused_qkv, "seq_major_attention": seq_major_attention}
     tr.SelfAttention.call = calls.get(variant, attention_call)
 

@@ -113,7 +113,7 @@ def test_soft_cap_none_and_epsilon_are_honoured():
         assert layer.attention.soft_cap is None
     # A cap of 5 changes the result once logits grow beyond a few units.
     for variable in capped.trainable_variables + uncapped.trainable_variables:
-        if "qkv_kernel" in variable.path:
+        if "qkv_proj/kernel" in variable.path:
             variable.assign(variable * 8.0)
     assert np.abs(to_numpy(capped(video)) - to_numpy(uncapped(video))).max() > 1e-3
     eps = vp.VideoPrismBackbone(**{**TINY, "layer_norm_epsilon": 1e-2})
@@ -295,7 +295,7 @@ def test_bad_text_inputs(tiny_lvt, tiny):
         (dict(num_text_layers=2, vocabulary_size=0), "vocabulary_size"),
         (dict(num_heads=3), "divisible by num_heads"),
         (dict(image_shape=(18, 16, 3)), "multiples of patch_size"),
-        (dict(num_auxiliary_layers=1), "multimodal"),
+        (dict(num_auxiliary_layers=-1), "num_auxiliary_layers"),
         (dict(data_format="NHWC"), "data_format"),
     ],
 )

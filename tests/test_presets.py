@@ -281,8 +281,8 @@ def test_architecture_only_from_a_directory_honours_new_shapes(tmp_path, golden_
     model.save_to_preset(tmp_path / "preset")
     fresh = vp.VideoPrismBackbone.from_preset(tmp_path / "preset", load_weights=False, num_frames=8)
     assert fresh.video_encoder.temporal_positions.table.shape == (8, 32)
-    saved = to_numpy(model.video_encoder.patch_kernel)
-    assert not np.allclose(to_numpy(fresh.video_encoder.patch_kernel), saved)  # random weights
+    saved = to_numpy(model.video_encoder.patch_proj.kernel)
+    assert not np.allclose(to_numpy(fresh.video_encoder.patch_proj.kernel), saved)  # random weights
 
 
 def test_architecture_only_from_hubs_fetches_only_the_config(tmp_path, monkeypatch, golden_dir):

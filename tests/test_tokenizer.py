@@ -126,6 +126,25 @@ def test_canonicalize_false_encodes_the_text_as_given(with_bos):
     )
 
 
+def test_add_bos_and_add_eos_switches_as_officially(media_dir, tmp_path):
+    # The official test model at length 6, "blah" as given: [80, 180, 60] with BOS 1, EOS 2.
+    tok = VideoPrismTokenizer(media_dir / "test_spm.model", max_length=6, canonicalize=False)
+    assert tok.tokenize_texts(["blah"])[0].tolist() == [[1, 80, 180, 60, 0, 0]]  # default
+    ids, mask = tok.tokenize_texts(["blah"], add_bos=False)
+    assert ids.tolist() == [[80, 180, 60, 0, 0, 0]] and mask.tolist() == [[1, 1, 1, 0, 0, 0]]
+    assert tok(["blah"], add_eos=True)["token_ids"].tolist() == [[1, 80, 180, 60, 2, 0]]
+    # EOS comes before truncation, as officially: a text cut at max_length loses it.
+    assert tok.tokenize_texts(["blah blah"], add_eos=True)[0][0, -1] != tok.eos_id
+    # As settings: saved with the preset, and read back.
+    eos = VideoPrismTokenizer(media_dir / "test_spm.model", add_bos=False, add_eos=True)
+    eos.save_to_preset(tmp_path)
+    again = VideoPrismTokenizer.from_preset(tmp_path)
+    assert (again.add_bos, again.add_eos) == (False, True)
+    assert VideoPrismTokenizer.from_config(eos.get_config()).add_eos is True
+    with pytest.raises(TypeError, match="Received: add_bos='no'"):
+        tok.tokenize_texts(["blah"], add_bos="no")
+
+
 # ------------------------------------------------------------- call, decode
 def test_call_gives_backbone_inputs_and_detokenize_inverts(golden):
     _, tok = golden

@@ -16,8 +16,10 @@ from keras import ops
 
 from . import saving
 from .constants import DEFAULT_SOFT_CAP
+from .model import quantization
 from .model.backbone import VideoPrismBackbone
 from .model.pooler import AttentionPooler
+from .model.projection import Projection
 from .runtime import sigmoid, softmax
 
 
@@ -67,8 +69,8 @@ class VideoPrismVideoClassifier(keras.Model):
         self.pooler = AttentionPooler(
             heads, dim // heads, backbone.layer_norm_epsilon, dtype=self.dtype_policy, name="pooler"
         )
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
-        self.head = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="head")
+        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, autocast=False)
+        self.head = Projection(num_classes, dtype=self.dtype_policy, name="head")
         self.pooler.build((None, None, dim))
         self.head.build((None, dim))
         self.built = True
@@ -138,9 +140,24 @@ class VideoPrismVideoClassifier(keras.Model):
         out = self.backbone.encode_video(pixels, mask, training=backbone_training)
         return out["spatiotemporal_features"], mask
 
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantizes the backbone's projections (see `VideoPrismBackbone.quantize`), the
+        pooler's and the head: `mode` "int8", "int4" or "float8"."""
+        quantization.quantize(self, super().quantize, mode, config, filters, **kwargs)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               num_frames=None, resolution=None, batch_size=None, **kwargs):  # fmt: skip
+        """Keras' `export` of `pixel_values` → logits at a fixed clip shape; see
+        `VideoPrismBackbone.export`."""
+        from . import export
+
+        return export.export(self, filepath, format, num_frames, resolution, 64, batch_size,
+                             verbose, input_signature, **kwargs)  # fmt: skip
+
     def get_config(self):
         return {
             **super().get_config(),
+            "dtype": quantization.dtype_config(self),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "num_classes": self.num_classes,
             "multi_label": self.multi_label,
@@ -153,6 +170,8 @@ class VideoPrismVideoClassifier(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        if isinstance(config.get("dtype"), dict):  # a serialised policy or policy map
+            config["dtype"] = keras.dtype_policies.get(config["dtype"])
         return cls(**config)
 
     @classmethod

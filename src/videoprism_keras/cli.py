@@ -5,6 +5,7 @@
     videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
+    videoprism export --format onnx -o videoprism.onnx --frames 16 --size 288
 
 Errors are one line on stderr and a non-zero exit code.
 """
@@ -148,6 +149,22 @@ def _parser():
     p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
     storage_option(p)
     model_options(p)
+    p = command("export", "the model as a SavedModel, ONNX or LiteRT file, for serving")
+    p.add_argument("--format", choices=["tf_saved_model", "onnx", "litert"], required=True)
+    p.add_argument("-o", "--output", required=True,
+                   help="a directory (tf_saved_model), a .onnx or a .tflite file")  # fmt: skip
+    p.add_argument("--preset", help=f"as for the other commands (default {DEFAULT_PRESET})")
+    p.add_argument("--soft-cap", type=float, help="attention logit cap, for .npz checkpoints")
+    p.add_argument("--frames", type=_positive(int), help="frames per clip (default: the model's)")
+    p.add_argument(
+        "--size", type=_positive(int), help="frame side in pixels (default: the model's)"
+    )
+    p.add_argument("--text-length", type=_positive(int), default=64, help="tokens per text")
+    p.add_argument("--batch-size", type=_positive(int),
+                   help="a fixed batch (default: any, where the format allows it)")  # fmt: skip
+    p.add_argument("--quantize", choices=["int8", "int4", "float8"],
+                   help="quantize the projections first")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -604,7 +621,19 @@ def cmd_train(args):
     return {"labels": labels, "losses": losses, "output": args.output}
 
 
-COMMANDS = {"info": cmd_info, "embed": cmd_embed, "classify": cmd_classify,
+def cmd_export(args):
+    args.dtype = None
+    model = _model(args)
+    if args.quantize:
+        model.quantize(args.quantize)
+    shape = dict(num_frames=args.frames, resolution=args.size, text_length=args.text_length)
+    model.export(args.output, args.format, False, batch_size=args.batch_size, **shape)
+    if not args.json:
+        print(f"exported {args.preset or DEFAULT_PRESET} ({args.format}) → {args.output}")
+    return {"output": str(args.output), "format": args.format}
+
+
+COMMANDS = {"export": cmd_export, "info": cmd_info, "embed": cmd_embed, "classify": cmd_classify,
             "index": cmd_index, "search": cmd_search, "train": cmd_train}  # fmt: skip
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from .constants import (
 from .model.embeddings import PositionTable, resize_positions
 from .model.init import skip_initialization
 from .model.inputs import standardize_data_format
+from .model.quantization import rebase
 from .presets import PRESET_CONFIGS, PRESET_FILES
 from .weight_tables import (
     ATTENTION,
@@ -42,6 +44,7 @@ from .weight_tables import (
     convert,
     keras_hub_encoders,
     keras_hub_rows,
+    legacy_renames,
     official_rows,
     pooler_table,
     unconvert,
@@ -249,6 +252,33 @@ def load_official_classifier(cls, backbone_cls, path_or_mapping, soft_cap, **kwa
     return model
 
 
+def load_saved_weights(model, path) -> None:
+    """`model.load_weights(path)`, for our weights files of any version: one written
+    before the projections were layers of their own is read through a renamed copy."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        names = []
+        f.visititems(
+            lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+        )
+    renames = legacy_renames(names)
+    if not renames:
+        model.load_weights(path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        upgraded = Path(tmp) / WEIGHTS_FILE
+        shutil.copyfile(path, upgraded)
+        with h5py.File(upgraded, "r+") as f:
+            # Through temporary names: a new path may be another dataset's old one.
+            for i, old in enumerate(renames):
+                f.move(old, f"legacy_{i}")
+            for i, new in enumerate(renames.values()):
+                f.require_group(new.rsplit("/", 1)[0])
+                f.move(f"legacy_{i}", new)
+        model.load_weights(upgraded)
+
+
 def read_h5(path) -> dict:
     """Every dataset of a Keras `.weights.h5` file, by its path."""
     import h5py  # Keras' own dependency; only keras_hub presets need it here
@@ -290,11 +320,17 @@ def export_flax_checkpoint(model, path=None) -> dict:
     """
     import keras
 
+    quantized = [layer.path for layer in model._flatten_layers() if layer.quantization_mode]
+    if quantized:
+        raise ValueError(
+            "the official format holds float weights; export the model before quantize(). "
+            f"Received: a model with quantized layers ({quantized[0]}, ...)"
+        )
     enc = "vision_encoder/" if model.is_multimodal else ""
     layers: dict[str, dict[int, np.ndarray]] = {}
     for ours, keys, kind in official_rows(model, enc):
         value = keras.ops.convert_to_numpy(keras.ops.cast(weight_at(model, ours), "float32"))
-        owner = weight_at(model, ours.rsplit(".", 1)[0])
+        owner = _heads_owner(model, ours)
         for key, array in zip(keys, unconvert(kind, value, owner, len(keys)), strict=True):
             name, _, index = key.partition("@")
             layers.setdefault(name, {})[int(index) if index else -1] = array
@@ -316,6 +352,16 @@ def check_keras_file(filepath) -> None:
             "VideoPrism models are saved as .keras files (or with save_to_preset); Keras' "
             f"legacy formats cannot load them back. Received: filepath={str(filepath)!r}"
         )
+
+
+def _heads_owner(model, path):
+    """The innermost layer along `path` that knows its head count (an attention or a
+    pooler): what `unconvert` splits a fused projection's heads by."""
+    owner, obj = None, model
+    for part in path.split(".")[:-1]:
+        obj = weight_at(obj, part)
+        owner = obj if hasattr(obj, "num_heads") else owner
+    return owner
 
 
 # ----------------------------------------------------------- preset directories
@@ -381,8 +427,10 @@ def _read_config(directory: Path) -> tuple[dict, bool]:
     for key in ("name", "trainable"):
         config.pop(key, None)
     dtype = config.pop("dtype", None)
-    if isinstance(dtype, dict):  # a serialised DTypePolicy
-        dtype = dtype.get("config", {}).get("name")
+    if isinstance(dtype, dict):  # a serialised DTypePolicy, or a map of quantized layers
+        import keras
+
+        dtype = keras.dtype_policies.get(dtype)
     if dtype:
         config["dtype"] = dtype
     return config, from_keras_hub
@@ -404,6 +452,8 @@ def load_backbone(cls, preset, load_weights=True, **overrides):
     if not (source / CONFIG_FILE).is_file():
         raise ValueError(f"{source} is not a preset directory: it has no {CONFIG_FILE}")
     config, from_keras_hub = _read_config(source)
+    if "dtype" in overrides:  # a quantized preset keeps its quantized layers in any dtype
+        overrides = {**overrides, "dtype": rebase(config.get("dtype"), overrides["dtype"])}
     if not load_weights:
         model = cls(**{**config, **overrides})
     else:
@@ -418,7 +468,7 @@ def load_backbone(cls, preset, load_weights=True, **overrides):
             if from_keras_hub:
                 load_keras_hub_weights(model, weights)
             else:
-                model.load_weights(weights)
+                load_saved_weights(model, weights)
         except (OSError, KeyError) as err:
             hint = ""
             if hub.cache_root().resolve() in source.resolve().parents:

@@ -3,7 +3,9 @@
 The official `tokenize_texts` canonicalises each text (punctuation → space, lower
 case, single spaces, a final "."), encodes it with SentencePiece, prepends BOS
 only when the model defines one, adds no EOS, truncates to `max_length` and pads
-with id 0. It reads the model through TensorFlow; this needs only `sentencepiece`
+with id 0; `add_bos=False` drops the BOS and `add_eos=True` appends the model's EOS
+(before truncation, so a text cut at `max_length` loses it), as the official
+switches do. It reads the model through TensorFlow; this needs only `sentencepiece`
 and never imports Keras, so text preprocessing works without a backend.
 
 Our `padding_mask` is 1 for real tokens (the backbone's convention); the official
@@ -29,7 +31,7 @@ import numpy as np
 from .constants import TOKENIZER_ASSET as ASSET
 from .constants import TOKENIZER_CONFIG_FILE as CONFIG
 
-_SETTINGS = ("max_length", "canonicalize")  # what tokenizer.json may set
+_SETTINGS = ("max_length", "canonicalize", "add_bos", "add_eos")  # what tokenizer.json may set
 _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
 
 
@@ -54,6 +56,13 @@ def _positive_int(value: Any, name: str) -> int:
     if number is None or number <= 0:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return number
+
+
+def _switch(value: Any, name: str) -> bool:
+    """`value` as a bool; anything but a bool (or a NumPy bool) is a mistake."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False. Received: {name}={value!r}")
+    return bool(value)
 
 
 def _as_texts(texts: str | bytes | Iterable[str | bytes]) -> list[str]:
@@ -86,6 +95,10 @@ class VideoPrismTokenizer:
         max_length: tokens per text after truncation and padding (64 officially).
         canonicalize: apply `canonicalize_text` first (the official default; the
             text encoder was trained on canonical text).
+        add_bos: prepend the model's BOS id when it has one (the official default;
+            T5's vocabulary has none).
+        add_eos: append the model's EOS id (officially off; the released text
+            encoder was trained without it).
 
     Input: a list (or tuple, iterable, 1-D array) of `str`, or of `bytes` decoded
     as UTF-8. A bare `str`/`bytes` is a batch of one: the official code would
@@ -98,12 +111,18 @@ class VideoPrismTokenizer:
     """
 
     def __init__(
-        self, proto: str | os.PathLike | bytes, max_length: int = 64, canonicalize: bool = True
+        self,
+        proto: str | os.PathLike | bytes,
+        max_length: int = 64,
+        canonicalize: bool = True,
+        add_bos: bool = True,
+        add_eos: bool = False,
     ):
         import sentencepiece  # here, so that the module imports without it
 
         self.max_length = _positive_int(max_length, "max_length")
         self.canonicalize = bool(canonicalize)
+        self.add_bos, self.add_eos = _switch(add_bos, "add_bos"), _switch(add_eos, "add_eos")
         if isinstance(proto, str | os.PathLike):
             path = Path(proto).expanduser()
             if not path.is_file():
@@ -132,7 +151,8 @@ class VideoPrismTokenizer:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.source or '<bytes>'!r}, max_length={self.max_length}, "
-            f"canonicalize={self.canonicalize}, vocabulary_size={self.vocabulary_size})"
+            f"canonicalize={self.canonicalize}, add_bos={self.add_bos}, add_eos={self.add_eos}, "
+            f"vocabulary_size={self.vocabulary_size})"
         )
 
     # ------------------------------------------------------------- vocabulary
@@ -160,26 +180,40 @@ class VideoPrismTokenizer:
 
     # ------------------------------------------------------------- tokenising
     def tokenize_texts(
-        self, texts: str | bytes | Iterable[str | bytes], max_length: int | None = None
+        self,
+        texts: str | bytes | Iterable[str | bytes],
+        max_length: int | None = None,
+        add_bos: bool | None = None,
+        add_eos: bool | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """→ `(token_ids, padding_mask)`, int32 `(batch, max_length)`; mask 1 = real token."""
+        """→ `(token_ids, padding_mask)`, int32 `(batch, max_length)`; mask 1 = real token.
+
+        `max_length`, `add_bos` and `add_eos` override the tokenizer's settings for this call.
+        """
         length = self.max_length if max_length is None else _positive_int(max_length, "max_length")
+        add_bos = self.add_bos if add_bos is None else _switch(add_bos, "add_bos")
+        add_eos = self.add_eos if add_eos is None else _switch(add_eos, "add_eos")
         texts = _as_texts(texts)
         if self.canonicalize:
             texts = [canonicalize_text(text) for text in texts]
-        bos = [self.bos_id] if self.bos_id >= 0 else []
+        bos = [self.bos_id] if add_bos and self.bos_id >= 0 else []
+        eos = [self.eos_id] if add_eos and self.eos_id >= 0 else []
         ids = np.zeros((len(texts), length), np.int32)
         mask = np.zeros((len(texts), length), np.int32)
         for row, pieces in enumerate(self._processor.EncodeAsIds(texts)):
-            kept = (bos + pieces)[:length]
+            kept = (bos + pieces + eos)[:length]
             ids[row, : len(kept)] = kept
             mask[row, : len(kept)] = 1
         return ids, mask
 
     def __call__(
-        self, texts: str | bytes | Iterable[str | bytes], max_length: int | None = None
+        self,
+        texts: str | bytes | Iterable[str | bytes],
+        max_length: int | None = None,
+        add_bos: bool | None = None,
+        add_eos: bool | None = None,
     ) -> dict[str, np.ndarray]:
-        ids, mask = self.tokenize_texts(texts, max_length)
+        ids, mask = self.tokenize_texts(texts, max_length, add_bos, add_eos)
         return {"token_ids": ids, "padding_mask": mask}
 
     def detokenize(self, token_ids: Any, padding_mask: Any = None) -> str | list[str]:
@@ -224,6 +258,8 @@ class VideoPrismTokenizer:
             "proto": base64.b64encode(self.proto).decode("ascii"),
             "max_length": self.max_length,
             "canonicalize": self.canonicalize,
+            "add_bos": self.add_bos,
+            "add_eos": self.add_eos,
         }
 
     @classmethod
@@ -249,7 +285,7 @@ class VideoPrismTokenizer:
         saved = {
             "module": "videoprism_keras",
             "class_name": type(self).__name__,
-            "config": {"max_length": self.max_length, "canonicalize": self.canonicalize},
+            "config": {k: getattr(self, k) for k in _SETTINGS},
             "registered_name": f"videoprism_keras>{type(self).__name__}",
         }
         (out / CONFIG).write_text(json.dumps(saved, indent=2))
@@ -258,8 +294,9 @@ class VideoPrismTokenizer:
     def from_preset(cls, preset: str | os.PathLike, **kwargs: Any) -> VideoPrismTokenizer:
         """A preset directory (ours or keras_hub's), a SentencePiece model file, or a
         preset name or handle (see `_resolve_preset_file`). `kwargs` (`max_length`,
-        `canonicalize`) override what the preset saved. keras_hub's `tokenizer.json`
-        describes keras_hub's own layer, so only our settings are read from it."""
+        `canonicalize`, `add_bos`, `add_eos`) override what the preset saved. keras_hub's
+        `tokenizer.json` describes keras_hub's own layer, so only our settings are read
+        from it."""
         path = Path(os.fspath(preset)).expanduser()
         if not path.exists():
             path = _resolve_preset_file(os.fspath(preset))

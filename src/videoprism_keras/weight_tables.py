@@ -35,16 +35,24 @@ ATTENTION = "self_attention/"
 BLOCK_TABLE = [
     ("attention_norm.gamma", ["layer_norm/scale"], "ln_scale"),
     ("attention_norm.beta", ["layer_norm/bias"], "copy"),
-    ("attention.qkv_kernel", [f"{ATTENTION}{n}/w" for n in ("query", "key", "value")], "heads_in"),
-    ("attention.qkv_bias", [f"{ATTENTION}{n}/b" for n in ("query", "key", "value")], "heads_in"),
-    ("attention.out_kernel", [f"{ATTENTION}post/w"], "heads_out"),
-    ("attention.out_bias", [f"{ATTENTION}post/b"], "copy"),
+    (
+        "attention.qkv_proj.kernel",
+        [f"{ATTENTION}{n}/w" for n in ("query", "key", "value")],
+        "heads_in",
+    ),
+    (
+        "attention.qkv_proj.bias",
+        [f"{ATTENTION}{n}/b" for n in ("query", "key", "value")],
+        "heads_in",
+    ),
+    ("attention.out_proj.kernel", [f"{ATTENTION}post/w"], "heads_out"),
+    ("attention.out_proj.bias", [f"{ATTENTION}post/b"], "copy"),
     ("mlp_norm.gamma", ["ff_layer/layer_norm/scale"], "ln_scale"),
     ("mlp_norm.beta", ["ff_layer/layer_norm/bias"], "copy"),
-    ("mlp.in_kernel", ["ff_layer/ffn_layer1/linear/kernel"], "copy"),
-    ("mlp.in_bias", ["ff_layer/ffn_layer1/linear/bias"], "copy"),
-    ("mlp.out_kernel", ["ff_layer/ffn_layer2/linear/kernel"], "copy"),
-    ("mlp.out_bias", ["ff_layer/ffn_layer2/linear/bias"], "copy"),
+    ("mlp.in_proj.kernel", ["ff_layer/ffn_layer1/linear/kernel"], "copy"),
+    ("mlp.in_proj.bias", ["ff_layer/ffn_layer1/linear/bias"], "copy"),
+    ("mlp.out_proj.kernel", ["ff_layer/ffn_layer2/linear/kernel"], "copy"),
+    ("mlp.out_proj.bias", ["ff_layer/ffn_layer2/linear/bias"], "copy"),
 ]
 
 
@@ -53,21 +61,21 @@ def pooler_table(ours: str, official: str) -> list:
     att = f"{official}pooling_attention/"
     return [
         (f"{ours}.query", [f"{official}pooling_attention_query"], "copy"),
-        (f"{ours}.q_kernel", [f"{att}query/w"], "heads_in"),
-        (f"{ours}.q_bias", [f"{att}query/b"], "heads_in"),
-        (f"{ours}.kv_kernel", [f"{att}key/w", f"{att}value/w"], "heads_in"),
-        (f"{ours}.kv_bias", [f"{att}key/b", f"{att}value/b"], "heads_in"),
+        (f"{ours}.q_proj.kernel", [f"{att}query/w"], "heads_in"),
+        (f"{ours}.q_proj.bias", [f"{att}query/b"], "heads_in"),
+        (f"{ours}.kv_proj.kernel", [f"{att}key/w", f"{att}value/w"], "heads_in"),
+        (f"{ours}.kv_proj.bias", [f"{att}key/b", f"{att}value/b"], "heads_in"),
         (f"{ours}.per_dim_scale", [f"{att}per_dim_scale/per_dim_scale"], "copy"),
-        (f"{ours}.out_kernel", [f"{att}post/w"], "heads_out"),
-        (f"{ours}.out_bias", [f"{att}post/b"], "copy"),
+        (f"{ours}.out_proj.kernel", [f"{att}post/w"], "heads_out"),
+        (f"{ours}.out_proj.bias", [f"{att}post/b"], "copy"),
         (f"{ours}.norm.gamma", [f"{official}pooling_attention_layer_norm/scale"], "ln_scale"),
         (f"{ours}.norm.beta", [f"{official}pooling_attention_layer_norm/bias"], "copy"),
     ]
 
 
 WEIGHT_TABLE = [
-    ("video_encoder.patch_kernel", ["{enc}patch_projection/linear/kernel"], "copy"),
-    ("video_encoder.patch_bias", ["{enc}patch_projection/linear/bias"], "copy"),
+    ("video_encoder.patch_proj.kernel", ["{enc}patch_projection/linear/kernel"], "copy"),
+    ("video_encoder.patch_proj.bias", ["{enc}patch_projection/linear/bias"], "copy"),
     ("video_encoder.spatial_positions.table", ["{enc}spatial_pos_emb/emb_var"], "positions"),
     ("video_encoder.spatial_norm.gamma", ["{enc}spatial_ln/scale"], "ln_scale"),
     ("video_encoder.spatial_norm.beta", ["{enc}spatial_ln/bias"], "copy"),
@@ -75,7 +83,7 @@ WEIGHT_TABLE = [
     ("video_encoder.temporal_norm.gamma", ["{enc}temporal_ln/scale"], "ln_scale"),
     ("video_encoder.temporal_norm.beta", ["{enc}temporal_ln/bias"], "copy"),
     *pooler_table("video_pooler", "contrastive_vision_pooler/"),
-    ("text_encoder.token_embedding", ["text_encoder/token_emb/emb_var"], "copy"),
+    ("text_encoder.token_embedding.embeddings", ["text_encoder/token_emb/emb_var"], "copy"),
     ("text_encoder.class_token", ["text_encoder/cls_emb"], "squeeze"),
     ("text_encoder.norm.gamma", ["text_encoder/unimodal_ln/scale"], "ln_scale"),
     ("text_encoder.norm.beta", ["text_encoder/unimodal_ln/bias"], "copy"),
@@ -109,30 +117,30 @@ KERAS_HUB_BLOCK = [
     ("attention_norm.gamma", ["layer_norm_1/vars/0"], "copy"),
     ("attention_norm.beta", ["layer_norm_1/vars/1"], "copy"),
     (
-        "attention.qkv_kernel",
+        "attention.qkv_proj.kernel",
         [f"mha/{n}_dense/vars/0" for n in ("query", "key", "value")],
         "heads_in",
     ),
     (
-        "attention.qkv_bias",
+        "attention.qkv_proj.bias",
         [f"mha/{n}_dense/vars/1" for n in ("query", "key", "value")],
         "heads_in",
     ),
-    ("attention.out_kernel", ["mha/output_dense/vars/0"], "heads_flat"),
-    ("attention.out_bias", ["mha/output_dense/vars/1"], "copy"),
+    ("attention.out_proj.kernel", ["mha/output_dense/vars/0"], "heads_flat"),
+    ("attention.out_proj.bias", ["mha/output_dense/vars/1"], "copy"),
     ("mlp_norm.gamma", ["layer_norm_2/vars/0"], "copy"),
     ("mlp_norm.beta", ["layer_norm_2/vars/1"], "copy"),
-    ("mlp.in_kernel", ["mlp/dense_1/vars/0"], "copy"),
-    ("mlp.in_bias", ["mlp/dense_1/vars/1"], "copy"),
-    ("mlp.out_kernel", ["mlp/dense_2/vars/0"], "copy"),
-    ("mlp.out_bias", ["mlp/dense_2/vars/1"], "copy"),
+    ("mlp.in_proj.kernel", ["mlp/dense_1/vars/0"], "copy"),
+    ("mlp.in_proj.bias", ["mlp/dense_1/vars/1"], "copy"),
+    ("mlp.out_proj.kernel", ["mlp/dense_2/vars/0"], "copy"),
+    ("mlp.out_proj.bias", ["mlp/dense_2/vars/1"], "copy"),
 ]
 
 _POOL = "layers/video_prism_atten_token_pooling_layer/"
 _PATCH = "layers/video_prism_patching_and_embedding/"
 KERAS_HUB_TABLE = [
-    ("video_encoder.patch_kernel", [f"{_PATCH}patch_embedding/vars/0"], "copy"),
-    ("video_encoder.patch_bias", [f"{_PATCH}patch_embedding/vars/1"], "copy"),
+    ("video_encoder.patch_proj.kernel", [f"{_PATCH}patch_embedding/vars/0"], "copy"),
+    ("video_encoder.patch_proj.bias", [f"{_PATCH}patch_embedding/vars/1"], "copy"),
     ("video_encoder.spatial_positions.table", [f"{_PATCH}position_embedding/vars/0"], "positions"),
     (
         "video_encoder.temporal_positions.table",
@@ -140,15 +148,15 @@ KERAS_HUB_TABLE = [
         "positions",
     ),
     ("video_pooler.query", [f"{_POOL}vars/0"], "copy"),
-    ("video_pooler.q_kernel", [f"{_POOL}pooling_attention/query_dense/vars/0"], "heads_in"),
-    ("video_pooler.q_bias", [f"{_POOL}pooling_attention/query_dense/vars/1"], "heads_in"),
+    ("video_pooler.q_proj.kernel", [f"{_POOL}pooling_attention/query_dense/vars/0"], "heads_in"),
+    ("video_pooler.q_proj.bias", [f"{_POOL}pooling_attention/query_dense/vars/1"], "heads_in"),
     (
-        "video_pooler.kv_kernel",
+        "video_pooler.kv_proj.kernel",
         [f"{_POOL}pooling_attention/{n}_dense/vars/0" for n in ("key", "value")],
         "heads_in",
     ),
     (
-        "video_pooler.kv_bias",
+        "video_pooler.kv_proj.bias",
         [f"{_POOL}pooling_attention/{n}_dense/vars/1" for n in ("key", "value")],
         "heads_in",
     ),
@@ -157,12 +165,16 @@ KERAS_HUB_TABLE = [
         [f"{_POOL}pooling_attention/per_dim_scale_layer/vars/0"],
         "copy",
     ),
-    ("video_pooler.out_kernel", [f"{_POOL}pooling_attention/output_dense/vars/0"], "heads_flat"),
-    ("video_pooler.out_bias", [f"{_POOL}pooling_attention/output_dense/vars/1"], "copy"),
+    (
+        "video_pooler.out_proj.kernel",
+        [f"{_POOL}pooling_attention/output_dense/vars/0"],
+        "heads_flat",
+    ),
+    ("video_pooler.out_proj.bias", [f"{_POOL}pooling_attention/output_dense/vars/1"], "copy"),
     ("video_pooler.norm.gamma", [f"{_POOL}layer_norm/vars/0"], "copy"),
     ("video_pooler.norm.beta", [f"{_POOL}layer_norm/vars/1"], "copy"),
     (
-        "text_encoder.token_embedding",
+        "text_encoder.token_embedding.embeddings",
         ["layers/video_prism_embedding/token_embedding/vars/0"],
         "copy",
     ),
@@ -267,3 +279,49 @@ def unconvert(kind, value, owner, count):
     if kind == "heads_out":
         return [value.T.reshape(value.shape[1], heads, -1)]
     raise AssertionError(kind)
+
+
+# Presets saved before the projections became `Projection` layers kept every weight on
+# its owner: a Keras weights file stores a layer's own variables as `<layer>/vars/<i>` in
+# creation order. Owner (last path component, own variable count) → where each went.
+LEGACY_LAYOUT = {
+    ("attention", 4): ["qkv_proj/vars/0", "qkv_proj/vars/1", "out_proj/vars/0", "out_proj/vars/1"],
+    ("mlp", 4): ["in_proj/vars/0", "in_proj/vars/1", "out_proj/vars/0", "out_proj/vars/1"],
+    # query, q kernel, q bias, kv kernel, kv bias, per_dim_scale, out kernel, out bias
+    ("pooler", 8): [
+        "vars/0",
+        "q_proj/vars/0",
+        "q_proj/vars/1",
+        "kv_proj/vars/0",
+        "kv_proj/vars/1",
+        "vars/1",
+        "out_proj/vars/0",
+        "out_proj/vars/1",
+    ],
+    ("video_encoder", 2): ["patch_proj/vars/0", "patch_proj/vars/1"],
+    ("text_encoder", 2): ["token_embedding/vars/0", "vars/0"],  # token table, class token
+}
+
+
+def legacy_renames(names) -> dict:
+    """{old dataset path: new path} for a weights file in the layout before `Projection`
+    layers (see `LEGACY_LAYOUT`); {} for a file already in today's layout."""
+    owners: dict = {}
+    for name in names:
+        match = re.fullmatch(r"(.*)/vars/(\d+)", name)
+        if match:
+            owners.setdefault(match.group(1), []).append(name)
+    renames = {}
+    for owner, datasets in owners.items():
+        last = owner.rsplit("/", 1)[-1]
+        kind = next(
+            (k for k in ("attention", "mlp", "pooler", "video_encoder", "text_encoder")
+             if last == k or last.endswith(f"_{k}") or (k == "pooler" and last.endswith(k))),
+            None,
+        )  # fmt: skip
+        targets = LEGACY_LAYOUT.get((kind, len(datasets)))
+        if targets is None:
+            continue
+        for name in datasets:
+            renames[name] = f"{owner}/{targets[int(name.rsplit('/', 1)[1])]}"
+    return renames

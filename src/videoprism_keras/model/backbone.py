@@ -15,6 +15,7 @@ from keras import ops
 from .. import saving
 from ..constants import DEFAULT_SOFT_CAP
 from ..presets import PRESETS
+from . import quantization
 from .inputs import (
     check_pixel_values,
     check_token_ids,
@@ -46,6 +47,8 @@ class VideoPrismBackbone(keras.Model):
         hidden_dim, intermediate_dim, num_heads: transformer width, MLP width, heads.
         num_spatial_layers, num_temporal_layers: depth of the two video stacks.
         num_auxiliary_layers: depth of the global video stack before pooling (LvT).
+            A video-only model has no such stack and ignores it, as keras_hub does
+            (its test configs give video-only models 1).
         vocabulary_size, num_text_layers: the text tower; `num_text_layers > 0`
             makes the model multimodal (LvT).
         dropout_rate: dropout on residual branches and MLP activations (training only).
@@ -124,7 +127,9 @@ class VideoPrismBackbone(keras.Model):
         for key, value in self._config.items():
             setattr(self, key, value)
         self.frame_shape = frame_shape(image_shape, data_format)  # (H, W, C) in any layout
-        policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
+        # The policy object itself, so that a DTypePolicyMap reaches every layer (each
+        # looks its own path up in it).
+        policy = self.dtype_policy
         shared = dict(
             soft_cap=attention_logit_soft_cap,
             dropout_rate=dropout_rate,
@@ -212,6 +217,25 @@ class VideoPrismBackbone(keras.Model):
     @property
     def is_multimodal(self):
         return self.num_text_layers > 0
+
+    @property
+    def token_embedding(self):
+        """The text tower's token table (a `keras.layers.Embedding`), None without one.
+
+        keras_hub's `Backbone` convention; its own VideoPrism returns None even for LvT.
+        """
+        return None if self.text_encoder is None else self.text_encoder.token_embedding
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantizes the dense projections (attention, MLP, patch, poolers) and the token
+        embedding, the Keras way: `mode` "int8", "int4" or "float8" (or a
+        `keras.quantizers` config); `filters` as in `keras.Model.quantize`.
+
+        The model then computes with the quantized weights; `get_config` records the
+        quantized layers (a `DTypePolicyMap`), so `save`, `save_to_preset` and loading
+        keep them quantized. Error and speed per mode: benchmarks/README.md.
+        """
+        quantization.quantize(self, super().quantize, mode, config, filters, **kwargs)
 
     # ----------------------------------------------------------------- video
     def encode_video(self, pixel_values, frame_padding_mask=None, normalize=True, training=False):
@@ -301,15 +325,45 @@ class VideoPrismBackbone(keras.Model):
             )
         if not outputs:
             raise ValueError("inputs hold neither 'pixel_values' nor 'token_ids'")
-        return outputs
+        # Sorted keys: exporters flatten the dict in sorted (JAX, TensorFlow) or insertion
+        # (PyTorch) order, and then all agree on the order of the outputs.
+        return dict(sorted(outputs.items()))
+
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        num_frames=None,
+        resolution=None,
+        text_length=64,
+        batch_size=None,
+        **kwargs,
+    ):
+        """Keras' `export` ("tf_saved_model", "onnx" or "litert") with the inputs fixed
+        at `num_frames` × `resolution` (default: the model's own) and `text_length`
+        tokens; `batch_size` None leaves the batch free where the exporter allows it.
+        See `videoprism_keras.export` for inputs, outputs and what each backend exports.
+        """
+        from .. import export
+
+        return export.export(
+            self, filepath, format, num_frames, resolution, text_length, batch_size, verbose,
+            input_signature, **kwargs,
+        )  # fmt: skip
 
     def get_config(self):
         config = {**super().get_config(), **self._config}
         config["image_shape"] = list(config["image_shape"])
+        config["dtype"] = quantization.dtype_config(self)
         return config
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):  # a serialised policy or policy map
+            config["dtype"] = keras.dtype_policies.get(config["dtype"])
         return cls(**config)
 
     # ------------------------------------------------------------ checks
@@ -369,8 +423,8 @@ def _check_config(
         raise ValueError(
             f"num_text_layers={num_text_layers} needs a text vocabulary: set vocabulary_size > 0"
         )
-    if num_auxiliary_layers > 0 and num_text_layers == 0:
+    if num_auxiliary_layers < 0:
         raise ValueError(
-            "num_auxiliary_layers > 0 only exists in the multimodal (LvT) model; "
-            "set num_text_layers > 0 or num_auxiliary_layers=0"
+            f"num_auxiliary_layers must be 0 or more. Received: num_auxiliary_layers="
+            f"{num_auxiliary_layers}"
         )

@@ -20,8 +20,11 @@ def skip_initialization():
         _SKIP.reset(token)
 
 
-def new_weight(layer, name, shape, initializer="glorot_uniform"):
+def initializer(default):
+    """`default`, or "zeros" inside `skip_initialization` (for Keras layers' initializers)."""
+    return "zeros" if _SKIP.get() else default
+
+
+def new_weight(layer, name, shape, default="glorot_uniform"):
     """`layer.add_weight`, honouring `skip_initialization`."""
-    return layer.add_weight(
-        name=name, shape=shape, initializer="zeros" if _SKIP.get() else initializer
-    )
+    return layer.add_weight(name=name, shape=shape, initializer=initializer(default))

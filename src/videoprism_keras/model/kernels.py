@@ -5,10 +5,25 @@ projection, most of a forward pass's time (benchmarks/README.md, breakdown), spe
 per backend so that the bias and the activation need no pass of their own.
 """
 
+import contextlib
+import contextvars
 import functools
 
 import keras
 from keras import ops
+
+_PORTABLE = contextvars.ContextVar("videoprism_portable_kernels", default=False)
+
+
+@contextlib.contextmanager
+def portable():
+    """`linear` as plain Keras ops (a matmul and an add) inside this context: what an
+    exporter can translate (ONNX, LiteRT), where PyTorch's oneDNN-only op cannot go."""
+    token = _PORTABLE.set(True)
+    try:
+        yield
+    finally:
+        _PORTABLE.reset(token)
 
 
 def linear(x, kernel, bias, activation=None):
@@ -22,7 +37,7 @@ def linear(x, kernel, bias, activation=None):
     """
     lead, x = ops.shape(x)[:-1], ops.reshape(x, (-1, x.shape[-1]))
     kernel, bias = ops.convert_to_tensor(kernel), ops.convert_to_tensor(bias)
-    backend = keras.backend.backend()
+    backend = "portable" if _PORTABLE.get() else keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -41,13 +56,24 @@ def linear(x, kernel, bias, activation=None):
             y = torch.addmm(bias, x, kernel)
     else:
         y = ops.matmul(x, kernel) + bias
-    if activation == "gelu":  # exact (erf), as in the official vision encoders
-        y = ops.gelu(y, approximate=False)
-    elif activation == "relu":
-        y = ops.relu(y)
-    elif activation is not None:
-        raise ValueError(f"unknown activation {activation!r}")
-    return ops.reshape(y, (*lead, kernel.shape[-1]))
+    return ops.reshape(activate(y, activation), (*lead, kernel.shape[-1]))
+
+
+def activate(y, activation):
+    """The model's activations by name: None, "gelu" (exact erf, as in the official
+    vision encoders; Keras' "gelu" activation is the tanh approximation) or "relu"."""
+    if activation == "gelu" and _PORTABLE.get() and keras.backend.backend() == "tensorflow":
+        # The same exact GELU through `erf`: TensorFlow's own kernel is written with
+        # `erfc`, which ONNX has no operator for. (JAX's `erf` is what jax2tf cannot
+        # serialise, so JAX keeps its own GELU.)
+        return 0.5 * y * (1.0 + ops.erf(y * 0.7071067811865476))
+    if activation == "gelu":
+        return ops.gelu(y, approximate=False)
+    if activation == "relu":
+        return ops.relu(y)
+    if activation is not None:
+        raise ValueError(f"unknown activation. Received: activation={activation!r}")
+    return y
 
 
 def _onednn_linear(x, kernel):

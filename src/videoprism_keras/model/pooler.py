@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from .init import new_weight
-from .kernels import linear
+from .projection import Projection
 from .transformer import LayerNorm, attend, merge_heads, split_heads
 
 R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
@@ -27,18 +27,18 @@ class AttentionPooler(keras.layers.Layer):
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.epsilon = epsilon
-        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy.name, name="norm")
+        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
 
     def build(self, input_shape):
         dim, inner = input_shape[-1], self.num_heads * self.head_dim
+        policy = self.dtype_policy
         self.query = new_weight(self, "query", (1, dim))
-        self.q_kernel = new_weight(self, "q_kernel", (dim, inner))
-        self.q_bias = new_weight(self, "q_bias", (inner,), "zeros")
-        self.kv_kernel = new_weight(self, "kv_kernel", (dim, 2 * inner))
-        self.kv_bias = new_weight(self, "kv_bias", (2 * inner,), "zeros")
         self.per_dim_scale = new_weight(self, "per_dim_scale", (self.head_dim,), "zeros")
-        self.out_kernel = new_weight(self, "out_kernel", (inner, dim))
-        self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
+        self.q_proj = Projection(inner, dtype=policy, name="q_proj")
+        self.kv_proj = Projection(2 * inner, dtype=policy, name="kv_proj")
+        self.out_proj = Projection(dim, dtype=policy, name="out_proj")
+        for layer, width in ((self.q_proj, dim), (self.kv_proj, dim), (self.out_proj, inner)):
+            layer.build((None, width))
         self.norm.build((None, dim))
 
     def get_config(self):
@@ -49,12 +49,14 @@ class AttentionPooler(keras.layers.Layer):
     def call(self, tokens, token_mask=None):
         batch = ops.shape(tokens)[0]
         heads, head_dim = self.num_heads, self.head_dim
-        q = linear(self.query, self.q_kernel, self.q_bias)  # (1, heads·head_dim)
+        # A tensor, not the variable: on TensorFlow a variable inside Keras' quantized call
+        # (a custom gradient) is refused.
+        q = self.q_proj(ops.cast(self.query, self.compute_dtype))  # (1, heads·head_dim)
         scale = R_SOFTPLUS_0 / head_dim**0.5 * ops.softplus(self.per_dim_scale)
         q = ops.reshape(q, (1, heads, 1, head_dim)) * scale
         q = ops.broadcast_to(q, (batch, heads, 1, head_dim))
-        kv = split_heads(linear(tokens, self.kv_kernel, self.kv_bias), 2, heads)
+        kv = split_heads(self.kv_proj(tokens), 2, heads)
         mask = None if token_mask is None else ops.cast(token_mask, "bool")[:, None, None, :]
         pooled = merge_heads(attend(q, kv[0], kv[1], mask))  # (B, 1, heads · head_dim)
-        pooled = self.norm(linear(pooled, self.out_kernel, self.out_bias))
+        pooled = self.norm(self.out_proj(pooled))
         return pooled[:, 0]

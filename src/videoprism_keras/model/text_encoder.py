@@ -10,7 +10,8 @@ import keras
 from keras import ops
 
 from .embeddings import sinusoidal_positions
-from .init import new_weight
+from .init import initializer, new_weight
+from .projection import TokenEmbedding
 from .transformer import LayerNorm, TransformerStack
 
 
@@ -51,17 +52,25 @@ class TextEncoder(keras.layers.Layer):
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
-            dtype=self.dtype_policy.name,
+            dtype=self.dtype_policy,
             name="transformer",
         )
-        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy.name, name="norm")
+        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
+        normal = keras.initializers.RandomNormal(stddev=hidden_dim**-0.5)
+        # A Keras Embedding (not a bare weight): it quantizes (int8/int4) the Keras way,
+        # and is what keras_hub's `Backbone.token_embedding` convention hands out.
+        self.token_embedding = TokenEmbedding(
+            vocabulary_size,
+            hidden_dim,
+            embeddings_initializer=initializer(normal),
+            dtype=self.dtype_policy,
+            name="token_embedding",
+        )
 
     def build(self, input_shape=None):
         dim = self.hidden_dim
         normal = keras.initializers.RandomNormal(stddev=dim**-0.5)
-        self.token_embedding = new_weight(
-            self, "token_embedding", (self.vocabulary_size, dim), normal
-        )
+        self.token_embedding.build((None, None))
         self.class_token = new_weight(self, "class_token", (dim,), normal)
         self.transformer.build((None, None, dim))
         self.norm.build((None, dim))
@@ -73,7 +82,7 @@ class TextEncoder(keras.layers.Layer):
         # token_ids, padding_mask: (B, L), mask 1 = real token -> (B, D)
         batch, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         scale = ops.cast(self.hidden_dim**0.5, self.compute_dtype)
-        x = ops.take(self.token_embedding, ops.cast(token_ids, "int32"), axis=0) * scale
+        x = self.token_embedding(ops.cast(token_ids, "int32")) * scale
         x = x + ops.cast(sinusoidal_positions(length, self.hidden_dim), self.compute_dtype)
         cls = ops.broadcast_to(self.class_token * scale, (batch, 1, self.hidden_dim))
         x = ops.concatenate([x, ops.cast(cls, x.dtype)], axis=1)  # (B, L+1, D)

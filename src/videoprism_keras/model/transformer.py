@@ -6,7 +6,10 @@ only in the activation (exact GELU for vision, ReLU for text) and the mask
 (padding, causal). Numerics follow the official Flax code: attention logits are
 soft-capped with `cap * tanh(logits / cap)`, softmax and LayerNorm statistics are
 computed in float32 whatever the compute dtype. Only Keras ops here; the dense
-projections are `kernels.linear`, the one backend-specific piece.
+projections are `Projection` layers (see projection.py for why).
+
+Dtype policies are handed down as the policy objects themselves, so that a
+`DTypePolicyMap` reaches every layer, which then looks its own path up in it.
 """
 
 import keras
@@ -14,7 +17,7 @@ import numpy as np
 from keras import ops
 
 from .init import new_weight
-from .kernels import linear
+from .projection import Projection
 
 # The official code writes masked logits as -0.7 * float32.max (not -inf), so a
 # row whose keys are all masked gets a uniform softmax instead of NaN.
@@ -47,6 +50,12 @@ class LayerNorm(keras.layers.Layer):
         y = (x32 - mean) * ops.rsqrt(var + self.epsilon)
         y = y * ops.cast(self.gamma, "float32") + ops.cast(self.beta, "float32")
         return ops.cast(y, self.compute_dtype)
+
+
+def _dropout(rate, policy):
+    """A Dropout that keeps its input's dtype (no autocast): it never gets a path of its own,
+    so under a `DTypePolicyMap` it would cast to the map's default dtype."""
+    return keras.layers.Dropout(rate, dtype=policy, autocast=False)
 
 
 def split_heads(x, parts, num_heads):
@@ -93,16 +102,16 @@ class SelfAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.soft_cap = soft_cap
         self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy.name)
+        self.dropout = _dropout(dropout_rate, self.dtype_policy)
 
     def build(self, input_shape):
         dim = input_shape[-1]
         if dim % self.num_heads:
             raise ValueError(f"hidden_dim={dim} is not divisible by num_heads={self.num_heads}")
-        self.qkv_kernel = new_weight(self, "qkv_kernel", (dim, 3 * dim))
-        self.qkv_bias = new_weight(self, "qkv_bias", (3 * dim,), "zeros")
-        self.out_kernel = new_weight(self, "out_kernel", (dim, dim))
-        self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
+        self.qkv_proj = Projection(3 * dim, dtype=self.dtype_policy, name="qkv_proj")
+        self.out_proj = Projection(dim, dtype=self.dtype_policy, name="out_proj")
+        self.qkv_proj.build((None, dim))
+        self.out_proj.build((None, dim))
 
     def get_config(self):
         return {
@@ -114,11 +123,11 @@ class SelfAttention(keras.layers.Layer):
 
     def call(self, x, attention_mask=None, training=None):
         # x: (B, S, D) -> (B, S, D)
-        qkv = split_heads(linear(x, self.qkv_kernel, self.qkv_bias), 3, self.num_heads)
+        qkv = split_heads(self.qkv_proj(x), 3, self.num_heads)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, heads, S, head_dim)
         q = q * ops.cast((x.shape[-1] // self.num_heads) ** -0.5, q.dtype)
         out = attend(q, k, v, attention_mask, self.soft_cap, self.dropout, training)
-        return linear(merge_heads(out), self.out_kernel, self.out_bias)
+        return self.out_proj(merge_heads(out))
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -130,14 +139,16 @@ class MLP(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.activation = activation
         self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy.name)
+        self.dropout = _dropout(dropout_rate, self.dtype_policy)
 
     def build(self, input_shape):
-        dim = input_shape[-1]
-        self.in_kernel = new_weight(self, "in_kernel", (dim, self.intermediate_dim))
-        self.in_bias = new_weight(self, "in_bias", (self.intermediate_dim,), "zeros")
-        self.out_kernel = new_weight(self, "out_kernel", (self.intermediate_dim, dim))
-        self.out_bias = new_weight(self, "out_bias", (dim,), "zeros")
+        dim, policy = input_shape[-1], self.dtype_policy
+        self.in_proj = Projection(
+            self.intermediate_dim, self.activation, dtype=policy, name="in_proj"
+        )
+        self.out_proj = Projection(dim, dtype=policy, name="out_proj")
+        self.in_proj.build((None, dim))
+        self.out_proj.build((None, self.intermediate_dim))
 
     def get_config(self):
         return {
@@ -149,9 +160,8 @@ class MLP(keras.layers.Layer):
 
     def call(self, x, training=None):
         # Exact (erf) GELU in the vision encoders, ReLU in the text encoder.
-        h = linear(x, self.in_kernel, self.in_bias, self.activation)
-        h = self.dropout(h, training=training)
-        return linear(h, self.out_kernel, self.out_bias)
+        h = self.dropout(self.in_proj(x), training=training)
+        return self.out_proj(h)
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -179,14 +189,14 @@ class TransformerBlock(keras.layers.Layer):
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
         )
-        policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
+        policy = self.dtype_policy
         self.attention_norm = LayerNorm(epsilon, dtype=policy, name="attention_norm")
         self.attention = SelfAttention(
             num_heads, soft_cap, attention_dropout_rate, dtype=policy, name="attention"
         )
         self.mlp_norm = LayerNorm(epsilon, dtype=policy, name="mlp_norm")
         self.mlp = MLP(intermediate_dim, activation, dropout_rate, dtype=policy, name="mlp")
-        self.residual_dropout = keras.layers.Dropout(dropout_rate, dtype=policy)
+        self.residual_dropout = _dropout(dropout_rate, policy)
 
     def build(self, input_shape):
         for layer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp):
@@ -196,10 +206,12 @@ class TransformerBlock(keras.layers.Layer):
         return {**super().get_config(), **self.options}
 
     def call(self, x, attention_mask=None, training=None):
+        # Branches come back in the stream's dtype: under a policy map they may compute in
+        # another one (TensorFlow adds only equal dtypes).
         h = self.attention(self.attention_norm(x), attention_mask=attention_mask, training=training)
-        x = x + self.residual_dropout(h, training=training)
+        x = x + ops.cast(self.residual_dropout(h, training=training), x.dtype)
         h = self.mlp(self.mlp_norm(x), training=training)
-        return x + self.residual_dropout(h, training=training)
+        return x + ops.cast(self.residual_dropout(h, training=training), x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
@@ -211,7 +223,7 @@ class TransformerStack(keras.layers.Layer):
         self.num_layers = num_layers
         self.block_options = block_kwargs
         self.blocks = [
-            TransformerBlock(**block_kwargs, dtype=self.dtype_policy.name, name=f"layer_{i}")
+            TransformerBlock(**block_kwargs, dtype=self.dtype_policy, name=f"layer_{i}")
             for i in range(num_layers)
         ]
 

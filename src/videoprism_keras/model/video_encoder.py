@@ -14,8 +14,7 @@ import keras
 from keras import ops
 
 from .embeddings import PositionTable, to_patches
-from .init import new_weight
-from .kernels import linear
+from .projection import Projection
 from .transformer import LayerNorm, TransformerStack
 
 
@@ -55,7 +54,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             epsilon=epsilon,
         )
         self.patch_size = patch_size
-        policy = self.dtype_policy.name  # a string: sub-layers keep a serialisable config
+        policy = self.dtype_policy
         block = dict(
             num_heads=num_heads,
             intermediate_dim=intermediate_dim,
@@ -66,6 +65,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             epsilon=epsilon,
             dtype=policy,
         )
+        self.patch_proj = Projection(hidden_dim, dtype=policy, name="patch_proj")
         self.spatial_positions = PositionTable(
             patch_grid, hidden_dim, dtype=policy, name="spatial_positions"
         )
@@ -83,8 +83,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         """Every weight; the input shape does not matter (any T, H, W work)."""
         c = self._config
         patch_dim = c["patch_size"] ** 2 * c["channels"]
-        self.patch_kernel = new_weight(self, "patch_kernel", (patch_dim, c["hidden_dim"]))
-        self.patch_bias = new_weight(self, "patch_bias", (c["hidden_dim"],), "zeros")
+        self.patch_proj.build((None, patch_dim))
         for layer in (self.spatial_positions, self.temporal_positions):
             layer.build()
         for layer in (self.spatial_encoder, self.temporal_encoder):
@@ -102,11 +101,11 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         batch = ops.shape(pixels)[0]
         _, frames, height, width, channels = pixels.shape
         grid = (height // self.patch_size, width // self.patch_size)
-        num_patches, dim = grid[0] * grid[1], self.patch_kernel.shape[-1]
+        num_patches, dim = grid[0] * grid[1], self.patch_proj.units
 
         # Pixels → patch tokens: (B·T, N, p·p·C) → (B·T, N, D).
         x = to_patches(ops.reshape(pixels, (-1, height, width, channels)), self.patch_size)
-        x = linear(x, self.patch_kernel, self.patch_bias)
+        x = self.patch_proj(x)
         x = x + self.spatial_positions.resized(grid)
 
         # Spatial encoder, every frame on its own. A padded frame cannot reach a real

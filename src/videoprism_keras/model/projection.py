@@ -1,0 +1,97 @@
+"""`Projection` (every dense projection of the model) and `TokenEmbedding`: Keras layers.
+
+Design. The attention (fused query/key/value, output), MLP, patch and pooler
+projections are each a `Projection` layer that owns its `kernel` and `bias` as a
+`Dense` does (same variable names, same saved layout: `<layer>/vars/0` kernel,
+`vars/1` bias). That gives the Keras machinery for free, the Keras way:
+
+- `model.quantize("int8" | "int4" | "float8")` finds these leaf layers and calls
+  `Dense.quantize`, which swaps the kernel for its quantized variables and gives
+  the layer a quantized dtype policy; `Dense.quantized_call` runs it afterwards,
+  and `Dense.save_own_variables`/`load_own_variables` save and load it.
+- A quantized model's config carries a `DTypePolicyMap` (layer path → quantized
+  policy, as keras_hub writes it); a model built from it builds the quantized
+  variables directly, so quantized presets and `.keras` files load.
+- `Dense.enable_lora(rank)` works unchanged (its `kernel` property merges LoRA, which
+  `call` then uses; saving merges it into the kernel, as Dense does).
+- The text tower's token table is a `keras.layers.Embedding` likewise (int8/int4).
+
+Only the float path is ours: `call` runs `kernels.linear`, the backend-specific
+fused GEMM + bias (+ activation) that is the speed-critical part of a forward
+pass, exactly as before. The activation is kept out of `Dense.activation`
+because Keras' "gelu" is the tanh approximation and the vision encoders use the
+exact (erf) one; the quantized path applies it after `Dense.quantized_call`.
+
+Weight paths (`weight_tables`): `<stack>.blocks.<i>.attention.qkv_proj.kernel`,
+`...attention.out_proj`, `...mlp.in_proj`/`out_proj`, `video_encoder.patch_proj`,
+`<pooler>.q_proj`/`kv_proj`/`out_proj`, `text_encoder.token_embedding.embeddings`.
+Weights files from before (projection weights on their owner layer) load through
+`weight_tables.legacy_renames`.
+"""
+
+import keras
+
+from .init import initializer
+from .kernels import activate, linear
+
+
+class _PolicyMapSafeQuantize:
+    """`quantize` for a Keras layer that may hold a `DTypePolicyMap`.
+
+    Keras' `Dense.quantize` and `Embedding.quantize` name the new policy after
+    `layer.dtype_policy.name`, which for a layer given a map is the map's own name
+    ("map_float32"), not a dtype, and fail. Here they see the layer's own policy
+    (the map's entry for its path), and the quantized policy goes back into the map
+    under the layer's path, as the `dtype_policy` setter does for maps.
+    """
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Keras refuses subclasses unless told that this one is fine (it is: only
+        # `call` differs, and the quantized call is Keras' own).
+        policy_map = self._dtype_policy
+        if not isinstance(policy_map, keras.dtype_policies.DTypePolicyMap):
+            return super().quantize(mode, type_check=False, config=config)
+        self._dtype_policy = policy_map[self.path]
+        try:
+            super().quantize(mode, type_check=False, config=config)
+        finally:
+            quantized, self._dtype_policy = self._dtype_policy, policy_map
+            if self.path in policy_map:
+                del policy_map[self.path]
+            policy_map[self.path] = quantized
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class TokenEmbedding(_PolicyMapSafeQuantize, keras.layers.Embedding):
+    """`keras.layers.Embedding` whose `quantize` also works under a `DTypePolicyMap`."""
+
+    # Keras' Embedding has no float8 path.
+    quantization_modes = ("int8", "int4")
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class Projection(_PolicyMapSafeQuantize, keras.layers.Dense):
+    """`activation(x @ kernel + bias)`; `activation` is None, "gelu" (exact) or "relu"."""
+
+    quantization_modes = ("int8", "int4", "float8")
+
+    def __init__(self, units, activation=None, kernel_initializer="glorot_uniform", **kwargs):
+        if activation not in (None, "gelu", "relu"):
+            raise ValueError(
+                f"Projection activation must be None, 'gelu' or 'relu'. Received: {activation!r}"
+            )
+        kwargs.pop("use_bias", None)  # every projection of the model has a bias
+        super().__init__(
+            units, activation=None, kernel_initializer=initializer(kernel_initializer), **kwargs
+        )
+        self.fused_activation = activation
+
+    def call(self, inputs, training=None):
+        # `kernel` is the variable itself, or the kernel with LoRA merged in when enabled.
+        return linear(inputs, self.kernel, self.bias, self.fused_activation)
+
+    def quantized_call(self, inputs, training=None):
+        return activate(super().quantized_call(inputs, training=training), self.fused_activation)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.fused_activation}
