@@ -309,6 +309,9 @@ def test_architecture_only_from_hubs_fetches_only_the_config(tmp_path, monkeypat
     )
     monkeypatch.setattr(hub, "hf_download", download)
     monkeypatch.setattr(kagglehub, "model_download", kaggle_download)
+    # The hub is "online" here (its calls are the fakes above): no offline short cut.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(hub, "reachable", lambda url: True)
     for handle in ("hf://someone/videoprism-preset", "kaggle://keras/videoprism/keras/x/1"):
         fresh = vp.VideoPrismBackbone.from_preset(handle, load_weights=False)
         config = {k: v for k, v in fresh.get_config().items() if k != "name"}
@@ -333,6 +336,7 @@ def test_tokenizer_download_leaves_nothing_partial(caches, monkeypatch, media_di
     monkeypatch.setattr(hub, "TOKENIZER_URL", "https://example.invalid/spm.model")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Interrupted())
+    monkeypatch.setattr(hub, "reachable", lambda url: True)  # the fake above is the network
     with pytest.raises(KeyboardInterrupt):
         hub.fetch_tokenizer()
     tokenizers = caches[0] / "tokenizers"
