@@ -44,7 +44,7 @@ ANN_PARTITIONS_PER_SQRT_ROW = 1  # IVF lists: about √N
 ANN_SUB_VECTOR_DIMS = 16  # PQ: dimensions per code byte (48 bytes a 768-d vector)
 ANN_ITERATIONS = 20  # k-means iterations: more buy no recall, only build time
 ANN_SAMPLE_RATE = 64  # k-means sample: rows per list
-ANN_NPROBES = 64  # lists searched per query
+ANN_NPROBES = 1000  # lists searched per query (all of them at 1M rows)
 ANN_REFINE_FACTOR = 30  # candidates re-ranked exactly: top_k × this
 # Compaction and index updates leave the replaced files for readers of older versions;
 # they are deleted this long after (Lance's default, 7 days, would double the disk used).
