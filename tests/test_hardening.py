@@ -195,6 +195,7 @@ def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_p
     head = tmp_path / "head.keras"
     out = cli("train", labelled, "-o", head, "--epochs", "2", *tiny_args)
     assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stderr == ""  # saving loads TensorFlow, even on JAX: its log lines are held back
     clip = labelled / "cats" / "0.mp4"
     out = cli("classify", clip, "--head", head, "--frames", "4", "--size", "16", "--json",
               "--no-progress")  # fmt: skip
@@ -230,6 +231,8 @@ def test_search_refuses_an_empty_text_and_a_folder_query(tmp_path):
     assert out.returncode == 2 and "--text is empty" in out.stderr
     out = cli("search", tmp_path / "index", "--video", tmp_path)
     assert out.returncode == 2 and "is a folder" in out.stderr
+    out = cli("search", tmp_path / "index", "--text", "a cat", "--plot", tmp_path / "hits.pdf")
+    assert out.returncode == 2 and "--plot" in out.stderr and ".png" in out.stderr
 
 
 def test_links_that_loop_or_dangle_are_named_as_such(tmp_path):

@@ -444,6 +444,8 @@ def cmd_embed(args):
 def cmd_classify(args):
     from .apps import ZeroShotClassifier
 
+    if args.plot:
+        _check_output(args.plot, (".png",), "--plot")
     if args.head:
         return _classify_with_head(args)
     if bool(args.labels) == bool(args.labels_file):
@@ -544,6 +546,8 @@ def cmd_search(args):
         raise UsageError("--text is empty: give the words to search for")
     if args.video is not None and Path(args.video).is_dir():
         raise UsageError(f"--video {args.video} is a folder: give one video file as the query")
+    if args.plot:
+        _check_output(args.plot, (".png",), "--plot")
     index = VideoIndex.load(args.index, storage_options=_storage_options(args))
     _index_model(args, index.meta)
     if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
