@@ -465,18 +465,24 @@ def cmd_classify(args):
     embeddings = _embed(args, model, files)
     _report_failures(args, embeddings.failures, embedded=len(embeddings))
     results = classifier.classify(embeddings.vectors, top_k=args.top_k)
-    out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
-           for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
-    if not args.json:
-        for item in out:
-            print(item["video"])
-            for hit in item["top"]:
-                print(f"  {hit['probability']:7.2%}  {hit['label']}")
+    out = _top_labels(args, embeddings.paths, results)
     if args.plot:
         from .plots import plot_classification
 
         probabilities = classifier.probabilities(embeddings.vectors)
         plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k)
+    return out
+
+
+def _top_labels(args, paths, results) -> list:
+    """Each video's top (label, probability) pairs: printed, and as the JSON result."""
+    out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
+           for p, r in zip(paths, results, strict=True)]  # fmt: skip
+    if not args.json:
+        for item in out:
+            print(item["video"])
+            for hit in item["top"]:
+                print(f"  {hit['probability']:7.2%}  {hit['label']}")
     return out
 
 
@@ -501,13 +507,7 @@ def _classify_with_head(args):
     embeddings = _embed(args, model.backbone, files, kind="features")
     _report_failures(args, embeddings.failures, embedded=len(embeddings))
     results = model.predict_labels({"features": embeddings.vectors}, top_k=args.top_k, verbose=0)
-    out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
-           for p, r in zip(embeddings.paths, results, strict=True)]  # fmt: skip
-    if not args.json:
-        for item in out:
-            print(item["video"])
-            for hit in item["top"]:
-                print(f"  {hit['probability']:7.2%}  {hit['label']}")
+    out = _top_labels(args, embeddings.paths, results)
     return out
 
 
