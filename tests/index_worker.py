@@ -1,8 +1,9 @@
 """Run by the index tests as a separate process: indexes video sources into an index with
-a tiny random model, sleeping `--delay` seconds per batch so that a test can kill it or
-run another one beside it. Prints {"embedded": clips the model ran on, "skipped": ...}.
+a tiny random model, sleeping `--delay` seconds per batch so that another one can run
+beside it, or, with `--stop-after N`, waiting before the model's (N+1)th clip (N clips
+committed) for the test to kill it. Prints {"embedded": clips the model ran on, ...}.
 
-    python tests/index_worker.py INDEX SOURCE... [--delay 0.2]
+    python tests/index_worker.py INDEX SOURCE... [--delay 0.2] [--stop-after 3]
 """
 
 import argparse
@@ -22,11 +23,13 @@ from videoprism_keras.runtime import Encoder
 
 
 class SlowEncoder(Encoder):
-    def __init__(self, model, delay):
+    def __init__(self, model, delay, stop_after):
         super().__init__(model)
-        self.delay, self.clips = delay, 0
+        self.delay, self.stop_after, self.clips = delay, stop_after, 0
 
     def video(self, pixels, frame_padding_mask=None):
+        if self.stop_after is not None and self.clips >= self.stop_after:
+            time.sleep(3600)  # mid-run, every earlier batch committed: the test kills us here
         time.sleep(self.delay)
         self.clips += len(pixels)
         return super().video(pixels, frame_padding_mask)
@@ -37,10 +40,11 @@ def main():
     parser.add_argument("index")
     parser.add_argument("sources", nargs="+")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--stop-after", type=int)
     args = parser.parse_args()
     keras.utils.set_random_seed(0)  # every process: the same model
     model = vp.VideoPrismBackbone(**TINY)
-    encoder = SlowEncoder(model, args.delay)
+    encoder = SlowEncoder(model, args.delay, args.stop_after)
     added = VideoIndex(args.index).add_videos(
         model, args.sources, clip_seconds=1.0, batch_size=1, progress=False, encoder=encoder
     )

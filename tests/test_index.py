@@ -249,9 +249,10 @@ def test_bad_input_is_one_clear_error_and_the_index_stays(model, library, tmp_pa
 
 
 # ------------------------------------------------------- processes: kill, concurrency
-def _worker(index, *sources, delay=0.0):
+def _worker(index, *sources, delay=0.0, stop_after=None):
+    stop = [] if stop_after is None else ["--stop-after", str(stop_after)]
     return subprocess.Popen([sys.executable, str(WORKER), str(index), *map(str, sources),
-                             "--delay", str(delay)], stdout=subprocess.PIPE,
+                             "--delay", str(delay), *stop], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -268,12 +269,14 @@ def _wait_for_rows(index_path, rows, process, timeout=120):
 def test_killed_runs_resume_exactly_once(library, tmp_path):
     index_path = tmp_path / "ix"
     for sig, rows in ((signal.SIGKILL, 3), (signal.SIGINT, 7)):
-        process = _worker(index_path, library, delay=0.3)
+        # Each run waits, mid-run, before the model's next clip (its own clips counted).
+        held = len(VideoIndex.load(index_path)) if store.has_committed_table(index_path) else 0
+        process = _worker(index_path, library, stop_after=rows - held)
         _wait_for_rows(index_path, rows, process)
         process.send_signal(sig)
         process.wait(timeout=60)
         held = len(VideoIndex.load(index_path))
-        assert rows <= held < 12  # stopped mid-run, every committed batch kept
+        assert held == rows  # stopped mid-run, every committed batch kept
     done = _worker(index_path, library)
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0, err[-2000:]

@@ -11,7 +11,7 @@ inserts against the version it started from: two processes that embed the same c
 the same moment both insert it (measured: 2,250 distinct ids, 2,550-2,940 rows, in 2 of
 3 trials of two writers inserting the same ids; 0 duplicates in 4 trials with the lock
 and a `checkout_latest` under it). Object stores have no such lock: two writers there
-may store a clip they both embedded at once twice (search results drop the copy).
+may store a clip they both embedded at once twice (the vector-index search drops the copy).
 """
 
 import contextlib
