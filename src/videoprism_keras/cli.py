@@ -408,7 +408,7 @@ def cmd_embed(args):
     from .apps.embed_writer import SUFFIXES, EmbeddingWriter
     from .apps.embedding import embed_batches
 
-    _check_output(args.output, tuple(SUFFIXES), "-o")  # before hours of work, not after
+    _check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
     files = _video_files(args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
     frames, size = _sampling(args, model)

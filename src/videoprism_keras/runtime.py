@@ -114,8 +114,9 @@ class Encoder:
         return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
 
     def text(self, token_ids, padding_mask) -> np.ndarray:
-        check_token_ids(token_ids, self.model.vocabulary_size)
-        ids, mask = np.asarray(token_ids, "int32"), np.asarray(padding_mask, "int32")
+        ids, mask = np.asarray(token_ids), np.asarray(padding_mask, "int32")
+        check_token_ids(ids, self.model.vocabulary_size)  # before the int32 cast hides a float
+        ids = ids.astype("int32", copy=False)
         return self._text(*trim_padding(ids, mask))
 
 
