@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[jax,torch,tensorflow,apps,test,bench]" "torch==2.13.0"
 	touch $(STAMP)
 
+# Debian's Chromium for the page tests (Playwright drives this executable; it downloads none).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -27,7 +34,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks
 
 # Everything once under JAX; the tests that run Keras ops again under PyTorch and TensorFlow.
-test: lint
+test: lint $(CHROMIUM)
 	KERAS_BACKEND=jax $(PYTEST) tests
 	KERAS_BACKEND=torch $(PYTEST) -m backend tests
 	KERAS_BACKEND=tensorflow $(PYTEST) -m backend tests
