@@ -1,15 +1,21 @@
 """The compiled inference path the apps use: same numbers as the model, faster text."""
 
 import math
+import os
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from helpers import random_video, to_numpy
 
 import videoprism_keras as vp
-from videoprism_keras.runtime import Encoder, trim_padding
+from videoprism_keras.runtime import Encoder, persistent_compilation_cache, trim_padding
+
+BACKEND = keras.backend.backend()
 
 pytestmark = pytest.mark.backend
 
@@ -107,3 +113,40 @@ def test_freed_memory_is_kept_on_linux_unless_turned_off(monkeypatch):
     monkeypatch.setenv(OPT_OUT, "0")
     assert keep_freed_memory() is False
     keep_freed_memory.cache_clear()
+
+
+# A second process finds the first one's compiled program on disk (JAX only).
+_COMPILE_TWICE = """
+import jax, numpy as np
+from jax import monitoring
+hits = []
+monitoring.register_event_listener(lambda name, **kw: hits.append(name))
+import keras
+from helpers import TINY, random_video
+import videoprism_keras as vp
+from videoprism_keras.runtime import Encoder, persistent_compilation_cache
+keras.utils.set_random_seed(0)
+folder = persistent_compilation_cache()
+if folder:  # the tiny model compiles faster than the threshold worth a disk read
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+Encoder(vp.VideoPrismBackbone(**TINY)).video(random_video(batch=1))
+print(folder, sum("cache_hits" in name for name in hits))
+"""
+
+
+def test_a_second_process_reuses_the_compiled_program(tmp_path):
+    if BACKEND != "jax":
+        pytest.skip("only JAX keeps compiled programs on disk")
+    env = {**os.environ, "VIDEOPRISM_CACHE": str(tmp_path), "KERAS_BACKEND": "jax",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}  # fmt: skip
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", _COMPILE_TWICE], env=env, text=True, capture_output=True, check=True
+    ).stdout.split()
+    runs = [run(), run()]
+    assert runs[0] == [str(tmp_path / "xla"), "0"]
+    assert runs[1][0] == str(tmp_path / "xla") and int(runs[1][1]) >= 1
+
+
+def test_the_compilation_cache_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("VIDEOPRISM_COMPILATION_CACHE", "0")
+    assert persistent_compilation_cache.__wrapped__() is None  # the uncached function

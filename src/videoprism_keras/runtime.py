@@ -58,6 +58,35 @@ def compile_inference(model, fn):
 
 
 OPT_OUT = "VIDEOPRISM_KEEP_FREED_MEMORY"
+CACHE_OPT_OUT = "VIDEOPRISM_COMPILATION_CACHE"
+# Programs that compile faster than this are not worth a disk read (JAX's default is 1 s,
+# which would skip the text tower's programs, compiled anew by every CLI command).
+MIN_CACHED_COMPILE_S = 0.2
+
+
+@functools.cache
+def persistent_compilation_cache() -> str | None:
+    """Keeps XLA's compiled programs on disk, so that a second process skips compilation.
+
+    JAX compiles each (function, input shape) once per process: seconds for the base
+    model, paid again by every `videoprism` command before its first clip. With JAX's
+    persistent cache, set once per process by the first `Encoder` under
+    `VIDEOPRISM_CACHE` (`~/.cache/videoprism_keras/xla`), later processes load the
+    program instead (figures: benchmarks/README.md, "Cold start"). A cache directory the
+    user set for JAX is kept. `VIDEOPRISM_COMPILATION_CACHE=0` turns it off. TensorFlow
+    (`tf.function` traces) and PyTorch (eager) have no compiled program to keep. Returns
+    the directory in use, or None.
+    """
+    if os.environ.get(CACHE_OPT_OUT) == "0" or keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    from .hub import cache_root
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(cache_root() / "xla"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_CACHED_COMPILE_S)
+    return jax.config.jax_compilation_cache_dir
 
 
 @functools.cache
@@ -95,11 +124,13 @@ class Encoder:
     """Compiled `encode_video` / `encode_text` of one backbone, cached per output set.
 
     Making one applies `keep_freed_memory()` to the process (unless turned off with
-    `VIDEOPRISM_KEEP_FREED_MEMORY=0`): inference then reuses its large buffers.
+    `VIDEOPRISM_KEEP_FREED_MEMORY=0`): inference then reuses its large buffers; and,
+    on JAX, `persistent_compilation_cache()`: a later process skips compilation.
     """
 
     def __init__(self, model):
         keep_freed_memory()
+        persistent_compilation_cache()
         self.model = model
         self._video = compile_inference(model, lambda x: model.encode_video(x))
         self._video_masked = compile_inference(
