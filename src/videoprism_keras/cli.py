@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from .constants import DEFAULT_SOFT_CAP, MODEL_DTYPES, PROMPT_TEMPLATE, TEMPERATURE
@@ -173,6 +174,7 @@ def main(argv=None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as done:  # usage error (one line, already printed) or --help
         return done.code or 0
+    warnings.showwarning = _show_warning
     try:
         _use_backend(args.backend)
         result = COMMANDS[args.command](args)
@@ -187,6 +189,17 @@ def main(argv=None) -> int:
     if getattr(args, "json", False):
         print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+_python_show_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Our warnings ("videoprism: …") as the one line they are, without a source line."""
+    if str(message).startswith("videoprism:"):
+        print(message, file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
 
 
 def _use_backend(backend):

@@ -15,7 +15,7 @@ from keras import ops
 from .. import saving
 from ..constants import DEFAULT_SOFT_CAP
 from ..presets import PRESETS
-from . import quantization
+from . import bfloat16, quantization
 from .inputs import (
     check_pixel_values,
     check_token_ids,
@@ -100,6 +100,7 @@ class VideoPrismBackbone(keras.Model):
         **kwargs,
     ):
         super().__init__(dtype=dtype, **kwargs)
+        bfloat16.warn_if_slow(self.dtype_policy.compute_dtype)
         data_format = standardize_data_format(data_format)
         image_shape = tuple(int(s) for s in image_shape)
         _check_config(
