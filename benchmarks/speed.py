@@ -31,7 +31,10 @@ MEDIA = (
 )
 BASE = dict(hidden=768, mlp=3072, heads=12, spatial=12, temporal=4, patch=18)
 OURS = ["ours[jax]", "ours[torch]", "ours[tensorflow]"]
-PEERS = ["keras_hub[jax]", "transformers[torch]"]
+# transformers' model also under torch.compile: what a PyTorch user picks for speed
+# (max-autotune only with --autotune: its GEMM search takes long on a CPU).
+PEERS = ["keras_hub[jax]", "transformers[torch]", "transformers+compile[torch]"]
+AUTOTUNE_PEER = "transformers+autotune[torch]"
 # Each ablation undoes one choice of ours (or, marked *, drops exactness) and is timed
 # against the default on one backend.
 VARIANTS = {
@@ -56,6 +59,25 @@ def forward_flops(frames, size, batch=1, c=BASE):
     temporal = frames * n * c["temporal"] * (per_token_layer + 4 * frames * d)
     patches = frames * n * 2 * c["patch"] ** 2 * 3 * d
     return batch * (spatial + temporal + patches)
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as info:
+        return next((line.split(":", 1)[1].strip() for line in info
+                     if line.startswith("model name")), "unknown CPU")  # fmt: skip
+
+
+def fma_peak_gflops():
+    """benchmarks/fma_peak.c compiled for this CPU and run: its float32 FMA peak, all cores."""
+    source = Path(__file__).with_name("fma_peak.c")
+    binary = Path(os.environ.get("TMPDIR", "/tmp")) / "videoprism_fma_peak"
+    try:
+        subprocess.run(["gcc", "-O3", "-march=native", "-fopenmp", str(source), "-o", str(binary)],
+                       check=True, capture_output=True)  # fmt: skip
+        out = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return float(out.strip().splitlines()[-1].split(":")[1].split()[0])  # "…, all cores: N GFLOP/s"
 
 
 def gemm_gflops(n=2048, repeats=5):
@@ -98,17 +120,21 @@ def build(name, frames, size, variant="default"):
             attention_logit_soft_cap=50.0, image_shape=(size, size, 3),
         )  # fmt: skip
         return lambda x: model.predict(x, verbose=0)
-    if impl == "transformers":
+    if impl.startswith("transformers"):
         import torch
         from transformers import VideoPrismVisionConfig, VideoPrismVisionModel
 
         config = VideoPrismVisionConfig(num_frames=frames, image_size=size)
         model = VideoPrismVisionModel(config).eval()
+        forward = lambda pixels: model(pixel_values_videos=pixels).last_hidden_state  # noqa: E731
+        if impl != "transformers":  # inductor; the warm-up call compiles
+            mode = "max-autotune" if impl.endswith("autotune") else "default"
+            forward = torch.compile(forward, mode=mode)
 
         def run(x):
             with torch.inference_mode():
                 pixels = torch.from_numpy(x).permute(0, 1, 4, 2, 3)  # (B, T, C, H, W)
-                return model(pixel_values_videos=pixels).last_hidden_state.numpy()
+                return forward(pixels).numpy()
 
         return run
     raise ValueError(name)
@@ -288,6 +314,8 @@ def main():
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)  # workers
     parser.add_argument("--batches", default="1,2,4,8", help="batch sizes for the scaling table")
     parser.add_argument("--only", default=None, help="comma-separated contenders")
+    autotune = f"also {AUTOTUNE_PEER} (torch.compile max-autotune: slow to compile)"
+    parser.add_argument("--autotune", action="store_true", help=autotune)
     parser.add_argument("--ablation", metavar="BACKEND", help="time VARIANTS on one backend")
     parser.add_argument("--breakdown", action="store_true", help="TensorFlow's time per op")
     parser.add_argument("--variant", default="default", help=argparse.SUPPRESS)
@@ -301,27 +329,35 @@ def main():
     if args.quick:
         args.frames, args.size, args.batches = 4, 144, "1,2"
     contenders = args.only.split(",") if args.only else OURS + PEERS
+    if args.autotune:
+        contenders.append(AUTOTUNE_PEER)
     flops = forward_flops(args.frames, args.size)
-    gemm = gemm_gflops()
+    gemm, peak = gemm_gflops(), fma_peak_gflops()
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs: float32 FMA peak "
+          f"{f'{peak:.0f} GFLOP/s' if peak else 'unknown (no gcc)'} (benchmarks/fma_peak.c); "
+          f"numpy GEMM {gemm:.0f} GFLOP/s (2048^3)")  # fmt: skip
     print(f"clip 1 x {args.frames} x {args.size} x {args.size} x 3, fp32, random weights, "
-          f"{flops / 1e12:.3f} TFLOP; machine GEMM {gemm:.0f} GFLOP/s (numpy, 2048^3)")  # fmt: skip
+          f"{flops / 1e12:.3f} TFLOP")  # fmt: skip
     if args.ablation:
         return ablation(f"ours[{args.ablation}]", args)
     if args.breakdown:
         return breakdown(args)
     results = {name: spawn(name, args) for name in contenders}
-    peers = {p: results[p]["median_s"] for p in PEERS if "median_s" in results.get(p, {})}
+    peers = {p: results[p]["median_s"] for p in [*PEERS, AUTOTUNE_PEER]
+             if "median_s" in results.get(p, {})}  # fmt: skip
     columns = [*(f"x {p.split('[')[0]}" for p in peers), "x best peer"] if peers else []
-    header = ["contender", "median s", "GFLOP/s", "peak MB", *columns]
-    print("\n{:22s} {:>9s} {:>8s} {:>8s}".format(*header[:4]), *(f"{c:>14s}" for c in columns))
+    header = ["contender", "median s", "GFLOP/s", "% peak", "peak MB", *columns]
+    print("\n{:28s} {:>9s} {:>8s} {:>6s} {:>8s}".format(*header[:5]),
+          *(f"{c:>22s}" for c in columns))  # fmt: skip
     for name, r in results.items():
         if "error" in r:
-            print(f"{name:22s} failed: {r['error']}")
+            print(f"{name:28s} failed: {r['error']}")
             continue
         speedups = [*peers.values(), min(peers.values())] if peers else []
         rate = flops / r["median_s"] / 1e9
-        print(f"{name:22s} {r['median_s']:9.2f} {rate:8.0f} {r['peak_mb']:8.0f}",
-              *(f"{t / r['median_s']:13.2f}x" for t in speedups))  # fmt: skip
+        share = f"{100 * rate / peak:5.0f}%" if peak else "     -"
+        print(f"{name:28s} {r['median_s']:9.2f} {rate:8.0f} {share} {r['peak_mb']:8.0f}",
+              *(f"{t / r['median_s']:21.2f}x" for t in speedups))  # fmt: skip
     ours = {n: r["median_s"] for n, r in results.items() if n in OURS and "median_s" in r}
     if not ours:
         return
