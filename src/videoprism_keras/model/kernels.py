@@ -37,7 +37,9 @@ def linear(x, kernel, bias, activation=None):
     """
     lead, x = ops.shape(x)[:-1], ops.reshape(x, (-1, x.shape[-1]))
     kernel, bias = ops.convert_to_tensor(kernel), ops.convert_to_tensor(bias)
-    backend = "portable" if _PORTABLE.get() else keras.backend.backend()
+    backend = keras.backend.backend()
+    if backend != "torch" or not _torch_compiling():  # dynamo cannot read a ContextVar
+        backend = "portable" if _PORTABLE.get() else backend
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -62,7 +64,7 @@ def linear(x, kernel, bias, activation=None):
 def activate(y, activation):
     """The model's activations by name: None, "gelu" (exact erf, as in the official
     vision encoders; Keras' "gelu" activation is the tanh approximation) or "relu"."""
-    if activation == "gelu" and _PORTABLE.get() and keras.backend.backend() == "tensorflow":
+    if activation == "gelu" and keras.backend.backend() == "tensorflow" and _PORTABLE.get():
         # The same exact GELU through `erf`: TensorFlow's own kernel is written with
         # `erfc`, which ONNX has no operator for. (JAX's `erf` is what jax2tf cannot
         # serialise, so JAX keeps its own GELU.)
@@ -86,9 +88,16 @@ def _onednn_linear(x, kernel):
     return (
         x.device.type == "cpu"
         and not torch.is_grad_enabled()
+        and not _torch_compiling()  # inductor brings its own GEMM (and cannot trace this op)
         and kernel.is_contiguous()
         and _torch_has_onednn_linear()
     )
+
+
+def _torch_compiling():
+    import torch
+
+    return torch.compiler.is_compiling()
 
 
 @functools.cache
