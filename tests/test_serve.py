@@ -1,7 +1,8 @@
 """`videoprism serve`: the API over a small index of real clips (the small official LvT
 checkpoint), its bad inputs, Range requests, concurrent writes, and the CLI. The server is
-a real uvicorn on 127.0.0.1 (a free port), started and stopped here; the page's own test
-(a real Chromium) is in test_serve_page.py. System tests: no backend marker."""
+a real uvicorn on 127.0.0.1 (a free port), started and stopped here, and the page is
+driven in a real headless Chromium (screenshots in tests/artifacts/serve/). System tests:
+no backend marker."""
 
 import asyncio
 import http.client
@@ -490,6 +491,126 @@ def test_concurrent_text_queries_are_batched():
     out = asyncio.run(main())
     assert out[-1] == "job" and calls == [4, 4, 2]  # padded to 4, 4, 2: powers of two
     assert [float(v[0]) for v in out[:-1]] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+
+
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts" / "serve"
+CARDS_LOADED = """() => {
+    if (document.getElementById('results').dataset.state !== 'ready') return false;
+    const images = [...document.querySelectorAll('.card img')];
+    return images.length > 0 && images.every((i) => i.complete && i.naturalWidth > 0);
+}"""
+
+
+def test_the_page_in_a_real_browser(server, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    client = server[0]
+    base = str(client.base_url).rstrip("/")
+    query = "people riding bikes"
+    top = client.get("/api/search", params={"q": query}).json()["hits"][0]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems, elsewhere = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path="/usr/bin/chromium",
+            args=BROWSER_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 800},
+            accept_downloads=True,
+        )
+        page = browser.new_page()
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+
+        def loopback_only(route):
+            if route.request.url.startswith(base):
+                return route.continue_()
+            elsewhere.append(route.request.url)
+            return route.abort()
+
+        page.route("**/*", loopback_only)
+        page.goto(base + "/")
+        page.wait_for_selector(".empty h2")
+        page.fill("#q", query)
+        page.press("#q", "Enter")
+        page.wait_for_function(CARDS_LOADED)
+        assert page.locator(".card").count() == 12 and "q=people+riding+bikes" in page.url
+        assert page.locator(".card").first.get_attribute("data-id") == top["id"]
+        page.screenshot(path=ARTIFACTS / "desktop_results.png", full_page=True)
+
+        # The player starts at the clip's start and pauses at its end.
+        page.locator(".card .thumb").first.click()
+        page.wait_for_function(
+            "() => { const v = document.getElementById('video');"
+            " return v.readyState >= 1 && !v.seeking; }"
+        )
+        now = page.evaluate("document.getElementById('video').currentTime")
+        assert top["start_s"] - 0.05 <= now <= top["start_s"] + 0.75, (now, top)
+        page.wait_for_function(
+            "() => { const v = document.getElementById('video');"
+            f" return v.paused && v.currentTime >= {top['end_s'] - 0.3}; }}",
+            timeout=20_000,
+        )
+        end = page.evaluate("document.getElementById('video').currentTime")
+        assert end <= top["end_s"] + 0.5
+        page.fill("#labels", "cycling, drumming, a rabbit")
+        page.click("#labels-form button")
+        page.wait_for_selector(".label-results .lbar")
+        assert page.locator(".label-results li").count() == 3
+        page.screenshot(path=ARTIFACTS / "desktop_player.png")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=ARTIFACTS / "phone_player.png")
+        page.set_viewport_size({"width": 1280, "height": 800})
+
+        # More like this, from the player: the clip itself is left out; the URL keeps it.
+        page.click("#player-similar")
+        page.wait_for_url("**similar=*")
+        page.wait_for_function(CARDS_LOADED)
+        ids = page.eval_on_selector_all(".card", "cards => cards.map((c) => c.dataset.id)")
+        assert len(ids) == 12 and top["id"] not in ids
+        page.reload()
+        page.wait_for_function(CARDS_LOADED)
+        assert page.eval_on_selector_all(".card", "cs => cs.map((c) => c.dataset.id)") == ids
+
+        # A shared URL with filters and grouping; the results download as JSON.
+        page.goto(base + "/?q=a+rabbit&k=5&group=1")
+        page.wait_for_function(CARDS_LOADED)
+        assert page.input_value("#q") == "a rabbit" and page.is_checked("#group")
+        assert page.locator(".card").count() == 5 and page.locator(".group").count() >= 1
+        page.screenshot(path=ARTIFACTS / "desktop_grouped.png", full_page=True)
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = json.loads(Path(download.value.path()).read_text())
+        assert saved["query"]["q"] == "a rabbit" and len(saved["hits"]) == 5
+
+        # An image as the query.
+        Image.new("RGB", (64, 48), (30, 160, 60)).save(tmp_path / "green.png")
+        page.set_input_files("#file", str(tmp_path / "green.png"))
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('image')"
+        )
+        page.wait_for_function(CARDS_LOADED)
+        assert page.locator(".card").count() == 5
+
+        page.goto(base + "/?q=people+riding+bikes")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_function(CARDS_LOADED)
+        page.screenshot(path=ARTIFACTS / "phone_results.png", full_page=True)
+        browser.close()
+    assert problems == [] and elsewhere == []
+    print(f"screenshots: {ARTIFACTS}")
 
 
 def test_searches_go_on_while_the_index_is_written(server, lvt, index_uri):

@@ -98,6 +98,7 @@ async function search(state) {
     return;
   }
   setStatus("Searching…");
+  $("results").dataset.state = "loading";
   try {
     last = await api(url);
     last.what = what;
@@ -115,6 +116,7 @@ async function searchUpload(file) {
   fillForm({ ...state, q: "" });
   writeUrl(state, true);
   setStatus(`Embedding <strong>${escapeHtml(file.name)}</strong>…`);
+  $("results").dataset.state = "loading";
   const params = filterParams(state);
   params.set("filename", file.name);
   try {
@@ -124,6 +126,7 @@ async function searchUpload(file) {
     last.what = `your ${file.type.startsWith("image/") ? "image" : "video"} <strong>${escapeHtml(file.name)}</strong>`;
     render();
   } catch (err) {
+    $("results").dataset.state = "ready";
     setStatus(escapeHtml(err.message), true);
   }
 }
@@ -148,6 +151,7 @@ function card(hit) {
 function render(ok = true) {
   const results = $("results");
   results.replaceChildren();
+  results.dataset.state = "ready"; // for whoever waits on the page (its tests)
   $("download").disabled = !last;
   const grouped = $("group").checked;
   results.classList.toggle("grouped", grouped && !!last && last.hits.length > 0);
