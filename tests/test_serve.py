@@ -108,7 +108,7 @@ def index_uri(lvt, library, tmp_path_factory, golden_dir):
 def server(lvt, index_uri):
     model, tok = lvt
     service = SearchService(VideoIndex.load(index_uri), model, tok)
-    app = create_app(service, max_upload_bytes=UPLOAD_LIMIT)
+    app = create_app(service, max_upload_bytes=UPLOAD_LIMIT, warm_up=False)  # the CLI's does
     url, stop = start_server(app)
     with httpx.Client(base_url=url, timeout=60) as client:
         yield client, service, app
@@ -456,7 +456,8 @@ def test_token_guards_the_api_but_not_health_or_page(lvt, index_uri):
     from fastapi.testclient import TestClient
 
     model, tok = lvt
-    app = create_app(SearchService(VideoIndex.load(index_uri), model, tok), token="s3cret-token")
+    service = SearchService(VideoIndex.load(index_uri), model, tok)
+    app = create_app(service, token="s3cret-token", warm_up=False)
     with TestClient(app) as client:
         assert client.get("/api/health").status_code == 200 and client.get("/").status_code == 200
         for headers in (
@@ -489,7 +490,7 @@ def test_concurrent_text_queries_are_batched():
         return out
 
     out = asyncio.run(main())
-    assert out[-1] == "job" and calls == [4, 4, 2]  # padded to 4, 4, 2: powers of two
+    assert out[-1] == "job" and calls == [4, 4, 4]  # the last one padded to a bucket
     assert [float(v[0]) for v in out[:-1]] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
 
 

@@ -14,6 +14,7 @@ goes to the server's log, never to the client). With a token, every /api route b
 /api/health wants `Authorization: Bearer <token>` (or the cookie the page sets).
 """
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -206,14 +207,18 @@ def _hit(row, score=None) -> Hit:
 
 # ------------------------------------------------------------------ the app
 def create_app(service: SearchService, token: str | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:  # fmt: skip
-    """The ASGI app over a `SearchService`; `token` makes the API want a bearer token."""
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, warm_up=True) -> FastAPI:  # fmt: skip
+    """The ASGI app over a `SearchService`; `token` makes the API want a bearer token;
+    `warm_up` compiles the text model's shapes at start (see `ModelQueue.warm_up`)."""
     uploads: dict = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         uploads["dir"] = tempfile.mkdtemp(prefix="videoprism-serve-")
         service.queue.start()
+        if warm_up and service.has_text:  # compiled while the first requests queue behind it
+            warming = asyncio.ensure_future(service.queue.run(service.queue.warm_up))
+            warming.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             yield
         finally:

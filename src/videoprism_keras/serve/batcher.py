@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_TEXT_BATCH = 32  # texts per model call
+# Batches are padded up to one of these sizes: every new input shape is a compilation
+# (seconds, on JAX and TensorFlow), so the shapes are few and compiled once, at start.
+TEXT_BUCKETS = (1, 4, 16, 32)
 
 
 @dataclass
@@ -27,10 +30,12 @@ class ModelQueue:
     """Args:
     embed_texts: list of texts → (N, D) embeddings (called in the model thread).
     max_batch: the most texts per call.
+    buckets: the batch sizes calls are padded to.
     """
 
-    def __init__(self, embed_texts, max_batch=MAX_TEXT_BATCH):
+    def __init__(self, embed_texts, max_batch=MAX_TEXT_BATCH, buckets=TEXT_BUCKETS):
         self.embed_texts, self.max_batch = embed_texts, max_batch
+        self.buckets = sorted({b for b in buckets if b < max_batch} | {max_batch})
         self.batches = self.texts = 0  # for the metrics: model calls for texts, texts in them
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -91,9 +96,17 @@ class ModelQueue:
             if not item.future.done():
                 item.future.set_result(result[i] if items[0].text is not None else result)
 
+    def warm_up(self, lengths=(8, 16)):
+        """Compiles the model for every batch size at the text lengths of most queries (a
+        query is padded to 8, 16, 32 or 64 tokens, see `runtime.trim_padding`), in the
+        model thread. A longer query compiles its shape when it first comes (once)."""
+        for length in lengths:
+            text = " ".join(["a"] * (length - 2))  # about `length` tokens with BOS/EOS
+            for size in self.buckets:
+                self.embed_texts([text] * size)
+
     def _embed(self, texts):
-        # Compiled shapes stay few: the batch is padded to a power of two.
-        padded = 1 << (len(texts) - 1).bit_length()
+        padded = next(b for b in self.buckets if b >= len(texts))
         vectors = np.asarray(self.embed_texts(texts + [texts[-1]] * (padded - len(texts))))
         self.batches += 1
         self.texts += len(texts)

@@ -73,7 +73,8 @@ class SearchService:
         self.encoder = Encoder(model)
         self.queue = ModelQueue(self._embed_texts)
         self.metrics = Metrics()
-        self._index_lock = threading.Lock()
+        self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
+        self._lookup = None
         self._label_sets: collections.OrderedDict = collections.OrderedDict()
 
     @property
@@ -113,12 +114,22 @@ class SearchService:
         order = np.argsort(-probs, kind="stable")
         return [(labels[i], float(probs[i])) for i in order]
 
-    async def _read(self, fn, *args):
+    async def _read(self, fn, *args, lookup=False):
+        lock = self._lookup_lock if lookup else self._index_lock
+
         def locked():
-            with self._index_lock:
+            with lock:
                 return fn(*args)
 
         return await anyio.to_thread.run_sync(locked)
+
+    def _lookups(self):
+        """A second handle on the table for clip and poster lookups, so that they do not
+        wait behind searches (each handle is used by one thread at a time)."""
+        if self._lookup is None:
+            options = self.index.storage_options
+            self._lookup = type(self.index).load(self.index.uri, storage_options=options)
+        return self._lookup
 
     async def search(self, vector, k, where=None, under=None, per_video=False, exclude=None):
         """The top `k` hits for one embedding (`exclude`: a clip id left out)."""
@@ -128,10 +139,10 @@ class SearchService:
         return [h for h in hits if h.id != exclude][:k]
 
     async def clip(self, clip_id: str) -> dict | None:
-        return await self._read(self.index.clip, clip_id)
+        return await self._read(lambda: self._lookups().clip(clip_id), lookup=True)
 
     async def poster(self, clip_id: str) -> bytes | None:
-        return await self._read(self.index.poster, clip_id)
+        return await self._read(lambda: self._lookups().poster(clip_id), lookup=True)
 
     async def size(self) -> tuple[int, int | None]:
         """Clips in the index and the table's version, at the latest commit."""
