@@ -182,7 +182,10 @@ def _parser():
     p.add_argument("--token", default=os.environ.get(SERVE_TOKEN_ENV),
                    help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV})")  # fmt: skip
     storage_option(p)
-    model_options(p)
+    p.add_argument("--preset", help="as for search (default: the one the index was built with)")
+    p.add_argument("--soft-cap", type=_positive(float), help="as for search")
+    p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
+    p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
     return parser
 
 
@@ -670,7 +673,7 @@ def cmd_serve(args):
     with sock:
         model = _model(args)
         tokenizer = _tokenizer(args, model) if model.is_multimodal else None
-        service = SearchService(index, model, tokenizer, num_frames=args.frames, size=args.size)
+        service = SearchService(index, model, tokenizer)  # uploads sampled as the index's clips
         app = create_app(service, token=args.token)
         print(f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
               + (" (token required)" if args.token else ""), flush=True)  # fmt: skip

@@ -135,7 +135,13 @@ class SearchService:
         """The top `k` hits for one embedding (`exclude`: a clip id left out)."""
         extra = 1 if exclude else 0
         options = dict(top_k=k + extra, where=where, under=under, per_video=per_video)
-        hits = (await self._read(lambda: self.index.search(vector, **options)))[0]
+
+        def search():
+            if not len(self.index):  # a table with no rows yet: nothing found, no error
+                return [[]]
+            return self.index.search(vector, **options)
+
+        hits = (await self._read(search))[0]
         return [h for h in hits if h.id != exclude][:k]
 
     async def clip(self, clip_id: str) -> dict | None:
