@@ -557,8 +557,11 @@ def test_the_page_in_a_real_browser(server, tmp_path):
             "() => { const v = document.getElementById('video');"
             " return v.readyState >= 1 && !v.seeking; }"
         )
-        now = page.evaluate("document.getElementById('video').currentTime")
-        assert top["start_s"] - 0.05 <= now <= top["start_s"] + 0.75, (now, top)
+        now, first = page.evaluate("""() => { const v = document.getElementById('video');
+            return [v.currentTime, v.played.length ? v.played.start(0) : v.currentTime]; }""")
+        # Where playback began (exact whatever the machine's speed), and where it is now.
+        assert abs(first - top["start_s"]) < 0.3 and top["start_s"] - 0.05 <= now, (first, now)
+        assert now <= top["end_s"] + 0.3, (now, top)
         page.wait_for_function(
             "() => { const v = document.getElementById('video');"
             f" return v.paused && v.currentTime >= {top['end_s'] - 0.3}; }}",
