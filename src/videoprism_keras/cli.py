@@ -6,6 +6,7 @@
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
     videoprism export --format onnx -o videoprism.onnx --frames 16 --size 288
+    videoprism serve my_index --port 8000
 
 Errors are one line on stderr and a non-zero exit code.
 """
@@ -20,7 +21,15 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .constants import DEFAULT_SOFT_CAP, MODEL_DTYPES, PROMPT_TEMPLATE, TEMPERATURE
+from .constants import (
+    DEFAULT_SOFT_CAP,
+    MODEL_DTYPES,
+    PROMPT_TEMPLATE,
+    SERVE_HOST,
+    SERVE_PORT,
+    SERVE_TOKEN_ENV,  # fmt: skip
+    TEMPERATURE,
+)
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 BACKENDS = ("jax", "torch", "tensorflow")
@@ -166,6 +175,18 @@ def _parser():
     p.add_argument("--quantize", choices=["int8", "int4", "float8"],
                    help="quantize the projections first")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("serve", "a search service and web page over an index")
+    p.add_argument("index")
+    host_help = f"address to listen on (default {SERVE_HOST}; any other needs --token)"
+    p.add_argument("--host", default=SERVE_HOST, help=host_help)
+    p.add_argument("--port", type=int, default=SERVE_PORT, help="0: any free port")
+    p.add_argument("--token", default=os.environ.get(SERVE_TOKEN_ENV),
+                   help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV})")  # fmt: skip
+    storage_option(p)
+    p.add_argument("--preset", help="as for search (default: the one the index was built with)")
+    p.add_argument("--soft-cap", type=_positive(float), help="as for search")
+    p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
+    p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
     return parser
 
 
@@ -650,8 +671,35 @@ def cmd_export(args):
     return {"output": str(args.output), "format": args.format}
 
 
+def cmd_serve(args):
+    from .apps import VideoIndex
+    from .serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
+
+    index = VideoIndex.load(args.index, storage_options=_storage_options(args))
+    _index_model(args, index.meta)
+    try:  # host, port and token before the model loads: a mistake fails at once
+        args.token = args.token or None
+        check_exposure(args.host, args.token)
+        sock = bind(args.host, args.port)
+    except ServeError as err:
+        raise UsageError(str(err)) from err
+    with sock:
+        model = _model(args)
+        tokenizer = _tokenizer(args, model) if model.is_multimodal else None
+        service = SearchService(index, model, tokenizer)  # uploads sampled as the index's clips
+        app = create_app(service, token=args.token)
+        print(f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
+              + (" (token required)" if args.token else ""), flush=True)  # fmt: skip
+        try:
+            run(app, sock, log_level="warning")
+        except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+            print("videoprism: stopped", file=sys.stderr)
+    return {"index": args.index}
+
+
 COMMANDS = {"export": cmd_export, "info": cmd_info, "embed": cmd_embed, "classify": cmd_classify,
-            "index": cmd_index, "search": cmd_search, "train": cmd_train}  # fmt: skip
+            "index": cmd_index, "search": cmd_search, "train": cmd_train,
+            "serve": cmd_serve}  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,3 +27,9 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 TOKENIZER_ASSET = Path("assets") / "tokenizer" / "vocabulary.spm"
 TOKENIZER_CONFIG_FILE = "tokenizer.json"
+
+# `videoprism serve`: where it listens unless told otherwise (this machine only), and the
+# environment variable that may carry its bearer token (safer than a flag, which `ps` shows).
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+SERVE_TOKEN_ENV = "VIDEOPRISM_TOKEN"

@@ -317,6 +317,20 @@ class VideoIndex:
                  .select(["poster"]).limit(1).to_arrow())  # fmt: skip
         return found["poster"][0].as_py() if len(found) else None
 
+    def clip(self, clip_id: str) -> dict | None:
+        """One clip's row (id, path, start_s, end_s, duration_s, vector), at the latest
+        version; None if the index holds no such clip."""
+        if self._table is None:
+            return None
+        columns = ["id", "path", "start_s", "end_s", "duration_s", "vector"]
+        found = (self._latest().search().where(f"id = {store.sql_string(clip_id)}")
+                 .select(columns).limit(1).to_arrow().to_pylist())  # fmt: skip
+        if not found:
+            return None
+        row = found[0]
+        row["vector"] = np.asarray(row["vector"], np.float32)
+        return row
+
     # ------------------------------------------------------------------ writing
     def _ensure_table(self, dim: int, settings: dict):
         if self._table is not None:

