@@ -42,7 +42,10 @@ import json
 import logging
 import os
 import socket
+import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -84,7 +87,10 @@ def ray_session(address: str | None = None, *, quiet: bool = True):
     if quiet:  # Ray's C++ side logs benign errors to the terminal (e.g. ray#53727)
         os.environ[QUIET_ENV] = "fatal"
     try:
-        ray.init(address=address, **options)
+        with _held_stderr(quiet), warnings.catch_warnings():
+            # Starting a local instance forks (then execs) with JAX's threads running.
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise RayUnavailable(f"no Ray cluster at {address}: {str(err).splitlines()[0]}") from err
     finally:
@@ -96,6 +102,24 @@ def ray_session(address: str | None = None, *, quiet: bool = True):
         yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _held_stderr(hold: bool):
+    """What Ray's native side writes to file descriptor 2 while it starts (its log
+    level, authentication notes), left out."""
+    if not hold:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def check_address(address):
@@ -338,8 +362,12 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
 
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
-    settings = index._settings(model, clip_seconds, stride_seconds,
-                               {"num_frames": sampling["num_frames"], "size": sampling["size"]})
+    settings = index._settings(
+        model,
+        clip_seconds,
+        stride_seconds,
+        {"num_frames": sampling["num_frames"], "size": sampling["size"]},
+    )
     index._check_settings(settings)
     files, failures = _files(sources, options.column)
     held = index._held(files)
@@ -359,7 +387,7 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
     with ray_session(options.address) as ray:
         if items:
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
-            for kinds, batch in _rows(dataset.iter_batches(batch_size=None,
+            for kinds, batch in _rows(dataset.iter_batches(batch_size=options.batch_size,
                                                            batch_format="numpy")):  # fmt: skip
                 _commit_batch(index, index_module, batch, kinds, by_id, states, settings, run)
                 bar.update(len(kinds["clip"]))
@@ -436,8 +464,14 @@ def _record_failures(index, failures):
         return
     import pyarrow as pa
 
-    data = pa.table({"path": [p for p, _ in failures], "reason": [r for _, r in failures],
-                     "time": [time.time()] * len(failures)}, schema=_failures_schema())
+    data = pa.table(
+        {
+            "path": [p for p, _ in failures],
+            "reason": [r for _, r in failures],
+            "time": [time.time()] * len(failures),
+        },
+        schema=_failures_schema(),
+    )
     data = data.group_by("path").aggregate([("reason", "max"), ("time", "max")]).rename_columns(
         ["path", "reason", "time"]).cast(_failures_schema())  # fmt: skip
     if index._folder is not None:
@@ -445,8 +479,9 @@ def _record_failures(index, failures):
     with store.locked(index._folder):
         table = index._connect().create_table(FAILURES_TABLE, schema=_failures_schema(),
                                               exist_ok=True)  # fmt: skip
-        table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all() \
-            .execute(data)
+        table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(
+            data
+        )
 
 
 def failures_of(index) -> list[tuple[str, str]]:
@@ -493,11 +528,13 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
              if not (whole and v in done)]  # fmt: skip
     written, failures, seen = 0, [], set()
     log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
+    if not writer.resumed:  # a new output: an earlier run's failures are not its own
+        log_path.unlink(missing_ok=True)
     bar = _progress(options.progress, total=None)
     with ray_session(options.address) as ray:
         if items:
             dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)
-            for kinds, batch in _rows(dataset.iter_batches(batch_size=None,
+            for kinds, batch in _rows(dataset.iter_batches(batch_size=options.batch_size,
                                                            batch_format="numpy")):  # fmt: skip
                 new = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
                 if new:
@@ -511,9 +548,15 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
                         seen.add(key)
                         keep.append(i)
                 if keep:
-                    writer.write(Embeddings(batch["vector"][keep],
-                                            [str(batch["path"][i]) for i in keep],
-                                            batch["start_s"][keep], batch["end_s"][keep], kind))
+                    writer.write(
+                        Embeddings(
+                            batch["vector"][keep],
+                            [str(batch["path"][i]) for i in keep],
+                            batch["start_s"][keep],
+                            batch["end_s"][keep],
+                            kind,
+                        )
+                    )
                     written += len(keep)
                     bar.update(len(keep))
     bar.close()
