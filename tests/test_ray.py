@@ -79,18 +79,27 @@ def test_index_on_ray_equals_in_process_bad_file_recorded(ray_local, model, gold
     assert len(again) == 0 and again.skipped == 7 and len(index) == 9
 
 
-def test_embed_on_ray_equals_embed_videos(ray_local, model, videos, tmp_path):
+def test_embed_on_ray_from_a_list_equals_embed_videos(ray_local, model, videos, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     files = [videos / "0.mp4", videos / "broken.mp4", videos / "1.mp4"]
     expected = embed_videos(model, files, clip_seconds=CLIP_SECONDS, progress=False,
                             on_error="skip", **SAMPLING)  # fmt: skip
+    # A list of sources: a path relative to the list, an absolute one, a URI.
+    uri = (videos / "1.mp4").resolve().as_uri()
+    listed = [os.path.relpath(files[0], tmp_path), str(files[1]), uri]
+    pq.write_table(pa.table({"path": listed}), tmp_path / "list.parquet")
     writer = EmbeddingWriter(tmp_path / "out.npz", {"--kind": "video"})
-    written, failures = rp.embed_on_ray(model, files, writer, "video", CLIP_SECONDS, **SAMPLING)
+    written, failures = rp.embed_on_ray(model, [tmp_path / "list.parquet"], writer, "video",
+                                        CLIP_SECONDS, **SAMPLING)  # fmt: skip
     writer.finish("video")
     got = Embeddings.load(tmp_path / "out.npz")
     assert written == len(got) == len(expected) == 4
-    assert failures == expected.failures
+    assert [path for path, _ in failures] == [str(files[1])]
     assert json.loads((tmp_path / "out.npz.failures.jsonl").read_text())["path"] == str(files[1])
-    order = {(p, s): i for i, (p, s) in enumerate(zip(got.paths, got.starts, strict=True))}
+    named = {str(tmp_path / listed[0]): str(files[0]), uri: str(files[2])}
+    order = {(named[p], s): i for i, (p, s) in enumerate(zip(got.paths, got.starts, strict=True))}
     mine = [order[(str(p), s)] for p, s in zip(expected.paths, expected.starts, strict=True)]
     np.testing.assert_allclose(got.vectors[mine], expected.vectors, atol=1e-6, rtol=0)
 
