@@ -227,7 +227,8 @@ class Embedder:
     (e.g. from a preset every node can read); `encoder` makes the `Encoder` (a subclass
     may time or count the work)."""
 
-    def __init__(self, model, kind: str, posters: bool, encoder=None, backend=None):
+    def __init__(self, model, kind: str, posters: bool, encoder=None, backend=None,
+                 batch_size=None):  # fmt: skip
         import sys
 
         if backend and "keras" not in sys.modules:  # the driver's backend, on any node
@@ -236,7 +237,7 @@ class Embedder:
 
         self.model = model() if callable(model) and not hasattr(model, "encode_video") else model
         self.encoder = (encoder or Encoder)(self.model)
-        self.kind, self.posters = kind, posters
+        self.kind, self.posters, self.batch_size = kind, posters, batch_size
 
     def __call__(self, batch: dict) -> dict:
         from ..video.clip_rows import as_model_input
@@ -245,8 +246,13 @@ class Embedder:
         todo = np.flatnonzero(batch["status"] == "clip")
         vectors = None
         if len(todo):
-            outputs = self.encoder.video(as_model_input(frames[todo]))
-            done = np.asarray(select(self.model, outputs, self.kind), np.float32)
+            # Batches come in any size (Ray Data cuts them at block ends): padded to a
+            # power of two (or the batch size), the model compiles a few shapes, not one
+            # per size.
+            padded = min(1 << (len(todo) - 1).bit_length(), max(len(todo), self.batch_size or 1))
+            pixels = as_model_input(frames[np.pad(todo, (0, padded - len(todo)), mode="edge")])
+            outputs = self.encoder.video(pixels)
+            done = np.asarray(select(self.model, outputs, self.kind), np.float32)[: len(todo)]
             vectors = np.zeros((len(frames), *done.shape[1:]), np.float32)
             vectors[todo] = done
         batch["vector"] = np.zeros((len(frames), 1), np.float32) if vectors is None else vectors
@@ -280,21 +286,37 @@ def _dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptio
 
     from ..video.clip_rows import decode_rows
 
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the driver shows its own, per committed clip
-    context.print_on_execution_start = False
-    for handler in logging.getLogger("ray.data").handlers:  # its log file keeps everything
-        if "File" not in type(handler).__name__:
-            handler.setLevel(logging.ERROR)
     workers = options.workers or _default_workers(ray, options.num_gpus_per_worker)
     blocks = max(1, min(len(items), MAX_BLOCKS))
     return (ray.data.from_items(items, override_num_blocks=blocks)
             .flat_map(decode_rows, fn_kwargs=sampling, num_cpus=1)
             .map_batches(Embedder, fn_constructor_kwargs=dict(model=model, kind=kind,
                          posters=posters, encoder=options.encoder,
-                         backend=keras.backend.backend()), batch_size=options.batch_size,
+                         backend=keras.backend.backend(), batch_size=options.batch_size),
+                         batch_size=options.batch_size,
                          batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
                          num_gpus=options.num_gpus_per_worker or None))  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_data():
+    """Ray Data without its progress bars and log lines in the terminal (the driver shows
+    its own bar, per committed clip; Ray Data's log file keeps everything), meanwhile."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.print_on_execution_start
+    context.enable_progress_bars = context.print_on_execution_start = False
+    consoles = [h for h in logging.getLogger("ray.data").handlers if "File" not in type(h).__name__]
+    levels = [h.level for h in consoles]
+    for handler in consoles:
+        handler.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved
+        for handler, level in zip(consoles, levels, strict=True):
+            handler.setLevel(level)
 
 
 def _default_workers(ray, gpus_per_worker) -> int:
@@ -304,7 +326,7 @@ def _default_workers(ray, gpus_per_worker) -> int:
 
 
 def _sampling(model, num_frames, size, clip_seconds, stride_seconds) -> dict:
-    size = tuple(size or model.frame_shape[:2])
+    size = (size, size) if isinstance(size, int) else tuple(size or model.frame_shape[:2])
     return {"num_frames": int(num_frames or model.num_frames), "size": size,
             "clip_seconds": clip_seconds, "stride_seconds": stride_seconds}  # fmt: skip
 
@@ -384,11 +406,11 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
              for f in todo]  # fmt: skip
     _record_failures(index, run.failures)
     bar = _progress(options.progress, total=None)
-    with ray_session(options.address) as ray:
+    with ray_session(options.address) as ray, _quiet_data():
         if items:
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
-            for kinds, batch in _rows(dataset.iter_batches(batch_size=options.batch_size,
-                                                           batch_format="numpy")):  # fmt: skip
+            batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
+            for kinds, batch in _rows(batches):
                 _commit_batch(index, index_module, batch, kinds, by_id, states, settings, run)
                 bar.update(len(kinds["clip"]))
     bar.close()
@@ -531,11 +553,11 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)
     bar = _progress(options.progress, total=None)
-    with ray_session(options.address) as ray:
+    with ray_session(options.address) as ray, _quiet_data():
         if items:
             dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)
-            for kinds, batch in _rows(dataset.iter_batches(batch_size=options.batch_size,
-                                                           batch_format="numpy")):  # fmt: skip
+            batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
+            for kinds, batch in _rows(batches):
                 new = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
                 if new:
                     failures += new
