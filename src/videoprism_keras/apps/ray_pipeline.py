@@ -346,7 +346,6 @@ class _FileState:
     done: int = 0  # clips committed in this run
     count: int | None = None  # clips in the file, once its last one came
     last_id: str = ""
-    last_key: tuple = ()
     marked: bool = False
 
     @property
@@ -406,8 +405,8 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
              for f in todo]  # fmt: skip
     _record_failures(index, run.failures)
     bar = _progress(options.progress, total=None)
-    with ray_session(options.address) as ray, _quiet_data():
-        if items:
+    if items:  # Ray only when there is work: a local instance takes seconds to start
+        with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
             batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
             for kinds, batch in _rows(batches):
@@ -553,8 +552,8 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)
     bar = _progress(options.progress, total=None)
-    with ray_session(options.address) as ray, _quiet_data():
-        if items:
+    if items:
+        with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)
             batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
             for kinds, batch in _rows(batches):
