@@ -469,7 +469,7 @@ def cmd_embed(args):
     from .apps.embedding import embed_batches
 
     _check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
-    files = _sources(args, args.videos)
+    files = _sources(args, args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
     frames, size = _sampling(args, model)
     settings = {"--kind": args.kind, "--preset": _preset_id(args.preset or DEFAULT_PRESET),
