@@ -342,15 +342,16 @@ def _rows(batches: Iterable[dict]):
 class _FileState:
     """What the driver knows of one file while its clips come back in any order."""
 
-    held: int  # clips the target held before this run
-    done: int = 0  # clips committed in this run
+    # Clips as (start, end) keys: a clip that comes twice (a retried task) counts once.
+    held: set  # clips the target held before this run
+    done: set = field(default_factory=set)  # clips committed in this run
     count: int | None = None  # clips in the file, once its last one came
     last_id: str = ""
     marked: bool = False
 
     @property
     def whole(self) -> bool:
-        return self.count is not None and self.held + self.done >= self.count
+        return self.count is not None and len(self.held | self.done) >= self.count
 
 
 @dataclass
@@ -399,7 +400,8 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
     if index._table is not None:  # replaced files: their old rows go now
         for stale in index_module._stale(todo):
             index._commit(index._empty(), stale)
-    states = {f.file_id: _FileState(len(held.get(f.file_id, (set(),))[0])) for f in todo}
+    states = {f.file_id: _FileState({k[1:] for k in held.get(f.file_id, (set(),))[0]})
+              for f in todo}  # fmt: skip
     items = [{"source": f.path, "path": f.path, "file_id": f.file_id,
               "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
              for f in todo]  # fmt: skip
@@ -433,7 +435,7 @@ def _commit_batch(index, index_module, batch, kinds, by_id, states, settings, ru
     touched = set()
     for i in clips:
         state = states[str(batch["file_id"][i])]
-        state.done += 1
+        state.done.add(item_key("", batch["start_s"][i], batch["end_s"][i])[1:])
         touched.add(str(batch["file_id"][i]))
         if batch["last"][i]:
             state.count = int(batch["ordinal"][i]) + 1
