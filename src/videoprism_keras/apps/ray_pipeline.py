@@ -6,15 +6,15 @@ embeddings file: the same results as `add_videos`/`embed_videos`, on many machin
 
 The stages, one Ray Data pipeline, streamed (no stage waits for the previous to finish):
 
-1. list (driver): files, folders, globs, and .parquet/.csv files with a `path` column
-   of local paths or URIs (s3://, gs://, file://: whatever pyarrow's filesystems open);
+1. list (driver, `ray_sources.py`): files, folders, globs, and .parquet/.csv files with
+   a `path` column of local paths or URIs (whatever pyarrow's filesystems open);
 2. filter (driver, before anything is decoded): files the target holds whole are left
    out; for the others, the clips it holds travel with the item and are not embedded;
 3. decode (CPU tasks, `video/clip_rows.py`): the in-process decoding code, frames kept
    as uint8 (bit-identical float32 frames are made from them in the model stage);
-4. model (an actor pool, one loaded model per actor, `workers` actors, each with
-   `num_gpus_per_worker` GPUs): the same compiled `Encoder` as in process;
-5. write (driver): each batch the actors give is committed at once.
+4. model (`ray_model.py`: an actor pool, one loaded model per actor, `workers` actors,
+   each with `num_gpus_per_worker` GPUs): the same compiled `Encoder` as in process;
+5. write (driver, here): each batch the actors give is committed at once.
 
 Exactly once: every write is the driver's, and an index write is a `merge_insert` on
 the clip's stable `id` (see `index.py`), so a batch computed twice (a retried task, a
@@ -37,7 +37,6 @@ driver one batch: the bound does not depend on the collection's size.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import logging
 import os
@@ -52,10 +51,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import index_store as store
-from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded, select
-from .identity import VideoFile, clip_id, video_files
+from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded
+from .identity import clip_id
+from .ray_model import Embedder, PresetLoader
+from .ray_sources import _files, list_sources
 
-LIST_SUFFIXES = (".parquet", ".csv")
+__all__ = ["PresetLoader", "RayOptions", "RayUnavailable", "check_address", "embed_on_ray",
+           "failures_of", "index_on_ray", "list_sources", "ray_session"]  # fmt: skip
+
 FAILURES_TABLE = "failures"  # beside the index's clips table: (path, reason, time)
 MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
 CONNECT_TIMEOUT_S = 5.0
@@ -137,135 +140,6 @@ def check_address(address):
                              "for a local instance") from err  # fmt: skip
 
 
-# -------------------------------------------------------------------- listing
-def list_sources(sources, column: str = "path") -> list[str]:
-    """Files, folders, globs and list files (.parquet/.csv with a `column` of paths or
-    URIs; relative paths are relative to the list file) → paths and URIs, in order."""
-    out = []
-    for source in [sources] if isinstance(sources, str | os.PathLike) else sources:
-        text = os.fspath(source)
-        if text.lower().endswith(LIST_SUFFIXES) and ("://" in text or os.path.isfile(text)):
-            out += _listed(text, column)
-        elif glob.has_magic(text) and not os.path.lexists(text):
-            matches = sorted(glob.glob(text, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"{text}: no file matches")
-            out += matches
-        else:
-            out.append(text)
-    return out
-
-
-def _listed(path: str, column: str) -> list[str]:
-    import pyarrow as pa
-
-    try:
-        if path.lower().endswith(".csv"):
-            from pyarrow import csv
-
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(
-                include_columns=[column], column_types={column: pa.string()}))  # fmt: skip
-        else:
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path, columns=[column])
-    except (KeyError, OSError, pa.ArrowException) as err:
-        raise ValueError(f"{path}: cannot read its {column!r} column of video paths "
-                         f"({str(err).splitlines()[0]})") from err  # fmt: skip
-    folder = os.path.dirname(path) if "://" not in path else ""
-    names = [n for n in table[column].to_pylist() if n]
-    return [n if "://" in n or os.path.isabs(n) else os.path.join(folder, n) for n in names]
-
-
-def _identify_uri(uri: str) -> VideoFile:
-    """An object's identity: its URI, size and modification time (as a file's)."""
-    from pyarrow import fs
-
-    filesystem, inner = fs.FileSystem.from_uri(uri)
-    info = filesystem.get_file_info(inner)
-    if info.type != fs.FileType.File:
-        raise FileNotFoundError(f"{uri}: no such object")
-    return VideoFile(uri, int(info.size), int(info.mtime_ns or 0))
-
-
-def _files(sources, column) -> tuple[list[VideoFile], list]:
-    listed = list_sources(sources, column)
-    local = [s for s in listed if "://" not in s]
-    files, failures = video_files(local) if local else ([], [])
-    known = {f.path for f in files}
-    for uri in (s for s in listed if "://" in s):
-        try:
-            found = _identify_uri(uri)
-        except OSError as err:
-            failures.append((uri, str(err)))
-            continue
-        if found.path not in known:
-            known.add(found.path)
-            files.append(found)
-    return files, failures
-
-
-# ---------------------------------------------------------------- the model stage
-@dataclass(frozen=True)
-class PresetLoader:
-    """Loads a backbone from a preset in each actor (every node reads the preset: a hub
-    name, or a path on a filesystem they share), instead of shipping the driver's."""
-
-    preset: str
-    overrides: dict = field(default_factory=dict)
-
-    def __call__(self):
-        from ..model.backbone import VideoPrismBackbone
-
-        return VideoPrismBackbone.from_preset(self.preset, **self.overrides)
-
-
-class Embedder:
-    """The model stage: one loaded model per actor; uint8 frames in, embeddings out.
-
-    `model` is a backbone (pickled to each actor) or a callable that loads one there
-    (e.g. from a preset every node can read); `encoder` makes the `Encoder` (a subclass
-    may time or count the work)."""
-
-    def __init__(self, model, kind: str, posters: bool, encoder=None, backend=None,
-                 batch_size=None):  # fmt: skip
-        import sys
-
-        if backend and "keras" not in sys.modules:  # the driver's backend, on any node
-            os.environ["KERAS_BACKEND"] = backend
-        from ..runtime import Encoder
-
-        self.model = model() if callable(model) and not hasattr(model, "encode_video") else model
-        self.encoder = (encoder or Encoder)(self.model)
-        self.kind, self.posters, self.batch_size = kind, posters, batch_size
-
-    def __call__(self, batch: dict) -> dict:
-        from ..video.clip_rows import as_model_input
-
-        frames = batch.pop("frames")
-        todo = np.flatnonzero(batch["status"] == "clip")
-        vectors = None
-        if len(todo):
-            # Batches come in any size (Ray Data cuts them at block ends): padded to a
-            # power of two (or the batch size), the model compiles a few shapes, not one
-            # per size.
-            padded = min(1 << (len(todo) - 1).bit_length(), max(len(todo), self.batch_size or 1))
-            pixels = as_model_input(frames[np.pad(todo, (0, padded - len(todo)), mode="edge")])
-            outputs = self.encoder.video(pixels)
-            done = np.asarray(select(self.model, outputs, self.kind), np.float32)[: len(todo)]
-            vectors = np.zeros((len(frames), *done.shape[1:]), np.float32)
-            vectors[todo] = done
-        batch["vector"] = np.zeros((len(frames), 1), np.float32) if vectors is None else vectors
-        if self.posters:
-            from .index import _poster
-
-            posters = np.full(len(frames), b"", dtype=object)
-            for i in todo:
-                posters[i] = _poster(frames[i])
-            batch["poster"] = posters
-        return batch
-
-
 # ------------------------------------------------------------------- the pipeline
 @dataclass
 class RayOptions:
@@ -288,13 +162,14 @@ def _dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptio
 
     workers = options.workers or _default_workers(ray, options.num_gpus_per_worker)
     blocks = max(1, min(len(items), MAX_BLOCKS))
+    # The actors load Keras with the driver's backend, on whichever node they run.
+    backend = {"env_vars": {"KERAS_BACKEND": keras.backend.backend()}}
     return (ray.data.from_items(items, override_num_blocks=blocks)
             .flat_map(decode_rows, fn_kwargs=sampling, num_cpus=1)
             .map_batches(Embedder, fn_constructor_kwargs=dict(model=model, kind=kind,
-                         posters=posters, encoder=options.encoder,
-                         backend=keras.backend.backend(), batch_size=options.batch_size),
-                         batch_size=options.batch_size,
-                         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                         posters=posters, encoder=options.encoder, batch_size=options.batch_size),
+                         batch_size=options.batch_size, batch_format="numpy",
+                         compute=ray.data.ActorPoolStrategy(size=workers), runtime_env=backend,
                          num_gpus=options.num_gpus_per_worker or None))  # fmt: skip
 
 
