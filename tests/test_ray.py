@@ -155,3 +155,5 @@ def test_cli_bad_ray_address_is_one_line_naming_the_flag(ray_local, videos, tmp_
     assert err.startswith(f"videoprism: error: --ray 127.0.0.1:{port}: no Ray cluster")
     assert cli.main(["index", str(videos), "-o", str(tmp_path / "ix"), "--workers", "2"]) == 2
     assert "--workers is an option of --ray" in capsys.readouterr().err
+    assert cli.main(["index", "--ray", str(videos), str(videos), "-o", str(tmp_path / "ix")]) == 2
+    assert "put --ray after the sources" in capsys.readouterr().err

@@ -401,6 +401,9 @@ def _sources(args, sources) -> list[str]:
         return _video_files(sources)
     from .apps import ray_pipeline
 
+    if args.ray != "local" and os.path.exists(args.ray):  # `--ray videos/ more/`: a source
+        raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: put --ray after the "
+                         "sources, or write --ray=ADDRESS")  # fmt: skip
     try:
         listed = ray_pipeline.list_sources(sources)
         local = [s for s in listed if "://" not in s]
