@@ -108,6 +108,16 @@ def _parser():
         p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                        help=storage_help)  # fmt: skip
 
+    def ray_options(p):
+        ray_help = ("run on Ray Data: a new local Ray instance, or the cluster at ADDRESS "
+                    "(host:port of `ray start --head`, or auto); SOURCES may then also be "
+                    "globs and .parquet/.csv lists (a 'path' column of paths or URIs)")  # fmt: skip
+        p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help=ray_help)
+        p.add_argument("--workers", type=_positive(int),
+                       help="with --ray: model actors (default one per GPU, or 1)")  # fmt: skip
+        p.add_argument("--num-gpus-per-worker", type=_positive(float),
+                       help="with --ray: GPUs each model actor holds (default 0: CPU)")  # fmt: skip
+
     command("info", "presets, cache and backend").add_argument("--json", action="store_true")
     p = command("embed", "videos → embeddings file (.npy + .json, .npz or .parquet)")
     p.add_argument("videos", nargs="+")
@@ -117,6 +127,7 @@ def _parser():
     p.add_argument("--stride-seconds", type=_positive(float))
     resume_help = "continue an interrupted run into the same -o (or add videos to a finished one)"
     p.add_argument("--resume", action="store_true", help=resume_help)
+    ray_options(p)
     model_options(p, text=False)
     p = command("classify", "zero-shot with free-text labels, or a trained head (--head)")
     p.add_argument("videos", nargs="+")
@@ -136,6 +147,7 @@ def _parser():
     p.add_argument("--stride-seconds", type=_positive(float))
     ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
     p.add_argument("--ann-threshold", type=_positive(int), help=ann_help)
+    ray_options(p)
     storage_option(p)
     model_options(p, text=False)
     p = command("train", "train a classifier head on labelled clips (DIR/<label>/*)")
@@ -413,6 +425,57 @@ def _report_failures(args, failures, embedded: int, summary=True):
     print(f"videoprism: {summary}", file=sys.stderr)
 
 
+def _sources(args, sources) -> list[str]:
+    """`index`/`embed` sources, checked before the model loads; with --ray also globs and
+    .parquet/.csv lists, and Ray's address must answer."""
+    if not args.ray:
+        for flag in ("workers", "num_gpus_per_worker"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} is an option of --ray: add --ray")
+        return _video_files(sources)
+    from .apps import ray_pipeline
+
+    if args.ray != "local" and os.path.exists(args.ray):  # `--ray videos/ more/`: a source
+        raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: put --ray after the "
+                         "sources, or write --ray=ADDRESS")  # fmt: skip
+    try:
+        listed = ray_pipeline.list_sources(sources)
+        local = [s for s in listed if "://" not in s]
+        if local:
+            _video_files(local)
+        ray_pipeline.check_address(None if args.ray == "local" else args.ray)
+    except ray_pipeline.RayUnavailable as err:
+        raise UsageError(f"--ray {args.ray}: {err}") from err
+    except (OSError, ValueError) as err:
+        raise UsageError(str(err)) from err
+    return listed
+
+
+def _on_ray(args, model, sources, target):
+    """`index`/`embed` on Ray: into a VideoIndex (→ what `add_videos` returns) or an
+    EmbeddingWriter (→ the failures)."""
+    from .apps import ray_pipeline as rp
+    from .apps.embed_writer import EmbeddingWriter
+
+    overrides = {} if args.dtype in (None, "float32") else {"dtype": args.dtype}
+    if str(args.preset or DEFAULT_PRESET).endswith(".npz"):
+        overrides["attention_logit_soft_cap"] = _soft_cap(args)
+    loader = rp.PresetLoader(_preset_id(args.preset or DEFAULT_PRESET), overrides)
+    options = rp.RayOptions(workers=args.workers, num_gpus_per_worker=args.num_gpus_per_worker
+                            or 0.0, batch_size=args.batch_size, progress=not args.no_progress,
+                            address=None if args.ray == "local" else args.ray)  # fmt: skip
+    frames, size = _sampling(args, model)
+    common = dict(num_frames=frames, size=size, load_model=loader, options=options)
+    try:
+        if isinstance(target, EmbeddingWriter):
+            return rp.embed_on_ray(model, sources, target, args.kind, args.clip_seconds,
+                                   args.stride_seconds, **common)[1]  # fmt: skip
+        return rp.index_on_ray(model, sources, target, args.clip_seconds, args.stride_seconds,
+                               **common)  # fmt: skip
+    except rp.RayUnavailable as err:
+        raise UsageError(f"--ray {args.ray}: {err}") from err
+
+
 # ----------------------------------------------------------------- commands
 def cmd_info(args):
     import keras
@@ -443,7 +506,7 @@ def cmd_embed(args):
     from .apps.embedding import embed_batches
 
     _check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
-    files = _video_files(args.videos)  # before the model loads: a typo fails at once
+    files = _sources(args, args.videos)  # before the model loads: a typo fails at once
     model = _model(args)
     frames, size = _sampling(args, model)
     settings = {"--kind": args.kind, "--preset": _preset_id(args.preset or DEFAULT_PRESET),
@@ -452,12 +515,15 @@ def cmd_embed(args):
                 "--dtype": args.dtype or "float32"}  # fmt: skip
     writer = EmbeddingWriter(args.output, settings, resume=args.resume)
     failures: list = []
-    for batch in embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
-                               num_frames=frames, size=size, clip_seconds=args.clip_seconds,
-                               stride_seconds=args.stride_seconds,
-                               progress=not args.no_progress, on_error="skip",
-                               exclude=writer.done, failures=failures):  # fmt: skip
-        writer.write(batch)
+    if args.ray:
+        failures = _on_ray(args, model, files, writer)
+    else:
+        for batch in embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
+                                   num_frames=frames, size=size, clip_seconds=args.clip_seconds,
+                                   stride_seconds=args.stride_seconds,
+                                   progress=not args.no_progress, on_error="skip",
+                                   exclude=writer.done, failures=failures):  # fmt: skip
+            writer.write(batch)
     try:
         path, shape = writer.finish(args.kind)
     except ValueError as err:  # nothing at all was embedded
@@ -553,7 +619,7 @@ def cmd_index(args):
     threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
     index = VideoIndex(args.output, storage_options=options, **threshold)
     _index_model(args, index.meta, writing=True)
-    files = _video_files(args.sources)
+    files = _sources(args, args.sources)
     model = _model(args)
     frames, size = _sampling(args, model)
     if not len(index):
@@ -561,9 +627,12 @@ def cmd_index(args):
         if str(args.preset).endswith(".npz"):
             meta["soft_cap"] = _soft_cap(args)
         index = VideoIndex(args.output, storage_options=options, meta=meta, **threshold)
-    added = index.add_videos(model, files, args.clip_seconds, args.stride_seconds,
-                             batch_size=args.batch_size, num_frames=frames, size=size,
-                             progress=not args.no_progress, on_error="skip")  # fmt: skip
+    if args.ray:
+        added = _on_ray(args, model, files, index)
+    else:
+        added = index.add_videos(model, files, args.clip_seconds, args.stride_seconds,
+                                 batch_size=args.batch_size, num_frames=frames, size=size,
+                                 progress=not args.no_progress, on_error="skip")  # fmt: skip
     _report_failures(args, added.failures, embedded=len(added))
     size = len(index)
     if not args.json:

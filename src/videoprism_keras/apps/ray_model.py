@@ -1,0 +1,67 @@
+"""The model stage of the Ray pipeline (`ray_pipeline.py`): a Ray actor holding one
+loaded model, uint8 clips in, embeddings (and index posters) out.
+
+The frames become the in-process float32 input bit for bit (`as_model_input`), and run
+through the same compiled `Encoder` as in process.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .embedding import select
+
+
+@dataclass(frozen=True)
+class PresetLoader:
+    """Loads a backbone from a preset in each actor (every node reads the preset: a hub
+    name, or a path on a filesystem they share), instead of shipping the driver's."""
+
+    preset: str
+    overrides: dict = field(default_factory=dict)
+
+    def __call__(self):
+        from ..model.backbone import VideoPrismBackbone
+
+        return VideoPrismBackbone.from_preset(self.preset, **self.overrides)
+
+
+class Embedder:
+    """The model stage: one loaded model per actor; uint8 frames in, embeddings out.
+
+    `model` is a backbone (pickled to each actor) or a callable that loads one there
+    (e.g. from a preset every node can read); `encoder` makes the `Encoder` (a subclass
+    may time or count the work)."""
+
+    def __init__(self, model, kind: str, posters: bool, encoder=None, batch_size=None):
+        from ..runtime import Encoder
+
+        self.model = model() if callable(model) and not hasattr(model, "encode_video") else model
+        self.encoder = (encoder or Encoder)(self.model)
+        self.kind, self.posters, self.batch_size = kind, posters, batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        from ..video.clip_rows import as_model_input
+
+        frames = batch.pop("frames")
+        todo = np.flatnonzero(batch["status"] == "clip")
+        vectors = None
+        if len(todo):
+            # Batches come in any size (Ray Data cuts them at block ends): padded to a
+            # power of two (or the batch size), the model compiles a few shapes, not one
+            # per size.
+            padded = min(1 << (len(todo) - 1).bit_length(), max(len(todo), self.batch_size or 1))
+            pixels = as_model_input(frames[np.pad(todo, (0, padded - len(todo)), mode="edge")])
+            outputs = self.encoder.video(pixels)
+            done = np.asarray(select(self.model, outputs, self.kind), np.float32)[: len(todo)]
+            vectors = np.zeros((len(frames), *done.shape[1:]), np.float32)
+            vectors[todo] = done
+        batch["vector"] = np.zeros((len(frames), 1), np.float32) if vectors is None else vectors
+        if self.posters:
+            from .index import _poster
+
+            posters = np.full(len(frames), b"", dtype=object)
+            for i in todo:
+                posters[i] = _poster(frames[i])
+            batch["poster"] = posters
+        return batch

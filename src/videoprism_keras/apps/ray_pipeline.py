@@ -1,0 +1,461 @@
+"""Video collections → embeddings on a Ray cluster (Ray Data), into a `VideoIndex` or an
+embeddings file: the same results as `add_videos`/`embed_videos`, on many machines.
+
+    index = VideoIndex("my_index")
+    index_on_ray(model, ["videos/", "more/*.mp4", "list.parquet"], index, clip_seconds=10)
+
+The stages, one Ray Data pipeline, streamed (no stage waits for the previous to finish):
+
+1. list (driver, `ray_sources.py`): files, folders, globs, and .parquet/.csv files with
+   a `path` column of local paths or URIs (whatever pyarrow's filesystems open);
+2. filter (driver, before anything is decoded): files the target holds whole are left
+   out; for the others, the clips it holds travel with the item and are not embedded;
+3. decode (CPU tasks, `video/clip_rows.py`): the in-process decoding code, frames kept
+   as uint8 (bit-identical float32 frames are made from them in the model stage);
+4. model (`ray_model.py`: an actor pool, one loaded model per actor, `workers` actors,
+   each with `num_gpus_per_worker` GPUs): the same compiled `Encoder` as in process;
+5. write (driver, here): each batch the actors give is committed at once.
+
+Exactly once: every write is the driver's, and an index write is a `merge_insert` on
+the clip's stable `id` (see `index.py`), so a batch computed twice (a retried task, a
+replaced actor, a second run after a kill) is stored once; an embeddings file is written
+through `EmbeddingWriter`, whose parts a resumed run reads back, and the driver drops an
+item it has already written in this run. Ray's own Lance sink (`Dataset.write_lance`) is
+not used: its workers each write fragments and the driver commits them once at the end,
+so a job killed after hours keeps nothing, and a re-run appends (no merge on `id`).
+
+Resume: a file's `last_clip` is set only once all its clips are committed (rows come
+back out of order from many actors), so a later run skips a file only when it is whole,
+and embeds the clips a killed run had not committed.
+
+Memory: Ray Data's streaming executor holds back the decode tasks when the object
+store's budget for the pipeline is used (backpressure); beyond that, each decode task
+holds one output block (Ray Data's target block size), each actor one batch, the
+driver one batch: the bound does not depend on the collection's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import index_store as store
+from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded
+from .identity import clip_id
+from .ray_model import Embedder, PresetLoader
+from .ray_sources import _files, list_sources
+
+__all__ = ["PresetLoader", "RayOptions", "RayUnavailable", "check_address", "embed_on_ray",
+           "failures_of", "index_on_ray", "list_sources", "ray_session"]  # fmt: skip
+
+FAILURES_TABLE = "failures"  # beside the index's clips table: (path, reason, time)
+MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
+CONNECT_TIMEOUT_S = 5.0
+QUIET_ENV = "RAY_BACKEND_LOG_LEVEL"
+
+
+class RayUnavailable(RuntimeError):
+    """Ray cannot be used: not installed, or no cluster at the address (says which)."""
+
+
+# ----------------------------------------------------------------- connecting
+@contextlib.contextmanager
+def ray_session(address: str | None = None, *, quiet: bool = True):
+    """Ray for the pipeline: the running session if this process has one; else a
+    connection to `address` ("auto", "host:port", "ray://…"), or a new local instance
+    (None), shut down on leaving."""
+    try:
+        import ray
+    except ImportError as err:
+        raise RayUnavailable("Ray is not installed: pip install 'videoprism-keras[ray]'") from err
+    if ray.is_initialized():
+        yield ray
+        return
+    check_address(address)
+    options = dict(log_to_driver=not quiet, logging_level=logging.ERROR if quiet else "info")
+    if address is None:
+        options["include_dashboard"] = False
+    saved = os.environ.get(QUIET_ENV)
+    if quiet:  # Ray's C++ side logs benign errors to the terminal (e.g. ray#53727)
+        os.environ[QUIET_ENV] = "fatal"
+    try:
+        with _held_stderr(quiet), warnings.catch_warnings():
+            # Starting a local instance forks (then execs) with JAX's threads running.
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise RayUnavailable(f"no Ray cluster at {address}: {str(err).splitlines()[0]}") from err
+    finally:
+        if saved is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = saved
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _held_stderr(hold: bool):
+    """What Ray's native side writes to file descriptor 2 while it starts (its log
+    level, authentication notes), left out."""
+    if not hold:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def check_address(address):
+    """A host:port that nothing answers fails in seconds (`ray.init` would retry for
+    minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as err:
+        raise RayUnavailable(f"no Ray cluster at {address} ({err}): give the head node's "
+                             "host:port (`ray start --head` prints it), 'auto', or nothing "
+                             "for a local instance") from err  # fmt: skip
+
+
+# ------------------------------------------------------------------- the pipeline
+@dataclass
+class RayOptions:
+    """How the pipeline runs: actors, GPUs per actor, batch size, progress."""
+
+    workers: int | None = None  # model actors; default one per GPU (or 1 without GPUs)
+    num_gpus_per_worker: float = 0.0
+    batch_size: int = 4
+    progress: bool = False
+    encoder: Callable | None = None  # an `Encoder` (sub)class for the actors
+    column: str = "path"  # of .parquet/.csv source lists
+    address: str | None = None  # if this process is not connected to Ray yet
+
+
+def _dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptions):
+    import keras
+    import ray.data
+
+    from ..video.clip_rows import decode_rows
+
+    workers = options.workers or _default_workers(ray, options.num_gpus_per_worker)
+    blocks = max(1, min(len(items), MAX_BLOCKS))
+    # The actors load Keras with the driver's backend, on whichever node they run.
+    backend = {"env_vars": {"KERAS_BACKEND": keras.backend.backend()}}
+    return (ray.data.from_items(items, override_num_blocks=blocks)
+            .flat_map(decode_rows, fn_kwargs=sampling, num_cpus=1)
+            .map_batches(Embedder, fn_constructor_kwargs=dict(model=model, kind=kind,
+                         posters=posters, encoder=options.encoder, batch_size=options.batch_size),
+                         batch_size=options.batch_size, batch_format="numpy",
+                         compute=ray.data.ActorPoolStrategy(size=workers), runtime_env=backend,
+                         num_gpus=options.num_gpus_per_worker or None))  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_data():
+    """Ray Data without its progress bars and log lines in the terminal (the driver shows
+    its own bar, per committed clip; Ray Data's log file keeps everything), meanwhile."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.print_on_execution_start
+    context.enable_progress_bars = context.print_on_execution_start = False
+    consoles = [h for h in logging.getLogger("ray.data").handlers if "File" not in type(h).__name__]
+    levels = [h.level for h in consoles]
+    for handler in consoles:
+        handler.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved
+        for handler, level in zip(consoles, levels, strict=True):
+            handler.setLevel(level)
+
+
+def _default_workers(ray, gpus_per_worker) -> int:
+    if not gpus_per_worker:
+        return 1  # a CPU actor uses every core of its machine already
+    return max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker))
+
+
+def _sampling(model, num_frames, size, clip_seconds, stride_seconds) -> dict:
+    size = (size, size) if isinstance(size, int) else tuple(size or model.frame_shape[:2])
+    return {"num_frames": int(num_frames or model.num_frames), "size": size,
+            "clip_seconds": clip_seconds, "stride_seconds": stride_seconds}  # fmt: skip
+
+
+def _rows(batches: Iterable[dict]):
+    """Each committed batch's rows, as lists by status."""
+    for batch in batches:
+        status = batch["status"]
+        yield {s: np.flatnonzero(status == s) for s in ("clip", "held", "failed")}, batch
+
+
+@dataclass
+class _FileState:
+    """What the driver knows of one file while its clips come back in any order."""
+
+    # Clips as (start, end) keys: a clip that comes twice (a retried task) counts once.
+    held: set  # clips the target held before this run
+    done: set = field(default_factory=set)  # clips committed in this run
+    count: int | None = None  # clips in the file, once its last one came
+    last_id: str = ""
+    marked: bool = False
+
+    @property
+    def whole(self) -> bool:
+        return self.count is not None and len(self.held | self.done) >= self.count
+
+
+@dataclass
+class _Run:
+    paths: list = field(default_factory=list)
+    starts: list = field(default_factory=list)
+    ends: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+    skipped: int = 0
+
+
+def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, *,
+                 num_frames=None, size=None, load_model=None,
+                 options: RayOptions | None = None) -> Embeddings:  # fmt: skip
+    """`VideoIndex.add_videos` on Ray: embeds video sources into `index`, each batch
+    committed as it comes back (see the module docstring).
+
+    Args:
+        model: the backbone (its preset and sampling define the index's settings).
+        sources: files, folders, globs, .parquet/.csv lists of paths or URIs.
+        index: a `VideoIndex`.
+        load_model: a picklable callable that loads the model in each actor (default:
+            `model` itself is shipped to them).
+        options: `RayOptions`.
+
+    Returns the record `add_videos` returns (paths and clip times of the clips added,
+    `skipped`, `failures`); failures are also kept in the index's `failures` table.
+    """
+    from . import index as index_module
+
+    options = options or RayOptions()
+    sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
+    settings = index._settings(
+        model,
+        clip_seconds,
+        stride_seconds,
+        {"num_frames": sampling["num_frames"], "size": sampling["size"]},
+    )
+    index._check_settings(settings)
+    files, failures = _files(sources, options.column)
+    held = index._held(files)
+    run = _Run(failures=list(failures))
+    by_id = {f.file_id: f for f in files}
+    todo = [f for f in files if not held.get(f.file_id, (set(), False))[1]]
+    run.skipped = sum(len(keys) for keys, _ in held.values())  # whole files and clips
+    if index._table is not None:  # replaced files: their old rows go now
+        for stale in index_module._stale(todo):
+            index._commit(index._empty(), stale)
+    states = {f.file_id: _FileState({k[1:] for k in held.get(f.file_id, (set(),))[0]})
+              for f in todo}  # fmt: skip
+    items = [{"source": f.path, "path": f.path, "file_id": f.file_id,
+              "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
+             for f in todo]  # fmt: skip
+    _record_failures(index, run.failures)
+    bar = _progress(options.progress, total=None)
+    if items:  # Ray only when there is work: a local instance takes seconds to start
+        with ray_session(options.address) as ray, _quiet_data():
+            dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
+            batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
+            for kinds, batch in _rows(batches):
+                _commit_batch(index, index_module, batch, kinds, by_id, states, settings, run)
+                bar.update(len(kinds["clip"]))
+    bar.close()
+    if not run.paths and not run.skipped and todo:
+        raise nothing_embedded(run.failures)
+    _forget_failures(index, [f.path for f in todo if states[f.file_id].whole])
+    index._maintain()
+    return Embeddings(np.zeros((len(run.paths), 0), np.float32), run.paths, run.starts, run.ends,
+                      failures=run.failures, skipped=run.skipped)  # fmt: skip
+
+
+def _commit_batch(index, index_module, batch, kinds, by_id, states, settings, run):
+    new_failures = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
+    run.failures += new_failures
+    _record_failures(index, new_failures)
+    for i in kinds["held"]:  # a held last clip: the file's count
+        state = states[str(batch["file_id"][i])]
+        state.count = int(batch["ordinal"][i]) + 1
+        state.last_id = clip_id(str(batch["file_id"][i]), batch["start_s"][i], batch["end_s"][i])
+    clips = kinds["clip"]
+    touched = set()
+    for i in clips:
+        state = states[str(batch["file_id"][i])]
+        state.done.add(item_key("", batch["start_s"][i], batch["end_s"][i])[1:])
+        touched.add(str(batch["file_id"][i]))
+        if batch["last"][i]:
+            state.count = int(batch["ordinal"][i]) + 1
+            state.last_id = clip_id(str(batch["file_id"][i]), batch["start_s"][i],
+                                    batch["end_s"][i])  # fmt: skip
+    touched |= {str(batch["file_id"][i]) for i in kinds["held"]}
+    if len(clips):
+        vectors = index_module._normalise(batch["vector"][clips])
+        index._check_settings({}, vectors.shape[1])
+        index._ensure_table(vectors.shape[1], settings)
+        files = [by_id[str(batch["file_id"][i])] for i in clips]
+        for i in clips:  # measured in the decode task, where the file is
+            duration = float(batch["duration_s"][i])
+            index_module._durations[str(batch["file_id"][i])] = (
+                None if np.isnan(duration) else duration)  # fmt: skip
+        starts, ends = batch["start_s"][clips], batch["end_s"][clips]
+        # A file's last clip is marked only once all its clips are committed: with it
+        # in the table, a later run skips the file.
+        last = [bool(batch["last"][i]) and states[str(batch["file_id"][i])].whole for i in clips]
+        rows = index_module._table(index.meta, files, starts, ends, vectors, last,
+                                   list(batch["poster"][clips]))  # fmt: skip
+        index._commit(rows)
+        for i, marked in zip(clips, last, strict=True):
+            if marked:
+                states[str(batch["file_id"][i])].marked = True
+        run.paths += [f.path for f in files]
+        run.starts += [float(t) for t in starts]
+        run.ends += [float(t) for t in ends]
+    late = [states[f].last_id for f in touched if states[f].whole and not states[f].marked]
+    if late and index._table is not None:  # the last clip came before others of its file
+        ids = ", ".join(map(store.sql_string, late))
+        with store.locked(index._folder):
+            index._table.checkout_latest()
+            index._table.update(where=f"id IN ({ids})", values={"last_clip": True})
+        for f in touched:
+            states[f].marked = states[f].marked or states[f].whole
+
+
+def _failures_schema():
+    import pyarrow as pa
+
+    return pa.schema([pa.field("path", pa.string(), nullable=False), ("reason", pa.string()),
+                      ("time", pa.float64())])  # fmt: skip
+
+
+def _record_failures(index, failures):
+    """The index's `failures` table: one row per path, its latest reason."""
+    if not failures:
+        return
+    import pyarrow as pa
+
+    data = pa.table(
+        {
+            "path": [p for p, _ in failures],
+            "reason": [r for _, r in failures],
+            "time": [time.time()] * len(failures),
+        },
+        schema=_failures_schema(),
+    )
+    data = data.group_by("path").aggregate([("reason", "max"), ("time", "max")]).rename_columns(
+        ["path", "reason", "time"]).cast(_failures_schema())  # fmt: skip
+    if index._folder is not None:
+        index._folder.mkdir(parents=True, exist_ok=True)
+    with store.locked(index._folder):
+        table = index._connect().create_table(FAILURES_TABLE, schema=_failures_schema(),
+                                              exist_ok=True)  # fmt: skip
+        table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(
+            data
+        )
+
+
+def failures_of(index) -> list[tuple[str, str]]:
+    """(path, reason) of the inputs the index's Ray runs could not embed (latest first)."""
+    try:
+        table = index._connect().open_table(FAILURES_TABLE)
+    except (ValueError, FileNotFoundError):
+        return []
+    rows = sorted(table.to_arrow().to_pylist(), key=lambda r: -r["time"])
+    return [(r["path"], r["reason"]) for r in rows]
+
+
+def _forget_failures(index, paths):
+    """Files that are now whole in the index are no longer failures."""
+    if not paths:
+        return
+    try:
+        table = index._connect().open_table(FAILURES_TABLE)
+    except (ValueError, FileNotFoundError):
+        return
+    with store.locked(index._folder):
+        for i in range(0, len(paths), 500):
+            table.delete(f"path IN ({', '.join(map(store.sql_string, paths[i : i + 500]))})")
+
+
+# --------------------------------------------------------------- embeddings file
+def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride_seconds=None,
+                 *, num_frames=None, size=None, load_model=None,
+                 options: RayOptions | None = None) -> tuple[int, list]:  # fmt: skip
+    """`embed_batches` on Ray, into an `EmbeddingWriter` (whose `finish` the caller
+    calls): returns (items written, failures). Failures are also appended to
+    `<output>.failures.jsonl`. Items come back in any order, not the sources'."""
+    options = options or RayOptions()
+    sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
+    listed = list_sources(sources, options.column)
+    local = [s for s in listed if "://" not in s]
+    videos = (find_videos(local) if local else []) + [s for s in listed if "://" in s]
+    done: dict = {}
+    for path, start, end in writer._done:
+        done.setdefault(path, []).append([start, end])
+    whole = not clip_seconds
+    items = [{"source": v, "path": v, "file_id": "", "held": json.dumps(done.get(v, []))}
+             for v in videos
+             if not (whole and v in done)]  # fmt: skip
+    written, failures, seen = 0, [], set()
+    log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
+    if not writer.resumed:  # a new output: an earlier run's failures are not its own
+        log_path.unlink(missing_ok=True)
+    bar = _progress(options.progress, total=None)
+    if items:
+        with ray_session(options.address) as ray, _quiet_data():
+            dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)
+            batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
+            for kinds, batch in _rows(batches):
+                new = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
+                if new:
+                    failures += new
+                    with open(log_path, "a") as log:
+                        log.writelines(json.dumps({"path": p, "reason": r}) + "\n" for p, r in new)
+                keep = []
+                for i in kinds["clip"]:  # a batch computed twice is written once
+                    key = item_key(str(batch["path"][i]), batch["start_s"][i], batch["end_s"][i])
+                    if key not in seen and not writer.done(*key):
+                        seen.add(key)
+                        keep.append(i)
+                if keep:
+                    writer.write(
+                        Embeddings(
+                            batch["vector"][keep],
+                            [str(batch["path"][i]) for i in keep],
+                            batch["start_s"][keep],
+                            batch["end_s"][keep],
+                            kind,
+                        )
+                    )
+                    written += len(keep)
+                    bar.update(len(keep))
+    bar.close()
+    return written, failures

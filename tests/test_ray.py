@@ -1,0 +1,159 @@
+"""Indexing and embedding on Ray (Ray Data): one local instance (2 CPUs) shared by these
+tests, the small golden checkpoint and real clips. Same results as in process, bad files
+recorded, a killed driver's job finished by the same command, exactly once."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ray_helpers import CLIP_SECONDS, SAMPLING, assert_same_index, library, preset
+
+import videoprism_keras as vp
+from videoprism_keras import cli
+from videoprism_keras.apps import VideoIndex, embed_videos
+from videoprism_keras.apps import index_store as store
+from videoprism_keras.apps import ray_pipeline as rp
+from videoprism_keras.apps.embed_writer import EmbeddingWriter
+from videoprism_keras.apps.embedding import Embeddings
+
+ray = pytest.importorskip("ray")
+DRIVER = Path(__file__).with_name("ray_driver.py")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray instance for the module (or the one this process already has)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model(golden_dir):
+    name, overrides = preset(golden_dir)
+    return vp.VideoPrismBackbone.from_preset(name, **overrides)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, media_dir):
+    return library(tmp_path_factory.mktemp("ray") / "videos", media_dir, bad=True)
+
+
+@pytest.fixture(scope="module")
+def in_process(model, videos, tmp_path_factory):
+    """The index `videoprism index` builds without Ray."""
+    index = VideoIndex(tmp_path_factory.mktemp("in_process") / "ix")
+    index.add_videos(model, [videos], CLIP_SECONDS, batch_size=2, progress=False,
+                     on_error="skip", **SAMPLING)  # fmt: skip
+    assert len(index) == 9
+    return index
+
+
+def test_index_on_ray_equals_in_process_bad_file_recorded(ray_local, model, golden_dir, videos,
+                                                           in_process, tmp_path):  # fmt: skip
+    index = VideoIndex(tmp_path / "ix")
+    added = rp.index_on_ray(model, [videos], index, CLIP_SECONDS, **SAMPLING,
+                            load_model=rp.PresetLoader(*preset(golden_dir)),
+                            options=rp.RayOptions(batch_size=2))  # fmt: skip
+    assert len(added) == 9 and added.skipped == 0
+    bad = str(videos / "broken.mp4")
+    assert [path for path, _ in added.failures] == [bad]
+    assert [path for path, _ in rp.failures_of(index)] == [bad]
+    assert_same_index(index, in_process)  # rows, posters, last_clip; vectors <= 1e-6
+    assert index.meta == in_process.meta  # preset, sampling, backbone
+    # A second run has nothing to embed: every file is whole in the index.
+    again = rp.index_on_ray(model, [videos / "0.mp4", videos / "drums.mp4"], index,
+                            CLIP_SECONDS, **SAMPLING)  # fmt: skip
+    assert len(again) == 0 and again.skipped == 7 and len(index) == 9
+
+
+def test_embed_on_ray_from_a_list_equals_embed_videos(ray_local, model, videos, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [videos / "0.mp4", videos / "broken.mp4", videos / "1.mp4"]
+    expected = embed_videos(model, files, clip_seconds=CLIP_SECONDS, progress=False,
+                            on_error="skip", **SAMPLING)  # fmt: skip
+    # A list of sources: a path relative to the list, an absolute one, a URI.
+    uri = (videos / "1.mp4").resolve().as_uri()
+    listed = [os.path.relpath(files[0], tmp_path), str(files[1]), uri]
+    pq.write_table(pa.table({"path": listed}), tmp_path / "list.parquet")
+    writer = EmbeddingWriter(tmp_path / "out.npz", {"--kind": "video"})
+    written, failures = rp.embed_on_ray(model, [tmp_path / "list.parquet"], writer, "video",
+                                        CLIP_SECONDS, **SAMPLING)  # fmt: skip
+    writer.finish("video")
+    got = Embeddings.load(tmp_path / "out.npz")
+    assert written == len(got) == len(expected) == 4
+    assert [path for path, _ in failures] == [str(files[1])]
+    assert json.loads((tmp_path / "out.npz.failures.jsonl").read_text())["path"] == str(files[1])
+    named = {str(tmp_path / listed[0]): str(files[0]), uri: str(files[2])}
+    order = {(named[p], s): i for i, (p, s) in enumerate(zip(got.paths, got.starts, strict=True))}
+    mine = [order[(str(p), s)] for p, s in zip(expected.paths, expected.starts, strict=True)]
+    np.testing.assert_allclose(got.vectors[mine], expected.vectors, atol=1e-6, rtol=0)
+
+
+def _cli(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, *map(str, args)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_cli_driver_killed_then_the_same_command_finishes(ray_local, golden_dir, videos,
+                                                          in_process, tmp_path):  # fmt: skip
+    index_path = tmp_path / "ix"
+    name, _ = preset(golden_dir)
+    command = ["index", videos, "-o", index_path, "--clip-seconds", CLIP_SECONDS, "--preset",
+               name, "--soft-cap", "5", "--frames", "4", "--size", "16", "--batch-size", "1",
+               "--no-progress", "--json", "--ray", ray_local]  # fmt: skip
+    driver = _cli(DRIVER, 3, *command)  # stops after 3 committed batches
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert driver.poll() is None, driver.stderr.read()[-2000:]
+        if store.has_committed_table(index_path) and len(VideoIndex.load(index_path)) >= 3:
+            break
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    held = len(VideoIndex.load(index_path))
+    assert 3 <= held < 9  # killed mid-job, every commit kept
+    again = _cli("-m", "videoprism_keras.cli", *command)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    assert json.loads(out) == {
+        "index": str(index_path),
+        "added": 9 - held,
+        "skipped": held,
+        "size": 9,
+    }
+    # Ray's and the model's own logs stay out of the terminal: only our lines.
+    ours = [line for line in err.splitlines() if line.startswith("videoprism: ")]
+    assert len(ours) == 2 and "broken.mp4" in ours[0]
+    # Same rows as in process: every clip once, each file's last clip marked.
+    assert_same_index(VideoIndex.load(index_path), in_process)
+
+
+def test_cli_bad_ray_address_is_one_line_naming_the_flag(ray_local, videos, tmp_path, capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = cli.main(["index", str(videos), "-o", str(tmp_path / "ix"), "--ray",
+                     f"127.0.0.1:{port}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"videoprism: error: --ray 127.0.0.1:{port}: no Ray cluster")
+    assert cli.main(["index", str(videos), "-o", str(tmp_path / "ix"), "--workers", "2"]) == 2
+    assert "--workers is an option of --ray" in capsys.readouterr().err
+    assert cli.main(["index", "--ray", str(videos), str(videos), "-o", str(tmp_path / "ix")]) == 2
+    assert "put --ray after the sources" in capsys.readouterr().err
