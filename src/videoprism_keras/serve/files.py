@@ -9,6 +9,7 @@ a file replaced by a link to somewhere else is refused rather than followed.
 import mimetypes
 import os
 import re
+import stat
 
 from starlette.responses import Response, StreamingResponse
 
@@ -38,16 +39,10 @@ def open_indexed(path: str):
         raise FileRefused("the indexed file is gone or unreadable: re-index it") from err
     file = os.fdopen(fd, "rb")
     info = os.fstat(fd)
-    if not _is_regular(info.st_mode):
+    if not stat.S_ISREG(info.st_mode):
         file.close()
         raise FileRefused("the indexed path is not a regular file")
     return file, info.st_size
-
-
-def _is_regular(mode) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
