@@ -47,6 +47,7 @@ VARIANTS = {
     "no_soft_cap": "* no tanh soft cap on the attention logits",
     "addmm": "PyTorch: MKL's addmm, then the activation, instead of one oneDNN call",
     "malloc_default": "glibc unmaps large freed blocks (VIDEOPRISM_KEEP_FREED_MEMORY=0)",
+    "torch_compile": "PyTorch: torch.compile (inductor) of the forward pass, not eager",
 }
 
 
@@ -110,6 +111,16 @@ def build(name, frames, size, variant="default"):
         # pass compiled by jax.jit / tf.function, or run in torch inference mode, with
         # the allocator setting that `runtime.Encoder` applies.
         keep_freed_memory()
+        if variant == "torch_compile":
+            import torch
+
+            compiled = torch.compile(lambda x: model(x))  # the warm-up call compiles
+
+            def run(x):
+                with torch.inference_mode():
+                    return compiled(torch.from_numpy(x)).numpy()
+
+            return run
         return compile_inference(model, lambda x: model(x))
     if impl == "keras_hub":
         import keras_hub
