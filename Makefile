@@ -34,8 +34,10 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks
 
 # Everything once under JAX; the tests that run Keras ops again under PyTorch and TensorFlow.
+# The JAX pass runs two test files at a time: most of its time is subprocesses (the CLI,
+# Ray, a server, a browser) that leave a core idle.
 test: lint $(CHROMIUM)
-	KERAS_BACKEND=jax $(PYTEST) tests
+	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadfile tests
 	KERAS_BACKEND=torch $(PYTEST) -m backend tests
 	KERAS_BACKEND=tensorflow $(PYTEST) -m backend tests
 
