@@ -191,26 +191,16 @@ def main():
 
     # 5. the driver's index commits: a batch of rows (vectors, 3 KB posters) per commit
     from videoprism_keras.apps import VideoIndex
-    from videoprism_keras.apps import index as index_module
     from videoprism_keras.apps.identity import VideoFile
 
-    index, dim, n = VideoIndex(work / "ix"), 768, args.batch_size
-    index._ensure_table(dim, {})
+    writer, dim, n = VideoIndex(work / "ix").writer(), 768, args.batch_size
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     for i in range(COMMITS):
         files = [VideoFile(f"/bench/{i}.mp4", 1, 1)] * n
         times = np.arange(n, dtype=float)
-        rows = index_module._table(
-            index.meta,
-            files,
-            times,
-            times + 1,
-            rng.normal(size=(n, dim)),
-            [False] * n,
-            [b"x" * 3000] * n,
-        )
-        index._commit(rows)
+        writer.commit(files, times, times + 1, rng.normal(size=(n, dim)), [False] * n,
+                      [b"x" * 3000] * n, [None] * n)  # fmt: skip
     result["driver_index_commit_clips_per_s"] = COMMITS * n / (time.perf_counter() - start)
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                       for k, v in result.items()}, indent=1))  # fmt: skip

@@ -9,7 +9,6 @@ import pytest
 from ray_helpers import SAMPLING, library
 
 from videoprism_keras.apps import VideoIndex
-from videoprism_keras.apps import index as index_module
 from videoprism_keras.apps import ray_pipeline as rp
 from videoprism_keras.apps.identity import identify
 from videoprism_keras.video import iter_clips, load_video
@@ -66,6 +65,7 @@ def test_the_last_clip_is_marked_once_the_file_is_whole(videos, tmp_path):
     rows = [dict(r, frames=None) for r in decode_rows({"source": path, "path": file.path},
                                                       **SAMPLING, clip_seconds=2.0)]  # fmt: skip
     index = VideoIndex(tmp_path / "ix")
+    writer = index.writer()
     states, run = {file.file_id: rp._FileState(set())}, rp._Run()
     marked = lambda: {r["start_s"]: r["last_clip"] for r in index._latest().to_arrow()  # noqa: E731
                       .select(["start_s", "last_clip"]).to_pylist()}  # fmt: skip
@@ -73,8 +73,8 @@ def test_the_last_clip_is_marked_once_the_file_is_whole(videos, tmp_path):
     for chunk in ([rows[4], rows[0]], [rows[0], rows[2], rows[1]], [rows[3]]):
         batch = _batch(chunk, file.file_id)
         kinds = {s: np.flatnonzero(batch["status"] == s) for s in ("clip", "held", "failed")}
-        rp._commit_batch(index, index_module, batch, kinds, {file.file_id: file}, states, {}, run)
+        rp._commit_batch(writer, batch, kinds, {file.file_id: file}, states, run)
         if len(marked()) < 5:  # the last clip is in, but not every clip yet
             assert not any(marked().values())
     assert sum(marked().values()) == 1 and marked()[rows[4]["start_s"]]
-    assert index._held([file])[file.file_id][1]  # a later run skips the file
+    assert writer.held([file])[file.file_id][1]  # a later run skips the file

@@ -16,6 +16,9 @@ Figures and the choice of index: benchmarks/README.md, "Video index".
     index = VideoIndex("my_index")                      # a folder (or s3://…): created
     index.add_videos(model, ["videos/"], clip_seconds=10)
     hits = index.search(query_embedding, top_k=5, under="videos/cats", per_video=True)
+
+Every writer of clips (`add_videos` in this process, the Ray pipeline's driver) goes
+through `IndexWriter` (`index.writer(...)`), which keeps the invariants in one place.
 """
 
 import io
@@ -376,6 +379,19 @@ class VideoIndex:
         except (OSError, RuntimeError, ValueError) as err:
             raise store.translate(err, self.uri, "writing to it") from err
 
+    def writer(self, model=None, clip_seconds=None, stride_seconds=None, *, num_frames=None,
+               size=None) -> "IndexWriter":  # fmt: skip
+        """The way to write clips into this index (see `IndexWriter`), for clips that
+        `model` embeds with this sampling; an error now if the index holds other settings.
+        Without a model, no settings are checked or recorded (only the dimension)."""
+        settings = {} if model is None else _settings(model, clip_seconds, stride_seconds,
+                                                      num_frames, size)  # fmt: skip
+        return IndexWriter(self, settings)
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of the inputs recorded as not embedded (latest first)."""
+        return store.read_failures(self._connect())
+
     def add(self, embeddings: Embeddings, posters=None) -> "VideoIndex":
         """Adds (N, D) video embeddings with their paths and clip times, in one commit.
 
@@ -387,11 +403,10 @@ class VideoIndex:
         vectors = _normalise(embeddings.vectors)
         if vectors.ndim != 2:
             raise ValueError(f"an index holds (N, D) video embeddings; got {vectors.shape}")
-        self._check_settings({}, vectors.shape[1])
         files = {p: _identity(p) for p in map(str, embeddings.paths)}
-        self._ensure_table(vectors.shape[1], {})
-        rows = _table(self.meta, [files[str(p)] for p in embeddings.paths], embeddings.starts,
-                      embeddings.ends, vectors, [True] * len(vectors), posters)  # fmt: skip
+        rows = self.writer()._rows([files[str(p)] for p in embeddings.paths],
+                                   embeddings.starts, embeddings.ends, embeddings.vectors,
+                                   [True] * len(vectors), posters)  # fmt: skip
         stale = _stale(list(files.values()))
         for predicate in stale[:-1]:
             self._commit(self._empty(), predicate)
@@ -419,16 +434,13 @@ class VideoIndex:
         looping symlinks and folders named like videos are always failures, not errors).
         """
         files, failures = video_files(sources)
-        settings = self._settings(model, clip_seconds, stride_seconds, options)
-        self._check_settings(settings)
-        held = self._held(files) if skip_existing else {}
+        writer = self.writer(model, clip_seconds, stride_seconds,
+                             num_frames=options.get("num_frames"),
+                             size=options.get("size"))  # fmt: skip
+        held, todo = writer.prepare(files, skip_existing)
         by_path = {f.path: f for f in files}
-        done = {f.file_id for f in files if held.get(f.file_id, (set(), False))[1]}
-        skipped = [sum(len(held[f][0]) for f in done)]
-        todo = [f.path for f in files if f.file_id not in done]
-        if self._table is not None:  # replaced files: their old rows go now
-            for stale in _stale([f for f in files if f.file_id not in done]):
-                self._commit(self._empty(), stale)
+        skipped = [sum(len(keys) for keys, whole in held.values() if whole)]
+        todo = [f.path for f in todo]
         reader = _HeldClips(self, by_path, held) if skip_existing else (lambda *item: False)
         paths, starts, ends = [], [], []
         batches = embed_batches(model, todo, "video", clip_seconds=clip_seconds,
@@ -436,18 +448,15 @@ class VideoIndex:
                                 failures=failures, skipped=skipped,
                                 **{k: v for k, v in options.items() if k != "kind"})  # fmt: skip
         for batch in batches:
-            vectors = _normalise(batch.vectors)
-            self._check_settings({}, vectors.shape[1])
-            self._ensure_table(vectors.shape[1], settings)
-            rows = _table(self.meta, [by_path[p] for p in batch.paths], batch.starts, batch.ends,
-                          vectors, batch.last, [_poster(f) for f in batch.frames])  # fmt: skip
-            self._commit(rows)
+            posters = [_poster(f) for f in batch.frames]
+            writer.commit([by_path[p] for p in batch.paths], batch.starts, batch.ends,
+                          batch.vectors, batch.last, posters)  # fmt: skip
             paths += batch.paths
             starts += batch.starts
             ends += batch.ends
         if not paths and not skipped[0] and todo:
             raise nothing_embedded(failures)
-        self._maintain()
+        writer.finish()
         return Embeddings(np.zeros((len(paths), 0), np.float32), paths, starts, ends,
                           failures=failures, skipped=skipped[0])  # fmt: skip
 
@@ -461,19 +470,8 @@ class VideoIndex:
         index.add_videos(model, sources, clip_seconds, stride_seconds, **options)
         return index
 
-    def _settings(self, model, clip_seconds, stride_seconds, options) -> dict:
-        size = tuple(options.get("size") or model.frame_shape[:2])
-        return {
-            "num_frames": int(options.get("num_frames") or model.num_frames),
-            "size": int(size[0]) if size[0] == size[1] else [int(s) for s in size],
-            "clip_seconds": float(clip_seconds) if clip_seconds else None,
-            "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
-            "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
-            "backbone": _backbone_config(model),
-        }
-
     def _empty(self):
-        return _table(self.meta, [], [], [], np.zeros((0, self.dim), np.float32), [], [])
+        return _table(self.meta, [], [], [], np.zeros((0, self.dim), np.float32), [], [], [])
 
     def _held(self, files) -> dict:
         """file_id → (item keys the index holds, whether the file is complete), for the
@@ -635,6 +633,106 @@ class VideoIndex:
         return Path(target)
 
 
+class IndexWriter:
+    """Writes clips into a `VideoIndex`: the one way in, shared by `add_videos` and the Ray
+    pipeline's driver (get one with `VideoIndex.writer`), so that every writer keeps the
+    index's invariants:
+
+    - the settings (preset, sampling, dimension) are those the index holds, checked
+      before any work (`VideoIndex.writer`) and at each commit (the dimension);
+    - `prepare` tells what the index holds of the files to write, and removes the rows
+      of earlier versions of them (same path, other size or mtime) first;
+    - `commit` stores a batch of clips in one Lance commit: a merge on the clip's `id`
+      under the index's lock, so a clip embedded twice is stored once;
+    - a file's `last_clip` is set when the file is whole (`commit`'s `last`, or later
+      `mark_complete`): a later run skips a file only when it is;
+    - inputs that could not be embedded are kept in the failures table
+      (`record_failures`, `forget_failures`);
+    - `finish` maintains the table (vector index, compaction) once the writes are done.
+    """
+
+    def __init__(self, index: VideoIndex, settings: dict):
+        index._check_settings(settings)
+        self.index, self.settings = index, settings
+        self._durations: dict = {}  # file_id → the video's duration: probed once per file
+
+    def held(self, files) -> dict:
+        """file_id → (item keys of the clips the index holds, whether the file is whole)."""
+        return self.index._held(files)
+
+    def prepare(self, files, skip_existing=True) -> tuple[dict, list]:
+        """(`held` of the files, or {} with `skip_existing` False; the files not whole, to
+        be written); the rows of earlier versions of those files are removed now."""
+        held = self.held(files) if skip_existing else {}
+        todo = [f for f in files if not held.get(f.file_id, (set(), False))[1]]
+        index = self.index
+        if index._table is not None:
+            for stale in _stale(todo):
+                index._commit(index._empty(), stale)
+        return held, todo
+
+    def commit(self, files, starts, ends, vectors, last, posters=None, durations=None):
+        """Stores clips, one per row: their `VideoFile`s, times, (N, D) embeddings
+        (normalised here), whether each is its file's last (set only once the file is
+        whole), JPEG posters, and the videos' durations in seconds (None or NaN for
+        unknown; default: probed once per file)."""
+        self.index._commit(self._rows(files, starts, ends, vectors, last, posters, durations))
+
+    def mark_complete(self, ids):
+        """Sets `last_clip` on these clip ids (files whose last clip was committed before
+        the file was whole)."""
+        index = self.index
+        if not ids or index._table is None:
+            return
+        with store.locked(index._folder):
+            index._table.checkout_latest()
+            for i in range(0, len(ids), ID_BATCH):
+                chunk = ", ".join(map(store.sql_string, ids[i : i + ID_BATCH]))
+                index._table.update(where=f"id IN ({chunk})", values={"last_clip": True})
+
+    def record_failures(self, failures):
+        """(path, reason) of inputs that could not be embedded, into the failures table."""
+        store.record_failures(self.index._connect(), self.index._folder, failures)
+
+    def forget_failures(self, paths):
+        """Paths now whole in the index are no longer failures."""
+        if paths:
+            store.forget_failures(self.index._connect(), self.index._folder, paths, ID_BATCH)
+
+    def finish(self):
+        """Once the writes are done: the table's maintenance (see `VideoIndex`)."""
+        self.index._maintain()
+
+    def _rows(self, files, starts, ends, vectors, last, posters=None, durations=None):
+        index = self.index
+        vectors = _normalise(vectors)
+        index._check_settings({}, vectors.shape[1])
+        index._ensure_table(vectors.shape[1], self.settings)
+        if durations is None:
+            durations = [self._duration(f) for f in files]
+        durations = [None if d is None or np.isnan(d) else float(d) for d in durations]
+        return _table(index.meta, files, starts, ends, vectors, last, posters, durations)
+
+    def _duration(self, file):
+        if file.file_id not in self._durations:  # once per file (version), not per clip
+            if len(self._durations) > 1024:
+                self._durations.clear()
+            self._durations[file.file_id] = _duration(file.path) if file.size >= 0 else None
+        return self._durations[file.file_id]
+
+
+def _settings(model, clip_seconds, stride_seconds, num_frames=None, size=None) -> dict:
+    size = tuple(size or model.frame_shape[:2])
+    return {
+        "num_frames": int(num_frames or model.num_frames),
+        "size": int(size[0]) if size[0] == size[1] else [int(s) for s in size],
+        "clip_seconds": float(clip_seconds) if clip_seconds else None,
+        "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
+        "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
+        "backbone": _backbone_config(model),
+    }
+
+
 class _HeldClips:
     """`embed_batches(exclude=…)` for an index: whether the index holds a clip. A file's
     clips are looked up again when its first clip comes, so that a file another process
@@ -698,22 +796,12 @@ def _duration(path) -> float | None:
         return None
 
 
-_durations: dict = {}
-
-
-def _table(meta, files, starts, ends, vectors, last, posters):
+def _table(meta, files, starts, ends, vectors, last, posters, durations):
     import pyarrow as pa
 
     def time(t):
         return None if t is None or np.isnan(t) else float(t)
 
-    durations = []
-    for f in files:
-        if f.file_id not in _durations:  # once per file (version), not per clip
-            if len(_durations) > 1024:
-                _durations.clear()
-            _durations[f.file_id] = _duration(f.path) if f.size >= 0 else None
-        durations.append(_durations[f.file_id])
     posters = list(posters) if posters is not None else [None] * len(files)
     return pa.table({
         "id": [clip_id(f.file_id, s, e) for f, s, e in zip(files, starts, ends, strict=True)],

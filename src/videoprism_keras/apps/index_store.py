@@ -20,11 +20,13 @@ import itertools
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 
 TABLE = "clips"
+FAILURES_TABLE = "failures"  # beside the clips: (path, reason, time) of inputs not embedded
 META_KEY = b"videoprism"
 FORMAT = 1
 LOCK_FILE = "write.lock"
@@ -57,6 +59,55 @@ def schema(dim: int, meta: dict):
         pa.field("poster", pa.binary()),  # a small JPEG of the clip's middle frame
     ]
     return pa.schema(fields, metadata={META_KEY: json.dumps(meta, default=str).encode()})
+
+
+def failures_schema():
+    import pyarrow as pa
+
+    return pa.schema([pa.field("path", pa.string(), nullable=False), ("reason", pa.string()),
+                      ("time", pa.float64())])  # fmt: skip
+
+
+def record_failures(db, folder: Path | None, failures):
+    """(path, reason) pairs into the failures table: one row per path, its latest reason."""
+    if not failures:
+        return
+    import pyarrow as pa
+
+    data = pa.table({"path": [p for p, _ in failures], "reason": [r for _, r in failures],
+                     "time": [time.time()] * len(failures)}, schema=failures_schema())  # fmt: skip
+    data = data.group_by("path").aggregate([("reason", "max"), ("time", "max")]).rename_columns(
+        ["path", "reason", "time"]).cast(failures_schema())  # fmt: skip
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder):
+        table = db.create_table(FAILURES_TABLE, schema=failures_schema(), exist_ok=True)
+        table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(
+            data
+        )
+
+
+def forget_failures(db, folder: Path | None, paths, batch: int):
+    """Paths that are no longer failures (`batch` of them per delete)."""
+    if not paths:
+        return
+    try:
+        table = db.open_table(FAILURES_TABLE)
+    except (ValueError, FileNotFoundError):
+        return
+    with locked(folder):
+        for i in range(0, len(paths), batch):
+            table.delete(f"path IN ({', '.join(map(sql_string, paths[i : i + batch]))})")
+
+
+def read_failures(db) -> list[tuple[str, str]]:
+    """(path, reason) of the failures table, latest first; none without the table."""
+    try:
+        table = db.open_table(FAILURES_TABLE)
+    except (ValueError, FileNotFoundError):
+        return []
+    rows = sorted(table.to_arrow().to_pylist(), key=lambda r: -r["time"])
+    return [(r["path"], r["reason"]) for r in rows]
 
 
 def is_local(uri: str) -> bool:

@@ -43,14 +43,12 @@ import os
 import socket
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import index_store as store
 from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
@@ -59,7 +57,6 @@ from .ray_sources import _files, list_sources
 __all__ = ["PresetLoader", "RayOptions", "RayUnavailable", "check_address", "embed_on_ray",
            "failures_of", "index_on_ray", "list_sources", "ray_session"]  # fmt: skip
 
-FAILURES_TABLE = "failures"  # beside the index's clips table: (path, reason, time)
 MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
 CONNECT_TIMEOUT_S = 5.0
 QUIET_ENV = "RAY_BACKEND_LOG_LEVEL"
@@ -255,53 +252,44 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
     Returns the record `add_videos` returns (paths and clip times of the clips added,
     `skipped`, `failures`); failures are also kept in the index's `failures` table.
     """
-    from . import index as index_module
-
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
-    settings = index._settings(
-        model,
-        clip_seconds,
-        stride_seconds,
-        {"num_frames": sampling["num_frames"], "size": sampling["size"]},
-    )
-    index._check_settings(settings)
+    writer = index.writer(model, clip_seconds, stride_seconds,
+                          num_frames=sampling["num_frames"], size=sampling["size"])  # fmt: skip
     files, failures = _files(sources, options.column)
-    held = index._held(files)
+    held, todo = writer.prepare(files)  # replaced files: their old rows go now
     run = _Run(failures=list(failures))
     by_id = {f.file_id: f for f in files}
-    todo = [f for f in files if not held.get(f.file_id, (set(), False))[1]]
     run.skipped = sum(len(keys) for keys, _ in held.values())  # whole files and clips
-    if index._table is not None:  # replaced files: their old rows go now
-        for stale in index_module._stale(todo):
-            index._commit(index._empty(), stale)
     states = {f.file_id: _FileState({k[1:] for k in held.get(f.file_id, (set(),))[0]})
               for f in todo}  # fmt: skip
     items = [{"source": f.path, "path": f.path, "file_id": f.file_id,
               "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
              for f in todo]  # fmt: skip
-    _record_failures(index, run.failures)
+    writer.record_failures(run.failures)
     bar = _progress(options.progress, total=None)
     if items:  # Ray only when there is work: a local instance takes seconds to start
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
             batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
             for kinds, batch in _rows(batches):
-                _commit_batch(index, index_module, batch, kinds, by_id, states, settings, run)
+                _commit_batch(writer, batch, kinds, by_id, states, run)
                 bar.update(len(kinds["clip"]))
     bar.close()
     if not run.paths and not run.skipped and todo:
         raise nothing_embedded(run.failures)
-    _forget_failures(index, [f.path for f in todo if states[f.file_id].whole])
-    index._maintain()
+    writer.forget_failures([f.path for f in todo if states[f.file_id].whole])
+    writer.finish()
     return Embeddings(np.zeros((len(run.paths), 0), np.float32), run.paths, run.starts, run.ends,
                       failures=run.failures, skipped=run.skipped)  # fmt: skip
 
 
-def _commit_batch(index, index_module, batch, kinds, by_id, states, settings, run):
+def _commit_batch(writer, batch, kinds, by_id, states, run):
+    """One batch from the actors into the index (`writer`, an `IndexWriter`); `states`
+    (file_id → `_FileState`) and `run` are updated."""
     new_failures = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
     run.failures += new_failures
-    _record_failures(index, new_failures)
+    writer.record_failures(new_failures)
     for i in kinds["held"]:  # a held last clip: the file's count
         state = states[str(batch["file_id"][i])]
         state.count = int(batch["ordinal"][i]) + 1
@@ -318,21 +306,14 @@ def _commit_batch(index, index_module, batch, kinds, by_id, states, settings, ru
                                     batch["end_s"][i])  # fmt: skip
     touched |= {str(batch["file_id"][i]) for i in kinds["held"]}
     if len(clips):
-        vectors = index_module._normalise(batch["vector"][clips])
-        index._check_settings({}, vectors.shape[1])
-        index._ensure_table(vectors.shape[1], settings)
         files = [by_id[str(batch["file_id"][i])] for i in clips]
-        for i in clips:  # measured in the decode task, where the file is
-            duration = float(batch["duration_s"][i])
-            index_module._durations[str(batch["file_id"][i])] = (
-                None if np.isnan(duration) else duration)  # fmt: skip
         starts, ends = batch["start_s"][clips], batch["end_s"][clips]
         # A file's last clip is marked only once all its clips are committed: with it
         # in the table, a later run skips the file.
         last = [bool(batch["last"][i]) and states[str(batch["file_id"][i])].whole for i in clips]
-        rows = index_module._table(index.meta, files, starts, ends, vectors, last,
-                                   list(batch["poster"][clips]))  # fmt: skip
-        index._commit(rows)
+        durations = batch["duration_s"][clips].astype(float)  # measured where the file is
+        writer.commit(files, starts, ends, batch["vector"][clips], last,
+                      list(batch["poster"][clips]), durations)  # fmt: skip
         for i, marked in zip(clips, last, strict=True):
             if marked:
                 states[str(batch["file_id"][i])].marked = True
@@ -340,69 +321,15 @@ def _commit_batch(index, index_module, batch, kinds, by_id, states, settings, ru
         run.starts += [float(t) for t in starts]
         run.ends += [float(t) for t in ends]
     late = [states[f].last_id for f in touched if states[f].whole and not states[f].marked]
-    if late and index._table is not None:  # the last clip came before others of its file
-        ids = ", ".join(map(store.sql_string, late))
-        with store.locked(index._folder):
-            index._table.checkout_latest()
-            index._table.update(where=f"id IN ({ids})", values={"last_clip": True})
+    if late:  # the last clip came before others of its file
+        writer.mark_complete(late)
         for f in touched:
             states[f].marked = states[f].marked or states[f].whole
 
 
-def _failures_schema():
-    import pyarrow as pa
-
-    return pa.schema([pa.field("path", pa.string(), nullable=False), ("reason", pa.string()),
-                      ("time", pa.float64())])  # fmt: skip
-
-
-def _record_failures(index, failures):
-    """The index's `failures` table: one row per path, its latest reason."""
-    if not failures:
-        return
-    import pyarrow as pa
-
-    data = pa.table(
-        {
-            "path": [p for p, _ in failures],
-            "reason": [r for _, r in failures],
-            "time": [time.time()] * len(failures),
-        },
-        schema=_failures_schema(),
-    )
-    data = data.group_by("path").aggregate([("reason", "max"), ("time", "max")]).rename_columns(
-        ["path", "reason", "time"]).cast(_failures_schema())  # fmt: skip
-    if index._folder is not None:
-        index._folder.mkdir(parents=True, exist_ok=True)
-    with store.locked(index._folder):
-        table = index._connect().create_table(FAILURES_TABLE, schema=_failures_schema(),
-                                              exist_ok=True)  # fmt: skip
-        table.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(
-            data
-        )
-
-
 def failures_of(index) -> list[tuple[str, str]]:
     """(path, reason) of the inputs the index's Ray runs could not embed (latest first)."""
-    try:
-        table = index._connect().open_table(FAILURES_TABLE)
-    except (ValueError, FileNotFoundError):
-        return []
-    rows = sorted(table.to_arrow().to_pylist(), key=lambda r: -r["time"])
-    return [(r["path"], r["reason"]) for r in rows]
-
-
-def _forget_failures(index, paths):
-    """Files that are now whole in the index are no longer failures."""
-    if not paths:
-        return
-    try:
-        table = index._connect().open_table(FAILURES_TABLE)
-    except (ValueError, FileNotFoundError):
-        return
-    with store.locked(index._folder):
-        for i in range(0, len(paths), 500):
-            table.delete(f"path IN ({', '.join(map(store.sql_string, paths[i : i + 500]))})")
+    return index.failures()
 
 
 # --------------------------------------------------------------- embeddings file
