@@ -265,6 +265,11 @@ class VideoIndex:
     def dim(self):
         return self.meta.get("dim", self._dim)
 
+    @property
+    def version(self) -> int | None:
+        """The table version this handle reads (None before the first write)."""
+        return None if self._table is None else int(self._table.version)
+
     def __len__(self):
         return 0 if self._table is None else self._latest().count_rows()
 

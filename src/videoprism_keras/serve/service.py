@@ -154,8 +154,6 @@ class SearchService:
         """Clips in the index and the table's version, at the latest commit."""
 
         def both():
-            n = len(self.index)
-            table = self.index._table
-            return n, (None if table is None else int(table.version))
+            return len(self.index), self.index.version  # len() moves to the latest commit
 
         return await self._read(both)
