@@ -46,6 +46,7 @@ print(json.dumps({"load_s": load, "first_clip_s": times[0], "steady_clip_s": sor
 
 def make_preset(folder):
     os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Keras' saving loads TensorFlow
     from videoprism_keras import VideoPrismBackbone
     from videoprism_keras.presets import PRESET_CONFIGS
 
@@ -54,8 +55,9 @@ def make_preset(folder):
 
 def classify(preset, backend, cache):
     env = {**os.environ, "KERAS_BACKEND": backend, "VIDEOPRISM_CACHE": cache}
-    command = ["videoprism", "classify", str(CLIP), "--preset", preset, "--tokenizer", str(SPM),
-               "--labels", LABELS, "--json", "--no-progress"]  # fmt: skip
+    command = [sys.executable, "-m", "videoprism_keras.cli", "classify", str(CLIP),
+               "--preset", preset, "--tokenizer", str(SPM), "--labels", LABELS, "--json",
+               "--no-progress"]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
     return time.perf_counter() - start

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from .constants import (
     SERVE_TOKEN_ENV,  # fmt: skip
     TEMPERATURE,
 )
+from .native_logs import held_stderr
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 BACKENDS = ("jax", "torch", "tensorflow")
@@ -253,28 +253,11 @@ def _use_backend(backend):
 
 @contextlib.contextmanager
 def quiet_native_logs():
-    """Holds back what native libraries write straight to file descriptor 2 meanwhile.
-
-    TensorFlow's C++ libraries print INFO lines ("oneDNN custom operations are on",
-    "Could not find cuda drivers") when they load, whatever the Python log level, and
-    Keras loads TensorFlow when it saves a file even on JAX. Those lines are noise in
-    front of a command's own output; if the block fails, they are shown after all.
-    """
+    """TensorFlow's native INFO lines held back meanwhile (`native_logs.held_stderr`):
+    Keras loads TensorFlow when it saves a file, even on JAX."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what they log once loaded
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with held_stderr():
+        yield
 
 
 # ------------------------------------------------------------------ helpers

@@ -41,14 +41,13 @@ import json
 import logging
 import os
 import socket
-import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..native_logs import held_stderr
 from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
@@ -87,7 +86,8 @@ def ray_session(address: str | None = None, *, quiet: bool = True):
     if quiet:  # Ray's C++ side logs benign errors to the terminal (e.g. ray#53727)
         os.environ[QUIET_ENV] = "fatal"
     try:
-        with _held_stderr(quiet), warnings.catch_warnings():
+        held = held_stderr(replay_on_error=False) if quiet else contextlib.nullcontext()
+        with held, warnings.catch_warnings():
             # Starting a local instance forks (then execs) with JAX's threads running.
             warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
             ray.init(address=address, **options)
@@ -102,24 +102,6 @@ def ray_session(address: str | None = None, *, quiet: bool = True):
         yield ray
     finally:
         ray.shutdown()
-
-
-@contextlib.contextmanager
-def _held_stderr(hold: bool):
-    """What Ray's native side writes to file descriptor 2 while it starts (its log
-    level, authentication notes), left out."""
-    if not hold:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def check_address(address):
