@@ -27,3 +27,9 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 TOKENIZER_ASSET = Path("assets") / "tokenizer" / "vocabulary.spm"
 TOKENIZER_CONFIG_FILE = "tokenizer.json"
+
+# LoRA (model/lora.py): the projections that get adapters by default (attention, MLP and
+# pooler projections of every encoder; not the patch projection), and the adapter file's
+# suffix, keras_hub's.
+LORA_TARGETS = ("qkv_proj", "out_proj", "in_proj", "q_proj", "kv_proj")
+LORA_FILE_SUFFIX = ".lora.h5"
