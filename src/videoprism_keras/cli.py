@@ -135,6 +135,17 @@ def _parser():
     p.add_argument("--epochs", type=_positive(int), default=20)
     p.add_argument("--learning-rate", type=_positive(float), default=1e-3)
     model_options(p, text=False)
+    p = command("finetune", "contrastive fine-tuning of an LvT model on (video, caption) pairs")
+    p.add_argument("pairs", help="CSV or parquet with columns path,caption[,start,end]")
+    p.add_argument("-o", "--output", required=True, help="folder for checkpoints and results")
+    p.add_argument("--eval", help="held-out pairs: recall@1/5/10 before and after")
+    p.add_argument("--epochs", type=_positive(int), default=5)
+    p.add_argument("--learning-rate", type=_positive(float), default=1e-5)
+    p.add_argument("--lora-rank", type=_positive(int), help="train LoRA adapters of this rank only")
+    p.add_argument("--freeze", choices=["video", "text"], help="keep this tower fixed")
+    p.add_argument("--remat", action="store_true", help="recompute activations: less memory")
+    p.add_argument("--resume", action="store_true", help="continue from -o's last checkpoint")
+    model_options(p)
     p = command("search", "search an index by text or by example video")
     p.add_argument("index")
     query = p.add_mutually_exclusive_group(required=True)
@@ -625,6 +636,48 @@ def cmd_train(args):
     return {"labels": labels, "losses": losses, "output": args.output}
 
 
+def cmd_finetune(args):
+    from . import finetune
+
+    pairs = finetune.read_pairs(args.pairs)  # every file checked before any work
+    held_out = finetune.read_pairs(args.eval) if args.eval else None
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output} exists and is not a folder")
+    done, _ = finetune.resume_state(args.output)
+    if done and not args.resume:
+        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    model = _model(args, need_text=True)
+    tokenizer = _tokenizer(args, model)
+    if args.remat:
+        rebuilt = type(model).from_config({**model.get_config(), "remat": True})
+        rebuilt.set_weights(model.get_weights())
+        model = rebuilt
+    with quiet_native_logs():  # TensorFlow's load-time lines when Keras saves (stdout stays)
+        summary = finetune.run(
+            model, tokenizer, pairs, args.output, eval_pairs=held_out,
+            epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+            num_frames=args.frames, size=args.size, lora_rank=args.lora_rank,
+            freeze=args.freeze, resume=args.resume,
+            verbose=0 if args.no_progress or args.json else 1,
+        )  # fmt: skip
+    if not args.json:
+        losses = summary["losses"]
+        print(
+            f"trained {len(pairs)} pairs, epochs {summary['resumed_at']}→{args.epochs}: "
+            f"loss {losses[0]:.3f} → {losses[-1]:.3f}"
+            if losses
+            else "nothing to train"
+        )
+        for when in ("before", "after"):
+            if summary[f"recall_{when}"]:
+                print(
+                    f"recall {when}: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in summary[f"recall_{when}"].items())
+                )
+        print(f"saved {args.output}")
+    return summary
+
+
 def cmd_export(args):
     args.dtype = None
     model = _model(args)
@@ -638,7 +691,8 @@ def cmd_export(args):
 
 
 COMMANDS = {"export": cmd_export, "info": cmd_info, "embed": cmd_embed, "classify": cmd_classify,
-            "index": cmd_index, "search": cmd_search, "train": cmd_train}  # fmt: skip
+            "index": cmd_index, "search": cmd_search, "train": cmd_train,
+            "finetune": cmd_finetune}  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main())
