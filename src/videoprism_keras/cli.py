@@ -134,6 +134,10 @@ def _parser():
     p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
     p.add_argument("--epochs", type=_positive(int), default=20)
     p.add_argument("--learning-rate", type=_positive(float), default=1e-3)
+    tune = p.add_mutually_exclusive_group()
+    tune.add_argument("--lora-rank", type=_positive(int), help="also train backbone LoRA adapters")
+    tune.add_argument("--full", action="store_true", help="fine-tune the whole backbone too")
+    p.add_argument("--remat", action="store_true", help="with --lora-rank/--full: less memory")
     model_options(p, text=False)
     p = command("finetune", "contrastive fine-tuning of an LvT model on (video, caption) pairs")
     p.add_argument("pairs", help="CSV or parquet with columns path,caption[,start,end]")
@@ -615,17 +619,21 @@ def cmd_train(args):
         model.labels = labels
     else:
         model = VideoPrismVideoClassifier(_model(args), len(labels), labels=labels)
-    # The backbone is frozen: run it once per clip, then train on the cached features.
-    embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
-    _report_failures(args, embeddings.failures, embedded=len(embeddings))
-    targets = np.array([dict(files)[p] for p in embeddings.paths])
+    if args.lora_rank or args.full:  # the backbone trains: pixels every epoch
+        model = finetune_classifier(model, args.lora_rank, args.remat)
+        inputs, paths = decode_clips(args, model.backbone, [f for f, _ in files])
+    else:  # the backbone is frozen: run it once per clip, then train on the cached features
+        embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
+        _report_failures(args, embeddings.failures, embedded=len(embeddings))
+        inputs, paths = {"features": embeddings.vectors}, embeddings.paths
+    targets = np.array([dict(files)[p] for p in paths])
     empty = [label for i, label in enumerate(labels) if not (targets == i).any()]
     if empty:
         raise RuntimeError(f"no readable clip for label(s) {', '.join(empty)}: nothing to learn "
                            "them from (see the skipped files above)")  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    history = model.fit({"features": embeddings.vectors}, targets, epochs=args.epochs,
-                        batch_size=args.batch_size, verbose=0)  # fmt: skip
+    history = model.fit(inputs, targets, epochs=args.epochs, batch_size=args.batch_size,
+                        verbose=0)  # fmt: skip
     with quiet_native_logs():
         model.save(args.output)
     losses = [float(x) for x in history.history["loss"]]
@@ -676,6 +684,41 @@ def cmd_finetune(args):
                 )
         print(f"saved {args.output}")
     return summary
+
+
+def finetune_classifier(model, lora_rank, remat):
+    """`train --lora-rank/--full`: the classifier rebuilt around a trainable backbone."""
+    backbone = model.backbone
+    if remat:
+        rebuilt = type(backbone).from_config({**backbone.get_config(), "remat": True})
+        rebuilt.set_weights(backbone.get_weights())
+        backbone = rebuilt
+    tuned = type(model)(backbone, model.num_classes, labels=model.labels,
+                        freeze_backbone=False, lora_rank=lora_rank)  # fmt: skip
+    for source, target in ((model.pooler, tuned.pooler), (model.head, tuned.head)):
+        target.set_weights(source.get_weights())
+    return tuned
+
+
+def decode_clips(args, backbone, files):
+    """Every clip decoded at the model's sampling (or --frames/--size); unreadable ones
+    skipped and reported as `embed` reports them."""
+    import numpy as np
+
+    from .video import VideoDecodeError, load_video
+
+    frames, size = _sampling(args, backbone)
+    clips, paths, failures = [], [], []
+    for path in files:
+        try:
+            clips.append(load_video(path, frames, size))
+            paths.append(path)
+        except VideoDecodeError as err:
+            failures.append((path, str(err)))
+    _report_failures(args, failures, embedded=len(clips))
+    if not clips:
+        raise RuntimeError("no readable clip to train on (see the skipped files above)")
+    return {"pixel_values": np.stack(clips)}, paths
 
 
 def cmd_export(args):
