@@ -67,7 +67,6 @@ def main():
     result = {}
     for name, build, lora, distribution in [
         ("contrastive_data_parallel", contrastive, False, data),
-        ("contrastive_lora_data_parallel", contrastive, True, data),
         ("classifier_data_parallel", classifier, False, data),
         ("contrastive_model_parallel", contrastive, False, model),
     ]:
