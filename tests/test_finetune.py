@@ -132,7 +132,8 @@ def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, 
     summary = json.loads(done.stdout)
     assert summary["resumed_at"] == 0 and len(summary["losses"]) == 1
     assert set(summary["recall_before"]) == {f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)}
-    assert {p.name for p in out.iterdir()} >= {"checkpoint.keras", "state.json", "adapters.lora.h5"}
+    assert {p.name for p in out.iterdir()} >= {"checkpoint-0001.keras", "state.json",
+                                               "adapters.lora.h5"}  # fmt: skip
     assert (out / "adapters.lora.h5").stat().st_size < 100_000
 
     # Resuming continues at epoch 1, from the checkpoint (optimizer included).
@@ -141,3 +142,4 @@ def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, 
     resumed = finetune.run(None, tokenizer, pairs, out, epochs=2, batch_size=4, resume=True,
                            verbose=0)  # fmt: skip
     assert resumed["resumed_at"] == 1 and len(resumed["losses"]) == 2
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0002.keras"]

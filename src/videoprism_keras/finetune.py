@@ -28,7 +28,7 @@ FREEZE_CHOICES = (None, "video", "text")
 # The scale's ceiling (CLIP's): exp(log_scale) may not pass 100, so that a few steps of
 # a large learning rate cannot make the logits explode.
 MAX_LOG_SCALE = math.log(100.0)
-CHECKPOINT_FILE = "checkpoint.keras"
+CHECKPOINT_PATTERN = "checkpoint-{:04d}.keras"
 STATE_FILE = "state.json"
 ADAPTERS_FILE = "adapters.lora.h5"
 
@@ -276,9 +276,11 @@ def evaluate_recall(model, pairs, tokenizer, batch_size, num_frames, size, ks=(1
 
 # ------------------------------------------------------------------ the command
 class _EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: the model (with its optimizer) to `checkpoint.keras`, then the
-    epoch count to `state.json`, each written to a temporary name and renamed, so an
-    interrupted run leaves the last whole checkpoint and resumes from it."""
+    """After each epoch: the model (with its optimizer) to `checkpoint-<epoch>.keras`,
+    then `state.json` naming it. Each is written under a temporary name and renamed, and
+    the state is the commit point: a run killed at any moment resumes from the last
+    epoch the state names, never half a file nor an epoch trained twice. Older
+    checkpoints are removed once the state no longer names them."""
 
     def __init__(self, directory, history):
         super().__init__()
@@ -286,12 +288,16 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.history_log.append({k: float(v) for k, v in (logs or {}).items()})
-        _atomic(self.directory / CHECKPOINT_FILE, lambda p: self.model.save(p), ".keras")
-        if self.model.lora_rank is not None:
+        name = CHECKPOINT_PATTERN.format(epoch + 1)
+        _atomic(self.directory / name, lambda p: self.model.save(p), ".keras")
+        state = {"epochs_done": epoch + 1, "checkpoint": name, "history": self.history_log}
+        _atomic(self.directory / STATE_FILE, lambda p: Path(p).write_text(json.dumps(state)))
+        for old in self.directory.glob("checkpoint-*.keras"):
+            if old.name != name:
+                old.unlink()
+        if self.model.lora_rank is not None:  # the adapters alone, for `load_lora_weights`
             _atomic(self.directory / ADAPTERS_FILE, self.model.backbone.save_lora_weights,
                     ".lora.h5")  # fmt: skip
-        state = {"epochs_done": epoch + 1, "history": self.history_log}
-        _atomic(self.directory / STATE_FILE, lambda p: Path(p).write_text(json.dumps(state)))
 
 
 def _atomic(target, write, suffix=""):
@@ -300,17 +306,26 @@ def _atomic(target, write, suffix=""):
     os.replace(partial, target)
 
 
+def _state(directory):
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    return state if (Path(directory) / state["checkpoint"]).is_file() else None
+
+
 def resume_state(directory):
     """(epochs done, loss history) of an earlier run in `directory`, or (0, [])."""
-    state = Path(directory) / STATE_FILE
-    if not state.is_file() or not (Path(directory) / CHECKPOINT_FILE).is_file():
-        return 0, []
-    saved = json.loads(state.read_text())
-    return int(saved["epochs_done"]), list(saved["history"])
+    state = _state(directory)
+    return (int(state["epochs_done"]), list(state["history"])) if state else (0, [])
 
 
 def load_checkpoint(directory):
-    return keras.models.load_model(Path(directory) / CHECKPOINT_FILE)
+    """The model of the last whole epoch of the run in `directory`."""
+    state = _state(directory)
+    if state is None:
+        raise ValueError(f"{directory} holds no finished epoch to resume from")
+    return keras.models.load_model(Path(directory) / state["checkpoint"])
 
 
 def run(backbone, tokenizer, train_pairs, output, *, eval_pairs=None, epochs=1,
