@@ -20,7 +20,7 @@ TINY_LVT = dict(TINY, num_auxiliary_layers=1, vocabulary_size=50, num_text_layer
 
 
 def to_numpy(x):
-    return keras.ops.convert_to_numpy(keras.ops.cast(x, "float32"))
+    return keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.stop_gradient(x), "float32"))
 
 
 def random_video(batch=2, frames=4, size=16, seed=0):
@@ -35,3 +35,50 @@ def random_text(batch=3, length=7, vocab=50, seed=0):
     lengths = rng.integers(1, length + 1, size=batch)
     mask = (np.arange(length)[None] < lengths[:, None]).astype("int32")
     return ids * mask, mask
+
+
+def gradients(variables, loss_fn):
+    """d loss_fn() / d variables as numpy arrays, on the current backend (tests only)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def loss(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return loss_fn()
+
+        # One compiled program: eager JAX compiles every op of the model on its own.
+        return [np.asarray(g) for g in jax.jit(jax.grad(loss))([v.value for v in variables])]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grads = tape.gradient(loss, [v.value for v in variables])
+        return [np.asarray(tf.convert_to_tensor(g)) for g in grads]  # IndexedSlices too
+    for v in variables:
+        v.value.grad = None
+    loss_fn().backward()
+    return [v.value.grad.detach().cpu().numpy() for v in variables]
+
+
+def outputs(model, inputs, training=False):
+    """`model(inputs)` as numpy (a dict stays a dict); compiled once on JAX (see above)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        variables = model.variables
+        key = (len(variables), training)
+        cache = model.__dict__.setdefault("_test_compiled", {})
+        if key not in cache:
+
+            def run(values, inputs):
+                mapping = list(zip(variables, values, strict=True))
+                with keras.StatelessScope(state_mapping=mapping):
+                    return model(inputs, training=training)
+
+            cache[key] = jax.jit(run)
+        result = cache[key]([v.value for v in variables], inputs)
+    else:
+        result = model(inputs, training=training)
+    return keras.tree.map_structure(to_numpy, result)

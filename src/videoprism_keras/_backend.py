@@ -19,7 +19,7 @@ import sys
 import warnings
 
 # Importing these registers every class we ever save (the model modules come with them).
-REGISTERED_MODULES = ("videoprism_keras.classifier",)
+REGISTERED_MODULES = ("videoprism_keras.classifier", "videoprism_keras.finetune")
 
 
 def choose_default_backend() -> None:

@@ -7,7 +7,9 @@ This is the official `FactorizedVideoClassifier` (the video-classification colab
 
 Only the pooler and the head train by default. Inputs may also be precomputed
 backbone features, `{"features": (B, T, N, D)}`, so that training epochs need
-not re-run the backbone (see `extract_features`).
+not re-run the backbone (see `extract_features`). Fine-tuning goes further:
+`lora_rank` trains low-rank adapters in the backbone (`model/lora.py`), and
+`freeze_backbone=False` trains all of it; both take pixels.
 """
 
 import keras
@@ -16,7 +18,7 @@ from keras import ops
 
 from . import saving
 from .constants import DEFAULT_SOFT_CAP
-from .model import quantization
+from .model import lora, quantization
 from .model.backbone import VideoPrismBackbone
 from .model.pooler import AttentionPooler
 from .model.projection import Projection
@@ -38,6 +40,9 @@ class VideoPrismVideoClassifier(keras.Model):
         bb.get_config())` plus `set_weights`) to keep the original as it was.
     labels: optional class names, one per class; saved with the model, so a trained
         classifier says what it predicts (`predict_labels`).
+    lora_rank: train LoRA adapters of this rank on the backbone's attention and MLP
+        projections (`backbone.enable_lora`), the rest of it frozen; overrides
+        `freeze_backbone` (the backbone then runs in training mode).
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class VideoPrismVideoClassifier(keras.Model):
         dropout_rate=0.0,
         freeze_backbone=True,
         labels=None,
+        lora_rank=None,
         **kwargs,
     ):
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
@@ -60,7 +66,13 @@ class VideoPrismVideoClassifier(keras.Model):
             labels = [str(label) for label in labels]
         self.labels = labels
         self.backbone = backbone
-        self.backbone.trainable = not freeze_backbone
+        self.lora_rank = lora_rank
+        if lora_rank is not None:
+            freeze_backbone = False
+            if not lora.adapted_layers(backbone):  # a backbone passed with LoRA keeps it
+                backbone.enable_lora(int(lora_rank))
+        else:
+            self.backbone.trainable = not freeze_backbone
         self.num_classes = num_classes
         self.multi_label = multi_label
         self.dropout_rate = dropout_rate
@@ -164,6 +176,7 @@ class VideoPrismVideoClassifier(keras.Model):
             "dropout_rate": self.dropout_rate,
             "freeze_backbone": self.freeze_backbone,
             "labels": self.labels,
+            "lora_rank": self.lora_rank,
         }
 
     @classmethod

@@ -156,7 +156,22 @@ def _parser():
     p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
     p.add_argument("--epochs", type=_positive(int), default=20)
     p.add_argument("--learning-rate", type=_positive(float), default=1e-3)
+    tune = p.add_mutually_exclusive_group()
+    tune.add_argument("--lora-rank", type=_positive(int), help="also train backbone LoRA adapters")
+    tune.add_argument("--full", action="store_true", help="fine-tune the whole backbone too")
+    p.add_argument("--remat", action="store_true", help="with --lora-rank/--full: less memory")
     model_options(p, text=False)
+    p = command("finetune", "contrastive fine-tuning of an LvT model on (video, caption) pairs")
+    p.add_argument("pairs", help="CSV or parquet with columns path,caption[,start,end]")
+    p.add_argument("-o", "--output", required=True, help="folder for checkpoints and results")
+    p.add_argument("--eval", help="held-out pairs: recall@1/5/10 before and after")
+    p.add_argument("--epochs", type=_positive(int), default=5)
+    p.add_argument("--learning-rate", type=_positive(float), default=1e-5)
+    p.add_argument("--lora-rank", type=_positive(int), help="train LoRA adapters of this rank only")
+    p.add_argument("--freeze", choices=["video", "text"], help="keep this tower fixed")
+    p.add_argument("--remat", action="store_true", help="recompute activations: less memory")
+    p.add_argument("--resume", action="store_true", help="continue from -o's last checkpoint")
+    model_options(p)
     p = command("search", "search an index by text or by example video")
     p.add_argument("index")
     query = p.add_mutually_exclusive_group(required=True)
@@ -690,17 +705,21 @@ def cmd_train(args):
         model.labels = labels
     else:
         model = VideoPrismVideoClassifier(_model(args), len(labels), labels=labels)
-    # The backbone is frozen: run it once per clip, then train on the cached features.
-    embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
-    _report_failures(args, embeddings.failures, embedded=len(embeddings))
-    targets = np.array([dict(files)[p] for p in embeddings.paths])
+    if args.lora_rank or args.full:  # the backbone trains: pixels every epoch
+        model = finetune_classifier(model, args.lora_rank, args.remat)
+        inputs, paths = decode_clips(args, model.backbone, [f for f, _ in files])
+    else:  # the backbone is frozen: run it once per clip, then train on the cached features
+        embeddings = _embed(args, model.backbone, [f for f, _ in files], kind="features")
+        _report_failures(args, embeddings.failures, embedded=len(embeddings))
+        inputs, paths = {"features": embeddings.vectors}, embeddings.paths
+    targets = np.array([dict(files)[p] for p in paths])
     empty = [label for i, label in enumerate(labels) if not (targets == i).any()]
     if empty:
         raise RuntimeError(f"no readable clip for label(s) {', '.join(empty)}: nothing to learn "
                            "them from (see the skipped files above)")  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    history = model.fit({"features": embeddings.vectors}, targets, epochs=args.epochs,
-                        batch_size=args.batch_size, verbose=0)  # fmt: skip
+    history = model.fit(inputs, targets, epochs=args.epochs, batch_size=args.batch_size,
+                        verbose=0)  # fmt: skip
     with quiet_native_logs():
         model.save(args.output)
     losses = [float(x) for x in history.history["loss"]]
@@ -709,6 +728,83 @@ def cmd_train(args):
         print(f"trained on {len(targets)} clips of {len(labels)} labels: {loss}")
         print(f"saved {args.output}")
     return {"labels": labels, "losses": losses, "output": args.output}
+
+
+def cmd_finetune(args):
+    from . import finetune
+
+    pairs = finetune.read_pairs(args.pairs)  # every file checked before any work
+    held_out = finetune.read_pairs(args.eval) if args.eval else None
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output} exists and is not a folder")
+    done, _ = finetune.resume_state(args.output)
+    if done and not args.resume:
+        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    model = _model(args, need_text=True)
+    tokenizer = _tokenizer(args, model)
+    if args.remat:
+        rebuilt = type(model).from_config({**model.get_config(), "remat": True})
+        rebuilt.set_weights(model.get_weights())
+        model = rebuilt
+    with quiet_native_logs():  # TensorFlow's load-time lines when Keras saves (stdout stays)
+        summary = finetune.run(
+            model, tokenizer, pairs, args.output, eval_pairs=held_out,
+            epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+            num_frames=args.frames, size=args.size, lora_rank=args.lora_rank,
+            freeze=args.freeze, resume=args.resume,
+            verbose=0 if args.no_progress or args.json else 1,
+        )  # fmt: skip
+    if not args.json:
+        losses = summary["losses"]
+        print(
+            f"trained {len(pairs)} pairs, epochs {summary['resumed_at']}→{args.epochs}: "
+            f"loss {losses[0]:.3f} → {losses[-1]:.3f}"
+            if losses
+            else "nothing to train"
+        )
+        for when in ("before", "after"):
+            if summary[f"recall_{when}"]:
+                print(
+                    f"recall {when}: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in summary[f"recall_{when}"].items())
+                )
+        print(f"saved {args.output}")
+    return summary
+
+
+def finetune_classifier(model, lora_rank, remat):
+    """`train --lora-rank/--full`: the classifier rebuilt around a trainable backbone."""
+    backbone = model.backbone
+    if remat:
+        rebuilt = type(backbone).from_config({**backbone.get_config(), "remat": True})
+        rebuilt.set_weights(backbone.get_weights())
+        backbone = rebuilt
+    tuned = type(model)(backbone, model.num_classes, labels=model.labels,
+                        freeze_backbone=False, lora_rank=lora_rank)  # fmt: skip
+    for source, target in ((model.pooler, tuned.pooler), (model.head, tuned.head)):
+        target.set_weights(source.get_weights())
+    return tuned
+
+
+def decode_clips(args, backbone, files):
+    """Every clip decoded at the model's sampling (or --frames/--size); unreadable ones
+    skipped and reported as `embed` reports them."""
+    import numpy as np
+
+    from .video import VideoDecodeError, load_video
+
+    frames, size = _sampling(args, backbone)
+    clips, paths, failures = [], [], []
+    for path in files:
+        try:
+            clips.append(load_video(path, frames, size))
+            paths.append(path)
+        except VideoDecodeError as err:
+            failures.append((path, str(err)))
+    _report_failures(args, failures, embedded=len(clips))
+    if not clips:
+        raise RuntimeError("no readable clip to train on (see the skipped files above)")
+    return {"pixel_values": np.stack(clips)}, paths
 
 
 def cmd_export(args):
@@ -751,7 +847,7 @@ def cmd_serve(args):
 
 COMMANDS = {"export": cmd_export, "info": cmd_info, "embed": cmd_embed, "classify": cmd_classify,
             "index": cmd_index, "search": cmd_search, "train": cmd_train,
-            "serve": cmd_serve}  # fmt: skip
+            "serve": cmd_serve, "finetune": cmd_finetune}  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main())

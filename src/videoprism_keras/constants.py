@@ -33,3 +33,9 @@ TOKENIZER_CONFIG_FILE = "tokenizer.json"
 SERVE_HOST = "127.0.0.1"
 SERVE_PORT = 8000
 SERVE_TOKEN_ENV = "VIDEOPRISM_TOKEN"
+
+# LoRA (model/lora.py): the projections that get adapters by default (attention, MLP and
+# pooler projections of every encoder; not the patch projection), and the adapter file's
+# suffix, keras_hub's.
+LORA_TARGETS = ("qkv_proj", "out_proj", "in_proj", "q_proj", "kv_proj")
+LORA_FILE_SUFFIX = ".lora.h5"

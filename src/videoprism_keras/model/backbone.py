@@ -13,9 +13,9 @@ import numpy as np
 from keras import ops
 
 from .. import saving
-from ..constants import DEFAULT_SOFT_CAP
+from ..constants import DEFAULT_SOFT_CAP, LORA_TARGETS
 from ..presets import PRESETS
-from . import bfloat16, quantization
+from . import bfloat16, layout, lora, quantization
 from .inputs import (
     check_pixel_values,
     check_token_ids,
@@ -61,6 +61,8 @@ class VideoPrismBackbone(keras.Model):
             channels_first (as keras_hub reads it).
         data_format: "channels_last" (B, T, H, W, C) or "channels_first"
             (B, T, C, H, W); defaults to `keras.config.image_data_format()`.
+        remat: rematerialise every transformer block in training (gradient
+            checkpointing): less activation memory for one more forward pass.
         dtype: a dtype or policy. The default float32 gives the official
             numerics; "bfloat16" or "mixed_bfloat16" is an approximate mode
             (its error and speed, measured per CPU and backend, are in
@@ -97,6 +99,7 @@ class VideoPrismBackbone(keras.Model):
         image_shape=(288, 288, 3),
         data_format=None,
         dtype=None,
+        remat=False,
         **kwargs,
     ):
         super().__init__(dtype=dtype, **kwargs)
@@ -137,7 +140,9 @@ class VideoPrismBackbone(keras.Model):
             attention_dropout_rate=attention_dropout_rate,
             epsilon=layer_norm_epsilon,
             dtype=policy,
+            remat=remat,
         )
+        self.remat = bool(remat)
         self.video_encoder = FactorizedVideoEncoder(
             num_frames=num_frames,
             patch_grid=(self.frame_shape[0] // patch_size, self.frame_shape[1] // patch_size),
@@ -226,6 +231,36 @@ class VideoPrismBackbone(keras.Model):
         keras_hub's `Backbone` convention; its own VideoPrism returns None even for LvT.
         """
         return None if self.text_encoder is None else self.text_encoder.token_embedding
+
+    # ------------------------------------------------------------ fine-tuning
+    def enable_lora(self, rank, target_names=None, lora_alpha=None):
+        """Low-rank adapters of `rank` on the attention, MLP and pooler projections of
+        every encoder (`constants.LORA_TARGETS`, or the layer names in `target_names`);
+        every other weight is frozen. Outputs are unchanged until the adapters train
+        (their B matrices start at zero). See `model/lora.py`."""
+        lora.enable(self, rank, target_names, lora_alpha)
+
+    def get_lora_target_names(self):
+        """The layer names `enable_lora` adapts by default (keras_hub's convention)."""
+        return list(LORA_TARGETS)
+
+    def save_lora_weights(self, filepath):
+        """Writes the adapters alone to a `.lora.h5` file."""
+        lora.save(self, filepath)
+
+    def load_lora_weights(self, filepath):
+        """Reads adapters saved by `save_lora_weights` (enabling LoRA first if needed)."""
+        lora.load(self, filepath)
+
+    def merge_lora_weights(self):
+        """Folds the adapters into the kernels and removes them, for inference."""
+        lora.merge(self)
+
+    def get_layout_map(self, device_mesh, model_parallel_dim_name="model",
+                       data_parallel_dim_name="batch"):  # fmt: skip
+        """A `keras.distribution.LayoutMap` for `ModelParallel` (keras_hub's convention):
+        see `model/layout.py`."""
+        return layout.layout_map(device_mesh, model_parallel_dim_name, data_parallel_dim_name)
 
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Quantizes the dense projections (attention, MLP, patch, poolers) and the token
@@ -358,6 +393,8 @@ class VideoPrismBackbone(keras.Model):
         config = {**super().get_config(), **self._config}
         config["image_shape"] = list(config["image_shape"])
         config["dtype"] = quantization.dtype_config(self)
+        if self.remat:  # only when on: preset files stay readable by keras_hub
+            config["remat"] = True
         return config
 
     @classmethod

@@ -27,6 +27,7 @@ class TextEncoder(keras.layers.Layer):
         dropout_rate=0.0,
         attention_dropout_rate=0.0,
         epsilon=1e-6,
+        remat=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -39,6 +40,7 @@ class TextEncoder(keras.layers.Layer):
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
+            remat=remat,
         )
         self.vocabulary_size = vocabulary_size
         self.hidden_dim = hidden_dim
@@ -52,6 +54,7 @@ class TextEncoder(keras.layers.Layer):
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
+            remat=remat,
             dtype=self.dtype_policy,
             name="transformer",
         )

@@ -216,11 +216,19 @@ class TransformerBlock(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class TransformerStack(keras.layers.Layer):
-    """`num_layers` TransformerBlocks applied in order, all sharing one mask."""
+    """`num_layers` TransformerBlocks applied in order, all sharing one mask.
 
-    def __init__(self, num_layers, name=None, dtype=None, trainable=True, **block_kwargs):
+    `remat=True` rematerialises each block (gradient checkpointing): training keeps
+    only the blocks' inputs and recomputes the rest during the backward pass, trading
+    one more forward pass for activation memory (benchmarks/README.md, train step).
+    """
+
+    def __init__(
+        self, num_layers, name=None, dtype=None, trainable=True, remat=False, **block_kwargs
+    ):
         super().__init__(name=name, dtype=dtype, trainable=trainable)
         self.num_layers = num_layers
+        self.remat = bool(remat)
         self.block_options = block_kwargs
         self.blocks = [
             TransformerBlock(**block_kwargs, dtype=self.dtype_policy, name=f"layer_{i}")
@@ -232,9 +240,23 @@ class TransformerStack(keras.layers.Layer):
             block.build(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "num_layers": self.num_layers, **self.block_options}
+        return {
+            **super().get_config(),
+            "num_layers": self.num_layers,
+            "remat": self.remat,
+            **self.block_options,
+        }
 
     def call(self, x, attention_mask=None, training=None):
         for block in self.blocks:
-            x = block(x, attention_mask=attention_mask, training=training)
+            if self.remat and training:
+                # Only `x` is an argument: JAX would trace the Python flag into an
+                # array, and TensorFlow refuses a None mask; the boolean mask needs no
+                # gradient, so a closure carries both.
+                def run(x, block=block):
+                    return block(x, attention_mask=attention_mask, training=training)
+
+                x = keras.remat(run)(x)
+            else:
+                x = block(x, attention_mask=attention_mask, training=training)
         return x

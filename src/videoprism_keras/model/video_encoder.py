@@ -35,6 +35,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         dropout_rate=0.0,
         attention_dropout_rate=0.0,
         epsilon=1e-6,
+        remat=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -52,6 +53,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             dropout_rate=dropout_rate,
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
+            remat=remat,
         )
         self.patch_size = patch_size
         policy = self.dtype_policy
@@ -64,6 +66,7 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             attention_dropout_rate=attention_dropout_rate,
             epsilon=epsilon,
             dtype=policy,
+            remat=remat,
         )
         self.patch_proj = Projection(hidden_dim, dtype=policy, name="patch_proj")
         self.spatial_positions = PositionTable(

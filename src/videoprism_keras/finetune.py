@@ -1,0 +1,359 @@
+"""Video-text contrastive fine-tuning of an LvT backbone: the task model, its data, recall.
+
+    (video, caption) pairs ─ PairDataset (a keras.utils.PyDataset; workers decode the
+    next batches while the model trains on this one)
+      ─ VideoPrismContrastive: video and text embeddings (B, D), L2-normalised
+      ─ logits = exp(log_scale) · V Tᵀ (B, B); the diagonal holds the true pairs
+      ─ loss = ½ (cross-entropy over rows + over columns): symmetric InfoNCE with the
+        other captions and videos of the batch as negatives.
+
+The scale is learnable and starts at 1 / `constants.TEMPERATURE`, the temperature the
+released models are used with. Either tower may be frozen, or only LoRA adapters
+trained (`model/lora.py`). `retrieval_recall` gives text→video and video→text
+recall@K; `run` is what `videoprism finetune` does (checkpoint per epoch, resumable).
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from .constants import TEMPERATURE
+
+FREEZE_CHOICES = (None, "video", "text")
+# The scale's ceiling (CLIP's): exp(log_scale) may not pass 100, so that a few steps of
+# a large learning rate cannot make the logits explode.
+MAX_LOG_SCALE = math.log(100.0)
+CHECKPOINT_PATTERN = "checkpoint-{:04d}.keras"
+STATE_FILE = "state.json"
+ADAPTERS_FILE = "adapters.lora.h5"
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras")
+class VideoPrismContrastive(keras.Model):
+    """An LvT backbone trained on (video, caption) pairs with the symmetric InfoNCE loss.
+
+    Args:
+        backbone: a multimodal `VideoPrismBackbone`.
+        temperature: the softmax temperature to start from (learnable).
+        learn_temperature: train the temperature with the rest.
+        freeze: None (train both towers), "video" or "text" (keep that tower fixed).
+        lora_rank: if set, `backbone.enable_lora(lora_rank)`: only the adapters train
+            (plus the temperature).
+
+    Inputs: `{"pixel_values" (B, T, H, W, 3), "token_ids", "padding_mask" (B, L)}`.
+    Output: the (B, B) logits, videos along rows, captions along columns.
+    """
+
+    def __init__(self, backbone, temperature=TEMPERATURE, learn_temperature=True,
+                 freeze=None, lora_rank=None, **kwargs):  # fmt: skip
+        super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
+        if not getattr(backbone, "is_multimodal", False):
+            raise ValueError(
+                "VideoPrismContrastive needs a multimodal (LvT) backbone with a text encoder. "
+                f"Received: backbone={type(backbone).__name__}"
+            )
+        if freeze not in FREEZE_CHOICES:
+            raise ValueError(f"freeze must be one of {FREEZE_CHOICES}. Received: freeze={freeze!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive. Received: temperature={temperature}")
+        self.backbone = backbone
+        self.temperature = float(temperature)
+        self.learn_temperature = bool(learn_temperature)
+        self.freeze = freeze
+        self.lora_rank = lora_rank
+        if lora_rank is not None:
+            backbone.enable_lora(int(lora_rank))
+        if freeze is not None:
+            for layer in _tower(backbone, freeze):
+                layer.trainable = False
+        self.log_scale = self.add_weight(
+            name="log_scale",
+            shape=(),
+            initializer=keras.initializers.Constant(-math.log(self.temperature)),
+            trainable=self.learn_temperature,
+            dtype="float32",
+        )
+        self.built = True
+
+    def embed(self, inputs, training=None):
+        """(video embeddings, text embeddings), both (B, D) and L2-normalised."""
+        # A frozen tower runs in inference mode (no dropout), as a frozen backbone does.
+        video_training = training and self.freeze != "video"
+        text_training = training and self.freeze != "text"
+        video = self.backbone.encode_video(inputs["pixel_values"], training=video_training)
+        text = self.backbone.encode_text(
+            inputs["token_ids"], inputs["padding_mask"], training=text_training
+        )
+        return video["vision_embeddings"], text
+
+    def call(self, inputs, training=None):
+        video, text = self.embed(inputs, training)
+        scale = ops.exp(ops.minimum(self.log_scale, MAX_LOG_SCALE))
+        video, text = ops.cast(video, "float32"), ops.cast(text, "float32")
+        return scale * ops.matmul(video, ops.transpose(text))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Symmetric InfoNCE on the logits; `y` is not used (pair i is the target of i)."""
+        return contrastive_loss(y_pred)
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save`. LoRA adapters are merged into the saved kernels (Keras
+        saves a LoRA layer so); `backbone.save_lora_weights` keeps them apart."""
+        super().save(filepath, overwrite=overwrite, **kwargs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "temperature": self.temperature,
+            "learn_temperature": self.learn_temperature,
+            "freeze": self.freeze,
+            "lora_rank": self.lora_rank,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.get(config["dtype"])
+        return cls(**config)
+
+
+def _tower(backbone, which):
+    if which == "video":
+        layers = (backbone.video_encoder, backbone.auxiliary_encoder, backbone.video_pooler)
+    else:
+        layers = (backbone.text_encoder,)
+    return [layer for layer in layers if layer is not None]
+
+
+def contrastive_loss(logits):
+    """½ (CE over each row + CE over each column) with the diagonal as targets."""
+    logits = ops.cast(logits, "float32")
+    labels = ops.arange(ops.shape(logits)[0])
+    rows = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    columns = keras.losses.sparse_categorical_crossentropy(
+        labels, ops.transpose(logits), from_logits=True
+    )
+    return 0.5 * (ops.mean(rows) + ops.mean(columns))
+
+
+def retrieval_recall(video, text, ks=(1, 5, 10)):
+    """Recall@K both ways for aligned (N, D) embeddings (row i of each is one pair):
+    {"t2v@1": …, "v2t@1": …, …}, the fraction of queries whose pair ranks in the top K."""
+    video, text = np.asarray(video, np.float32), np.asarray(text, np.float32)
+    similarity = video @ text.T  # (videos, texts)
+    result = {}
+    for name, scores in (("t2v", similarity.T), ("v2t", similarity)):
+        # The rank of the true item: how many score strictly higher (ties count in its favour).
+        true = np.diag(scores)[:, None]
+        ranks = (scores > true).sum(axis=1)
+        for k in ks:
+            result[f"{name}@{k}"] = float((ranks < k).mean())
+    return result
+
+
+# ------------------------------------------------------------------------- data
+def read_pairs(path):
+    """A CSV or parquet of `path,caption[,start,end]` → list of (path, caption, start, end).
+
+    Relative video paths are read from the table's folder. Raises ValueError naming
+    the file and what was expected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; expected a CSV or parquet of path,caption pairs")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    elif path.suffix.lower() == ".csv":
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        raise ValueError(f"{path}: expected a .csv or .parquet file of path,caption pairs")
+    if not rows or not {"path", "caption"} <= set(rows[0]):
+        columns = sorted(rows[0]) if rows else []
+        raise ValueError(
+            f"{path}: expected columns path,caption (and optionally start,end); found {columns}"
+        )
+    pairs = []
+    for line, row in enumerate(rows, start=2):
+        video = Path(str(row["path"]))
+        video = video if video.is_absolute() else path.parent / video
+        caption = str(row["caption"] or "").strip()
+        if not caption:
+            raise ValueError(f"{path}, row {line}: empty caption")
+        if not video.is_file():
+            raise ValueError(f"{path}, row {line}: video {video} not found")
+        times = [row.get("start"), row.get("end")]
+        if any(t not in (None, "") for t in times):
+            try:
+                start, end = (float(t) for t in times)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path}, row {line}: start and end must both be seconds; got {times}"
+                ) from None
+            if not 0 <= start < end:
+                raise ValueError(f"{path}, row {line}: needs 0 <= start < end; got {times}")
+        else:
+            start = end = None
+        pairs.append((str(video), caption, start, end))
+    return pairs
+
+
+class PairDataset(keras.utils.PyDataset):
+    """Batches of decoded clips and tokenized captions for `fit`.
+
+    `workers` threads decode upcoming batches while the model trains (PyAV decodes
+    without holding the GIL). `shuffle` reorders the pairs every epoch (seeded).
+    """
+
+    def __init__(self, pairs, tokenizer, batch_size, num_frames, size, shuffle=True,
+                 seed=0, text_length=64, workers=2, **kwargs):  # fmt: skip
+        super().__init__(workers=workers, use_multiprocessing=False, **kwargs)
+        if not pairs:
+            raise ValueError("no (video, caption) pairs to train on")
+        self.pairs, self.tokenizer = list(pairs), tokenizer
+        self.batch_size, self.num_frames, self.size = int(batch_size), num_frames, size
+        self.shuffle, self.text_length = shuffle, text_length
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(self.pairs))
+        if shuffle:
+            self._rng.shuffle(self._order)
+
+    def __len__(self):
+        # Whole batches only when shuffling: every step sees `batch_size` negatives.
+        full, rest = divmod(len(self.pairs), self.batch_size)
+        return max(full, 1) if self.shuffle else full + bool(rest)
+
+    def __getitem__(self, index):
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.batch([self.pairs[i] for i in rows])
+
+    def batch(self, pairs):
+        from .video import load_clip, load_video
+
+        clips = [
+            load_video(path, self.num_frames, self.size)
+            if start is None
+            else load_clip(path, start, end, self.num_frames, self.size)
+            for path, _, start, end in pairs
+        ]
+        ids, mask = self.tokenizer.tokenize_texts(
+            [caption for _, caption, _, _ in pairs], max_length=self.text_length
+        )
+        return {"pixel_values": np.stack(clips), "token_ids": ids, "padding_mask": mask}
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+
+def embed_pairs(model, dataset):
+    """(video, text) embeddings of every pair of `dataset` (a `PairDataset` in order)."""
+    videos, texts = [], []
+    for i in range(len(dataset)):
+        batch = dataset[i]
+        video, text = model.embed(batch, training=False)
+        videos.append(ops.convert_to_numpy(ops.cast(video, "float32")))
+        texts.append(ops.convert_to_numpy(ops.cast(text, "float32")))
+    return np.concatenate(videos), np.concatenate(texts)
+
+
+def evaluate_recall(model, pairs, tokenizer, batch_size, num_frames, size, ks=(1, 5, 10)):
+    data = PairDataset(pairs, tokenizer, batch_size, num_frames, size, shuffle=False, workers=1)
+    return retrieval_recall(*embed_pairs(model, data), ks=ks)
+
+
+# ------------------------------------------------------------------ the command
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch: the model (with its optimizer) to `checkpoint-<epoch>.keras`,
+    then `state.json` naming it. Each is written under a temporary name and renamed, and
+    the state is the commit point: a run killed at any moment resumes from the last
+    epoch the state names, never half a file nor an epoch trained twice. Older
+    checkpoints are removed once the state no longer names them."""
+
+    def __init__(self, directory, history):
+        super().__init__()
+        self.directory, self.history_log = Path(directory), history
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history_log.append({k: float(v) for k, v in (logs or {}).items()})
+        name = CHECKPOINT_PATTERN.format(epoch + 1)
+        _atomic(self.directory / name, lambda p: self.model.save(p), ".keras")
+        state = {"epochs_done": epoch + 1, "checkpoint": name, "history": self.history_log}
+        _atomic(self.directory / STATE_FILE, lambda p: Path(p).write_text(json.dumps(state)))
+        for old in self.directory.glob("checkpoint-*.keras"):
+            if old.name != name:
+                old.unlink()
+        if self.model.lora_rank is not None:  # the adapters alone, for `load_lora_weights`
+            _atomic(self.directory / ADAPTERS_FILE, self.model.backbone.save_lora_weights,
+                    ".lora.h5")  # fmt: skip
+
+
+def _atomic(target, write, suffix=""):
+    partial = target.with_name(f".{target.name}.partial{suffix}")
+    write(str(partial))
+    os.replace(partial, target)
+
+
+def _state(directory):
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    return state if (Path(directory) / state["checkpoint"]).is_file() else None
+
+
+def resume_state(directory):
+    """(epochs done, loss history) of an earlier run in `directory`, or (0, [])."""
+    state = _state(directory)
+    return (int(state["epochs_done"]), list(state["history"])) if state else (0, [])
+
+
+def load_checkpoint(directory):
+    """The model of the last whole epoch of the run in `directory`."""
+    state = _state(directory)
+    if state is None:
+        raise ValueError(f"{directory} holds no finished epoch to resume from")
+    return keras.models.load_model(Path(directory) / state["checkpoint"])
+
+
+def run(backbone, tokenizer, train_pairs, output, *, eval_pairs=None, epochs=1,
+        learning_rate=1e-5, batch_size=4, num_frames=None, size=None, lora_rank=None,
+        freeze=None, resume=False, verbose=1, workers=2, seed=0):  # fmt: skip
+    """`videoprism finetune`: trains, checkpoints each epoch into `output`, and reports
+    recall on `eval_pairs` before and after. Returns a summary dict."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    done, history = resume_state(output) if resume else (0, [])
+    if done:  # `backbone` may be None: the checkpoint holds it
+        model = load_checkpoint(output)
+    else:
+        model = VideoPrismContrastive(backbone, freeze=freeze, lora_rank=lora_rank)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    num_frames = num_frames or model.backbone.num_frames
+    size = size or model.backbone.frame_shape[0]
+    evaluate = (lambda: evaluate_recall(model, eval_pairs, tokenizer, batch_size, num_frames,
+                                        size)) if eval_pairs else None  # fmt: skip
+    before = evaluate() if evaluate and not done else None
+    data = PairDataset(train_pairs, tokenizer, batch_size, num_frames, size, seed=seed + done,
+                       workers=workers)  # fmt: skip
+    if done < epochs:
+        model.fit(data, epochs=epochs, initial_epoch=done, verbose=verbose,
+                  callbacks=[_EpochCheckpoint(output, history)])  # fmt: skip
+    after = evaluate() if evaluate else None
+    summary = {"output": str(output), "epochs": epochs, "resumed_at": done,
+               "losses": [h.get("loss") for h in history], "recall_before": before,
+               "recall_after": after}  # fmt: skip
+    (output / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

