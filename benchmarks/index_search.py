@@ -126,7 +126,7 @@ def lance(data, queries, batches, truth, folder, sweep):
     out["ann_build_s"] = round(time.perf_counter() - start, 1)
     # The disk figure is the steady state: what compactions replaced goes after an hour.
     index._table.optimize(cleanup_older_than=timedelta(0))
-    settings = [(index_module.ANN_NPROBES, index_module.ANN_REFINE_FACTOR)]
+    settings = [(None, index_module.ANN_REFINE_FACTOR)]  # nprobes: the default share
     if sweep:  # "nprobes:refine,…"; the table row shows the last one
         settings = [tuple(map(int, item.split(":"))) for item in sweep.split(",")]
     for nprobes, refine in settings:

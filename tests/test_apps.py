@@ -213,7 +213,7 @@ def test_index_from_a_folder_skips_what_it_holds(lvt, videos, tmp_path):
 
 def test_index_builds_its_vector_index_once_at_the_threshold(tmp_path):
     rng = np.random.default_rng(0)
-    index = VideoIndex(tmp_path / "ix", ann_threshold=256)  # (PQ trains on 256 rows)
+    index = VideoIndex(tmp_path / "ix", ann_threshold=256)  # (k-means wants a few hundred rows)
     index.add(Embeddings(_unit(rng, 200), [f"a{i}" for i in range(200)]))
     assert not index._table.list_indices()  # below the threshold: exact search
     index.add(Embeddings(_unit(rng, 100), [f"b{i}" for i in range(100)]))
