@@ -59,7 +59,9 @@ def classify(preset, backend, cache):
                "--preset", preset, "--tokenizer", str(SPM), "--labels", LABELS, "--json",
                "--no-progress"]  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{backend}: classify failed: {done.stderr.strip()[-2000:]}")
     return time.perf_counter() - start
 
 

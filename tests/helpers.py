@@ -20,6 +20,9 @@ TINY_LVT = dict(TINY, num_auxiliary_layers=1, vocabulary_size=50, num_text_layer
 
 
 def to_numpy(x):
+    if isinstance(x, np.ndarray):  # e.g. what `predict` returns
+        return x.astype("float32")
+    # Detached first: PyTorch refuses to convert a tensor that requires grad.
     return keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.stop_gradient(x), "float32"))
 
 
