@@ -23,6 +23,7 @@ from videoprism_keras.apps.embed_writer import EmbeddingWriter
 from videoprism_keras.runtime import Encoder
 
 WORKER = Path(__file__).with_name("index_worker.py")
+FULL_DISK = Path(__file__).with_name("full_disk.py")
 OPTIONS = dict(clip_seconds=1.0, batch_size=2, progress=False)
 
 
@@ -246,6 +247,33 @@ def test_bad_input_is_one_clear_error_and_the_index_stays(model, library, tmp_pa
         locked.mkdir(mode=0o500)
         with pytest.raises(PermissionError, match="cannot write"):
             VideoIndex(locked / "ix").add(Embeddings(_unit(rng, 1), ["a"]))
+
+
+def test_a_real_full_disk_and_a_read_only_folder(tmp_path):
+    # A real tmpfs of 4 MiB, mounted in the worker's own mount namespace (it goes with
+    # the process), filled with committed batches: the write that finds the disk full
+    # fails with the index's message, every earlier batch is there once; then the same
+    # folder remounted read-only (unwritable, even for root) refuses a write.
+    private = ["unshare", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        private[1:1] = ["--user", "--map-root-user"]
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run([*private, sys.executable, str(FULL_DISK), str(mount_point)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    if done.returncode and "unshare:" in done.stderr:
+        pytest.skip(f"no private mount namespace here ({done.stderr.strip()}); the "
+                    "mocked ENOSPC test above covers the same path")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["errno"] == errno.ENOSPC and "is full" in out["error"]
+    assert "run the same command again" in out["error"]
+    assert out["committed"] > 0 and out["rows"] == out["distinct"] == out["committed"]
+    assert out["found"] == "v0.mp4"  # the committed rows are readable and searchable
+    assert out["read_only"].startswith("[Errno 13] cannot write to") and "/ix" in out["read_only"]
+    assert out["rows_after"] == out["committed"]
+    assert not any(line.split()[1] == str(mount_point)
+                   for line in Path("/proc/mounts").read_text().splitlines())  # fmt: skip
 
 
 # ------------------------------------------------------- processes: kill, concurrency
