@@ -2,7 +2,8 @@
 
 Everything else under `model/` is plain Keras ops. What lives here is the dense
 projection, most of a forward pass's time (benchmarks/README.md, breakdown), spelled
-per backend so that the bias and the activation need no pass of their own.
+per backend so that the bias and the activation need no pass of their own, and the
+rematerialisation of a transformer block, which JAX needs spelled out (see `remat`).
 """
 
 import contextlib
@@ -76,6 +77,98 @@ def activate(y, activation):
     if activation is not None:
         raise ValueError(f"unknown activation. Received: activation={activation!r}")
     return y
+
+
+def remat(block, x, **kwargs):
+    """`block(x, **kwargs)` in training, keeping only `x` for the backward pass, which
+    runs the block again (gradient checkpointing).
+
+    PyTorch gets `keras.remat` (`torch.utils.checkpoint`). TensorFlow gets
+    `tf.recompute_grad`'s scheme and JAX `jax.checkpoint`'s, each with a change. Both
+    compilers undo a plain recomputation on the CPU: XLA's barriers are gone before
+    common-subexpression elimination merges it back into the forward pass, and
+    TensorFlow's graph runs it as soon as its input exists, in the forward pass; either
+    way every activation is kept (measured: no saving at all; benchmarks/README.md,
+    train step). Here the recomputation starts from `x + min(|g|, 0)`, g one element of
+    the incoming gradient: an input that no forward value equals and that cannot exist
+    before the backward pass reaches the block. The sum is exact (0 for any g but NaN,
+    which would poison the gradient anyway). TensorFlow's dropout seeds are also put
+    back for the recomputation (with `tf.recompute_grad` they have moved on by then, and
+    the gradient would be of other masks).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return _tensorflow_remat(block, x, kwargs)
+    if backend != "jax":
+        return keras.remat(lambda x: block(x, **kwargs))(x)
+    import jax
+
+    trainable = [v.value for v in block.trainable_variables]
+    frozen = [v.value for v in block.non_trainable_variables]  # dropout seeds, LoRA's base
+
+    def forward(trainable, frozen, x):
+        return block.stateless_call(trainable, frozen, x, **kwargs)
+
+    @jax.custom_vjp
+    def run(trainable, frozen, x):
+        return forward(trainable, frozen, x)
+
+    def run_forward(trainable, frozen, x):
+        return forward(trainable, frozen, x), (trainable, frozen, x)
+
+    def run_backward(saved, gradients):
+        trainable, frozen, x = saved
+        gradient = gradients[0]
+        _, pullback = jax.vjp(lambda t, x: forward(t, frozen, x)[0], trainable, _tied(x, gradient))
+        d_trainable, d_x = pullback(gradient)
+        return d_trainable, [_no_gradient(v) for v in frozen], d_x
+
+    run.defvjp(run_forward, run_backward)
+    y, frozen = run(trainable, frozen, x)
+    for variable, value in zip(block.non_trainable_variables, frozen, strict=True):
+        variable.assign(value)  # dropout's seeds move on, as without remat
+    return y
+
+
+def _tensorflow_remat(block, x, kwargs):
+    import tensorflow as tf
+
+    seeds = [v for v in block.non_trainable_variables if "int" in str(v.dtype)]
+
+    @tf.custom_gradient
+    def run(x):
+        before = [tf.identity(v.value) for v in seeds]
+        y = block(x, **kwargs)
+
+        def backward(gradient, variables=None):
+            after = [tf.identity(v.value) for v in seeds]
+            for v, value in zip(seeds, before, strict=True):
+                v.assign(value)  # the forward pass's masks again
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                again = block(_tied(x, gradient), **kwargs)
+            for v, value in zip(seeds, after, strict=True):
+                v.assign(value)
+            d_x, d_variables = tape.gradient(again, (x, variables), output_gradients=gradient)
+            return d_x, d_variables
+
+        return y, backward
+
+    return run(x)
+
+
+def _tied(x, gradient):
+    """`x`, as a value that depends on `gradient`: `x + min(|g|, 0)` for one element g."""
+    return x + ops.cast(ops.minimum(ops.abs(ops.reshape(gradient, (-1,))[0]), 0), x.dtype)
+
+
+def _no_gradient(value):
+    import jax
+    import numpy as np
+
+    if jax.numpy.issubdtype(value.dtype, jax.numpy.inexact):
+        return jax.numpy.zeros_like(value)
+    return np.zeros(value.shape, jax.dtypes.float0)  # what JAX takes for an integer
 
 
 def _onednn_linear(x, kernel):

@@ -12,8 +12,8 @@ projections are each a `Projection` layer that owns its `kernel` and `bias` as a
 - A quantized model's config carries a `DTypePolicyMap` (layer path → quantized
   policy, as keras_hub writes it); a model built from it builds the quantized
   variables directly, so quantized presets and `.keras` files load.
-- `Dense.enable_lora(rank)` works unchanged (its `kernel` property merges LoRA, which
-  `call` then uses; saving merges it into the kernel, as Dense does).
+- `Dense.enable_lora(rank)` works unchanged (its variables, saving merged into the
+  kernel as Dense does); `call` adds the adapters' product beside the frozen kernel.
 - The text tower's token table is a `keras.layers.Embedding` likewise (int8/int4).
 
 Only the float path is ours: `call` runs `kernels.linear`, the backend-specific
@@ -30,6 +30,7 @@ Weights files from before (projection weights on their owner layer) load through
 """
 
 import keras
+from keras import ops
 
 from .init import initializer
 from .kernels import activate, linear
@@ -87,8 +88,17 @@ class Projection(_PolicyMapSafeQuantize, keras.layers.Dense):
         self.fused_activation = activation
 
     def call(self, inputs, training=None):
-        # `kernel` is the variable itself, or the kernel with LoRA merged in when enabled.
-        return linear(inputs, self.kernel, self.bias, self.fused_activation)
+        if not (self.lora_enabled and training):
+            # `kernel`: the variable, or Dense's merged W + s·A·B, so that LoRA at init
+            # gives exactly the base outputs.
+            return linear(inputs, self.kernel, self.bias, self.fused_activation)
+        # Training: x·W + s·(x·A)·B, so that the frozen W needs no gradient of its own
+        # (a whole GEMM less per projection in the backward pass) and no merged kernel
+        # is made and kept for it.
+        scale = self.lora_alpha / self.lora_rank
+        y = linear(inputs, self._kernel, self.bias)
+        y = y + scale * ops.matmul(ops.matmul(inputs, self.lora_kernel_a), self.lora_kernel_b)
+        return activate(y, self.fused_activation)
 
     def quantized_call(self, inputs, training=None):
         return activate(super().quantized_call(inputs, training=training), self.fused_activation)

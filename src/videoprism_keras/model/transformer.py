@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from . import kernels
 from .init import new_weight
 from .projection import Projection
 
@@ -250,13 +251,7 @@ class TransformerStack(keras.layers.Layer):
     def call(self, x, attention_mask=None, training=None):
         for block in self.blocks:
             if self.remat and training:
-                # Only `x` is an argument: JAX would trace the Python flag into an
-                # array, and TensorFlow refuses a None mask; the boolean mask needs no
-                # gradient, so a closure carries both.
-                def run(x, block=block):
-                    return block(x, attention_mask=attention_mask, training=training)
-
-                x = keras.remat(run)(x)
+                x = kernels.remat(block, x, attention_mask=attention_mask, training=training)
             else:
                 x = block(x, attention_mask=attention_mask, training=training)
         return x
