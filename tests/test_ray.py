@@ -110,8 +110,9 @@ def _cli(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_cli_driver_killed_then_the_same_command_finishes(ray_local, golden_dir, videos,
-                                                          in_process, tmp_path):  # fmt: skip
+                                                          in_process, tmp_path, sig):  # fmt: skip
     index_path = tmp_path / "ix"
     name, _ = preset(golden_dir)
     command = ["index", videos, "-o", index_path, "--clip-seconds", CLIP_SECONDS, "--preset",
@@ -124,8 +125,12 @@ def test_cli_driver_killed_then_the_same_command_finishes(ray_local, golden_dir,
         if store.has_committed_table(index_path) and len(VideoIndex.load(index_path)) >= 3:
             break
         time.sleep(0.1)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=30)
+    driver.send_signal(sig)
+    _, stopped = driver.communicate(timeout=60)
+    if sig == signal.SIGINT:  # Ctrl-C: one line and the shell's code, no traceback
+        assert driver.returncode == 130, stopped[-2000:]
+        assert stopped.splitlines()[-1] == "videoprism: interrupted"
+        assert "Traceback" not in stopped
     held = len(VideoIndex.load(index_path))
     assert 3 <= held < 9  # killed mid-job, every commit kept
     again = _cli("-m", "videoprism_keras.cli", *command)

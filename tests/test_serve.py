@@ -326,6 +326,11 @@ def test_poster_and_video_with_ranges(server, library):
         assert bad.status_code == 416, header
         assert bad.headers["content-range"] == f"bytes */{size}"
     assert client.get(url, headers={"Range": "bytes=0-1,5-9"}).status_code == 200  # served whole
+    head = client.head(url)  # what a player asks first: the size, and whether it can seek
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(size) and head.headers["accept-ranges"] == "bytes"
+    head = client.head(url, headers={"Range": "bytes=0-99"})
+    assert head.status_code == 206 and head.headers["content-range"] == f"bytes 0-99/{size}"
 
 
 def test_a_file_swapped_for_a_symlink_is_not_followed(server, library):

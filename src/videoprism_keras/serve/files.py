@@ -70,8 +70,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, last
 
 
-def file_response(path: str, range_header: str | None) -> Response:
-    """200 with the whole file, 206 with one range of it, 416 for a range outside it."""
+def file_response(path: str, range_header: str | None, head: bool = False) -> Response:
+    """200 with the whole file, 206 with one range of it, 416 for a range outside it;
+    `head`: the same status and headers without the bytes (an HTTP HEAD)."""
     file, size = open_indexed(path)
     kind = VIDEO_TYPES.get(os.path.splitext(path)[1].lower()) or (
         mimetypes.guess_type(path)[0] or "application/octet-stream")  # fmt: skip
@@ -86,6 +87,9 @@ def file_response(path: str, range_header: str | None) -> Response:
     headers["Content-Length"] = str(max(0, last - first + 1))
     if chosen:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if head:  # players ask for the size and range support first; the file is not read
+        file.close()
+        return Response(status_code=206 if chosen else 200, media_type=kind, headers=headers)
 
     def chunks():
         with file:
