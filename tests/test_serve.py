@@ -20,6 +20,11 @@ import httpx
 import numpy as np
 import pytest
 
+# Imported at collection, not inside a test: there, pytest's rewriting of what it
+# imports once failed in CPython 3.11.7's parser ("AST constructor recursion depth
+# mismatch", a CPython bug), failing the test.
+from fastapi.testclient import TestClient
+
 from videoprism_keras.apps import VideoIndex, ZeroShotClassifier
 from videoprism_keras.serve import SearchService, bind, create_app
 from videoprism_keras.serve.batcher import ModelQueue
@@ -458,7 +463,6 @@ def test_a_failure_of_our_own_is_a_bare_500(server, monkeypatch):
 
 
 def test_token_guards_the_api_but_not_health_or_page(lvt, index_uri):
-    from fastapi.testclient import TestClient
 
     model, tok = lvt
     service = SearchService(VideoIndex.load(index_uri), model, tok)
