@@ -126,14 +126,15 @@ def remat(block, x, **kwargs):
     run.defvjp(run_forward, run_backward)
     y, frozen = run(trainable, frozen, x)
     for variable, value in zip(block.non_trainable_variables, frozen, strict=True):
-        variable.assign(value)  # dropout's seeds move on, as without remat
+        if _is_seed(variable):  # dropout's seeds move on, as without remat (and nothing else
+            variable.assign(value)  # is written: LoRA's frozen kernels are unchanged)
     return y
 
 
 def _tensorflow_remat(block, x, kwargs):
     import tensorflow as tf
 
-    seeds = [v for v in block.non_trainable_variables if "int" in str(v.dtype)]
+    seeds = [v for v in block.non_trainable_variables if _is_seed(v)]
 
     @tf.custom_gradient
     def run(x):
@@ -155,6 +156,11 @@ def _tensorflow_remat(block, x, kwargs):
         return y, backward
 
     return run(x)
+
+
+def _is_seed(variable) -> bool:
+    """A dropout seed: the one integer state of a block (its weights are floats)."""
+    return "int" in str(variable.dtype)
 
 
 def _tied(x, gradient):

@@ -94,8 +94,7 @@ class Projection(_PolicyMapSafeQuantize, keras.layers.Dense):
             return linear(inputs, self.kernel, self.bias, self.fused_activation)
         # Training: x·W + s·(x·A)·B, so that the frozen W needs no gradient of its own
         # (a whole GEMM less per projection in the backward pass) and no merged kernel
-        # is made and kept for it.
-        # 2-D products, as in `linear`: XLA runs the N-D ones 2x slower here.
+        # is made and kept for it; 2-D products, as in `linear` (XLA: N-D ones 2x slower).
         scale = self.lora_alpha / self.lora_rank
         lead, flat = ops.shape(inputs)[:-1], ops.reshape(inputs, (-1, inputs.shape[-1]))
         low = ops.matmul(ops.matmul(flat, self.lora_kernel_a), self.lora_kernel_b)
