@@ -22,6 +22,14 @@ from videoprism_keras.apps import VideoIndex
 from videoprism_keras.runtime import Encoder
 
 
+def wait_to_be_killed():
+    """Short sleeps, not one long one: a signal that the kernel hands to another thread
+    (JAX, Lance and Ray start many) does not wake the main thread from its sleep, and
+    Python runs the Ctrl-C handler only when the main thread next runs."""
+    for _ in range(36_000):
+        time.sleep(0.1)
+
+
 class SlowEncoder(Encoder):
     def __init__(self, model, delay, stop_after):
         super().__init__(model)
@@ -29,7 +37,7 @@ class SlowEncoder(Encoder):
 
     def video(self, pixels, frame_padding_mask=None):
         if self.stop_after is not None and self.clips >= self.stop_after:
-            time.sleep(3600)  # mid-run, every earlier batch committed: the test kills us here
+            wait_to_be_killed()  # mid-run, every earlier batch committed
         time.sleep(self.delay)
         self.clips += len(pixels)
         return super().video(pixels, frame_padding_mask)

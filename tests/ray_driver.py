@@ -18,7 +18,8 @@ commit = VideoIndex._commit
 def counted(self, table, stale=None):
     if len(table) and commits[0] >= stop:
         print(f"waiting after {commits[0]} commits", file=sys.stderr, flush=True)
-        time.sleep(3600)
+        for _ in range(36_000):  # short sleeps: see index_worker.wait_to_be_killed
+            time.sleep(0.1)
     commit(self, table, stale)
     commits[0] += bool(len(table))
 

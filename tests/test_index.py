@@ -18,6 +18,7 @@ from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import Embeddings, VideoIndex
+from videoprism_keras.apps import index as index_module
 from videoprism_keras.apps import index_store as store
 from videoprism_keras.apps.embed_writer import EmbeddingWriter
 from videoprism_keras.runtime import Encoder
@@ -159,6 +160,50 @@ def test_search_filters_and_per_video(tmp_path):
         h.path.startswith("/library-x/dogs/")
         for h in index.search(query, under="/library-x/dogs")[0]
     )
+    # Held in memory, the same candidates are re-ranked there: the same hits.
+    held = VideoIndex.load(tmp_path / "ix", in_memory=True)
+    for q in vectors[:12] + 0.01:
+        for options in ({}, {"where": "start_s < 8"}, {"under": "/library-x/dogs"}):
+            on_disk, in_memory = index.search(q, 5, **options)[0], held.search(q, 5, **options)[0]
+            assert [h.id for h in in_memory] == [h.id for h in on_disk] and len(on_disk) == 5
+            np.testing.assert_allclose([h.score for h in in_memory],
+                                       [h.score for h in on_disk], atol=1e-5)  # fmt: skip
+    best = held.search(query, top_k=8, per_video=True, where="start_s < 8")[0]
+    assert len({h.path for h in best}) == 8 and best[0].path == paths[7]
+
+
+def test_a_held_snapshot_reads_only_what_changed(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    index = VideoIndex(tmp_path / "ix")
+    index.add(Embeddings(_unit(rng, 120), [f"a{i}" for i in range(120)]))
+    first = index._rows()
+    index.add(Embeddings(_unit(rng, 10), [f"b{i}" for i in range(10)]))  # new clips
+    grown = index._rows()  # room for a quarter more
+    index.add(Embeddings(_unit(rng, 10), [f"c{i}" for i in range(10)]))
+    added = index._rows()  # only added: into the same memory, after the rows held
+    assert len(added.ids) == 140 and np.shares_memory(added.vectors, grown.vectors)
+    np.testing.assert_array_equal(added.vectors[:120], first.vectors)
+    index._table.delete("path IN ('a0', 'a1', 'a2', 'a3', 'a4')")  # as a replaced file's are
+    changed = _unit(rng, 5)
+    index.add(Embeddings(changed, [f"a{i}" for i in range(5)]))  # same clip ids, new rows
+    with monkeypatch.context() as patch:  # 5 of 140 rows are new: read by row id alone
+        patch.setattr(index_module._Snapshot, "_read_all", lambda *_: pytest.fail("read all"))
+        rows = index._rows()
+    fresh = index_module._Snapshot(index._table, index._table.version)
+    for name in ("rowids", "ids", "paths", "starts", "vectors"):
+        np.testing.assert_array_equal(getattr(rows, name), getattr(fresh, name))
+    np.testing.assert_allclose(rows.vectors[list(rows.ids).index(_clip_id(index, "a3"))],
+                               changed[3], atol=1e-6)  # fmt: skip
+    index._table.optimize()  # compaction: new row ids for all
+    rows = index._rows()
+    assert not np.isin(rows.rowids, fresh.rowids).any()
+    fresh = index_module._Snapshot(index._table, index._table.version)
+    np.testing.assert_array_equal(rows.vectors, fresh.vectors)
+    assert sorted(rows.ids) == sorted(fresh.ids) and len(rows.ids) == 140
+
+
+def _clip_id(index, path):
+    return index.search(index.vectors[index.paths.index(path)], 1)[0][0].id
 
 
 # ---------------------------------------------------------------- old format

@@ -117,9 +117,11 @@ def test_lora_errors_name_what_was_expected(tmp_path):
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_remat_gives_the_same_gradients(dropout):
-    # With dropout, the recomputation must draw the forward pass's masks again.
+def test_remat_gives_the_same_gradients():
+    # With dropout, the recomputation must draw the forward pass's masks again; without
+    # dropout the same check is a weaker one, so it is not run on its own.
+    dropout = 0.3
+
     def grads(remat):
         keras.utils.set_random_seed(0)
         model = VideoPrismBackbone(**CONFIG, remat=remat, dropout_rate=dropout,

@@ -121,10 +121,10 @@ def server(lvt, index_uri):
     assert not os.path.exists(app.state.uploads.get("dir", "/nonexistent"))
 
 
-def raw_get(client, path, headers=None):
-    """GET with the path sent byte for byte (httpx would normalise `..`)."""
+def raw_get(client, path, headers=None, method="GET"):
+    """GET (or `method`) with the path sent byte for byte (httpx would normalise `..`)."""
     conn = http.client.HTTPConnection(client.base_url.host, client.base_url.port, timeout=30)
-    conn.request("GET", path, headers=headers or {})
+    conn.request(method, path, headers=headers or {})
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -271,8 +271,12 @@ def test_traversal_in_clip_ids_reads_nothing(server, suffix):
     for attempt in TRAVERSALS:
         assert_clean_error(raw_get(client, f"/api/clips/{attempt}{suffix}"))
         assert_clean_error(client.get("/api/clips/x" + suffix, params={"k": 1, "under": attempt}))
+        if suffix == "/video":  # what a player may ask first: status and headers, no body
+            assert_clean_error(raw_get(client, f"/api/clips/{attempt}{suffix}", method="HEAD"))
     status, _ = assert_clean_error(client.get(f"/api/clips/{CLIP}{suffix}"))
     assert status == 404
+    if suffix == "/video":
+        assert client.head(f"/api/clips/{CLIP}{suffix}").status_code == 404
 
 
 def test_traversal_in_static_and_labels_reads_nothing(server):

@@ -823,7 +823,9 @@ def cmd_serve(args):
     from .apps import VideoIndex
     from .serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
 
-    index = VideoIndex.load(args.index, storage_options=_storage_options(args))
+    # Searched many times: past the vector index's threshold, its candidates are re-ranked
+    # against vectors held in memory, not read back from the table.
+    index = VideoIndex.load(args.index, storage_options=_storage_options(args), in_memory=True)
     _index_model(args, index.meta)
     try:  # host, port and token before the model loads: a mistake fails at once
         args.token = args.token or None

@@ -10,7 +10,10 @@ other settings is refused.
 Vectors are L2-normalised, so the score is the cosine similarity. Search is exact (a
 matrix product over the table's vectors, held in memory between searches) until the
 table reaches `ann_threshold` rows; then a LanceDB vector index is built, searched with
-a refine step (exact re-ranking of its candidates), and updated as rows are added.
+a refine step (exact re-ranking of its candidates), and updated as rows are added. With
+`in_memory=True` (the server) the vectors stay held past the threshold too, and the
+re-ranking happens there instead of reading each candidate back from the table; a new
+version's snapshot reads only the rows the previous one lacks.
 Figures and the choice of index: benchmarks/README.md, "Video index".
 
     index = VideoIndex("my_index")                      # a folder (or s3://…): created
@@ -46,16 +49,26 @@ log = logging.getLogger(__name__)
 ANN_THRESHOLD = 200_000
 # IVF-RQ (RaBitQ: one bit per dimension, 96 bytes a 768-d vector): at 1M rows it reached a
 # higher recall than IVF-PQ at a lower latency, and builds 3x faster.
-ANN_PARTITIONS_PER_SQRT_ROW = 1  # IVF lists: about √N
+# Few long lists, most of them probed: on the benchmark's vectors (spread over a 64-d
+# sphere, the hard case) recall follows the share of rows scanned whatever the lists, and
+# each list probed costs Lance a fixed overhead, so √N/4 lists beat √N.
+ANN_PARTITIONS_PER_SQRT_ROW = 0.25  # IVF lists: √N / 4
+ANN_MIN_PARTITIONS, ANN_MIN_LIST_ROWS = 256, 500
 ANN_ITERATIONS = 20  # k-means iterations: more buy no recall, only build time
 ANN_SAMPLE_RATE = 64  # k-means sample: rows per list
-ANN_PROBED_SHARE = 0.5  # lists searched per query, as a share of the lists
+ANN_PROBED_SHARE = 0.65  # lists searched per query, as a share of the lists
 ANN_REFINE_FACTOR = 30  # candidates re-ranked exactly: top_k × this
 # Compaction and index updates leave the replaced files for readers of older versions;
 # they are deleted this long after (Lance's default, 7 days, would double the disk used).
 KEEP_OLD_VERSIONS = timedelta(hours=1)
 POSTER_SIDE = 128  # pixels, the long side
 SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
+SNAPSHOT_COLUMNS = ["id", "path", "start_s", "end_s", "duration_s"]  # what a hit shows
+# A new snapshot reads all vectors again past this share of rows it does not hold: a scan
+# reads a row several times faster than a take by row id (benchmarks/README.md, "Video
+# index").
+SNAPSHOT_REREAD_SHARE = 0.15
+TAKE_BATCH = 10_000  # row ids per take, rows per copy: a bounded temporary
 ID_BATCH = 500  # ids per `IN (…)` query
 
 
@@ -84,32 +97,99 @@ def _normalise(x):
 
 
 class _Snapshot:
-    """One table version's rows for exact search: vectors in memory, rows in order."""
+    """One table version's rows in memory: every clip's vector and what a hit shows.
 
-    def __init__(self, table, version):
+    Made from the previous version's snapshot when there is one: a row it held (the same
+    Lance row id and clip id: Lance never rewrites a row in place) keeps its vector, and
+    only the others are read, so a searcher beside a writer pays for the new rows only.
+    """
+
+    def __init__(self, table, version, previous=None):
+        self.version = version
+        self.dim = table.schema.field("vector").type.list_size
+        if previous is not None:
+            rows = (table.search().select(SNAPSHOT_COLUMNS).with_row_id(True).limit(None)
+                    .to_arrow())  # fmt: skip
+            self._describe(rows)
+            held = previous.positions(self.rowids, self.ids)
+            missing = np.flatnonzero(held < 0)
+            if len(missing) <= SNAPSHOT_REREAD_SHARE * len(held):
+                kept = len(held) - len(missing)
+                if kept == len(previous.rowids) and np.array_equal(held[:kept], np.arange(kept)):
+                    # Rows added, none gone: into the previous buffer, after its rows (a
+                    # fresh buffer's first touch costs more than the whole search:
+                    # benchmarks/README.md, "Video index").
+                    self._buffer = previous._room_for(len(held))
+                    self.vectors = self._buffer[: len(held)]
+                else:
+                    self._buffer = self.vectors = np.empty((len(held), self.dim), np.float32)
+                    found = np.flatnonzero(held >= 0)
+                    for start in range(0, len(found), TAKE_BATCH):
+                        part = found[start : start + TAKE_BATCH]
+                        self.vectors[part] = previous.vectors[held[part]]
+                for start in range(0, len(missing), TAKE_BATCH):
+                    part = missing[start : start + TAKE_BATCH]
+                    taken = table.take_row_ids(self.rowids[part].tolist()).select(["vector"])
+                    self.vectors[part] = self._matrix(taken.to_arrow()["vector"])
+                return
+        self._read_all(table)
+
+    def _read_all(self, table):
         import pyarrow as pa
 
-        self.version = version
-        dim = table.schema.field("vector").type.list_size
-        self.vectors = np.empty((table.count_rows(), dim), np.float32)
+        self._buffer = self.vectors = np.empty((table.count_rows(), self.dim), np.float32)
         columns, filled = [], 0
-        query = (table.search().select(["id", "path", "start_s", "end_s", "duration_s", "vector"])
-                 .with_row_id(True).limit(None))  # fmt: skip
+        query = table.search().select([*SNAPSHOT_COLUMNS, "vector"]).with_row_id(True).limit(None)
         for batch in query.to_batches():  # batch by batch: one copy of the vectors in memory
-            flat = batch["vector"].flatten().to_numpy(zero_copy_only=False)
-            self.vectors[filled : filled + len(batch)] = flat.reshape(len(batch), dim)
+            self.vectors[filled : filled + len(batch)] = self._matrix(batch["vector"])
             filled += len(batch)
             columns.append(batch.drop_columns(["vector"]))
         self.vectors = self.vectors[:filled]
-        data = pa.Table.from_batches(columns) if columns else None
-        column = lambda name: data[name].combine_chunks() if data is not None else pa.array([])  # noqa: E731
-        self.rowids = column("_rowid").to_numpy().astype(np.uint64)
-        self.ids = column("id").to_pylist()
-        self.paths = column("path").to_pylist()
+        schema = pa.schema([(name, pa.string()) for name in ("id", "path")])
+        self._describe(pa.Table.from_batches(columns) if columns else schema.empty_table())
+
+    def _room_for(self, rows: int) -> np.ndarray:
+        """This snapshot's buffer, with room for `rows` rows (grown by a quarter at least)."""
+        if len(self._buffer) >= rows:
+            return self._buffer
+        grown = np.empty((max(rows, len(self._buffer) * 5 // 4), self.dim), np.float32)
+        grown[: len(self.vectors)] = self.vectors
+        return grown
+
+    def _matrix(self, column):
+        if hasattr(column, "combine_chunks"):  # a take's table column: chunked
+            column = column.combine_chunks()
+        flat = column.flatten().to_numpy(zero_copy_only=False) if len(column) else []
+        return np.asarray(flat, np.float32).reshape(len(column), self.dim)
+
+    def _describe(self, rows):
+        import pyarrow as pa
+
+        column = lambda name: (rows[name].combine_chunks() if name in rows.column_names  # noqa: E731
+                               else pa.nulls(len(rows), pa.float64()))  # fmt: skip
+        self.rowids = column("_rowid").to_numpy(zero_copy_only=False).astype(np.uint64)
+        self.ids = column("id").to_numpy(zero_copy_only=False)
+        self.paths = column("path").to_numpy(zero_copy_only=False)
         # Path → small integer, for the best clip of each video.
-        self.codes = column("path").dictionary_encode().indices.to_numpy()
+        self.codes = column("path").dictionary_encode().indices.to_numpy(zero_copy_only=False)
         nan = lambda name: column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
         self.starts, self.ends, self.durations = nan("start_s"), nan("end_s"), nan("duration_s")
+        self._order = None
+
+    def positions(self, rowids, ids=None) -> np.ndarray:
+        """Where each Lance row id (and clip id, if given) is in this snapshot; -1 where
+        it is not."""
+        if not len(self.rowids):
+            return np.full(len(rowids), -1)
+        if self._order is None:  # the scan's order follows the fragments, not the row ids
+            self._order = np.argsort(self.rowids, kind="stable")
+            self._sorted = self.rowids[self._order]
+        at = np.searchsorted(self._sorted, rowids)
+        found = self._order[np.minimum(at, len(self._order) - 1)]
+        same = self.rowids[found] == rowids
+        if ids is not None:
+            same &= self.ids[found] == ids
+        return np.where(same, found, -1)
 
     def hit(self, i, score):
         return SearchHit(self.paths[i], self.starts[i], self.ends[i], float(score), self.ids[i],
@@ -125,10 +205,15 @@ class VideoIndex:
         meta: for a new index, what to record with it (the CLI: preset, soft cap); the
             settings of `add_videos` are added to it.
         storage_options: passed to LanceDB for object stores (credentials, region…).
+        in_memory: past `ann_threshold`, hold every clip's vector in memory (4 bytes per
+            dimension: 3 GB for a million 768-d clips) and re-rank the vector index's
+            candidates there rather than reading them from the table: the fastest searches,
+            for a process that searches many times (the server). Below the threshold the
+            vectors are held in any case (exact search).
     """
 
     def __init__(self, uri=None, *, ann_threshold=ANN_THRESHOLD, meta=None,
-                 storage_options=None, dim=None):  # fmt: skip
+                 storage_options=None, dim=None, in_memory=False):  # fmt: skip
         if isinstance(uri, int):  # VideoIndex(dim): the previous signature
             warnings.warn("VideoIndex(dim) is deprecated: the dimension comes from the first "
                           "embeddings added; pass the index's location (or nothing)",
@@ -140,10 +225,11 @@ class VideoIndex:
         self.uri = os.fspath(uri)
         self.ann_threshold = ann_threshold
         self.storage_options = storage_options
+        self.in_memory = in_memory
         self._new_meta = dict(meta or {})
         self._dim = dim
         self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
-        self._table = self._snapshot = self._db = self._indexed = None
+        self._table = self._snapshot = self._db = self._indexed = self._table_dim = None
         self._open()
 
     # ------------------------------------------------------------------ opening
@@ -191,15 +277,18 @@ class VideoIndex:
                                    "another folder")  # fmt: skip
 
     @classmethod
-    def load(cls, uri, ann_threshold=ANN_THRESHOLD, storage_options=None) -> "VideoIndex":
+    def load(cls, uri, ann_threshold=ANN_THRESHOLD, storage_options=None,
+             in_memory=False) -> "VideoIndex":  # fmt: skip
         """An existing index (an error if `uri` holds none)."""
         index = cls.__new__(cls)
         index.uri = os.fspath(uri)
         index.ann_threshold = ann_threshold
         index.storage_options = storage_options
+        index.in_memory = in_memory
         index._new_meta, index._dim = {}, None
         index._folder = store.local_path(index.uri) if store.is_local(index.uri) else None
         index._table = index._snapshot = index._db = index._indexed = None
+        index._table_dim = None
         if index._folder is not None and not index._folder.is_dir():
             raise store.StoreError(f"{index.uri} is not a video index (no such folder): give "
                                    "the folder `videoprism index` wrote")  # fmt: skip
@@ -265,7 +354,11 @@ class VideoIndex:
 
     @property
     def dim(self):
-        return self.meta.get("dim", self._dim)
+        if self._table is None:
+            return self._dim
+        if self._table_dim is None:  # fixed once the table exists: read once
+            self._table_dim = self.meta.get("dim", self._dim)
+        return self._table_dim
 
     @property
     def version(self) -> int | None:
@@ -282,14 +375,15 @@ class VideoIndex:
             raise store.translate(err, self.uri, "reading it") from err
         return self._table
 
-    def _rows(self, latest=True) -> _Snapshot | None:
+    def _rows(self, version=None) -> _Snapshot | None:
+        """The rows at the latest version, or at `version`: the one just checked out."""
         if self._table is None:
             return None
-        table = self._latest() if latest else self._table
-        version = table.version
+        table = self._latest() if version is None else self._table
+        version = table.version if version is None else version
         if self._snapshot is None or self._snapshot.version != version:
             try:
-                self._snapshot = _Snapshot(table, version)
+                self._snapshot = _Snapshot(table, version, previous=self._snapshot)
             except (OSError, RuntimeError, ValueError) as err:
                 raise store.translate(err, self.uri, "reading it") from err
         return self._snapshot
@@ -556,7 +650,8 @@ class VideoIndex:
             return self._exact(queries, top_k, predicate, per_video)
         if nprobes is None:  # the lists were made for fewer rows, or as many: no fewer probed
             nprobes = math.ceil(ANN_PROBED_SHARE * _partitions(self._indexed[2]))
-        return [self._approximate(table, q, top_k, predicate, per_video, nprobes, refine_factor)
+        search = self._reranked if self.in_memory else self._approximate
+        return [search(table, q, top_k, predicate, per_video, nprobes, refine_factor)
                 for q in queries]  # fmt: skip
 
     def _selected(self, rows: _Snapshot, predicate):
@@ -571,7 +666,7 @@ class VideoIndex:
         return np.flatnonzero(np.isin(rows.rowids, found["_rowid"].to_numpy()))
 
     def _exact(self, queries, top_k, predicate, per_video):
-        rows = self._rows(latest=False)  # search() has just moved to the latest version
+        rows = self._rows(self._indexed[0])  # search() has just moved to the latest version
         if not len(rows.rowids):
             raise ValueError(f"the index {self.uri} is empty: add videos to it first")
         chosen = self._selected(rows, predicate)
@@ -595,19 +690,46 @@ class VideoIndex:
             out.append([rows.hit(chosen[i], scores[i]) for i in top])
         return out
 
+    def _candidates(self, search, predicate):
+        if predicate is not None:
+            search = search.where(predicate, prefilter=True)
+        try:
+            return search.to_arrow()
+        except ValueError as err:
+            raise ValueError(f"the filter {predicate!r} is not valid SQL over the index's "
+                             f"columns ({str(err).splitlines()[0]})") from err  # fmt: skip
+
+    def _reranked(self, table, query, top_k, predicate, per_video, nprobes, refine_factor):
+        """The vector index's candidates (row ids only), re-ranked against the vectors
+        held in memory: what `refine_factor` does, without reading the candidates' rows."""
+        rows = self._rows(self._indexed[0])  # search() has just moved to the latest version
+        limit = top_k * refine_factor
+        while True:
+            # (Selecting nothing would read every column: the distance is the least.)
+            search = (table.search(query, "vector").distance_type("dot").nprobes(nprobes)
+                      .limit(limit).select(["_distance"]).with_row_id(True))  # fmt: skip
+            found = self._candidates(search, predicate)["_rowid"].to_numpy()
+            at = rows.positions(found)
+            if (at < 0).any():  # not the version held (cannot happen): Lance's own refine
+                return self._approximate(table, query, top_k, predicate, per_video, nprobes,
+                                         refine_factor)  # fmt: skip
+            scores = rows.vectors[at] @ query
+            order = np.argsort(-scores, kind="stable")
+            # A copy of a clip (see index_store.py) once; per video, its best clip.
+            _, first = np.unique((rows.codes if per_video else rows.ids)[at[order]],
+                                 return_index=True)  # fmt: skip
+            top = order[np.sort(first)]
+            if len(top) >= top_k or len(found) < limit:
+                return [rows.hit(at[i], scores[i]) for i in top[:top_k]]
+            limit *= 4  # per video: too few distinct videos among the candidates
+
     def _approximate(self, table, query, top_k, predicate, per_video, nprobes, refine_factor):
         limit = top_k * (8 if per_video else 1)
         while True:
             columns = ["id", "path", "start_s", "end_s", "duration_s", "_distance"]
-            search = (table.search(query).distance_type("dot").nprobes(nprobes)
+            search = (table.search(query, "vector").distance_type("dot").nprobes(nprobes)
                       .refine_factor(refine_factor).limit(limit).select(columns))  # fmt: skip
-            if predicate is not None:
-                search = search.where(predicate, prefilter=True)
-            try:
-                found = search.to_arrow().to_pylist()
-            except ValueError as err:
-                raise ValueError(f"the filter {predicate!r} is not valid SQL over the index's "
-                                 f"columns ({str(err).splitlines()[0]})") from err  # fmt: skip
+            found = self._candidates(search, predicate).to_pylist()
             hits, seen = [], set()
             for row in found:  # best first; a copy of a clip (see index_store.py) once
                 key = row["path"] if per_video else row["id"]
@@ -849,7 +971,10 @@ def _vector_index(table) -> bool:
 
 
 def _partitions(rows: int) -> int:
-    return max(16, int(ANN_PARTITIONS_PER_SQRT_ROW * np.sqrt(rows)))
+    """√N/4 lists, but no fewer than ANN_MIN_PARTITIONS once each can have
+    ANN_MIN_LIST_ROWS rows: at a given share probed, recall grows with the lists."""
+    floor = min(ANN_MIN_PARTITIONS, rows // ANN_MIN_LIST_ROWS)
+    return max(16, floor, int(ANN_PARTITIONS_PER_SQRT_ROW * np.sqrt(rows)))
 
 
 def _ann_config(rows: int):

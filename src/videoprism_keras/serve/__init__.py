@@ -1,7 +1,7 @@
 """`videoprism serve`: a search service and a web page over a video index.
 
     from videoprism_keras.serve import SearchService, create_app, serve
-    service = SearchService(VideoIndex.load("my_index"), model, tokenizer)
+    service = SearchService(VideoIndex.load("my_index", in_memory=True), model, tokenizer)
     serve(service, host="127.0.0.1", port=8000)     # or: uvicorn on create_app(service)
 
 Layout: `service.py` (embed, search, label: no HTTP), `batcher.py` (the model behind a
