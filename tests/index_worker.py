@@ -9,6 +9,7 @@ committed) for the test to kill it. Prints {"embedded": clips the model ran on, 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -22,14 +23,6 @@ from videoprism_keras.apps import VideoIndex
 from videoprism_keras.runtime import Encoder
 
 
-def wait_to_be_killed():
-    """Short sleeps, not one long one: a signal that the kernel hands to another thread
-    (JAX, Lance and Ray start many) does not wake the main thread from its sleep, and
-    Python runs the Ctrl-C handler only when the main thread next runs."""
-    for _ in range(36_000):
-        time.sleep(0.1)
-
-
 class SlowEncoder(Encoder):
     def __init__(self, model, delay, stop_after):
         super().__init__(model)
@@ -37,13 +30,16 @@ class SlowEncoder(Encoder):
 
     def video(self, pixels, frame_padding_mask=None):
         if self.stop_after is not None and self.clips >= self.stop_after:
-            wait_to_be_killed()  # mid-run, every earlier batch committed
+            time.sleep(3600)  # mid-run, every earlier batch committed: the test kills us here
         time.sleep(self.delay)
         self.clips += len(pixels)
         return super().video(pixels, frame_padding_mask)
 
 
 def main():
+    # Ctrl-C as from a terminal: a test run started in the background (`make test &`)
+    # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser()
     parser.add_argument("index")
     parser.add_argument("sources", nargs="+")

@@ -5,6 +5,7 @@ committed) for the test to kill it.
     python tests/ray_driver.py STOP index SOURCES -o INDEX --ray ADDRESS ...
 """
 
+import signal
 import sys
 import time
 
@@ -18,11 +19,12 @@ commit = VideoIndex._commit
 def counted(self, table, stale=None):
     if len(table) and commits[0] >= stop:
         print(f"waiting after {commits[0]} commits", file=sys.stderr, flush=True)
-        for _ in range(36_000):  # short sleeps: see index_worker.wait_to_be_killed
-            time.sleep(0.1)
+        time.sleep(3600)
     commit(self, table, stale)
     commits[0] += bool(len(table))
 
 
 VideoIndex._commit = counted
+# Ctrl-C as from a terminal: see index_worker.py.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.exit(cli.main(sys.argv[2:]))
