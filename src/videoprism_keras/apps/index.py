@@ -680,11 +680,10 @@ class VideoIndex:
             order = np.argsort(-np.take_along_axis(sims, best, 1), axis=1, kind="stable")
             best = np.take_along_axis(best, order, 1)
         out = []
+        videos = rows.codes[chosen] if per_video else None  # once, not per query
         for q, scores in enumerate(sims):
             if per_video:
-                order = np.argsort(-scores, kind="stable")
-                _, first = np.unique(rows.codes[chosen][order], return_index=True)
-                top = order[np.sort(first)[:top_k]]
+                top = _first_of_each(np.argsort(-scores, kind="stable"), videos)[:top_k]
             else:
                 top = best[q]
             out.append([rows.hit(chosen[i], scores[i]) for i in top])
@@ -716,9 +715,7 @@ class VideoIndex:
             scores = rows.vectors[at] @ query
             order = np.argsort(-scores, kind="stable")
             # A copy of a clip (see index_store.py) once; per video, its best clip.
-            _, first = np.unique((rows.codes if per_video else rows.ids)[at[order]],
-                                 return_index=True)  # fmt: skip
-            top = order[np.sort(first)]
+            top = _first_of_each(order, (rows.codes if per_video else rows.ids)[at])
             if len(top) >= top_k or len(found) < limit:
                 return [rows.hit(at[i], scores[i]) for i in top[:top_k]]
             limit *= 4  # per video: too few distinct videos among the candidates
@@ -964,6 +961,12 @@ def _poster(frames) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=80)
     return out.getvalue()
+
+
+def _first_of_each(order, keys) -> np.ndarray:
+    """`order` (best first) keeping the first of each key: the best clip of each video."""
+    _, first = np.unique(keys[order], return_index=True)
+    return order[np.sort(first)]
 
 
 def _vector_index(table) -> bool:
