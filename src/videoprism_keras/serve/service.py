@@ -9,9 +9,11 @@ progress never blocks a read (Lance versions are immutable once committed).
 """
 
 import collections
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import anyio
 import numpy as np
@@ -35,12 +37,23 @@ class Metrics:
         self.latencies = collections.defaultdict(lambda: collections.deque(maxlen=LATENCY_WINDOW))
         self._lock = threading.Lock()
 
-    def record(self, kind: str, seconds: float, ok: bool):
+    def record(self, kind: str, seconds: float, ok: bool) -> None:
         with self._lock:
             self.counts[kind] += 1
             if not ok:
                 self.errors[kind] += 1
             self.latencies[kind].append(seconds)
+
+    @contextlib.contextmanager
+    def measure(self, kind: str) -> Iterator[None]:
+        """Records the time the `with` block takes, as an error if it raises."""
+        began = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.record(kind, time.perf_counter() - began, ok)
 
     def summary(self) -> dict:
         with self._lock:
