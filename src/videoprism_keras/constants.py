@@ -39,3 +39,9 @@ SERVE_TOKEN_ENV = "VIDEOPRISM_TOKEN"
 # suffix, keras_hub's.
 LORA_TARGETS = ("qkv_proj", "out_proj", "in_proj", "q_proj", "kv_proj")
 LORA_FILE_SUFFIX = ".lora.h5"
+
+# `where` filters (apps/where.py checks them for the server and the CLI): the columns of
+# the index's table (apps/index_store.py's schema) that a filter may name, and the
+# longest filter taken.
+WHERE_COLUMNS = ("path", "start_s", "end_s", "duration_s", "size_bytes")
+MAX_WHERE_CHARS = 500

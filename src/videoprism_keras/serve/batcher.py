@@ -8,7 +8,9 @@ its own, so the event loop keeps serving pages, posters and videos meanwhile.
 
 import asyncio
 import concurrent.futures
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,13 +29,19 @@ class _Item:
 
 
 class ModelQueue:
-    """Args:
-    embed_texts: list of texts → (N, D) embeddings (called in the model thread).
-    max_batch: the most texts per call.
-    buckets: the batch sizes calls are padded to.
+    """The model's one thread, and the queue of requests for it.
+
+    Args:
+        embed_texts: callable. A list of N texts → their (N, D) embeddings (called in
+            the model thread).
+        max_batch: int. The most texts per call; defaults to `MAX_TEXT_BATCH`.
+        buckets: sequence of int. The batch sizes calls are padded to; defaults to
+            `TEXT_BUCKETS`.
     """
 
-    def __init__(self, embed_texts, max_batch=MAX_TEXT_BATCH, buckets=TEXT_BUCKETS):
+    def __init__(self, embed_texts: Callable[[list[str]], np.ndarray],
+                 max_batch: int = MAX_TEXT_BATCH,
+                 buckets: Sequence[int] = TEXT_BUCKETS) -> None:  # fmt: skip
         self.embed_texts, self.max_batch = embed_texts, max_batch
         self.buckets = sorted({b for b in buckets if b < max_batch} | {max_batch})
         self.batches = self.texts = 0  # for the metrics: model calls for texts, texts in them
@@ -41,11 +49,13 @@ class ModelQueue:
         self._worker: asyncio.Task | None = None
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "videoprism-model")
 
-    def start(self):
+    def start(self) -> None:
+        """Starts the worker, in the running event loop."""
         self._queue = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
-    async def stop(self):
+    async def stop(self) -> None:
+        """Stops the worker and the model thread (after the call in progress)."""
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -56,7 +66,7 @@ class ModelQueue:
         """One text's embedding, computed with whatever other texts are waiting."""
         return await self._put(_Item(self._future(), text=text))
 
-    async def run(self, job, *args):
+    async def run(self, job: Callable[..., Any], *args: Any) -> Any:
         """`job(*args)` in the model thread, alone."""
         return await self._put(_Item(self._future(), job=job, args=args))
 
@@ -96,7 +106,7 @@ class ModelQueue:
             if not item.future.done():
                 item.future.set_result(result[i] if items[0].text is not None else result)
 
-    def warm_up(self, lengths=(8, 16)):
+    def warm_up(self, lengths: Sequence[int] = (8, 16)) -> None:
         """Compiles the model for every batch size at the text lengths of most queries (a
         query is padded to 8, 16, 32 or 64 tokens, see `runtime.trim_padding`), in the
         model thread. A longer query compiles its shape when it first comes (once)."""

@@ -10,6 +10,7 @@ import mimetypes
 import os
 import re
 import stat
+from typing import BinaryIO
 
 from starlette.responses import Response, StreamingResponse
 
@@ -25,10 +26,10 @@ class FileRefused(Exception):
 
 
 class RangeNotSatisfiable(Exception):
-    pass
+    """A `Range` header malformed or outside the file (answered 416)."""
 
 
-def open_indexed(path: str):
+def open_indexed(path: str) -> tuple[BinaryIO, int]:
     """An open binary file for a path the index holds, and its size; `FileRefused` if
     the path is not a plain file at its real path (a link, a folder, gone)."""
     if not os.path.isabs(path) or os.path.realpath(path) != os.path.normpath(path):

@@ -6,6 +6,8 @@ import ipaddress
 import logging
 import socket
 
+from starlette.types import ASGIApp
+
 from ..constants import SERVE_HOST, SERVE_PORT
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(host: str, token: str | None):
+def check_exposure(host: str, token: str | None) -> None:
     """Serving the index beyond this machine needs a token: anyone who can reach the
     port could otherwise read every indexed video."""
     if token is not None and len(token) < 8:
@@ -69,13 +71,15 @@ def bind(host: str = SERVE_HOST, port: int = SERVE_PORT) -> socket.socket:
 
 
 def url(sock: socket.socket) -> str:
+    """The http:// address of a listening socket (IPv6 hosts in brackets)."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
 
 
-def run(app, sock: socket.socket, log_level: str = "info"):
-    """Serves `app` on `sock` until interrupted (Ctrl-C, SIGTERM)."""
+def run(app: ASGIApp, sock: socket.socket, log_level: str = "info") -> None:
+    """Serves `app` on `sock` until interrupted (Ctrl-C, SIGTERM); `log_level` is
+    uvicorn's (defaults to "info")."""
     import uvicorn
 
     config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False,

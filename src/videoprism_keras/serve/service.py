@@ -9,17 +9,24 @@ progress never blocks a read (Lance versions are immutable once committed).
 """
 
 import collections
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import anyio
 import numpy as np
 
-from ..apps import ZeroShotClassifier, embed_videos
+from ..apps import SearchHit, VideoIndex, ZeroShotClassifier, embed_videos
 from ..constants import PROMPT_TEMPLATE, TEMPERATURE
 from ..runtime import Encoder
 from .batcher import ModelQueue
+
+if TYPE_CHECKING:
+    from ..model.backbone import VideoPrismBackbone
+    from ..tokenizer import VideoPrismTokenizer
 
 LATENCY_WINDOW = 2048  # latencies kept per kind of query, for the percentiles
 LABEL_SETS_KEPT = 16  # label lists whose text embeddings are kept
@@ -28,19 +35,30 @@ LABEL_SETS_KEPT = 16  # label lists whose text embeddings are kept
 class Metrics:
     """Queries, errors and latency per kind of request, since the start."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.started = time.time()
         self.counts = collections.Counter()
         self.errors = collections.Counter()
         self.latencies = collections.defaultdict(lambda: collections.deque(maxlen=LATENCY_WINDOW))
         self._lock = threading.Lock()
 
-    def record(self, kind: str, seconds: float, ok: bool):
+    def record(self, kind: str, seconds: float, ok: bool) -> None:
         with self._lock:
             self.counts[kind] += 1
             if not ok:
                 self.errors[kind] += 1
             self.latencies[kind].append(seconds)
+
+    @contextlib.contextmanager
+    def measure(self, kind: str) -> Iterator[None]:
+        """Records the time the `with` block takes, as an error if it raises."""
+        began = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.record(kind, time.perf_counter() - began, ok)
 
     def summary(self) -> dict:
         with self._lock:
@@ -56,14 +74,27 @@ class Metrics:
 
 
 class SearchService:
-    """Args:
-    index: a `VideoIndex` (loaded; others may write into it meanwhile).
-    model: its preset's `VideoPrismBackbone` (an LvT one for text and labels).
-    tokenizer: the model's `VideoPrismTokenizer` (None: no text queries, no labels).
+    """Embeds queries, searches an index and labels its clips, for the HTTP routes.
+
+    Args:
+        index: VideoIndex. The index, loaded (others may write into it meanwhile).
+        model: VideoPrismBackbone. Its preset's model (an LvT one for text and labels).
+        tokenizer: VideoPrismTokenizer or None. The model's tokenizer; defaults to None
+            (no text queries, no labels).
+        template: str. The zero-shot prompt, `{}` where the label goes; defaults to
+            `PROMPT_TEMPLATE`.
+        temperature: float. The zero-shot softmax temperature; defaults to `TEMPERATURE`.
+        num_frames: int or None. Frames an uploaded video is sampled to; defaults to
+            None (the index's, else the model's).
+        size: int, (height, width) or None. The frame size uploads are resized to;
+            defaults to None (the index's, else the model's).
     """
 
-    def __init__(self, index, model, tokenizer=None, template=PROMPT_TEMPLATE,
-                 temperature=TEMPERATURE, num_frames=None, size=None):  # fmt: skip
+    def __init__(self, index: VideoIndex, model: "VideoPrismBackbone",
+                 tokenizer: "VideoPrismTokenizer | None" = None,
+                 template: str = PROMPT_TEMPLATE, temperature: float = TEMPERATURE,
+                 num_frames: int | None = None,
+                 size: int | tuple[int, int] | None = None) -> None:  # fmt: skip
         self.index, self.model, self.tokenizer = index, model, tokenizer
         self.template, self.temperature = template, temperature
         meta = index.meta  # uploads are sampled as the index's clips were
@@ -79,6 +110,7 @@ class SearchService:
 
     @property
     def has_text(self) -> bool:
+        """Whether text queries and labels work (an LvT model and its tokenizer)."""
         return self.tokenizer is not None and bool(getattr(self.model, "is_multimodal", False))
 
     # ----------------------------------------------------------- model thread
@@ -104,12 +136,15 @@ class SearchService:
 
     # --------------------------------------------------------------- queries
     async def embed_text(self, text: str) -> np.ndarray:
+        """A text's embedding, batched with other waiting texts."""
         return await self.queue.text(text)
 
-    async def embed_file(self, path) -> np.ndarray:
+    async def embed_file(self, path: str | os.PathLike) -> np.ndarray:
+        """A video's or an image's embedding, sampled as the index's clips were."""
         return await self.queue.run(self._embed_file, path)
 
-    async def labels(self, labels: list[str], vector) -> list[tuple[str, float]]:
+    async def labels(self, labels: list[str], vector: np.ndarray) -> list[tuple[str, float]]:
+        """Each label's zero-shot probability for a clip's embedding, most probable first."""
         probs = await self.queue.run(self._probabilities, list(labels), vector)
         order = np.argsort(-probs, kind="stable")
         return [(labels[i], float(probs[i])) for i in order]
@@ -131,8 +166,20 @@ class SearchService:
             self._lookup = type(self.index).load(self.index.uri, storage_options=options)
         return self._lookup
 
-    async def search(self, vector, k, where=None, under=None, per_video=False, exclude=None):
-        """The top `k` hits for one embedding (`exclude`: a clip id left out)."""
+    async def search(self, vector: np.ndarray, k: int, where: str | None = None,
+                     under: str | None = None, per_video: bool = False,
+                     exclude: str | None = None) -> list[SearchHit]:  # fmt: skip
+        """The top `k` hits for one embedding, as `VideoIndex.search` finds them.
+
+        Args:
+            vector: np.ndarray. The query's embedding.
+            k: int. How many hits.
+            where: str or None. A filter (checked by the caller, see `apps.where`);
+                defaults to None.
+            under: str or None. Only videos in this absolute folder; defaults to None.
+            per_video: bool. The best clip of each video only; defaults to False.
+            exclude: str or None. A clip id left out of the hits; defaults to None.
+        """
         extra = 1 if exclude else 0
         options = dict(top_k=k + extra, where=where, under=under, per_video=per_video)
 
@@ -145,9 +192,11 @@ class SearchService:
         return [h for h in hits if h.id != exclude][:k]
 
     async def clip(self, clip_id: str) -> dict | None:
+        """The clip's row (see `VideoIndex.clip`); None when the index has no such clip."""
         return await self._read(lambda: self._lookups().clip(clip_id), lookup=True)
 
     async def poster(self, clip_id: str) -> bytes | None:
+        """The clip's JPEG poster; None without one."""
         return await self._read(lambda: self._lookups().poster(clip_id), lookup=True)
 
     async def size(self) -> tuple[int, int | None]:

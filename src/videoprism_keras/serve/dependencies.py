@@ -1,0 +1,76 @@
+"""What a route gets through FastAPI's `Depends`: the service and the app's settings
+(kept on `app.state` by `create_app`), the bearer-token check, and the shapes of the
+parameters several routes share."""
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Query, Request
+
+from ..constants import MAX_WHERE_CHARS, WHERE_COLUMNS
+from .limits import CLIP_ID, MAX_K, MAX_UPLOAD_BYTES
+from .service import SearchService
+
+TOKEN_COOKIE = "videoprism_token"  # the page's `static/app.js` sets it
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one app was made (see `create_app`).
+
+    Args:
+        token: str or None. The bearer token every /api route but /api/health wants;
+            None: no token.
+        max_upload_bytes: int. The largest upload taken; defaults to `MAX_UPLOAD_BYTES`.
+        warm_up: bool. Whether the text model's shapes are compiled at start; defaults
+            to True.
+    """
+
+    token: str | None = None
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    warm_up: bool = True
+
+
+def get_service(request: Request) -> SearchService:
+    """The `SearchService` the app serves."""
+    return request.app.state.service
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's `Settings`."""
+    return request.app.state.settings
+
+
+def upload_folder(request: Request) -> str:
+    """The folder uploads are written to while they are embedded (the app's own, made at
+    start and removed at shutdown)."""
+    return request.app.state.uploads["dir"]
+
+
+def require_token(request: Request) -> None:
+    """Refuses (401) a request without the app's token, given as `Authorization: Bearer
+    <token>` or in the page's cookie; passes every request when the app has no token."""
+    token = get_settings(request).token
+    if token is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer":
+        value = request.cookies.get(TOKEN_COOKIE, "")
+    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise HTTPException(401, "a bearer token is needed: Authorization: Bearer <token>",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+
+Service = Annotated[SearchService, Depends(get_service)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+UploadFolder = Annotated[str, Depends(upload_folder)]
+
+# Parameters that several routes take, with their limits and their OpenAPI descriptions.
+TopK = Annotated[int, Query(ge=1, le=MAX_K, description="how many hits")]
+Where = Annotated[str | None, Query(description="SQL predicate over " + ", ".join(WHERE_COLUMNS),
+                                    max_length=MAX_WHERE_CHARS)]  # fmt: skip
+Under = Annotated[str | None, Query(description="only videos in this folder (absolute)")]
+PerVideo = Annotated[bool, Query(description="the best clip of each video")]
+ClipId = Annotated[str, Path(pattern=CLIP_ID, description="a hit's id")]

@@ -1,0 +1,57 @@
+"""Every error as JSON `{"error": "…"}`: a 4xx that says what was wrong with which
+parameter, or a 500 that says nothing more (the traceback goes to the server's log,
+never to the client)."""
+
+import logging
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error (see the server's log)"
+
+
+class BadInput(HTTPException):
+    """A request the API refuses, said in one line that names the parameter.
+
+    Args:
+        message: str. What was wrong and what is taken instead.
+        status: int. The HTTP status; defaults to 400.
+    """
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(status, message)
+
+
+async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    """An HTTP error (ours or Starlette's: an unknown route, a wrong method) as JSON."""
+    message = err.detail if isinstance(err.detail, str) else "request refused"
+    if err.status_code == 404 and message == "Not Found":
+        message = f"no such route: {request.url.path[:200]}"
+    return JSONResponse({"error": message}, err.status_code, headers=err.headers)
+
+
+async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+    """A request FastAPI's checks refused: 422, with the first few problems, each after
+    the name of its parameter (`k: Input should be…`)."""
+    parts = []
+    for e in err.errors()[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return JSONResponse({"error": "; ".join(parts)}, 422)
+
+
+async def crashed(request: Request, err: Exception) -> JSONResponse:
+    """A failure of our own: logged with its traceback, a bare 500 to the client."""
+    log.exception("videoprism serve: %s %s failed", request.method, request.url.path)
+    return JSONResponse({"error": INTERNAL_ERROR}, 500)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Makes every error of `app` JSON, as above."""
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, crashed)

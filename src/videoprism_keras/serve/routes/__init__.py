@@ -1,0 +1,7 @@
+"""The API's routes, one `APIRouter` per group; `create_app` mounts them under /api,
+every one but `info.public` behind the token check.
+
+    info.py      /api/health, /api/info, /api/metrics
+    search.py    /api/search, /api/search/upload, /api/clips/{id}/similar
+    clips.py     /api/clips/{id}, …/poster.jpg, …/video (HTTP Range), …/labels (POST)
+"""

@@ -1,0 +1,139 @@
+"""Search routes: by text, by an uploaded video or image, and by one of the index's clips
+("more like this"). Each answers a `SearchResponse` and counts in the metrics by kind."""
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+
+from ..checks import clip_or_404, under_folder, where_filter
+from ..dependencies import AppSettings, ClipId, PerVideo, Service, TopK, Under, UploadFolder, Where
+from ..errors import BadInput
+from ..limits import MAX_QUERY_CHARS, MAX_UPLOAD_BYTES, UPLOAD_TYPES
+from ..schemas import Hit, SearchResponse
+from ..service import SearchService
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["search"])
+
+
+def upload_body(max_bytes: int) -> dict:
+    """The OpenAPI description of an upload's body: the file itself, of one of
+    `UPLOAD_TYPES`, at most `max_bytes` bytes (`create_app` puts its own limit in)."""
+    return {"required": True,
+            "description": f"the video or image itself (at most {max_bytes} bytes)",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                        for t in UPLOAD_TYPES}}  # fmt: skip
+
+
+async def _search(service: SearchService, vector: np.ndarray, k: int, where: str | None,
+                  under: str | None, per_video: bool, query: dict,
+                  exclude: str | None = None) -> SearchResponse:  # fmt: skip
+    """The top `k` hits for `vector`, filtered, with `query` (what was asked) echoed."""
+    began = time.perf_counter()
+    where, under = where_filter(where), under_folder(under)
+    try:
+        hits = await service.search(vector, k, where, under, per_video, exclude)
+    except (ValueError, RuntimeError) as err:
+        if where is None:
+            raise
+        first = str(err).splitlines()[0].split(", /")[0][:300]  # no source locations
+        raise BadInput(f"where: the filter could not be evaluated ({first})") from err
+    size, _ = await service.size()
+    query = {**query, "k": k, "where": where, "under": under, "per_video": per_video}
+    return SearchResponse(query=query, hits=[Hit.from_row(h, h.score) for h in hits],
+                          index_size=size,
+                          took_ms=(time.perf_counter() - began) * 1000)  # fmt: skip
+
+
+@router.get("/search", response_model=SearchResponse)
+async def search_text(service: Service,
+                      q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
+                                              description="what to look for, in words")],
+                      k: TopK = 12, where: Where = None, under: Under = None,
+                      per_video: PerVideo = False) -> SearchResponse:  # fmt: skip
+    """The clips that best match a sentence."""
+    with service.metrics.measure("text"):
+        if not q.strip():
+            raise BadInput("q: empty; give the words to search for")
+        if not service.has_text:
+            raise BadInput("q: this index's model is video-only; search by video instead")
+        vector = await service.embed_text(q.strip())
+        return await _search(service, vector, k, where, under, per_video,
+                             {"kind": "text", "q": q})  # fmt: skip
+
+
+@router.post("/search/upload", response_model=SearchResponse,
+             openapi_extra={"requestBody": upload_body(MAX_UPLOAD_BYTES)})  # fmt: skip
+async def search_upload(service: Service, settings: AppSettings, folder: UploadFolder,
+                        request: Request, k: TopK = 12, where: Where = None,
+                        under: Under = None, per_video: PerVideo = False,
+                        filename: Annotated[str | None, Query(max_length=200,
+                        description="the file's name, shown back only")] = None,
+                        ) -> SearchResponse:  # fmt: skip
+    """The clips most like a video or an image sent as the request body (its
+    Content-Type says which: video/mp4, image/jpeg, …)."""
+    limit = settings.max_upload_bytes
+    with service.metrics.measure("upload"):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in UPLOAD_TYPES:
+            raise BadInput(f"Content-Type {kind or '(none)'} is not a video or image type "
+                           "taken here: " + ", ".join(sorted(UPLOAD_TYPES)), 415)  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise BadInput(f"the upload is larger than {limit} bytes", 413)
+        where, under = where_filter(where), under_folder(under)
+        fd, path = tempfile.mkstemp(suffix=UPLOAD_TYPES[kind], dir=folder)
+        try:
+            received = 0
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    if received > limit:  # no Content-Length, or a false one
+                        raise BadInput(f"the upload is larger than {limit} bytes", 413)
+                    out.write(chunk)
+            if not received:
+                raise BadInput("the request body is empty: send the video or image itself")
+            try:
+                vector = await service.embed_file(path)
+            except Exception as err:  # whatever the decoder says about a bad file
+                log.info("upload not decodable: %s", err)
+                raise BadInput(f"the upload is not a readable {kind.split('/')[0]} "
+                               f"(declared {kind})", 415) from err  # fmt: skip
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        name = os.path.basename(filename or "") or None
+        return await _search(
+            service,
+            vector,
+            k,
+            where,
+            under,
+            per_video,
+            {"kind": "upload", "filename": name, "content_type": kind},
+        )
+
+
+@router.get("/clips/{clip_id}/similar", response_model=SearchResponse)
+async def similar(service: Service, clip_id: ClipId, k: TopK = 12, where: Where = None,
+                  under: Under = None, per_video: PerVideo = False) -> SearchResponse:  # fmt: skip
+    """More like this: the clips nearest to one of the index's (itself left out)."""
+    with service.metrics.measure("similar"):
+        row = await clip_or_404(service, clip_id)
+        return await _search(
+            service,
+            row["vector"],
+            k,
+            where,
+            under,
+            per_video,
+            {"kind": "similar", "clip": clip_id},
+            exclude=clip_id,
+        )

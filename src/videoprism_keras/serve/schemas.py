@@ -1,0 +1,112 @@
+"""The API's JSON: what each route answers and what `/labels` takes. FastAPI checks
+requests and writes the OpenAPI schema (`/docs`) from these."""
+
+import os
+
+from pydantic import BaseModel, Field
+
+from .limits import MAX_LABELS
+
+
+def _seconds(value) -> float | None:
+    """A time as JSON has it: None for a whole video (null or NaN in the index)."""
+    return None if value is None or value != value else float(value)
+
+
+class Hit(BaseModel):
+    id: str = Field(description="the clip's id: <file id>@<start>-<end> (or @whole)")
+    path: str = Field(description="the video file, as the index holds it")
+    name: str = Field(description="the file's name")
+    start_s: float | None = Field(description="the clip's start in the video (s); null: whole")
+    end_s: float | None
+    duration_s: float | None = Field(description="the whole video's duration (s)")
+    score: float | None = Field(None, description="cosine similarity to the query")
+    poster_url: str
+    video_url: str
+
+    @classmethod
+    def from_row(cls, row, score: float | None = None) -> "Hit":
+        """A hit from the index: a `SearchHit` of its search or the dict of its `clip()`.
+
+        Args:
+            row: SearchHit or dict. The clip.
+            score: float or None. Its similarity to the query; defaults to None (a clip
+                that is not a search's hit).
+        """
+        if isinstance(row, dict):
+            clip, path = row["id"], row["path"]
+            start, end, duration = row.get("start_s"), row.get("end_s"), row.get("duration_s")
+        else:
+            clip, path = row.id, row.path
+            start, end, duration = row.start, row.end, row.duration
+        return cls(id=clip, path=path, name=os.path.basename(path), start_s=_seconds(start),
+                   end_s=_seconds(end), duration_s=_seconds(duration), score=score,
+                   poster_url=f"api/clips/{clip}/poster.jpg",
+                   video_url=f"api/clips/{clip}/video")  # fmt: skip
+
+
+class SearchResponse(BaseModel):
+    query: dict = Field(description="what was searched for, and the filters")
+    hits: list[Hit]
+    index_size: int = Field(description="clips in the index when it was searched")
+    took_ms: float
+
+
+class Label(BaseModel):
+    label: str
+    probability: float
+
+
+class LabelsResponse(BaseModel):
+    clip: Hit
+    labels: list[Label] = Field(description="every label, most probable first")
+
+
+class LabelsRequest(BaseModel):
+    labels: list[str] = Field(description="free-text class names", min_length=1,
+                              max_length=MAX_LABELS)  # fmt: skip
+
+
+class IndexInfo(BaseModel):
+    uri: str
+    size: int = Field(description="clips")
+    version: int | None = Field(description="the table's latest committed version")
+    preset: str | None
+    dim: int | None
+    num_frames: int | None
+    frame_size: int | list[int] | None
+    clip_seconds: float | None
+    stride_seconds: float | None
+    dtype: str | None
+    text_search: bool = Field(description="whether the model takes text (an LvT preset)")
+    videoprism_keras: str
+    limits: dict
+
+
+class Health(BaseModel):
+    status: str
+
+
+class KindMetrics(BaseModel):
+    count: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+
+
+class Metrics(BaseModel):
+    uptime_s: float
+    queries: int
+    errors: int
+    by_kind: dict[str, KindMetrics]
+    text_batches: int = Field(description="model calls that embedded texts")
+    texts_batched: int = Field(description="texts embedded in those calls")
+
+
+class Error(BaseModel):
+    error: str
+
+
+# The 4xx answers every token-guarded route may give, for the OpenAPI schema.
+ERRORS = {code: {"model": Error} for code in (400, 401, 404, 413, 415, 422)}
