@@ -39,3 +39,8 @@ SERVE_TOKEN_ENV = "VIDEOPRISM_TOKEN"
 # suffix, keras_hub's.
 LORA_TARGETS = ("qkv_proj", "out_proj", "in_proj", "q_proj", "kv_proj")
 LORA_FILE_SUFFIX = ".lora.h5"
+
+# The video index (apps/index/): the size from which it builds a LanceDB vector index
+# (exact search below it), chosen with benchmarks/index_search.py. Here so that the CLI's
+# help shows it without importing the apps.
+ANN_THRESHOLD = 200_000

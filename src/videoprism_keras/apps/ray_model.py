@@ -58,10 +58,10 @@ class Embedder:
             vectors[todo] = done
         batch["vector"] = np.zeros((len(frames), 1), np.float32) if vectors is None else vectors
         if self.posters:
-            from .index import _poster
+            from ..video.images import poster_jpeg
 
             posters = np.full(len(frames), b"", dtype=object)
             for i in todo:
-                posters[i] = _poster(frames[i])
+                posters[i] = poster_jpeg(frames[i])
             batch["poster"] = posters
         return batch

@@ -17,7 +17,7 @@ The stages, one Ray Data pipeline, streamed (no stage waits for the previous to 
 5. write (driver, here): each batch the actors give is committed at once.
 
 Exactly once: every write is the driver's, and an index write is a `merge_insert` on
-the clip's stable `id` (see `index.py`), so a batch computed twice (a retried task, a
+the clip's stable `id` (see `index/writer.py`), so a batch computed twice (a retried task, a
 replaced actor, a second run after a kill) is stored once; an embeddings file is written
 through `EmbeddingWriter`, whose parts a resumed run reads back, and the driver drops an
 item it has already written in this run. Ray's own Lance sink (`Dataset.write_lance`) is
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..native_logs import held_stderr
-from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded
+from .embedding import Embeddings, find_videos, item_key, nothing_embedded, progress_bar
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
-from .ray_sources import _files, list_sources
+from .ray_sources import list_sources, source_files
 
 __all__ = ["PresetLoader", "RayOptions", "RayUnavailable", "check_address", "embed_on_ray",
            "failures_of", "index_on_ray", "list_sources", "ray_session"]  # fmt: skip
@@ -238,7 +238,7 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
     writer = index.writer(model, clip_seconds, stride_seconds,
                           num_frames=sampling["num_frames"], size=sampling["size"])  # fmt: skip
-    files, failures = _files(sources, options.column)
+    files, failures = source_files(sources, options.column)
     held, todo = writer.prepare(files)  # replaced files: their old rows go now
     run = _Run(failures=list(failures))
     by_id = {f.file_id: f for f in files}
@@ -249,7 +249,7 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
               "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
              for f in todo]  # fmt: skip
     writer.record_failures(run.failures)
-    bar = _progress(options.progress, total=None)
+    bar = progress_bar(options.progress, total=None)
     if items:  # Ray only when there is work: a local instance takes seconds to start
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
@@ -327,7 +327,7 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
     local = [s for s in listed if "://" not in s]
     videos = (find_videos(local) if local else []) + [s for s in listed if "://" in s]
     done: dict = {}
-    for path, start, end in writer._done:
+    for path, start, end in writer.resumed_items():
         done.setdefault(path, []).append([start, end])
     whole = not clip_seconds
     items = [{"source": v, "path": v, "file_id": "", "held": json.dumps(done.get(v, []))}
@@ -337,7 +337,7 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
     log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)
-    bar = _progress(options.progress, total=None)
+    bar = progress_bar(options.progress, total=None)
     if items:
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)

@@ -65,7 +65,9 @@ def _identify_uri(uri: str) -> VideoFile:
     return VideoFile(uri, int(info.size), int(info.mtime_ns or 0))
 
 
-def _files(sources, column) -> tuple[list[VideoFile], list]:
+def source_files(sources, column: str = "path") -> tuple[list[VideoFile], list[tuple[str, str]]]:
+    """Sources (see `list_sources`) → (the distinct video files and objects, each with its
+    identity; (path, reason) of the entries that could not be identified)."""
     listed = list_sources(sources, column)
     local = [s for s in listed if "://" not in s]
     files, failures = video_files(local) if local else ([], [])

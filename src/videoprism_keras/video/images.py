@@ -1,4 +1,5 @@
-"""Videos that are not video files: a folder of image files, a GIF, a single image.
+"""Images in and out: videos that are not video files (a folder of image files, a GIF, a
+single image) read as frames, and a clip's poster written as a JPEG.
 
 They go through PIL (a GIF is a sequence of images to it), are sampled with the same
 official indices, and only the sampled images are ever kept in memory. Images are
@@ -7,6 +8,7 @@ turned upright by their EXIF orientation, as the rotation of video files is hono
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from .frames import IMAGE_SUFFIXES, Transform
 from .sampling import choose
 
 GIF_SUFFIXES = frozenset({".gif"})
+POSTER_SIDE = 128  # pixels, a poster's long side
 
 
 def is_image_source(path: Path) -> bool:
@@ -90,3 +93,26 @@ def read_images(path: Path, num_frames: int, transform: Transform, pad: bool):
     if len(cache) < len(wanted):
         raise VideoDecodeError(path, f"only {len(cache)} of its {count} frames could be read")
     return [cache[int(i)] for i in indices], mask
+
+
+def poster_jpeg(frames, side: int = POSTER_SIDE) -> bytes:
+    """The middle frame of a clip, as the model saw it, as a small JPEG.
+
+    Args:
+        frames: (T, H, W, 3) array. The clip's frames: uint8, or floats in [0, 1].
+        side: int. The poster's long side in pixels, at most (a smaller frame is not
+            enlarged). Defaults to 128.
+
+    Returns:
+        The JPEG file's bytes.
+    """
+    from PIL import Image
+
+    frame = np.asarray(frames[len(frames) // 2])
+    if frame.dtype != np.uint8:
+        frame = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = Image.fromarray(frame)
+    image.thumbnail((side, side))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
