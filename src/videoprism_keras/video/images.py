@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,8 @@ def _rgb(image, source) -> np.ndarray:
         raise VideoDecodeError(source, f"not a readable image ({err})") from None
 
 
-def read_images(path: Path, num_frames: int, transform: Transform, pad: bool):
+def read_images(path: Path, num_frames: int, transform: Transform,
+                pad: bool) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
     """Sampled frames of a folder of images, a GIF or one image → (frames, mask)."""
     from PIL import Image, ImageSequence
 
@@ -95,7 +97,7 @@ def read_images(path: Path, num_frames: int, transform: Transform, pad: bool):
     return [cache[int(i)] for i in indices], mask
 
 
-def poster_jpeg(frames, side: int = POSTER_SIDE) -> bytes:
+def poster_jpeg(frames: np.ndarray | Sequence[np.ndarray], side: int = POSTER_SIDE) -> bytes:
     """The middle frame of a clip, as the model saw it, as a small JPEG.
 
     Args:

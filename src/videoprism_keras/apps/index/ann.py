@@ -13,6 +13,11 @@ from __future__ import annotations
 import logging
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lancedb.index import IndexConfig, IvfRq
+    from lancedb.table import LanceTable
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ KEEP_OLD_VERSIONS = timedelta(hours=1)
 SMALL_FRAGMENTS = 64  # below the threshold: compacted past this many small fragments
 
 
-def find(table):
+def find(table: LanceTable) -> IndexConfig | None:
     """The table's vector index (a `lancedb` `IndexConfig`), or None."""
     return next((i for i in table.list_indices() if "vector" in getattr(i, "columns", [])),
                 None)  # fmt: skip
@@ -53,7 +58,7 @@ def default_nprobes(rows: int) -> int:
     return math.ceil(ANN_PROBED_SHARE * partitions(rows))
 
 
-def ann_config(rows: int):
+def ann_config(rows: int) -> IvfRq:
     """The vector index's parameters for a table of `rows` rows."""
     from lancedb.index import IvfRq
 
@@ -61,7 +66,7 @@ def ann_config(rows: int):
                  max_iterations=ANN_ITERATIONS, sample_rate=ANN_SAMPLE_RATE)  # fmt: skip
 
 
-def maintain(table, ann_threshold: int, uri: str) -> None:
+def maintain(table: LanceTable, ann_threshold: int, uri: str) -> None:
     """Past `ann_threshold` rows: builds the vector index once; then keeps it up to date
     whatever the threshold; below it, compacts many small commits. A failure here loses
     nothing (the rows are committed and exact search finds them): it is logged.

@@ -13,11 +13,15 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..identity import clip_id
 from . import store
+
+if TYPE_CHECKING:
+    from lancedb import DBConnection
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ def move_legacy(folder: Path) -> Path:
     return backup
 
 
-def migrate(folder: Path, db, uri: str) -> None:
+def migrate(folder: Path, db: DBConnection, uri: str) -> None:
     """The previous format in `folder` → the clips table in `db`, in one commit, under the
     write lock; the old files are moved aside. `uri` names the index in messages."""
     with store.locked(folder):

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import store
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from lancedb.table import LanceTable
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def sql_predicate(where: str | None, under: str | os.PathLike | None) -> str | N
     return " AND ".join(terms) or None
 
 
-def exact_search(table, rows: Snapshot, queries: np.ndarray, top_k: int,
+def exact_search(table: LanceTable, rows: Snapshot, queries: np.ndarray, top_k: int,
                  predicate: str | None, per_video: bool) -> list[list[SearchHit]]:  # fmt: skip
     """Every query against every clip of `rows` (`table`'s snapshot) that `predicate`
     keeps: per query, the `top_k` best hits, best first."""
@@ -86,7 +90,7 @@ def exact_search(table, rows: Snapshot, queries: np.ndarray, top_k: int,
     return out
 
 
-def approximate_search(table, query: np.ndarray, top_k: int, predicate: str | None,
+def approximate_search(table: LanceTable, query: np.ndarray, top_k: int, predicate: str | None,
                        per_video: bool, nprobes: int,
                        refine_factor: int) -> list[SearchHit]:  # fmt: skip
     """One query through the vector index, `nprobes` lists searched, `top_k ×
@@ -112,7 +116,7 @@ def approximate_search(table, query: np.ndarray, top_k: int, predicate: str | No
         limit *= 4  # per video: too few distinct videos among the candidates
 
 
-def reranked_search(table, rows: Snapshot, query: np.ndarray, top_k: int,
+def reranked_search(table: LanceTable, rows: Snapshot, query: np.ndarray, top_k: int,
                     predicate: str | None, per_video: bool, nprobes: int,
                     refine_factor: int) -> list[SearchHit]:  # fmt: skip
     """The vector index's candidates (row ids only), re-ranked against the vectors held

@@ -9,7 +9,12 @@ others are read, so a searcher beside a writer pays for the new rows only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from lancedb.table import LanceTable
 
 COLUMNS = ["id", "path", "start_s", "end_s", "duration_s"]  # what a hit shows
 # A new snapshot reads all vectors again past this share of rows it does not hold: a scan
@@ -36,7 +41,7 @@ class Snapshot:
         read: int. Vectors this snapshot read from the table (the others were kept).
     """
 
-    def __init__(self, table, version: int, previous: Snapshot | None = None):
+    def __init__(self, table: LanceTable, version: int, previous: Snapshot | None = None):
         self.version = version
         self.dim = table.schema.field("vector").type.list_size
         if previous is not None:

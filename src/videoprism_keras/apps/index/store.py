@@ -33,6 +33,8 @@ from ..identity import VideoFile, clip_id, identify
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from lancedb import DBConnection
+    from numpy.typing import ArrayLike
 
 TABLE = "clips"
 FAILURES_TABLE = "failures"  # beside the clips: (path, reason, time) of inputs not embedded
@@ -70,14 +72,14 @@ def schema(dim: int, meta: dict) -> pa.Schema:
     return pa.schema(fields, metadata={META_KEY: json.dumps(meta, default=str).encode()})
 
 
-def normalise(vectors) -> np.ndarray:
+def normalise(vectors: ArrayLike) -> np.ndarray:
     """Vectors as the table stores them: float32, L2-normalised (so a dot product is the
     cosine similarity)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     return vectors / np.sqrt((vectors * vectors).sum(axis=-1, keepdims=True) + 1e-12)
 
 
-def identity_of(path) -> VideoFile:
+def identity_of(path: str | os.PathLike) -> VideoFile:
     """A file's identity; a name that is no file (e.g. an array's label) stands for itself
     (size and mtime -1)."""
     try:
@@ -86,8 +88,11 @@ def identity_of(path) -> VideoFile:
         return VideoFile(str(path), -1, -1)
 
 
-def clip_table(files: Sequence[VideoFile], starts, ends, vectors: np.ndarray, last,
-               posters=None, durations=None, meta: dict | None = None) -> pa.Table:  # fmt: skip
+def clip_table(files: Sequence[VideoFile], starts: Sequence[float | None],
+               ends: Sequence[float | None], vectors: np.ndarray, last: Sequence[bool],
+               posters: Sequence[bytes | None] | None = None,
+               durations: Sequence[float | None] | None = None,
+               meta: dict | None = None) -> pa.Table:  # fmt: skip
     """Clips as rows of the table, one per clip.
 
     Args:
@@ -104,7 +109,7 @@ def clip_table(files: Sequence[VideoFile], starts, ends, vectors: np.ndarray, la
     """
     import pyarrow as pa
 
-    def time(t):
+    def time(t) -> float | None:
         return None if t is None or np.isnan(t) else float(t)
 
     vectors = np.ascontiguousarray(vectors, np.float32)
@@ -128,7 +133,8 @@ def failures_schema() -> pa.Schema:
                       ("time", pa.float64())])  # fmt: skip
 
 
-def record_failures(db, folder: Path | None, failures: Sequence[tuple[str, str]]) -> None:
+def record_failures(db: DBConnection, folder: Path | None,
+                    failures: Sequence[tuple[str, str]]) -> None:  # fmt: skip
     """(path, reason) pairs into the failures table: one row per path, its latest reason."""
     if not failures:
         return
@@ -147,7 +153,7 @@ def record_failures(db, folder: Path | None, failures: Sequence[tuple[str, str]]
         )
 
 
-def forget_failures(db, folder: Path | None, paths: Sequence[str]) -> None:
+def forget_failures(db: DBConnection, folder: Path | None, paths: Sequence[str]) -> None:
     """Paths that are no longer failures."""
     if not paths:
         return
@@ -160,7 +166,7 @@ def forget_failures(db, folder: Path | None, paths: Sequence[str]) -> None:
             table.delete(f"path IN ({', '.join(map(sql_string, paths[i : i + ID_BATCH]))})")
 
 
-def read_failures(db) -> list[tuple[str, str]]:
+def read_failures(db: DBConnection) -> list[tuple[str, str]]:
     """(path, reason) of the failures table, latest first; none without the table."""
     try:
         table = db.open_table(FAILURES_TABLE)

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from ...constants import ANN_THRESHOLD
 from ..embedding import item_key
 from ..identity import VideoFile
 from . import ann, legacy, store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from lancedb.table import LanceTable
 
 SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
 NEEDED_COLUMNS = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
@@ -138,7 +143,7 @@ class ClipTable:
                                    "another folder")  # fmt: skip
 
     # -------------------------------------------------------------------- reads
-    def latest(self):
+    def latest(self) -> LanceTable | None:
         """The LanceDB table (`lancedb.table.LanceTable`) moved to its latest version;
         None before the first write."""
         if self._table is None:
@@ -192,7 +197,7 @@ class ClipTable:
         except (OSError, RuntimeError, ValueError) as err:
             raise store.translate(err, self.uri, "reading it") from err
 
-    def to_arrow(self):
+    def to_arrow(self) -> pa.Table:
         """Every clip's row at the latest version, as a `pyarrow.Table` (columns:
         `store.schema`)."""
         table = self.latest()
@@ -247,8 +252,14 @@ class ClipTable:
 
     # ------------------------------------------------------------------- writes
     def check_settings(self, settings: dict, dim: int | None = None) -> None:
-        """Raises `ValueError` if the index holds other settings (see `IndexWriter`) or
-        embeddings of another dimension than `dim` (None: not checked)."""
+        """Raises `ValueError` if the index holds other settings or embeddings of another
+        dimension.
+
+        Args:
+            settings: dict. Settings (`writer.index_settings`); those the index lacks, or
+                this dict lacks, are not compared.
+            dim: int or None. The embeddings' dimension. Defaults to None (not checked).
+        """
         meta = self.meta if self._table is not None else {}
         for key in SETTINGS:
             if key in meta and key in settings and meta[key] != settings[key]:
@@ -260,7 +271,7 @@ class ClipTable:
             raise ValueError(f"{self.uri} holds {stored}-d embeddings; got {dim}-d ones (another "
                              "model): use the index's preset, or another index")  # fmt: skip
 
-    def commit(self, rows=None, *, delete: str | None = None,
+    def commit(self, rows: pa.Table | None = None, *, delete: str | None = None,
                settings: dict | None = None) -> None:  # fmt: skip
         """One write, under the index's lock, against the latest version.
 

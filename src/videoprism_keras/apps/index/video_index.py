@@ -27,6 +27,7 @@ import warnings
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,7 +38,12 @@ from .ann import ANN_REFINE_FACTOR
 from .search import SearchHit, approximate_search, exact_search, reranked_search, sql_predicate
 from .snapshot import Snapshot
 from .table import ClipTable
-from .writer import IndexWriter, index_settings, write_embeddings, write_videos
+from .writer import IndexWriter, VideoPaths, index_settings, write_embeddings, write_videos
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ...model.backbone import VideoPrismBackbone
 
 
 class VideoIndex(ClipTable):
@@ -92,12 +98,12 @@ class VideoIndex(ClipTable):
                    in_memory=in_memory, create=False)  # fmt: skip
 
     @classmethod
-    def from_videos(cls, model, sources, clip_seconds: float | None = None,
-                    stride_seconds: float | None = None, ann_threshold: int = ANN_THRESHOLD,
-                    meta: dict | None = None, uri: str | os.PathLike | None = None,
-                    **options) -> VideoIndex:  # fmt: skip
-        """An index of video files and folders (see `add_videos`) at `uri` (default: a
-        temporary one; `save` it)."""
+    def from_videos(cls, model: VideoPrismBackbone, sources: VideoPaths,
+                    clip_seconds: float | None = None, stride_seconds: float | None = None,
+                    ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
+                    uri: str | os.PathLike | None = None, **options) -> VideoIndex:  # fmt: skip
+        """An index of video files and folders (see `add_videos`, whose arguments these
+        are, and `VideoIndex`) at `uri` (None: a temporary one; `save` it)."""
         index = cls(uri, ann_threshold=ann_threshold, meta=meta)
         index.add_videos(model, sources, clip_seconds, stride_seconds, **options)
         return index
@@ -143,12 +149,23 @@ class VideoIndex(ClipTable):
         return {item_key(*row) for row in rows}
 
     # -------------------------------------------------------------- adding
-    def writer(self, model=None, clip_seconds: float | None = None,
+    def writer(self, model: VideoPrismBackbone | None = None, clip_seconds: float | None = None,
                stride_seconds: float | None = None, *, num_frames: int | None = None,
                size: int | Sequence[int] | None = None) -> IndexWriter:  # fmt: skip
         """The way to write clips into this index (see `IndexWriter`), for clips that
         `model` embeds with this sampling; an error now if the index holds other settings.
-        Without a model, no settings are checked or recorded (only the dimension)."""
+
+        Args:
+            model: `VideoPrismBackbone` or None. The model; None: no settings are checked
+                or recorded (only the dimension). Defaults to None.
+            clip_seconds: float or None. Windows of long videos, in seconds; None for
+                whole videos. Defaults to None.
+            stride_seconds: float or None. The windows' stride. Defaults to None
+                (`clip_seconds`).
+            num_frames: int or None. Frames per clip. Defaults to None (the model's).
+            size: int, (height, width) or None. Frame size. Defaults to None (the
+                model's).
+        """
         settings = {} if model is None else index_settings(model, clip_seconds, stride_seconds,
                                                            num_frames, size)  # fmt: skip
         return IndexWriter(self, settings)
@@ -169,8 +186,9 @@ class VideoIndex(ClipTable):
         write_embeddings(self, embeddings, posters)
         return self
 
-    def add_videos(self, model, sources, clip_seconds: float | None = None,
-                   stride_seconds: float | None = None, skip_existing: bool = True,
+    def add_videos(self, model: VideoPrismBackbone, sources: VideoPaths,
+                   clip_seconds: float | None = None, stride_seconds: float | None = None,
+                   skip_existing: bool = True,
                    **options) -> Embeddings:  # fmt: skip
         """Embeds video files and folders (walked recursively) and adds them, committing
         each batch as it is done (an interrupted run keeps what it did; the next one
@@ -201,7 +219,14 @@ class VideoIndex(ClipTable):
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Copies the index to `directory` (a new index there); every write is already
-        committed, so saving an index to its own location does nothing."""
+        committed, so saving an index to its own location does nothing.
+
+        Args:
+            directory: str or path. Where the copy goes: a new folder.
+
+        Returns:
+            The copy's folder.
+        """
         target = os.fspath(directory)
         if os.path.abspath(target) == os.path.abspath(self.uri):
             return Path(target)
@@ -216,7 +241,7 @@ class VideoIndex(ClipTable):
         return Path(target)
 
     # -------------------------------------------------------------- search
-    def search(self, queries, top_k: int = 5, *, where: str | None = None,
+    def search(self, queries: ArrayLike, top_k: int = 5, *, where: str | None = None,
                under: str | os.PathLike | None = None, per_video: bool = False,
                exact: bool | None = None, nprobes: int | None = None,
                refine_factor: int = ANN_REFINE_FACTOR) -> list[list[SearchHit]]:  # fmt: skip

@@ -11,7 +11,9 @@ index holds. The writer uses the index only through the public methods of its
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +22,13 @@ from ..embedding import Embeddings, embed_batches, item_key, nothing_embedded
 from ..identity import VideoFile, video_files
 from . import store
 from .table import ClipTable
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ...model.backbone import VideoPrismBackbone
+
+VideoPaths = str | os.PathLike | Sequence[str | os.PathLike]  # video files and folders
 
 
 class IndexWriter:
@@ -71,8 +80,10 @@ class IndexWriter:
             self.index.commit(delete=stale)
         return held, todo
 
-    def commit(self, files: Sequence[VideoFile], starts, ends, vectors, last,
-               posters=None, durations=None) -> None:  # fmt: skip
+    def commit(self, files: Sequence[VideoFile], starts: Sequence[float | None],
+               ends: Sequence[float | None], vectors: ArrayLike, last: Sequence[bool],
+               posters: Sequence[bytes | None] | None = None,
+               durations: Sequence[float | None] | None = None) -> None:  # fmt: skip
         """Stores clips, one per row, in one commit.
 
         Args:
@@ -117,11 +128,23 @@ class IndexWriter:
         return self._durations[file.file_id]
 
 
-def index_settings(model, clip_seconds: float | None = None,
+def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
                    stride_seconds: float | None = None, num_frames: int | None = None,
                    size: int | Sequence[int] | None = None) -> dict:  # fmt: skip
     """The settings an index records and checks for clips `model` embeds with this
-    sampling (frames and size default to the model's)."""
+    sampling: frames, size, clip and stride seconds, dtype (and the backbone's
+    configuration, recorded only).
+
+    Args:
+        model: `VideoPrismBackbone`. The model.
+        clip_seconds: float or None. Windows of long videos, in seconds; None for
+            whole videos. Defaults to None.
+        stride_seconds: float or None. The windows' stride. Defaults to None
+            (`clip_seconds`).
+        num_frames: int or None. Frames per clip. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the
+            model's).
+    """
     size = tuple(size or model.frame_shape[:2])
     return {
         "num_frames": int(num_frames or model.num_frames),
@@ -133,7 +156,8 @@ def index_settings(model, clip_seconds: float | None = None,
     }
 
 
-def write_embeddings(index: ClipTable, embeddings: Embeddings, posters=None) -> None:
+def write_embeddings(index: ClipTable, embeddings: Embeddings,
+                     posters: Sequence[bytes | None] | None = None) -> None:  # fmt: skip
     """`VideoIndex.add`: embeddings in one commit, then the table's maintenance."""
     if len(embeddings) == 0:
         return
@@ -155,8 +179,9 @@ def write_embeddings(index: ClipTable, embeddings: Embeddings, posters=None) -> 
     index.maintain()
 
 
-def write_videos(index: ClipTable, model, sources, clip_seconds=None, stride_seconds=None,
-                 skip_existing=True, **options) -> Embeddings:  # fmt: skip
+def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPaths,
+                 clip_seconds: float | None = None, stride_seconds: float | None = None,
+                 skip_existing: bool = True, **options) -> Embeddings:  # fmt: skip
     """`VideoIndex.add_videos` (see there)."""
     files, failures = video_files(sources)
     settings = index_settings(model, clip_seconds, stride_seconds, options.get("num_frames"),
