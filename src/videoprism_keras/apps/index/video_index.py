@@ -260,10 +260,10 @@ class VideoIndex(ClipTable):
             exact: bool or None. True for exact search whatever the size; None: exact
                 until the table has a vector index (past `ann_threshold` rows). Defaults
                 to None.
-            nprobes: int or None. Lists of the vector index searched. Defaults to None
-                (65% of them: `ann.ANN_PROBED_SHARE`).
+            nprobes: int or None. Lists of the vector index searched. Defaults to None:
+                `ann.ANN_PROBED_SHARE` of them (65%, rounded up).
             refine_factor: int. Candidates of the vector index re-ranked exactly, as a
-                multiple of `top_k`. Defaults to 30.
+                multiple of `top_k`. Defaults to `ann.ANN_REFINE_FACTOR` (30).
         """
         if top_k < 1:
             raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k}")
