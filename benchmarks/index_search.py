@@ -103,8 +103,10 @@ def numpy_faiss(vectors, queries, batches, truth, folder):
 
 
 def lance(data, queries, batches, truth, folder, sweep):
+    import lancedb
+
     from videoprism_keras.apps import Embeddings, VideoIndex
-    from videoprism_keras.apps import index as index_module
+    from videoprism_keras.apps.index import ANN_REFINE_FACTOR, store
 
     out = {}
     index = VideoIndex(folder, ann_threshold=10**12)
@@ -122,14 +124,15 @@ def lance(data, queries, batches, truth, folder, sweep):
     exact = lambda q: index.search(q, TOP_K, exact=True)  # noqa: E731
     out["exact_1"], out["exact_32"] = latency(exact, queries), latency(exact, batches)
     out["exact_recall"] = recall([rows(exact(q)[0]) for q in queries], truth)
-    index._snapshot = None  # the indexed search does not hold the vectors
+    # The indexed search does not hold the vectors: a new handle, without the exact
+    # search's, from here on.
+    index = VideoIndex.load(folder, ann_threshold=1)
     start = time.perf_counter()
-    index.ann_threshold = 1
-    index._maintain()
+    index.maintain()
     out["ann_build_s"] = round(time.perf_counter() - start, 1)
     # The disk figure is the steady state: what compactions replaced goes after an hour.
-    index._table.optimize(cleanup_older_than=timedelta(0))
-    settings = [(None, index_module.ANN_REFINE_FACTOR)]  # nprobes: the default share
+    lancedb.connect(folder).open_table(store.TABLE).optimize(cleanup_older_than=timedelta(0))
+    settings = [(None, ANN_REFINE_FACTOR)]  # nprobes: the default share
     if sweep:  # "nprobes:refine,…"; the table row shows the last one
         settings = [tuple(map(int, item.split(":"))) for item in sweep.split(",")]
     for nprobes, refine in settings:
@@ -140,7 +143,6 @@ def lance(data, queries, batches, truth, folder, sweep):
             print(json.dumps({"nprobes": nprobes, "refine": refine, **result}), flush=True)
         out.update(result)
     # A long-running searcher (the server) holds the vectors and re-ranks in memory.
-    index._snapshot = None
     held = VideoIndex.load(folder, in_memory=True)
     start = time.perf_counter()
     held.search(queries[0], TOP_K)

@@ -10,21 +10,21 @@ import sys
 import time
 
 from videoprism_keras import cli
-from videoprism_keras.apps.index import VideoIndex
+from videoprism_keras.apps.index import IndexWriter
 
 stop, commits = int(sys.argv[1]), [0]
-commit = VideoIndex._commit
+commit = IndexWriter.commit
 
 
-def counted(self, table, stale=None):
-    if len(table) and commits[0] >= stop:
+def counted(self, files, *args, **kwargs):
+    if len(files) and commits[0] >= stop:
         print(f"waiting after {commits[0]} commits", file=sys.stderr, flush=True)
         time.sleep(3600)
-    commit(self, table, stale)
-    commits[0] += bool(len(table))
+    commit(self, files, *args, **kwargs)
+    commits[0] += bool(len(files))
 
 
-VideoIndex._commit = counted
+IndexWriter.commit = counted
 # Ctrl-C as from a terminal: see index_worker.py.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.exit(cli.main(sys.argv[2:]))

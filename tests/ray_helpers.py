@@ -33,7 +33,7 @@ def library(root: Path, media_dir: Path, bad=False) -> Path:
 
 def rows(index) -> dict:
     """id → (row without the vector, vector) of every clip of an index."""
-    table = index._latest().to_arrow()
+    table = index.to_arrow()
     vectors = np.stack(table["vector"].to_numpy(zero_copy_only=False))
     out = {}
     for row, vector in zip(table.drop_columns(["vector"]).to_pylist(), vectors, strict=True):

@@ -215,16 +215,16 @@ def test_index_builds_its_vector_index_once_at_the_threshold(tmp_path):
     rng = np.random.default_rng(0)
     index = VideoIndex(tmp_path / "ix", ann_threshold=256)  # (k-means wants a few hundred rows)
     index.add(Embeddings(_unit(rng, 200), [f"a{i}" for i in range(200)]))
-    assert not index._table.list_indices()  # below the threshold: exact search
+    assert index.stats().indices == 0  # below the threshold: exact search
     index.add(Embeddings(_unit(rng, 100), [f"b{i}" for i in range(100)]))
-    built = index._table.list_indices()
-    assert len(built) == 1 and built[0].columns == ["vector"]  # crossed it: built on add
+    built = index.stats()
+    assert built.indices == 1 and built.has_vector_index  # crossed it: built on add
     reopened = VideoIndex.load(tmp_path / "ix")
     assert reopened.search(index.vectors[207], 1)[0][0].path == "b7"
     reopened.add(Embeddings(_unit(rng, 20), [f"c{i}" for i in range(20)]))  # kept up to date
-    (again,) = reopened._table.list_indices()
-    assert again.name == built[0].name  # updated, not rebuilt under another name
-    assert reopened._table.index_stats(again.name).num_unindexed_rows == 0
+    again = reopened.stats()  # updated, not rebuilt under another name
+    assert again.indices == 1 and again.vector_index == built.vector_index
+    assert again.unindexed_rows == 0
     c17 = reopened.vectors[reopened.paths.index("c17")]  # (compaction may reorder rows)
     assert reopened.search(c17, 1)[0][0].path == "c17"
     # An index saved elsewhere is a copy with its own vector index.
@@ -232,6 +232,6 @@ def test_index_builds_its_vector_index_once_at_the_threshold(tmp_path):
         Embeddings(_unit(rng, 300), list(map(str, range(300))))
     )
     small.save(tmp_path / "small")
-    assert VideoIndex.load(tmp_path / "small")._table.list_indices()
+    assert VideoIndex.load(tmp_path / "small").stats().has_vector_index
     VideoIndex().save(tmp_path / "empty")  # an empty index saves (a folder) and reopens empty
     assert len(VideoIndex(tmp_path / "empty")) == 0

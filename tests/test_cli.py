@@ -214,14 +214,13 @@ def test_index_vector_index_is_built_once_and_reused(env, lvt, videos, tmp_path)
     model, tok = lvt
     index = tmp_path / "index"
     run(env, "index", videos, "-o", index, "--clip-seconds", "1", "--ann-threshold", "4", *model)
-    table = VideoIndex.load(index)._table
-    (built,) = table.list_indices()  # 12 clips >= 4: the vector index is built by `index`
-    version = table.version
+    built = VideoIndex.load(index).stats()
+    assert built.indices == 1 and built.has_vector_index  # 12 clips >= 4: built by `index`
     for query in (["--text", "a video", *tok], ["--video", videos / "gen1.mp4"]):
         hits = json.loads(run(env, "search", index, *query, *model, "--json").stdout)
         assert len(hits) == 5
-    table = VideoIndex.load(index)._table
-    assert table.version == version and table.list_indices()[0].index_uuid == built.index_uuid
+    after = VideoIndex.load(index).stats()
+    assert after.version == built.version and after.vector_index_id == built.vector_index_id
     assert {hit["path"] for hit in hits} <= {str(path) for path in videos.glob("*.mp4")}
 
 
@@ -255,18 +254,15 @@ def test_index_uses_its_vector_index_above_its_threshold(tmp_path):
     top_exact = [[h.path for h in hits] for hits in exact.search(queries, top_k=5)]
     top_approx = [[h.path for h in hits] for hits in approx.search(queries, top_k=5)]
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top_exact, top_approx, strict=True)])
-    assert approx._table.list_indices() and recall > 0.9
+    assert approx.stats().indices and recall > 0.9
     reopened = VideoIndex.load(tmp_path / "ix")  # the stored vector index, not a rebuilt one
-    assert (
-        reopened._table.list_indices()[0].index_uuid == approx._table.list_indices()[0].index_uuid
-    )
+    assert reopened.stats().vector_index_id == approx.stats().vector_index_id
     assert reopened.search(queries[:1], 1)[0][0].path == "v0"
     # Incremental adds go into the vector index (no rebuild) and are found.
     extra = rng.normal(size=(50, 32)).astype("float32")
     reopened.add(Embeddings(extra, [f"w{i}" for i in range(50)]))
     assert len(reopened) == 550 and reopened.search(extra[7], 1)[0][0].path == "w7"
-    name = reopened._table.list_indices()[0].name
-    assert reopened._table.index_stats(name).num_unindexed_rows == 0
+    assert reopened.stats().unindexed_rows == 0
 
 
 def test_index_dtype_is_the_default_not_a_rule():

@@ -18,9 +18,9 @@ from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import Embeddings, VideoIndex
-from videoprism_keras.apps import index as index_module
-from videoprism_keras.apps import index_store as store
 from videoprism_keras.apps.embed_writer import EmbeddingWriter
+from videoprism_keras.apps.index import store
+from videoprism_keras.apps.index.snapshot import Snapshot
 from videoprism_keras.runtime import Encoder
 
 WORKER = Path(__file__).with_name("index_worker.py")
@@ -58,7 +58,7 @@ def _unit(rng, n, dim=16):
 
 
 def _exactly_once(index, expected):
-    ids = index._latest().to_arrow()["id"].to_pylist()
+    ids = index.to_arrow()["id"].to_pylist()
     assert len(ids) == len(set(ids)) == expected
     keys = list(zip(index.paths, index.starts, index.ends, strict=True))
     assert len(keys) == len(set(keys))
@@ -70,7 +70,7 @@ def test_rows_identity_posters_and_settings(model, library, tmp_path):
     encoder = CountingEncoder(model)
     added = index.add_videos(model, [library / "a"], encoder=encoder, **OPTIONS)
     assert len(added) == len(index) == 4 and encoder.clips == 4
-    rows = index._latest().to_arrow().to_pylist()
+    rows = index.to_arrow().to_pylist()
     a0 = str((library / "a" / "a0.mp4").resolve())
     first = next(r for r in rows if r["path"] == a0 and r["start_s"] == 0.0)
     stat = os.stat(a0)
@@ -115,11 +115,11 @@ def test_links_folders_named_like_videos_and_replaced_files(model, library, tmp_
     assert "loop" in failed["loop.mp4"]
     assert sorted(Path(p).name for p in index.paths) == ["x.mp4", "x.mp4", "y.mp4"]
     # x.mp4 replaced by another video under the same name: embedded again, old rows gone.
-    old = set(index._latest().to_arrow()["id"].to_pylist())
+    old = set(index.to_arrow()["id"].to_pylist())
     write_video(videos / "x.mp4", frames=30, size=(16, 16), fps=10)
     again = index.add_videos(model, [videos], **OPTIONS)
     assert len(again) == 3 and again.skipped == 1  # x: 3 new clips; y: held
-    now = index._latest().to_arrow()
+    now = index.to_arrow()
     x_rows = [r for r in now.to_pylist() if r["path"].endswith("x.mp4")]
     assert len(x_rows) == 3 and not ({r["id"] for r in x_rows} & old)
     _exactly_once(index, 4)
@@ -151,8 +151,8 @@ def test_search_filters_and_per_video(tmp_path):
         index.search(query, where="no_such_column > 1")
     # The vector index answers the same questions (with its refine step).
     index.ann_threshold = 256
-    index._maintain()
-    assert index._table.list_indices()
+    index.maintain()
+    assert index.stats().has_vector_index
     approx = index.search(query, top_k=8, per_video=True, where="start_s < 8")[0]
     assert len({h.path for h in approx}) == 8 and all(h.start < 8 for h in approx)
     assert approx[0].path == paths[7]
@@ -172,32 +172,38 @@ def test_search_filters_and_per_video(tmp_path):
     assert len({h.path for h in best}) == 8 and best[0].path == paths[7]
 
 
-def test_a_held_snapshot_reads_only_what_changed(tmp_path, monkeypatch):
+def test_a_held_snapshot_reads_only_what_changed(tmp_path):
+    import lancedb
+
     rng = np.random.default_rng(0)
     index = VideoIndex(tmp_path / "ix")
     index.add(Embeddings(_unit(rng, 120), [f"a{i}" for i in range(120)]))
-    first = index._rows()
+    first = index.vectors
     index.add(Embeddings(_unit(rng, 10), [f"b{i}" for i in range(10)]))  # new clips
-    grown = index._rows()  # room for a quarter more
+    grown = index.vectors  # room for a quarter more
     index.add(Embeddings(_unit(rng, 10), [f"c{i}" for i in range(10)]))
-    added = index._rows()  # only added: into the same memory, after the rows held
-    assert len(added.ids) == 140 and np.shares_memory(added.vectors, grown.vectors)
-    np.testing.assert_array_equal(added.vectors[:120], first.vectors)
-    index._table.delete("path IN ('a0', 'a1', 'a2', 'a3', 'a4')")  # as a replaced file's are
+    added = index.vectors  # only added: into the same memory, after the rows held
+    assert len(added) == 140 and np.shares_memory(added, grown)
+    np.testing.assert_array_equal(added[:120], first)
+    # The snapshots themselves, on a handle of the same table.
+    table = lancedb.connect(tmp_path / "ix").open_table(store.TABLE)
+    held = Snapshot(table, table.version)
+    assert held.read == len(held) == 140
+    table.delete("path IN ('a0', 'a1', 'a2', 'a3', 'a4')")  # as a replaced file's are
     changed = _unit(rng, 5)
     index.add(Embeddings(changed, [f"a{i}" for i in range(5)]))  # same clip ids, new rows
-    with monkeypatch.context() as patch:  # 5 of 140 rows are new: read by row id alone
-        patch.setattr(index_module._Snapshot, "_read_all", lambda *_: pytest.fail("read all"))
-        rows = index._rows()
-    fresh = index_module._Snapshot(index._table, index._table.version)
+    table.checkout_latest()
+    rows = Snapshot(table, table.version, previous=held)
+    assert rows.read == 5  # 5 of 140 rows are new: read by row id alone
+    fresh = Snapshot(table, table.version)
     for name in ("rowids", "ids", "paths", "starts", "vectors"):
         np.testing.assert_array_equal(getattr(rows, name), getattr(fresh, name))
     np.testing.assert_allclose(rows.vectors[list(rows.ids).index(_clip_id(index, "a3"))],
                                changed[3], atol=1e-6)  # fmt: skip
-    index._table.optimize()  # compaction: new row ids for all
-    rows = index._rows()
+    table.optimize()  # compaction: new row ids for all
+    rows = Snapshot(table, table.version, previous=rows)
     assert not np.isin(rows.rowids, fresh.rowids).any()
-    fresh = index_module._Snapshot(index._table, index._table.version)
+    fresh = Snapshot(table, table.version)
     np.testing.assert_array_equal(rows.vectors, fresh.vectors)
     assert sorted(rows.ids) == sorted(fresh.ids) and len(rows.ids) == 140
 
@@ -261,13 +267,13 @@ def test_bad_input_is_one_clear_error_and_the_index_stays(model, library, tmp_pa
     assert len(VideoIndex.load(half)) == 3
     # Another dimension, another preset's settings: refused, nothing written.
     index = VideoIndex(tmp_path / "ix").add(Embeddings(_unit(rng, 5), list("abcde")))
-    version = index._latest().version
+    version = index.stats().version
     with pytest.raises(ValueError, match="holds 16-d embeddings; got 8-d"):
         index.add(Embeddings(_unit(rng, 2, dim=8), ["f", "g"]))
     with pytest.raises(ValueError, match="queries are 8-d"):
         index.search(_unit(rng, 1, dim=8))
     # A disk that fills up mid-write: one clear error, the last version stays.
-    builder = type(index._table.merge_insert("id"))
+    from lancedb.merge import LanceMergeInsertBuilder as builder
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -281,7 +287,7 @@ def test_bad_input_is_one_clear_error_and_the_index_stays(model, library, tmp_pa
     finally:
         builder.execute = original
     reopened = VideoIndex.load(tmp_path / "ix")
-    assert len(reopened) == 5 and reopened._latest().version == version
+    assert len(reopened) == 5 and reopened.stats().version == version
     # A damaged table (a data file cut short): a clear error, not a crash.
     for data in (tmp_path / "ix" / "clips.lance" / "data").glob("*.lance"):
         data.write_bytes(data.read_bytes()[:100])

@@ -19,10 +19,10 @@ from ray_helpers import CLIP_SECONDS, SAMPLING, assert_same_index, library, pres
 import videoprism_keras as vp
 from videoprism_keras import cli
 from videoprism_keras.apps import VideoIndex, embed_videos
-from videoprism_keras.apps import index_store as store
 from videoprism_keras.apps import ray_pipeline as rp
 from videoprism_keras.apps.embed_writer import EmbeddingWriter
 from videoprism_keras.apps.embedding import Embeddings
+from videoprism_keras.apps.index import store
 
 ray = pytest.importorskip("ray")
 DRIVER = Path(__file__).with_name("ray_driver.py")

@@ -67,7 +67,7 @@ def test_the_last_clip_is_marked_once_the_file_is_whole(videos, tmp_path):
     index = VideoIndex(tmp_path / "ix")
     writer = index.writer()
     states, run = {file.file_id: rp._FileState(set())}, rp._Run()
-    marked = lambda: {r["start_s"]: r["last_clip"] for r in index._latest().to_arrow()  # noqa: E731
+    marked = lambda: {r["start_s"]: r["last_clip"] for r in index.to_arrow()  # noqa: E731
                       .select(["start_s", "last_clip"]).to_pylist()}  # fmt: skip
     # Out of order, and a clip twice (a retried task): counted once.
     for chunk in ([rows[4], rows[0]], [rows[0], rows[2], rows[1]], [rows[3]]):

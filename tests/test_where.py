@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-from videoprism_keras.apps import index_store, where
+from videoprism_keras.apps import where
+from videoprism_keras.apps.index import store as index_store
 from videoprism_keras.apps.where import check_where
 from videoprism_keras.constants import MAX_WHERE_CHARS, WHERE_COLUMNS
 

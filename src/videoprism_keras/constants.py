@@ -41,7 +41,12 @@ LORA_TARGETS = ("qkv_proj", "out_proj", "in_proj", "q_proj", "kv_proj")
 LORA_FILE_SUFFIX = ".lora.h5"
 
 # `where` filters (apps/where.py checks them for the server and the CLI): the columns of
-# the index's table (apps/index_store.py's schema) that a filter may name, and the
+# the index's table (apps/index/store.py's schema) that a filter may name, and the
 # longest filter taken.
 WHERE_COLUMNS = ("path", "start_s", "end_s", "duration_s", "size_bytes")
 MAX_WHERE_CHARS = 500
+
+# The video index (apps/index/): the size from which it builds a LanceDB vector index
+# (exact search below it), chosen with benchmarks/index_search.py. Here so that the CLI's
+# help shows it without importing the apps.
+ANN_THRESHOLD = 200_000

@@ -53,6 +53,10 @@ class EmbeddingWriter:
         """Whether an earlier run already wrote this item (for `embed_batches(exclude=)`)."""
         return item_key(path, start, end) in self._done
 
+    def resumed_items(self) -> frozenset:
+        """The `item_key`s of the items an earlier run wrote (those `done` tells of)."""
+        return frozenset(self._done)
+
     def _resume(self):
         if self.parts.is_dir() and (self.parts / MANIFEST).is_file():
             stored = json.loads((self.parts / MANIFEST).read_text())["settings"]

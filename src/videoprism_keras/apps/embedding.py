@@ -344,7 +344,7 @@ def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, si
         skipped[0] += len(videos) - len(kept)
         items = _whole_videos(kept, num_frames, size, batch_size, failures, on_error)
     encoder = encoder or Encoder(model)
-    bar = _progress(progress, total=None if clip_seconds else len(kept))
+    bar = progress_bar(progress, total=None if clip_seconds else len(kept))
     try:
         for batch in _batches(items, batch_size):
             frames = np.stack([b[3] for b in batch])
@@ -357,7 +357,9 @@ def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, si
         bar.close()
 
 
-def _progress(enabled, total):
+def progress_bar(enabled: bool, total: int | None):
+    """A tqdm bar counting clips, or (disabled, or without tqdm) one that shows nothing;
+    either has `update(n)` and `close()`."""
     try:
         from tqdm.auto import tqdm
     except ImportError:

@@ -5,11 +5,19 @@ The frames become the in-process float32 input bit for bit (`as_model_input`), a
 through the same compiled `Encoder` as in process.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .embedding import select
+
+if TYPE_CHECKING:
+    from ..model.backbone import VideoPrismBackbone
+    from ..runtime import Encoder
 
 
 @dataclass(frozen=True)
@@ -20,7 +28,7 @@ class PresetLoader:
     preset: str
     overrides: dict = field(default_factory=dict)
 
-    def __call__(self):
+    def __call__(self) -> VideoPrismBackbone:
         from ..model.backbone import VideoPrismBackbone
 
         return VideoPrismBackbone.from_preset(self.preset, **self.overrides)
@@ -29,11 +37,20 @@ class PresetLoader:
 class Embedder:
     """The model stage: one loaded model per actor; uint8 frames in, embeddings out.
 
-    `model` is a backbone (pickled to each actor) or a callable that loads one there
-    (e.g. from a preset every node can read); `encoder` makes the `Encoder` (a subclass
-    may time or count the work)."""
+    Args:
+        model: `VideoPrismBackbone` or callable. A backbone (pickled to each actor) or a
+            callable that loads one there (e.g. a `PresetLoader`).
+        kind: str. The embedding, as `embed_videos` names it ("video", …).
+        posters: bool. Whether each clip also gets a JPEG poster (for an index).
+        encoder: `Encoder` subclass or None. Makes the encoder (a subclass may time or
+            count the work). Defaults to None (`Encoder`).
+        batch_size: int or None. Batches are padded to a power of two up to this.
+            Defaults to None.
+    """
 
-    def __init__(self, model, kind: str, posters: bool, encoder=None, batch_size=None):
+    def __init__(self, model: VideoPrismBackbone | Callable[[], VideoPrismBackbone], kind: str,
+                 posters: bool, encoder: type[Encoder] | None = None,
+                 batch_size: int | None = None):  # fmt: skip
         from ..runtime import Encoder
 
         self.model = model() if callable(model) and not hasattr(model, "encode_video") else model
@@ -58,10 +75,10 @@ class Embedder:
             vectors[todo] = done
         batch["vector"] = np.zeros((len(frames), 1), np.float32) if vectors is None else vectors
         if self.posters:
-            from .index import _poster
+            from ..video.images import poster_jpeg
 
             posters = np.full(len(frames), b"", dtype=object)
             for i in todo:
-                posters[i] = _poster(frames[i])
+                posters[i] = poster_jpeg(frames[i])
             batch["poster"] = posters
         return batch

@@ -17,7 +17,7 @@ The stages, one Ray Data pipeline, streamed (no stage waits for the previous to 
 5. write (driver, here): each batch the actors give is committed at once.
 
 Exactly once: every write is the driver's, and an index write is a `merge_insert` on
-the clip's stable `id` (see `index.py`), so a batch computed twice (a retried task, a
+the clip's stable `id` (see `index/writer.py`), so a batch computed twice (a retried task, a
 replaced actor, a second run after a kill) is stored once; an embeddings file is written
 through `EmbeddingWriter`, whose parts a resumed run reads back, and the driver drops an
 item it has already written in this run. Ray's own Lance sink (`Dataset.write_lance`) is
@@ -42,16 +42,22 @@ import logging
 import os
 import socket
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..native_logs import held_stderr
-from .embedding import Embeddings, _progress, find_videos, item_key, nothing_embedded
+from .embedding import Embeddings, find_videos, item_key, nothing_embedded, progress_bar
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
-from .ray_sources import _files, list_sources
+from .ray_sources import Sources, list_sources, source_files
+
+if TYPE_CHECKING:
+    from ..model.backbone import VideoPrismBackbone
+    from .embed_writer import EmbeddingWriter
+    from .index import VideoIndex
 
 __all__ = ["PresetLoader", "RayOptions", "RayUnavailable", "check_address", "embed_on_ray",
            "failures_of", "index_on_ray", "list_sources", "ray_session"]  # fmt: skip
@@ -67,10 +73,19 @@ class RayUnavailable(RuntimeError):
 
 # ----------------------------------------------------------------- connecting
 @contextlib.contextmanager
-def ray_session(address: str | None = None, *, quiet: bool = True):
+def ray_session(address: str | None = None, *, quiet: bool = True) -> Iterator[Any]:
     """Ray for the pipeline: the running session if this process has one; else a
-    connection to `address` ("auto", "host:port", "ray://…"), or a new local instance
-    (None), shut down on leaving."""
+    connection to `address`, or a new local instance, shut down on leaving.
+
+    Args:
+        address: str or None. "auto", "host:port" or "ray://…"; None for a new local
+            instance. Defaults to None.
+        quiet: bool. Keep Ray's log lines and C++ messages out of the terminal.
+            Defaults to True.
+
+    Yields:
+        The `ray` module, initialised.
+    """
     try:
         import ray
     except ImportError as err:
@@ -104,7 +119,7 @@ def ray_session(address: str | None = None, *, quiet: bool = True):
         ray.shutdown()
 
 
-def check_address(address):
+def check_address(address: str | None) -> None:
     """A host:port that nothing answers fails in seconds (`ray.init` would retry for
     minutes)."""
     if not address or address == "auto" or "://" in address:
@@ -217,28 +232,39 @@ class _Run:
     skipped: int = 0
 
 
-def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, *,
-                 num_frames=None, size=None, load_model=None,
+def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
+                 clip_seconds: float | None = None, stride_seconds: float | None = None, *,
+                 num_frames: int | None = None, size: int | Sequence[int] | None = None,
+                 load_model: Callable[[], VideoPrismBackbone] | None = None,
                  options: RayOptions | None = None) -> Embeddings:  # fmt: skip
     """`VideoIndex.add_videos` on Ray: embeds video sources into `index`, each batch
     committed as it comes back (see the module docstring).
 
     Args:
-        model: the backbone (its preset and sampling define the index's settings).
-        sources: files, folders, globs, .parquet/.csv lists of paths or URIs.
-        index: a `VideoIndex`.
-        load_model: a picklable callable that loads the model in each actor (default:
-            `model` itself is shipped to them).
-        options: `RayOptions`.
+        model: `VideoPrismBackbone`. Its preset and sampling define the index's settings.
+        sources: path or sequence of paths. Files, folders, globs, .parquet/.csv lists
+            of paths or URIs.
+        index: `VideoIndex`. The index written to.
+        clip_seconds: float or None. Windows of long videos, in seconds; None for whole
+            videos. Defaults to None.
+        stride_seconds: float or None. The windows' stride. Defaults to None
+            (`clip_seconds`).
+        num_frames: int or None. Frames per clip. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
+        load_model: callable or None. Picklable, loads the model in each actor (e.g. a
+            `PresetLoader`). Defaults to None (`model` itself is shipped to them).
+        options: `RayOptions` or None. How the pipeline runs. Defaults to None
+            (`RayOptions()`).
 
-    Returns the record `add_videos` returns (paths and clip times of the clips added,
-    `skipped`, `failures`); failures are also kept in the index's `failures` table.
+    Returns:
+        The record `add_videos` returns (paths and clip times of the clips added,
+        `skipped`, `failures`); failures are also kept in the index's `failures` table.
     """
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
     writer = index.writer(model, clip_seconds, stride_seconds,
                           num_frames=sampling["num_frames"], size=sampling["size"])  # fmt: skip
-    files, failures = _files(sources, options.column)
+    files, failures = source_files(sources, options.column)
     held, todo = writer.prepare(files)  # replaced files: their old rows go now
     run = _Run(failures=list(failures))
     by_id = {f.file_id: f for f in files}
@@ -249,7 +275,7 @@ def index_on_ray(model, sources, index, clip_seconds=None, stride_seconds=None, 
               "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
              for f in todo]  # fmt: skip
     writer.record_failures(run.failures)
-    bar = _progress(options.progress, total=None)
+    bar = progress_bar(options.progress, total=None)
     if items:  # Ray only when there is work: a local instance takes seconds to start
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
@@ -309,25 +335,50 @@ def _commit_batch(writer, batch, kinds, by_id, states, run):
             states[f].marked = states[f].marked or states[f].whole
 
 
-def failures_of(index) -> list[tuple[str, str]]:
+def failures_of(index: VideoIndex) -> list[tuple[str, str]]:
     """(path, reason) of the inputs the index's Ray runs could not embed (latest first)."""
     return index.failures()
 
 
 # --------------------------------------------------------------- embeddings file
-def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride_seconds=None,
-                 *, num_frames=None, size=None, load_model=None,
+def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingWriter,
+                 kind: str = "video", clip_seconds: float | None = None,
+                 stride_seconds: float | None = None, *, num_frames: int | None = None,
+                 size: int | Sequence[int] | None = None,
+                 load_model: Callable[[], VideoPrismBackbone] | None = None,
                  options: RayOptions | None = None) -> tuple[int, list]:  # fmt: skip
     """`embed_batches` on Ray, into an `EmbeddingWriter` (whose `finish` the caller
-    calls): returns (items written, failures). Failures are also appended to
-    `<output>.failures.jsonl`. Items come back in any order, not the sources'."""
+    calls). Failures are also appended to `<output>.failures.jsonl`. Items come back in
+    any order, not the sources'.
+
+    Args:
+        model: `VideoPrismBackbone`. The model.
+        sources: path or sequence of paths. Files, folders, globs, .parquet/.csv lists
+            of paths or URIs.
+        writer: `EmbeddingWriter`. The output (items it holds from an earlier run are
+            not embedded again).
+        kind: str. The embedding, as `embed_videos` names it. Defaults to "video".
+        clip_seconds: float or None. Windows of long videos, in seconds; None for whole
+            videos. Defaults to None.
+        stride_seconds: float or None. The windows' stride. Defaults to None
+            (`clip_seconds`).
+        num_frames: int or None. Frames per clip. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
+        load_model: callable or None. Picklable, loads the model in each actor (e.g. a
+            `PresetLoader`). Defaults to None (`model` itself is shipped to them).
+        options: `RayOptions` or None. How the pipeline runs. Defaults to None
+            (`RayOptions()`).
+
+    Returns:
+        (items written, (path, reason) of the inputs that could not be embedded).
+    """
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
     listed = list_sources(sources, options.column)
     local = [s for s in listed if "://" not in s]
     videos = (find_videos(local) if local else []) + [s for s in listed if "://" in s]
     done: dict = {}
-    for path, start, end in writer._done:
+    for path, start, end in writer.resumed_items():
         done.setdefault(path, []).append([start, end])
     whole = not clip_seconds
     items = [{"source": v, "path": v, "file_id": "", "held": json.dumps(done.get(v, []))}
@@ -337,7 +388,7 @@ def embed_on_ray(model, sources, writer, kind="video", clip_seconds=None, stride
     log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)
-    bar = _progress(options.progress, total=None)
+    bar = progress_bar(options.progress, total=None)
     if items:
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)

@@ -9,15 +9,23 @@ file by its real path, size and modification time (`identity.py`).
 
 import glob
 import os
+from collections.abc import Sequence
 
 from .identity import VideoFile, video_files
+
+Sources = str | os.PathLike | Sequence[str | os.PathLike]  # files, folders, globs, lists
 
 LIST_SUFFIXES = (".parquet", ".csv")
 
 
-def list_sources(sources, column: str = "path") -> list[str]:
-    """Files, folders, globs and list files (.parquet/.csv with a `column` of paths or
-    URIs; relative paths are relative to the list file) → paths and URIs, in order."""
+def list_sources(sources: Sources, column: str = "path") -> list[str]:
+    """Files, folders, globs and list files → paths and URIs, in order.
+
+    Args:
+        sources: path or sequence of paths. Files, folders, globs, and .parquet/.csv
+            lists (relative paths in a list are relative to the list file).
+        column: str. The lists' column of paths or URIs. Defaults to "path".
+    """
     out = []
     for source in [sources] if isinstance(sources, str | os.PathLike) else sources:
         text = os.fspath(source)
@@ -65,7 +73,9 @@ def _identify_uri(uri: str) -> VideoFile:
     return VideoFile(uri, int(info.size), int(info.mtime_ns or 0))
 
 
-def _files(sources, column) -> tuple[list[VideoFile], list]:
+def source_files(sources: Sources, column: str = "path") -> tuple[list[VideoFile], list]:
+    """Sources (see `list_sources`) → (the distinct video files and objects, each with its
+    identity; (path, reason) pairs of the entries that could not be identified)."""
     listed = list_sources(sources, column)
     local = [s for s in listed if "://" not in s]
     files, failures = video_files(local) if local else ([], [])

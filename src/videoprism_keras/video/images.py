@@ -1,4 +1,5 @@
-"""Videos that are not video files: a folder of image files, a GIF, a single image.
+"""Images in and out: videos that are not video files (a folder of image files, a GIF, a
+single image) read as frames, and a clip's poster written as a JPEG.
 
 They go through PIL (a GIF is a sequence of images to it), are sampled with the same
 official indices, and only the sampled images are ever kept in memory. Images are
@@ -7,7 +8,9 @@ turned upright by their EXIF orientation, as the rotation of video files is hono
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from .frames import IMAGE_SUFFIXES, Transform
 from .sampling import choose
 
 GIF_SUFFIXES = frozenset({".gif"})
+POSTER_SIDE = 128  # pixels, a poster's long side
 
 
 def is_image_source(path: Path) -> bool:
@@ -52,7 +56,8 @@ def _rgb(image, source) -> np.ndarray:
         raise VideoDecodeError(source, f"not a readable image ({err})") from None
 
 
-def read_images(path: Path, num_frames: int, transform: Transform, pad: bool):
+def read_images(path: Path, num_frames: int, transform: Transform,
+                pad: bool) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
     """Sampled frames of a folder of images, a GIF or one image → (frames, mask)."""
     from PIL import Image, ImageSequence
 
@@ -90,3 +95,26 @@ def read_images(path: Path, num_frames: int, transform: Transform, pad: bool):
     if len(cache) < len(wanted):
         raise VideoDecodeError(path, f"only {len(cache)} of its {count} frames could be read")
     return [cache[int(i)] for i in indices], mask
+
+
+def poster_jpeg(frames: np.ndarray | Sequence[np.ndarray], side: int = POSTER_SIDE) -> bytes:
+    """The middle frame of a clip, as the model saw it, as a small JPEG.
+
+    Args:
+        frames: (T, H, W, 3) array. The clip's frames: uint8, or floats in [0, 1].
+        side: int. The poster's long side in pixels, at most (a smaller frame is not
+            enlarged). Defaults to 128.
+
+    Returns:
+        The JPEG file's bytes.
+    """
+    from PIL import Image
+
+    frame = np.asarray(frames[len(frames) // 2])
+    if frame.dtype != np.uint8:
+        frame = (np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = Image.fromarray(frame)
+    image.thumbnail((side, side))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()

@@ -1,4 +1,5 @@
-"""The video index's storage: one LanceDB table of clips, its metadata, commits, errors.
+"""The video index's storage: one LanceDB table of clips, its row layout and metadata, the
+write lock, the failures table, and Lance's errors as the index's.
 
 A LanceDB "database" is a folder (or an object-store prefix, `s3://…`, `gs://…`); the
 index is its table `clips`. Every write is one Lance commit: a new version whose
@@ -8,22 +9,32 @@ kill at any moment, sees the last committed version and nothing half-written.
 Local folders are also locked (`flock` on `<index>/write.lock`) around each commit.
 Lance retries conflicting commits itself, but its `merge_insert` checks the rows it
 inserts against the version it started from: two processes that embed the same clip at
-the same moment both insert it (measured: 2,250 distinct ids, 2,550-2,940 rows, in 2 of
-3 trials of two writers inserting the same ids; 0 duplicates in 4 trials with the lock
-and a `checkout_latest` under it). Object stores have no such lock: two writers there
-may store a clip they both embedded at once twice (the vector-index search drops the copy).
+the same moment could both insert it (benchmarks/README.md, "Video index", has the
+trials), and do not with the lock and a `checkout_latest` under it. Object stores have
+no such lock: two writers there may store a clip they both embedded at once twice (the
+vector-index search drops the copy).
 """
+
+from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..identity import VideoFile, clip_id, identify
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from lancedb import DBConnection
+    from numpy.typing import ArrayLike
 
 TABLE = "clips"
 FAILURES_TABLE = "failures"  # beside the clips: (path, reason, time) of inputs not embedded
@@ -31,8 +42,7 @@ META_KEY = b"videoprism"
 FORMAT = 1
 LOCK_FILE = "write.lock"
 MAINTENANCE_LOCK_FILE = "maintenance.lock"
-LEGACY_FILES = ("index.json", "vectors.npy", "hnsw.faiss")
-LEGACY_FOLDER = "pre-lancedb"
+ID_BATCH = 500  # ids (or files) per `IN (…)` query or delete predicate
 
 try:
     import fcntl
@@ -40,7 +50,8 @@ except ImportError:  # Windows: commits rely on Lance's own conflict handling
     fcntl = None
 
 
-def schema(dim: int, meta: dict):
+def schema(dim: int, meta: dict) -> pa.Schema:
+    """The clips table's schema for `dim`-d vectors, `meta` in its metadata."""
     import pyarrow as pa
 
     fields = [
@@ -61,14 +72,69 @@ def schema(dim: int, meta: dict):
     return pa.schema(fields, metadata={META_KEY: json.dumps(meta, default=str).encode()})
 
 
-def failures_schema():
+def normalise(vectors: ArrayLike) -> np.ndarray:
+    """Vectors as the table stores them: float32, L2-normalised (so a dot product is the
+    cosine similarity)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.sqrt((vectors * vectors).sum(axis=-1, keepdims=True) + 1e-12)
+
+
+def identity_of(path: str | os.PathLike) -> VideoFile:
+    """A file's identity; a name that is no file (e.g. an array's label) stands for itself
+    (size and mtime -1)."""
+    try:
+        return identify(path)
+    except OSError:
+        return VideoFile(str(path), -1, -1)
+
+
+def clip_table(files: Sequence[VideoFile], starts: Sequence[float | None],
+               ends: Sequence[float | None], vectors: np.ndarray, last: Sequence[bool],
+               posters: Sequence[bytes | None] | None = None,
+               durations: Sequence[float | None] | None = None,
+               meta: dict | None = None) -> pa.Table:  # fmt: skip
+    """Clips as rows of the table, one per clip.
+
+    Args:
+        files: sequence of `VideoFile`. Each clip's file.
+        starts, ends: sequences of float. Clip times in seconds; None or NaN for a whole
+            video.
+        vectors: (N, D) array. The embeddings, as stored (see `normalise`).
+        last: sequence of bool. Whether each clip is its (whole) file's last.
+        posters: sequence of bytes or None. JPEG posters. Defaults to None (none).
+        durations: sequence of float or None. The videos' durations in seconds, None
+            for unknown. Defaults to None (all unknown).
+        meta: dict. The schema's metadata. Defaults to None (none: the commit gives the
+            rows the table's own).
+    """
+    import pyarrow as pa
+
+    def time(t) -> float | None:
+        return None if t is None or np.isnan(t) else float(t)
+
+    vectors = np.ascontiguousarray(vectors, np.float32)
+    posters = list(posters) if posters is not None else [None] * len(files)
+    durations = list(durations) if durations is not None else [None] * len(files)
+    return pa.table({
+        "id": [clip_id(f.file_id, s, e) for f, s, e in zip(files, starts, ends, strict=True)],
+        "file_id": [f.file_id for f in files], "path": [f.path for f in files],
+        "start_s": [time(s) for s in starts], "end_s": [time(e) for e in ends],
+        "duration_s": [time(d) for d in durations], "size_bytes": [f.size for f in files],
+        "mtime_ns": [f.mtime_ns for f in files], "last_clip": [bool(x) for x in last],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
+        "poster": pa.array(posters, pa.binary()),
+    }, schema=schema(vectors.shape[1], meta or {}))  # fmt: skip
+
+
+def failures_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([pa.field("path", pa.string(), nullable=False), ("reason", pa.string()),
                       ("time", pa.float64())])  # fmt: skip
 
 
-def record_failures(db, folder: Path | None, failures):
+def record_failures(db: DBConnection, folder: Path | None,
+                    failures: Sequence[tuple[str, str]]) -> None:  # fmt: skip
     """(path, reason) pairs into the failures table: one row per path, its latest reason."""
     if not failures:
         return
@@ -87,8 +153,8 @@ def record_failures(db, folder: Path | None, failures):
         )
 
 
-def forget_failures(db, folder: Path | None, paths, batch: int):
-    """Paths that are no longer failures (`batch` of them per delete)."""
+def forget_failures(db: DBConnection, folder: Path | None, paths: Sequence[str]) -> None:
+    """Paths that are no longer failures."""
     if not paths:
         return
     try:
@@ -96,11 +162,11 @@ def forget_failures(db, folder: Path | None, paths, batch: int):
     except (ValueError, FileNotFoundError):
         return
     with locked(folder):
-        for i in range(0, len(paths), batch):
-            table.delete(f"path IN ({', '.join(map(sql_string, paths[i : i + batch]))})")
+        for i in range(0, len(paths), ID_BATCH):
+            table.delete(f"path IN ({', '.join(map(sql_string, paths[i : i + ID_BATCH]))})")
 
 
-def read_failures(db) -> list[tuple[str, str]]:
+def read_failures(db: DBConnection) -> list[tuple[str, str]]:
     """(path, reason) of the failures table, latest first; none without the table."""
     try:
         table = db.open_table(FAILURES_TABLE)
@@ -140,7 +206,7 @@ def translate(err: BaseException, uri: str, action: str) -> BaseException:
 
 
 @contextlib.contextmanager
-def locked(folder: Path | None, name: str = LOCK_FILE, wait: bool = True):
+def locked(folder: Path | None, name: str = LOCK_FILE, wait: bool = True) -> Iterator[bool]:
     """An exclusive lock on `folder/name` (yields whether it was taken: with `wait=False`
     it is not when another process holds it). Without a local folder, nothing to lock."""
     if folder is None or fcntl is None:
@@ -173,59 +239,8 @@ def has_committed_table(folder: Path) -> bool:
     return versions.is_dir() and any(versions.glob("*.manifest"))
 
 
-def discard_uncommitted(folder: Path):
+def discard_uncommitted(folder: Path) -> None:
     """Removes what a killed first commit left (data, no manifest): nothing was committed."""
     table = folder / f"{TABLE}.lance"
     if table.exists() and not has_committed_table(folder):
         shutil.rmtree(table)
-
-
-def read_legacy(folder: Path):
-    """The previous format (vectors.npy + index.json) → (meta, vectors, items)."""
-    try:
-        old = json.loads((folder / "index.json").read_text())
-        vectors = np.load(folder / "vectors.npy")
-        items = old["items"]
-    except (OSError, ValueError, KeyError) as err:
-        raise StoreError(f"{folder} holds an index of the previous format that cannot be "
-                         f"read ({err}): restore it from a copy, or index into a new "
-                         "folder") from err  # fmt: skip
-    if len(items) != len(vectors):
-        raise StoreError(f"{folder} holds an index of the previous format with {len(items)} "
-                         f"items and {len(vectors)} vectors (a save was interrupted): restore "
-                         "it from a copy, or index into a new folder")  # fmt: skip
-    meta = dict(old.get("meta") or {})
-    meta["dim"] = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else old.get("dim")
-    return meta, np.asarray(vectors, np.float32), items
-
-
-def legacy_settings(items) -> dict:
-    """The clip settings an old index (which did not record them) was built with, when
-    its clips say so unambiguously: whole videos only, or one clip length and stride."""
-    starts = [it["start_s"] for it in items]
-    if all(s is None for s in starts):
-        return {"clip_seconds": None, "stride_seconds": None}
-    if any(s is None for s in starts):
-        return {}  # whole videos and clips: mixed settings, none recorded
-    by_path: dict = {}
-    for it in items:
-        by_path.setdefault(it["path"], []).append((it["start_s"], it["end_s"]))
-    lengths, strides = set(), set()
-    for clips in by_path.values():
-        clips.sort()
-        lengths.update(round(e - s, 6) for s, e in clips[:-1])  # the last one may be shorter
-        strides.update(round(b[0] - a[0], 6) for a, b in itertools.pairwise(clips))
-    if len(lengths) == 1 and len(strides) <= 1:
-        length = lengths.pop()
-        return {"clip_seconds": length, "stride_seconds": strides.pop() if strides else length}
-    return {}
-
-
-def move_legacy(folder: Path) -> Path:
-    """Moves the previous format's files into `folder/pre-lancedb/` (kept, not deleted)."""
-    backup = folder / LEGACY_FOLDER
-    backup.mkdir(exist_ok=True)
-    for name in LEGACY_FILES:
-        if (folder / name).exists():
-            os.replace(folder / name, backup / name)
-    return backup

@@ -1,0 +1,23 @@
+"""The video index: clip embeddings in a LanceDB table, searched by similarity.
+
+The files, one job each:
+
+- `video_index.py`: `VideoIndex`, what people do with an index: add videos, search, save;
+- `table.py`: `ClipTable`, the table: opening or creating it, settings, writes, `stats`;
+- `writer.py`: `IndexWriter`, the write protocol every writer of clips goes through;
+- `search.py`: exact search, the vector index's search, the re-ranking of its candidates;
+- `snapshot.py`: one table version's vectors held in memory, for exact search;
+- `ann.py`: the LanceDB vector index: when it is built, its parameters, the upkeep;
+- `store.py`: the table's layout, lock, failures table and errors;
+- `legacy.py`: the previous format (`vectors.npy` + `index.json`), converted in place.
+"""
+
+from ...constants import ANN_THRESHOLD
+from .ann import ANN_REFINE_FACTOR
+from .search import SearchHit
+from .table import ClipTable, IndexStats
+from .video_index import VideoIndex
+from .writer import IndexWriter
+
+__all__ = ["ANN_REFINE_FACTOR", "ANN_THRESHOLD", "ClipTable", "IndexStats", "IndexWriter",
+           "SearchHit", "VideoIndex"]  # fmt: skip

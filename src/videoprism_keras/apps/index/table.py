@@ -1,0 +1,348 @@
+"""`ClipTable`: the LanceDB table behind a video index, and what may be done to it.
+
+It opens the table (converting the previous format first: `legacy.py`) or creates it at
+the first write, checks that it is a video index and that what is written agrees with
+the settings recorded in it (the model's preset and the sampling: frames, size, clip and
+stride seconds, dtype), and gives the write methods that `IndexWriter` (`writer.py`)
+builds on: each one commit under the index's lock (`store.py`). Its facts are `stats()`.
+`VideoIndex` (`video_index.py`) adds search and the ways to add videos.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...constants import ANN_THRESHOLD
+from ..embedding import item_key
+from ..identity import VideoFile
+from . import ann, legacy, store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from lancedb.table import LanceTable
+
+SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
+NEEDED_COLUMNS = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """Facts about an index's table at its latest version (`ClipTable.stats`).
+
+    Attributes:
+        rows: int. Clips the table holds.
+        version: int or None. The latest table version; None before the first write.
+        fragments: int. Lance data fragments (compaction merges small ones).
+        versions: int. Table versions kept (maintenance deletes old ones after a while).
+        indices: int. Indices on the table, the vector index among them.
+        vector_index: str or None. The vector index's name; None until it is built.
+        vector_index_id: str or None. Its uuid: a new one whenever it is built again or
+            updated (new rows into it).
+        unindexed_rows: int. Rows the vector index does not cover yet (searched
+            exhaustively); every row without a vector index.
+    """
+
+    rows: int = 0
+    version: int | None = None
+    fragments: int = 0
+    versions: int = 0
+    indices: int = 0
+    vector_index: str | None = None
+    vector_index_id: str | None = None
+    unindexed_rows: int = 0
+
+    @property
+    def has_vector_index(self) -> bool:
+        return self.vector_index is not None
+
+
+class ClipTable:
+    """The clips table of the index at `uri` (a folder or any URI Lance takes).
+
+    Args:
+        uri: str or path. The index.
+        ann_threshold: int. Rows from which `maintain` builds a vector index. Defaults
+            to `constants.ANN_THRESHOLD`.
+        meta: dict or None. For a new index, what to record with it; the settings of
+            the first commit are added to it. Defaults to None.
+        storage_options: dict or None. Passed to LanceDB for object stores
+            (credentials, region…). Defaults to None.
+        dim: int or None. The dimension before the first write (deprecated). Defaults
+            to None.
+        create: bool. Whether `uri` may hold no index yet (the table is created at the
+            first commit); False raises an error instead. Defaults to True.
+    """
+
+    def __init__(self, uri: str | os.PathLike, *, ann_threshold: int = ANN_THRESHOLD,
+                 meta: dict | None = None, storage_options: dict | None = None,
+                 dim: int | None = None, create: bool = True):  # fmt: skip
+        self.uri = os.fspath(uri)
+        self.ann_threshold = ann_threshold
+        self.storage_options = storage_options
+        self._new_meta = dict(meta or {})
+        self._dim = dim
+        self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
+        self._table = self._db = self._table_dim = None
+        if not create and self._folder is not None and not self._folder.is_dir():
+            raise store.StoreError(f"{self.uri} is not a video index (no such folder): give "
+                                   "the folder `videoprism index` wrote")  # fmt: skip
+        self._open(must_exist=not create)
+
+    def reader(self) -> ClipTable:
+        """Another handle on this (existing) table, for another thread."""
+        return ClipTable(self.uri, ann_threshold=self.ann_threshold,
+                         storage_options=self.storage_options, create=False)  # fmt: skip
+
+    # ------------------------------------------------------------------ opening
+    def _connect(self):
+        import lancedb
+
+        if self._db is None:
+            self._db = lancedb.connect(self.uri, storage_options=self.storage_options)
+        return self._db
+
+    def _open(self, must_exist):
+        folder = self._folder
+        if folder is not None:
+            if folder.exists() and not folder.is_dir():
+                raise store.StoreError(f"{self.uri} is a file, not a video index (a folder): "
+                                       "give a folder")  # fmt: skip
+            if legacy.is_legacy(folder):
+                legacy.migrate(folder, self._connect(), self.uri)
+            elif not store.has_committed_table(folder):
+                if must_exist:
+                    raise store.StoreError(f"{self.uri} is not a video index (no {store.TABLE} "
+                                           "table in it): give the folder `videoprism index` "
+                                           "wrote")  # fmt: skip
+                return
+            elif legacy.has_leftovers(folder):
+                legacy.move_legacy(folder)  # converted, then killed before the move
+        try:
+            self._table = self._connect().open_table(store.TABLE)
+            self._check_schema()
+        except ValueError as err:
+            if "was not found" in str(err) and not must_exist and folder is None:
+                return  # a new index on an object store
+            raise store.translate(err, self.uri, "opening it") from err
+        except (OSError, RuntimeError) as err:
+            raise store.translate(err, self.uri, "opening it") from err
+
+    def _check_schema(self):
+        schema = self._table.schema
+        if not NEEDED_COLUMNS <= set(schema.names) or store.META_KEY not in (schema.metadata
+                                                                             or {}):  # fmt: skip
+            self._table = None
+            raise store.StoreError(f"{self.uri} holds a table {store.TABLE!r} that is not a "
+                                   "video index (columns or metadata missing): index into "
+                                   "another folder")  # fmt: skip
+
+    # -------------------------------------------------------------------- reads
+    def latest(self) -> LanceTable | None:
+        """The LanceDB table (`lancedb.table.LanceTable`) moved to its latest version;
+        None before the first write."""
+        if self._table is None:
+            return None
+        try:
+            self._table.checkout_latest()
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "reading it") from err
+        return self._table
+
+    @property
+    def meta(self) -> dict:
+        """The preset, sampling, dimension and anything recorded with the index."""
+        if self._table is None:
+            return dict(self._new_meta)
+        return json.loads(self._table.schema.metadata[store.META_KEY])
+
+    @property
+    def dim(self) -> int | None:
+        """The embeddings' dimension (None before the first write)."""
+        if self._table is None:
+            return self._dim
+        if self._table_dim is None:  # fixed once the table exists: read once
+            self._table_dim = self.meta.get("dim", self._dim)
+        return self._table_dim
+
+    @property
+    def version(self) -> int | None:
+        """The table version this handle reads (None before the first write)."""
+        return None if self._table is None else int(self._table.version)
+
+    def __len__(self) -> int:
+        return 0 if self._table is None else self.latest().count_rows()
+
+    def stats(self) -> IndexStats:
+        """Facts about the table at its latest version (see `IndexStats`)."""
+        table = self.latest()
+        if table is None:
+            return IndexStats()
+        try:
+            rows, found = table.count_rows(), ann.find(table)
+            return IndexStats(
+                rows=rows, version=int(table.version),
+                fragments=table.stats()["fragment_stats"]["num_fragments"],
+                versions=len(table.list_versions()), indices=len(table.list_indices()),
+                vector_index=found.name if found else None,
+                vector_index_id=found.index_uuid if found else None,
+                unindexed_rows=(table.index_stats(found.name).num_unindexed_rows if found
+                                else rows),
+            )  # fmt: skip
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "reading it") from err
+
+    def to_arrow(self) -> pa.Table:
+        """Every clip's row at the latest version, as a `pyarrow.Table` (columns:
+        `store.schema`)."""
+        table = self.latest()
+        if table is None:
+            return store.schema(self.dim or 1, self.meta).empty_table()
+        return table.to_arrow()
+
+    def poster(self, clip_id: str) -> bytes | None:
+        """The JPEG poster frame of a clip (a `SearchHit.id`); None if it has none."""
+        found = self._by_id(clip_id, ["poster"])
+        return found[0]["poster"] if found else None
+
+    def clip(self, clip_id: str) -> dict | None:
+        """One clip's row (id, path, start_s, end_s, duration_s, vector), at the latest
+        version; None if the index holds no such clip."""
+        found = self._by_id(clip_id, ["id", "path", "start_s", "end_s", "duration_s", "vector"])
+        if not found:
+            return None
+        row = found[0]
+        row["vector"] = np.asarray(row["vector"], np.float32)
+        return row
+
+    def _by_id(self, clip_id, columns) -> list[dict]:
+        table = self.latest()
+        if table is None:
+            return []
+        return (table.search().where(f"id = {store.sql_string(clip_id)}").select(columns)
+                .limit(1).to_arrow().to_pylist())  # fmt: skip
+
+    def held(self, files: Sequence[VideoFile]) -> dict[str, tuple[set, bool]]:
+        """file_id → (item keys of the clips the index holds, whether the file is whole),
+        for those of `files` it holds anything of."""
+        held: dict = {}
+        table = self.latest()
+        if table is None:
+            return held
+        ids = [f.file_id for f in files]
+        for i in range(0, len(ids), store.ID_BATCH):
+            chunk = ", ".join(map(store.sql_string, ids[i : i + store.ID_BATCH]))
+            rows = (table.search().where(f"file_id IN ({chunk})")
+                    .select(["file_id", "path", "start_s", "end_s", "last_clip"])
+                    .limit(None).to_arrow().to_pylist())  # fmt: skip
+            for row in rows:
+                keys, complete = held.get(row["file_id"], (set(), False))
+                keys.add(item_key(row["path"], row["start_s"], row["end_s"]))
+                held[row["file_id"]] = (keys, complete or bool(row["last_clip"]))
+        return held
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of the inputs recorded as not embedded (latest first)."""
+        return store.read_failures(self._connect())
+
+    # ------------------------------------------------------------------- writes
+    def check_settings(self, settings: dict, dim: int | None = None) -> None:
+        """Raises `ValueError` if the index holds other settings or embeddings of another
+        dimension.
+
+        Args:
+            settings: dict. Settings (`writer.index_settings`); those the index lacks, or
+                this dict lacks, are not compared.
+            dim: int or None. The embeddings' dimension. Defaults to None (not checked).
+        """
+        meta = self.meta if self._table is not None else {}
+        for key in SETTINGS:
+            if key in meta and key in settings and meta[key] != settings[key]:
+                raise ValueError(f"{self.uri} was indexed with {key}={meta[key]!r}; got "
+                                 f"{key}={settings[key]!r}: use the index's {key}, or another "
+                                 "index for other settings")  # fmt: skip
+        stored = meta.get("dim")
+        if dim is not None and stored is not None and stored != dim:
+            raise ValueError(f"{self.uri} holds {stored}-d embeddings; got {dim}-d ones (another "
+                             "model): use the index's preset, or another index")  # fmt: skip
+
+    def commit(self, rows: pa.Table | None = None, *, delete: str | None = None,
+               settings: dict | None = None) -> None:  # fmt: skip
+        """One write, under the index's lock, against the latest version.
+
+        Args:
+            rows: `pyarrow.Table` or None. Clips (`store.clip_table`), merged on `id`: a
+                clip the table holds is left as it is. The first rows create the table.
+                Defaults to None.
+            delete: str or None. SQL for rows to delete first. Defaults to None.
+            settings: dict or None. Recorded with the index when these rows create it.
+                Defaults to None.
+        """
+        if rows is not None:
+            dim = rows.schema.field("vector").type.list_size
+            self.check_settings({}, dim)
+            self._create(dim, settings or {})
+        if self._table is None:
+            return  # nothing to delete from
+        try:
+            with store.locked(self._folder):
+                self._table.checkout_latest()
+                if delete:
+                    self._table.delete(delete)
+                if rows is not None and len(rows):
+                    rows = rows.replace_schema_metadata(self._table.schema.metadata)
+                    self._table.merge_insert("id").when_not_matched_insert_all().execute(rows)
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "writing to it") from err
+
+    def _create(self, dim, settings):
+        if self._table is not None:
+            return
+        meta = {**self._new_meta, **settings, "dim": int(dim), "format": store.FORMAT}
+        folder = self._folder
+        try:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            with store.locked(folder):
+                if folder is not None:
+                    store.discard_uncommitted(folder)
+                self._table = self._connect().create_table(
+                    store.TABLE, schema=store.schema(dim, meta), exist_ok=True
+                )  # exist_ok: another process created it first; its metadata is checked
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, "creating it") from err
+        self._check_schema()
+
+    def mark_last_clips(self, ids: Sequence[str]) -> None:
+        """Sets `last_clip` on these clips: their files are whole."""
+        if not ids or self._table is None:
+            return
+        with store.locked(self._folder):
+            self._table.checkout_latest()
+            for i in range(0, len(ids), store.ID_BATCH):
+                chunk = ", ".join(map(store.sql_string, ids[i : i + store.ID_BATCH]))
+                self._table.update(where=f"id IN ({chunk})", values={"last_clip": True})
+
+    def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
+        """(path, reason) of inputs that could not be embedded, into the failures table."""
+        store.record_failures(self._connect(), self._folder, failures)
+
+    def forget_failures(self, paths: Sequence[str]) -> None:
+        """These paths are no longer failures."""
+        if paths:
+            store.forget_failures(self._connect(), self._folder, paths)
+
+    def maintain(self) -> None:
+        """The table's upkeep after writes: the vector index built past `ann_threshold`
+        rows, then kept up to date, and compaction (see `ann.maintain`). One process at a
+        time: another one's maintenance is not waited for."""
+        if self._table is None:
+            return
+        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
+            if mine:
+                ann.maintain(self.latest(), self.ann_threshold, self.uri)

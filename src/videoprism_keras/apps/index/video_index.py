@@ -1,0 +1,293 @@
+"""`VideoIndex`: a searchable collection of video (clip) embeddings in a LanceDB table.
+
+One row per clip of each video file (`store.py` has the table, `identity.py` how a file
+and a clip are known). A `VideoIndex` is its `ClipTable` (`table.py`: opening, settings,
+writes, facts) plus what people do with it: add videos (through `IndexWriter`,
+`writer.py`), search, save.
+
+Vectors are L2-normalised, so the score is the cosine similarity. Search is exact (a
+matrix product over the table's vectors, held in memory between searches: `snapshot.py`)
+until the table reaches `ann_threshold` rows; then a LanceDB vector index is built
+(`ann.py`), searched with a refine step (exact re-ranking of its candidates), and updated
+as rows are added. With `in_memory=True` (the server) the vectors stay held past the
+threshold too, and the re-ranking happens there instead of reading each candidate back
+from the table; a new version's snapshot reads only the rows the previous one lacks.
+
+    index = VideoIndex("my_index")                      # a folder (or s3://…): created
+    index.add_videos(model, ["videos/"], clip_seconds=10)
+    hits = index.search(query_embedding, top_k=5, under="videos/cats", per_video=True)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...constants import ANN_THRESHOLD
+from ..embedding import Embeddings, item_key
+from . import ann, store
+from .ann import ANN_REFINE_FACTOR
+from .search import SearchHit, approximate_search, exact_search, reranked_search, sql_predicate
+from .snapshot import Snapshot
+from .table import ClipTable
+from .writer import IndexWriter, VideoPaths, index_settings, write_embeddings, write_videos
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ...model.backbone import VideoPrismBackbone
+
+
+class VideoIndex(ClipTable):
+    """A video index at `uri`: a folder (created if need be) or any URI Lance takes.
+
+    Args:
+        uri: str, path or None. The index; None for a temporary one (deleted with the
+            object; `save` it). Defaults to None.
+        ann_threshold: int. Rows from which a vector index is built (see the module
+            docstring). Defaults to `constants.ANN_THRESHOLD`.
+        meta: dict or None. For a new index, what to record with it (the CLI: preset,
+            soft cap); the settings of `add_videos` are added to it. Defaults to None.
+        storage_options: dict or None. Passed to LanceDB for object stores
+            (credentials, region…). Defaults to None.
+        dim: int or None. Deprecated: the dimension comes from the first embeddings
+            added. Defaults to None.
+        in_memory: bool. Past `ann_threshold`, hold every clip's vector in memory (4
+            bytes per dimension: 3 GB for a million 768-d clips) and re-rank the vector
+            index's candidates there rather than reading them from the table: the
+            fastest searches, for a process that searches many times (the server).
+            Below the threshold the vectors are held in any case (exact search).
+            Defaults to False.
+        create: bool. Whether an index is created where `uri` holds none; False raises
+            an error instead (as `load`). Defaults to True.
+    """
+
+    def __init__(self, uri: str | os.PathLike | None = None, *,
+                 ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
+                 storage_options: dict | None = None, dim: int | None = None,
+                 in_memory: bool = False, create: bool = True):  # fmt: skip
+        if isinstance(uri, int):  # VideoIndex(dim): the previous signature
+            warnings.warn("VideoIndex(dim) is deprecated: the dimension comes from the first "
+                          "embeddings added; pass the index's location (or nothing)",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            uri, dim = None, uri
+        if uri is None and not create:
+            raise ValueError("an existing index needs its location. Received: uri=None")
+        if uri is None:
+            uri = tempfile.mkdtemp(prefix="videoprism-index-")
+            weakref.finalize(self, shutil.rmtree, uri, True)
+        self.in_memory = in_memory
+        self._snapshot = self._indexed = None
+        super().__init__(uri, ann_threshold=ann_threshold, meta=meta,
+                         storage_options=storage_options, dim=dim, create=create)  # fmt: skip
+
+    @classmethod
+    def load(cls, uri: str | os.PathLike, ann_threshold: int = ANN_THRESHOLD,
+             storage_options: dict | None = None,
+             in_memory: bool = False) -> VideoIndex:  # fmt: skip
+        """An existing index (an error if `uri` holds none); see `VideoIndex`."""
+        return cls(uri, ann_threshold=ann_threshold, storage_options=storage_options,
+                   in_memory=in_memory, create=False)  # fmt: skip
+
+    @classmethod
+    def from_videos(cls, model: VideoPrismBackbone, sources: VideoPaths,
+                    clip_seconds: float | None = None, stride_seconds: float | None = None,
+                    ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
+                    uri: str | os.PathLike | None = None, **options) -> VideoIndex:  # fmt: skip
+        """An index of video files and folders (see `add_videos`, whose arguments these
+        are, and `VideoIndex`) at `uri` (None: a temporary one; `save` it)."""
+        index = cls(uri, ann_threshold=ann_threshold, meta=meta)
+        index.add_videos(model, sources, clip_seconds, stride_seconds, **options)
+        return index
+
+    # ----------------------------------------------------------- held rows
+    def _rows(self, table=None) -> Snapshot | None:
+        """The rows at the latest version, or at the version `table` (a Lance table from
+        `latest()`) has checked out."""
+        table = self.latest() if table is None else table
+        if table is None:
+            return None
+        version = table.version
+        if self._snapshot is None or self._snapshot.version != version:
+            try:
+                self._snapshot = Snapshot(table, version, previous=self._snapshot)
+            except (OSError, RuntimeError, ValueError) as err:
+                raise store.translate(err, self.uri, "reading it") from err
+        return self._snapshot
+
+    @property
+    def paths(self) -> list[str]:
+        rows = self._rows()
+        return [] if rows is None else list(rows.paths)
+
+    @property
+    def starts(self) -> np.ndarray:
+        rows = self._rows()
+        return np.zeros(0) if rows is None else rows.starts
+
+    @property
+    def ends(self) -> np.ndarray:
+        rows = self._rows()
+        return np.zeros(0) if rows is None else rows.ends
+
+    @property
+    def vectors(self) -> np.ndarray:
+        rows = self._rows()
+        return np.zeros((0, self.dim or 0), np.float32) if rows is None else rows.vectors
+
+    def keys(self) -> set:
+        """The `item_key(path, start, end)` of every clip."""
+        rows = zip(self.paths, self.starts, self.ends, strict=True)
+        return {item_key(*row) for row in rows}
+
+    # -------------------------------------------------------------- adding
+    def writer(self, model: VideoPrismBackbone | None = None, clip_seconds: float | None = None,
+               stride_seconds: float | None = None, *, num_frames: int | None = None,
+               size: int | Sequence[int] | None = None) -> IndexWriter:  # fmt: skip
+        """The way to write clips into this index (see `IndexWriter`), for clips that
+        `model` embeds with this sampling; an error now if the index holds other settings.
+
+        Args:
+            model: `VideoPrismBackbone` or None. The model; None: no settings are checked
+                or recorded (only the dimension). Defaults to None.
+            clip_seconds: float or None. Windows of long videos, in seconds; None for
+                whole videos. Defaults to None.
+            stride_seconds: float or None. The windows' stride. Defaults to None
+                (`clip_seconds`).
+            num_frames: int or None. Frames per clip. Defaults to None (the model's).
+            size: int, (height, width) or None. Frame size. Defaults to None (the
+                model's).
+        """
+        settings = {} if model is None else index_settings(model, clip_seconds, stride_seconds,
+                                                           num_frames, size)  # fmt: skip
+        return IndexWriter(self, settings)
+
+    def add(self, embeddings: Embeddings, posters: Sequence[bytes] | None = None) -> VideoIndex:
+        """Adds (N, D) video embeddings with their paths and clip times, in one commit.
+
+        Paths that name files are stored as their real path, with the file's identity;
+        rows of an earlier version of a file (same path, other size or mtime) are removed.
+
+        Args:
+            embeddings: `Embeddings`. Vectors, paths and clip times.
+            posters: sequence of bytes or None. A JPEG poster per clip. Defaults to None.
+
+        Returns:
+            This index.
+        """
+        write_embeddings(self, embeddings, posters)
+        return self
+
+    def add_videos(self, model: VideoPrismBackbone, sources: VideoPaths,
+                   clip_seconds: float | None = None, stride_seconds: float | None = None,
+                   skip_existing: bool = True,
+                   **options) -> Embeddings:  # fmt: skip
+        """Embeds video files and folders (walked recursively) and adds them, committing
+        each batch as it is done (an interrupted run keeps what it did; the next one
+        does the rest, without running the model on anything the index holds).
+
+        Args:
+            model: `VideoPrismBackbone`. The model whose embedding space the index holds.
+            sources: path or sequence of paths. Video files and/or folders; files are
+                stored by their real path.
+            clip_seconds: float or None. Index windows of long videos (with times); None
+                for whole videos. Defaults to None.
+            stride_seconds: float or None. The windows' stride. Defaults to None
+                (`clip_seconds`).
+            skip_existing: bool. Leave out (without decoding a finished file, or running
+                the model on a clip) what the index holds. Defaults to True.
+            **options: `embed_videos` options (batch_size, num_frames, size, progress,
+                on_error, encoder).
+
+        Returns:
+            The `Embeddings` added, as a record: paths and clip times (the vectors are in
+            the index, so `vectors` is (N, 0)); `skipped` counts the clips the index
+            already held, `failures` the sources that could not be embedded (dangling or
+            looping symlinks and folders named like videos are always failures, not
+            errors).
+        """
+        return write_videos(self, model, sources, clip_seconds, stride_seconds, skip_existing,
+                            **options)  # fmt: skip
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Copies the index to `directory` (a new index there); every write is already
+        committed, so saving an index to its own location does nothing.
+
+        Args:
+            directory: str or path. Where the copy goes: a new folder.
+
+        Returns:
+            The copy's folder.
+        """
+        target = os.fspath(directory)
+        if os.path.abspath(target) == os.path.abspath(self.uri):
+            return Path(target)
+        copy = VideoIndex(target, ann_threshold=self.ann_threshold, meta=self.meta)
+        if len(copy):
+            raise ValueError(f"{target} already holds an index: save to a new folder")
+        if self.version is not None:
+            copy.commit(self.to_arrow())
+            copy.maintain()
+        else:
+            Path(target).mkdir(parents=True, exist_ok=True)
+        return Path(target)
+
+    # -------------------------------------------------------------- search
+    def search(self, queries: ArrayLike, top_k: int = 5, *, where: str | None = None,
+               under: str | os.PathLike | None = None, per_video: bool = False,
+               exact: bool | None = None, nprobes: int | None = None,
+               refine_factor: int = ANN_REFINE_FACTOR) -> list[list[SearchHit]]:  # fmt: skip
+        """Query embeddings → per query, the `top_k` hits, best first.
+
+        Args:
+            queries: (Q, D) or (D,) array. Query embeddings (normalised here).
+            top_k: int. Hits per query. Defaults to 5.
+            where: str or None. A SQL predicate over the columns path, start_s, end_s,
+                duration_s, size_bytes (e.g. "duration_s > 60 AND start_s < 30").
+                Defaults to None.
+            under: path or None. Only videos in this folder (or its sub-folders).
+                Defaults to None.
+            per_video: bool. The best clip of each video: top-k videos, not clips.
+                Defaults to False.
+            exact: bool or None. True for exact search whatever the size; None: exact
+                until the table has a vector index (past `ann_threshold` rows). Defaults
+                to None.
+            nprobes: int or None. Lists of the vector index searched. Defaults to None:
+                `ann.ANN_PROBED_SHARE` of them (65%, rounded up).
+            refine_factor: int. Candidates of the vector index re-ranked exactly, as a
+                multiple of `top_k`. Defaults to `ann.ANN_REFINE_FACTOR` (30).
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k}")
+        table = self.latest()
+        if table is None:
+            raise ValueError(f"the index {self.uri} is empty: add videos to it first")
+        queries = store.normalise(np.atleast_2d(queries))
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"the queries are {queries.shape[1]}-d, the index {self.uri} "
+                             f"holds {self.dim}-d embeddings: embed them with the index's "
+                             "preset")  # fmt: skip
+        predicate = sql_predicate(where, under)
+        if self._indexed is None or self._indexed[0] != table.version:
+            self._indexed = (table.version, ann.find(table) is not None, table.count_rows())
+        if exact or (exact is None and not self._indexed[1]):
+            rows = self._rows(table)  # the version just checked out
+            if not len(rows):
+                raise ValueError(f"the index {self.uri} is empty: add videos to it first")
+            return exact_search(table, rows, queries, top_k, predicate, per_video)
+        if nprobes is None:
+            nprobes = ann.default_nprobes(self._indexed[2])
+        if self.in_memory:
+            rows = self._rows(table)
+            return [reranked_search(table, rows, q, top_k, predicate, per_video, nprobes,
+                                    refine_factor) for q in queries]  # fmt: skip
+        return [approximate_search(table, q, top_k, predicate, per_video, nprobes,
+                                   refine_factor) for q in queries]  # fmt: skip

@@ -1,0 +1,258 @@
+"""The write protocol of a video index: `IndexWriter`, the one way clips go in, shared by
+`VideoIndex.add`/`add_videos` (`write_embeddings`, `write_videos`, here) and the Ray
+pipeline's driver.
+
+Every embedded batch is committed as it is done, so an interrupted `add_videos` keeps
+what it did and a later one does the rest, without running the model on anything the
+index holds. The writer uses the index only through the public methods of its
+`ClipTable` (`table.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...video.images import poster_jpeg
+from ..embedding import Embeddings, embed_batches, item_key, nothing_embedded
+from ..identity import VideoFile, video_files
+from . import store
+from .table import ClipTable
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ...model.backbone import VideoPrismBackbone
+
+VideoPaths = str | os.PathLike | Sequence[str | os.PathLike]  # video files and folders
+
+
+class IndexWriter:
+    """Writes clips into a `VideoIndex` (get one with `VideoIndex.writer`), keeping the
+    index's invariants:
+
+    - the settings (preset, sampling, dimension) are those the index holds, checked
+      before any work (here) and at each commit (the dimension);
+    - `prepare` tells what the index holds of the files to write, and removes the rows
+      of earlier versions of them (same path, other size or mtime) first;
+    - `commit` stores a batch of clips in one Lance commit: a merge on the clip's `id`
+      under the index's lock, so a clip embedded twice is stored once;
+    - a file's `last_clip` is set when the file is whole (`commit`'s `last`, or later
+      `mark_complete`): a later run skips a file only when it is;
+    - inputs that could not be embedded are kept in the failures table
+      (`record_failures`, `forget_failures`);
+    - `finish` maintains the table (vector index, compaction) once the writes are done.
+
+    Args:
+        index: `VideoIndex` (or its `ClipTable`). The index written to.
+        settings: dict. The model's preset and sampling (see `index_settings`), recorded
+            with a new index, checked against an existing one; {} for none.
+    """
+
+    def __init__(self, index: ClipTable, settings: dict):
+        index.check_settings(settings)
+        self.index, self.settings = index, settings
+        self._durations: dict = {}  # file_id → the video's duration: probed once per file
+
+    def held(self, files: Sequence[VideoFile]) -> dict[str, tuple[set, bool]]:
+        """file_id → (item keys of the clips the index holds, whether the file is whole)."""
+        return self.index.held(files)
+
+    def prepare(self, files: Sequence[VideoFile],
+                skip_existing: bool = True) -> tuple[dict, list[VideoFile]]:  # fmt: skip
+        """What to write of `files`; the rows of earlier versions of them go now.
+
+        Args:
+            files: sequence of `VideoFile`. The files about to be written.
+            skip_existing: bool. Whether what the index holds is left out. Defaults to True.
+
+        Returns:
+            (`held` of the files, or {} with `skip_existing` False; the files not whole,
+            to be written).
+        """
+        held = self.held(files) if skip_existing else {}
+        todo = [f for f in files if not held.get(f.file_id, (set(), False))[1]]
+        for stale in _stale(todo):
+            self.index.commit(delete=stale)
+        return held, todo
+
+    def commit(self, files: Sequence[VideoFile], starts: Sequence[float | None],
+               ends: Sequence[float | None], vectors: ArrayLike, last: Sequence[bool],
+               posters: Sequence[bytes | None] | None = None,
+               durations: Sequence[float | None] | None = None) -> None:  # fmt: skip
+        """Stores clips, one per row, in one commit.
+
+        Args:
+            files: sequence of `VideoFile`. Each clip's file.
+            starts, ends: sequences of float. Clip times in seconds (None or NaN for a
+                whole video).
+            vectors: (N, D) array. The embeddings (normalised here).
+            last: sequence of bool. Whether each clip is its file's last; set only once
+                the file is whole.
+            posters: sequence of bytes or None. JPEG posters. Defaults to None.
+            durations: sequence of float or None. The videos' durations in seconds (None
+                or NaN for unknown). Defaults to None (probed once per file).
+        """
+        vectors = store.normalise(vectors)
+        if durations is None:
+            durations = [self._duration(f) for f in files]
+        rows = store.clip_table(files, starts, ends, vectors, last, posters, durations)
+        self.index.commit(rows, settings=self.settings)
+
+    def mark_complete(self, ids: Sequence[str]) -> None:
+        """Sets `last_clip` on these clip ids (files whose last clip was committed before
+        the file was whole)."""
+        self.index.mark_last_clips(ids)
+
+    def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
+        """(path, reason) of inputs that could not be embedded, into the failures table."""
+        self.index.record_failures(failures)
+
+    def forget_failures(self, paths: Sequence[str]) -> None:
+        """Paths now whole in the index are no longer failures."""
+        self.index.forget_failures(paths)
+
+    def finish(self) -> None:
+        """Once the writes are done: the table's maintenance (see `VideoIndex.maintain`)."""
+        self.index.maintain()
+
+    def _duration(self, file):
+        if file.file_id not in self._durations:  # once per file (version), not per clip
+            if len(self._durations) > 1024:
+                self._durations.clear()
+            self._durations[file.file_id] = _duration(file.path) if file.size >= 0 else None
+        return self._durations[file.file_id]
+
+
+def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
+                   stride_seconds: float | None = None, num_frames: int | None = None,
+                   size: int | Sequence[int] | None = None) -> dict:  # fmt: skip
+    """The settings an index records and checks for clips `model` embeds with this
+    sampling: frames, size, clip and stride seconds, dtype (and the backbone's
+    configuration, recorded only).
+
+    Args:
+        model: `VideoPrismBackbone`. The model.
+        clip_seconds: float or None. Windows of long videos, in seconds; None for
+            whole videos. Defaults to None.
+        stride_seconds: float or None. The windows' stride. Defaults to None
+            (`clip_seconds`).
+        num_frames: int or None. Frames per clip. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the
+            model's).
+    """
+    size = tuple(size or model.frame_shape[:2])
+    return {
+        "num_frames": int(num_frames or model.num_frames),
+        "size": int(size[0]) if size[0] == size[1] else [int(s) for s in size],
+        "clip_seconds": float(clip_seconds) if clip_seconds else None,
+        "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
+        "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
+        "backbone": _backbone_config(model),
+    }
+
+
+def write_embeddings(index: ClipTable, embeddings: Embeddings,
+                     posters: Sequence[bytes | None] | None = None) -> None:  # fmt: skip
+    """`VideoIndex.add`: embeddings in one commit, then the table's maintenance."""
+    if len(embeddings) == 0:
+        return
+    vectors = store.normalise(embeddings.vectors)
+    if vectors.ndim != 2:
+        raise ValueError(f"an index holds (N, D) video embeddings. Received: an array of "
+                         f"shape {vectors.shape}")  # fmt: skip
+    index.check_settings({}, vectors.shape[1])
+    files = {p: store.identity_of(p) for p in map(str, embeddings.paths)}
+    durations = {p: _duration(f.path) if f.size >= 0 else None for p, f in files.items()}
+    paths = list(map(str, embeddings.paths))
+    rows = store.clip_table([files[p] for p in paths], embeddings.starts, embeddings.ends,
+                            vectors, [True] * len(vectors), posters,
+                            [durations[p] for p in paths])  # fmt: skip
+    stale = _stale(list(files.values()))
+    for predicate in stale[:-1]:
+        index.commit(delete=predicate)
+    index.commit(rows, delete=stale[-1] if stale else None, settings={})
+    index.maintain()
+
+
+def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPaths,
+                 clip_seconds: float | None = None, stride_seconds: float | None = None,
+                 skip_existing: bool = True, **options) -> Embeddings:  # fmt: skip
+    """`VideoIndex.add_videos` (see there)."""
+    files, failures = video_files(sources)
+    settings = index_settings(model, clip_seconds, stride_seconds, options.get("num_frames"),
+                              options.get("size"))  # fmt: skip
+    writer = IndexWriter(index, settings)
+    held, todo = writer.prepare(files, skip_existing)
+    by_path = {f.path: f for f in files}
+    skipped = [sum(len(keys) for keys, whole in held.values() if whole)]
+    todo = [f.path for f in todo]
+    reader = _HeldClips(index, by_path, held) if skip_existing else (lambda *item: False)
+    paths, starts, ends = [], [], []
+    batches = embed_batches(model, todo, "video", clip_seconds=clip_seconds,
+                            stride_seconds=stride_seconds, exclude=reader,
+                            failures=failures, skipped=skipped,
+                            **{k: v for k, v in options.items() if k != "kind"})  # fmt: skip
+    for batch in batches:
+        posters = [poster_jpeg(f) for f in batch.frames]
+        writer.commit([by_path[p] for p in batch.paths], batch.starts, batch.ends,
+                      batch.vectors, batch.last, posters)  # fmt: skip
+        paths += batch.paths
+        starts += batch.starts
+        ends += batch.ends
+    if not paths and not skipped[0] and todo:
+        raise nothing_embedded(failures)
+    writer.finish()
+    return Embeddings(np.zeros((len(paths), 0), np.float32), paths, starts, ends,
+                      failures=failures, skipped=skipped[0])  # fmt: skip
+
+
+class _HeldClips:
+    """`embed_batches(exclude=…)` for an index: whether the index holds a clip. A file's
+    clips are looked up again when its first clip comes, so that a file another process
+    indexed meanwhile is not embedded twice."""
+
+    def __init__(self, index, by_path, held):
+        self.index, self.by_path, self.held = index, by_path, held
+        self.current = self.reader = None
+
+    def __call__(self, path, start, end) -> bool:
+        file = self.by_path.get(str(path))
+        if file is None:
+            return False
+        if self.current != file.file_id and self.index.version is not None:
+            self.current = file.file_id
+            # A handle of its own: this runs on the decoding thread (the main one commits).
+            self.reader = self.reader or self.index.reader()
+            self.held.update(self.reader.held([file]))
+        return item_key(file.path, start, end) in self.held.get(file.file_id, (set(), False))[0]
+
+
+def _backbone_config(model) -> dict | None:
+    """The model's configuration, as JSON keeps it (recorded, not compared: the preset is)."""
+    try:
+        return json.loads(json.dumps(model.get_config(), default=str))
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
+
+
+def _stale(files) -> list[str]:
+    """SQL for the rows of earlier versions of these files (same path, other identity),
+    a few hundred files per predicate."""
+    terms = [f"(path = {store.sql_string(f.path)} AND file_id != {store.sql_string(f.file_id)})"
+             for f in files if f.size >= 0]  # fmt: skip
+    batch = store.ID_BATCH
+    return [" OR ".join(terms[i : i + batch]) for i in range(0, len(terms), batch)]
+
+
+def _duration(path) -> float | None:
+    from ...video import probe
+
+    try:
+        return float(probe(path, exact=False).duration) or None
+    except (OSError, ValueError):
+        return None
