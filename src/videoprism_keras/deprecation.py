@@ -132,6 +132,7 @@ class _RenamedAttribute:
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.old, self.where = name, owner.__name__
+        _hide_from_dir(owner)
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
@@ -150,10 +151,38 @@ def renamed_attribute(new: str) -> Any:
         class LayerNorm(keras.layers.Layer):
             epsilon = renamed_attribute("layer_norm_epsilon")
 
+    `dir()` of an instance leaves the old name out: code that reads every attribute it
+    lists (Keras' saving does, with `getattr`) does not use the old name, and must not
+    warn.
+
     Args:
         new: str. The attribute that replaces this one.
     """
     return _RenamedAttribute(new)
+
+
+@functools.cache
+def _renamed_names(cls: type) -> frozenset[str]:
+    return frozenset(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, _RenamedAttribute)
+    )
+
+
+def _hide_from_dir(owner: type) -> None:
+    """Gives `owner` a `__dir__` without its renamed attributes (once per class)."""
+    if getattr(owner.__dict__.get("__dir__"), "hides_renamed", False):
+        return
+    inherited = owner.__dir__  # the class's own or the nearest base's (PyTorch's Module)
+
+    def __dir__(obj: Any) -> list[str]:
+        hidden = _renamed_names(type(obj))
+        return [name for name in inherited(obj) if name not in hidden]
+
+    __dir__.hides_renamed = True  # type: ignore[attr-defined]
+    owner.__dir__ = __dir__  # type: ignore[method-assign]
 
 
 class _RenamedKeys(dict):
