@@ -70,7 +70,7 @@ def renamed(
     return kwargs
 
 
-def renamed_arguments(where: str | None = None, **renames: str) -> Callable[[F], F]:
+def renamed_arguments(*, where: str | None = None, **renames: str) -> Callable[[F], F]:
     """A decorator: the wrapped callable also takes each old keyword, with a warning.
 
         @renamed_arguments(resolution="size")
