@@ -6,6 +6,8 @@ the tokenizer and the video tools included, may use it.
 
 from pathlib import Path
 
+# The package's version, written only here: pyproject.toml reads it (setuptools' dynamic
+# `attr`, parsed without importing the package), `videoprism_keras.__version__` is it.
 VERSION = "0.1.0"
 
 # The attention-logit soft cap of every official release. Official `.npz` checkpoints

@@ -1,10 +1,10 @@
 """Exporting a model for serving outside Python, through Keras' own `Model.export`.
 
-    bb.export("video.onnx", format="onnx", num_frames=16, resolution=288)
+    bb.export("video.onnx", format="onnx", num_frames=16, size=288)
 
 Formats: "tf_saved_model" (TF Serving; `tf.saved_model.load(path).serve(...)`),
 "onnx" (ONNX Runtime, Triton) and "litert" (a `.tflite` file for phones). The
-frame count, resolution and text length are fixed at export (the model resizes its
+frame count, frame size and text length are fixed at export (the model resizes its
 position tables to them once, in the traced graph); the batch size may stay free
 (None) except where the exporter needs it fixed (PyTorch's exporters and JAX's
 ONNX one, jax2onnx: there it defaults to 1). The projections run as plain Keras ops while exporting
@@ -24,31 +24,59 @@ takes `pixel_values`, `token_ids` and `padding_mask` (B, L) int32 and returns
 `text_embeddings` and `vision_embeddings` (B, D), L2-normalised, in that order. A
 classifier takes `pixel_values` and returns logits (B, classes). ONNX outputs are
 named so ("features" for a video-only model, "logits" for a classifier).
+
+The clip shape is `num_frames` and `size`, as everywhere in the package (`resolution`
+until the next release).
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
+from .deprecation import renamed_arguments
 from .model.kernels import portable
 
 FORMATS = ("tf_saved_model", "onnx", "litert")
 SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
 
 
-def signature_for(model, num_frames=None, resolution=None, text_length=64, batch_size=None):
+@renamed_arguments(resolution="size")
+def signature_for(
+    model: keras.Model,
+    num_frames: int | None = None,
+    size: int | Sequence[int] | None = None,
+    text_length: int = 64,
+    batch_size: int | None = None,
+) -> list:
     """The fixed input specs of an export: `[pixel_values]`, or `[{pixel_values,
-    token_ids, padding_mask}]` for a multimodal backbone (one positional argument)."""
+    token_ids, padding_mask}]` for a multimodal backbone (one positional argument).
+
+    Args:
+        model: `keras.Model`. A `VideoPrismBackbone` or a model with a `backbone`
+            (the classifier), whose input it takes.
+        num_frames: int or None. Frames per clip. Defaults to `None`: the model's.
+        size: int, (height, width) or None. Frame size (one int for a square).
+            Defaults to `None`: the model's. (`resolution` until the next release.)
+        text_length: int. Tokens per text (multimodal backbones). Defaults to `64`.
+        batch_size: int or None. A fixed batch, or None for any. Defaults to `None`.
+
+    Returns:
+        A list of one `keras.InputSpec`, or of one dict of them.
+    """
     backbone = getattr(model, "backbone", model)  # a classifier exports its backbone's input
     frames = backbone.num_frames if num_frames is None else _positive(num_frames, "num_frames")
     height, width, channels = backbone.frame_shape
-    if resolution is not None:
-        height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
-        height, width = _positive(height, "resolution"), _positive(width, "resolution")
+    if size is not None:
+        height, width = (size, size) if isinstance(size, int) else size
+        height, width = _positive(height, "size"), _positive(width, "size")
     if height % backbone.patch_size or width % backbone.patch_size:
         raise ValueError(
-            f"export resolution must be a multiple of patch_size={backbone.patch_size} on both "
-            f"sides. Received: resolution={(height, width)}"
+            f"the export's frame size must be a multiple of patch_size={backbone.patch_size} on "
+            f"both sides. Received: size={(height, width)}"
         )
     batch = None if batch_size is None else _positive(batch_size, "batch_size")
     frame = (channels, height, width) if backbone.data_format == "channels_first" else None
@@ -64,28 +92,43 @@ def signature_for(model, num_frames=None, resolution=None, text_length=64, batch
     return [{"pixel_values": pixels, **text}]
 
 
+@renamed_arguments(resolution="size")
 def export(
-    model,
-    filepath,
-    format="tf_saved_model",
-    num_frames=None,
-    resolution=None,
-    text_length=64,
-    batch_size=None,
-    verbose=None,
-    input_signature=None,
-    **kwargs,
-):
+    model: keras.Model,
+    filepath: str | os.PathLike,
+    format: str = "tf_saved_model",
+    num_frames: int | None = None,
+    size: int | Sequence[int] | None = None,
+    text_length: int = 64,
+    batch_size: int | None = None,
+    verbose: bool | None = None,
+    input_signature: Any = None,
+    **kwargs: Any,
+) -> str | os.PathLike:
     """`keras.Model.export` of `model` with inputs fixed at the given shapes.
 
     Args:
-        format: "tf_saved_model", "onnx" or "litert".
-        num_frames, resolution: the clip shape the artefact takes (default: the
-            model's own); `resolution` is a side or (height, width).
-        text_length: tokens per text (multimodal models).
-        batch_size: a fixed batch, or None for any batch where the exporter allows it.
-        input_signature: Keras' own argument, instead of the four above.
+        model: `keras.Model`. A `VideoPrismBackbone` or a `VideoPrismVideoClassifier`.
+        filepath: str or path. Where the artefact goes (`.onnx` for ONNX, `.tflite`
+            for LiteRT, a directory for a SavedModel).
+        format: str. "tf_saved_model", "onnx" or "litert". Defaults to
+            `"tf_saved_model"`.
+        num_frames: int or None. Frames of the clips the artefact takes. Defaults to
+            `None`: the model's own.
+        size: int, (height, width) or None. Frame size of the clips (one int for a
+            square). Defaults to `None`: the model's own. (`resolution` until the
+            next release.)
+        text_length: int. Tokens per text (multimodal models). Defaults to `64`.
+        batch_size: int or None. A fixed batch, or None for any batch where the
+            exporter allows it (PyTorch's exporters and jax2onnx need one: 1 then).
+            Defaults to `None`.
+        verbose: bool or None. Keras' exporter's messages. Defaults to `None`.
+        input_signature: Keras' own argument, instead of the four shapes above.
+            Defaults to `None`.
         **kwargs: passed to Keras' exporter (e.g. `opset_version` for ONNX).
+
+    Returns:
+        `filepath`.
     """
     if format not in FORMATS:
         raise ValueError(f"export format must be one of {FORMATS}. Received: format={format!r}")
@@ -108,9 +151,7 @@ def export(
         )
     if batch_size is None and (backend == "torch" or (backend, format) == ("jax", "onnx")):
         batch_size = 1  # PyTorch's exporters and jax2onnx trace one fixed shape
-    signature = input_signature or signature_for(
-        model, num_frames, resolution, text_length, batch_size
-    )
+    signature = input_signature or signature_for(model, num_frames, size, text_length, batch_size)
     with portable():
         keras.Model.export(
             model, filepath, format=format, verbose=verbose, input_signature=signature, **kwargs
@@ -120,7 +161,7 @@ def export(
     return filepath
 
 
-def output_names(model):
+def output_names(model: keras.Model) -> list[str]:
     """The artefact's outputs in order: the call's dict keys (sorted), or one name."""
     if getattr(model, "backbone", None) is not None:
         return ["logits"]
@@ -129,7 +170,7 @@ def output_names(model):
     return ["features"]
 
 
-def _name_onnx_outputs(path, names):
+def _name_onnx_outputs(path: str | os.PathLike, names: list[str]) -> None:
     """Gives an ONNX graph's outputs their names (each exporter makes up its own, such as
     "div_out_8"), through Identity nodes."""
     import onnx
@@ -146,7 +187,7 @@ def _name_onnx_outputs(path, names):
     onnx.save(graph_model, os.fspath(path))
 
 
-def _positive(value, name):
+def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
     return value

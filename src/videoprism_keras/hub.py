@@ -7,6 +7,8 @@ place under a file lock, so an interrupted run leaves nothing that looks complet
 and two processes fetch or build a file only once.
 """
 
+from __future__ import annotations
+
 import contextlib
 import difflib
 import os
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .constants import CONFIG_FILE, WEIGHTS_FILE
@@ -35,13 +38,15 @@ class PresetUnavailableError(FileNotFoundError):
 
 
 def cache_root() -> Path:
+    """Our cache: `VIDEOPRISM_CACHE`, else `$XDG_CACHE_HOME/videoprism_keras`, else
+    `~/.cache/videoprism_keras`."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "videoprism_keras"
     return Path(os.environ.get("VIDEOPRISM_CACHE", default)).expanduser()
 
 
 # ------------------------------------------------------------------ caching
 @contextlib.contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:
@@ -60,11 +65,18 @@ def _file_lock(path: Path):
 
 
 def is_preset_dir(path: Path) -> bool:
+    """Whether `path` holds a preset's config and weights (ours or keras_hub's)."""
     return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
 
 
-def cached(dest: Path, build) -> Path:
-    """`dest`, built by `build(tmp_dir)` once, atomically, even across processes."""
+def cached(dest: Path, build: Callable[[Path], object]) -> Path:
+    """`dest`, built by `build(tmp_dir)` once, atomically, even across processes.
+
+    Args:
+        dest: path. The preset directory to make.
+        build: callable. Writes the preset into the temporary directory it is given,
+            which is then renamed to `dest`.
+    """
     if is_preset_dir(dest):
         return dest
     with _file_lock(dest.parent / f".{dest.name}.lock"):
@@ -86,7 +98,16 @@ def cached(dest: Path, build) -> Path:
 
 # ---------------------------------------------------------------- downloads
 def hf_download(repo: str, filename: str, purpose: str) -> Path:
-    """One file of a Hugging Face repo through huggingface_hub (cache, offline mode, progress)."""
+    """One file of a Hugging Face repo through huggingface_hub (cache, offline mode, progress).
+
+    Args:
+        repo: str. "owner/name".
+        filename: str. The file's path inside the repo.
+        purpose: str. What needs the file, for the error message.
+
+    Raises:
+        PresetUnavailableError: when the file is neither cached nor downloadable.
+    """
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as err:
@@ -94,7 +115,7 @@ def hf_download(repo: str, filename: str, purpose: str) -> Path:
             f"{purpose} is downloaded with huggingface_hub: pip install 'videoprism-keras[hub]'"
         ) from err
 
-    def unavailable(reason):
+    def unavailable(reason: str) -> PresetUnavailableError:
         needs = (
             f"{purpose} needs {filename!r} from https://huggingface.co/{repo}, which is not "
             f"cached and cannot be downloaded ({reason}). Download it where there is network "
@@ -138,7 +159,7 @@ def reachable(url: str, timeout: float = 1.5) -> bool:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     answer: list[bool] = []
 
-    def probe():
+    def probe() -> None:
         try:
             socket.create_connection((parts.hostname, port), timeout=timeout).close()
             answer.append(True)
@@ -156,17 +177,32 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def fetch_url(url: str, dest: Path, purpose: str, check=None, cli_flag=None) -> Path:
+def fetch_url(
+    url: str,
+    dest: Path,
+    purpose: str,
+    check: Callable[[str], None] | None = None,
+    cli_flag: str | None = None,
+) -> Path:
     """Downloads `url` to `dest` through a temporary file, so `dest` is whole or absent.
 
-    `check(path)` may raise `ValueError` on the downloaded file (e.g. an HTML error
-    page instead of a model); the file is then discarded, never cached. `cli_flag`
-    is the command-line flag that takes the file instead, for the CLI's message.
+    Args:
+        url: str. What to download (`file:` URLs too).
+        dest: path. Where the file goes; returned at once when it exists.
+        purpose: str. What needs the file, for the error message.
+        check: callable or None. `check(path)` may raise `ValueError` on the
+            downloaded file (e.g. an HTML error page instead of a model); the file
+            is then discarded, never cached. Defaults to `None`.
+        cli_flag: str or None. The command-line flag that takes the file instead,
+            for the CLI's message. Defaults to `None`.
+
+    Raises:
+        PresetUnavailableError: when the file cannot be downloaded.
     """
     if dest.is_file():
         return dest
 
-    def unavailable(reason):
+    def unavailable(reason: object) -> PresetUnavailableError:
         needs = (
             f"{purpose} needs {url}, which cannot be downloaded ({reason}). Download it where "
             f"there is network access and save it as {dest}, or pass its path"
@@ -200,6 +236,7 @@ def fetch_url(url: str, dest: Path, purpose: str, check=None, cli_flag=None) -> 
 
 # ------------------------------------------------------------------ resolve
 def unknown_preset(preset: str) -> ValueError:
+    """The error for a preset name that is none of ours, with the closest names."""
     close = difflib.get_close_matches(preset, list(PRESETS), n=3, cutoff=0.4)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return ValueError(
@@ -209,14 +246,18 @@ def unknown_preset(preset: str) -> ValueError:
     )
 
 
-def resolve(preset, config_only: bool = False) -> Path:
+def resolve(preset: str | os.PathLike, config_only: bool = False) -> Path:
     """Any preset spec → a local preset directory (ours or keras_hub's) or official `.npz`.
 
     A built-in name gives Google's official `.npz` (`saving` converts it once into a
     cached preset directory of ours).
 
-    `config_only`: a remote preset directory is fetched without its weights (an
-    official `.npz` has no separate config: its shapes are the architecture).
+    Args:
+        preset: str or path. A built-in name, `hf://...`, `kaggle://...`, or a local
+            directory or `.npz`.
+        config_only: bool. Fetch a remote preset directory without its weights (an
+            official `.npz` has no separate config: its shapes are the
+            architecture). Defaults to `False`.
     """
     text = os.fspath(preset)
     if text.startswith("hf://"):
@@ -293,7 +334,7 @@ def fetch_tokenizer() -> Path:
     return fetch_url(TOKENIZER_URL, dest, purpose, _check_sentencepiece, cli_flag="--tokenizer")
 
 
-def _check_sentencepiece(path) -> None:
+def _check_sentencepiece(path: str) -> None:
     try:
         import sentencepiece
     except ImportError:  # checked when a tokenizer is built from it

@@ -1,6 +1,13 @@
-"""The four official releases: architecture, where the weights live, and what they are."""
+"""The four official releases: architecture, where the weights live, and what they are.
+
+`PRESETS` (`VideoPrismBackbone.presets`, `videoprism info`) describes each: its
+`description`, `params` (parameter count), `num_frames` and `size` (height, width) it was
+trained at, whether it is `multimodal`, its `source` and `license`. Each entry still holds
+`resolution`, the old name of `size`, until the next release (reading it warns).
+"""
 
 from .constants import DEFAULT_SOFT_CAP
+from .deprecation import renamed_keys
 
 _BASE = dict(
     patch_size=18, hidden_dim=768, intermediate_dim=3072, num_heads=12, num_spatial_layers=12
@@ -15,7 +22,7 @@ _TEXT = dict(num_auxiliary_layers=2, vocabulary_size=32000, num_text_layers=12)
 _VIDEO = dict(num_auxiliary_layers=0)
 
 # The large releases were trained on 8 frames (position table (8, 16, 16)), base on 16.
-PRESET_CONFIGS = {
+PRESET_CONFIGS: dict[str, dict] = {
     "videoprism_public_v1_base": dict(**_BASE, **_COMMON, **_VIDEO, num_frames=16),
     "videoprism_lvt_public_v1_base": dict(**_BASE, **_COMMON, **_TEXT, num_frames=16),
     "videoprism_public_v1_large": dict(**_LARGE, **_COMMON, **_VIDEO, num_frames=8),
@@ -23,7 +30,7 @@ PRESET_CONFIGS = {
 }
 
 # Official Hugging Face repositories and files (as in the official `models.py`).
-PRESET_FILES = {
+PRESET_FILES: dict[str, tuple[str, str]] = {
     "videoprism_public_v1_base": (
         "google/videoprism-base-f16r288",
         "flax_base_f16r288_repeated.npz",
@@ -44,7 +51,7 @@ PRESET_FILES = {
 
 # The LvT text vocabulary: T5's English SentencePiece model ("c4_en" in the official code).
 TOKENIZER_URL = "https://storage.googleapis.com/t5-data/vocabs/cc_en.32000/sentencepiece.model"
-TOKENIZER_SHA256 = None  # not published; the file is checked by loading it
+TOKENIZER_SHA256: str | None = None  # not published; the file is checked by loading it
 
 _LICENSE = "weights CC-BY 4.0, code Apache 2.0 (google-deepmind/videoprism)"
 _DESCRIPTIONS = {
@@ -60,15 +67,19 @@ _PARAMS = {
     "videoprism_lvt_public_v1_large": 579_877_120,
 }
 
-PRESETS = {
-    name: {
-        "description": _DESCRIPTIONS[name],
-        "params": _PARAMS[name],
-        "num_frames": config["num_frames"],
-        "resolution": config["image_shape"][:2],
-        "multimodal": config.get("num_text_layers", 0) > 0,
-        "source": f"hf://{PRESET_FILES[name][0]}/{PRESET_FILES[name][1]}",
-        "license": _LICENSE,
-    }
+PRESETS: dict[str, dict] = {
+    name: renamed_keys(
+        {
+            "description": _DESCRIPTIONS[name],
+            "params": _PARAMS[name],
+            "num_frames": config["num_frames"],
+            "size": config["image_shape"][:2],
+            "multimodal": config.get("num_text_layers", 0) > 0,
+            "source": f"hf://{PRESET_FILES[name][0]}/{PRESET_FILES[name][1]}",
+            "license": _LICENSE,
+        },
+        {"resolution": "size"},
+        f"VideoPrismBackbone.presets[{name!r}]",
+    )
     for name, config in PRESET_CONFIGS.items()
 }

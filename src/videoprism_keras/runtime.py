@@ -6,21 +6,34 @@ functions ourselves: `jax.jit` with the weights passed as arguments (not baked i
 as constants), `tf.function` on TensorFlow, and inference mode on PyTorch.
 """
 
+from __future__ import annotations
+
 import ctypes
 import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .model.inputs import check_pixel_values, check_token_ids
 
 
-def compile_inference(model, fn):
+def compile_inference(model: keras.Model, fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn(*arrays) -> dict or tensor` built from `model`'s layers, compiled for inference.
 
     Changes nothing outside the function; `Encoder` is what also tunes the allocator.
+
+    Args:
+        model: `keras.Model`. The model whose variables `fn` reads.
+        fn: callable. Takes arrays, returns a tensor or a structure of them.
+
+    Returns:
+        A function of numpy arrays that returns numpy arrays (floats as float32), in
+        the same structure as `fn`'s.
     """
     backend = keras.backend.backend()
     to_numpy = lambda out: keras.tree.map_structure(keras.ops.convert_to_numpy, out)  # noqa: E731
@@ -43,7 +56,7 @@ def compile_inference(model, fn):
         import tensorflow as tf
 
         # One trace per input shape, like jax.jit: the model needs static frame counts,
-        # resolutions and text lengths (reduce_retracing would make them unknown).
+        # frame sizes and text lengths (reduce_retracing would make them unknown).
         traced = tf.function(float32_fn)
         return lambda *args: to_numpy(traced(*args))
     if backend == "torch":
@@ -68,8 +81,8 @@ MIN_CACHED_COMPILE_S = 0.2
 def persistent_compilation_cache() -> str | None:
     """Keeps XLA's compiled programs on disk, so that a second process skips compilation.
 
-    JAX compiles each (function, input shape) once per process: seconds for the base
-    model, paid again by every `videoprism` command before its first clip. With JAX's
+    JAX compiles each (function, input shape) once per process, and every `videoprism`
+    command pays it again before its first clip. With JAX's
     persistent cache, set once per process by the first `Encoder` under
     `VIDEOPRISM_CACHE` (`~/.cache/videoprism_keras/xla`), later processes load the
     program instead (figures: benchmarks/README.md, "Cold start"). A cache directory the
@@ -115,7 +128,7 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, limit)) and bool(mallopt(m_trim_threshold, limit))
 
 
-def _as_float32(x):
+def _as_float32(x: Any) -> Any:
     half = keras.backend.standardize_dtype(x.dtype) in ("bfloat16", "float16")
     return keras.ops.cast(x, "float32") if half else x
 
@@ -126,9 +139,12 @@ class Encoder:
     Making one applies `keep_freed_memory()` to the process (unless turned off with
     `VIDEOPRISM_KEEP_FREED_MEMORY=0`): inference then reuses its large buffers; and,
     on JAX, `persistent_compilation_cache()`: a later process skips compilation.
+
+    Args:
+        model: `keras.Model`. A `VideoPrismBackbone`.
     """
 
-    def __init__(self, model):
+    def __init__(self, model: keras.Model):
         keep_freed_memory()
         persistent_compilation_cache()
         self.model = model
@@ -138,20 +154,25 @@ class Encoder:
         )
         self._text = compile_inference(model, lambda ids, mask: model.encode_text(ids, mask))
 
-    def video(self, pixels, frame_padding_mask=None) -> dict:
+    def video(self, pixels: np.ndarray, frame_padding_mask: np.ndarray | None = None) -> dict:
+        """`model.encode_video` of concrete (B, T, H, W, C) pixels (checked first), with
+        an optional (B, T) frame mask (1 = real frame): a dict of numpy arrays."""
         pixels = check_pixel_values(pixels)  # compiled code cannot check values
         if frame_padding_mask is None:
             return self._video(pixels)
         return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
 
-    def text(self, token_ids, padding_mask) -> np.ndarray:
+    def text(self, token_ids: np.ndarray, padding_mask: np.ndarray) -> np.ndarray:
+        """`model.encode_text` of (B, L) token ids and padding mask: (B, D) embeddings."""
         ids, mask = np.asarray(token_ids), np.asarray(padding_mask, "int32")
         check_token_ids(ids, self.model.vocabulary_size)  # before the int32 cast hides a float
         ids = ids.astype("int32", copy=False)
         return self._text(*trim_padding(ids, mask))
 
 
-def trim_padding(token_ids, padding_mask, min_length=8):
+def trim_padding(
+    token_ids: np.ndarray, padding_mask: np.ndarray, min_length: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """Drops the columns after the last real token of the batch, keeping a power of two.
 
     Exact: padded tokens are masked out of every attention and the class token
@@ -167,14 +188,14 @@ def trim_padding(token_ids, padding_mask, min_length=8):
 
 
 # ----------------------------------------------- probabilities of numpy logits
-def softmax(x, axis=-1) -> np.ndarray:
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax of logits (numpy, float32 or wider)."""
     x = np.asarray(x)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def sigmoid(x) -> np.ndarray:
+def sigmoid(x: ArrayLike) -> np.ndarray:
     """Independent probabilities of logits, without overflow warnings for large |x|."""
     x = np.asarray(x)
     e = np.exp(-np.abs(x))

@@ -10,6 +10,8 @@ keeps the result as a preset directory of ours in the cache (`hub.cached`: built
 temporary folder and renamed into place under a file lock).
 """
 
+from __future__ import annotations
+
 import datetime
 import gc
 import json
@@ -19,8 +21,9 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +36,7 @@ from .constants import (
     VERSION,
     WEIGHTS_FILE,
 )
+from .deprecation import renamed_arguments
 from .model.embeddings import PositionTable, resize_positions
 from .model.init import skip_initialization
 from .model.inputs import standardize_data_format
@@ -41,6 +45,7 @@ from .presets import PRESET_CONFIGS, PRESET_FILES
 from .weight_tables import (
     ATTENTION,
     STACKS,
+    Row,
     convert,
     keras_hub_encoders,
     keras_hub_rows,
@@ -51,10 +56,21 @@ from .weight_tables import (
     weight_at,
 )
 
+if TYPE_CHECKING:
+    import keras
+
+# What a checkpoint may be given as: a file, or a mapping of its tensors.
+PathOrMapping = str | os.PathLike | Mapping
+
 
 # ----------------------------------------------------------------- reading
-def read_checkpoint(path_or_mapping) -> Mapping:
-    """Returns a lazy mapping of official keys (without `params/`) to arrays."""
+def read_checkpoint(path_or_mapping: PathOrMapping) -> Mapping[str, np.ndarray]:
+    """A lazy mapping of official keys (without `params/`) to arrays.
+
+    Args:
+        path_or_mapping: str, path or mapping. An official `.npz`, or a mapping of its
+            keys (flat, or nested like Flax variables).
+    """
     if isinstance(path_or_mapping, Mapping):
         flat = _flatten(path_or_mapping)
         return {k.removeprefix("params/"): np.asarray(v) for k, v in flat.items()}
@@ -159,11 +175,21 @@ def infer_config(ckpt: Mapping) -> dict:
     )
 
 
-def backbone_config(ckpt: Mapping, attention_logit_soft_cap=DEFAULT_SOFT_CAP, **overrides) -> dict:
+def backbone_config(
+    ckpt: Mapping[str, np.ndarray],
+    attention_logit_soft_cap: float | None = DEFAULT_SOFT_CAP,
+    **overrides: Any,
+) -> dict:
     """`VideoPrismBackbone` arguments: the checkpoint's, then the overrides.
 
     The inferred `image_shape` is (H, W, C); with `data_format="channels_first"`
     it is given as (C, H, W), the order that data format reads it in.
+
+    Args:
+        ckpt: mapping. The checkpoint's tensors (`read_checkpoint`).
+        attention_logit_soft_cap: float or None. Not stored in checkpoints.
+            Defaults to `constants.DEFAULT_SOFT_CAP` (50, every release's).
+        **overrides: any other backbone argument.
     """
     config = {**infer_config(ckpt), "attention_logit_soft_cap": attention_logit_soft_cap}
     config.update(overrides)
@@ -175,7 +201,12 @@ def backbone_config(ckpt: Mapping, attention_logit_soft_cap=DEFAULT_SOFT_CAP, **
 
 
 # ------------------------------------------------------------------- loading
-def assign_weights(model, rows, tensors: Mapping, source: str = "checkpoint") -> None:
+def assign_weights(
+    model: keras.Model,
+    rows: Sequence[Row],
+    tensors: Mapping[str, np.ndarray],
+    source: str = "checkpoint",
+) -> None:
     """Copies `tensors` into `model` following `rows` of (our weight, [keys], conversion).
 
     A key "name@i" is layer i of the stacked tensor "name". Every problem is
@@ -218,7 +249,12 @@ def assign_weights(model, rows, tensors: Mapping, source: str = "checkpoint") ->
         raise ValueError(f"{source} does not match the model: {details}"[:4000])
 
 
-def load_official(cls, path_or_mapping, attention_logit_soft_cap=DEFAULT_SOFT_CAP, **overrides):
+def load_official(
+    cls: type[keras.Model],
+    path_or_mapping: PathOrMapping,
+    attention_logit_soft_cap: float | None = DEFAULT_SOFT_CAP,
+    **overrides: Any,
+) -> keras.Model:
     """A `cls` (the backbone) built from an official checkpoint; see `load_flax_checkpoint`."""
     source = (
         "checkpoint" if isinstance(path_or_mapping, Mapping) else repr(os.fspath(path_or_mapping))
@@ -231,15 +267,32 @@ def load_official(cls, path_or_mapping, attention_logit_soft_cap=DEFAULT_SOFT_CA
     return model
 
 
-def load_official_classifier(cls, backbone_cls, path_or_mapping, soft_cap, **kwargs):
+@renamed_arguments(soft_cap="attention_logit_soft_cap")
+def load_official_classifier(
+    cls: type[keras.Model],
+    backbone_cls: type[keras.Model],
+    path_or_mapping: PathOrMapping,
+    attention_logit_soft_cap: float | None,
+    **kwargs: Any,
+) -> keras.Model:
     """A `cls` (the classifier) from the official `FactorizedVideoClassifier` checkpoint
-    (`encoder/`, `atten_pooler/`, `projection/`), its configuration read off the shapes."""
+    (`encoder/`, `atten_pooler/`, `projection/`), its configuration read off the shapes.
+
+    Args:
+        cls: the classifier class, called as `cls(backbone, num_classes, **kwargs)`.
+        backbone_cls: the backbone class.
+        path_or_mapping: str, path or mapping. The checkpoint.
+        attention_logit_soft_cap: float or None. Not stored in checkpoints.
+        **kwargs: other classifier arguments.
+    """
     ckpt = read_checkpoint(path_or_mapping)
     if "projection/linear/kernel" not in ckpt:
         raise ValueError("not an official classifier checkpoint: no projection/linear/kernel")
     num_classes = int(ckpt["projection/linear/kernel"].shape[-1])
     with skip_initialization():
-        backbone = backbone_cls(**infer_config(ckpt), attention_logit_soft_cap=soft_cap)
+        backbone = backbone_cls(
+            **infer_config(ckpt), attention_logit_soft_cap=attention_logit_soft_cap
+        )
     model = cls(backbone, num_classes, **kwargs)
     rows = [(f"backbone.{o}", keys, kind) for o, keys, kind in official_rows(backbone, "encoder/")]
     rows += pooler_table("pooler", "atten_pooler/")
@@ -252,7 +305,7 @@ def load_official_classifier(cls, backbone_cls, path_or_mapping, soft_cap, **kwa
     return model
 
 
-def load_saved_weights(model, path) -> None:
+def load_saved_weights(model: keras.Model, path: str | os.PathLike) -> None:
     """`model.load_weights(path)`, for our weights files of any version: one written
     before the projections were layers of their own is read through a renamed copy."""
     import h5py
@@ -279,7 +332,7 @@ def load_saved_weights(model, path) -> None:
         model.load_weights(upgraded)
 
 
-def read_h5(path) -> dict:
+def read_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every dataset of a Keras `.weights.h5` file, by its path."""
     import h5py  # Keras' own dependency; only keras_hub presets need it here
 
@@ -296,7 +349,7 @@ def read_h5(path) -> dict:
     return tensors
 
 
-def load_keras_hub_weights(model, path) -> None:
+def load_keras_hub_weights(model: keras.Model, path: str | os.PathLike) -> None:
     """Loads keras_hub's `model.weights.h5` into our `model` (built from the same config)."""
     tensors = read_h5(path)
     rows = keras_hub_rows(model, tensors)
@@ -312,12 +365,10 @@ def load_keras_hub_weights(model, path) -> None:
 
 
 # ------------------------------------------------------------------ export
-def export_flax_checkpoint(model, path=None) -> dict:
-    """Our weights in the official release layout (`params/...`, stacks on axis 0).
-
-    Returns the flat dict, and writes it with `np.savez` when `path` is given, so
-    the official Flax code (or `load_flax_checkpoint`) can read it back.
-    """
+def export_flax_checkpoint(
+    model: keras.Model, path: str | os.PathLike | None = None
+) -> dict[str, np.ndarray]:
+    """Our weights in the official release layout: see `checkpoint.export_flax_checkpoint`."""
     import keras
 
     quantized = [layer.path for layer in model._flatten_layers() if layer.quantization_mode]
@@ -344,7 +395,7 @@ def export_flax_checkpoint(model, path=None) -> dict:
 
 
 # ------------------------------------------------------------------ .keras files
-def check_keras_file(filepath) -> None:
+def check_keras_file(filepath: str | os.PathLike) -> None:
     """Our models save as `.keras` only: Keras' legacy `.h5` writes them but cannot read
     them back (it rebuilds only built-in layers), so it is refused before writing."""
     if not str(filepath).endswith(".keras"):
@@ -354,7 +405,7 @@ def check_keras_file(filepath) -> None:
         )
 
 
-def _heads_owner(model, path):
+def _heads_owner(model: keras.Model, path: str) -> Any:
     """The innermost layer along `path` that knows its head count (an attention or a
     pooler): what `unconvert` splits a fused projection's heads by."""
     owner, obj = None, model
@@ -365,7 +416,7 @@ def _heads_owner(model, path):
 
 
 # ----------------------------------------------------------- preset directories
-def _convert_official(cls, name: str, out: Path) -> None:
+def _convert_official(cls: type[keras.Model], name: str, out: Path) -> None:
     """Writes built-in preset `name` into `out`: Google's checkpoint, converted."""
     npz = hub.official_checkpoint(name)
     model = load_official(cls, npz, PRESET_CONFIGS[name]["attention_logit_soft_cap"])
@@ -382,8 +433,22 @@ def _convert_official(cls, name: str, out: Path) -> None:
 
 
 # ------------------------------------------------------------- load / save
-def save_backbone(model, preset_dir, source=None, tokenizer_file=None) -> None:
-    """Config, weights, metadata and the tokenizer asset, in keras_hub's layout."""
+def save_backbone(
+    model: keras.Model,
+    preset_dir: str | os.PathLike,
+    source: str | None = None,
+    tokenizer_file: str | os.PathLike | None = None,
+) -> None:
+    """Config, weights, metadata and the tokenizer asset, in keras_hub's layout.
+
+    Args:
+        model: `keras.Model`. The backbone.
+        preset_dir: str or path. The directory, made if missing.
+        source: str or None. Where the weights came from, for the metadata. Defaults
+            to `None`: the model's `preset_source`, if any.
+        tokenizer_file: str, path or None. The SentencePiece model to include.
+            Defaults to `None`: the model's `tokenizer_file`, if any.
+    """
     import keras
 
     out = Path(preset_dir)
@@ -436,7 +501,12 @@ def _read_config(directory: Path) -> tuple[dict, bool]:
     return config, from_keras_hub
 
 
-def load_backbone(cls, preset, load_weights=True, **overrides):
+def load_backbone(
+    cls: type[keras.Model],
+    preset: str | os.PathLike,
+    load_weights: bool = True,
+    **overrides: Any,
+) -> keras.Model:
     """A `cls` from any preset spec (see `VideoPrismBackbone.from_preset`)."""
     name = os.fspath(preset)
     if not load_weights and name in PRESET_CONFIGS:  # architecture only: no download at all
@@ -457,7 +527,7 @@ def load_backbone(cls, preset, load_weights=True, **overrides):
     if not load_weights:
         model = cls(**{**config, **overrides})
     else:
-        # Weights load at the saved shapes; new frame counts or resolutions come after.
+        # Weights load at the saved shapes; new frame counts or frame sizes come after.
         reshaping = {k: overrides[k] for k in ("num_frames", "image_shape") if k in overrides}
         with skip_initialization():
             model = cls(**{**config, **{k: v for k, v in overrides.items() if k not in reshaping}})
@@ -483,8 +553,8 @@ def load_backbone(cls, preset, load_weights=True, **overrides):
     return model
 
 
-def _resized(cls, model, reshaping):
-    """A copy of `model` for other frame counts or resolutions; position tables resized."""
+def _resized(cls: type[keras.Model], model: keras.Model, reshaping: dict) -> keras.Model:
+    """A copy of `model` for other frame counts or frame sizes; position tables resized."""
     import keras
 
     with skip_initialization():
@@ -501,7 +571,7 @@ def _resized(cls, model, reshaping):
     return new
 
 
-def _position_tables(model) -> dict:
+def _position_tables(model: keras.Model) -> dict:
     """Every `PositionTable` layer of `model`, by the id of its table variable."""
     return {
         id(layer.table): layer

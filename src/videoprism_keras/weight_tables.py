@@ -10,12 +10,22 @@ inverses, so the same rows also write the official format.
 Pure numpy: nothing here builds or loads a model.
 """
 
+from __future__ import annotations
+
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .model.embeddings import resize_positions
+
+if TYPE_CHECKING:
+    import keras
+
+# One row of a table: (our weight's dotted path, [source tensor keys], conversion kind).
+Row = tuple[str, list[str], str]
 
 # Official stack name → our stack, for the prefix `{enc}` of the vision encoder
 # ("" for video-only, "vision_encoder/" for LvT, "encoder/" for the classifier).
@@ -56,7 +66,7 @@ BLOCK_TABLE = [
 ]
 
 
-def pooler_table(ours: str, official: str) -> list:
+def pooler_table(ours: str, official: str) -> list[Row]:
     """The attention pooler's weights; shared by the LvT model and the classifier."""
     att = f"{official}pooling_attention/"
     return [
@@ -90,7 +100,9 @@ WEIGHT_TABLE = [
 ]
 
 
-def convert(kind, arrays, target_grid=None):
+def convert(
+    kind: str, arrays: Sequence[np.ndarray], target_grid: Sequence[int] | None = None
+) -> np.ndarray:
     """Source tensors → our weight, following one row's conversion `kind`."""
     if kind == "copy":
         return arrays[0]
@@ -191,7 +203,7 @@ _FINAL_NORMS = {
 }
 
 
-def official_rows(model, enc: str) -> list:
+def official_rows(model: keras.Model, enc: str) -> list[Row]:
     """The tables spelled out for this model: rows of (our weight path, [official keys], kind).
 
     A key "name@i" is layer i of the stacked official tensor "name". Rows come
@@ -209,7 +221,7 @@ def official_rows(model, enc: str) -> list:
     return [row for row in rows if weight_at(model, row[0]) is not None]
 
 
-def weight_at(obj, path):
+def weight_at(obj: Any, path: str) -> Any:
     """The weight (or layer) at a dotted path such as "text_encoder.blocks.3.mlp.in_kernel";
     None where the model has no such part (e.g. the text tower of a video-only model)."""
     for part in path.split("."):
@@ -219,7 +231,7 @@ def weight_at(obj, path):
     return obj
 
 
-def keras_hub_encoders(tensors):
+def keras_hub_encoders(tensors: Iterable[str]) -> list[tuple[str, bool]]:
     """keras_hub's encoder groups in saved order → (their blocks, has a final LayerNorm)."""
     found: dict = {}
     for key in tensors:
@@ -233,7 +245,7 @@ def keras_hub_encoders(tensors):
     ]
 
 
-def keras_hub_rows(model, tensors) -> list:
+def keras_hub_rows(model: keras.Model, tensors: Mapping[str, np.ndarray]) -> list[Row]:
     """Rows for a keras_hub `model.weights.h5`: its encoders come in the order spatial,
     temporal, then text and auxiliary; the auxiliary one is the only encoder without a
     final LayerNorm."""
@@ -264,7 +276,7 @@ def keras_hub_rows(model, tensors) -> list:
     return [row for row in rows if weight_at(model, row[0]) is not None]
 
 
-def unconvert(kind, value, owner, count):
+def unconvert(kind: str, value: np.ndarray, owner: Any, count: int) -> list[np.ndarray]:
     """The inverse of `convert`: our weight → `count` official tensors."""
     if kind in ("copy", "positions"):
         return [value]
@@ -303,7 +315,7 @@ LEGACY_LAYOUT = {
 }
 
 
-def legacy_renames(names) -> dict:
+def legacy_renames(names: Iterable[str]) -> dict[str, str]:
     """{old dataset path: new path} for a weights file in the layout before `Projection`
     layers (see `LEGACY_LAYOUT`); {} for a file already in today's layout."""
     owners: dict = {}

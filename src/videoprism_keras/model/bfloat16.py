@@ -17,7 +17,8 @@ import numpy as np
 from keras import ops
 
 # One MLP projection of a base clip's frame batch, in rows × in × out: big enough to run
-# at the GEMM's steady speed, small enough (~50 ms) to time at a model's construction.
+# at the GEMM's steady speed, small enough to time at a model's construction (the probe's
+# cost: benchmarks/README.md, "The approximate fast mode").
 _SHAPE = (2048, 768, 3072)
 _FAST_ENOUGH = 1.1  # bfloat16 must be at least this much faster to be worth its error
 _FEATURES = {"avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
@@ -40,7 +41,7 @@ def cpu() -> tuple[str, list[str]]:
     return name, [label for flag, label in _FEATURES.items() if flag in flags]
 
 
-def _seconds(dtype) -> float:
+def _seconds(dtype: str) -> float:
     rows, inner, out = _SHAPE
     rng = np.random.default_rng(0)
     a = ops.convert_to_tensor(rng.normal(size=(rows, inner)), dtype)

@@ -1,14 +1,18 @@
 """Pixels → patch tokens, and the learned position tables that tell them apart.
 
 The position tables are learned at the training shape (e.g. 16 frames of a 16×16
-patch grid). Other frame counts or resolutions resize them exactly as the
+patch grid). Other frame counts or frame sizes resize them exactly as the
 official code does with `jax.image.resize(..., "bilinear")`: a triangle kernel
 that is widened (antialiased) when shrinking. A resize is linear, so we write it
 as a small matrix built once in numpy per shape, which runs on any backend and
 inside any jit.
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -32,7 +36,7 @@ def resize_matrix(source: int, target: int) -> np.ndarray:
     return (weights * inside[:, None]).astype(np.float32)
 
 
-def grid_resize_matrix(source_grid, target_grid) -> np.ndarray:
+def grid_resize_matrix(source_grid: Sequence[int], target_grid: Sequence[int]) -> np.ndarray:
     """(prod(target), prod(source)) matrix resizing a row-major flattened grid, axis by axis."""
     matrix = np.ones((1, 1), np.float32)
     for src, dst in zip(source_grid, target_grid, strict=True):
@@ -40,7 +44,7 @@ def grid_resize_matrix(source_grid, target_grid) -> np.ndarray:
     return matrix
 
 
-def resize_positions(table, source_grid, target_grid):
+def resize_positions(table: Any, source_grid: Sequence[int], target_grid: Sequence[int]) -> Any:
     """A (prod(source_grid), D) position table resized to `target_grid`.
 
     The one resize of learned position tables: at call time (a backend tensor), when
@@ -59,20 +63,27 @@ def resize_positions(table, source_grid, target_grid):
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class PositionTable(keras.layers.Layer):
-    """A learned (prod(grid), D) position table, resizable to any grid at call time."""
+    """A learned (prod(grid), D) position table, resizable to any grid at call time.
 
-    def __init__(self, grid, dim, **kwargs):
+    Args:
+        grid: sequence of ints. The grid the table is learned for: (frames,) or
+            (rows, columns) of patches.
+        dim: int. Width D of a position.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, grid: Sequence[int], dim: int, **kwargs: Any):
         super().__init__(**kwargs)
         self.grid = tuple(int(g) for g in grid)
         self.dim = dim
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: tuple | None = None) -> None:
         self.table = new_weight(self, "table", (int(np.prod(self.grid)), self.dim))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "grid": list(self.grid), "dim": self.dim}
 
-    def resized(self, grid):
+    def resized(self, grid: Sequence[int]) -> Any:
         """The (prod(grid), D) table for the requested grid shape.
 
         A plain method, not `call`: its argument is a static shape, not a tensor.
@@ -83,7 +94,7 @@ class PositionTable(keras.layers.Layer):
         return resize_positions(self.table, self.grid, grid)
 
 
-def to_patches(frames, patch_size):
+def to_patches(frames: Any, patch_size: int) -> Any:
     """(N, H, W, C) → (N, H/p · W/p, p·p·C), row-major patches of (row, col, channel) pixels."""
     _, height, width, channels = ops.shape(frames)
     rows, cols = height // patch_size, width // patch_size

@@ -7,6 +7,10 @@ are symbolic and cannot be inspected, so tensors there are taken as they are. Th
 check reads the array once (its cost is in benchmarks/README.md, "input checks").
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -14,7 +18,8 @@ import numpy as np
 PIXEL_TOLERANCE = 1e-3
 
 
-def standardize_data_format(data_format):
+def standardize_data_format(data_format: str | None) -> str:
+    """`data_format`, or Keras' configured one for None; anything but the two refused."""
     data_format = data_format or keras.config.image_data_format()
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(
@@ -23,14 +28,14 @@ def standardize_data_format(data_format):
     return data_format
 
 
-def frame_shape(image_shape, data_format):
+def frame_shape(image_shape: tuple, data_format: str) -> tuple:
     """`image_shape` in `data_format` order → (H, W, C)."""
     if data_format == "channels_first":
         return (image_shape[1], image_shape[2], image_shape[0])
     return tuple(image_shape)
 
 
-def check_pixel_values(pixels: np.ndarray) -> np.ndarray:
+def check_pixel_values(pixels: Any) -> np.ndarray:
     """Concrete pixel values → float32 in [0, 1], or a `ValueError` saying what is wrong.
 
     uint8 frames (0–255, what decoders and images give) are scaled by 1/255, as
@@ -66,7 +71,7 @@ def check_pixel_values(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
-def check_token_ids(token_ids: np.ndarray, vocabulary_size: int) -> None:
+def check_token_ids(token_ids: Any, vocabulary_size: int) -> None:
     """Concrete token ids must index the text embedding table."""
     token_ids = np.asarray(token_ids)
     if not np.issubdtype(token_ids.dtype, np.integer):
@@ -78,6 +83,6 @@ def check_token_ids(token_ids: np.ndarray, vocabulary_size: int) -> None:
         )
 
 
-def is_concrete(x) -> bool:
+def is_concrete(x: Any) -> bool:
     """Whether `x` holds values we can read now (numpy, a list) rather than a tensor."""
     return isinstance(x, np.ndarray | list | tuple | np.generic)

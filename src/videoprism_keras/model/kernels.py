@@ -6,9 +6,13 @@ per backend so that the bias and the activation need no pass of their own, and t
 rematerialisation of a transformer block, which JAX needs spelled out (see `remat`).
 """
 
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import functools
+from collections.abc import Iterator
+from typing import Any
 
 import keras
 from keras import ops
@@ -17,7 +21,7 @@ _PORTABLE = contextvars.ContextVar("videoprism_portable_kernels", default=False)
 
 
 @contextlib.contextmanager
-def portable():
+def portable() -> Iterator[None]:
     """`linear` as plain Keras ops (a matmul and an add) inside this context: what an
     exporter can translate (ONNX, LiteRT), where PyTorch's oneDNN-only op cannot go."""
     token = _PORTABLE.set(True)
@@ -27,7 +31,7 @@ def portable():
         _PORTABLE.reset(token)
 
 
-def linear(x, kernel, bias, activation=None):
+def linear(x: Any, kernel: Any, bias: Any, activation: str | None = None) -> Any:
     """`activation(x @ kernel + bias)` over the last axis of `x`, of any rank.
 
     One 2-D GEMM with the bias inside it: TensorFlow's graph optimiser fuses
@@ -62,7 +66,7 @@ def linear(x, kernel, bias, activation=None):
     return ops.reshape(activate(y, activation), (*lead, kernel.shape[-1]))
 
 
-def activate(y, activation):
+def activate(y: Any, activation: str | None) -> Any:
     """The model's activations by name: None, "gelu" (exact erf, as in the official
     vision encoders; Keras' "gelu" activation is the tanh approximation) or "relu"."""
     if activation == "gelu" and keras.backend.backend() == "tensorflow" and _PORTABLE.get():
@@ -79,7 +83,7 @@ def activate(y, activation):
     return y
 
 
-def remat(block, x, **kwargs):
+def remat(block: keras.layers.Layer, x: Any, **kwargs: Any) -> Any:
     """`block(x, **kwargs)` in training, keeping only `x` for the backward pass, which
     runs the block again (gradient checkpointing).
 
@@ -181,7 +185,7 @@ def _onednn_linear(x, kernel):
     """Whether PyTorch can run `linear` as one oneDNN call: on the CPU, with a oneDNN
     build, without autograd (the op has no gradient, so training uses addmm) and with
     a contiguous kernel (a strided one, e.g. a column slice, takes oneDNN's reference
-    path, orders of magnitude slower)."""
+    path, far slower)."""
     import torch
 
     return (

@@ -11,7 +11,9 @@ projection, LoRA adapters) is small and replicated.
 import keras
 
 
-def layout_map(device_mesh, model_dim="model", batch_dim="batch"):
+def layout_map(
+    device_mesh: keras.distribution.DeviceMesh, model_dim: str = "model", batch_dim: str = "batch"
+) -> keras.distribution.LayoutMap:
     """A `keras.distribution.LayoutMap` over `device_mesh` (keras_hub's `get_layout_map`)."""
     names = tuple(device_mesh.axis_names)
     if model_dim not in names:

@@ -12,11 +12,16 @@ attention, the two MLP projections of every transformer block (video, auxiliary 
 text stacks), and the query/key-value/output projections of the attention poolers.
 The patch projection, embeddings, position tables and norms stay frozen.
 
-Adapters save alone (`save`, a few hundred kB for the base model), keyed by the
+Adapters save alone (`save`, a small file: `r · (in + out)` floats per layer), keyed by the
 layer's path inside the model, so they load into any model of the same
 architecture with LoRA of the same rank enabled. `merge` folds them into the
 kernels and removes them: the model computes as before, without the extra matmul.
 """
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -25,7 +30,7 @@ from keras import ops
 from ..constants import LORA_FILE_SUFFIX, LORA_TARGETS
 
 
-def adapted_layers(model):
+def adapted_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     """{path inside `model`: layer} of the layers with LoRA enabled."""
     return {
         _relative_path(model, layer): layer
@@ -34,7 +39,12 @@ def adapted_layers(model):
     }
 
 
-def enable(model, rank, target_names=None, lora_alpha=None):
+def enable(
+    model: keras.Model,
+    rank: int,
+    target_names: Sequence[str] | None = None,
+    lora_alpha: float | None = None,
+) -> list[keras.layers.Layer]:
     """LoRA of `rank` on the named projections of `model`; everything else frozen."""
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise ValueError(f"LoRA rank must be a positive integer. Received: rank={rank!r}")
@@ -62,7 +72,7 @@ def enable(model, rank, target_names=None, lora_alpha=None):
     return targets
 
 
-def save(model, filepath):
+def save(model: keras.Model, filepath: str | os.PathLike) -> None:
     """Writes the adapters alone to `filepath` (an `.lora.h5` file, as keras_hub names it)."""
     import h5py
 
@@ -85,7 +95,7 @@ def save(model, filepath):
             group["lora_kernel_b"] = ops.convert_to_numpy(layer.lora_kernel_b)
 
 
-def load(model, filepath):
+def load(model: keras.Model, filepath: str | os.PathLike) -> None:
     """Reads adapters written by `save` into `model`, enabling LoRA of the saved rank
     on the same layers first if it is not enabled yet."""
     import h5py
@@ -127,7 +137,7 @@ def load(model, filepath):
         layer.lora_kernel_b.assign(b)
 
 
-def merge(model):
+def merge(model: keras.Model) -> None:
     """Folds every adapter into its kernel and removes it (`kernel += alpha / r · A @ B`)."""
     layers = adapted_layers(model)
     if not layers:
@@ -138,7 +148,7 @@ def merge(model):
         )
         layer._kernel.assign(ops.cast(merged, layer._kernel.dtype))
         # Untracked and dropped by hand: `del` on a Keras layer runs a full `gc.collect()`
-        # per variable (seconds in a large process).
+        # per variable (slow in a large process).
         for name in ("lora_kernel_a", "lora_kernel_b"):
             layer._untrack_variable(getattr(layer, name))
             object.__delattr__(layer, name)
@@ -146,21 +156,22 @@ def merge(model):
     _retrack_torch(model)
 
 
-def trainable_count(model):
+def trainable_count(model: keras.Model) -> int:
+    """The number of trainable parameters of `model`."""
     return int(sum(np.prod(v.shape) for v in model.trainable_variables))
 
 
-def _relative_path(model, layer):
+def _relative_path(model: keras.Model, layer: keras.layers.Layer) -> str:
     prefix = model.path + "/" if model.path else ""
     path = layer.path
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
-def _any_quantized(model):
+def _any_quantized(model: keras.Model) -> bool:
     return any(getattr(layer, "quantization_mode", None) for layer in model._flatten_layers())
 
 
-def _retrack_torch(model):
+def _retrack_torch(model: keras.Model) -> None:
     """On PyTorch every Keras layer keeps a `ParameterDict` of its variables, made at
     build time: rebuilt here, so that `parameters()` sees the adapters (and not the
     merged ones)."""

@@ -8,9 +8,14 @@ Its heads may be wider than hidden_dim / num_heads: the LvT pooler uses
 head_dim = 4·D / heads, the classifier's D / heads. A LayerNorm closes it.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
+from ..deprecation import renamed_arguments, renamed_attribute
 from .init import new_weight
 from .projection import Projection
 from .transformer import LayerNorm, attend, merge_heads, split_heads
@@ -20,16 +25,28 @@ R_SOFTPLUS_0 = 1.442695041  # 1 / softplus(0), hard-coded like the official code
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class AttentionPooler(keras.layers.Layer):
-    """(B, S, D) tokens [+ (B, S) mask, 1 = real] → (B, D) pooled embedding."""
+    """(B, S, D) tokens [+ (B, S) mask, 1 = real] → (B, D) pooled embedding.
 
-    def __init__(self, num_heads, head_dim, epsilon=1e-6, **kwargs):
+    Args:
+        num_heads: int. Attention heads.
+        head_dim: int. Width of each head (need not be D / num_heads).
+        layer_norm_epsilon: float. Epsilon of the closing LayerNorm. Defaults to `1e-6`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+    """
+
+    epsilon = renamed_attribute("layer_norm_epsilon")
+
+    @renamed_arguments(epsilon="layer_norm_epsilon")
+    def __init__(
+        self, num_heads: int, head_dim: int, layer_norm_epsilon: float = 1e-6, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.head_dim = head_dim
-        self.epsilon = epsilon
-        self.norm = LayerNorm(epsilon, dtype=self.dtype_policy, name="norm")
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.norm = LayerNorm(layer_norm_epsilon, dtype=self.dtype_policy, name="norm")
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         dim, inner = input_shape[-1], self.num_heads * self.head_dim
         policy = self.dtype_policy
         self.query = new_weight(self, "query", (1, dim))
@@ -41,12 +58,12 @@ class AttentionPooler(keras.layers.Layer):
             layer.build((None, width))
         self.norm.build((None, dim))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         return {**config, "num_heads": self.num_heads, "head_dim": self.head_dim,
-                "epsilon": self.epsilon}  # fmt: skip
+                "layer_norm_epsilon": self.layer_norm_epsilon}  # fmt: skip
 
-    def call(self, tokens, token_mask=None):
+    def call(self, tokens: Any, token_mask: Any = None) -> Any:
         batch = ops.shape(tokens)[0]
         heads, head_dim = self.num_heads, self.head_dim
         # A tensor, not the variable: on TensorFlow a variable inside Keras' quantized call

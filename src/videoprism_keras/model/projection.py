@@ -29,6 +29,10 @@ Weights files from before (projection weights on their owner layer) load through
 `weight_tables.legacy_renames`.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -46,7 +50,7 @@ class _PolicyMapSafeQuantize:
     under the layer's path, as the `dtype_policy` setter does for maps.
     """
 
-    def quantize(self, mode=None, type_check=True, config=None):
+    def quantize(self, mode: str | None = None, type_check: bool = True, config: Any = None):
         # Keras refuses subclasses unless told that this one is fine (it is: only
         # `call` differs, and the quantized call is Keras' own).
         policy_map = self._dtype_policy
@@ -72,11 +76,27 @@ class TokenEmbedding(_PolicyMapSafeQuantize, keras.layers.Embedding):
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class Projection(_PolicyMapSafeQuantize, keras.layers.Dense):
-    """`activation(x @ kernel + bias)`; `activation` is None, "gelu" (exact) or "relu"."""
+    """`activation(x @ kernel + bias)`: a `keras.layers.Dense` with its activation fused.
+
+    Args:
+        units: int. Output width.
+        activation: str or None. None, "gelu" (exact, erf) or "relu". Defaults to
+            `None`.
+        kernel_initializer: the kernel's initializer (zeros inside
+            `skip_initialization`). Defaults to `"glorot_uniform"`.
+        **kwargs: `keras.layers.Dense` arguments (every projection has a bias:
+            `use_bias` is ignored).
+    """
 
     quantization_modes = ("int8", "int4", "float8")
 
-    def __init__(self, units, activation=None, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        kernel_initializer: Any = "glorot_uniform",
+        **kwargs: Any,
+    ):
         if activation not in (None, "gelu", "relu"):
             raise ValueError(
                 f"Projection activation must be None, 'gelu' or 'relu'. Received: {activation!r}"
@@ -87,22 +107,23 @@ class Projection(_PolicyMapSafeQuantize, keras.layers.Dense):
         )
         self.fused_activation = activation
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not (self.lora_enabled and training):
             # `kernel`: the variable, or Dense's merged W + s·A·B, so that LoRA at init
             # gives exactly the base outputs.
             return linear(inputs, self.kernel, self.bias, self.fused_activation)
         # Training: x·W + s·(x·A)·B, so that the frozen W needs no gradient of its own
         # (a whole GEMM less per projection in the backward pass) and no merged kernel
-        # is made and kept for it; 2-D products, as in `linear` (XLA: N-D ones 2x slower).
+        # is made and kept for it; 2-D products, as in `linear` (XLA runs N-D ones slower:
+        # benchmarks/README.md, training step).
         scale = self.lora_alpha / self.lora_rank
         lead, flat = ops.shape(inputs)[:-1], ops.reshape(inputs, (-1, inputs.shape[-1]))
         low = ops.matmul(ops.matmul(flat, self.lora_kernel_a), self.lora_kernel_b)
         y = linear(inputs, self._kernel, self.bias) + scale * ops.reshape(low, (*lead, self.units))
         return activate(y, self.fused_activation)
 
-    def quantized_call(self, inputs, training=None):
+    def quantized_call(self, inputs: Any, training: bool | None = None) -> Any:
         return activate(super().quantized_call(inputs, training=training), self.fused_activation)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "activation": self.fused_activation}

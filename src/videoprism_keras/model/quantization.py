@@ -8,15 +8,23 @@ a `DTypePolicyMap` keyed by layer path, as keras_hub writes it, so that a model
 built from that config (a `.keras` file, a preset) builds them quantized.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 
 # The modes `quantize` takes; GPTQ and AWQ need a calibration structure we do not define.
 QUANTIZATION_MODES = ("int8", "int4", "float8")
 
+# `keras.Model.quantize`'s `filters`: a regex searched in layer names, a list of them, or
+# a callable on the layer.
+Filters = str | Sequence[str] | Callable[[keras.layers.Layer], bool]
 
-def layer_modes(layer) -> tuple:
+
+def layer_modes(layer: keras.layers.Layer) -> tuple[str, ...]:
     """The quantization modes `layer` implements (none for layers without weights to quantize)."""
     modes = getattr(layer, "quantization_modes", None)
     if modes is not None:
@@ -28,7 +36,9 @@ def layer_modes(layer) -> tuple:
     return ()
 
 
-def quantize_filter(mode, filters=None):
+def quantize_filter(
+    mode: str, filters: Filters | None = None
+) -> Callable[[keras.layers.Layer], bool]:
     """`keras.Model.quantize`'s `filters`, narrowed to the layers that implement `mode`.
 
     `filters` is what Keras takes: a regex (or a list of them) searched in layer
@@ -62,7 +72,14 @@ def quantize_filter(mode, filters=None):
     return wanted
 
 
-def quantize(model, quantize_all, mode=None, config=None, filters=None, **kwargs):
+def quantize(
+    model: keras.Model,
+    quantize_all: Callable[..., None],
+    mode: str | None = None,
+    config: Any = None,
+    filters: Filters | None = None,
+    **kwargs: Any,
+) -> None:
     """Runs `quantize_all` (`keras.Model.quantize` of `model`) on the quantizable layers."""
     if mode is None and config is not None:
         mode = getattr(config, "mode", None)
@@ -74,7 +91,7 @@ def quantize(model, quantize_all, mode=None, config=None, filters=None, **kwargs
     quantize_all(mode, config=config, filters=quantize_filter(mode, filters), **kwargs)
 
 
-def dtype_config(model):
+def dtype_config(model: keras.Model) -> dict:
     """`model`'s dtype for its config: its policy, or a `DTypePolicyMap` holding the
     policy of every quantized layer by path (the model's policy as the default)."""
     policy = model.dtype_policy
@@ -89,7 +106,7 @@ def dtype_config(model):
     return keras.dtype_policies.serialize(policy)
 
 
-def rebase(saved, dtype):
+def rebase(saved: Any, dtype: Any) -> Any:
     """The dtype for a model loaded from a config whose dtype is `saved` when the caller
     asks for `dtype`: `dtype` itself, or, when `saved` records quantized layers, the same
     map with `dtype` as its default and as the source dtype of every quantized policy
