@@ -1,13 +1,18 @@
-"""The `videoprism` command end to end, in subprocesses, on the small official checkpoints."""
+"""The `videoprism` command on the small official checkpoints: end to end in subprocesses,
+and the argument checks (which answer before any model loads) in process, through `main`."""
 
 import json
 import os
 import subprocess
 import sys
+import types
+import warnings
 
 import numpy as np
 import pytest
 from videos import write_video
+
+from videoprism_keras.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +27,14 @@ def run(env, *args, ok=True):
     if ok:
         assert out.returncode == 0, out.stderr[-2000:]
     return out
+
+
+def call(capsys, *args):
+    """`main` in this process, its result shaped like `run`'s."""
+    capsys.readouterr()  # what came before is not this call's
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return types.SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
 @pytest.fixture(scope="module")
@@ -141,37 +154,58 @@ def test_train_lowers_the_loss(env, golden_dir, tmp_path):
     assert (tmp_path / "clf.keras").is_file()
 
 
-def test_errors_are_one_line(env, lvt, tmp_path):
+def test_errors_are_one_line(env, lvt, tmp_path, capsys):
     model, tok = lvt
+    # The whole process says one line: no traceback, nothing a library logs on its way.
     out = run(env, "classify", tmp_path / "missing.mp4", "--labels", "a,b", *model, *tok, ok=False)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0 and "missing.mp4" in out.stderr
-    out = run(env, "classify", tmp_path, *model, ok=False)
+    out = call(capsys, "classify", tmp_path, *model)
     assert out.returncode == 2 and "--labels" in out.stderr
-    out = run(env, "search", tmp_path, "--text", "x", *model, *tok, ok=False)
+    out = call(capsys, "search", tmp_path, "--text", "x", *model, *tok)
     assert "not a video index" in out.stderr
     (tmp_path / "file").write_text("x")
-    out = run(env, "index", tmp_path, "-o", tmp_path / "file" / "ix", *model, ok=False)
+    out = call(capsys, "index", tmp_path, "-o", tmp_path / "file" / "ix", *model)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "-o" in out.stderr
     assert "cannot write" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_info(env):
-    out = json.loads(run(env, "info", "--json").stdout)
+def test_help_and_usage_errors_load_no_keras():
+    code = ("import sys\nfrom videoprism_keras.cli import main\n"
+            "assert main(['--help']) == 0 and main(['nonsense']) == 2\n"
+            "assert 'keras' not in sys.modules, 'Keras was imported'")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: videoprism" in out.stdout and "invalid choice: 'nonsense'" in out.stderr
+
+
+def test_info(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIDEOPRISM_CACHE", str(tmp_path / "cache"))
+    out = json.loads(call(capsys, "info", "--json").stdout)
     assert set(out["presets"]) >= {"videoprism_public_v1_base", "videoprism_lvt_public_v1_large"}
     assert out["backend"] in {"jax", "torch", "tensorflow"}
 
 
-def test_backend_before_or_after_the_command(env):
+def test_backend_before_or_after_the_command(env, capsys):
     plain = {k: v for k, v in env.items() if k != "KERAS_BACKEND"}
     assert json.loads(run(plain, "info", "--json").stdout)["backend"] == "jax"  # the default
-    for args in (["info", "--json", "--backend", "torch"], ["--backend", "torch", "info"]):
-        assert json.loads(run(plain, *args, "--json").stdout)["backend"] == "torch"
-    out = run(plain, "info", "--backend", "caffe", ok=False)
+    out = run(plain, "info", "--json", "--backend", "torch")
+    assert json.loads(out.stdout)["backend"] == "torch"
+    # Either place reaches the backend choice; here Keras is loaded already, with another.
+    import keras
+
+    loaded = keras.backend.backend()
+    other = "torch" if loaded != "torch" else "jax"
+    for args in (["info", "--json", "--backend", other], ["--backend", other, "info", "--json"]):
+        out = call(capsys, *args)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1
+        assert f"--backend {other}: Keras is already loaded with {loaded}" in out.stderr
+    out = call(capsys, "info", "--backend", "caffe")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "caffe" in out.stderr
 
 
-def test_usage_errors_are_one_line_with_code_2(env, lvt):
+def test_usage_errors_are_one_line_with_code_2(lvt, capsys):
     model, _ = lvt
     for args in (
         ["classify", "--labels", "a,b"],  # no video
@@ -180,12 +214,27 @@ def test_usage_errors_are_one_line_with_code_2(env, lvt):
         ["embed", "x.mp4", "-o", "e.npz", "--no-such-option"],
         ["nonsense"],
     ):
-        out = run(env, *args, ok=False)
+        out = call(capsys, *args)
         assert out.returncode == 2, args
         assert out.stderr.count("\n") == 1 and "error:" in out.stderr, out.stderr
         assert "usage:" not in out.stderr
-    out = run(env, "classify", "x.mp4", "--labels", "a", "--template", "no slot", *model, ok=False)
+    out = call(capsys, "classify", "x.mp4", "--labels", "a", "--template", "no slot", *model)
     assert out.returncode == 2 and "--template" in out.stderr
+
+
+def test_main_leaves_the_process_as_it_found_it(lvt, tmp_path, monkeypatch, capsys):
+    import keras
+
+    model, _ = lvt
+    monkeypatch.setenv("VIDEOPRISM_CACHE", str(tmp_path))
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    environ, show, filters = dict(os.environ), warnings.showwarning, list(warnings.filters)
+    backend = ["--backend", keras.backend.backend()]
+    assert call(capsys, *backend, "info", "--json").returncode == 0
+    assert call(capsys, *backend, "classify", "x.mp4", "--labels", "a", "--template", "no slot",
+                *model).returncode == 2  # fmt: skip
+    assert dict(os.environ) == environ
+    assert warnings.showwarning is show and warnings.filters == filters
 
 
 def test_template_and_temperature(env, lvt, media_dir):
@@ -225,7 +274,8 @@ def test_index_vector_index_is_built_once_and_reused(env, lvt, videos, tmp_path)
     assert {hit["path"] for hit in hits} <= {str(path) for path in videos.glob("*.mp4")}
 
 
-def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden_dir, tmp_path):
+def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden_dir, tmp_path,
+                                                         capsys):  # fmt: skip
     model, tok = lvt
     index = tmp_path / "index"
     run(env, "index", videos / "gen0.mp4", "-o", index, *model)
@@ -236,7 +286,7 @@ def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden
     assert json.loads(out.stdout) == {"index": str(index), "added": 1, "skipped": 2, "size": 3}
     other = ["--preset", golden_dir / "video_small.ckpt.npz"]
     for args in (["index", videos, "-o", index, *other], ["search", index, "--text", "x", *other]):
-        out = run(env, *args, ok=False)
+        out = call(capsys, *args)
         assert out.returncode == 2 and out.stderr.count("\n") == 1
         assert "lvt_small.ckpt.npz" in out.stderr and "video_small.ckpt.npz" in out.stderr
     hits = json.loads(run(env, "search", index, "--text", "a video", *tok, "--json").stdout)
@@ -270,22 +320,18 @@ def test_index_uses_its_vector_index_above_its_threshold(tmp_path):
 
 
 def test_index_dtype_is_the_default_not_a_rule():
-    import argparse
-
-    from videoprism_keras.cli import UsageError, _index_model
+    from videoprism_keras.cli import UsageError
+    from videoprism_keras.cli.models import ModelOptions, index_options
 
     meta = {"preset": "videoprism_lvt_public_v1_base", "dtype": "bfloat16"}
     for given, used in ((None, "bfloat16"), ("float32", "float32")):
-        args = argparse.Namespace(preset=None, soft_cap=None, dtype=given, frames=None, size=None)
-        _index_model(args, meta)
-        assert args.dtype == used
+        assert index_options(ModelOptions(dtype=given), meta).dtype == used
     # Adding to an index is another matter: one index, one dtype.
-    args = argparse.Namespace(preset=None, soft_cap=None, dtype="float32", frames=None, size=None)
     with pytest.raises(UsageError, match="--dtype bfloat16, not float32"):
-        _index_model(args, meta, writing=True)
+        index_options(ModelOptions(dtype="float32"), meta, writing=True)
 
 
-def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
+def test_search_filters_and_per_video(env, lvt, videos, tmp_path, capsys):
     import shutil
 
     model, tok = lvt
@@ -304,7 +350,7 @@ def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
     assert {h["path"] for h in hits} == {str((library / "x" / "gen2.mp4").resolve())}
     out = run(env, "search", index, *text, "--where", "start_s >>> 2", *model, ok=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--where" in out.stderr
-    out = run(env, "index", library, "-o", index, "--clip-seconds", "2", *model, ok=False)
+    out = call(capsys, "index", library, "-o", index, "--clip-seconds", "2", *model)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "--clip-seconds 1.0, not 2.0" in out.stderr
 
