@@ -1,18 +1,17 @@
-"""The `videoprism` command on the small official checkpoints: end to end in subprocesses,
-and the argument checks (which answer before any model loads) in process, through `main`."""
+"""The `videoprism` command on the small official checkpoints: end to end in subprocesses
+(the commands of one test in one interpreter where no assertion is about the process), and
+the argument checks (which answer before any model loads) in process, through `main`."""
 
 import json
 import os
 import subprocess
 import sys
-import types
 import warnings
 
 import numpy as np
 import pytest
+from cli_helpers import call, run_all
 from videos import write_video
-
-from videoprism_keras.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +26,6 @@ def run(env, *args, ok=True):
     if ok:
         assert out.returncode == 0, out.stderr[-2000:]
     return out
-
-
-def call(capsys, *args):
-    """`main` in this process, its result shaped like `run`'s."""
-    capsys.readouterr()  # what came before is not this call's
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return types.SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
 @pytest.fixture(scope="module")
@@ -65,31 +56,31 @@ def test_classify_json_and_plot(env, lvt, media_dir, tmp_path):
 
 def test_embed_formats(env, lvt, videos, tmp_path):
     model, _ = lvt
-    for name in ("e.npz", "e.npy", "e.parquet"):
-        run(env, "embed", videos, "-o", tmp_path / name, *model)
+    frames = ["embed", videos / "gen0.mp4", "-o", tmp_path / "f.npz", "--kind", "frames", *model]
+    run_all(env, *(["embed", videos, "-o", tmp_path / name, *model]
+                   for name in ("e.npz", "e.npy", "e.parquet")), frames,
+            ["embed", videos, "-o", tmp_path / "b1.npz", *model, "--batch-size", "1"])  # fmt: skip
     data = np.load(tmp_path / "e.npz")
     assert data["vectors"].shape == (3, 32) and len(data["paths"]) == 3
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), data["vectors"])
     from videoprism_keras.apps import Embeddings
 
     np.testing.assert_allclose(Embeddings.load(tmp_path / "e.parquet").vectors, data["vectors"])
-    run(env, "embed", videos / "gen0.mp4", "-o", tmp_path / "f.npz", "--kind", "frames", *model)
     assert np.load(tmp_path / "f.npz")["vectors"].shape == (1, 4, 32)
     # .npy keeps the file names in a sidecar; --batch-size changes nothing but the batching.
     assert json.loads((tmp_path / "e.json").read_text())["paths"] == list(data["paths"])
-    run(env, "embed", videos, "-o", tmp_path / "b1.npz", *model, "--batch-size", "1")
     np.testing.assert_allclose(np.load(tmp_path / "b1.npz")["vectors"], data["vectors"], atol=1e-5)
 
 
 def test_bfloat16_fast_mode(env, lvt, videos, tmp_path):
     model, _ = lvt
-    run(env, "embed", videos, "-o", tmp_path / "exact.npz", *model)
-    run(env, "embed", videos, "-o", tmp_path / "fast.npz", *model, "--dtype", "bfloat16")
+    run_all(env, ["embed", videos, "-o", tmp_path / "exact.npz", *model],
+            ["embed", videos, "-o", tmp_path / "fast.npz", *model, "--dtype", "bfloat16"],
+            ["index", videos, "-o", tmp_path / "index", *model, "--dtype", "bfloat16"])  # fmt: skip
     exact, fast = (np.load(tmp_path / f"{name}.npz")["vectors"] for name in ("exact", "fast"))
     assert fast.dtype == np.float32  # the files stay float32 whatever the compute dtype
     assert (exact * fast).sum(-1).min() > 0.999  # unit vectors: cosine similarity
     assert np.abs(fast - exact).max() > 1e-5  # it did run in bfloat16
-    run(env, "index", videos, "-o", tmp_path / "index", *model, "--dtype", "bfloat16")
     from videoprism_keras.apps import VideoIndex
 
     meta = VideoIndex.load(tmp_path / "index").meta
@@ -112,28 +103,22 @@ def test_index_then_search_by_text_and_video(env, lvt, videos, media_dir, tmp_pa
     model, tok = lvt
     index = tmp_path / "index"
     real = media_dir / "water_bottle_drumming.mp4"  # 8.3 s: 9 windows
-    run(env, "index", videos / "gen0.mp4", real, "-o", index, "--clip-seconds", "1", *model)
-    out = json.loads(
-        run(
-            env,
-            "index",
-            videos / "gen1.mp4",
-            videos / "gen2.mp4",
-            "-o",
-            index,
-            "--clip-seconds",
-            "1",
-            "--json",
-            *model,
-        ).stdout
-    )
-    assert out["size"] == 3 + 9 + 4 + 5  # 3 s, 8.3 s, 4 s and 5 s videos in 1 s windows
-    hits = json.loads(run(env, "search", index, "--text", "a video", *model, *tok, "--json").stdout)
-    assert len(hits) == 5 and all({"path", "start_s", "end_s", "score"} <= set(h) for h in hits)
     query = ["--video", real, "--top-k", "1", "--json"]
-    same = json.loads(run(env, "search", index, *query, *model).stdout)
+    _, added, found, same, _ = run_all(
+        env,
+        ["index", videos / "gen0.mp4", real, "-o", index, "--clip-seconds", "1", *model],
+        ["index", videos / "gen1.mp4", videos / "gen2.mp4", "-o", index, "--clip-seconds", "1",
+         "--json", *model],
+        ["search", index, "--text", "a video", *model, *tok, "--json"],
+        ["search", index, *query, *model],
+        ["search", index, "--text", "a video", *model, *tok, "--plot", tmp_path / "s.png"],
+    )  # fmt: skip
+    out = json.loads(added.stdout)
+    assert out["size"] == 3 + 9 + 4 + 5  # 3 s, 8.3 s, 4 s and 5 s videos in 1 s windows
+    hits = json.loads(found.stdout)
+    assert len(hits) == 5 and all({"path", "start_s", "end_s", "score"} <= set(h) for h in hits)
+    same = json.loads(same.stdout)
     assert same[0]["path"] == os.path.abspath(real) and same[0]["score"] > 0.9
-    run(env, "search", index, "--text", "a video", *model, *tok, "--plot", tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 5_000
 
 
@@ -241,19 +226,19 @@ def test_template_and_temperature(env, lvt, media_dir):
     model, tok = lvt
     clip = media_dir / "water_bottle_drumming.mp4"
     labels = ["--labels", "drumming,cooking,a cat", "--top-k", "3", "--json"]
+    extras = ([], ["--temperature", "1"], ["--template", "a photo of {}, taken at night"])
+    runs = run_all(env, *(["classify", clip, *model, *tok, *labels, *extra] for extra in extras))
 
-    def probabilities(*extra):
-        top = json.loads(run(env, "classify", clip, *model, *tok, *labels, *extra).stdout)[0]
+    def probabilities(out):
+        top = json.loads(out.stdout)[0]
         by_label = {hit["label"]: hit["probability"] for hit in top["top"]}
         return np.array([by_label[label] for label in ("drumming", "cooking", "a cat")])
 
-    default = probabilities()
+    default, warm, other = map(probabilities, runs)
     # p ∝ exp(s / T): at T = 1 the probabilities are softmax(0.01 · log p(T = 0.01)).
-    warm = probabilities("--temperature", "1")
     logits = 0.01 * np.log(default)
     np.testing.assert_allclose(warm, np.exp(logits) / np.exp(logits).sum(), rtol=1e-3)
     assert np.ptp(warm) < np.ptp(default)
-    other = probabilities("--template", "a photo of {}, taken at night")
     assert np.abs(other - default).max() > 1e-3 and other.sum() == pytest.approx(1.0, abs=1e-5)
 
 
@@ -278,18 +263,22 @@ def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden
                                                          capsys):  # fmt: skip
     model, tok = lvt
     index = tmp_path / "index"
-    run(env, "index", videos / "gen0.mp4", "-o", index, *model)
-    again = run(env, "index", videos / "gen0.mp4", videos / "gen1.mp4", "-o", index, *model)
-    assert "skipped 1 already indexed" in again.stdout and "now holds 2" in again.stdout
     # Without --preset (and --soft-cap, --frames, --size) the index's own are used.
-    out = run(env, "index", videos, "-o", index, "--no-progress", "--json")
+    _, again, out, found = run_all(
+        env,
+        ["index", videos / "gen0.mp4", "-o", index, *model],
+        ["index", videos / "gen0.mp4", videos / "gen1.mp4", "-o", index, *model],
+        ["index", videos, "-o", index, "--no-progress", "--json"],
+        ["search", index, "--text", "a video", *tok, "--json"],
+    )
+    assert "skipped 1 already indexed" in again.stdout and "now holds 2" in again.stdout
     assert json.loads(out.stdout) == {"index": str(index), "added": 1, "skipped": 2, "size": 3}
     other = ["--preset", golden_dir / "video_small.ckpt.npz"]
     for args in (["index", videos, "-o", index, *other], ["search", index, "--text", "x", *other]):
         out = call(capsys, *args)
         assert out.returncode == 2 and out.stderr.count("\n") == 1
         assert "lvt_small.ckpt.npz" in out.stderr and "video_small.ckpt.npz" in out.stderr
-    hits = json.loads(run(env, "search", index, "--text", "a video", *tok, "--json").stdout)
+    hits = json.loads(found.stdout)
     assert len(hits) == 3
 
 
@@ -340,12 +329,16 @@ def test_search_filters_and_per_video(env, lvt, videos, tmp_path, capsys):
         (library / folder).mkdir(parents=True, exist_ok=True)
         shutil.copy(videos / name, library / folder / name)
     index = tmp_path / "index"
-    run(env, "index", library, "-o", index, "--clip-seconds", "1", *model)  # 4 + 5 + 3 clips
     text = ["--text", "a video", *tok, "--json", "--top-k", "20"]
-    best = json.loads(run(env, "search", index, *text, "--per-video", *model).stdout)
-    assert sorted(os.path.basename(h["path"]) for h in best) == ["gen0.mp4", "gen1.mp4", "gen2.mp4"]
     query = ["--where", "start_s >= 2 AND duration_s > 4.5", "--under", library / "x"]
-    hits = json.loads(run(env, "search", index, *text, *query, *model).stdout)
+    _, best, hits = run_all(
+        env,
+        ["index", library, "-o", index, "--clip-seconds", "1", *model],  # 4 + 5 + 3 clips
+        ["search", index, *text, "--per-video", *model],
+        ["search", index, *text, *query, *model],
+    )
+    best, hits = json.loads(best.stdout), json.loads(hits.stdout)
+    assert sorted(os.path.basename(h["path"]) for h in best) == ["gen0.mp4", "gen1.mp4", "gen2.mp4"]
     assert len(hits) == 3 and all(h["start_s"] >= 2 for h in hits)  # gen2 (5 s): 2, 3, 4
     assert {h["path"] for h in hits} == {str((library / "x" / "gen2.mp4").resolve())}
     out = run(env, "search", index, *text, "--where", "start_s >>> 2", *model, ok=False)
@@ -358,8 +351,9 @@ def test_search_filters_and_per_video(env, lvt, videos, tmp_path, capsys):
 def test_embed_resume_continues_an_output(env, lvt, videos, tmp_path):
     model, _ = lvt
     out = tmp_path / "e.npz"
-    run(env, "embed", videos / "gen0.mp4", "-o", out, *model)
-    result = json.loads(run(env, "embed", videos, "-o", out, "--resume", "--json", *model).stdout)
+    _, resumed = run_all(env, ["embed", videos / "gen0.mp4", "-o", out, *model],
+                         ["embed", videos, "-o", out, "--resume", "--json", *model])  # fmt: skip
+    result = json.loads(resumed.stdout)
     assert result["resumed"] == 1 and result["shape"] == [3, 32]
     data = np.load(out)
     assert sorted(os.path.basename(p) for p in data["paths"]) == [f"gen{i}.mp4" for i in range(3)]

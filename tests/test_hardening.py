@@ -9,18 +9,17 @@ import os
 import socket
 import subprocess
 import sys
-import types
 
 import keras
 import numpy as np
 import pytest
+from cli_helpers import call, run_all
 from helpers import TINY, TINY_LVT, random_text, random_video, to_numpy
 from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras import hub
 from videoprism_keras.classifier import VideoPrismVideoClassifier
-from videoprism_keras.cli import main
 from videoprism_keras.runtime import Encoder
 
 
@@ -143,14 +142,6 @@ def cli(*args, env=None):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
-def call(capsys, *args):
-    """`main` in this process, its result shaped like `cli`'s."""
-    capsys.readouterr()  # what came before is not this call's
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return types.SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-
 @pytest.fixture(scope="module")
 def tiny_args(golden_dir):
     model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4"]
@@ -234,9 +225,12 @@ def test_strict_makes_any_failure_an_error(labelled, tiny_args, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"garbage")
     files = [labelled / "cats" / "0.mp4", bad]
-    out = cli("embed", *files, "-o", tmp_path / "e.npz", *tiny_args)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out, strict = run_all(env, ["embed", *files, "-o", tmp_path / "e.npz", *tiny_args],
+                          ["embed", *files, "-o", tmp_path / "e.npz", "--strict", *tiny_args],
+                          ok=False)  # fmt: skip
     assert out.returncode == 0 and "1 input(s) failed, 1 item(s) embedded" in out.stderr
-    out = cli("embed", *files, "-o", tmp_path / "e.npz", "--strict", *tiny_args)
+    out = strict
     assert out.returncode == 1 and "--strict" in out.stderr
 
 

@@ -4,4 +4,5 @@ import sys
 
 from . import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when merely imported (the structure test imports every module)
+    sys.exit(main())

@@ -11,7 +11,7 @@ from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "classify", "zero-shot with free-text labels, or a trained "
                     "head (--head)", classify)  # fmt: skip
     p.add_argument("videos", nargs="+")

@@ -9,7 +9,7 @@ from .models import ModelOptions, preset_id
 from .parser import add_command, add_model_options, add_ray_options, positive
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "embed", "videos → embeddings file (.npy + .json, .npz or "
                     ".parquet)", embed)  # fmt: skip
     p.add_argument("videos", nargs="+")

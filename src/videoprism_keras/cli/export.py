@@ -8,7 +8,7 @@ from .models import ModelOptions
 from .parser import DEFAULT_PRESET, add_command, add_sampling_options, positive
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "export", "the model as a SavedModel, ONNX or LiteRT file, for "
                     "serving", export)  # fmt: skip
     p.add_argument("--format", choices=["tf_saved_model", "onnx", "litert"], required=True)

@@ -22,7 +22,7 @@ from .parser import UsageError, add_command, positive
 ANN_THRESHOLD = 200_000  # apps.index.ANN_THRESHOLD, without importing the apps for --help
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "index", "build or extend a searchable video index", index)
     p.add_argument("sources", nargs="+", help="video files or folders")
     output_help = "index folder or LanceDB URI (s3://…); extended if it exists"

@@ -7,7 +7,7 @@ import argparse
 from .parser import add_command
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     add_command(subparsers, "info", "presets, cache and backend", info).add_argument(
         "--json", action="store_true"
     )

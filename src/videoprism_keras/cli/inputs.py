@@ -9,9 +9,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .models import ModelOptions, preset_id
 from .parser import UsageError
+
+if TYPE_CHECKING:
+    from ..apps import Embeddings, VideoIndex
+    from ..apps.embed_writer import EmbeddingWriter
+    from ..model.backbone import VideoPrismBackbone
 
 
 def video_files(sources: list) -> list[str]:
@@ -24,7 +30,7 @@ def video_files(sources: list) -> list[str]:
         raise UsageError(str(err)) from err
 
 
-def check_output(path, suffixes: tuple[str, ...], flag: str) -> None:
+def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) -> None:
     """An output file we can write, checked before any model work starts."""
     out = Path(path)
     if out.suffix.lower() not in suffixes:
@@ -38,7 +44,7 @@ def check_output(path, suffixes: tuple[str, ...], flag: str) -> None:
         raise UsageError(f"{flag} {path}: folder {parent} is not writable")
 
 
-def check_index_folder(output) -> None:
+def check_index_folder(output: str | os.PathLike) -> None:
     """A local index folder that cannot be written fails now, not after the model loads."""
     if "://" in str(output):
         return
@@ -101,7 +107,13 @@ def sources(args: argparse.Namespace, given: list[str]) -> list[str]:
     return listed
 
 
-def on_ray(args: argparse.Namespace, options: ModelOptions, model, files: list, target):
+def on_ray(
+    args: argparse.Namespace,
+    options: ModelOptions,
+    model: VideoPrismBackbone,
+    files: list[str],
+    target: VideoIndex | EmbeddingWriter,
+) -> Embeddings | list:
     """`index`/`embed` on Ray: into a VideoIndex (→ what `add_videos` returns) or an
     EmbeddingWriter (→ the failures)."""
     from ..apps import ray_pipeline as rp

@@ -10,10 +10,16 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_SOFT_CAP
 from ..native_logs import held_stderr
 from .parser import DEFAULT_PRESET, UsageError
+
+if TYPE_CHECKING:
+    from ..apps import Embeddings
+    from ..model.backbone import VideoPrismBackbone
+    from ..tokenizer import VideoPrismTokenizer
 
 # What an index records of its sampling: the `ModelOptions` field → the index's meta key.
 INDEX_SAMPLING = {"num_frames": "num_frames", "size": "size", "clip_seconds": "clip_seconds",
@@ -61,7 +67,7 @@ class ModelOptions:
             overrides["attention_logit_soft_cap"] = self.cap
         return overrides
 
-    def load(self, need_text: bool = False):
+    def load(self, need_text: bool = False) -> VideoPrismBackbone:
         """The backbone; a usage error if text is needed and it has no text tower."""
         from .. import VideoPrismBackbone
 
@@ -70,7 +76,7 @@ class ModelOptions:
             raise UsageError(f"{self.preset_name} is a video-only model; text needs an LvT preset")
         return model
 
-    def load_tokenizer(self, model):
+    def load_tokenizer(self, model: VideoPrismBackbone) -> VideoPrismTokenizer:
         """--tokenizer, else the preset's own."""
         from ..tokenizer import VideoPrismTokenizer
 
@@ -82,12 +88,12 @@ class ModelOptions:
             raise UsageError(f"{self.preset_name} carries no tokenizer: pass --tokenizer SPM_MODEL")
         return VideoPrismTokenizer.from_preset(self.preset_name)
 
-    def sampling(self, model) -> tuple[int, tuple[int, int]]:
+    def sampling(self, model: VideoPrismBackbone) -> tuple[int, tuple[int, int]]:
         """(frames, (height, width)): the flags', else the model's."""
         size = (self.size, self.size) if self.size else tuple(model.frame_shape[:2])
         return self.num_frames or model.num_frames, size
 
-    def embed(self, model, videos: list, kind: str = "video"):
+    def embed(self, model: VideoPrismBackbone, videos: list, kind: str = "video") -> Embeddings:
         """`apps.embed_videos` at these options, failures skipped (and returned)."""
         from ..apps import embed_videos
 
@@ -98,7 +104,7 @@ class ModelOptions:
                             on_error="skip")  # fmt: skip
 
 
-def preset_id(preset) -> str:
+def preset_id(preset: str | os.PathLike) -> str:
     """A preset as an index records it: local paths absolute, names and URLs as they are."""
     text = os.fspath(preset)
     path = Path(text).expanduser()

@@ -25,7 +25,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """Usage errors are one line (and exit code 2), like every other error."""
 
-    def error(self, message):
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -56,7 +56,8 @@ def build(description: str, modules: Iterable[ModuleType]) -> Parser:
     return parser
 
 
-def add_command(subparsers, name: str, help: str, run: Callable) -> Parser:
+def add_command(subparsers: argparse._SubParsersAction, name: str, help: str,
+                run: Callable[[argparse.Namespace], object]) -> Parser:  # fmt: skip
     """A sub-command that `main` answers with `run(args)`; it takes `--backend` too."""
     common = Parser(add_help=False)
     # SUPPRESS keeps a top-level --backend when the command's own is not given.

@@ -12,7 +12,7 @@ from .models import ModelOptions, index_options
 from .parser import UsageError, add_command, add_storage_option, positive
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "serve", "a search service and web page over an index", serve)
     p.add_argument("index")
     host_help = f"address to listen on (default {SERVE_HOST}; any other needs --token)"

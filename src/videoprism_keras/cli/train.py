@@ -13,7 +13,7 @@ from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
 
 
-def add_parsers(subparsers) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "train", "train a classifier head on labelled clips "
                     "(DIR/<label>/*)", train)  # fmt: skip
     p.add_argument("data", help="a folder with one sub-folder of videos per label")
