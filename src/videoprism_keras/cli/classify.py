@@ -1,0 +1,95 @@
+"""`videoprism classify`: zero-shot with free-text labels, or with a head `train` wrote."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..constants import PROMPT_TEMPLATE, TEMPERATURE
+from .inputs import check_output, report_failures, video_files
+from .models import ModelOptions, quiet_native_logs
+from .parser import UsageError, add_command, add_model_options, positive
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "classify", "zero-shot with free-text labels, or a trained "
+                    "head (--head)", classify)  # fmt: skip
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--labels", help="comma-separated labels")
+    p.add_argument("--labels-file", help="one label per line")
+    p.add_argument("--head", help="a classifier trained by `videoprism train` (.keras)")
+    p.add_argument("--template", default=PROMPT_TEMPLATE, help="prompt; {} is the label")
+    p.add_argument("--temperature", type=positive(float), default=TEMPERATURE)
+    p.add_argument("--top-k", type=positive(int), default=5)
+    p.add_argument("--plot", help="write a picture of the results (PNG)")
+    add_model_options(p)
+
+
+def classify(args: argparse.Namespace) -> list:
+    from ..apps import ZeroShotClassifier
+
+    if args.plot:
+        check_output(args.plot, (".png",), "--plot")
+    if args.head:
+        return classify_with_head(args)
+    if bool(args.labels) == bool(args.labels_file):
+        raise UsageError(
+            "give the labels with --labels 'a,b,c' or --labels-file FILE, or a trained "
+            "classifier with --head FILE.keras"
+        )
+    text = args.labels if args.labels else Path(args.labels_file).read_text()
+    labels = [label.strip() for label in text.replace("\n", ",").split(",") if label.strip()]
+    if "{}" not in args.template:
+        raise UsageError(f"--template needs '{{}}' where the label goes; got {args.template!r}")
+    files = video_files(args.videos)
+    options = ModelOptions.from_args(args)
+    model = options.load(need_text=True)
+    classifier = ZeroShotClassifier(
+        model, options.load_tokenizer(model), labels, args.template, args.temperature
+    )
+    embeddings = options.embed(model, files)
+    report_failures(embeddings.failures, embedded=len(embeddings), strict=args.strict)
+    results = classifier.classify(embeddings.vectors, top_k=args.top_k)
+    out = print_top_labels(args, embeddings.paths, results)
+    if args.plot:
+        from ..plots import plot_classification
+
+        probabilities = classifier.probabilities(embeddings.vectors)
+        plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k)
+    return out
+
+
+def classify_with_head(args: argparse.Namespace) -> list:
+    """`classify --head`: the labels and the model are the trained classifier's."""
+    import keras
+
+    if args.labels or args.labels_file or args.preset:
+        raise UsageError("--head brings its own labels and backbone: leave out --labels, "
+                         "--labels-file and --preset")  # fmt: skip
+    head = Path(args.head)
+    if head.suffix != ".keras" or not head.is_file():
+        raise UsageError(f"--head {args.head}: expected a .keras file written by videoprism train")
+    files = video_files(args.videos)
+    try:
+        with quiet_native_logs():
+            model = keras.saving.load_model(head)
+    except Exception as err:  # Keras raises many types for a damaged or foreign file
+        raise UsageError(f"--head {args.head} is not a readable classifier: {err}") from err
+    if not hasattr(model, "predict_labels"):
+        raise UsageError(f"--head {args.head} holds a {type(model).__name__}, not a classifier")
+    embeddings = ModelOptions.from_args(args).embed(model.backbone, files, kind="features")
+    report_failures(embeddings.failures, embedded=len(embeddings), strict=args.strict)
+    results = model.predict_labels({"features": embeddings.vectors}, top_k=args.top_k, verbose=0)
+    return print_top_labels(args, embeddings.paths, results)
+
+
+def print_top_labels(args: argparse.Namespace, paths: list, results: list) -> list:
+    """Each video's top (label, probability) pairs: printed, and as the JSON result."""
+    out = [{"video": p, "top": [{"label": lab, "probability": prob} for lab, prob in r]}
+           for p, r in zip(paths, results, strict=True)]  # fmt: skip
+    if not args.json:
+        for item in out:
+            print(item["video"])
+            for hit in item["top"]:
+                print(f"  {hit['probability']:7.2%}  {hit['label']}")
+    return out

@@ -1,0 +1,62 @@
+"""`videoprism embed`: videos → an embeddings file (.npy + .json, .npz or .parquet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .inputs import check_output, on_ray, report_failures, sources
+from .models import ModelOptions, preset_id
+from .parser import add_command, add_model_options, add_ray_options, positive
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "embed", "videos → embeddings file (.npy + .json, .npz or "
+                    ".parquet)", embed)  # fmt: skip
+    p.add_argument("videos", nargs="+")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
+    p.add_argument("--clip-seconds", type=positive(float))
+    p.add_argument("--stride-seconds", type=positive(float))
+    resume_help = "continue an interrupted run into the same -o (or add videos to a finished one)"
+    p.add_argument("--resume", action="store_true", help=resume_help)
+    add_ray_options(p)
+    add_model_options(p, text=False)
+
+
+def embed(args: argparse.Namespace) -> dict:
+    from ..apps.embed_writer import SUFFIXES, EmbeddingWriter
+    from ..apps.embedding import embed_batches, nothing_embedded
+
+    check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
+    files = sources(args, args.videos)  # before the model loads: a typo fails at once
+    options = ModelOptions.from_args(args)
+    model = options.load()
+    frames, size = options.sampling(model)
+    settings = {"--kind": args.kind, "--preset": preset_id(options.preset_name),
+                "--frames": frames, "--size": list(size), "--clip-seconds": args.clip_seconds,
+                "--stride-seconds": args.stride_seconds,
+                "--dtype": args.dtype or "float32"}  # fmt: skip
+    writer = EmbeddingWriter(args.output, settings, resume=args.resume)
+    failures: list = []
+    if args.ray:
+        failures = on_ray(args, options, model, files, writer)
+    else:
+        for batch in embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
+                                   num_frames=frames, size=size, clip_seconds=args.clip_seconds,
+                                   stride_seconds=args.stride_seconds,
+                                   progress=options.progress, on_error="skip",
+                                   exclude=writer.done, failures=failures):  # fmt: skip
+            writer.write(batch)
+    try:
+        path, shape = writer.finish(args.kind)
+    except ValueError as err:  # nothing at all was embedded
+        if not failures:
+            raise
+        report_failures(failures[1:], embedded=0, summary=False)
+        raise nothing_embedded(failures) from err
+    report_failures(failures, embedded=shape[0], strict=args.strict)
+    if not args.json:
+        resumed = f" ({writer.resumed} from the earlier run)" if writer.resumed else ""
+        print(f"{shape[0]} {args.kind} embeddings {tuple(shape)}{resumed} → {path}")
+    return {"output": str(path), "shape": list(shape), "failures": failures,
+            "resumed": writer.resumed}  # fmt: skip

@@ -1,0 +1,36 @@
+"""`videoprism export`: the model as a SavedModel, ONNX or LiteRT file, for serving."""
+
+from __future__ import annotations
+
+import argparse
+
+from .models import ModelOptions
+from .parser import DEFAULT_PRESET, add_command, add_sampling_options, positive
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "export", "the model as a SavedModel, ONNX or LiteRT file, for "
+                    "serving", export)  # fmt: skip
+    p.add_argument("--format", choices=["tf_saved_model", "onnx", "litert"], required=True)
+    p.add_argument("-o", "--output", required=True,
+                   help="a directory (tf_saved_model), a .onnx or a .tflite file")  # fmt: skip
+    p.add_argument("--preset", help=f"as for the other commands (default {DEFAULT_PRESET})")
+    p.add_argument("--soft-cap", type=float, help="attention logit cap, for .npz checkpoints")
+    add_sampling_options(p)
+    p.add_argument("--text-length", type=positive(int), default=64, help="tokens per text")
+    p.add_argument("--batch-size", type=positive(int),
+                   help="a fixed batch (default: any, where the format allows it)")  # fmt: skip
+    p.add_argument("--quantize", choices=["int8", "int4", "float8"],
+                   help="quantize the projections first")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def export(args: argparse.Namespace) -> dict:
+    model = ModelOptions.from_args(args).load()  # float32: export has no --dtype
+    if args.quantize:
+        model.quantize(args.quantize)
+    shape = dict(num_frames=args.frames, resolution=args.size, text_length=args.text_length)
+    model.export(args.output, args.format, False, batch_size=args.batch_size, **shape)
+    if not args.json:
+        print(f"exported {args.preset or DEFAULT_PRESET} ({args.format}) → {args.output}")
+    return {"output": str(args.output), "format": args.format}

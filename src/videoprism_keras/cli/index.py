@@ -1,0 +1,122 @@
+"""`videoprism index` and `videoprism search`: a searchable video index, built and asked."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from . import parser
+from .inputs import (
+    check_index_folder,
+    check_output,
+    on_ray,
+    report_failures,
+    sources,
+    storage_options,
+    video_files,
+)
+from .models import ModelOptions, index_options, preset_id
+from .parser import UsageError, add_command, positive
+
+ANN_THRESHOLD = 200_000  # apps.index.ANN_THRESHOLD, without importing the apps for --help
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "index", "build or extend a searchable video index", index)
+    p.add_argument("sources", nargs="+", help="video files or folders")
+    output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
+    p.add_argument("-o", "--output", required=True, help=output_help)
+    p.add_argument("--clip-seconds", type=positive(float), help="index windows of long videos")
+    p.add_argument("--stride-seconds", type=positive(float))
+    ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
+    p.add_argument("--ann-threshold", type=positive(int), help=ann_help)
+    parser.add_ray_options(p)
+    parser.add_storage_option(p)
+    parser.add_model_options(p, text=False)
+
+    p = add_command(subparsers, "search", "search an index by text or by example video", search)
+    p.add_argument("index")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text")
+    query.add_argument("--video")
+    p.add_argument("--top-k", type=positive(int), default=5)
+    where_help = "SQL filter over path, start_s, end_s, duration_s, size_bytes"
+    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60")')
+    p.add_argument("--under", help="only videos in this folder (or below)")
+    p.add_argument("--per-video", action="store_true", help="the best clip of each video")
+    p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
+    p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    parser.add_storage_option(p)
+    parser.add_model_options(p)
+
+
+def index(args: argparse.Namespace) -> dict:
+    from ..apps import VideoIndex
+
+    store = storage_options(args.storage_option)
+    check_index_folder(args.output)
+    threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
+    held = VideoIndex(args.output, storage_options=store, **threshold)
+    options = index_options(ModelOptions.from_args(args), held.meta, writing=True)
+    files = sources(args, args.sources)
+    model = options.load()
+    frames, size = options.sampling(model)
+    if not len(held):
+        meta = {"preset": preset_id(options.preset_name)}
+        if options.preset_name.endswith(".npz"):
+            meta["soft_cap"] = options.cap
+        held = VideoIndex(args.output, storage_options=store, meta=meta, **threshold)
+    if args.ray:
+        added = on_ray(args, options, model, files, held)
+    else:
+        added = held.add_videos(model, files, options.clip_seconds, options.stride_seconds,
+                                batch_size=options.batch_size, num_frames=frames, size=size,
+                                progress=options.progress, on_error="skip")  # fmt: skip
+    report_failures(added.failures, embedded=len(added), strict=args.strict)
+    total = len(held)
+    if not args.json:
+        skipped = f" (skipped {added.skipped} already indexed)" if added.skipped else ""
+        print(f"indexed {len(added)} items{skipped}; {args.output} now holds {total}")
+    return {"index": str(args.output), "added": len(added), "skipped": added.skipped,
+            "size": total}  # fmt: skip
+
+
+def search(args: argparse.Namespace) -> list:
+    from ..apps import VideoIndex
+
+    if args.text is not None and not args.text.strip():
+        raise UsageError("--text is empty: give the words to search for")
+    if args.video is not None and Path(args.video).is_dir():
+        raise UsageError(f"--video {args.video} is a folder: give one video file as the query")
+    if args.plot:
+        check_output(args.plot, (".png",), "--plot")
+    held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
+    options = index_options(ModelOptions.from_args(args), held.meta)
+    if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
+        raise UsageError(f"--under {args.under}: no such folder")
+    model = options.load(need_text=args.text is not None)
+    if args.text is not None:
+        from ..runtime import Encoder
+
+        ids, mask = options.load_tokenizer(model).tokenize_texts([args.text])
+        query = Encoder(model).text(ids, mask)
+    else:
+        query = options.embed(model, video_files([args.video])).vectors
+    try:
+        hits = held.search(query, top_k=args.top_k, where=args.where, under=args.under,
+                           per_video=args.per_video, exact=args.exact or None)[0]  # fmt: skip
+    except ValueError as err:
+        if args.where and "filter" in str(err):
+            raise UsageError(f"--where {args.where!r}: {err}") from err
+        raise
+    if not args.json:
+        print(f"top {len(hits)} of {len(held)} for {args.text or args.video!r}")
+        for hit in hits:
+            when = "" if math.isnan(hit.start) else f" [{hit.start:.1f}s-{hit.end:.1f}s]"
+            print(f"  {hit.score:6.3f}  {hit.path}{when}")
+    if args.plot:
+        from ..plots import plot_hits
+
+        plot_hits(args.text or Path(args.video).name, hits, args.plot)
+    return [h.as_dict() for h in hits]

@@ -1,0 +1,159 @@
+"""Which model a command runs, and how: the preset and its overrides, the tokenizer, the
+sampling, read from the flags once (`ModelOptions`); an index's own choices as defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..constants import DEFAULT_SOFT_CAP
+from ..native_logs import held_stderr
+from .parser import DEFAULT_PRESET, UsageError
+
+if TYPE_CHECKING:
+    from ..apps import Embeddings
+    from ..model.backbone import VideoPrismBackbone
+    from ..tokenizer import VideoPrismTokenizer
+
+# What an index records of its sampling: the `ModelOptions` field → the index's meta key.
+INDEX_SAMPLING = {"num_frames": "num_frames", "size": "size", "clip_seconds": "clip_seconds",
+                  "stride_seconds": "stride_seconds"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The model flags of a command; None where the flag was not given (or the command
+    has no such flag)."""
+
+    preset: str | None = None
+    soft_cap: float | None = None
+    dtype: str | None = None
+    tokenizer: str | None = None
+    num_frames: int | None = None
+    size: int | None = None
+    clip_seconds: float | None = None
+    stride_seconds: float | None = None
+    batch_size: int = 4
+    progress: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelOptions:
+        flag = lambda name: getattr(args, name, None)  # noqa: E731
+        return cls(preset=flag("preset"), soft_cap=flag("soft_cap"), dtype=flag("dtype"),
+                   tokenizer=flag("tokenizer"), num_frames=flag("frames"), size=flag("size"),
+                   clip_seconds=flag("clip_seconds"), stride_seconds=flag("stride_seconds"),
+                   batch_size=flag("batch_size") or 4,
+                   progress=not flag("no_progress"))  # fmt: skip
+
+    @property
+    def preset_name(self) -> str:
+        return str(self.preset or DEFAULT_PRESET)
+
+    @property
+    def cap(self) -> float:
+        """The attention cap for an official .npz (which does not store it)."""
+        return DEFAULT_SOFT_CAP if self.soft_cap is None else self.soft_cap
+
+    def overrides(self) -> dict:
+        """`from_preset`'s keyword arguments besides the preset: dtype and soft cap."""
+        overrides = {} if self.dtype in (None, "float32") else {"dtype": self.dtype}
+        if self.preset_name.endswith(".npz"):
+            overrides["attention_logit_soft_cap"] = self.cap
+        return overrides
+
+    def load(self, need_text: bool = False) -> VideoPrismBackbone:
+        """The backbone; a usage error if text is needed and it has no text tower."""
+        from .. import VideoPrismBackbone
+
+        model = VideoPrismBackbone.from_preset(self.preset_name, **self.overrides())
+        if need_text and not model.is_multimodal:
+            raise UsageError(f"{self.preset_name} is a video-only model; text needs an LvT preset")
+        return model
+
+    def load_tokenizer(self, model: VideoPrismBackbone) -> VideoPrismTokenizer:
+        """--tokenizer, else the preset's own."""
+        from ..tokenizer import VideoPrismTokenizer
+
+        if self.tokenizer:
+            return VideoPrismTokenizer(self.tokenizer)
+        if getattr(model, "tokenizer_file", None):
+            return VideoPrismTokenizer(model.tokenizer_file)
+        if self.preset_name.endswith(".npz"):
+            raise UsageError(f"{self.preset_name} carries no tokenizer: pass --tokenizer SPM_MODEL")
+        return VideoPrismTokenizer.from_preset(self.preset_name)
+
+    def sampling(self, model: VideoPrismBackbone) -> tuple[int, tuple[int, int]]:
+        """(frames, (height, width)): the flags', else the model's."""
+        size = (self.size, self.size) if self.size else tuple(model.frame_shape[:2])
+        return self.num_frames or model.num_frames, size
+
+    def embed(self, model: VideoPrismBackbone, videos: list, kind: str = "video") -> Embeddings:
+        """`apps.embed_videos` at these options, failures skipped (and returned)."""
+        from ..apps import embed_videos
+
+        frames, size = self.sampling(model)
+        return embed_videos(model, videos, kind=kind, batch_size=self.batch_size,
+                            num_frames=frames, size=size, clip_seconds=self.clip_seconds,
+                            stride_seconds=self.stride_seconds, progress=self.progress,
+                            on_error="skip")  # fmt: skip
+
+
+def preset_id(preset: str | os.PathLike) -> str:
+    """A preset as an index records it: local paths absolute, names and URLs as they are."""
+    text = os.fspath(preset)
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> ModelOptions:
+    """`options` with an index's choices as defaults. An index holds one model's embedding
+    space: its preset (and soft cap) are the defaults, another one is an error. Its
+    sampling (frames, size; clip and stride seconds when `writing`) is the default too;
+    `writing` refuses another (one index, one sampling), and another dtype, which a search
+    may use (it approximates the same embedding space)."""
+    stored = meta.get("preset")
+    given = options.preset
+    if given is not None and stored is not None and preset_id(given) != preset_id(stored):
+        raise UsageError(f"the index holds embeddings of --preset {stored}, not {given}: "
+                         "leave --preset out to use the index's")  # fmt: skip
+    stored_cap = meta.get("soft_cap")
+    if options.soft_cap is not None and stored_cap is not None and options.soft_cap != stored_cap:
+        raise UsageError(
+            f"the index was built with --soft-cap {stored_cap:g}, not {options.soft_cap:g}"
+        )
+    if writing and options.dtype and meta.get("dtype") and options.dtype != meta["dtype"]:
+        raise UsageError(f"the index was built with --dtype {meta['dtype']}, not "
+                         f"{options.dtype}: leave --dtype out to use the index's, or index "
+                         "into another -o")  # fmt: skip
+    resolved = {
+        "preset": options.preset if options.preset is not None else stored or DEFAULT_PRESET,
+        "soft_cap": options.soft_cap if options.soft_cap is not None else stored_cap,
+        "dtype": options.dtype or meta.get("dtype"),
+    }
+    # Only `index` windows its videos: a search's query video stays whole.
+    fields = INDEX_SAMPLING if writing else {"num_frames": "num_frames", "size": "size"}
+    for name, key in fields.items():
+        given, held = getattr(options, name), meta.get(key)
+        if writing and key in meta and given is not None and given != held:
+            flag = "--" + ("frames" if name == "num_frames" else name.replace("_", "-"))
+            shown = held if held is not None else "(not given: whole videos)"
+            raise UsageError(f"the index was built with {flag} {shown}, not {given}: "
+                             f"leave {flag} out to use the index's, or index into another "
+                             "-o")  # fmt: skip
+        resolved[name] = given if given is not None else held
+    return dataclasses.replace(options, **resolved)
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """TensorFlow's native INFO lines held back meanwhile (`native_logs.held_stderr`):
+    Keras loads TensorFlow when it saves a file, even on JAX."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what they log once loaded
+    with held_stderr():
+        yield

@@ -1,0 +1,111 @@
+"""The argument parser: one-line usage errors, positive numbers, and the option groups
+several commands share. A command module adds its own sub-parser with `add_command`.
+
+Nothing here imports Keras: `--help` and usage errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Iterable
+from types import ModuleType
+
+from ..constants import DEFAULT_SOFT_CAP, MODEL_DTYPES
+
+DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
+BACKENDS = ("jax", "torch", "tensorflow")
+BACKEND_HELP = "Keras backend (before or after the command)"
+
+
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line (and exit code 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse `type` that accepts a finite number above zero of `kind` (int, float)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse
+
+
+def build(description: str, modules: Iterable[ModuleType]) -> Parser:
+    """The `videoprism` parser: `--backend`, then each module's commands (`add_parsers`)."""
+    parser = Parser(prog="videoprism", description=description,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in modules:
+        module.add_parsers(subparsers)
+    return parser
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, help: str,
+                run: Callable[[argparse.Namespace], object]) -> Parser:  # fmt: skip
+    """A sub-command that `main` answers with `run(args)`; it takes `--backend` too."""
+    common = Parser(add_help=False)
+    # SUPPRESS keeps a top-level --backend when the command's own is not given.
+    common.add_argument("--backend", choices=BACKENDS, default=argparse.SUPPRESS,
+                        help=BACKEND_HELP)  # fmt: skip
+    command = subparsers.add_parser(name, help=help, parents=[common])
+    command.set_defaults(run=run)
+    return command
+
+
+def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
+    """The model, its sampling and how a command reports (read by `ModelOptions`)."""
+    preset_help = "preset name, directory, hf://, kaggle:// or official .npz (default "
+    preset_help += f"{DEFAULT_PRESET}; for an index, the one it was built with)"
+    p.add_argument("--preset", help=preset_help)
+    cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
+    p.add_argument("--soft-cap", type=positive(float), help=cap_help)
+    dtype_help = ("compute dtype (default float32, the official numerics; for an index, the "
+                  "one it was built with). bfloat16 is an approximate mode, faster only "
+                  "on some CPUs: speed and error in benchmarks/README.md")  # fmt: skip
+    p.add_argument("--dtype", choices=MODEL_DTYPES, help=dtype_help)
+    if text:
+        p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
+    p.add_argument("--batch-size", type=positive(int), default=4)
+    add_sampling_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-progress", action="store_true")
+    strict_help = "fail if any input fails (default: skip it, say so, go on)"
+    p.add_argument("--strict", action="store_true", help=strict_help)
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frames", type=positive(int), help="frames per clip (default: the model's)")
+    p.add_argument("--size", type=positive(int), help="frame side in pixels (default: the model's)")
+
+
+def add_storage_option(p: argparse.ArgumentParser) -> None:
+    storage_help = "LanceDB storage option for an object-store index (repeat)"
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help=storage_help)  # fmt: skip
+
+
+def add_ray_options(p: argparse.ArgumentParser) -> None:
+    ray_help = ("run on Ray Data: a new local Ray instance, or the cluster at ADDRESS "
+                "(host:port of `ray start --head`, or auto); SOURCES may then also be "
+                "globs and .parquet/.csv lists (a 'path' column of paths or URIs)")  # fmt: skip
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS", help=ray_help)
+    p.add_argument("--workers", type=positive(int),
+                   help="with --ray: model actors (default one per GPU, or 1)")  # fmt: skip
+    p.add_argument("--num-gpus-per-worker", type=positive(float),
+                   help="with --ray: GPUs each model actor holds (default 0: CPU)")  # fmt: skip

@@ -1,0 +1,56 @@
+"""`videoprism serve`: a search service and web page over an index."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..constants import MODEL_DTYPES, SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
+from .inputs import storage_options
+from .models import ModelOptions, index_options
+from .parser import UsageError, add_command, add_storage_option, positive
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "serve", "a search service and web page over an index", serve)
+    p.add_argument("index")
+    host_help = f"address to listen on (default {SERVE_HOST}; any other needs --token)"
+    p.add_argument("--host", default=SERVE_HOST, help=host_help)
+    p.add_argument("--port", type=int, default=SERVE_PORT, help="0: any free port")
+    p.add_argument("--token", default=os.environ.get(SERVE_TOKEN_ENV),
+                   help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV})")  # fmt: skip
+    add_storage_option(p)
+    p.add_argument("--preset", help="as for search (default: the one the index was built with)")
+    p.add_argument("--soft-cap", type=positive(float), help="as for search")
+    p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
+    p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
+
+
+def serve(args: argparse.Namespace) -> dict:
+    from ..apps import VideoIndex
+    from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
+
+    # Searched many times: past the vector index's threshold, its candidates are re-ranked
+    # against vectors held in memory, not read back from the table.
+    index = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option),
+                            in_memory=True)  # fmt: skip
+    options = index_options(ModelOptions.from_args(args), index.meta)
+    token = args.token or None
+    try:  # host, port and token before the model loads: a mistake fails at once
+        check_exposure(args.host, token)
+        sock = bind(args.host, args.port)
+    except ServeError as err:
+        raise UsageError(str(err)) from err
+    with sock:
+        model = options.load()
+        tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
+        service = SearchService(index, model, tokenizer)  # uploads sampled as the index's clips
+        app = create_app(service, token=token)
+        print(f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
+              + (" (token required)" if token else ""), flush=True)  # fmt: skip
+        try:
+            run(app, sock, log_level="warning")
+        except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+            print("videoprism: stopped", file=sys.stderr)
+    return {"index": args.index}

@@ -1,0 +1,116 @@
+"""`videoprism train` (a classifier head on labelled clips) and `videoprism finetune`
+(contrastive fine-tuning on (video, caption) pairs): the library's `classifier_training`
+and `finetune`, from the shell."""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+
+from .inputs import check_output, report_failures
+from .models import ModelOptions, quiet_native_logs
+from .parser import UsageError, add_command, add_model_options, positive
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(subparsers, "train", "train a classifier head on labelled clips "
+                    "(DIR/<label>/*)", train)  # fmt: skip
+    p.add_argument("data", help="a folder with one sub-folder of videos per label")
+    p.add_argument("-o", "--output", required=True, help="the trained classifier (.keras)")
+    p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
+    p.add_argument("--epochs", type=positive(int), default=20)
+    p.add_argument("--learning-rate", type=positive(float), default=1e-3)
+    tune = p.add_mutually_exclusive_group()
+    tune.add_argument("--lora-rank", type=positive(int), help="also train backbone LoRA adapters")
+    tune.add_argument("--full", action="store_true", help="fine-tune the whole backbone too")
+    p.add_argument("--remat", action="store_true", help="with --lora-rank/--full: less memory")
+    add_model_options(p, text=False)
+
+    p = add_command(subparsers, "finetune", "contrastive fine-tuning of an LvT model on "
+                    "(video, caption) pairs", finetune)  # fmt: skip
+    p.add_argument("pairs", help="CSV or parquet with columns path,caption[,start,end]")
+    p.add_argument("-o", "--output", required=True, help="folder for checkpoints and results")
+    p.add_argument("--eval", help="held-out pairs: recall@1/5/10 before and after")
+    p.add_argument("--epochs", type=positive(int), default=5)
+    p.add_argument("--learning-rate", type=positive(float), default=1e-5)
+    p.add_argument("--lora-rank", type=positive(int), help="train LoRA adapters of this rank only")
+    p.add_argument("--freeze", choices=["video", "text"], help="keep this tower fixed")
+    p.add_argument("--remat", action="store_true", help="recompute activations: less memory")
+    p.add_argument("--resume", action="store_true", help="continue from -o's last checkpoint")
+    add_model_options(p)
+
+
+def train(args: argparse.Namespace) -> dict:
+    from .. import classifier_training
+    from ..classifier import VideoPrismVideoClassifier
+
+    try:
+        labels, videos, targets = classifier_training.labelled_videos(args.data)
+    except (OSError, ValueError) as err:
+        raise UsageError(str(err)) from err
+    check_output(args.output, (".keras",), "-o")  # before hours of work, not after
+    options = ModelOptions.from_args(args)
+    if args.classifier:
+        model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, options.cap)
+        if model.num_classes != len(labels):
+            raise UsageError(
+                f"{args.classifier} has {model.num_classes} classes, {args.data} {len(labels)}"
+            )
+        model.labels = labels
+    else:
+        model = VideoPrismVideoClassifier(options.load(), len(labels), labels=labels)
+    frames, size = options.sampling(model.backbone)
+    trained = classifier_training.train(
+        model, videos, targets, epochs=args.epochs, learning_rate=args.learning_rate,
+        batch_size=options.batch_size, num_frames=frames, size=size, lora_rank=args.lora_rank,
+        full=args.full, remat=args.remat, progress=options.progress,
+        on_decoded=partial(report_failures, strict=args.strict),
+    )  # fmt: skip
+    with quiet_native_logs():
+        trained.model.save(args.output)
+    losses = trained.losses
+    if not args.json:
+        loss = f"loss {losses[0]:.3f} → {losses[-1]:.3f}"
+        print(f"trained on {len(trained.paths)} clips of {len(labels)} labels: {loss}")
+        print(f"saved {args.output}")
+    return {"labels": labels, "losses": losses, "output": args.output}
+
+
+def finetune(args: argparse.Namespace) -> dict:
+    from .. import finetune as library
+
+    pairs = library.read_pairs(args.pairs)  # every file checked before any work
+    held_out = library.read_pairs(args.eval) if args.eval else None
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output} exists and is not a folder")
+    done, _ = library.resume_state(args.output)
+    if done and not args.resume:
+        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    options = ModelOptions.from_args(args)
+    model = options.load(need_text=True)
+    tokenizer = options.load_tokenizer(model)
+    with quiet_native_logs():  # TensorFlow's load-time lines when Keras saves (stdout stays)
+        summary = library.run(
+            model, tokenizer, pairs, args.output, eval_pairs=held_out,
+            epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+            num_frames=args.frames, size=args.size, lora_rank=args.lora_rank,
+            freeze=args.freeze, remat=args.remat, resume=args.resume,
+            verbose=0 if args.no_progress or args.json else 1,
+        )  # fmt: skip
+    if not args.json:
+        losses = summary["losses"]
+        print(
+            f"trained {len(pairs)} pairs, epochs {summary['resumed_at']}→{args.epochs}: "
+            f"loss {losses[0]:.3f} → {losses[-1]:.3f}"
+            if losses
+            else "nothing to train"
+        )
+        for when in ("before", "after"):
+            if summary[f"recall_{when}"]:
+                print(
+                    f"recall {when}: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in summary[f"recall_{when}"].items())
+                )
+        print(f"saved {args.output}")
+    return summary
