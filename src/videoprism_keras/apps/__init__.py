@@ -1,14 +1,27 @@
-"""What people do with VideoPrism: embed videos, label them zero-shot, search them."""
+"""What people do with VideoPrism: embed videos, label them zero-shot, search them.
 
-from .embedding import Embeddings, embed_videos, find_videos
-from .index import SearchHit, VideoIndex
-from .zero_shot import ZeroShotClassifier
+Names are imported lazily, so the parts that need no model (`apps.where`, the `where`
+grammar the CLI checks before anything loads) import without Keras.
+"""
 
-__all__ = [
-    "Embeddings",
-    "SearchHit",
-    "VideoIndex",
-    "ZeroShotClassifier",
-    "embed_videos",
-    "find_videos",
-]
+import importlib
+
+_EXPORTS = {
+    "Embeddings": "videoprism_keras.apps.embedding",
+    "embed_videos": "videoprism_keras.apps.embedding",
+    "find_videos": "videoprism_keras.apps.embedding",
+    "SearchHit": "videoprism_keras.apps.index",
+    "VideoIndex": "videoprism_keras.apps.index",
+    "ZeroShotClassifier": "videoprism_keras.apps.zero_shot",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'videoprism_keras.apps' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

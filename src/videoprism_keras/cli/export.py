@@ -29,7 +29,7 @@ def export(args: argparse.Namespace) -> dict:
     model = ModelOptions.from_args(args).load()  # float32: export has no --dtype
     if args.quantize:
         model.quantize(args.quantize)
-    shape = dict(num_frames=args.frames, resolution=args.size, text_length=args.text_length)
+    shape = dict(num_frames=args.frames, size=args.size, text_length=args.text_length)
     model.export(args.output, args.format, False, batch_size=args.batch_size, **shape)
     if not args.json:
         print(f"exported {args.preset or DEFAULT_PRESET} ({args.format}) → {args.output}")

@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from ..apps.where import check_where
+from ..constants import ANN_THRESHOLD, WHERE_COLUMNS
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -18,8 +20,6 @@ from .inputs import (
 )
 from .models import ModelOptions, index_options, preset_id
 from .parser import UsageError, add_command, positive
-
-ANN_THRESHOLD = 200_000  # apps.index.ANN_THRESHOLD, without importing the apps for --help
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--text")
     query.add_argument("--video")
     p.add_argument("--top-k", type=positive(int), default=5)
-    where_help = "SQL filter over path, start_s, end_s, duration_s, size_bytes"
+    where_help = "SQL filter over " + ", ".join(WHERE_COLUMNS)
     p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60")')
     p.add_argument("--under", help="only videos in this folder (or below)")
     p.add_argument("--per-video", action="store_true", help="the best clip of each video")
@@ -89,6 +89,10 @@ def search(args: argparse.Namespace) -> list:
         raise UsageError("--text is empty: give the words to search for")
     if args.video is not None and Path(args.video).is_dir():
         raise UsageError(f"--video {args.video} is a folder: give one video file as the query")
+    try:
+        where = check_where(args.where)
+    except ValueError as err:
+        raise UsageError(f"--where {args.where!r}: {err}") from err
     if args.plot:
         check_output(args.plot, (".png",), "--plot")
     held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
@@ -104,10 +108,10 @@ def search(args: argparse.Namespace) -> list:
     else:
         query = options.embed(model, video_files([args.video])).vectors
     try:
-        hits = held.search(query, top_k=args.top_k, where=args.where, under=args.under,
+        hits = held.search(query, top_k=args.top_k, where=where, under=args.under,
                            per_video=args.per_video, exact=args.exact or None)[0]  # fmt: skip
     except ValueError as err:
-        if args.where and "filter" in str(err):
+        if where and "filter" in str(err):  # the grammar's, but not the column's type
             raise UsageError(f"--where {args.where!r}: {err}") from err
         raise
     if not args.json:
