@@ -52,3 +52,15 @@ MAX_WHERE_CHARS = 500
 # (exact search below it), chosen with benchmarks/index_search.py. Here so that the CLI's
 # help shows it without importing the apps.
 ANN_THRESHOLD = 200_000
+
+# Option sets that the library checks and the CLI offers as choices; one home so that the
+# two cannot drift apart (tests/test_constants.py ties every CLI flag to these).
+BACKENDS = ("jax", "torch", "tensorflow")
+# `export`: TF Serving's SavedModel, ONNX, and LiteRT's `.tflite`.
+EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
+# `quantize`: the modes Keras quantizes to without calibration data (GPTQ/AWQ need it).
+QUANTIZATION_MODES = ("int8", "int4", "float8")
+# `embed`: one vector per video (or clip), per frame, or the token features.
+EMBED_KINDS = ("video", "frames", "features")
+# Contrastive fine-tuning: the tower kept fixed, if any.
+FROZEN_TOWERS = ("video", "text")

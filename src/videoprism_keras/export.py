@@ -37,10 +37,10 @@ from typing import Any
 
 import keras
 
+from .constants import EXPORT_FORMATS
 from .deprecation import renamed_arguments
 from .model.kernels import portable
 
-FORMATS = ("tf_saved_model", "onnx", "litert")
 SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
 
 
@@ -130,8 +130,10 @@ def export(
     Returns:
         `filepath`.
     """
-    if format not in FORMATS:
-        raise ValueError(f"export format must be one of {FORMATS}. Received: format={format!r}")
+    if format not in EXPORT_FORMATS:
+        raise ValueError(
+            f"export format must be one of {EXPORT_FORMATS}. Received: format={format!r}"
+        )
     backend = keras.backend.backend()
     if format == "litert" and backend == "jax":
         raise ValueError(

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .constants import TEMPERATURE
+from .constants import FROZEN_TOWERS, TEMPERATURE
 
 if TYPE_CHECKING:
     from .model.backbone import VideoPrismBackbone
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 # (video path, caption, start seconds or None, end seconds or None): one training pair.
 Pair = tuple[str, str, float | None, float | None]
 
-FREEZE_CHOICES = (None, "video", "text")
 # The scale's ceiling (CLIP's): exp(log_scale) may not pass 100, so that a few steps of
 # a large learning rate cannot make the logits explode.
 MAX_LOG_SCALE = math.log(100.0)
@@ -71,8 +70,10 @@ class VideoPrismContrastive(keras.Model):
                 "VideoPrismContrastive needs a multimodal (LvT) backbone with a text encoder. "
                 f"Received: backbone={type(backbone).__name__}"
             )
-        if freeze not in FREEZE_CHOICES:
-            raise ValueError(f"freeze must be one of {FREEZE_CHOICES}. Received: freeze={freeze!r}")
+        if freeze not in (None, *FROZEN_TOWERS):
+            raise ValueError(
+                f"freeze must be None or one of {FROZEN_TOWERS}. Received: freeze={freeze!r}"
+            )
         if not temperature > 0:
             raise ValueError(f"temperature must be positive. Received: temperature={temperature}")
         self.backbone = backbone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..constants import EMBED_KINDS
 from .inputs import check_output, on_ray, report_failures, sources
 from .models import ModelOptions, preset_id
 from .parser import add_command, add_model_options, add_ray_options, positive
@@ -14,7 +15,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     ".parquet)", embed)  # fmt: skip
     p.add_argument("videos", nargs="+")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--kind", choices=["video", "frames", "features"], default="video")
+    p.add_argument("--kind", choices=EMBED_KINDS, default="video")
     p.add_argument("--clip-seconds", type=positive(float))
     p.add_argument("--stride-seconds", type=positive(float))
     resume_help = "continue an interrupted run into the same -o (or add videos to a finished one)"

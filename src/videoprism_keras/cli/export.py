@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..constants import EXPORT_FORMATS, QUANTIZATION_MODES
 from .models import ModelOptions
 from .parser import DEFAULT_PRESET, add_command, add_sampling_options, positive
 
@@ -11,7 +12,7 @@ from .parser import DEFAULT_PRESET, add_command, add_sampling_options, positive
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "export", "the model as a SavedModel, ONNX or LiteRT file, for "
                     "serving", export)  # fmt: skip
-    p.add_argument("--format", choices=["tf_saved_model", "onnx", "litert"], required=True)
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     p.add_argument("-o", "--output", required=True,
                    help="a directory (tf_saved_model), a .onnx or a .tflite file")  # fmt: skip
     p.add_argument("--preset", help=f"as for the other commands (default {DEFAULT_PRESET})")
@@ -20,7 +21,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-length", type=positive(int), default=64, help="tokens per text")
     p.add_argument("--batch-size", type=positive(int),
                    help="a fixed batch (default: any, where the format allows it)")  # fmt: skip
-    p.add_argument("--quantize", choices=["int8", "int4", "float8"],
+    p.add_argument("--quantize", choices=QUANTIZATION_MODES,
                    help="quantize the projections first")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -11,10 +11,9 @@ import math
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
-from ..constants import DEFAULT_SOFT_CAP, MODEL_DTYPES
+from ..constants import BACKENDS, DEFAULT_SOFT_CAP, MODEL_DTYPES
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
-BACKENDS = ("jax", "torch", "tensorflow")
 BACKEND_HELP = "Keras backend (before or after the command)"
 
 

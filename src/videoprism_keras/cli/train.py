@@ -8,6 +8,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
+from ..constants import FROZEN_TOWERS
 from .inputs import check_output, report_failures
 from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
@@ -35,7 +36,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive(int), default=5)
     p.add_argument("--learning-rate", type=positive(float), default=1e-5)
     p.add_argument("--lora-rank", type=positive(int), help="train LoRA adapters of this rank only")
-    p.add_argument("--freeze", choices=["video", "text"], help="keep this tower fixed")
+    p.add_argument("--freeze", choices=FROZEN_TOWERS, help="keep this tower fixed")
     p.add_argument("--remat", action="store_true", help="recompute activations: less memory")
     p.add_argument("--resume", action="store_true", help="continue from -o's last checkpoint")
     add_model_options(p)

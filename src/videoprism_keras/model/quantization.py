@@ -16,8 +16,7 @@ from typing import Any
 
 import keras
 
-# The modes `quantize` takes; GPTQ and AWQ need a calibration structure we do not define.
-QUANTIZATION_MODES = ("int8", "int4", "float8")
+from ..constants import QUANTIZATION_MODES
 
 # `keras.Model.quantize`'s `filters`: a regex searched in layer names, a list of them, or
 # a callable on the layer.
