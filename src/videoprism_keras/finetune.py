@@ -72,7 +72,7 @@ class VideoPrismContrastive(keras.Model):
             )
         if freeze not in (None, *FROZEN_TOWERS):
             raise ValueError(
-                f"freeze must be None or one of {FROZEN_TOWERS}. Received: freeze={freeze!r}"
+                f"freeze must be one of {(None, *FROZEN_TOWERS)}. Received: freeze={freeze!r}"
             )
         if not temperature > 0:
             raise ValueError(f"temperature must be positive. Received: temperature={temperature}")
