@@ -13,6 +13,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,8 @@ import numpy as np
 
 from ..apps import IndexedClip, SearchHit, VideoIndex, ZeroShotClassifier, embed_videos
 from ..constants import PROMPT_TEMPLATE, TEMPERATURE
-from ..deprecation import renamed_arguments, renamed_attribute
+from ..deprecation import message as deprecation_message
+from ..deprecation import renamed_arguments
 from ..runtime import Encoder
 from ..video.options import Sampling
 from .batcher import ModelQueue
@@ -92,11 +94,10 @@ class SearchService:
             defaults to None (the index's, else the model's).
 
     Attributes:
-        num_frames: int. Frames an upload is sampled to.
-        size: (height, width). The frame size uploads are resized to.
+        sampling: `Sampling`. How uploads are sampled (`num_frames`, `size`): as the
+            index's clips were.
+        num_frames: int. `sampling.num_frames`.
     """
-
-    frame_size = renamed_attribute("size")  # the name before `size`
 
     def __init__(self, index: VideoIndex, model: "VideoPrismBackbone",
                  tokenizer: "VideoPrismTokenizer | None" = None,
@@ -106,15 +107,22 @@ class SearchService:
         self.index, self.model, self.tokenizer = index, model, tokenizer
         self.template, self.temperature = template, temperature
         meta = index.meta  # uploads are sampled as the index's clips were
-        sampling = Sampling.for_model(model, num_frames or meta.get("num_frames"),
-                                      size or meta.get("size"))  # fmt: skip
-        self.num_frames, self.size = sampling.num_frames, sampling.size
+        self.sampling = Sampling.for_model(model, num_frames or meta.get("num_frames"),
+                                           size or meta.get("size"))  # fmt: skip
+        self.num_frames = self.sampling.num_frames
         self.encoder = Encoder(model)
         self.queue = ModelQueue(self._embed_texts)
         self.metrics = Metrics()
         self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
         self._lookup = None
         self._label_sets: collections.OrderedDict = collections.OrderedDict()
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """Deprecated: `sampling.size` (`size()` is the index's clip count)."""
+        warnings.warn(deprecation_message("SearchService", "frame_size", "sampling.size"),
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        return self.sampling.size
 
     @property
     def has_text(self) -> bool:
@@ -128,8 +136,8 @@ class SearchService:
 
     def _embed_file(self, path):
         embedded = embed_videos(self.model, [os.fspath(path)], batch_size=1,
-                                num_frames=self.num_frames, size=self.size, progress=False,
-                                on_error="raise", encoder=self.encoder)  # fmt: skip
+                                num_frames=self.num_frames, size=self.sampling.size,
+                                progress=False, on_error="raise", encoder=self.encoder)  # fmt: skip
         return embedded.vectors[0]
 
     def _probabilities(self, labels, vector):
