@@ -4,8 +4,6 @@ with `as_dict()`; and every name they had before still works for one release, wi
 `DeprecationWarning` that names the new one (the API: a `Warning` header)."""
 
 import asyncio
-import importlib
-import inspect
 import math
 import re
 import warnings
@@ -29,42 +27,12 @@ from videoprism_keras.serve import SearchService, create_app
 from videoprism_keras.video import Clip, Sampling, VideoInfo, iter_clips, probe
 from videoprism_keras.video.times import seconds_or_nan, seconds_or_none, time_key
 
-# Names that said one of the ideas some other way before this vocabulary.
-OLD_NAMES = {"k", "start", "end", "starts", "ends", "duration", "durations", "frame_size",
-             "resolution", "image_shape"}  # fmt: skip
-MODULES = (
-    "video.api", "video.decode", "video.frames", "video.loader", "video.options",
-    "video.clip_rows", "video.times", "apps.embedding", "apps.embed_writer", "apps.identity",
-    "apps.ray_pipeline", "apps.ray_model", "apps.zero_shot", "apps.index.video_index",
-    "apps.index.table", "apps.index.writer", "apps.index.search", "apps.index.store",
-    "serve.service", "serve.schemas", "serve.routes.search", "plots",
-)  # fmt: skip
+# (That no public signature of these modules still uses an old name is checked with the
+# model's, in test_vocabulary.py.)
 
 
 def _message(where, old, new):
     return rf"{where}: `{old}` is deprecated and will be removed in the next release; use `{new}`"
-
-
-def _public_callables(module):
-    for name, obj in vars(module).items():
-        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
-            continue
-        if inspect.isfunction(obj):
-            yield name, obj
-        elif inspect.isclass(obj):
-            yield name, obj.__init__
-            for method, fn in vars(obj).items():
-                fn = getattr(fn, "__func__", fn)  # classmethods, staticmethods
-                if not method.startswith("_") and inspect.isfunction(fn):
-                    yield f"{name}.{method}", fn
-
-
-@pytest.mark.parametrize("module", MODULES)
-def test_public_signatures_use_the_one_vocabulary(module):
-    mod = importlib.import_module(f"videoprism_keras.{module}")
-    found = [f"{name}({param})" for name, fn in _public_callables(mod)
-             for param in inspect.signature(fn).parameters if param in OLD_NAMES]  # fmt: skip
-    assert found == []
 
 
 # ------------------------------------------------------------- times, sampling
