@@ -174,11 +174,11 @@ def main():
     log = work / "actor.log"
     options = rp.RayOptions(batch_size=args.batch_size, encoder=timed_encoder(str(log)))
     start, wall = time.perf_counter(), time.time()
-    written, _ = rp.embed_on_ray(model, files, writer, "video", args.clip_seconds, **sampling,
-                                 load_model=loader, options=options)  # fmt: skip
+    run = rp.embed_on_ray(model, files, writer, "video", args.clip_seconds, **sampling,
+                          load_model=loader, options=options)  # fmt: skip
     job_s = time.perf_counter() - start
     ray.shutdown()
-    assert written == clips
+    assert run.written == clips
     # The actor's timeline: start-up until its first batch, then batches end to end
     # (the first one, which compiles, left out of the steady rate).
     batches = np.loadtxt(log, ndmin=2)

@@ -81,9 +81,9 @@ async def client(http, kinds, weights, ids, deadline, results, rng):
         clip = rng.choice(ids)
         if kind == "text":
             words = " ".join(rng.sample(WORDS, 2))
-            request = http.get("/api/search", params={"q": words, "k": 12})
+            request = http.get("/api/search", params={"q": words, "top_k": 12})
         elif kind == "similar":
-            request = http.get(f"/api/clips/{clip}/similar", params={"k": 12})
+            request = http.get(f"/api/clips/{clip}/similar", params={"top_k": 12})
         elif kind == "poster":
             request = http.get(f"/api/clips/{clip}/poster.jpg")
         else:
@@ -148,7 +148,9 @@ def main():
         url = line.split(" on ")[-1].split()[0]
         import httpx
 
-        first = httpx.get(url + "api/search", params={"q": "warm up", "k": 100}, timeout=300).json()
+        first = httpx.get(
+            url + "api/search", params={"q": "warm up", "top_k": 100}, timeout=300
+        ).json()
         ids = [h["id"] for h in first["hits"]]
         before = len(ids)
         (work / "copies").mkdir()

@@ -119,19 +119,19 @@ def test_clip_mode_export_keeps_paths_and_times(lvt, videos, tmp_path):
                        clip_seconds=1.0, progress=False)  # fmt: skip
     paths = [files[0]] * 3 + [files[1]] * 2
     assert emb.paths == paths and emb.vectors.shape == (5, 32)
-    np.testing.assert_allclose(emb.starts, [0, 1, 2, 0, 1])
-    np.testing.assert_allclose(emb.ends, [1, 2, 3, 1, 1.5])
+    np.testing.assert_allclose(emb.start_s, [0, 1, 2, 0, 1])
+    np.testing.assert_allclose(emb.end_s, [1, 2, 3, 1, 1.5])
     npz = Embeddings.load(emb.save(tmp_path / "e.npz"))
     assert list(npz.paths) == paths
-    np.testing.assert_array_equal(npz.starts, emb.starts)
-    np.testing.assert_array_equal(npz.ends, emb.ends)
+    np.testing.assert_array_equal(npz.start_s, emb.start_s)
+    np.testing.assert_array_equal(npz.end_s, emb.end_s)
     import pyarrow.parquet as pq
 
     table = pq.read_table(emb.save(tmp_path / "e.parquet"))
     assert table.column_names == ["path", "start_s", "end_s", "embedding"]
     assert table["path"].to_pylist() == paths
-    assert table["start_s"].to_pylist() == list(emb.starts)
-    assert table["end_s"].to_pylist() == list(emb.ends)
+    assert table["start_s"].to_pylist() == list(emb.start_s)
+    assert table["end_s"].to_pylist() == list(emb.end_s)
     # .npy stays a plain array; the names and times go to a .json sidecar.
     emb.save(tmp_path / "e.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), emb.vectors)
@@ -139,12 +139,12 @@ def test_clip_mode_export_keeps_paths_and_times(lvt, videos, tmp_path):
     assert sidecar["paths"] == paths and sidecar["start_s"] == [0, 1, 2, 0, 1]
     again = Embeddings.load(tmp_path / "e.npy")
     assert again.paths == paths and again.kind == "video"
-    np.testing.assert_array_equal(again.ends, emb.ends)
+    np.testing.assert_array_equal(again.end_s, emb.end_s)
     # Whole videos: no times (NaN in Python, null in the sidecar).
     whole = embed_videos(model, files, num_frames=4, size=(16, 16), progress=False)
     whole.save(tmp_path / "w.npy")
     assert json.loads((tmp_path / "w.json").read_text())["start_s"] == [None, None]
-    assert np.isnan(Embeddings.load(tmp_path / "w.npy").starts).all()
+    assert np.isnan(Embeddings.load(tmp_path / "w.npy").start_s).all()
 
 
 def test_clip_seconds_needs_files():
@@ -203,11 +203,11 @@ def test_index_from_a_folder_skips_what_it_holds(lvt, videos, tmp_path):
     reopened = VideoIndex.load(tmp_path / "ix")
     assert reopened.keys() == index.keys() and len(reopened) == 5
     hit = reopened.search(index.vectors[2], top_k=1)[0][0]  # (a and b begin alike)
-    assert (hit.path, hit.start, hit.end) == (a, 2.0, 3.0)
+    assert (hit.path, hit.start_s, hit.end_s) == (a, 2.0, 3.0)
     with pytest.raises(FileNotFoundError, match="missing"):
         index.add_videos(model, [tmp_path / "missing"], clip_seconds=1.0, **options)
     whole = VideoIndex.from_videos(model, [videos / "a.mp4"], **options)  # a whole video
-    assert len(whole) == 1 and np.isnan(whole.starts[-1])
+    assert len(whole) == 1 and np.isnan(whole.start_s[-1])
     assert whole.add_videos(model, [videos / "a.mp4"], **options).skipped == 1
 
 

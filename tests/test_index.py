@@ -60,7 +60,7 @@ def _unit(rng, n, dim=16):
 def _exactly_once(index, expected):
     ids = index.to_arrow()["id"].to_pylist()
     assert len(ids) == len(set(ids)) == expected
-    keys = list(zip(index.paths, index.starts, index.ends, strict=True))
+    keys = list(zip(index.paths, index.start_s, index.end_s, strict=True))
     assert len(keys) == len(set(keys))
 
 
@@ -134,10 +134,10 @@ def test_search_filters_and_per_video(tmp_path):
     index = VideoIndex(tmp_path / "ix").add(Embeddings(vectors, paths, starts, starts + 1))
     query = vectors[7] + 0.01
     hits = index.search(query, top_k=10)[0]
-    assert hits[0].path == paths[7] and hits[0].start == starts[7]
+    assert hits[0].path == paths[7] and hits[0].start_s == starts[7]
     assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     late = index.search(query, top_k=10, where="start_s >= 5 AND end_s <= 9")[0]
-    assert len(late) == 10 and all(5 <= h.start and h.end <= 9 for h in late)
+    assert len(late) == 10 and all(5 <= h.start_s and h.end_s <= 9 for h in late)
     dogs = index.search(query, top_k=10, under="/library-x/dogs")[0]
     assert len(dogs) == 10 and all(h.path.startswith("/library-x/dogs/") for h in dogs)
     assert index.search(query, top_k=5, under="/library-x/do")[0] == []  # a folder, not a prefix
@@ -154,7 +154,7 @@ def test_search_filters_and_per_video(tmp_path):
     index.maintain()
     assert index.stats().has_vector_index
     approx = index.search(query, top_k=8, per_video=True, where="start_s < 8")[0]
-    assert len({h.path for h in approx}) == 8 and all(h.start < 8 for h in approx)
+    assert len({h.path for h in approx}) == 8 and all(h.start_s < 8 for h in approx)
     assert approx[0].path == paths[7]
     assert all(
         h.path.startswith("/library-x/dogs/")
@@ -196,7 +196,7 @@ def test_a_held_snapshot_reads_only_what_changed(tmp_path):
     rows = Snapshot(table, table.version, previous=held)
     assert rows.read == 5  # 5 of 140 rows are new: read by row id alone
     fresh = Snapshot(table, table.version)
-    for name in ("rowids", "ids", "paths", "starts", "vectors"):
+    for name in ("rowids", "ids", "paths", "start_s", "vectors"):
         np.testing.assert_array_equal(getattr(rows, name), getattr(fresh, name))
     np.testing.assert_allclose(rows.vectors[list(rows.ids).index(_clip_id(index, "a3"))],
                                changed[3], atol=1e-6)  # fmt: skip
@@ -236,7 +236,7 @@ def test_previous_format_is_converted_once_in_place(library, tmp_path, caplog):
     assert index.keys() == {(p, float(s), float(s + 1)) for p in files for s in (0, 1)}
     for i in range(6):
         hit = index.search(vectors[i], top_k=1)[0][0]
-        assert (hit.path, hit.start) == (items[i]["path"], items[i]["start_s"])
+        assert (hit.path, hit.start_s) == (items[i]["path"], items[i]["start_s"])
     assert not (tmp_path / "old" / "index.json").exists()
     assert (tmp_path / "old" / "pre-lancedb" / "vectors.npy").is_file()  # kept aside
     caplog.clear()
@@ -407,7 +407,7 @@ def test_embed_writer_resumes(suffix, tmp_path):
     assert shape == (10, 16) and not resumed.parts.exists()
     back = Embeddings.load(path)
     np.testing.assert_array_equal(back.vectors, vectors)
-    assert list(back.paths) == paths and list(back.starts) == list(starts)
+    assert list(back.paths) == paths and list(back.start_s) == list(starts)
     # A finished file can be continued too (with new videos).
     more = EmbeddingWriter(out, settings, resume=True)
     assert more.resumed == 10

@@ -91,16 +91,16 @@ def test_embed_on_ray_from_a_list_equals_embed_videos(ray_local, model, videos, 
     listed = [os.path.relpath(files[0], tmp_path), str(files[1]), uri]
     pq.write_table(pa.table({"path": listed}), tmp_path / "list.parquet")
     writer = EmbeddingWriter(tmp_path / "out.npz", {"--kind": "video"})
-    written, failures = rp.embed_on_ray(model, [tmp_path / "list.parquet"], writer, "video",
-                                        CLIP_SECONDS, **SAMPLING)  # fmt: skip
+    run = rp.embed_on_ray(model, [tmp_path / "list.parquet"], writer, "video", CLIP_SECONDS,
+                          **SAMPLING)  # fmt: skip
     writer.finish("video")
     got = Embeddings.load(tmp_path / "out.npz")
-    assert written == len(got) == len(expected) == 4
-    assert [path for path, _ in failures] == [str(files[1])]
+    assert run.written == len(got) == len(expected) == 4
+    assert [path for path, _ in run.failures] == [str(files[1])]
     assert json.loads((tmp_path / "out.npz.failures.jsonl").read_text())["path"] == str(files[1])
     named = {str(tmp_path / listed[0]): str(files[0]), uri: str(files[2])}
-    order = {(named[p], s): i for i, (p, s) in enumerate(zip(got.paths, got.starts, strict=True))}
-    mine = [order[(str(p), s)] for p, s in zip(expected.paths, expected.starts, strict=True)]
+    order = {(named[p], s): i for i, (p, s) in enumerate(zip(got.paths, got.start_s, strict=True))}
+    mine = [order[(str(p), s)] for p, s in zip(expected.paths, expected.start_s, strict=True)]
     np.testing.assert_allclose(got.vectors[mine], expected.vectors, atol=1e-6, rtol=0)
 
 

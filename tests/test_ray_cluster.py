@@ -84,7 +84,7 @@ def test_a_node_dies_mid_job(cluster, golden_dir, media_dir, tmp_path):
     got = np.stack(
         [
             by_key[(str(Path(p).resolve()), s)]
-            for p, s in zip(expected.paths, expected.starts, strict=True)
+            for p, s in zip(expected.paths, expected.start_s, strict=True)
         ]
     )
     norm = np.linalg.norm(expected.vectors, axis=1, keepdims=True)

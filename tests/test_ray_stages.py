@@ -28,12 +28,12 @@ def test_decode_rows_are_the_in_process_frames(videos):
         False, True]  # fmt: skip
     for row, clip in zip(rows, clips, strict=True):
         assert row["frames"].dtype == np.uint8 and (row["start_s"], row["end_s"]) == (
-            clip.start, clip.end)  # fmt: skip
+            clip.start_s, clip.end_s)  # fmt: skip
         np.testing.assert_array_equal(as_model_input(row["frames"]), clip.frames)  # bit for bit
     (whole,) = decode_rows({"source": path, "path": path}, **SAMPLING)
     np.testing.assert_array_equal(as_model_input(whole["frames"]), load_video(path, **SAMPLING))
     # Held clips are left out; a held last clip still comes, to tell the file's count.
-    held = json.dumps([[clips[0].start, clips[0].end], [clips[4].start, clips[4].end]])
+    held = json.dumps([[clips[0].start_s, clips[0].end_s], [clips[4].start_s, clips[4].end_s]])
     rows = list(decode_rows({"source": path, "path": path, "held": held}, **SAMPLING,
                             clip_seconds=2.0))  # fmt: skip
     assert [(r["status"], r["ordinal"], r["last"]) for r in rows] == [

@@ -160,7 +160,7 @@ def test_service_routes_info_health_metrics_openapi(server, index_uri):
     assert info["clip_seconds"] == 2.0 and info["text_search"] and info["version"] >= 1
     assert info["uri"] == str(index_uri) and info["limits"]["upload_bytes"] == UPLOAD_LIMIT
     client.get("/api/search", params={"q": "a bike"})
-    client.get("/api/search", params={"q": "a bike", "k": 0})
+    client.get("/api/search", params={"q": "a bike", "top_k": 0})
     metrics = client.get("/api/metrics").json()
     text = metrics["by_kind"]["text"]
     assert text["count"] >= 1 and text["p95_ms"] >= text["p50_ms"] > 0
@@ -182,7 +182,8 @@ def test_service_routes_info_health_metrics_openapi(server, index_uri):
     assert search["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "SearchResponse"
     )
-    assert {p["name"] for p in search["parameters"]} == {"q", "k", "where", "under", "per_video"}
+    names = {p["name"] for p in search["parameters"]}
+    assert names == {"q", "top_k", "k", "where", "under", "per_video"}  # k: top_k's old name
     page = client.get("/")
     assert page.status_code == 200 and "Content-Security-Policy" in page.headers
     assert b"static/app.js" in page.content and b"http" not in page.content.split(b"<body")[0]
@@ -197,7 +198,7 @@ def test_text_search_matches_the_index_and_filters(server, lvt, index_uri, libra
 
     ids, mask = tok.tokenize_texts(["a person riding a bike"])
     expected = VideoIndex.load(index_uri).search(Encoder(model).text(ids, mask), top_k=5)[0]
-    body = client.get("/api/search", params={"q": "a person riding a bike", "k": 5}).json()
+    body = client.get("/api/search", params={"q": "a person riding a bike", "top_k": 5}).json()
     assert [h["id"] for h in body["hits"]] == [h.id for h in expected]
     np.testing.assert_allclose(
         [h["score"] for h in body["hits"]], [h.score for h in expected], atol=1e-5
@@ -205,13 +206,13 @@ def test_text_search_matches_the_index_and_filters(server, lvt, index_uri, libra
     first = body["hits"][0]
     assert first["poster_url"] == f"api/clips/{first['id']}/poster.jpg"
     assert body["index_size"] == 15 and body["query"]["kind"] == "text"
-    per_video = client.get("/api/search", params={"q": "x", "k": 10, "per_video": True}).json()
+    per_video = client.get("/api/search", params={"q": "x", "top_k": 10, "per_video": True}).json()
     paths = [h["path"] for h in per_video["hits"]]
     assert len(paths) == len(set(paths)) == 4
-    long = client.get("/api/search", params={"q": "x", "k": 100, "where": "duration_s > 9"})
+    long = client.get("/api/search", params={"q": "x", "top_k": 100, "where": "duration_s > 9"})
     assert {h["name"] for h in long.json()["hits"]} == {"bikes.mp4"}
     own = str(library[0] / "own")
-    under = client.get("/api/search", params={"q": "x", "k": 100, "under": own}).json()["hits"]
+    under = client.get("/api/search", params={"q": "x", "top_k": 100, "under": own}).json()["hits"]
     assert {h["name"] for h in under} == {"phone.mp4"} and len(under) == 2
     none = client.get("/api/search", params={"q": "x", "under": "/etc/../etc"}).json()
     assert none["hits"] == [] and none["query"]["under"] == "/etc"
@@ -220,9 +221,9 @@ def test_text_search_matches_the_index_and_filters(server, lvt, index_uri, libra
 @pytest.mark.parametrize(
     "params",
     [
-        {"q": "x", "k": 0},
-        {"q": "x", "k": 101},
-        {"q": "x", "k": "ten"},
+        {"q": "x", "top_k": 0},
+        {"q": "x", "top_k": 101},
+        {"q": "x", "top_k": "ten"},
         {"q": ""},
         {"q": "   "},
         {"q": "x" * 501},
@@ -232,7 +233,7 @@ def test_text_search_matches_the_index_and_filters(server, lvt, index_uri, libra
 )
 def test_bad_query_parameters_are_4xx(server, params):
     _, body = assert_clean_error(server[0].get("/api/search", params=params))
-    name = next((p for p in ("k", "q", "per_video") if p in params and p != "q"), "q")
+    name = next((p for p in ("top_k", "q", "per_video") if p in params and p != "q"), "q")
     assert name in json.loads(body)["error"]
 
 
@@ -277,7 +278,9 @@ def test_traversal_in_clip_ids_reads_nothing(server, suffix):
     client = server[0]
     for attempt in TRAVERSALS:
         assert_clean_error(raw_get(client, f"/api/clips/{attempt}{suffix}"))
-        assert_clean_error(client.get("/api/clips/x" + suffix, params={"k": 1, "under": attempt}))
+        assert_clean_error(
+            client.get("/api/clips/x" + suffix, params={"top_k": 1, "under": attempt})
+        )
         if suffix == "/video":  # what a player may ask first: status and headers, no body
             assert_clean_error(raw_get(client, f"/api/clips/{attempt}{suffix}", method="HEAD"))
     status, _ = assert_clean_error(client.get(f"/api/clips/{CLIP}{suffix}"))
@@ -305,7 +308,7 @@ def test_traversal_in_static_and_labels_reads_nothing(server):
 
 def test_poster_and_video_with_ranges(server, library):
     client = server[0]
-    hit = client.get("/api/search", params={"q": "x", "k": 1, "under": str(library[0])}).json()
+    hit = client.get("/api/search", params={"q": "x", "top_k": 1, "under": str(library[0])}).json()
     hit = hit["hits"][0]
     poster = client.get(f"/api/clips/{hit['id']}/poster.jpg")
     assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
@@ -352,7 +355,7 @@ def test_poster_and_video_with_ranges(server, library):
 def test_a_file_swapped_for_a_symlink_is_not_followed(server, library):
     client = server[0]
     victim = library[0] / "own" / "phone.mp4"
-    hit = client.get("/api/search", params={"q": "x", "k": 1, "under": str(victim.parent)})
+    hit = client.get("/api/search", params={"q": "x", "top_k": 1, "under": str(victim.parent)})
     url = f"/api/clips/{hit.json()['hits'][0]['id']}/video"
     saved = victim.read_bytes()
     try:
@@ -374,13 +377,13 @@ def test_similar_and_labels(server, lvt, index_uri):
     model, tok = lvt
     index = VideoIndex.load(index_uri)
     row = index.clip(index.search(np.ones(32), top_k=1)[0][0].id)
-    similar = client.get(f"/api/clips/{row['id']}/similar", params={"k": 5}).json()
-    expected = [h.id for h in index.search(row["vector"], top_k=6)[0] if h.id != row["id"]][:5]
-    assert [h["id"] for h in similar["hits"]] == expected and similar["query"]["clip"] == row["id"]
-    assert client.get(f"/api/clips/{row['id']}").json()["path"] == row["path"]
+    similar = client.get(f"/api/clips/{row.id}/similar", params={"top_k": 5}).json()
+    expected = [h.id for h in index.search(row.vector, top_k=6)[0] if h.id != row.id][:5]
+    assert [h["id"] for h in similar["hits"]] == expected and similar["query"]["clip"] == row.id
+    assert client.get(f"/api/clips/{row.id}").json()["path"] == row.path
     labels = ["cycling", "drumming", "a rabbit"]
-    body = client.post(f"/api/clips/{row['id']}/labels", json={"labels": labels}).json()
-    probs = ZeroShotClassifier(model, tok, labels).probabilities(row["vector"])[0]
+    body = client.post(f"/api/clips/{row.id}/labels", json={"labels": labels}).json()
+    probs = ZeroShotClassifier(model, tok, labels).probabilities(row.vector)[0]
     got = {item["label"]: item["probability"] for item in body["labels"]}
     np.testing.assert_allclose([got[name] for name in labels], probs, atol=1e-5)
     assert [i["probability"] for i in body["labels"]] == sorted(got.values(), reverse=True)
@@ -394,10 +397,10 @@ def test_similar_and_labels(server, lvt, index_uri):
         {},
     ]
     for payload in bad:
-        assert_clean_error(client.post(f"/api/clips/{row['id']}/labels", json=payload))
+        assert_clean_error(client.post(f"/api/clips/{row.id}/labels", json=payload))
     assert_clean_error(
         client.post(
-            f"/api/clips/{row['id']}/labels",
+            f"/api/clips/{row.id}/labels",
             content=b"not json",
             headers={"Content-Type": "application/json"},
         )
@@ -415,7 +418,7 @@ def test_uploads_search_and_are_limited(server, tmp_path):
     found = client.post(
         "/api/search/upload",
         content=video,
-        params={"k": 3, "filename": "../../etc/passwd"},
+        params={"top_k": 3, "filename": "../../etc/passwd"},
         headers={"Content-Type": "video/mp4"},
     )
     assert found.status_code == 200, found.text
@@ -454,7 +457,7 @@ def test_uploads_search_and_are_limited(server, tmp_path):
         client.post(
             "/api/search/upload",
             content=video,
-            params={"k": 0},
+            params={"top_k": 0},
             headers={"Content-Type": "video/mp4"},
         )
     )
@@ -659,7 +662,7 @@ def test_searches_go_on_while_the_index_is_written(server, lvt, index_uri):
             done.set()
 
     def query(i):
-        response = client.get("/api/search", params={"q": f"query {i % 5}", "k": 20})
+        response = client.get("/api/search", params={"q": f"query {i % 5}", "top_k": 20})
         assert response.status_code == 200, response.text
         return response.json()["index_size"]
 
@@ -671,7 +674,9 @@ def test_searches_go_on_while_the_index_is_written(server, lvt, index_uri):
     writer.join()
     assert errors == [] and len(sizes) >= 8 and min(sizes) >= 15
     assert client.get("/api/info").json()["size"] == 17  # seen without a restart
-    new = client.get("/api/search", params={"q": "x", "k": 100, "where": "path LIKE '%pristine%'"})
+    new = client.get(
+        "/api/search", params={"q": "x", "top_k": 100, "where": "path LIKE '%pristine%'"}
+    )
     assert len(new.json()["hits"]) == 2
 
 
@@ -733,7 +738,8 @@ def test_cli_serves_until_interrupted(index_uri, media_dir):
         url = line.split(" on ")[-1].split()[0]
         with httpx.Client(base_url=url, timeout=60) as client:
             assert client.get("/api/health").json() == {"status": "ok"}
-            assert len(client.get("/api/search", params={"q": "drums", "k": 2}).json()["hits"]) == 2
+            found = client.get("/api/search", params={"q": "drums", "top_k": 2}).json()["hits"]
+            assert len(found) == 2
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)

@@ -83,7 +83,7 @@ def test_a_wrong_container_frame_count_is_corrected(long_video, monkeypatch, sta
 def test_probe_and_scan(long_video, tmp_path):
     info = vio.probe(long_video)
     assert (info.num_frames, info.fps, info.width, info.height) == (600, 10.0, 64, 48)
-    assert info.duration == pytest.approx(60.0, abs=0.2) and info.rotation == 0
+    assert info.duration_s == pytest.approx(60.0, abs=0.2) and info.rotation == 0
     mkv = write_video(tmp_path / "v.mkv", frames=30)  # no frame count in Matroska
     assert vio.probe(mkv).num_frames == 30 and vio.probe(mkv, exact=False).num_frames > 0
     assert vio.scan(mkv).seconds() == pytest.approx(np.arange(30) / 10)
@@ -92,7 +92,7 @@ def test_probe_and_scan(long_video, tmp_path):
 def test_clips_follow_the_timestamps(tmp_path):
     path = write_video(tmp_path / "clips.mp4", frames=100, fps=10)  # 10 s
     clips = list(iter_clips(path, 4, 3, num_frames=4, size=(48, 64), dtype="uint8"))
-    assert [(c.start, c.end) for c in clips] == [(0, 4), (3, 7), (6, 10), (9, 10)]
+    assert [(c.start_s, c.end_s) for c in clips] == [(0, 4), (3, 7), (6, 10), (9, 10)]
     assert [index_of(f) for f in clips[1].frames] == [30, 40, 50, 60]
     assert [index_of(f) for f in clips[3].frames] == [90, 92, 95, 97]
     assert all(c.frames.shape == (4, 48, 64, 3) and c.frames.dtype == np.uint8 for c in clips)
@@ -107,7 +107,7 @@ def test_clips_follow_the_timestamps(tmp_path):
 def test_no_sliver_clip_at_the_end(tmp_path):
     """At 29.97 fps, 120 frames last 4.004 s: no clip for [4.0, 4.004), where no frame starts."""
     path = write_video(tmp_path / "ntsc.mp4", frames=120, fps=Fraction(30000, 1001))
-    spans = [(c.start, round(c.end, 3)) for c in iter_clips(path, 2, 1, num_frames=2, size=16)]
+    spans = [(c.start_s, round(c.end_s, 3)) for c in iter_clips(path, 2, 1, num_frames=2, size=16)]
     assert spans == [(0, 2), (1, 3), (2, 4), (3, 4.004)]
 
 
@@ -115,7 +115,7 @@ def test_a_clip_covering_the_video_is_load_video(tmp_path):
     path = write_video(tmp_path / "whole.mkv", frames=37, fps=12, gop=8, bframes=2)
     (clip,) = iter_clips(path, clip_seconds=60, num_frames=8, size=(24, 32), dtype="uint8")
     np.testing.assert_array_equal(clip.frames, load_video(path, 8, (24, 32), dtype="uint8"))
-    assert clip.start == 0 and clip.end == pytest.approx(37 / 12, abs=1e-3)
+    assert clip.start_s == 0 and clip.end_s == pytest.approx(37 / 12, abs=1e-3)
 
 
 def test_clips_of_a_variable_frame_rate_video(tmp_path):
@@ -123,7 +123,7 @@ def test_clips_of_a_variable_frame_rate_video(tmp_path):
     pts = [0, 40, 90, 100, 300, 310, 600, 650, 900, 1000]
     path = write_video(tmp_path / "vfr.mkv", frames=10, pts=pts)
     clips = list(iter_clips(path, 0.25, num_frames=2, size=(48, 64), dtype="uint8"))
-    got = [(c.start, c.end, [index_of(f) for f in c.frames]) for c in clips]
+    got = [(c.start_s, c.end_s, [index_of(f) for f in c.frames]) for c in clips]
     assert got == [
         (0.0, 0.25, [0, 2]),  # frames 0-3 start in [0, 0.25)
         (0.25, 0.5, [4, 5]),
@@ -159,7 +159,7 @@ def test_clip_arguments_and_files_are_checked_at_the_call(long_video, tmp_path):
 def test_load_clip_gives_the_frames_iter_clips_gave(long_video):
     clips = list(iter_clips(long_video, 7.0, 5.0, num_frames=4, size=(24, 32), dtype="uint8"))
     for clip in (clips[0], clips[3], clips[-1]):
-        again = vio.load_clip(long_video, clip.start, clip.end, 4, (24, 32), dtype="uint8")
+        again = vio.load_clip(long_video, clip.start_s, clip.end_s, 4, (24, 32), dtype="uint8")
         np.testing.assert_array_equal(again, clip.frames)
 
 

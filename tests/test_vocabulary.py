@@ -13,13 +13,22 @@ from videoprism_keras import constants
 
 ROOT = Path(__file__).resolve().parents[1]
 # Old spellings of one idea: the clip's frame size is `size`, the LayerNorm epsilon and the
-# attention logit cap carry keras_hub's names (the backbone's constructor arguments).
-OLD_NAMES = {"resolution", "frame_size", "epsilon", "soft_cap"}
+# attention logit cap carry keras_hub's names (the backbone's constructor arguments), a
+# result count is `top_k`, clip times are `start_s`/`end_s`/`duration_s`.
+OLD_NAMES = {"resolution", "frame_size", "epsilon", "soft_cap", "k", "start", "end", "starts",
+             "ends", "duration", "durations"}  # fmt: skip
 # Numeric helpers whose short names are no public vocabulary.
-INTERNAL = {("transformer", "attend", "soft_cap"), ("backbone", "l2_normalize", "epsilon")}
+# (`attend`'s `k` is the attention's keys.)
+INTERNAL = {("transformer", "attend", "soft_cap"), ("transformer", "attend", "k"),
+            ("backbone", "l2_normalize", "epsilon")}  # fmt: skip
 MODULES = (
     "model.backbone", "model.transformer", "model.pooler", "model.text_encoder",
     "model.video_encoder", "export", "checkpoint", "saving", "hub", "runtime",
+    "video.api", "video.decode", "video.frames", "video.loader", "video.options",
+    "video.clip_rows", "video.times", "apps.embedding", "apps.embed_writer", "apps.identity",
+    "apps.ray_pipeline", "apps.ray_model", "apps.zero_shot", "apps.index.video_index",
+    "apps.index.table", "apps.index.writer", "apps.index.search", "apps.index.store",
+    "serve.service", "serve.schemas", "serve.routes.search", "plots",
 )  # fmt: skip
 
 

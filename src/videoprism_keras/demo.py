@@ -56,7 +56,7 @@ def _weights_available() -> bool:
         return False
 
 
-def main():
+def main() -> int:
     clip = _clip()
     if clip is None:
         print("videoprism demo: no clip to classify: neither $VIDEOPRISM_SHARED/media/"

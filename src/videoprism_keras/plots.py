@@ -1,11 +1,23 @@
 """Pictures a person would rather look at: label probabilities beside the clip, and search
 hits as frame strips. Written with matplotlib's Agg backend (no display needed)."""
 
-import math
+from __future__ import annotations
+
+import os
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .deprecation import renamed_arguments
+from .video.times import seconds_or_none
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .apps import SearchHit
 
 FRAME_HEIGHT = 160  # pixels of each frame in a strip: big enough to see what happens
 FRAMES_PER_STRIP = 4
@@ -44,19 +56,34 @@ def _join(frames, gap=GAP) -> np.ndarray:
     return np.concatenate(pieces, axis=1)
 
 
-def frame_strip(path, start=None, end=None, count=FRAMES_PER_STRIP, height=FRAME_HEIGHT):
-    """`count` frames of a video (or of its [start, end) window, in seconds from the first
-    frame, as `iter_clips` reports them) side by side, in the video's aspect ratio.
-    A video that cannot be read gives a grey strip rather than an error."""
+@renamed_arguments(start="start_s", end="end_s")
+def frame_strip(path: str | os.PathLike, start_s: float | None = None,
+                end_s: float | None = None, count: int = FRAMES_PER_STRIP,
+                height: int = FRAME_HEIGHT) -> np.ndarray:  # fmt: skip
+    """`count` frames of a video (or of its [start_s, end_s) window, in seconds from the
+    first frame, as `iter_clips` reports them) side by side, in the video's aspect ratio.
+    A video that cannot be read gives a grey strip rather than an error.
+
+    Args:
+        path: str or path. The video.
+        start_s: float or None. The window's start; None or NaN for the whole video.
+            Defaults to None.
+        end_s: float or None. The window's end. Defaults to None.
+        count: int. Frames in the strip. Defaults to `FRAMES_PER_STRIP` (4).
+        height: int. Pixels of each frame's height. Defaults to `FRAME_HEIGHT` (160).
+
+    Returns:
+        (height, W, 3) uint8 array.
+    """
     from .video import load_clip, load_video
 
     size = (height, 2 * round(height * _aspect(path) / 2))
     blank = [np.full((*size, 3), 200, np.uint8)] * count
     try:
-        if start is None or math.isnan(start):
+        if seconds_or_none(start_s) is None:
             frames = list(load_video(path, num_frames=count, size=size, dtype="uint8"))
         else:  # real timestamps, so variable frame rates land right
-            frames = list(load_clip(path, start, end, count, size, dtype="uint8"))
+            frames = list(load_clip(path, start_s, end_s, count, size, dtype="uint8"))
     except (OSError, ValueError):  # moved or deleted since it was indexed
         frames = blank
     return _join(frames)
@@ -66,8 +93,21 @@ def _name(path) -> str:
     return Path(str(path)).name
 
 
-def plot_classification(paths, probabilities, labels, output, top_k=5):
-    """Per video: a strip of its frames, and its top-k labels as bars."""
+def plot_classification(paths: Sequence[str | os.PathLike], probabilities: ArrayLike,
+                        labels: Sequence[str], output: str | os.PathLike,
+                        top_k: int = 5) -> str | os.PathLike:  # fmt: skip
+    """Per video: a strip of its frames, and its top-k labels as bars.
+
+    Args:
+        paths: sequence of paths. The videos.
+        probabilities: (N, C) array. Each video's label probabilities.
+        labels: sequence of str. The C labels.
+        output: str or path. The PNG to write.
+        top_k: int. Labels shown per video. Defaults to 5.
+
+    Returns:
+        `output`.
+    """
     plt = _pyplot()
     from matplotlib.ticker import PercentFormatter
 
@@ -107,12 +147,22 @@ def plot_classification(paths, probabilities, labels, output, top_k=5):
     return output
 
 
-def plot_hits(query, hits, output):
-    """The top hits of a search, best first: a strip of each hit's frames (of its clip)."""
+def plot_hits(query: str, hits: Sequence[SearchHit],
+              output: str | os.PathLike) -> str | os.PathLike:  # fmt: skip
+    """The top hits of a search, best first: a strip of each hit's frames (of its clip).
+
+    Args:
+        query: str. What was searched for (the title).
+        hits: sequence of `SearchHit`. The hits, best first.
+        output: str or path. The PNG to write.
+
+    Returns:
+        `output`.
+    """
     plt = _pyplot()
     if not hits:
         raise ValueError("no hits to plot")
-    strips = [frame_strip(hit.path, hit.start, hit.end) for hit in hits]
+    strips = [frame_strip(hit.path, hit.start_s, hit.end_s) for hit in hits]
     width = max(max(s.shape[1] for s in strips) / DPI + 0.4, 6.0)
     chars = int(width * 8)  # characters of the 13-point title per line
     title = textwrap.shorten(f"VideoPrism search: “{query}”", 2 * chars, placeholder="…”")
@@ -124,7 +174,8 @@ def plot_hits(query, hits, output):
     for ax, strip, (rank, hit) in zip(axes[:, 0], strips, enumerate(hits, start=1), strict=True):
         ax.imshow(strip, interpolation="lanczos")
         ax.set_anchor("W")  # strips of other aspect ratios stay left-aligned with their titles
-        when = "" if math.isnan(hit.start) else f"   {hit.start:.1f}–{hit.end:.1f} s"
+        when = ("" if seconds_or_none(hit.start_s) is None
+                else f"   {hit.start_s:.1f}–{hit.end_s:.1f} s")  # fmt: skip
         missing = "" if Path(hit.path).is_file() else "   (file not found)"
         ax.set_title(f"#{rank}   {_name(hit.path)}{when}   score {hit.score:.3f}{missing}",
                      fontsize=11, loc="left")  # fmt: skip

@@ -10,6 +10,7 @@ _EXPORTS = {
     "Embeddings": "videoprism_keras.apps.embedding",
     "embed_videos": "videoprism_keras.apps.embedding",
     "find_videos": "videoprism_keras.apps.embedding",
+    "IndexedClip": "videoprism_keras.apps.index",
     "SearchHit": "videoprism_keras.apps.index",
     "VideoIndex": "videoprism_keras.apps.index",
     "ZeroShotClassifier": "videoprism_keras.apps.zero_shot",

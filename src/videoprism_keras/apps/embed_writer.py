@@ -7,6 +7,8 @@ end the parts are assembled into the output (.npz, .npy + .json, .parquet) one a
 time, so memory holds one batch, not the collection, and the folder is removed.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Embeddings, item_key
+from ..video.times import seconds_or_none
+from .embedding import Batch, Embeddings, item_key, times_of
 
 SUFFIXES = (".npz", ".npy", ".parquet")
 MANIFEST = "manifest.json"
@@ -25,14 +28,17 @@ class EmbeddingWriter:
     """Writes batches of embeddings to `path` (see the module docstring).
 
     Args:
-        path: the output file; its suffix is the format.
-        settings: what makes the embeddings comparable (kind, sampling, model), named
-            as the caller names them (the CLI: by flag); a resumed run must match them.
-        resume: continue the parts (or the finished output) of an earlier run with the
-            same settings; otherwise whatever an earlier run left is replaced.
+        path: str or path. The output file; its suffix (.npz, .npy, .parquet) is the
+            format.
+        settings: dict. What makes the embeddings comparable (kind, sampling, model),
+            named as the caller names them (the CLI: by flag); a resumed run must match
+            them.
+        resume: bool. Continue the parts (or the finished output) of an earlier run
+            with the same settings; otherwise whatever an earlier run left is replaced.
+            Defaults to False.
     """
 
-    def __init__(self, path, settings: dict, resume: bool = False):
+    def __init__(self, path: str | os.PathLike, settings: dict, resume: bool = False) -> None:
         self.path = Path(path)
         if self.path.suffix not in SUFFIXES:
             raise ValueError(f"unknown embedding file type {self.path.suffix!r}: use .npy, "
@@ -49,9 +55,9 @@ class EmbeddingWriter:
         self._write_json(self.parts / MANIFEST, {"settings": self.settings})
         self._count = len(self._part_files())
 
-    def done(self, path, start, end) -> bool:
+    def done(self, path: str | os.PathLike, start_s: float | None, end_s: float | None) -> bool:
         """Whether an earlier run already wrote this item (for `embed_batches(exclude=)`)."""
-        return item_key(path, start, end) in self._done
+        return item_key(path, start_s, end_s) in self._done
 
     def resumed_items(self) -> frozenset:
         """The `item_key`s of the items an earlier run wrote (those `done` tells of)."""
@@ -70,7 +76,7 @@ class EmbeddingWriter:
             self._write_part(0, done)
         for part in self._part_files():
             data = np.load(part)
-            times = zip(data["paths"], data["starts"], data["ends"], strict=True)
+            times = zip(data["paths"], *times_of(data), strict=True)
             self._done.update(item_key(*item) for item in times)
         self.resumed = len(self._done)
 
@@ -94,7 +100,7 @@ class EmbeddingWriter:
         temporary = target.with_suffix(".tmp")
         with open(temporary, "wb") as f:
             np.savez(f, vectors=embeddings.vectors, paths=np.array(embeddings.paths, dtype=str),
-                     starts=embeddings.starts, ends=embeddings.ends)  # fmt: skip
+                     start_s=embeddings.start_s, end_s=embeddings.end_s)  # fmt: skip
         os.replace(temporary, target)
 
     @staticmethod
@@ -103,10 +109,10 @@ class EmbeddingWriter:
         temporary.write_text(json.dumps(data))
         os.replace(temporary, path)
 
-    def write(self, batch) -> None:
+    def write(self, batch: Batch | Embeddings) -> None:
         """One `embed_batches` batch (or any `Embeddings`), on disk when this returns."""
         embeddings = Embeddings(np.asarray(batch.vectors), list(map(str, batch.paths)),
-                                batch.starts, batch.ends)  # fmt: skip
+                                batch.start_s, batch.end_s)  # fmt: skip
         self._write_part(self._count, embeddings)
         self._count += 1
 
@@ -115,7 +121,7 @@ class EmbeddingWriter:
         parts = self._part_files()
         if not parts:
             raise ValueError("no video could be embedded")
-        rows, trailing, paths, starts, ends = 0, None, [], [], []
+        rows, trailing, paths, start_s, end_s = 0, None, [], [], []
         for part in parts:  # the small columns only: names and times
             data = np.load(part)
             vectors = data["vectors"]
@@ -123,10 +129,11 @@ class EmbeddingWriter:
             if len(vectors) and trailing is None:
                 trailing = vectors.shape[1:]
             paths += data["paths"].tolist()
-            starts.append(data["starts"])
-            ends.append(data["ends"])
+            start, end = times_of(data)
+            start_s.append(start)
+            end_s.append(end)
         shape = (rows, *(trailing or (0,)))
-        starts, ends = np.concatenate(starts), np.concatenate(ends)
+        start_s, end_s = np.concatenate(start_s), np.concatenate(end_s)
         temporary = self.path.with_name(self.path.name + ".tmp")
         if self.path.suffix == ".parquet":
             self._parquet(temporary, parts, paths, kind, shape)
@@ -134,16 +141,16 @@ class EmbeddingWriter:
             with zipfile.ZipFile(temporary, "w", allowZip64=True) as archive:
                 with archive.open("vectors.npy", "w", force_zip64=True) as f:
                     _stream_npy(f, parts, shape)
-                for name, array in (("paths", np.array(paths, dtype=str)), ("starts", starts),
-                                    ("ends", ends), ("kind", np.array(kind))):  # fmt: skip
+                for name, array in (("paths", np.array(paths, dtype=str)), ("start_s", start_s),
+                                    ("end_s", end_s), ("kind", np.array(kind))):  # fmt: skip
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, array, allow_pickle=False)
         else:
             with open(temporary, "wb") as f:
                 _stream_npy(f, parts, shape)
-            times = lambda ts: [None if np.isnan(t) else float(t) for t in ts]  # noqa: E731
             sidecar = {"kind": kind, "shape": list(shape), "paths": paths,
-                       "start_s": times(starts), "end_s": times(ends)}  # fmt: skip
+                       "start_s": [seconds_or_none(t) for t in start_s],
+                       "end_s": [seconds_or_none(t) for t in end_s]}  # fmt: skip
             self._write_json(self.path.with_suffix(".json"), sidecar)
         os.replace(temporary, self.path)
         shutil.rmtree(self.parts, ignore_errors=True)
@@ -163,8 +170,9 @@ class EmbeddingWriter:
                 if not len(flat):
                     continue
                 column = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
-                table = pa.table({"path": data["paths"].tolist(), "start_s": data["starts"],
-                                  "end_s": data["ends"], "embedding": column})  # fmt: skip
+                start_s, end_s = times_of(data)
+                table = pa.table({"path": data["paths"].tolist(), "start_s": start_s,
+                                  "end_s": end_s, "embedding": column})  # fmt: skip
                 table = table.replace_schema_metadata(meta)
                 if writer is None:
                     writer = pq.ParquetWriter(target, table.schema)

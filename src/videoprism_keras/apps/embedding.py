@@ -10,24 +10,41 @@ With `clip_seconds`, every video is cut into windows (one row per window), so a
 long video becomes a series of embeddings with timestamps.
 """
 
+from __future__ import annotations
+
 import errno
 import json
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..deprecation import message as deprecation_message
+from ..deprecation import renamed_arguments, renamed_attribute
 from ..runtime import Encoder
+from ..video.options import Sampling
+from ..video.times import seconds_or_none, time_key
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..model.backbone import VideoPrismBackbone
 
 KINDS = ("video", "frames", "features")
+# What `embed_videos` takes: one path, or paths and (T, H, W, 3) arrays.
+Videos = str | os.PathLike | Sequence[str | os.PathLike | np.ndarray]
+# Items to leave out: `item_key`s, or a function of (path, start_s, end_s).
+Exclude = Iterable[tuple] | Callable[[str, float | None, float | None], bool]
 VIDEO_SUFFIXES = frozenset(".mp4 .mkv .webm .avi .mov .m4v .mpg .mpeg .gif .flv .wmv .3gp".split())
 
 
-def nothing_embedded(failures) -> ValueError:
+def nothing_embedded(failures: Sequence[tuple[str, str]]) -> ValueError:
     """The error of a run in which every input failed: how many, and the first reason
     (each failure has its own line where the caller reports them)."""
     if not failures:
@@ -37,7 +54,7 @@ def nothing_embedded(failures) -> ValueError:
     return ValueError(f"no video could be embedded: {path}: {reason}{more}")
 
 
-def find_videos(sources) -> list[str]:
+def find_videos(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Video files and folders → the inputs to embed, in order.
 
     A folder is walked recursively for video files (sorted); a folder holding image
@@ -73,75 +90,114 @@ def _broken_link(path: Path) -> str:
     return f"a dangling symbolic link (to {os.readlink(path)})"
 
 
-def item_key(path, start, end) -> tuple:
-    """What identifies an embedded item: its path and clip times (None for a whole video)."""
-    time = lambda t: None if t is None or np.isnan(t) else round(float(t), 6)  # noqa: E731
-    return str(path), time(start), time(end)
+def item_key(path: str | os.PathLike, start_s: float | None,
+             end_s: float | None) -> tuple[str, float | None, float | None]:  # fmt: skip
+    """What identifies an embedded item: its path and clip times (rounded to the
+    microsecond; None for a whole video)."""
+    return str(path), time_key(start_s), time_key(end_s)
+
+
+def _times(values: ArrayLike | None, n: int) -> np.ndarray:
+    """Clip times as an (n,) float array: NaN where there is none (numpy makes None NaN)."""
+    return np.full(n, np.nan) if values is None else np.asarray(values, float)
 
 
 @dataclass
 class Embeddings:
+    """Embeddings with the file and clip times of each row.
+
+    Args:
+        vectors: (N, ...) array. The embeddings (see the module docstring for the kinds).
+        paths: list of str. Each row's input (`<array>` for an array). Defaults to [].
+        start_s: (N,) float array or None. Each clip's start in seconds; NaN (or None)
+            for a whole video. Defaults to None (all whole videos).
+        end_s: (N,) float array or None. Each clip's end. Defaults to None.
+        kind: str. "video", "frames" or "features". Defaults to "video".
+        failures: list of (path, reason). Inputs that could not be embedded. Defaults
+            to [].
+        skipped: int. Items left out because `exclude` listed them (an index or an
+            output already held them). Defaults to 0.
+    """
+
     vectors: np.ndarray
     paths: list = field(default_factory=list)
-    starts: np.ndarray = None  # seconds; NaN for a whole video
-    ends: np.ndarray = None
+    start_s: np.ndarray | None = None
+    end_s: np.ndarray | None = None
     kind: str = "video"
-    failures: list = field(default_factory=list)  # (path, error) of inputs that failed
-    skipped: int = 0  # items left out because `embed_videos(exclude=...)` listed them
+    failures: list = field(default_factory=list)
+    skipped: int = 0
 
-    def __post_init__(self):
+    starts = renamed_attribute("start_s")  # the names before `start_s`/`end_s`
+    ends = renamed_attribute("end_s")
+
+    def __post_init__(self) -> None:
         n = len(self.vectors)
-        self.starts = np.full(n, np.nan) if self.starts is None else np.asarray(self.starts, float)
-        self.ends = np.full(n, np.nan) if self.ends is None else np.asarray(self.ends, float)
+        self.start_s, self.end_s = _times(self.start_s, n), _times(self.end_s, n)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.vectors)
 
-    def save(self, path) -> Path:
-        """`.npz` (vectors, paths, starts, ends, kind), `.parquet` (a row per item: path,
-        start_s, end_s, embedding) or `.npy` (the vectors, as a plain array any tool reads)
-        with a `<name>.json` sidecar holding kind, paths and clip times."""
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes the embeddings to `path`, in the format its suffix names.
+
+        `.npz` (arrays vectors, paths, start_s, end_s, kind), `.parquet` (a row per
+        item: path, start_s, end_s, embedding; kind and shape in the metadata) or `.npy`
+        (the vectors, as a plain array any tool reads) with a `<name>.json` sidecar
+        holding kind, shape, paths, start_s and end_s (null for a whole video).
+
+        Args:
+            path: str or path. The file to write.
+
+        Returns:
+            The file's path.
+        """
         path = Path(path)
         if path.suffix == ".npy":
             np.save(path, self.vectors)
-            times = lambda ts: [None if np.isnan(t) else float(t) for t in ts]  # noqa: E731
             sidecar = {"kind": self.kind, "shape": list(self.vectors.shape),
-                       "paths": list(map(str, self.paths)), "start_s": times(self.starts),
-                       "end_s": times(self.ends)}  # fmt: skip
+                       "paths": list(map(str, self.paths)),
+                       "start_s": [seconds_or_none(t) for t in self.start_s],
+                       "end_s": [seconds_or_none(t) for t in self.end_s]}  # fmt: skip
             path.with_suffix(".json").write_text(json.dumps(sidecar))
         elif path.suffix == ".npz":
             np.savez(path, vectors=self.vectors, paths=np.array(self.paths, dtype=str),
-                     starts=self.starts, ends=self.ends, kind=np.array(self.kind))  # fmt: skip
+                     start_s=self.start_s, end_s=self.end_s,
+                     kind=np.array(self.kind))  # fmt: skip
         elif path.suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             flat = self.vectors.reshape(len(self), -1)
             column = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
-            table = pa.table({"path": self.paths, "start_s": self.starts, "end_s": self.ends,
+            table = pa.table({"path": self.paths, "start_s": self.start_s, "end_s": self.end_s,
                               "embedding": column})  # fmt: skip
             meta = {b"kind": self.kind.encode(), b"shape": str(self.vectors.shape[1:]).encode()}
             pq.write_table(table.replace_schema_metadata(meta), path)
         else:
-            raise ValueError(
-                f"unknown embedding file type {path.suffix!r}: use .npy, .npz or .parquet"
-            )
+            raise ValueError(f"unknown embedding file type {path.suffix!r}: use .npy, .npz or "
+                             f".parquet. Received: {path}")  # fmt: skip
         return path
 
     @classmethod
-    def load(cls, path) -> "Embeddings":
+    def load(cls, path: str | os.PathLike) -> Embeddings:
+        """Reads what `save` (or `videoprism embed`) wrote: .npy (with or without its
+        sidecar), .npz or .parquet. A `.npz` of an earlier release (its times in
+        arrays `starts`/`ends`) reads too.
+
+        Args:
+            path: str or path. The file.
+        """
         path = Path(path)
         if path.suffix == ".npy":
             sidecar = path.with_suffix(".json")
             if not sidecar.is_file():
                 return cls(np.load(path))
             meta = json.loads(sidecar.read_text())
-            times = lambda ts: [np.nan if t is None else t for t in ts]  # noqa: E731
-            return cls(np.load(path), meta["paths"], times(meta["start_s"]),
-                       times(meta["end_s"]), meta["kind"])  # fmt: skip
+            return cls(np.load(path), meta["paths"], meta["start_s"], meta["end_s"],
+                       meta["kind"])  # fmt: skip
         if path.suffix == ".npz":
             d = np.load(path)
-            return cls(d["vectors"], list(d["paths"]), d["starts"], d["ends"], str(d["kind"]))
+            return cls(d["vectors"], list(d["paths"]), *times_of(d), str(d["kind"]))
         if path.suffix == ".parquet":
             import ast
 
@@ -154,10 +210,22 @@ class Embeddings:
             return cls(flat.reshape(len(table), *shape), table["path"].to_pylist(),
                        np.asarray(table["start_s"]), np.asarray(table["end_s"]),
                        meta.get(b"kind", b"video").decode())  # fmt: skip
-        raise ValueError(f"unknown embedding file type {path.suffix!r}: use .npy, .npz or .parquet")
+        raise ValueError(f"unknown embedding file type {path.suffix!r}: use .npy, .npz or "
+                         f".parquet. Received: {path}")  # fmt: skip
 
 
-def select(model, outputs: dict, kind: str) -> np.ndarray:
+Embeddings.__init__ = renamed_arguments(starts="start_s", ends="end_s")(Embeddings.__init__)
+
+
+def times_of(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(start_s, end_s) of a `.npz` of embeddings: its `start_s`/`end_s` arrays, or the
+    `starts`/`ends` that releases before them wrote."""
+    if "start_s" in arrays:
+        return arrays["start_s"], arrays["end_s"]
+    return arrays["starts"], arrays["ends"]
+
+
+def select(model: VideoPrismBackbone, outputs: dict, kind: str) -> np.ndarray:
     """The `kind` of embedding out of `encode_video`'s outputs."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
@@ -169,28 +237,31 @@ def select(model, outputs: dict, kind: str) -> np.ndarray:
     return features.mean(axis=(1, 2)) if kind == "video" else features.mean(axis=2)
 
 
-def _whole_videos(videos, num_frames, size, batch_size, failures, on_error):
+def _whole_videos(videos, sampling: Sampling, batch_size, failures, on_error):
     """Whole videos, decoded in background threads while the model runs."""
     from ..video import VideoBatchLoader
 
-    loader = VideoBatchLoader(videos, batch_size, num_frames, size, on_error=on_error)
+    loader = VideoBatchLoader(videos, batch_size, sampling.num_frames, sampling.size,
+                              on_error=on_error)  # fmt: skip
     for batch in loader:
         for path, frames in zip(batch["paths"], batch["pixel_values"], strict=True):
             yield path, np.nan, np.nan, frames, True
     failures += loader.failures
 
 
-def _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_error):
+def _clips(videos, sampling: Sampling, clip_seconds, stride_seconds, failures, on_error):
     from ..video import iter_clips
     from ..video.loader import describe_failure
 
     for source in videos:
         try:
             held = None  # one clip of look-ahead: the last one of a file is marked as such
-            for clip in iter_clips(source, clip_seconds, stride_seconds, num_frames, size):
+            clips = iter_clips(source, clip_seconds, stride_seconds, sampling.num_frames,
+                               sampling.size)  # fmt: skip
+            for clip in clips:
                 if held is not None:
                     yield held
-                held = str(source), clip.start, clip.end, clip.frames, False
+                held = str(source), clip.start_s, clip.end_s, clip.frames, False
             if held is not None:
                 yield (*held[:4], True)
         except (ValueError, OSError) as err:
@@ -210,7 +281,12 @@ def _without(items: Iterator, exclude, skipped: list) -> Iterator:
 def in_background(items: Iterator, ahead: int) -> Iterator:
     """Runs the `items` generator in a thread, at most `ahead` items ahead of the consumer,
     so that decoding (PyAV and PIL release the GIL) overlaps the model. Its errors are
-    raised in the consumer; stopping early stops the thread."""
+    raised in the consumer; stopping early stops the thread.
+
+    Args:
+        items: iterator. What the thread produces.
+        ahead: int. Items produced ahead of the consumer, at most (1 at least).
+    """
     buffer: queue.Queue = queue.Queue(maxsize=max(1, ahead))
     stop, end = threading.Event(), object()
 
@@ -264,60 +340,148 @@ def _batches(items: Iterator, batch_size: int) -> Iterable[list]:
 
 @dataclass
 class Batch:
-    """One embedded batch, as `embed_batches` yields it."""
+    """One embedded batch, as `embed_batches` yields it.
+
+    Attributes:
+        vectors: (B, ...) array. The embeddings.
+        paths: list of str. Each item's input.
+        start_s: list of float. Each clip's start in seconds; NaN for a whole video.
+        end_s: list of float. Each clip's end.
+        frames: (B, T, H, W, 3) float32 array. The model's input, in [0, 1].
+        last: list of bool. Whether each item is its file's last clip (True for a whole
+            video).
+    """
 
     vectors: np.ndarray
     paths: list
-    starts: list
-    ends: list
-    frames: np.ndarray  # the model's input, (B, T, H, W, 3) in [0, 1]
-    last: list  # whether each item is its file's last clip (True for a whole video)
+    start_s: list
+    end_s: list
+    frames: np.ndarray
+    last: list
+
+    starts = renamed_attribute("start_s")  # the names before `start_s`/`end_s`
+    ends = renamed_attribute("end_s")
 
 
-def embed_videos(model, videos, kind="video", batch_size=4, num_frames=None, size=None,
-                 clip_seconds=None, stride_seconds=None, progress=True, on_error="raise",
-                 encoder=None, exclude=None) -> Embeddings:  # fmt: skip
+Batch.__init__ = renamed_arguments(starts="start_s", ends="end_s")(Batch.__init__)
+
+
+def embed_videos(model: VideoPrismBackbone, videos: Videos, kind: str = "video",
+                 batch_size: int = 4, num_frames: int | None = None,
+                 size: int | Sequence[int] | None = None, clip_seconds: float | None = None,
+                 stride_seconds: float | None = None, progress: bool = True,
+                 on_error: str = "raise", encoder: Encoder | None = None,
+                 exclude: Exclude | None = None) -> Embeddings:  # fmt: skip
     """Embeds video files or arrays in batches.
 
     Args:
-        model: a `VideoPrismBackbone`.
-        videos: paths and/or (T, H, W, 3) arrays (uint8, or float in [0, 1]).
-        kind: "video", "frames" or "features" (see the module docstring).
-        num_frames, size: sampling; default the model's training frames and resolution.
-        clip_seconds, stride_seconds: cut files (not arrays) into windows, one row each;
-            the windows are decoded in a background thread while the model runs.
-        on_error: "raise", or "skip" to record failures in `Embeddings.failures`.
-        exclude: `item_key(path, start, end)`s to leave out without running the model
-            (e.g. what an index already holds); `Embeddings.skipped` counts them.
+        model: `VideoPrismBackbone`. The model.
+        videos: path, or sequence of paths and/or (T, H, W, 3) arrays (uint8, or float
+            in [0, 1]).
+        kind: str. "video", "frames" or "features" (see the module docstring).
+            Defaults to "video".
+        batch_size: int. Items per model call. Defaults to 4.
+        num_frames: int or None. Frames per clip. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
+        clip_seconds: float or None. Cut files (not arrays) into windows of this many
+            seconds, one row each, decoded in a background thread while the model runs;
+            None for whole videos. Defaults to None.
+        stride_seconds: float or None. The windows' stride. Defaults to None
+            (`clip_seconds`).
+        progress: bool. Show a progress bar (needs tqdm). Defaults to True.
+        on_error: str. "raise", or "skip" to record failures in
+            `Embeddings.failures`. Defaults to "raise".
+        encoder: `Encoder` or None. The compiled model calls. Defaults to None (a new
+            `Encoder(model)`).
+        exclude: set of `item_key`s, callable `(path, start_s, end_s) -> bool` or
+            None. Items to leave out without running the model (e.g. what an index
+            already holds); `Embeddings.skipped` counts them. Defaults to None.
+
+    Returns:
+        `Embeddings`: the vectors with their paths and clip times, `failures` and
+        `skipped`.
     """
-    failures: list = []
-    skipped = [0]
-    batches = embed_batches(model, videos, kind, batch_size, num_frames, size, clip_seconds,
-                            stride_seconds, progress, on_error, encoder, exclude, failures,
-                            skipped)  # fmt: skip
-    vectors, paths, starts, ends = [], [], [], []
-    for batch in batches:
+    stream = embed_batches(model, videos, kind=kind, batch_size=batch_size,
+                           num_frames=num_frames, size=size, clip_seconds=clip_seconds,
+                           stride_seconds=stride_seconds, progress=progress,
+                           on_error=on_error, encoder=encoder, exclude=exclude)  # fmt: skip
+    vectors, paths, start_s, end_s = [], [], [], []
+    for batch in stream:
         vectors.append(batch.vectors)
         paths += batch.paths
-        starts += batch.starts
-        ends += batch.ends
+        start_s += batch.start_s
+        end_s += batch.end_s
     if not vectors:
-        if not skipped[0]:
-            raise nothing_embedded(failures)
+        if not stream.skipped:
+            raise nothing_embedded(stream.failures)
         vectors = [np.zeros((0, 0), np.float32)]  # everything was excluded
-    return Embeddings(np.concatenate(vectors), paths, starts, ends, kind, failures, skipped[0])
+    return Embeddings(np.concatenate(vectors), paths, start_s, end_s, kind, stream.failures,
+                      stream.skipped)  # fmt: skip
 
 
-def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, size=None,
-                  clip_seconds=None, stride_seconds=None, progress=True, on_error="raise",
-                  encoder=None, exclude=None, failures=None,
-                  skipped=None) -> Iterator[Batch]:  # fmt: skip
+class BatchStream:
+    """What `embed_batches` returns: iterate it for the `Batch`es as they are embedded.
+
+    Attributes:
+        failures: list of (path, reason). The inputs that could not be embedded, as
+            they are met (all of them once the iteration ends).
+        skipped: int. Items left out because `exclude` listed them, so far.
+    """
+
+    def __init__(self, batches: Iterator[Batch], failures: list[tuple[str, str]],
+                 skipped: list[int]) -> None:  # fmt: skip
+        self.failures = failures
+        self._batches = batches
+        self._skipped = skipped  # one item: a counter the decoding thread bumps
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped[0]
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        return next(self._batches)
+
+    def close(self) -> None:
+        """Stops early: the decoding thread ends and the progress bar closes."""
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+
+
+def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "video",
+                  batch_size: int = 4, num_frames: int | None = None,
+                  size: int | Sequence[int] | None = None, clip_seconds: float | None = None,
+                  stride_seconds: float | None = None, progress: bool = True,
+                  on_error: str = "raise", encoder: Encoder | None = None,
+                  exclude: Exclude | None = None, failures: list | None = None,
+                  skipped: list | None = None) -> BatchStream:  # fmt: skip
     """`embed_videos` one batch at a time, for whoever writes them out as they come.
 
-    `exclude` is a set of `item_key`s or a function `(path, start, end) -> bool`
-    (called before the model runs; with clips, after the file is scanned); `failures`
-    (a list) and `skipped` (a one-item list) are filled in as the batches go.
+        stream = embed_batches(model, files, clip_seconds=10, on_error="skip")
+        for batch in stream:
+            writer.write(batch)
+        print(stream.failures, stream.skipped)
+
+    The arguments are `embed_videos`'s (keyword-only after `videos`); they are checked
+    here, and nothing is decoded until the iteration starts. With clips, `exclude` is
+    called once a file is scanned, before the model runs.
+
+    Args:
+        failures: list or None. Deprecated: read the stream's `failures` instead (a
+            list given here is filled in as before). Defaults to None.
+        skipped: one-item list or None. Deprecated: read the stream's `skipped`
+            instead (`skipped[0]` is counted up as before). Defaults to None.
+
+    Returns:
+        A `BatchStream`: the batches, then `failures` and `skipped`.
     """
+    for name, given in (("failures", failures), ("skipped", skipped)):
+        if given is not None:
+            warnings.warn(deprecation_message("embed_batches", name, f"BatchStream.{name}"),
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
     if isinstance(videos, str | os.PathLike):
         videos = [videos]
     videos = list(videos)
@@ -328,21 +492,31 @@ def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, si
                 f"clip_seconds cuts video files by their timestamps; videos[{arrays[0]}] is a "
                 f"{type(videos[arrays[0]]).__name__}: embed arrays whole, or slice them first"
             )
-    num_frames = num_frames or model.num_frames
-    size = tuple(size or model.frame_shape[:2])
+    sampling = Sampling.for_model(model, num_frames, size)
     if not callable(exclude):
         keys = set(exclude or ())
         exclude = lambda *item: item_key(*item) in keys  # noqa: E731
     failures = [] if failures is None else failures
     skipped = [0] if skipped is None else skipped
+    # The generator holds the two lists, not the stream: dropping the stream ends it (and
+    # its decoding thread) at once, with no reference cycle to wait for.
+    batches = _embedded(failures, skipped, model, videos, kind, batch_size, sampling,
+                        clip_seconds, stride_seconds, progress, on_error, encoder,
+                        exclude)  # fmt: skip
+    return BatchStream(batches, failures, skipped)
+
+
+def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip_seconds,
+              stride_seconds, progress, on_error, encoder, exclude) -> Iterator[Batch]:  # fmt: skip
+    """The batches of `embed_batches`; `failures` and `skipped[0]` grow as they go."""
     if clip_seconds:
-        items = _clips(videos, num_frames, size, clip_seconds, stride_seconds, failures, on_error)
+        items = _clips(videos, sampling, clip_seconds, stride_seconds, failures, on_error)
         items = in_background(_without(items, exclude, skipped), ahead=2 * batch_size)
     else:
         done = lambda v: isinstance(v, str | os.PathLike) and exclude(v, None, None)  # noqa: E731
         kept = [v for v in videos if not done(v)]
         skipped[0] += len(videos) - len(kept)
-        items = _whole_videos(kept, num_frames, size, batch_size, failures, on_error)
+        items = _whole_videos(kept, sampling, batch_size, failures, on_error)
     encoder = encoder or Encoder(model)
     bar = progress_bar(progress, total=None if clip_seconds else len(kept))
     try:
@@ -357,9 +531,14 @@ def embed_batches(model, videos, kind="video", batch_size=4, num_frames=None, si
         bar.close()
 
 
-def progress_bar(enabled: bool, total: int | None):
+def progress_bar(enabled: bool, total: int | None) -> Any:
     """A tqdm bar counting clips, or (disabled, or without tqdm) one that shows nothing;
-    either has `update(n)` and `close()`."""
+    either has `update(n)` and `close()`.
+
+    Args:
+        enabled: bool. Whether to show it.
+        total: int or None. Clips expected; None when not known.
+    """
     try:
         from tqdm.auto import tqdm
     except ImportError:

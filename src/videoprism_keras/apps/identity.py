@@ -12,17 +12,27 @@ knowing whether there is anything to do: hours on a large library that is alread
 import errno
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..video.images import is_image_source
+from ..video.times import TIME_DIGITS, seconds_or_none
 from .embedding import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
 class VideoFile:
-    path: str  # resolved real path
-    size: int  # bytes
+    """A video file as an index knows it.
+
+    Attributes:
+        path: str. The resolved real path.
+        size: int. Bytes (-1 for a path that names no file).
+        mtime_ns: int. The modification time in nanoseconds.
+    """
+
+    path: str
+    size: int
     mtime_ns: int
 
     @property
@@ -32,15 +42,17 @@ class VideoFile:
         return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def clip_id(file_id: str, start, end) -> str:
-    """One clip of one file version: `<file_id>@<start>-<end>`, times to the microsecond
-    (as `item_key` rounds them), `whole` for a whole video."""
-    if start is None or end is None or start != start or end != end:  # None or NaN
+def clip_id(file_id: str, start_s: float | None, end_s: float | None) -> str:
+    """One clip of one file version: `<file_id>@<start_s>-<end_s>`, times to the
+    microsecond (as `item_key` rounds them), `whole` for a whole video (a time None or
+    NaN)."""
+    start_s, end_s = seconds_or_none(start_s), seconds_or_none(end_s)
+    if start_s is None or end_s is None:
         return f"{file_id}@whole"
-    return f"{file_id}@{float(start):.6f}-{float(end):.6f}"
+    return f"{file_id}@{start_s:.{TIME_DIGITS}f}-{end_s:.{TIME_DIGITS}f}"
 
 
-def identify(path) -> VideoFile:
+def identify(path: str | os.PathLike) -> VideoFile:
     """A file → its `VideoFile`. Raises `OSError` for a dangling or looping symlink or a
     missing file, `IsADirectoryError` for a folder, whatever its name."""
     text = os.fspath(path)
@@ -74,7 +86,9 @@ def _walk(folder: Path):
                 yield Path(root) / name
 
 
-def video_files(sources) -> tuple[list[VideoFile], list[tuple[str, str]]]:
+def video_files(
+    sources: str | os.PathLike | Sequence[str | os.PathLike],
+) -> tuple[list[VideoFile], list[tuple[str, str]]]:
     """Video files and folders → (the distinct files, in order, first naming first;
     (path, reason) of the entries that are not video files).
 

@@ -48,7 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..deprecation import message as deprecation_message
 from ..native_logs import held_stderr
+from ..video.options import Sampling
 from .embedding import Embeddings, find_videos, item_key, nothing_embedded, progress_bar
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
@@ -59,8 +61,9 @@ if TYPE_CHECKING:
     from .embed_writer import EmbeddingWriter
     from .index import VideoIndex
 
-__all__ = ["PresetLoader", "RayOptions", "RayUnavailable", "check_address", "embed_on_ray",
-           "failures_of", "index_on_ray", "list_sources", "ray_session"]  # fmt: skip
+__all__ = ["PresetLoader", "RayOptions", "RayRun", "RayUnavailable", "check_address",
+           "embed_on_ray", "failures_of", "index_on_ray", "list_sources",
+           "ray_session"]  # fmt: skip
 
 MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
 CONNECT_TIMEOUT_S = 5.0
@@ -195,8 +198,9 @@ def _default_workers(ray, gpus_per_worker) -> int:
 
 
 def _sampling(model, num_frames, size, clip_seconds, stride_seconds) -> dict:
-    size = (size, size) if isinstance(size, int) else tuple(size or model.frame_shape[:2])
-    return {"num_frames": int(num_frames or model.num_frames), "size": size,
+    """The decode stage's arguments (`decode_rows`): the model's sampling unless given."""
+    sampling = Sampling.for_model(model, num_frames, size)
+    return {"num_frames": sampling.num_frames, "size": sampling.size,
             "clip_seconds": clip_seconds, "stride_seconds": stride_seconds}  # fmt: skip
 
 
@@ -211,7 +215,7 @@ def _rows(batches: Iterable[dict]):
 class _FileState:
     """What the driver knows of one file while its clips come back in any order."""
 
-    # Clips as (start, end) keys: a clip that comes twice (a retried task) counts once.
+    # Clips as (start_s, end_s) keys: a clip that comes twice (a retried task) counts once.
     held: set  # clips the target held before this run
     done: set = field(default_factory=set)  # clips committed in this run
     count: int | None = None  # clips in the file, once its last one came
@@ -226,17 +230,48 @@ class _FileState:
 @dataclass
 class _Run:
     paths: list = field(default_factory=list)
-    starts: list = field(default_factory=list)
-    ends: list = field(default_factory=list)
+    start_s: list = field(default_factory=list)
+    end_s: list = field(default_factory=list)
     failures: list = field(default_factory=list)
     skipped: int = 0
+
+    def result(self, kind: str = "video") -> RayRun:
+        return RayRun(np.zeros((len(self.paths), 0), np.float32), self.paths, self.start_s,
+                      self.end_s, kind, self.failures, self.skipped)  # fmt: skip
+
+
+class RayRun(Embeddings):
+    """What `index_on_ray` and `embed_on_ray` return: an `Embeddings` record of the items
+    written in this run (`paths`, `start_s`, `end_s`; the vectors are in the target, so
+    `vectors` is (N, 0)), with `failures` and `skipped` (items the target already held).
+
+    `embed_on_ray` returned a `(written, failures)` tuple before: unpacking or indexing
+    a `RayRun` still gives that tuple for one release, with a `DeprecationWarning`.
+    """
+
+    @property
+    def written(self) -> int:
+        """Items written in this run."""
+        return len(self)
+
+    def _as_tuple(self) -> tuple[int, list]:
+        warnings.warn(deprecation_message("embed_on_ray", "written, failures = embed_on_ray(…)",
+                                          "run = embed_on_ray(…); run.written, run.failures"),
+                      DeprecationWarning, stacklevel=3)  # fmt: skip
+        return self.written, self.failures
+
+    def __iter__(self) -> Iterator:
+        return iter(self._as_tuple())
+
+    def __getitem__(self, i: int) -> Any:
+        return self._as_tuple()[i]
 
 
 def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
                  clip_seconds: float | None = None, stride_seconds: float | None = None, *,
                  num_frames: int | None = None, size: int | Sequence[int] | None = None,
                  load_model: Callable[[], VideoPrismBackbone] | None = None,
-                 options: RayOptions | None = None) -> Embeddings:  # fmt: skip
+                 options: RayOptions | None = None) -> RayRun:  # fmt: skip
     """`VideoIndex.add_videos` on Ray: embeds video sources into `index`, each batch
     committed as it comes back (see the module docstring).
 
@@ -257,8 +292,9 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
             (`RayOptions()`).
 
     Returns:
-        The record `add_videos` returns (paths and clip times of the clips added,
-        `skipped`, `failures`); failures are also kept in the index's `failures` table.
+        A `RayRun`, the record `add_videos` returns (paths and clip times of the clips
+        added, `skipped`, `failures`); failures are also kept in the index's `failures`
+        table.
     """
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
@@ -288,8 +324,7 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
         raise nothing_embedded(run.failures)
     writer.forget_failures([f.path for f in todo if states[f.file_id].whole])
     writer.finish()
-    return Embeddings(np.zeros((len(run.paths), 0), np.float32), run.paths, run.starts, run.ends,
-                      failures=run.failures, skipped=run.skipped)  # fmt: skip
+    return run.result()
 
 
 def _commit_batch(writer, batch, kinds, by_id, states, run):
@@ -315,19 +350,19 @@ def _commit_batch(writer, batch, kinds, by_id, states, run):
     touched |= {str(batch["file_id"][i]) for i in kinds["held"]}
     if len(clips):
         files = [by_id[str(batch["file_id"][i])] for i in clips]
-        starts, ends = batch["start_s"][clips], batch["end_s"][clips]
+        start_s, end_s = batch["start_s"][clips], batch["end_s"][clips]
         # A file's last clip is marked only once all its clips are committed: with it
         # in the table, a later run skips the file.
         last = [bool(batch["last"][i]) and states[str(batch["file_id"][i])].whole for i in clips]
         durations = batch["duration_s"][clips].astype(float)  # measured where the file is
-        writer.commit(files, starts, ends, batch["vector"][clips], last,
+        writer.commit(files, start_s, end_s, batch["vector"][clips], last,
                       list(batch["poster"][clips]), durations)  # fmt: skip
         for i, marked in zip(clips, last, strict=True):
             if marked:
                 states[str(batch["file_id"][i])].marked = True
         run.paths += [f.path for f in files]
-        run.starts += [float(t) for t in starts]
-        run.ends += [float(t) for t in ends]
+        run.start_s += [float(t) for t in start_s]
+        run.end_s += [float(t) for t in end_s]
     late = [states[f].last_id for f in touched if states[f].whole and not states[f].marked]
     if late:  # the last clip came before others of its file
         writer.mark_complete(late)
@@ -346,7 +381,7 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
                  stride_seconds: float | None = None, *, num_frames: int | None = None,
                  size: int | Sequence[int] | None = None,
                  load_model: Callable[[], VideoPrismBackbone] | None = None,
-                 options: RayOptions | None = None) -> tuple[int, list]:  # fmt: skip
+                 options: RayOptions | None = None) -> RayRun:  # fmt: skip
     """`embed_batches` on Ray, into an `EmbeddingWriter` (whose `finish` the caller
     calls). Failures are also appended to `<output>.failures.jsonl`. Items come back in
     any order, not the sources'.
@@ -370,7 +405,9 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
             (`RayOptions()`).
 
     Returns:
-        (items written, (path, reason) of the inputs that could not be embedded).
+        A `RayRun`: the items written in this run (`written`, paths, clip times),
+        `failures` ((path, reason) of the inputs that could not be embedded) and
+        `skipped` (items of the sources the output already held).
     """
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
@@ -378,13 +415,13 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
     local = [s for s in listed if "://" not in s]
     videos = (find_videos(local) if local else []) + [s for s in listed if "://" in s]
     done: dict = {}
-    for path, start, end in writer.resumed_items():
-        done.setdefault(path, []).append([start, end])
+    for path, start_s, end_s in writer.resumed_items():
+        done.setdefault(path, []).append([start_s, end_s])
     whole = not clip_seconds
     items = [{"source": v, "path": v, "file_id": "", "held": json.dumps(done.get(v, []))}
              for v in videos
              if not (whole and v in done)]  # fmt: skip
-    written, failures, seen = 0, [], set()
+    run, seen = _Run(skipped=sum(len(done.get(v, ())) for v in videos)), set()
     log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)
@@ -396,7 +433,7 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
             for kinds, batch in _rows(batches):
                 new = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
                 if new:
-                    failures += new
+                    run.failures += new
                     with open(log_path, "a") as log:
                         log.writelines(json.dumps({"path": p, "reason": r}) + "\n" for p, r in new)
                 keep = []
@@ -406,16 +443,12 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
                         seen.add(key)
                         keep.append(i)
                 if keep:
-                    writer.write(
-                        Embeddings(
-                            batch["vector"][keep],
-                            [str(batch["path"][i]) for i in keep],
-                            batch["start_s"][keep],
-                            batch["end_s"][keep],
-                            kind,
-                        )
-                    )
-                    written += len(keep)
+                    paths = [str(batch["path"][i]) for i in keep]
+                    start_s, end_s = batch["start_s"][keep], batch["end_s"][keep]
+                    writer.write(Embeddings(batch["vector"][keep], paths, start_s, end_s, kind))
+                    run.paths += paths
+                    run.start_s += [float(t) for t in start_s]
+                    run.end_s += [float(t) for t in end_s]
                     bar.update(len(keep))
     bar.close()
-    return written, failures
+    return run.result(kind)

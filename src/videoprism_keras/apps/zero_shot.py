@@ -5,25 +5,44 @@ and a video's class probabilities are the softmax, over labels, of the cosine
 similarities divided by a temperature (both defaults are the official colab's).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..constants import PROMPT_TEMPLATE, TEMPERATURE
 from ..runtime import Encoder, softmax
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..model.backbone import VideoPrismBackbone
+    from ..tokenizer import VideoPrismTokenizer
+
 DEFAULT_TEMPLATE = PROMPT_TEMPLATE  # the name this module has always exported
 
 
 class ZeroShotClassifier:
-    """Args:
-    model: a multimodal `VideoPrismBackbone` (an LvT preset).
-    tokenizer: its `VideoPrismTokenizer`.
-    labels: class names, e.g. ["drumming", "cooking"].
-    template: prompt with one "{}" for the label (other braces are kept as they are).
-    temperature: softmax temperature on cosine similarities.
+    """Labels videos by the similarity of their embeddings to prompts of the labels.
+
+    Args:
+        model: `VideoPrismBackbone`. A multimodal one (an LvT preset).
+        tokenizer: `VideoPrismTokenizer`. Its tokenizer.
+        labels: sequence of str. Class names, e.g. ["drumming", "cooking"].
+        template: str. The prompt, with one "{}" for the label (other braces are kept
+            as they are). Defaults to `PROMPT_TEMPLATE` ("a video of {}.").
+        temperature: float. The softmax temperature on cosine similarities. Defaults
+            to `TEMPERATURE` (0.01).
+        encoder: `Encoder` or None. The compiled model calls. Defaults to None (a new
+            `Encoder(model)`).
     """
 
-    def __init__(self, model, tokenizer, labels, template=PROMPT_TEMPLATE, temperature=TEMPERATURE,
-                 encoder=None):  # fmt: skip
+    def __init__(self, model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer,
+                 labels: Sequence[str], template: str = PROMPT_TEMPLATE,
+                 temperature: float = TEMPERATURE,
+                 encoder: Encoder | None = None) -> None:  # fmt: skip
         if not model.is_multimodal:
             raise ValueError("zero-shot classification needs a video-text (LvT) model")
         if isinstance(labels, str):
@@ -42,15 +61,16 @@ class ZeroShotClassifier:
         ids, mask = tokenizer.tokenize_texts(self.prompts)
         self.text_embeddings = self.encoder.text(ids, mask)  # (C, D), L2-normalised
 
-    def similarities(self, video_embeddings) -> np.ndarray:
+    def similarities(self, video_embeddings: ArrayLike) -> np.ndarray:
         """(N, D) (or (D,)) normalised video embeddings → (N, C) cosine similarities."""
         return np.atleast_2d(np.asarray(video_embeddings)) @ self.text_embeddings.T
 
-    def probabilities(self, video_embeddings) -> np.ndarray:
+    def probabilities(self, video_embeddings: ArrayLike) -> np.ndarray:
         """(N, C): the softmax over labels of similarity / temperature; rows sum to 1."""
         return softmax(self.similarities(video_embeddings) / self.temperature)
 
-    def classify(self, video_embeddings, top_k=5) -> list[list[tuple[str, float]]]:
+    def classify(self, video_embeddings: ArrayLike,
+                 top_k: int = 5) -> list[list[tuple[str, float]]]:  # fmt: skip
         """Per video, the top-k (label, probability), best first (all labels if fewer)."""
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1; got {top_k}")

@@ -4,7 +4,7 @@ what runs at start and at shutdown (the model queue, the uploads' folder).
     /                              the search page (static, no build step, works offline)
     /api/health                    liveness (no token needed)
     /api/info, /api/metrics        the index (size, preset, version) and query statistics
-    /api/search?q=…                text search; k, where, under, per_video filter it
+    /api/search?q=…                text search; top_k, where, under, per_video filter it
     /api/search/upload             search by a video or an image sent as the request body
     /api/clips/{id}                a clip; …/similar ("more like this"), …/poster.jpg,
                                    …/video (HTTP Range), …/labels (zero-shot, POST)

@@ -6,6 +6,7 @@ import os
 
 from fastapi import HTTPException
 
+from ..apps import IndexedClip
 from ..apps.where import check_where
 from .errors import BadInput
 from .service import SearchService
@@ -30,8 +31,8 @@ def under_folder(under: str | None) -> str | None:
     return os.path.normpath(under)
 
 
-async def clip_or_404(service: SearchService, clip_id: str) -> dict:
-    """The clip's row (see `VideoIndex.clip`); 404 when the index has no such clip."""
+async def clip_or_404(service: SearchService, clip_id: str) -> IndexedClip:
+    """The clip (see `VideoIndex.clip`); 404 when the index has no such clip."""
     row = await service.clip(clip_id)
     if row is None:
         raise HTTPException(404, f"no clip {clip_id} in the index")

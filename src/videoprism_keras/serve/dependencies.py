@@ -3,13 +3,16 @@
 parameters several routes share."""
 
 import hmac
+import warnings
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Response
 
 from ..constants import MAX_WHERE_CHARS, WHERE_COLUMNS
-from .limits import CLIP_ID, MAX_K, MAX_UPLOAD_BYTES
+from ..deprecation import message as deprecation_message
+from .errors import BadInput
+from .limits import CLIP_ID, DEFAULT_TOP_K, MAX_TOP_K, MAX_UPLOAD_BYTES
 from .service import SearchService
 
 TOKEN_COOKIE = "videoprism_token"  # the page's `static/app.js` sets it
@@ -63,12 +66,33 @@ def require_token(request: Request) -> None:
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
 
+K_DEPRECATED = deprecation_message("videoprism serve", "k", "top_k")
+
+
+def top_k(response: Response,
+          top_k: Annotated[int | None, Query(ge=1, le=MAX_TOP_K, description=(
+              f"how many hits (default {DEFAULT_TOP_K})"))] = None,
+          k: Annotated[int | None, Query(ge=1, le=MAX_TOP_K, deprecated=True, description=(
+              "the old name of top_k, taken for one release (the answer then carries a "
+              "`Warning` header); not together with top_k"))] = None) -> int:  # fmt: skip
+    """A search's `top_k`, or its old name `k` (with a `Warning` header and a
+    `DeprecationWarning` in the server); both at once are a 400 that names both."""
+    if k is None:
+        return DEFAULT_TOP_K if top_k is None else top_k
+    if top_k is not None:
+        raise BadInput(f"top_k and k: `k` is the deprecated name of `top_k`; give only top_k. "
+                       f"Received: top_k={top_k}, k={k}")  # fmt: skip
+    warnings.warn(K_DEPRECATED, DeprecationWarning, stacklevel=2)
+    response.headers["Warning"] = f'299 - "{K_DEPRECATED}"'
+    return k
+
+
 Service = Annotated[SearchService, Depends(get_service)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 UploadFolder = Annotated[str, Depends(upload_folder)]
 
 # Parameters that several routes take, with their limits and their OpenAPI descriptions.
-TopK = Annotated[int, Query(ge=1, le=MAX_K, description="how many hits")]
+TopK = Annotated[int, Depends(top_k)]
 Where = Annotated[str | None, Query(description="SQL predicate over " + ", ".join(WHERE_COLUMNS),
                                     max_length=MAX_WHERE_CHARS)]  # fmt: skip
 Under = Annotated[str | None, Query(description="only videos in this folder (absolute)")]

@@ -36,7 +36,7 @@ async def http_error(request: Request, err: StarletteHTTPException) -> JSONRespo
 
 async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
     """A request FastAPI's checks refused: 422, with the first few problems, each after
-    the name of its parameter (`k: Input should be…`)."""
+    the name of its parameter (`top_k: Input should be…`)."""
     parts = []
     for e in err.errors()[:5]:
         where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"

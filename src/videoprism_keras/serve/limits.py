@@ -1,7 +1,8 @@
 """What a request may ask of the API: how many hits, how long a text, how many labels,
 how large and of which type an upload. `/api/info` reports them to clients."""
 
-MAX_K = 100  # hits per search
+MAX_TOP_K = 100  # hits per search
+DEFAULT_TOP_K = 12  # hits when a search does not say (the page's default too)
 MAX_QUERY_CHARS = 500
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 100

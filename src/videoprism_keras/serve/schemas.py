@@ -5,12 +5,9 @@ import os
 
 from pydantic import BaseModel, Field
 
+from ..apps import IndexedClip, SearchHit
+from ..video.times import seconds_or_none
 from .limits import MAX_LABELS
-
-
-def _seconds(value) -> float | None:
-    """A time as JSON has it: None for a whole video (null or NaN in the index)."""
-    return None if value is None or value != value else float(value)
 
 
 class Hit(BaseModel):
@@ -25,22 +22,19 @@ class Hit(BaseModel):
     video_url: str
 
     @classmethod
-    def from_row(cls, row, score: float | None = None) -> "Hit":
-        """A hit from the index: a `SearchHit` of its search or the dict of its `clip()`.
+    def from_row(cls, row: SearchHit | IndexedClip, score: float | None = None) -> "Hit":
+        """A hit from the index: a `SearchHit` of its search or the `IndexedClip` of its
+        `clip()`.
 
         Args:
-            row: SearchHit or dict. The clip.
+            row: SearchHit or IndexedClip. The clip.
             score: float or None. Its similarity to the query; defaults to None (a clip
                 that is not a search's hit).
         """
-        if isinstance(row, dict):
-            clip, path = row["id"], row["path"]
-            start, end, duration = row.get("start_s"), row.get("end_s"), row.get("duration_s")
-        else:
-            clip, path = row.id, row.path
-            start, end, duration = row.start, row.end, row.duration
-        return cls(id=clip, path=path, name=os.path.basename(path), start_s=_seconds(start),
-                   end_s=_seconds(end), duration_s=_seconds(duration), score=score,
+        clip = row.id
+        return cls(id=clip, path=row.path, name=os.path.basename(row.path),
+                   start_s=seconds_or_none(row.start_s), end_s=seconds_or_none(row.end_s),
+                   duration_s=seconds_or_none(row.duration_s), score=score,
                    poster_url=f"api/clips/{clip}/poster.jpg",
                    video_url=f"api/clips/{clip}/video")  # fmt: skip
 
@@ -67,17 +61,28 @@ class LabelsRequest(BaseModel):
                               max_length=MAX_LABELS)  # fmt: skip
 
 
-class IndexInfo(BaseModel):
-    uri: str
-    size: int = Field(description="clips")
-    version: int | None = Field(description="the table's latest committed version")
-    preset: str | None
-    dim: int | None
+class IndexSampling(BaseModel):
+    """How the index's clips were sampled (its recorded settings; null where unknown)."""
+
     num_frames: int | None
-    frame_size: int | list[int] | None
+    size: int | list[int] | None = Field(description="frame size: one int for a square, "
+                                         "else [height, width]")  # fmt: skip
     clip_seconds: float | None
     stride_seconds: float | None
     dtype: str | None
+
+
+class IndexInfo(BaseModel):
+    uri: str
+    size: int = Field(description="clips in the index (the frame size is sampling.size)")
+    version: int | None = Field(description="the table's latest committed version")
+    preset: str | None
+    dim: int | None
+    sampling: IndexSampling
+    num_frames: int | None = Field(description="sampling.num_frames")
+    clip_seconds: float | None = Field(description="sampling.clip_seconds")
+    stride_seconds: float | None = Field(description="sampling.stride_seconds")
+    dtype: str | None = Field(description="sampling.dtype")
     text_search: bool = Field(description="whether the model takes text (an LvT preset)")
     videoprism_keras: str
     limits: dict

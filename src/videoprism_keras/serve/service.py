@@ -13,15 +13,19 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import anyio
 import numpy as np
 
-from ..apps import SearchHit, VideoIndex, ZeroShotClassifier, embed_videos
+from ..apps import IndexedClip, SearchHit, VideoIndex, ZeroShotClassifier, embed_videos
 from ..constants import PROMPT_TEMPLATE, TEMPERATURE
+from ..deprecation import message as deprecation_message
+from ..deprecation import renamed_arguments
 from ..runtime import Encoder
+from ..video.options import Sampling
 from .batcher import ModelQueue
 
 if TYPE_CHECKING:
@@ -88,6 +92,11 @@ class SearchService:
             None (the index's, else the model's).
         size: int, (height, width) or None. The frame size uploads are resized to;
             defaults to None (the index's, else the model's).
+
+    Attributes:
+        sampling: `Sampling`. How uploads are sampled (`num_frames`, `size`): as the
+            index's clips were.
+        num_frames: int. `sampling.num_frames`.
     """
 
     def __init__(self, index: VideoIndex, model: "VideoPrismBackbone",
@@ -98,15 +107,22 @@ class SearchService:
         self.index, self.model, self.tokenizer = index, model, tokenizer
         self.template, self.temperature = template, temperature
         meta = index.meta  # uploads are sampled as the index's clips were
-        size = size or meta.get("size") or model.frame_shape[0]
-        self.frame_size = tuple(size) if isinstance(size, list | tuple) else (int(size), int(size))
-        self.num_frames = int(num_frames or meta.get("num_frames") or model.num_frames)
+        self.sampling = Sampling.for_model(model, num_frames or meta.get("num_frames"),
+                                           size or meta.get("size"))  # fmt: skip
+        self.num_frames = self.sampling.num_frames
         self.encoder = Encoder(model)
         self.queue = ModelQueue(self._embed_texts)
         self.metrics = Metrics()
         self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
         self._lookup = None
         self._label_sets: collections.OrderedDict = collections.OrderedDict()
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """Deprecated: `sampling.size` (`size()` is the index's clip count)."""
+        warnings.warn(deprecation_message("SearchService", "frame_size", "sampling.size"),
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        return self.sampling.size
 
     @property
     def has_text(self) -> bool:
@@ -120,8 +136,8 @@ class SearchService:
 
     def _embed_file(self, path):
         embedded = embed_videos(self.model, [os.fspath(path)], batch_size=1,
-                                num_frames=self.num_frames, size=self.frame_size, progress=False,
-                                on_error="raise", encoder=self.encoder)  # fmt: skip
+                                num_frames=self.num_frames, size=self.sampling.size,
+                                progress=False, on_error="raise", encoder=self.encoder)  # fmt: skip
         return embedded.vectors[0]
 
     def _probabilities(self, labels, vector):
@@ -166,14 +182,15 @@ class SearchService:
             self._lookup = type(self.index).load(self.index.uri, storage_options=options)
         return self._lookup
 
-    async def search(self, vector: np.ndarray, k: int, where: str | None = None,
+    @renamed_arguments(k="top_k")
+    async def search(self, vector: np.ndarray, top_k: int, where: str | None = None,
                      under: str | None = None, per_video: bool = False,
                      exclude: str | None = None) -> list[SearchHit]:  # fmt: skip
-        """The top `k` hits for one embedding, as `VideoIndex.search` finds them.
+        """The top `top_k` hits for one embedding, as `VideoIndex.search` finds them.
 
         Args:
             vector: np.ndarray. The query's embedding.
-            k: int. How many hits.
+            top_k: int. How many hits.
             where: str or None. A filter (checked by the caller, see `apps.where`);
                 defaults to None.
             under: str or None. Only videos in this absolute folder; defaults to None.
@@ -181,7 +198,7 @@ class SearchService:
             exclude: str or None. A clip id left out of the hits; defaults to None.
         """
         extra = 1 if exclude else 0
-        options = dict(top_k=k + extra, where=where, under=under, per_video=per_video)
+        options = dict(top_k=top_k + extra, where=where, under=under, per_video=per_video)
 
         def search():
             if not len(self.index):  # a table with no rows yet: nothing found, no error
@@ -189,10 +206,10 @@ class SearchService:
             return self.index.search(vector, **options)
 
         hits = (await self._read(search))[0]
-        return [h for h in hits if h.id != exclude][:k]
+        return [h for h in hits if h.id != exclude][:top_k]
 
-    async def clip(self, clip_id: str) -> dict | None:
-        """The clip's row (see `VideoIndex.clip`); None when the index has no such clip."""
+    async def clip(self, clip_id: str) -> IndexedClip | None:
+        """The clip (see `VideoIndex.clip`); None when the index has no such clip."""
         return await self._read(lambda: self._lookups().clip(clip_id), lookup=True)
 
     async def poster(self, clip_id: str) -> bytes | None:

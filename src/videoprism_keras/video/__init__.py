@@ -6,7 +6,9 @@
     load_clip(path, start_s, end_s)                        → one window of `iter_clips`, again
 
 Their sampling options (frames, size, resize mode, padding, dtype, decoding strategy)
-are one validated `Sampling`.
+are one validated `Sampling`; `Sampling.for_model(model)` is a model's own (its
+`num_frames` and frame `size`). Clip times are `start_s`/`end_s`, in seconds from the
+first frame (`times.py`: NaN or None for a whole video).
 
 The defaults reproduce the official VideoPrism preprocessing bit for bit, in memory
 that does not grow with the video's length. numpy, PyAV and PIL only: no Keras here,

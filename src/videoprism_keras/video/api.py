@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deprecation import renamed_arguments, renamed_attribute
 from . import decode
 from .decode import VideoDecodeError, decoded_frames, scan, seek_frames, stream_frames, to_rgb
 from .frames import Transform, as_frame_array
@@ -20,13 +21,15 @@ from .options import DTYPES, STRATEGIES, Sampling
 from .sampling import Window, choose, plan_windows, video_duration
 
 __all__ = ["DTYPES", "STRATEGIES", "Clip", "iter_clips", "load_clip", "load_video", "sample"]
+# What `load_video` reads: a file or folder path, an array of frames, or a list of frames.
+VideoSource = str | os.PathLike | np.ndarray | Sequence
 # Past this many frames (about a minute at 25 fps) "auto" considers seeking: below it
 # decoding everything is quick anyway and spares reading the file twice.
 SEEK_ABOVE_FRAMES = 1500
 
 
 def load_video(
-    source,
+    source: VideoSource,
     num_frames: int = 16,
     size: int | Sequence[int] = (288, 288),
     *,
@@ -34,7 +37,7 @@ def load_video(
     pad: bool = False,
     dtype: str = "float32",
     strategy: str = "auto",
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """One video → (num_frames, height, width, 3): float32 in [0, 1], or uint8.
 
     The defaults are the official VideoPrism colab's preprocessing, bit for bit: the
@@ -70,7 +73,7 @@ def load_video(
     return sample(source, sampling)
 
 
-def sample(source, sampling: Sampling):
+def sample(source: VideoSource, sampling: Sampling) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """`load_video` with its options already checked, as one `Sampling`."""
     transform = sampling.transform()
     num_frames, pad = sampling.num_frames, sampling.pad
@@ -159,20 +162,31 @@ def _stack(frames: list[np.ndarray], mask: np.ndarray, dtype: str) -> np.ndarray
 class Clip:
     """A window of a long video; unpacks as `start_s, end_s, frames = clip`.
 
-    `clip.frame_padding_mask` is there too (all ones unless `pad=True` padded it).
+    Attributes:
+        start_s: float. The window's start, in seconds from the first frame.
+        end_s: float. Its end (the video's end for the last window).
+        frames: (num_frames, H, W, 3) array. The sampled frames.
+        frame_padding_mask: (num_frames,) int32 array. 1 = real frame (all ones
+            unless `pad=True` padded the clip).
     """
 
-    start: float  # seconds from the first frame
-    end: float
-    frames: np.ndarray  # (num_frames, H, W, 3)
-    frame_padding_mask: np.ndarray  # (num_frames,) int32, 1 = real frame
+    start_s: float
+    end_s: float
+    frames: np.ndarray
+    frame_padding_mask: np.ndarray
 
-    def __iter__(self):
-        return iter((self.start, self.end, self.frames))
+    start = renamed_attribute("start_s")  # the names before `start_s`/`end_s`
+    end = renamed_attribute("end_s")
+
+    def __iter__(self) -> Iterator:
+        return iter((self.start_s, self.end_s, self.frames))
+
+
+Clip.__init__ = renamed_arguments(start="start_s", end="end_s")(Clip.__init__)
 
 
 def iter_clips(
-    path,
+    path: str | os.PathLike,
     clip_seconds: float,
     stride_seconds: float | None = None,
     num_frames: int = 16,
@@ -217,7 +231,7 @@ def iter_clips(
     return _cut(path, plan, sampling.transform(), sampling.dtype)
 
 
-def load_clip(path, start_s: float, end_s: float, num_frames: int = 16,
+def load_clip(path: str | os.PathLike, start_s: float, end_s: float, num_frames: int = 16,
               size: int | Sequence[int] = (288, 288), *, resize_mode: str = "center_crop",
               dtype: str = "float32") -> np.ndarray:  # fmt: skip
     """The frames of one window [start_s, end_s) of a video file → (num_frames, H, W, 3).
@@ -291,4 +305,4 @@ def _clip(window: Window, kept: dict, dtype: str) -> Clip:
         frames.append(last)
     first = next(f for f in frames if f is not None)
     frames = [first if f is None else f for f in frames]
-    return Clip(window.start, window.end, _stack(frames, window.mask, dtype), window.mask)
+    return Clip(window.start_s, window.end_s, _stack(frames, window.mask, dtype), window.mask)

@@ -8,7 +8,7 @@ float32 frames the in-process path gives, bit for bit.
 
 An item names a file (`source`: a local path, or a URI pyarrow's filesystems open,
 which is copied to a temporary file first) and the clips of it to leave out (`held`:
-(start, end) pairs a target already holds). Each row is a clip (`status` "clip"), a
+(start_s, end_s) pairs a target already holds). Each row is a clip (`status` "clip"), a
 held last clip (`status` "held": the writer learns from it how many clips the file
 has), or a failure (`status` "failed" with its `reason`); all rows have the same
 columns and frame shape, so they travel in one stream.
@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -30,15 +29,7 @@ from .api import iter_clips, sample
 from .decode import probe
 from .loader import INPUT_ERRORS, describe_failure
 from .options import Sampling
-
-TIME_DIGITS = 6  # clip times are compared to the microsecond (as `item_key` rounds them)
-
-
-def time_key(t) -> float | None:
-    """A clip time as the held pairs give it: rounded, None for a whole video."""
-    if t is None or math.isnan(float(t)):
-        return None
-    return round(float(t), TIME_DIGITS)
+from .times import time_key
 
 
 def as_model_input(frames: np.ndarray) -> np.ndarray:
@@ -46,12 +37,23 @@ def as_model_input(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32) / np.float32(255)
 
 
-def decode_rows(item: dict, *, num_frames: int, size, clip_seconds=None,
-                stride_seconds=None) -> Iterator[dict]:  # fmt: skip
+def decode_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
+                clip_seconds: float | None = None,
+                stride_seconds: float | None = None) -> Iterator[dict]:  # fmt: skip
     """`item` ({"source", "path", "held"}) → its rows (see the module docstring).
 
     A generator: a long video's clips leave the task as they are decoded, so a worker
     holds one output block (Ray Data's target block size), not the whole video.
+
+    Args:
+        item: dict. `source` (a path or URI), `path` (as the rows name it), `file_id`
+            (optional) and `held` (JSON: the [start_s, end_s] pairs to leave out).
+        num_frames: int. Frames per clip.
+        size: int or (height, width). Frame size.
+        clip_seconds: float or None. Windows of long videos, in seconds; None for
+            whole videos. Defaults to None.
+        stride_seconds: float or None. The windows' stride. Defaults to None
+            (`clip_seconds`).
     """
     sampling = Sampling(num_frames, size, dtype="uint8")
     shape = (sampling.num_frames, *sampling.size, 3)
@@ -59,9 +61,9 @@ def decode_rows(item: dict, *, num_frames: int, size, clip_seconds=None,
     held = {(time_key(s), time_key(e)) for s, e in json.loads(held)}
     base = {"path": item["path"], "file_id": item.get("file_id", ""), "duration_s": np.nan}
 
-    def row(status, start=np.nan, end=np.nan, ordinal=0, last=False, frames=None, reason=""):
-        return {**base, "status": status, "reason": reason, "start_s": float(start),
-                "end_s": float(end), "ordinal": ordinal, "last": last,
+    def row(status, start_s=np.nan, end_s=np.nan, ordinal=0, last=False, frames=None, reason=""):
+        return {**base, "status": status, "reason": reason, "start_s": float(start_s),
+                "end_s": float(end_s), "ordinal": ordinal, "last": last,
                 "frames": np.zeros(shape, np.uint8) if frames is None else frames}  # fmt: skip
 
     try:
@@ -79,10 +81,10 @@ def decode_rows(item: dict, *, num_frames: int, size, clip_seconds=None,
             for ordinal, clip in enumerate(clips):
                 if previous is not None and previous["status"] == "clip":
                     yield previous
-                key = (time_key(clip.start), time_key(clip.end))
+                key = (time_key(clip.start_s), time_key(clip.end_s))
                 status = "held" if key in held else "clip"
                 frames = clip.frames if status == "clip" else None
-                previous = row(status, clip.start, clip.end, ordinal, frames=frames)
+                previous = row(status, clip.start_s, clip.end_s, ordinal, frames=frames)
             if previous is not None:  # held or not: the last clip tells the file's count
                 previous["last"] = True
                 yield previous
@@ -92,7 +94,7 @@ def decode_rows(item: dict, *, num_frames: int, size, clip_seconds=None,
 
 def _duration(path) -> float:
     try:
-        return float(probe(path, exact=False).duration) or np.nan
+        return float(probe(path, exact=False).duration_s) or np.nan
     except INPUT_ERRORS:
         return np.nan
 

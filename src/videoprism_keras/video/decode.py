@@ -43,21 +43,27 @@ artefacts, or shorter.
 from __future__ import annotations
 
 import contextlib
+import os
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..deprecation import renamed_arguments, renamed_attribute
 from .frames import Transform
+
+if TYPE_CHECKING:
+    import av
 
 
 class VideoDecodeError(ValueError):
     """A video could not be read; `path` names the file and `cause` says why."""
 
-    def __init__(self, path, cause: str):
+    def __init__(self, path: str | os.PathLike, cause: str) -> None:
         self.path, self.cause = str(path), cause
         super().__init__(f"{self.path}: {cause}")
 
@@ -67,12 +73,28 @@ class VideoDecodeError(ValueError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    num_frames: int  # exact when the container or a packet scan counts them
-    fps: float  # average frame rate
-    duration: float  # seconds
-    width: int  # as stored; swap with height when `rotation` is ±90
+    """What `probe` tells of a video.
+
+    Attributes:
+        num_frames: int. Frames; exact when the container or a packet scan counts them.
+        fps: float. The average frame rate.
+        duration_s: float. The duration in seconds.
+        width: int. As stored; swap with height when `rotation` is ±90.
+        height: int.
+        rotation: int. Degrees counter-clockwise applied for display (display matrix).
+    """
+
+    num_frames: int
+    fps: float
+    duration_s: float
+    width: int
     height: int
-    rotation: int  # degrees counter-clockwise applied for display (display matrix)
+    rotation: int
+
+    duration = renamed_attribute("duration_s")  # the name before `duration_s`
+
+
+VideoInfo.__init__ = renamed_arguments(duration="duration_s")(VideoInfo.__init__)
 
 
 @dataclass(frozen=True)
@@ -92,7 +114,7 @@ class FrameIndex:
         return (self.pts - self.pts[0]).astype(np.float64) * float(self.time_base)
 
 
-def open_video(path):
+def open_video(path: str | os.PathLike) -> tuple:
     """(container, video stream), or a `VideoDecodeError` saying why not.
 
     Refuses anything but a regular, non-empty file before FFmpeg sees it: a pipe or
@@ -125,7 +147,7 @@ def _corrupt(path, frames: int, err) -> VideoDecodeError:
     return VideoDecodeError(path, f"corrupt or truncated: {err}, after {frames} frames")
 
 
-def scan(path) -> FrameIndex:
+def scan(path: str | os.PathLike) -> FrameIndex:
     """Reads every packet (decoding none) → a `FrameIndex` of the video stream.
 
     Packets that carry no frame (empty, or marked discard by an edit list) are not
@@ -240,7 +262,7 @@ def _fps(stream) -> float:
     return float(rate) if rate else 0.0
 
 
-def probe(path, exact: bool = True) -> VideoInfo:
+def probe(path: str | os.PathLike, exact: bool = True) -> VideoInfo:
     """Frame count, frame rate, duration, size and rotation, decoding one frame at most.
 
     When the container does not store the frame count, `exact` counts packets (reads
@@ -265,7 +287,7 @@ def probe(path, exact: bool = True) -> VideoInfo:
     )
 
 
-def to_rgb(frame) -> np.ndarray:
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame → (H, W, 3) uint8 RGB, turned upright as a player would show it.
 
     PyAV's `frame.rotation` is the display matrix's counter-clockwise angle (phones
@@ -277,7 +299,7 @@ def to_rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def decoded_frames(path) -> Iterator:
+def decoded_frames(path: str | os.PathLike) -> Iterator[av.VideoFrame]:
     """Every frame of the video stream in presentation order; one file handle, closed on exit.
 
     Strict about damage, unlike FFmpeg's command line (which the official reader runs
@@ -315,7 +337,8 @@ def _check_listed(path, listed: int, packets: int) -> None:
         )
 
 
-def stream_frames(path, wanted: Iterable[int], transform: Transform, to_end: bool = False):
+def stream_frames(path: str | os.PathLike, wanted: Iterable[int], transform: Transform,
+                  to_end: bool = False) -> tuple[dict[int, np.ndarray], int]:  # fmt: skip
     """One decoding pass keeping only frames in `wanted`, transformed → ({index: frame}, n).
 
     `n` is the number of frames decoded: all of them with `to_end`, else up to the
@@ -349,7 +372,8 @@ def _keyframe_before(index: FrameIndex, position: int) -> int:
     return int(index.keyframes[k]) if k >= 0 else 0
 
 
-def seek_frames(path, wanted: Iterable[int], transform: Transform, index: FrameIndex):
+def seek_frames(path: str | os.PathLike, wanted: Iterable[int], transform: Transform,
+                index: FrameIndex) -> dict[int, np.ndarray] | None:  # fmt: skip
     """Like `stream_frames`, but seeks to the keyframe before each wanted frame.
 
     A frame is kept only when its timestamp is exactly the one the scan found at that

@@ -57,7 +57,8 @@ def _center_crop(image: np.ndarray, target_h: int, target_w: int) -> np.ndarray:
     return image[:, left : left + cols]
 
 
-def fit_frame(image: np.ndarray, size: Sequence[int], resize_mode: str = "center_crop"):
+def fit_frame(image: np.ndarray, size: int | Sequence[int],
+              resize_mode: str = "center_crop") -> np.ndarray:  # fmt: skip
     """(H, W, 3) uint8 or float frame → (size[0], size[1], 3), same dtype."""
     check_resize_mode(resize_mode)
     return _fit_frame(image, normalize_size(size), resize_mode)
@@ -102,7 +103,7 @@ def fit(size: int | Sequence[int], resize_mode: str = "center_crop") -> Transfor
     return lambda image: _fit_frame(image, target, resize_mode)
 
 
-def as_frame_array(frames) -> np.ndarray:
+def as_frame_array(frames: np.ndarray | Sequence) -> np.ndarray:
     """Frames already in memory (an array, or a list of arrays / PIL images) → (T, H, W, 3).
 
     uint8 frames are returned as they are (no copy); float frames must be in [0, 1]

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class VideoBatchLoader:
         prefetch: int = 2,
         progress: bool = False,
         on_error: str = "raise",
-    ):
+    ) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
         if batch_size <= 0 or prefetch <= 0:
@@ -135,7 +136,7 @@ class VideoBatchLoader:
         return out
 
 
-def iter_video_batches(sources: Iterable, batch_size: int = 4, **options) -> Iterator[dict]:
+def iter_video_batches(sources: Iterable, batch_size: int = 4, **options: Any) -> Iterator[dict]:
     """Shorthand for `iter(VideoBatchLoader(sources, batch_size, **options))`.
 
     Use the class to read `failures` afterwards with `on_error="skip"`.

@@ -47,8 +47,8 @@ def choose(num_available: int, num_frames: int, pad: bool) -> tuple[np.ndarray, 
 class Window(NamedTuple):
     """One clip to cut: its time span and the frame indices (into the whole video)."""
 
-    start: float  # seconds from the first frame
-    end: float
+    start_s: float  # seconds from the first frame
+    end_s: float
     indices: np.ndarray  # (k,) sorted; k == num_frames unless padded
     mask: np.ndarray  # (num_frames,), 1 = real frame
 

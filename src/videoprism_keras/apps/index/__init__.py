@@ -15,9 +15,9 @@ The files, one job each:
 from ...constants import ANN_THRESHOLD
 from .ann import ANN_REFINE_FACTOR
 from .search import SearchHit
-from .table import ClipTable, IndexStats
+from .table import ClipTable, IndexedClip, IndexStats
 from .video_index import VideoIndex
 from .writer import IndexWriter
 
 __all__ = ["ANN_REFINE_FACTOR", "ANN_THRESHOLD", "ClipTable", "IndexStats", "IndexWriter",
-           "SearchHit", "VideoIndex"]  # fmt: skip
+           "IndexedClip", "SearchHit", "VideoIndex"]  # fmt: skip

@@ -105,15 +105,15 @@ def migrate(folder: Path, db: DBConnection, uri: str) -> None:
         rows, seen = [], set()
         for item, vector in zip(items, vectors, strict=True):
             file = store.identity_of(item["path"])
-            start, end = item["start_s"], item["end_s"]
-            key = clip_id(file.file_id, start, end)
+            start_s, end_s = item["start_s"], item["end_s"]
+            key = clip_id(file.file_id, start_s, end_s)
             if key in seen:  # the same file named two ways: one row
                 continue
             seen.add(key)
-            rows.append((file, start, end, vector))
+            rows.append((file, start_s, end_s, vector))
         last = {}
-        for i, (file, start, _, _) in enumerate(rows):  # the latest clip of a file
-            if file.path not in last or (start or 0) >= (rows[last[file.path]][1] or 0):
+        for i, (file, start_s, _, _) in enumerate(rows):  # the latest clip of a file
+            if file.path not in last or (start_s or 0) >= (rows[last[file.path]][1] or 0):
                 last[file.path] = i
         last_rows = set(last.values())
         dim = meta["dim"] or 1

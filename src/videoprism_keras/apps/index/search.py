@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...deprecation import renamed_arguments, renamed_attribute
+from ...video.times import seconds_or_nan, seconds_or_none
 from . import store
 from .snapshot import Snapshot
 
@@ -28,29 +30,37 @@ class SearchHit:
 
     Attributes:
         path: str. The video's path (its real path, for a file).
-        start: float. The clip's start in seconds; NaN for a whole video.
-        end: float. The clip's end in seconds; NaN for a whole video.
+        start_s: float. The clip's start in seconds; NaN for a whole video.
+        end_s: float. The clip's end in seconds; NaN for a whole video.
         score: float. The cosine similarity to the query.
-        id: str. The clip's id (see `VideoIndex.poster`, `VideoIndex.clip`).
-        duration: float. The video's duration in seconds; NaN if unknown.
+        id: str. The clip's id (see `VideoIndex.poster`, `VideoIndex.clip`). Defaults
+            to "".
+        duration_s: float. The video's duration in seconds; NaN if unknown. Defaults
+            to NaN.
     """
 
     path: str
-    start: float
-    end: float
+    start_s: float
+    end_s: float
     score: float
     id: str = ""
-    duration: float = float("nan")
+    duration_s: float = float("nan")
+
+    start = renamed_attribute("start_s")  # the names before `start_s`, `end_s`, `duration_s`
+    end = renamed_attribute("end_s")
+    duration = renamed_attribute("duration_s")
 
     def as_dict(self) -> dict:
-        """The hit as JSON takes it: times in seconds (`start_s`, …), None where unknown."""
-        return {"path": self.path, "start_s": _finite(self.start), "end_s": _finite(self.end),
-                "score": self.score, "id": self.id,
-                "duration_s": _finite(self.duration)}  # fmt: skip
+        """The hit as JSON takes it: path, start_s, end_s, score, id, duration_s; times
+        None where unknown."""
+        return {"path": self.path, "start_s": seconds_or_none(self.start_s),
+                "end_s": seconds_or_none(self.end_s), "score": self.score, "id": self.id,
+                "duration_s": seconds_or_none(self.duration_s)}  # fmt: skip
 
 
-def _finite(x):
-    return None if x is None or np.isnan(x) else float(x)
+SearchHit.__init__ = renamed_arguments(start="start_s", end="end_s", duration="duration_s")(
+    SearchHit.__init__
+)
 
 
 def sql_predicate(where: str | None, under: str | os.PathLike | None) -> str | None:
@@ -107,10 +117,9 @@ def approximate_search(table: LanceTable, query: np.ndarray, top_k: int, predica
             if key in seen:
                 continue
             seen.add(key)
-            time = lambda t: np.nan if t is None else t  # noqa: E731
-            hits.append(SearchHit(row["path"], time(row["start_s"]), time(row["end_s"]),
-                                  1.0 - row["_distance"], row["id"],
-                                  time(row["duration_s"])))  # fmt: skip
+            hits.append(SearchHit(row["path"], seconds_or_nan(row["start_s"]),
+                                  seconds_or_nan(row["end_s"]), 1.0 - row["_distance"],
+                                  row["id"], seconds_or_nan(row["duration_s"])))  # fmt: skip
         if len(hits) >= top_k or len(found) < limit:
             return hits[:top_k]
         limit *= 4  # per video: too few distinct videos among the candidates
@@ -141,8 +150,8 @@ def reranked_search(table: LanceTable, rows: Snapshot, query: np.ndarray, top_k:
 
 
 def _hit(rows: Snapshot, i: int, score: float) -> SearchHit:
-    return SearchHit(rows.paths[i], rows.starts[i], rows.ends[i], float(score), rows.ids[i],
-                     rows.durations[i])  # fmt: skip
+    return SearchHit(rows.paths[i], rows.start_s[i], rows.end_s[i], float(score), rows.ids[i],
+                     rows.duration_s[i])  # fmt: skip
 
 
 def _selected(table, rows: Snapshot, predicate):

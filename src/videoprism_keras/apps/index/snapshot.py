@@ -36,7 +36,8 @@ class Snapshot:
     Attributes:
         vectors: (N, D) float32 array. Every clip's vector.
         rowids, ids, paths: (N,) arrays. Lance row ids, clip ids, paths.
-        starts, ends, durations: (N,) float arrays. Times in seconds, NaN where unknown.
+        start_s, end_s, duration_s: (N,) float arrays. Times in seconds, NaN where
+            unknown.
         codes: (N,) int array. A small integer per path (the best clip of each video).
         read: int. Vectors this snapshot read from the table (the others were kept).
     """
@@ -112,7 +113,7 @@ class Snapshot:
         # Path → small integer, for the best clip of each video.
         self.codes = column("path").dictionary_encode().indices.to_numpy(zero_copy_only=False)
         nan = lambda name: column(name).cast(pa.float64()).fill_null(np.nan).to_numpy()  # noqa: E731
-        self.starts, self.ends, self.durations = nan("start_s"), nan("end_s"), nan("duration_s")
+        self.start_s, self.end_s, self.duration_s = nan("start_s"), nan("end_s"), nan("duration_s")
         self._order = None
 
     def __len__(self) -> int:

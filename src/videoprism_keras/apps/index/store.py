@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...video.times import seconds_or_none
 from ..identity import VideoFile, clip_id, identify
 
 if TYPE_CHECKING:
@@ -88,38 +89,37 @@ def identity_of(path: str | os.PathLike) -> VideoFile:
         return VideoFile(str(path), -1, -1)
 
 
-def clip_table(files: Sequence[VideoFile], starts: Sequence[float | None],
-               ends: Sequence[float | None], vectors: np.ndarray, last: Sequence[bool],
+def clip_table(files: Sequence[VideoFile], start_s: Sequence[float | None],
+               end_s: Sequence[float | None], vectors: np.ndarray, last: Sequence[bool],
                posters: Sequence[bytes | None] | None = None,
-               durations: Sequence[float | None] | None = None,
+               duration_s: Sequence[float | None] | None = None,
                meta: dict | None = None) -> pa.Table:  # fmt: skip
     """Clips as rows of the table, one per clip.
 
     Args:
         files: sequence of `VideoFile`. Each clip's file.
-        starts, ends: sequences of float. Clip times in seconds; None or NaN for a whole
-            video.
+        start_s, end_s: sequences of float. Clip times in seconds; None or NaN for a
+            whole video.
         vectors: (N, D) array. The embeddings, as stored (see `normalise`).
         last: sequence of bool. Whether each clip is its (whole) file's last.
         posters: sequence of bytes or None. JPEG posters. Defaults to None (none).
-        durations: sequence of float or None. The videos' durations in seconds, None
+        duration_s: sequence of float or None. The videos' durations in seconds, None
             for unknown. Defaults to None (all unknown).
         meta: dict. The schema's metadata. Defaults to None (none: the commit gives the
             rows the table's own).
     """
     import pyarrow as pa
 
-    def time(t) -> float | None:
-        return None if t is None or np.isnan(t) else float(t)
-
     vectors = np.ascontiguousarray(vectors, np.float32)
     posters = list(posters) if posters is not None else [None] * len(files)
-    durations = list(durations) if durations is not None else [None] * len(files)
+    duration_s = list(duration_s) if duration_s is not None else [None] * len(files)
+    ids = [clip_id(f.file_id, s, e) for f, s, e in zip(files, start_s, end_s, strict=True)]
     return pa.table({
-        "id": [clip_id(f.file_id, s, e) for f, s, e in zip(files, starts, ends, strict=True)],
-        "file_id": [f.file_id for f in files], "path": [f.path for f in files],
-        "start_s": [time(s) for s in starts], "end_s": [time(e) for e in ends],
-        "duration_s": [time(d) for d in durations], "size_bytes": [f.size for f in files],
+        "id": ids, "file_id": [f.file_id for f in files], "path": [f.path for f in files],
+        "start_s": [seconds_or_none(s) for s in start_s],
+        "end_s": [seconds_or_none(e) for e in end_s],
+        "duration_s": [seconds_or_none(d) for d in duration_s],
+        "size_bytes": [f.size for f in files],
         "mtime_ns": [f.mtime_ns for f in files], "last_clip": [bool(x) for x in last],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
         "poster": pa.array(posters, pa.binary()),

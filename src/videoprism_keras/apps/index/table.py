@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...constants import ANN_THRESHOLD
+from ...deprecation import message as deprecation_message
+from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
 from ..identity import VideoFile
 from . import ann, legacy, store
@@ -60,6 +63,48 @@ class IndexStats:
     @property
     def has_vector_index(self) -> bool:
         return self.vector_index is not None
+
+
+@dataclass(frozen=True, eq=False)
+class IndexedClip:
+    """One clip of an index, as `ClipTable.clip` (`VideoIndex.clip`) finds it.
+
+    Reading it as a dict (`clip["path"]`, `clip.get("path")`), as when `clip` returned
+    one, still works for one release, with a `DeprecationWarning`.
+
+    Attributes:
+        id: str. The clip's id (`SearchHit.id`).
+        path: str. The video's path (its real path, for a file).
+        start_s: float. The clip's start in seconds; NaN for a whole video.
+        end_s: float. The clip's end in seconds; NaN for a whole video.
+        duration_s: float. The video's duration in seconds; NaN if unknown.
+        vector: (D,) float32 array. The clip's embedding.
+    """
+
+    id: str
+    path: str
+    start_s: float
+    end_s: float
+    duration_s: float
+    vector: np.ndarray
+
+    def as_dict(self) -> dict:
+        """The clip as a dict: id, path, start_s, end_s, duration_s (None where unknown,
+        as JSON has them) and vector (the float32 array)."""
+        return {"id": self.id, "path": self.path, "start_s": seconds_or_none(self.start_s),
+                "end_s": seconds_or_none(self.end_s),
+                "duration_s": seconds_or_none(self.duration_s), "vector": self.vector}  # fmt: skip
+
+    def _as_old_dict(self, key: Any) -> dict:
+        warnings.warn(deprecation_message("VideoIndex.clip", f"clip[{key!r}]", f"clip.{key}"),
+                      DeprecationWarning, stacklevel=3)  # fmt: skip
+        return self.as_dict()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._as_old_dict(key)[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._as_old_dict(key).get(key, default)
 
 
 class ClipTable:
@@ -210,15 +255,22 @@ class ClipTable:
         found = self._by_id(clip_id, ["poster"])
         return found[0]["poster"] if found else None
 
-    def clip(self, clip_id: str) -> dict | None:
-        """One clip's row (id, path, start_s, end_s, duration_s, vector), at the latest
-        version; None if the index holds no such clip."""
+    def clip(self, clip_id: str) -> IndexedClip | None:
+        """One clip (id, path, start_s, end_s, duration_s, vector), at the latest version.
+
+        Args:
+            clip_id: str. The clip's id (a `SearchHit.id`).
+
+        Returns:
+            An `IndexedClip`; None if the index holds no such clip.
+        """
         found = self._by_id(clip_id, ["id", "path", "start_s", "end_s", "duration_s", "vector"])
         if not found:
             return None
         row = found[0]
-        row["vector"] = np.asarray(row["vector"], np.float32)
-        return row
+        return IndexedClip(row["id"], row["path"], seconds_or_nan(row["start_s"]),
+                           seconds_or_nan(row["end_s"]), seconds_or_nan(row["duration_s"]),
+                           np.asarray(row["vector"], np.float32))  # fmt: skip
 
     def _by_id(self, clip_id, columns) -> list[dict]:
         table = self.latest()

@@ -27,11 +27,12 @@ import warnings
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...constants import ANN_THRESHOLD
+from ...deprecation import renamed_attribute
 from ..embedding import Embeddings, item_key
 from . import ann, store
 from .ann import ANN_REFINE_FACTOR
@@ -73,7 +74,7 @@ class VideoIndex(ClipTable):
     def __init__(self, uri: str | os.PathLike | None = None, *,
                  ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
                  storage_options: dict | None = None, dim: int | None = None,
-                 in_memory: bool = False, create: bool = True):  # fmt: skip
+                 in_memory: bool = False, create: bool = True) -> None:  # fmt: skip
         if isinstance(uri, int):  # VideoIndex(dim): the previous signature
             warnings.warn("VideoIndex(dim) is deprecated: the dimension comes from the first "
                           "embeddings added; pass the index's location (or nothing)",
@@ -101,7 +102,8 @@ class VideoIndex(ClipTable):
     def from_videos(cls, model: VideoPrismBackbone, sources: VideoPaths,
                     clip_seconds: float | None = None, stride_seconds: float | None = None,
                     ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
-                    uri: str | os.PathLike | None = None, **options) -> VideoIndex:  # fmt: skip
+                    uri: str | os.PathLike | None = None,
+                    **options: Any) -> VideoIndex:  # fmt: skip
         """An index of video files and folders (see `add_videos`, whose arguments these
         are, and `VideoIndex`) at `uri` (None: a temporary one; `save` it)."""
         index = cls(uri, ann_threshold=ann_threshold, meta=meta)
@@ -125,27 +127,34 @@ class VideoIndex(ClipTable):
 
     @property
     def paths(self) -> list[str]:
+        """Every clip's path, at the latest version."""
         rows = self._rows()
         return [] if rows is None else list(rows.paths)
 
     @property
-    def starts(self) -> np.ndarray:
+    def start_s(self) -> np.ndarray:
+        """Every clip's start in seconds (NaN for a whole video), at the latest version."""
         rows = self._rows()
-        return np.zeros(0) if rows is None else rows.starts
+        return np.zeros(0) if rows is None else rows.start_s
 
     @property
-    def ends(self) -> np.ndarray:
+    def end_s(self) -> np.ndarray:
+        """Every clip's end in seconds (NaN for a whole video), at the latest version."""
         rows = self._rows()
-        return np.zeros(0) if rows is None else rows.ends
+        return np.zeros(0) if rows is None else rows.end_s
+
+    starts = renamed_attribute("start_s")  # the names before `start_s`/`end_s`
+    ends = renamed_attribute("end_s")
 
     @property
     def vectors(self) -> np.ndarray:
+        """Every clip's vector, (N, D) float32, at the latest version."""
         rows = self._rows()
         return np.zeros((0, self.dim or 0), np.float32) if rows is None else rows.vectors
 
     def keys(self) -> set:
-        """The `item_key(path, start, end)` of every clip."""
-        rows = zip(self.paths, self.starts, self.ends, strict=True)
+        """The `item_key(path, start_s, end_s)` of every clip."""
+        rows = zip(self.paths, self.start_s, self.end_s, strict=True)
         return {item_key(*row) for row in rows}
 
     # -------------------------------------------------------------- adding
@@ -188,8 +197,7 @@ class VideoIndex(ClipTable):
 
     def add_videos(self, model: VideoPrismBackbone, sources: VideoPaths,
                    clip_seconds: float | None = None, stride_seconds: float | None = None,
-                   skip_existing: bool = True,
-                   **options) -> Embeddings:  # fmt: skip
+                   skip_existing: bool = True, **options: Any) -> Embeddings:  # fmt: skip
         """Embeds video files and folders (walked recursively) and adds them, committing
         each batch as it is done (an interrupted run keeps what it did; the next one
         does the rest, without running the model on anything the index holds).

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...deprecation import renamed_arguments
 from ...video.images import poster_jpeg
+from ...video.options import Sampling
 from ..embedding import Embeddings, embed_batches, item_key, nothing_embedded
 from ..identity import VideoFile, video_files
 from . import store
@@ -53,7 +55,7 @@ class IndexWriter:
             with a new index, checked against an existing one; {} for none.
     """
 
-    def __init__(self, index: ClipTable, settings: dict):
+    def __init__(self, index: ClipTable, settings: dict) -> None:
         index.check_settings(settings)
         self.index, self.settings = index, settings
         self._durations: dict = {}  # file_id → the video's duration: probed once per file
@@ -80,27 +82,28 @@ class IndexWriter:
             self.index.commit(delete=stale)
         return held, todo
 
-    def commit(self, files: Sequence[VideoFile], starts: Sequence[float | None],
-               ends: Sequence[float | None], vectors: ArrayLike, last: Sequence[bool],
+    @renamed_arguments(starts="start_s", ends="end_s", durations="duration_s")
+    def commit(self, files: Sequence[VideoFile], start_s: Sequence[float | None],
+               end_s: Sequence[float | None], vectors: ArrayLike, last: Sequence[bool],
                posters: Sequence[bytes | None] | None = None,
-               durations: Sequence[float | None] | None = None) -> None:  # fmt: skip
+               duration_s: Sequence[float | None] | None = None) -> None:  # fmt: skip
         """Stores clips, one per row, in one commit.
 
         Args:
             files: sequence of `VideoFile`. Each clip's file.
-            starts, ends: sequences of float. Clip times in seconds (None or NaN for a
+            start_s, end_s: sequences of float. Clip times in seconds (None or NaN for a
                 whole video).
             vectors: (N, D) array. The embeddings (normalised here).
             last: sequence of bool. Whether each clip is its file's last; set only once
                 the file is whole.
             posters: sequence of bytes or None. JPEG posters. Defaults to None.
-            durations: sequence of float or None. The videos' durations in seconds (None
+            duration_s: sequence of float or None. The videos' durations in seconds (None
                 or NaN for unknown). Defaults to None (probed once per file).
         """
         vectors = store.normalise(vectors)
-        if durations is None:
-            durations = [self._duration(f) for f in files]
-        rows = store.clip_table(files, starts, ends, vectors, last, posters, durations)
+        if duration_s is None:
+            duration_s = [self._duration(f) for f in files]
+        rows = store.clip_table(files, start_s, end_s, vectors, last, posters, duration_s)
         self.index.commit(rows, settings=self.settings)
 
     def mark_complete(self, ids: Sequence[str]) -> None:
@@ -145,10 +148,11 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         size: int, (height, width) or None. Frame size. Defaults to None (the
             model's).
     """
-    size = tuple(size or model.frame_shape[:2])
+    sampling = Sampling.for_model(model, num_frames, size)
+    height, width = sampling.size
     return {
-        "num_frames": int(num_frames or model.num_frames),
-        "size": int(size[0]) if size[0] == size[1] else [int(s) for s in size],
+        "num_frames": sampling.num_frames,
+        "size": height if height == width else [height, width],
         "clip_seconds": float(clip_seconds) if clip_seconds else None,
         "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
         "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
@@ -169,7 +173,7 @@ def write_embeddings(index: ClipTable, embeddings: Embeddings,
     files = {p: store.identity_of(p) for p in map(str, embeddings.paths)}
     durations = {p: _duration(f.path) if f.size >= 0 else None for p, f in files.items()}
     paths = list(map(str, embeddings.paths))
-    rows = store.clip_table([files[p] for p in paths], embeddings.starts, embeddings.ends,
+    rows = store.clip_table([files[p] for p in paths], embeddings.start_s, embeddings.end_s,
                             vectors, [True] * len(vectors), posters,
                             [durations[p] for p in paths])  # fmt: skip
     stale = _stale(list(files.values()))
@@ -181,7 +185,7 @@ def write_embeddings(index: ClipTable, embeddings: Embeddings,
 
 def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPaths,
                  clip_seconds: float | None = None, stride_seconds: float | None = None,
-                 skip_existing: bool = True, **options) -> Embeddings:  # fmt: skip
+                 skip_existing: bool = True, **options: Any) -> Embeddings:  # fmt: skip
     """`VideoIndex.add_videos` (see there)."""
     files, failures = video_files(sources)
     settings = index_settings(model, clip_seconds, stride_seconds, options.get("num_frames"),
@@ -189,26 +193,27 @@ def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPath
     writer = IndexWriter(index, settings)
     held, todo = writer.prepare(files, skip_existing)
     by_path = {f.path: f for f in files}
-    skipped = [sum(len(keys) for keys, whole in held.values() if whole)]
+    whole = sum(len(keys) for keys, whole in held.values() if whole)
     todo = [f.path for f in todo]
     reader = _HeldClips(index, by_path, held) if skip_existing else (lambda *item: False)
-    paths, starts, ends = [], [], []
-    batches = embed_batches(model, todo, "video", clip_seconds=clip_seconds,
-                            stride_seconds=stride_seconds, exclude=reader,
-                            failures=failures, skipped=skipped,
-                            **{k: v for k, v in options.items() if k != "kind"})  # fmt: skip
-    for batch in batches:
+    paths, start_s, end_s = [], [], []
+    stream = embed_batches(model, todo, kind="video", clip_seconds=clip_seconds,
+                           stride_seconds=stride_seconds, exclude=reader,
+                           **{k: v for k, v in options.items() if k != "kind"})  # fmt: skip
+    for batch in stream:
         posters = [poster_jpeg(f) for f in batch.frames]
-        writer.commit([by_path[p] for p in batch.paths], batch.starts, batch.ends,
+        writer.commit([by_path[p] for p in batch.paths], batch.start_s, batch.end_s,
                       batch.vectors, batch.last, posters)  # fmt: skip
         paths += batch.paths
-        starts += batch.starts
-        ends += batch.ends
-    if not paths and not skipped[0] and todo:
+        start_s += batch.start_s
+        end_s += batch.end_s
+    failures += stream.failures
+    skipped = whole + stream.skipped
+    if not paths and not skipped and todo:
         raise nothing_embedded(failures)
     writer.finish()
-    return Embeddings(np.zeros((len(paths), 0), np.float32), paths, starts, ends,
-                      failures=failures, skipped=skipped[0])  # fmt: skip
+    return Embeddings(np.zeros((len(paths), 0), np.float32), paths, start_s, end_s,
+                      failures=failures, skipped=skipped)  # fmt: skip
 
 
 class _HeldClips:
@@ -220,7 +225,7 @@ class _HeldClips:
         self.index, self.by_path, self.held = index, by_path, held
         self.current = self.reader = None
 
-    def __call__(self, path, start, end) -> bool:
+    def __call__(self, path, start_s, end_s) -> bool:
         file = self.by_path.get(str(path))
         if file is None:
             return False
@@ -229,7 +234,8 @@ class _HeldClips:
             # A handle of its own: this runs on the decoding thread (the main one commits).
             self.reader = self.reader or self.index.reader()
             self.held.update(self.reader.held([file]))
-        return item_key(file.path, start, end) in self.held.get(file.file_id, (set(), False))[0]
+        held = self.held.get(file.file_id, (set(), False))[0]
+        return item_key(file.path, start_s, end_s) in held
 
 
 def _backbone_config(model) -> dict | None:
@@ -253,6 +259,6 @@ def _duration(path) -> float | None:
     from ...video import probe
 
     try:
-        return float(probe(path, exact=False).duration) or None
+        return float(probe(path, exact=False).duration_s) or None
     except (OSError, ValueError):
         return None

@@ -45,7 +45,7 @@ async def video(service: Service, clip_id: ClipId, request: Request) -> Response
     """The video file the clip is in (HTTP Range supported, for seeking)."""
     row = await clip_or_404(service, clip_id)
     try:
-        return file_response(row["path"], request.headers.get("range"),
+        return file_response(row.path, request.headers.get("range"),
                              head=request.method == "HEAD")  # fmt: skip
     except FileRefused as err:
         raise HTTPException(404, f"clip {clip_id}: {err}") from err
@@ -64,6 +64,6 @@ async def labels(service: Service, clip_id: ClipId,
         if not service.has_text:
             raise BadInput("labels: this index's model is video-only (no text tower)")
         row = await clip_or_404(service, clip_id)
-        ranked = await service.labels(names, row["vector"])
+        ranked = await service.labels(names, row.vector)
         return LabelsResponse(clip=Hit.from_row(row), labels=[Label(label=n, probability=p)
                                                               for n, p in ranked])  # fmt: skip

@@ -5,8 +5,8 @@ from fastapi import APIRouter
 
 from ...constants import VERSION
 from ..dependencies import AppSettings, Service
-from ..limits import MAX_K, MAX_LABELS, UPLOAD_TYPES
-from ..schemas import Health, IndexInfo, Metrics
+from ..limits import MAX_LABELS, MAX_TOP_K, UPLOAD_TYPES
+from ..schemas import Health, IndexInfo, IndexSampling, Metrics
 
 public = APIRouter(tags=["service"])  # outside the token check
 router = APIRouter(tags=["service"])
@@ -23,13 +23,13 @@ async def info(service: Service, settings: AppSettings) -> IndexInfo:
     """The index: its size and version (now), preset and sampling."""
     size, version = await service.size()
     meta = service.index.meta
+    sampling = IndexSampling(**{key: meta.get(key) for key in IndexSampling.model_fields})
     return IndexInfo(uri=str(service.index.uri), size=size, version=version,
-                     preset=meta.get("preset"), dim=meta.get("dim"),
-                     num_frames=meta.get("num_frames"), frame_size=meta.get("size"),
-                     clip_seconds=meta.get("clip_seconds"),
-                     stride_seconds=meta.get("stride_seconds"), dtype=meta.get("dtype"),
+                     preset=meta.get("preset"), dim=meta.get("dim"), sampling=sampling,
+                     num_frames=sampling.num_frames, clip_seconds=sampling.clip_seconds,
+                     stride_seconds=sampling.stride_seconds, dtype=sampling.dtype,
                      text_search=service.has_text, videoprism_keras=VERSION,
-                     limits={"k": MAX_K, "upload_bytes": settings.max_upload_bytes,
+                     limits={"top_k": MAX_TOP_K, "upload_bytes": settings.max_upload_bytes,
                              "upload_types": sorted(UPLOAD_TYPES),
                              "labels": MAX_LABELS})  # fmt: skip
 

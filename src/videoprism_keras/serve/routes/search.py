@@ -32,21 +32,21 @@ def upload_body(max_bytes: int) -> dict:
                         for t in UPLOAD_TYPES}}  # fmt: skip
 
 
-async def _search(service: SearchService, vector: np.ndarray, k: int, where: str | None,
+async def _search(service: SearchService, vector: np.ndarray, top_k: int, where: str | None,
                   under: str | None, per_video: bool, query: dict,
                   exclude: str | None = None) -> SearchResponse:  # fmt: skip
-    """The top `k` hits for `vector`, filtered, with `query` (what was asked) echoed."""
+    """The top `top_k` hits for `vector`, filtered, with `query` (what was asked) echoed."""
     began = time.perf_counter()
     where, under = where_filter(where), under_folder(under)
     try:
-        hits = await service.search(vector, k, where, under, per_video, exclude)
+        hits = await service.search(vector, top_k, where, under, per_video, exclude)
     except (ValueError, RuntimeError) as err:
         if where is None:
             raise
         first = str(err).splitlines()[0].split(", /")[0][:300]  # no source locations
         raise BadInput(f"where: the filter could not be evaluated ({first})") from err
     size, _ = await service.size()
-    query = {**query, "k": k, "where": where, "under": under, "per_video": per_video}
+    query = {**query, "top_k": top_k, "where": where, "under": under, "per_video": per_video}
     return SearchResponse(query=query, hits=[Hit.from_row(h, h.score) for h in hits],
                           index_size=size,
                           took_ms=(time.perf_counter() - began) * 1000)  # fmt: skip
@@ -56,7 +56,7 @@ async def _search(service: SearchService, vector: np.ndarray, k: int, where: str
 async def search_text(service: Service,
                       q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
                                               description="what to look for, in words")],
-                      k: TopK = 12, where: Where = None, under: Under = None,
+                      top_k: TopK, where: Where = None, under: Under = None,
                       per_video: PerVideo = False) -> SearchResponse:  # fmt: skip
     """The clips that best match a sentence."""
     with service.metrics.measure("text"):
@@ -65,14 +65,14 @@ async def search_text(service: Service,
         if not service.has_text:
             raise BadInput("q: this index's model is video-only; search by video instead")
         vector = await service.embed_text(q.strip())
-        return await _search(service, vector, k, where, under, per_video,
+        return await _search(service, vector, top_k, where, under, per_video,
                              {"kind": "text", "q": q})  # fmt: skip
 
 
 @router.post("/search/upload", response_model=SearchResponse,
              openapi_extra={"requestBody": upload_body(MAX_UPLOAD_BYTES)})  # fmt: skip
 async def search_upload(service: Service, settings: AppSettings, folder: UploadFolder,
-                        request: Request, k: TopK = 12, where: Where = None,
+                        request: Request, top_k: TopK, where: Where = None,
                         under: Under = None, per_video: PerVideo = False,
                         filename: Annotated[str | None, Query(max_length=200,
                         description="the file's name, shown back only")] = None,
@@ -113,7 +113,7 @@ async def search_upload(service: Service, settings: AppSettings, folder: UploadF
         return await _search(
             service,
             vector,
-            k,
+            top_k,
             where,
             under,
             per_video,
@@ -122,15 +122,15 @@ async def search_upload(service: Service, settings: AppSettings, folder: UploadF
 
 
 @router.get("/clips/{clip_id}/similar", response_model=SearchResponse)
-async def similar(service: Service, clip_id: ClipId, k: TopK = 12, where: Where = None,
+async def similar(service: Service, clip_id: ClipId, top_k: TopK, where: Where = None,
                   under: Under = None, per_video: PerVideo = False) -> SearchResponse:  # fmt: skip
     """More like this: the clips nearest to one of the index's (itself left out)."""
     with service.metrics.measure("similar"):
         row = await clip_or_404(service, clip_id)
         return await _search(
             service,
-            row["vector"],
-            k,
+            row.vector,
+            top_k,
             where,
             under,
             per_video,

@@ -1,10 +1,11 @@
 // The search page: plain JavaScript, no build step, nothing fetched from elsewhere.
-// The query and filters live in the URL (?q=…&k=…&where=…&under=…&per_video=1&group=1,
-// or ?similar=<clip id>), so a search can be shared and a reload shows it again.
+// The query and filters live in the URL (?q=…&top_k=…&where=…&under=…&per_video=1&group=1,
+// or ?similar=<clip id>), so a search can be shared and a reload shows it again. A link
+// from before `top_k` (its `k=…`) still opens the same search.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const FIELDS = ["q", "k", "where", "under", "per_video", "group", "similar"];
+const FIELDS = ["q", "top_k", "where", "under", "per_video", "group", "similar"];
 let last = null; // the latest response, for "Download JSON" and regrouping
 let current = null; // the clip in the player
 
@@ -12,6 +13,7 @@ function readUrl() {
   const params = new URLSearchParams(location.search);
   const state = {};
   for (const f of FIELDS) if (params.has(f)) state[f] = params.get(f);
+  if (!state.top_k && params.has("k")) state.top_k = params.get("k");
   return state;
 }
 
@@ -19,8 +21,8 @@ function formState() {
   const state = {};
   const q = $("q").value.trim();
   if (q) state.q = q;
-  const k = parseInt($("k").value, 10);
-  if (k && k !== 12) state.k = String(Math.min(100, Math.max(1, k)));
+  const topK = parseInt($("top_k").value, 10);
+  if (topK && topK !== 12) state.top_k = String(Math.min(100, Math.max(1, topK)));
   if ($("where").value.trim()) state.where = $("where").value.trim();
   if ($("under").value.trim()) state.under = $("under").value.trim();
   if ($("per_video").checked) state.per_video = "1";
@@ -30,12 +32,12 @@ function formState() {
 
 function fillForm(state) {
   $("q").value = state.q || "";
-  $("k").value = state.k || 12;
+  $("top_k").value = state.top_k || 12;
   $("where").value = state.where || "";
   $("under").value = state.under || "";
   $("per_video").checked = state.per_video === "1";
   $("group").checked = state.group === "1";
-  const n = ["where", "under", "per_video"].filter((f) => state[f]).length + (state.k && state.k !== "12" ? 1 : 0);
+  const n = ["where", "under", "per_video"].filter((f) => state[f]).length + (state.top_k && state.top_k !== "12" ? 1 : 0);
   $("filter-count").textContent = n ? String(n) : "";
   if (n) $("filters").open = true;
 }
@@ -50,7 +52,7 @@ function writeUrl(state, push) {
 
 function filterParams(state) {
   const params = new URLSearchParams();
-  params.set("k", state.k || "12");
+  params.set("top_k", state.top_k || "12");
   for (const f of ["where", "under"]) if (state[f]) params.set(f, state[f]);
   if (state.per_video === "1") params.set("per_video", "true");
   return params;
@@ -279,7 +281,7 @@ $("labels-form").addEventListener("submit", async (e) => {
 $("search").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
 $("file").addEventListener("change", () => { const f = $("file").files[0]; if (f) searchUpload(f); $("file").value = ""; });
 $("group").addEventListener("change", () => { writeUrl({ ...readUrl(), group: $("group").checked ? "1" : undefined }, false); render(); });
-for (const id of ["k", "where", "under"]) $(id).addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); rerun(); } });
+for (const id of ["top_k", "where", "under"]) $(id).addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); rerun(); } });
 $("per_video").addEventListener("change", rerun);
 function rerun() {
   const url = readUrl();
