@@ -22,6 +22,7 @@ import numpy as np
 
 from .classifier import VideoPrismVideoClassifier
 from .finetune import with_remat
+from .video import Sampling
 
 # (path, why it failed) of each video that could not be read.
 Failures = list[tuple[str, str]]
@@ -114,7 +115,7 @@ def decode_clips(
         (pixels, paths, failures): the clips of the videos that decoded as one
         (N, num_frames, H, W, 3) float32 array, their paths, and (path, why) of the others.
     """
-    from .video import Sampling, VideoDecodeError, load_video
+    from .video import VideoDecodeError, load_video
 
     clips, paths, failures = [], [], []
     for path in videos:
@@ -185,8 +186,8 @@ def train(
                          "full=True")  # fmt: skip
     classes = dict(zip(videos, targets, strict=True))
     backbone = model.backbone
-    num_frames = num_frames or backbone.num_frames
-    size = size or tuple(backbone.frame_shape[:2])
+    sampling = Sampling.for_model(backbone, num_frames, size)
+    num_frames, size = sampling.num_frames, sampling.size
     if lora_rank is not None or full:  # the backbone trains: pixels every epoch
         model = with_trainable_backbone(model, lora_rank, remat)
         pixels, paths, failures = decode_clips(list(videos), num_frames, size)

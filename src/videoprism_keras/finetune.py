@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from .constants import FROZEN_TOWERS, TEMPERATURE
+from .video import Sampling
 
 if TYPE_CHECKING:
     from .model.backbone import VideoPrismBackbone
@@ -441,8 +442,8 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         backbone = with_remat(backbone) if remat else backbone
         model = VideoPrismContrastive(backbone, freeze=freeze, lora_rank=lora_rank)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    num_frames = num_frames or model.backbone.num_frames
-    size = size or model.backbone.frame_shape[0]
+    sampling = Sampling.for_model(model.backbone, num_frames, size)
+    num_frames, size = sampling.num_frames, sampling.size
     evaluate = (lambda: evaluate_recall(model, eval_pairs, tokenizer, batch_size, num_frames,
                                         size)) if eval_pairs else None  # fmt: skip
     before = evaluate() if evaluate and not done else None

@@ -42,12 +42,13 @@ def embed(args: argparse.Namespace) -> dict:
     if args.ray:
         failures = on_ray(args, options, model, files, writer)
     else:
-        for batch in embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
-                                   num_frames=frames, size=size, clip_seconds=args.clip_seconds,
-                                   stride_seconds=args.stride_seconds,
-                                   progress=options.progress, on_error="skip",
-                                   exclude=writer.done, failures=failures):  # fmt: skip
+        stream = embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
+                               num_frames=frames, size=size, clip_seconds=args.clip_seconds,
+                               stride_seconds=args.stride_seconds, progress=options.progress,
+                               on_error="skip", exclude=writer.done)  # fmt: skip
+        for batch in stream:
             writer.write(batch)
+        failures = stream.failures
     try:
         path, shape = writer.finish(args.kind)
     except ValueError as err:  # nothing at all was embedded

@@ -117,7 +117,7 @@ def search(args: argparse.Namespace) -> list:
     if not args.json:
         print(f"top {len(hits)} of {len(held)} for {args.text or args.video!r}")
         for hit in hits:
-            when = "" if math.isnan(hit.start) else f" [{hit.start:.1f}s-{hit.end:.1f}s]"
+            when = "" if math.isnan(hit.start_s) else f" [{hit.start_s:.1f}s-{hit.end_s:.1f}s]"
             print(f"  {hit.score:6.3f}  {hit.path}{when}")
     if args.plot:
         from ..plots import plot_hits

@@ -129,7 +129,7 @@ def on_ray(
     try:
         if isinstance(target, EmbeddingWriter):
             return rp.embed_on_ray(model, files, target, args.kind, clip_seconds,
-                                   stride_seconds, **common)[1]  # fmt: skip
+                                   stride_seconds, **common).failures  # fmt: skip
         return rp.index_on_ray(model, files, target, clip_seconds, stride_seconds, **common)
     except rp.RayUnavailable as err:
         raise UsageError(f"--ray {args.ray}: {err}") from err

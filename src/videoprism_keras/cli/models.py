@@ -90,8 +90,10 @@ class ModelOptions:
 
     def sampling(self, model: VideoPrismBackbone) -> tuple[int, tuple[int, int]]:
         """(frames, (height, width)): the flags', else the model's."""
-        size = (self.size, self.size) if self.size else tuple(model.frame_shape[:2])
-        return self.num_frames or model.num_frames, size
+        from ..video import Sampling
+
+        sampling = Sampling.for_model(model, self.num_frames, self.size)
+        return sampling.num_frames, sampling.size
 
     def embed(self, model: VideoPrismBackbone, videos: list, kind: str = "video") -> Embeddings:
         """`apps.embed_videos` at these options, failures skipped (and returned)."""
