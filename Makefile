@@ -35,10 +35,21 @@ lint: $(STAMP)
 
 # Everything once under JAX; the tests that run Keras ops again under PyTorch and TensorFlow.
 # The JAX pass runs two test files at a time: most of its time is subprocesses (the CLI,
-# Ray, a server, a browser) that leave a core idle.
+# Ray, a server, a browser) that leave a core idle. The PyTorch and TensorFlow passes are
+# one process each, so they run side by side, one per core; make prints each pass's output
+# whole when it ends (--output-sync), and `test` fails if either fails.
 test: lint $(CHROMIUM)
+	$(MAKE) --no-print-directory test-jax
+	@echo "PyTorch and TensorFlow passes side by side: each prints when it ends"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-torch test-tensorflow
+
+test-jax: $(STAMP) $(CHROMIUM)
 	KERAS_BACKEND=jax $(PYTEST) -n 2 --dist loadfile tests
+
+test-torch: $(STAMP)
 	KERAS_BACKEND=torch $(PYTEST) -m backend tests
+
+test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m backend tests
 
 bench: $(STAMP)

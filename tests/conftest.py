@@ -1,3 +1,4 @@
+import gc
 import os
 from pathlib import Path
 
@@ -56,3 +57,13 @@ def _seeded():
     except ImportError:  # the video tests run without Keras
         return
     keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _frozen_heap():
+    """What lives when a test file starts (Keras, the backends, what they imported lazily
+    for earlier files) lives for the whole run: frozen out of the garbage collector's
+    sight, so that the full collections Keras runs (one per variable a layer deletes, as
+    `quantize` does; `clear_session`) scan only what the tests make. Garbage first."""
+    gc.collect()
+    gc.freeze()

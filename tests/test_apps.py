@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -164,9 +163,10 @@ def test_in_background_passes_items_errors_and_stops_early():
     assert next(stream) == 1
     with pytest.raises(ValueError, match="decoding failed"):
         next(stream)
-    produced, closed = [], threading.Event()
+    produced, closed, producers = [], threading.Event(), []
 
     def endless():
+        producers.append(threading.current_thread())
         try:
             for i in range(10**9):
                 produced.append(i)
@@ -178,9 +178,10 @@ def test_in_background_passes_items_errors_and_stops_early():
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()  # the consumer stops: the thread stops and closes the generator
     assert closed.wait(5)
-    count = len(produced)
-    time.sleep(0.2)
-    assert len(produced) == count <= 3 + 2 + 1
+    (producer,) = producers
+    producer.join(5)
+    assert not producer.is_alive()  # so `produced` can grow no more
+    assert len(produced) <= 3 + 2 + 1
 
 
 # ---------------------------------------------------------------------- video index

@@ -250,9 +250,11 @@ def test_bad_models(tmp_path):
 )
 def test_one_megabyte_text_in_bounded_time(golden, text):
     _, tok = golden
-    start = time.perf_counter()
+    # The CPU time of this process, not the wall clock: other processes sharing the cores
+    # do not count. A generous bound, against quadratic work.
+    start = time.process_time()
     ids, mask = tok.tokenize_texts([text])
-    assert time.perf_counter() - start < 3.0  # ~0.05 s here: a guard against quadratic work
+    assert time.process_time() - start < 3.0
     assert ids.shape == (1, 16) and mask[0, 0] == 1
 
 

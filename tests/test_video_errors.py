@@ -6,7 +6,6 @@ import os
 import pickle
 import sys
 import threading
-import time
 import warnings
 
 import numpy as np
@@ -311,36 +310,61 @@ def test_batches_with_padding_masks_arrays_and_uint8(videos):
 
 
 def test_decoding_runs_in_background_threads_while_the_consumer_works(videos, monkeypatch):
-    started = []
+    # The videos after the first batch may only decode once the consumer holds that batch;
+    # they must all be done before it asks for the next one.
+    first_received, all_decoded = threading.Event(), threading.Event()
+    later, decoded, threads, lock = set(videos[2:]), [], set(), threading.Lock()
 
-    def slow_load(source, sampling):
-        started.append((time.monotonic(), threading.current_thread().name))
-        time.sleep(0.05)
+    def gated_load(source, sampling):
+        threads.add(threading.current_thread().name)
+        if source in later and not first_received.wait(30):
+            raise RuntimeError("the first batch never reached the consumer")
+        with lock:
+            decoded.append(source)
+            if len(decoded) == len(videos):
+                all_decoded.set()
         return np.zeros((2, 4, 4, 3), np.float32)
 
-    monkeypatch.setattr(loader_module, "sample", slow_load)
+    monkeypatch.setattr(loader_module, "sample", gated_load)
     loader = VideoBatchLoader(videos, batch_size=2, workers=2, prefetch=2)
     iterator = iter(loader)
-    next(iterator)
-    received = time.monotonic()
-    time.sleep(0.3)  # the "model" works on the first batch...
-    # ...while the next two batches were decoding in the background.
-    assert sum(t < received + 0.3 for t, _ in started) == 5
-    assert all(name.startswith("video-decode") for _, name in started)
+    assert len(next(iterator)["paths"]) == 2
+    first_received.set()  # the "model" works on the first batch...
+    # ...while the next two batches decode in the background, without being asked for.
+    assert all_decoded.wait(30)
+    assert all(name.startswith("video-decode") for name in threads)
     assert [len(b["paths"]) for b in iterator] == [2, 1]
 
 
 def test_stopping_early_does_not_wait_for_queued_videos(videos, monkeypatch):
-    def slow_load(source, sampling):
-        time.sleep(0.2)
+    # The first video decodes at once; every later one is held until `release`.
+    in_flight, release, returned = threading.Event(), threading.Event(), threading.Event()
+    started = []
+
+    def held_load(source, sampling):
+        started.append(threading.current_thread())
+        if len(started) > 1:
+            in_flight.set()
+            release.wait(30)
+            returned.set()
         return np.zeros((2, 4, 4, 3), np.float32)
 
-    monkeypatch.setattr(loader_module, "sample", slow_load)
+    monkeypatch.setattr(loader_module, "sample", held_load)
     loader = VideoBatchLoader(videos * 10, batch_size=1, workers=1, prefetch=50)
-    start = time.monotonic()
-    for _ in loader:
-        break
-    assert time.monotonic() - start < 1.5  # not the 10 s that 50 queued videos would take
+    try:
+        batches = iter(loader)
+        next(batches)
+        assert in_flight.wait(30)  # the second video is decoding
+        batches.close()  # what `break` does to the loop's iterator
+        # Back while the video in flight is still held: the loop did not wait for it...
+        assert not returned.is_set()
+    finally:
+        release.set()
+    (worker,) = set(started)
+    worker.join(30)
+    assert not worker.is_alive()
+    # ...and the videos queued behind it were dropped, not decoded: 50 were submitted.
+    assert len(started) <= 2
 
 
 def test_progress_bar(videos, capsys):
