@@ -184,7 +184,9 @@ def patch_variant(variant):
             for i in range(3)
         )  # fmt: skip
         q = q * ops.cast((dim // heads) ** -0.5, q.dtype)
-        out = tr.attend(q, k, v, attention_mask, self.soft_cap, self.dropout, training)
+        out = tr.attend(
+            q, k, v, attention_mask, self.attention_logit_soft_cap, self.dropout, training
+        )
         return self.out_proj(tr.merge_heads(out))
 
     def seq_major_attention(self, x, attention_mask=None, training=None):  # no mask: video only
@@ -192,7 +194,7 @@ def patch_variant(variant):
         qkv = ops.reshape(self.qkv_proj(x), (-1, seq, 3, heads, dim // heads))
         q, k, v = qkv[:, :, 0] * (dim // heads) ** -0.5, qkv[:, :, 1], qkv[:, :, 2]
         logits = ops.einsum("bqhd,bkhd->bhqk", q, k)
-        logits = self.soft_cap * ops.tanh(logits / self.soft_cap)
+        logits = self.attention_logit_soft_cap * ops.tanh(logits / self.attention_logit_soft_cap)
         out = ops.einsum("bhqk,bkhd->bqhd", ops.softmax(logits, axis=-1), v)
         return self.out_proj(ops.reshape(out, (-1, seq, dim)))
 

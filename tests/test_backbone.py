@@ -110,14 +110,14 @@ def test_soft_cap_none_and_epsilon_are_honoured():
     uncapped = vp.VideoPrismBackbone(**{**TINY, "attention_logit_soft_cap": None})
     uncapped.set_weights(capped.get_weights())
     for layer in uncapped.video_encoder.spatial_encoder.blocks:
-        assert layer.attention.soft_cap is None
+        assert layer.attention.attention_logit_soft_cap is None
     # A cap of 5 changes the result once logits grow beyond a few units.
     for variable in capped.trainable_variables + uncapped.trainable_variables:
         if "qkv_proj/kernel" in variable.path:
             variable.assign(variable * 8.0)
     assert np.abs(to_numpy(capped(video)) - to_numpy(uncapped(video))).max() > 1e-3
     eps = vp.VideoPrismBackbone(**{**TINY, "layer_norm_epsilon": 1e-2})
-    assert eps.video_encoder.spatial_norm.epsilon == 1e-2
+    assert eps.video_encoder.spatial_norm.layer_norm_epsilon == 1e-2
 
 
 def test_dropout_only_in_training():

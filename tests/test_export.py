@@ -59,7 +59,7 @@ def test_exported_artefacts_give_the_keras_outputs(tmp_path, fmt, multimodal):
     if not multimodal:
         inputs = {"pixel_values": inputs["pixel_values"]}
     path = tmp_path / FILES[fmt]
-    model.export(path, format=fmt, num_frames=FRAMES, resolution=SIZE, text_length=LENGTH,
+    model.export(path, format=fmt, num_frames=FRAMES, size=SIZE, text_length=LENGTH,
                  batch_size=BATCH, verbose=False)  # fmt: skip
     expected = model(inputs if multimodal else inputs["pixel_values"])
     expected = {k: to_numpy(v) for k, v in expected.items()} if multimodal else to_numpy(expected)
@@ -79,7 +79,7 @@ def test_export_says_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="Received: format='pdf'"):
         model.export(tmp_path / "m", format="pdf")
     with pytest.raises(ValueError, match="multiple of patch_size=4"):
-        model.export(tmp_path / "m.onnx", format="onnx", resolution=10)
+        model.export(tmp_path / "m.onnx", format="onnx", size=10)
     with pytest.raises(ValueError, match=r"\.onnx file"):
         model.export(tmp_path / "m.bin", format="onnx")
     unsupported = [f for f, backends in SUPPORTED.items() if BACKEND not in backends]

@@ -8,8 +8,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 import videoprism_keras
 
 PACKAGE = Path(videoprism_keras.__file__).parent
@@ -106,13 +104,10 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
     assert failed == []
 
 
-# The two rules below are issue 24's; they hold once its split of `cli.py` and
-# `apps/index.py` lands.
+# Issue 24's rules: a module a newcomer reads in one sitting, and private names kept private.
 LINE_LIMIT = 600
-UNTIL_THE_SPLIT = pytest.mark.xfail(strict=False, reason="issue 24: until the split lands")
 
 
-@UNTIL_THE_SPLIT
 def test_no_module_is_over_600_lines():
     lengths = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
     assert {name: n for name, n in lengths.items() if n > LINE_LIMIT} == {}
@@ -146,7 +141,6 @@ def test_the_private_import_finder_finds_one(tmp_path):
     assert _private_imports(f"{NAME}.m", path, modules) == [f"{NAME}.m: from {NAME}.a import _b"]
 
 
-@UNTIL_THE_SPLIT
 def test_no_private_name_is_imported_from_another_module():
     modules = _modules()
     found = [hit for name, path in modules.items() for hit in _private_imports(name, path, modules)]
