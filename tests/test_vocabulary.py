@@ -17,19 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # result count is `top_k`, clip times are `start_s`/`end_s`/`duration_s`.
 OLD_NAMES = {"resolution", "frame_size", "epsilon", "soft_cap", "k", "start", "end", "starts",
              "ends", "duration", "durations"}  # fmt: skip
-# Numeric helpers whose short names are no public vocabulary.
-# (`attend`'s `k` is the attention's keys.)
+# Numeric helpers whose short names are no public vocabulary (`attend`'s `k` is the
+# attention's keys), the server's deprecated `k` query parameter, which the dependency
+# that reads it must name, and the value of the CLI's `--soft-cap` flag.
 INTERNAL = {("transformer", "attend", "soft_cap"), ("transformer", "attend", "k"),
-            ("backbone", "l2_normalize", "epsilon")}  # fmt: skip
-MODULES = (
-    "model.backbone", "model.transformer", "model.pooler", "model.text_encoder",
-    "model.video_encoder", "export", "checkpoint", "saving", "hub", "runtime",
-    "video.api", "video.decode", "video.frames", "video.loader", "video.options",
-    "video.clip_rows", "video.times", "apps.embedding", "apps.embed_writer", "apps.identity",
-    "apps.ray_pipeline", "apps.ray_model", "apps.zero_shot", "apps.index.video_index",
-    "apps.index.table", "apps.index.writer", "apps.index.search", "apps.index.store",
-    "serve.service", "serve.schemas", "serve.routes.search", "plots",
-)  # fmt: skip
+            ("backbone", "l2_normalize", "epsilon"), ("dependencies", "top_k", "k"),
+            ("models", "ModelOptions", "soft_cap")}  # fmt: skip
+# Every module of the package, so that a new one is held to the vocabulary too.
+MODULES = sorted(
+    ".".join(path.relative_to(ROOT / "src" / "videoprism_keras").with_suffix("").parts)
+    for path in (ROOT / "src" / "videoprism_keras").rglob("*.py")
+    if path.stem not in ("__init__", "__main__")
+)
 
 
 def _public_callables(module):

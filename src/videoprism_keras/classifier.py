@@ -16,6 +16,8 @@ fits one on labelled video files.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -23,6 +25,7 @@ from keras import ops
 
 from . import saving
 from .constants import DEFAULT_SOFT_CAP
+from .deprecation import renamed_arguments
 from .model import lora, quantization
 from .model.backbone import VideoPrismBackbone
 from .model.pooler import AttentionPooler
@@ -66,8 +69,8 @@ class VideoPrismVideoClassifier(keras.Model):
         freeze_backbone: bool = True,
         labels: list[str] | None = None,
         lora_rank: int | None = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
         if labels is not None:
             if isinstance(labels, str) or len(labels) != num_classes:
@@ -99,7 +102,7 @@ class VideoPrismVideoClassifier(keras.Model):
         self.head.build((None, dim))
         self.built = True
 
-    def extract_features(self, pixel_values, frame_padding_mask=None):
+    def extract_features(self, pixel_values: Any, frame_padding_mask: Any = None) -> Any:
         """Backbone features (B, T, N, D) to cache and train on with `{"features": ...}`.
 
         Args:
@@ -109,7 +112,7 @@ class VideoPrismVideoClassifier(keras.Model):
         out = self.backbone.encode_video(pixel_values, frame_padding_mask, training=False)
         return out["spatiotemporal_features"]
 
-    def embed(self, inputs, training: bool | None = None):
+    def embed(self, inputs: Any, training: bool | None = None) -> Any:
         """The pooled global embedding (B, D), before the head; `inputs` as for `call`."""
         features, mask = self._features(inputs, training)
         batch = ops.shape(features)[0]
@@ -118,22 +121,24 @@ class VideoPrismVideoClassifier(keras.Model):
         token_mask = None if mask is None else ops.repeat(ops.cast(mask, "bool"), patches, axis=1)
         return self.pooler(tokens, token_mask=token_mask)
 
-    def call(self, inputs, training: bool | None = None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         """pixels, `{"pixel_values"[, "frame_padding_mask"]}` or `{"features"}` → logits (B, C)."""
         return self.head(self.dropout(self.embed(inputs, training), training=training))
 
-    def predict_proba(self, inputs, **kwargs) -> np.ndarray:
+    def predict_proba(self, inputs: Any, **kwargs: Any) -> np.ndarray:
         """Class probabilities (B, C): softmax over classes, or per-class sigmoids
         (multi_label). `kwargs` go to `predict`."""
         logits = self.predict(inputs, **kwargs)
         return sigmoid(logits) if self.multi_label else softmax(logits)
 
-    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs) -> None:
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs: Any) -> None:
         """`keras.Model.save`, to a `.keras` file (the only format that loads back)."""
         saving.check_keras_file(filepath)
         super().save(filepath, overwrite=overwrite, **kwargs)
 
-    def predict_labels(self, inputs, top_k: int = 5, **kwargs) -> list[list[tuple[str, float]]]:
+    def predict_labels(
+        self, inputs: Any, top_k: int = 5, **kwargs: Any
+    ) -> list[list[tuple[str, float]]]:
         """Per input, its `top_k` (label, probability) pairs, most probable first; the
         labels are "class i" without `labels`. `kwargs` go to `predict`."""
         probabilities = np.atleast_2d(self.predict_proba(inputs, **kwargs))
@@ -144,7 +149,8 @@ class VideoPrismVideoClassifier(keras.Model):
             for p, row in zip(probabilities, order, strict=True)
         ]
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs) -> None:
+    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Any = None,
+                **kwargs: Any) -> None:  # fmt: skip
         """Defaults: Adam, cross-entropy on logits (binary when multi_label), accuracy."""
         if loss is None:
             loss = (
@@ -171,20 +177,22 @@ class VideoPrismVideoClassifier(keras.Model):
         out = self.backbone.encode_video(pixels, mask, training=backbone_training)
         return out["spatiotemporal_features"], mask
 
-    def quantize(self, mode: str | None = None, config=None, filters=None, **kwargs) -> None:
+    def quantize(self, mode: str | None = None, config: Any = None, filters: Any = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         """Quantizes the backbone's projections (see `VideoPrismBackbone.quantize`), the
         pooler's and the head: `mode` "int8", "int4" or "float8"."""
         quantization.quantize(self, super().quantize, mode, config, filters, **kwargs)
 
+    @renamed_arguments(resolution="size")
     def export(self, filepath: str | os.PathLike, format: str = "tf_saved_model",
-               verbose: bool | None = None, input_signature=None, num_frames: int | None = None,
-               resolution: int | None = None, batch_size: int | None = None,
-               **kwargs):  # fmt: skip
+               verbose: bool | None = None, input_signature: Any = None,
+               num_frames: int | None = None, size: int | Sequence[int] | None = None,
+               batch_size: int | None = None, **kwargs: Any) -> Any:  # fmt: skip
         """Keras' `export` of `pixel_values` → logits at a fixed clip shape; see
         `VideoPrismBackbone.export`."""
         from . import export
 
-        return export.export(self, filepath, format, num_frames, resolution, 64, batch_size,
+        return export.export(self, filepath, format, num_frames, size, 64, batch_size,
                              verbose, input_signature, **kwargs)  # fmt: skip
 
     def get_config(self) -> dict:
@@ -210,7 +218,10 @@ class VideoPrismVideoClassifier(keras.Model):
 
     @classmethod
     def from_flax_checkpoint(
-        cls, path_or_mapping, attention_logit_soft_cap: float = DEFAULT_SOFT_CAP, **kwargs
+        cls,
+        path_or_mapping: str | os.PathLike | dict,
+        attention_logit_soft_cap: float = DEFAULT_SOFT_CAP,
+        **kwargs: Any,
     ) -> VideoPrismVideoClassifier:
         """The official `FactorizedVideoClassifier` checkpoint (`encoder/`, `atten_pooler/`,
         `projection/`), with the whole configuration read off the tensor shapes.

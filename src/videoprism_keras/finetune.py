@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -64,7 +64,7 @@ class VideoPrismContrastive(keras.Model):
 
     def __init__(self, backbone: VideoPrismBackbone, temperature: float = TEMPERATURE,
                  learn_temperature: bool = True, freeze: str | None = None,
-                 lora_rank: int | None = None, **kwargs):  # fmt: skip
+                 lora_rank: int | None = None, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
         if not getattr(backbone, "is_multimodal", False):
             raise ValueError(
@@ -108,19 +108,19 @@ class VideoPrismContrastive(keras.Model):
         )
         return video["vision_embeddings"], text
 
-    def call(self, inputs: dict, training: bool | None = None):
+    def call(self, inputs: dict, training: bool | None = None) -> Any:
         """The (B, B) logits: scaled cosine similarities, videos along rows."""
         video, text = self.embed(inputs, training)
         scale = ops.exp(ops.minimum(self.log_scale, MAX_LOG_SCALE))
         video, text = ops.cast(video, "float32"), ops.cast(text, "float32")
         return scale * ops.matmul(video, ops.transpose(text))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
-                     training: bool = True):  # fmt: skip
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
+                     sample_weight: Any = None, training: bool = True) -> Any:  # fmt: skip
         """Symmetric InfoNCE on the logits; `y` is not used (pair i is the target of i)."""
         return contrastive_loss(y_pred)
 
-    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs) -> None:
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs: Any) -> None:
         """`keras.Model.save`. LoRA adapters are merged into the saved kernels (Keras
         saves a LoRA layer so); `backbone.save_lora_weights` keeps them apart."""
         super().save(filepath, overwrite=overwrite, **kwargs)
@@ -152,7 +152,7 @@ def _tower(backbone, which):
     return [layer for layer in layers if layer is not None]
 
 
-def contrastive_loss(logits):
+def contrastive_loss(logits: Any) -> Any:
     """½ (CE over each row + CE over each column) with the diagonal as targets, for
     (B, B) logits (a tensor); a scalar tensor."""
     logits = ops.cast(logits, "float32")
@@ -164,7 +164,9 @@ def contrastive_loss(logits):
     return 0.5 * (ops.mean(rows) + ops.mean(columns))
 
 
-def retrieval_recall(video, text, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+def retrieval_recall(
+    video: np.ndarray, text: np.ndarray, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
     """Recall@K both ways for aligned (N, D) embeddings (row i of each is one pair).
 
     Args:
@@ -266,7 +268,7 @@ class PairDataset(keras.utils.PyDataset):
     def __init__(self, pairs: Sequence[Pair], tokenizer: VideoPrismTokenizer, batch_size: int,
                  num_frames: int, size: int | Sequence[int], shuffle: bool = True,
                  seed: int = 0, text_length: int = 64, workers: int = 2,
-                 **kwargs):  # fmt: skip
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(workers=workers, use_multiprocessing=False, **kwargs)
         if not pairs:
             raise ValueError("no (video, caption) pairs to train on")

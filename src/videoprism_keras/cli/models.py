@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -153,7 +154,7 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> M
 
 
 @contextlib.contextmanager
-def quiet_native_logs():
+def quiet_native_logs() -> Iterator[None]:
     """TensorFlow's native INFO lines held back meanwhile (`native_logs.held_stderr`):
     Keras loads TensorFlow when it saves a file, even on JAX."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what they log once loaded

@@ -10,6 +10,7 @@ import argparse
 import math
 from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import NoReturn
 
 from ..constants import BACKENDS, DEFAULT_SOFT_CAP, MODEL_DTYPES
 
@@ -24,7 +25,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """Usage errors are one line (and exit code 2), like every other error."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

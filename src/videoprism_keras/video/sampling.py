@@ -64,7 +64,7 @@ def video_duration(times: np.ndarray, fps: float) -> float:
 
 def plan_windows(
     times: np.ndarray,
-    duration: float,
+    duration_s: float,
     clip_seconds: float,
     stride_seconds: float,
     num_frames: int,
@@ -84,9 +84,9 @@ def plan_windows(
     k = 0
     while True:
         start = k * stride_seconds
-        if k and (start >= duration - _EPS or start > times[-1] + _EPS):
+        if k and (start >= duration_s - _EPS or start > times[-1] + _EPS):
             return  # past the end, or a tail in which no frame starts (a sliver of the last)
-        end = min(start + clip_seconds, duration)
+        end = min(start + clip_seconds, duration_s)
         lo = int(np.searchsorted(times, start - _EPS, side="left"))
         hi = int(np.searchsorted(times, end - _EPS, side="left"))
         if hi <= lo:
