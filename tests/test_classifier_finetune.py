@@ -25,7 +25,7 @@ def test_train_with_lora_on_real_clips_lowers_the_loss(golden_dir, media_dir, tm
         shutil.copy(clip, data / f"class{i % 2}" / clip.name)
     output = tmp_path / "clf.keras"
     code = main(["train", str(data), "-o", str(output), "--preset",
-                 str(golden_dir / "video_small.ckpt.npz"), "--soft-cap", "5", "--frames", "4",
+                 str(golden_dir / "video_small.ckpt.npz"), "--soft-cap", "5", "--num-frames", "4",
                  "--size", "16", "--epochs", "8", "--learning-rate", "0.01", "--lora-rank",
                  "2", "--json", "--no-progress"])  # fmt: skip
     assert code == 0, capsys.readouterr().err

@@ -30,7 +30,7 @@ def run(env, *args, ok=True):
 
 @pytest.fixture(scope="module")
 def lvt(golden_dir, media_dir):
-    common = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4"]
+    common = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames", "4"]
     return [*common, "--size", "16", "--no-progress"], ["--tokenizer", media_dir / "test_spm.model"]
 
 
@@ -131,7 +131,7 @@ def test_train_lowers_the_loss(env, golden_dir, tmp_path):
                 data / f"class{label}" / f"{i}.mp4", frames=8 + 6 * label + i, size=(16, 16)
             )
     out = run(env, "train", data, "-o", tmp_path / "clf.keras", "--classifier",
-              golden_dir / "classifier_small.ckpt.npz", "--soft-cap", "5", "--frames", "4",
+              golden_dir / "classifier_small.ckpt.npz", "--soft-cap", "5", "--num-frames", "4",
               "--size", "16", "--epochs", "30", "--learning-rate", "0.01", "--json",
               "--no-progress")  # fmt: skip
     result = json.loads(out.stdout)
@@ -207,6 +207,18 @@ def test_usage_errors_are_one_line_with_code_2(lvt, capsys):
     assert out.returncode == 2 and "--template" in out.stderr
 
 
+def test_the_old_frames_flag_works_for_a_release_and_names_the_new_one(capsys):
+    from videoprism_keras.cli import COMMAND_MODULES
+    from videoprism_keras.cli.parser import build
+
+    parser = build("", COMMAND_MODULES)
+    assert parser.parse_args(["embed", "x.mp4", "-o", "e.npz", "--num-frames", "4"]).frames == 4
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(["embed", "x.mp4", "-o", "e.npz", "--frames", "4"]).frames == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--frames is deprecated" in err and "use --num-frames" in err
+
+
 def test_main_leaves_the_process_as_it_found_it(lvt, tmp_path, monkeypatch, capsys):
     import keras
 
@@ -262,7 +274,7 @@ def test_index_keeps_one_preset_and_skips_what_it_holds(env, lvt, videos, golden
                                                          capsys):  # fmt: skip
     model, tok = lvt
     index = tmp_path / "index"
-    # Without --preset (and --soft-cap, --frames, --size) the index's own are used.
+    # Without --preset (and --soft-cap, --num-frames, --size) the index's own are used.
     _, again, out, found = run_all(
         env,
         ["index", videos / "gen0.mp4", "-o", index, *model],

@@ -98,7 +98,7 @@ def test_cli_exports_a_preset(tmp_path, capsys):
     model = vp.VideoPrismBackbone(**TINY)
     model.save_to_preset(tmp_path / "preset")
     out = tmp_path / "video.onnx"
-    shape = ["--frames", "2", "--size", "8", "--batch-size", "1"]
+    shape = ["--num-frames", "2", "--size", "8", "--batch-size", "1"]
     code = cli.main(["export", "--preset", str(tmp_path / "preset"), "--format", "onnx",
                      "-o", str(out), *shape])  # fmt: skip
     assert code == 0, capsys.readouterr().err

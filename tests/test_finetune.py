@@ -120,7 +120,7 @@ def test_bad_pair_files_are_refused_before_work(tmp_path, capsys):
 def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, media_dir,
                                                           golden_lvt, tmp_path):  # fmt: skip
     out = tmp_path / "run"
-    common = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4",
+    common = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames", "4",
               "--size", "16", "--tokenizer", media_dir / "test_spm.model"]  # fmt: skip
     args = [sys.executable, "-m", "videoprism_keras.cli", "finetune", pairs_csv, "-o", out,
             "--eval", pairs_csv, "--epochs", "1", "--lora-rank", "2", "--learning-rate",

@@ -144,7 +144,7 @@ def cli(*args, env=None):
 
 @pytest.fixture(scope="module")
 def tiny_args(golden_dir):
-    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--frames", "4"]
+    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames", "4"]
     return [*model, "--size", "16", "--no-progress"]
 
 
@@ -211,7 +211,7 @@ def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_p
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stderr == ""  # saving loads TensorFlow, even on JAX: its log lines are held back
     clip = labelled / "cats" / "0.mp4"
-    out = cli("classify", clip, "--head", head, "--frames", "4", "--size", "16", "--json",
+    out = cli("classify", clip, "--head", head, "--num-frames", "4", "--size", "16", "--json",
               "--no-progress")  # fmt: skip
     assert out.returncode == 0, out.stderr[-1500:]
     top = json.loads(out.stdout)[0]["top"]

@@ -116,7 +116,7 @@ def test_cli_driver_killed_then_the_same_command_finishes(ray_local, golden_dir,
     index_path = tmp_path / "ix"
     name, _ = preset(golden_dir)
     command = ["index", videos, "-o", index_path, "--clip-seconds", CLIP_SECONDS, "--preset",
-               name, "--soft-cap", "5", "--frames", "4", "--size", "16", "--batch-size", "1",
+               name, "--soft-cap", "5", "--num-frames", "4", "--size", "16", "--batch-size", "1",
                "--no-progress", "--json", "--ray", ray_local]  # fmt: skip
     driver = _cli(DRIVER, 3, *command)  # stops after 3 committed batches
     deadline = time.time() + 120

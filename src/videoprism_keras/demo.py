@@ -89,7 +89,7 @@ def main() -> int:
           "(random weights, so the ranking means nothing):\n")  # fmt: skip
     spm = str(SHARED / "media" / "test_spm.model")
     args = ["classify", str(clip), "--preset", str(tiny), "--soft-cap", "5", "--tokenizer", spm]
-    args += ["--frames", "8", "--size", "64", "--labels", LABELS, "--plot", "demo.png"]
+    args += ["--num-frames", "8", "--size", "64", "--labels", LABELS, "--plot", "demo.png"]
     code = cli([*args, "--no-progress"])
     print("\nwrote demo.png" if code == 0 else "")
     return code

@@ -5,7 +5,7 @@
     videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
-    videoprism export --format onnx -o videoprism.onnx --frames 16 --size 288
+    videoprism export --format onnx -o videoprism.onnx --num-frames 16 --size 288
     videoprism serve my_index --port 8000
 
 Errors are one line on stderr and a non-zero exit code.

@@ -144,7 +144,7 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> M
     for name, key in fields.items():
         given, held = getattr(options, name), meta.get(key)
         if writing and key in meta and given is not None and given != held:
-            flag = "--" + ("frames" if name == "num_frames" else name.replace("_", "-"))
+            flag = "--" + name.replace("_", "-")
             shown = held if held is not None else "(not given: whole videos)"
             raise UsageError(f"the index was built with {flag} {shown}, not {given}: "
                              f"leave {flag} out to use the index's, or index into another "

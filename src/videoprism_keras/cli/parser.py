@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import NoReturn
@@ -89,8 +90,20 @@ def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
     p.add_argument("--strict", action="store_true", help=strict_help)
 
 
+class _OldFlag(argparse.Action):
+    """An old spelling of a flag, kept for one release: it works, and says what replaces it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = self.option_strings[0]
+        if option_string != new:
+            print(f"videoprism: warning: {option_string} is deprecated and will be removed in "
+                  f"the next release; use {new}", file=sys.stderr)  # fmt: skip
+        setattr(namespace, self.dest, values)
+
+
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frames", type=positive(int), help="frames per clip (default: the model's)")
+    p.add_argument("--num-frames", "--frames", dest="frames", type=positive(int),
+                   action=_OldFlag, help="frames per clip (default: the model's)")  # fmt: skip
     p.add_argument("--size", type=positive(int), help="frame side in pixels (default: the model's)")
 
 
