@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIDEOPRISM_SHARED", ROOT.parent / "shared"))
 CHECKPOINT = SHARED / "golden" / "lvt_small.ckpt.npz"
 TOKENIZER = SHARED / "media" / "test_spm.model"
-SAMPLING = ["--frames", "4", "--size", "16", "--clip-seconds", "2", "--no-progress"]
+SAMPLING = ["--num-frames", "4", "--size", "16", "--clip-seconds", "2", "--no-progress"]
 WORDS = ["a person", "riding", "a bike", "in the street", "a rabbit", "drumming", "on a phone",
          "a child", "at night", "cooking", "dancing", "a dog", "water", "a meadow"]  # fmt: skip
 MIX = [("text", 0.70), ("similar", 0.15), ("poster", 0.10), ("video", 0.05)]

@@ -84,6 +84,22 @@ def test_renamed_arguments_takes_the_old_keywords_with_a_warning():
         assert _clip("a", 4, 288) == _clip("a", num_frames=4, size=288) == ("a", 4, 288)
 
 
+def test_renamed_arguments_keeps_a_coroutine_function_one():
+    import asyncio
+
+    @renamed_arguments(k="top_k")
+    async def search(query, top_k=5):
+        return query, top_k
+
+    async def caller():
+        return await search("q", k=2)
+
+    assert inspect.iscoroutinefunction(search)
+    with pytest.warns(DeprecationWarning, match="use `top_k`") as caught:
+        assert asyncio.run(caller()) == ("q", 2)
+    assert caught[0].filename == __file__  # blames the awaiting code, as a plain call does
+
+
 def test_renamed_arguments_refuses_both_names_by_keyword_or_position():
     with pytest.raises(TypeError, match="Received: resolution=1 and size=2"):
         _clip("a", size=2, resolution=1)

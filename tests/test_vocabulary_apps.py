@@ -187,6 +187,9 @@ def test_an_indexed_clip_is_a_dataclass_still_read_as_a_dict(index):
         assert clip.get("start_s") == 1.0
     with pytest.warns(DeprecationWarning), pytest.raises(KeyError):
         clip["nothing"]
+    with pytest.warns(DeprecationWarning):  # the whole of a dict's reading, not only []
+        assert "path" in clip and dict(clip) == dict(clip.items()) and len(clip) == 6
+        assert set(clip.keys()) == set(as_dict) and {**clip}["path"] == "b"
     whole = index.clip(index.search(np.eye(4)[2], top_k=1)[0][0].id)
     assert math.isnan(whole.start_s) and whole.as_dict()["start_s"] is None
     assert index.clip("0" * 32 + "@whole") is None
@@ -274,7 +277,8 @@ def test_the_service_says_size_and_top_k(served, index):
         old = asyncio.run(service.search(query, k=2))
     assert [h.as_dict() for h in old] == [h.as_dict() for h in new] and len(new) == 2
     info = client.get("/api/info").json()
-    assert info["size"] == 4 and info["limits"]["top_k"] == 100 and "frame_size" not in info
+    assert info["size"] == 4 and info["limits"]["top_k"] == info["limits"]["k"] == 100
+    assert info["frame_size"] == info["sampling"]["size"]  # the old field, for one release
     assert set(info["sampling"]) == {"num_frames", "size", "clip_seconds", "stride_seconds",
                                      "dtype"}  # fmt: skip
 

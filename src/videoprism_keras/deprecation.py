@@ -106,14 +106,26 @@ def renamed_arguments(*, where: str | None = None, **renames: str) -> Callable[[
         }
         place = where or fn.__qualname__.removesuffix(".__init__")
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def rename(args: tuple, kwargs: dict) -> None:
             for old, new in renames.items():
                 at = positions.get(new, len(args))
                 if old in kwargs and at < len(args):  # the new one given by position
                     raise _both_given(place, old, new, kwargs[old], args[at])
-                renamed(kwargs, old, new, place, stacklevel=2)  # blames our caller
-            return fn(*args, **kwargs)
+                renamed(kwargs, old, new, place, stacklevel=3)  # blames our caller
+
+        if inspect.iscoroutinefunction(fn):  # stays one: `iscoroutinefunction`, mocks
+
+            @functools.wraps(fn)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                rename(args, kwargs)
+                return await fn(*args, **kwargs)
+
+        else:
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                rename(args, kwargs)
+                return fn(*args, **kwargs)
 
         # `inspect.getfullargspec` (which Keras' `Operation.__new__` reads) does not
         # follow `__wrapped__`; it does read `__signature__`.

@@ -15,14 +15,18 @@ _EXPORTS = {
     "VideoIndex": "videoprism_keras.apps.index",
     "ZeroShotClassifier": "videoprism_keras.apps.zero_shot",
 }
+_SUBMODULES = ("embedding", "embed_writer", "identity", "index", "ray_pipeline", "where",
+               "zero_shot")  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:  # `videoprism_keras.apps.index` without importing it first
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'videoprism_keras.apps' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

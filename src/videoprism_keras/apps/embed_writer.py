@@ -22,6 +22,9 @@ from .embedding import Batch, Embeddings, item_key, times_of
 
 SUFFIXES = (".npz", ".npy", ".parquet")
 MANIFEST = "manifest.json"
+# Outputs record their settings under the CLI flags of the day they were written (a format:
+# kept); a message names the flag as it is spelled now.
+FLAG_NAMES = {"--frames": "--num-frames"}
 
 
 class EmbeddingWriter:
@@ -88,8 +91,9 @@ class EmbeddingWriter:
     def _check(self, stored: dict, where: str):
         for key, value in self.settings.items():
             if key in stored and stored[key] != value:
-                raise ValueError(f"{where} was embedded with {key} {stored[key]}, not {value}: "
-                                 f"give {key} {stored[key]}, or leave out --resume to start "
+                flag = FLAG_NAMES.get(key, key)
+                raise ValueError(f"{where} was embedded with {flag} {stored[key]}, not {value}: "
+                                 f"give {flag} {stored[key]}, or leave out --resume to start "
                                  "over")  # fmt: skip
 
     def _part_files(self) -> list[Path]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..constants import EMBED_KINDS
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments, renamed_attribute
 from ..runtime import Encoder
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
     from ..model.backbone import VideoPrismBackbone
 
-KINDS = ("video", "frames", "features")
 # What `embed_videos` takes: one path, or paths and (T, H, W, 3) arrays.
 Videos = str | os.PathLike | Sequence[str | os.PathLike | np.ndarray]
 # Items to leave out: `item_key`s, or a function of (path, start_s, end_s).
@@ -227,8 +227,8 @@ def times_of(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def select(model: VideoPrismBackbone, outputs: dict, kind: str) -> np.ndarray:
     """The `kind` of embedding out of `encode_video`'s outputs."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    if kind not in EMBED_KINDS:
+        raise ValueError(f"kind must be one of {EMBED_KINDS}; got {kind!r}")
     features = outputs["spatiotemporal_features"]
     if kind == "features":
         return features

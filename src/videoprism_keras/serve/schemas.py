@@ -83,6 +83,9 @@ class IndexInfo(BaseModel):
     clip_seconds: float | None = Field(description="sampling.clip_seconds")
     stride_seconds: float | None = Field(description="sampling.stride_seconds")
     dtype: str | None = Field(description="sampling.dtype")
+    frame_size: int | list[int] | None = Field(
+        description="deprecated, removed in the next release: sampling.size", deprecated=True
+    )
     text_search: bool = Field(description="whether the model takes text (an LvT preset)")
     videoprism_keras: str
     limits: dict

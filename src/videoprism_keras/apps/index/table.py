@@ -106,6 +106,24 @@ class IndexedClip:
     def get(self, key: str, default: Any = None) -> Any:
         return self._as_old_dict(key).get(key, default)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._as_old_dict(key)
+
+    def __iter__(self) -> Any:
+        return iter(self._as_old_dict("iter()"))
+
+    def __len__(self) -> int:
+        return len(self._as_old_dict("len()"))
+
+    def keys(self) -> Any:
+        return self._as_old_dict("keys()").keys()
+
+    def items(self) -> Any:
+        return self._as_old_dict("items()").items()
+
+    def values(self) -> Any:
+        return self._as_old_dict("values()").values()
+
 
 class ClipTable:
     """The clips table of the index at `uri` (a folder or any URI Lance takes).

@@ -28,8 +28,11 @@ async def info(service: Service, settings: AppSettings) -> IndexInfo:
                      preset=meta.get("preset"), dim=meta.get("dim"), sampling=sampling,
                      num_frames=sampling.num_frames, clip_seconds=sampling.clip_seconds,
                      stride_seconds=sampling.stride_seconds, dtype=sampling.dtype,
+                     frame_size=sampling.size,
                      text_search=service.has_text, videoprism_keras=VERSION,
-                     limits={"top_k": MAX_TOP_K, "upload_bytes": settings.max_upload_bytes,
+                     # "k": top_k's old name, for one release.
+                     limits={"top_k": MAX_TOP_K, "k": MAX_TOP_K,
+                             "upload_bytes": settings.max_upload_bytes,
                              "upload_types": sorted(UPLOAD_TYPES),
                              "labels": MAX_LABELS})  # fmt: skip
 

@@ -46,7 +46,15 @@ async def _search(service: SearchService, vector: np.ndarray, top_k: int, where:
         first = str(err).splitlines()[0].split(", /")[0][:300]  # no source locations
         raise BadInput(f"where: the filter could not be evaluated ({first})") from err
     size, _ = await service.size()
-    query = {**query, "top_k": top_k, "where": where, "under": under, "per_video": per_video}
+    # "k": top_k's old name, echoed for one release.
+    query = {
+        **query,
+        "top_k": top_k,
+        "k": top_k,
+        "where": where,
+        "under": under,
+        "per_video": per_video,
+    }
     return SearchResponse(query=query, hits=[Hit.from_row(h, h.score) for h in hits],
                           index_size=size,
                           took_ms=(time.perf_counter() - began) * 1000)  # fmt: skip
