@@ -396,7 +396,8 @@ def test_embed_writer_resumes(suffix, tmp_path):
     for batch in batches[:2]:  # then the process dies: parts on disk, no output
         writer.write(batch)
     assert not out.exists() and len(list(writer.parts.glob("part-*.npz"))) == 2
-    with pytest.raises(ValueError, match="--frames 4, not 8"):
+    # Stored under the flag's old name (a format), said with its current one.
+    with pytest.raises(ValueError, match="--num-frames 4, not 8"):
         EmbeddingWriter(out, {**settings, "--frames": 8}, resume=True)
     resumed = EmbeddingWriter(out, settings, resume=True)
     assert resumed.resumed == 6 and resumed.done("v0.mp4", 0.0, 1.0)
