@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import keras
 from helpers import TINY
+from killable import wait_to_be_killed
 
 import videoprism_keras as vp
 from videoprism_keras.apps import VideoIndex
@@ -30,7 +31,7 @@ class SlowEncoder(Encoder):
 
     def video(self, pixels, frame_padding_mask=None):
         if self.stop_after is not None and self.clips >= self.stop_after:
-            time.sleep(3600)  # mid-run, every earlier batch committed: the test kills us here
+            wait_to_be_killed()  # mid-run, every earlier batch committed
         time.sleep(self.delay)
         self.clips += len(pixels)
         return super().video(pixels, frame_padding_mask)

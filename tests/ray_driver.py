@@ -7,7 +7,8 @@ committed) for the test to kill it.
 
 import signal
 import sys
-import time
+
+from killable import wait_to_be_killed
 
 from videoprism_keras import cli
 from videoprism_keras.apps.index import IndexWriter
@@ -19,7 +20,7 @@ commit = IndexWriter.commit
 def counted(self, files, *args, **kwargs):
     if len(files) and commits[0] >= stop:
         print(f"waiting after {commits[0]} commits", file=sys.stderr, flush=True)
-        time.sleep(3600)
+        wait_to_be_killed()
     commit(self, files, *args, **kwargs)
     commits[0] += bool(len(files))
 
