@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from ..apps.where import check_where
 from ..constants import ANN_THRESHOLD, WHERE_COLUMNS
+from ..video.times import seconds_or_none
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -117,7 +117,8 @@ def search(args: argparse.Namespace) -> list:
     if not args.json:
         print(f"top {len(hits)} of {len(held)} for {args.text or args.video!r}")
         for hit in hits:
-            when = "" if math.isnan(hit.start_s) else f" [{hit.start_s:.1f}s-{hit.end_s:.1f}s]"
+            whole = seconds_or_none(hit.start_s) is None
+            when = "" if whole else f" [{hit.start_s:.1f}s-{hit.end_s:.1f}s]"
             print(f"  {hit.score:6.3f}  {hit.path}{when}")
     if args.plot:
         from ..plots import plot_hits
