@@ -4,6 +4,7 @@ the argument checks (which answer before any model loads) in process, through `m
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -122,6 +123,18 @@ def test_index_then_search_by_text_and_video(env, lvt, videos, media_dir, tmp_pa
     assert (tmp_path / "s.png").stat().st_size > 5_000
 
 
+def test_index_prints_its_own_lines_and_a_bar_with_its_total(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    shown = [arg for arg in model if arg != "--no-progress"]
+    # A new process: TensorFlow (which Keras imports to write the index's config) is loaded
+    # here for the first time, and its start-up lines would come now.
+    out = run(env, "index", videos, "-o", tmp_path / "ix", "--clip-seconds", "1", *shown)
+    lines = [line for line in re.split(r"[\r\n]", out.stderr) if line.strip()]
+    assert lines and all(line.startswith(("embedding:", "videoprism:")) for line in lines), lines
+    # 3 + 4 + 5 one-second clips, counted before the first is embedded.
+    assert "| 0/12 [" in lines[0] and "| 12/12 [" in lines[-1] and "<" in lines[-1]
+
+
 def test_train_lowers_the_loss(env, golden_dir, tmp_path):
     data = tmp_path / "data"
     for label in range(5):  # classifier_small has 5 classes
@@ -226,12 +239,14 @@ def test_main_leaves_the_process_as_it_found_it(lvt, tmp_path, monkeypatch, caps
     monkeypatch.setenv("VIDEOPRISM_CACHE", str(tmp_path))
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     environ, show, filters = dict(os.environ), warnings.showwarning, list(warnings.filters)
+    finders = list(sys.meta_path)
     backend = ["--backend", keras.backend.backend()]
     assert call(capsys, *backend, "info", "--json").returncode == 0
     assert call(capsys, *backend, "classify", "x.mp4", "--labels", "a", "--template", "no slot",
                 *model).returncode == 2  # fmt: skip
     assert dict(os.environ) == environ
     assert warnings.showwarning is show and warnings.filters == filters
+    assert sys.meta_path == finders
 
 
 def test_template_and_temperature(env, lvt, media_dir):

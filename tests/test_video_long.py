@@ -111,6 +111,19 @@ def test_no_sliver_clip_at_the_end(tmp_path):
     assert spans == [(0, 2), (1, 3), (2, 4), (3, 4.004)]
 
 
+@pytest.mark.parametrize("clip, stride", [(1, None), (2, 1), (0.7, 0.3), (4, 3), (60, None)])
+def test_clips_are_counted_without_decoding(tmp_path, clip, stride, monkeypatch):
+    """What a progress bar's total is made of: the clips `iter_clips` will give."""
+    paths = [write_video(tmp_path / "clips.mp4", frames=100, fps=10),
+             write_video(tmp_path / "ntsc.mkv", frames=120, fps=Fraction(30000, 1001)),
+             write_video(tmp_path / "short.mp4", frames=3, fps=10)]  # fmt: skip
+    expected = [len(list(iter_clips(p, clip, stride, num_frames=2, size=16))) for p in paths]
+    for module in (api, decode):  # counting must not decode, nor read every packet
+        monkeypatch.setattr(module, "decoded_frames", None)
+        monkeypatch.setattr(module, "scan", None)
+    assert [api.count_clips(p, clip, stride) for p in paths] == expected
+
+
 def test_a_clip_covering_the_video_is_load_video(tmp_path):
     path = write_video(tmp_path / "whole.mkv", frames=37, fps=12, gop=8, bframes=2)
     (clip,) = iter_clips(path, clip_seconds=60, num_frames=8, size=(24, 32), dtype="uint8")

@@ -21,13 +21,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..constants import EMBED_KINDS
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments, renamed_attribute
+from ..progress import ClipTotal, progress_bar
 from ..runtime import Encoder
 from ..video.options import Sampling
 from ..video.times import seconds_or_none, time_key
@@ -249,11 +250,13 @@ def _whole_videos(videos, sampling: Sampling, batch_size, failures, on_error):
     failures += loader.failures
 
 
-def _clips(videos, sampling: Sampling, clip_seconds, stride_seconds, failures, on_error):
+def _clips(videos, sampling: Sampling, clip_seconds, stride_seconds, failures, on_error,
+           counted: ClipTotal | None = None):  # fmt: skip
     from ..video import iter_clips
     from ..video.loader import describe_failure
 
-    for source in videos:
+    for position, source in enumerate(videos):
+        cut = 0
         try:
             held = None  # one clip of look-ahead: the last one of a file is marked as such
             clips = iter_clips(source, clip_seconds, stride_seconds, sampling.num_frames,
@@ -261,13 +264,18 @@ def _clips(videos, sampling: Sampling, clip_seconds, stride_seconds, failures, o
             for clip in clips:
                 if held is not None:
                     yield held
+                    cut += 1
                 held = str(source), clip.start_s, clip.end_s, clip.frames, False
             if held is not None:
                 yield (*held[:4], True)
+                cut += 1
         except (ValueError, OSError) as err:
             if on_error == "raise":
                 raise
             failures.append((str(source), describe_failure(err)))
+        finally:
+            if counted is not None:  # the file's real count replaces its estimate
+                counted.cut(position, cut)
 
 
 def _without(items: Iterator, exclude, skipped: list) -> Iterator:
@@ -509,8 +517,12 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
 def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip_seconds,
               stride_seconds, progress, on_error, encoder, exclude) -> Iterator[Batch]:  # fmt: skip
     """The batches of `embed_batches`; `failures` and `skipped[0]` grow as they go."""
+    counted = None
     if clip_seconds:
-        items = _clips(videos, sampling, clip_seconds, stride_seconds, failures, on_error)
+        # Counted first (the files' stated durations), so that the bar shows its total.
+        counted = ClipTotal(videos, clip_seconds, stride_seconds) if progress else None
+        items = _clips(videos, sampling, clip_seconds, stride_seconds, failures, on_error,
+                       counted)  # fmt: skip
         items = in_background(_without(items, exclude, skipped), ahead=2 * batch_size)
     else:
         done = lambda v: isinstance(v, str | os.PathLike) and exclude(v, None, None)  # noqa: E731
@@ -518,7 +530,9 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
         skipped[0] += len(videos) - len(kept)
         items = _whole_videos(kept, sampling, batch_size, failures, on_error)
     encoder = encoder or Encoder(model)
-    bar = progress_bar(progress, total=None if clip_seconds else len(kept))
+    bar = progress_bar(progress, total=counted.total if clip_seconds and counted else None)
+    if not clip_seconds:
+        bar.total = len(kept)
     try:
         for batch in _batches(items, batch_size):
             frames = np.stack([b[3] for b in batch])
@@ -526,31 +540,10 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
             yield Batch(np.asarray(select(model, outputs, kind)), [b[0] for b in batch],
                         [b[1] for b in batch], [b[2] for b in batch], frames,
                         [b[4] for b in batch])  # fmt: skip
+            if counted is not None:  # what is left to embed: what was already held is not
+                bar.total = counted.total - skipped[0]
             bar.update(len(batch))
+        if counted is not None:  # every file cut: the total is exact now (shown on close)
+            bar.total = counted.total - skipped[0]
     finally:
         bar.close()
-
-
-def progress_bar(enabled: bool, total: int | None) -> Any:
-    """A tqdm bar counting clips, or (disabled, or without tqdm) one that shows nothing;
-    either has `update(n)` and `close()`.
-
-    Args:
-        enabled: bool. Whether to show it.
-        total: int or None. Clips expected; None when not known.
-    """
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        enabled = False
-    if not enabled:
-
-        class Silent:
-            def update(self, n):
-                pass
-
-            def close(self):
-                pass
-
-        return Silent()
-    return tqdm(total=total, unit="clip", desc="embedding")

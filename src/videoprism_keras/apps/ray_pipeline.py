@@ -50,8 +50,9 @@ import numpy as np
 
 from ..deprecation import message as deprecation_message
 from ..native_logs import held_stderr
+from ..progress import progress_bar
 from ..video.options import Sampling
-from .embedding import Embeddings, find_videos, item_key, nothing_embedded, progress_bar
+from .embedding import Embeddings, find_videos, item_key, nothing_embedded
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
 from .ray_sources import Sources, list_sources, source_files

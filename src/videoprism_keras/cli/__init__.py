@@ -23,6 +23,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
+from ..native_logs import LOUD_PACKAGES, quiet_imports
 from . import classify, embed, export, index, info, serve, train
 from .models import quiet_native_logs
 from .parser import UsageError, build
@@ -41,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build(__doc__, COMMAND_MODULES).parse_args(argv)
     except SystemExit as done:  # usage error (one line, already printed) or --help
         return done.code or 0
-    with warnings.catch_warnings(), _restored_environment():
+    # Keras imports TensorFlow when it first needs it (a config, a save), even on JAX.
+    with warnings.catch_warnings(), _restored_environment(), quiet_imports(LOUD_PACKAGES):
         warnings.showwarning = _show_warning
         try:
             _use_backend(args.backend)

@@ -14,11 +14,19 @@ import numpy as np
 
 from ..deprecation import renamed_arguments, renamed_attribute
 from . import decode
-from .decode import VideoDecodeError, decoded_frames, scan, seek_frames, stream_frames, to_rgb
+from .decode import (
+    VideoDecodeError,
+    decoded_frames,
+    scan,
+    seek_frames,
+    stated_timing,
+    stream_frames,
+    to_rgb,
+)
 from .frames import Transform, as_frame_array
 from .images import is_image_source, read_images
 from .options import DTYPES, STRATEGIES, Sampling
-from .sampling import Window, choose, plan_windows, video_duration
+from .sampling import Window, choose, count_windows, plan_windows, video_duration
 
 __all__ = ["DTYPES", "STRATEGIES", "Clip", "iter_clips", "load_clip", "load_video", "sample"]
 # What `load_video` reads: a file or folder path, an array of frames, or a list of frames.
@@ -229,6 +237,18 @@ def iter_clips(
         sampling.pad,
     )
     return _cut(path, plan, sampling.transform(), sampling.dtype)
+
+
+def count_clips(path: str | os.PathLike, clip_seconds: float,
+                stride_seconds: float | None = None) -> int:  # fmt: skip
+    """How many clips `iter_clips(path, clip_seconds, stride_seconds)` gives, from the
+    duration and frame rate the container states: nothing decoded, no packet scan, so
+    that a progress bar knows its total before the work starts. Exact for a constant
+    frame rate; an estimate where the stated duration or rate is off (the clips
+    themselves come from every frame's timestamp)."""
+    duration, fps = stated_timing(path)
+    step = 1.0 / fps if fps > 0 else 0.0
+    return count_windows(duration, duration - step, clip_seconds, stride_seconds or clip_seconds)
 
 
 def load_clip(path: str | os.PathLike, start_s: float, end_s: float, num_frames: int = 16,

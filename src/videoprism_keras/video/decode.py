@@ -271,8 +271,7 @@ def probe(path: str | os.PathLike, exact: bool = True) -> VideoInfo:
     container, stream = open_video(path)
     with container:
         fps = _fps(stream)
-        duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
-        duration = duration or (container.duration or 0) / 1e6
+        duration = _duration(container, stream)
         count = stream.frames
         width, height = stream.width, stream.height
         rotation = 0
@@ -285,6 +284,20 @@ def probe(path: str | os.PathLike, exact: bool = True) -> VideoInfo:
     return VideoInfo(
         count, fps or (count / duration if duration else 0.0), duration, width, height, rotation
     )
+
+
+def stated_timing(path: str | os.PathLike) -> tuple[float, float]:
+    """(duration in seconds, frame rate) as the container states them (0.0 where it does
+    not): no frame decoded, no packet scan; for counting the work before doing it."""
+    container, stream = open_video(path)
+    with container:
+        return _duration(container, stream), _fps(stream)
+
+
+def _duration(container, stream) -> float:
+    """The video stream's stated duration, else the container's, else 0.0."""
+    duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
+    return duration or (container.duration or 0) / 1e6
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:

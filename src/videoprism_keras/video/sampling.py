@@ -84,8 +84,8 @@ def plan_windows(
     k = 0
     while True:
         start = k * stride_seconds
-        if k and (start >= duration_s - _EPS or start > times[-1] + _EPS):
-            return  # past the end, or a tail in which no frame starts (a sliver of the last)
+        if k and _past_end(start, duration_s, float(times[-1])):
+            return
         end = min(start + clip_seconds, duration_s)
         lo = int(np.searchsorted(times, start - _EPS, side="left"))
         hi = int(np.searchsorted(times, end - _EPS, side="left"))
@@ -95,3 +95,21 @@ def plan_windows(
         indices, mask = choose(hi - lo, num_frames, pad)
         yield Window(float(start), float(end), indices + lo, mask)
         k += 1
+
+
+def count_windows(duration_s: float, last_start_s: float, clip_seconds: float,
+                  stride_seconds: float) -> int:  # fmt: skip
+    """How many windows `plan_windows` gives a video of `duration_s` seconds whose last
+    frame starts at `last_start_s`, without its frame times."""
+    if clip_seconds <= 0 or stride_seconds <= 0:
+        raise ValueError("clip_seconds and stride_seconds must be positive")
+    count = 1
+    while not _past_end(count * stride_seconds, duration_s, last_start_s):
+        count += 1
+    return count
+
+
+def _past_end(start: float, duration_s: float, last_start_s: float) -> bool:
+    """Whether a window starting at `start` (not the first) is past the end of the video,
+    or is a tail in which no frame starts (a sliver of the last one)."""
+    return start >= duration_s - _EPS or start > last_start_s + _EPS
