@@ -269,6 +269,31 @@ def test_template_and_temperature(env, lvt, media_dir):
     assert np.abs(other - default).max() > 1e-3 and other.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_an_index_remembers_its_tokenizer(env, lvt, videos, media_dir, tmp_path, capsys):
+    import shutil
+
+    from videoprism_keras.apps import VideoIndex
+
+    model, _ = lvt
+    vocabulary = tmp_path / "vocabulary.model"
+    shutil.copy(media_dir / "test_spm.model", vocabulary)
+    index, plain = tmp_path / "index", tmp_path / "plain"
+    _, found, without = run_all(
+        env,
+        ["index", videos / "gen0.mp4", "-o", index, *model, "--tokenizer", vocabulary],
+        ["search", index, "--text", "a video", "--json"],  # no --preset, no --tokenizer
+        ["index", videos / "gen0.mp4", "-o", plain, *model],
+    )
+    assert VideoIndex.load(index).meta["tokenizer"] == str(vocabulary.resolve())
+    assert [hit["path"] for hit in json.loads(found.stdout)] == [str(videos / "gen0.mp4")]
+    assert "will need --tokenizer" in without.stderr  # said when it can still be given
+    assert "tokenizer" not in VideoIndex.load(plain).meta
+    vocabulary.unlink()
+    out = call(capsys, "search", index, "--text", "a video")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert str(vocabulary.resolve()) in out.stderr and "pass --tokenizer" in out.stderr
+
+
 def test_index_vector_index_is_built_once_and_reused(env, lvt, videos, tmp_path):
     from videoprism_keras.apps import VideoIndex
 

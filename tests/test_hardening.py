@@ -169,6 +169,35 @@ def test_offline_cli_names_the_flag_not_python(caches, tmp_path, capsys):
     assert "from_preset" not in out.stderr
 
 
+def test_the_first_offline_message_names_every_file_the_command_needs(caches, golden_dir,
+                                                                      tmp_path, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    clip = write_video(tmp_path / "c.mp4", frames=8, size=(16, 16))
+    npz = "--preset /path/to/flax_lvt_base_f16r288_repeated.npz"
+    # Text needs the LvT vocabulary too, which the official .npz does not hold.
+    out = call(capsys, "classify", clip, "--labels", "a,b")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert npz in out.stderr and "--tokenizer /path/to/sentencepiece.model" in out.stderr
+    out = call(capsys, "embed", clip, "-o", tmp_path / "e.npz", "--preset",
+               "videoprism_lvt_public_v1_base")  # fmt: skip
+    assert npz in out.stderr and "--tokenizer" not in out.stderr  # no text: no tokenizer
+    vocabulary = hub.cached_tokenizer()  # fetched once before: that file is named
+    vocabulary.parent.mkdir(parents=True)
+    vocabulary.write_bytes(b"spm")
+    out = call(capsys, "classify", clip, "--labels", "a,b")
+    assert npz in out.stderr and f"--tokenizer {vocabulary}" in out.stderr
+    # Given the .npz alone, the tokenizer is asked for before the model loads.
+    loaded = []
+    monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: loaded.append(a))
+    out = call(capsys, "classify", clip, "--labels", "a,b", "--preset",
+               golden_dir / "lvt_small.ckpt.npz")  # fmt: skip
+    assert out.returncode == 2 and f"--tokenizer {vocabulary}" in out.stderr and not loaded
+    lvt = ["--preset", golden_dir / "lvt_small.ckpt.npz"]
+    out = call(capsys, "classify", clip, "--labels", "a,b", *lvt, "--tokenizer", "none.model")
+    assert out.returncode == 2 and "--tokenizer" in out.stderr and "none.model" in out.stderr
+    assert not loaded
+
+
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
     data = tmp_path_factory.mktemp("labelled")

@@ -327,9 +327,14 @@ def _resolve_hf(spec: str, config_only: bool = False) -> Path:
     return hf_download(repo, npz[0], f"hf://{spec}")
 
 
+def cached_tokenizer() -> Path:
+    """Where `fetch_tokenizer` keeps the LvT vocabulary (it may not be there yet)."""
+    return cache_root() / "tokenizers" / "c4_en.spm"
+
+
 def fetch_tokenizer() -> Path:
     """The LvT vocabulary (T5's English SentencePiece model), downloaded once into the cache."""
-    dest = cache_root() / "tokenizers" / "c4_en.spm"
+    dest = cached_tokenizer()
     purpose = "the VideoPrism LvT tokenizer"
     return fetch_url(TOKENIZER_URL, dest, purpose, _check_sentencepiece, cli_flag="--tokenizer")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..apps.where import check_where
@@ -18,7 +19,7 @@ from .inputs import (
     storage_options,
     video_files,
 )
-from .models import ModelOptions, index_options, preset_id
+from .models import INDEX_TOKENIZER, ModelOptions, index_options, preset_id
 from .parser import UsageError, add_command, positive
 
 
@@ -34,6 +35,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     parser.add_ray_options(p)
     parser.add_storage_option(p)
     parser.add_model_options(p, text=False)
+    tokenizer_help = ("SentencePiece model, recorded in a new index for text search and serve "
+                      "(default: the preset's own)")  # fmt: skip
+    p.add_argument("--tokenizer", help=tokenizer_help)
 
     p = add_command(subparsers, "search", "search an index by text or by example video", search)
     p.add_argument("index")
@@ -60,12 +64,18 @@ def index(args: argparse.Namespace) -> dict:
     held = VideoIndex(args.output, storage_options=store, **threshold)
     options = index_options(ModelOptions.from_args(args), held.meta, writing=True)
     files = sources(args, args.sources)
-    model = options.load()
+    model = options.load(text_later=True)
     frames, size = options.sampling(model)
     if not len(held):
         meta = {"preset": preset_id(options.preset_name)}
         if options.preset_name.endswith(".npz"):
             meta["soft_cap"] = options.cap
+        if options.tokenizer:  # `search --text` and `serve` then need no --tokenizer
+            meta[INDEX_TOKENIZER] = str(options.tokenizer_file().resolve())
+        elif model.is_multimodal and options.preset_name.endswith(".npz"):
+            print("videoprism: note: the .npz holds no tokenizer and none was given, so text "
+                  "search on this index will need --tokenizer (give it to the first `index` "
+                  "to record it)", file=sys.stderr)  # fmt: skip
         held = VideoIndex(args.output, storage_options=store, meta=meta, **threshold)
     if args.ray:
         added = on_ray(args, options, model, files, held)

@@ -27,6 +27,11 @@ INDEX_SAMPLING = {"num_frames": "num_frames", "size": "size", "clip_seconds": "c
                   "stride_seconds": "stride_seconds"}  # fmt: skip
 
 
+# The index's meta key for the --tokenizer it was built with (an absolute path), which
+# `search` and `serve` use unless told otherwise; absent: the preset's own.
+INDEX_TOKENIZER = "tokenizer"
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """The model flags of a command; None where the flag was not given (or the command
@@ -42,6 +47,8 @@ class ModelOptions:
     stride_seconds: float | None = None
     batch_size: int = 4
     progress: bool = True
+    # Whether `tokenizer` is the one an index recorded, rather than the flag's.
+    tokenizer_recorded: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelOptions:
@@ -68,25 +75,60 @@ class ModelOptions:
             overrides["attention_logit_soft_cap"] = self.cap
         return overrides
 
-    def load(self, need_text: bool = False) -> VideoPrismBackbone:
-        """The backbone; a usage error if text is needed and it has no text tower."""
-        from .. import VideoPrismBackbone
+    def load(self, need_text: bool = False, text_later: bool = False) -> VideoPrismBackbone:
+        """The backbone; a usage error if text is needed and it has no text tower.
 
-        model = VideoPrismBackbone.from_preset(self.preset_name, **self.overrides())
+        The tokenizer is checked first (`check_tokenizer`), and a preset that cannot be
+        downloaded names every file the command needs: with text (`need_text`, or
+        `text_later`: a server, or an index that records it), the tokenizer too."""
+        from .. import VideoPrismBackbone
+        from ..hub import PresetUnavailableError
+
+        self.check_tokenizer(need_text, text_later)
+        try:
+            model = VideoPrismBackbone.from_preset(self.preset_name, **self.overrides())
+        except PresetUnavailableError as err:  # the .npz it names holds no tokenizer
+            if (need_text or text_later) and not self.tokenizer and has_text(self.preset_name):
+                err.cli_message = f"{err.cli_message} and {tokenizer_flag()}"
+            raise
         if need_text and not model.is_multimodal:
             raise UsageError(f"{self.preset_name} is a video-only model; text needs an LvT preset")
         return model
 
+    def check_tokenizer(self, need_text: bool = False, text_later: bool = False) -> None:
+        """Before the model loads: the tokenizer file exists, and an official .npz (which
+        holds none) comes with --tokenizer where text is needed."""
+        wanted = need_text or (text_later and has_text(self.preset_name))
+        if self.tokenizer and (wanted or not self.tokenizer_recorded):
+            self.tokenizer_file()
+        if need_text and not self.tokenizer and self.preset_name.endswith(".npz"):
+            if has_text(self.preset_name) is not False:  # a video-only one fails as such
+                raise UsageError(f"--preset {self.preset_name} is an official checkpoint, "
+                                 f"which holds no tokenizer: add {tokenizer_flag()}")  # fmt: skip
+
+    def tokenizer_file(self) -> Path:
+        """--tokenizer (or the one the index recorded), which must exist."""
+        path = Path(str(self.tokenizer)).expanduser()
+        if path.is_file():
+            return path
+        if self.tokenizer_recorded:
+            raise UsageError(f"the index was built with --tokenizer {self.tokenizer}, which no "
+                             "longer exists: pass --tokenizer with the SentencePiece model "
+                             "(.model/.spm file)")  # fmt: skip
+        raise UsageError(f"--tokenizer {self.tokenizer}: no such file; expected a "
+                         "SentencePiece model (.model/.spm file)")  # fmt: skip
+
     def load_tokenizer(self, model: VideoPrismBackbone) -> VideoPrismTokenizer:
-        """--tokenizer, else the preset's own."""
+        """--tokenizer (or the index's), else the preset's own."""
         from ..tokenizer import VideoPrismTokenizer
 
         if self.tokenizer:
-            return VideoPrismTokenizer(self.tokenizer)
+            return VideoPrismTokenizer(self.tokenizer_file())
         if getattr(model, "tokenizer_file", None):
             return VideoPrismTokenizer(model.tokenizer_file)
         if self.preset_name.endswith(".npz"):
-            raise UsageError(f"{self.preset_name} carries no tokenizer: pass --tokenizer SPM_MODEL")
+            raise UsageError(f"--preset {self.preset_name} is an official checkpoint, which "
+                             f"holds no tokenizer: add {tokenizer_flag()}")  # fmt: skip
         return VideoPrismTokenizer.from_preset(self.preset_name)
 
     def sampling(self, model: VideoPrismBackbone) -> tuple[int, tuple[int, int]]:
@@ -105,6 +147,37 @@ class ModelOptions:
                             num_frames=frames, size=size, clip_seconds=self.clip_seconds,
                             stride_seconds=self.stride_seconds, progress=self.progress,
                             on_error="skip")  # fmt: skip
+
+
+def has_text(preset: str) -> bool | None:
+    """Whether `preset` has a text tower, where that is known without loading it (a
+    built-in name, an official .npz's tensor names); None where it is not."""
+    from ..presets import PRESETS
+
+    if preset in PRESETS:
+        return bool(PRESETS[preset]["multimodal"])
+    if not preset.endswith(".npz") or not Path(preset).expanduser().is_file():
+        return None
+    import numpy as np
+
+    try:
+        with np.load(Path(preset).expanduser()) as held:  # its file list, no tensor read
+            return any("text_encoder/" in name for name in held.files)
+    except (OSError, ValueError):  # fails, and says so, when it loads
+        return None
+
+
+def tokenizer_flag() -> str:
+    """The --tokenizer to name in a message: the LvT vocabulary where it is cached, else
+    where to download it."""
+    from ..hub import cached_tokenizer
+    from ..presets import TOKENIZER_URL
+
+    cached = cached_tokenizer()
+    if cached.is_file():
+        return f"--tokenizer {cached}"
+    return (f"--tokenizer /path/to/{Path(TOKENIZER_URL).name} (the LvT vocabulary, from "
+            f"{TOKENIZER_URL})")  # fmt: skip
 
 
 def preset_id(preset: str | os.PathLike) -> str:
@@ -139,6 +212,8 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> M
         "soft_cap": options.soft_cap if options.soft_cap is not None else stored_cap,
         "dtype": options.dtype or meta.get("dtype"),
     }
+    if not writing and options.tokenizer is None and meta.get(INDEX_TOKENIZER):
+        resolved.update(tokenizer=meta[INDEX_TOKENIZER], tokenizer_recorded=True)
     # Only `index` windows its videos: a search's query video stays whole.
     fields = INDEX_SAMPLING if writing else {"num_frames": "num_frames", "size": "size"}
     for name, key in fields.items():

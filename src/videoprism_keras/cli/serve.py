@@ -24,7 +24,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="as for search (default: the one the index was built with)")
     p.add_argument("--soft-cap", type=positive(float), help="as for search")
     p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
-    p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
+    tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
+    p.add_argument("--tokenizer", help=tokenizer_help)
 
 
 def serve(args: argparse.Namespace) -> dict:
@@ -43,7 +44,7 @@ def serve(args: argparse.Namespace) -> dict:
     except ServeError as err:
         raise UsageError(str(err)) from err
     with sock:
-        model = options.load()
+        model = options.load(text_later=True)
         tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
         service = SearchService(index, model, tokenizer)  # uploads sampled as the index's clips
         app = create_app(service, token=token)
