@@ -92,6 +92,19 @@ def test_export_says_what_is_wrong(tmp_path):
             model.export(tmp_path / FILES[fmt], format=fmt)
 
 
+def test_cli_says_which_backend_in_its_own_words(tmp_path, monkeypatch, capsys):
+    if BACKEND != "jax":
+        pytest.skip("the combination refused is LiteRT from JAX")
+    loaded = []  # refused before the model loads
+    monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: loaded.append(a))
+    code = cli.main(["export", "--format", "litert", "-o", str(tmp_path / "m.tflite")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and not loaded
+    assert "--backend tensorflow" in err and "KERAS_BACKEND" not in err
+    with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):  # Python's words there
+        vp.VideoPrismBackbone(**TINY).export(tmp_path / "m.tflite", format="litert")
+
+
 def test_cli_exports_a_preset(tmp_path, capsys):
     if BACKEND != "jax":
         pytest.skip("the command runs once, under JAX")

@@ -135,17 +135,7 @@ def export(
             f"export format must be one of {EXPORT_FORMATS}. Received: format={format!r}"
         )
     backend = keras.backend.backend()
-    if format == "litert" and backend == "jax":
-        raise ValueError(
-            "Keras exports LiteRT from the TensorFlow or PyTorch backend only. Received: "
-            "format='litert' under KERAS_BACKEND=jax; set KERAS_BACKEND=tensorflow"
-        )
-    if format == "tf_saved_model" and backend == "torch":
-        raise ValueError(
-            "Keras exports a SavedModel from PyTorch only through torch_xla. Received: "
-            "format='tf_saved_model' under KERAS_BACKEND=torch; use the JAX or TensorFlow "
-            "backend (or format='onnx')"
-        )
+    check_backend(format, backend)
     suffix = SUFFIXES.get(format)
     if suffix and not os.fspath(filepath).endswith(suffix):
         raise ValueError(
@@ -193,3 +183,26 @@ def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
     return value
+
+
+def check_backend(format: str, backend: str) -> None:
+    """Whether Keras exports `format` from `backend`: a `ValueError` if not, whose
+    `cli_message` says it with the command's flags (`--backend`, `--format`)."""
+    if format == "litert" and backend == "jax":
+        err = ValueError(
+            "Keras exports LiteRT from the TensorFlow or PyTorch backend only. Received: "
+            "format='litert' under KERAS_BACKEND=jax; set KERAS_BACKEND=tensorflow"
+        )
+        err.cli_message = ("--format litert needs --backend tensorflow: Keras exports LiteRT "
+                           "from TensorFlow (or PyTorch), not JAX")  # fmt: skip
+        raise err
+    if format == "tf_saved_model" and backend == "torch":
+        err = ValueError(
+            "Keras exports a SavedModel from PyTorch only through torch_xla. Received: "
+            "format='tf_saved_model' under KERAS_BACKEND=torch; use the JAX or TensorFlow "
+            "backend (or format='onnx')"
+        )
+        err.cli_message = ("--format tf_saved_model needs --backend jax or --backend "
+                           "tensorflow (or --format onnx): Keras exports a SavedModel from "
+                           "PyTorch only through torch_xla")  # fmt: skip
+        raise err

@@ -6,7 +6,7 @@ import argparse
 
 from ..constants import EXPORT_FORMATS, QUANTIZATION_MODES
 from .models import ModelOptions
-from .parser import DEFAULT_PRESET, add_command, add_sampling_options, positive
+from .parser import DEFAULT_PRESET, UsageError, add_command, add_sampling_options, positive
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +27,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def export(args: argparse.Namespace) -> dict:
+    import keras
+
+    from ..export import check_backend
+
+    try:  # before the model loads
+        check_backend(args.format, keras.backend.backend())
+    except ValueError as err:
+        raise UsageError(getattr(err, "cli_message", str(err))) from err
     model = ModelOptions.from_args(args).load()  # float32: export has no --dtype
     if args.quantize:
         model.quantize(args.quantize)
