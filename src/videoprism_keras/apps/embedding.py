@@ -28,7 +28,6 @@ import numpy as np
 from ..constants import EMBED_KINDS
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments, renamed_attribute
-from ..progress import ClipTotal, progress_bar
 from ..runtime import Encoder
 from ..video.options import Sampling
 from ..video.times import seconds_or_none, time_key
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ..model.backbone import VideoPrismBackbone
+    from ..progress import ClipTotal
 
 # What `embed_videos` takes: one path, or paths and (T, H, W, 3) arrays.
 Videos = str | os.PathLike | Sequence[str | os.PathLike | np.ndarray]
@@ -517,6 +517,8 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
 def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip_seconds,
               stride_seconds, progress, on_error, encoder, exclude) -> Iterator[Batch]:  # fmt: skip
     """The batches of `embed_batches`; `failures` and `skipped[0]` grow as they go."""
+    from ..progress import ClipTotal, progress_bar
+
     counted = None
     if clip_seconds:
         # Counted first (the files' stated durations), so that the bar shows its total.

@@ -23,7 +23,6 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from ..native_logs import LOUD_PACKAGES, quiet_imports
 from . import classify, embed, export, index, info, serve, train
 from .models import quiet_native_logs
 from .parser import UsageError, build
@@ -43,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # usage error (one line, already printed) or --help
         return done.code or 0
     # Keras imports TensorFlow when it first needs it (a config, a save), even on JAX.
-    with warnings.catch_warnings(), _restored_environment(), quiet_imports(LOUD_PACKAGES):
+    with warnings.catch_warnings(), _restored_environment(), _quiet_imports():
         warnings.showwarning = _show_warning
         try:
             _use_backend(args.backend)
@@ -103,3 +102,10 @@ def _use_backend(backend: str | None) -> None:
     choose_default_backend()
     with quiet_native_logs():
         import keras  # noqa: F401
+
+
+def _quiet_imports() -> contextlib.AbstractContextManager:
+    """The imports that write to the terminal as they load, held back meanwhile."""
+    from ..native_logs import LOUD_PACKAGES, quiet_imports
+
+    return quiet_imports(LOUD_PACKAGES)
