@@ -712,6 +712,21 @@ def test_cli_errors_are_one_line(index_uri, tmp_path, capsys):
         busy.close()
 
 
+def test_cli_samples_uploads_as_told(index_uri, media_dir, monkeypatch, capsys):
+    import videoprism_keras.serve as serve
+    from videoprism_keras.cli import main
+
+    services = []
+    monkeypatch.setattr(serve, "create_app", lambda service, **kwargs: services.append(service))
+    monkeypatch.setattr(serve, "run", lambda *args, **kwargs: None)  # not serving: built only
+    tokenizer = ["--tokenizer", str(media_dir / "test_spm.model")]
+    for flags, frames, size in (([], 4, (16, 16)), (["--num-frames", "2", "--size", "8"], 2,
+                                                     (8, 8))):  # fmt: skip
+        assert main(["serve", str(index_uri), "--port", "0", *tokenizer, *flags]) == 0
+        assert (services[-1].num_frames, services[-1].sampling.size) == (frames, size)
+    assert "serving" in capsys.readouterr().out
+
+
 def test_cli_serves_until_interrupted(index_uri, media_dir):
     import signal
 
@@ -743,4 +758,7 @@ def test_cli_serves_until_interrupted(index_uri, media_dir):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
-    assert process.returncode == 0, process.stderr.read()[-800:]
+    err = process.stderr.read()
+    assert process.returncode == 0, err[-800:]
+    # Nothing but our own lines: no TensorFlow, absl or server start-up noise.
+    assert all(line.startswith("videoprism:") for line in err.splitlines()), err[-800:]

@@ -9,7 +9,7 @@ import sys
 from ..constants import MODEL_DTYPES, SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
 from .inputs import storage_options
 from .models import ModelOptions, index_options
-from .parser import UsageError, add_command, add_storage_option, positive
+from .parser import UsageError, add_command, add_sampling_options, add_storage_option, positive
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
     tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
     p.add_argument("--tokenizer", help=tokenizer_help)
+    add_sampling_options(p)  # of uploaded query videos; the index's by default
 
 
 def serve(args: argparse.Namespace) -> dict:
@@ -46,7 +47,9 @@ def serve(args: argparse.Namespace) -> dict:
     with sock:
         model = options.load(text_later=True)
         tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
-        service = SearchService(index, model, tokenizer)  # uploads sampled as the index's clips
+        # Uploads are sampled as the index's clips were, unless --num-frames/--size say.
+        service = SearchService(index, model, tokenizer, num_frames=options.num_frames,
+                                size=options.size)  # fmt: skip
         app = create_app(service, token=token)
         print(f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
               + (" (token required)" if token else ""), flush=True)  # fmt: skip
