@@ -58,7 +58,7 @@ def test_full_and_lora_fine_tuning_train_what_they_say(golden_dir):
 
 
 @pytest.mark.parametrize("lora_rank", [None, 2], ids=["features", "lora"])
-def test_train_in_python_skips_unreadable_videos_and_says_so_first(tmp_path, lora_rank):
+def test_train_in_python_skips_unreadable_videos_and_says_so_first(tmp_path, lora_rank, capsys):
     for label in ("cats", "dogs"):
         (tmp_path / label).mkdir()
         for i in range(2):
@@ -70,8 +70,14 @@ def test_train_in_python_skips_unreadable_videos_and_says_so_first(tmp_path, lor
     model = vp.VideoPrismVideoClassifier(vp.VideoPrismBackbone(**TINY), 2, labels=labels)
     decoded = []
     trained = classifier_training.train(model, videos, targets, epochs=2, lora_rank=lora_rank,
+                                        batch_size=3, progress=True,
                                         on_decoded=lambda *seen: decoded.append(seen))  # fmt: skip
     ((failures, readable),) = decoded
+    # Bars with their totals: the files decoded (or the clips embedded: the broken file
+    # left out), then every step of both epochs (4 clips in batches of 3: 2 an epoch).
+    reading, _, training = capsys.readouterr().err.partition("training:")
+    assert ("decoding" if lora_rank else "embedding") in reading
+    assert ("| 5/5 [" if lora_rank else "| 4/4 [") in reading and "| 4/4 [" in training
     assert readable == 4 and [path for path, _ in failures] == [str(broken)]
     assert trained.failures == failures and len(trained.losses) == 2
     assert (trained.model is model) == (lora_rank is None)

@@ -71,6 +71,21 @@ def test_real_clips_train_to_recall_1(pairs_csv, golden_lvt):
     assert after["t2v@1"] == after["v2t@1"] == 1.0
 
 
+def test_run_shows_bars_with_their_totals(pairs_csv, golden_lvt, tmp_path, capsys):
+    backbone, tokenizer = golden_lvt
+    copy = vp.VideoPrismBackbone.from_config(backbone.get_config())
+    copy.set_weights(backbone.get_weights())
+    pairs = finetune.read_pairs(pairs_csv)
+    finetune.run(copy, tokenizer, pairs, tmp_path / "run", eval_pairs=pairs, epochs=2,
+                 batch_size=2, num_frames=4, size=16, freeze="video", verbose=1)  # fmt: skip
+    err = capsys.readouterr().err
+    before, _, rest = err.partition("training:")
+    training, _, after = rest.partition("evaluating:")
+    # 4 pairs in batches of 2: 2 steps an epoch, 4 in all, on one bar; 4 pairs evaluated.
+    assert "evaluating:" in before and "| 4/4 [" in before and "| 4/4 [" in after
+    assert "| 4/4 [" in training and "loss" in training and "Epoch" not in err
+
+
 @pytest.mark.backend
 def test_dropout_only_in_training_and_a_zero_learning_rate_step_changes_nothing():
     config = dict(TINY_LVT, num_spatial_layers=1, num_text_layers=1)  # compiles faster

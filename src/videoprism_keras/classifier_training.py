@@ -13,6 +13,7 @@ with no readable clip is an error, since nothing would teach it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from .classifier import VideoPrismVideoClassifier
 from .finetune import with_remat
+from .progress import StepBar, progress_bar
 from .video import Sampling
 
 # (path, why it failed) of each video that could not be read.
@@ -102,7 +104,7 @@ def with_trainable_backbone(
 
 
 def decode_clips(
-    videos: Sequence[str], num_frames: int, size: int | Sequence[int]
+    videos: Sequence[str], num_frames: int, size: int | Sequence[int], progress: bool = False
 ) -> tuple[np.ndarray, list[str], Failures]:
     """Every video decoded as `video.load_video` decodes it, the unreadable ones skipped.
 
@@ -110,6 +112,7 @@ def decode_clips(
         videos: sequence of str. Video files (or anything `load_video` reads).
         num_frames: int. Frames per clip.
         size: int or (height, width). Frame size.
+        progress: bool. A progress bar over the videos. Defaults to `False`.
 
     Returns:
         (pixels, paths, failures): the clips of the videos that decoded as one
@@ -118,12 +121,15 @@ def decode_clips(
     from .video import VideoDecodeError, load_video
 
     clips, paths, failures = [], [], []
+    bar = progress_bar(progress, len(videos), unit="video", desc="decoding")
     for path in videos:
         try:
             clips.append(load_video(path, num_frames, size))
             paths.append(path)
         except VideoDecodeError as err:
             failures.append((path, str(err)))
+        bar.update(1)
+    bar.close()
     if not clips:  # an empty batch of the right shape
         height, width = Sampling(num_frames, size).size
         return np.zeros((0, num_frames, height, width, 3), np.float32), paths, failures
@@ -166,7 +172,8 @@ def train(
         full: bool. Also train the whole backbone. Defaults to `False`.
         remat: bool. With `lora_rank` or `full`: recompute activations in the backward
             pass, for less memory. Defaults to `False`.
-        progress: bool. A progress bar while the features are computed. Defaults to `False`.
+        progress: bool. Progress bars while the clips are read (or embedded) and over
+            the training steps of all epochs. Defaults to `False`.
         on_decoded: callable or None. Called as `on_decoded(failures, n)` once the clips
             are read, before any training (`n` clips were read); it may raise to stop.
             Defaults to `None`.
@@ -190,7 +197,7 @@ def train(
     num_frames, size = sampling.num_frames, sampling.size
     if lora_rank is not None or full:  # the backbone trains: pixels every epoch
         model = with_trainable_backbone(model, lora_rank, remat)
-        pixels, paths, failures = decode_clips(list(videos), num_frames, size)
+        pixels, paths, failures = decode_clips(list(videos), num_frames, size, progress)
         inputs = {"pixel_values": pixels}
     else:  # the backbone is frozen: run it once per clip, then train on the cached features
         from .apps import embed_videos
@@ -211,6 +218,9 @@ def train(
         raise RuntimeError(f"no readable clip for label(s) {', '.join(empty)}: nothing to learn "
                            "them from (see the skipped files above)")  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    history = model.fit(inputs, found, epochs=epochs, batch_size=batch_size, verbose=0)
+    steps = epochs * math.ceil(len(paths) / batch_size)
+    bar = [StepBar(steps)] if progress else []
+    history = model.fit(inputs, found, epochs=epochs, batch_size=batch_size, verbose=0,
+                        callbacks=bar)  # fmt: skip
     losses = [float(x) for x in history.history["loss"]]
     return TrainedClassifier(model, losses, list(paths), list(failures))

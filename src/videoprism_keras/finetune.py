@@ -310,26 +310,32 @@ class PairDataset(keras.utils.PyDataset):
 
 
 def embed_pairs(
-    model: VideoPrismContrastive, dataset: PairDataset
+    model: VideoPrismContrastive, dataset: PairDataset, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(video, text) float32 (N, D) embeddings of every pair of `dataset` (a `PairDataset`
-    in order)."""
+    in order); with `progress`, a bar over the pairs."""
+    from .progress import progress_bar
+
     videos, texts = [], []
+    bar = progress_bar(progress, len(dataset.pairs), unit="pair", desc="evaluating")
     for i in range(len(dataset)):
         batch = dataset[i]
         video, text = model.embed(batch, training=False)
         videos.append(ops.convert_to_numpy(ops.cast(video, "float32")))
         texts.append(ops.convert_to_numpy(ops.cast(text, "float32")))
+        bar.update(len(videos[-1]))
+    bar.close()
     return np.concatenate(videos), np.concatenate(texts)
 
 
 def evaluate_recall(model: VideoPrismContrastive, pairs: Sequence[Pair],
                     tokenizer: VideoPrismTokenizer, batch_size: int, num_frames: int,
-                    size: int | Sequence[int],
-                    ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:  # fmt: skip
-    """`retrieval_recall` of `model` on `pairs`, in order; arguments as `PairDataset`'s."""
+                    size: int | Sequence[int], ks: Sequence[int] = (1, 5, 10),
+                    progress: bool = False) -> dict[str, float]:  # fmt: skip
+    """`retrieval_recall` of `model` on `pairs`, in order; arguments as `PairDataset`'s
+    (`progress`: a bar over the pairs)."""
     data = PairDataset(pairs, tokenizer, batch_size, num_frames, size, shuffle=False, workers=1)
-    return retrieval_recall(*embed_pairs(model, data), ks=ks)
+    return retrieval_recall(*embed_pairs(model, data, progress), ks=ks)
 
 
 # ------------------------------------------------------------------ the command
@@ -427,7 +433,9 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
             memory. Defaults to `False`.
         resume: bool. Continue the run in `output` from its last checkpoint.
             Defaults to `False`.
-        verbose: int. Keras' `fit` verbosity. Defaults to `1`.
+        verbose: int. 0: silent; 1: progress bars (the evaluation's, and one over
+            every training step with its time left); 2: Keras' line per epoch.
+            Defaults to `1`.
         workers: int. Threads decoding the next batches. Defaults to `2`.
         seed: int. The shuffle's seed. Defaults to `0`.
 
@@ -446,14 +454,20 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     sampling = Sampling.for_model(model.backbone, num_frames, size)
     num_frames, size = sampling.num_frames, sampling.size
+    shown = verbose == 1
     evaluate = (lambda: evaluate_recall(model, eval_pairs, tokenizer, batch_size, num_frames,
-                                        size)) if eval_pairs else None  # fmt: skip
+                                        size, progress=shown)) if eval_pairs else None  # fmt: skip
     before = evaluate() if evaluate and not done else None
     data = PairDataset(train_pairs, tokenizer, batch_size, num_frames, size, seed=seed + done,
                        workers=workers)  # fmt: skip
     if done < epochs:
-        model.fit(data, epochs=epochs, initial_epoch=done, verbose=verbose,
-                  callbacks=[_EpochCheckpoint(output, history)])  # fmt: skip
+        # verbose=1: one bar over every step left, not Keras' bar per epoch (its ETA is
+        # the epoch's); 2: Keras' line per epoch.
+        from .progress import StepBar
+
+        bar = [StepBar((epochs - done) * len(data))] if shown else []
+        model.fit(data, epochs=epochs, initial_epoch=done, verbose=0 if bar else verbose,
+                  callbacks=[_EpochCheckpoint(output, history), *bar])  # fmt: skip
     after = evaluate() if evaluate else None
     summary = {"output": str(output), "epochs": epochs, "resumed_at": done,
                "losses": [h.get("loss") for h in history], "recall_before": before,

@@ -2,7 +2,8 @@
 
 The work is counted before it starts, cheaply: whole videos are counted by file, clips
 by each file's stated duration (`video.api.count_clips`: nothing decoded), then
-corrected as each file is actually cut. Training counts its steps over every epoch.
+corrected as each file is actually cut. Training counts its steps over every epoch
+(`StepBar`, a Keras callback: one bar for the whole run, not one per epoch).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import keras
+
 
 def progress_bar(enabled: bool, total: int | None, unit: str = "clip",
                  desc: str = "embedding") -> Any:  # fmt: skip
     """A tqdm bar, or (disabled, or without tqdm) one that shows nothing; either has
-    `update(n)`, `total`, `refresh()`, `set_postfix_str(s)` and `close()`.
+    `update(n)`, `total`, `refresh()`, `set_postfix_str(s, refresh)` and `close()`.
 
     Args:
         enabled: bool. Whether to show it.
@@ -41,7 +44,7 @@ class _Silent:
     def refresh(self) -> None:
         pass
 
-    def set_postfix_str(self, s: str = "") -> None:
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         pass
 
     def close(self) -> None:
@@ -82,3 +85,28 @@ def _estimate(video: str | os.PathLike, clip_seconds: float,
         return count_clips(video, clip_seconds, stride_seconds)
     except (ValueError, OSError):  # not a video file (frames in a folder?): one, until cut
         return 1
+
+
+class StepBar(keras.callbacks.Callback):
+    """One bar over every training step of a `fit`, all epochs together, with the loss.
+
+    Args:
+        steps: int. The steps `fit` will run: steps per epoch times the epochs left.
+        desc: str. What the bar says. Defaults to "training".
+    """
+
+    def __init__(self, steps: int, desc: str = "training") -> None:
+        super().__init__()
+        self.steps, self.desc, self.bar = steps, desc, _Silent()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.bar = progress_bar(True, self.steps, unit="step", desc=self.desc)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            self.bar.set_postfix_str(f"loss {float(loss):.3f}", refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.bar.close()

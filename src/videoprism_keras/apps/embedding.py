@@ -545,7 +545,10 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
             if counted is not None:  # what is left to embed: what was already held is not
                 bar.total = counted.total - skipped[0]
             bar.update(len(batch))
-        if counted is not None:  # every file cut: the total is exact now (shown on close)
+        # Every file read: the total is exact now (shown on close), failures left out.
+        if counted is not None:
             bar.total = counted.total - skipped[0]
+        else:
+            bar.total = len(kept) - len(failures)
     finally:
         bar.close()
