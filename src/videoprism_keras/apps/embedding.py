@@ -532,9 +532,15 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
         skipped[0] += len(videos) - len(kept)
         items = _whole_videos(kept, sampling, batch_size, failures, on_error)
     encoder = encoder or Encoder(model)
-    bar = progress_bar(progress, total=counted.total if clip_seconds and counted else None)
-    if not clip_seconds:
-        bar.total = len(kept)
+
+    def left() -> int | None:
+        """The items to embed, as far as known now: what was already held, and (once
+        read) what failed, left out."""
+        if clip_seconds:
+            return counted.total - skipped[0] if counted is not None else None
+        return len(kept) - len(failures)
+
+    bar = progress_bar(progress, left())
     try:
         for batch in _batches(items, batch_size):
             frames = np.stack([b[3] for b in batch])
@@ -542,13 +548,8 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
             yield Batch(np.asarray(select(model, outputs, kind)), [b[0] for b in batch],
                         [b[1] for b in batch], [b[2] for b in batch], frames,
                         [b[4] for b in batch])  # fmt: skip
-            if counted is not None:  # what is left to embed: what was already held is not
-                bar.total = counted.total - skipped[0]
+            bar.total = left()
             bar.update(len(batch))
-        # Every file read: the total is exact now (shown on close), failures left out.
-        if counted is not None:
-            bar.total = counted.total - skipped[0]
-        else:
-            bar.total = len(kept) - len(failures)
+        bar.total = left()  # every file read: exact now (shown on close)
     finally:
         bar.close()
