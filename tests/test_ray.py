@@ -62,12 +62,17 @@ def in_process(model, videos, tmp_path_factory):
 
 
 def test_index_on_ray_equals_in_process_bad_file_recorded(ray_local, model, golden_dir, videos,
-                                                           in_process, tmp_path):  # fmt: skip
+                                                           in_process, tmp_path,
+                                                           capsys):  # fmt: skip
     index = VideoIndex(tmp_path / "ix")
     added = rp.index_on_ray(model, [videos], index, CLIP_SECONDS, **SAMPLING,
                             load_model=rp.PresetLoader(*preset(golden_dir)),
-                            options=rp.RayOptions(batch_size=2))  # fmt: skip
+                            options=rp.RayOptions(batch_size=2, progress=True))  # fmt: skip
     assert len(added) == 9 and added.skipped == 0
+    # The bar's total is counted before Ray starts (the broken file as one clip, until
+    # read), and ends at what was done.
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    assert "| 0/10 [" in bar and "| 9/9 [" in bar
     bad = str(videos / "broken.mp4")
     assert [path for path, _ in added.failures] == [bad]
     assert [path for path, _ in rp.failures_of(index)] == [bad]

@@ -77,6 +77,17 @@ class ClipTotal:
         self.estimates[position] = clips
 
 
+def expected_items(videos: Sequence[str | os.PathLike], clip_seconds: float | None,
+                   stride_seconds: float | None = None) -> int | None:  # fmt: skip
+    """The items `videos` give before any is read: one each, or with `clip_seconds` their
+    clips (`ClipTotal`); None where one is a URI, which would have to be fetched first."""
+    if not clip_seconds:
+        return len(videos)
+    if any("://" in os.fspath(v) for v in videos):
+        return None
+    return ClipTotal(videos, clip_seconds, stride_seconds).total
+
+
 def _estimate(video: str | os.PathLike, clip_seconds: float,
               stride_seconds: float | None) -> int:  # fmt: skip
     from .video.api import count_clips

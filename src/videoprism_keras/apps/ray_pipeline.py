@@ -50,7 +50,7 @@ import numpy as np
 
 from ..deprecation import message as deprecation_message
 from ..native_logs import held_stderr
-from ..progress import progress_bar
+from ..progress import expected_items, progress_bar
 from ..video.options import Sampling
 from .embedding import Embeddings, find_videos, item_key, nothing_embedded
 from .identity import clip_id
@@ -312,7 +312,9 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
               "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
              for f in todo]  # fmt: skip
     writer.record_failures(run.failures)
-    bar = progress_bar(options.progress, total=None)
+    held_clips = [len(state.held) for state in states.values()]
+    bar = progress_bar(options.progress, _left(options, [f.path for f in todo], clip_seconds,
+                                               stride_seconds, held_clips))  # fmt: skip
     if items:  # Ray only when there is work: a local instance takes seconds to start
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
@@ -320,7 +322,7 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
             for kinds, batch in _rows(batches):
                 _commit_batch(writer, batch, kinds, by_id, states, run)
                 bar.update(len(kinds["clip"]))
-    bar.close()
+    _finish(bar)
     if not run.paths and not run.skipped and todo:
         raise nothing_embedded(run.failures)
     writer.forget_failures([f.path for f in todo if states[f.file_id].whole])
@@ -426,7 +428,9 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
     log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)
-    bar = progress_bar(options.progress, total=None)
+    held = [len(done.get(item["path"], ())) for item in items]
+    bar = progress_bar(options.progress, _left(options, [item["path"] for item in items],
+                                               clip_seconds, stride_seconds, held))  # fmt: skip
     if items:
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)
@@ -451,5 +455,22 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
                     run.start_s += [float(t) for t in start_s]
                     run.end_s += [float(t) for t in end_s]
                     bar.update(len(keep))
-    bar.close()
+    _finish(bar)
     return run.result(kind)
+
+
+def _left(options: RayOptions, paths: list[str], clip_seconds: float | None,
+          stride_seconds: float | None, held: list[int]) -> int | None:  # fmt: skip
+    """The progress bar's total: the items of `paths` less those already `held`; None
+    where they cannot be counted without fetching a file (or no bar is shown)."""
+    if not options.progress:
+        return None
+    expected = expected_items(paths, clip_seconds, stride_seconds)
+    return None if expected is None else max(expected - sum(held), 0)
+
+
+def _finish(bar) -> None:
+    """The bar closed at what was done: the count was an estimate, failures left out."""
+    if bar.total is not None:
+        bar.total = bar.n
+    bar.close()
