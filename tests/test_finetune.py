@@ -139,12 +139,15 @@ def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, 
               "--size", "16", "--tokenizer", media_dir / "test_spm.model"]  # fmt: skip
     args = [sys.executable, "-m", "videoprism_keras.cli", "finetune", pairs_csv, "-o", out,
             "--eval", pairs_csv, "--epochs", "1", "--lora-rank", "2", "--learning-rate",
-            "1e-3", "--json", *common]  # fmt: skip
+            "1e-3", *common]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(list(map(str, args)), env=env, capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout)
+    # Its bars reach the terminal: 4 pairs evaluated, 1 step of 4 pairs trained.
+    evaluated, _, trained = done.stderr.partition("training:")
+    assert "evaluating:" in evaluated and "| 4/4 [" in evaluated and "| 1/1 [" in trained
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_at"] == 0 and len(summary["losses"]) == 1
     assert set(summary["recall_before"]) == {f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)}
     assert {p.name for p in out.iterdir()} >= {"checkpoint-0001.keras", "state.json",

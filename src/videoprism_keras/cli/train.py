@@ -91,14 +91,15 @@ def finetune(args: argparse.Namespace) -> dict:
     options = ModelOptions.from_args(args)
     model = options.load(need_text=True)
     tokenizer = options.load_tokenizer(model)
-    with quiet_native_logs():  # TensorFlow's load-time lines when Keras saves (stdout stays)
-        summary = library.run(
-            model, tokenizer, pairs, args.output, eval_pairs=held_out,
-            epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-            num_frames=args.frames, size=args.size, lora_rank=args.lora_rank,
-            freeze=args.freeze, remat=args.remat, resume=args.resume,
-            verbose=0 if args.no_progress or args.json else 1,
-        )  # fmt: skip
+    # Not under `quiet_native_logs`, which would hold the progress bars back too: the
+    # TensorFlow import when Keras first saves is quiet anyway (`main`'s quiet imports).
+    summary = library.run(
+        model, tokenizer, pairs, args.output, eval_pairs=held_out,
+        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        num_frames=args.frames, size=args.size, lora_rank=args.lora_rank,
+        freeze=args.freeze, remat=args.remat, resume=args.resume,
+        verbose=0 if args.no_progress or args.json else 1,
+    )  # fmt: skip
     if not args.json:
         losses = summary["losses"]
         print(
