@@ -324,9 +324,9 @@ def _resolve_preset_file(preset: str) -> Path:
 
     The one place that knows about built-in names and remote handles: a built-in
     LvT name gives the tokenizer of its converted preset if cached, else T5's
-    vocabulary (downloaded once); `hf://`/`kaggle://` handles and unknown names
-    go to `hub.resolve`, which downloads or raises a `ValueError` listing the
-    presets.
+    vocabulary (downloaded once); `hf://`/`kaggle://`/`modelscope://` handles and
+    unknown names go to `hub.resolve`, which downloads or raises a `ValueError` listing
+    the presets.
     """
     from . import hub
     from .presets import PRESETS

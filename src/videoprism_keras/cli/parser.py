@@ -71,8 +71,8 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, help: str,
 
 def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
     """The model, its sampling and how a command reports (read by `ModelOptions`)."""
-    preset_help = "preset name, directory, hf://, kaggle:// or official .npz (default "
-    preset_help += f"{DEFAULT_PRESET}; for an index, the one it was built with)"
+    preset_help = "preset name, directory, hf://, kaggle://, modelscope:// or official .npz "
+    preset_help += f"(default {DEFAULT_PRESET}; for an index, the one it was built with)"
     p.add_argument("--preset", help=preset_help)
     cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
     p.add_argument("--soft-cap", type=positive(float), help=cap_help)
