@@ -340,13 +340,13 @@ def _resolve_modelscope(spec: str, config_only: bool = False) -> Path:
         )
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
     file_download, snapshot_download = _modelscope()
-    endpoint = _modelscope_endpoint()
 
     def unavailable(reason: str) -> PresetUnavailableError:
         wanted = repr(filename) if filename else "its preset directory or official .npz"
         path = f"/path/to/{filename or parts[1]}"
         needs = (
-            f"modelscope://{spec} needs {wanted} from {endpoint}/models/{repo}, which is not in "
+            f"modelscope://{spec} needs {wanted} from {_modelscope_endpoint()}/models/{repo}, "
+            "which is not in "
             f"ModelScope's cache and cannot be downloaded ({reason}). Download it where there "
             "is network access and pass its path"
         )
@@ -363,6 +363,7 @@ def _resolve_modelscope(spec: str, config_only: bool = False) -> Path:
             return found
     if _offline():
         raise unavailable("HF_HUB_OFFLINE is set")
+    endpoint = _modelscope_endpoint()
     if not reachable(endpoint):  # modelscope retries a dead connection: find out first
         raise unavailable(f"{endpoint} cannot be reached")
     try:
