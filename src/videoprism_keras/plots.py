@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .deprecation import renamed_arguments
+from .extras import require
 from .video.times import seconds_or_none
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ LABEL_WIDTH = 28  # characters per line of a wrapped label
 
 
 def _pyplot():
+    require(("matplotlib",), "videoprism_keras.plots", "--plot")
     import matplotlib
 
     matplotlib.use("Agg")
