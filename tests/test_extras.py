@@ -131,6 +131,18 @@ def test_library_entry_points_name_the_extra_before_writing(tmp_path, without):
     assert list(tmp_path.iterdir()) == []  # no index folder, no .partial
 
 
+def test_library_export_names_the_export_extra_not_keras_pip_line(tmp_path, without):
+    import keras
+
+    from videoprism_keras.export import export
+
+    needed = extras.EXPORTERS[("onnx", keras.backend.backend())]
+    without(*needed)
+    with pytest.raises(ImportError, match=r"export\(format='onnx'\).*\[export\]"):
+        export(None, tmp_path / "m.onnx", format="onnx")  # before the model is looked at
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------ a real [jax]-only install
 @pytest.fixture(scope="module")
 def jax_only() -> Path:

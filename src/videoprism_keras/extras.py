@@ -45,6 +45,13 @@ INCLUDES = {"cli": CLI_PARTS, "ray": ("cli", *CLI_PARTS), "serve": ("cli", *CLI_
 ORDER = ("cli", "jax", "torch", "tensorflow", "video", "text", "hub", "plot", "apps", "serve",
          "ray", "export")  # fmt: skip
 
+# (export format, backend) → what Keras' exporter needs beyond the backend: the ONNX
+# exporter of each backend (and onnx, which names the artefact's outputs); a SavedModel
+# from JAX goes through jax2tf, i.e. TensorFlow.
+EXPORTERS = {("onnx", "jax"): ("onnx", "jax2onnx"), ("onnx", "tensorflow"): ("onnx", "tf2onnx"),
+             ("onnx", "torch"): ("onnx", "onnxscript"),
+             ("tf_saved_model", "jax"): ("tensorflow",)}  # fmt: skip
+
 DISTRIBUTION = "videoprism-keras"
 
 

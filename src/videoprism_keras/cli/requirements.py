@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..constants import BACKENDS
-from ..extras import MissingExtra, message, missing
+from ..extras import EXPORTERS, MissingExtra, message, missing
 from .parser import DEFAULT_PRESET
 
 VIDEO = ("av", "pillow")  # decoding, and PIL's resize of the frames
@@ -37,11 +37,6 @@ COMMANDS = {
 }
 # A preset handle → the package that downloads it (a built-in name: huggingface_hub).
 DOWNLOADERS = {"hf://": "huggingface_hub", "kaggle://": "kagglehub"}
-# `export --format onnx`: Keras' ONNX exporter of each backend (and onnx, which names the
-# artefact's outputs); a SavedModel from JAX goes through jax2tf, i.e. TensorFlow.
-EXPORTERS = {("onnx", "jax"): ("onnx", "jax2onnx"), ("onnx", "tensorflow"): ("onnx", "tf2onnx"),
-             ("onnx", "torch"): ("onnx", "onnxscript"),
-             ("tf_saved_model", "jax"): ("tensorflow",)}  # fmt: skip
 
 
 def check(args: argparse.Namespace) -> None:
