@@ -32,7 +32,7 @@ $(PY):
 
 $(DEMO_STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	@echo "Installing what the demo needs into $(VENV): JAX, Keras, PyAV, SentencePiece,"\
-	      "matplotlib (about 1 GB; 2 to 4 minutes on a fresh machine)"
+	      "matplotlib (220 MB to download, 1 GB installed; about a minute on a fresh machine here)"
 	$(PY) $(PIP) -e ".[$(DEMO_EXTRAS)]"
 	touch $@
 

@@ -114,7 +114,9 @@ def _backend(args: argparse.Namespace) -> tuple[str | None, str]:
     chosen = os.environ.get("KERAS_BACKEND")
     if chosen in BACKENDS:
         return chosen, f"(KERAS_BACKEND={chosen})"
-    if chosen or missing(BACKENDS) != list(BACKENDS):
+    if chosen:  # another of Keras' backends (numpy, openvino): Keras' own to check
+        return None, ""
+    if missing(BACKENDS) != list(BACKENDS):
         # One is installed: JAX is ours to pick if it is there, else Keras picks.
         return ("jax", "") if not missing(["jax"]) else (None, "")
     return "jax", ""  # none at all: ask for ours
