@@ -53,6 +53,11 @@ MAX_WHERE_CHARS = 500
 # help shows it without importing the apps.
 ANN_THRESHOLD = 200_000
 
+# The titles of the `--plot` pictures (`plots`), unless `--title` gives another; {} is the
+# search's query.
+CLASSIFICATION_TITLE = "VideoPrism zero-shot classification"
+SEARCH_TITLE = "VideoPrism search: “{}”"
+
 # Option sets that the library checks and the CLI offers as choices; one home so that the
 # two cannot drift apart (tests/test_constants.py ties every CLI flag to these).
 BACKENDS = ("jax", "torch", "tensorflow")

@@ -39,6 +39,7 @@ import keras
 
 from .constants import EXPORT_FORMATS
 from .deprecation import renamed_arguments
+from .extras import EXPORTERS, require
 from .model.kernels import portable
 
 SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
@@ -146,6 +147,8 @@ def export(
             "format='tf_saved_model' under KERAS_BACKEND=torch; use the JAX or TensorFlow "
             "backend (or format='onnx')"
         )
+    exporter = EXPORTERS.get((format, backend), ())
+    require(exporter, f"export(format={format!r}) from {backend}", f"--format {format}")
     suffix = SUFFIXES.get(format)
     if suffix and not os.fspath(filepath).endswith(suffix):
         raise ValueError(

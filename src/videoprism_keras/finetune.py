@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from .constants import FROZEN_TOWERS, TEMPERATURE
+from .extras import require
 from .video import Sampling
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     if not path.is_file():
         raise ValueError(f"{path}: no such file; expected a CSV or parquet of path,caption pairs")
     if path.suffix.lower() == ".parquet":
+        require(("pyarrow",), "a .parquet of pairs")
         import pyarrow.parquet as pq
 
         rows = pq.read_table(path).to_pylist()

@@ -30,6 +30,7 @@ import numpy as np
 # `constants` imports nothing: the tokenizer works without Keras.
 from .constants import TOKENIZER_ASSET as ASSET
 from .constants import TOKENIZER_CONFIG_FILE as CONFIG
+from .extras import require
 
 _SETTINGS = ("max_length", "canonicalize", "add_bos", "add_eos")  # what tokenizer.json may set
 _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
@@ -118,6 +119,7 @@ class VideoPrismTokenizer:
         add_bos: bool = True,
         add_eos: bool = False,
     ):
+        require(("sentencepiece",), "VideoPrismTokenizer", "the text tokenizer")
         import sentencepiece  # here, so that the module imports without it
 
         self.max_length = _positive_int(max_length, "max_length")

@@ -28,6 +28,7 @@ import numpy as np
 from ..constants import EMBED_KINDS
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments, renamed_attribute
+from ..extras import require
 from ..runtime import Encoder
 from ..video.options import Sampling
 from ..video.times import seconds_or_none, time_key
@@ -164,6 +165,7 @@ class Embeddings:
                      start_s=self.start_s, end_s=self.end_s,
                      kind=np.array(self.kind))  # fmt: skip
         elif path.suffix == ".parquet":
+            require(("pyarrow",), "Embeddings.save to .parquet")
             import pyarrow as pa
             import pyarrow.parquet as pq
 
@@ -199,6 +201,7 @@ class Embeddings:
             d = np.load(path)
             return cls(d["vectors"], list(d["paths"]), *times_of(d), str(d["kind"]))
         if path.suffix == ".parquet":
+            require(("pyarrow",), "Embeddings.load of .parquet")
             import ast
 
             import pyarrow.parquet as pq

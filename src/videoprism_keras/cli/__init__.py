@@ -23,7 +23,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from . import classify, embed, export, index, info, serve, train
+from . import classify, embed, export, index, info, requirements, serve, train
 from .models import quiet_native_logs
 from .parser import UsageError, build
 
@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(), _restored_environment():
         warnings.showwarning = _show_warning
         try:
+            requirements.check(args)  # what to install, before Keras or any output
             _use_backend(args.backend)
             result = args.run(args)
         except KeyboardInterrupt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..constants import PROMPT_TEMPLATE, TEMPERATURE
+from ..constants import CLASSIFICATION_TITLE, PROMPT_TEMPLATE, TEMPERATURE
 from .inputs import check_output, report_failures, video_files
 from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
@@ -22,6 +22,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=positive(float), default=TEMPERATURE)
     p.add_argument("--top-k", type=positive(int), default=5)
     p.add_argument("--plot", help="write a picture of the results (PNG)")
+    title_help = f"the --plot picture's title (default: {CLASSIFICATION_TITLE!r})"
+    p.add_argument("--title", help=title_help)
     add_model_options(p)
 
 
@@ -30,6 +32,8 @@ def classify(args: argparse.Namespace) -> list:
 
     if args.plot:
         check_output(args.plot, (".png",), "--plot")
+    elif args.title is not None:
+        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
     if args.head:
         return classify_with_head(args)
     if bool(args.labels) == bool(args.labels_file):
@@ -55,7 +59,8 @@ def classify(args: argparse.Namespace) -> list:
         from ..plots import plot_classification
 
         probabilities = classifier.probabilities(embeddings.vectors)
-        plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k)
+        plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k,
+                            args.title or CLASSIFICATION_TITLE)  # fmt: skip
     return out
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..apps.where import check_where
-from ..constants import ANN_THRESHOLD, WHERE_COLUMNS
+from ..constants import ANN_THRESHOLD, SEARCH_TITLE, WHERE_COLUMNS
 from ..video.times import seconds_or_none
 from . import parser
 from .inputs import (
@@ -47,6 +47,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--per-video", action="store_true", help="the best clip of each video")
     p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
     p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    title_help = f"the --plot picture's title (default: {SEARCH_TITLE.format('QUERY')!r})"
+    p.add_argument("--title", help=title_help)
     parser.add_storage_option(p)
     parser.add_model_options(p)
 
@@ -95,6 +97,8 @@ def search(args: argparse.Namespace) -> list:
         raise UsageError(f"--where {args.where!r}: {err}") from err
     if args.plot:
         check_output(args.plot, (".png",), "--plot")
+    elif args.title is not None:
+        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
     held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
     options = index_options(ModelOptions.from_args(args), held.meta)
     if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
@@ -123,5 +127,5 @@ def search(args: argparse.Namespace) -> list:
     if args.plot:
         from ..plots import plot_hits
 
-        plot_hits(args.text or Path(args.video).name, hits, args.plot)
+        plot_hits(args.text or Path(args.video).name, hits, args.plot, args.title)
     return [h.as_dict() for h in hits]
