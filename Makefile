@@ -7,7 +7,7 @@ PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 # The read-only fixtures (official outputs, media) beside the checkout.
 export VIDEOPRISM_SHARED ?= $(abspath ../shared)
 
-.PHONY: install demo test test-jax test-torch test-tensorflow lint bench clean
+.PHONY: install demo test test-jax test-torch test-tensorflow lint docs docs-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,15 +30,24 @@ demo: $(STAMP)
 	$(PY) -m videoprism_keras.demo
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs/hooks
+	$(PY) -m ruff format --check src tests benchmarks docs/hooks
+
+# The documentation site (docs/ + mkdocs.yml) into site/. `test` builds it with --strict
+# into a scratch folder first, so that a broken link or API reference fails the run.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+docs: $(STAMP)
+	$(MKDOCS) -d site
+
+docs-check: $(STAMP)
+	@out=$$(mktemp -d) && $(MKDOCS) -d $$out; status=$$?; rm -rf $$out; exit $$status
 
 # Everything once under JAX; the tests that run Keras ops again under PyTorch and TensorFlow.
 # The JAX pass runs two test files at a time: most of its time is subprocesses (the CLI,
 # Ray, a server, a browser) that leave a core idle. The PyTorch and TensorFlow passes are
 # one process each, so they run side by side, one per core; make prints each pass's output
 # whole when it ends (--output-sync), and `test` fails if either fails.
-test: lint $(CHROMIUM)
+test: lint docs-check $(CHROMIUM)
 	$(MAKE) --no-print-directory test-jax
 	@echo "PyTorch and TensorFlow passes side by side: each prints when it ends"
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-torch test-tensorflow
@@ -60,4 +69,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/load_memory.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info
