@@ -91,6 +91,16 @@ def test_readme_quick_start_is_its_first_python_block_and_marked_runnable():
     assert "../shared/golden/lvt_small.ckpt.npz" in first.group(1)  # offline, small
 
 
+def test_readme_is_a_landing_page_whose_links_resolve():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200, "README.md is the landing page: details go to docs/"
+    # `mkdocs build --strict` checks the site's links; the README is not part of the site.
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert local, "the README links into the documentation"
+    assert not [t for t in local if not (ROOT / t).exists()]
+
+
 def test_the_shared_path_is_substituted_when_the_fixtures_live_elsewhere(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDEOPRISM_SHARED", str(tmp_path))
     expected = f'load("{tmp_path.as_posix()}/media/a.mp4")'
