@@ -76,7 +76,10 @@ def flag_tables(parser: argparse.ArgumentParser | None = None) -> str:
     takes = {flag: [c for c, (_, p) in commands.items() if flag in map(_name, _flags(p))]
              for flag in order}  # fmt: skip
     order.sort(key=lambda flag: -len(takes[flag]))
-    lines = ["| flag | " + " | ".join(f"`{c}`" for c in commands) + " |"]
+    top = _flags(parser)
+    lines = ["`videoprism` itself takes " + ", ".join(_usage_of(a) for a in top) + "; each"]
+    lines += ["command takes the flags ticked in its column:", ""]
+    lines.append("| flag | " + " | ".join(f"`{c}`" for c in commands) + " |")
     lines.append("|---|" + "---|" * len(commands))
     for flag in order:
         marks = " | ".join("✓" if c in takes[flag] else "" for c in commands)
