@@ -12,7 +12,7 @@ CONSTRAINTS := constraints.txt
 PIP := -m pip install -c $(CONSTRAINTS)
 
 # `make demo` installs only what the demo runs (its own stamp); `make install` and `make test`
-# add the rest (a second stamp). `docs` may be absent from an older pyproject: pip warns, goes on.
+# add the rest (a second stamp).
 DEMO_EXTRAS := jax,video,text,hub,plot
 ALL_EXTRAS := jax,torch,tensorflow,cli,serve,ray,export,test,bench,docs
 DEMO_STAMP := $(VENV)/.demo-installed
@@ -24,7 +24,7 @@ JAX_VENV := .venv-jax
 JAX_STAMP := $(JAX_VENV)/.installed
 JAX_ONLY_PYTHON := $(abspath $(JAX_VENV))/bin/python
 
-.PHONY: install demo test test-jax test-torch test-tensorflow lint bench constraints clean
+.PHONY: install demo test test-jax test-torch test-tensorflow lint docs docs-check bench constraints clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,15 +72,24 @@ demo: $(DEMO_STAMP)
 	$(PY) -m videoprism_keras.demo
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs/hooks
+	$(PY) -m ruff format --check src tests benchmarks docs/hooks
+
+# The documentation site (docs/ + mkdocs.yml) into site/. `test` builds it with --strict
+# into a scratch folder first, so that a broken link or API reference fails the run.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+docs: $(STAMP)
+	$(MKDOCS) -d site
+
+docs-check: $(STAMP)
+	@out=$$(mktemp -d) && $(MKDOCS) -d $$out; status=$$?; rm -rf $$out; exit $$status
 
 # Everything once under JAX; the tests that run Keras ops again under PyTorch and TensorFlow.
 # The JAX pass runs two test files at a time: most of its time is subprocesses (the CLI,
 # Ray, a server, a browser) that leave a core idle. The PyTorch and TensorFlow passes are
 # one process each, so they run side by side, one per core; make prints each pass's output
 # whole when it ends (--output-sync), and `test` fails if either fails.
-test: lint $(CHROMIUM)
+test: lint docs-check $(CHROMIUM)
 	$(MAKE) --no-print-directory test-jax
 	@echo "PyTorch and TensorFlow passes side by side: each prints when it ends"
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-torch test-tensorflow
@@ -102,4 +111,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/load_memory.py
 
 clean:
-	rm -rf $(VENV) $(JAX_VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(JAX_VENV) build site *.egg-info src/*.egg-info

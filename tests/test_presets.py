@@ -54,7 +54,7 @@ def test_presets_are_documented():
             meta
         )
     assert vp.VideoPrismBackbone.presets["videoprism_public_v1_large"]["num_frames"] == 8
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[1] / "docs" / "presets.md").read_text()  # the presets page
     assert all(name in readme for name in vp.VideoPrismBackbone.presets)
 
 
