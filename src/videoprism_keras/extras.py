@@ -24,6 +24,7 @@ PACKAGES = {
     "sentencepiece": ("sentencepiece", "text"),
     "huggingface_hub": ("huggingface_hub", "hub"),
     "kagglehub": ("kagglehub", "hub"),
+    "modelscope": ("modelscope", "hub"),
     "matplotlib": ("matplotlib", "plot"),
     "pyarrow": ("pyarrow", "apps"),
     "lancedb": ("lancedb", "apps"),

@@ -36,7 +36,7 @@ COMMANDS = {
     "serve": SERVE + INDEX + VIDEO + TEXT,
 }
 # A preset handle → the package that downloads it (a built-in name: huggingface_hub).
-DOWNLOADERS = {"hf://": "huggingface_hub", "kaggle://": "kagglehub"}
+DOWNLOADERS = {"hf://": "huggingface_hub", "kaggle://": "kagglehub", "modelscope://": "modelscope"}
 
 
 def check(args: argparse.Namespace) -> None:
