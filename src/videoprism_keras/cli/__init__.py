@@ -5,10 +5,13 @@
     videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
-    videoprism export --format onnx -o videoprism.onnx --num-frames 16 --size 288
     videoprism serve my_index --port 8000
+    videoprism train labelled/ -o head.keras --epochs 20
+    videoprism classify clip.mp4 --head head.keras
+    videoprism finetune pairs.csv -o run/ --eval held_out.csv --lora-rank 8
+    videoprism export --format onnx -o videoprism.onnx --num-frames 16 --size 288
 
-Errors are one line on stderr and a non-zero exit code.
+Errors are one line on stderr and a non-zero exit code (2: a usage error).
 """
 
 # The CLI only parses, calls the library and prints. Each module below adds its commands

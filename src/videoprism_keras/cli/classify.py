@@ -14,14 +14,16 @@ from .parser import UsageError, add_command, add_model_options, positive
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "classify", "zero-shot with free-text labels, or a trained "
                     "head (--head)", classify)  # fmt: skip
-    p.add_argument("videos", nargs="+")
-    p.add_argument("--labels", help="comma-separated labels")
-    p.add_argument("--labels-file", help="one label per line")
+    p.add_argument("videos", nargs="+", help="video files, image folders or folders of videos")
+    p.add_argument("--labels", help="comma-separated labels (or --labels-file, or --head)")
+    p.add_argument("--labels-file", help="a text file of labels, one per line")
     p.add_argument("--head", help="a classifier trained by `videoprism train` (.keras)")
-    p.add_argument("--template", default=PROMPT_TEMPLATE, help="prompt; {} is the label")
-    p.add_argument("--temperature", type=positive(float), default=TEMPERATURE)
-    p.add_argument("--top-k", type=positive(int), default=5)
-    p.add_argument("--plot", help="write a picture of the results (PNG)")
+    p.add_argument("--template", default=PROMPT_TEMPLATE, help="the prompt; {} is the label")
+    temperature_help = "softmax temperature over the cosine similarities (lower: more peaked)"
+    p.add_argument("--temperature", type=positive(float), default=TEMPERATURE,
+                   help=temperature_help)  # fmt: skip
+    p.add_argument("--top-k", type=positive(int), default=5, help="labels shown per video")
+    p.add_argument("--plot", help="write a picture of the results (PNG; default: none)")
     add_model_options(p)
 
 

@@ -8,9 +8,9 @@ from .parser import add_command
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    add_command(subparsers, "info", "presets, cache and backend", info).add_argument(
-        "--json", action="store_true"
-    )
+    p = add_command(subparsers, "info", "versions, installed extras, backend, devices, presets "
+                    "and cache (loads no model)", info)  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output (on stdout)")
 
 
 def info(args: argparse.Namespace) -> dict:
