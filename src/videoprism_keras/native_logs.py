@@ -7,6 +7,8 @@ if the block fails, they may explain why, so by default they are shown after all
 """
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
@@ -31,3 +33,40 @@ def held_stderr(replay_on_error=True):
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def held_while_importing(name):
+    """Meanwhile, whoever first imports the module `name` imports it in `held_stderr`: a
+    library's load-time lines are held back wherever the import happens, and nothing is
+    loaded before it is needed."""
+    finder = _HeldImport(name)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder in sys.meta_path:  # not imported meanwhile
+            sys.meta_path.remove(finder)
+
+
+class _HeldImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loader of one module in `held_stderr`, once."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)  # the finders behind this one
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            with held_stderr():
+                run(module)
+
+        spec.loader.exec_module = exec_module
+        return spec

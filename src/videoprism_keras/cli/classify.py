@@ -28,8 +28,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def classify(args: argparse.Namespace) -> list:
-    from ..apps import ZeroShotClassifier
-
     if args.plot:
         check_output(args.plot, (".png",), "--plot")
     if args.head:
@@ -44,6 +42,8 @@ def classify(args: argparse.Namespace) -> list:
     if "{}" not in args.template:
         raise UsageError(f"--template needs '{{}}' where the label goes; got {args.template!r}")
     files = video_files(args.videos)
+    from ..apps import ZeroShotClassifier  # Keras, once the arguments are known to be right
+
     options = ModelOptions.from_args(args)
     model = options.load(need_text=True)
     classifier = ZeroShotClassifier(
@@ -63,8 +63,6 @@ def classify(args: argparse.Namespace) -> list:
 
 def classify_with_head(args: argparse.Namespace) -> list:
     """`classify --head`: the labels and the model are the trained classifier's."""
-    import keras
-
     if args.labels or args.labels_file or args.preset:
         raise UsageError("--head brings its own labels and backbone: leave out --labels, "
                          "--labels-file and --preset")  # fmt: skip
@@ -72,6 +70,8 @@ def classify_with_head(args: argparse.Namespace) -> list:
     if head.suffix != ".keras" or not head.is_file():
         raise UsageError(f"--head {args.head}: expected a .keras file written by videoprism train")
     files = video_files(args.videos)
+    import keras  # once the arguments are known to be right
+
     try:
         with quiet_native_logs():
             model = keras.saving.load_model(head)

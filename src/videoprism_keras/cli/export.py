@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, QUANTIZATION_MODES
+from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, EXPORT_SUFFIXES, QUANTIZATION_MODES
+from .inputs import check_output
 from .models import ModelOptions
 from .parser import DEFAULT_PRESET, add_command, add_sampling_options, positive
 
@@ -30,6 +31,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def export(args: argparse.Namespace) -> dict:
+    if args.format in EXPORT_SUFFIXES:  # before Keras and the model load: at once
+        check_output(args.output, (EXPORT_SUFFIXES[args.format],), "-o")
     model = ModelOptions.from_args(args).load()  # float32: export has no --dtype
     if args.quantize:
         model.quantize(args.quantize)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..apps.where import check_where
 from ..constants import ANN_THRESHOLD, WHERE_COLUMNS
-from ..video.times import seconds_or_none
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -114,6 +113,8 @@ def search(args: argparse.Namespace) -> list:
             raise UsageError(f"--where {args.where!r}: {err}") from err
         raise
     if not args.json:
+        from ..video.times import seconds_or_none  # here: numpy is not for --help
+
         print(f"top {len(hits)} of {len(held)} for {args.text or args.video!r}")
         for hit in hits:
             whole = seconds_or_none(hit.start_s) is None

@@ -30,7 +30,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def serve(args: argparse.Namespace) -> dict:
     from ..apps import VideoIndex
-    from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
 
     # Searched many times: past the vector index's threshold, its candidates are re-ranked
     # against vectors held in memory, not read back from the table.
@@ -38,6 +37,9 @@ def serve(args: argparse.Namespace) -> dict:
                             in_memory=True)  # fmt: skip
     options = index_options(ModelOptions.from_args(args), index.meta)
     token = args.token or os.environ.get(SERVE_TOKEN_ENV) or None
+    # Keras comes with the service: after the index is found, which answers at once.
+    from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
+
     try:  # host, port and token before the model loads: a mistake fails at once
         check_exposure(args.host, token)
         sock = bind(args.host, args.port)

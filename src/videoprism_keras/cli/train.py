@@ -46,6 +46,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train(args: argparse.Namespace) -> dict:
+    check_output(args.output, (".keras",), "-o")  # before hours of work, not after
+    if not Path(args.data).is_dir():  # before Keras loads: at once
+        raise UsageError(f"{args.data}: no such folder; expected one sub-folder of videos per "
+                         "label")  # fmt: skip
     from .. import classifier_training
     from ..classifier import VideoPrismVideoClassifier
 
@@ -53,7 +57,6 @@ def train(args: argparse.Namespace) -> dict:
         labels, videos, targets = classifier_training.labelled_videos(args.data)
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from err
-    check_output(args.output, (".keras",), "-o")  # before hours of work, not after
     options = ModelOptions.from_args(args)
     if args.classifier:
         model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, options.cap)
@@ -82,6 +85,10 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def finetune(args: argparse.Namespace) -> dict:
+    for given in (args.pairs, args.eval):  # before Keras loads (read_pairs needs it): at once
+        if given is not None and not Path(given).is_file():
+            raise UsageError(f"{given}: no such file; expected a CSV or parquet of "
+                             "path,caption pairs")  # fmt: skip
     from .. import finetune as library
 
     pairs = library.read_pairs(args.pairs)  # every file checked before any work
