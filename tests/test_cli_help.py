@@ -160,3 +160,18 @@ def test_a_reader_gone_ends_quietly(args, code):
     _, err = child.communicate(timeout=120)
     # 141 (128 + SIGPIPE) as other tools in a pipe; argparse drops a failed --help itself.
     assert child.returncode == code and err == "", err
+
+
+def test_load_time_lines_are_held_wherever_the_library_is_imported(tmp_path, capfd, monkeypatch):
+    from videoprism_keras.native_logs import held_while_importing
+
+    # Native libraries write to file descriptor 2 as they load, past Python's sys.stderr.
+    (tmp_path / "noisy_library.py").write_text("import os\nos.write(2, b'load-time noise\\n')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with held_while_importing("noisy_library", "never_imported"):
+        import noisy_library  # noqa: F401
+
+        os.write(2, b"the command's own line\n")
+    assert capfd.readouterr().err == "the command's own line\n"
+    assert not any(type(f).__name__ == "_HeldImport" for f in sys.meta_path)  # gone after
+    monkeypatch.delitem(sys.modules, "noisy_library")

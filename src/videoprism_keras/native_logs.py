@@ -36,30 +36,37 @@ def held_stderr(replay_on_error=True):
 
 
 @contextlib.contextmanager
-def held_while_importing(name):
-    """Meanwhile, whoever first imports the module `name` imports it in `held_stderr`: a
-    library's load-time lines are held back wherever the import happens, and nothing is
-    loaded before it is needed."""
-    finder = _HeldImport(name)
+def held_while_importing(*names):
+    """Meanwhile, whoever first imports one of the modules `names` imports it in
+    `held_stderr`: a library's load-time lines are held back wherever the import happens
+    (Keras, for one, loads TensorFlow only when it first serializes), and nothing is loaded
+    before it is needed."""
+    finder = _HeldImport(names)
     sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
-        if finder in sys.meta_path:  # not imported meanwhile
+        if finder in sys.meta_path:
             sys.meta_path.remove(finder)
 
 
 class _HeldImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: wraps the loader of one module in `held_stderr`, once."""
+    """Finds nothing itself: wraps the loaders of some modules in `held_stderr`, once each."""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, names):
+        self.names = {name for name in names if name not in sys.modules}
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
+        if fullname not in self.names:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)  # the finders behind this one
+        self.names.discard(fullname)
+        index = sys.meta_path.index(self)
+        sys.meta_path.remove(self)  # the finders behind this one find it
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            if self.names:
+                sys.meta_path.insert(index, self)
         if spec is None or spec.loader is None:
             return spec
         run = spec.loader.exec_module

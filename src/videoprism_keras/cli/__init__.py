@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return done.code or 0
     except BrokenPipeError:  # `videoprism --help | head -1`
         return _reader_gone()
-    with warnings.catch_warnings(), _restored_environment(), held_while_importing("keras"):
+    quiet = held_while_importing("keras", "tensorflow")  # where a command first needs them
+    with warnings.catch_warnings(), _restored_environment(), quiet:
         warnings.showwarning = _show_warning
         try:
             _use_backend(args.backend)
