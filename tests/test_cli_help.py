@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_helpers import call
@@ -175,3 +176,18 @@ def test_load_time_lines_are_held_wherever_the_library_is_imported(tmp_path, cap
     assert capfd.readouterr().err == "the command's own line\n"
     assert not any(type(f).__name__ == "_HeldImport" for f in sys.meta_path)  # gone after
     monkeypatch.delitem(sys.modules, "noisy_library")
+
+
+def test_info_reads_the_extras_of_a_source_tree_when_not_installed(monkeypatch):
+    from videoprism_keras.cli import environment
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as the fallback itself
+
+    def not_installed(name):
+        raise environment.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(environment.importlib.metadata, "metadata", not_installed)
+    from_source = environment.declared_extras()
+    with open(Path(__file__).parents[1] / "pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["optional-dependencies"]
+    assert set(from_source) == set(declared) and "av" in from_source["apps"]  # via [video]
