@@ -63,6 +63,9 @@ SEARCH_TITLE = "VideoPrism search: “{}”"
 BACKENDS = ("jax", "torch", "tensorflow")
 # `export`: TF Serving's SavedModel, ONNX, and LiteRT's `.tflite`.
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
+# The file each format writes ends so (a SavedModel is a folder): the CLI checks `-o` by it
+# before Keras loads.
+EXPORT_SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
 # `quantize`: the modes Keras quantizes to without calibration data (GPTQ/AWQ need it).
 QUANTIZATION_MODES = ("int8", "int4", "float8")
 # `embed`: one vector per video (or clip), per frame, or the token features.

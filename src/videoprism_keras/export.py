@@ -37,12 +37,12 @@ from typing import Any
 
 import keras
 
-from .constants import EXPORT_FORMATS
+from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES
 from .deprecation import renamed_arguments
 from .extras import EXPORTERS, require
 from .model.kernels import portable
 
-SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
+SUFFIXES = EXPORT_SUFFIXES
 
 
 @renamed_arguments(resolution="size")

@@ -7,6 +7,8 @@ if the block fails, they may explain why, so by default they are shown after all
 """
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
@@ -31,3 +33,47 @@ def held_stderr(replay_on_error=True):
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def held_while_importing(*names):
+    """Meanwhile, whoever first imports one of the modules `names` imports it in
+    `held_stderr`: a library's load-time lines are held back wherever the import happens
+    (Keras, for one, loads TensorFlow only when it first serializes), and nothing is loaded
+    before it is needed."""
+    finder = _HeldImport(names)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+
+
+class _HeldImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loaders of some modules in `held_stderr`, once each."""
+
+    def __init__(self, names):
+        self.names = {name for name in names if name not in sys.modules}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.names:
+            return None
+        self.names.discard(fullname)
+        index = sys.meta_path.index(self)
+        sys.meta_path.remove(self)  # the finders behind this one find it
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            if self.names:
+                sys.meta_path.insert(index, self)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            with held_stderr():
+                run(module)
+
+        spec.loader.exec_module = exec_module
+        return spec

@@ -29,7 +29,6 @@ from ..constants import EMBED_KINDS
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments, renamed_attribute
 from ..extras import require
-from ..runtime import Encoder
 from ..video.options import Sampling
 from ..video.times import seconds_or_none, time_key
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ..model.backbone import VideoPrismBackbone
+    from ..runtime import Encoder
 
 # What `embed_videos` takes: one path, or paths and (T, H, W, 3) arrays.
 Videos = str | os.PathLike | Sequence[str | os.PathLike | np.ndarray]
@@ -520,7 +520,11 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
         kept = [v for v in videos if not done(v)]
         skipped[0] += len(videos) - len(kept)
         items = _whole_videos(kept, sampling, batch_size, failures, on_error)
-    encoder = encoder or Encoder(model)
+    if encoder is None:
+        # Keras only here: `find_videos`, which the CLI runs before anything loads, needs none.
+        from ..runtime import Encoder
+
+        encoder = Encoder(model)
     bar = progress_bar(progress, total=None if clip_seconds else len(kept))
     try:
         for batch in _batches(items, batch_size):

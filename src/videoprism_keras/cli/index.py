@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..apps.where import check_where
 from ..constants import ANN_THRESHOLD, SEARCH_TITLE, WHERE_COLUMNS
-from ..video.times import seconds_or_none
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -27,8 +26,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("sources", nargs="+", help="video files or folders")
     output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
     p.add_argument("-o", "--output", required=True, help=output_help)
-    p.add_argument("--clip-seconds", type=positive(float), help="index windows of long videos")
-    p.add_argument("--stride-seconds", type=positive(float))
+    parser.add_window_options(p)
     ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
     p.add_argument("--ann-threshold", type=positive(int), help=ann_help)
     parser.add_ray_options(p)
@@ -36,14 +34,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     parser.add_model_options(p, text=False)
 
     p = add_command(subparsers, "search", "search an index by text or by example video", search)
-    p.add_argument("index")
+    p.add_argument("index", help="an index folder (or LanceDB URI) written by videoprism index")
     query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument("--text")
-    query.add_argument("--video")
-    p.add_argument("--top-k", type=positive(int), default=5)
+    query.add_argument("--text", help="search by these words (LvT models)")
+    query.add_argument("--video", help="search by this example video")
+    p.add_argument("--top-k", type=positive(int), default=5, help="how many hits to show")
     where_help = "SQL filter over " + ", ".join(WHERE_COLUMNS)
-    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60")')
-    p.add_argument("--under", help="only videos in this folder (or below)")
+    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60"; default: none)')
+    p.add_argument("--under", help="only videos in this folder (or below; default: all)")
     p.add_argument("--per-video", action="store_true", help="the best clip of each video")
     p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
     p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
@@ -119,6 +117,8 @@ def search(args: argparse.Namespace) -> list:
             raise UsageError(f"--where {args.where!r}: {err}") from err
         raise
     if not args.json:
+        from ..video.times import seconds_or_none  # here: numpy is not for --help
+
         print(f"top {len(hits)} of {len(held)} for {args.text or args.video!r}")
         for hit in hits:
             whole = seconds_or_none(hit.start_s) is None
