@@ -1,6 +1,8 @@
 """from_preset / save_to_preset: built-in names, hub handles, caches, interop, failures."""
 
+import fnmatch
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,14 @@ import keras
 import numpy as np
 import pytest
 from helpers import random_text, random_video, to_numpy
-from preset_fakes import TINY_FILE, TINY_PRESET, TINY_REPO, put_in_hf_cache, register_tiny_preset
+from preset_fakes import (
+    TINY_FILE,
+    TINY_PRESET,
+    TINY_REPO,
+    put_in_hf_cache,
+    put_in_modelscope_cache,
+    register_tiny_preset,
+)
 
 import videoprism_keras as vp
 from videoprism_keras import hub, saving
@@ -45,7 +54,7 @@ def test_presets_are_documented():
             meta
         )
     assert vp.VideoPrismBackbone.presets["videoprism_public_v1_large"]["num_frames"] == 8
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[1] / "docs" / "presets.md").read_text()  # the presets page
     assert all(name in readme for name in vp.VideoPrismBackbone.presets)
 
 
@@ -206,6 +215,94 @@ def test_hf_handle_from_the_offline_cache(tiny_preset, golden_dir):
         "hf://someone/videoprism-copy/weights.npz", **GOLDEN_CAP
     )
     assert model.num_text_layers == 2
+
+
+@pytest.fixture()
+def modelscope_cache(caches, tmp_path, monkeypatch):
+    """An empty ModelScope cache (and settings folder) of this test's own. modelscope reads
+    its environment when it first makes its process-wide settings: they are made anew."""
+    hub_config = pytest.importorskip("modelscope_hub.config")
+    cache = tmp_path / "modelscope_cache"
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(cache))
+    monkeypatch.setenv("MODELSCOPE_HOME", str(tmp_path / "modelscope_home"))
+    monkeypatch.setattr(hub_config, "_default_config", hub_config.HubConfig())
+    return cache
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["cache", "pre-1.38-cache"])
+def test_modelscope_handle_from_the_offline_cache(modelscope_cache, golden_dir, legacy):
+    npz = golden_dir / "lvt_small.ckpt.npz"
+    put_in_modelscope_cache(modelscope_cache, "someone/videoprism-v1.0", npz, legacy)
+    model = vp.VideoPrismBackbone.from_preset("modelscope://someone/videoprism-v1.0", **GOLDEN_CAP)
+    assert model.is_multimodal and model.vocabulary_size == 1000
+    model = vp.VideoPrismBackbone.from_preset(
+        f"modelscope://someone/videoprism-v1.0/{npz.name}", **GOLDEN_CAP
+    )
+    assert model.num_text_layers == 2
+
+
+def test_modelscope_handle_to_a_saved_preset(modelscope_cache, golden_dir, media_dir, tmp_path):
+    model = vp.load_flax_checkpoint(golden_dir / "lvt_small.ckpt.npz", **GOLDEN_CAP)
+    model.tokenizer_file = str(media_dir / "test_spm.model")
+    model.save_to_preset(tmp_path / "preset")
+    put_in_modelscope_cache(modelscope_cache, "someone/videoprism-preset", tmp_path / "preset")
+    handle = "modelscope://someone/videoprism-preset"
+    loaded = vp.VideoPrismBackbone.from_preset(handle)
+    for ours, theirs in zip(loaded.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs), err_msg=ours.path)
+    assert Path(loaded.tokenizer_file).is_relative_to(modelscope_cache)  # the preset's own
+    assert vp.VideoPrismTokenizer.from_preset(handle).vocabulary_size == 1000
+    fresh = vp.VideoPrismBackbone.from_preset(handle, load_weights=False, num_frames=8)
+    assert fresh.video_encoder.temporal_positions.table.shape == (8, 32)
+
+
+@pytest.mark.parametrize("file", ["", "/weights.npz"], ids=["repo", "file"])
+def test_modelscope_offline_with_nothing_cached_names_the_file(modelscope_cache, file):
+    with pytest.raises(hub.PresetUnavailableError) as info:
+        vp.VideoPrismBackbone.from_preset(f"modelscope://someone/nothing{file}")
+    wanted = "/path/to/" + ("weights.npz" if file else "nothing")
+    assert "modelscope.cn/models/someone/nothing" in str(info.value)
+    assert "HF_HUB_OFFLINE is set" in str(info.value)
+    assert f"from_preset('{wanted}')" in str(info.value)
+    assert info.value.cli_message.endswith(f"--preset {wanted}")
+    assert "'weights.npz'" in str(info.value) if file else "official .npz" in str(info.value)
+    assert not [p for p in modelscope_cache.rglob("*") if p.is_file()]  # nothing half-written
+
+
+def test_modelscope_downloads_only_what_it_needs(tmp_path, golden_dir, monkeypatch):
+    """Online (a stand-in for modelscope's downloads over two repos): a preset's config
+    alone for its architecture, the whole preset for its weights, a repo's one .npz."""
+    remote, local, fetched = tmp_path / "remote", tmp_path / "local", []
+    put_in_modelscope_cache(remote, "someone/npz", golden_dir / "lvt_small.ckpt.npz", True)
+    (remote / "models" / "someone" / "npz" / "README.md").write_text("an official .npz")
+    preset = remote / "models" / "someone" / "preset"
+    preset.mkdir(parents=True)
+    for name in ("config.json", "model.weights.h5", "metadata.json"):
+        (preset / name).write_text("{}")
+
+    def snapshot_download(repo, allow_file_pattern=None, local_files_only=False):
+        if local_files_only:
+            raise FileNotFoundError("not cached")
+        fetched.append((repo, allow_file_pattern))
+        source, out = remote / "models" / repo, local / repo
+        for path in source.rglob("*"):
+            if fnmatch.fnmatch(path.name, allow_file_pattern or "*"):
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, out / path.name)
+        return str(out)
+
+    monkeypatch.setattr(hub, "_modelscope", lambda: (pytest.fail, snapshot_download))
+    monkeypatch.setattr(hub, "reachable", lambda url: True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert hub.resolve("modelscope://someone/preset", config_only=True) == local / "someone/preset"
+    assert fetched == [("someone/preset", "config.json")]
+    assert sorted(os.listdir(local / "someone/preset")) == ["config.json"]
+    assert hub.resolve("modelscope://someone/preset") == local / "someone/preset"
+    assert len(os.listdir(local / "someone/preset")) == 3
+    fetched.clear()
+    assert hub.resolve("modelscope://someone/npz") == local / "someone/npz/lvt_small.ckpt.npz"
+    assert fetched == [("someone/npz", "config.json"), ("someone/npz", "*.npz")]
+    assert sorted(os.listdir(local / "someone/npz")) == ["lvt_small.ckpt.npz"]
 
 
 def keras_hub_preset(path, multimodal=True):

@@ -158,6 +158,8 @@ def test_service_routes_info_health_metrics_openapi(server, index_uri):
     assert (info["size"], info["dim"], info["num_frames"]) == (15, 32, 4)
     assert info["preset"].endswith("lvt_small.ckpt.npz")
     assert info["clip_seconds"] == 2.0 and info["text_search"] and info["version"] >= 1
+    assert info["clip_window"] == "windows of 2 s every 2 s"
+    assert info["sampling"]["stride_seconds"] == 2.0 and info["sampling"]["whole_videos"] is False
     assert info["uri"] == str(index_uri) and info["limits"]["upload_bytes"] == UPLOAD_LIMIT
     client.get("/api/search", params={"q": "a bike"})
     client.get("/api/search", params={"q": "a bike", "top_k": 0})
@@ -497,6 +499,34 @@ def test_token_guards_the_api_but_not_health_or_page(lvt, index_uri):
         assert client.get("/api/info").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("recorded", "words", "whole"),
+    [
+        ({"clip_seconds": 4.0, "stride_seconds": 2.0}, "windows of 4 s every 2 s", False),
+        ({"clip_seconds": 1 / 3, "stride_seconds": 1 / 3}, "windows of 0.33 s every 0.33 s", False),
+        ({"clip_seconds": None, "stride_seconds": None}, "whole videos", True),
+        ({"clip_seconds": float("nan"), "stride_seconds": float("nan")}, "whole videos", True),
+        ({}, None, None),  # an old index whose clips did not tell
+    ],
+    ids=["overlapping", "thirds", "whole", "whole-nan", "unrecorded"],
+)
+def test_info_tells_the_clip_windows_the_index_recorded(lvt, index_uri, recorded, words, whole):
+    model, tok = lvt
+    built = VideoIndex.load(index_uri).meta
+    meta = {k: v for k, v in built.items() if k not in ("clip_seconds", "stride_seconds")}
+
+    class Recorded(VideoIndex):  # the same table, as if it had been built otherwise
+        meta = property(lambda self: {**meta, **recorded})
+
+    service = SearchService(Recorded.load(index_uri), model, tok)
+    with TestClient(create_app(service, warm_up=False)) as client:
+        info = client.get("/api/info").json()
+    assert info["clip_window"] == words and info["sampling"]["whole_videos"] is whole
+    if whole is not False:  # null, never NaN (not JSON), where there are no windows
+        assert info["clip_seconds"] is None and info["sampling"]["stride_seconds"] is None
+    assert info["size"] == 15  # the rest as before
+
+
 def test_concurrent_text_queries_are_batched():
     calls = []
 
@@ -567,11 +597,27 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         page.route("**/*", loopback_only)
         page.goto(base + "/")
         page.wait_for_selector(".empty h2")
+        page.wait_for_function("() => document.getElementById('info').textContent !== ''")
+        # The clips as the index recorded them (2 s windows, back to back).
+        assert page.text_content("#info") == "15 clips · windows of 2 s every 2 s"
         page.fill("#q", query)
         page.press("#q", "Enter")
         page.wait_for_function(CARDS_LOADED)
         assert page.locator(".card").count() == 12 and "q=people+riding+bikes" in page.url
         assert page.locator(".card").first.get_attribute("data-id") == top["id"]
+        # Each score says what it is; its bar is relative to the best hit (full).
+        shown = page.eval_on_selector_all(
+            ".card .score",
+            """boxes => boxes.map((b) => [b.title, b.querySelector('.value').textContent,
+                parseFloat(b.querySelector('.meter span').style.width)])""",
+        )
+        title, value, _ = shown[0]
+        assert title.startswith(f"Cosine similarity {top['score']:.3f} ") and value == (
+            f"{top['score']:.3f}"
+        )
+        assert "−1 to 1, higher is closer" in title and "within one search" in title
+        widths = [width for _, _, width in shown]
+        assert widths[0] == 100 and widths == sorted(widths, reverse=True) and widths[-1] < 100
         page.screenshot(path=ARTIFACTS / "desktop_results.png", full_page=True)
 
         # The player starts at the clip's start and pauses at its end.

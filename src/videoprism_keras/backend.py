@@ -22,11 +22,20 @@ import warnings
 REGISTERED_MODULES = ("videoprism_keras.classifier", "videoprism_keras.finetune")
 
 
+_chosen: str | None = None  # what `choose_default_backend` set, if it set anything
+
+
 def choose_default_backend() -> None:
+    global _chosen
     if "KERAS_BACKEND" in os.environ or "keras" in sys.modules:
         return
     if importlib.util.find_spec("jax") is not None:
-        os.environ["KERAS_BACKEND"] = "jax"
+        os.environ["KERAS_BACKEND"] = _chosen = "jax"
+
+
+def default_chosen() -> bool:
+    """Whether KERAS_BACKEND holds our default (set above), not the user's choice."""
+    return _chosen is not None and os.environ.get("KERAS_BACKEND") == _chosen
 
 
 _pending = False

@@ -23,7 +23,7 @@ import numpy as np
 
 from .classifier import VideoPrismVideoClassifier
 from .finetune import with_remat
-from .progress import StepBar, progress_bar
+from .progress import progress_bar, step_bar
 from .video import Sampling
 
 # (path, why it failed) of each video that could not be read.
@@ -219,7 +219,7 @@ def train(
                            "them from (see the skipped files above)")  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     steps = epochs * math.ceil(len(paths) / batch_size)
-    bar = [StepBar(steps)] if progress else []
+    bar = [step_bar(steps)] if progress else []
     history = model.fit(inputs, found, epochs=epochs, batch_size=batch_size, verbose=0,
                         callbacks=bar)  # fmt: skip
     losses = [float(x) for x in history.history["loss"]]

@@ -53,11 +53,19 @@ MAX_WHERE_CHARS = 500
 # help shows it without importing the apps.
 ANN_THRESHOLD = 200_000
 
+# The titles of the `--plot` pictures (`plots`), unless `--title` gives another; {} is the
+# search's query.
+CLASSIFICATION_TITLE = "VideoPrism zero-shot classification"
+SEARCH_TITLE = "VideoPrism search: “{}”"
+
 # Option sets that the library checks and the CLI offers as choices; one home so that the
 # two cannot drift apart (tests/test_constants.py ties every CLI flag to these).
 BACKENDS = ("jax", "torch", "tensorflow")
 # `export`: TF Serving's SavedModel, ONNX, and LiteRT's `.tflite`.
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
+# The file each format writes ends so (a SavedModel is a folder): the CLI checks `-o` by it
+# before Keras loads.
+EXPORT_SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
 # `quantize`: the modes Keras quantizes to without calibration data (GPTQ/AWQ need it).
 QUANTIZATION_MODES = ("int8", "int4", "float8")
 # `embed`: one vector per video (or clip), per frame, or the token features.

@@ -18,6 +18,10 @@ from .presets import PRESET_FILES, TOKENIZER_URL
 
 PRESET = "videoprism_lvt_public_v1_base"
 LABELS = "drumming on water bottles,playing guitar,a rabbit in a forest,cooking,dancing,swimming"
+# Every label is shown (classify's --top-k defaults to fewer).
+TOP_K = str(len(LABELS.split(",")))
+# Said in the output and on the picture when the small test checkpoint stands in.
+RANDOM_WEIGHTS = "random weights: small test checkpoint — ranking meaningless"
 _SHARED_ENV = os.environ.get("VIDEOPRISM_SHARED")
 SHARED = Path(_SHARED_ENV).resolve() if _SHARED_ENV else None
 
@@ -66,9 +70,8 @@ def main() -> int:
         return 1
     print(f"Zero-shot classification of {clip.name} with {PRESET}\n")
     if _weights_available():
-        code = cli(
-            ["classify", str(clip), "--preset", PRESET, "--labels", LABELS, "--plot", "demo.png"]
-        )
+        code = cli(["classify", str(clip), "--preset", PRESET, "--labels", LABELS,
+                    "--top-k", TOP_K, "--plot", "demo.png"])  # fmt: skip
         print("\nwrote demo.png" if code == 0 else "")
         return code
     repo, filename = PRESET_FILES[PRESET]
@@ -89,9 +92,9 @@ def main() -> int:
           "(random weights, so the ranking means nothing):\n")  # fmt: skip
     spm = str(SHARED / "media" / "test_spm.model")
     args = ["classify", str(clip), "--preset", str(tiny), "--soft-cap", "5", "--tokenizer", spm]
-    args += ["--num-frames", "8", "--size", "64", "--labels", LABELS, "--plot", "demo.png"]
-    code = cli([*args, "--no-progress"])
-    print("\nwrote demo.png" if code == 0 else "")
+    args += ["--num-frames", "8", "--size", "64", "--labels", LABELS, "--top-k", TOP_K]
+    code = cli([*args, "--plot", "demo.png", "--title", RANDOM_WEIGHTS, "--no-progress"])
+    print(f"\n({RANDOM_WEIGHTS})\nwrote demo.png" if code == 0 else "")
     return code
 
 

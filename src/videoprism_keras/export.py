@@ -37,11 +37,12 @@ from typing import Any
 
 import keras
 
-from .constants import EXPORT_FORMATS
+from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES
 from .deprecation import renamed_arguments
+from .extras import EXPORTERS, require
 from .model.kernels import portable
 
-SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
+SUFFIXES = EXPORT_SUFFIXES
 
 
 @renamed_arguments(resolution="size")
@@ -136,6 +137,8 @@ def export(
         )
     backend = keras.backend.backend()
     check_backend(format, backend)
+    exporter = EXPORTERS.get((format, backend), ())
+    require(exporter, f"export(format={format!r}) from {backend}", f"--format {format}")
     suffix = SUFFIXES.get(format)
     if suffix and not os.fspath(filepath).endswith(suffix):
         raise ValueError(

@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from .constants import FROZEN_TOWERS, TEMPERATURE
+from .extras import require
 from .video import Sampling
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     if not path.is_file():
         raise ValueError(f"{path}: no such file; expected a CSV or parquet of path,caption pairs")
     if path.suffix.lower() == ".parquet":
+        require(("pyarrow",), "a .parquet of pairs")
         import pyarrow.parquet as pq
 
         rows = pq.read_table(path).to_pylist()
@@ -463,9 +465,9 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
     if done < epochs:
         # verbose=1: one bar over every step left, not Keras' bar per epoch (its ETA is
         # the epoch's); 2: Keras' line per epoch.
-        from .progress import StepBar
+        from .progress import step_bar
 
-        bar = [StepBar((epochs - done) * len(data))] if shown else []
+        bar = [step_bar((epochs - done) * len(data))] if shown else []
         model.fit(data, epochs=epochs, initial_epoch=done, verbose=0 if bar else verbose,
                   callbacks=[_EpochCheckpoint(output, history), *bar])  # fmt: skip
     after = evaluate() if evaluate else None

@@ -1,6 +1,7 @@
-"""Finding and fetching preset files: built-in names, `hf://`, `kaggle://`, local paths.
+"""Finding and fetching preset files: built-in names, `hf://`, `kaggle://`, `modelscope://`,
+local paths.
 
-This module only locates files and downloads them into caches (Hugging Face's, and
+This module only locates files and downloads them into caches (the hubs' own, and
 ours: `VIDEOPRISM_CACHE`, default `~/.cache/videoprism_keras`); `saving` reads and
 writes models. Every download goes through a temporary file or folder renamed into
 place under a file lock, so an interrupted run leaves nothing that looks complete,
@@ -241,8 +242,8 @@ def unknown_preset(preset: str) -> ValueError:
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return ValueError(
         f"unknown preset {preset!r}.{hint} Built-in presets: {', '.join(PRESETS)}; or pass "
-        "'hf://owner/repo', 'kaggle://owner/model/keras/variant', a preset directory or an "
-        "official .npz file."
+        "'hf://owner/repo', 'kaggle://owner/model/keras/variant', 'modelscope://owner/name', "
+        "a preset directory or an official .npz file."
     )
 
 
@@ -253,8 +254,8 @@ def resolve(preset: str | os.PathLike, config_only: bool = False) -> Path:
     cached preset directory of ours).
 
     Args:
-        preset: str or path. A built-in name, `hf://...`, `kaggle://...`, or a local
-            directory or `.npz`.
+        preset: str or path. A built-in name, `hf://...`, `kaggle://...`,
+            `modelscope://...`, or a local directory or `.npz`.
         config_only: bool. Fetch a remote preset directory without its weights (an
             official `.npz` has no separate config: its shapes are the
             architecture). Defaults to `False`.
@@ -262,6 +263,8 @@ def resolve(preset: str | os.PathLike, config_only: bool = False) -> Path:
     text = os.fspath(preset)
     if text.startswith("hf://"):
         return _resolve_hf(text.removeprefix("hf://"), config_only)
+    if text.startswith("modelscope://"):
+        return _resolve_modelscope(text.removeprefix("modelscope://"), config_only)
     if text.startswith("kaggle://"):
         try:
             import kagglehub
@@ -325,6 +328,101 @@ def _resolve_hf(spec: str, config_only: bool = False) -> Path:
     if len(npz) != 1:
         raise ValueError(f"hf://{repo} holds no preset ({CONFIG_FILE}) and {len(npz)} .npz files")
     return hf_download(repo, npz[0], f"hf://{spec}")
+
+
+def _resolve_modelscope(spec: str, config_only: bool = False) -> Path:
+    """A ModelScope repo's preset directory or official `.npz`, through modelscope's
+    downloads and cache (`MODELSCOPE_CACHE`, default `~/.cache/modelscope`)."""
+    parts = spec.strip("/").split("/")
+    if len(parts) < 2:
+        raise ValueError(
+            f"modelscope:// presets look like 'modelscope://owner/name[/file.npz]'; got {spec!r}"
+        )
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    file_download, snapshot_download = _modelscope()
+
+    def unavailable(reason: str) -> PresetUnavailableError:
+        wanted = repr(filename) if filename else "its preset directory or official .npz"
+        path = f"/path/to/{filename or parts[1]}"
+        needs = (
+            f"modelscope://{spec} needs {wanted} from {_modelscope_endpoint()}/models/{repo}, "
+            "which is not in "
+            f"ModelScope's cache and cannot be downloaded ({reason}). Download it where there "
+            "is network access and pass its path"
+        )
+        return PresetUnavailableError(
+            f"{needs}, e.g. from_preset({path!r})", f"{needs}: --preset {path}"
+        )
+
+    # Cached: no network at all. ModelScope's only offline switch is this argument.
+    with contextlib.suppress(Exception):
+        if filename:
+            return Path(file_download(repo, filename, local_files_only=True))
+        found = _preset_in(Path(snapshot_download(repo, local_files_only=True)), config_only)
+        if found is not None:
+            return found
+    if _offline():
+        raise unavailable("HF_HUB_OFFLINE is set")
+    endpoint = _modelscope_endpoint()
+    if not reachable(endpoint):  # modelscope retries a dead connection: find out first
+        raise unavailable(f"{endpoint} cannot be reached")
+    try:
+        if filename:  # an explicit official checkpoint file
+            return Path(file_download(repo, filename))
+        # The config alone says whether the repo is a preset (then its weights, unless only
+        # the architecture is wanted); else it should hold one official .npz.
+        folder = Path(snapshot_download(repo, allow_file_pattern=CONFIG_FILE))
+        if (folder / CONFIG_FILE).is_file():
+            return folder if config_only else Path(snapshot_download(repo))
+        folder = Path(snapshot_download(repo, allow_file_pattern="*.npz"))
+    except Exception as err:  # the repo is missing, the connection broke: say what is needed
+        raise unavailable(f"{type(err).__name__}: {err}") from err
+    found = _preset_in(folder, config_only)
+    if found is None:
+        count = len(list(folder.rglob("*.npz")))
+        raise ValueError(
+            f"modelscope://{repo} holds no preset ({CONFIG_FILE}) and {count} .npz files"
+        )
+    return found
+
+
+def _preset_in(folder: Path, config_only: bool) -> Path | None:
+    """A downloaded repo's preset: the folder when it holds a preset's config (and its
+    weights, unless only the architecture is wanted), else its one `.npz`; None if neither."""
+    if (folder / CONFIG_FILE).is_file():
+        return folder if config_only or (folder / WEIGHTS_FILE).is_file() else None
+    npz = list(folder.rglob("*.npz"))
+    return npz[0] if len(npz) == 1 else None
+
+
+def _modelscope() -> tuple[Callable[..., str], Callable[..., str]]:
+    """ModelScope's `(model_file_download, snapshot_download)`.
+
+    `modelscope` (1.38 on) hands its downloads to `modelscope_hub`, whose functions are
+    taken here directly: importing `modelscope.hub` imports torch where it is installed,
+    seconds of start-up for nothing. Older `modelscope` has only its own.
+    """
+    try:
+        from modelscope_hub.compat import model_file_download, snapshot_download
+    except ImportError:
+        try:
+            from modelscope.hub.file_download import model_file_download
+            from modelscope.hub.snapshot_download import snapshot_download
+        except ImportError as err:
+            raise ImportError(
+                "modelscope:// presets are downloaded with modelscope: "
+                "pip install 'videoprism-keras[hub]'"
+            ) from err
+    return model_file_download, snapshot_download
+
+
+def _modelscope_endpoint() -> str:
+    try:
+        from modelscope_hub.config import get_default_config
+
+        return get_default_config().endpoint
+    except (ImportError, AttributeError):
+        return os.environ.get("MODELSCOPE_ENDPOINT") or "https://modelscope.cn"
 
 
 def cached_tokenizer() -> Path:

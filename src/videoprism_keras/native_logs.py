@@ -8,15 +8,10 @@ if the block fails, they may explain why, so by default they are shown after all
 
 import contextlib
 import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-
-# Packages whose import writes native log lines to the terminal, wherever it happens:
-# TensorFlow's start-up lines (oneDNN, CUDA drivers, CPU features), which
-# TF_CPP_MIN_LOG_LEVEL does not silence (absl prints them before reading it).
-LOUD_PACKAGES = ("tensorflow",)
 
 
 @contextlib.contextmanager
@@ -41,50 +36,44 @@ def held_stderr(replay_on_error=True):
 
 
 @contextlib.contextmanager
-def quiet_imports(names: tuple[str, ...]) -> Iterator[None]:
-    """Whenever a package of `names` is first imported meanwhile, by whoever and however
-    deep (Keras imports TensorFlow lazily, e.g. when it serializes a config), its import
-    runs under `held_stderr`: its load-time lines are held back, and shown if it fails."""
-    finder = _QuietFinder(names)
+def held_while_importing(*names):
+    """Meanwhile, whoever first imports one of the modules `names` imports it in
+    `held_stderr`: a library's load-time lines are held back wherever the import happens
+    (Keras, for one, loads TensorFlow only when it first serializes), and nothing is loaded
+    before it is needed."""
+    finder = _HeldImport(names)
     sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
-        with contextlib.suppress(ValueError):
+        if finder in sys.meta_path:
             sys.meta_path.remove(finder)
 
 
-class _QuietFinder(importlib.abc.MetaPathFinder):
-    """Finds a package as the other finders do, and hands out its spec with a loader
-    that runs the package's `__init__` (and so every import it makes) quietly."""
+class _HeldImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loaders of some modules in `held_stderr`, once each."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = frozenset(names)
+    def __init__(self, names):
+        self.names = {name for name in names if name not in sys.modules}
 
-    def find_spec(self, name, path=None, target=None):
-        if name not in self.names:
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.names:
             return None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _QuietLoader(spec.loader)
-                return spec
-        return None
+        self.names.discard(fullname)
+        index = sys.meta_path.index(self)
+        sys.meta_path.remove(self)  # the finders behind this one find it
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            if self.names:
+                sys.meta_path.insert(index, self)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
 
+        def exec_module(module):
+            with held_stderr():
+                run(module)
 
-class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self.loader = loader
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        # The module sees its own loader, as if we had never been there.
-        module.__loader__ = module.__spec__.loader = self.loader
-        with held_stderr():
-            self.loader.exec_module(module)
+        spec.loader.exec_module = exec_module
+        return spec

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .constants import CLASSIFICATION_TITLE, SEARCH_TITLE
 from .deprecation import renamed_arguments
+from .extras import require
 from .video.times import seconds_or_none
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ LABEL_WIDTH = 28  # characters per line of a wrapped label
 
 
 def _pyplot():
+    require(("matplotlib",), "videoprism_keras.plots", "--plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,8 +97,8 @@ def _name(path) -> str:
 
 
 def plot_classification(paths: Sequence[str | os.PathLike], probabilities: ArrayLike,
-                        labels: Sequence[str], output: str | os.PathLike,
-                        top_k: int = 5) -> str | os.PathLike:  # fmt: skip
+                        labels: Sequence[str], output: str | os.PathLike, top_k: int = 5,
+                        title: str = CLASSIFICATION_TITLE) -> str | os.PathLike:  # fmt: skip
     """Per video: a strip of its frames, and its top-k labels as bars.
 
     Args:
@@ -104,6 +107,7 @@ def plot_classification(paths: Sequence[str | os.PathLike], probabilities: Array
         labels: sequence of str. The C labels.
         output: str or path. The PNG to write.
         top_k: int. Labels shown per video. Defaults to 5.
+        title: str. The picture's title. Defaults to "VideoPrism zero-shot classification".
 
     Returns:
         `output`.
@@ -141,20 +145,22 @@ def plot_classification(paths: Sequence[str | os.PathLike], probabilities: Array
             bar_ax.text(probs[i] - 0.02 if inside else probs[i] + 0.02, y, f"{probs[i]:.0%}",
                         va="center", ha="right" if inside else "left", fontsize=9,
                         color="white" if inside else "black")  # fmt: skip
-    fig.suptitle("VideoPrism zero-shot classification", fontsize=13)
+    fig.suptitle(title, fontsize=13)
     fig.savefig(output, dpi=DPI)
     plt.close(fig)
     return output
 
 
-def plot_hits(query: str, hits: Sequence[SearchHit],
-              output: str | os.PathLike) -> str | os.PathLike:  # fmt: skip
+def plot_hits(query: str, hits: Sequence[SearchHit], output: str | os.PathLike,
+              title: str | None = None) -> str | os.PathLike:  # fmt: skip
     """The top hits of a search, best first: a strip of each hit's frames (of its clip).
 
     Args:
         query: str. What was searched for (the title).
         hits: sequence of `SearchHit`. The hits, best first.
         output: str or path. The PNG to write.
+        title: str or None. The picture's title. Defaults to `None`: "VideoPrism search:"
+            and the query.
 
     Returns:
         `output`.
@@ -165,7 +171,8 @@ def plot_hits(query: str, hits: Sequence[SearchHit],
     strips = [frame_strip(hit.path, hit.start_s, hit.end_s) for hit in hits]
     width = max(max(s.shape[1] for s in strips) / DPI + 0.4, 6.0)
     chars = int(width * 8)  # characters of the 13-point title per line
-    title = textwrap.shorten(f"VideoPrism search: “{query}”", 2 * chars, placeholder="…”")
+    end = "…" if title else "…”"  # the default's quotes stay closed
+    title = textwrap.shorten(title or SEARCH_TITLE.format(query), 2 * chars, placeholder=end)
     title = textwrap.fill(title, chars)
     row = FRAME_HEIGHT / DPI + 0.45  # the frames and a title line
     height = row * len(hits) + 0.3 + 0.25 * title.count("\n")

@@ -3,7 +3,9 @@
 The work is counted before it starts, cheaply: whole videos are counted by file, clips
 by each file's stated duration (`video.api.count_clips`: nothing decoded), then
 corrected as each file is actually cut. Training counts its steps over every epoch
-(`StepBar`, a Keras callback: one bar for the whole run, not one per epoch).
+(`step_bar`, a Keras callback: one bar for the whole run, not one per epoch).
+
+Keras loads only when a training bar is made: the CLI counts before it loads anything.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import Any
-
-import keras
 
 
 def progress_bar(enabled: bool, total: int | None, unit: str = "clip",
@@ -98,26 +98,31 @@ def _estimate(video: str | os.PathLike, clip_seconds: float,
         return 1
 
 
-class StepBar(keras.callbacks.Callback):
-    """One bar over every training step of a `fit`, all epochs together, with the loss.
+def step_bar(steps: int, desc: str = "training") -> Any:
+    """A Keras callback: one bar over every training step of a `fit`, all epochs
+    together, with the loss.
 
     Args:
         steps: int. The steps `fit` will run: steps per epoch times the epochs left.
         desc: str. What the bar says. Defaults to "training".
     """
+    import keras
 
-    def __init__(self, steps: int, desc: str = "training") -> None:
-        super().__init__()
-        self.steps, self.desc, self.bar = steps, desc, _Silent()
+    class StepBar(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar = _Silent()
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.bar = progress_bar(True, self.steps, unit="step", desc=self.desc)
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.bar = progress_bar(True, steps, unit="step", desc=desc)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None:
-            self.bar.set_postfix_str(f"loss {float(loss):.3f}", refresh=False)
-        self.bar.update(1)
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None:
+                self.bar.set_postfix_str(f"loss {float(loss):.3f}", refresh=False)
+            self.bar.update(1)
 
-    def on_train_end(self, logs: dict | None = None) -> None:
-        self.bar.close()
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self.bar.close()
+
+    return StepBar()

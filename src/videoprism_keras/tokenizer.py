@@ -30,6 +30,7 @@ import numpy as np
 # `constants` imports nothing: the tokenizer works without Keras.
 from .constants import TOKENIZER_ASSET as ASSET
 from .constants import TOKENIZER_CONFIG_FILE as CONFIG
+from .extras import require
 
 _SETTINGS = ("max_length", "canonicalize", "add_bos", "add_eos")  # what tokenizer.json may set
 _PUNCTUATION = str.maketrans(string.punctuation, " " * len(string.punctuation))
@@ -118,6 +119,7 @@ class VideoPrismTokenizer:
         add_bos: bool = True,
         add_eos: bool = False,
     ):
+        require(("sentencepiece",), "VideoPrismTokenizer", "the text tokenizer")
         import sentencepiece  # here, so that the module imports without it
 
         self.max_length = _positive_int(max_length, "max_length")
@@ -324,9 +326,9 @@ def _resolve_preset_file(preset: str) -> Path:
 
     The one place that knows about built-in names and remote handles: a built-in
     LvT name gives the tokenizer of its converted preset if cached, else T5's
-    vocabulary (downloaded once); `hf://`/`kaggle://` handles and unknown names
-    go to `hub.resolve`, which downloads or raises a `ValueError` listing the
-    presets.
+    vocabulary (downloaded once); `hf://`/`kaggle://`/`modelscope://` handles and
+    unknown names go to `hub.resolve`, which downloads or raises a `ValueError` listing
+    the presets.
     """
     from . import hub
     from .presets import PRESETS

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require
 from ..video.times import seconds_or_none
 from .embedding import Batch, Embeddings, item_key, times_of
 
@@ -46,6 +47,8 @@ class EmbeddingWriter:
         if self.path.suffix not in SUFFIXES:
             raise ValueError(f"unknown embedding file type {self.path.suffix!r}: use .npy, "
                              f".npz or .parquet. Received: {self.path}")  # fmt: skip
+        if self.path.suffix == ".parquet":  # before the .partial folder, not at the end
+            require(("pyarrow",), "a .parquet embeddings file", f"-o {self.path.name}")
         self.parts = self.path.with_name(self.path.name + ".partial")
         self.settings = {key: _plain(value) for key, value in settings.items()}
         self.resumed = 0

@@ -28,7 +28,7 @@ import numpy as np
 from ..constants import EMBED_KINDS
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments, renamed_attribute
-from ..runtime import Encoder
+from ..extras import require
 from ..video.options import Sampling
 from ..video.times import seconds_or_none, time_key
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ..model.backbone import VideoPrismBackbone
     from ..progress import ClipTotal
+    from ..runtime import Encoder
 
 # What `embed_videos` takes: one path, or paths and (T, H, W, 3) arrays.
 Videos = str | os.PathLike | Sequence[str | os.PathLike | np.ndarray]
@@ -165,6 +166,7 @@ class Embeddings:
                      start_s=self.start_s, end_s=self.end_s,
                      kind=np.array(self.kind))  # fmt: skip
         elif path.suffix == ".parquet":
+            require(("pyarrow",), "Embeddings.save to .parquet")
             import pyarrow as pa
             import pyarrow.parquet as pq
 
@@ -200,6 +202,7 @@ class Embeddings:
             d = np.load(path)
             return cls(d["vectors"], list(d["paths"]), *times_of(d), str(d["kind"]))
         if path.suffix == ".parquet":
+            require(("pyarrow",), "Embeddings.load of .parquet")
             import ast
 
             import pyarrow.parquet as pq
@@ -531,7 +534,11 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
         kept = [v for v in videos if not done(v)]
         skipped[0] += len(videos) - len(kept)
         items = _whole_videos(kept, sampling, batch_size, failures, on_error)
-    encoder = encoder or Encoder(model)
+    if encoder is None:
+        # Keras only here: `find_videos`, which the CLI runs before anything loads, needs none.
+        from ..runtime import Encoder
+
+        encoder = Encoder(model)
 
     def left() -> int | None:
         """The items to embed, as far as known now: what was already held, and (once

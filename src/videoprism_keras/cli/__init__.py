@@ -5,16 +5,20 @@
     videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
-    videoprism export --format onnx -o videoprism.onnx --num-frames 16 --size 288
     videoprism serve my_index --port 8000
+    videoprism train labelled/ -o head.keras --epochs 20
+    videoprism classify clip.mp4 --head head.keras
+    videoprism finetune pairs.csv -o run/ --eval held_out.csv --lora-rank 8
+    videoprism export --format onnx -o videoprism.onnx --num-frames 16 --size 288
 
-Errors are one line on stderr and a non-zero exit code.
+Errors are one line on stderr and a non-zero exit code (2: a usage error).
 """
 
 # The CLI only parses, calls the library and prints. Each module below adds its commands
 # to the parser (`add_parsers`) and answers them (the function set as `run`); a new command
 # is one function and its parser entry in one of them (a new module: one more line here).
-# They import the library inside those functions, so that `--help` loads no Keras.
+# They import the library inside those functions, after checking the arguments, so that
+# `--help`, `info` and usage errors load no Keras: they answer at once.
 
 import contextlib
 import json
@@ -23,8 +27,8 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from . import classify, embed, export, index, info, serve, train
-from .models import quiet_native_logs
+from ..native_logs import held_while_importing
+from . import classify, embed, export, index, info, requirements, serve, train
 from .parser import UsageError, build
 
 __all__ = ["UsageError", "main"]
@@ -34,19 +38,28 @@ COMMAND_MODULES = (info, embed, classify, index, train, export, serve)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs `videoprism` with `argv` (default: the command line) → the exit code: 0, 1 for
-    an error, 2 for a usage error, 130 when interrupted. What it changes in the process
-    (the warning display, environment variables) is restored on return, so that it may be
-    called in a process that goes on."""
+    an error, 2 for a usage error, 130 when interrupted, 141 when the reader of stdout has
+    gone (`| head`). What it changes in the process (the warning display, environment
+    variables) is restored on return, so that it may be called in a process that goes on;
+    only a stdout whose reader has gone stays sent to the null device."""
     try:
         args = build(__doc__, COMMAND_MODULES).parse_args(argv)
     except SystemExit as done:  # usage error (one line, already printed) or --help
         return done.code or 0
-    # Keras imports TensorFlow when it first needs it (a config, a save), even on JAX.
-    with warnings.catch_warnings(), _restored_environment(), _quiet_imports():
+    except BrokenPipeError:  # `videoprism --help | head -1`
+        return _reader_gone()
+    quiet = held_while_importing("keras", "tensorflow")  # where a command first needs them
+    with warnings.catch_warnings(), _restored_environment(), quiet:
         warnings.showwarning = _show_warning
         try:
+            requirements.check(args)  # what to install, before Keras or any output
             _use_backend(args.backend)
             result = args.run(args)
+            if getattr(args, "json", False):
+                print(json.dumps(result, indent=2, default=str))
+            sys.stdout.flush()  # a reader gone fails here, not in Python's flush at exit
+        except BrokenPipeError:  # `videoprism info --json | head -1`
+            return _reader_gone()
         except KeyboardInterrupt:
             print("videoprism: interrupted", file=sys.stderr)
             return 130
@@ -55,9 +68,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = message.splitlines()[0] if message else type(err).__name__
             print(f"videoprism: error: {message}", file=sys.stderr)
             return 2 if isinstance(err, UsageError) else 1
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _reader_gone() -> int:
+    """The reader of stdout has gone: end quietly, with the exit code of a process that
+    SIGPIPE ends (128 + 13), as other tools in a pipe do. stdout goes to the null device
+    from here on, so that what is still buffered fails nowhere (Python flushes at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (an embedding host)
+        pass
+    return 141
 
 
 _python_show_warning = warnings.showwarning
@@ -89,23 +113,16 @@ def _restored_environment() -> Iterator[None]:
 
 
 def _use_backend(backend: str | None) -> None:
-    """Keras reads KERAS_BACKEND once, when first imported: set it, then import Keras
-    (quietly: TensorFlow's libraries log to the terminal as they load)."""
+    """Keras reads KERAS_BACKEND once, when first imported: set it now, for the command
+    to import Keras when it needs it (quietly, `main` sees to it: TensorFlow's libraries
+    log to the terminal as they load)."""
     if backend and "keras" in sys.modules:  # main() called in a process with Keras loaded
         current = sys.modules["keras"].backend.backend()
         if current != backend:
             raise UsageError(f"--backend {backend}: Keras is already loaded with {current}")
     if backend:
         os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # what TensorFlow logs once loaded
     from ..backend import choose_default_backend
 
     choose_default_backend()
-    with quiet_native_logs():
-        import keras  # noqa: F401
-
-
-def _quiet_imports() -> contextlib.AbstractContextManager:
-    """The imports that write to the terminal as they load, held back meanwhile."""
-    from ..native_logs import LOUD_PACKAGES, quiet_imports
-
-    return quiet_imports(LOUD_PACKAGES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..constants import PROMPT_TEMPLATE, TEMPERATURE
+from ..constants import CLASSIFICATION_TITLE, PROMPT_TEMPLATE, TEMPERATURE
 from .inputs import check_output, report_failures, video_files
 from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
@@ -14,22 +14,26 @@ from .parser import UsageError, add_command, add_model_options, positive
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "classify", "zero-shot with free-text labels, or a trained "
                     "head (--head)", classify)  # fmt: skip
-    p.add_argument("videos", nargs="+")
-    p.add_argument("--labels", help="comma-separated labels")
-    p.add_argument("--labels-file", help="one label per line")
+    p.add_argument("videos", nargs="+", help="video files, image folders or folders of videos")
+    p.add_argument("--labels", help="comma-separated labels (or --labels-file, or --head)")
+    p.add_argument("--labels-file", help="a text file of labels, one per line")
     p.add_argument("--head", help="a classifier trained by `videoprism train` (.keras)")
-    p.add_argument("--template", default=PROMPT_TEMPLATE, help="prompt; {} is the label")
-    p.add_argument("--temperature", type=positive(float), default=TEMPERATURE)
-    p.add_argument("--top-k", type=positive(int), default=5)
-    p.add_argument("--plot", help="write a picture of the results (PNG)")
+    p.add_argument("--template", default=PROMPT_TEMPLATE, help="the prompt; {} is the label")
+    temperature_help = "softmax temperature over the cosine similarities (lower: more peaked)"
+    p.add_argument("--temperature", type=positive(float), default=TEMPERATURE,
+                   help=temperature_help)  # fmt: skip
+    p.add_argument("--top-k", type=positive(int), default=5, help="labels shown per video")
+    p.add_argument("--plot", help="write a picture of the results (PNG; default: none)")
+    title_help = f"the --plot picture's title (default: {CLASSIFICATION_TITLE!r})"
+    p.add_argument("--title", help=title_help)
     add_model_options(p)
 
 
 def classify(args: argparse.Namespace) -> list:
-    from ..apps import ZeroShotClassifier
-
     if args.plot:
         check_output(args.plot, (".png",), "--plot")
+    elif args.title is not None:
+        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
     if args.head:
         return classify_with_head(args)
     if bool(args.labels) == bool(args.labels_file):
@@ -42,6 +46,8 @@ def classify(args: argparse.Namespace) -> list:
     if "{}" not in args.template:
         raise UsageError(f"--template needs '{{}}' where the label goes; got {args.template!r}")
     files = video_files(args.videos)
+    from ..apps import ZeroShotClassifier  # Keras, once the arguments are known to be right
+
     options = ModelOptions.from_args(args)
     model = options.load(need_text=True)
     classifier = ZeroShotClassifier(
@@ -55,14 +61,13 @@ def classify(args: argparse.Namespace) -> list:
         from ..plots import plot_classification
 
         probabilities = classifier.probabilities(embeddings.vectors)
-        plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k)
+        plot_classification(embeddings.paths, probabilities, labels, args.plot, args.top_k,
+                            args.title or CLASSIFICATION_TITLE)  # fmt: skip
     return out
 
 
 def classify_with_head(args: argparse.Namespace) -> list:
     """`classify --head`: the labels and the model are the trained classifier's."""
-    import keras
-
     if args.labels or args.labels_file or args.preset:
         raise UsageError("--head brings its own labels and backbone: leave out --labels, "
                          "--labels-file and --preset")  # fmt: skip
@@ -70,6 +75,8 @@ def classify_with_head(args: argparse.Namespace) -> list:
     if head.suffix != ".keras" or not head.is_file():
         raise UsageError(f"--head {args.head}: expected a .keras file written by videoprism train")
     files = video_files(args.videos)
+    import keras  # once the arguments are known to be right
+
     try:
         with quiet_native_logs():
             model = keras.saving.load_model(head)

@@ -7,17 +7,19 @@ import argparse
 from ..constants import EMBED_KINDS
 from .inputs import check_output, on_ray, report_failures, sources
 from .models import ModelOptions, preset_id
-from .parser import add_command, add_model_options, add_ray_options, positive
+from .parser import add_command, add_model_options, add_ray_options, add_window_options
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "embed", "videos → embeddings file (.npy + .json, .npz or "
                     ".parquet)", embed)  # fmt: skip
-    p.add_argument("videos", nargs="+")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--kind", choices=EMBED_KINDS, default="video")
-    p.add_argument("--clip-seconds", type=positive(float))
-    p.add_argument("--stride-seconds", type=positive(float))
+    p.add_argument("videos", nargs="+", help="video files, image folders or folders of videos")
+    output_help = ("the embeddings file: .npz, .npy (with a .json of names and times beside "
+                   "it) or .parquet")  # fmt: skip
+    p.add_argument("-o", "--output", required=True, help=output_help)
+    kind_help = "one vector per video or clip, one per frame, or the token features"
+    p.add_argument("--kind", choices=EMBED_KINDS, default="video", help=kind_help)
+    add_window_options(p)
     resume_help = "continue an interrupted run into the same -o (or add videos to a finished one)"
     p.add_argument("--resume", action="store_true", help=resume_help)
     add_ray_options(p)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..constants import EXPORT_FORMATS, QUANTIZATION_MODES
+from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, EXPORT_SUFFIXES, QUANTIZATION_MODES
+from .inputs import check_output
 from .models import ModelOptions
 from .parser import DEFAULT_PRESET, UsageError, add_command, add_sampling_options, positive
 
@@ -12,21 +13,26 @@ from .parser import DEFAULT_PRESET, UsageError, add_command, add_sampling_option
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "export", "the model as a SavedModel, ONNX or LiteRT file, for "
                     "serving", export)  # fmt: skip
-    p.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    format_help = "TF Serving's SavedModel, ONNX or LiteRT (.tflite)"
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True, help=format_help)
     p.add_argument("-o", "--output", required=True,
                    help="a directory (tf_saved_model), a .onnx or a .tflite file")  # fmt: skip
     p.add_argument("--preset", help=f"as for the other commands (default {DEFAULT_PRESET})")
-    p.add_argument("--soft-cap", type=float, help="attention logit cap, for .npz checkpoints")
+    cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
+    p.add_argument("--soft-cap", type=positive(float), help=cap_help)
     add_sampling_options(p)
-    p.add_argument("--text-length", type=positive(int), default=64, help="tokens per text")
+    p.add_argument("--text-length", type=positive(int), default=64,
+                   help="tokens per text, for LvT models")  # fmt: skip
     p.add_argument("--batch-size", type=positive(int),
                    help="a fixed batch (default: any, where the format allows it)")  # fmt: skip
     p.add_argument("--quantize", choices=QUANTIZATION_MODES,
-                   help="quantize the projections first")  # fmt: skip
+                   help="quantize the projections first (default: no)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def export(args: argparse.Namespace) -> dict:
+    if args.format in EXPORT_SUFFIXES:  # before Keras and the model load: at once
+        check_output(args.output, (EXPORT_SUFFIXES[args.format],), "-o")
     import keras
 
     from ..export import check_backend

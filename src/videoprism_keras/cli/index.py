@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from ..apps.where import check_where
-from ..constants import ANN_THRESHOLD, WHERE_COLUMNS
-from ..video.times import seconds_or_none
+from ..constants import ANN_THRESHOLD, SEARCH_TITLE, WHERE_COLUMNS
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -28,8 +27,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("sources", nargs="+", help="video files or folders")
     output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
     p.add_argument("-o", "--output", required=True, help=output_help)
-    p.add_argument("--clip-seconds", type=positive(float), help="index windows of long videos")
-    p.add_argument("--stride-seconds", type=positive(float))
+    parser.add_window_options(p)
     ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
     p.add_argument("--ann-threshold", type=positive(int), help=ann_help)
     parser.add_ray_options(p)
@@ -40,17 +38,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help=tokenizer_help)
 
     p = add_command(subparsers, "search", "search an index by text or by example video", search)
-    p.add_argument("index")
+    p.add_argument("index", help="an index folder (or LanceDB URI) written by videoprism index")
     query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument("--text")
-    query.add_argument("--video")
-    p.add_argument("--top-k", type=positive(int), default=5)
+    query.add_argument("--text", help="search by these words (LvT models)")
+    query.add_argument("--video", help="search by this example video")
+    p.add_argument("--top-k", type=positive(int), default=5, help="how many hits to show")
     where_help = "SQL filter over " + ", ".join(WHERE_COLUMNS)
-    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60")')
-    p.add_argument("--under", help="only videos in this folder (or below)")
+    p.add_argument("--where", help=where_help + ' (e.g. "duration_s > 60"; default: none)')
+    p.add_argument("--under", help="only videos in this folder (or below; default: all)")
     p.add_argument("--per-video", action="store_true", help="the best clip of each video")
     p.add_argument("--exact", action="store_true", help="exact search even past --ann-threshold")
     p.add_argument("--plot", help="write the top hits as frame strips (PNG)")
+    title_help = f"the --plot picture's title (default: {SEARCH_TITLE.format('QUERY')!r})"
+    p.add_argument("--title", help=title_help)
     parser.add_storage_option(p)
     parser.add_model_options(p)
 
@@ -105,6 +105,8 @@ def search(args: argparse.Namespace) -> list:
         raise UsageError(f"--where {args.where!r}: {err}") from err
     if args.plot:
         check_output(args.plot, (".png",), "--plot")
+    elif args.title is not None:
+        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
     held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
     options = index_options(ModelOptions.from_args(args), held.meta)
     if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
@@ -125,6 +127,8 @@ def search(args: argparse.Namespace) -> list:
             raise UsageError(f"--where {args.where!r}: {err}") from err
         raise
     if not args.json:
+        from ..video.times import seconds_or_none  # here: numpy is not for --help
+
         print(f"top {len(hits)} of {len(held)} for {args.text or args.video!r}")
         for hit in hits:
             whole = seconds_or_none(hit.start_s) is None
@@ -133,5 +137,5 @@ def search(args: argparse.Namespace) -> list:
     if args.plot:
         from ..plots import plot_hits
 
-        plot_hits(args.text or Path(args.video).name, hits, args.plot)
+        plot_hits(args.text or Path(args.video).name, hits, args.plot, args.title)
     return [h.as_dict() for h in hits]

@@ -13,18 +13,38 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import NoReturn
 
-from ..constants import BACKENDS, DEFAULT_SOFT_CAP, MODEL_DTYPES
+from ..constants import BACKENDS, DEFAULT_SOFT_CAP, MODEL_DTYPES, VERSION
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
-BACKEND_HELP = "Keras backend (before or after the command)"
+BACKEND_HELP = (
+    "Keras backend, before or after the command (default: $KERAS_BACKEND, else jax where installed)"
+)
 
 
 class UsageError(Exception):
     """A mistake in the command line: reported in one line, exit code 2."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each flag's help ends with its default, where it has one that the help does not
+    already say: not for an unset flag (None), a switch (False) or an empty list, which
+    would only be noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, argparse.SUPPRESS) or default == []
+                or "default" in text or "%(default)" in text):  # fmt: skip
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
     """Usage errors are one line (and exit code 2), like every other error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -48,10 +68,12 @@ def positive(kind: type) -> Callable[[str], int | float]:
 
 def build(description: str, modules: Iterable[ModuleType]) -> Parser:
     """The `videoprism` parser: `--backend`, then each module's commands (`add_parsers`)."""
-    parser = Parser(prog="videoprism", description=description,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = Parser(prog="videoprism", description=description)
+    parser.add_argument("--version", action="version", version=f"videoprism-keras {VERSION}")
     parser.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    commands_help = "one of these (videoprism COMMAND --help: its flags)"
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       help=commands_help)  # fmt: skip
     for module in modules:
         module.add_parsers(subparsers)
     return parser
@@ -64,15 +86,15 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, help: str,
     # SUPPRESS keeps a top-level --backend when the command's own is not given.
     common.add_argument("--backend", choices=BACKENDS, default=argparse.SUPPRESS,
                         help=BACKEND_HELP)  # fmt: skip
-    command = subparsers.add_parser(name, help=help, parents=[common])
+    command = subparsers.add_parser(name, help=help, description=help, parents=[common])
     command.set_defaults(run=run)
     return command
 
 
 def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
     """The model, its sampling and how a command reports (read by `ModelOptions`)."""
-    preset_help = "preset name, directory, hf://, kaggle:// or official .npz (default "
-    preset_help += f"{DEFAULT_PRESET}; for an index, the one it was built with)"
+    preset_help = "preset name, directory, hf://, kaggle://, modelscope:// or official .npz "
+    preset_help += f"(default {DEFAULT_PRESET}; for an index, the one it was built with)"
     p.add_argument("--preset", help=preset_help)
     cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
     p.add_argument("--soft-cap", type=positive(float), help=cap_help)
@@ -82,10 +104,11 @@ def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
     p.add_argument("--dtype", choices=MODEL_DTYPES, help=dtype_help)
     if text:
         p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
-    p.add_argument("--batch-size", type=positive(int), default=4)
+    p.add_argument("--batch-size", type=positive(int), default=4, help="videos (or clips) "
+                   "the model takes at a time; more is faster and needs more memory")  # fmt: skip
     add_sampling_options(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output (on stdout)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     strict_help = "fail if any input fails (default: skip it, say so, go on)"
     p.add_argument("--strict", action="store_true", help=strict_help)
 
@@ -107,8 +130,16 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=positive(int), help="frame side in pixels (default: the model's)")
 
 
+def add_window_options(p: argparse.ArgumentParser) -> None:
+    """Long videos cut into windows, each one embedding with its start and end times."""
+    clip_help = "cut videos into windows this long, one embedding each (default: whole videos)"
+    p.add_argument("--clip-seconds", type=positive(float), help=clip_help)
+    stride_help = "with --clip-seconds: from one window's start to the next (default: the window)"
+    p.add_argument("--stride-seconds", type=positive(float), help=stride_help)
+
+
 def add_storage_option(p: argparse.ArgumentParser) -> None:
-    storage_help = "LanceDB storage option for an object-store index (repeat)"
+    storage_help = "LanceDB storage option for an object-store index (repeat for several)"
     p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                    help=storage_help)  # fmt: skip
 

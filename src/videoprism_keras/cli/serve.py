@@ -14,15 +14,16 @@ from .parser import UsageError, add_command, add_sampling_options, add_storage_o
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "serve", "a search service and web page over an index", serve)
-    p.add_argument("index")
+    p.add_argument("index", help="an index folder (or LanceDB URI) written by videoprism index")
     host_help = f"address to listen on (default {SERVE_HOST}; any other needs --token)"
     p.add_argument("--host", default=SERVE_HOST, help=host_help)
-    p.add_argument("--port", type=int, default=SERVE_PORT, help="0: any free port")
-    p.add_argument("--token", default=os.environ.get(SERVE_TOKEN_ENV),
-                   help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV})")  # fmt: skip
+    p.add_argument("--port", type=int, default=SERVE_PORT, help="port; 0: any free one")
+    # No default read from the environment here: the parser would show the secret in --help.
+    p.add_argument("--token", help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV}, "
+                   "else none)")  # fmt: skip
     add_storage_option(p)
     p.add_argument("--preset", help="as for search (default: the one the index was built with)")
-    p.add_argument("--soft-cap", type=positive(float), help="as for search")
+    p.add_argument("--soft-cap", type=positive(float), help="as for search (default: the index's)")
     p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
     tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
     p.add_argument("--tokenizer", help=tokenizer_help)
@@ -31,14 +32,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def serve(args: argparse.Namespace) -> dict:
     from ..apps import VideoIndex
-    from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
 
     # Searched many times: past the vector index's threshold, its candidates are re-ranked
     # against vectors held in memory, not read back from the table.
     index = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option),
                             in_memory=True)  # fmt: skip
     options = index_options(ModelOptions.from_args(args), index.meta)
-    token = args.token or None
+    token = args.token or os.environ.get(SERVE_TOKEN_ENV) or None
+    # Keras comes with the service: after the index is found, which answers at once.
+    from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
+
     try:  # host, port and token before the model loads: a mistake fails at once
         check_exposure(args.host, token)
         sock = bind(args.host, args.port)

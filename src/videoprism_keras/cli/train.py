@@ -19,9 +19,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "(DIR/<label>/*)", train)  # fmt: skip
     p.add_argument("data", help="a folder with one sub-folder of videos per label")
     p.add_argument("-o", "--output", required=True, help="the trained classifier (.keras)")
-    p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz)")
-    p.add_argument("--epochs", type=positive(int), default=20)
-    p.add_argument("--learning-rate", type=positive(float), default=1e-3)
+    p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz; "
+                   "default: a new head)")  # fmt: skip
+    p.add_argument("--epochs", type=positive(int), default=20, help="passes over the clips")
+    p.add_argument("--learning-rate", type=positive(float), default=1e-3, help="Adam's step size")
     tune = p.add_mutually_exclusive_group()
     tune.add_argument("--lora-rank", type=positive(int), help="also train backbone LoRA adapters")
     tune.add_argument("--full", action="store_true", help="fine-tune the whole backbone too")
@@ -32,17 +33,23 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "(video, caption) pairs", finetune)  # fmt: skip
     p.add_argument("pairs", help="CSV or parquet with columns path,caption[,start,end]")
     p.add_argument("-o", "--output", required=True, help="folder for checkpoints and results")
-    p.add_argument("--eval", help="held-out pairs: recall@1/5/10 before and after")
-    p.add_argument("--epochs", type=positive(int), default=5)
-    p.add_argument("--learning-rate", type=positive(float), default=1e-5)
+    p.add_argument("--eval", help="held-out pairs: recall@1/5/10 before and after (default: "
+                   "none)")  # fmt: skip
+    p.add_argument("--epochs", type=positive(int), default=5, help="passes over the pairs")
+    p.add_argument("--learning-rate", type=positive(float), default=1e-5, help="Adam's step size")
     p.add_argument("--lora-rank", type=positive(int), help="train LoRA adapters of this rank only")
-    p.add_argument("--freeze", choices=FROZEN_TOWERS, help="keep this tower fixed")
+    p.add_argument("--freeze", choices=FROZEN_TOWERS, help="keep this tower fixed (default: "
+                   "train both)")  # fmt: skip
     p.add_argument("--remat", action="store_true", help="recompute activations: less memory")
     p.add_argument("--resume", action="store_true", help="continue from -o's last checkpoint")
     add_model_options(p)
 
 
 def train(args: argparse.Namespace) -> dict:
+    check_output(args.output, (".keras",), "-o")  # before hours of work, not after
+    if not Path(args.data).is_dir():  # before Keras loads: at once
+        raise UsageError(f"{args.data}: no such folder; expected one sub-folder of videos per "
+                         "label")  # fmt: skip
     from .. import classifier_training
     from ..classifier import VideoPrismVideoClassifier
 
@@ -50,7 +57,6 @@ def train(args: argparse.Namespace) -> dict:
         labels, videos, targets = classifier_training.labelled_videos(args.data)
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from err
-    check_output(args.output, (".keras",), "-o")  # before hours of work, not after
     options = ModelOptions.from_args(args)
     if args.classifier:
         model = VideoPrismVideoClassifier.from_flax_checkpoint(args.classifier, options.cap)
@@ -79,6 +85,10 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def finetune(args: argparse.Namespace) -> dict:
+    for given in (args.pairs, args.eval):  # before Keras loads (read_pairs needs it): at once
+        if given is not None and not Path(given).is_file():
+            raise UsageError(f"{given}: no such file; expected a CSV or parquet of "
+                             "path,caption pairs")  # fmt: skip
     from .. import finetune as library
 
     pairs = library.read_pairs(args.pairs)  # every file checked before any work

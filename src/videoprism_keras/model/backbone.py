@@ -215,10 +215,10 @@ class VideoPrismBackbone(keras.Model):
         Args:
             preset: str or path. A built-in name (see `VideoPrismBackbone.presets`;
                 downloads Google's official checkpoint once and caches it
-                converted), `"hf://owner/repo"` (an official `.npz` or a saved
-                preset), `"kaggle://keras/videoprism/keras/<variant>"` (keras_hub's
-                presets), a local preset directory (ours or keras_hub's) or a local
-                official `.npz`.
+                converted), `"hf://owner/repo"` or `"modelscope://owner/name"` (an
+                official `.npz` or a saved preset; `.../file.npz` picks a file),
+                `"kaggle://keras/videoprism/keras/<variant>"` (keras_hub's presets), a
+                local preset directory (ours or keras_hub's) or a local official `.npz`.
             load_weights: bool. False gives the architecture with random weights
                 and, for built-in names, downloads nothing. Defaults to `True`.
             **overrides: other backbone arguments. `num_frames` and `image_shape`

@@ -70,6 +70,9 @@ class IndexSampling(BaseModel):
     clip_seconds: float | None
     stride_seconds: float | None
     dtype: str | None
+    whole_videos: bool | None = Field(None, description="true: one clip per whole video; "
+                                      "false: windows of clip_seconds every stride_seconds; "
+                                      "null: not recorded")  # fmt: skip
 
 
 class IndexInfo(BaseModel):
@@ -83,6 +86,11 @@ class IndexInfo(BaseModel):
     clip_seconds: float | None = Field(description="sampling.clip_seconds")
     stride_seconds: float | None = Field(description="sampling.stride_seconds")
     dtype: str | None = Field(description="sampling.dtype")
+    clip_window: str | None = Field(
+        None,
+        description="the clips in words, e.g. 'windows of 4 s every 2 s' or 'whole "
+        "videos'; null where the index did not record it",
+    )
     frame_size: int | list[int] | None = Field(
         description="deprecated, removed in the next release: sampling.size", deprecated=True
     )

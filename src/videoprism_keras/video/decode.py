@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..deprecation import renamed_arguments, renamed_attribute
+from ..extras import require
 from .frames import Transform
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ def open_video(path: str | os.PathLike) -> tuple:
     Refuses anything but a regular, non-empty file before FFmpeg sees it: a pipe or
     a device would block or never end, and an empty file has nothing to probe.
     """
+    require(("av",), "reading a video")
     import av
 
     path = Path(path)

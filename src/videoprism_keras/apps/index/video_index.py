@@ -33,6 +33,7 @@ import numpy as np
 
 from ...constants import ANN_THRESHOLD
 from ...deprecation import renamed_attribute
+from ...extras import require
 from ..embedding import Embeddings, item_key
 from . import ann, store
 from .ann import ANN_REFINE_FACTOR
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ...model.backbone import VideoPrismBackbone
+
+# What the index is kept in: a LanceDB table, written and read as Arrow.
+INDEX_PACKAGES = ("lancedb", "pyarrow")
 
 
 class VideoIndex(ClipTable):
@@ -75,6 +79,7 @@ class VideoIndex(ClipTable):
                  ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
                  storage_options: dict | None = None, dim: int | None = None,
                  in_memory: bool = False, create: bool = True) -> None:  # fmt: skip
+        require(INDEX_PACKAGES, "VideoIndex", "the video index")
         if isinstance(uri, int):  # VideoIndex(dim): the previous signature
             warnings.warn("VideoIndex(dim) is deprecated: the dimension comes from the first "
                           "embeddings added; pass the index's location (or nothing)",

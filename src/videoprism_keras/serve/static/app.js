@@ -133,6 +133,15 @@ async function searchUpload(file) {
   }
 }
 
+// A score is the cosine similarity of the query's and the clip's embeddings. Its raw value
+// depends on the model and the query (they bunch up, and may be negative), so the bar shows
+// it against this search: the best hit fills it, the lowest shown keeps a stub.
+let scores = { best: 1, low: -1 };
+function relative(score) {
+  if (scores.best <= scores.low) return 1;
+  return 0.08 + 0.92 * (score - scores.low) / (scores.best - scores.low);
+}
+
 function card(hit) {
   const node = $("card-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = hit.id;
@@ -142,9 +151,16 @@ function card(hit) {
   node.querySelector(".when").textContent = span(hit);
   node.querySelector(".name").textContent = hit.name;
   node.querySelector(".name").title = hit.path;
-  const score = hit.score === null ? 0 : hit.score;
-  node.querySelector(".value").textContent = score.toFixed(3);
-  node.querySelector(".meter span").style.width = `${Math.round(100 * Math.max(0, Math.min(1, (score + 1) / 2)))}%`;
+  const box = node.querySelector(".score");
+  if (hit.score === null) {
+    box.hidden = true;
+  } else {
+    node.querySelector(".value").textContent = hit.score.toFixed(3);
+    node.querySelector(".meter span").style.width = `${Math.round(100 * relative(hit.score))}%`;
+    box.title = `Cosine similarity ${hit.score.toFixed(3)} of the query's and this clip's embeddings: `
+      + `−1 to 1, higher is closer. Compare scores within one search only. The bar: against this search's best hit (full).`;
+    box.setAttribute("aria-label", `similarity ${hit.score.toFixed(3)}`);
+  }
   node.querySelector(".thumb").addEventListener("click", () => openPlayer(hit));
   node.querySelector(".similar").addEventListener("click", () => similar(hit.id));
   return node;
@@ -162,6 +178,8 @@ function render(ok = true) {
     return;
   }
   const n = last.hits.length;
+  const values = last.hits.map((h) => h.score).filter((v) => v !== null);
+  scores = { best: Math.max(...values), low: Math.min(...values) };
   setStatus(n ? `<strong>${n}</strong> clip${n > 1 ? "s" : ""} for ${last.what} · ${last.index_size} in the index · ${Math.round(last.took_ms)} ms`
               : `Nothing matched ${last.what}${last.query.where || last.query.under ? " with these filters" : ""}.`);
   if (!grouped) {
@@ -221,7 +239,7 @@ function openPlayer(hit) {
   const video = $("video");
   $("player-title").textContent = hit.name;
   $("player-title").title = hit.path;
-  $("player-when").textContent = `${span(hit)}${hit.duration_s ? ` of ${clock(hit.duration_s)}` : ""}${hit.score !== null ? ` · score ${hit.score.toFixed(3)}` : ""}`;
+  $("player-when").textContent = `${span(hit)}${hit.duration_s ? ` of ${clock(hit.duration_s)}` : ""}${hit.score !== null ? ` · cosine similarity ${hit.score.toFixed(3)}` : ""}`;
   $("label-results").replaceChildren();
   const start = hit.start_s || 0;
   // The media fragment starts at the clip and stops at its end; the handlers below do the
@@ -318,8 +336,12 @@ window.addEventListener("popstate", () => { const s = readUrl(); fillForm(s); se
 async function start() {
   try {
     const info = await api("api/info");
-    $("info").textContent = `${info.size.toLocaleString()} clips${info.clip_seconds ? ` · ${info.clip_seconds}s each` : ""}`;
-    $("info").title = `${info.uri}\npreset ${info.preset}\ntable version ${info.version}`;
+    // The clips as the index recorded them (an old index may not say: then only the count).
+    const clips = info.clip_window;
+    $("info").textContent = `${info.size.toLocaleString()} clip${info.size === 1 ? "" : "s"}${clips ? ` · ${clips}` : ""}`;
+    $("info").title = `${info.uri}\npreset ${info.preset}\ntable version ${info.version}`
+      + `\nclips: ${clips || "how the videos were cut is not recorded"}`
+      + (info.num_frames ? `\n${info.num_frames} frames per clip` : "");
     if (!info.text_search) $("q").placeholder = "This index's model is video-only: upload a video";
   } catch (err) {
     if ($("token-form").hidden) setStatus(escapeHtml(err.message), true);
