@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .constants import CONFIG_FILE, WEIGHTS_FILE
+from .extras import require
 from .presets import PRESET_FILES, PRESETS, TOKENIZER_URL
 
 
@@ -109,12 +110,8 @@ def hf_download(repo: str, filename: str, purpose: str) -> Path:
     Raises:
         PresetUnavailableError: when the file is neither cached nor downloadable.
     """
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as err:
-        raise ImportError(
-            f"{purpose} is downloaded with huggingface_hub: pip install 'videoprism-keras[hub]'"
-        ) from err
+    require(["huggingface_hub"], f"downloading {purpose}")
+    from huggingface_hub import hf_hub_download
 
     def unavailable(reason: str) -> PresetUnavailableError:
         needs = (
@@ -266,10 +263,9 @@ def resolve(preset: str | os.PathLike, config_only: bool = False) -> Path:
     if text.startswith("modelscope://"):
         return _resolve_modelscope(text.removeprefix("modelscope://"), config_only)
     if text.startswith("kaggle://"):
-        try:
-            import kagglehub
-        except ImportError as err:
-            raise ImportError("kaggle:// presets need kagglehub: pip install kagglehub") from err
+        require(["kagglehub"], "kaggle:// presets")
+        import kagglehub
+
         handle = text.removeprefix("kaggle://")
         if config_only:
             return Path(kagglehub.model_download(handle, path=CONFIG_FILE)).parent
@@ -297,12 +293,9 @@ def _resolve_hf(spec: str, config_only: bool = False) -> Path:
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
     if filename:  # an explicit official checkpoint file
         return hf_download(repo, filename, f"hf://{spec}")
-    try:
-        from huggingface_hub import list_repo_files, snapshot_download
-    except ImportError as err:
-        raise ImportError(
-            "hf:// presets need huggingface_hub: pip install huggingface_hub"
-        ) from err
+    require(["huggingface_hub"], "hf:// presets")
+    from huggingface_hub import list_repo_files, snapshot_download
+
     try:
         if _offline() or not reachable(_hf_endpoint()):  # no retries on a dead network
             raise ConnectionError("offline")
@@ -408,11 +401,9 @@ def _modelscope() -> tuple[Callable[..., str], Callable[..., str]]:
         try:
             from modelscope.hub.file_download import model_file_download
             from modelscope.hub.snapshot_download import snapshot_download
-        except ImportError as err:
-            raise ImportError(
-                "modelscope:// presets are downloaded with modelscope: "
-                "pip install 'videoprism-keras[hub]'"
-            ) from err
+        except ImportError:
+            require(["modelscope"], "modelscope:// presets")
+            raise  # installed, yet neither API is there: say what failed
     return model_file_download, snapshot_download
 
 

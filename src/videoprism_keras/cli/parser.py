@@ -103,7 +103,8 @@ def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
                   "on some CPUs: speed and error in benchmarks/README.md")  # fmt: skip
     p.add_argument("--dtype", choices=MODEL_DTYPES, help=dtype_help)
     if text:
-        p.add_argument("--tokenizer", help="SentencePiece model (default: the preset's own)")
+        tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
+        p.add_argument("--tokenizer", help=tokenizer_help)
     p.add_argument("--batch-size", type=positive(int), default=4, help="videos (or clips) "
                    "the model takes at a time; more is faster and needs more memory")  # fmt: skip
     add_sampling_options(p)
