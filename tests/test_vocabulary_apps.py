@@ -280,7 +280,7 @@ def test_the_service_says_size_and_top_k(served, index):
     assert info["size"] == 4 and info["limits"]["top_k"] == info["limits"]["k"] == 100
     assert info["frame_size"] == info["sampling"]["size"]  # the old field, for one release
     assert set(info["sampling"]) == {"num_frames", "size", "clip_seconds", "stride_seconds",
-                                     "dtype"}  # fmt: skip
+                                     "whole_videos", "dtype"}  # fmt: skip
 
 
 def test_the_api_takes_top_k_and_its_old_name_k(served, index):
