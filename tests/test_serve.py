@@ -337,16 +337,14 @@ def test_poster_and_video_with_ranges(server, library):
     for header in (
         f"bytes={size}-",
         f"bytes={size + 5}-{size + 10}",
-        "bytes=abc",
         "bytes=-0",
         "bytes=9-3",
-        "items=0-1",
-        "bytes=-",
     ):
         bad = client.get(url, headers={"Range": header})
         assert bad.status_code == 416, header
         assert bad.headers["content-range"] == f"bytes */{size}"
-    assert client.get(url, headers={"Range": "bytes=0-1,5-9"}).status_code == 200  # served whole
+    for header in ("bytes=0-1,5-9", "items=0-1", "bytes=abc", "bytes=-"):  # ignored: whole
+        assert client.get(url, headers={"Range": header}).status_code == 200, header
     head = client.head(url)  # what a player asks first: the size, and whether it can seek
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(size) and head.headers["accept-ranges"] == "bytes"
@@ -359,7 +357,7 @@ def test_a_file_swapped_for_a_symlink_is_not_followed(server, library):
     victim = library[0] / "own" / "phone.mp4"
     hit = client.get("/api/search", params={"q": "x", "top_k": 1, "under": str(victim.parent)})
     url = f"/api/clips/{hit.json()['hits'][0]['id']}/video"
-    saved = victim.read_bytes()
+    saved, stat = victim.read_bytes(), victim.stat()
     try:
         victim.unlink()
         victim.symlink_to("/etc/passwd")
@@ -371,6 +369,7 @@ def test_a_file_swapped_for_a_symlink_is_not_followed(server, library):
         if victim.is_symlink() or victim.exists():
             victim.unlink()
         victim.write_bytes(saved)
+        os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file the index knows
     assert client.get(url).status_code == 200
 
 

@@ -13,6 +13,7 @@ Layout (FastAPI's "bigger applications" one):
     checks.py        parameter checks beyond types (`where`: `apps/where.py`'s grammar)
     schemas.py       the JSON of requests and answers; limits.py: what a request may ask
     errors.py        every error as JSON; files.py: videos with Range
+    middleware.py    HEAD wherever GET is, `nosniff` on every response
     page.py          the page's route and headers; static/: plain HTML, CSS and JS
     server.py        socket and uvicorn
 """

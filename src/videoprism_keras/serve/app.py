@@ -28,6 +28,7 @@ from . import page
 from .dependencies import Settings, require_token
 from .errors import add_error_handlers
 from .limits import MAX_UPLOAD_BYTES
+from .middleware import HeadAndNosniff
 from .routes import clips, info, search
 from .schemas import ERRORS
 from .service import SearchService
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")
     app.middleware("http")(page.static_headers)
+    app.add_middleware(HeadAndNosniff, router=app.router)
     _describe_upload_limit(app, max_upload_bytes)
     return app
 

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .service import IndexUnavailable
+
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error (see the server's log)"
@@ -44,14 +46,25 @@ async def invalid_request(request: Request, err: RequestValidationError) -> JSON
     return JSONResponse({"error": "; ".join(parts)}, 422)
 
 
+async def unavailable(request: Request, err: Exception) -> JSONResponse:
+    """The index gone while serving (`IndexUnavailable`): 503, said in one line, logged in
+    one line (no traceback: nothing of ours failed)."""
+    log.warning("videoprism serve: %s %s: %s", request.method, request.url.path, err)
+    return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": "10"})
+
+
 async def crashed(request: Request, err: Exception) -> JSONResponse:
     """A failure of our own: logged with its traceback, a bare 500 to the client."""
     log.exception("videoprism serve: %s %s failed", request.method, request.url.path)
-    return JSONResponse({"error": INTERNAL_ERROR}, 500)
+    # Sent from outside the app's middleware: its headers are set here.
+    return JSONResponse(
+        {"error": INTERNAL_ERROR}, 500, headers={"X-Content-Type-Options": "nosniff"}
+    )
 
 
 def add_error_handlers(app: FastAPI) -> None:
     """Makes every error of `app` JSON, as above."""
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(IndexUnavailable, unavailable)
     app.add_exception_handler(Exception, crashed)

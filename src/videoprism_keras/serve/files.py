@@ -2,8 +2,13 @@
 
 A file is served only as the index names it: the route takes a clip id, the path comes
 from the table, never from the request. The path must still be what it was when it was
-indexed, a regular file reached by no symbolic link (the index stores real paths), so
-a file replaced by a link to somewhere else is refused rather than followed.
+indexed: a regular file reached by no symbolic link (the index stores real paths), with
+the size and modification time the index recorded (the clip id hashes them, see
+`apps/identity.py`). So a file replaced by a link, a folder, a FIFO, a hard link to
+another file or another video is refused rather than served.
+
+The open never waits: `O_NONBLOCK` makes a FIFO open at once (without it the open waits
+for a writer, and the server with it), and the route runs it in a worker thread anyway.
 """
 
 import mimetypes
@@ -14,11 +19,19 @@ from typing import BinaryIO
 
 from starlette.responses import Response, StreamingResponse
 
+from ..apps.identity import VideoFile
+
 CHUNK = 256 * 1024  # bytes per read while streaming
 VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm",
                ".mov": "video/quicktime", ".mkv": "video/x-matroska",
                ".ogv": "video/ogg", ".avi": "video/x-msvideo"}  # fmt: skip
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Longer numbers than any file's size are read as "past the end" without converting them
+# (Python refuses to convert thousands of digits: a 500, once).
+RANGE_DIGITS = 20
+_PAST_THE_END = 10**RANGE_DIGITS
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)  # range units are case-insensitive
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))  # fmt: skip
 
 
 class FileRefused(Exception):
@@ -26,61 +39,91 @@ class FileRefused(Exception):
 
 
 class RangeNotSatisfiable(Exception):
-    """A `Range` header malformed or outside the file (answered 416)."""
+    """A `Range` outside the file, or one whose end is before its start (answered 416)."""
 
 
-def open_indexed(path: str) -> tuple[BinaryIO, int]:
-    """An open binary file for a path the index holds, and its size; `FileRefused` if
-    the path is not a plain file at its real path (a link, a folder, gone)."""
-    if not os.path.isabs(path) or os.path.realpath(path) != os.path.normpath(path):
-        raise FileRefused("the indexed file is now a link or has moved: re-index it")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as err:
-        raise FileRefused("the indexed file is gone or unreadable: re-index it") from err
-    file = os.fdopen(fd, "rb")
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        file.close()
-        raise FileRefused("the indexed path is not a regular file")
-    return file, info.st_size
+def range_spec(header: str | None) -> tuple[int | None, int | None] | None:
+    """`Range: bytes=a-b` → (a, b), either None where not given; None for the whole file.
 
-
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """`Range: bytes=a-b` → (first, last) inclusive; None for the whole file (no header,
-    or several ranges, which a server may answer whole); `RangeNotSatisfiable` for a
-    malformed header or a range outside the file."""
-    if header is None:
+    Read before the file is opened, and never fails. RFC 9110 lets a server ignore a
+    Range it does not use, so no header, another unit (`items=0-5`), several ranges, and
+    anything malformed (`bytes = 0-5`, `bytes=abc`, an empty value) are None: the whole
+    file.
+    """
+    match = _RANGE.fullmatch(header.strip()) if header is not None else None
+    if match is None or match.groups() == ("", ""):
         return None
-    header = header.strip()
-    if "," in header:
-        return None
-    match = _RANGE.fullmatch(header)
-    if not match or match.groups() == ("", ""):
-        raise RangeNotSatisfiable(header)
-    first, last = match.groups()
-    if first == "":  # the last N bytes
-        n = int(last)
-        if n == 0 or size == 0:
-            raise RangeNotSatisfiable(header)
-        return max(0, size - n), size - 1
-    first = int(first)
-    last = size - 1 if last == "" else min(int(last), size - 1)
-    if first >= size or last < first:
-        raise RangeNotSatisfiable(header)
+    first, last = (None if g == "" else _number(g) for g in match.groups())
     return first, last
 
 
-def file_response(path: str, range_header: str | None, head: bool = False) -> Response:
+def _number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"  # leading zeros are allowed, and say nothing
+    return int(digits) if len(digits) <= RANGE_DIGITS else _PAST_THE_END
+
+
+def byte_range(spec: tuple[int | None, int | None] | None, size: int) -> tuple[int, int] | None:
+    """A `range_spec` → (first, last) bytes of a file of `size`, inclusive; None for the
+    whole file; `RangeNotSatisfiable` for a range that starts past the end, ends before
+    it starts (`bytes=9-3`) or asks for no bytes (`bytes=-0`)."""
+    if spec is None:
+        return None
+    first, last = spec
+    if first is None:  # the last N bytes
+        if last == 0 or size == 0:
+            raise RangeNotSatisfiable(spec)
+        return max(0, size - last), size - 1
+    if first >= size or (last is not None and last < first):
+        raise RangeNotSatisfiable(spec)
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+def open_indexed(path: str, file_id: str | None = None) -> tuple[BinaryIO, int]:
+    """An open binary file for a path the index holds, and its size.
+
+    Args:
+        path: str. The path as the index stores it (a real path).
+        file_id: str or None. The file's id in the index (a clip id's part before `@`):
+            the file must still have the size and modification time it hashes; defaults
+            to None (not checked).
+
+    Raises `FileRefused` if the path is not a plain file at its real path (a link, a
+    folder, a FIFO, gone) or not the file that was indexed; nothing is left open then.
+    """
+    if not os.path.isabs(path) or os.path.realpath(path) != os.path.normpath(path):
+        raise FileRefused("the indexed file is now a link or has moved: re-index it")
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as err:
+        raise FileRefused("the indexed file is gone or unreadable: re-index it") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused("the indexed path is not a regular file")
+        found = VideoFile(path, info.st_size, info.st_mtime_ns)
+        if file_id is not None and found.file_id != file_id:  # e.g. a hard link to another file
+            raise FileRefused("the indexed file has changed since it was indexed (another "
+                              "size or modification time): re-index it")  # fmt: skip
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_response(path: str, range_header: str | None, head: bool = False,
+                  file_id: str | None = None) -> Response:  # fmt: skip
     """200 with the whole file, 206 with one range of it, 416 for a range outside it;
-    `head`: the same status and headers without the bytes (an HTTP HEAD)."""
-    file, size = open_indexed(path)
-    kind = VIDEO_TYPES.get(os.path.splitext(path)[1].lower()) or (
-        mimetypes.guess_type(path)[0] or "application/octet-stream")  # fmt: skip
+    `head`: the same status and headers without the bytes (an HTTP HEAD); `file_id`:
+    see `open_indexed`. Blocking: run it in a worker thread."""
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300",
                "X-Content-Type-Options": "nosniff"}  # fmt: skip
+    kind = VIDEO_TYPES.get(os.path.splitext(path)[1].lower()) or (
+        mimetypes.guess_type(path)[0] or "application/octet-stream")  # fmt: skip
+    spec = range_spec(range_header)  # first: a bad header opens nothing
+    file, size = open_indexed(path, file_id)
     try:
-        chosen = byte_range(range_header, size)
+        chosen = byte_range(spec, size)
     except RangeNotSatisfiable:
         file.close()
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})

@@ -36,6 +36,11 @@ LATENCY_WINDOW = 2048  # latencies kept per kind of query, for the percentiles
 LABEL_SETS_KEPT = 16  # label lists whose text embeddings are kept
 
 
+class IndexUnavailable(Exception):
+    """The index's folder is gone (renamed or deleted) while serving: the routes answer
+    503 until it is back (each read looks again)."""
+
+
 class Metrics:
     """Queries, errors and latency per kind of request, since the start."""
 
@@ -170,9 +175,22 @@ class SearchService:
 
         def locked():
             with lock:
-                return fn(*args)
+                try:
+                    return fn(*args)
+                except Exception as err:
+                    self._check_folder(err)
+                    raise
 
         return await anyio.to_thread.run_sync(locked)
+
+    def _check_folder(self, err: Exception) -> None:
+        """`IndexUnavailable` (from `err`) when the failure is the index's local folder
+        gone, rather than a failure of its own."""
+        uri = os.fspath(self.index.uri)
+        folder = uri.removeprefix("file://")
+        if ("://" not in uri or uri.startswith("file://")) and not os.path.isdir(folder):
+            raise IndexUnavailable(f"the index {uri} is gone (renamed or deleted); it is "
+                                   "served again once it is back") from err  # fmt: skip
 
     def _lookups(self):
         """A second handle on the table for clip and poster lookups, so that they do not

@@ -1,8 +1,10 @@
 """One clip of the index: its row, its poster, its video file (with HTTP Range), and its
 zero-shot labels."""
 
+import functools
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import Response
 
@@ -44,9 +46,10 @@ async def poster(service: Service, clip_id: ClipId) -> Response:
 async def video(service: Service, clip_id: ClipId, request: Request) -> Response:
     """The video file the clip is in (HTTP Range supported, for seeking)."""
     row = await clip_or_404(service, clip_id)
-    try:
-        return file_response(row.path, request.headers.get("range"),
-                             head=request.method == "HEAD")  # fmt: skip
+    try:  # in a worker thread: opening a file may wait (a network mount), the loop must not
+        return await anyio.to_thread.run_sync(functools.partial(
+            file_response, row.path, request.headers.get("range"),
+            head=request.method == "HEAD", file_id=row.id.partition("@")[0]))  # fmt: skip
     except FileRefused as err:
         raise HTTPException(404, f"clip {clip_id}: {err}") from err
 
