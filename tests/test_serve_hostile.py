@@ -218,14 +218,19 @@ def test_every_answer_says_nosniff(server, library):
         assert response.headers.get("x-content-type-options") == "nosniff", response.url
 
 
-def test_the_index_folder_gone_is_503_until_it_is_back(server, library):
+@pytest.mark.parametrize("how", ["renamed", "deleted"])
+def test_the_index_folder_gone_is_503_until_it_is_back(server, library, how, tmp_path):
     client, uri = server
     url = video_url(client, library[1][1])
     clip = url.removesuffix("/video")
     routes = ["/api/info", "/api/search?q=cat", clip, url, clip + "/poster.jpg",
               clip + "/similar"]  # fmt: skip
-    aside = uri.with_name(uri.name + ".moved")
-    os.rename(uri, aside)
+    saved = tmp_path / "saved"
+    if how == "renamed":
+        os.rename(uri, saved)
+    else:
+        shutil.copytree(uri, saved)
+        shutil.rmtree(uri)
     try:
         for path in routes:
             response = client.get(path)
@@ -235,6 +240,9 @@ def test_the_index_folder_gone_is_503_until_it_is_back(server, library):
             assert response.headers["x-content-type-options"] == "nosniff"
         assert client.get("/api/health").status_code == 200
     finally:
-        os.rename(aside, uri)
+        if how == "renamed":
+            os.rename(saved, uri)
+        else:
+            shutil.copytree(saved, uri)
     for path in routes:
         assert client.get(path).status_code == 200, path
