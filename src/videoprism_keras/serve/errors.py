@@ -14,6 +14,7 @@ from .service import IndexUnavailable
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error (see the server's log)"
+RETRY_AFTER_S = 10  # an index folder put back is served again at the next read
 
 
 class BadInput(HTTPException):
@@ -50,7 +51,7 @@ async def unavailable(request: Request, err: Exception) -> JSONResponse:
     """The index gone while serving (`IndexUnavailable`): 503, said in one line, logged in
     one line (no traceback: nothing of ours failed)."""
     log.warning("videoprism serve: %s %s: %s", request.method, request.url.path, err)
-    return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": "10"})
+    return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 async def crashed(request: Request, err: Exception) -> JSONResponse:

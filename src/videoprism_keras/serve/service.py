@@ -21,6 +21,7 @@ import anyio
 import numpy as np
 
 from ..apps import IndexedClip, SearchHit, VideoIndex, ZeroShotClassifier, embed_videos
+from ..apps.index import store
 from ..constants import PROMPT_TEMPLATE, TEMPERATURE
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments
@@ -187,8 +188,7 @@ class SearchService:
         """`IndexUnavailable` (from `err`) when the failure is the index's local folder
         gone, rather than a failure of its own."""
         uri = os.fspath(self.index.uri)
-        folder = uri.removeprefix("file://")
-        if ("://" not in uri or uri.startswith("file://")) and not os.path.isdir(folder):
+        if store.is_local(uri) and not store.local_path(uri).is_dir():
             raise IndexUnavailable(f"the index {uri} is gone (renamed or deleted); it is "
                                    "served again once it is back") from err  # fmt: skip
 
