@@ -112,6 +112,7 @@ def test_a_fifo_in_place_of_a_video_is_404_and_blocks_nothing(server, library):
         thread = threading.Thread(target=fetch)
         thread.start()
         try:
+            time.sleep(0.3)  # the FIFO's request first: a server it blocks would block this one
             began = time.monotonic()
             health = httpx.get(str(client.base_url) + "/api/health", timeout=1.0)
             assert health.status_code == 200 and time.monotonic() - began < 1.0
