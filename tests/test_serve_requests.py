@@ -363,3 +363,54 @@ def test_a_video_whose_frames_are_too_large_is_refused_before_decoding(
         "/api/search/upload", content=video.read_bytes(), headers={"Content-Type": "video/mp4"}
     )
     assert answer.status_code == 413 and "48×32" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("token", [" padded-token", "padded-token\n"])
+def test_the_cli_refuses_a_padded_token_in_one_line(service, token, monkeypatch, capsys):
+    from videoprism_keras.cli import main
+
+    monkeypatch.setenv("VIDEOPRISM_TOKEN", token)
+    assert main(["serve", str(service.index.uri), "--port", "0"]) != 0
+    err = capsys.readouterr().err
+    assert "whitespace" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_page_logs_in_with_any_token_in_a_real_browser(service, tmp_path):
+    """The page's own cookie (static/app.js) with a token a percent-encoding mangled."""
+    from playwright.sync_api import sync_playwright
+
+    token = "s3cret/to+ken== ünï"
+    app = create_app(service, token=token, warm_up=False)
+    port, stop = start_server(app)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path="/usr/bin/chromium",
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                ],
+                headless=True,
+            )
+            page = browser.new_page()
+            page.route(
+                "**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort()
+            )
+            page.goto(f"{base}/")
+            page.wait_for_selector("#token-form:not([hidden])")  # asked for: no cookie yet
+            page.fill("#token", token)
+            page.press("#token", "Enter")
+            page.wait_for_function("() => document.getElementById('info').textContent !== ''")
+            assert page.locator("#info").text_content().startswith("4 clips")
+            assert page.locator("#token-form").is_hidden()
+            cookie = next(c for c in browser.cookies() if c["name"] == "videoprism_token")
+            assert cookie["value"] == cookie_value(token)
+            browser.close()
+    finally:
+        stop()
