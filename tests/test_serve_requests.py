@@ -265,7 +265,7 @@ def test_a_post_from_another_origin_is_refused(service):
     with client_for(service, token=TOKEN) as client:
         client.cookies.set("videoprism_token", cookie_value(TOKEN))
         path = f"/api/clips/{clip_id(service)}/labels"
-        for origin in ("http://evil.example", "null", "http://127.0.0.1:9", "https://127.0.0.1"):
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:9", "http://localhost"):
             refused = client.post(path, json={"labels": ["a"]}, headers={"Origin": origin})
             assert refused.status_code == 403 and "Origin" in refused.json()["error"]
         # Its own page's Origin, or none (not a browser): through to the route (a
@@ -274,6 +274,21 @@ def test_a_post_from_another_origin_is_refused(service):
             answer = client.post(path, json={"labels": ["a"]}, headers=headers)
             assert answer.status_code == 400 and "video-only" in answer.json()["error"]
         assert client.get("/api/info", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+def test_a_post_through_a_proxy_that_rewrites_host_passes_when_its_name_is_allowed(service):
+    with client_for(service, allowed_hosts=["videos.example"]) as client:
+        path = f"/api/clips/{clip_id(service)}/labels"
+        proxied = {"Host": "127.0.0.1:8000"}  # nginx's default: the upstream's address
+        for origin, status in (
+            ("https://videos.example", 400),
+            ("http://localhost:3000", 403),
+            ("https://evil.example", 403),
+        ):
+            answer = client.post(
+                path, json={"labels": ["a"]}, headers={**proxied, "Origin": origin}
+            )
+            assert answer.status_code == status, (origin, answer.text)
 
 
 def test_invalid_json_is_said_plainly(client, service):

@@ -81,8 +81,7 @@ class RequestGuard:
             return
         origin = headers.get("origin")
         if scope["method"] not in SAFE_METHODS and origin is not None:
-            own = f"{scope.get('scheme', 'http')}://{host}".lower()
-            if origin.strip().lower() != own:
+            if not self.own_origin(origin, host):
                 await _refuse(send, 403, f"Origin {origin[:100]}: a request that changes "
                               "something is taken from this server's own page only")  # fmt: skip
                 return
@@ -105,6 +104,19 @@ class RequestGuard:
             return message
 
         await self.app(scope, counted, send)
+
+    def own_origin(self, origin: str, host: str) -> bool:
+        """Whether a browser's `Origin` is this server's page: its host and port are the
+        request's `Host` (the scheme is not compared: behind a TLS proxy the page is
+        https and this server sees http), or its name is one given with
+        `--allowed-host` (a proxy may rewrite `Host`). A loopback name alone is not
+        enough: another local server's page (localhost:3000) is another origin."""
+        scheme, sep, netloc = origin.strip().lower().partition("://")
+        if not sep or scheme not in ("http", "https"):
+            return False  # "null": a sandboxed or opaque origin
+        if netloc == host.strip().lower():
+            return True
+        return host_name(netloc) in self.hosts - LOOPBACK_NAMES - {ANY_HOST}
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
