@@ -30,7 +30,7 @@ from videoprism_keras.serve import SearchService, ServeError, bind, check_exposu
 from videoprism_keras.serve.checks import upload_pixels
 from videoprism_keras.serve.dependencies import cookie_value
 from videoprism_keras.serve.errors import BadInput
-from videoprism_keras.serve.limits import MAX_BODY_BYTES
+from videoprism_keras.serve.limits import MAX_BODY_BYTES, MAX_UPLOAD_PIXELS
 from videoprism_keras.serve.routes import search as search_routes
 
 LOCAL = "http://127.0.0.1"
@@ -303,6 +303,9 @@ def test_invalid_json_is_said_plainly(client, service):
 
 # ------------------------------------------------------------------ body sizes
 def test_every_route_has_a_body_limit(client, service):
+    limits = client.get("/api/info").json()["limits"]  # told to clients
+    assert (limits["body_bytes"], limits["upload_bytes"]) == (MAX_BODY_BYTES, UPLOAD_LIMIT)
+    assert limits["upload_pixels"] == MAX_UPLOAD_PIXELS
     big = b"x" * (MAX_BODY_BYTES + 1)
     for method, path in (
         ("GET", "/api/info"),
