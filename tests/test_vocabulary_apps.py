@@ -261,7 +261,7 @@ def test_frame_strip_takes_its_old_keywords(video):
 def served(index):
     model = vp.VideoPrismBackbone(**TINY)
     service = SearchService(VideoIndex.load(index.uri), model)
-    with TestClient(create_app(service, warm_up=False)) as client:
+    with TestClient(create_app(service, warm_up=False), base_url="http://127.0.0.1") as client:
         yield client, service
 
 

@@ -17,6 +17,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("index", help="an index folder (or LanceDB URI) written by videoprism index")
     host_help = f"address to listen on (default {SERVE_HOST}; any other needs --token)"
     p.add_argument("--host", default=SERVE_HOST, help=host_help)
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a name clients reach the server by (their Host header), besides "
+                   "localhost, 127.0.0.1, [::1] and --host; repeatable (default: none; with "
+                   "--host 0.0.0.0 or :: any name unless one is given)")  # fmt: skip
     p.add_argument("--port", type=int, default=SERVE_PORT, help="port; 0: any free one")
     # No default read from the environment here: the parser would show the secret in --help.
     p.add_argument("--token", help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV}, "
@@ -47,13 +51,14 @@ def serve(args: argparse.Namespace) -> dict:
         sock = bind(args.host, args.port)
     except ServeError as err:
         raise UsageError(str(err)) from err
+    hosts = [args.host, *args.allowed_host]
     with sock:
         model = options.load(text_later=True)
         tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
         # Uploads are sampled as the index's clips were, unless --num-frames/--size say.
         service = SearchService(index, model, tokenizer, num_frames=options.num_frames,
                                 size=options.size)  # fmt: skip
-        app = create_app(service, token=token)
+        app = create_app(service, token=token, allowed_hosts=hosts)
         print(f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
               + (" (token required)" if token else ""), flush=True)  # fmt: skip
         try:

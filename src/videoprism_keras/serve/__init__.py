@@ -42,7 +42,7 @@ def serve(service: SearchService, host: str = SERVE_HOST, port: int = SERVE_PORT
     check_exposure(host, token)
     sock = bind(host, port)
     print(f"videoprism: serving {service.index.uri} on {url(sock)}", flush=True)
-    run(create_app(service, token=token), sock, log_level)
+    run(create_app(service, token=token, allowed_hosts=[host]), sock, log_level)
 
 
 __all__ = ["SearchService", "ServeError", "create_app", "serve"]

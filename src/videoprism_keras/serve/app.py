@@ -10,7 +10,8 @@ what runs at start and at shutdown (the model queue, the uploads' folder).
                                    …/video (HTTP Range), …/labels (zero-shot, POST)
 
 With a token, every /api route but /api/health wants `Authorization: Bearer <token>`
-(or the cookie the page sets). The service and the settings live on `app.state`,
+(or the cookie the page sets). Every request first passes `guard.py` (its Host, its
+Origin, its body's size). The service and the settings live on `app.state`,
 where the routes' dependencies (`dependencies.py`) find them.
 """
 
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +28,7 @@ from ..constants import VERSION
 from . import page
 from .dependencies import Settings, require_token
 from .errors import add_error_handlers
+from .guard import RequestGuard
 from .limits import MAX_UPLOAD_BYTES
 from .middleware import HeadAndNosniff
 from .routes import clips, info, search
@@ -58,6 +60,7 @@ def create_app(
     token: str | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     warm_up: bool = True,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The ASGI app over a `SearchService`.
 
@@ -69,6 +72,9 @@ def create_app(
             defaults to `MAX_UPLOAD_BYTES` (64 MiB).
         warm_up: bool. Whether the text model's shapes are compiled at start (see
             `ModelQueue.warm_up`); defaults to True.
+        allowed_hosts: list of str, or None. The names (a `Host` header's, any port) the
+            app answers to besides localhost, 127.0.0.1 and [::1]; "*" or "0.0.0.0": any.
+            Defaults to None, the loopback names only (see `guard.py`).
 
     Returns:
         The FastAPI app; its `state` holds `service`, `settings` and `uploads` (the
@@ -87,6 +93,11 @@ def create_app(
     add_error_handlers(app)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=str(page.STATIC)), name="static")
+    # Added first, so innermost: its refusal of a body too large, raised while a route
+    # reads it, reaches the route's handlers as itself (an "http" middleware between
+    # them would wrap it into a group, a 400 "error parsing the body").
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts,
+                       body_limits={UPLOAD_PATH: max_upload_bytes})  # fmt: skip
     app.middleware("http")(page.static_headers)
     app.add_middleware(HeadAndNosniff, router=app.router)
     _describe_upload_limit(app, max_upload_bytes)

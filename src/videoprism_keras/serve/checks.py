@@ -1,14 +1,16 @@
 """Checks of a request's values beyond their types, each failing as a 4xx that names
 the parameter: the `where` filter (the grammar of `apps/where.py`), the `under`
-folder, and whether a clip id is in the index."""
+folder, whether a clip id is in the index, and how many pixels an upload declares."""
 
 import os
+import warnings
 
 from fastapi import HTTPException
 
 from ..apps import IndexedClip
 from ..apps.where import check_where
 from .errors import BadInput
+from .limits import MAX_UPLOAD_PIXELS
 from .service import SearchService
 
 
@@ -37,3 +39,36 @@ async def clip_or_404(service: SearchService, clip_id: str) -> IndexedClip:
     if row is None:
         raise HTTPException(404, f"no clip {clip_id} in the index")
     return row
+
+
+def upload_pixels(path: str, kind: str, budget: int = MAX_UPLOAD_PIXELS) -> None:
+    """Refuses (413) an uploaded image, or video whose frames, are larger than `budget`
+    pixels, as its header says: read before any pixel is decoded, so a small file that
+    declares a huge bitmap costs nothing. An unreadable header passes: the decoder then
+    says what is wrong. Blocking (it reads the file): run it in a thread."""
+    width = height = 0
+    if kind.startswith("image/"):
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():  # PIL's warning for a large one: refused below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:  # reads the header only
+                    width, height = image.size
+        except Image.DecompressionBombError:  # PIL's own limit, far above ours
+            width, height = budget + 1, 1
+        except (OSError, ValueError):
+            return
+    else:
+        from ..video.decode import VideoDecodeError, open_video
+
+        try:
+            container, stream = open_video(path)
+        except VideoDecodeError:
+            return
+        with container:
+            width, height = stream.width or 0, stream.height or 0
+    if width * height > budget:
+        what = "image is" if kind.startswith("image/") else "video's frames are"
+        raise BadInput(f"the uploaded {what} {width}×{height} pixels, more than the "
+                       f"{budget} taken; send a smaller one", 413)  # fmt: skip

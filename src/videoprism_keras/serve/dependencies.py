@@ -2,6 +2,8 @@
 (kept on `app.state` by `create_app`), the bearer-token check, and the shapes of the
 parameters several routes share."""
 
+import base64
+import binascii
 import hmac
 import warnings
 from dataclasses import dataclass
@@ -51,17 +53,36 @@ def upload_folder(request: Request) -> str:
     return request.app.state.uploads["dir"]
 
 
+def cookie_value(token: str) -> str:
+    """The page's cookie for `token`: its UTF-8 bytes in unpadded base64url, which a
+    cookie carries unchanged whatever the token holds (`/`, `+`, `=`, spaces, any
+    script); `static/app.js` writes it the same way."""
+    return base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+
+def _cookie_token(value: str) -> bytes | None:
+    """The token's bytes from the page's cookie; None when it is not base64url."""
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error):
+        return None
+
+
 def require_token(request: Request) -> None:
     """Refuses (401) a request without the app's token, given as `Authorization: Bearer
-    <token>` or in the page's cookie; passes every request when the app has no token."""
+    <token>` or in the page's cookie (see `cookie_value`); passes every request when the
+    app has no token. Compared as bytes: the header's as sent (HTTP gives them as
+    Latin-1 text), the cookie's decoded, the token's as UTF-8."""
     token = get_settings(request).token
     if token is None:
         return
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer":
-        value = request.cookies.get(TOKEN_COOKIE, "")
-    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+    if scheme.lower() == "bearer":
+        sent = value.strip().encode("latin-1", "replace")
+    else:
+        sent = _cookie_token(request.cookies.get(TOKEN_COOKIE, "")) or b""
+    if not hmac.compare_digest(sent, token.encode()):
         raise HTTPException(401, "a bearer token is needed: Authorization: Bearer <token>",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 

@@ -1,13 +1,14 @@
 """Every error as JSON `{"error": "…"}`: a 4xx that says what was wrong with which
 parameter, or a 500 that says nothing more (the traceback goes to the server's log,
-never to the client)."""
+never to the client). A client gone mid-request is one line in the log."""
 
 import logging
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .service import IndexUnavailable
 
@@ -42,6 +43,11 @@ async def invalid_request(request: Request, err: RequestValidationError) -> JSON
     the name of its parameter (`top_k: Input should be…`)."""
     parts = []
     for e in err.errors()[:5]:
+        if e.get("type") == "json_invalid":  # its loc is a character position, not a name
+            at = e.get("loc", ("body", "?"))[-1]
+            why = e.get("ctx", {}).get("error", "invalid")
+            parts.append(f"body: not valid JSON ({why} at character {at})")
+            continue
         where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
         parts.append(f"{where}: {e.get('msg', 'invalid')}")
     return JSONResponse({"error": "; ".join(parts)}, 422)
@@ -52,6 +58,14 @@ async def unavailable(request: Request, err: Exception) -> JSONResponse:
     one line (no traceback: nothing of ours failed)."""
     log.warning("videoprism serve: %s %s: %s", request.method, request.url.path, err)
     return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def disconnected(request: Request, err: ClientDisconnect) -> Response:
+    """A client that went away mid-request (an upload cancelled): one line in the log, no
+    traceback; the answer reaches nobody."""
+    log.info("videoprism serve: %s %s: the client went away before its request was read",
+             request.method, request.url.path[:200])  # fmt: skip
+    return Response(status_code=400)
 
 
 async def crashed(request: Request, err: Exception) -> JSONResponse:
@@ -68,4 +82,5 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(IndexUnavailable, unavailable)
+    app.add_exception_handler(ClientDisconnect, disconnected)
     app.add_exception_handler(Exception, crashed)

@@ -1,5 +1,6 @@
 """What a request may ask of the API: how many hits, how long a text, how many labels,
-how large and of which type an upload. `/api/info` reports them to clients."""
+how large a body, how large and of which type an upload, how many pixels it decodes to,
+and by which names the server is reached. `/api/info` reports them to clients."""
 
 MAX_TOP_K = 100  # hits per search
 DEFAULT_TOP_K = 12  # hits when a search does not say (the page's default too)
@@ -7,6 +8,14 @@ MAX_QUERY_CHARS = 500
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 100
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # the default; `create_app(max_upload_bytes=…)`
+# Every other body (a list of labels): far more than any honest one needs.
+MAX_BODY_BYTES = 64 * 1024
+# An uploaded image's, or one frame of an uploaded video's, width × height, read from its
+# header before anything is decoded: a few KB of PNG can declare gigabytes of pixels.
+# An 8K frame (7680 × 4320) fits.
+MAX_UPLOAD_PIXELS = 40_000_000
+# The Host names a server answers to whatever else it is told (`--allowed-host` adds).
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # The Content-Types an upload may declare, and the suffix its temporary file gets (the
 # decoder goes by it).
 UPLOAD_TYPES = {"video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov",

@@ -8,7 +8,7 @@ import socket
 
 from starlette.types import ASGIApp
 
-from ..constants import SERVE_HOST, SERVE_PORT
+from ..constants import SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,12 @@ def is_loopback(host: str) -> bool:
 
 def check_exposure(host: str, token: str | None) -> None:
     """Serving the index beyond this machine needs a token: anyone who can reach the
-    port could otherwise read every indexed video."""
+    port could otherwise read every indexed video. A token with whitespace at an end
+    is refused too: what a client sends is compared byte for byte, and such a token is
+    almost always a copying slip that no client would send."""
+    if token is not None and token != token.strip():
+        raise ServeError(f"--token (or ${SERVE_TOKEN_ENV}): remove the whitespace at its start "
+                         "or end (tokens are compared byte for byte)")  # fmt: skip
     if token is not None and len(token) < 8:
         raise ServeError("--token: use at least 8 characters (a guessable token protects "
                          "nothing)")  # fmt: skip

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from ...constants import VERSION
 from ...video.times import seconds_or_none
 from ..dependencies import AppSettings, Service
-from ..limits import MAX_LABELS, MAX_TOP_K, UPLOAD_TYPES
+from ..limits import MAX_BODY_BYTES, MAX_LABELS, MAX_TOP_K, MAX_UPLOAD_PIXELS, UPLOAD_TYPES
 from ..schemas import Health, IndexInfo, IndexSampling, Metrics
 
 public = APIRouter(tags=["service"])  # outside the token check
@@ -35,7 +35,8 @@ async def info(service: Service, settings: AppSettings) -> IndexInfo:
                      limits={"top_k": MAX_TOP_K, "k": MAX_TOP_K,
                              "upload_bytes": settings.max_upload_bytes,
                              "upload_types": sorted(UPLOAD_TYPES),
-                             "labels": MAX_LABELS})  # fmt: skip
+                             "upload_pixels": MAX_UPLOAD_PIXELS,
+                             "body_bytes": MAX_BODY_BYTES, "labels": MAX_LABELS})  # fmt: skip
 
 
 def recorded_sampling(meta: dict) -> IndexSampling:

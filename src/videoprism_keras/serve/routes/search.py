@@ -1,6 +1,7 @@
 """Search routes: by text, by an uploaded video or image, and by one of the index's clips
 ("more like this"). Each answers a `SearchResponse` and counts in the metrics by kind."""
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -11,7 +12,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query, Request
 
-from ..checks import clip_or_404, under_folder, where_filter
+from ..checks import clip_or_404, under_folder, upload_pixels, where_filter
 from ..dependencies import AppSettings, ClipId, PerVideo, Service, TopK, Under, UploadFolder, Where
 from ..errors import BadInput
 from ..limits import MAX_QUERY_CHARS, MAX_UPLOAD_BYTES, UPLOAD_TYPES
@@ -108,6 +109,7 @@ async def search_upload(service: Service, settings: AppSettings, folder: UploadF
                     out.write(chunk)
             if not received:
                 raise BadInput("the request body is empty: send the video or image itself")
+            await asyncio.to_thread(upload_pixels, path, kind)  # before the model's queue
             try:
                 vector = await service.embed_file(path)
             except Exception as err:  # whatever the decoder says about a bad file

@@ -327,7 +327,11 @@ $("token-form").addEventListener("submit", (e) => {
 });
 function setToken(token) {
   if (!token) return;
-  document.cookie = `videoprism_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+  // The token's UTF-8 bytes in unpadded base64url: a cookie carries them unchanged (the
+  // server decodes them back), whatever the token holds: `/`, `+`, `=`, any script.
+  const bytes = new TextEncoder().encode(token);
+  const b64 = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  document.cookie = `videoprism_token=${b64}; path=/; SameSite=Strict`;
   $("token-form").hidden = true;
   start();
 }
