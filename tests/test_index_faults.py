@@ -39,3 +39,56 @@ def test_a_folder_named_like_a_video_is_reported_and_skipped(model, videos, tmp_
     assert "y.mp4: a folder named like a video" in out.stderr
     index = VideoIndex.load(tmp_path / "ix")
     assert sorted(p.rsplit("/", 1)[1] for p in index.paths) == ["gen0.mp4", "gen1.mp4"]
+
+
+def test_other_weights_under_the_same_preset_path_are_refused(model, videos, tmp_path, capsys):
+    import numpy as np
+
+    from videoprism_keras.apps import VideoIndex
+
+    index = tmp_path / "ix"
+    assert call(capsys, "index", videos / "gen0.mp4", "-o", index, *model).returncode == 0
+    before = VideoIndex.load(index)
+    version, rows = before.version, before.to_arrow()
+    # The checkpoint replaced by other weights of the same shapes: the same arrays, nudged.
+    checkpoint = model[1]
+    with np.load(checkpoint) as held:
+        arrays = {name: held[name] for name in held.files}
+    np.savez(checkpoint, **{name: a + np.float32(1e-3) if a.dtype.kind == "f" else a
+                            for name, a in arrays.items()})  # fmt: skip
+    out = call(capsys, "index", videos / "gen1.mp4", "-o", index, *model)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"--preset {checkpoint}" in out.stderr and "weights differ" in out.stderr
+    after = VideoIndex.load(index)
+    assert after.version == version and after.to_arrow().equals(rows)  # nothing written
+
+
+def test_another_configuration_is_refused_in_python(golden_dir, videos, tmp_path):
+    import videoprism_keras as vp
+    from videoprism_keras.apps import VideoIndex
+
+    checkpoint = golden_dir / "video_small.ckpt.npz"
+    index = VideoIndex(tmp_path / "ix")
+    sampling = dict(num_frames=4, size=16, progress=False)
+    one = vp.VideoPrismBackbone.from_preset(checkpoint, attention_logit_soft_cap=5.0)
+    index.add_videos(one, videos / "gen0.mp4", **sampling)
+    assert len(index.meta["weights_sha256"]) == 64
+    other = vp.VideoPrismBackbone.from_preset(checkpoint, attention_logit_soft_cap=3.0)
+    with pytest.raises(ValueError, match=r"attention_logit_soft_cap 5\.0 recorded, 3\.0 now"):
+        index.add_videos(other, videos / "gen1.mp4", **sampling)
+    assert len(index) == 1
+    index.add_videos(one, videos / "gen1.mp4", **sampling)  # the index's own: accepted
+    assert len(index) == 2
+
+
+def test_an_index_without_the_weights_hash_is_still_written_to(model, videos, tmp_path, capsys):
+    import numpy as np
+
+    from videoprism_keras.apps import Embeddings, VideoIndex
+
+    index = tmp_path / "ix"  # as indexes were before the hash: no weights_sha256 in its meta
+    VideoIndex(index).add(Embeddings(np.ones((1, 32), np.float32), ["earlier"]))
+    assert "weights_sha256" not in VideoIndex.load(index).meta
+    out = call(capsys, "index", videos / "gen0.mp4", "-o", index, *model)
+    assert out.returncode == 0, out.stderr
+    assert "cannot be checked" in out.stderr and len(VideoIndex.load(index)) == 2
