@@ -92,3 +92,25 @@ def test_an_index_without_the_weights_hash_is_still_written_to(model, videos, tm
     out = call(capsys, "index", videos / "gen0.mp4", "-o", index, *model)
     assert out.returncode == 0, out.stderr
     assert "cannot be checked" in out.stderr and len(VideoIndex.load(index)) == 2
+
+
+def test_an_index_whose_manifests_are_gone_is_refused_not_replaced(model, videos, tmp_path,
+                                                                    capsys):  # fmt: skip
+    from videoprism_keras.apps import VideoIndex
+
+    index = tmp_path / "ix"
+    assert call(capsys, "index", videos / "gen0.mp4", "-o", index, *model).returncode == 0
+    table = index / "clips.lance"
+    for manifest in (table / "_versions").glob("*.manifest"):
+        manifest.unlink()
+    before = sorted(p.relative_to(index) for p in index.rglob("*"))
+    out = call(capsys, "index", videos / "gen1.mp4", "-o", index, *model)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert "versions are gone" in out.stderr and "nothing was changed" in out.stderr
+    assert f"mv {index} {index}.damaged" in out.stderr
+    assert sorted(p.relative_to(index) for p in index.rglob("*")) == before  # data kept
+    for folder in (index, f"file://{index}"):
+        with pytest.raises(ValueError, match="versions are gone"):
+            VideoIndex(folder)
+    with pytest.raises(ValueError, match="versions are gone"):
+        VideoIndex.load(index)

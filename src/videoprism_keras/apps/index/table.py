@@ -178,6 +178,8 @@ class ClipTable:
                                        "give a folder")  # fmt: skip
             if legacy.is_legacy(folder):
                 legacy.migrate(folder, self._connect(), self.uri)
+            elif store.lost_versions(folder):  # not to be taken for a new index
+                raise store.versions_lost(self.uri, folder)
             elif not store.has_committed_table(folder):
                 if must_exist:
                     raise store.StoreError(f"{self.uri} is not a video index (no {store.TABLE} "
