@@ -114,3 +114,30 @@ def test_an_index_whose_manifests_are_gone_is_refused_not_replaced(model, videos
             VideoIndex(folder)
     with pytest.raises(ValueError, match="versions are gone"):
         VideoIndex.load(index)
+
+
+def test_a_bad_entry_of_a_ray_source_list_is_one_failure(videos, tmp_path):
+    """The listing stage of the Ray pipeline, on the driver (no Ray started): a missing
+    path, an http:// URL or an empty folder named like a video in a list is one failure,
+    the rest is listed; a missing path named directly is still an error (a typo)."""
+    from videoprism_keras.apps.ray_sources import listed_videos, local_sources, source_files
+
+    (tmp_path / "x.mp4").mkdir()
+    listing = tmp_path / "list.csv"
+    entries = [videos / "gen0.mp4", tmp_path / "gone.mp4", "http://example.com/a.mp4",
+               tmp_path / "x.mp4", videos / "gen1.mp4"]  # fmt: skip
+    listing.write_text("path\n" + "".join(f"{e}\n" for e in entries))
+    files, failures = source_files([listing])
+    assert [f.path for f in files] == [str(videos / "gen0.mp4"), str(videos / "gen1.mp4")]
+    reasons = dict(failures)
+    assert set(reasons) == {str(tmp_path / "gone.mp4"), "http://example.com/a.mp4",
+                            str(tmp_path / "x.mp4")}  # fmt: skip
+    assert "no such file" in reasons[str(tmp_path / "gone.mp4")]
+    assert "http://example.com/a.mp4" in reasons["http://example.com/a.mp4"]
+    assert "folder named like a video" in reasons[str(tmp_path / "x.mp4")]
+    inputs, missing = listed_videos([listing])
+    assert str(videos / "gen1.mp4") in inputs and "http://example.com/a.mp4" in inputs
+    assert missing == [(str(tmp_path / "gone.mp4"), "no such file or directory")]
+    assert local_sources([listing, videos]) == [str(videos)]
+    with pytest.raises(FileNotFoundError, match=r"gone\.mp4"):
+        source_files([listing, tmp_path / "gone.mp4"])
