@@ -185,3 +185,10 @@ def test_cli_a_bad_entry_of_a_source_list_is_one_recorded_failure(ray_local, gol
     failed = dict(index.failures())
     assert set(failed) == {str(tmp_path / "gone.mp4"), "http://example.com/a.mp4"}
     assert "gone.mp4" in err and "http://example.com/a.mp4" in err
+    code = cli.main(["embed", str(listing), "-o", str(tmp_path / "e.npz"), "--preset", name,
+                     "--soft-cap", "5", "--num-frames", "4", "--size", "16", "--no-progress",
+                     "--ray", ray_local])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "gone.mp4" in err and "http://example.com/a.mp4" in err
+    assert list(np.load(tmp_path / "e.npz")["paths"]) == [str(videos / "drums.mp4")]
