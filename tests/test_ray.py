@@ -167,3 +167,28 @@ def test_cli_bad_ray_address_is_one_line_naming_the_flag(ray_local, videos, tmp_
     assert "--workers is an option of --ray" in capsys.readouterr().err
     assert cli.main(["index", "--ray", str(videos), str(videos), "-o", str(tmp_path / "ix")]) == 2
     assert "put --ray after the sources" in capsys.readouterr().err
+
+
+def test_cli_a_bad_entry_of_a_source_list_is_one_recorded_failure(ray_local, golden_dir, videos,
+                                                                   tmp_path, capsys):  # fmt: skip
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"path\n{videos / 'drums.mp4'}\n{tmp_path / 'gone.mp4'}\n"
+                       "http://example.com/a.mp4\n")  # fmt: skip
+    name, _ = preset(golden_dir)
+    code = cli.main(["index", str(listing), "-o", str(tmp_path / "ix"), "--preset", name,
+                     "--soft-cap", "5", "--num-frames", "4", "--size", "16", "--no-progress",
+                     "--ray", ray_local])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    index = VideoIndex.load(tmp_path / "ix")
+    assert set(index.paths) == {os.path.realpath(videos / "drums.mp4")}
+    failed = dict(index.failures())
+    assert set(failed) == {str(tmp_path / "gone.mp4"), "http://example.com/a.mp4"}
+    assert "gone.mp4" in err and "http://example.com/a.mp4" in err
+    code = cli.main(["embed", str(listing), "-o", str(tmp_path / "e.npz"), "--preset", name,
+                     "--soft-cap", "5", "--num-frames", "4", "--size", "16", "--no-progress",
+                     "--ray", ray_local])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "gone.mp4" in err and "http://example.com/a.mp4" in err
+    assert list(np.load(tmp_path / "e.npz")["paths"]) == [str(videos / "drums.mp4")]

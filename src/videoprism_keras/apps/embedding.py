@@ -63,7 +63,8 @@ def find_videos(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
     files and no video is one video, its frames (as `load_video` reads it). A file is
     taken as it is, whatever its suffix; what cannot be read fails later, on its own.
     Raises `FileNotFoundError` for a missing source or a symlink that dangles or loops
-    (saying which), and `ValueError` for a folder holding neither videos nor images.
+    (saying which), and `ValueError` for a folder holding neither videos nor images
+    (unless it is named like a video: taken, it fails later on its own).
     """
     from ..video.images import is_image_source
 
@@ -71,6 +72,9 @@ def find_videos(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
     for source in map(Path, [sources] if isinstance(sources, str | os.PathLike) else sources):
         if source.is_dir():
             found = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found and source.suffix.lower() in VIDEO_SUFFIXES:
+                files.append(source)  # named like a video: it fails on its own, later
+                continue
             if not found and not is_image_source(source):
                 raise ValueError(f"{source} holds no video files and no image frames")
             files += found or [source]

@@ -96,7 +96,7 @@ def video_files(
     directly is taken whatever its suffix. Dangling or looping symlinks and folders
     named like videos are failures, not errors: the rest goes on. A source that does
     not exist at all raises `FileNotFoundError` (a typo: nothing to index), a folder
-    without any video `ValueError`.
+    without any video `ValueError` (unless it is named like a video: a failure).
     """
     sources = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
     files: dict[str, VideoFile] = {}
@@ -104,6 +104,11 @@ def video_files(
     for source in map(Path, sources):
         if source.is_dir():
             entries = list(_walk(source))
+            if not entries and source.suffix.lower() in VIDEO_SUFFIXES:
+                # A folder named like a video (often one left by a failed copy) is one
+                # input that is not a video, as it is inside a folder walked: skipped.
+                failures.append((str(source), "a folder named like a video, not a video"))
+                continue
             if not entries and is_image_source(source):
                 raise ValueError(f"{source} is a folder of image frames: an index takes video "
                                  "files (embed and classify read image folders)")  # fmt: skip

@@ -52,10 +52,10 @@ from ..deprecation import message as deprecation_message
 from ..native_logs import held_stderr
 from ..progress import expected_items, progress_bar
 from ..video.options import Sampling
-from .embedding import Embeddings, find_videos, item_key, nothing_embedded
+from .embedding import Embeddings, item_key, nothing_embedded
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
-from .ray_sources import Sources, list_sources, source_files
+from .ray_sources import Sources, list_sources, listed_videos, local_sources, source_files
 
 if TYPE_CHECKING:
     from ..model.backbone import VideoPrismBackbone
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from .index import VideoIndex
 
 __all__ = ["PresetLoader", "RayOptions", "RayRun", "RayUnavailable", "check_address",
-           "embed_on_ray", "failures_of", "index_on_ray", "list_sources",
+           "embed_on_ray", "failures_of", "index_on_ray", "list_sources", "local_sources",
            "ray_session"]  # fmt: skip
 
 MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
@@ -414,9 +414,7 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
     """
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
-    listed = list_sources(sources, options.column)
-    local = [s for s in listed if "://" not in s]
-    videos = (find_videos(local) if local else []) + [s for s in listed if "://" in s]
+    videos, failures = listed_videos(sources, options.column)
     done: dict = {}
     for path, start_s, end_s in writer.resumed_items():
         done.setdefault(path, []).append([start_s, end_s])
@@ -424,7 +422,7 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
     items = [{"source": v, "path": v, "file_id": "", "held": json.dumps(done.get(v, []))}
              for v in videos
              if not (whole and v in done)]  # fmt: skip
-    run, seen = _Run(skipped=sum(len(done.get(v, ())) for v in videos)), set()
+    run, seen = _Run(failures=failures, skipped=sum(len(done.get(v, ())) for v in videos)), set()
     log_path = writer.path.with_name(writer.path.name + ".failures.jsonl")
     if not writer.resumed:  # a new output: an earlier run's failures are not its own
         log_path.unlink(missing_ok=True)

@@ -66,7 +66,9 @@ def index(args: argparse.Namespace) -> dict:
     files = sources(args, args.sources)
     model = options.load(text_later=True)
     frames, size = options.sampling(model)
-    if not len(held):
+    if len(held):  # the same model, by content, before any video is decoded
+        check_model(held, model, options, frames, size)
+    else:
         meta = {"preset": preset_id(options.preset_name)}
         if options.preset_name.endswith(".npz"):
             meta["soft_cap"] = options.cap
@@ -139,3 +141,21 @@ def search(args: argparse.Namespace) -> list:
 
         plot_hits(args.text or Path(args.video).name, hits, args.plot, args.title)
     return [h.as_dict() for h in hits]
+
+
+def check_model(held, model, options: ModelOptions, frames: int, size) -> None:
+    """The model about to write into `held` is the one its embeddings come from, by
+    content (the weights' hash and configuration: `apps/index/fingerprint.py`), not
+    only by the preset's name or path: a usage error naming the preset otherwise. An
+    index written before the hash was recorded is not checked (said once, here)."""
+    from ..apps.index.fingerprint import WEIGHTS_KEY
+
+    try:
+        held.writer(model, options.clip_seconds, options.stride_seconds, num_frames=frames,
+                    size=size)  # fmt: skip
+    except ValueError as err:
+        raise UsageError(f"--preset {options.preset_name}: {err}") from err
+    if WEIGHTS_KEY not in held.meta:
+        print(f"videoprism: note: {held.uri} was built before indexes recorded their model's "
+              "weights, so they cannot be checked against this model's: index into a new "
+              "folder to have them checked", file=sys.stderr)  # fmt: skip

@@ -95,8 +95,9 @@ def sources(args: argparse.Namespace, given: list[str]) -> list[str]:
         raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: put --ray after the "
                          "sources, or write --ray=ADDRESS")  # fmt: skip
     try:
-        listed = ray_pipeline.list_sources(given)
-        local = [s for s in listed if "://" not in s]
+        # Sources named here must exist; an entry of a list that does not is one failure
+        # of the run (the pipeline lists the sources again, knowing which is which).
+        local = ray_pipeline.local_sources(given)
         if local:
             video_files(local)
         ray_pipeline.check_address(None if args.ray == "local" else args.ray)
@@ -104,7 +105,7 @@ def sources(args: argparse.Namespace, given: list[str]) -> list[str]:
         raise UsageError(f"--ray {args.ray}: {err}") from err
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from err
-    return listed
+    return given
 
 
 def on_ray(

@@ -190,6 +190,8 @@ class StoreError(ValueError):
 
 def translate(err: BaseException, uri: str, action: str) -> BaseException:
     """Lance's and the OS's errors as one line naming the index and the fix."""
+    if isinstance(err, StoreError):  # already one
+        return err
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     code = getattr(err, "errno", None)
     if code == errno.ENOSPC or "No space left" in text or "os error 28" in text:
@@ -239,8 +241,40 @@ def has_committed_table(folder: Path) -> bool:
     return versions.is_dir() and any(versions.glob("*.manifest"))
 
 
+def lost_versions(folder: Path) -> bool:
+    """Whether `folder`'s clips table was committed once and has lost its manifests (all
+    of `clips.lance/_versions/*.manifest` deleted): its data is there but unreadable.
+
+    A killed first commit leaves data files and no manifest too, but none of the traces
+    of a commit that went through: another file in `_versions` (the manifests' folder is
+    created as one is written; the latest-version hint follows it), a vector index
+    (`_indices`), a second transaction, or the maintenance lock (taken only after a
+    commit)."""
+    table = folder / f"{TABLE}.lance"
+    if not table.is_dir() or has_committed_table(folder):
+        return False
+    versions = table / "_versions"
+    return ((versions.is_dir() and any(versions.iterdir())) or (table / "_indices").exists()
+            or len(list((table / "_transactions").glob("*.txn"))) > 1
+            or (folder / MAINTENANCE_LOCK_FILE).exists())  # fmt: skip
+
+
+def versions_lost(uri: str, folder: Path) -> StoreError:
+    """The error for an index whose manifests are gone: nothing is changed, and the way
+    to recover is named."""
+    table = folder / f"{TABLE}.lance"
+    return StoreError(f"{uri} holds a clips table whose versions are gone (no "
+                      f"{table / '_versions'}/*.manifest; its data files are still there): "
+                      "nothing was changed. Restore the folder (or its _versions) from a "
+                      f"copy, or move it aside (mv {folder} {folder}.damaged) and index into "
+                      "a new folder")  # fmt: skip
+
+
 def discard_uncommitted(folder: Path) -> None:
-    """Removes what a killed first commit left (data, no manifest): nothing was committed."""
+    """Removes what a killed first commit left (data, no manifest): nothing was committed.
+    A table that was committed and lost its manifests is not removed: an error."""
     table = folder / f"{TABLE}.lance"
     if table.exists() and not has_committed_table(folder):
+        if lost_versions(folder):
+            raise versions_lost(str(folder), folder)
         shutil.rmtree(table)

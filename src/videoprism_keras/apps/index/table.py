@@ -24,7 +24,7 @@ from ...deprecation import message as deprecation_message
 from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
 from ..identity import VideoFile
-from . import ann, legacy, store
+from . import ann, fingerprint, legacy, store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -178,6 +178,8 @@ class ClipTable:
                                        "give a folder")  # fmt: skip
             if legacy.is_legacy(folder):
                 legacy.migrate(folder, self._connect(), self.uri)
+            elif store.lost_versions(folder):  # not to be taken for a new index
+                raise store.versions_lost(self.uri, folder)
             elif not store.has_committed_table(folder):
                 if must_exist:
                     raise store.StoreError(f"{self.uri} is not a video index (no {store.TABLE} "
@@ -336,6 +338,11 @@ class ClipTable:
                 raise ValueError(f"{self.uri} was indexed with {key}={meta[key]!r}; got "
                                  f"{key}={settings[key]!r}: use the index's {key}, or another "
                                  "index for other settings")  # fmt: skip
+        differ = fingerprint.model_difference(meta, settings)
+        if differ:
+            raise ValueError(f"{self.uri} holds embeddings of another model than this one: "
+                             f"{differ}; use the model the index was built with, or another "
+                             "index for this one")  # fmt: skip
         stored = meta.get("dim")
         if dim is not None and stored is not None and stored != dim:
             raise ValueError(f"{self.uri} holds {stored}-d embeddings; got {dim}-d ones (another "

@@ -22,7 +22,7 @@ from ...video.images import poster_jpeg
 from ...video.options import Sampling
 from ..embedding import Embeddings, embed_batches, item_key, nothing_embedded
 from ..identity import VideoFile, video_files
-from . import store
+from . import fingerprint, store
 from .table import ClipTable
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
                    size: int | Sequence[int] | None = None) -> dict:  # fmt: skip
     """The settings an index records and checks for clips `model` embeds with this
     sampling: frames, size, clip and stride seconds, dtype (and the backbone's
-    configuration, recorded only).
+    configuration and the hash of its weights: `fingerprint.py`).
 
     Args:
         model: `VideoPrismBackbone`. The model.
@@ -156,7 +156,8 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         "clip_seconds": float(clip_seconds) if clip_seconds else None,
         "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
         "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
-        "backbone": _backbone_config(model),
+        fingerprint.CONFIG_KEY: _backbone_config(model),
+        fingerprint.WEIGHTS_KEY: fingerprint.weights_sha256(model),
     }
 
 
@@ -239,7 +240,8 @@ class _HeldClips:
 
 
 def _backbone_config(model) -> dict | None:
-    """The model's configuration, as JSON keeps it (recorded, not compared: the preset is)."""
+    """The model's configuration, as JSON keeps it (compared where it shapes the
+    embeddings: `fingerprint.model_difference`)."""
     try:
         return json.loads(json.dumps(model.get_config(), default=str))
     except (AttributeError, NotImplementedError, TypeError, ValueError):
