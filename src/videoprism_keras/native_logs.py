@@ -59,19 +59,20 @@ class _HeldImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.names:
             return None
-        self.names.discard(fullname)
         index = sys.meta_path.index(self)
         sys.meta_path.remove(self)  # the finders behind this one find it
         try:
             spec = importlib.util.find_spec(fullname)
         finally:
-            if self.names:
-                sys.meta_path.insert(index, self)
+            sys.meta_path.insert(index, self)
         if spec is None or spec.loader is None:
             return spec
         run = spec.loader.exec_module
 
+        # A module counts as imported once it runs, not once it is found: a check that only
+        # looks for it (`importlib.util.find_spec`, as `extras` does) must not use up the hold.
         def exec_module(module):
+            self.names.discard(fullname)
             with held_stderr():
                 run(module)
 
