@@ -141,3 +141,16 @@ def test_a_bad_entry_of_a_ray_source_list_is_one_failure(videos, tmp_path):
     assert local_sources([listing, videos]) == [str(videos)]
     with pytest.raises(FileNotFoundError, match=r"gone\.mp4"):
         source_files([listing, tmp_path / "gone.mp4"])
+
+
+def test_a_truncated_data_file_is_said_in_one_line_naming_the_index(model, videos, tmp_path,
+                                                                    capsys):  # fmt: skip
+    index = tmp_path / "ix"
+    assert call(capsys, "index", videos / "gen0.mp4", "-o", index, *model).returncode == 0
+    for data in (index / "clips.lance" / "data").glob("*.lance"):
+        with open(data, "r+b") as f:
+            f.truncate(100)
+    out = call(capsys, "index", videos / "gen1.mp4", "-o", index, *model)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{index} could not be read as a video index" in out.stderr
+    assert "restore it from a copy" in out.stderr and "/rustc/" not in out.stderr

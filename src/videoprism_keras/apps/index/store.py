@@ -21,6 +21,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -188,11 +189,16 @@ class StoreError(ValueError):
     """An index that cannot be read or written, with what to do about it."""
 
 
+# Lance appends the Rust source location of an error: ", /rustc/<hash>/library/….rs:250:5".
+_RUST_SOURCE = re.compile(r",?\s*/rustc/\S+$")
+
+
 def translate(err: BaseException, uri: str, action: str) -> BaseException:
     """Lance's and the OS's errors as one line naming the index and the fix."""
     if isinstance(err, StoreError):  # already one
         return err
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    text = _RUST_SOURCE.sub("", text)  # where in Lance's sources: nothing for a user
     code = getattr(err, "errno", None)
     if code == errno.ENOSPC or "No space left" in text or "os error 28" in text:
         return OSError(errno.ENOSPC, f"the disk holding {uri} is full while {action}; the "

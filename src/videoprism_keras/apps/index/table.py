@@ -309,9 +309,12 @@ class ClipTable:
         ids = [f.file_id for f in files]
         for i in range(0, len(ids), store.ID_BATCH):
             chunk = ", ".join(map(store.sql_string, ids[i : i + store.ID_BATCH]))
-            rows = (table.search().where(f"file_id IN ({chunk})")
-                    .select(["file_id", "path", "start_s", "end_s", "last_clip"])
-                    .limit(None).to_arrow().to_pylist())  # fmt: skip
+            try:
+                rows = (table.search().where(f"file_id IN ({chunk})")
+                        .select(["file_id", "path", "start_s", "end_s", "last_clip"])
+                        .limit(None).to_arrow().to_pylist())  # fmt: skip
+            except (OSError, RuntimeError, ValueError) as err:  # a damaged data file
+                raise store.translate(err, self.uri, "reading which videos it holds") from err
             for row in rows:
                 keys, complete = held.get(row["file_id"], (set(), False))
                 keys.add(item_key(row["path"], row["start_s"], row["end_s"]))
