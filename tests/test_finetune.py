@@ -132,6 +132,24 @@ def test_bad_pair_files_are_refused_before_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "times, message",
+    [("0,inf", "row 3: needs 0 <= start < end, finite seconds"),
+     ("100,200", "row 3: start 100, end 200 s lie past the end of"),
+     ("1,5", "row 3: start 1, end 5 s lie past the end of")],
+)  # fmt: skip
+def test_pairs_outside_their_video_are_refused_naming_the_row(tmp_path, times, message):
+    from videos import write_video
+
+    write_video(tmp_path / "v.mp4", frames=20, size=(16, 16))  # 2 s
+    table = tmp_path / "pairs.csv"
+    table.write_text(f"path,caption,start,end\nv.mp4,fine,0,2.5\nv.mp4,bad,{times}\n")
+    with pytest.raises(ValueError, match=message):
+        finetune.read_pairs(table)
+    table.write_text("path,caption,start,end\nv.mp4,fine,0,2.5\n")  # a little past: rounding
+    assert finetune.read_pairs(table)[0][2:] == (0.0, 2.5)
+
+
 def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, media_dir,
                                                           golden_lvt, tmp_path):  # fmt: skip
     out = tmp_path / "run"

@@ -72,3 +72,7 @@ QUANTIZATION_MODES = ("int8", "int4", "float8")
 EMBED_KINDS = ("video", "frames", "features")
 # Contrastive fine-tuning: the tower kept fixed, if any.
 FROZEN_TOWERS = ("video", "text")
+# A fine-tuning pair's `end` may pass its video's stated duration by this many seconds
+# (captions are often timed in whole seconds, and a container's duration is rounded);
+# further, the caption describes frames the video does not have, and the row is refused.
+PAIR_END_SLACK_S = 1.0

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .constants import FROZEN_TOWERS, TEMPERATURE
+from .constants import FROZEN_TOWERS, PAIR_END_SLACK_S, TEMPERATURE
 from .extras import require
 from .video import Sampling
 
@@ -240,12 +240,28 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
                 raise ValueError(
                     f"{path}, row {line}: start and end must both be seconds; got {times}"
                 ) from None
-            if not 0 <= start < end:
-                raise ValueError(f"{path}, row {line}: needs 0 <= start < end; got {times}")
+            if not (0 <= start < end and math.isfinite(end)):
+                raise ValueError(f"{path}, row {line}: needs 0 <= start < end, finite "
+                                 f"seconds; got {times}")  # fmt: skip
+            _check_within(path, line, video, start, end)
         else:
             start = end = None
         pairs.append((str(video), caption, start, end))
     return pairs
+
+
+def _check_within(table: Path, line: int, video: Path, start: float, end: float) -> None:
+    """A row's times inside its video, by the duration the container states (nothing
+    decoded): a window past the end would train on whatever frames are nearest."""
+    from .video.decode import stated_timing
+
+    try:
+        duration, _ = stated_timing(video)
+    except ValueError as err:  # not a video (VideoDecodeError): say which row
+        raise ValueError(f"{table}, row {line}: {err}") from None
+    if duration and (start >= duration or end > duration + PAIR_END_SLACK_S):
+        raise ValueError(f"{table}, row {line}: start {start:g}, end {end:g} s lie past the "
+                         f"end of {video} ({duration:g} s long)")  # fmt: skip
 
 
 class PairDataset(keras.utils.PyDataset):

@@ -190,9 +190,9 @@ def preset_id(preset: str | os.PathLike) -> str:
 def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> ModelOptions:
     """`options` with an index's choices as defaults. An index holds one model's embedding
     space: its preset (and soft cap) are the defaults, another one is an error. Its
-    sampling (frames, size; clip and stride seconds when `writing`) is the default too;
-    `writing` refuses another (one index, one sampling), and another dtype, which a search
-    may use (it approximates the same embedding space)."""
+    sampling (frames, size; clip and stride seconds when `writing`) is the default too,
+    and another is refused (one index, one sampling); `writing` also refuses another
+    dtype, which a search may use (it approximates the same embedding space)."""
     stored = meta.get("preset")
     given = options.preset
     if given is not None and stored is not None and preset_id(given) != preset_id(stored):
@@ -218,12 +218,14 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> M
     fields = INDEX_SAMPLING if writing else {"num_frames": "num_frames", "size": "size"}
     for name, key in fields.items():
         given, held = getattr(options, name), meta.get(key)
-        if writing and key in meta and given is not None and given != held:
+        # A query sampled otherwise than the clips lands elsewhere in the space: refused
+        # when searching too, not only when adding.
+        if key in meta and given is not None and given != held:
             flag = "--" + name.replace("_", "-")
             shown = held if held is not None else "(not given: whole videos)"
+            other = ", or index into another -o" if writing else ""
             raise UsageError(f"the index was built with {flag} {shown}, not {given}: "
-                             f"leave {flag} out to use the index's, or index into another "
-                             "-o")  # fmt: skip
+                             f"leave {flag} out to use the index's{other}")  # fmt: skip
         resolved[name] = given if given is not None else held
     return dataclasses.replace(options, **resolved)
 
