@@ -8,7 +8,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from ..constants import FROZEN_TOWERS
+from ..constants import FINETUNE_SETTINGS, FROZEN_TOWERS
 from .inputs import check_output, report_failures
 from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
@@ -95,9 +95,7 @@ def finetune(args: argparse.Namespace) -> dict:
     held_out = library.read_pairs(args.eval) if args.eval else None
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise UsageError(f"-o {args.output} exists and is not a folder")
-    done, _ = library.resume_state(args.output)
-    if done and not args.resume:
-        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    check_resume(args, library)
     options = ModelOptions.from_args(args)
     model = options.load(need_text=True)
     tokenizer = options.load_tokenizer(model)
@@ -126,3 +124,39 @@ def finetune(args: argparse.Namespace) -> dict:
                 )
         print(f"saved {args.output}")
     return summary
+
+
+def check_resume(args: argparse.Namespace, library) -> None:
+    """Before the model loads: -o holds a run exactly when --resume says so, and --resume
+    repeats the run's settings (the checkpoint fixes the model, not how it trains)."""
+    try:
+        done, _ = library.resume_state(args.output)
+    except ValueError as err:  # a damaged state, a checkpoint gone: not a silent restart
+        raise UsageError(f"-o {args.output}: {err}") from None
+    if done and not args.resume:
+        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    if not args.resume:
+        return
+    if not done:
+        raise UsageError(f"--resume: -o {args.output} holds no run to resume (no "
+                         f"{library.STATE_FILE}): leave --resume out to start one")  # fmt: skip
+    given = {name: getattr(args, "frames" if name == "num_frames" else name)
+             for name in FINETUNE_SETTINGS}  # fmt: skip
+    changed = library.changed_settings(args.output, given)
+    if changed:
+        shown = "; ".join(f"{_flag(name, g)}, the run's {_flag(name, r)}"
+                          for name, (g, r) in changed.items())  # fmt: skip
+        raise UsageError(f"--resume with other settings than the run in -o {args.output}: "
+                         f"{shown}: pass the run's, or a new -o")  # fmt: skip
+
+
+def _flag(name: str, value) -> str:
+    """A setting as its flag: `--lora-rank 2`, `--remat`, `no --freeze`."""
+    flag = "--" + name.replace("_", "-")
+    if value is None or value is False:
+        return f"no {flag}"
+    if value is True:
+        return flag
+    if isinstance(value, list):  # a recorded size: (height, width)
+        value = value[0] if value[0] == value[1] else "x".join(map(str, value))
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
