@@ -1,5 +1,6 @@
 """Contrastive fine-tuning: the task model, its data, recall, and `videoprism finetune`."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -254,6 +255,14 @@ def test_a_killed_lora_run_resumes_to_adapters_that_match_its_checkpoint(
     ]:
         got = call(capsys, *resume, *_with(flags, flag, value))
         assert got.returncode == 2 and message in got.stderr, got.stderr
+    # Flags left out are the run's.
+    from videoprism_keras.cli.train import training_settings
+
+    unset = dict.fromkeys(["lora_rank", "freeze", "learning_rate", "batch_size", "frames", "size",
+                           "remat"])  # fmt: skip
+    parsed = argparse.Namespace(output=out, resume=True, **unset)
+    assert training_settings(parsed, finetune) == state["settings"]
+    assert state["settings"]["learning_rate"] == 0.01 and state["settings"]["size"] == [16, 16]
     (out / state["checkpoint"]).unlink()
     for extra in (["--resume"], []):  # without --resume it must not start over either
         got = call(capsys, "finetune", pairs_csv, "-o", out, *extra, *flags)

@@ -76,6 +76,8 @@ FROZEN_TOWERS = ("video", "text")
 # (captions are often timed in whole seconds, and a container's duration is rounded);
 # further, the caption describes frames the video does not have, and the row is refused.
 PAIR_END_SLACK_S = 1.0
+# Contrastive fine-tuning's Adam step size unless told (small: the towers are pretrained).
+FINETUNE_LEARNING_RATE = 1e-5
 # What a fine-tuning run records of how it trains (`run`'s argument names; the CLI's
 # flags are these with dashes), and a resume must repeat: the checkpoint fixes the
 # model, not these, so another value would silently train otherwise.

@@ -26,7 +26,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from .constants import FROZEN_TOWERS, LORA_FILE_SUFFIX, PAIR_END_SLACK_S, TEMPERATURE
+from .constants import (
+    FINETUNE_LEARNING_RATE,
+    FROZEN_TOWERS,
+    LORA_FILE_SUFFIX,
+    PAIR_END_SLACK_S,
+    TEMPERATURE,
+)
 from .extras import require
 from .model import lora
 from .video import Sampling
@@ -427,12 +433,16 @@ def resume_state(directory: str | os.PathLike) -> tuple[int, list[dict]]:
     return (int(state["epochs_done"]), list(state["history"])) if state else (0, [])
 
 
+def recorded_settings(directory: str | os.PathLike) -> dict:
+    """The settings (`FINETUNE_SETTINGS`) the run in `directory` recorded; {} for none."""
+    return dict((_state(directory) or {}).get("settings") or {})
+
+
 def changed_settings(directory: str | os.PathLike, settings: dict) -> dict[str, tuple]:
     """{name: (given, recorded)} for each of `settings` (names of `FINETUNE_SETTINGS`)
     that differs from what the run in `directory` recorded; a `num_frames` or `size` of
     None is the recorded one (the model's default, resolved when the run began)."""
-    state = _state(directory) or {}
-    recorded = state.get("settings") or {}  # none before runs recorded them
+    recorded = recorded_settings(directory)  # none before runs recorded them
     changed = {}
     for name, given in settings.items():
         if name not in recorded or (given is None and name in ("num_frames", "size")):
@@ -471,10 +481,10 @@ def with_remat(backbone: VideoPrismBackbone) -> VideoPrismBackbone:
 def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         train_pairs: Sequence[Pair], output: str | os.PathLike, *,
         eval_pairs: Sequence[Pair] | None = None, epochs: int = 1,
-        learning_rate: float = 1e-5, batch_size: int = 4, num_frames: int | None = None,
-        size: int | None = None, lora_rank: int | None = None, freeze: str | None = None,
-        remat: bool = False, resume: bool = False, verbose: int = 1, workers: int = 2,
-        seed: int = 0) -> dict:  # fmt: skip
+        learning_rate: float = FINETUNE_LEARNING_RATE, batch_size: int = 4,
+        num_frames: int | None = None, size: int | None = None, lora_rank: int | None = None,
+        freeze: str | None = None, remat: bool = False, resume: bool = False, verbose: int = 1,
+        workers: int = 2, seed: int = 0) -> dict:  # fmt: skip
     """`videoprism finetune`: trains, checkpoints each epoch into `output`, and reports
     recall on `eval_pairs` before and after.
 
@@ -487,7 +497,8 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         eval_pairs: sequence of pairs or None. Held out: recall@1/5/10 before and after.
             Defaults to `None`.
         epochs: int. The epoch to train up to (counting a resumed run's). Defaults to `1`.
-        learning_rate: float. Adam's learning rate. Defaults to `1e-5`.
+        learning_rate: float. Adam's learning rate. Defaults to
+            `constants.FINETUNE_LEARNING_RATE`.
         batch_size: int. Pairs per step (and the negatives of each). Defaults to `4`.
         num_frames: int or None. Frames per clip. Defaults to the backbone's (resuming: the run's).
         size: int or None. Frame side. Defaults to the backbone's (resuming: the run's).
@@ -520,7 +531,7 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
     if resume:
         if not done:
             raise ValueError(f"resume=True, but {output} holds no run to resume (no {STATE_FILE})")
-        recorded = _state(output).get("settings") or {}
+        recorded = recorded_settings(output)
         num_frames, size = num_frames or recorded.get("num_frames"), size or recorded.get("size")
         settings.update(num_frames=num_frames, size=size)
         changed = changed_settings(output, settings)
