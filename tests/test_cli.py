@@ -375,14 +375,15 @@ def test_search_refuses_sampling_other_than_the_index(tmp_path, capsys):
     from videoprism_keras.cli.models import ModelOptions, index_options
 
     meta = {"preset": "videoprism_lvt_public_v1_base", "num_frames": 8, "size": 64}
-    assert index_options(ModelOptions(num_frames=8, size=64), meta).num_frames == 8
-    assert index_options(ModelOptions(), meta).size == 64  # the index's, when not given
+    assert index_options(ModelOptions(num_frames=8, size=64), meta, same_sampling=True)
+    assert index_options(ModelOptions(), meta, same_sampling=True).size == 64  # the index's
+    assert index_options(ModelOptions(size=32), meta).size == 32  # serve's uploads: as told
     for given, message in [
         (dict(size=32), "--size 64, not 32"),
         (dict(num_frames=4), "--num-frames 8, not 4"),
     ]:
         with pytest.raises(UsageError, match=message):
-            index_options(ModelOptions(**given), meta)
+            index_options(ModelOptions(**given), meta, same_sampling=True)
     # From the command line: refused before any model loads, in one line.
     index = tmp_path / "ix"
     VideoIndex(index, meta=meta).add(Embeddings(np.eye(2, 32, dtype="float32"), ["a", "b"]))
