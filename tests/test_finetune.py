@@ -268,6 +268,10 @@ def test_a_killed_lora_run_resumes_to_adapters_that_match_its_checkpoint(
         got = call(capsys, "finetune", pairs_csv, "-o", out, *extra, *flags)
         assert got.returncode == 2 and f"names {state['checkpoint']}, missing" in got.stderr
     assert (out / "state.json").read_text() == history
+    (out / "state.json").write_text(history[:20])  # cut short by a full disk, say
+    got = call(capsys, *resume, *flags)
+    assert got.returncode == 2 and "state.json is damaged" in got.stderr
+    assert "JSONDecodeError" in got.stderr and got.stderr.count("\n") == 1
     (out / "state.json").unlink()
     got = call(capsys, *resume, *flags)
     assert got.returncode == 2 and "holds no run to resume (no state.json)" in got.stderr
