@@ -369,6 +369,31 @@ def test_index_dtype_is_the_default_not_a_rule():
         index_options(ModelOptions(dtype="float32"), meta, writing=True)
 
 
+def test_search_refuses_sampling_other_than_the_index(tmp_path, capsys):
+    from videoprism_keras.apps import Embeddings, VideoIndex
+    from videoprism_keras.cli import UsageError
+    from videoprism_keras.cli.models import ModelOptions, index_options
+
+    meta = {"preset": "videoprism_lvt_public_v1_base", "num_frames": 8, "size": 64}
+    assert index_options(ModelOptions(num_frames=8, size=64), meta, same_sampling=True)
+    assert index_options(ModelOptions(), meta, same_sampling=True).size == 64  # the index's
+    assert index_options(ModelOptions(size=32), meta).size == 32  # serve's uploads: as told
+    for given, message in [
+        (dict(size=32), "--size 64, not 32"),
+        (dict(num_frames=4), "--num-frames 8, not 4"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            index_options(ModelOptions(**given), meta, same_sampling=True)
+    # From the command line: refused before any model loads, in one line.
+    index = tmp_path / "ix"
+    VideoIndex(index, meta=meta).add(Embeddings(np.eye(2, 32, dtype="float32"), ["a", "b"]))
+    query = tmp_path / "q.mp4"
+    write_video(query, frames=4, size=(16, 16))
+    out = call(capsys, "search", index, "--video", query, "--size", "32")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "built with --size 64, not 32: leave --size out" in out.stderr
+
+
 def test_search_filters_and_per_video(env, lvt, videos, tmp_path, capsys):
     import shutil
 

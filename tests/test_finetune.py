@@ -1,5 +1,6 @@
 """Contrastive fine-tuning: the task model, its data, recall, and `videoprism finetune`."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from cli_helpers import call
 from helpers import TINY_LVT, outputs, random_text, random_video
 
 import videoprism_keras as vp
@@ -132,6 +134,24 @@ def test_bad_pair_files_are_refused_before_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "times, message",
+    [("0,inf", "row 3: needs 0 <= start < end, finite seconds"),
+     ("100,200", "row 3: start 100, end 200 s lie past the end of"),
+     ("1,5", "row 3: start 1, end 5 s lie past the end of")],
+)  # fmt: skip
+def test_pairs_outside_their_video_are_refused_naming_the_row(tmp_path, times, message):
+    from videos import write_video
+
+    write_video(tmp_path / "v.mp4", frames=20, size=(16, 16))  # 2 s
+    table = tmp_path / "pairs.csv"
+    table.write_text(f"path,caption,start,end\nv.mp4,fine,0,2.5\nv.mp4,bad,{times}\n")
+    with pytest.raises(ValueError, match=message):
+        finetune.read_pairs(table)
+    table.write_text("path,caption,start,end\nv.mp4,fine,0,2.5\n")  # a little past: rounding
+    assert finetune.read_pairs(table)[0][2:] == (0.0, 2.5)
+
+
 def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, media_dir,
                                                           golden_lvt, tmp_path):  # fmt: skip
     out = tmp_path / "run"
@@ -154,10 +174,104 @@ def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, 
                                                "adapters.lora.h5"}  # fmt: skip
     assert (out / "adapters.lora.h5").stat().st_size < 100_000
 
-    # Resuming continues at epoch 1, from the checkpoint (optimizer included).
+    # Resuming continues at epoch 1, from the checkpoint (optimizer included), with the
+    # run's settings (sampling included).
     _, tokenizer = golden_lvt
     pairs = finetune.read_pairs(pairs_csv)
     resumed = finetune.run(None, tokenizer, pairs, out, epochs=2, batch_size=4, resume=True,
-                           verbose=0)  # fmt: skip
+                           lora_rank=2, learning_rate=1e-3, verbose=0)  # fmt: skip
     assert resumed["resumed_at"] == 1 and len(resumed["losses"]) == 2
-    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0002.keras"]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == [
+        "checkpoint-0002.keras", "checkpoint-0002.lora.h5"]  # fmt: skip
+    state = json.loads((out / "state.json").read_text())
+    assert state["settings"]["num_frames"] == 4 and state["settings"]["size"] == [16, 16]
+    with pytest.raises(ValueError, match=r"lora_rank=None \(the run's: 2\)"):
+        finetune.run(None, tokenizer, pairs, out, epochs=3, resume=True, learning_rate=1e-3)
+
+
+def _adapted_kernels(backbone, merged=True):
+    """{layer path: its kernel} of the LoRA layers: with the adapters merged, or without."""
+    from videoprism_keras.model import lora
+
+    layers = lora.adapted_layers(backbone).items()
+    return {path: keras.ops.convert_to_numpy(layer.kernel if merged else layer._kernel)
+            for path, layer in layers}  # fmt: skip
+
+
+def _with(flags, flag, value):
+    at = flags.index(flag)
+    return [*flags[: at + 1], value, *flags[at + 2 :]]
+
+
+def test_a_killed_lora_run_resumes_to_adapters_that_match_its_checkpoint(
+    pairs_csv, golden_dir, media_dir, golden_lvt, tmp_path, capsys
+):
+    """SIGKILL after an epoch, then --resume: pretrained + the final adapters must be the
+    final checkpoint (Keras loads a LoRA checkpoint merged, with its adapters zeroed)."""
+    import signal
+    import time
+
+    out, npz = tmp_path / "run", golden_dir / "lvt_small.ckpt.npz"
+    flags = ["--preset", npz, "--soft-cap", "5", "--num-frames", "2", "--size", "16",
+             "--tokenizer", media_dir / "test_spm.model", "--lora-rank", "2",
+             "--learning-rate", "0.01", "--no-progress"]  # fmt: skip
+    args = [sys.executable, "-m", "videoprism_keras.cli", "finetune", pairs_csv, "-o", out,
+            "--epochs", "1000", *flags]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen(list(map(str, args)), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "state.json").is_file() and child.poll() is None:
+            assert time.monotonic() < deadline, "no epoch finished in 300 s"
+            time.sleep(0.05)
+        assert child.poll() is None, child.stderr.read().decode()[-2000:]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    done, _ = finetune.resume_state(out)
+    assert 1 <= done < 1000
+    _, tokenizer = golden_lvt
+    finetune.run(None, tokenizer, finetune.read_pairs(pairs_csv), out, epochs=done + 2,
+                 resume=True, lora_rank=2, learning_rate=0.01, verbose=0)  # fmt: skip
+    state = json.loads((out / "state.json").read_text())
+    assert state["epochs_done"] == done + 2 and len(state["history"]) == done + 2
+    checkpoint = _adapted_kernels(keras.models.load_model(out / state["checkpoint"]).backbone)
+    pretrained = vp.load_flax_checkpoint(npz, attention_logit_soft_cap=5.0)
+    pretrained.load_lora_weights(out / "adapters.lora.h5")
+    before, rebuilt = _adapted_kernels(pretrained, merged=False), _adapted_kernels(pretrained)
+    assert set(rebuilt) == set(checkpoint) and rebuilt
+    assert max(np.abs(rebuilt[k] - before[k]).max() for k in rebuilt) > 1e-4  # it trained
+    assert max(np.abs(rebuilt[k] - checkpoint[k]).max() for k in rebuilt) < 1e-6
+
+    # A resume that would train otherwise, or from files that are gone, is refused
+    # before any model loads, naming what differs or what is missing.
+    resume = ["finetune", pairs_csv, "-o", out, "--resume", "--epochs", str(done + 3)]
+    history = (out / "state.json").read_text()
+    for flag, value, message in [
+        ("--lora-rank", "4", "--lora-rank 4, the run's --lora-rank 2"),
+        ("--learning-rate", "0.001", "--learning-rate 0.001, the run's --learning-rate 0.01"),
+        ("--size", "32", "--size 32, the run's --size 16"),
+    ]:
+        got = call(capsys, *resume, *_with(flags, flag, value))
+        assert got.returncode == 2 and message in got.stderr, got.stderr
+    # Flags left out are the run's.
+    from videoprism_keras.cli.train import training_settings
+
+    unset = dict.fromkeys(["lora_rank", "freeze", "learning_rate", "batch_size", "frames", "size",
+                           "remat"])  # fmt: skip
+    parsed = argparse.Namespace(output=out, resume=True, **unset)
+    assert training_settings(parsed, finetune) == state["settings"]
+    assert state["settings"]["learning_rate"] == 0.01 and state["settings"]["size"] == [16, 16]
+    (out / state["checkpoint"]).unlink()
+    for extra in (["--resume"], []):  # without --resume it must not start over either
+        got = call(capsys, "finetune", pairs_csv, "-o", out, *extra, *flags)
+        assert got.returncode == 2 and f"names {state['checkpoint']}, missing" in got.stderr
+    assert (out / "state.json").read_text() == history
+    (out / "state.json").write_text(history[:20])  # cut short by a full disk, say
+    got = call(capsys, *resume, *flags)
+    assert got.returncode == 2 and "state.json is damaged" in got.stderr
+    assert "JSONDecodeError" in got.stderr and got.stderr.count("\n") == 1
+    (out / "state.json").unlink()
+    got = call(capsys, *resume, *flags)
+    assert got.returncode == 2 and "holds no run to resume (no state.json)" in got.stderr

@@ -240,12 +240,25 @@ def test_classify_with_a_trained_head_uses_its_labels(labelled, tiny_args, tmp_p
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stderr == ""  # saving loads TensorFlow, even on JAX: its log lines are held back
     clip = labelled / "cats" / "0.mp4"
-    out = cli("classify", clip, "--head", head, "--num-frames", "4", "--size", "16", "--json",
-              "--no-progress")  # fmt: skip
-    assert out.returncode == 0, out.stderr[-1500:]
-    top = json.loads(out.stdout)[0]["top"]
+    given, recorded = run_all(
+        os.environ,
+        ["classify", clip, "--head", head, "--num-frames", "4", "--size", "16", "--json",
+         "--no-progress"],
+        # Without the flags: the sampling the head was trained with, not the model's default.
+        ["classify", clip, "--head", head, "--json", "--no-progress"],
+    )  # fmt: skip
+    top = json.loads(given.stdout)[0]["top"]
     assert {hit["label"] for hit in top} == {"cats", "dogs"}
     assert abs(sum(hit["probability"] for hit in top) - 1) < 1e-5
+    assert json.loads(recorded.stdout) == json.loads(given.stdout)
+    for flags, message in [
+        (["--size", "32"], "trained with --size 16, not 32"),
+        (["--num-frames", "2"], "trained with --num-frames 4, not 2"),
+        (["--soft-cap", "7"], "trained with --soft-cap 5, not --soft-cap 7"),
+    ]:
+        out = call(capsys, "classify", clip, "--head", head, *flags)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert out.stderr.count("\n") == 1
     out = call(capsys, "classify", clip, "--head", tmp_path / "missing.keras")
     assert out.returncode == 2 and "--head" in out.stderr
 

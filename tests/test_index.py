@@ -172,6 +172,17 @@ def test_search_filters_and_per_video(tmp_path):
     assert len({h.path for h in best}) == 8 and best[0].path == paths[7]
 
 
+def test_a_nan_or_zero_query_is_refused_not_scored(tmp_path):
+    rng = np.random.default_rng(0)
+    names = [f"v{i}" for i in range(20)]
+    index = VideoIndex(tmp_path / "ix").add(Embeddings(_unit(rng, 20), names))
+    good = _unit(rng, 1)[0]
+    for bad in (np.full(16, np.nan), np.zeros(16), np.where(np.arange(16) == 3, np.inf, good)):
+        with pytest.raises(ValueError, match=r"queries\[1\] is all zeros or holds NaN"):
+            index.search(np.stack([good, bad]))
+    assert len(index.search(good)[0]) == 5
+
+
 def test_a_held_snapshot_reads_only_what_changed(tmp_path):
     import lancedb
 

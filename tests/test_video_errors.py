@@ -374,3 +374,22 @@ def test_progress_bar(videos, capsys):
     if "tqdm" in sys.modules:
         list(VideoBatchLoader(videos, batch_size=2, size=16, progress=False))
         assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "start_s, end_s, message",
+    [
+        (1.5, 0.5, "start_s=1.5 is after end_s=0.5"),
+        (-1.0, 0.5, "start_s must be finite seconds"),
+        (0.0, float("inf"), "end_s must be finite seconds"),
+        (float("nan"), 1.0, "start_s must be finite seconds"),
+        (100.0, 200.0, "start_s=100 is past the end of"),
+    ],
+)
+def test_load_clip_refuses_a_window_outside_the_video(tmp_path, start_s, end_s, message):
+    from videoprism_keras.video import load_clip
+
+    path = write_video(tmp_path / "v.mp4", frames=20, size=(16, 16))  # 2 s at 10 fps
+    with pytest.raises(ValueError, match=message):
+        load_clip(path, start_s, end_s, num_frames=2, size=16)
+    assert load_clip(path, 0.5, 1.5, num_frames=2, size=16).shape == (2, 16, 16, 3)

@@ -58,6 +58,10 @@ class VideoPrismVideoClassifier(keras.Model):
             attention and MLP projections (`backbone.enable_lora`), the rest of it
             frozen; overrides `freeze_backbone` (the backbone then runs in training
             mode). Defaults to `None`.
+        trained_sampling: dict or None. `{"num_frames": int, "size": [height, width]}`:
+            how the clips it was trained on were sampled, which `classify --head` samples
+            with (`classifier_training.train` sets it). None: unknown (the backbone's).
+            Defaults to `None`.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class VideoPrismVideoClassifier(keras.Model):
         freeze_backbone: bool = True,
         labels: list[str] | None = None,
         lora_rank: int | None = None,
+        trained_sampling: dict | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(dtype=kwargs.pop("dtype", backbone.dtype_policy), **kwargs)
@@ -80,6 +85,7 @@ class VideoPrismVideoClassifier(keras.Model):
                 )
             labels = [str(label) for label in labels]
         self.labels = labels
+        self.trained_sampling = trained_sampling
         self.backbone = backbone
         self.lora_rank = lora_rank
         if lora_rank is not None:
@@ -206,6 +212,7 @@ class VideoPrismVideoClassifier(keras.Model):
             "freeze_backbone": self.freeze_backbone,
             "labels": self.labels,
             "lora_rank": self.lora_rank,
+            "trained_sampling": self.trained_sampling,
         }
 
     @classmethod

@@ -223,4 +223,6 @@ def train(
     history = model.fit(inputs, found, epochs=epochs, batch_size=batch_size, verbose=0,
                         callbacks=bar)  # fmt: skip
     losses = [float(x) for x in history.history["loss"]]
+    # Saved with the model: its head learnt features of clips sampled this way.
+    model.trained_sampling = {"num_frames": int(num_frames), "size": [int(s) for s in size]}
     return TrainedClassifier(model, losses, list(paths), list(failures))

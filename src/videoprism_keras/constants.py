@@ -72,3 +72,14 @@ QUANTIZATION_MODES = ("int8", "int4", "float8")
 EMBED_KINDS = ("video", "frames", "features")
 # Contrastive fine-tuning: the tower kept fixed, if any.
 FROZEN_TOWERS = ("video", "text")
+# A fine-tuning pair's `end` may pass its video's stated duration by this many seconds
+# (captions are often timed in whole seconds, and a container's duration is rounded);
+# further, the caption describes frames the video does not have, and the row is refused.
+PAIR_END_SLACK_S = 1.0
+# Contrastive fine-tuning's Adam step size unless told (small: the towers are pretrained).
+FINETUNE_LEARNING_RATE = 1e-5
+# What a fine-tuning run records of how it trains (`run`'s argument names; the CLI's
+# flags are these with dashes), and a resume must repeat: the checkpoint fixes the
+# model, not these, so another value would silently train otherwise.
+FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_frames", "size",
+                     "remat")  # fmt: skip

@@ -26,8 +26,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from .constants import FROZEN_TOWERS, TEMPERATURE
+from .constants import (
+    FINETUNE_LEARNING_RATE,
+    FROZEN_TOWERS,
+    LORA_FILE_SUFFIX,
+    PAIR_END_SLACK_S,
+    TEMPERATURE,
+)
 from .extras import require
+from .model import lora
 from .video import Sampling
 
 if TYPE_CHECKING:
@@ -240,12 +247,28 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
                 raise ValueError(
                     f"{path}, row {line}: start and end must both be seconds; got {times}"
                 ) from None
-            if not 0 <= start < end:
-                raise ValueError(f"{path}, row {line}: needs 0 <= start < end; got {times}")
+            if not (0 <= start < end and math.isfinite(end)):
+                raise ValueError(f"{path}, row {line}: needs 0 <= start < end, finite "
+                                 f"seconds; got {times}")  # fmt: skip
+            _check_within(path, line, video, start, end)
         else:
             start = end = None
         pairs.append((str(video), caption, start, end))
     return pairs
+
+
+def _check_within(table: Path, line: int, video: Path, start: float, end: float) -> None:
+    """A row's times inside its video, by the duration the container states (nothing
+    decoded): a window past the end would train on whatever frames are nearest."""
+    from .video.decode import stated_timing
+
+    try:
+        duration, _ = stated_timing(video)
+    except ValueError as err:  # not a video (VideoDecodeError): say which row
+        raise ValueError(f"{table}, row {line}: {err}") from None
+    if duration and (start >= duration or end > duration + PAIR_END_SLACK_S):
+        raise ValueError(f"{table}, row {line}: start {start:g}, end {end:g} s lie past the "
+                         f"end of {video} ({duration:g} s long)")  # fmt: skip
 
 
 class PairDataset(keras.utils.PyDataset):
@@ -342,24 +365,30 @@ def evaluate_recall(model: VideoPrismContrastive, pairs: Sequence[Pair],
 
 # ------------------------------------------------------------------ the command
 class _EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: the model (with its optimizer) to `checkpoint-<epoch>.keras`,
-    then `state.json` naming it. Each is written under a temporary name and renamed, and
-    the state is the commit point: a run killed at any moment resumes from the last
-    epoch the state names, never half a file nor an epoch trained twice. Older
-    checkpoints are removed once the state no longer names them."""
+    """After each epoch: the model (with its optimizer) to `checkpoint-<epoch>.keras`, its
+    LoRA adapters beside it (the checkpoint holds them merged into the kernels), then
+    `state.json` naming them, with the run's settings. Each is written under a temporary
+    name and renamed, and the state is the commit point: a run killed at any moment
+    resumes from the last epoch the state names, never half a file nor an epoch trained
+    twice. Older checkpoints are removed once the state no longer names them."""
 
-    def __init__(self, directory, history):
+    def __init__(self, directory, history, settings):
         super().__init__()
-        self.directory, self.history_log = Path(directory), history
+        self.directory, self.history_log, self.settings = Path(directory), history, settings
 
     def on_epoch_end(self, epoch, logs=None):
         self.history_log.append({k: float(v) for k, v in (logs or {}).items()})
         name = CHECKPOINT_PATTERN.format(epoch + 1)
         _atomic(self.directory / name, lambda p: self.model.save(p), ".keras")
-        state = {"epochs_done": epoch + 1, "checkpoint": name, "history": self.history_log}
+        state = {"epochs_done": epoch + 1, "checkpoint": name, "history": self.history_log,
+                 "settings": self.settings}  # fmt: skip
+        if self.model.lora_rank is not None:
+            state["adapters"] = Path(name).stem + LORA_FILE_SUFFIX
+            _atomic(self.directory / state["adapters"], self.model.backbone.save_lora_weights,
+                    LORA_FILE_SUFFIX)  # fmt: skip
         _atomic(self.directory / STATE_FILE, lambda p: Path(p).write_text(json.dumps(state)))
-        for old in self.directory.glob("checkpoint-*.keras"):
-            if old.name != name:
+        for old in self.directory.glob("checkpoint-*"):
+            if old.name not in (name, state.get("adapters")):
                 old.unlink()
         if self.model.lora_rank is not None:  # the adapters alone, for `load_lora_weights`
             _atomic(self.directory / ADAPTERS_FILE, self.model.backbone.save_lora_weights,
@@ -373,29 +402,72 @@ def _atomic(target, write, suffix=""):
 
 
 def _state(directory):
+    """The state of the run in `directory`; None where there is none. A state that is
+    damaged, or names a file that is gone, raises: starting over would overwrite the
+    run's history without a word."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         return None
-    state = json.loads(path.read_text())
-    return state if (Path(directory) / state["checkpoint"]).is_file() else None
+    try:
+        state = json.loads(path.read_text())
+        named = [state["checkpoint"], *([state["adapters"]] if "adapters" in state else [])]
+        int(state["epochs_done"]), list(state["history"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}): the run cannot "
+                         f"resume; move {directory} aside to start over") from None  # fmt: skip
+    missing = [name for name in named if not (Path(directory) / str(name)).is_file()]
+    if missing:
+        raise ValueError(f"{path} names {', '.join(map(str, missing))}, missing from "
+                         f"{directory}: the run cannot resume; move {directory} aside to "
+                         "start over")  # fmt: skip
+    return state
 
 
 def resume_state(directory: str | os.PathLike) -> tuple[int, list[dict]]:
-    """(epochs done, each epoch's logs) of an earlier run in `directory`, or (0, [])."""
+    """(epochs done, each epoch's logs) of an earlier run in `directory`, or (0, []).
+
+    Raises:
+        ValueError: its `state.json` is damaged or names a file that is missing.
+    """
     state = _state(directory)
     return (int(state["epochs_done"]), list(state["history"])) if state else (0, [])
+
+
+def recorded_settings(directory: str | os.PathLike) -> dict:
+    """The settings (`FINETUNE_SETTINGS`) the run in `directory` recorded; {} for none."""
+    return dict((_state(directory) or {}).get("settings") or {})
+
+
+def changed_settings(directory: str | os.PathLike, settings: dict) -> dict[str, tuple]:
+    """{name: (given, recorded)} for each of `settings` (names of `FINETUNE_SETTINGS`)
+    that differs from what the run in `directory` recorded; a `num_frames` or `size` of
+    None is the recorded one (the model's default, resolved when the run began)."""
+    recorded = recorded_settings(directory)  # none before runs recorded them
+    changed = {}
+    for name, given in settings.items():
+        if name not in recorded or (given is None and name in ("num_frames", "size")):
+            continue
+        if name == "size":
+            given = [given, given] if isinstance(given, int) else list(given)
+        if given != recorded[name]:
+            changed[name] = (given, recorded[name])
+    return changed
 
 
 def load_checkpoint(directory: str | os.PathLike) -> VideoPrismContrastive:
     """The model of the last whole epoch of the run in `directory` (optimizer included).
 
     Raises:
-        ValueError: `directory` holds no finished epoch.
+        ValueError: `directory` holds no finished epoch, or its state is damaged or
+            names a file that is missing.
     """
     state = _state(directory)
     if state is None:
-        raise ValueError(f"{directory} holds no finished epoch to resume from")
-    return keras.models.load_model(Path(directory) / state["checkpoint"])
+        raise ValueError(f"{directory} holds no finished epoch to resume from (no {STATE_FILE})")
+    model = keras.models.load_model(Path(directory) / state["checkpoint"])
+    if "adapters" in state:  # out of the merged kernels again, as they trained
+        lora.restore(model.backbone, Path(directory) / state["adapters"])
+    return model
 
 
 def with_remat(backbone: VideoPrismBackbone) -> VideoPrismBackbone:
@@ -409,10 +481,10 @@ def with_remat(backbone: VideoPrismBackbone) -> VideoPrismBackbone:
 def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         train_pairs: Sequence[Pair], output: str | os.PathLike, *,
         eval_pairs: Sequence[Pair] | None = None, epochs: int = 1,
-        learning_rate: float = 1e-5, batch_size: int = 4, num_frames: int | None = None,
-        size: int | None = None, lora_rank: int | None = None, freeze: str | None = None,
-        remat: bool = False, resume: bool = False, verbose: int = 1, workers: int = 2,
-        seed: int = 0) -> dict:  # fmt: skip
+        learning_rate: float = FINETUNE_LEARNING_RATE, batch_size: int = 4,
+        num_frames: int | None = None, size: int | None = None, lora_rank: int | None = None,
+        freeze: str | None = None, remat: bool = False, resume: bool = False, verbose: int = 1,
+        workers: int = 2, seed: int = 0) -> dict:  # fmt: skip
     """`videoprism finetune`: trains, checkpoints each epoch into `output`, and reports
     recall on `eval_pairs` before and after.
 
@@ -425,15 +497,17 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         eval_pairs: sequence of pairs or None. Held out: recall@1/5/10 before and after.
             Defaults to `None`.
         epochs: int. The epoch to train up to (counting a resumed run's). Defaults to `1`.
-        learning_rate: float. Adam's learning rate. Defaults to `1e-5`.
+        learning_rate: float. Adam's learning rate. Defaults to
+            `constants.FINETUNE_LEARNING_RATE`.
         batch_size: int. Pairs per step (and the negatives of each). Defaults to `4`.
-        num_frames: int or None. Frames per clip. Defaults to the backbone's.
-        size: int or None. Frame side. Defaults to the backbone's.
+        num_frames: int or None. Frames per clip. Defaults to the backbone's (resuming: the run's).
+        size: int or None. Frame side. Defaults to the backbone's (resuming: the run's).
         lora_rank: int or None. Train LoRA adapters of this rank only. Defaults to `None`.
         freeze: None, "video" or "text". Keep that tower fixed. Defaults to `None`.
         remat: bool. Recompute activations in the backward pass (`with_remat`): less
             memory. Defaults to `False`.
-        resume: bool. Continue the run in `output` from its last checkpoint.
+        resume: bool. Continue the run in `output` from its last checkpoint, with the
+            settings it recorded (`FINETUNE_SETTINGS`: another value raises).
             Defaults to `False`.
         verbose: int. 0: silent; 1: progress bars (the evaluation's, and one over
             every training step with its time left); 2: Keras' line per epoch.
@@ -444,10 +518,27 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
     Returns:
         dict: output, epochs, resumed_at, losses (one per epoch), recall_before and
         recall_after (None without `eval_pairs`); also written to `summary.json`.
+
+    Raises:
+        ValueError: `resume` and `output` holds no run to resume, or one whose state is
+            damaged or names a missing file, or that recorded other settings.
     """
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    settings = {"lora_rank": lora_rank, "freeze": freeze, "learning_rate": float(learning_rate),
+                "batch_size": int(batch_size), "num_frames": num_frames, "size": size,
+                "remat": bool(remat)}  # fmt: skip
     done, history = resume_state(output) if resume else (0, [])
+    if resume:
+        if not done:
+            raise ValueError(f"resume=True, but {output} holds no run to resume (no {STATE_FILE})")
+        recorded = recorded_settings(output)
+        num_frames, size = num_frames or recorded.get("num_frames"), size or recorded.get("size")
+        settings.update(num_frames=num_frames, size=size)
+        changed = changed_settings(output, settings)
+        if changed:
+            raise ValueError("resume=True with other settings than the run's: " + ", ".join(
+                f"{k}={g!r} (the run's: {r!r})" for k, (g, r) in changed.items()))  # fmt: skip
+    output.mkdir(parents=True, exist_ok=True)
     if done:  # `backbone` may be None: the checkpoint holds it
         model = load_checkpoint(output)
     else:
@@ -456,6 +547,7 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     sampling = Sampling.for_model(model.backbone, num_frames, size)
     num_frames, size = sampling.num_frames, sampling.size
+    settings.update(num_frames=int(num_frames), size=[int(s) for s in size])
     shown = verbose == 1
     evaluate = (lambda: evaluate_recall(model, eval_pairs, tokenizer, batch_size, num_frames,
                                         size, progress=shown)) if eval_pairs else None  # fmt: skip
@@ -469,7 +561,7 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
 
         bar = [step_bar((epochs - done) * len(data))] if shown else []
         model.fit(data, epochs=epochs, initial_epoch=done, verbose=0 if bar else verbose,
-                  callbacks=[_EpochCheckpoint(output, history), *bar])  # fmt: skip
+                  callbacks=[_EpochCheckpoint(output, history, settings), *bar])  # fmt: skip
     after = evaluate() if evaluate else None
     summary = {"output": str(output), "epochs": epochs, "resumed_at": done,
                "losses": [h.get("loss") for h in history], "recall_before": before,

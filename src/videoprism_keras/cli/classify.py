@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from ..constants import CLASSIFICATION_TITLE, PROMPT_TEMPLATE, TEMPERATURE
@@ -84,10 +85,35 @@ def classify_with_head(args: argparse.Namespace) -> list:
         raise UsageError(f"--head {args.head} is not a readable classifier: {err}") from err
     if not hasattr(model, "predict_labels"):
         raise UsageError(f"--head {args.head} holds a {type(model).__name__}, not a classifier")
-    embeddings = ModelOptions.from_args(args).embed(model.backbone, files, kind="features")
+    options = head_options(args, model)
+    embeddings = options.embed(model.backbone, files, kind="features")
     report_failures(embeddings.failures, embedded=len(embeddings), strict=args.strict)
     results = model.predict_labels({"features": embeddings.vectors}, top_k=args.top_k, verbose=0)
     return print_top_labels(args, embeddings.paths, results)
+
+
+def head_options(args: argparse.Namespace, model) -> ModelOptions:
+    """The flags, with the sampling the head was trained with (where it records it) and
+    its backbone's attention cap: other values would feed it features it never saw."""
+    options = ModelOptions.from_args(args)
+    cap = model.backbone.attention_logit_soft_cap
+    if options.soft_cap is not None and options.soft_cap != cap:
+        held = "no attention cap" if cap is None else f"--soft-cap {cap:g}"
+        raise UsageError(f"--head {args.head} was trained with {held}, not --soft-cap "
+                         f"{options.soft_cap:g}: leave --soft-cap out")  # fmt: skip
+    trained = getattr(model, "trained_sampling", None)
+    if not trained:  # a head saved before it was recorded: the flags, or the backbone's
+        return options
+    frames, (height, width) = trained["num_frames"], trained["size"]
+    for flag, given, held in (
+        ("--num-frames", options.num_frames, frames),
+        ("--size", options.size, height if height == width else None),
+    ):
+        if given is not None and given != held:
+            shown = held if held is not None else f"{height}x{width}"
+            raise UsageError(f"--head {args.head} was trained with {flag} {shown}, not "
+                             f"{given}: leave {flag} out to use the head's")  # fmt: skip
+    return dataclasses.replace(options, num_frames=frames, size=(height, width))
 
 
 def print_top_labels(args: argparse.Namespace, paths: list, results: list) -> list:

@@ -110,7 +110,7 @@ def search(args: argparse.Namespace) -> list:
     elif args.title is not None:
         raise UsageError("--title is the --plot picture's: add --plot FILE.png")
     held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
-    options = index_options(ModelOptions.from_args(args), held.meta)
+    options = index_options(ModelOptions.from_args(args), held.meta, same_sampling=True)
     if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
         raise UsageError(f"--under {args.under}: no such folder")
     model = options.load(need_text=args.text is not None)

@@ -187,12 +187,15 @@ def preset_id(preset: str | os.PathLike) -> str:
     return str(path.resolve()) if path.exists() else text
 
 
-def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> ModelOptions:
+def index_options(options: ModelOptions, meta: dict, writing: bool = False,
+                  same_sampling: bool | None = None) -> ModelOptions:  # fmt: skip
     """`options` with an index's choices as defaults. An index holds one model's embedding
     space: its preset (and soft cap) are the defaults, another one is an error. Its
     sampling (frames, size; clip and stride seconds when `writing`) is the default too;
-    `writing` refuses another (one index, one sampling), and another dtype, which a search
-    may use (it approximates the same embedding space)."""
+    `same_sampling` (default: `writing`) refuses another (one index, one sampling: a query
+    sampled otherwise lands elsewhere), and `writing` another dtype, which a search may use
+    (it approximates the same embedding space)."""
+    same_sampling = writing if same_sampling is None else same_sampling
     stored = meta.get("preset")
     given = options.preset
     if given is not None and stored is not None and preset_id(given) != preset_id(stored):
@@ -218,12 +221,12 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False) -> M
     fields = INDEX_SAMPLING if writing else {"num_frames": "num_frames", "size": "size"}
     for name, key in fields.items():
         given, held = getattr(options, name), meta.get(key)
-        if writing and key in meta and given is not None and given != held:
+        if same_sampling and key in meta and given is not None and given != held:
             flag = "--" + name.replace("_", "-")
             shown = held if held is not None else "(not given: whole videos)"
+            other = ", or index into another -o" if writing else ""
             raise UsageError(f"the index was built with {flag} {shown}, not {given}: "
-                             f"leave {flag} out to use the index's, or index into another "
-                             "-o")  # fmt: skip
+                             f"leave {flag} out to use the index's{other}")  # fmt: skip
         resolved[name] = given if given is not None else held
     return dataclasses.replace(options, **resolved)
 

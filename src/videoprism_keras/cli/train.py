@@ -8,7 +8,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from ..constants import FROZEN_TOWERS
+from ..constants import FINETUNE_LEARNING_RATE, FINETUNE_SETTINGS, FROZEN_TOWERS
 from .inputs import check_output, report_failures
 from .models import ModelOptions, quiet_native_logs
 from .parser import UsageError, add_command, add_model_options, positive
@@ -36,13 +36,22 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval", help="held-out pairs: recall@1/5/10 before and after (default: "
                    "none)")  # fmt: skip
     p.add_argument("--epochs", type=positive(int), default=5, help="passes over the pairs")
-    p.add_argument("--learning-rate", type=positive(float), default=1e-5, help="Adam's step size")
+    # The training flags default to None, so that --resume tells a flag not given (the
+    # run's value) from one given (which must be the run's).
+    p.add_argument("--learning-rate", type=positive(float), help="Adam's step size (default "
+                   f"{FINETUNE_LEARNING_RATE:g}; with --resume, the run's)")  # fmt: skip
     p.add_argument("--lora-rank", type=positive(int), help="train LoRA adapters of this rank only")
     p.add_argument("--freeze", choices=FROZEN_TOWERS, help="keep this tower fixed (default: "
                    "train both)")  # fmt: skip
-    p.add_argument("--remat", action="store_true", help="recompute activations: less memory")
-    p.add_argument("--resume", action="store_true", help="continue from -o's last checkpoint")
+    p.add_argument("--remat", action="store_true", default=None,
+                   help="recompute activations: less memory")  # fmt: skip
+    resume_help = ("continue from -o's last checkpoint, with the run's settings (a training "
+                   "flag given must repeat the run's)")  # fmt: skip
+    p.add_argument("--resume", action="store_true", help=resume_help)
     add_model_options(p)
+    batch = next(a for a in p._actions if a.dest == "batch_size")
+    batch.help += f" (default {batch.default}; with --resume, the run's)"
+    batch.default = None
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -95,9 +104,7 @@ def finetune(args: argparse.Namespace) -> dict:
     held_out = library.read_pairs(args.eval) if args.eval else None
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise UsageError(f"-o {args.output} exists and is not a folder")
-    done, _ = library.resume_state(args.output)
-    if done and not args.resume:
-        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    settings = training_settings(args, library)
     options = ModelOptions.from_args(args)
     model = options.load(need_text=True)
     tokenizer = options.load_tokenizer(model)
@@ -105,10 +112,8 @@ def finetune(args: argparse.Namespace) -> dict:
     # TensorFlow import when Keras first saves is quiet anyway (`main`'s quiet imports).
     summary = library.run(
         model, tokenizer, pairs, args.output, eval_pairs=held_out,
-        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        num_frames=args.frames, size=args.size, lora_rank=args.lora_rank,
-        freeze=args.freeze, remat=args.remat, resume=args.resume,
-        verbose=0 if args.no_progress or args.json else 1,
+        epochs=args.epochs, resume=args.resume, verbose=0 if args.no_progress or args.json else 1,
+        **settings,
     )  # fmt: skip
     if not args.json:
         losses = summary["losses"]
@@ -126,3 +131,43 @@ def finetune(args: argparse.Namespace) -> dict:
                 )
         print(f"saved {args.output}")
     return summary
+
+
+def training_settings(args: argparse.Namespace, library) -> dict:
+    """`run`'s settings (`FINETUNE_SETTINGS`) from the flags given, checked before the
+    model loads: -o holds a run exactly when --resume says so, and --resume takes the
+    run's settings, refusing a flag given with another value (the checkpoint fixes the
+    model, not how it trains)."""
+    given = {name: getattr(args, "frames" if name == "num_frames" else name)
+             for name in FINETUNE_SETTINGS}  # fmt: skip
+    given = {name: value for name, value in given.items() if value is not None}
+    try:
+        done, _ = library.resume_state(args.output)
+    except ValueError as err:  # a damaged state, a checkpoint gone: not a silent restart
+        raise UsageError(f"-o {args.output}: {err}") from None
+    if done and not args.resume:
+        raise UsageError(f"-o {args.output} holds a run ({done} epochs): pass --resume or a new -o")
+    if not args.resume:
+        return given  # `run`'s defaults for the others
+    if not done:
+        raise UsageError(f"--resume: -o {args.output} holds no run to resume (no "
+                         f"{library.STATE_FILE}): leave --resume out to start one")  # fmt: skip
+    changed = library.changed_settings(args.output, given)
+    if changed:
+        shown = "; ".join(f"{_flag(name, g)}, the run's {_flag(name, r)}"
+                          for name, (g, r) in changed.items())  # fmt: skip
+        raise UsageError(f"--resume with other settings than the run in -o {args.output}: "
+                         f"{shown}: leave them out to use the run's, or give a new -o")  # fmt: skip
+    return {**library.recorded_settings(args.output), **given}
+
+
+def _flag(name: str, value) -> str:
+    """A setting as its flag: `--lora-rank 2`, `--remat`, `no --freeze`."""
+    flag = "--" + name.replace("_", "-")
+    if value is None or value is False:
+        return f"no {flag}"
+    if value is True:
+        return flag
+    if isinstance(value, list):  # a recorded size: (height, width)
+        value = value[0] if value[0] == value[1] else "x".join(map(str, value))
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"

@@ -137,6 +137,21 @@ def load(model: keras.Model, filepath: str | os.PathLike) -> None:
         layer.lora_kernel_b.assign(b)
 
 
+def restore(model: keras.Model, filepath: str | os.PathLike) -> None:
+    """Adapters written by `save` back into a model loaded from a `.keras` file of the same
+    training step. Keras saves a LoRA layer with its adapters merged into the kernel and
+    loads it with them zeroed; here they come back and out of the kernel again
+    (`kernel -= alpha / r · A @ B`, exact to float rounding), so that training goes on
+    from them, not from new zero adapters (which could not even learn: with A = B = 0
+    neither has a gradient)."""
+    load(model, filepath)
+    for layer in adapted_layers(model).values():
+        merged = layer._kernel - (layer.lora_alpha / layer.lora_rank) * ops.matmul(
+            layer.lora_kernel_a, layer.lora_kernel_b
+        )
+        layer._kernel.assign(ops.cast(merged, layer._kernel.dtype))
+
+
 def merge(model: keras.Model) -> None:
     """Folds every adapter into its kernel and removes it (`kernel += alpha / r · A @ B`)."""
     layers = adapted_layers(model)

@@ -259,9 +259,17 @@ def load_clip(path: str | os.PathLike, start_s: float, end_s: float, num_frames:
     Sampled as `iter_clips` samples its windows (uniformly over the frames that start
     inside it), so a clip reported by `iter_clips` (or stored in an index) can be
     shown again from its times alone. A window between two frames gives the next one.
+
+    Raises:
+        ValueError: `start_s`/`end_s` not finite, negative, `start_s` after `end_s`, or
+            `start_s` at or past the video's end; `VideoDecodeError` for the file.
     """
     sampling = Sampling(num_frames, size, resize_mode, False, dtype)
-    times, _ = _frame_times(path)
+    check_window(start_s, end_s)
+    times, fps = _frame_times(path)
+    duration = video_duration(times, fps)
+    if start_s >= duration:
+        raise ValueError(f"start_s={start_s:g} is past the end of {path} ({duration:g} s long)")
     inside = np.flatnonzero((times >= start_s) & (times < end_s))
     if not len(inside):
         inside = np.array([np.searchsorted(times, start_s)]).clip(0, len(times) - 1)
@@ -273,6 +281,19 @@ def load_clip(path: str | os.PathLike, start_s: float, end_s: float, num_frames:
         raise VideoDecodeError(path, f"no decodable frame in {start_s:g}–{end_s:g} s")
     frames += [frames[-1]] * (len(wanted) - len(frames))
     return _stack(frames, mask, sampling.dtype)
+
+
+def check_window(start_s: float, end_s: float) -> None:
+    """A clip's times as `load_clip` takes them: finite seconds, 0 <= start_s <= end_s."""
+    for name, t in (("start_s", start_s), ("end_s", end_s)):
+        if isinstance(t, bool) or not isinstance(t, int | float | np.number):
+            raise ValueError(f"{name} must be a number of seconds; got {t!r}")
+        if not np.isfinite(t) or t < 0:
+            raise ValueError(f"{name} must be finite seconds from the video's start (>= 0); "
+                             f"got {name}={t}")  # fmt: skip
+    if start_s > end_s:
+        raise ValueError(f"start_s={start_s:g} is after end_s={end_s:g}: a window starts "
+                         "before it ends")  # fmt: skip
 
 
 def _frame_times(path) -> tuple[np.ndarray, float]:

@@ -283,7 +283,13 @@ class VideoIndex(ClipTable):
         table = self.latest()
         if table is None:
             raise ValueError(f"the index {self.uri} is empty: add videos to it first")
-        queries = store.normalise(np.atleast_2d(queries))
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        # NaN scores every clip nan, and a zero vector every clip 0: hits ranked by nothing.
+        bad = ~np.isfinite(queries).all(axis=1) | ~(queries != 0).any(axis=1)
+        if bad.any():
+            raise ValueError(f"queries[{int(np.flatnonzero(bad)[0])}] is all zeros or holds NaN "
+                             "or inf: a query must be a finite, non-zero embedding")  # fmt: skip
+        queries = store.normalise(queries)
         if queries.shape[1] != self.dim:
             raise ValueError(f"the queries are {queries.shape[1]}-d, the index {self.uri} "
                              f"holds {self.dim}-d embeddings: embed them with the index's "
