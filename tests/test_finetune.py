@@ -134,6 +134,72 @@ def test_bad_pair_files_are_refused_before_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bom_before_the_csv_header_is_read_as_excel_writes_it(tmp_path):
+    from videos import write_video
+
+    write_video(tmp_path / "v.mp4", frames=10, size=(16, 16))
+    table = tmp_path / "pairs.csv"
+    table.write_text("\ufeffpath,caption\nv.mp4,hello\n", encoding="utf-8")
+    assert finetune.read_pairs(table) == [(str(tmp_path / "v.mp4"), "hello", None, None)]
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fails the test if `finetune` gets as far as loading a model."""
+    from videoprism_keras.cli import models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model loaded before the pairs were checked")
+
+    monkeypatch.setattr(models.ModelOptions, "load", refuse)
+
+
+def test_a_folder_as_a_pair_path_is_named_a_folder_with_its_row(tmp_path, capsys, no_model):
+    from videos import write_video
+
+    write_video(tmp_path / "v.mp4", frames=10, size=(16, 16))
+    (tmp_path / "clips.mp4").mkdir()
+    table = tmp_path / "pairs.csv"
+    table.write_text("path,caption\nv.mp4,fine\nclips.mp4,a folder\n")
+    result = call(capsys, "finetune", table, "-o", tmp_path / "out")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "row 3" in result.stderr and str(tmp_path / "clips.mp4") in result.stderr
+    assert "is a folder" in result.stderr and "not found" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("times", ["", "0,1"])
+def test_a_pair_file_that_is_not_a_video_is_refused_up_front_naming_the_row(
+    tmp_path, capsys, no_model, times
+):
+    from videos import write_video
+
+    write_video(tmp_path / "v.mp4", frames=10, size=(16, 16))
+    (tmp_path / "notes.mp4").write_text("these are notes, not a video\n")
+    table = tmp_path / "pairs.csv"
+    table.write_text(f"path,caption,start,end\nv.mp4,fine,,\nnotes.mp4,text,{times or ','}\n")
+    result = call(capsys, "finetune", table, "-o", tmp_path / "out")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "row 3" in result.stderr and str(tmp_path / "notes.mp4") in result.stderr
+    assert "not a readable video" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_each_distinct_pair_file_is_opened_once(tmp_path, monkeypatch):
+    from videos import write_video
+
+    from videoprism_keras.video import decode
+
+    write_video(tmp_path / "v.mp4", frames=20, size=(16, 16))
+    opened = []
+    real = decode.stated_timing
+    monkeypatch.setattr(decode, "stated_timing", lambda p: opened.append(p) or real(p))
+    table = tmp_path / "pairs.csv"
+    table.write_text("path,caption,start,end\nv.mp4,a,,\nv.mp4,b,0,1\nv.mp4,c,1,2\n")
+    assert len(finetune.read_pairs(table)) == 3
+    assert len(opened) == 1
+
+
 @pytest.mark.parametrize(
     "times, message",
     [("0,inf", "row 3: needs 0 <= start < end, finite seconds"),

@@ -202,7 +202,9 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     """A CSV or parquet of `path,caption[,start,end]` → list of (path, caption, start, end).
 
     Relative video paths are read from the table's folder; start and end are seconds,
-    or None for the whole video.
+    or None for the whole video. Every distinct file's container header is opened once
+    (nothing decoded), so that a file that is not a video is named with its row now,
+    not when its batch comes up. A CSV may start with a byte-order mark (Excel's UTF-8).
 
     Args:
         path: str or path. The `.csv` or `.parquet` file.
@@ -221,7 +223,8 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     elif path.suffix.lower() == ".csv":
         import csv
 
-        with open(path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: Excel's UTF-8 CSVs start with a BOM, which would glue onto "path".
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
     else:
         raise ValueError(f"{path}: expected a .csv or .parquet file of path,caption pairs")
@@ -230,15 +233,15 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
         raise ValueError(
             f"{path}: expected columns path,caption (and optionally start,end); found {columns}"
         )
-    pairs = []
+    pairs, durations = [], {}
     for line, row in enumerate(rows, start=2):
         video = Path(str(row["path"]))
         video = video if video.is_absolute() else path.parent / video
         caption = str(row["caption"] or "").strip()
         if not caption:
             raise ValueError(f"{path}, row {line}: empty caption")
-        if not video.is_file():
-            raise ValueError(f"{path}, row {line}: video {video} not found")
+        if video not in durations:
+            durations[video] = _stated_duration(path, line, video)
         times = [row.get("start"), row.get("end")]
         if any(t not in (None, "") for t in times):
             try:
@@ -250,25 +253,31 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
             if not (0 <= start < end and math.isfinite(end)):
                 raise ValueError(f"{path}, row {line}: needs 0 <= start < end, finite "
                                  f"seconds; got {times}")  # fmt: skip
-            _check_within(path, line, video, start, end)
+            duration = durations[video]
+            if duration and (start >= duration or end > duration + PAIR_END_SLACK_S):
+                raise ValueError(f"{path}, row {line}: start {start:g}, end {end:g} s lie "
+                                 f"past the end of {video} ({duration:g} s long)")  # fmt: skip
         else:
             start = end = None
         pairs.append((str(video), caption, start, end))
     return pairs
 
 
-def _check_within(table: Path, line: int, video: Path, start: float, end: float) -> None:
-    """A row's times inside its video, by the duration the container states (nothing
-    decoded): a window past the end would train on whatever frames are nearest."""
+def _stated_duration(table: Path, line: int, video: Path) -> float:
+    """The duration `video`'s container states (0.0 where it does not), or a ValueError
+    naming the table's row: the one check that a row's file is a video, from its header
+    alone (a window past the end would train on whatever frames are nearest)."""
     from .video.decode import stated_timing
 
+    if video.is_dir():  # a folder of frames is a video elsewhere, not here: say which
+        raise ValueError(f"{table}, row {line}: {video} is a folder; expected a video file")
+    if not video.exists():
+        raise ValueError(f"{table}, row {line}: video {video} not found")
     try:
         duration, _ = stated_timing(video)
     except ValueError as err:  # not a video (VideoDecodeError): say which row
         raise ValueError(f"{table}, row {line}: {err}") from None
-    if duration and (start >= duration or end > duration + PAIR_END_SLACK_S):
-        raise ValueError(f"{table}, row {line}: start {start:g}, end {end:g} s lie past the "
-                         f"end of {video} ({duration:g} s long)")  # fmt: skip
+    return duration
 
 
 class PairDataset(keras.utils.PyDataset):
