@@ -31,14 +31,16 @@ until the next release).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES
+from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES, TF_ONNX_MAX_PARAMS
 from .deprecation import renamed_arguments
+from .export_paths import check_destination, write_atomically
 from .extras import EXPORTERS, require
 from .model.kernels import portable
 
@@ -139,20 +141,21 @@ def export(
     check_backend(format, backend)
     exporter = EXPORTERS.get((format, backend), ())
     require(exporter, f"export(format={format!r}) from {backend}", f"--format {format}")
-    suffix = SUFFIXES.get(format)
-    if suffix and not os.fspath(filepath).endswith(suffix):
-        raise ValueError(
-            f"a {format} artefact is a {suffix} file. Received: filepath={os.fspath(filepath)!r}"
-        )
+    check_destination(filepath, format)
+    check_memory(model, format, backend)
     if batch_size is None and (backend == "torch" or (backend, format) == ("jax", "onnx")):
         batch_size = 1  # PyTorch's exporters and jax2onnx trace one fixed shape
     signature = input_signature or signature_for(model, num_frames, size, text_length, batch_size)
-    with portable():
-        keras.Model.export(
-            model, filepath, format=format, verbose=verbose, input_signature=signature, **kwargs
-        )
-    if format == "onnx":
-        _name_onnx_outputs(filepath, output_names(model))
+
+    def write(path: os.PathLike) -> None:
+        with portable():
+            keras.Model.export(
+                model, path, format=format, verbose=verbose, input_signature=signature, **kwargs
+            )
+        if format == "onnx":
+            _name_onnx_outputs(path, output_names(model))
+
+    write_atomically(filepath, write)
     return filepath
 
 
@@ -209,3 +212,24 @@ def check_backend(format: str, backend: str) -> None:
                            "tensorflow (or --format onnx): Keras exports a SavedModel from "
                            "PyTorch only through torch_xla")  # fmt: skip
         raise err
+
+
+def check_memory(model: keras.Model, format: str, backend: str) -> None:
+    """Whether the export fits in memory: ONNX from TensorFlow (tf2onnx) of a model above
+    `TF_ONNX_MAX_PARAMS` parameters does not (see there). A `ValueError` if not, whose
+    `cli_message` names the flags."""
+    if (format, backend) != ("onnx", "tensorflow"):
+        return
+    params = sum(math.prod(weight.shape) for weight in model.weights)
+    if params <= TF_ONNX_MAX_PARAMS:
+        return
+    why = (f"the model has {params:,} parameters, and tf2onnx needs hundreds of times their "
+           f"size in memory above {TF_ONNX_MAX_PARAMS:,}")  # fmt: skip
+    err = ValueError(
+        f"exporting ONNX from the TensorFlow backend would run out of memory: {why}. "
+        "Received: format='onnx' under KERAS_BACKEND=tensorflow; set KERAS_BACKEND=jax "
+        "(or torch), which export it in a few GB"
+    )
+    err.cli_message = (f"--format onnx from --backend tensorflow would run out of memory "
+                       f"({why}): use --backend jax (or --backend torch)")  # fmt: skip
+    raise err
