@@ -13,10 +13,14 @@ ONNX one, jax2onnx: there it defaults to 1). The projections run as plain Keras 
 What each Keras backend can export (Keras' support, and what installs from PyPI
 beside our pinned versions; tests/README.md says which tests cover which):
 
-    format          JAX              TensorFlow            PyTorch
-    tf_saved_model  yes (jax2tf)     yes                   no (Keras needs torch_xla)
-    onnx            yes (jax2onnx)   yes (tf2onnx)         yes (torch.onnx)
-    litert          no (Keras)       yes (TFLite)          needs litert-torch (not installed)
+    format          JAX              TensorFlow              PyTorch
+    tf_saved_model  yes (jax2tf)     yes                     no (Keras needs torch_xla)
+    onnx            yes (jax2onnx)   small models (tf2onnx)  yes (torch.onnx)
+    litert          no (Keras)       yes (TFLite)            needs litert-torch (not installed)
+
+ONNX from TensorFlow is refused above `TF_ONNX_MAX_PARAMS` parameters: tf2onnx needs
+far more memory than the weights (`check_memory`). The artefact is written beside
+`filepath` and renamed into place (`export_paths`).
 
 Inputs: a video-only model takes `pixel_values` (B, T, H, W, C) float32 (channels
 first: (B, T, C, H, W)) and returns the (B, T, N, D) features. A multimodal one
