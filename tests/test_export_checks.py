@@ -118,14 +118,16 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     assert (tmp_path / "m.onnx").read_bytes() == b"the previous artefact"
 
 
-def test_an_export_replaces_the_artefact_in_place(tmp_path):
+def test_an_export_replaces_the_artefact_in_place(tmp_path, capsys):
     if BACKEND != "jax":
         pytest.skip("the writes are the same on every backend: run once, under JAX")
     ort = pytest.importorskip("onnxruntime")
     model = vp.VideoPrismBackbone(**TINY)
     (tmp_path / "m.onnx").write_bytes(b"the previous artefact")
-    model.export(tmp_path / "m.onnx", format="onnx", num_frames=2, size=8, verbose=False)
+    model.export(tmp_path / "m.onnx", format="onnx", num_frames=2, size=8)
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    said = capsys.readouterr().out  # Keras' message names where the artefact is now
+    assert f"Saved artifact at '{tmp_path / 'm.onnx'}'" in said and ".partial" not in said
     video = random_video(batch=1, frames=2, size=8)
     (got,) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"pixel_values": video})
     np.testing.assert_allclose(got, to_numpy(model(video)), atol=1e-4)

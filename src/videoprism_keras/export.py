@@ -35,8 +35,11 @@ until the next release).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -151,15 +154,23 @@ def export(
         batch_size = 1  # PyTorch's exporters and jax2onnx trace one fixed shape
     signature = input_signature or signature_for(model, num_frames, size, text_length, batch_size)
 
+    said, staged = io.StringIO(), []
+
     def write(path: os.PathLike) -> None:
-        with portable():
+        staged.append(os.fspath(path))
+        # Keras' messages name the staged path: they are said with `filepath` instead.
+        with portable(), contextlib.redirect_stdout(said):
             keras.Model.export(
                 model, path, format=format, verbose=verbose, input_signature=signature, **kwargs
             )
         if format == "onnx":
             _name_onnx_outputs(path, output_names(model))
 
-    write_atomically(filepath, write)
+    try:
+        write_atomically(filepath, write)
+    finally:
+        text = said.getvalue()
+        sys.stdout.write(text.replace(staged[0], os.fspath(filepath)) if staged else text)
     return filepath
 
 
