@@ -75,6 +75,10 @@ def test_a_saved_model_never_goes_into_a_folder_with_files(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         export_paths.check_destination(tmp_path / "file", "tf_saved_model")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(ValueError, match="symbolic link"):
+        export_paths.check_destination(tmp_path / "link", "tf_saved_model")
     (tmp_path / "dir.onnx").mkdir()
     with pytest.raises(ValueError, match="is a folder"):
         model.export(tmp_path / "dir.onnx", format="onnx")

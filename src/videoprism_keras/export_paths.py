@@ -34,6 +34,8 @@ def check_destination(filepath: str | os.PathLike, format: str) -> None:
         refuse(f"is a folder; a {format} artefact is a {suffix} file")
     if not suffix and path.exists() and not path.is_dir():
         refuse("is a file; a tf_saved_model artefact is a folder (a new or empty one)")
+    if not suffix and path.is_symlink():  # the renaming at the end would fail on it
+        refuse("is a symbolic link; give a new or empty folder for the SavedModel")
     if not suffix and path.is_dir() and any(path.iterdir()):
         refuse("is a folder that is not empty; give a new or empty folder for the SavedModel")
     parent = path.parent
