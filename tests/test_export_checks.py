@@ -168,3 +168,27 @@ def test_onnx_from_tensorflow_refuses_a_model_too_big_for_memory(tmp_path, monke
         got = call(capsys, "export", "--format", "onnx", "-o", tmp_path / "m.onnx")
         assert got.returncode == 2 and "--backend jax" in got.stderr
         assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_saved_inline_leave_no_stale_data_file_beside_the_onnx(tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.arange(4, dtype="float32")
+
+    def with_external_weights(self, filepath, **kwargs):  # as jax2onnx writes a large model
+        x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [4])
+        y = helper.make_tensor_value_info("add_out", TensorProto.FLOAT, [4])
+        node = helper.make_node("Add", ["pixel_values", "w"], ["add_out"])
+        graph = helper.make_graph([node], "g", [x], [y], [numpy_helper.from_array(weights, "w")])
+        onnx.save(helper.make_model(graph), str(filepath), save_as_external_data=True,
+                  location=f"{filepath.name}.data", size_threshold=0)  # fmt: skip
+        assert (filepath.parent / f"{filepath.name}.data").is_file()
+
+    monkeypatch.setattr(keras.Model, "export", with_external_weights)
+    vp.VideoPrismBackbone(**TINY).export(tmp_path / "m.onnx", format="onnx", verbose=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # the weights are inside now
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    (got,) = session.run(["features"], {"pixel_values": np.ones(4, "float32")})
+    np.testing.assert_array_equal(got, weights + 1)

@@ -165,6 +165,7 @@ def export(
             )
         if format == "onnx":
             _name_onnx_outputs(path, output_names(model))
+            _drop_unused_files(path)
 
     try:
         write_atomically(filepath, write)
@@ -198,6 +199,24 @@ def _name_onnx_outputs(path: str | os.PathLike, names: list[str]) -> None:
         graph.node.append(onnx.helper.make_node("Identity", [output.name], [name]))
         output.name = name
     onnx.save(graph_model, os.fspath(path))
+
+
+def _drop_unused_files(path: str | os.PathLike) -> None:
+    """Deletes what the exporter left beside the artefact in its staging folder when the
+    artefact references none of it (jax2onnx writes a large model's weights to a `.data`
+    file, which `_name_onnx_outputs` then saves inline: the file would only take space)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    tensors = [*graph.initializer, *(a.t for node in graph.node for a in node.attribute)]
+    if any(uses_external_data(tensor) for tensor in tensors):
+        return
+    artefact = os.path.basename(path)
+    folder = os.path.dirname(os.fspath(path))
+    for name in os.listdir(folder):
+        if name != artefact and os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
 
 
 def _positive(value: Any, name: str) -> int:
