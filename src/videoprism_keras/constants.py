@@ -66,6 +66,10 @@ EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 # The file each format writes ends so (a SavedModel is a folder): the CLI checks `-o` by it
 # before Keras loads.
 EXPORT_SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
+# ONNX from the TensorFlow backend (tf2onnx) takes hundreds of times the weights' size in
+# memory (a 22M-parameter model passed 5 GB; JAX and PyTorch export the 114M base model in
+# 2.6 GB): above this many parameters it is refused, naming the backends to use instead.
+TF_ONNX_MAX_PARAMS = 5_000_000
 # `quantize`: the modes Keras quantizes to without calibration data (GPTQ/AWQ need it).
 QUANTIZATION_MODES = ("int8", "int4", "float8")
 # `embed`: one vector per video (or clip), per frame, or the token features.

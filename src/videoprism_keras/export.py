@@ -13,10 +13,14 @@ ONNX one, jax2onnx: there it defaults to 1). The projections run as plain Keras 
 What each Keras backend can export (Keras' support, and what installs from PyPI
 beside our pinned versions; tests/README.md says which tests cover which):
 
-    format          JAX              TensorFlow            PyTorch
-    tf_saved_model  yes (jax2tf)     yes                   no (Keras needs torch_xla)
-    onnx            yes (jax2onnx)   yes (tf2onnx)         yes (torch.onnx)
-    litert          no (Keras)       yes (TFLite)          needs litert-torch (not installed)
+    format          JAX              TensorFlow              PyTorch
+    tf_saved_model  yes (jax2tf)     yes                     no (Keras needs torch_xla)
+    onnx            yes (jax2onnx)   small models (tf2onnx)  yes (torch.onnx)
+    litert          no (Keras)       yes (TFLite)            needs litert-torch (not installed)
+
+ONNX from TensorFlow is refused above `TF_ONNX_MAX_PARAMS` parameters: tf2onnx needs
+far more memory than the weights (`check_memory`). The artefact is written beside
+`filepath` and renamed into place (`export_paths`).
 
 Inputs: a video-only model takes `pixel_values` (B, T, H, W, C) float32 (channels
 first: (B, T, C, H, W)) and returns the (B, T, N, D) features. A multimodal one
@@ -31,14 +35,19 @@ until the next release).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES
+from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES, TF_ONNX_MAX_PARAMS
 from .deprecation import renamed_arguments
+from .export_paths import check_destination, write_atomically
 from .extras import EXPORTERS, require
 from .model.kernels import portable
 
@@ -139,20 +148,30 @@ def export(
     check_backend(format, backend)
     exporter = EXPORTERS.get((format, backend), ())
     require(exporter, f"export(format={format!r}) from {backend}", f"--format {format}")
-    suffix = SUFFIXES.get(format)
-    if suffix and not os.fspath(filepath).endswith(suffix):
-        raise ValueError(
-            f"a {format} artefact is a {suffix} file. Received: filepath={os.fspath(filepath)!r}"
-        )
+    check_destination(filepath, format)
+    check_memory(model, format, backend)
     if batch_size is None and (backend == "torch" or (backend, format) == ("jax", "onnx")):
         batch_size = 1  # PyTorch's exporters and jax2onnx trace one fixed shape
     signature = input_signature or signature_for(model, num_frames, size, text_length, batch_size)
-    with portable():
-        keras.Model.export(
-            model, filepath, format=format, verbose=verbose, input_signature=signature, **kwargs
-        )
-    if format == "onnx":
-        _name_onnx_outputs(filepath, output_names(model))
+
+    said, staged = io.StringIO(), []
+
+    def write(path: os.PathLike) -> None:
+        staged.append(os.fspath(path))
+        # Keras' messages name the staged path: they are said with `filepath` instead.
+        with portable(), contextlib.redirect_stdout(said):
+            keras.Model.export(
+                model, path, format=format, verbose=verbose, input_signature=signature, **kwargs
+            )
+        if format == "onnx":
+            _name_onnx_outputs(path, output_names(model))
+            _drop_unused_files(path)
+
+    try:
+        write_atomically(filepath, write)
+    finally:
+        text = said.getvalue()
+        sys.stdout.write(text.replace(staged[0], os.fspath(filepath)) if staged else text)
     return filepath
 
 
@@ -182,6 +201,24 @@ def _name_onnx_outputs(path: str | os.PathLike, names: list[str]) -> None:
     onnx.save(graph_model, os.fspath(path))
 
 
+def _drop_unused_files(path: str | os.PathLike) -> None:
+    """Deletes what the exporter left beside the artefact in its staging folder when the
+    artefact references none of it (jax2onnx writes a large model's weights to a `.data`
+    file, which `_name_onnx_outputs` then saves inline: the file would only take space)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    tensors = [*graph.initializer, *(a.t for node in graph.node for a in node.attribute)]
+    if any(uses_external_data(tensor) for tensor in tensors):
+        return
+    artefact = os.path.basename(path)
+    folder = os.path.dirname(os.fspath(path))
+    for name in os.listdir(folder):
+        if name != artefact and os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
+
+
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
@@ -209,3 +246,24 @@ def check_backend(format: str, backend: str) -> None:
                            "tensorflow (or --format onnx): Keras exports a SavedModel from "
                            "PyTorch only through torch_xla")  # fmt: skip
         raise err
+
+
+def check_memory(model: keras.Model, format: str, backend: str) -> None:
+    """Whether the export fits in memory: ONNX from TensorFlow (tf2onnx) of a model above
+    `TF_ONNX_MAX_PARAMS` parameters does not (see there). A `ValueError` if not, whose
+    `cli_message` names the flags."""
+    if (format, backend) != ("onnx", "tensorflow"):
+        return
+    params = sum(math.prod(weight.shape) for weight in model.weights)
+    if params <= TF_ONNX_MAX_PARAMS:
+        return
+    why = (f"the model has {params:,} parameters, and tf2onnx needs hundreds of times their "
+           f"size in memory above {TF_ONNX_MAX_PARAMS:,}")  # fmt: skip
+    err = ValueError(
+        f"exporting ONNX from the TensorFlow backend would run out of memory: {why}. "
+        "Received: format='onnx' under KERAS_BACKEND=tensorflow; set KERAS_BACKEND=jax "
+        "(or torch), which export it in a few GB"
+    )
+    err.cli_message = (f"--format onnx from --backend tensorflow would run out of memory "
+                       f"({why}): use --backend jax (or --backend torch)")  # fmt: skip
+    raise err

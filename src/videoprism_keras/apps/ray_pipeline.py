@@ -104,23 +104,48 @@ def ray_session(address: str | None = None, *, quiet: bool = True) -> Iterator[A
     saved = os.environ.get(QUIET_ENV)
     if quiet:  # Ray's C++ side logs benign errors to the terminal (e.g. ray#53727)
         os.environ[QUIET_ENV] = "fatal"
+    with driver_messages_on_stderr(ray):  # from before init: its threads print
+        try:
+            held = held_stderr(replay_on_error=False) if quiet else contextlib.nullcontext()
+            with held, warnings.catch_warnings():
+                # Starting a local instance forks (then execs) with JAX's threads running.
+                warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+                ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            first = str(err).splitlines()[0]
+            raise RayUnavailable(f"no Ray cluster at {address}: {first}") from err
+        finally:
+            if saved is None:
+                os.environ.pop(QUIET_ENV, None)
+            else:
+                os.environ[QUIET_ENV] = saved
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def driver_messages_on_stderr(ray: Any) -> Iterator[None]:
+    """Ray's driver prints what the cluster reports ("(raylet) A worker died …") and, with
+    `log_to_driver`, the workers' output to stdout, whatever the logging settings: here
+    all of it goes to stderr, so that stdout holds the command's result only (a JSON
+    reader would fail on those lines). Ray has no option for it; its module function is
+    wrapped while the session lasts (and left alone if a Ray release renames it)."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None:
+        yield
+        return
+
+    def to_stderr(data: dict, *args: Any, **kwargs: Any) -> Any:
+        return original({**data, "is_err": True}, *args, **kwargs)
+
+    worker.print_to_stdstream = to_stderr
     try:
-        held = held_stderr(replay_on_error=False) if quiet else contextlib.nullcontext()
-        with held, warnings.catch_warnings():
-            # Starting a local instance forks (then execs) with JAX's threads running.
-            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
-            ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise RayUnavailable(f"no Ray cluster at {address}: {str(err).splitlines()[0]}") from err
+        yield
     finally:
-        if saved is None:
-            os.environ.pop(QUIET_ENV, None)
-        else:
-            os.environ[QUIET_ENV] = saved
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+        worker.print_to_stdstream = original
 
 
 def check_address(address: str | None) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, EXPORT_SUFFIXES, QUANTIZATION_MODES
-from .inputs import check_output
+from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, QUANTIZATION_MODES
 from .models import ModelOptions
 from .parser import DEFAULT_PRESET, UsageError, add_command, add_sampling_options, positive
 
@@ -31,17 +30,22 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def export(args: argparse.Namespace) -> dict:
-    if args.format in EXPORT_SUFFIXES:  # before Keras and the model load: at once
-        check_output(args.output, (EXPORT_SUFFIXES[args.format],), "-o")
-    import keras
+    from ..export_paths import check_destination  # Keras-free: before Keras loads
 
-    from ..export import check_backend
+    try:  # before Keras and the model load: at once
+        check_destination(args.output, args.format)
+        import keras
 
-    try:  # before the model loads
+        from ..export import check_backend, check_memory
+
         check_backend(args.format, keras.backend.backend())
     except ValueError as err:
         raise UsageError(getattr(err, "cli_message", str(err))) from err
     model = ModelOptions.from_args(args).load()  # float32: export has no --dtype
+    try:  # before the long tracing
+        check_memory(model, args.format, keras.backend.backend())
+    except ValueError as err:
+        raise UsageError(err.cli_message) from err
     if args.quantize:
         model.quantize(args.quantize)
     shape = dict(num_frames=args.frames, size=args.size, text_length=args.text_length)

@@ -153,7 +153,8 @@ class ClipTable:
         self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
         self._table = self._db = self._table_dim = None
         if not create and self._folder is not None and not self._folder.is_dir():
-            raise store.StoreError(f"{self.uri} is not a video index (no such folder): give "
+            what = "a file, not a folder" if self._folder.exists() else "no such folder"
+            raise store.StoreError(f"{self.uri} is not a video index ({what}): give "
                                    "the folder `videoprism index` wrote")  # fmt: skip
         self._open(must_exist=not create)
 

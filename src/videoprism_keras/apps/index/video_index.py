@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,6 +227,7 @@ class VideoIndex(ClipTable):
             looping symlinks and folders named like videos are always failures, not
             errors).
         """
+        sources = _checked_sources(sources)
         return write_videos(self, model, sources, clip_seconds, stride_seconds, skip_existing,
                             **options)  # fmt: skip
 
@@ -310,3 +311,18 @@ class VideoIndex(ClipTable):
                                     refine_factor) for q in queries]  # fmt: skip
         return [approximate_search(table, q, top_k, predicate, per_video, nprobes,
                                    refine_factor) for q in queries]  # fmt: skip
+
+
+def _checked_sources(sources: Any) -> VideoPaths:
+    """`add_videos`' `sources`, refused in its own name when it holds no paths (arguments
+    swapped or a number given: Python would only say "'int' object is not iterable")."""
+    if isinstance(sources, str | os.PathLike):
+        return sources
+    items = list(sources) if isinstance(sources, Iterable) else None
+    if items is None or not all(isinstance(item, str | os.PathLike) for item in items):
+        raise TypeError("sources must be a video file or folder, or a sequence of them "
+                        f"(str or path). Received: sources={sources!r}")  # fmt: skip
+    if not items:
+        raise ValueError("sources is empty: give the video files or folders to add. "
+                         f"Received: sources={sources!r}")  # fmt: skip
+    return items

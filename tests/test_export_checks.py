@@ -1,0 +1,194 @@
+"""Where an export goes: refused before any work (in Python's words and the CLI's), and
+written all at once, so that a failed export leaves nothing half-written behind."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from cli_helpers import call
+from helpers import TINY, random_video, to_numpy
+
+import videoprism_keras as vp
+from videoprism_keras import export_paths
+
+BACKEND = keras.backend.backend()
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """The CLI's checks come before the model loads: loading fails the test."""
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model loaded before the output was checked")
+
+    monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", load)
+
+
+def _read_only(monkeypatch, folder):
+    """`folder` unwritable, as for a user without the right (root passes a chmod)."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: real(p, mode, **kw)
+                        and os.fspath(p) != os.fspath(folder))  # fmt: skip
+
+
+def test_export_creates_no_folders_and_says_the_folder_is_missing(tmp_path):
+    model = vp.VideoPrismBackbone(**TINY)
+    # PyTorch exports no SavedModel: that one is checked alone (as `export` checks it).
+    for fmt, name, run in (
+        ("onnx", "m.onnx", model.export),
+        ("tf_saved_model", "saved", export_paths.check_destination),
+    ):
+        target = tmp_path / "missing" / "dir" / name
+        with pytest.raises(ValueError, match=r"filepath=.*does not exist") as err:
+            run(target, format=fmt)
+        assert str(tmp_path / "missing" / "dir") in str(err.value)
+        assert not (tmp_path / "missing").exists()
+
+
+def test_export_refuses_a_read_only_folder_in_python_words(tmp_path, monkeypatch):
+    model = vp.VideoPrismBackbone(**TINY)
+    _read_only(monkeypatch, tmp_path)
+    with pytest.raises(ValueError, match=r"filepath=.*cannot write in folder"):
+        model.export(tmp_path / "m.onnx", format="onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_probe_counts_as_read_only(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system")  # what root meets on a read-only mount
+
+    monkeypatch.setattr(export_paths.tempfile, "mkdtemp", refuse)
+    with pytest.raises(ValueError, match="cannot write in folder"):
+        export_paths.check_destination(tmp_path / "m.onnx", "onnx")
+
+
+def test_a_saved_model_never_goes_into_a_folder_with_files(tmp_path):
+    model = vp.VideoPrismBackbone(**TINY)
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        export_paths.check_destination(tmp_path, "tf_saved_model")
+    if BACKEND != "torch":  # `export` checks it first (PyTorch exports no SavedModel)
+        with pytest.raises(ValueError, match="not empty"):
+            model.export(tmp_path, format="tf_saved_model")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        export_paths.check_destination(tmp_path / "file", "tf_saved_model")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(ValueError, match="symbolic link"):
+        export_paths.check_destination(tmp_path / "link", "tf_saved_model")
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        model.export(tmp_path / "dir.onnx", format="onnx")
+
+
+def test_cli_refuses_bad_outputs_naming_o_before_the_model_loads(
+    tmp_path, monkeypatch, capsys, no_model_load
+):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    (tmp_path / "ro").mkdir()
+    cases = {
+        ("onnx", tmp_path / "missing" / "dir" / "m.onnx"): "does not exist",
+        ("tf_saved_model", tmp_path / "missing" / "saved"): "does not exist",
+        ("tf_saved_model", tmp_path / "full"): "not empty",
+        ("onnx", tmp_path / "ro" / "m.onnx"): "cannot write in folder",
+    }
+    _read_only(monkeypatch, tmp_path / "ro")
+    for (fmt, out), says in cases.items():
+        got = call(capsys, "export", "--format", fmt, "-o", out)
+        assert got.returncode == 2 and got.stderr.count("\n") == 1, got.stderr
+        assert f"-o {out}: " in got.stderr and says in got.stderr
+        assert "filepath" not in got.stderr and "Traceback" not in got.stderr
+    assert not (tmp_path / "missing").exists()
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    model = vp.VideoPrismBackbone(**TINY)
+    (tmp_path / "m.onnx").write_bytes(b"the previous artefact")
+
+    def half_written(self, filepath, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half")
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr(keras.Model, "export", half_written)
+    with pytest.raises(RuntimeError, match="killed while writing"):
+        model.export(tmp_path / "m.onnx", format="onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no staging folder left
+    assert (tmp_path / "m.onnx").read_bytes() == b"the previous artefact"
+
+
+def test_an_export_replaces_the_artefact_in_place(tmp_path, capsys):
+    if BACKEND != "jax":
+        pytest.skip("the writes are the same on every backend: run once, under JAX")
+    ort = pytest.importorskip("onnxruntime")
+    model = vp.VideoPrismBackbone(**TINY)
+    (tmp_path / "m.onnx").write_bytes(b"the previous artefact")
+    model.export(tmp_path / "m.onnx", format="onnx", num_frames=2, size=8)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    said = capsys.readouterr().out  # Keras' message names where the artefact is now
+    assert f"Saved artifact at '{tmp_path / 'm.onnx'}'" in said and ".partial" not in said
+    video = random_video(batch=1, frames=2, size=8)
+    (got,) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"pixel_values": video})
+    np.testing.assert_allclose(got, to_numpy(model(video)), atol=1e-4)
+
+
+def test_a_saved_model_replaces_an_empty_folder_whole(tmp_path):
+    (tmp_path / "saved").mkdir()
+
+    def write(path):  # a SavedModel's shape: a folder of files
+        os.mkdir(path)
+        (path / "saved_model.pb").write_bytes(b"graph")
+
+    export_paths.write_atomically(tmp_path / "saved", write)
+    assert [p.name for p in tmp_path.iterdir()] == ["saved"]
+    assert (tmp_path / "saved" / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_onnx_from_tensorflow_refuses_a_model_too_big_for_memory(tmp_path, monkeypatch, capsys):
+    from videoprism_keras import constants
+    from videoprism_keras import export as export_module
+    from videoprism_keras.presets import PRESETS
+
+    model = vp.VideoPrismBackbone(**TINY)
+    monkeypatch.setattr(export_module, "TF_ONNX_MAX_PARAMS", 1000)  # TINY is above it
+    with pytest.raises(ValueError, match="KERAS_BACKEND=jax") as err:
+        export_module.check_memory(model, "onnx", "tensorflow")
+    assert "--backend jax" in err.value.cli_message and "1,000" in str(err.value)
+    export_module.check_memory(model, "onnx", "jax")  # the other backends fit
+    export_module.check_memory(model, "tf_saved_model", "tensorflow")
+    base = PRESETS["videoprism_public_v1_base"]["params"]
+    assert constants.TF_ONNX_MAX_PARAMS < base  # the model the fault trial saw blow up
+    if BACKEND == "tensorflow":  # the whole path: refused before the tracing starts
+        monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: model)
+        got = call(capsys, "export", "--format", "onnx", "-o", tmp_path / "m.onnx")
+        assert got.returncode == 2 and "--backend jax" in got.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_saved_inline_leave_no_stale_data_file_beside_the_onnx(tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.arange(4, dtype="float32")
+
+    def with_external_weights(self, filepath, **kwargs):  # as jax2onnx writes a large model
+        x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [4])
+        y = helper.make_tensor_value_info("add_out", TensorProto.FLOAT, [4])
+        node = helper.make_node("Add", ["pixel_values", "w"], ["add_out"])
+        graph = helper.make_graph([node], "g", [x], [y], [numpy_helper.from_array(weights, "w")])
+        onnx.save(helper.make_model(graph), str(filepath), save_as_external_data=True,
+                  location=f"{filepath.name}.data", size_threshold=0)  # fmt: skip
+        assert (filepath.parent / f"{filepath.name}.data").is_file()
+
+    monkeypatch.setattr(keras.Model, "export", with_external_weights)
+    vp.VideoPrismBackbone(**TINY).export(tmp_path / "m.onnx", format="onnx", verbose=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # the weights are inside now
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    (got,) = session.run(["features"], {"pixel_values": np.ones(4, "float32")})
+    np.testing.assert_array_equal(got, weights + 1)
