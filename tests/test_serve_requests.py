@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import struct
-import threading
 import time
 import zlib
 
@@ -22,11 +21,12 @@ import pytest
 # CPython 3.11.7 parser bug).
 from fastapi.testclient import TestClient
 from helpers import TINY
+from test_serve import start_server
 from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import Embeddings, VideoIndex
-from videoprism_keras.serve import SearchService, ServeError, bind, check_exposure, create_app
+from videoprism_keras.serve import SearchService, ServeError, check_exposure, create_app
 from videoprism_keras.serve.checks import upload_pixels
 from videoprism_keras.serve.dependencies import cookie_value
 from videoprism_keras.serve.errors import BadInput
@@ -134,27 +134,6 @@ def test_allowed_hosts_add_names_and_a_wildcard_address_takes_any(service):
         assert client.get("/api/health", headers={"Host": "videos.lan"}).status_code == 200
 
 
-def start_server(app):
-    """uvicorn on a free loopback port, in a thread; returns (port, stop)."""
-    import uvicorn
-
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30  # uvicorn has no event for it: a deadline poll
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-
-    def stop():
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
-
-    return sock.getsockname()[1], stop
-
-
 def raw(port, method, path, headers, body=b""):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
@@ -179,7 +158,8 @@ def rss_kb():
 @pytest.fixture()
 def real_server(service):
     app = create_app(service, max_upload_bytes=UPLOAD_LIMIT, warm_up=False)
-    port, stop = start_server(app)
+    url, stop = start_server(app)
+    port = int(url.rsplit(":", 1)[1])
     yield port
     stop()
 
@@ -399,7 +379,8 @@ def test_the_page_logs_in_with_any_token_in_a_real_browser(service, tmp_path):
 
     token = "s3cret/to+ken== ünï"
     app = create_app(service, token=token, warm_up=False)
-    port, stop = start_server(app)
+    url, stop = start_server(app)
+    port = int(url.rsplit(":", 1)[1])
     base = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as playwright:
