@@ -37,7 +37,8 @@ def weights_sha256(model: VideoPrismBackbone) -> str:
     for weight in model.weights:
         values = np.ascontiguousarray(np.asarray(weight.numpy()))
         digest.update(f"{weight.path}\n{values.shape}\n{values.dtype}\n".encode())
-        digest.update(memoryview(values).cast("B"))
+        # As bytes: bfloat16 (ml_dtypes) has no buffer format a memoryview could take.
+        digest.update(values.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
 
 
