@@ -146,7 +146,7 @@ def test_info_lists_extras_backends_devices_and_cache(tmp_path, monkeypatch, cap
     assert out["cached"] == ["videoprism_public_v1_base"]
     assert out["cache_contents"][0]["bytes"] == 2
     text = call(capsys, "info").stdout
-    assert "missing apps: lancedb" in text and 'pip install "videoprism-keras[apps]"' in text
+    assert "missing apps: lancedb" in text and 'pip install "videoprism-keras[cli]"' in text
     assert "* videoprism_public_v1_base" in text
 
 

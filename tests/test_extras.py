@@ -207,3 +207,20 @@ def test_each_command_in_a_jax_only_install_names_its_extra_and_writes_nothing(j
         assert sorted(tmp_path.iterdir()) == inputs, argv  # no -o, .partial or write.lock
     # They fail before Keras loads: a fraction of a second each on an idle machine.
     assert slowest < 5, f"the slowest took {slowest:.1f} s"
+
+
+def test_only_a_built_in_name_or_a_hub_handle_asks_for_a_downloader():
+    from videoprism_keras.cli import COMMAND_MODULES, __doc__, requirements
+    from videoprism_keras.cli.parser import build
+
+    parser = build(__doc__, COMMAND_MODULES)
+
+    def downloader(*argv):
+        return requirements._downloader(parser.parse_args(argv))
+
+    assert downloader("classify", "v.mp4", "--head", "head.keras") is None  # holds its model
+    assert downloader("embed", "v.mp4", "-o", "e.npz") == "huggingface_hub"  # the default
+    assert downloader("embed", "v.mp4", "-o", "e.npz", "--preset", "videoprism_lvt_bse") is None
+    assert downloader("embed", "v.mp4", "-o", "e.npz", "--preset", "/nope/m.npz") is None
+    assert downloader("embed", "v.mp4", "-o", "e.npz", "--preset", "modelscope://a/b") == (
+        "modelscope")  # fmt: skip

@@ -236,7 +236,7 @@ def test_every_answer_says_nosniff(server, library):
         assert response.headers.get("x-content-type-options") == "nosniff", response.url
 
 
-@pytest.mark.parametrize("how", ["renamed", "deleted"])
+@pytest.mark.parametrize("how", ["renamed", "deleted", "its table deleted"])
 def test_the_index_folder_gone_is_503_until_it_is_back(server, library, how, tmp_path):
     client, uri = server
     url = video_url(client, library[1][1])
@@ -244,11 +244,15 @@ def test_the_index_folder_gone_is_503_until_it_is_back(server, library, how, tmp
     routes = ["/api/info", "/api/search?q=cat", clip, url, clip + "/poster.jpg",
               clip + "/similar"]  # fmt: skip
     saved = tmp_path / "saved"
+    table = os.path.join(uri, "clips.lance")  # the folder stays, the table in it goes
     if how == "renamed":
         os.rename(uri, saved)
-    else:
+    elif how == "deleted":
         shutil.copytree(uri, saved)
         shutil.rmtree(uri)
+    else:
+        shutil.copytree(table, saved)
+        shutil.rmtree(table)
     try:
         for path in routes:
             response = client.get(path)
@@ -261,6 +265,6 @@ def test_the_index_folder_gone_is_503_until_it_is_back(server, library, how, tmp
         if how == "renamed":
             os.rename(saved, uri)
         else:
-            shutil.copytree(saved, uri)
+            shutil.copytree(saved, uri if how == "deleted" else table)
     for path in routes:
         assert client.get(path).status_code == 200, path

@@ -413,3 +413,12 @@ def test_the_page_logs_in_with_any_token_in_a_real_browser(service, tmp_path):
             browser.close()
     finally:
         stop()
+
+
+def test_the_cli_refuses_any_host_name_without_a_token(service, monkeypatch, capsys):
+    from videoprism_keras.cli import main
+
+    monkeypatch.delenv("VIDEOPRISM_TOKEN", raising=False)
+    assert main(["serve", str(service.index.uri), "--port", "0", "--allowed-host", "*"]) == 2
+    err = capsys.readouterr().err
+    assert "--allowed-host '*'" in err and "--token" in err and len(err.strip().splitlines()) == 1

@@ -476,6 +476,10 @@ def load_checkpoint(directory: str | os.PathLike) -> VideoPrismContrastive:
     model = keras.models.load_model(Path(directory) / state["checkpoint"])
     if "adapters" in state:  # out of the merged kernels again, as they trained
         lora.restore(model.backbone, Path(directory) / state["adapters"])
+    elif lora.adapted_layers(model.backbone):  # loaded merged, its adapters zeroed
+        raise ValueError(f"{directory} was checkpointed before adapters were kept beside "
+                         "each checkpoint, so it cannot resume as it trained: move it aside "
+                         "and start a new run")  # fmt: skip
     return model
 
 

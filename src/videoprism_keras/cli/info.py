@@ -75,8 +75,9 @@ def _print(result: dict) -> None:
                 print(f"  missing {extra}: {', '.join(status['missing'])}")
         wanted = [e for e, s in extras.items() if not s["installed"]]
         if wanted:
-            print(f'  to add one: pip install "videoprism-keras[{wanted[0]}]" (from a clone: '
-                  f'pip install ".[{wanted[0]}]")')  # fmt: skip
+            first = "cli" if "cli" in wanted else wanted[0]  # cli: every command works
+            print(f'  to add one: pip install "videoprism-keras[{first}]" (from a clone: '
+                  f'pip install ".[{first}]")')  # fmt: skip
     contents = result["cache_contents"]
     size = sum(entry["bytes"] for entry in contents)
     held = f"{len(contents)} entries, {_size(size)}" if contents else "empty"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..constants import BACKENDS
 from ..extras import EXPORTERS, MissingExtra, message, missing
+from ..presets import PRESET_FILES
 from .parser import DEFAULT_PRESET
 
 VIDEO = ("av", "pillow")  # decoding, and PIL's resize of the frames
@@ -95,15 +96,16 @@ def _downloader(args: argparse.Namespace) -> str | None:
     `index`, `search` and `serve` take the index's (checked when it is read)."""
     preset = getattr(args, "preset", None)
     if preset is None:
-        if args.command in ("index", "search", "serve", "info"):
+        # A trained head (`classify --head`) holds its whole backbone: nothing to fetch.
+        if args.command in ("index", "search", "serve", "info") or getattr(args, "head", None):
             return None
         preset = DEFAULT_PRESET
     for prefix, package in DOWNLOADERS.items():
         if preset.startswith(prefix):
             return package
-    if "://" in preset or Path(preset).expanduser().exists():
-        return None  # a local preset; other handles are the loader's to judge
-    return "huggingface_hub"
+    # A built-in name is downloaded from Hugging Face; a path (found or not), another handle
+    # or a misspelt name is the loader's to judge, in its own words.
+    return "huggingface_hub" if preset in PRESET_FILES else None
 
 
 def _backend(args: argparse.Namespace) -> tuple[str | None, str]:

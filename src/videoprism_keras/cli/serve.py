@@ -46,6 +46,9 @@ def serve(args: argparse.Namespace) -> dict:
     # Keras comes with the service: after the index is found, which answers at once.
     from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
 
+    if token is None and any(h.strip() in ("*", "0.0.0.0", "[::]") for h in args.allowed_host):
+        # Any Host name answered: a page on a rebound name could read the index.
+        raise UsageError("--allowed-host '*' answers every Host name: give a --token too")
     try:  # host, port and token before the model loads: a mistake fails at once
         check_exposure(args.host, token)
         sock = bind(args.host, args.port)

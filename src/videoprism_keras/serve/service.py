@@ -188,7 +188,8 @@ class SearchService:
         """`IndexUnavailable` (from `err`) when the failure is the index's local folder
         gone, rather than a failure of its own."""
         uri = os.fspath(self.index.uri)
-        if store.is_local(uri) and not store.local_path(uri).is_dir():
+        folder = store.local_path(uri) if store.is_local(uri) else None
+        if folder is not None and not (folder / f"{store.TABLE}.lance").is_dir():
             raise IndexUnavailable(f"the index {uri} is gone (renamed or deleted); it is "
                                    "served again once it is back") from err  # fmt: skip
 
