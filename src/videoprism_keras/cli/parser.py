@@ -103,7 +103,10 @@ def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
                   "on some CPUs: speed and error in benchmarks/README.md")  # fmt: skip
     p.add_argument("--dtype", choices=MODEL_DTYPES, help=dtype_help)
     if text:
-        tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
+        tokenizer_help = (
+            "SentencePiece model (default: the preset's own; for search and "
+            "serve, the index's first)"
+        )
         p.add_argument("--tokenizer", help=tokenizer_help)
     p.add_argument("--batch-size", type=positive(int), default=4, help="videos (or clips) "
                    "the model takes at a time; more is faster and needs more memory")  # fmt: skip

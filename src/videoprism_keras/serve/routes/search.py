@@ -106,7 +106,7 @@ async def search_upload(service: Service, settings: AppSettings, folder: UploadF
                     received += len(chunk)
                     if received > limit:  # no Content-Length, or a false one
                         raise BadInput(f"the upload is larger than {limit} bytes", 413)
-                    out.write(chunk)
+                    await asyncio.to_thread(out.write, chunk)  # the disk: off the loop
             if not received:
                 raise BadInput("the request body is empty: send the video or image itself")
             await asyncio.to_thread(upload_pixels, path, kind)  # before the model's queue
