@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..backend import default_chosen
 from ..constants import BACKENDS
+from ..extras import DISTRIBUTION
 
-DISTRIBUTION = "videoprism-keras"
 # "name[extra,...] (version); marker": the name and extras of a Requires-Dist line.
 _REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
