@@ -12,6 +12,7 @@ both agree on every frame's time. PySceneDetect is the `shots` extra; no Keras h
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -80,11 +81,11 @@ def shot_windows(cuts: Sequence[float] | np.ndarray, duration_s: float,
     inside = sorted({float(c) for c in np.asarray(cuts, float).ravel() if 0 < c < duration_s})
     edges = _merged([0.0, *inside, float(duration_s)], SHOT_MIN_SECONDS)
     windows = []
-    for start, end in zip(edges[:-1], edges[1:], strict=True):
+    for start, end in itertools.pairwise(edges):
         # A hair under a whole number of clips is that number, not one more sliver.
         parts = max(1, math.ceil((end - start) / clip_seconds - 1e-9))
         bounds = np.linspace(start, end, parts + 1)
-        windows += [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        windows += [(float(a), float(b)) for a, b in itertools.pairwise(bounds)]
     return windows
 
 
