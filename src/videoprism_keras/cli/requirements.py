@@ -23,6 +23,7 @@ PLOT = ("matplotlib",)
 PARQUET = ("pyarrow",)
 RAY = ("ray[data]",)
 SERVE = ("fastapi", "uvicorn", "python-multipart")
+SHOTS = ("scenedetect-headless",)
 
 # Each command's own needs, whatever its flags; the flags' come from `_flag_needs`.
 COMMANDS = {
@@ -74,6 +75,8 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
                 needs += [(p, "") for p in PARQUET]
     if flag("ray"):
         needs += [(p, "--ray") for p in RAY]
+    if flag("shots"):
+        needs += [(p, "--shots") for p in SHOTS]
     if args.command == "classify" and not flag("head"):
         needs += [(p, "") for p in TEXT]  # the labels' embeddings
     if args.command == "search":
