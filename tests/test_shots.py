@@ -220,6 +220,10 @@ def test_a_strided_index_refuses_shots_and_the_library_says_so_too(cut_video, pr
         VideoIndex(index).add_videos(model, cut_video, 5.0, shots=True, num_frames=4)
     with pytest.raises(ValueError, match="shots=True cuts videos into shots of at most"):
         VideoIndex(tmp_path / "other").add_videos(model, cut_video, shots=True, num_frames=4)
+    whole = tmp_path / "whole"
+    assert call(capsys, "index", cut_video, "-o", whole, *preset, *SMALL).returncode == 0
+    refused = call(capsys, "index", cut_video, "-o", whole, "--shots", *SMALL)
+    assert refused.returncode == 2 and "holds whole videos, not windows at shot" in refused.stderr
 
 
 # ------------------------------------------------------------------ the extra
