@@ -329,7 +329,7 @@ class VideoIndex(ClipTable):
             ValueError: if the index is empty, holds whole videos (no windows), or the
                 query is not a finite, non-zero (D,) embedding of the index's size.
         """
-        rows, grouping, query, chosen = self._moment_inputs(query, where, under)
+        rows, grouping, query, chosen = self._moment_inputs(query, where, under, self.meta)
         return index_curves(rows, grouping, query, chosen, paths, self.uri)
 
     def moments(self, query: ArrayLike, top_k: int = MOMENT_TOP_K, *, where: str | None = None,
@@ -376,12 +376,16 @@ class VideoIndex(ClipTable):
             raise ValueError("shots=True snaps refined edges to shot cuts: pass the index's "
                              "model too (model=...)")  # fmt: skip
         settings = self.meta
+        if model is not None and "num_frames" not in settings:
+            raise ValueError(f"the index {self.uri} records no sampling (it was filled with "
+                             "embeddings, not videos), so its moments cannot be refined: "
+                             "call moments without model")  # fmt: skip
         if model is not None:
             self.check_settings(index_settings(model, settings.get("clip_seconds"),
                                                settings.get("stride_seconds"),
                                                settings.get("num_frames"),
                                                settings.get("size")))  # fmt: skip
-        rows, grouping, query, chosen = self._moment_inputs(query, where, under)
+        rows, grouping, query, chosen = self._moment_inputs(query, where, under, settings)
         found = index_moments(rows, grouping, query, top_k, relative, chosen, self.uri)
         if model is None or not found:
             return found
@@ -392,12 +396,12 @@ class VideoIndex(ClipTable):
                       num_frames=settings["num_frames"], size=settings["size"], shots=shots,
                       relative=relative, batch_size=batch_size)  # fmt: skip
 
-    def _moment_inputs(self, query, where, under):
+    def _moment_inputs(self, query, where, under, settings: dict):
         """What `curves` and `moments` work on: the held rows, grouped by video, the
         checked query, and the rows `where`/`under` keep (None: all)."""
         table = self._checked_latest()
         query = self._checked_queries(query, "query", single=True)[0]
-        if self.meta.get("clip_seconds") is None and "num_frames" in self.meta:
+        if settings.get("clip_seconds") is None and "num_frames" in settings:
             raise ValueError(f"the index {self.uri} holds whole videos (it was built without "
                              "clip_seconds), and a moment needs windows: rebuild it with "
                              "clip_seconds (`videoprism index --clip-seconds`)")  # fmt: skip
