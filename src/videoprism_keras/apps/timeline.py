@@ -32,7 +32,10 @@ class Moment:
     Attributes:
         path: str. The video.
         start_s, end_s: float. The span, in seconds from the video's start.
-        score: float. The query's cosine similarity at the moment's peak.
+        score: float. What the moment ranks by: for a coarse moment, its peak window's
+            score on the curve (an index's curves are cosines centred on the index's
+            mean embedding: `VideoIndex.curves`); for a refined one, the cosine
+            similarity of the whole span embedded as one clip (`refine.refine`).
     """
 
     path: str
@@ -53,7 +56,8 @@ class Curve:
     Args:
         path: str. The video.
         start_s, end_s: (W,) float arrays. Each window's span in seconds; finite.
-        scores: (W,) float array. The query's cosine similarity to each window; finite.
+        scores: (W,) float array. The query's similarity to each window (a cosine,
+            centred or not); finite.
 
     Raises:
         ValueError: if the arrays differ in length, are empty, hold NaN or infinity, a

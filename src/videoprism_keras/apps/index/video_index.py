@@ -3,7 +3,8 @@
 One row per clip of each video file (`store.py` has the table, `identity.py` how a file
 and a clip are known). A `VideoIndex` is its `ClipTable` (`table.py`: opening, settings,
 writes, facts) plus what people do with it: add videos (through `IndexWriter`,
-`writer.py`), search, save.
+`writer.py`), search, find moments (`moments.py`, `apps/timeline.py`, `apps/refine.py`),
+save.
 
 Vectors are L2-normalised, so the score is the cosine similarity. Search is exact (a
 matrix product over the table's vectors, held in memory between searches: `snapshot.py`)
@@ -16,6 +17,7 @@ from the table; a new version's snapshot reads only the rows the previous one la
     index = VideoIndex("my_index")                      # a folder (or s3://…): created
     index.add_videos(model, ["videos/"], clip_seconds=10)
     hits = index.search(query_embedding, top_k=5, under="videos/cats", per_video=True)
+    moments = index.moments(query_embedding, top_k=5, model=model)  # start–end spans
 """
 
 from __future__ import annotations
@@ -314,6 +316,11 @@ class VideoIndex(ClipTable):
                paths: Iterable[str | os.PathLike] | None = None) -> list[Curve]:  # fmt: skip
         """The query's similarity curve over each video's windows, from the held vectors.
 
+        A window's score is the cosine similarity after centring the window and the
+        query on the index's mean embedding: embeddings of unrelated content share a
+        large common direction, which would press every curve towards 1 (see
+        `apps/index/moments.py`).
+
         Args:
             query: (D,) array. A query embedding (normalised here).
             where: str or None. A SQL predicate over the clips' columns, as in `search`.
@@ -338,9 +345,12 @@ class VideoIndex(ClipTable):
                 batch_size: int = 8) -> list[Moment]:  # fmt: skip
         """Where in the indexed videos the query happens: start–end moments, best first.
 
-        Each video's windows form a similarity curve; its peaks are grown into spans
-        over the windows above half height (`timeline.moments_of`): the coarse moments,
-        as fine as the index's stride. With `model` (the index's), each is refined:
+        Each video's windows form a similarity curve (`curves`); its peaks are grown
+        into spans over the windows above half height (`timeline.moments_of`, the
+        baseline being the median over every selected window): the coarse moments, as
+        fine as the index's stride, scored by their peak. All held vectors are read
+        once per call (one matrix-vector product), and only the `top_k` best videos'
+        curves are grown. With `model` (the index's), each is refined:
         around its edges the video is embedded again at a finer stride (decoding only
         those seconds), the edges move to where the fine curve crosses the threshold,
         and the moments are scored again as whole spans and re-ranked (`refine.refine`).
