@@ -29,6 +29,7 @@ from ..constants import (
     MOMENT_REFINE_MARGIN,
     MOMENT_REFINE_WINDOW,
     MOMENT_RELATIVE,
+    MOMENT_SNAP_LEAD_S,
     MOMENT_SNAP_STRIDES,
 )
 from ..video.clip_rows import as_model_input
@@ -127,7 +128,8 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
                                        relative, up))  # fmt: skip
             start, end = found
             if shots:
-                start, end = _snapped(path, start, end, MOMENT_SNAP_STRIDES * fine)
+                start, end = _snapped(path, start, end, MOMENT_SNAP_STRIDES * fine,
+                                      video.duration)  # fmt: skip
             start, end = max(0.0, start), min(end, video.duration)
             if not end > start:  # the edges crossed (a moment shorter than the fine stride)
                 start, end = moment.start_s, moment.end_s
@@ -194,13 +196,21 @@ def mixed_score(inside: float, outside: float, between: float, share: float) -> 
     return float(np.clip(mixed, outside, inside))
 
 
-def _snapped(path: str, start: float, end: float, tolerance: float) -> tuple[float, float]:
-    """Each edge on the nearest shot cut within `tolerance`, finding cuts only there."""
+def _snapped(path: str, start: float, end: float, tolerance: float,
+             duration: float) -> tuple[float, float]:  # fmt: skip
+    """Each edge on the nearest shot cut within `tolerance`, looking for cuts only around
+    it (from `MOMENT_SNAP_LEAD_S` earlier: the detector takes no cut in its first frames,
+    a shot shorter than its minimum being none); an edge at the video's start or end
+    stays."""
     from ..video.shots import shot_cuts, snap  # the `shots` extra, only when asked
 
     placed = []
     for t in (start, end):
-        cuts = shot_cuts(path, max(0.0, t - 2 * tolerance), t + 2 * tolerance)
+        if t <= 0 or t >= duration:
+            placed.append(t)
+            continue
+        cuts = shot_cuts(path, max(0.0, t - tolerance - MOMENT_SNAP_LEAD_S),
+                         min(t + 2 * tolerance, duration))  # fmt: skip
         placed.append(snap(t, cuts, tolerance))
     return placed[0], placed[1]
 
