@@ -87,3 +87,12 @@ FINETUNE_LEARNING_RATE = 1e-5
 # model, not these, so another value would silently train otherwise.
 FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_frames", "size",
                      "remat")  # fmt: skip
+
+# Copies (`VideoIndex.copies`, `videoprism copies`: apps/copies.py): a window's match is
+# one of its COPY_NEIGHBOURS nearest windows in other videos whose similarity, after
+# centring the vectors on the index's mean (docs/copies.md says why), is at least
+# COPY_THRESHOLD; a copy is a run of matches at one time offset spanning at least
+# COPY_MIN_SECONDS. Chosen on generated copies (figures: docs/copies.md).
+COPY_THRESHOLD = 0.6
+COPY_MIN_SECONDS = 3.0
+COPY_NEIGHBOURS = 10
