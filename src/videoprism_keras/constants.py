@@ -93,6 +93,6 @@ FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_
 # centring the vectors on the index's mean (docs/copies.md says why), is at least
 # COPY_THRESHOLD; a copy is a run of matches at one time offset spanning at least
 # COPY_MIN_SECONDS. Chosen on generated copies (figures: docs/copies.md).
-COPY_THRESHOLD = 0.6
+COPY_THRESHOLD = 0.9
 COPY_MIN_SECONDS = 3.0
 COPY_NEIGHBOURS = 10
