@@ -31,14 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+PIECE = 65_536  # rows a temporary copy holds at a time
 BLOCK_BYTES = 256 * 2**20  # one block's (queries × rows) float32 scores
 # Past the threshold: candidates fetched from the vector index per match kept (plain
 # cosine ranks them, the centred score re-ranks them).
 ANN_CANDIDATES = 4
 ANN_QUERIES = 256  # query vectors per LanceDB search call
 # A row this close to the mean has no direction once centred (an index of a video and
-# its exact duplicate, whole): its plain cosine stands instead.
-FLAT = 1e-4
+# its exact duplicate, whole): its plain cosine stands instead. (Above float32's error
+# on |x - m|² = 1 - 2 x·m + m·m, about 1e-7, so 3e-4 on the norm.)
+FLAT = 1e-3
 # Two rows this alike are the same content whatever the centring says.
 IDENTICAL = 1.0 - 1e-6
 
@@ -56,21 +58,24 @@ class Centring:
 
     @classmethod
     def of(cls, vectors: np.ndarray) -> Centring:
-        mean = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-        along = vectors @ mean
+        mean = vectors.mean(axis=0, dtype=np.float64)
+        # In float64, a bounded piece at a time: the norms below are differences near 0.
+        pieces = range(0, len(vectors), PIECE)
+        along = np.concatenate([vectors[i : i + PIECE].astype(np.float64) @ mean
+                                for i in pieces] or [np.zeros(0)])  # fmt: skip
         mean_sq = float(mean @ mean)
-        norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0)).astype(np.float32)
-        return cls(mean, along, norms, mean_sq)
+        norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0))
+        return cls(mean.astype(np.float32), along, norms, mean_sq)
 
     def unit(self, vectors: np.ndarray) -> np.ndarray:
         """The vectors centred and renormalised, (N, D) float32; a row with no direction
         left (`FLAT`) keeps its plain vector."""
         out = np.empty_like(vectors)
-        for start in range(0, len(vectors), 65_536):  # a bounded temporary
-            part = slice(start, start + 65_536)
+        for start in range(0, len(vectors), PIECE):  # a bounded temporary
+            part = slice(start, start + PIECE)
             flat = self.norms[part] < FLAT
             centred = (vectors[part] - self.mean) / np.maximum(self.norms[part], FLAT)[:, None]
-            out[part] = np.where(flat[:, None], vectors[part], centred)
+            out[part] = np.where(flat[:, None], vectors[part], centred).astype(np.float32)
         return out
 
     def pairs(self, plain: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
