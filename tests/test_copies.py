@@ -5,6 +5,7 @@ empty ones and bad arguments answered clearly."""
 
 import json
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -107,8 +108,10 @@ def test_copies_on_ray_equal_in_process(found, index, ann_index):
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+        with warnings.catch_warnings():  # Ray starts its processes with JAX's threads running
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
     try:
         assert index.copies(ray=True) == found
         assert ann_index.copies(ray=True) == ann_index.copies()  # tasks open the table
