@@ -87,3 +87,12 @@ FINETUNE_LEARNING_RATE = 1e-5
 # model, not these, so another value would silently train otherwise.
 FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_frames", "size",
                      "remat")  # fmt: skip
+
+# ------------------------------------------------ moments of files (`videoprism moments FILE…`)
+# Without an index, each file is streamed in windows of this many seconds (a stride of half
+# a window unless told): a few seconds, as long as one action, with room for 16 frames.
+MOMENTS_CLIP_SECONDS = 4.0
+# How many moments `moments` lists unless told.
+MOMENTS_TOP_K = 5
+# The `moments --plot` picture's title unless `--title` gives another; {} is the query.
+MOMENTS_TITLE = "VideoPrism moments: “{}”"

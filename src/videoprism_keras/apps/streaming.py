@@ -1,0 +1,131 @@
+"""Moments of video files without an index: each file streamed window by window, only the
+query's similarity to each window kept.
+
+    stream = stream_curves(model, ["match.mp4"], query, clip_seconds=4, stride_seconds=2)
+    moments = moments_of(list(stream), top_k=5)
+
+Memory is one batch of frames (and the few windows the decoder holds open) whatever the
+video's length: each window's embedding is reduced to one number as soon as it is made.
+The windows are `iter_clips`'s, embedded as `VideoIndex.add_videos` embeds them, so a
+file's curve is the one an index of it would give.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .embedding import embed_batches
+from .timeline import Curve
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..model.backbone import VideoPrismBackbone
+    from ..runtime import Encoder
+
+
+class CurveStream:
+    """What `stream_curves` returns: iterate it for one `Curve` per file, in order.
+
+    Attributes:
+        failures: list of (path, reason). The files that could not be read (with
+            `on_error="skip"`), as they are met: all of them once the iteration ends.
+    """
+
+    def __init__(self, curves: Iterator[Curve], failures: list[tuple[str, str]]) -> None:
+        self.failures = failures
+        self._curves = curves
+
+    def __iter__(self) -> Iterator[Curve]:
+        return self
+
+    def __next__(self) -> Curve:
+        return next(self._curves)
+
+    def close(self) -> None:
+        """Stops early: the decoding thread ends."""
+        self._curves.close()
+
+
+def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence[str | os.PathLike],
+                  query: ArrayLike, *, clip_seconds: float, stride_seconds: float | None = None,
+                  num_frames: int | None = None, size: int | Sequence[int] | None = None,
+                  batch_size: int = 4, progress: bool = False, on_error: str = "raise",
+                  encoder: Encoder | None = None) -> CurveStream:  # fmt: skip
+    """The query's similarity to every window of each video file, one `Curve` per file.
+
+    Args:
+        model: `VideoPrismBackbone`. The model that embedded `query`.
+        paths: path or sequence of paths. Video files.
+        query: (D,) or (1, D) array. The query's embedding (a video's, an image's, or
+            with an LvT model a text's).
+        clip_seconds: float. Each window's length in seconds.
+        stride_seconds: float or None. From one window's start to the next. Defaults to
+            None (`clip_seconds`: no overlap).
+        num_frames: int or None. Frames per window. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
+        batch_size: int. Windows per model call. Defaults to 4.
+        progress: bool. Show a progress bar (needs tqdm). Defaults to False.
+        on_error: str. "raise", or "skip": a file that fails is left out (no curve)
+            and recorded in `CurveStream.failures`. Defaults to "raise".
+        encoder: `Encoder` or None. The compiled model calls. Defaults to None (a new
+            `Encoder(model)`).
+
+    Returns:
+        A `CurveStream` of `Curve`s: each video's windows in time order, with the cosine
+        similarity of the query to each. Files are checked and decoded as you iterate.
+
+    Raises:
+        ValueError: `query` is not one vector, or (as you iterate) a file cannot be
+            read and `on_error` is "raise" (`VideoDecodeError`).
+    """
+    vector = np.asarray(query, np.float32)
+    if vector.ndim == 2 and len(vector) == 1:
+        vector = vector[0]
+    if vector.ndim != 1 or not len(vector) or not np.all(np.isfinite(vector)):
+        raise ValueError(f"query must be one finite embedding of shape (D,); got shape "
+                         f"{np.shape(query)}")  # fmt: skip
+    if not clip_seconds or clip_seconds <= 0:
+        raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
+    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    stream = embed_batches(model, paths, kind="video", batch_size=batch_size,
+                           num_frames=num_frames, size=size, clip_seconds=clip_seconds,
+                           stride_seconds=stride_seconds, progress=progress,
+                           on_error=on_error, encoder=encoder)  # fmt: skip
+    return CurveStream(_curves(stream, vector), stream.failures)
+
+
+def _curves(stream, query: np.ndarray) -> Iterator[Curve]:
+    """Each batch's windows reduced to their scores at once; a file's curve is yielded with
+    its last window. The windows of a file that failed half-way (no last window) are
+    dropped: the stream records the failure."""
+    path, starts, ends, scores = None, [], [], []
+    try:
+        for batch in stream:
+            vectors = np.asarray(batch.vectors, np.float32)
+            norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
+            similarity = (vectors @ query) / norms
+            del batch.frames  # the batch's pixels go now, not when the next batch comes
+            items = zip(batch.paths, batch.start_s, batch.end_s, similarity, batch.last,
+                        strict=True)  # fmt: skip
+            for item_path, start, end, score, last in items:
+                if item_path != path:  # a new file: what was open failed half-way
+                    path, starts, ends, scores = item_path, [], [], []
+                starts.append(start)
+                ends.append(end)
+                scores.append(score)
+                if last:
+                    yield _curve(path, starts, ends, scores)
+                    path, starts, ends, scores = None, [], [], []
+    finally:
+        stream.close()
+
+
+def _curve(path: str, starts: list, ends: list, scores: list) -> Curve:
+    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
+    return Curve(path, np.asarray(starts, np.float64)[order], np.asarray(ends, np.float64)[order],
+                 np.asarray(scores, np.float32)[order])  # fmt: skip
