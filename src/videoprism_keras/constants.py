@@ -88,11 +88,21 @@ FINETUNE_LEARNING_RATE = 1e-5
 FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_frames", "size",
                      "remat")  # fmt: skip
 
+# Moments (apps/timeline.py, apps/refine.py): a moment's span is its peak's windows whose
+# score is above baseline + MOMENT_RELATIVE × (peak − baseline) (half height), the baseline
+# being the median score (most windows are not the moment). Refinement embeds again around
+# each edge at the index's stride divided by MOMENT_REFINE_DIVISOR, over MOMENT_REFINE_MARGIN
+# index strides either side, and snaps an edge to a shot cut within MOMENT_SNAP_STRIDES
+# fine strides.
+MOMENT_TOP_K = 5
+MOMENT_RELATIVE = 0.5
+MOMENT_REFINE_DIVISOR = 4
+MOMENT_REFINE_MARGIN = 1.0
+MOMENT_SNAP_STRIDES = 2.0
+
 # ------------------------------------------------ moments of files (`videoprism moments FILE…`)
 # Without an index, each file is streamed in windows of this many seconds (a stride of half
 # a window unless told): a few seconds, as long as one action, with room for 16 frames.
-MOMENTS_CLIP_SECONDS = 4.0
-# How many moments `moments` lists unless told.
-MOMENTS_TOP_K = 5
+MOMENT_CLIP_SECONDS = 4.0
 # The `moments --plot` picture's title unless `--title` gives another; {} is the query.
-MOMENTS_TITLE = "VideoPrism moments: “{}”"
+MOMENT_TITLE = "VideoPrism moments: “{}”"

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from ..apps.where import check_where
-from ..constants import MOMENTS_CLIP_SECONDS, MOMENTS_TITLE, MOMENTS_TOP_K, WHERE_COLUMNS
+from ..constants import MOMENT_CLIP_SECONDS, MOMENT_TITLE, MOMENT_TOP_K, WHERE_COLUMNS
 from . import parser
 from .inputs import check_output, report_failures, storage_options, video_files
 from .models import ModelOptions, index_options
@@ -25,18 +25,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--text", help="moments matching these words (LvT models)")
     query.add_argument("--video", help="moments like this example video")
     query.add_argument("--image", help="moments like this still picture")
-    p.add_argument("--top-k", type=positive(int), default=MOMENTS_TOP_K,
+    p.add_argument("--top-k", type=positive(int), default=MOMENT_TOP_K,
                    help="how many moments to list")  # fmt: skip
     where_help = "with an INDEX: SQL filter over " + ", ".join(WHERE_COLUMNS)
     p.add_argument("--where", help=where_help + " (default: none)")
     p.add_argument("--under", help="with an INDEX: only videos in this folder (default: all)")
     p.add_argument("--shots", action="store_true", help="snap the moments' edges to shot cuts")
-    clip_help = f"with FILEs: window length in seconds (default {MOMENTS_CLIP_SECONDS:g})"
+    clip_help = f"with FILEs: window length in seconds (default {MOMENT_CLIP_SECONDS:g})"
     p.add_argument("--clip-seconds", type=positive(float), help=clip_help)
     stride_help = "with FILEs: from one window's start to the next (default: half a window)"
     p.add_argument("--stride-seconds", type=positive(float), help=stride_help)
     p.add_argument("--plot", help="write each video's similarity over time, moments shaded (PNG)")
-    title_help = f"the --plot picture's title (default: {MOMENTS_TITLE.format('QUERY')!r})"
+    title_help = f"the --plot picture's title (default: {MOMENT_TITLE.format('QUERY')!r})"
     p.add_argument("--title", help=title_help)
     parser.add_storage_option(p)
     parser.add_model_options(p)
@@ -74,7 +74,7 @@ def moments(args: argparse.Namespace) -> list:
     if args.plot:
         from ..plots import plot_timeline
 
-        title = args.title or MOMENTS_TITLE.format(_query_name(args))
+        title = args.title or MOMENT_TITLE.format(_query_name(args))
         plot_timeline(curves, found, args.plot, title)
     return [m.as_dict() for m in found]
 
@@ -159,7 +159,7 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag} is for an INDEX: video FILEs are all searched")
     files = video_files(args.sources)
-    clip = args.clip_seconds or MOMENTS_CLIP_SECONDS
+    clip = args.clip_seconds or MOMENT_CLIP_SECONDS
     stride = args.stride_seconds or clip / 2
     for path in files:
         _check_long_enough(path, clip)
