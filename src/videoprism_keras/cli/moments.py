@@ -151,10 +151,6 @@ def _from_index(args: argparse.Namespace, where: str | None) -> tuple[list, list
 
 
 def _from_files(args: argparse.Namespace) -> tuple[list, list]:
-    from ..apps.refine import refine
-    from ..apps.streaming import stream_curves
-    from ..apps.timeline import moments_of
-
     for flag in ("where", "under"):
         if getattr(args, flag) is not None:
             raise UsageError(f"--{flag} is for an INDEX: video FILEs are all searched")
@@ -165,6 +161,10 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
         _check_long_enough(path, clip)
     options = dataclasses.replace(ModelOptions.from_args(args), clip_seconds=clip,
                                   stride_seconds=stride)  # fmt: skip
+    from ..apps.refine import refine
+    from ..apps.streaming import stream_curves
+    from ..apps.timeline import moments_of
+
     model = options.load(need_text=args.text is not None)
     frames, size = options.sampling(model)
     query = _embed_query(args, options, model)
