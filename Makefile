@@ -14,7 +14,7 @@ PIP := -m pip install -c $(CONSTRAINTS)
 # `make demo` installs only what the demo runs (its own stamp); `make install` and `make test`
 # add the rest (a second stamp).
 DEMO_EXTRAS := jax,video,text,hub,plot
-ALL_EXTRAS := jax,torch,tensorflow,cli,serve,ray,export,test,bench,docs
+ALL_EXTRAS := jax,torch,tensorflow,cli,serve,ray,export,shots,test,bench,docs
 DEMO_STAMP := $(VENV)/.demo-installed
 STAMP := $(VENV)/.installed
 

@@ -106,3 +106,15 @@ MOMENT_SNAP_STRIDES = 2.0
 MOMENT_CLIP_SECONDS = 4.0
 # The `moments --plot` picture's title unless `--title` gives another; {} is the query.
 MOMENT_TITLE = "VideoPrism moments: “{}”"
+
+# Shots (video/shots.py; `index --shots`): PySceneDetect's ContentDetector finds a cut where
+# the mean change of hue, saturation and lightness between two frames passes SHOT_THRESHOLD
+# (its own default, tuned on real footage). Frames are shrunk to about SHOT_DETECT_WIDTH
+# pixels wide first: cuts are whole-picture changes, so detail costs time and finds nothing.
+# A shot shorter than SHOT_MIN_SECONDS (a flash, a fade's last frames) is no window of its own
+# but part of a neighbour's; windows are at most SHOTS_CLIP_SECONDS unless --clip-seconds
+# says otherwise (long shots are split into equal parts).
+SHOT_THRESHOLD = 27.0
+SHOT_DETECT_WIDTH = 160
+SHOT_MIN_SECONDS = 0.5
+SHOTS_CLIP_SECONDS = 10.0

@@ -258,16 +258,18 @@ def _whole_videos(videos, sampling: Sampling, batch_size, failures, on_error):
 
 
 def _clips(videos, sampling: Sampling, clip_seconds, stride_seconds, failures, on_error,
-           counted: ClipTotal | None = None):  # fmt: skip
+           counted: ClipTotal | None = None, shots: bool = False):  # fmt: skip
     from ..video import iter_clips
     from ..video.loader import describe_failure
+    from ..video.shots import video_shots
 
     for position, source in enumerate(videos):
         cut = 0
         try:
             held = None  # one clip of look-ahead: the last one of a file is marked as such
+            windows = video_shots(source, clip_seconds) if shots else None
             clips = iter_clips(source, clip_seconds, stride_seconds, sampling.num_frames,
-                               sampling.size)  # fmt: skip
+                               sampling.size, windows=windows)  # fmt: skip
             for clip in clips:
                 if held is not None:
                     yield held
@@ -472,7 +474,7 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
                   stride_seconds: float | None = None, progress: bool = True,
                   on_error: str = "raise", encoder: Encoder | None = None,
                   exclude: Exclude | None = None, failures: list | None = None,
-                  skipped: list | None = None) -> BatchStream:  # fmt: skip
+                  skipped: list | None = None, shots: bool = False) -> BatchStream:  # fmt: skip
     """`embed_videos` one batch at a time, for whoever writes them out as they come.
 
         stream = embed_batches(model, files, clip_seconds=10, on_error="skip")
@@ -485,6 +487,9 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
     called once a file is scanned, before the model runs.
 
     Args:
+        shots: bool. With `clip_seconds`: windows at the files' shot cuts (`video.shots`;
+            the `shots` extra), long shots split to at most `clip_seconds`, in place of
+            the stride's. Defaults to False.
         failures: list or None. Deprecated: read the stream's `failures` instead (a
             list given here is filled in as before). Defaults to None.
         skipped: one-item list or None. Deprecated: read the stream's `skipped`
@@ -500,6 +505,11 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
     if isinstance(videos, str | os.PathLike):
         videos = [videos]
     videos = list(videos)
+    if shots and not clip_seconds:
+        raise ValueError("shots=True cuts videos into shots of at most clip_seconds: give "
+                         "clip_seconds (the longest window, in seconds)")  # fmt: skip
+    if shots:
+        require(("scenedetect-headless",), "shots=True")
     if clip_seconds:
         arrays = [i for i, v in enumerate(videos) if not isinstance(v, str | os.PathLike)]
         if arrays:
@@ -517,12 +527,13 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
     # its decoding thread) at once, with no reference cycle to wait for.
     batches = _embedded(failures, skipped, model, videos, kind, batch_size, sampling,
                         clip_seconds, stride_seconds, progress, on_error, encoder,
-                        exclude)  # fmt: skip
+                        exclude, shots)  # fmt: skip
     return BatchStream(batches, failures, skipped)
 
 
 def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip_seconds,
-              stride_seconds, progress, on_error, encoder, exclude) -> Iterator[Batch]:  # fmt: skip
+              stride_seconds, progress, on_error, encoder, exclude,
+              shots=False) -> Iterator[Batch]:  # fmt: skip
     """The batches of `embed_batches`; `failures` and `skipped[0]` grow as they go."""
     from ..progress import ClipTotal, progress_bar
 
@@ -531,7 +542,7 @@ def _embedded(failures, skipped, model, videos, kind, batch_size, sampling, clip
         # Counted first (the files' stated durations), so that the bar shows its total.
         counted = ClipTotal(videos, clip_seconds, stride_seconds) if progress else None
         items = _clips(videos, sampling, clip_seconds, stride_seconds, failures, on_error,
-                       counted)  # fmt: skip
+                       counted, shots)  # fmt: skip
         items = in_background(_without(items, exclude, skipped), ahead=2 * batch_size)
     else:
         done = lambda v: isinstance(v, str | os.PathLike) and exclude(v, None, None)  # noqa: E731

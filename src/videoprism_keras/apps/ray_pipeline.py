@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..deprecation import message as deprecation_message
+from ..extras import require
 from ..native_logs import held_stderr
 from ..progress import expected_items, progress_bar
 from ..video.options import Sampling
@@ -223,11 +224,12 @@ def _default_workers(ray, gpus_per_worker) -> int:
     return max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker))
 
 
-def _sampling(model, num_frames, size, clip_seconds, stride_seconds) -> dict:
+def _sampling(model, num_frames, size, clip_seconds, stride_seconds, shots=False) -> dict:
     """The decode stage's arguments (`decode_rows`): the model's sampling unless given."""
     sampling = Sampling.for_model(model, num_frames, size)
     return {"num_frames": sampling.num_frames, "size": sampling.size,
-            "clip_seconds": clip_seconds, "stride_seconds": stride_seconds}  # fmt: skip
+            "clip_seconds": clip_seconds, "stride_seconds": stride_seconds,
+            "shots": shots}  # fmt: skip
 
 
 def _rows(batches: Iterable[dict]):
@@ -297,7 +299,7 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
                  clip_seconds: float | None = None, stride_seconds: float | None = None, *,
                  num_frames: int | None = None, size: int | Sequence[int] | None = None,
                  load_model: Callable[[], VideoPrismBackbone] | None = None,
-                 options: RayOptions | None = None) -> RayRun:  # fmt: skip
+                 options: RayOptions | None = None, shots: bool = False) -> RayRun:  # fmt: skip
     """`VideoIndex.add_videos` on Ray: embeds video sources into `index`, each batch
     committed as it comes back (see the module docstring).
 
@@ -316,6 +318,8 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
             `PresetLoader`). Defaults to None (`model` itself is shipped to them).
         options: `RayOptions` or None. How the pipeline runs. Defaults to None
             (`RayOptions()`).
+        shots: bool. Windows at shot cuts (see `VideoIndex.add_videos`), found in the
+            decoding tasks. Defaults to False.
 
     Returns:
         A `RayRun`, the record `add_videos` returns (paths and clip times of the clips
@@ -323,9 +327,14 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
         table.
     """
     options = options or RayOptions()
-    sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
-    writer = index.writer(model, clip_seconds, stride_seconds,
-                          num_frames=sampling["num_frames"], size=sampling["size"])  # fmt: skip
+    if shots and not clip_seconds:
+        raise ValueError("shots=True cuts videos into shots of at most clip_seconds: give "
+                         "clip_seconds (the longest window, in seconds)")  # fmt: skip
+    if shots:
+        require(("scenedetect-headless",), "shots=True")
+    sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds, shots)
+    writer = index.writer(model, clip_seconds, stride_seconds, num_frames=sampling["num_frames"],
+                          size=sampling["size"], shots=shots)  # fmt: skip
     files, failures = source_files(sources, options.column)
     held, todo = writer.prepare(files)  # replaced files: their old rows go now
     run = _Run(failures=list(failures))

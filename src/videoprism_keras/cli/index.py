@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from ..apps.where import check_where
-from ..constants import ANN_THRESHOLD, SEARCH_TITLE, WHERE_COLUMNS
+from ..constants import ANN_THRESHOLD, SEARCH_TITLE, SHOTS_CLIP_SECONDS, WHERE_COLUMNS
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -28,6 +29,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
     p.add_argument("-o", "--output", required=True, help=output_help)
     parser.add_window_options(p)
+    shots_help = ("windows at shot cuts (PySceneDetect), long shots split into equal parts of "
+                  f"at most --clip-seconds (default with --shots: {SHOTS_CLIP_SECONDS:g}); "
+                  "recorded in the index, which is then extended with --shots only")  # fmt: skip
+    p.add_argument("--shots", action="store_true", help=shots_help)
     ann_help = f"index size from which a vector index is built (default {ANN_THRESHOLD:,})"
     p.add_argument("--ann-threshold", type=positive(int), help=ann_help)
     parser.add_ray_options(p)
@@ -60,14 +65,21 @@ def index(args: argparse.Namespace) -> dict:
 
     store = storage_options(args.storage_option)
     check_index_folder(args.output)
+    if args.shots and args.stride_seconds is not None:
+        raise UsageError("--stride-seconds: with --shots the windows follow the shots, with no "
+                         "stride; leave --stride-seconds out")  # fmt: skip
     threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
     held = VideoIndex(args.output, storage_options=store, **threshold)
+    if len(held):
+        check_shots(args.output, held.meta, args.shots)
     options = index_options(ModelOptions.from_args(args), held.meta, writing=True)
+    if args.shots and options.clip_seconds is None:
+        options = dataclasses.replace(options, clip_seconds=SHOTS_CLIP_SECONDS)
     files = sources(args, args.sources)
     model = options.load(text_later=True)
     frames, size = options.sampling(model)
     if len(held):  # the same model, by content, before any video is decoded
-        check_model(held, model, options, frames, size)
+        check_model(held, model, options, frames, size, args.shots)
     else:
         meta = {"preset": preset_id(options.preset_name)}
         if options.preset_name.endswith(".npz"):
@@ -84,7 +96,8 @@ def index(args: argparse.Namespace) -> dict:
     else:
         added = held.add_videos(model, files, options.clip_seconds, options.stride_seconds,
                                 batch_size=options.batch_size, num_frames=frames, size=size,
-                                progress=options.progress, on_error="skip")  # fmt: skip
+                                progress=options.progress, on_error="skip",
+                                shots=args.shots)  # fmt: skip
     report_failures(added.failures, embedded=len(added), strict=args.strict)
     total = len(held)
     if not args.json:
@@ -143,7 +156,20 @@ def search(args: argparse.Namespace) -> list:
     return [h.as_dict() for h in hits]
 
 
-def check_model(held, model, options: ModelOptions, frames: int, size) -> None:
+def check_shots(output: str, meta: dict, shots: bool) -> None:
+    """An index's windows follow shots or a stride, one or the other (an index written
+    before `--shots` existed follows a stride)."""
+    if bool(meta.get("shots")) == shots:
+        return
+    if shots:
+        raise UsageError(f"--shots: {output} holds windows at a fixed stride, not at shot cuts: "
+                         "leave --shots out to extend it, or index into another -o")  # fmt: skip
+    raise UsageError(f"{output} was built with --shots (windows at shot cuts): add --shots to "
+                     "extend it, or index into another -o")  # fmt: skip
+
+
+def check_model(held, model, options: ModelOptions, frames: int, size,
+                shots: bool = False) -> None:  # fmt: skip
     """The model about to write into `held` is the one its embeddings come from, by
     content (the weights' hash and configuration: `apps/index/fingerprint.py`), not
     only by the preset's name or path: a usage error naming the preset otherwise. An
@@ -152,7 +178,7 @@ def check_model(held, model, options: ModelOptions, frames: int, size) -> None:
 
     try:
         held.writer(model, options.clip_seconds, options.stride_seconds, num_frames=frames,
-                    size=size)  # fmt: skip
+                    size=size, shots=shots)  # fmt: skip
     except ValueError as err:
         raise UsageError(f"--preset {options.preset_name}: {err}") from err
     if WEIGHTS_KEY not in held.meta:

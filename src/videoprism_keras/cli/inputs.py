@@ -131,6 +131,7 @@ def on_ray(
         if isinstance(target, EmbeddingWriter):
             return rp.embed_on_ray(model, files, target, args.kind, clip_seconds,
                                    stride_seconds, **common).failures  # fmt: skip
-        return rp.index_on_ray(model, files, target, clip_seconds, stride_seconds, **common)
+        return rp.index_on_ray(model, files, target, clip_seconds, stride_seconds,
+                               shots=getattr(args, "shots", False), **common)  # fmt: skip
     except rp.RayUnavailable as err:
         raise UsageError(f"--ray {args.ray}: {err}") from err

@@ -138,7 +138,7 @@ def _from_index(args: argparse.Namespace, where: str | None) -> tuple[list, list
     query = _embed_query(args, options, model)
     try:
         found = held.moments(query, args.top_k, where=where, under=args.under, model=model,
-                             shots=args.shots)  # fmt: skip
+                             shots=args.shots, batch_size=options.batch_size)  # fmt: skip
     except ValueError as err:
         if where and "filter" in str(err):  # the grammar's, but not the column's type
             raise UsageError(f"--where {args.where!r}: {err}") from err
@@ -165,12 +165,15 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
     from ..apps.streaming import stream_curves
     from ..apps.timeline import moments_of
 
+    from ..runtime import Encoder
+
     model = options.load(need_text=args.text is not None)
     frames, size = options.sampling(model)
-    query = _embed_query(args, options, model)
+    encoder = Encoder(model)  # compiled once for the query, the stream and the refinement
+    query = _embed_query(args, options, model, encoder)
     stream = stream_curves(model, files, query, clip_seconds=clip, stride_seconds=stride,
                            num_frames=frames, size=size, batch_size=options.batch_size,
-                           progress=options.progress,
+                           progress=options.progress, encoder=encoder,
                            on_error="raise" if args.strict else "skip")  # fmt: skip
     curves = list(stream)  # a few numbers per window: the frames are gone already
     report_failures(stream.failures, embedded=len(curves), strict=args.strict)
@@ -178,7 +181,8 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
         raise RuntimeError("no video could be read: nothing to search")
     coarse = moments_of(curves, args.top_k)
     found = refine(model, coarse, query, clip_seconds=clip, stride_seconds=stride,
-                   num_frames=frames, size=size, shots=args.shots)  # fmt: skip
+                   num_frames=frames, size=size, shots=args.shots,
+                   batch_size=options.batch_size, encoder=encoder)  # fmt: skip
     shown = {m.path for m in found}
     return found, [c for c in curves if c.path in shown]
 
@@ -197,21 +201,23 @@ def _check_long_enough(path: str, clip: float) -> None:
                          f"(--clip-seconds {clip:g}): give a shorter --clip-seconds")  # fmt: skip
 
 
-def _embed_query(args: argparse.Namespace, options: ModelOptions, model):
+def _embed_query(args: argparse.Namespace, options: ModelOptions, model, encoder=None):
     """The query's embedding, (D,): a text's, or a video's or picture's sampled whole at the
     windows' frames and size (a picture is a video of that frame repeated)."""
-    if args.text is not None:
-        from ..runtime import Encoder
+    from ..runtime import Encoder
 
+    encoder = encoder or Encoder(model)
+    if args.text is not None:
         ids, mask = options.load_tokenizer(model).tokenize_texts([args.text])
-        return Encoder(model).text(ids, mask)[0]
+        return encoder.text(ids, mask)[0]
     flag, path = ("--video", args.video) if args.video is not None else ("--image", args.image)
     from ..apps import embed_videos
 
     frames, size = options.sampling(model)
     try:  # checked before the model loaded, but a file may still fail to decode
         vectors = embed_videos(model, [path], batch_size=1, num_frames=frames, size=size,
-                               progress=False, on_error="raise").vectors  # fmt: skip
+                               progress=False, on_error="raise",
+                               encoder=encoder).vectors  # fmt: skip
     except ValueError as err:  # a VideoDecodeError: "PATH: why"
         raise UsageError(f"{flag} {err}") from err
     return vectors[0]

@@ -76,6 +76,8 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
                 needs += [(p, "") for p in PARQUET]
     if flag("ray"):
         needs += [(p, "--ray") for p in RAY]
+    if flag("shots"):
+        needs += [(p, "--shots") for p in SHOTS]
     if args.command == "classify" and not flag("head"):
         needs += [(p, "") for p in TEXT]  # the labels' embeddings
     if args.command == "search":
@@ -99,8 +101,6 @@ def _moments_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     needs = [(p, "") for p in INDEX] if any(_is_index(s) for s in args.sources) else []
     if args.text is not None:
         needs += [(p, "--text") for p in TEXT]
-    if args.shots:
-        needs += [(p, "--shots") for p in SHOTS]
     return needs
 
 

@@ -26,7 +26,15 @@ from .decode import (
 from .frames import Transform, as_frame_array
 from .images import is_image_source, read_images
 from .options import DTYPES, STRATEGIES, Sampling
-from .sampling import Window, choose, count_windows, plan_windows, video_duration
+from .sampling import (
+    Window,
+    check_spans,
+    choose,
+    count_windows,
+    plan_spans,
+    plan_windows,
+    video_duration,
+)
 
 __all__ = ["DTYPES", "STRATEGIES", "Clip", "iter_clips", "load_clip", "load_video", "sample"]
 # What `load_video` reads: a file or folder path, an array of frames, or a list of frames.
@@ -203,8 +211,10 @@ def iter_clips(
     resize_mode: str = "center_crop",
     pad: bool = False,
     dtype: str = "float32",
+    windows: Sequence[tuple[float, float]] | None = None,
 ) -> Iterator[Clip]:
-    """A long video → `Clip`s of `clip_seconds` every `stride_seconds` (default: no overlap).
+    """A long video → `Clip`s of `clip_seconds` every `stride_seconds` (default: no overlap),
+    or at the (start_s, end_s) `windows` given (e.g. `shots.video_shots`' shots).
 
         for start_s, end_s, frames in iter_clips("long.mp4", 10, 5):
             ...  # seconds from the first frame; a `Clip` also has .frame_padding_mask
@@ -217,10 +227,13 @@ def iter_clips(
     The last clip may be shorter (it ends with the video); with `pad=True` a clip
     with fewer than `num_frames` frames is padded and masked rather than repeated.
     Arguments and the file are checked (and scanned) at the call; decoding happens
-    as you iterate.
+    as you iterate. Explicit `windows` are cut the same way, in order of their starts
+    (`clip_seconds` and `stride_seconds` are then unused); their ends are cut back to
+    the video's, and windows starting past its end are left out.
     """
     sampling = Sampling(num_frames, size, resize_mode, pad, dtype)
-    if clip_seconds is None or clip_seconds <= 0:
+    spans = None if windows is None else check_spans(windows)
+    if spans is None and (clip_seconds is None or clip_seconds <= 0):
         raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
     if stride_seconds is not None and stride_seconds <= 0:
         raise ValueError(f"stride_seconds must be positive; got {stride_seconds}")
@@ -228,6 +241,9 @@ def iter_clips(
         raise TypeError(f"iter_clips needs a video file path; got {type(path).__name__}")
     times, fps = _frame_times(path)
     duration = video_duration(times, fps)
+    if spans is not None:
+        plan = plan_spans(times, duration, spans, sampling.num_frames, sampling.pad)
+        return _cut(path, plan, sampling.transform(), sampling.dtype)
     plan = plan_windows(
         times,
         duration,

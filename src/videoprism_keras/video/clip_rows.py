@@ -29,6 +29,7 @@ from .api import iter_clips, sample
 from .decode import probe
 from .loader import INPUT_ERRORS, describe_failure
 from .options import Sampling
+from .shots import video_shots
 from .times import time_key
 
 
@@ -38,8 +39,8 @@ def as_model_input(frames: np.ndarray) -> np.ndarray:
 
 
 def decode_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
-                clip_seconds: float | None = None,
-                stride_seconds: float | None = None) -> Iterator[dict]:  # fmt: skip
+                clip_seconds: float | None = None, stride_seconds: float | None = None,
+                shots: bool = False) -> Iterator[dict]:  # fmt: skip
     """`item` ({"source", "path", "held"}) → its rows (see the module docstring).
 
     A generator: a long video's clips leave the task as they are decoded, so a worker
@@ -54,6 +55,9 @@ def decode_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
             whole videos. Defaults to None.
         stride_seconds: float or None. The windows' stride. Defaults to None
             (`clip_seconds`).
+        shots: bool. With `clip_seconds`: windows at the file's shot cuts, of at most
+            `clip_seconds` (`shots.video_shots`), in place of the stride's. Defaults to
+            False.
     """
     sampling = Sampling(num_frames, size, dtype="uint8")
     shape = (sampling.num_frames, *sampling.size, 3)
@@ -75,8 +79,9 @@ def decode_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
                     return
                 yield row("clip", last=True, frames=sample(path, sampling))
                 return
+            windows = video_shots(path, clip_seconds) if shots else None
             clips = iter_clips(path, clip_seconds, stride_seconds, sampling.num_frames,
-                               sampling.size, dtype="uint8")  # fmt: skip
+                               sampling.size, dtype="uint8", windows=windows)  # fmt: skip
             previous = None  # one clip of look-ahead: the last one is marked as such
             for ordinal, clip in enumerate(clips):
                 if previous is not None and previous["status"] == "clip":

@@ -86,15 +86,49 @@ def plan_windows(
         start = k * stride_seconds
         if k and _past_end(start, duration_s, float(times[-1])):
             return
-        end = min(start + clip_seconds, duration_s)
-        lo = int(np.searchsorted(times, start - _EPS, side="left"))
-        hi = int(np.searchsorted(times, end - _EPS, side="left"))
-        if hi <= lo:
-            lo = min(max(lo - 1, 0), len(times) - 1)
-            hi = lo + 1
-        indices, mask = choose(hi - lo, num_frames, pad)
-        yield Window(float(start), float(end), indices + lo, mask)
+        yield _window(times, start, min(start + clip_seconds, duration_s), num_frames, pad)
         k += 1
+
+
+def plan_spans(times: np.ndarray, duration_s: float, spans: list[tuple[float, float]],
+               num_frames: int, pad: bool) -> Iterator[Window]:  # fmt: skip
+    """Windows at given (start_s, end_s) spans (sorted by start, as `check_spans` leaves
+    them), each cut as `plan_windows` cuts its own; ends past the video's are cut back to
+    it and spans starting at or past its end are left out."""
+    for start, end in spans:
+        if start >= duration_s - _EPS:
+            return
+        yield _window(times, start, min(end, duration_s), num_frames, pad)
+
+
+def check_spans(spans) -> list[tuple[float, float]]:
+    """Explicit windows → sorted (start_s, end_s) float pairs, or a ValueError naming
+    the first that is not finite seconds with 0 <= start_s < end_s."""
+    checked = []
+    for i, span in enumerate(spans):
+        try:
+            start, end = (float(t) for t in span)
+        except (TypeError, ValueError):
+            raise ValueError(f"windows[{i}] must be a (start_s, end_s) pair of seconds. "
+                             f"Received: {span!r}") from None  # fmt: skip
+        if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
+            raise ValueError(f"windows[{i}] must be finite seconds with 0 <= start_s < end_s. "
+                             f"Received: {span!r}")  # fmt: skip
+        checked.append((start, end))
+    if not checked:
+        raise ValueError("windows is empty: give at least one (start_s, end_s) pair")
+    return sorted(checked)
+
+
+def _window(times, start, end, num_frames, pad) -> Window:
+    """The window [start, end): the frames that start inside it, sampled."""
+    lo = int(np.searchsorted(times, start - _EPS, side="left"))
+    hi = int(np.searchsorted(times, end - _EPS, side="left"))
+    if hi <= lo:
+        lo = min(max(lo - 1, 0), len(times) - 1)
+        hi = lo + 1
+    indices, mask = choose(hi - lo, num_frames, pad)
+    return Window(float(start), float(end), indices + lo, mask)
 
 
 def count_windows(duration_s: float, last_start_s: float, clip_seconds: float,

@@ -337,6 +337,7 @@ class ClipTable:
             dim: int or None. The embeddings' dimension. Defaults to None (not checked).
         """
         meta = self.meta if self._table is not None else {}
+        _check_shots(self.uri, meta, settings)
         for key in SETTINGS:
             if key in meta and key in settings and meta[key] != settings[key]:
                 raise ValueError(f"{self.uri} was indexed with {key}={meta[key]!r}; got "
@@ -427,3 +428,18 @@ class ClipTable:
         with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
             if mine:
                 ann.maintain(self.latest(), self.ann_threshold, self.uri)
+
+
+def _check_shots(uri: str, meta: dict, settings: dict) -> None:
+    """Windows at shot cuts and windows at a fixed stride do not mix in one index (an
+    index written before shots existed holds the latter)."""
+    if not meta or "shots" not in settings or bool(meta.get("shots")) == settings["shots"]:
+        return
+    if settings["shots"]:
+        raise ValueError(f"{uri} holds windows at a fixed stride, not at shot cuts; got "
+                         "shots=True: leave shots out to extend it, or use another index for "
+                         "shot windows")  # fmt: skip
+    raise ValueError(
+        f"{uri} holds windows at shot cuts (built with shots=True); got windows "
+        "at a fixed stride: give shots=True to extend it, or use another index"
+    )

@@ -174,7 +174,8 @@ class VideoIndex(ClipTable):
     # -------------------------------------------------------------- adding
     def writer(self, model: VideoPrismBackbone | None = None, clip_seconds: float | None = None,
                stride_seconds: float | None = None, *, num_frames: int | None = None,
-               size: int | Sequence[int] | None = None) -> IndexWriter:  # fmt: skip
+               size: int | Sequence[int] | None = None,
+               shots: bool = False) -> IndexWriter:  # fmt: skip
         """The way to write clips into this index (see `IndexWriter`), for clips that
         `model` embeds with this sampling; an error now if the index holds other settings.
 
@@ -188,9 +189,10 @@ class VideoIndex(ClipTable):
             num_frames: int or None. Frames per clip. Defaults to None (the model's).
             size: int, (height, width) or None. Frame size. Defaults to None (the
                 model's).
+            shots: bool. Windows at shot cuts (see `add_videos`). Defaults to False.
         """
         settings = {} if model is None else index_settings(model, clip_seconds, stride_seconds,
-                                                           num_frames, size)  # fmt: skip
+                                                           num_frames, size, shots)  # fmt: skip
         return IndexWriter(self, settings)
 
     def add(self, embeddings: Embeddings, posters: Sequence[bytes] | None = None) -> VideoIndex:
@@ -211,7 +213,8 @@ class VideoIndex(ClipTable):
 
     def add_videos(self, model: VideoPrismBackbone, sources: VideoPaths,
                    clip_seconds: float | None = None, stride_seconds: float | None = None,
-                   skip_existing: bool = True, **options: Any) -> Embeddings:  # fmt: skip
+                   skip_existing: bool = True, *, shots: bool = False,
+                   **options: Any) -> Embeddings:  # fmt: skip
         """Embeds video files and folders (walked recursively) and adds them, committing
         each batch as it is done (an interrupted run keeps what it did; the next one
         does the rest, without running the model on anything the index holds).
@@ -226,6 +229,10 @@ class VideoIndex(ClipTable):
                 (`clip_seconds`).
             skip_existing: bool. Leave out (without decoding a finished file, or running
                 the model on a clip) what the index holds. Defaults to True.
+            shots: bool. Windows at the videos' shot cuts (PySceneDetect: the `shots`
+                extra), long shots split into equal parts of at most `clip_seconds`
+                (needed), in place of the stride's; recorded in the index, which is then
+                extended with shots only. Defaults to False.
             **options: `embed_videos` options (batch_size, num_frames, size, progress,
                 on_error, encoder).
 
@@ -238,7 +245,7 @@ class VideoIndex(ClipTable):
         """
         sources = _checked_sources(sources)
         return write_videos(self, model, sources, clip_seconds, stride_seconds, skip_existing,
-                            **options)  # fmt: skip
+                            shots=shots, **options)  # fmt: skip
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Copies the index to `directory` (a new index there); every write is already

@@ -133,10 +133,11 @@ class IndexWriter:
 
 def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
                    stride_seconds: float | None = None, num_frames: int | None = None,
-                   size: int | Sequence[int] | None = None) -> dict:  # fmt: skip
+                   size: int | Sequence[int] | None = None,
+                   shots: bool = False) -> dict:  # fmt: skip
     """The settings an index records and checks for clips `model` embeds with this
-    sampling: frames, size, clip and stride seconds, dtype (and the backbone's
-    configuration and the hash of its weights: `fingerprint.py`).
+    sampling: frames, size, clip and stride seconds, whether windows follow shots, dtype
+    (and the backbone's configuration and the hash of its weights: `fingerprint.py`).
 
     Args:
         model: `VideoPrismBackbone`. The model.
@@ -147,6 +148,8 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         num_frames: int or None. Frames per clip. Defaults to None (the model's).
         size: int, (height, width) or None. Frame size. Defaults to None (the
             model's).
+        shots: bool. Windows at shot cuts, of at most `clip_seconds` (the stride is
+            then recorded as `clip_seconds`: windows do not overlap). Defaults to False.
     """
     sampling = Sampling.for_model(model, num_frames, size)
     height, width = sampling.size
@@ -155,6 +158,7 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         "size": height if height == width else [height, width],
         "clip_seconds": float(clip_seconds) if clip_seconds else None,
         "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
+        "shots": bool(shots),
         "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
         fingerprint.CONFIG_KEY: _backbone_config(model),
         fingerprint.WEIGHTS_KEY: fingerprint.weights_sha256(model),
@@ -190,7 +194,7 @@ def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPath
     """`VideoIndex.add_videos` (see there)."""
     files, failures = video_files(sources)
     settings = index_settings(model, clip_seconds, stride_seconds, options.get("num_frames"),
-                              options.get("size"))  # fmt: skip
+                              options.get("size"), options.get("shots", False))  # fmt: skip
     writer = IndexWriter(index, settings)
     held, todo = writer.prepare(files, skip_existing)
     by_path = {f.path: f for f in files}
