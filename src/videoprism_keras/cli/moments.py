@@ -164,7 +164,6 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
     from ..apps.refine import refine
     from ..apps.streaming import stream_curves
     from ..apps.timeline import moments_of
-
     from ..runtime import Encoder
 
     model = options.load(need_text=args.text is not None)
