@@ -172,3 +172,48 @@ def test_streaming_memory_does_not_grow_with_the_video_s_length(media, model_fla
     short_peak = _peak_rss_kib(["moments", short, *common], env, tmp_path)
     long_peak = _peak_rss_kib(["moments", long, *common], env, tmp_path)
     assert long_peak <= 1.2 * short_peak, (short_peak, long_peak)
+
+
+@pytest.fixture(scope="module")
+def indexes(media, model_flags, tmp_path_factory):
+    """An index of the long video's windows, and one of whole videos."""
+    from videoprism_keras.cli import main
+
+    folder = tmp_path_factory.mktemp("moment_indexes")
+    built = {"windows": folder / "windows", "whole": folder / "whole"}
+    for name, extra in (("windows", WINDOWS), ("whole", [])):
+        args = ["index", media["long"], media["query"], "-o", built[name], *extra, "--json"]
+        assert main([str(a) for a in [*args, *model_flags]]) == 0
+    return built
+
+
+def test_an_index_s_windows_give_the_planted_moment_and_a_plot(media, indexes, capsys,
+                                                               tmp_path):  # fmt: skip
+    # No model flags: the index's own preset, soft cap and sampling.
+    found = _moments(capsys, indexes["windows"], "--video", media["query"], "--top-k", "2",
+                     "--where", f"path = '{media['long']}'")  # fmt: skip
+    _, start, end = SEGMENT
+    assert len(found) >= 1 and {m["path"] for m in found} == {str(media["long"])}
+    assert abs(found[0]["start_s"] - start) <= 2 and abs(found[0]["end_s"] - end) <= 2, found
+    plot = tmp_path / "index.png"
+    out = call(capsys, "moments", indexes["windows"], "--image", media["still"], "--plot", plot,
+               "--title", "where the fractal is")  # fmt: skip
+    assert out.returncode == 0 and plot.stat().st_size > 10_000, out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["{whole}", "--video", "{query}"], "holds whole videos, not windows"),
+        (["{windows}", "--video", "{query}", "--clip-seconds", "2"], "--clip-seconds is for"),
+        (["{windows}", "{long}", "--video", "{query}"], "is an index: give one INDEX"),
+        (["{windows}", "--video", "{query}", "--under", "{query}"], "--under {query}: no such"),
+        (["{windows}", "--video", "{query}", "--where", "colour = 1"], "--where 'colour = 1'"),
+        (["{windows}", "--video", "{query}", "--num-frames", "8"], "--num-frames 4, not 8"),
+    ],
+)
+def test_index_mode_refuses_what_it_cannot_do(media, indexes, args, says, capsys):
+    names = {**{k: str(v) for k, v in media.items()}, **{k: str(v) for k, v in indexes.items()}}
+    out = call(capsys, "moments", *(a.format(**names) for a in args))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and says.format(**names) in out.stderr, out.stderr
