@@ -166,11 +166,13 @@ def test_streaming_memory_does_not_grow_with_the_video_s_length(media, model_fla
     size, fps = (320, 240), 2
     short = lavfi_video(tmp_path / "short.mp4", [("testsrc2", 120)], fps, size)
     long = lavfi_video(tmp_path / "long.mp4", [("testsrc2", 1200)], fps, size)
-    env = {**os.environ, "VIDEOPRISM_COMPILATION_CACHE": "0", "VIDEOPRISM_CACHE": str(tmp_path)}
+    # One compilation cache: the long run compiles, the short one reads its programs and
+    # starts faster (and lower, if anything: the comparison leans against the long run).
+    env = {**os.environ, "VIDEOPRISM_CACHE": str(tmp_path / "cache")}
     common = ["--video", media["query"], "--clip-seconds", "10", "--stride-seconds", "10",
-              "--json", "--batch-size", "8", *model_flags]  # fmt: skip
-    short_peak = _peak_rss_kib(["moments", short, *common], env, tmp_path)
+              "--top-k", "1", "--json", "--batch-size", "8", *model_flags]  # fmt: skip
     long_peak = _peak_rss_kib(["moments", long, *common], env, tmp_path)
+    short_peak = _peak_rss_kib(["moments", short, *common], env, tmp_path)
     assert long_peak <= 1.2 * short_peak, (short_peak, long_peak)
 
 
