@@ -1,45 +1,19 @@
 """`videoprism moments`: its arguments and errors, both modes (an index's windows; files
-streamed without one), JSON and plot, and memory that does not grow with a video's length.
+streamed without one), JSON and plot; and `apps.streaming.stream_curves` beneath it.
 
 Videos are made here with PyAV's bundled libav sources (distinct moving pictures), tiny
 and at a few frames per second; the model is the small random LvT checkpoint, whose
 embeddings still tell these sources apart."""
 
 import json
-import os
 import re
-import subprocess
-import sys
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_helpers import call
+from videos import lavfi_video
 
-FPS = 4
 SEGMENT = ("mandelbrot", 10.0, 18.0)  # the query's source, and where the long video has it
-
-
-def lavfi_video(path: Path, parts, fps: int = FPS, size=(64, 48)) -> Path:
-    """A video of lavfi sources one after the other: (source, seconds) parts, encoded as
-    they are generated (nothing held)."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for source, seconds in parts:
-            spec = f"{source}=size={size[0]}x{size[1]}:rate={fps}"
-            with av.open(spec, format="lavfi") as src:
-                for i, frame in enumerate(src.decode(video=0)):
-                    if i >= round(seconds * fps):
-                        break
-                    image = frame.to_ndarray(format="rgb24")
-                    out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(stream.encode())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -134,46 +108,12 @@ def test_an_image_query_and_the_plot_and_the_human_lines(media, model_flags, cap
     assert (pixels.std(axis=(0, 1)) > 10).any()  # drawn, not blank
 
 
-def test_text_queries_run_end_to_end(media, model_flags, media_dir, capsys):
-    # Plumbing only: the small checkpoint's text tower is random.
+def test_text_queries_run_end_to_end_with_shots(media, model_flags, media_dir, capsys):
+    # Plumbing only: the small checkpoint's text tower is random (and lavfi has no cuts).
+    tokenizer = media_dir / "test_spm.model"
     found = _moments(capsys, media["long"], media["query"], "--text", "a fractal", *WINDOWS,
-                     "--tokenizer", media_dir / "test_spm.model", *model_flags)  # fmt: skip
+                     "--tokenizer", tokenizer, "--shots", *model_flags)  # fmt: skip
     assert found and {m["path"] for m in found} <= {str(media["long"]), str(media["query"])}
-
-
-def _peak_rss_kib(args, env, folder: Path) -> int:
-    """Runs `videoprism ARGS` in a child process → its own peak resident memory (KiB), from
-    `wait4` (RUSAGE_CHILDREN would hold the largest of every child this process had)."""
-    out, err = folder / "out.json", folder / "err.txt"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        child = subprocess.Popen([sys.executable, "-m", "videoprism_keras.cli", *map(str, args)],
-                                 env=env, stdout=stdout, stderr=stderr)  # fmt: skip
-    timer = threading.Timer(300, child.kill)  # wait4 has no timeout of its own
-    timer.start()
-    try:
-        _, status, usage = os.wait4(child.pid, 0)
-    finally:
-        timer.cancel()
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    assert child.returncode == 0, err.read_text()[-2000:]
-    assert json.loads(out.read_text()), "no moments"
-    return usage.ru_maxrss
-
-
-def test_streaming_memory_does_not_grow_with_the_video_s_length(media, model_flags, tmp_path):
-    # Frames large enough that holding a long video's decoded frames would show: its
-    # 2,400 frames of 320×240 are over 500 MB, the process itself about as much.
-    size, fps = (320, 240), 2
-    short = lavfi_video(tmp_path / "short.mp4", [("testsrc2", 120)], fps, size)
-    long = lavfi_video(tmp_path / "long.mp4", [("testsrc2", 1200)], fps, size)
-    # One compilation cache: the long run compiles, the short one reads its programs and
-    # starts faster (and lower, if anything: the comparison leans against the long run).
-    env = {**os.environ, "VIDEOPRISM_CACHE": str(tmp_path / "cache")}
-    common = ["--video", media["query"], "--clip-seconds", "10", "--stride-seconds", "10",
-              "--top-k", "1", "--json", "--batch-size", "8", *model_flags]  # fmt: skip
-    long_peak = _peak_rss_kib(["moments", long, *common], env, tmp_path)
-    short_peak = _peak_rss_kib(["moments", short, *common], env, tmp_path)
-    assert long_peak <= 1.2 * short_peak, (short_peak, long_peak)
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +159,52 @@ def test_index_mode_refuses_what_it_cannot_do(media, indexes, args, says, capsys
     out = call(capsys, "moments", *(a.format(**names) for a in args))
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and says.format(**names) in out.stderr, out.stderr
+
+
+@pytest.fixture(scope="module")
+def small_model(golden_dir):
+    from videoprism_keras import VideoPrismBackbone
+
+    path = golden_dir / "lvt_small.ckpt.npz"
+    return VideoPrismBackbone.from_preset(path, attention_logit_soft_cap=5.0)
+
+
+def test_a_streamed_curve_is_the_one_an_index_of_the_file_gives(media, indexes, small_model):
+    from videoprism_keras.apps import VideoIndex, embed_videos
+    from videoprism_keras.apps.streaming import stream_curves
+
+    query = embed_videos(small_model, [media["query"]], progress=False).vectors[0]
+    (streamed,) = stream_curves(small_model, [media["long"]], query, clip_seconds=2,
+                                stride_seconds=1, batch_size=3)  # fmt: skip
+    (indexed,) = VideoIndex.load(indexes["windows"]).curves(query, paths=[str(media["long"])])
+    assert streamed.path == indexed.path == str(media["long"]) and len(streamed) > 20
+    np.testing.assert_allclose(streamed.start_s, indexed.start_s, atol=1e-4)
+    np.testing.assert_allclose(streamed.end_s, indexed.end_s, atol=1e-4)
+    np.testing.assert_allclose(streamed.scores, indexed.scores, atol=1e-4)
+
+
+def test_a_file_that_fails_is_skipped_and_recorded_or_raised(media, small_model, tmp_path):
+    from videoprism_keras.apps.streaming import stream_curves
+    from videoprism_keras.video import VideoDecodeError
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    query = np.ones(small_model.hidden_dim, np.float32)
+    stream = stream_curves(small_model, [broken, media["short"]], query, clip_seconds=1,
+                           on_error="skip")  # fmt: skip
+    curves = list(stream)
+    assert [c.path for c in curves] == [str(media["short"])]
+    assert [path for path, _ in stream.failures] == [str(broken)]
+    with pytest.raises(VideoDecodeError, match=r"broken\.mp4"):
+        list(stream_curves(small_model, [broken], query, clip_seconds=1))
+
+
+def test_the_query_must_be_one_finite_vector(media, small_model):
+    from videoprism_keras.apps.streaming import stream_curves
+
+    dim = small_model.hidden_dim
+    for bad in (np.ones((2, dim)), np.full(dim, np.nan), np.ones(0)):
+        with pytest.raises(ValueError, match="query must be one finite embedding"):
+            stream_curves(small_model, [media["long"]], bad, clip_seconds=1)
+    with pytest.raises(ValueError, match="clip_seconds must be positive"):
+        stream_curves(small_model, [media["long"]], np.ones(dim), clip_seconds=0)
