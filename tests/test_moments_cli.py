@@ -26,14 +26,17 @@ def media(tmp_path_factory):
                                              ("life", 10)])  # fmt: skip
     query = lavfi_video(folder / "query.mp4", [(source, end - start)])
     lavfi_video(folder / "short.mp4", [("testsrc2", 1)])
+    lavfi_video(folder / "static.mp4", [("color", 6)])  # every window alike: a flat curve
     import av
 
     with av.open(str(query)) as held:  # a still of the query's source
         frame = next(f for i, f in enumerate(held.decode(video=0)) if i == 12)
         Image.fromarray(frame.to_ndarray(format="rgb24")).save(folder / "still.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "broken.mp4").write_bytes(b"not a video at all" * 100)
     return {"folder": folder, "long": long, "query": query, "short": folder / "short.mp4",
-            "still": folder / "still.png", "broken": folder / "broken.png"}  # fmt: skip
+            "still": folder / "still.png", "broken": folder / "broken.png",
+            "garbage": folder / "broken.mp4", "static": folder / "static.mp4"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,8 @@ def _moments(capsys, *args):
         (["{long}", "--text", "  "], "--text is empty"),
         (["{long}", "--video", "{folder}/nope.mp4"], "--video {folder}/nope.mp4: no such file"),
         (["{long}", "--video", "{folder}"], "is a folder: give one file"),
+        (["{long}", "--video", "{garbage}"], "--video {garbage}: not a readable video"),
+        (["{garbage}", "--video", "{query}"], "{garbage}: not a readable video"),
         (["{long}", "--image", "{query}"], "--image {query}: expected a picture"),
         (["{long}", "--image", "{broken}"], "--image {broken}: not a readable picture"),
         (["{long}", "--video", "{query}", "--where", "start_s > 1"], "--where is for an INDEX"),
@@ -106,6 +111,17 @@ def test_an_image_query_and_the_plot_and_the_human_lines(media, model_flags, cap
         assert image.format == "PNG" and image.width > 400 and image.height > 150
         pixels = np.asarray(image.convert("RGB"))
     assert (pixels.std(axis=(0, 1)) > 10).any()  # drawn, not blank
+
+
+def test_a_flat_curve_has_no_moments_says_so_and_draws_nothing(media, model_flags, capsys,
+                                                               tmp_path):  # fmt: skip
+    plot = tmp_path / "flat.png"
+    # One window per batch: another batch shape may round the same window's score apart.
+    out = call(capsys, "moments", media["static"], "--video", media["query"], *WINDOWS,
+               "--plot", plot, "--batch-size", "1", *model_flags)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "no moments for 'query.mp4'\n" and "no --plot" in out.stderr
+    assert not plot.exists()
 
 
 def test_text_queries_run_end_to_end_with_shots(media, model_flags, media_dir, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from ..apps.where import check_where
@@ -71,7 +72,10 @@ def moments(args: argparse.Namespace) -> list:
     else:
         found, curves = _from_files(args)
     _show(args, found)
-    if args.plot:
+    if args.plot and not curves:  # flat curves (nothing above the baseline): no picture
+        print(f"videoprism: note: no moments, so no --plot {args.plot} written",
+              file=sys.stderr)  # fmt: skip
+    elif args.plot:
         from ..plots import plot_timeline
 
         title = args.title or MOMENT_TITLE.format(_query_name(args))
