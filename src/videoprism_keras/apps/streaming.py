@@ -1,13 +1,15 @@
-"""Moments of video files without an index: each file streamed window by window, only the
-query's similarity to each window kept.
+"""Moments of video files without an index: each file streamed window by window, each
+window reduced to its embedding as soon as it is made.
 
     stream = stream_curves(model, ["match.mp4"], query, clip_seconds=4, stride_seconds=2)
     moments = moments_of(list(stream), top_k=5)
 
 Memory is one batch of frames (and the few windows the decoder holds open) whatever the
-video's length: each window's embedding is reduced to one number as soon as it is made.
-The windows are `iter_clips`'s, embedded as `VideoIndex.add_videos` embeds them, so a
-file's curve is the one an index of it would give.
+video's length, plus one vector per window: the scores are cosines centred on the mean of
+every streamed window, as an index centres on its own (`apps.index.moments`), and that
+mean is known only at the end. The windows are `iter_clips`'s, embedded as
+`VideoIndex.add_videos` embeds them, so the curves are the ones an index of the same files
+would give.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .embedding import embed_batches
+from .index.moments import CENTRED_FLOOR
 from .timeline import Curve
 
 if TYPE_CHECKING:
@@ -29,7 +32,8 @@ if TYPE_CHECKING:
 
 
 class CurveStream:
-    """What `stream_curves` returns: iterate it for one `Curve` per file, in order.
+    """What `stream_curves` returns: iterate it for one `Curve` per file, in order (all
+    of them once the last file is streamed: their scores need every window's vector).
 
     Attributes:
         failures: list of (path, reason). The files that could not be read (with
@@ -76,8 +80,10 @@ def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence
             `Encoder(model)`).
 
     Returns:
-        A `CurveStream` of `Curve`s: each video's windows in time order, with the cosine
-        similarity of the query to each. Files are checked and decoded as you iterate.
+        A `CurveStream` of `Curve`s: each video's windows in time order, with the query's
+        cosine similarity to each, centred on the mean of every window streamed (those
+        of all `paths`: what an index of them holds). Files are checked and decoded as
+        you iterate.
 
     Raises:
         ValueError: `query` is not one vector, or (as you iterate) a file cannot be
@@ -100,32 +106,47 @@ def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence
 
 
 def _curves(stream, query: np.ndarray) -> Iterator[Curve]:
-    """Each batch's windows reduced to their scores at once; a file's curve is yielded with
-    its last window. The windows of a file that failed half-way (no last window) are
-    dropped: the stream records the failure."""
-    path, starts, ends, scores = None, [], [], []
+    """Each batch's windows reduced to their unit vectors at once; the curves come when
+    the last file is done, centred on the mean of every file's windows. The windows of a
+    file that failed half-way (no last window) are dropped: the stream records the
+    failure."""
+    done: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # path, starts, ends, vectors
+    path, starts, ends, vectors = None, [], [], []
     try:
         for batch in stream:
-            vectors = np.asarray(batch.vectors, np.float32)
-            norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
-            similarity = (vectors @ query) / norms
+            unit = np.asarray(batch.vectors, np.float32)
+            unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
             del batch.frames  # the batch's pixels go now, not when the next batch comes
-            items = zip(batch.paths, batch.start_s, batch.end_s, similarity, batch.last,
-                        strict=True)  # fmt: skip
-            for item_path, start, end, score, last in items:
+            items = zip(batch.paths, batch.start_s, batch.end_s, unit, batch.last, strict=True)
+            for item_path, start, end, vector, last in items:
                 if item_path != path:  # a new file: what was open failed half-way
-                    path, starts, ends, scores = item_path, [], [], []
+                    path, starts, ends, vectors = item_path, [], [], []
                 starts.append(start)
                 ends.append(end)
-                scores.append(score)
+                vectors.append(vector)
                 if last:
-                    yield _curve(path, starts, ends, scores)
-                    path, starts, ends, scores = None, [], [], []
+                    done.append((path, np.asarray(starts, np.float64),
+                                 np.asarray(ends, np.float64), np.stack(vectors)))  # fmt: skip
+                    path, starts, ends, vectors = None, [], [], []
     finally:
         stream.close()
+    if not done:
+        return
+    everything = np.concatenate([held[3] for held in done])
+    mean = everything.mean(axis=0, dtype=np.float64).astype(np.float32)
+    del everything
+    for path, starts, ends, held in done:
+        order = np.argsort(starts, kind="stable")
+        scores = centred_cosines(held, query, mean)
+        yield Curve(path, starts[order], ends[order], scores[order])
 
 
-def _curve(path: str, starts: list, ends: list, scores: list) -> Curve:
-    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
-    return Curve(path, np.asarray(starts, np.float64)[order], np.asarray(ends, np.float64)[order],
-                 np.asarray(scores, np.float32)[order])  # fmt: skip
+def centred_cosines(vectors: np.ndarray, query: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The cosine of `query` (unit) with unit `vectors`, both centred on `mean`:
+    `(v − μ)·(q − μ) / (|v − μ| |q − μ|)`; plain cosines where the query is the mean."""
+    centred = query - mean
+    size = float(np.linalg.norm(centred))
+    if size < CENTRED_FLOOR:  # nothing sets the windows apart from the query's side
+        return vectors @ query
+    norms = np.maximum(np.linalg.norm(vectors - mean, axis=1), CENTRED_FLOOR)
+    return (vectors - mean) @ centred / (norms * size)
