@@ -109,11 +109,13 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
     for path in dict.fromkeys(m.path for m in moments):  # each file scanned once
         video = _Video(path, sampling)
         own = [m for m in moments if m.path == path]
-        # Both edges of every moment of this file: one decoding pass for all windows.
-        edges = [[[video.window(c, length) for c in _centres(t, reach, fine)]
+        # Both edges of every moment of this file: one decoding pass for all windows. An
+        # edge at the video's start or end has nothing beyond it to tell the moment from.
+        edges = [[[] if _at_boundary(t, video.duration, fine) else
+                  [video.window(c, length) for c in _centres(t, reach, fine)]
                   for t in (m.start_s, m.end_s)] for m in own]  # fmt: skip
-        scores, vectors = embed(video, [span for pair in edges for spans in pair
-                                        for span in spans])  # fmt: skip
+        windows = [span for pair in edges for spans in pair for span in spans]
+        scores, vectors = embed(video, windows) if windows else (None, None)
         placed, used = [], 0
         for moment, pair in zip(own, edges, strict=True):
             found = []
@@ -121,11 +123,8 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
             for spans, edge, up in sides:
                 part = slice(used, used + len(spans))
                 used += len(spans)
-                if _at_boundary(edge, video.duration, fine):
-                    found.append(edge)  # nothing beyond it to tell the moment from
-                    continue
                 found.append(_crossing(_middles(spans), scores[part], vectors[part], edge,
-                                       relative, up))  # fmt: skip
+                                       relative, up) if spans else edge)  # fmt: skip
             start, end = found
             if shots:
                 start, end = _snapped(path, start, end, MOMENT_SNAP_STRIDES * fine,

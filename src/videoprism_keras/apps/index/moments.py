@@ -108,7 +108,10 @@ def index_curves(rows: Snapshot, grouping: Grouping, query: np.ndarray,
     check_windows(rows, order, uri)
     if not len(order):
         return []
-    scores = grouping.scores(rows.vectors[order], query, order)
+    if 2 * len(order) > len(rows):  # most rows: one product, no copy of their vectors
+        scores = grouping.scores(rows.vectors, query)[order]
+    else:
+        scores = grouping.scores(rows.vectors[order], query, order)
     ends = np.append(firsts[1:], len(order))
     curves = [_curve(rows, order[a:b], scores[a:b]) for a, b in zip(firsts, ends, strict=True)]
     return sorted(curves, key=lambda c: c.path)
