@@ -220,6 +220,10 @@ def test_a_strided_index_refuses_shots_and_the_library_says_so_too(cut_video, pr
         VideoIndex(index).add_videos(model, cut_video, 5.0, shots=True, num_frames=4)
     with pytest.raises(ValueError, match="shots=True cuts videos into shots of at most"):
         VideoIndex(tmp_path / "other").add_videos(model, cut_video, shots=True, num_frames=4)
+    whole = tmp_path / "whole"
+    assert call(capsys, "index", cut_video, "-o", whole, *preset, *SMALL).returncode == 0
+    refused = call(capsys, "index", cut_video, "-o", whole, "--shots", *SMALL)
+    assert refused.returncode == 2 and "holds whole videos, not windows at shot" in refused.stderr
 
 
 # ------------------------------------------------------------------ the extra
@@ -235,3 +239,35 @@ def test_without_pyscenedetect_shots_name_the_shots_extra(cut_video, monkeypatch
     requirements.check(plain)  # only --shots needs it
     with pytest.raises(ImportError, match=r"shot detection needs scenedetect-headless.*\[shots\]"):
         shot_cuts(cut_video)
+
+
+# ------------------------------------------------------------------ on Ray
+def test_index_on_ray_with_shots_writes_the_in_process_windows(cut_video, golden_dir, tmp_path):
+    ray = pytest.importorskip("ray")
+    import logging
+
+    import videoprism_keras as vp
+    from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.apps import ray_pipeline as rp
+
+    name = str(golden_dir / "video_small.ckpt.npz")
+    model = vp.VideoPrismBackbone.from_preset(name, attention_logit_soft_cap=5.0)
+    sampling = {"num_frames": 4, "size": (16, 16)}
+    local = VideoIndex(tmp_path / "local")
+    local.add_videos(model, cut_video, 2.5, shots=True, progress=False, **sampling)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+    try:
+        on_ray = VideoIndex(tmp_path / "ray")
+        added = rp.index_on_ray(model, [cut_video], on_ray, 2.5, shots=True, **sampling,
+                                load_model=rp.PresetLoader(name, {"attention_logit_soft_cap": 5.0}),
+                                options=rp.RayOptions(batch_size=4))  # fmt: skip
+    finally:
+        if started:
+            ray.shutdown()
+    assert len(added) == len(local) and not added.failures
+    assert on_ray.meta["shots"] is True and on_ray.meta == local.meta
+    assert _rows(tmp_path / "ray")[1] == _rows(tmp_path / "local")[1]
+    np.testing.assert_allclose(np.sort(on_ray.vectors, 0), np.sort(local.vectors, 0), atol=1e-5)

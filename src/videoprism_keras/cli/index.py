@@ -162,8 +162,9 @@ def check_shots(output: str, meta: dict, shots: bool) -> None:
     if bool(meta.get("shots")) == shots:
         return
     if shots:
-        raise UsageError(f"--shots: {output} holds windows at a fixed stride, not at shot cuts: "
-                         "leave --shots out to extend it, or index into another -o")  # fmt: skip
+        held = "windows at a fixed stride" if meta.get("clip_seconds") else "whole videos"
+        raise UsageError(f"--shots: {output} holds {held}, not windows at shot cuts: leave "
+                         "--shots out to extend it, or index into another -o")  # fmt: skip
     raise UsageError(f"{output} was built with --shots (windows at shot cuts): add --shots to "
                      "extend it, or index into another -o")  # fmt: skip
 

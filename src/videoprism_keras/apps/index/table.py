@@ -436,9 +436,10 @@ def _check_shots(uri: str, meta: dict, settings: dict) -> None:
     if not meta or "shots" not in settings or bool(meta.get("shots")) == settings["shots"]:
         return
     if settings["shots"]:
-        raise ValueError(f"{uri} holds windows at a fixed stride, not at shot cuts; got "
-                         "shots=True: leave shots out to extend it, or use another index for "
-                         "shot windows")  # fmt: skip
+        held = "windows at a fixed stride" if meta.get("clip_seconds") else "whole videos"
+        raise ValueError(f"{uri} holds {held}, not windows at shot cuts; got shots=True: leave "
+                         "shots out to extend it, or use another index for shot "
+                         "windows")  # fmt: skip
     raise ValueError(
         f"{uri} holds windows at shot cuts (built with shots=True); got windows "
         "at a fixed stride: give shots=True to extend it, or use another index"
