@@ -202,8 +202,8 @@ def plot_timeline(curves: Sequence[Curve], moments: Sequence[Moment], output: st
     """Each video's similarity to the query over time, its moments shaded and numbered.
 
     One row per curve (the order given): every window's score as a line through the
-    windows' middles, and each moment of that video as a band over its start–end span,
-    with its rank in the whole list.
+    windows' middles (the curves' centred cosines), and each moment of that video as a
+    band over its start–end span with a line at its middle, with its rank in the list.
 
     Args:
         curves: sequence of `Curve`. One per video, as `VideoIndex.curves` or
@@ -232,11 +232,13 @@ def plot_timeline(curves: Sequence[Curve], moments: Sequence[Moment], output: st
             if moment.path != curve.path:
                 continue
             ax.axvspan(moment.start_s, moment.end_s, color="#f4a261", alpha=0.35, linewidth=0)
+            # A line too: a few seconds' band is under a pixel on an hours-long axis.
+            ax.axvline((moment.start_s + moment.end_s) / 2, color="#e76f51", linewidth=0.8)
             ax.annotate(f"#{rank}", ((moment.start_s + moment.end_s) / 2, 1), fontsize=9,
                         xycoords=("data", "axes fraction"), ha="center", va="bottom")  # fmt: skip
         end = float(np.max(curve.end_s)) if len(scores) else 1.0
         ax.set_xlim(0, end)
-        ax.set_ylabel("similarity", fontsize=9)
+        ax.set_ylabel("similarity (centred)", fontsize=9)
         ax.set_title(_name(curve.path), fontsize=11, loc="left", pad=14)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", alpha=0.3)
