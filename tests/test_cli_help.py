@@ -113,6 +113,7 @@ def test_errors_that_look_at_files_come_before_keras(tmp_path):
         ("train", tmp_path, "-o", tmp_path / "head.h5"): "expected a .keras file",
         ("finetune", missing / "pairs.csv", "-o", tmp_path / "run"): "no such file",
         ("search", missing, "--text", "a"): "not a video index",
+        ("moments", missing / "x.mp4", "--video", tmp_path / "q.mp4"): "no such file",
         ("serve", missing): "not a video index",
     }
     for args, says in checks.items():

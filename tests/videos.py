@@ -127,3 +127,24 @@ def write_with_audio(target, frames: int = 30, audio_seconds: float = 6.0, fps: 
         packets += video.encode()
         for packet in sorted(packets, key=lambda p: float(p.dts * p.time_base)):
             container.mux(packet)
+
+
+def lavfi_video(path: Path, parts, fps: int = 4, size=(64, 48)) -> Path:
+    """A video of lavfi sources one after the other: (source, seconds) parts, encoded as
+    they are generated (nothing held)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for source, seconds in parts:
+            spec = f"{source}=size={size[0]}x{size[1]}:rate={fps}"
+            with av.open(spec, format="lavfi") as src:
+                for i, frame in enumerate(src.decode(video=0)):
+                    if i >= round(seconds * fps):
+                        break
+                    image = frame.to_ndarray(format="rgb24")
+                    out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return path

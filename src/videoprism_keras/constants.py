@@ -88,18 +88,6 @@ FINETUNE_LEARNING_RATE = 1e-5
 FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_frames", "size",
                      "remat")  # fmt: skip
 
-# Shots (video/shots.py; `index --shots`): PySceneDetect's ContentDetector finds a cut where
-# the mean change of hue, saturation and lightness between two frames passes SHOT_THRESHOLD
-# (its own default, tuned on real footage). Frames are shrunk to about SHOT_DETECT_WIDTH
-# pixels wide first: cuts are whole-picture changes, so detail costs time and finds nothing.
-# A shot shorter than SHOT_MIN_SECONDS (a flash, a fade's last frames) is no window of its own
-# but part of a neighbour's; windows are at most SHOTS_CLIP_SECONDS unless --clip-seconds
-# says otherwise (long shots are split into equal parts).
-SHOT_THRESHOLD = 27.0
-SHOT_DETECT_WIDTH = 160
-SHOT_MIN_SECONDS = 0.5
-SHOTS_CLIP_SECONDS = 10.0
-
 # Moments (apps/timeline.py, apps/refine.py): a moment's span is its peak's windows whose
 # score is above baseline + MOMENT_RELATIVE × (peak − baseline) (half height), the baseline
 # being the median score (most windows are not the moment). Refinement embeds windows of
@@ -124,3 +112,22 @@ MOMENT_SNAP_LEAD_S = 1.0
 COPY_THRESHOLD = 0.9
 COPY_MIN_SECONDS = 3.0
 COPY_NEIGHBOURS = 10
+
+# ------------------------------------------------ moments of files (`videoprism moments FILE…`)
+# Without an index, each file is streamed in windows of this many seconds (a stride of half
+# a window unless told): a few seconds, as long as one action, with room for 16 frames.
+MOMENT_CLIP_SECONDS = 4.0
+# The `moments --plot` picture's title unless `--title` gives another; {} is the query.
+MOMENT_TITLE = "VideoPrism moments: “{}”"
+
+# Shots (video/shots.py; `index --shots`): PySceneDetect's ContentDetector finds a cut where
+# the mean change of hue, saturation and lightness between two frames passes SHOT_THRESHOLD
+# (its own default, tuned on real footage). Frames are shrunk to about SHOT_DETECT_WIDTH
+# pixels wide first: cuts are whole-picture changes, so detail costs time and finds nothing.
+# A shot shorter than SHOT_MIN_SECONDS (a flash, a fade's last frames) is no window of its own
+# but part of a neighbour's; windows are at most SHOTS_CLIP_SECONDS unless --clip-seconds
+# says otherwise (long shots are split into equal parts).
+SHOT_THRESHOLD = 27.0
+SHOT_DETECT_WIDTH = 160
+SHOT_MIN_SECONDS = 0.5
+SHOTS_CLIP_SECONDS = 10.0

@@ -1,5 +1,6 @@
-"""Pictures a person would rather look at: label probabilities beside the clip, and search
-hits as frame strips. Written with matplotlib's Agg backend (no display needed)."""
+"""Pictures a person would rather look at: label probabilities beside the clip, search
+hits as frame strips, and moments on each video's similarity curve. Written with
+matplotlib's Agg backend (no display needed)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from .apps import SearchHit
+    from .apps.timeline import Curve, Moment
 
 FRAME_HEIGHT = 160  # pixels of each frame in a strip: big enough to see what happens
 FRAMES_PER_STRIP = 4
 GAP = 6  # white pixels between the frames of a strip
 DPI = 100
 LABEL_WIDTH = 28  # characters per line of a wrapped label
+TIMELINE_WIDTH = 10.0  # inches: wide enough to tell seconds apart in a long video
+TIMELINE_ROW = 2.0  # inches per video's curve
 
 
 def _pyplot():
@@ -188,6 +192,59 @@ def plot_hits(query: str, hits: Sequence[SearchHit], output: str | os.PathLike,
                      fontsize=11, loc="left")  # fmt: skip
         ax.axis("off")
     fig.suptitle(title, fontsize=13)
+    fig.savefig(output, dpi=DPI)
+    plt.close(fig)
+    return output
+
+
+def plot_timeline(curves: Sequence[Curve], moments: Sequence[Moment], output: str | os.PathLike,
+                  title: str | None = None) -> str | os.PathLike:  # fmt: skip
+    """Each video's similarity to the query over time, its moments shaded and numbered.
+
+    One row per curve (the order given): every window's score as a line through the
+    windows' middles (the curves' centred cosines), and each moment of that video as a
+    band over its start–end span with a line at its middle, with its rank in the list.
+
+    Args:
+        curves: sequence of `Curve`. One per video, as `VideoIndex.curves` or
+            `apps.streaming.stream_curves` gives them.
+        moments: sequence of `Moment`. The moments, best first (those of videos without
+            a curve are not drawn).
+        output: str or path. The PNG to write.
+        title: str or None. The picture's title. Defaults to None (none).
+
+    Returns:
+        `output`.
+    """
+    plt = _pyplot()
+    if not curves:
+        raise ValueError("no curves to plot")
+    ranked = list(enumerate(moments, start=1))
+    size = (TIMELINE_WIDTH, TIMELINE_ROW * len(curves) + 0.6)
+    fig, axes = plt.subplots(len(curves), 1, squeeze=False, layout="constrained", dpi=DPI,
+                             figsize=size)  # fmt: skip
+    for ax, curve in zip(axes[:, 0], curves, strict=True):
+        middle = (np.asarray(curve.start_s) + np.asarray(curve.end_s)) / 2
+        scores = np.asarray(curve.scores)
+        ax.plot(middle, scores, color="#3b7dd8", linewidth=1.5, marker="." if len(scores) < 60
+                else None)  # fmt: skip
+        for rank, moment in ranked:
+            if moment.path != curve.path:
+                continue
+            ax.axvspan(moment.start_s, moment.end_s, color="#f4a261", alpha=0.35, linewidth=0)
+            # A line too: a few seconds' band is under a pixel on an hours-long axis.
+            ax.axvline((moment.start_s + moment.end_s) / 2, color="#e76f51", linewidth=0.8)
+            ax.annotate(f"#{rank}", ((moment.start_s + moment.end_s) / 2, 1), fontsize=9,
+                        xycoords=("data", "axes fraction"), ha="center", va="bottom")  # fmt: skip
+        end = float(np.max(curve.end_s)) if len(scores) else 1.0
+        ax.set_xlim(0, end)
+        ax.set_ylabel("similarity (centred)", fontsize=9)
+        ax.set_title(_name(curve.path), fontsize=11, loc="left", pad=14)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds")
+    if title:
+        fig.suptitle(textwrap.shorten(title, 120, placeholder="…"), fontsize=13)
     fig.savefig(output, dpi=DPI)
     plt.close(fig)
     return output

@@ -5,6 +5,8 @@
     videoprism classify clip.mp4 --labels "drumming,cooking,dancing" --plot labels.png
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
+    videoprism moments my_index --video goal.mp4 --top-k 3 --json
+    videoprism moments match.mp4 --text "a goal" --plot timeline.png
     videoprism serve my_index --port 8000
     videoprism copies my_index --min-seconds 5
     videoprism train labelled/ -o head.keras --epochs 20
@@ -29,12 +31,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from ..native_logs import held_while_importing
-from . import classify, copies, embed, export, index, info, requirements, serve, train
+from . import classify, copies, embed, export, index, info, moments, requirements, serve, train
 from .parser import UsageError, build
 
 __all__ = ["UsageError", "main"]
 
-COMMAND_MODULES = (info, embed, classify, index, train, export, serve, copies)
+COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

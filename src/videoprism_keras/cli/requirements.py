@@ -23,7 +23,7 @@ PLOT = ("matplotlib",)
 PARQUET = ("pyarrow",)
 RAY = ("ray[data]",)
 SERVE = ("fastapi", "uvicorn", "python-multipart")
-SHOTS = ("scenedetect-headless",)
+SHOTS = ("scenedetect-headless",)  # PySceneDetect, without OpenCV's GUI libraries
 
 # Each command's own needs, whatever its flags; the flags' come from `_flag_needs`.
 COMMANDS = {
@@ -32,6 +32,7 @@ COMMANDS = {
     "classify": VIDEO,
     "index": INDEX + VIDEO,
     "search": INDEX,
+    "moments": VIDEO,  # and INDEX for an index (`_flag_needs`)
     "train": VIDEO,
     "finetune": VIDEO + TEXT,
     "export": (),
@@ -87,6 +88,8 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
             needs += [(p, "--text") for p in TEXT]
         if flag("video") is not None:
             needs += [(p, "--video") for p in VIDEO]
+    if args.command == "moments":
+        needs += _moments_needs(args)
     if args.command == "export":
         backend, _ = _backend(args)
         for package in EXPORTERS.get((args.format, backend), ()):
@@ -97,11 +100,26 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     return needs
 
 
+def _moments_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    needs = [(p, "") for p in INDEX] if any(_is_index(s) for s in args.sources) else []
+    if args.text is not None:
+        needs += [(p, "--text") for p in TEXT]
+    return needs
+
+
+def _is_index(source: str) -> bool:
+    from .moments import is_index  # the command's own test: index mode, or video files
+
+    return is_index(source)
+
+
 def _downloader(args: argparse.Namespace) -> str | None:
     """The package that fetches the preset, if it is not a local path. Without --preset,
     `index`, `search` and `serve` take the index's (checked when it is read)."""
     preset = getattr(args, "preset", None)
     if preset is None:
+        if args.command == "moments" and any(_is_index(s) for s in args.sources):
+            return None
         # A trained head (`classify --head`) holds its whole backbone: nothing to fetch.
         if args.command in OWN_PRESET or getattr(args, "head", None):
             return None

@@ -1,0 +1,152 @@
+"""Moments of video files without an index: each file streamed window by window, each
+window reduced to its embedding as soon as it is made.
+
+    stream = stream_curves(model, ["match.mp4"], query, clip_seconds=4, stride_seconds=2)
+    moments = moments_of(list(stream), top_k=5)
+
+Memory is one batch of frames (and the few windows the decoder holds open) whatever the
+video's length, plus one vector per window: the scores are cosines centred on the mean of
+every streamed window, as an index centres on its own (`apps.index.moments`), and that
+mean is known only at the end. The windows are `iter_clips`'s, embedded as
+`VideoIndex.add_videos` embeds them, so the curves are the ones an index of the same files
+would give.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .embedding import embed_batches
+from .index.moments import CENTRED_FLOOR
+from .timeline import Curve
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..model.backbone import VideoPrismBackbone
+    from ..runtime import Encoder
+
+
+class CurveStream:
+    """What `stream_curves` returns: iterate it for one `Curve` per file, in order (all
+    of them once the last file is streamed: their scores need every window's vector).
+
+    Attributes:
+        failures: list of (path, reason). The files that could not be read (with
+            `on_error="skip"`), as they are met: all of them once the iteration ends.
+    """
+
+    def __init__(self, curves: Iterator[Curve], failures: list[tuple[str, str]]) -> None:
+        self.failures = failures
+        self._curves = curves
+
+    def __iter__(self) -> Iterator[Curve]:
+        return self
+
+    def __next__(self) -> Curve:
+        return next(self._curves)
+
+    def close(self) -> None:
+        """Stops early: the decoding thread ends."""
+        self._curves.close()
+
+
+def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence[str | os.PathLike],
+                  query: ArrayLike, *, clip_seconds: float, stride_seconds: float | None = None,
+                  num_frames: int | None = None, size: int | Sequence[int] | None = None,
+                  batch_size: int = 4, progress: bool = False, on_error: str = "raise",
+                  encoder: Encoder | None = None) -> CurveStream:  # fmt: skip
+    """The query's similarity to every window of each video file, one `Curve` per file.
+
+    Args:
+        model: `VideoPrismBackbone`. The model that embedded `query`.
+        paths: path or sequence of paths. Video files.
+        query: (D,) or (1, D) array. The query's embedding (a video's, an image's, or
+            with an LvT model a text's).
+        clip_seconds: float. Each window's length in seconds.
+        stride_seconds: float or None. From one window's start to the next. Defaults to
+            None (`clip_seconds`: no overlap).
+        num_frames: int or None. Frames per window. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
+        batch_size: int. Windows per model call. Defaults to 4.
+        progress: bool. Show a progress bar (needs tqdm). Defaults to False.
+        on_error: str. "raise", or "skip": a file that fails is left out (no curve)
+            and recorded in `CurveStream.failures`. Defaults to "raise".
+        encoder: `Encoder` or None. The compiled model calls. Defaults to None (a new
+            `Encoder(model)`).
+
+    Returns:
+        A `CurveStream` of `Curve`s: each video's windows in time order, with the query's
+        cosine similarity to each, centred on the mean of every window streamed (those
+        of all `paths`: what an index of them holds). Files are checked and decoded as
+        you iterate.
+
+    Raises:
+        ValueError: `query` is not one vector, or (as you iterate) a file cannot be
+            read and `on_error` is "raise" (`VideoDecodeError`).
+    """
+    vector = np.asarray(query, np.float32)
+    if vector.ndim == 2 and len(vector) == 1:
+        vector = vector[0]
+    if vector.ndim != 1 or not len(vector) or not np.all(np.isfinite(vector)):
+        raise ValueError(f"query must be one finite embedding of shape (D,); got shape "
+                         f"{np.shape(query)}")  # fmt: skip
+    if not clip_seconds or clip_seconds <= 0:
+        raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
+    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    stream = embed_batches(model, paths, kind="video", batch_size=batch_size,
+                           num_frames=num_frames, size=size, clip_seconds=clip_seconds,
+                           stride_seconds=stride_seconds, progress=progress,
+                           on_error=on_error, encoder=encoder)  # fmt: skip
+    return CurveStream(_curves(stream, vector), stream.failures)
+
+
+def _curves(stream, query: np.ndarray) -> Iterator[Curve]:
+    """Each batch's windows reduced to their unit vectors at once; the curves come when
+    the last file is done, centred on the mean of every file's windows. The windows of a
+    file that failed half-way (no last window) are dropped: the stream records the
+    failure."""
+    done: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # path, starts, ends, vectors
+    path, starts, ends, vectors = None, [], [], []
+    try:
+        for batch in stream:
+            unit = np.asarray(batch.vectors, np.float32)
+            unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+            del batch.frames  # the batch's pixels go now, not when the next batch comes
+            items = zip(batch.paths, batch.start_s, batch.end_s, unit, batch.last, strict=True)
+            for item_path, start, end, vector, last in items:
+                if item_path != path:  # a new file: what was open failed half-way
+                    path, starts, ends, vectors = item_path, [], [], []
+                starts.append(start)
+                ends.append(end)
+                vectors.append(vector)
+                if last:
+                    done.append((path, np.asarray(starts, np.float64),
+                                 np.asarray(ends, np.float64), np.stack(vectors)))  # fmt: skip
+                    path, starts, ends, vectors = None, [], [], []
+    finally:
+        stream.close()
+    if not done:
+        return
+    everything = np.concatenate([held[3] for held in done])
+    mean = everything.mean(axis=0, dtype=np.float64).astype(np.float32)
+    del everything
+    for path, starts, ends, held in done:
+        order = np.argsort(starts, kind="stable")
+        scores = centred_cosines(held, query, mean)
+        yield Curve(path, starts[order], ends[order], scores[order])
+
+
+def centred_cosines(vectors: np.ndarray, query: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The cosine of `query` (unit) with unit `vectors`, both centred on `mean`:
+    `(v − μ)·(q − μ) / (|v − μ| |q − μ|)`; plain cosines where the query is the mean."""
+    centred = query - mean
+    size = float(np.linalg.norm(centred))
+    if size < CENTRED_FLOOR:  # nothing sets the windows apart from the query's side
+        return vectors @ query
+    norms = np.maximum(np.linalg.norm(vectors - mean, axis=1), CENTRED_FLOOR)
+    return (vectors - mean) @ centred / (norms * size)
