@@ -1,0 +1,231 @@
+"""`videoprism serve`'s moments and copies: /api/moments (by text, upload and clip id) with
+the curves of the videos found, /api/copies and /api/clips/{id}/copies, their bad inputs,
+and the page's timeline and copies view in a real headless Chromium (the timeline's
+screenshot: tests/artifacts/serve/timeline.png; with VIDEOPRISM_DOCS_SCREENSHOT=1 also
+docs/images/timeline.png). A real uvicorn on 127.0.0.1 over a small index of generated
+videos: one long video of three sources, a re-encoded copy of its middle, an unrelated
+video."""
+
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from test_serve import start_server
+
+from videoprism_keras.apps import Embeddings, VideoIndex
+from videoprism_keras.serve import SearchService, create_app
+
+FPS, WIDTH, HEIGHT = 10, 64, 48
+# The long video: (lavfi source, seconds); the copy is its middle segment re-encoded.
+LONG = [("life=mold=10:ratio=0.3", 6), ("testsrc2", 6), ("mandelbrot", 6)]
+COPY_START, COPY_END = 6.0, 12.0  # the copied span of the long video
+UPLOAD_LIMIT = 1_000_000
+CLIP = "0123456789abcdef0123456789abcdef@0.000000-2.000000"  # well-formed, not in the index
+ARTIFACTS = Path(__file__).parent / "artifacts" / "serve"
+DOCS_IMAGE = Path(__file__).parents[1] / "docs" / "images" / "timeline.png"
+
+
+def lavfi_frames(source: str, seconds: float) -> np.ndarray:
+    """`seconds` of a libav generator's frames, (T, H, W, 3) uint8."""
+    name, _, options = source.partition("=")
+    spec = f"{name}=size={WIDTH}x{HEIGHT}:rate={FPS}" + (f":{options}" if options else "")
+    frames = []
+    with av.open(spec, format="lavfi") as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == round(seconds * FPS):
+                break
+    return np.stack(frames)
+
+
+def write_mp4(path: Path, frames: np.ndarray, crf: int = 18) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": str(crf), "bf": "0"}
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """long.mp4 (life, testsrc2, mandelbrot: 6 s each), copy.mp4 (its 6–12 s at a low
+    bitrate) and other.mp4 (cellauto, unrelated)."""
+    root = tmp_path_factory.mktemp("moments")
+    parts = [lavfi_frames(source, seconds) for source, seconds in LONG]
+    long = write_mp4(root / "long.mp4", np.concatenate(parts))
+    copy = write_mp4(root / "copy.mp4", parts[1], crf=36)
+    other = write_mp4(root / "other.mp4", lavfi_frames("cellauto", 8))
+    return {"long": long, "copy": copy, "other": other}
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir, media_dir):
+    import videoprism_keras as vp
+
+    model = vp.load_flax_checkpoint(golden_dir / "lvt_small.ckpt.npz", attention_logit_soft_cap=5.0)
+    return model, vp.VideoPrismTokenizer(media_dir / "test_spm.model")
+
+
+@pytest.fixture(scope="module")
+def index_uri(lvt, library, tmp_path_factory):
+    uri = tmp_path_factory.mktemp("index") / "ix"
+    VideoIndex(uri).add_videos(lvt[0], sorted(library.values()), clip_seconds=2.0,
+                               stride_seconds=1.0, batch_size=8, num_frames=4, size=(32, 32),
+                               progress=False)  # fmt: skip
+    return uri
+
+
+@pytest.fixture(scope="module")
+def server(lvt, index_uri):
+    model, tokenizer = lvt
+    service = SearchService(VideoIndex.load(index_uri), model, tokenizer)
+    url, stop = start_server(create_app(service, max_upload_bytes=UPLOAD_LIMIT, warm_up=False))
+    with httpx.Client(base_url=url, timeout=120) as client:
+        yield client, service
+    stop()
+
+
+def assert_clean_error(response, status):
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return response.json()["error"]
+
+
+def clip_of(client, path: Path, start_s: float) -> str:
+    """The id of the indexed window of `path` that starts at `start_s`."""
+    hits = client.get("/api/search", params={"q": "a", "top_k": 100}).json()["hits"]
+    return next(h["id"] for h in hits if h["path"] == str(path) and h["start_s"] == start_s)
+
+
+def assert_moments_answer(answer: dict) -> None:
+    """Moments best first; a curve and a video for each video with a moment, in order."""
+    moments, curves = answer["moments"], answer["curves"]
+    scores = [m["score"] for m in moments]
+    assert moments and scores == sorted(scores, reverse=True)
+    paths = list(dict.fromkeys(m["path"] for m in moments))
+    assert [c["path"] for c in curves] == paths and set(answer["videos"]) == set(paths)
+    for curve in curves:
+        n = len(curve["scores"])
+        assert n > 1 and len(curve["start_s"]) == n == len(curve["end_s"])
+        assert curve["start_s"] == sorted(curve["start_s"])
+    for m in moments:
+        assert 0 <= m["start_s"] < m["end_s"], m
+        video = answer["videos"][m["path"]]
+        assert m["end_s"] <= video["duration_s"] + 0.5
+        assert video["video_url"] == f"api/clips/{video['clip']}/video"
+        assert m["clip"].split("@")[0] == video["clip"].split("@")[0]
+        assert m["poster_url"] == f"api/clips/{m['clip']}/poster.jpg"
+
+
+def test_moments_by_upload_find_the_copied_span_refined(server, library):
+    client, _ = server
+    answer = client.post("/api/moments", params={"top_k": 3, "filename": "q.mp4"},
+                         content=library["copy"].read_bytes(),
+                         headers={"Content-Type": "video/mp4"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    answer = answer.json()
+    assert_moments_answer(answer)
+    assert answer["refined"] and answer["query"]["kind"] == "upload"
+    assert answer["query"]["filename"] == "q.mp4"
+    # The query's own content: the copy itself, and the long video's middle (within a
+    # window of the truth: the small random checkpoint only tells the sources apart).
+    found = {m["path"]: m for m in reversed(answer["moments"])}
+    assert {str(library["copy"]), str(library["long"])} <= set(found)
+    long = found[str(library["long"])]
+    assert abs(long["start_s"] - COPY_START) <= 1.0 and abs(long["end_s"] - COPY_END) <= 1.0
+    # Each moment's poster is a window the index holds.
+    for m in answer["moments"]:
+        poster = client.get("/" + m["poster_url"])
+        assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
+
+
+def test_moments_by_text_and_by_clip_with_one_video_coarse(server, library):
+    client, service = server
+    answer = client.get("/api/moments", params={"q": "a test pattern", "top_k": 4})
+    assert answer.status_code == 200, answer.text
+    assert_moments_answer(answer.json())
+    assert answer.json()["query"]["q"] == "a test pattern"
+    clip = clip_of(client, library["copy"], 2.0)
+    like = client.get(f"/api/clips/{clip}/moments", params={"refine": "false"}).json()
+    assert_moments_answer(like)
+    assert not like["refined"] and like["query"] == {**like["query"], "kind": "similar",
+                                                     "clip": clip}  # fmt: skip
+    # Coarse moments are made of the index's windows: edges between window centres.
+    assert all(0 <= m["start_s"] and m["end_s"] <= 18.0 for m in like["moments"])
+    # `video`: one video's moments and its whole curve (the player's timeline of a hit),
+    # whatever the filter keeps of it for the moments.
+    long = clip_of(client, library["long"], 0.0)
+    one = client.get(f"/api/clips/{clip}/moments",
+                     params={"video": long, "refine": "false", "where": "start_s >= 3"})  # fmt: skip
+    one = one.json()
+    assert {m["path"] for m in one["moments"]} == {str(library["long"])}
+    assert all(m["end_s"] > 3 for m in one["moments"])
+    assert [c["path"] for c in one["curves"]] == [str(library["long"])]
+    curve = one["curves"][0]
+    assert curve["start_s"][0] == 0.0 and curve["end_s"][-1] >= 17.5  # the whole 18 s
+    kinds = client.get("/api/metrics").json()["by_kind"]
+    assert kinds["moments"]["count"] >= 1 and kinds["moments_similar"]["count"] >= 2
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/moments", "/api/clips/{clip_id}/moments", "/api/copies",
+                 "/api/clips/{clip_id}/copies"):  # fmt: skip
+        assert path in schema["paths"]
+    body = schema["paths"]["/api/moments"]["post"]["requestBody"]
+    assert str(UPLOAD_LIMIT) in body["description"] and "video/mp4" in body["content"]
+
+
+@pytest.mark.parametrize(
+    ("route", "params", "status", "words"),
+    [
+        ("/api/moments", {"q": " "}, 400, "q: empty"),
+        ("/api/moments", {}, 422, "q: Field required"),
+        ("/api/moments", {"q": "x", "top_k": 0}, 422, "top_k"),
+        ("/api/moments", {"q": "x", "where": "DROP TABLE clips"}, 400, "where:"),
+        ("/api/moments", {"q": "x", "under": "videos"}, 400, "under: expected an absolute"),
+        ("/api/moments", {"q": "x", "video": "nope"}, 422, "video"),
+        ("/api/moments", {"q": "x", "video": CLIP}, 404, f"no clip {CLIP}"),
+        ("/api/moments", {"q": "x", "shots": "true", "refine": "false"}, 400, "shots:"),
+        (f"/api/clips/{CLIP}/moments", {}, 404, f"no clip {CLIP}"),
+        ("/api/copies", {"threshold": 0}, 400, "threshold: expected a similarity in (0, 1]"),
+        ("/api/copies", {"threshold": 1.5}, 400, "Received: 1.5"),
+        ("/api/copies", {"threshold": "nan"}, 400, "threshold:"),
+        ("/api/copies", {"min_seconds": -1}, 400, "min_seconds: expected a positive"),
+        ("/api/copies", {"threshold": "high"}, 422, "threshold:"),
+        (f"/api/clips/{CLIP}/copies", {}, 404, f"no clip {CLIP}"),
+        ("/api/clips/../../etc/passwd/copies", {}, 404, ""),
+    ],
+)
+def test_bad_moments_and_copies_requests_are_one_clear_4xx(server, route, params, status, words):
+    client, _ = server
+    assert words in assert_clean_error(client.get(route, params=params), status)
+
+
+def test_bad_moment_uploads_are_refused_before_the_model(server, library):
+    client, service = server
+    post = client.post
+    wrong = post("/api/moments", content=b"x", headers={"Content-Type": "text/plain"})
+    assert "Content-Type text/plain" in assert_clean_error(wrong, 415)
+    big = post("/api/moments", content=b"0" * (UPLOAD_LIMIT + 1),
+               headers={"Content-Type": "video/mp4"})  # fmt: skip
+    assert str(UPLOAD_LIMIT) in assert_clean_error(big, 413)
+    junk = post("/api/moments", content=b"not a video", headers={"Content-Type": "video/mp4"})
+    assert "not a readable video" in assert_clean_error(junk, 415)
+    where = post("/api/moments", params={"where": "nope("}, content=b"x",
+                 headers={"Content-Type": "video/mp4"})  # fmt: skip
+    assert assert_clean_error(where, 400).startswith("where:")
+
+
+def test_an_index_of_whole_videos_says_moments_need_windows(lvt, tmp_path):
+    model, tokenizer = lvt
+    vectors = np.random.default_rng(0).normal(size=(2, 32)).astype(np.float32)
+    index = VideoIndex(tmp_path / "whole").add(Embeddings(
+        vectors, ["/v/a.mp4", "/v/b.mp4"], np.full(2, np.nan), np.full(2, np.nan)))  # fmt: skip
+    app = create_app(SearchService(index, model, tokenizer), warm_up=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        answer = client.get("/api/moments", params={"q": "a cat", "refine": "false"})
+        assert "whole videos" in assert_clean_error(answer, 400)
