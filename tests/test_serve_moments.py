@@ -146,7 +146,7 @@ def test_moments_by_upload_find_the_copied_span_refined(server, library):
 
 
 def test_moments_by_text_and_by_clip_with_one_video_coarse(server, library):
-    client, service = server
+    client, _ = server
     answer = client.get("/api/moments", params={"q": "a test pattern", "top_k": 4})
     assert answer.status_code == 200, answer.text
     assert_moments_answer(answer.json())
@@ -161,9 +161,8 @@ def test_moments_by_text_and_by_clip_with_one_video_coarse(server, library):
     # `video`: one video's moments and its whole curve (the player's timeline of a hit),
     # whatever the filter keeps of it for the moments.
     long = clip_of(client, library["long"], 0.0)
-    one = client.get(f"/api/clips/{clip}/moments",
-                     params={"video": long, "refine": "false", "where": "start_s >= 3"})  # fmt: skip
-    one = one.json()
+    params = {"video": long, "refine": "false", "where": "start_s >= 3"}
+    one = client.get(f"/api/clips/{clip}/moments", params=params).json()
     assert {m["path"] for m in one["moments"]} == {str(library["long"])}
     assert all(m["end_s"] > 3 for m in one["moments"])
     assert [c["path"] for c in one["curves"]] == [str(library["long"])]
@@ -205,8 +204,8 @@ def test_bad_moments_and_copies_requests_are_one_clear_4xx(server, route, params
     assert words in assert_clean_error(client.get(route, params=params), status)
 
 
-def test_bad_moment_uploads_are_refused_before_the_model(server, library):
-    client, service = server
+def test_bad_moment_uploads_are_refused_before_the_model(server):
+    client, _ = server
     post = client.post
     wrong = post("/api/moments", content=b"x", headers={"Content-Type": "text/plain"})
     assert "Content-Type text/plain" in assert_clean_error(wrong, 415)
