@@ -228,3 +228,37 @@ def test_an_index_of_whole_videos_says_moments_need_windows(lvt, tmp_path):
     with TestClient(app, base_url="http://127.0.0.1") as client:
         answer = client.get("/api/moments", params={"q": "a cat", "refine": "false"})
         assert "whole videos" in assert_clean_error(answer, 400)
+
+
+def test_copies_of_the_index_and_of_one_clip_kept_per_version(server, library):
+    client, _ = server
+    # Above the library's default threshold: with three videos, the mean they are centred
+    # on is rough, and two unrelated generated sources pass the default.
+    strict = {"threshold": 0.9}
+    first = client.get("/api/copies", params=strict)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    pair = {str(library["long"]), str(library["copy"])}
+    group = next(g for g in answer["groups"] if pair <= set(g["paths"]))
+    assert str(library["other"]) not in group["paths"] and set(answer["videos"]) >= pair
+    again = client.get("/api/copies", params=strict).json()
+    assert again["cached"] and again["groups"] == answer["groups"]
+    assert again["index_version"] == answer["index_version"]
+    # Turned so that `a` is the asked clip's video: the copy is all of it, and a time t in
+    # the long video is t + offset_s in it.
+    clip = clip_of(client, library["copy"], 2.0)
+    mine = client.get(f"/api/clips/{clip}/copies", params=strict).json()
+    assert mine["clip"]["id"] == clip and mine["copies"]
+    copy = mine["copies"][0]
+    assert copy["a"]["path"] == str(library["copy"]) and copy["b"]["path"] == str(library["long"])
+    # Within a window (2 s) of the truth: the offset is voted over 1 s strides.
+    assert abs(copy["offset_s"] + COPY_START) <= 1.5, copy
+    assert abs(copy["b"]["start_s"] + copy["offset_s"] - copy["a"]["start_s"]) < 1e-6
+    assert set(mine["videos"]) == pair and mine["cached"]
+    assert mine["videos"][str(library["long"])]["video_url"].endswith("/video")
+    other = clip_of(client, library["other"], 0.0)
+    assert client.get(f"/api/clips/{other}/copies", params=strict).json()["copies"] == []
+    # Other settings: another run, kept beside the first.
+    none = client.get("/api/copies", params={"threshold": 1.0, "min_seconds": 100}).json()
+    assert none["groups"] == [] and not none["cached"]
+    assert none["query"] == {"threshold": 1.0, "min_seconds": 100}

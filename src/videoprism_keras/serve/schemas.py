@@ -181,8 +181,9 @@ class MomentsResponse(BaseModel):
 
 class Span(BaseModel):
     path: str
-    start_s: float
-    end_s: float
+    start_s: float | None = Field(description="where the shared content starts (s); null: "
+                                  "a whole video (an index of whole videos)")  # fmt: skip
+    end_s: float | None
 
 
 class Copy(BaseModel):

@@ -75,7 +75,7 @@ async def clip_copies(service: Service, clip_id: ClipId, threshold: Threshold = 
                     pair = {**pair, "a": pair["b"], "b": pair["a"], "offset_s": -pair["offset_s"]}
                 if pair["a"]["path"] == row.path and pair["b"]["path"] != row.path:
                     found.append(Copy(**pair))
-        found.sort(key=lambda c: (c.a.start_s, -c.score))
+        found.sort(key=lambda c: (c.a.start_s or 0.0, -c.score))
         shown = {row.path} | {c.b.path for c in found}
         return ClipCopiesResponse(
             clip=Hit.from_row(row), copies=found,
