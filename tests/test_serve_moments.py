@@ -6,6 +6,7 @@ docs/images/timeline.png). A real uvicorn on 127.0.0.1 over a small index of gen
 videos: one long video of three sources, a re-encoded copy of its middle, an unrelated
 video."""
 
+import os
 from pathlib import Path
 
 import av
@@ -13,14 +14,16 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_serve import start_server
+from test_serve import BROWSER_ARGS, start_server
 
 from videoprism_keras.apps import Embeddings, VideoIndex
 from videoprism_keras.serve import SearchService, create_app
 
 FPS, WIDTH, HEIGHT = 10, 64, 48
 # The long video: (lavfi source, seconds); the copy is its middle segment re-encoded.
-LONG = [("life=mold=10:ratio=0.3", 6), ("testsrc2", 6), ("mandelbrot", 6)]
+# Seeded: life and cellauto start from random cells otherwise.
+LONG = [("life=mold=10:ratio=0.3:seed=7", 6), ("testsrc2", 6), ("mandelbrot", 6)]
+OTHER = ("cellauto=seed=7", 8)
 COPY_START, COPY_END = 6.0, 12.0  # the copied span of the long video
 UPLOAD_LIMIT = 1_000_000
 CLIP = "0123456789abcdef0123456789abcdef@0.000000-2.000000"  # well-formed, not in the index
@@ -60,7 +63,7 @@ def library(tmp_path_factory):
     parts = [lavfi_frames(source, seconds) for source, seconds in LONG]
     long = write_mp4(root / "long.mp4", np.concatenate(parts))
     copy = write_mp4(root / "copy.mp4", parts[1], crf=36)
-    other = write_mp4(root / "other.mp4", lavfi_frames("cellauto", 8))
+    other = write_mp4(root / "other.mp4", lavfi_frames(*OTHER))
     return {"long": long, "copy": copy, "other": other}
 
 
@@ -262,3 +265,92 @@ def test_copies_of_the_index_and_of_one_clip_kept_per_version(server, library):
     none = client.get("/api/copies", params={"threshold": 1.0, "min_seconds": 100}).json()
     assert none["groups"] == [] and not none["cached"]
     assert none["query"] == {"threshold": 1.0, "min_seconds": 100}
+
+
+PLAYER_READY = """() => { const v = document.getElementById('video');
+    return v.readyState >= 1 && !v.seeking; }"""
+
+
+def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    client = server[0]
+    base = str(client.base_url).rstrip("/")
+    query = clip_of(client, library["copy"], 2.0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems, elsewhere = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path="/usr/bin/chromium", args=BROWSER_ARGS,
+            headless=True, viewport={"width": 800, "height": 1100})  # fmt: skip
+        page = browser.new_page()
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+
+        def loopback_only(route):
+            if route.request.url.startswith(base):
+                return route.continue_()
+            elsewhere.append(route.request.url)
+            return route.abort()
+
+        page.route("**/*", loopback_only)
+        # Moments like a clip of the copy: the copy itself and the long video's middle.
+        page.goto(f"{base}/?similar={query}&moments=1")
+        page.wait_for_function("() => document.getElementById('results').dataset.state"
+                               " === 'ready' && document.querySelector('.card')")  # fmt: skip
+        assert page.is_checked("#moments") and "moment" in page.text_content("#status")
+        names = page.eval_on_selector_all(".card .name", "ns => ns.map((n) => n.textContent)")
+        assert "long.mp4" in names and "copy.mp4" in names, names
+        page.locator(".card .thumb").nth(names.index("long.mp4")).click()
+        page.wait_for_selector("#timeline:not([hidden]) .timeline-plot polyline")
+        page.wait_for_function(PLAYER_READY)
+        marked = page.eval_on_selector_all(
+            "#timeline-plot .moment", "rs => rs.map((r) => [+r.dataset.start, +r.dataset.end])"
+        )
+        assert any(abs(a - COPY_START) <= 1.0 and abs(b - COPY_END) <= 1.0 for a, b in marked)
+        # A click on the timeline seeks the player there (the plot spans the whole 18 s).
+        box = page.locator("#timeline-plot").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 8.0 / 18.0, box["y"] + box["height"] / 2)
+        page.wait_for_function(PLAYER_READY)
+        page.evaluate("document.getElementById('video').pause()")
+        now = page.evaluate("document.getElementById('video').currentTime")
+        assert abs(now - 8.0) <= 0.5, now
+        head = float(page.get_attribute("#timeline-plot .playhead", "x1"))
+        assert abs(head - 1000 * now / 18.0) <= 30, (head, now)
+        # The copies of the video in the player: the planted copy, listed with its spans.
+        page.click("#copies-find")
+        page.wait_for_selector("#copies-list li")
+        listed = page.text_content("#copies-list")
+        assert "copy.mp4" in listed and "here" in listed and "there" in listed
+        page.wait_for_timeout(300)  # the playhead and the poster settle
+        shot = ARTIFACTS / "timeline.png"
+        page.locator("#player").screenshot(path=shot)
+        # A click opens the copy at the same content: the long video's t is t − offset_s in
+        # the copy (`a` is the video in the player). The list is the answer's, in order.
+        answer = client.get(f"/api/clips/{clip_of(client, library['long'], 0.0)}/copies").json()
+        rank, copy = next((i, c) for i, c in enumerate(answer["copies"])
+                          if c["b"]["path"] == str(library["copy"])
+                          and c["a"]["start_s"] <= now <= c["a"]["end_s"])  # fmt: skip
+        page.locator("#copies-list button").nth(rank).click()
+        page.wait_for_function("() => document.getElementById('player-title').textContent"
+                               " === 'copy.mp4'")  # fmt: skip
+        page.wait_for_function(PLAYER_READY)
+        first = page.evaluate("""() => { const v = document.getElementById('video');
+            return v.played.length ? v.played.start(0) : v.currentTime; }""")
+        assert abs(first - (now - copy["offset_s"])) <= 0.6, (first, now, copy)
+
+        # A clip of an ordinary search gets its video's timeline too (coarse: as indexed).
+        page.goto(f"{base}/?similar={query}")
+        page.wait_for_function("() => document.getElementById('results').dataset.state"
+                               " === 'ready' && document.querySelector('.card')")  # fmt: skip
+        page.locator(".card .thumb").first.click()
+        page.wait_for_selector("#timeline:not([hidden]) .timeline-plot polyline")
+        assert "as indexed" in page.text_content("#timeline-note")
+        browser.close()
+    assert problems == [] and elsewhere == []
+    if os.environ.get("VIDEOPRISM_DOCS_SCREENSHOT"):  # the docs' picture, made small
+        DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(shot) as image:
+            image.convert("RGB").quantize(128).save(DOCS_IMAGE, optimize=True)
+        assert DOCS_IMAGE.stat().st_size < 150_000
