@@ -7,6 +7,9 @@ videos: one long video of three sources, a re-encoded copy of its middle, an unr
 video."""
 
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -354,3 +357,31 @@ def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
         with Image.open(shot) as image:
             image.convert("RGB").quantize(128).save(DOCS_IMAGE, optimize=True)
         assert DOCS_IMAGE.stat().st_size < 150_000
+
+
+def test_copies_run_once_off_the_event_loop_while_searches_go_on(server, monkeypatch):
+    client, _ = server
+    runs, original = [], VideoIndex.copies
+    release = threading.Event()
+
+    def slow(self, **options):  # a whole-index job that takes its time
+        runs.append(options)
+        release.wait(30)
+        return original(self, **options)
+
+    monkeypatch.setattr(VideoIndex, "copies", slow)
+    params = {"threshold": 0.95, "min_seconds": 2.5}  # settings no other test asks for
+    with ThreadPoolExecutor(3) as pool:
+        waiting = [pool.submit(client.get, "/api/copies", params=params) for _ in range(3)]
+        deadline = time.monotonic() + 30
+        while not runs and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The run holds neither the event loop nor the index: searches are answered.
+        began = time.monotonic()
+        assert client.get("/api/health").status_code == 200
+        assert client.get("/api/search", params={"q": "a", "top_k": 3}).status_code == 200
+        assert time.monotonic() - began < 10 and not any(f.done() for f in waiting)
+        release.set()
+        answers = [f.result().json() for f in waiting]
+    assert runs == [params] and answers[0]["groups"] == answers[1]["groups"] == answers[2]["groups"]
+    assert client.get("/api/copies", params=params).json()["cached"] and len(runs) == 1
