@@ -7,6 +7,7 @@ videos: one long video of three sources, a re-encoded copy of its middle, an unr
 video."""
 
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -385,3 +386,22 @@ def test_copies_run_once_off_the_event_loop_while_searches_go_on(server, monkeyp
         answers = [f.result().json() for f in waiting]
     assert runs == [params] and answers[0]["groups"] == answers[1]["groups"] == answers[2]["groups"]
     assert client.get("/api/copies", params=params).json()["cached"] and len(runs) == 1
+
+
+def test_a_video_broken_since_indexing_is_one_clear_error(lvt, library, tmp_path):
+    model, tokenizer = lvt
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("long", "copy"):
+        shutil.copy(library[name], folder / f"{name}.mp4")
+    index = VideoIndex(tmp_path / "ix")
+    index.add_videos(model, sorted(folder.iterdir()), clip_seconds=2.0, stride_seconds=1.0,
+                     batch_size=8, num_frames=4, size=(32, 32), progress=False)  # fmt: skip
+    (folder / "long.mp4").write_bytes(b"not a video any more")
+    app = create_app(SearchService(index, model, tokenizer), warm_up=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        clip = clip_of(client, folder / "copy.mp4", 0.0)
+        refined = client.get(f"/api/clips/{clip}/moments")
+        assert "refine=false" in assert_clean_error(refined, 404)
+        coarse = client.get(f"/api/clips/{clip}/moments", params={"refine": "false"})
+        assert coarse.status_code == 200 and coarse.json()["moments"]

@@ -123,7 +123,7 @@ class SearchService:
         self.queue = ModelQueue(self._embed_texts)
         self.metrics = Metrics()
         self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
-        self._lookup = self._refiner = self._copier = None
+        self._lookup = None
         self._copies_lock = threading.Lock()
         self._copy_answers: collections.OrderedDict = collections.OrderedDict()
         self._label_sets: collections.OrderedDict = collections.OrderedDict()
@@ -249,13 +249,6 @@ class SearchService:
         return await self._read(both)
 
     # ------------------------------------------------------ moments and copies
-    def _handle(self, name):
-        """Another handle on the table (see `_lookups`), kept as `name`."""
-        if getattr(self, name) is None:
-            options = self.index.storage_options
-            setattr(self, name, type(self.index).load(self.index.uri, storage_options=options))
-        return getattr(self, name)
-
     def _checked(self, fn):
         """`fn` with the index's folder gone said as `IndexUnavailable`."""
 
@@ -291,17 +284,13 @@ class SearchService:
         """
         if not (await self.size())[0]:  # a table with no rows yet: nothing found, no error
             return [], [], {}
-        options = dict(where=where, under=under)
-        if refine:  # a handle of the model thread's own: searches do not wait on it
-            moments = await self.queue.run(
-                self._checked(
-                    lambda: self._handle("_refiner").moments(
-                        vector, top_k, model=self.model, shots=shots, **options
-                    )
-                )
-            )
-        else:
-            moments = await self._read(lambda: self.index.moments(vector, top_k, **options))
+
+        def coarse():  # on the searches' handle: one copy of the vectors held, not two
+            return self.index.moments(vector, top_k, where=where, under=under), self.index.meta
+
+        moments, meta = await self._read(coarse)
+        if refine and moments:  # the model's thread; the index is not read there
+            moments = await self.queue.run(self._refine, moments, vector, meta, shots)
         paths = list(dict.fromkeys(m.path for m in moments))
 
         def curves_and_videos():
@@ -312,6 +301,18 @@ class SearchService:
 
         curves, videos = await self._read(curves_and_videos)
         return moments, curves, videos
+
+    def _refine(self, moments, vector, meta, shots):
+        """Coarse moments refined around their edges at the index's own sampling, so that
+        the finer windows are comparable with the indexed ones (see `apps.refine`)."""
+        from ..apps.refine import refine
+
+        clip = meta["clip_seconds"]
+        return refine(self.model, moments, vector, clip_seconds=clip,
+                      stride_seconds=meta.get("stride_seconds") or clip,
+                      num_frames=meta.get("num_frames") or self.sampling.num_frames,
+                      size=meta.get("size") or self.sampling.size, shots=shots,
+                      encoder=self.encoder)  # fmt: skip
 
     def _videos(self, vector: np.ndarray, paths: list[str]) -> dict:
         """{path: the best clip of that video for `vector`}, for the videos still held."""
@@ -363,9 +364,13 @@ class SearchService:
     def _find_copies(self, threshold, min_seconds):
         options = {k: v for k, v in (("threshold", threshold), ("min_seconds", min_seconds))
                    if v is not None}  # fmt: skip
-        with self._copies_lock:  # its own handle: searches go on meanwhile
-            index = self._handle("_copier")
+        with self._copies_lock:  # one run at a time
+            # A handle of the run's own, so that searches go on meanwhile; dropped after
+            # it, so that its copy of the vectors is held only while it runs.
+            index = type(self.index).load(self.index.uri,
+                                          storage_options=self.index.storage_options)  # fmt: skip
             groups = index.copies(**options) if len(index) else []
+            del index
         paths = list(dict.fromkeys(p for g in groups for p in g.paths))
         if not paths:
             return groups, {}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 
 from ...apps.identity import clip_id as make_clip_id
 from ...apps.index.store import sql_string
+from ...video.decode import VideoDecodeError
 from ..checks import clip_or_404, under_folder, where_filter
 from ..dependencies import AppSettings, ClipId, Service, TopK, Under, UploadFolder, Where
 from ..errors import BadInput
@@ -45,6 +46,9 @@ async def _moments(service: SearchService, vector: np.ndarray, top_k: int, where
     try:
         moments, curves, videos = await service.moments(vector, top_k, scoped, under, refine,
                                                         shots)  # fmt: skip
+    except VideoDecodeError as err:  # a file changed or gone since it was indexed
+        raise BadInput(f"refine: {str(err).splitlines()[0][:300]}; re-index it, or ask "
+                       "with refine=false", 404) from err  # fmt: skip
     except ImportError as err:
         raise BadInput(f"shots: finding shot cuts needs PySceneDetect ({err}): "
                        "pip install 'videoprism-keras[shots]'") from err  # fmt: skip
