@@ -152,7 +152,9 @@ class Moment(BaseModel):
     path: str
     start_s: float = Field(description="where the moment starts in the video (s)")
     end_s: float
-    score: float = Field(description="cosine similarity to the query (higher is closer)")
+    score: float = Field(description="what the moments rank by (higher is closer): refined, "
+                         "the cosine similarity of the whole span embedded as one clip; "
+                         "coarse, its peak on the curve")  # fmt: skip
     clip: str | None = Field(None, description="the indexed window at the moment's peak "
                              "(its poster); null where the index no longer holds it")  # fmt: skip
     poster_url: str | None = None
@@ -164,7 +166,10 @@ class Curve(BaseModel):
     path: str
     start_s: list[float] = Field(description="each window's start (s), ascending")
     end_s: list[float]
-    scores: list[float] = Field(description="each window's cosine similarity to the query")
+    scores: list[float] = Field(
+        description="each window's similarity to the query: their cosine after centring both "
+        "on the index's mean embedding"
+    )
 
 
 class MomentsResponse(BaseModel):
