@@ -330,6 +330,9 @@ def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
         page.wait_for_timeout(300)  # the playhead and the poster settle
         shot = ARTIFACTS / "timeline.png"
         page.locator("#player").screenshot(path=shot)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=ARTIFACTS / "phone_timeline.png")
+        page.set_viewport_size({"width": 800, "height": 1100})
         # A click opens the copy at the same content: the long video's t is t − offset_s in
         # the copy (`a` is the video in the player). The list is the answer's, in order.
         answer = client.get(f"/api/clips/{clip_of(client, library['long'], 0.0)}/copies").json()
@@ -405,3 +408,24 @@ def test_a_video_broken_since_indexing_is_one_clear_error(lvt, library, tmp_path
         assert "refine=false" in assert_clean_error(refined, 404)
         coarse = client.get(f"/api/clips/{clip}/moments", params={"refine": "false"})
         assert coarse.status_code == 200 and coarse.json()["moments"]
+
+
+def test_the_new_routes_want_the_token_and_uploads_their_own_origin(lvt, index_uri):
+    model, tokenizer = lvt
+    service = SearchService(VideoIndex.load(index_uri), model, tokenizer)
+    app = create_app(service, token="s3cret-token", max_upload_bytes=UPLOAD_LIMIT, warm_up=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for path in ("/api/moments?q=a", "/api/copies", f"/api/clips/{CLIP}/moments",
+                     f"/api/clips/{CLIP}/copies"):  # fmt: skip
+            assert client.get(path).status_code == 401, path
+        video = {"Content-Type": "video/mp4"}
+        assert client.post("/api/moments", content=b"x", headers=video).status_code == 401
+        token = {"Authorization": "Bearer s3cret-token"}
+        evil = {**video, **token, "Origin": "http://evil.example"}
+        foreign = client.post("/api/moments", content=b"x", headers=evil)
+        assert "Origin" in assert_clean_error(foreign, 403)
+        big = client.post("/api/moments", content=b"0" * (UPLOAD_LIMIT + 1),
+                          headers={**video, **token})  # fmt: skip
+        assert str(UPLOAD_LIMIT) in assert_clean_error(big, 413)
+        ok = client.get("/api/moments", params={"q": "a", "refine": "false"}, headers=token)
+        assert ok.status_code == 200 and ok.json()["moments"]

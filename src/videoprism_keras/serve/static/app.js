@@ -174,7 +174,9 @@ function card(hit) {
   } else {
     node.querySelector(".value").textContent = hit.score.toFixed(3);
     node.querySelector(".meter span").style.width = `${Math.round(100 * relative(hit.score))}%`;
-    box.title = `Cosine similarity ${hit.score.toFixed(3)} of the query's and this clip's embeddings: `
+    box.title = (hit.moment
+      ? `Score ${hit.score.toFixed(3)}: the cosine similarity of the query's and the whole moment's embeddings: `
+      : `Cosine similarity ${hit.score.toFixed(3)} of the query's and this clip's embeddings: `)
       + `−1 to 1, higher is closer. Compare scores within one search only. The bar: against this search's best hit (full).`;
     box.setAttribute("aria-label", `similarity ${hit.score.toFixed(3)}`);
   }
