@@ -233,8 +233,11 @@ def test_an_index_of_whole_videos_says_moments_need_windows(lvt, tmp_path):
         vectors, ["/v/a.mp4", "/v/b.mp4"], np.full(2, np.nan), np.full(2, np.nan)))  # fmt: skip
     app = create_app(SearchService(index, model, tokenizer), warm_up=False)
     with TestClient(app, base_url="http://127.0.0.1") as client:
-        answer = client.get("/api/moments", params={"q": "a cat", "refine": "false"})
-        assert "whole videos" in assert_clean_error(answer, 400)
+        for params in ({}, {"where": "start_s IS NULL"}):  # the index's fault, not the filter's
+            answer = client.get("/api/moments", params={"q": "a cat", "refine": "false", **params})
+            assert assert_clean_error(answer, 400).startswith("the index "), params
+        bad = client.get("/api/moments", params={"q": "a cat", "where": "start_s > 'x'"})
+        assert assert_clean_error(bad, 400).startswith("where: the filter could not be")
 
 
 def test_copies_of_the_index_and_of_one_clip_kept_per_version(server, library):

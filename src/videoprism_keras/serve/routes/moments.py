@@ -54,8 +54,9 @@ async def _moments(service: SearchService, vector: np.ndarray, top_k: int, where
                        "pip install 'videoprism-keras[shots]'") from err  # fmt: skip
     except (ValueError, RuntimeError) as err:  # an index without windows, a filter Lance refused
         first = str(err).splitlines()[0].split(", /")[0][:300]  # no source locations
-        raise BadInput(first if where is None else f"where: the filter could not be "
-                       f"evaluated ({first})") from err  # fmt: skip
+        if where is not None and not await _filter_works(service, vector, where):
+            first = f"where: the filter could not be evaluated ({first})"
+        raise BadInput(first) from err
     size, _ = await service.size()
     by_path = {c.path: c for c in curves}
     query = {**query, "top_k": top_k, "where": where, "under": under, "video": video,
@@ -66,6 +67,15 @@ async def _moments(service: SearchService, vector: np.ndarray, top_k: int, where
         curves=[Curve(**c.as_dict()) for c in curves],
         videos={path: Video.from_row(hit) for path, hit in videos.items()},
         refined=refine, index_size=size, took_ms=(time.perf_counter() - began) * 1000)  # fmt: skip
+
+
+async def _filter_works(service: SearchService, vector: np.ndarray, where: str) -> bool:
+    """Whether a search with the filter alone works: which of the two a failure was."""
+    try:
+        await service.search(vector, 1, where)
+    except (ValueError, RuntimeError):
+        return False
+    return True
 
 
 def _moment(moment, curve, video) -> Moment:
