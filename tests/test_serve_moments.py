@@ -357,6 +357,20 @@ def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
         page.locator(".card .thumb").first.click()
         page.wait_for_selector("#timeline:not([hidden]) .timeline-plot polyline")
         assert "as indexed" in page.text_content("#timeline-note")
+        page.click("#close")
+
+        # The whole index's copies: the planted pair listed; a click plays its first side.
+        page.click("#all-copies")
+        page.wait_for_selector(".group .copies-list button")
+        assert "copies=1" in page.url
+        pairs = page.eval_on_selector_all(
+            ".group .copies-list button", "bs => bs.map((b) => b.textContent)"
+        )
+        assert any("long.mp4" in p and "copy.mp4" in p for p in pairs), pairs
+        page.screenshot(path=ARTIFACTS / "copies.png", full_page=True)
+        page.locator(".group .copies-list button").first.click()
+        page.wait_for_function(PLAYER_READY)
+        assert page.text_content("#player-title") in ("long.mp4", "copy.mp4")
         browser.close()
     assert problems == [] and elsewhere == []
     if os.environ.get("VIDEOPRISM_DOCS_SCREENSHOT"):  # the docs' picture, made small

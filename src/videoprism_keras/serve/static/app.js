@@ -1,12 +1,12 @@
 // The search page: plain JavaScript, no build step, nothing fetched from elsewhere.
 // The query and filters live in the URL (?q=…&top_k=…&where=…&under=…&per_video=1&group=1,
-// or ?similar=<clip id>; &moments=1: start–end moments rather than clips), so a search can
-// be shared and a reload shows it again. A link
+// or ?similar=<clip id>; &moments=1: start–end moments rather than clips; ?copies=1: the
+// index's copies), so a search can be shared and a reload shows it again. A link
 // from before `top_k` (its `k=…`) still opens the same search.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const FIELDS = ["q", "top_k", "where", "under", "per_video", "group", "moments", "similar"];
+const FIELDS = ["q", "top_k", "where", "under", "per_video", "group", "moments", "similar", "copies"];
 let last = null; // the latest response, for "Download JSON" and regrouping
 let current = null; // the clip in the player
 
@@ -90,6 +90,10 @@ async function api(url, options = {}) {
 async function search(state) {
   let url, what;
   const moments = state.moments === "1";
+  if (state.copies === "1" && !state.q && !state.similar) {
+    allCopies();
+    return;
+  }
   if (state.similar) {
     url = `api/clips/${encodeURIComponent(state.similar)}/${moments ? "moments" : "similar"}?${filterParams(state)}`;
     what = `${moments ? "moments" : "clips"} like the chosen one`;
@@ -471,6 +475,53 @@ $("copies-find").addEventListener("click", async () => {
   }
 });
 
+// Every group of videos that share content (the whole index's copies), as lists of
+// copies; a click plays one side.
+async function allCopies() {
+  last = null;
+  $("download").disabled = true;
+  const results = $("results");
+  results.dataset.state = "loading";
+  setStatus("Looking for copies in the whole index… (the first time takes a while)");
+  let answer;
+  try {
+    answer = await api("api/copies");
+  } catch (err) {
+    results.replaceChildren();
+    results.dataset.state = "ready";
+    setStatus(escapeHtml(err.message), true);
+    return;
+  }
+  results.replaceChildren();
+  results.classList.add("grouped");
+  const n = answer.groups.length;
+  setStatus(n ? `<strong>${n}</strong> group${n > 1 ? "s" : ""} of videos that share content · ${Math.round(answer.took_ms)} ms`
+              : "No copies in the index.");
+  const name = (path) => (answer.videos[path] ? answer.videos[path].name : path);
+  for (const group of answer.groups) {
+    const section = document.createElement("section");
+    section.className = "group";
+    section.innerHTML = `<h3><span>${group.paths.length} videos</span><span class="path">${group.paths.map((p) => escapeHtml(name(p))).join(" · ")}</span></h3><ol class="copies-list"></ol>`;
+    for (const copy of group.copies) {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.innerHTML = `<span class="other">${escapeHtml(name(copy.a.path))} ${clock(copy.a.start_s)}–${clock(copy.a.end_s)}`
+        + ` ↔ ${escapeHtml(name(copy.b.path))} ${clock(copy.b.start_s)}–${clock(copy.b.end_s)}</span><span class="spans">${copy.score.toFixed(3)}</span>`;
+      button.title = `${copy.a.path}\n${copy.b.path}\nA time t in the second is t ${copy.offset_s < 0 ? "−" : "+"} ${Math.abs(copy.offset_s).toFixed(2)} s in the first. Click to play the first.`;
+      const video = answer.videos[copy.a.path];
+      button.disabled = !video;
+      button.addEventListener("click", () => openPlayer({ id: video.clip, path: video.path, name: video.name,
+        start_s: copy.a.start_s, end_s: copy.a.end_s, duration_s: video.duration_s, score: null,
+        video_url: video.video_url, poster_url: video.poster_url }));
+      item.append(button);
+      section.querySelector("ol").append(item);
+    }
+    results.append(section);
+  }
+  results.dataset.state = "ready";
+}
+
 function openCopy(copy, other) {
   // Where the player is, when inside the shared span: the same content there (a time t here
   // is t − offset_s there); else the span's start.
@@ -483,7 +534,13 @@ function openCopy(copy, other) {
 // --------------------------------------------------------------- the page
 $("search").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
 $("file").addEventListener("change", () => { const f = $("file").files[0]; if (f) searchUpload(f); $("file").value = ""; });
-$("group").addEventListener("change", () => { writeUrl({ ...readUrl(), group: $("group").checked ? "1" : undefined }, false); render(); });
+$("group").addEventListener("change", () => { writeUrl({ ...readUrl(), group: $("group").checked ? "1" : undefined }, false); if (!readUrl().copies) render(); });
+$("all-copies").addEventListener("click", () => {
+  const state = { copies: "1" };
+  fillForm(state);
+  writeUrl(state, true);
+  search(state);
+});
 for (const id of ["top_k", "where", "under"]) $(id).addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); rerun(); } });
 $("per_video").addEventListener("change", rerun);
 $("moments").addEventListener("change", rerun);
