@@ -26,12 +26,11 @@ from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import Embeddings, VideoIndex
-from videoprism_keras.serve import SearchService, ServeError, check_exposure, create_app
+from videoprism_keras.serve import SearchService, ServeError, check_exposure, create_app, uploads
 from videoprism_keras.serve.checks import upload_pixels
 from videoprism_keras.serve.dependencies import cookie_value
 from videoprism_keras.serve.errors import BadInput
 from videoprism_keras.serve.limits import MAX_BODY_BYTES, MAX_UPLOAD_PIXELS
-from videoprism_keras.serve.routes import search as search_routes
 
 LOCAL = "http://127.0.0.1"
 UPLOAD_LIMIT = 200_000  # bytes
@@ -353,9 +352,7 @@ def test_a_video_whose_frames_are_too_large_is_refused_before_decoding(
     assert err.value.status_code == 413
     upload_pixels(str(video), "video/mp4")  # within the default
     upload_pixels(str(tmp_path / "missing.mp4"), "video/mp4")  # unreadable: the decoder says
-    monkeypatch.setattr(
-        search_routes, "upload_pixels", functools.partial(upload_pixels, budget=1000)
-    )
+    monkeypatch.setattr(uploads, "upload_pixels", functools.partial(upload_pixels, budget=1000))
     monkeypatch.setattr(service, "embed_file", None)  # never reached
     answer = client.post(
         "/api/search/upload", content=video.read_bytes(), headers={"Content-Type": "video/mp4"}

@@ -5,10 +5,12 @@
     serve(service, host="127.0.0.1", port=8000)     # or: uvicorn on create_app(service)
 
 Layout (FastAPI's "bigger applications" one):
-    service.py       embed, search, label: no HTTP
+    service.py       embed, search, label, moments, copies (kept per version): no HTTP
     batcher.py       the model behind a queue, concurrent texts batched
     app.py           `create_app`: routers, error handlers, the page, start and shutdown
-    routes/          the API's routes, one `APIRouter` per group (info, search, clips)
+    routes/          the API's routes, one `APIRouter` per group (info, search, clips,
+                     moments, copies)
+    uploads.py       a query sent as the body: checked, streamed to disk, embedded
     dependencies.py  what routes get through `Depends`: service, settings, token check
     checks.py        parameter checks beyond types (`where`: `apps/where.py`'s grammar)
     schemas.py       the JSON of requests and answers; limits.py: what a request may ask

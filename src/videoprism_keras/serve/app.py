@@ -6,6 +6,10 @@ what runs at start and at shutdown (the model queue, the uploads' folder).
     /api/info, /api/metrics        the index (size, preset, version) and query statistics
     /api/search?q=…                text search; top_k, where, under, per_video filter it
     /api/search/upload             search by a video or an image sent as the request body
+    /api/moments?q=…               moments (start–end) best first, with their videos' curves;
+                                   POST: by an upload; /api/clips/{id}/moments: by a clip
+    /api/copies                    groups of videos that share content, with offsets;
+                                   /api/clips/{id}/copies: those of one clip's video
     /api/clips/{id}                a clip; …/similar ("more like this"), …/poster.jpg,
                                    …/video (HTTP Range), …/labels (zero-shot, POST)
 
@@ -31,11 +35,14 @@ from .errors import add_error_handlers
 from .guard import RequestGuard
 from .limits import MAX_UPLOAD_BYTES
 from .middleware import HeadAndNosniff
-from .routes import clips, info, search
+from .routes import clips, copies, info, moments, search
 from .schemas import ERRORS
 from .service import SearchService
+from .uploads import upload_body
 
 UPLOAD_PATH = "/api/search/upload"
+# Every route that takes an upload as its body: the upload's limit, not the other bodies'.
+UPLOAD_PATHS = (UPLOAD_PATH, "/api/moments")
 
 
 @contextlib.asynccontextmanager
@@ -87,7 +94,7 @@ def create_app(
     app.state.settings = Settings(token, max_upload_bytes, warm_up)
     app.state.uploads = {}
     app.include_router(info.public, prefix="/api")
-    for router in (info.router, search.router, clips.router):
+    for router in (info.router, search.router, clips.router, moments.router, copies.router):
         app.include_router(router, prefix="/api", dependencies=[Depends(require_token)],
                            responses=ERRORS)  # fmt: skip
     add_error_handlers(app)
@@ -97,7 +104,7 @@ def create_app(
     # reads it, reaches the route's handlers as itself (an "http" middleware between
     # them would wrap it into a group, a 400 "error parsing the body").
     app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts,
-                       body_limits={UPLOAD_PATH: max_upload_bytes})  # fmt: skip
+                       body_limits=dict.fromkeys(UPLOAD_PATHS, max_upload_bytes))  # fmt: skip
     app.middleware("http")(page.static_headers)
     app.add_middleware(HeadAndNosniff, router=app.router)
     _describe_upload_limit(app, max_upload_bytes)
@@ -112,9 +119,8 @@ def _describe_upload_limit(app: FastAPI, max_upload_bytes: int) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = make_schema()
-            schema["paths"][UPLOAD_PATH]["post"]["requestBody"] = search.upload_body(
-                max_upload_bytes
-            )
+            for path in UPLOAD_PATHS:
+                schema["paths"][path]["post"]["requestBody"] = upload_body(max_upload_bytes)
         return app.openapi_schema
 
     app.openapi = openapi

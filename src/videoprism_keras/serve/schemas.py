@@ -126,3 +126,98 @@ class Error(BaseModel):
 
 # The 4xx answers every token-guarded route may give, for the OpenAPI schema.
 ERRORS = {code: {"model": Error} for code in (400, 401, 404, 413, 415, 422)}
+
+
+# ------------------------------------------------------------ moments and copies
+class Video(BaseModel):
+    """A video of the index, as the page plays it (any of its clips' ids names the file)."""
+
+    path: str = Field(description="the video file, as the index holds it")
+    name: str
+    duration_s: float | None = Field(description="the whole video's duration (s)")
+    clip: str = Field(description="the id of one of its clips (its poster, its video)")
+    poster_url: str
+    video_url: str = Field(description="the file, with HTTP Range (seek with #t=…)")
+
+    @classmethod
+    def from_row(cls, row: SearchHit | IndexedClip) -> "Video":
+        """The video a clip of the index is in."""
+        return cls(path=row.path, name=os.path.basename(row.path),
+                   duration_s=seconds_or_none(row.duration_s), clip=row.id,
+                   poster_url=f"api/clips/{row.id}/poster.jpg",
+                   video_url=f"api/clips/{row.id}/video")  # fmt: skip
+
+
+class Moment(BaseModel):
+    path: str
+    start_s: float = Field(description="where the moment starts in the video (s)")
+    end_s: float
+    score: float = Field(description="what the moments rank by (higher is closer): refined, "
+                         "the cosine similarity of the whole span embedded as one clip; "
+                         "coarse, its peak on the curve")  # fmt: skip
+    clip: str | None = Field(None, description="the indexed window at the moment's peak "
+                             "(its poster); null where the index no longer holds it")  # fmt: skip
+    poster_url: str | None = None
+
+
+class Curve(BaseModel):
+    """One video's similarity to the query over time: one value per indexed window."""
+
+    path: str
+    start_s: list[float] = Field(description="each window's start (s), ascending")
+    end_s: list[float]
+    scores: list[float] = Field(
+        description="each window's similarity to the query: their cosine after centring both "
+        "on the index's mean embedding"
+    )
+
+
+class MomentsResponse(BaseModel):
+    query: dict = Field(description="what was searched for, and the filters")
+    moments: list[Moment] = Field(description="best first")
+    curves: list[Curve] = Field(description="the whole curve of every video with a moment, "
+                                "in the order they first appear in `moments`")  # fmt: skip
+    videos: dict[str, Video] = Field(description="every video above, by path")
+    refined: bool = Field(description="whether the moments were refined coarse-to-fine "
+                          "(false: the index's windows as they are)")  # fmt: skip
+    index_size: int
+    took_ms: float
+
+
+class Span(BaseModel):
+    path: str
+    start_s: float | None = Field(description="where the shared content starts (s); null: "
+                                  "a whole video (an index of whole videos)")  # fmt: skip
+    end_s: float | None
+
+
+class Copy(BaseModel):
+    a: Span
+    b: Span
+    offset_s: float = Field(description="a time t in b is t + offset_s in a")
+    score: float = Field(description="how alike the shared spans are (cosine similarity)")
+
+
+class CopyGroup(BaseModel):
+    paths: list[str] = Field(description="a video and all its copies")
+    copies: list[Copy]
+
+
+class CopiesResponse(BaseModel):
+    query: dict = Field(description="threshold and min_seconds, as used")
+    groups: list[CopyGroup]
+    videos: dict[str, Video] = Field(description="every video above, by path")
+    index_version: int | None = Field(description="the table version the copies are of")
+    cached: bool = Field(description="whether the answer was kept from an earlier request "
+                         "(copies are a whole-index job, kept per table version)")  # fmt: skip
+    took_ms: float
+
+
+class ClipCopiesResponse(BaseModel):
+    clip: Hit
+    copies: list[Copy] = Field(description="the copies involving the clip's video, each "
+                               "turned so that `a` is that video")  # fmt: skip
+    videos: dict[str, Video]
+    index_version: int | None
+    cached: bool
+    took_ms: float

@@ -8,6 +8,7 @@ that `videoprism index` commits meanwhile show up without a restart, and a write
 progress never blocks a read (Lance versions are immutable once committed).
 """
 
+import asyncio
 import collections
 import contextlib
 import os
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 LATENCY_WINDOW = 2048  # latencies kept per kind of query, for the percentiles
 LABEL_SETS_KEPT = 16  # label lists whose text embeddings are kept
+COPY_ANSWERS_KEPT = 8  # answers of `copies` kept, per (table version, threshold, min_seconds)
+PATHS_PER_LOOKUP = 500  # paths per `IN (…)` of a video lookup
 
 
 class IndexUnavailable(Exception):
@@ -121,6 +124,8 @@ class SearchService:
         self.metrics = Metrics()
         self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
         self._lookup = None
+        self._copies_lock = threading.Lock()
+        self._copy_answers: collections.OrderedDict = collections.OrderedDict()
         self._label_sets: collections.OrderedDict = collections.OrderedDict()
 
     @property
@@ -242,3 +247,133 @@ class SearchService:
             return len(self.index), self.index.version  # len() moves to the latest commit
 
         return await self._read(both)
+
+    # ------------------------------------------------------ moments and copies
+    def _checked(self, fn):
+        """`fn` with the index's folder gone said as `IndexUnavailable`."""
+
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:
+                self._check_folder(err)
+                raise
+
+        return call
+
+    async def moments(self, vector: np.ndarray, top_k: int, where: str | None = None,
+                      under: str | None = None, refine: bool = True,
+                      shots: bool = False) -> tuple[list, list, dict]:  # fmt: skip
+        """The query's moments, best first, the whole curves of the videos they are in, and
+        a clip of each of those videos (see `VideoIndex.moments` and `.curves`).
+
+        Args:
+            vector: np.ndarray. The query's embedding.
+            top_k: int. How many moments.
+            where: str or None. A filter (checked by the caller); defaults to None.
+            under: str or None. Only videos in this absolute folder; defaults to None.
+            refine: bool. Refined coarse-to-fine with the model (decoding the seconds
+                around each moment), in the model's thread; else the index's windows as
+                they are, read like a search. Defaults to True.
+            shots: bool. Edges snapped to shot cuts (with `refine`); defaults to False.
+
+        Returns:
+            (moments, curves, videos): `apps.timeline.Moment`s, `apps.timeline.Curve`s
+            in the order their videos first appear among the moments, and {path: the
+            `SearchHit` of the video's best clip for the query}.
+        """
+        if not (await self.size())[0]:  # a table with no rows yet: nothing found, no error
+            return [], [], {}
+
+        def coarse():  # on the searches' handle: one copy of the vectors held, not two
+            return self.index.moments(vector, top_k, where=where, under=under), self.index.meta
+
+        moments, meta = await self._read(coarse)
+        if refine and moments:  # the model's thread; the index is not read there
+            moments = await self.queue.run(self._refine, moments, vector, meta, shots)
+        paths = list(dict.fromkeys(m.path for m in moments))
+
+        def curves_and_videos():
+            if not paths:
+                return [], {}
+            curves = {c.path: c for c in self.index.curves(vector, paths=paths)}
+            return [curves[p] for p in paths if p in curves], self._videos(vector, paths)
+
+        curves, videos = await self._read(curves_and_videos)
+        return moments, curves, videos
+
+    def _refine(self, moments, vector, meta, shots):
+        """Coarse moments refined around their edges at the index's own sampling, so that
+        the finer windows are comparable with the indexed ones (see `apps.refine`)."""
+        from ..apps.refine import refine
+
+        clip = meta["clip_seconds"]
+        return refine(self.model, moments, vector, clip_seconds=clip,
+                      stride_seconds=meta.get("stride_seconds") or clip,
+                      num_frames=meta.get("num_frames") or self.sampling.num_frames,
+                      size=meta.get("size") or self.sampling.size, shots=shots,
+                      encoder=self.encoder)  # fmt: skip
+
+    def _videos(self, vector: np.ndarray, paths: list[str]) -> dict:
+        """{path: the best clip of that video for `vector`}, for the videos still held."""
+        found = {}
+        for i in range(0, len(paths), PATHS_PER_LOOKUP):
+            chunk = paths[i : i + PATHS_PER_LOOKUP]
+            where = f"path IN ({', '.join(map(store.sql_string, chunk))})"
+            hits = self.index.search(vector, len(chunk), where=where, per_video=True)[0]
+            found.update((h.path, h) for h in hits)
+        return found
+
+    async def copies(
+        self, threshold: float | None = None, min_seconds: float | None = None
+    ) -> tuple[list, dict, int | None, bool]:
+        """Every group of copies in the index (see `VideoIndex.copies`): a whole-index job,
+        so one answer per table version and settings is kept, and requests that come while
+        it runs wait for that run rather than start their own.
+
+        Args:
+            threshold: float or None. The similarity two windows need; defaults to None
+                (the library's).
+            min_seconds: float or None. The shortest shared span; defaults to None (the
+                library's).
+
+        Returns:
+            (groups, videos, version, cached): `apps.copies.CopyGroup`s; {path: a clip of
+            that video}; the table version they are of; whether the answer was kept.
+        """
+        _, version = await self.size()
+        key = (version, threshold, min_seconds)
+        task = self._copy_answers.get(key)
+        cached = task is not None and task.done()
+        if task is None:
+            task = asyncio.ensure_future(anyio.to_thread.run_sync(
+                self._checked(self._find_copies), threshold, min_seconds))  # fmt: skip
+            task.add_done_callback(lambda done: self._forget_failed(key, done))
+            self._copy_answers[key] = task
+            while len(self._copy_answers) > COPY_ANSWERS_KEPT:
+                self._copy_answers.popitem(last=False)
+        self._copy_answers.move_to_end(key)
+        groups, videos = await asyncio.shield(task)  # a client gone: the run goes on, kept
+        return groups, videos, version, cached
+
+    def _forget_failed(self, key, task) -> None:
+        if task.cancelled() or task.exception() is not None:  # retried by the next request
+            if self._copy_answers.get(key) is task:
+                del self._copy_answers[key]
+
+    def _find_copies(self, threshold, min_seconds):
+        options = {k: v for k, v in (("threshold", threshold), ("min_seconds", min_seconds))
+                   if v is not None}  # fmt: skip
+        with self._copies_lock:  # one run at a time
+            # A handle of the run's own, so that searches go on meanwhile; dropped after
+            # it, so that its copy of the vectors is held only while it runs.
+            index = type(self.index).load(self.index.uri,
+                                          storage_options=self.index.storage_options)  # fmt: skip
+            groups = index.copies(**options) if len(index) else []
+            del index
+        paths = list(dict.fromkeys(p for g in groups for p in g.paths))
+        if not paths:
+            return groups, {}
+        with self._index_lock:
+            # Any non-zero vector: the lookup wants a clip of each video, not a ranking.
+            return groups, self._videos(np.ones(self.index.dim, np.float32), paths)

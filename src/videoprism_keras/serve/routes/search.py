@@ -1,36 +1,22 @@
 """Search routes: by text, by an uploaded video or image, and by one of the index's clips
 ("more like this"). Each answers a `SearchResponse` and counts in the metrics by kind."""
 
-import asyncio
-import contextlib
-import logging
 import os
-import tempfile
 import time
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
 
-from ..checks import clip_or_404, under_folder, upload_pixels, where_filter
+from ..checks import clip_or_404, under_folder, where_filter
 from ..dependencies import AppSettings, ClipId, PerVideo, Service, TopK, Under, UploadFolder, Where
 from ..errors import BadInput
-from ..limits import MAX_QUERY_CHARS, MAX_UPLOAD_BYTES, UPLOAD_TYPES
+from ..limits import MAX_QUERY_CHARS, MAX_UPLOAD_BYTES
 from ..schemas import Hit, SearchResponse
 from ..service import SearchService
-
-log = logging.getLogger(__name__)
+from ..uploads import embed_upload, upload_body
 
 router = APIRouter(tags=["search"])
-
-
-def upload_body(max_bytes: int) -> dict:
-    """The OpenAPI description of an upload's body: the file itself, of one of
-    `UPLOAD_TYPES`, at most `max_bytes` bytes (`create_app` puts its own limit in)."""
-    return {"required": True,
-            "description": f"the video or image itself (at most {max_bytes} bytes)",
-            "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                        for t in UPLOAD_TYPES}}  # fmt: skip
 
 
 async def _search(service: SearchService, vector: np.ndarray, top_k: int, where: str | None,
@@ -88,37 +74,9 @@ async def search_upload(service: Service, settings: AppSettings, folder: UploadF
                         ) -> SearchResponse:  # fmt: skip
     """The clips most like a video or an image sent as the request body (its
     Content-Type says which: video/mp4, image/jpeg, …)."""
-    limit = settings.max_upload_bytes
     with service.metrics.measure("upload"):
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in UPLOAD_TYPES:
-            raise BadInput(f"Content-Type {kind or '(none)'} is not a video or image type "
-                           "taken here: " + ", ".join(sorted(UPLOAD_TYPES)), 415)  # fmt: skip
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise BadInput(f"the upload is larger than {limit} bytes", 413)
-        where, under = where_filter(where), under_folder(under)
-        fd, path = tempfile.mkstemp(suffix=UPLOAD_TYPES[kind], dir=folder)
-        try:
-            received = 0
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in request.stream():
-                    received += len(chunk)
-                    if received > limit:  # no Content-Length, or a false one
-                        raise BadInput(f"the upload is larger than {limit} bytes", 413)
-                    await asyncio.to_thread(out.write, chunk)  # the disk: off the loop
-            if not received:
-                raise BadInput("the request body is empty: send the video or image itself")
-            await asyncio.to_thread(upload_pixels, path, kind)  # before the model's queue
-            try:
-                vector = await service.embed_file(path)
-            except Exception as err:  # whatever the decoder says about a bad file
-                log.info("upload not decodable: %s", err)
-                raise BadInput(f"the upload is not a readable {kind.split('/')[0]} "
-                               f"(declared {kind})", 415) from err  # fmt: skip
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(path)
+        where_filter(where), under_folder(under)  # refused before the upload is read
+        vector, kind = await embed_upload(service, settings, folder, request)
         name = os.path.basename(filename or "") or None
         return await _search(
             service,
