@@ -67,3 +67,12 @@ def _frozen_heap():
     `quantize` does; `clear_session`) scan only what the tests make. Garbage first."""
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(scope="session")
+def collection(media_dir):
+    """The generated collection of videos with planted moments and copies (tests/collection.py),
+    cached in tests/artifacts across runs and generated once however many processes ask."""
+    from collection import cached
+
+    return cached(Path(__file__).parent / "artifacts", media_dir)
