@@ -39,6 +39,10 @@ FPS = 10
 HEIGHT, WIDTH = 96, 128
 CROP_FRACTION = 0.1  # of each dimension, taken off around the centre before resizing back
 
+# How the accuracy tests index the collection: 2-second windows every second, 8 frames of
+# 32 × 32 (the small checkpoint tells the sources apart at that size; 64 costs 15× more).
+INDEX_SETTINGS = {"clip_seconds": 2.0, "stride_seconds": 1.0, "num_frames": 8, "size": 32}
+
 # The codec settings: plain files near-lossless, "reencode" copies at a low bitrate.
 PLAIN = {"preset": "ultrafast", "crf": "18", "bf": "0"}
 LOW_BITRATE = {"preset": "ultrafast", "crf": "40", "bf": "0"}
@@ -477,3 +481,19 @@ def cached(root: Path, media: Path) -> Collection:
                     shutil.rmtree(stale, ignore_errors=True)
             generate(folder, media)
     return load(folder)
+
+
+def cached_index(root: Path, collection: Collection, model):
+    """The collection's index (`INDEX_SETTINGS`) under `root`, built once by whichever test
+    process comes first; the others open it."""
+    from videoprism_keras.apps import VideoIndex
+
+    folder = root / "collection-index"
+    with _locked(root / "collection-index.lock"):
+        if not (root / "collection-index.done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            index = VideoIndex(folder)
+            index.add_videos(model, [collection.folder], progress=False, batch_size=8,
+                             **INDEX_SETTINGS)  # fmt: skip
+            (root / "collection-index.done").touch()
+    return VideoIndex.load(folder)
