@@ -87,3 +87,15 @@ FINETUNE_LEARNING_RATE = 1e-5
 # model, not these, so another value would silently train otherwise.
 FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_frames", "size",
                      "remat")  # fmt: skip
+
+# Moments (apps/timeline.py, apps/refine.py): a moment's span is its peak's windows whose
+# score is above baseline + MOMENT_RELATIVE × (peak − baseline) (half height), the baseline
+# being the median score (most windows are not the moment). Refinement embeds again around
+# each edge at the index's stride divided by MOMENT_REFINE_DIVISOR, over MOMENT_REFINE_MARGIN
+# index strides either side, and snaps an edge to a shot cut within MOMENT_SNAP_STRIDES
+# fine strides.
+MOMENT_TOP_K = 5
+MOMENT_RELATIVE = 0.5
+MOMENT_REFINE_DIVISOR = 4
+MOMENT_REFINE_MARGIN = 1.0
+MOMENT_SNAP_STRIDES = 2.0

@@ -79,7 +79,7 @@ def exact_search(table: LanceTable, rows: Snapshot, queries: np.ndarray, top_k: 
                  predicate: str | None, per_video: bool) -> list[list[SearchHit]]:  # fmt: skip
     """Every query against every clip of `rows` (`table`'s snapshot) that `predicate`
     keeps: per query, the `top_k` best hits, best first."""
-    chosen = _selected(table, rows, predicate)
+    chosen = selected_rows(table, rows, predicate)
     if not len(chosen):
         return [[] for _ in queries]
     sims = queries @ rows.vectors[chosen].T if len(chosen) < len(rows) else (
@@ -154,7 +154,7 @@ def _hit(rows: Snapshot, i: int, score: float) -> SearchHit:
                      rows.duration_s[i])  # fmt: skip
 
 
-def _selected(table, rows: Snapshot, predicate):
+def selected_rows(table, rows: Snapshot, predicate):
     """The positions in `rows` of the clips `predicate` keeps."""
     if predicate is None:
         return np.arange(len(rows))

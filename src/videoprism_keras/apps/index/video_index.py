@@ -31,13 +31,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...constants import ANN_THRESHOLD
+from ...constants import ANN_THRESHOLD, MOMENT_RELATIVE, MOMENT_TOP_K
 from ...deprecation import renamed_attribute
 from ...extras import require
 from ..embedding import Embeddings, item_key
+from ..timeline import Curve, Moment, check_relative, check_top_k
 from . import ann, store
 from .ann import ANN_REFINE_FACTOR
-from .search import SearchHit, approximate_search, exact_search, reranked_search, sql_predicate
+from .moments import Grouping, index_curves, index_moments
+from .search import (
+    SearchHit,
+    approximate_search,
+    exact_search,
+    reranked_search,
+    selected_rows,
+    sql_predicate,
+)
 from .snapshot import Snapshot
 from .table import ClipTable
 from .writer import IndexWriter, VideoPaths, index_settings, write_embeddings, write_videos
@@ -91,7 +100,7 @@ class VideoIndex(ClipTable):
             uri = tempfile.mkdtemp(prefix="videoprism-index-")
             weakref.finalize(self, shutil.rmtree, uri, True)
         self.in_memory = in_memory
-        self._snapshot = self._indexed = None
+        self._snapshot = self._indexed = self._grouping = None
         super().__init__(uri, ann_threshold=ann_threshold, meta=meta,
                          storage_options=storage_options, dim=dim, create=create)  # fmt: skip
 
@@ -281,20 +290,8 @@ class VideoIndex(ClipTable):
         """
         if top_k < 1:
             raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k}")
-        table = self.latest()
-        if table is None:
-            raise ValueError(f"the index {self.uri} is empty: add videos to it first")
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        # NaN scores every clip nan, and a zero vector every clip 0: hits ranked by nothing.
-        bad = ~np.isfinite(queries).all(axis=1) | ~(queries != 0).any(axis=1)
-        if bad.any():
-            raise ValueError(f"queries[{int(np.flatnonzero(bad)[0])}] is all zeros or holds NaN "
-                             "or inf: a query must be a finite, non-zero embedding")  # fmt: skip
-        queries = store.normalise(queries)
-        if queries.shape[1] != self.dim:
-            raise ValueError(f"the queries are {queries.shape[1]}-d, the index {self.uri} "
-                             f"holds {self.dim}-d embeddings: embed them with the index's "
-                             "preset")  # fmt: skip
+        table = self._checked_latest()
+        queries = self._checked_queries(queries, "queries")
         predicate = sql_predicate(where, under)
         if self._indexed is None or self._indexed[0] != table.version:
             self._indexed = (table.version, ann.find(table) is not None, table.count_rows())
@@ -311,6 +308,133 @@ class VideoIndex(ClipTable):
                                     refine_factor) for q in queries]  # fmt: skip
         return [approximate_search(table, q, top_k, predicate, per_video, nprobes,
                                    refine_factor) for q in queries]  # fmt: skip
+
+    def curves(self, query: ArrayLike, *, where: str | None = None,
+               under: str | os.PathLike | None = None,
+               paths: Iterable[str | os.PathLike] | None = None) -> list[Curve]:  # fmt: skip
+        """The query's similarity curve over each video's windows, from the held vectors.
+
+        Args:
+            query: (D,) array. A query embedding (normalised here).
+            where: str or None. A SQL predicate over the clips' columns, as in `search`.
+                Defaults to None.
+            under: path or None. Only videos in this folder (or its sub-folders).
+                Defaults to None.
+            paths: iterable of paths or None. Only these videos. Defaults to None (all).
+
+        Returns:
+            list of `timeline.Curve`, one per video, by path.
+
+        Raises:
+            ValueError: if the index is empty, holds whole videos (no windows), or the
+                query is not a finite, non-zero (D,) embedding of the index's size.
+        """
+        rows, grouping, query, chosen = self._moment_inputs(query, where, under)
+        return index_curves(rows, grouping, query, chosen, paths, self.uri)
+
+    def moments(self, query: ArrayLike, top_k: int = MOMENT_TOP_K, *, where: str | None = None,
+                under: str | os.PathLike | None = None, model: VideoPrismBackbone | None = None,
+                shots: bool = False, relative: float = MOMENT_RELATIVE,
+                batch_size: int = 8) -> list[Moment]:  # fmt: skip
+        """Where in the indexed videos the query happens: start–end moments, best first.
+
+        Each video's windows form a similarity curve; its peaks are grown into spans
+        over the windows above half height (`timeline.moments_of`): the coarse moments,
+        as fine as the index's stride. With `model` (the index's), each is refined:
+        around its edges the video is embedded again at a finer stride (decoding only
+        those seconds), the edges move to where the fine curve crosses the threshold,
+        and the moments are scored again as whole spans and re-ranked (`refine.refine`).
+
+        Args:
+            query: (D,) array. A query embedding (normalised here): a text's, an image's
+                or a video's, from the index's model.
+            top_k: int. Moments returned, at most; at least 1. Defaults to
+                `MOMENT_TOP_K`.
+            where: str or None. A SQL predicate over the clips' columns, as in `search`.
+                Defaults to None.
+            under: path or None. Only videos in this folder (or its sub-folders).
+                Defaults to None.
+            model: `VideoPrismBackbone` or None. The index's model, to refine; None for
+                the coarse moments only. Defaults to None.
+            shots: bool. With `model`, move each edge to a shot cut near it
+                (`video.shots.shot_cuts`). Defaults to False.
+            relative: float. The span's threshold between the baseline (0) and the
+                peak (1). Defaults to `MOMENT_RELATIVE` (half height).
+            batch_size: int. Clips per model call when refining. Defaults to 8.
+
+        Returns:
+            list of `timeline.Moment`, best first (empty when no window stands out).
+
+        Raises:
+            ValueError: if `top_k` is below 1, the index is empty or holds whole videos
+                (rebuild it with clip_seconds), the query is not a finite, non-zero (D,)
+                embedding of the index's size, or `shots` is asked without `model`.
+        """
+        top_k = check_top_k(top_k)
+        relative = check_relative(relative)
+        if shots and model is None:
+            raise ValueError("shots=True snaps refined edges to shot cuts: pass the index's "
+                             "model too (model=...)")  # fmt: skip
+        settings = self.meta
+        if model is not None:
+            self.check_settings(index_settings(model, settings.get("clip_seconds"),
+                                               settings.get("stride_seconds"),
+                                               settings.get("num_frames"),
+                                               settings.get("size")))  # fmt: skip
+        rows, grouping, query, chosen = self._moment_inputs(query, where, under)
+        found = index_moments(rows, grouping, query, top_k, relative, chosen, self.uri)
+        if model is None or not found:
+            return found
+        from ..refine import refine  # Keras only here
+
+        return refine(model, found, query, clip_seconds=settings["clip_seconds"],
+                      stride_seconds=settings["stride_seconds"],
+                      num_frames=settings["num_frames"], size=settings["size"], shots=shots,
+                      relative=relative, batch_size=batch_size)  # fmt: skip
+
+    def _moment_inputs(self, query, where, under):
+        """What `curves` and `moments` work on: the held rows, grouped by video, the
+        checked query, and the rows `where`/`under` keep (None: all)."""
+        table = self._checked_latest()
+        query = self._checked_queries(query, "query", single=True)[0]
+        if self.meta.get("clip_seconds") is None and "num_frames" in self.meta:
+            raise ValueError(f"the index {self.uri} holds whole videos (it was built without "
+                             "clip_seconds), and a moment needs windows: rebuild it with "
+                             "clip_seconds (`videoprism index --clip-seconds`)")  # fmt: skip
+        rows = self._rows(table)
+        if self._grouping is None or self._grouping.version != rows.version:
+            self._grouping = Grouping(rows)
+        predicate = sql_predicate(where, under)
+        chosen = None if predicate is None else selected_rows(table, rows, predicate)
+        return rows, self._grouping, query, chosen
+
+    def _checked_latest(self):
+        """The latest table version; an error when the index holds nothing."""
+        table = self.latest()
+        if table is None:
+            raise ValueError(f"the index {self.uri} is empty: add videos to it first")
+        return table
+
+    def _checked_queries(self, queries, name: str, single: bool = False) -> np.ndarray:
+        """`queries` as normalised (Q, D) float32, checked: finite, non-zero, the index's
+        dimension (and one query when `single`)."""
+        queries = np.asarray(queries, dtype=np.float32)
+        if single and not (queries.ndim == 1 or (queries.ndim == 2 and len(queries) == 1)):
+            raise ValueError(f"{name} must be one (D,) embedding. Received: an array of shape "
+                             f"{queries.shape}")  # fmt: skip
+        queries = np.atleast_2d(queries)
+        # NaN scores every clip nan, and a zero vector every clip 0: hits ranked by nothing.
+        bad = ~np.isfinite(queries).all(axis=1) | ~(queries != 0).any(axis=1)
+        if bad.any():
+            where_ = "" if single else f"[{int(np.flatnonzero(bad)[0])}]"
+            raise ValueError(f"{name}{where_} is all zeros or holds NaN or inf: a query must "
+                             "be a finite, non-zero embedding")  # fmt: skip
+        queries = store.normalise(queries)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"the {name} {'is' if single else 'are'} {queries.shape[1]}-d, the "
+                             f"index {self.uri} holds {self.dim}-d embeddings: embed "
+                             f"{'it' if single else 'them'} with the index's preset")  # fmt: skip
+        return queries
 
 
 def _checked_sources(sources: Any) -> VideoPaths:

@@ -1,0 +1,210 @@
+"""Moments: where in a video the query's similarity curve rises into a start–end span.
+
+A video's windows (clips, possibly overlapping) each have the query's cosine similarity;
+over the windows' centres these form a curve. Most windows are not the moment, so the
+median score is the baseline. A moment is a peak grown over its adjacent windows that
+stay above a threshold part-way from the baseline to the peak (half height by default).
+Its edges are where the curve crosses that threshold between window centres: a window
+half inside the moment scores about halfway, so the crossing estimates where the content
+changes better than any window's edge does.
+
+Numpy only: the CLI, the server and the streaming search share it without a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..constants import MOMENT_RELATIVE
+
+# Windows this close (in seconds) count as adjacent: times come through float32 and
+# decimal strides.
+ADJACENT_SLACK_S = 1e-3
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A span of one video that matches a query.
+
+    Attributes:
+        path: str. The video.
+        start_s, end_s: float. The span, in seconds from the video's start.
+        score: float. The query's cosine similarity at the moment's peak.
+    """
+
+    path: str
+    start_s: float
+    end_s: float
+    score: float
+
+    def as_dict(self) -> dict:
+        """The moment as JSON-ready `{"path", "start_s", "end_s", "score"}`."""
+        return {"path": self.path, "start_s": float(self.start_s), "end_s": float(self.end_s),
+                "score": float(self.score)}  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """One video's windows, sorted by start, and the query's similarity to each.
+
+    Args:
+        path: str. The video.
+        start_s, end_s: (W,) float arrays. Each window's span in seconds; finite.
+        scores: (W,) float array. The query's cosine similarity to each window; finite.
+
+    Raises:
+        ValueError: if the arrays differ in length, are empty, hold NaN or infinity, a
+            window ends before it starts, or the windows are not sorted by start.
+    """
+
+    path: str
+    start_s: np.ndarray = field(repr=False)
+    end_s: np.ndarray = field(repr=False)
+    scores: np.ndarray = field(repr=False)
+
+    def __post_init__(self):
+        arrays = {}
+        for name in ("start_s", "end_s", "scores"):
+            value = np.asarray(getattr(self, name), np.float64).reshape(-1)
+            if not np.isfinite(value).all():
+                raise ValueError(f"Curve {name} of {self.path!r} must be finite; it holds NaN "
+                                 f"or infinity (a video without window times cannot have a "
+                                 f"curve).")  # fmt: skip
+            arrays[name] = value
+            object.__setattr__(self, name, value)
+        sizes = {name: len(value) for name, value in arrays.items()}
+        if len(set(sizes.values())) != 1 or not sizes["scores"]:
+            raise ValueError(f"Curve of {self.path!r} needs start_s, end_s and scores of one "
+                             f"non-zero length. Received: lengths {sizes}.")  # fmt: skip
+        if (self.end_s < self.start_s).any():
+            raise ValueError(f"Curve of {self.path!r}: a window ends before it starts.")
+        if (np.diff(self.start_s) < 0).any():
+            raise ValueError(f"Curve of {self.path!r}: windows must be sorted by start_s.")
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def centres(self) -> np.ndarray:
+        """(W,) float array. Each window's middle, in seconds."""
+        return (self.start_s + self.end_s) / 2
+
+    def as_dict(self) -> dict:
+        """The curve as JSON-ready lists: `{"path", "start_s", "end_s", "scores"}`."""
+        return {"path": self.path, "start_s": self.start_s.tolist(),
+                "end_s": self.end_s.tolist(), "scores": self.scores.tolist()}  # fmt: skip
+
+
+def check_top_k(top_k) -> int:
+    """`top_k` as an int, checked to be at least 1."""
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be an integer of at least 1. Received: top_k={top_k!r}")
+    return int(top_k)
+
+
+def check_relative(relative) -> float:
+    """`relative` as a float, checked to be in (0, 1)."""
+    if isinstance(relative, bool) or not 0 < float(relative) < 1:
+        raise ValueError(f"relative must be between 0 and 1 (exclusive). "
+                         f"Received: relative={relative!r}")  # fmt: skip
+    return float(relative)
+
+
+def baseline_of(curves: Sequence[Curve]) -> float:
+    """The median score over every window of `curves`: most windows are not the moment."""
+    return float(np.median(np.concatenate([curve.scores for curve in curves])))
+
+
+def moments_of(curves: Sequence[Curve], top_k: int, *, relative: float = MOMENT_RELATIVE,
+               baseline: float | None = None) -> list[Moment]:  # fmt: skip
+    """The best moments of some videos' curves: peaks grown into start–end spans.
+
+    Each curve's highest window not yet in a moment is a peak; the span grows left and
+    right over adjacent or overlapping windows scoring above
+    `baseline + relative * (peak - baseline)`, and its edges go where the curve crosses
+    that threshold. This repeats until a curve has `top_k` moments or nothing above the
+    baseline; moments rank by their peak's score.
+
+    Args:
+        curves: sequence of `Curve`. The videos' similarity curves.
+        top_k: int. How many moments to return, at most; at least 1.
+        relative: float. The threshold's height between the baseline (0) and the peak
+            (1); in (0, 1). Defaults to `MOMENT_RELATIVE` (half height).
+        baseline: float or None. The score of "not the moment". Defaults to None: the
+            median over every window of `curves` (pass the median over a whole index
+            when `curves` are only its best videos).
+
+    Returns:
+        list of `Moment`, best first; empty when no window scores above the baseline
+        (every curve flat).
+
+    Raises:
+        ValueError: if `top_k` is below 1 or `relative` is outside (0, 1).
+    """
+    top_k = check_top_k(top_k)
+    relative = check_relative(relative)
+    curves = list(curves)
+    if not curves:
+        return []
+    base = baseline_of(curves) if baseline is None else float(baseline)
+    found = [moment for curve in curves for moment in _curve_moments(curve, top_k, relative,
+                                                                     base)]  # fmt: skip
+    found.sort(key=lambda m: (-m.score, m.path, m.start_s))
+    return found[:top_k]
+
+
+def _curve_moments(curve: Curve, top_k: int, relative: float, base: float) -> list[Moment]:
+    scores, starts, ends = curve.scores, curve.start_s, curve.end_s
+    centres = curve.centres
+    # Window i and i+1 touch: the next one starts before this one ends (any clip/stride).
+    touches = starts[1:] <= ends[:-1] + ADJACENT_SLACK_S
+    used = np.zeros(len(scores), bool)
+    moments = []
+    while len(moments) < top_k:
+        free = np.where(used, -np.inf, scores)
+        peak = int(np.argmax(free))  # the first of tied windows: deterministic
+        if not free[peak] > base:
+            break
+        top = scores[peak]
+        threshold = base + relative * (top - base)
+        lo = hi = peak
+        while lo > 0 and touches[lo - 1] and not used[lo - 1] and scores[lo - 1] > threshold:
+            lo -= 1
+        while (hi < len(scores) - 1 and touches[hi] and not used[hi + 1]
+               and scores[hi + 1] > threshold):  # fmt: skip
+            hi += 1
+        start = _edge(scores, centres, starts, ends, lo, lo - 1, touches, threshold, base, top)
+        end = _edge(scores, centres, starts, ends, hi, hi + 1, touches, threshold, base, top)
+        moments.append(Moment(curve.path, start, max(end, start), float(top)))
+        # The peak's whole hill is spent, its slopes below the threshold too: a window
+        # half inside this moment is not another moment.
+        while lo > 0 and touches[lo - 1] and not used[lo - 1] and scores[lo - 1] <= scores[lo]:
+            lo -= 1
+        while (hi < len(scores) - 1 and touches[hi] and not used[hi + 1]
+               and scores[hi + 1] <= scores[hi]):  # fmt: skip
+            hi += 1
+        used[lo : hi + 1] = True
+    return moments
+
+
+def _edge(scores, centres, starts, ends, inside, outside, touches, threshold, base, top):
+    """Where the span's edge on the side of window `outside` goes (left when it is below
+    `inside`): the threshold crossing between their centres when they touch; else the
+    inside window's share of the peak's height, measured from its far edge (a window
+    scoring like the peak is all moment; one at half height is half inside)."""
+    left = outside < inside
+    if 0 <= outside < len(scores) and touches[min(inside, outside)]:
+        low, high = scores[outside], scores[inside]
+        if low <= threshold < high:  # interpolate between the centres
+            share = (threshold - low) / (high - low)
+        else:  # the neighbour is another moment's (a tie, or above this threshold)
+            share = 0.5
+        return float(centres[outside] + share * (centres[inside] - centres[outside]))
+    inside_share = float(np.clip((scores[inside] - base) / (top - base), 0.0, 1.0))
+    length = ends[inside] - starts[inside]
+    if left:
+        return float(ends[inside] - inside_share * length)
+    return float(starts[inside] + inside_share * length)
