@@ -99,3 +99,12 @@ MOMENT_RELATIVE = 0.5
 MOMENT_REFINE_DIVISOR = 4
 MOMENT_REFINE_MARGIN = 1.0
 MOMENT_SNAP_STRIDES = 2.0
+
+# Copies (`VideoIndex.copies`, `videoprism copies`: apps/copies.py): a window's match is
+# one of its COPY_NEIGHBOURS nearest windows in other videos whose similarity, after
+# centring the vectors on the index's mean (docs/copies.md says why), is at least
+# COPY_THRESHOLD; a copy is a run of matches at one time offset spanning at least
+# COPY_MIN_SECONDS. Chosen on generated copies (figures: docs/copies.md).
+COPY_THRESHOLD = 0.6
+COPY_MIN_SECONDS = 3.0
+COPY_NEIGHBOURS = 10

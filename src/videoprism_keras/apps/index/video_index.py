@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...constants import ANN_THRESHOLD, MOMENT_RELATIVE, MOMENT_TOP_K
+from ...constants import (
+    ANN_THRESHOLD,
+    COPY_MIN_SECONDS,
+    COPY_NEIGHBOURS,
+    COPY_THRESHOLD,
+    MOMENT_RELATIVE,
+    MOMENT_TOP_K,
+)
 from ...deprecation import renamed_attribute
 from ...extras import require
 from ..embedding import Embeddings, item_key
@@ -55,6 +62,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ...model.backbone import VideoPrismBackbone
+    from ..copies import CopyGroup
 
 # What the index is kept in: a LanceDB table, written and read as Arrow.
 INDEX_PACKAGES = ("lancedb", "pyarrow")
@@ -435,6 +443,53 @@ class VideoIndex(ClipTable):
                              f"index {self.uri} holds {self.dim}-d embeddings: embed "
                              f"{'it' if single else 'them'} with the index's preset")  # fmt: skip
         return queries
+
+    # -------------------------------------------------------------- copies
+    def copies(self, *, threshold: float = COPY_THRESHOLD,
+               min_seconds: float = COPY_MIN_SECONDS, k: int = COPY_NEIGHBOURS,
+               path: str | os.PathLike | None = None, ray: str | bool | None = None,
+               exact: bool | None = None) -> list[CopyGroup]:  # fmt: skip
+        """Which videos (or parts) are copies of which, with the shared spans and the
+        time offset, grouped: a video and all its copies (`apps/copies.py`).
+
+        Args:
+            threshold: float in (0, 1]. The least similarity of two matched windows, after
+                centring the vectors on the index's mean. Defaults to
+                `constants.COPY_THRESHOLD`.
+            min_seconds: float. The least length of a copy. Defaults to
+                `constants.COPY_MIN_SECONDS`.
+            k: int. Matches kept per window: its nearest windows in other videos.
+                Defaults to `constants.COPY_NEIGHBOURS`.
+            path: str, path or None. Only the copies involving this video. Defaults to
+                None (all).
+            ray: str, bool or None. Run on Ray: True or "local" (this process's session,
+                else a new local instance) or a cluster's address. Defaults to None.
+            exact: bool or None. True: exact neighbours whatever the size; None: through
+                the vector index once the table has one. Defaults to None.
+
+        Returns:
+            A list of `CopyGroup` (`paths`, `copies`: each a `Copy` of spans `a` and `b`,
+            `offset_s`, `score`), the most videos first; with `path`, at most one.
+        """
+        from ..copies import check_copy_options, find_copies, find_path
+
+        check_copy_options(threshold, min_seconds, k)
+        table = self.latest()
+        rows = None if table is None else self._rows(table)
+        if rows is None or not len(rows):
+            if path is not None:
+                raise ValueError(f"path {os.fspath(path)!r} is not in the index: it is empty")
+            return []
+        if path is not None:
+            path = find_path(rows, path)
+        search = None
+        if not exact and ann.find(table) is not None:
+            nprobes = ann.default_nprobes(len(rows))
+            search = {"uri": self.uri, "storage_options": self.storage_options,
+                      "version": table.version, "nprobes": nprobes}  # fmt: skip
+        stride = self.meta.get("stride_seconds")
+        return find_copies(rows, stride=stride, threshold=threshold, min_seconds=min_seconds,
+                           k=k, path=path, ann=search, ray=ray)  # fmt: skip
 
 
 def _checked_sources(sources: Any) -> VideoPaths:

@@ -1,0 +1,192 @@
+"""The first stage of finding copies: each query window's nearest windows in other videos,
+scored by the cosine similarity of the vectors centred on the index's mean.
+
+Why centred: every embedding of a model shares a common component (the small test
+checkpoint's unrelated videos score 0.7-0.99 by plain cosine), which drowns what tells
+two videos apart; subtracting the collection's mean vector and renormalising removes it,
+so that one threshold means the same on any index. No centred copy of the vectors is
+made: with unit vectors x, y and the mean m,
+
+    (x - m)·(y - m) = x·y - x·m - y·m + m·m,    |x - m|² = 1 - 2 x·m + m·m,
+
+so the centred score of a block of queries against every row is one plain matrix product
+and a few element-wise steps on it (`Centring`).
+
+Two ways, the same matches:
+
+- exact (`exact_block`): blocks of queries against every held vector, the block's rows
+  sized so that its scores take at most `BLOCK_BYTES`; the cost is N² dot products, the
+  memory bounded;
+- through the LanceDB vector index (`ann_block`), past the index's `ann_threshold`: each
+  query's `k × ANN_CANDIDATES` nearest by plain cosine among the other videos' windows,
+  re-scored centred against the held vectors; the cost grows with N·k.
+
+Each returns the matches of its queries as three arrays (query row, matched row, score);
+`apps/copies.py` runs the blocks in process or as Ray tasks (`copy_ray.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_BYTES = 256 * 2**20  # one block's (queries × rows) float32 scores
+# Past the threshold: candidates fetched from the vector index per match kept (plain
+# cosine ranks them, the centred score re-ranks them).
+ANN_CANDIDATES = 4
+ANN_QUERIES = 256  # query vectors per LanceDB search call
+# A row this close to the mean has no direction once centred (an index of a video and
+# its exact duplicate, whole): its plain cosine stands instead.
+FLAT = 1e-4
+# Two rows this alike are the same content whatever the centring says.
+IDENTICAL = 1.0 - 1e-6
+
+
+@dataclass
+class Centring:
+    """What centred scores need of the held vectors: each row's dot with the mean and
+    its centred norm, and the mean's squared norm."""
+
+    along: np.ndarray  # (N,) x·m
+    norms: np.ndarray  # (N,) |x - m|
+    mean_sq: float  # m·m
+
+    @classmethod
+    def of(cls, vectors: np.ndarray) -> Centring:
+        mean = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        along = vectors @ mean
+        mean_sq = float(mean @ mean)
+        norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0)).astype(np.float32)
+        return cls(along, norms, mean_sq)
+
+    def block(self, plain: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Plain cosines of `rows` against every held row, made centred in place."""
+        flat_r = self.norms[rows] < FLAT
+        flat_c = np.flatnonzero(self.norms < FLAT)
+        kept_c = plain[:, flat_c].copy() if flat_c.size else None
+        kept_r = plain[flat_r].copy() if flat_r.any() else None
+        plain -= self.along[rows][:, None]
+        plain -= self.along[None, :]
+        plain += self.mean_sq
+        plain /= np.maximum(self.norms[rows], FLAT)[:, None]
+        plain /= np.maximum(self.norms, FLAT)[None, :]
+        if kept_c is not None:
+            plain[:, flat_c] = np.where(kept_c >= IDENTICAL, 1.0, kept_c)
+        if kept_r is not None:
+            plain[flat_r] = np.where(kept_r >= IDENTICAL, 1.0, kept_r)
+        return plain
+
+    def pairs(self, plain: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Plain cosines of the pairs (rows[i], columns[i]), made centred."""
+        flat = (self.norms[rows] < FLAT) | (self.norms[columns] < FLAT)
+        centred = (plain - self.along[rows] - self.along[columns] + self.mean_sq) / (
+            np.maximum(self.norms[rows], FLAT) * np.maximum(self.norms[columns], FLAT)
+        )
+        raw = np.where(plain >= IDENTICAL, 1.0, plain)
+        return np.where(flat, raw, centred).astype(np.float32)
+
+
+def block_rows(n_rows: int) -> int:
+    """Queries per exact block: their scores against `n_rows` rows take BLOCK_BYTES."""
+    return max(1, min(n_rows, BLOCK_BYTES // (4 * max(n_rows, 1))))
+
+
+def _top(scores: np.ndarray, queries: np.ndarray, k: int, threshold: float):
+    """Each row's `k` best columns scoring at least `threshold` → (query, column, score)."""
+    k = min(k, scores.shape[1])
+    if k < scores.shape[1]:
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        best = np.broadcast_to(np.arange(k), scores.shape).copy()
+    values = np.take_along_axis(scores, best, 1)
+    keep = values >= threshold
+    return (np.broadcast_to(queries[:, None], best.shape)[keep], best[keep],
+            values[keep].astype(np.float32))  # fmt: skip
+
+
+def exact_block(vectors: np.ndarray, codes: np.ndarray, centring: Centring,
+                queries: np.ndarray, k: int, threshold: float):  # fmt: skip
+    """The matches of the rows `queries` against every row of `vectors` (exact).
+
+    Args:
+        vectors: (N, D) float32 array. Every row's unit vector.
+        codes: (N,) int array. Each row's video, as a small integer (a row's own video's
+            rows are never its matches).
+        centring: `Centring`. Of `vectors`.
+        queries: (Q,) int array. The rows asked about.
+        k: int. Matches per query at most.
+        threshold: float. The least centred score of a match.
+
+    Returns:
+        Three (M,) arrays: query row, matched row, centred score.
+    """
+    scores = centring.block(vectors[queries] @ vectors.T, queries)
+    scores[codes[queries][:, None] == codes[None, :]] = -np.inf
+    return _top(scores, queries, k, threshold)
+
+
+def ann_block(table, rows, centring: Centring, queries: np.ndarray, k: int, threshold: float,
+              nprobes: int):  # fmt: skip
+    """The matches of the rows `queries` (all of one video) through the table's vector
+    index: `k × ANN_CANDIDATES` candidates in other videos by plain cosine, re-scored
+    centred against `rows` (a `Snapshot` of the table's version); see `exact_block`."""
+    from .index import store
+
+    path = rows.paths[queries[0]]
+    predicate = f"path != {store.sql_string(path)}"
+    out = []
+    for start in range(0, len(queries), ANN_QUERIES):
+        part = queries[start : start + ANN_QUERIES]
+        search = (table.search(rows.vectors[part], "vector").distance_type("dot")
+                  .nprobes(nprobes).where(predicate, prefilter=True)
+                  .limit(k * ANN_CANDIDATES).select(["_distance"]).with_row_id(True))  # fmt: skip
+        found = search.to_arrow()
+        if len(part) == 1 and "query_index" not in found.column_names:
+            asked = np.zeros(len(found), np.int64)
+        else:
+            asked = found["query_index"].to_numpy().astype(np.int64)
+        at = rows.positions(found["_rowid"].to_numpy())
+        keep = at >= 0
+        asked, at = asked[keep], at[keep]
+        if not len(at):
+            continue
+        plain = np.einsum("ij,ij->i", rows.vectors[part[asked]], rows.vectors[at])
+        scores = centring.pairs(plain, part[asked], at)
+        out.append(_best_per_query(part[asked], at, scores, k, threshold))
+    if not out:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
+
+
+def _best_per_query(asked, at, scores, k, threshold):
+    """Of (query, candidate, score) triples, each query's `k` best scoring at least
+    `threshold`."""
+    order = np.lexsort((-scores, asked))
+    asked, at, scores = asked[order], at[order], scores[order]
+    first = np.searchsorted(asked, asked)  # where each query's candidates begin
+    rank = np.arange(len(asked)) - first
+    keep = (rank < k) & (scores >= threshold)
+    return asked[keep], at[keep], scores[keep].astype(np.float32)
+
+
+def block_matches(rows, centring, queries, k, threshold, ann, table=None):
+    """One block's matches (query row, matched row, score): what a Ray task runs too."""
+    if ann is None:
+        return exact_block(rows.vectors, rows.codes, centring, queries, k, threshold)
+    if table is None:
+        table = open_table(ann)
+    return ann_block(table, rows, centring, queries, k, threshold, ann["nprobes"])
+
+
+def open_table(ann: dict):
+    """The clips table at the version searched (`ann`: see `find_copies`)."""
+    import lancedb
+
+    from .index import store
+
+    db = lancedb.connect(ann["uri"], storage_options=ann.get("storage_options"))
+    table = db.open_table(store.TABLE)
+    table.checkout(ann["version"])
+    return table
