@@ -105,6 +105,6 @@ MOMENT_SNAP_STRIDES = 2.0
 # centring the vectors on the index's mean (docs/copies.md says why), is at least
 # COPY_THRESHOLD; a copy is a run of matches at one time offset spanning at least
 # COPY_MIN_SECONDS. Chosen on generated copies (figures: docs/copies.md).
-COPY_THRESHOLD = 0.6
+COPY_THRESHOLD = 0.9
 COPY_MIN_SECONDS = 3.0
 COPY_NEIGHBOURS = 10

@@ -114,6 +114,9 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
             for spans, edge, up in sides:
                 part = slice(used, used + len(spans))
                 used += len(spans)
+                if _at_boundary(edge, video.duration, fine):
+                    found.append(edge)  # nothing beyond it to tell the moment from
+                    continue
                 found.append(_crossing(_middles(spans), scores[part], vectors[part], edge,
                                        relative, up))  # fmt: skip
             start, end = found
@@ -135,29 +138,40 @@ def _centres(edge: float, reach: float, step: float) -> np.ndarray:
     return edge + step * np.arange(-count, count + 1)
 
 
+def _at_boundary(edge: float, duration: float, fine: float) -> bool:
+    """Whether an edge is at the video's start or end (within half a fine stride)."""
+    return edge <= fine / 2 or edge >= duration - fine / 2
+
+
 def _middles(spans: list[tuple[float, float]]) -> np.ndarray:
     return np.array([(a + b) / 2 for a, b in spans])
 
 
 def _crossing(centres: np.ndarray, scores: np.ndarray, vectors: np.ndarray, edge: float,
               relative: float, up: bool) -> float:  # fmt: skip
-    """Where the fine curve crosses its threshold (rising into the moment when `up`,
-    falling out of it otherwise), the crossing nearest `edge`; `edge` if none."""
+    """Where the fine curve crosses its threshold, going from its worst window (outside)
+    to its best (inside): rising into the moment when `up`, falling out of it otherwise;
+    `edge` if the two are on the wrong sides or alike.
+
+    Windows a few frames apart score unevenly (which frames each samples), so the curve
+    crosses the threshold back and forth near the edge; counting the windows below it
+    between the two ends places the edge where a monotonic curve would cross, as the
+    median does among noisy values."""
     inside, outside = int(np.argmax(scores)), int(np.argmin(scores))
-    if not scores[inside] > scores[outside]:
-        return edge  # flat: nothing to place the edge by
+    if not scores[inside] > scores[outside] or (outside < inside) != up:
+        return edge  # flat, or no way from outside to inside on this side
     threshold = mixed_score(float(scores[inside]), float(scores[outside]),
                             float(vectors[inside] @ vectors[outside]), relative)  # fmt: skip
-    a, b = scores[:-1], scores[1:]
-    if up:
-        at = np.flatnonzero((a <= threshold) & (b > threshold))
+    lo, hi = sorted((inside, outside))
+    times, run = centres[lo : hi + 1], scores[lo : hi + 1]
+    below = int((run <= threshold).sum())
+    k = below if up else len(run) - below  # windows before the crossing
+    a, b = run[k - 1], run[k]
+    if min(a, b) <= threshold < max(a, b):  # the straddling pair: interpolate
+        share = (threshold - a) / (b - a)
     else:
-        at = np.flatnonzero((a > threshold) & (b <= threshold))
-    if not len(at):
-        return edge
-    share = (threshold - a[at]) / (b[at] - a[at])
-    times = centres[at] + share * (centres[at + 1] - centres[at])
-    return float(times[np.argmin(np.abs(times - edge))])
+        share = 0.5
+    return float(times[k - 1] + share * (times[k] - times[k - 1]))
 
 
 def mixed_score(inside: float, outside: float, between: float, share: float) -> float:

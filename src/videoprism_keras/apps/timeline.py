@@ -32,7 +32,10 @@ class Moment:
     Attributes:
         path: str. The video.
         start_s, end_s: float. The span, in seconds from the video's start.
-        score: float. The query's cosine similarity at the moment's peak.
+        score: float. What the moment ranks by: for a coarse moment, its peak window's
+            score on the curve (an index's curves are cosines centred on the index's
+            mean embedding: `VideoIndex.curves`); for a refined one, the cosine
+            similarity of the whole span embedded as one clip (`refine.refine`).
     """
 
     path: str
@@ -53,7 +56,8 @@ class Curve:
     Args:
         path: str. The video.
         start_s, end_s: (W,) float arrays. Each window's span in seconds; finite.
-        scores: (W,) float array. The query's cosine similarity to each window; finite.
+        scores: (W,) float array. The query's similarity to each window (a cosine,
+            centred or not); finite.
 
     Raises:
         ValueError: if the arrays differ in length, are empty, hold NaN or infinity, a
@@ -176,8 +180,8 @@ def _curve_moments(curve: Curve, top_k: int, relative: float, base: float) -> li
         while (hi < len(scores) - 1 and touches[hi] and not used[hi + 1]
                and scores[hi + 1] > threshold):  # fmt: skip
             hi += 1
-        start = _edge(scores, centres, starts, ends, lo, lo - 1, touches, threshold, base, top)
-        end = _edge(scores, centres, starts, ends, hi, hi + 1, touches, threshold, base, top)
+        start = _edge(scores, centres, starts, ends, lo, lo - 1, touches, threshold)
+        end = _edge(scores, centres, starts, ends, hi, hi + 1, touches, threshold)
         moments.append(Moment(curve.path, start, max(end, start), float(top)))
         # The peak's whole hill is spent, its slopes below the threshold too: a window
         # half inside this moment is not another moment.
@@ -190,12 +194,11 @@ def _curve_moments(curve: Curve, top_k: int, relative: float, base: float) -> li
     return moments
 
 
-def _edge(scores, centres, starts, ends, inside, outside, touches, threshold, base, top):
+def _edge(scores, centres, starts, ends, inside, outside, touches, threshold):
     """Where the span's edge on the side of window `outside` goes (left when it is below
-    `inside`): the threshold crossing between their centres when they touch; else the
-    inside window's share of the peak's height, measured from its far edge (a window
-    scoring like the peak is all moment; one at half height is half inside)."""
-    left = outside < inside
+    `inside`): the threshold crossing between their centres when they touch; else (the
+    video's first or last window, or a gap) the inside window's own edge: a window above
+    the threshold is mostly moment, and nothing beside it says where the moment ends."""
     if 0 <= outside < len(scores) and touches[min(inside, outside)]:
         low, high = scores[outside], scores[inside]
         if low <= threshold < high:  # interpolate between the centres
@@ -203,8 +206,4 @@ def _edge(scores, centres, starts, ends, inside, outside, touches, threshold, ba
         else:  # the neighbour is another moment's (a tie, or above this threshold)
             share = 0.5
         return float(centres[outside] + share * (centres[inside] - centres[outside]))
-    inside_share = float(np.clip((scores[inside] - base) / (top - base), 0.0, 1.0))
-    length = ends[inside] - starts[inside]
-    if left:
-        return float(ends[inside] - inside_share * length)
-    return float(starts[inside] + inside_share * length)
+    return float(starts[inside] if outside < inside else ends[inside])

@@ -6,6 +6,7 @@
     videoprism index videos/ -o my_index --clip-seconds 10
     videoprism search my_index --text "a person playing drums" --plot hits.png
     videoprism serve my_index --port 8000
+    videoprism copies my_index --min-seconds 5
     videoprism train labelled/ -o head.keras --epochs 20
     videoprism classify clip.mp4 --head head.keras
     videoprism finetune pairs.csv -o run/ --eval held_out.csv --lora-rank 8
@@ -28,12 +29,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from ..native_logs import held_while_importing
-from . import classify, embed, export, index, info, requirements, serve, train
+from . import classify, copies, embed, export, index, info, requirements, serve, train
 from .parser import UsageError, build
 
 __all__ = ["UsageError", "main"]
 
-COMMAND_MODULES = (info, embed, classify, index, train, export, serve)
+COMMAND_MODULES = (info, embed, classify, index, train, export, serve, copies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,10 @@ COMMANDS = {
     "finetune": VIDEO + TEXT,
     "export": (),
     "serve": SERVE + INDEX + VIDEO + TEXT,
+    "copies": INDEX,
 }
+# Commands that take the index's preset without --preset (or run no model: `copies`).
+OWN_PRESET = ("index", "search", "serve", "info", "copies")
 # A preset handle → the package that downloads it (a built-in name: huggingface_hub).
 DOWNLOADERS = {"hf://": "huggingface_hub", "kaggle://": "kagglehub", "modelscope://": "modelscope"}
 
@@ -59,7 +62,7 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(package, the flag that needs it, or "" where the command does whatever its flags)."""
     flag = lambda name: getattr(args, name, None)  # noqa: E731
     needs = []
-    if args.command != "info":
+    if args.command not in ("info", "copies"):  # `copies` runs no model
         backend, said = _backend(args)
         needs += [(backend, said)] if backend else []
     if flag("plot"):
@@ -97,7 +100,7 @@ def _downloader(args: argparse.Namespace) -> str | None:
     preset = getattr(args, "preset", None)
     if preset is None:
         # A trained head (`classify --head`) holds its whole backbone: nothing to fetch.
-        if args.command in ("index", "search", "serve", "info") or getattr(args, "head", None):
+        if args.command in OWN_PRESET or getattr(args, "head", None):
             return None
         preset = DEFAULT_PRESET
     for prefix, package in DOWNLOADERS.items():

@@ -6,6 +6,7 @@ The files, one job each:
 - `table.py`: `ClipTable`, the table: opening or creating it, settings, writes, `stats`;
 - `writer.py`: `IndexWriter`, the write protocol every writer of clips goes through;
 - `search.py`: exact search, the vector index's search, the re-ranking of its candidates;
+- `moments.py`: the coarse stage of a moment search: every video's similarity curve;
 - `snapshot.py`: one table version's vectors held in memory, for exact search;
 - `ann.py`: the LanceDB vector index: when it is built, its parameters, the upkeep;
 - `store.py`: the table's layout, lock, failures table and errors;

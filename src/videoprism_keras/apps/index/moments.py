@@ -1,6 +1,13 @@
 """The coarse stage of a moment search over an index: every window's score in one
 matrix-vector product over the held vectors, grouped by video without a Python loop.
 
+Scores are cosine similarities after centring on the index's mean embedding: embeddings
+of unrelated content share a large common direction (cosines of 0.7–0.99 with the small
+checkpoint), which compresses every curve towards 1 and puts half height inside the
+moment; centred, a window is scored by what sets it apart. The centred score is
+`(v·q' − μ·q') / (|v − μ| |q'|)` with `q' = q − μ`: one product over the held vectors,
+with each row's `|v − μ|` computed once per snapshot.
+
 The top `k` moments rank by their peak's score, and a video's first moment peaks at its
 best window, so they all come from the `k` videos whose best windows score highest: only
 those videos' curves are grown into spans (`timeline.moments_of`), against the baseline
@@ -17,6 +24,9 @@ import numpy as np
 from ..timeline import Curve, Moment, moments_of
 from .snapshot import Snapshot
 
+# A vector (or query) this close to the index's mean has no direction of its own.
+CENTRED_FLOOR = 1e-6
+
 
 class Grouping:
     """A snapshot's windows sorted by video, then start: computed once per snapshot.
@@ -28,12 +38,31 @@ class Grouping:
         version: int. The snapshot's table version.
         order: (N,) int array. Positions in `rows`, by video code then start.
         firsts: (V,) int array. Where each video's run starts in `order`.
+        mean: (D,) float32 array. The mean of every held vector.
+        norms: (N,) float32 array. Each vector's distance from the mean.
     """
 
     def __init__(self, rows: Snapshot):
         self.version = rows.version
         self.order = np.lexsort((rows.start_s, rows.codes))
         self.firsts = _firsts(rows.codes[self.order])
+        dim = rows.vectors.shape[1]
+        self.mean = (rows.vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+                     if len(rows) else np.zeros(dim, np.float32))  # fmt: skip
+        # |v − μ|² = |v|² − 2 v·μ + |μ|², the vectors being unit: one product, no copy.
+        squared = 1.0 - 2.0 * (rows.vectors @ self.mean) + float(self.mean @ self.mean)
+        self.norms = np.sqrt(np.maximum(squared, CENTRED_FLOOR**2)).astype(np.float32)
+
+    def scores(self, vectors: np.ndarray, query: np.ndarray,
+               positions: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """The centred cosine of `query` (unit) with `vectors` (the held rows at
+        `positions`, or all of them)."""
+        centred = query - self.mean
+        size = float(np.linalg.norm(centred))
+        if size < CENTRED_FLOOR:  # the query is the mean itself: nothing sets rows apart
+            return vectors @ query
+        norms = self.norms if positions is None else self.norms[positions]
+        return (vectors @ centred - float(self.mean @ centred)) / (norms * size)
 
 
 def _firsts(sorted_codes: np.ndarray) -> np.ndarray:
@@ -78,7 +107,9 @@ def index_curves(rows: Snapshot, grouping: Grouping, query: np.ndarray,
         order = order[keep]
         firsts = _firsts(rows.codes[order])
     check_windows(rows, order, uri)
-    scores = rows.vectors[order] @ query
+    if not len(order):
+        return []
+    scores = grouping.scores(rows.vectors[order], query, order)
     ends = np.append(firsts[1:], len(order))
     curves = [_curve(rows, order[a:b], scores[a:b]) for a, b in zip(firsts, ends, strict=True)]
     return sorted(curves, key=lambda c: c.path)
@@ -94,7 +125,7 @@ def index_moments(rows: Snapshot, grouping: Grouping, query: np.ndarray, top_k: 
     check_windows(rows, order, uri)
     # One pass over the held vectors (memory-bound): all of them, then the selection, is
     # cheaper than gathering the selected rows first.
-    scores = (rows.vectors @ query)[order]
+    scores = grouping.scores(rows.vectors, query)[order]
     middle = len(scores) // 2
     baseline = float(np.partition(scores, middle)[middle])  # the median, O(N)
     best = np.maximum.reduceat(scores, firsts)  # each video's best window

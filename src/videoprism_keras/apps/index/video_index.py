@@ -3,7 +3,8 @@
 One row per clip of each video file (`store.py` has the table, `identity.py` how a file
 and a clip are known). A `VideoIndex` is its `ClipTable` (`table.py`: opening, settings,
 writes, facts) plus what people do with it: add videos (through `IndexWriter`,
-`writer.py`), search, save.
+`writer.py`), search, find moments (`moments.py`, `apps/timeline.py`, `apps/refine.py`),
+save.
 
 Vectors are L2-normalised, so the score is the cosine similarity. Search is exact (a
 matrix product over the table's vectors, held in memory between searches: `snapshot.py`)
@@ -16,6 +17,7 @@ from the table; a new version's snapshot reads only the rows the previous one la
     index = VideoIndex("my_index")                      # a folder (or s3://…): created
     index.add_videos(model, ["videos/"], clip_seconds=10)
     hits = index.search(query_embedding, top_k=5, under="videos/cats", per_video=True)
+    moments = index.moments(query_embedding, top_k=5, model=model)  # start–end spans
 """
 
 from __future__ import annotations
@@ -322,6 +324,11 @@ class VideoIndex(ClipTable):
                paths: Iterable[str | os.PathLike] | None = None) -> list[Curve]:  # fmt: skip
         """The query's similarity curve over each video's windows, from the held vectors.
 
+        A window's score is the cosine similarity after centring the window and the
+        query on the index's mean embedding: embeddings of unrelated content share a
+        large common direction, which would press every curve towards 1 (see
+        `apps/index/moments.py`).
+
         Args:
             query: (D,) array. A query embedding (normalised here).
             where: str or None. A SQL predicate over the clips' columns, as in `search`.
@@ -337,7 +344,7 @@ class VideoIndex(ClipTable):
             ValueError: if the index is empty, holds whole videos (no windows), or the
                 query is not a finite, non-zero (D,) embedding of the index's size.
         """
-        rows, grouping, query, chosen = self._moment_inputs(query, where, under)
+        rows, grouping, query, chosen = self._moment_inputs(query, where, under, self.meta)
         return index_curves(rows, grouping, query, chosen, paths, self.uri)
 
     def moments(self, query: ArrayLike, top_k: int = MOMENT_TOP_K, *, where: str | None = None,
@@ -346,9 +353,12 @@ class VideoIndex(ClipTable):
                 batch_size: int = 8) -> list[Moment]:  # fmt: skip
         """Where in the indexed videos the query happens: start–end moments, best first.
 
-        Each video's windows form a similarity curve; its peaks are grown into spans
-        over the windows above half height (`timeline.moments_of`): the coarse moments,
-        as fine as the index's stride. With `model` (the index's), each is refined:
+        Each video's windows form a similarity curve (`curves`); its peaks are grown
+        into spans over the windows above half height (`timeline.moments_of`, the
+        baseline being the median over every selected window): the coarse moments, as
+        fine as the index's stride, scored by their peak. All held vectors are read
+        once per call (one matrix-vector product), and only the `top_k` best videos'
+        curves are grown. With `model` (the index's), each is refined:
         around its edges the video is embedded again at a finer stride (decoding only
         those seconds), the edges move to where the fine curve crosses the threshold,
         and the moments are scored again as whole spans and re-ranked (`refine.refine`).
@@ -384,12 +394,16 @@ class VideoIndex(ClipTable):
             raise ValueError("shots=True snaps refined edges to shot cuts: pass the index's "
                              "model too (model=...)")  # fmt: skip
         settings = self.meta
+        if model is not None and "num_frames" not in settings:
+            raise ValueError(f"the index {self.uri} records no sampling (it was filled with "
+                             "embeddings, not videos), so its moments cannot be refined: "
+                             "call moments without model")  # fmt: skip
         if model is not None:
             self.check_settings(index_settings(model, settings.get("clip_seconds"),
                                                settings.get("stride_seconds"),
                                                settings.get("num_frames"),
                                                settings.get("size")))  # fmt: skip
-        rows, grouping, query, chosen = self._moment_inputs(query, where, under)
+        rows, grouping, query, chosen = self._moment_inputs(query, where, under, settings)
         found = index_moments(rows, grouping, query, top_k, relative, chosen, self.uri)
         if model is None or not found:
             return found
@@ -400,12 +414,12 @@ class VideoIndex(ClipTable):
                       num_frames=settings["num_frames"], size=settings["size"], shots=shots,
                       relative=relative, batch_size=batch_size)  # fmt: skip
 
-    def _moment_inputs(self, query, where, under):
+    def _moment_inputs(self, query, where, under, settings: dict):
         """What `curves` and `moments` work on: the held rows, grouped by video, the
         checked query, and the rows `where`/`under` keep (None: all)."""
         table = self._checked_latest()
         query = self._checked_queries(query, "query", single=True)[0]
-        if self.meta.get("clip_seconds") is None and "num_frames" in self.meta:
+        if settings.get("clip_seconds") is None and "num_frames" in settings:
             raise ValueError(f"the index {self.uri} holds whole videos (it was built without "
                              "clip_seconds), and a moment needs windows: rebuild it with "
                              "clip_seconds (`videoprism index --clip-seconds`)")  # fmt: skip
