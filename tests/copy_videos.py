@@ -12,14 +12,17 @@ import numpy as np
 FPS = 10
 SIZE = (120, 160)  # height, width
 SECONDS = 12
-# Moving sources, each unlike the others (a still source makes every window alike).
+# Moving sources, each unlike the others (a still source makes every window alike), all
+# their random parts seeded or given (life's cells, gradients' points and colours).
 SOURCES = {
     "testsrc2": "testsrc2=size=160x120:rate=10",
     "mandelbrot": "mandelbrot=size=160x120:rate=10",
-    "life": "life=size=160x120:rate=10:mold=10:ratio=0.2:death_color=#202020",
-    "gradients": "gradients=size=160x120:rate=10:speed=0.05:seed=3",
+    "life": "life=size=160x120:rate=10:mold=10:ratio=0.2:death_color=#202020:seed=5",
+    "gradients": "gradients=size=160x120:rate=10:speed=0.05:seed=3:x0=10:y0=10:x1=150:y1=110:"
+    "nb_colors=3:c0=red:c1=blue:c2=green",
     "sierpinski": "sierpinski=size=160x120:rate=10:seed=2:jump=10",
-    "gradients2": "gradients=size=160x120:rate=10:speed=0.1:seed=11:nb_colors=5",
+    "gradients2": "gradients=size=160x120:rate=10:speed=0.1:seed=11:x0=0:y0=100:x1=160:y1=0:"
+    "nb_colors=5:c0=yellow:c1=purple:c2=cyan:c3=black:c4=white",
 }
 
 

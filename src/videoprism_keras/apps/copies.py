@@ -160,6 +160,14 @@ def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY
             code = rows.codes[mine[0]]
             keep = (rows.codes[found[0]] == code) | (rows.codes[found[1]] == code)
             found = tuple(part[keep] for part in found)
+    # Each match scored again on its own: a matrix product's rounding depends on the
+    # block's shape (and a Ray worker's BLAS threads), a pair's does not, so `path=` and
+    # Ray give the very same scores as the whole run in process.
+    queries, matched, _ = found
+    plain = np.einsum("ij,ij->i", rows.vectors[queries], rows.vectors[matched])
+    scores = centring.pairs(plain, queries, matched)
+    keep = scores >= threshold
+    found = queries[keep], matched[keep], scores[keep]
     if stride is None:
         stride = _stride_of(rows)
     copies = list(_copies(rows, *found, stride, min_seconds))

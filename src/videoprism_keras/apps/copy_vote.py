@@ -69,9 +69,8 @@ def pair_runs(start_a: np.ndarray, end_a: np.ndarray, start_b: np.ndarray,
             first = max(start_a[run].min(), start_b[run].min() + offset)
             last = min(end_a[run].max(), end_b[run].max() + offset)
             copy = (float(first), float(last), offset, float(scores[best].mean()))
-            if last - first >= min_seconds - SLACK and not any(
-                _echo(copy, c, stride) for c in found
-            ):
+            long_enough = last - first >= min_seconds - SLACK
+            if long_enough and not any(_echo(copy, c) for c in found):
                 found.append(copy)
     return found
 
@@ -85,13 +84,14 @@ def _best_of_each(run: np.ndarray, start_b: np.ndarray, scores: np.ndarray) -> n
     return order[first]
 
 
-def _echo(copy: tuple, earlier: tuple, stride: float) -> bool:
+def _echo(copy: tuple, earlier: tuple) -> bool:
     """Whether `copy` overlaps a copy found before it (a better one) on either side by
-    more than `RUN_GAP_STRIDES` strides (the overhang of adjacent copies' windows): the
-    same content matched at a second offset (a still or slowly changing scene matches
-    its neighbours). So a window is in one copy at most, and b copied twice into a is
-    found once."""
+    more than half the shorter one: the same content matched at a second offset (a
+    still or slowly changing scene matches its neighbours). Two parts of b side by side
+    in a overlap by their windows' overhang only. So a window is in one copy at most,
+    and b copied twice into a is found once."""
+    shorter = min(copy[1] - copy[0], earlier[1] - earlier[0])
     a_overlap = min(copy[1], earlier[1]) - max(copy[0], earlier[0])
     b_overlap = (min(copy[1] - copy[2], earlier[1] - earlier[2])
                  - max(copy[0] - copy[2], earlier[0] - earlier[2]))  # fmt: skip
-    return max(a_overlap, b_overlap) > RUN_GAP_STRIDES * stride + SLACK
+    return max(a_overlap, b_overlap) > shorter / 2
