@@ -5,10 +5,10 @@ recall of at least 0.95 and offsets within one index stride; cropped copies are 
 and held only loosely. The figures print with `-s`.
 
 Recall and offsets meet the bar. Precision does not, with the default settings: the two
-real clips (drumming, bikes) embed so alike with the small random checkpoint that 3-second
-runs of one match the other, as closely as a cropped copy matches its original; a window's
-6th–10th nearest neighbours (COPY_NEIGHBOURS) are such look-alikes. Precision is held to a
-floor below what it reaches, and printed beside the bar."""
+real clips (drumming, bikes) embed so alike with the small random checkpoint that a few
+seconds of one match the other as closely as a cropped copy matches its original, and a
+window's farther neighbours (up to COPY_NEIGHBOURS) are such look-alikes. Precision is
+held to a floor below what it reaches, and printed beside the bar."""
 
 from pathlib import Path
 
