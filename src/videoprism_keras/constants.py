@@ -90,15 +90,19 @@ FINETUNE_SETTINGS = ("lora_rank", "freeze", "learning_rate", "batch_size", "num_
 
 # Moments (apps/timeline.py, apps/refine.py): a moment's span is its peak's windows whose
 # score is above baseline + MOMENT_RELATIVE × (peak − baseline) (half height), the baseline
-# being the median score (most windows are not the moment). Refinement embeds again around
-# each edge at the index's stride divided by MOMENT_REFINE_DIVISOR, over MOMENT_REFINE_MARGIN
-# index strides either side, and snaps an edge to a shot cut within MOMENT_SNAP_STRIDES
-# fine strides.
+# being the median score (most windows are not the moment). Refinement embeds windows of
+# MOMENT_REFINE_WINDOW × the index's clip again around each edge, every index stride /
+# MOMENT_REFINE_DIVISOR, reaching MOMENT_REFINE_MARGIN index strides beyond the edge's ramp,
+# and snaps an edge to a shot cut within MOMENT_SNAP_STRIDES fine strides (looking for
+# cuts from MOMENT_SNAP_LEAD_S before it: the detector needs frames before a cut). Half-clip
+# windows: chosen on the generated collection (benchmarks/README.md, "Moments").
 MOMENT_TOP_K = 5
 MOMENT_RELATIVE = 0.5
 MOMENT_REFINE_DIVISOR = 4
+MOMENT_REFINE_WINDOW = 0.5
 MOMENT_REFINE_MARGIN = 1.0
 MOMENT_SNAP_STRIDES = 2.0
+MOMENT_SNAP_LEAD_S = 1.0
 
 # Copies (`VideoIndex.copies`, `videoprism copies`: apps/copies.py): a window's match is
 # one of its COPY_NEIGHBOURS nearest windows in other videos whose similarity, after

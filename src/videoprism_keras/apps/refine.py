@@ -1,10 +1,13 @@
 """Coarse-to-fine moments: each coarse moment's edges placed again on a finer curve.
 
-A coarse moment is as fine as its windows' stride. Around each edge, windows of the same
-length (so their scores are on the coarse curve's scale) are embedded again at a finer
-stride, over the whole ramp that the edge makes in the curve (a window's length) and one
-coarse stride more either side. The edge moves to where this fine curve crosses the score
-of a window `relative` (half) inside the moment, computed from the best window there
+A coarse moment is as fine as its windows' stride. Around each edge, shorter windows
+(`MOMENT_REFINE_WINDOW` of the index's clip) are embedded again at a finer stride, over
+the ramp that the edge makes in their curve (one such window wide) and one coarse stride
+more either side. Shorter, because a window holding two contents does not score halfway
+between them: the more salient one dominates its embedding, which shifts the crossing
+towards the other by up to half a window; a shorter window shifts it less (but sees
+fewer frames: noisier). The edge moves to where this fine curve crosses the score of a
+window `relative` (half) inside the moment, computed from the best window there
 (inside), the worst (outside, the content beside the moment) and how alike those two
 are (`mixed_score`). Only the frames these windows sample are decoded (seeking to the
 keyframe before them), not the video.
@@ -24,7 +27,9 @@ import numpy as np
 from ..constants import (
     MOMENT_REFINE_DIVISOR,
     MOMENT_REFINE_MARGIN,
+    MOMENT_REFINE_WINDOW,
     MOMENT_RELATIVE,
+    MOMENT_SNAP_LEAD_S,
     MOMENT_SNAP_STRIDES,
 )
 from ..video.clip_rows import as_model_input
@@ -54,10 +59,11 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
         model: `VideoPrismBackbone`. The model that embedded the windows (and the query).
         moments: sequence of `timeline.Moment`. The coarse moments, with their files.
         query: (D,) array. The query embedding (normalised here).
-        clip_seconds: float. The windows' length, as the coarse curve's windows.
+        clip_seconds: float. The coarse windows' length; the fine windows' is this
+            times `MOMENT_REFINE_WINDOW`.
         stride_seconds: float. The coarse windows' stride; the fine stride is this
             divided by `MOMENT_REFINE_DIVISOR`.
-        num_frames: int. Frames per window, as the coarse windows.
+        num_frames: int. Frames per window, as the coarse windows (and the query).
         size: int or (height, width). Frame size, as the coarse windows.
         shots: bool. Move each edge onto a shot cut within `MOMENT_SNAP_STRIDES` fine
             strides (`video.shots.shot_cuts` over those seconds only). Defaults to False.
@@ -96,17 +102,20 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
         encoder = Encoder(model)
     sampling = Sampling(int(num_frames), size)
     fine = stride_seconds / MOMENT_REFINE_DIVISOR
-    reach = clip_seconds / 2 + MOMENT_REFINE_MARGIN * stride_seconds
+    length = clip_seconds * MOMENT_REFINE_WINDOW
+    reach = length / 2 + MOMENT_REFINE_MARGIN * stride_seconds
     embed = _Embedder(model, encoder, query, int(batch_size))
     refined = []
     for path in dict.fromkeys(m.path for m in moments):  # each file scanned once
         video = _Video(path, sampling)
         own = [m for m in moments if m.path == path]
-        # Both edges of every moment of this file: one decoding pass for all windows.
-        edges = [[[video.window(c, clip_seconds) for c in _centres(t, reach, fine)]
+        # Both edges of every moment of this file: one decoding pass for all windows. An
+        # edge at the video's start or end has nothing beyond it to tell the moment from.
+        edges = [[[] if _at_boundary(t, video.duration, fine) else
+                  [video.window(c, length) for c in _centres(t, reach, fine)]
                   for t in (m.start_s, m.end_s)] for m in own]  # fmt: skip
-        scores, vectors = embed(video, [span for pair in edges for spans in pair
-                                        for span in spans])  # fmt: skip
+        windows = [span for pair in edges for spans in pair for span in spans]
+        scores, vectors = embed(video, windows) if windows else (None, None)
         placed, used = [], 0
         for moment, pair in zip(own, edges, strict=True):
             found = []
@@ -114,14 +123,12 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
             for spans, edge, up in sides:
                 part = slice(used, used + len(spans))
                 used += len(spans)
-                if _at_boundary(edge, video.duration, fine):
-                    found.append(edge)  # nothing beyond it to tell the moment from
-                    continue
                 found.append(_crossing(_middles(spans), scores[part], vectors[part], edge,
-                                       relative, up))  # fmt: skip
+                                       relative, up) if spans else edge)  # fmt: skip
             start, end = found
             if shots:
-                start, end = _snapped(path, start, end, MOMENT_SNAP_STRIDES * fine)
+                start, end = _snapped(path, start, end, MOMENT_SNAP_STRIDES * fine,
+                                      video.duration)  # fmt: skip
             start, end = max(0.0, start), min(end, video.duration)
             if not end > start:  # the edges crossed (a moment shorter than the fine stride)
                 start, end = moment.start_s, moment.end_s
@@ -188,13 +195,21 @@ def mixed_score(inside: float, outside: float, between: float, share: float) -> 
     return float(np.clip(mixed, outside, inside))
 
 
-def _snapped(path: str, start: float, end: float, tolerance: float) -> tuple[float, float]:
-    """Each edge on the nearest shot cut within `tolerance`, finding cuts only there."""
+def _snapped(path: str, start: float, end: float, tolerance: float,
+             duration: float) -> tuple[float, float]:  # fmt: skip
+    """Each edge on the nearest shot cut within `tolerance`, looking for cuts only around
+    it (from `MOMENT_SNAP_LEAD_S` earlier: the detector takes no cut in its first frames,
+    a shot shorter than its minimum being none); an edge at the video's start or end
+    stays."""
     from ..video.shots import shot_cuts, snap  # the `shots` extra, only when asked
 
     placed = []
     for t in (start, end):
-        cuts = shot_cuts(path, max(0.0, t - 2 * tolerance), t + 2 * tolerance)
+        if t <= 0 or t >= duration:
+            placed.append(t)
+            continue
+        cuts = shot_cuts(path, max(0.0, t - tolerance - MOMENT_SNAP_LEAD_S),
+                         min(t + 2 * tolerance, duration))  # fmt: skip
         placed.append(snap(t, cuts, tolerance))
     return placed[0], placed[1]
 

@@ -129,8 +129,10 @@ def moments_of(curves: Sequence[Curve], top_k: int, *, relative: float = MOMENT_
     Each curve's highest window not yet in a moment is a peak; the span grows left and
     right over adjacent or overlapping windows scoring above
     `baseline + relative * (peak - baseline)`, and its edges go where the curve crosses
-    that threshold. This repeats until a curve has `top_k` moments or nothing above the
-    baseline; moments rank by their peak's score.
+    that threshold. The peak's slopes (windows falling away from the span) are spent
+    with it, so that a window half inside a moment is no moment of its own. This
+    repeats until a curve has `top_k` moments or nothing above the baseline; moments
+    rank by their peak's score.
 
     Args:
         curves: sequence of `Curve`. The videos' similarity curves.

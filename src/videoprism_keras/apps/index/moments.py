@@ -2,11 +2,10 @@
 matrix-vector product over the held vectors, grouped by video without a Python loop.
 
 Scores are cosine similarities after centring on the index's mean embedding: embeddings
-of unrelated content share a large common direction (cosines of 0.7–0.99 with the small
-checkpoint), which compresses every curve towards 1 and puts half height inside the
-moment; centred, a window is scored by what sets it apart. The centred score is
-`(v·q' − μ·q') / (|v − μ| |q'|)` with `q' = q − μ`: one product over the held vectors,
-with each row's `|v − μ|` computed once per snapshot.
+of unrelated content share a large common direction, which compresses every curve
+towards 1 and puts half height inside the moment; centred, a window is scored by what
+sets it apart. The centred score is `(v·q' − μ·q') / (|v − μ| |q'|)` with `q' = q − μ`:
+one product over the held vectors, with each row's `|v − μ|` computed once per snapshot.
 
 The top `k` moments rank by their peak's score, and a video's first moment peaks at its
 best window, so they all come from the `k` videos whose best windows score highest: only
@@ -109,7 +108,10 @@ def index_curves(rows: Snapshot, grouping: Grouping, query: np.ndarray,
     check_windows(rows, order, uri)
     if not len(order):
         return []
-    scores = grouping.scores(rows.vectors[order], query, order)
+    if 2 * len(order) > len(rows):  # most rows: one product, no copy of their vectors
+        scores = grouping.scores(rows.vectors, query)[order]
+    else:
+        scores = grouping.scores(rows.vectors[order], query, order)
     ends = np.append(firsts[1:], len(order))
     curves = [_curve(rows, order[a:b], scores[a:b]) for a, b in zip(firsts, ends, strict=True)]
     return sorted(curves, key=lambda c: c.path)
