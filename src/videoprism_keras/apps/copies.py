@@ -145,6 +145,8 @@ def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY
     if not len(rows):
         return []
     centring = copy_search.Centring.of(rows.vectors)
+    if ann is None:  # exact: one matrix product a block
+        centring.held = centring.unit(rows.vectors)
     runner = _Runner(rows, centring, k, threshold, ann, ray)
     with runner:
         if path is None:

@@ -4,13 +4,13 @@ scored by the cosine similarity of the vectors centred on the index's mean.
 Why centred: every embedding of a model shares a common component (the small test
 checkpoint's unrelated videos score 0.7-0.99 by plain cosine), which drowns what tells
 two videos apart; subtracting the collection's mean vector and renormalising removes it,
-so that one threshold means the same on any index. No centred copy of the vectors is
-made: with unit vectors x, y and the mean m,
+so that one threshold means the same on any index. With unit vectors x, y and the mean m,
 
     (x - m)·(y - m) = x·y - x·m - y·m + m·m,    |x - m|² = 1 - 2 x·m + m·m,
 
-so the centred score of a block of queries against every row is one plain matrix product
-and a few element-wise steps on it (`Centring`).
+so a pair's centred score follows from its plain one (`Centring.pairs`); exact search
+holds the centred unit vectors (one more copy of the vectors, below the vector index's
+threshold), so that a block's scores are one matrix product with nothing after it.
 
 Two ways, the same matches:
 
@@ -31,51 +31,52 @@ from dataclasses import dataclass
 
 import numpy as np
 
+PIECE = 65_536  # rows a temporary copy holds at a time
 BLOCK_BYTES = 256 * 2**20  # one block's (queries × rows) float32 scores
 # Past the threshold: candidates fetched from the vector index per match kept (plain
 # cosine ranks them, the centred score re-ranks them).
 ANN_CANDIDATES = 4
 ANN_QUERIES = 256  # query vectors per LanceDB search call
 # A row this close to the mean has no direction once centred (an index of a video and
-# its exact duplicate, whole): its plain cosine stands instead.
-FLAT = 1e-4
+# its exact duplicate, whole): its plain cosine stands instead. (Above float32's error
+# on |x - m|² = 1 - 2 x·m + m·m, about 1e-7, so 3e-4 on the norm.)
+FLAT = 1e-3
 # Two rows this alike are the same content whatever the centring says.
 IDENTICAL = 1.0 - 1e-6
 
 
 @dataclass
 class Centring:
-    """What centred scores need of the held vectors: each row's dot with the mean and
-    its centred norm, and the mean's squared norm."""
+    """What centred scores need of the held vectors: the mean, each row's dot with it and
+    its centred norm; for exact search, the centred unit vectors themselves."""
 
+    mean: np.ndarray  # (D,) m
     along: np.ndarray  # (N,) x·m
     norms: np.ndarray  # (N,) |x - m|
     mean_sq: float  # m·m
+    held: np.ndarray | None = None  # (N, D) centred unit vectors: `unit`
 
     @classmethod
     def of(cls, vectors: np.ndarray) -> Centring:
-        mean = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-        along = vectors @ mean
+        mean = vectors.mean(axis=0, dtype=np.float64)
+        # In float64, a bounded piece at a time: the norms below are differences near 0.
+        pieces = range(0, len(vectors), PIECE)
+        along = np.concatenate([vectors[i : i + PIECE].astype(np.float64) @ mean
+                                for i in pieces] or [np.zeros(0)])  # fmt: skip
         mean_sq = float(mean @ mean)
-        norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0)).astype(np.float32)
-        return cls(along, norms, mean_sq)
+        norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0))
+        return cls(mean.astype(np.float32), along, norms, mean_sq)
 
-    def block(self, plain: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Plain cosines of `rows` against every held row, made centred in place."""
-        flat_r = self.norms[rows] < FLAT
-        flat_c = np.flatnonzero(self.norms < FLAT)
-        kept_c = plain[:, flat_c].copy() if flat_c.size else None
-        kept_r = plain[flat_r].copy() if flat_r.any() else None
-        plain -= self.along[rows][:, None]
-        plain -= self.along[None, :]
-        plain += self.mean_sq
-        plain /= np.maximum(self.norms[rows], FLAT)[:, None]
-        plain /= np.maximum(self.norms, FLAT)[None, :]
-        if kept_c is not None:
-            plain[:, flat_c] = np.where(kept_c >= IDENTICAL, 1.0, kept_c)
-        if kept_r is not None:
-            plain[flat_r] = np.where(kept_r >= IDENTICAL, 1.0, kept_r)
-        return plain
+    def unit(self, vectors: np.ndarray) -> np.ndarray:
+        """The vectors centred and renormalised, (N, D) float32; a row with no direction
+        left (`FLAT`) keeps its plain vector."""
+        out = np.empty_like(vectors)
+        for start in range(0, len(vectors), PIECE):  # a bounded temporary
+            part = slice(start, start + PIECE)
+            flat = self.norms[part] < FLAT
+            centred = (vectors[part] - self.mean) / np.maximum(self.norms[part], FLAT)[:, None]
+            out[part] = np.where(flat[:, None], vectors[part], centred).astype(np.float32)
+        return out
 
     def pairs(self, plain: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Plain cosines of the pairs (rows[i], columns[i]), made centred."""
@@ -93,27 +94,31 @@ def block_rows(n_rows: int) -> int:
 
 
 def _top(scores: np.ndarray, queries: np.ndarray, k: int, threshold: float):
-    """Each row's `k` best columns scoring at least `threshold` → (query, column, score)."""
-    k = min(k, scores.shape[1])
-    if k < scores.shape[1]:
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        best = np.broadcast_to(np.arange(k), scores.shape).copy()
-    values = np.take_along_axis(scores, best, 1)
+    """Each row's `k` best columns scoring at least `threshold` → (query, column, score).
+    Most scores are below the threshold: only rows with more than `k` above it are
+    partitioned."""
+    above = scores >= threshold
+    rows, columns = np.nonzero(above)
+    many = np.flatnonzero(np.bincount(rows, minlength=len(scores)) > k)
+    if len(many):
+        keep = ~np.isin(rows, many)
+        rows, columns = rows[keep], columns[keep]
+        best = np.argpartition(-scores[many], k - 1, axis=1)[:, :k]
+        rows = np.concatenate([rows, np.repeat(many, k)])
+        columns = np.concatenate([columns, best.ravel()])
+    values = scores[rows, columns]
     keep = values >= threshold
-    return (np.broadcast_to(queries[:, None], best.shape)[keep], best[keep],
-            values[keep].astype(np.float32))  # fmt: skip
+    return queries[rows[keep]], columns[keep], values[keep].astype(np.float32)
 
 
-def exact_block(vectors: np.ndarray, codes: np.ndarray, centring: Centring,
-                queries: np.ndarray, k: int, threshold: float):  # fmt: skip
-    """The matches of the rows `queries` against every row of `vectors` (exact).
+def exact_block(unit: np.ndarray, codes: np.ndarray, queries: np.ndarray, k: int,
+                threshold: float):  # fmt: skip
+    """The matches of the rows `queries` against every row (exact).
 
     Args:
-        vectors: (N, D) float32 array. Every row's unit vector.
+        unit: (N, D) float32 array. Every row's centred unit vector (`Centring.unit`).
         codes: (N,) int array. Each row's video, as a small integer (a row's own video's
             rows are never its matches).
-        centring: `Centring`. Of `vectors`.
         queries: (Q,) int array. The rows asked about.
         k: int. Matches per query at most.
         threshold: float. The least centred score of a match.
@@ -121,7 +126,7 @@ def exact_block(vectors: np.ndarray, codes: np.ndarray, centring: Centring,
     Returns:
         Three (M,) arrays: query row, matched row, centred score.
     """
-    scores = centring.block(vectors[queries] @ vectors.T, queries)
+    scores = unit[queries] @ unit.T
     scores[codes[queries][:, None] == codes[None, :]] = -np.inf
     return _top(scores, queries, k, threshold)
 
@@ -174,7 +179,7 @@ def _best_per_query(asked, at, scores, k, threshold):
 def block_matches(rows, centring, queries, k, threshold, ann, table=None):
     """One block's matches (query row, matched row, score): what a Ray task runs too."""
     if ann is None:
-        return exact_block(rows.vectors, rows.codes, centring, queries, k, threshold)
+        return exact_block(centring.held, rows.codes, queries, k, threshold)
     if table is None:
         table = open_table(ann)
     return ann_block(table, rows, centring, queries, k, threshold, ann["nprobes"])

@@ -16,9 +16,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "copies", what, copies)
     p.add_argument("index", help="an index folder (or LanceDB URI) written by videoprism index")
     threshold_help = ("the least similarity of two matched windows, in (0, 1], after centring "
-                      f"on the index's mean (default {COPY_THRESHOLD:g})")  # fmt: skip
+                      f"on the index's mean (default {COPY_THRESHOLD})")  # fmt: skip
     p.add_argument("--threshold", type=_similarity, default=COPY_THRESHOLD, help=threshold_help)
-    seconds_help = f"the shortest copy reported, in seconds (default {COPY_MIN_SECONDS:g})"
+    seconds_help = f"the shortest copy reported, in seconds (default {COPY_MIN_SECONDS})"
     p.add_argument("--min-seconds", type=positive(float), default=COPY_MIN_SECONDS,
                    help=seconds_help)  # fmt: skip
     ray_help = ("find them on Ray: a new local instance, or the cluster at ADDRESS (host:port "
