@@ -79,7 +79,31 @@ def test_path_gives_the_copies_of_one_video_as_the_whole_run_does(planted, index
     assert group.copies == expected and inserted in group.paths
 
 
-def test_copies_on_ray_equal_in_process(found, index):
+# ----------------------------------------------------------------- synthetic vectors
+def _walk(rng, n, dim=32):
+    """A video's windows: a random walk (adjacent windows alike), plus a common part."""
+    return np.cumsum(rng.normal(size=(n, dim)), 0) * 0.3 + rng.normal(size=(n, dim)) + 2.0
+
+
+def _synthetic(rng, videos=12, windows=40):
+    """Unrelated videos, plus b = a[10:30] with noise; → vectors, paths, starts."""
+    parts = [_walk(rng, windows) for _ in range(videos)]
+    parts.append(parts[0][10:30] + rng.normal(size=(20, parts[0].shape[1])) * 0.2)
+    paths = [f"/v/{i:02d}.mp4" for i, p in enumerate(parts) for _ in p]
+    starts = np.concatenate([np.arange(len(p), dtype=float) for p in parts])
+    return np.concatenate(parts).astype(np.float32), paths, starts
+
+
+@pytest.fixture(scope="module")
+def ann_index(tmp_path_factory):
+    """Synthetic windows past a small `ann_threshold`: searched through the vector index."""
+    vectors, paths, starts = _synthetic(np.random.default_rng(0), videos=60)
+    index = VideoIndex(tmp_path_factory.mktemp("copies_ann") / "ix", ann_threshold=1000)
+    index.add(Embeddings(vectors, paths, starts, starts + 2.0))
+    return index
+
+
+def test_copies_on_ray_equal_in_process(found, index, ann_index):
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:
@@ -87,6 +111,7 @@ def test_copies_on_ray_equal_in_process(found, index):
                  log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
     try:
         assert index.copies(ray=True) == found
+        assert ann_index.copies(ray=True) == ann_index.copies()  # tasks open the table
     finally:
         if started:
             ray.shutdown()
@@ -103,32 +128,15 @@ def test_cli_json_lists_the_groups_and_bad_thresholds_name_the_flag(index, found
         assert out.returncode == 2 and "--threshold" in out.stderr and "(0, 1]" in out.stderr
     out = call(capsys, "copies", index.uri, "--min-seconds", "0")
     assert out.returncode == 2 and "--min-seconds" in out.stderr
+    out = call(capsys, "copies", index.uri, "--ray", "127.0.0.1:1")  # nothing listens there
+    assert out.returncode == 2 and "--ray 127.0.0.1:1" in out.stderr
     out = call(capsys, "copies", str(index.uri) + "_missing")
     assert out.returncode == 1 and "_missing" in out.stderr and "Traceback" not in out.stderr
 
 
-# ----------------------------------------------------------------- synthetic vectors
-def _walk(rng, n, dim=32):
-    """A video's windows: a random walk (adjacent windows alike), plus a common part."""
-    return np.cumsum(rng.normal(size=(n, dim)), 0) * 0.3 + rng.normal(size=(n, dim)) + 2.0
-
-
-def _synthetic(rng, videos=12, windows=40):
-    """Unrelated videos, plus b = a[10:30] with noise; → vectors, paths, starts."""
-    parts = [_walk(rng, windows) for _ in range(videos)]
-    parts.append(parts[0][10:30] + rng.normal(size=(20, parts[0].shape[1])) * 0.2)
-    paths = [f"/v/{i:02d}.mp4" for i, p in enumerate(parts) for _ in p]
-    starts = np.concatenate([np.arange(len(p), dtype=float) for p in parts])
-    return np.concatenate(parts).astype(np.float32), paths, starts
-
-
-def test_the_vector_index_finds_the_copies_exact_search_finds(tmp_path):
-    rng = np.random.default_rng(0)
-    vectors, paths, starts = _synthetic(rng, videos=60)
-    index = VideoIndex(tmp_path / "ix", ann_threshold=1000)
-    index.add(Embeddings(vectors, paths, starts, starts + 2.0))
-    assert index.search(vectors[:1], exact=None)  # past the threshold: a vector index
-    exact, approximate = index.copies(exact=True), index.copies()
+def test_the_vector_index_finds_the_copies_exact_search_finds(ann_index):
+    assert ann_index.search(ann_index.vectors[:1])  # past the threshold: a vector index
+    exact, approximate = ann_index.copies(exact=True), ann_index.copies()
     assert (
         [g.paths for g in approximate] == [g.paths for g in exact] == [["/v/00.mp4", "/v/60.mp4"]]
     )
@@ -136,7 +144,7 @@ def test_the_vector_index_finds_the_copies_exact_search_finds(tmp_path):
     assert copy.offset_s == pytest.approx(10.0, abs=STRIDE) and copy.a.start_s <= 11.0
 
 
-def test_whole_video_index_reports_duplicates_with_offset_zero(rng=None):
+def test_whole_video_index_reports_duplicates_with_offset_zero():
     rng = np.random.default_rng(1)
     base = _walk(rng, 6)
     vectors = np.concatenate([base, base[2:3] + 1e-4]).astype(np.float32)
