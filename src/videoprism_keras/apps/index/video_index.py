@@ -273,52 +273,7 @@ class VideoIndex(ClipTable):
             Path(target).mkdir(parents=True, exist_ok=True)
         return Path(target)
 
-    # -------------------------------------------------------------- search
-    def search(self, queries: ArrayLike, top_k: int = 5, *, where: str | None = None,
-               under: str | os.PathLike | None = None, per_video: bool = False,
-               exact: bool | None = None, nprobes: int | None = None,
-               refine_factor: int = ANN_REFINE_FACTOR) -> list[list[SearchHit]]:  # fmt: skip
-        """Query embeddings → per query, the `top_k` hits, best first.
-
-        Args:
-            queries: (Q, D) or (D,) array. Query embeddings (normalised here).
-            top_k: int. Hits per query. Defaults to 5.
-            where: str or None. A SQL predicate over the columns path, start_s, end_s,
-                duration_s, size_bytes (e.g. "duration_s > 60 AND start_s < 30").
-                Defaults to None.
-            under: path or None. Only videos in this folder (or its sub-folders).
-                Defaults to None.
-            per_video: bool. The best clip of each video: top-k videos, not clips.
-                Defaults to False.
-            exact: bool or None. True for exact search whatever the size; None: exact
-                until the table has a vector index (past `ann_threshold` rows). Defaults
-                to None.
-            nprobes: int or None. Lists of the vector index searched. Defaults to None:
-                `ann.ANN_PROBED_SHARE` of them (65%, rounded up).
-            refine_factor: int. Candidates of the vector index re-ranked exactly, as a
-                multiple of `top_k`. Defaults to `ann.ANN_REFINE_FACTOR` (30).
-        """
-        if top_k < 1:
-            raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k}")
-        table = self._checked_latest()
-        queries = self._checked_queries(queries, "queries")
-        predicate = sql_predicate(where, under)
-        if self._indexed is None or self._indexed[0] != table.version:
-            self._indexed = (table.version, ann.find(table) is not None, table.count_rows())
-        if exact or (exact is None and not self._indexed[1]):
-            rows = self._rows(table)  # the version just checked out
-            if not len(rows):
-                raise ValueError(f"the index {self.uri} is empty: add videos to it first")
-            return exact_search(table, rows, queries, top_k, predicate, per_video)
-        if nprobes is None:
-            nprobes = ann.default_nprobes(self._indexed[2])
-        if self.in_memory:
-            rows = self._rows(table)
-            return [reranked_search(table, rows, q, top_k, predicate, per_video, nprobes,
-                                    refine_factor) for q in queries]  # fmt: skip
-        return [approximate_search(table, q, top_k, predicate, per_video, nprobes,
-                                   refine_factor) for q in queries]  # fmt: skip
-
+    # ------------------------------------------------------------- moments
     def curves(self, query: ArrayLike, *, where: str | None = None,
                under: str | os.PathLike | None = None,
                paths: Iterable[str | os.PathLike] | None = None) -> list[Curve]:  # fmt: skip
@@ -457,6 +412,52 @@ class VideoIndex(ClipTable):
                              f"index {self.uri} holds {self.dim}-d embeddings: embed "
                              f"{'it' if single else 'them'} with the index's preset")  # fmt: skip
         return queries
+
+    # -------------------------------------------------------------- search
+    def search(self, queries: ArrayLike, top_k: int = 5, *, where: str | None = None,
+               under: str | os.PathLike | None = None, per_video: bool = False,
+               exact: bool | None = None, nprobes: int | None = None,
+               refine_factor: int = ANN_REFINE_FACTOR) -> list[list[SearchHit]]:  # fmt: skip
+        """Query embeddings → per query, the `top_k` hits, best first.
+
+        Args:
+            queries: (Q, D) or (D,) array. Query embeddings (normalised here).
+            top_k: int. Hits per query. Defaults to 5.
+            where: str or None. A SQL predicate over the columns path, start_s, end_s,
+                duration_s, size_bytes (e.g. "duration_s > 60 AND start_s < 30").
+                Defaults to None.
+            under: path or None. Only videos in this folder (or its sub-folders).
+                Defaults to None.
+            per_video: bool. The best clip of each video: top-k videos, not clips.
+                Defaults to False.
+            exact: bool or None. True for exact search whatever the size; None: exact
+                until the table has a vector index (past `ann_threshold` rows). Defaults
+                to None.
+            nprobes: int or None. Lists of the vector index searched. Defaults to None:
+                `ann.ANN_PROBED_SHARE` of them (65%, rounded up).
+            refine_factor: int. Candidates of the vector index re-ranked exactly, as a
+                multiple of `top_k`. Defaults to `ann.ANN_REFINE_FACTOR` (30).
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k}")
+        table = self._checked_latest()
+        queries = self._checked_queries(queries, "queries")
+        predicate = sql_predicate(where, under)
+        if self._indexed is None or self._indexed[0] != table.version:
+            self._indexed = (table.version, ann.find(table) is not None, table.count_rows())
+        if exact or (exact is None and not self._indexed[1]):
+            rows = self._rows(table)  # the version just checked out
+            if not len(rows):
+                raise ValueError(f"the index {self.uri} is empty: add videos to it first")
+            return exact_search(table, rows, queries, top_k, predicate, per_video)
+        if nprobes is None:
+            nprobes = ann.default_nprobes(self._indexed[2])
+        if self.in_memory:
+            rows = self._rows(table)
+            return [reranked_search(table, rows, q, top_k, predicate, per_video, nprobes,
+                                    refine_factor) for q in queries]  # fmt: skip
+        return [approximate_search(table, q, top_k, predicate, per_video, nprobes,
+                                   refine_factor) for q in queries]  # fmt: skip
 
     # -------------------------------------------------------------- copies
     def copies(self, *, threshold: float = COPY_THRESHOLD,
