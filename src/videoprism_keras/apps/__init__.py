@@ -15,8 +15,8 @@ _EXPORTS = {
     "VideoIndex": "videoprism_keras.apps.index",
     "ZeroShotClassifier": "videoprism_keras.apps.zero_shot",
 }
-_SUBMODULES = ("embedding", "embed_writer", "identity", "index", "ray_pipeline", "where",
-               "zero_shot")  # fmt: skip
+_SUBMODULES = ("copies", "embedding", "embed_writer", "identity", "index", "ray_pipeline",
+               "where", "zero_shot")  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
 

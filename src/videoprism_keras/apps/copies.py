@@ -133,7 +133,8 @@ def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY
             whole run finds, but for a video that only the other side's windows find).
             Defaults to None (all).
         ann: dict or None. Search through the vector index: `uri`, `storage_options`,
-            `version` of the table, `nprobes`. None: exact. Defaults to None.
+            `version` of the table, and its number of `lists`. None: exact. Defaults to
+            None.
         ray: str, bool or None. Run the blocks as Ray tasks: True or "local" for this
             process's Ray session (a new local instance if none), else a cluster's
             address. Defaults to None (in process).

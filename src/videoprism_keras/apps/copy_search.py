@@ -27,6 +27,7 @@ Each returns the matches of its queries as three arrays (query row, matched row,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,10 @@ BLOCK_BYTES = 256 * 2**20  # one block's (queries × rows) float32 scores
 # cosine ranks them, the centred score re-ranks them).
 ANN_CANDIDATES = 4
 ANN_QUERIES = 256  # query vectors per LanceDB search call
+# Lists of the vector index probed, as a share of them: a copy's windows are far nearer
+# each other than anything else is, so far fewer lists than a search probes find them
+# (`ann.ANN_PROBED_SHARE`; recall and time: benchmarks/README.md, "Copies").
+ANN_PROBED_SHARE = 0.1
 # A row this close to the mean has no direction once centred (an index of a video and
 # its exact duplicate, whole): its plain cosine stands instead. (Above float32's error
 # on |x - m|² = 1 - 2 x·m + m·m, about 1e-7, so 3e-4 on the norm.)
@@ -182,7 +187,8 @@ def block_matches(rows, centring, queries, k, threshold, ann, table=None):
         return exact_block(centring.held, rows.codes, queries, k, threshold)
     if table is None:
         table = open_table(ann)
-    return ann_block(table, rows, centring, queries, k, threshold, ann["nprobes"])
+    nprobes = max(1, math.ceil(ANN_PROBED_SHARE * ann["lists"]))
+    return ann_block(table, rows, centring, queries, k, threshold, nprobes)
 
 
 def open_table(ann: dict):

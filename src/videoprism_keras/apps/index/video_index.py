@@ -499,9 +499,8 @@ class VideoIndex(ClipTable):
             path = find_path(rows, path)
         search = None
         if not exact and ann.find(table) is not None:
-            nprobes = ann.default_nprobes(len(rows))
             search = {"uri": self.uri, "storage_options": self.storage_options,
-                      "version": table.version, "nprobes": nprobes}  # fmt: skip
+                      "version": table.version, "lists": ann.partitions(len(rows))}  # fmt: skip
         stride = self.meta.get("stride_seconds")
         return find_copies(rows, stride=stride, threshold=threshold, min_seconds=min_seconds,
                            k=k, path=path, ann=search, ray=ray)  # fmt: skip
