@@ -134,6 +134,24 @@ def test_a_half_inside_window_scores_above_the_midpoint_unless_the_contents_are_
     assert mixed(1.0, 0.2, 0.5, 1.0) == pytest.approx(1.0)
 
 
+def test_centred_scores_spread_a_compressed_curve_and_match_the_index(tmp_path):
+    from videoprism_keras.apps.timeline import centred_scores
+
+    rng = np.random.default_rng(1)
+    common = 3 * _unit(rng.normal(size=16))
+    vectors = _unit(common + 0.3 * rng.normal(size=(30, 16)))
+    query = vectors[7]
+    raw = vectors @ query
+    centred = centred_scores(vectors, query)
+    assert raw.min() > 0.8  # compressed: all alike
+    assert centred[7] == pytest.approx(1.0) and centred.min() < 0.0
+    assert centred_scores(vectors, vectors.mean(axis=0)).tolist() == [0.0] * 30
+    # The index's curves are the same scores, centred on the index's mean.
+    index = VideoIndex(tmp_path / "ix")
+    index.add(Embeddings(vectors, ["v.mp4"] * 30, np.arange(30.0), np.arange(30.0) + 2))
+    assert index.curves(query)[0].scores == pytest.approx(centred, abs=1e-5)
+
+
 # ------------------------------------------------------------ over an index
 def _unit(x):
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)

@@ -102,6 +102,33 @@ class Curve:
                 "end_s": self.end_s.tolist(), "scores": self.scores.tolist()}  # fmt: skip
 
 
+def centred_scores(vectors: np.ndarray, query: np.ndarray,
+                   mean: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """The cosine of `query` with each of `vectors` after centring both on `mean`: a
+    curve's scores as `VideoIndex.curves` makes them, for windows embedded elsewhere
+    (a file streamed without an index).
+
+    Embeddings of unrelated content share a large common direction, so raw cosines press
+    every curve towards 1 and half height falls inside the moment; centred, a window is
+    scored by what sets it apart.
+
+    Args:
+        vectors: (W, D) array. The windows' embeddings.
+        query: (D,) array. The query's embedding.
+        mean: (D,) array or None. What to centre on. Defaults to None: the mean of
+            `vectors` (of one video, or of a whole collection if they are one).
+
+    Returns:
+        (W,) float32 array in [-1, 1]; 0 for a window (or a query) at the mean itself.
+    """
+    vectors = np.asarray(vectors, np.float32)
+    query = np.asarray(query, np.float32).reshape(-1)
+    mean = vectors.mean(axis=0) if mean is None else np.asarray(mean, np.float32)
+    rows, centred = vectors - mean, query - mean
+    sizes = np.linalg.norm(rows, axis=1) * np.linalg.norm(centred)
+    return np.where(sizes > 0, rows @ centred / np.maximum(sizes, 1e-12), 0).astype(np.float32)
+
+
 def check_top_k(top_k) -> int:
     """`top_k` as an int, checked to be at least 1."""
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
