@@ -5,6 +5,7 @@ empty ones and bad arguments answered clearly."""
 
 import json
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -107,8 +108,10 @@ def test_copies_on_ray_equal_in_process(found, index, ann_index):
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+        with warnings.catch_warnings():  # Ray starts its processes with JAX's threads running
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
     try:
         assert index.copies(ray=True) == found
         assert ann_index.copies(ray=True) == ann_index.copies()  # tasks open the table
@@ -176,3 +179,21 @@ def test_an_empty_index_has_no_copies_and_bad_arguments_are_named():
     with pytest.raises(ValueError, match="not in the index"):
         index.copies(path="/nowhere.mp4")
     assert CopyGroup().as_dict() == {"paths": [], "copies": []}
+
+
+def test_the_vote_finds_two_parts_at_two_offsets_and_drops_echoes():
+    from videoprism_keras.apps.copy_vote import pair_runs
+
+    # b's windows 0-4 are a's 10-14, b's 5-9 are a's 30-34 (offsets 10 and 25); every b
+    # window also matches a's window 2 s later, a little worse (a slowly changing scene);
+    # one stray match.
+    b = np.concatenate([np.arange(10.0), np.arange(10.0), [7.0]])
+    a = np.concatenate([np.where(b[:10] < 5, b[:10] + 10, b[:10] + 25),
+                        np.where(b[:10] < 5, b[:10] + 12, b[:10] + 27), [50.0]])  # fmt: skip
+    scores = np.concatenate([np.full(10, 0.99), np.full(10, 0.95), [0.93]])
+    found = pair_runs(a, a + 2, b, b + 2, scores, stride=1.0, min_seconds=3.0)
+    assert [(first, last, offset) for first, last, offset, _ in found] == [
+        (10.0, 16.0, 10.0), (30.0, 36.0, 25.0)]  # fmt: skip
+    assert all(score == pytest.approx(0.99) for *_, score in found)
+    # Shorter than min_seconds: nothing.
+    assert pair_runs(a, a + 2, b, b + 2, scores, stride=1.0, min_seconds=7.0) == []

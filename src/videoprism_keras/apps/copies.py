@@ -194,7 +194,12 @@ class _Runner:
     def __init__(self, rows, centring, k, threshold, ann, ray):
         self.rows, self.centring, self.k, self.threshold = rows, centring, k, threshold
         self.ann, self.ray = ann, ray
-        self._session = self._remote = None
+        if ann is None:
+            self.shared = ("exact", centring.held, rows.codes, k, threshold)
+        else:
+            limit = k * copy_search.ANN_CANDIDATES
+            self.shared = ("ann", ann, limit, copy_search.ann_probes(ann["lists"]))
+        self._session = self._remote = self._table = None
 
     def __enter__(self):
         if self.ray is not None and self.ray is not False:
@@ -203,7 +208,9 @@ class _Runner:
             address = None if self.ray in (True, "local") else self.ray
             self._session = copy_ray.session(address)
             self._remote = self._session.__enter__()
-            self._remote.share(self.rows, self.centring, self.k, self.threshold, self.ann)
+            self._remote.share(self.shared)
+        elif self.ann is not None:
+            self._table = copy_search.open_table(self.ann)
         return self
 
     def __exit__(self, *exc):
@@ -221,14 +228,22 @@ class _Runner:
         codes = self.rows.codes[order]
         yield from np.split(order, np.flatnonzero(np.diff(codes)) + 1)
 
+    def payload(self, block: np.ndarray):
+        if self.ann is None:
+            return block
+        return self.rows.vectors[block], str(self.rows.paths[block[0]])
+
     def matches(self, queries: np.ndarray):
         blocks = [b for b in self.blocks(queries) if len(b)]
+        payloads = (self.payload(b) for b in blocks)
         if self._remote is not None:
-            parts = self._remote.run(blocks)
+            parts = self._remote.run(payloads)
         else:
-            parts = [copy_search.block_matches(self.rows, self.centring, b, self.k,
-                                               self.threshold, self.ann)
-                     for b in blocks]  # fmt: skip
+            parts = [copy_search.block_task(self.shared, p, self._table) for p in payloads]
+        if self.ann is not None:  # candidates → matches, against the held vectors
+            parts = [copy_search.ann_matches(self.rows, self.centring, b, *part, self.k,
+                                             self.threshold)
+                     for b, part in zip(blocks, parts, strict=True)]  # fmt: skip
         if not parts:
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0, np.float32)

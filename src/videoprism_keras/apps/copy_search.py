@@ -136,38 +136,41 @@ def exact_block(unit: np.ndarray, codes: np.ndarray, queries: np.ndarray, k: int
     return _top(scores, queries, k, threshold)
 
 
-def ann_block(table, rows, centring: Centring, queries: np.ndarray, k: int, threshold: float,
-              nprobes: int):  # fmt: skip
-    """The matches of the rows `queries` (all of one video) through the table's vector
-    index: `k × ANN_CANDIDATES` candidates in other videos by plain cosine, re-scored
-    centred against `rows` (a `Snapshot` of the table's version); see `exact_block`."""
+def ann_candidates(table, vectors: np.ndarray, path: str, limit: int, nprobes: int):
+    """Candidates for query vectors of the video `path` through the table's vector index:
+    each one's `limit` nearest windows of other videos by plain cosine.
+
+    Returns:
+        Two (M,) arrays: the query (its position in `vectors`), the candidate's Lance row
+        id.
+    """
     from .index import store
 
-    path = rows.paths[queries[0]]
     predicate = f"path != {store.sql_string(path)}"
-    out = []
-    for start in range(0, len(queries), ANN_QUERIES):
-        part = queries[start : start + ANN_QUERIES]
-        search = (table.search(rows.vectors[part], "vector").distance_type("dot")
-                  .nprobes(nprobes).where(predicate, prefilter=True)
-                  .limit(k * ANN_CANDIDATES).select(["_distance"]).with_row_id(True))  # fmt: skip
+    asked, rowids = [np.zeros(0, np.int64)], [np.zeros(0, np.uint64)]
+    for start in range(0, len(vectors), ANN_QUERIES):
+        part = vectors[start : start + ANN_QUERIES]
+        search = (table.search(part, "vector").distance_type("dot").nprobes(nprobes)
+                  .where(predicate, prefilter=True).limit(limit).select(["_distance"])
+                  .with_row_id(True))  # fmt: skip
         found = search.to_arrow()
-        if len(part) == 1 and "query_index" not in found.column_names:
-            asked = np.zeros(len(found), np.int64)
-        else:
-            asked = found["query_index"].to_numpy().astype(np.int64)
-        at = rows.positions(found["_rowid"].to_numpy())
-        keep = at >= 0
-        asked, at = asked[keep], at[keep]
-        if not len(at):
-            continue
-        plain = np.einsum("ij,ij->i", rows.vectors[part[asked]], rows.vectors[at])
-        scores = centring.pairs(plain, part[asked], at)
-        out.append(_best_per_query(part[asked], at, scores, k, threshold))
-    if not out:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.float32)
-    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
+        if "query_index" in found.column_names:
+            asked.append(found["query_index"].to_numpy().astype(np.int64) + start)
+        else:  # one query vector
+            asked.append(np.full(len(found), start, np.int64))
+        rowids.append(found["_rowid"].to_numpy().astype(np.uint64))
+    return np.concatenate(asked), np.concatenate(rowids)
+
+
+def ann_matches(rows, centring: Centring, queries: np.ndarray, asked: np.ndarray,
+                rowids: np.ndarray, k: int, threshold: float):  # fmt: skip
+    """The candidates of the rows `queries` (`ann_candidates`) scored centred against
+    `rows` (a `Snapshot` of the table's version searched): the matches, as `exact_block`."""
+    at = rows.positions(rowids)
+    keep = at >= 0
+    asked, at = queries[asked[keep]], at[keep]
+    plain = np.einsum("ij,ij->i", rows.vectors[asked], rows.vectors[at])
+    return _best_per_query(asked, at, centring.pairs(plain, asked, at), k, threshold)
 
 
 def _best_per_query(asked, at, scores, k, threshold):
@@ -181,18 +184,36 @@ def _best_per_query(asked, at, scores, k, threshold):
     return asked[keep], at[keep], scores[keep].astype(np.float32)
 
 
-def block_matches(rows, centring, queries, k, threshold, ann, table=None):
-    """One block's matches (query row, matched row, score): what a Ray task runs too."""
-    if ann is None:
-        return exact_block(centring.held, rows.codes, queries, k, threshold)
-    if table is None:
-        table = open_table(ann)
-    nprobes = max(1, math.ceil(ANN_PROBED_SHARE * ann["lists"]))
-    return ann_block(table, rows, centring, queries, k, threshold, nprobes)
+def block_task(shared: tuple, payload, table=None):
+    """One block's work, in process or as a Ray task (small to send: no snapshot).
+
+    Args:
+        shared: tuple. ("exact", centred unit vectors, codes, k, threshold), or ("ann",
+            the table as `open_table` takes it, candidates per query, lists probed).
+        payload: exact: the query rows; through the vector index: (their vectors, their
+            video's path).
+        table: the table opened already (in process). Defaults to None.
+
+    Returns:
+        Exact: the matches (`exact_block`). Through the vector index: the candidates
+        (`ann_candidates`), which the driver scores (`ann_matches`).
+    """
+    if shared[0] == "exact":
+        _, unit, codes, k, threshold = shared
+        return exact_block(unit, codes, payload, k, threshold)
+    _, spec, limit, nprobes = shared
+    vectors, path = payload
+    return ann_candidates(table or open_table(spec), vectors, path, limit, nprobes)
+
+
+def ann_probes(lists: int) -> int:
+    """Lists probed for copies in a vector index of `lists` lists."""
+    return max(1, math.ceil(ANN_PROBED_SHARE * lists))
 
 
 def open_table(ann: dict):
-    """The clips table at the version searched (`ann`: see `find_copies`)."""
+    """The clips table at the version searched (`ann`: `uri`, `storage_options`,
+    `version`)."""
     import lancedb
 
     from .index import store
