@@ -67,3 +67,33 @@ def _frozen_heap():
     `quantize` does; `clear_session`) scan only what the tests make. Garbage first."""
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(scope="session")
+def collection(media_dir):
+    """The generated collection of videos with planted moments and copies (tests/collection.py),
+    cached in tests/artifacts across runs and generated once however many processes ask."""
+    from collection import cached
+
+    return cached(Path(__file__).parent / "artifacts", media_dir)
+
+
+@pytest.fixture(scope="session")
+def collection_model(golden_dir):
+    """The small checkpoint that indexes the collection (soft cap 5, as the golden run)."""
+    from videoprism_keras import VideoPrismBackbone
+
+    return VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
+                                          attention_logit_soft_cap=5.0)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def collection_index(collection, collection_model, tmp_path_factory):
+    """The collection indexed once per run (collection.INDEX_SETTINGS): under pytest-xdist
+    the workers share the run's temporary folder, and the first one builds it."""
+    from collection import cached_index
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    return cached_index(root, collection, collection_model)
