@@ -83,9 +83,9 @@ def _refuses_a_second_create(s3: S3) -> None:
         pytest.fail("the S3 server accepted a second If-None-Match: * PUT: commits could be lost")
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """The loopback S3 server, for the whole session; stopped at its end."""
+def serve():
+    """The loopback S3 server (an `S3`), until the generator is closed: a test module's
+    session fixture is `yield from s3.serve()`."""
     pytest.importorskip("moto", reason="the object-storage tests need moto[server] (test extra)")
     process = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)  # fmt: skip
@@ -96,8 +96,8 @@ def s3_server():
         iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
                            aws_access_key_id="setup", aws_secret_access_key="setup")  # fmt: skip
         iam.create_user(UserName="tests")
-        everything = {"Version": "2012-10-17",
-                      "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}  # fmt: skip
+        allow = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+        everything = {"Version": "2012-10-17", "Statement": [allow]}
         iam.put_user_policy(UserName="tests", PolicyName="all",
                             PolicyDocument=json.dumps(everything))  # fmt: skip
         key = iam.create_access_key(UserName="tests")["AccessKey"]
