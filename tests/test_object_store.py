@@ -114,11 +114,16 @@ def test_a_wrong_bucket_credentials_or_endpoint_is_one_line_in_seconds(s3_server
                "endpoint": {"aws_endpoint": f"http://127.0.0.1:{_free_port()}"}}  # fmt: skip
     flags = s3_server.flags(**changed.get(fault, {}))
     uri = f"s3://{'no-such-bucket' if fault == 'bucket' else bucket}/ix"
+    reason = {"bucket": "the bucket does not exist", "secret": "the credentials were refused",
+              "endpoint": "the endpoint does not answer"}[fault]  # fmt: skip
     for command in (["search", uri, "--text", "a cat"], ["index", "nothing.mp4", "-o", uri]):
         began = time.monotonic()
         out = call(capsys, *command, *flags, *model)
         took = time.monotonic() - began
         assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
-        assert out.stderr.startswith("videoprism: error: ") and uri in out.stderr
+        assert (
+            out.stderr.startswith("videoprism: error: cannot reach the index") and uri in out.stderr
+        )
+        assert reason in out.stderr and "nothing was written" in out.stderr
         assert "Traceback" not in out.stderr and took < 30, (took, out.stderr)
     assert s3_server.keys(bucket) == []  # nothing written

@@ -204,6 +204,13 @@ def translate(err: BaseException, uri: str, action: str) -> BaseException:
     """Lance's and the OS's errors as one line naming the index and the fix."""
     if isinstance(err, StoreError):  # already one
         return err
+    if not is_local(uri):
+        reason = _object_store_fault(str(err))
+        if reason:
+            return StoreError(f"cannot reach the index {uri} while {action}: {reason}; nothing "
+                              "was written. Check the bucket name, the credentials and the "
+                              "endpoint (--storage-option KEY=VALUE or the AWS_* environment "
+                              "variables)")  # fmt: skip
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     text = _RUST_SOURCE.sub("", text)  # where in Lance's sources: nothing for a user
     code = getattr(err, "errno", None)
@@ -218,6 +225,23 @@ def translate(err: BaseException, uri: str, action: str) -> BaseException:
     return StoreError(f"{uri} could not be read as a video index while {action} ({text}): "
                       "it may be damaged; restore it from a copy, or index into a new "
                       "folder")  # fmt: skip
+
+
+# What an object store's refusal says (in Lance's error text) → what it means for a user.
+_OBJECT_STORE_FAULTS = (
+    (("NoSuchBucket",), "the bucket does not exist"),
+    (("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden",
+      "ExpiredToken"), "the credentials were refused"),
+    (("error sending request", "Connection refused", "connect error", "dns error",
+      "timed out", "Timeout"), "the endpoint does not answer"),
+)  # fmt: skip
+
+
+def _object_store_fault(text: str) -> str | None:
+    for words, reason in _OBJECT_STORE_FAULTS:
+        if any(word in text for word in words):
+            return reason
+    return None
 
 
 @contextlib.contextmanager
