@@ -127,3 +127,18 @@ def test_a_wrong_bucket_credentials_or_endpoint_is_one_line_in_seconds(s3_server
         assert reason in out.stderr and "nothing was written" in out.stderr
         assert "Traceback" not in out.stderr and took < 30, (took, out.stderr)
     assert s3_server.keys(bucket) == []  # nothing written
+
+
+def test_a_reader_sees_another_writers_commit_at_its_next_search(s3_server):
+    from videoprism_keras.apps import VideoIndex
+
+    uri = f"s3://{s3_server.bucket()}/ix"
+    writer = VideoIndex(uri, storage_options=s3_server.options())
+    writer.commit(_rows(2))
+    reader = VideoIndex.load(uri, storage_options=s3_server.options(), in_memory=True)
+    query = _rows(1, start=5)["vector"].to_numpy(zero_copy_only=False)[0]
+    assert len(reader.search(query, top_k=10)[0]) == 2
+    # Another handle (another process's, as far as the store is concerned) commits.
+    VideoIndex(uri, storage_options=s3_server.options()).commit(_rows(1, start=5))
+    hits = reader.search(query, top_k=10)[0]  # every search reads the latest version
+    assert len(hits) == 3 and hits[0].path == "/videos/v5.mp4"
