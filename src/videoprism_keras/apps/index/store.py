@@ -11,8 +11,9 @@ Lance retries conflicting commits itself, but its `merge_insert` checks the rows
 inserts against the version it started from: two processes that embed the same clip at
 the same moment could both insert it (benchmarks/README.md, "Video index", has the
 trials), and do not with the lock and a `checkout_latest` under it. Object stores have
-no such lock: two writers there may store a clip they both embedded at once twice (the
-vector-index search drops the copy).
+no such lock: there the `id` column's primary-key metadata (`PRIMARY_KEY`) makes the
+second of two commits inserting the same clip conflict, and Lance retries it against the
+new version, where the clip is held (tests/test_object_store.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ FORMAT = 1
 LOCK_FILE = "write.lock"
 MAINTENANCE_LOCK_FILE = "maintenance.lock"
 ID_BATCH = 500  # ids (or files) per `IN (…)` query or delete predicate
+# The `id` column is the table's (unenforced) primary key: Lance then records the keys a
+# commit inserts, and of two commits inserting the same id the later one conflicts and is
+# retried against the new version (inserting nothing). Without it, two writers on an
+# object store (no lock there) could both insert a clip they embedded at the same time.
+PRIMARY_KEY = {b"lance-schema:unenforced-primary-key:position": b"1"}
 
 try:
     import fcntl
@@ -57,7 +63,8 @@ def schema(dim: int, meta: dict) -> pa.Schema:
     import pyarrow as pa
 
     fields = [
-        pa.field("id", pa.string(), nullable=False),  # file_id@start-end: see identity.py
+        # file_id@start-end (see identity.py): the primary key
+        pa.field("id", pa.string(), nullable=False, metadata=PRIMARY_KEY),
         pa.field("file_id", pa.string()),
         pa.field("path", pa.string()),  # resolved real path
         pa.field("start_s", pa.float64()),  # null for a whole video
@@ -197,6 +204,13 @@ def translate(err: BaseException, uri: str, action: str) -> BaseException:
     """Lance's and the OS's errors as one line naming the index and the fix."""
     if isinstance(err, StoreError):  # already one
         return err
+    if not is_local(uri):
+        reason = _object_store_fault(str(err))
+        if reason:
+            return StoreError(f"cannot reach the index {uri} while {action}: {reason}; nothing "
+                              "was written. Check the bucket name, the credentials and the "
+                              "endpoint (--storage-option KEY=VALUE or the AWS_* environment "
+                              "variables)")  # fmt: skip
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     text = _RUST_SOURCE.sub("", text)  # where in Lance's sources: nothing for a user
     code = getattr(err, "errno", None)
@@ -211,6 +225,23 @@ def translate(err: BaseException, uri: str, action: str) -> BaseException:
     return StoreError(f"{uri} could not be read as a video index while {action} ({text}): "
                       "it may be damaged; restore it from a copy, or index into a new "
                       "folder")  # fmt: skip
+
+
+# What an object store's refusal says (in Lance's error text) → what it means for a user.
+_OBJECT_STORE_FAULTS = (
+    (("NoSuchBucket",), "the bucket does not exist"),
+    (("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden",
+      "ExpiredToken"), "the credentials were refused"),
+    (("error sending request", "Connection refused", "connect error", "dns error",
+      "timed out", "Timeout"), "the endpoint does not answer"),
+)  # fmt: skip
+
+
+def _object_store_fault(text: str) -> str | None:
+    for words, reason in _OBJECT_STORE_FAULTS:
+        if any(word in text for word in words):
+            return reason
+    return None
 
 
 @contextlib.contextmanager
