@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .embedding import embed_batches
-from .index.moments import CENTRED_FLOOR
-from .timeline import Curve
+from .timeline import Curve, centred_scores
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -137,16 +136,5 @@ def _curves(stream, query: np.ndarray) -> Iterator[Curve]:
     del everything
     for path, starts, ends, held in done:
         order = np.argsort(starts, kind="stable")
-        scores = centred_cosines(held, query, mean)
+        scores = centred_scores(held, query, mean)
         yield Curve(path, starts[order], ends[order], scores[order])
-
-
-def centred_cosines(vectors: np.ndarray, query: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """The cosine of `query` (unit) with unit `vectors`, both centred on `mean`:
-    `(v − μ)·(q − μ) / (|v − μ| |q − μ|)`; plain cosines where the query is the mean."""
-    centred = query - mean
-    size = float(np.linalg.norm(centred))
-    if size < CENTRED_FLOOR:  # nothing sets the windows apart from the query's side
-        return vectors @ query
-    norms = np.maximum(np.linalg.norm(vectors - mean, axis=1), CENTRED_FLOOR)
-    return (vectors - mean) @ centred / (norms * size)

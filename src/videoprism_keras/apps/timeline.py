@@ -20,9 +20,16 @@ import numpy as np
 
 from ..constants import MOMENT_RELATIVE
 
+# A vector (or query) this close to the mean it is centred on has no direction of its own.
+CENTRED_FLOOR = 1e-6
+
 # Windows this close (in seconds) count as adjacent: times come through float32 and
 # decimal strides.
 ADJACENT_SLACK_S = 1e-3
+# A peak must rise this far above the baseline to be a moment: one window scored in two
+# batches of other shapes differs by float32 rounding (~1e-6), and a flat (static) curve's
+# rounding is no moment.
+PEAK_MIN_RISE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -119,14 +126,18 @@ def centred_scores(vectors: np.ndarray, query: np.ndarray,
             `vectors` (of one video, or of a whole collection if they are one).
 
     Returns:
-        (W,) float32 array in [-1, 1]; 0 for a window (or a query) at the mean itself.
+        (W,) float32 array in [-1, 1]; plain cosines for a query at the mean itself
+        (nothing sets the windows apart from its side).
     """
     vectors = np.asarray(vectors, np.float32)
     query = np.asarray(query, np.float32).reshape(-1)
     mean = vectors.mean(axis=0) if mean is None else np.asarray(mean, np.float32)
-    rows, centred = vectors - mean, query - mean
-    sizes = np.linalg.norm(rows, axis=1) * np.linalg.norm(centred)
-    return np.where(sizes > 0, rows @ centred / np.maximum(sizes, 1e-12), 0).astype(np.float32)
+    centred = query - mean
+    size = float(np.linalg.norm(centred))
+    if size < CENTRED_FLOOR:
+        return (vectors @ query).astype(np.float32)
+    norms = np.maximum(np.linalg.norm(vectors - mean, axis=1), CENTRED_FLOOR)
+    return ((vectors - mean) @ centred / (norms * size)).astype(np.float32)
 
 
 def check_top_k(top_k) -> int:
@@ -158,7 +169,8 @@ def moments_of(curves: Sequence[Curve], top_k: int, *, relative: float = MOMENT_
     `baseline + relative * (peak - baseline)`, and its edges go where the curve crosses
     that threshold. The peak's slopes (windows falling away from the span) are spent
     with it, so that a window half inside a moment is no moment of its own. This
-    repeats until a curve has `top_k` moments or nothing above the baseline; moments
+    repeats until a curve has `top_k` moments or nothing rises above the baseline
+    (by more than rounding); moments
     rank by their peak's score.
 
     Args:
@@ -199,7 +211,7 @@ def _curve_moments(curve: Curve, top_k: int, relative: float, base: float) -> li
     while len(moments) < top_k:
         free = np.where(used, -np.inf, scores)
         peak = int(np.argmax(free))  # the first of tied windows: deterministic
-        if not free[peak] > base:
+        if not free[peak] > base + PEAK_MIN_RISE:
             break
         top = scores[peak]
         threshold = base + relative * (top - base)

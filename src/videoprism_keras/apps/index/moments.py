@@ -20,11 +20,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..timeline import Curve, Moment, moments_of
+from ..timeline import CENTRED_FLOOR, Curve, Moment, moments_of
 from .snapshot import Snapshot
-
-# A vector (or query) this close to the index's mean has no direction of its own.
-CENTRED_FLOOR = 1e-6
 
 
 class Grouping:
