@@ -62,7 +62,8 @@ class Curve:
 
     Args:
         path: str. The video.
-        start_s, end_s: (W,) float arrays. Each window's span in seconds; finite.
+        start_s: (W,) float array. Each window's start in seconds; finite.
+        end_s: (W,) float array. Each window's end in seconds; finite.
         scores: (W,) float array. The query's similarity to each window (a cosine,
             centred or not); finite.
 
