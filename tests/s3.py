@@ -6,6 +6,7 @@ refused as S3 refuses it), a bucket per test, and the ways a user points the ind
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import urllib.error
@@ -18,6 +19,7 @@ import pytest
 
 SERVER = Path(__file__).with_name("s3_server.py")
 REGION = "us-east-1"
+SERVER_START_S = 60
 
 
 @dataclass
@@ -90,6 +92,11 @@ def serve():
     process = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     try:
+        # The server prints its port once listening; a server that hangs before that
+        # fails the session in a minute, not never.
+        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_S)
+        if not ready:
+            pytest.fail(f"the S3 server printed no port within {SERVER_START_S} s")
         endpoint = f"http://127.0.0.1:{int(process.stdout.readline())}"
         import boto3
 

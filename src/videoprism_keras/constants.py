@@ -116,9 +116,12 @@ COPY_MIN_SECONDS = 3.0
 COPY_NEIGHBOURS = 5
 
 # ------------------------------------------------ moments of files (`videoprism moments FILE…`)
-# Without an index, each file is streamed in windows of this many seconds (a stride of half
-# a window unless told): a few seconds, as long as one action, with room for 16 frames.
+# Without an index, each file is streamed in windows of this many seconds, each starting
+# this share of a window after the last unless told (overlapping, so that a moment's edge
+# falls inside some window's first half): a few seconds, as long as one action, with room
+# for 16 frames.
 MOMENT_CLIP_SECONDS = 4.0
+MOMENT_STRIDE_SHARE = 0.5
 # The `moments --plot` picture's title unless `--title` gives another; {} is the query.
 MOMENT_TITLE = "VideoPrism moments: “{}”"
 

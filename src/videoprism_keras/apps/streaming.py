@@ -5,9 +5,10 @@ window reduced to its embedding as soon as it is made.
     moments = moments_of(list(stream), top_k=5)
 
 Memory is one batch of frames (and the few windows the decoder holds open) whatever the
-video's length, plus one vector per window: the scores are cosines centred on the mean of
+video's length, plus a window's two times: the scores are cosines centred on the mean of
 every streamed window, as an index centres on its own (`apps.index.moments`), and that
-mean is known only at the end. The windows are `iter_clips`'s, embedded as
+mean is known only at the end, so each window's vector waits in a temporary file (on
+disk, not in memory) until then. The windows are `iter_clips`'s, embedded as
 `VideoIndex.add_videos` embeds them, so the curves are the ones an index of the same files
 would give.
 """
@@ -15,13 +16,18 @@ would give.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..constants import MOMENT_STRIDE_SHARE
 from .embedding import embed_batches
 from .timeline import Curve, centred_scores
+
+# Windows' vectors read back from the temporary file at a time (a bounded temporary).
+SPILL_BLOCK = 4096
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -68,7 +74,7 @@ def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence
             with an LvT model a text's).
         clip_seconds: float. Each window's length in seconds.
         stride_seconds: float or None. From one window's start to the next. Defaults to
-            None (`clip_seconds`: no overlap).
+            None (`constants.MOMENT_STRIDE_SHARE` of a window, as `videoprism moments`).
         num_frames: int or None. Frames per window. Defaults to None (the model's).
         size: int, (height, width) or None. Frame size. Defaults to None (the model's).
         batch_size: int. Windows per model call. Defaults to 4.
@@ -97,6 +103,7 @@ def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence
     if not clip_seconds or clip_seconds <= 0:
         raise ValueError(f"clip_seconds must be positive; got {clip_seconds}")
     vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    stride_seconds = stride_seconds or clip_seconds * MOMENT_STRIDE_SHARE
     stream = embed_batches(model, paths, kind="video", batch_size=batch_size,
                            num_frames=num_frames, size=size, clip_seconds=clip_seconds,
                            stride_seconds=stride_seconds, progress=progress,
@@ -105,36 +112,45 @@ def stream_curves(model: VideoPrismBackbone, paths: str | os.PathLike | Sequence
 
 
 def _curves(stream, query: np.ndarray) -> Iterator[Curve]:
-    """Each batch's windows reduced to their unit vectors at once; the curves come when
-    the last file is done, centred on the mean of every file's windows. The windows of a
+    """Each batch's windows reduced to their unit vectors at once and written to a
+    temporary file; the curves come when the last file is done, centred on the mean of
+    every file's windows (read back from that file a block at a time). The windows of a
     file that failed half-way (no last window) are dropped: the stream records the
     failure."""
-    done: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # path, starts, ends, vectors
-    path, starts, ends, vectors = None, [], [], []
-    try:
-        for batch in stream:
-            unit = np.asarray(batch.vectors, np.float32)
-            unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-            del batch.frames  # the batch's pixels go now, not when the next batch comes
-            items = zip(batch.paths, batch.start_s, batch.end_s, unit, batch.last, strict=True)
-            for item_path, start, end, vector, last in items:
-                if item_path != path:  # a new file: what was open failed half-way
-                    path, starts, ends, vectors = item_path, [], [], []
-                starts.append(start)
-                ends.append(end)
-                vectors.append(vector)
-                if last:
-                    done.append((path, np.asarray(starts, np.float64),
-                                 np.asarray(ends, np.float64), np.stack(vectors)))  # fmt: skip
-                    path, starts, ends, vectors = None, [], [], []
-    finally:
-        stream.close()
-    if not done:
-        return
-    everything = np.concatenate([held[3] for held in done])
-    mean = everything.mean(axis=0, dtype=np.float64).astype(np.float32)
-    del everything
-    for path, starts, ends, held in done:
-        order = np.argsort(starts, kind="stable")
-        scores = centred_scores(held, query, mean)
-        yield Curve(path, starts[order], ends[order], scores[order])
+    with tempfile.TemporaryFile(prefix="videoprism-windows-") as spill:
+        files: list[tuple[str, int, int]] = []  # path, first row, end row: the whole files
+        starts, ends = [], []  # every row's times (a few bytes a window)
+        path, first, rows = None, 0, 0
+        try:
+            for batch in stream:
+                unit = np.asarray(batch.vectors, np.float32)
+                unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+                del batch.frames  # the batch's pixels go now, not when the next batch comes
+                for i, (item_path, last) in enumerate(zip(batch.paths, batch.last, strict=True)):
+                    if item_path != path:  # a new file: what was open failed half-way
+                        path, first = item_path, rows
+                    spill.write(unit[i].tobytes())
+                    starts.append(batch.start_s[i])
+                    ends.append(batch.end_s[i])
+                    rows += 1
+                    if last:
+                        files.append((path, first, rows))
+                        path = None
+        finally:
+            stream.close()
+        if not files:
+            return
+        spill.flush()
+        vectors = np.memmap(spill, np.float32, mode="r", shape=(rows, len(query)))
+        blocks = [(at, min(at + SPILL_BLOCK, b)) for _, a, b in files
+                  for at in range(a, b, SPILL_BLOCK)]  # fmt: skip
+        total = sum(vectors[a:b].sum(axis=0, dtype=np.float64) for a, b in blocks)
+        mean = (total / sum(b - a for _, a, b in files)).astype(np.float32)
+        starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
+        for path, a, b in files:
+            scores = np.concatenate([centred_scores(vectors[at : min(at + SPILL_BLOCK, b)],
+                                                    query, mean)
+                                     for at in range(a, b, SPILL_BLOCK)])  # fmt: skip
+            order = np.argsort(starts[a:b], kind="stable")
+            yield Curve(path, starts[a:b][order], ends[a:b][order], scores[order])
+        del vectors

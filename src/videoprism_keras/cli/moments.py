@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 from ..apps.where import check_where
-from ..constants import MOMENT_CLIP_SECONDS, MOMENT_TITLE, MOMENT_TOP_K, WHERE_COLUMNS
+from ..constants import (
+    MOMENT_CLIP_SECONDS,
+    MOMENT_STRIDE_SHARE,
+    MOMENT_TITLE,
+    MOMENT_TOP_K,
+    WHERE_COLUMNS,
+)
 from . import parser
 from .inputs import check_output, report_failures, storage_options, video_files
 from .models import ModelOptions, index_options
@@ -160,7 +166,7 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
             raise UsageError(f"--{flag} is for an INDEX: video FILEs are all searched")
     files = video_files(args.sources)
     clip = args.clip_seconds or MOMENT_CLIP_SECONDS
-    stride = args.stride_seconds or clip / 2
+    stride = args.stride_seconds or clip * MOMENT_STRIDE_SHARE
     for path in files:
         _check_long_enough(path, clip)
     options = dataclasses.replace(ModelOptions.from_args(args), clip_seconds=clip,
