@@ -482,6 +482,32 @@ def test_copies_run_once_off_the_event_loop_while_searches_go_on(server, library
                         "path": str(library["copy"])}  # fmt: skip
 
 
+def test_a_copies_answer_says_the_table_version_its_run_read(lvt, tmp_path, monkeypatch):
+    model, tokenizer = lvt
+    rng = np.random.default_rng(1)
+
+    def windows(path: str, n: int = 8) -> Embeddings:
+        starts = np.arange(n, dtype=np.float64)
+        vectors = rng.normal(size=(n, 32)).astype(np.float32)
+        return Embeddings(vectors, [path] * n, starts, starts + 2.0)
+
+    index = VideoIndex(tmp_path / "ix").add(windows("/v/a.mp4"))
+    original = VideoIndex.copies
+
+    def committed_meanwhile(self, **options):  # another writer commits as the run begins
+        VideoIndex.load(tmp_path / "ix").add(windows("/v/b.mp4"))
+        return original(self, **options)
+
+    monkeypatch.setattr(VideoIndex, "copies", committed_meanwhile)
+    app = create_app(SearchService(index, model, tokenizer), warm_up=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        asked_at = client.get("/api/info").json()["version"]
+        answer = client.get("/api/copies")
+        now = client.get("/api/info").json()["version"]
+    assert answer.status_code == 200, answer.text
+    assert now > asked_at and answer.json()["index_version"] == now
+
+
 def test_a_video_broken_since_indexing_is_one_clear_error(lvt, library, tmp_path):
     model, tokenizer = lvt
     folder = tmp_path / "videos"
