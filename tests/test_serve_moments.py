@@ -21,7 +21,13 @@ from fastapi.testclient import TestClient
 from test_serve import BROWSER_ARGS, start_server
 
 from videoprism_keras.apps import Embeddings, VideoIndex
+from videoprism_keras.constants import COPY_MIN_SECONDS, COPY_THRESHOLD
 from videoprism_keras.serve import SearchService, create_app
+from videoprism_keras.serve.limits import (
+    COPIES_RETRY_AFTER_S,
+    MAX_CURVE_POINTS,
+    MAX_REFINED_MOMENTS,
+)
 
 FPS, WIDTH, HEIGHT = 10, 64, 48
 # The long video: (lavfi source, seconds); the copy is its middle segment re-encoded.
@@ -196,6 +202,8 @@ def test_moments_by_text_and_by_clip_with_one_video_coarse(server, library):
         ("/api/moments", {"q": "x", "video": "nope"}, 422, "video"),
         ("/api/moments", {"q": "x", "video": CLIP}, 404, f"no clip {CLIP}"),
         ("/api/moments", {"q": "x", "shots": "true", "refine": "false"}, 400, "shots:"),
+        ("/api/moments", {"q": "x", "top_k": MAX_REFINED_MOMENTS + 1}, 400, "top_k: at most"),
+        (f"/api/clips/{CLIP}/moments", {"top_k": 100}, 400, "Received: top_k=100; ask fewer"),
         (f"/api/clips/{CLIP}/moments", {}, 404, f"no clip {CLIP}"),
         ("/api/copies", {"threshold": 0}, 400, "threshold: expected a similarity in (0, 1]"),
         ("/api/copies", {"threshold": 1.5}, 400, "Received: 1.5"),
@@ -224,6 +232,52 @@ def test_bad_moment_uploads_are_refused_before_the_model(server):
     where = post("/api/moments", params={"where": "nope("}, content=b"x",
                  headers={"Content-Type": "video/mp4"})  # fmt: skip
     assert assert_clean_error(where, 400).startswith("where:")
+    # Every option is checked before the (junk) body is read: its refusal, not the body's.
+    for params, status, words in (({"shots": "true", "refine": "false"}, 400, "shots:"),
+                                  ({"top_k": MAX_REFINED_MOMENTS + 1}, 400, "top_k:"),
+                                  ({"video": CLIP}, 404, f"no clip {CLIP}")):  # fmt: skip
+        early = post("/api/moments", params=params, content=b"not a video",
+                     headers={"Content-Type": "video/mp4"})  # fmt: skip
+        assert words in assert_clean_error(early, status), params
+
+
+def test_a_model_failure_while_refining_is_a_bare_500(server, monkeypatch):
+    client, service = server
+
+    def out_of_memory(*args):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+
+    monkeypatch.setattr(service, "_refine", out_of_memory)
+    answer = client.get("/api/moments", params={"q": "a", "top_k": 2})
+    assert assert_clean_error(answer, 500) == "internal error (see the server's log)"
+
+
+def test_a_long_curve_is_thinned_for_the_page_its_peak_kept(lvt, tmp_path):
+    model, tokenizer = lvt
+    windows, peak = 3 * MAX_CURVE_POINTS + 7, 1234  # not a multiple: uneven runs
+    vectors = np.random.default_rng(0).normal(size=(windows, 32)).astype(np.float32)
+    starts = np.arange(windows, dtype=np.float64)
+    index = VideoIndex(tmp_path / "long").add(
+        Embeddings(vectors, ["/v/long.mp4"] * windows, starts, starts + 2.0))  # fmt: skip
+    full = index.curves(vectors[peak])[0]
+    assert len(full) == windows and int(np.argmax(full.scores)) == peak
+    clip = index.search(vectors[peak], 1)[0][0].id
+    app = create_app(SearchService(index, model, tokenizer), warm_up=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        answer = client.get(f"/api/clips/{clip}/moments", params={"refine": "false"})
+    assert answer.status_code == 200, answer.text
+    (curve,) = answer.json()["curves"]
+    n = len(curve["scores"])
+    assert n == MAX_CURVE_POINTS and len(curve["start_s"]) == n == len(curve["end_s"])
+    # The whole video still, in order; each point spans its run of windows.
+    assert curve["start_s"][0] == 0.0 and curve["end_s"][-1] == windows + 1.0
+    assert curve["start_s"] == sorted(curve["start_s"])
+    assert all(e - s >= 2.0 for s, e in zip(curve["start_s"], curve["end_s"], strict=True))
+    # The peak survives, at its place, and its moment's poster is the peak's own window.
+    best = int(np.argmax(curve["scores"]))
+    assert curve["scores"][best] == pytest.approx(float(full.scores[peak]))
+    assert curve["start_s"][best] <= peak and curve["end_s"][best] >= peak + 2.0
+    assert answer.json()["moments"][0]["clip"] == clip
 
 
 def test_an_index_of_whole_videos_says_moments_need_windows(lvt, tmp_path):
@@ -242,8 +296,7 @@ def test_an_index_of_whole_videos_says_moments_need_windows(lvt, tmp_path):
 
 def test_copies_of_the_index_and_of_one_clip_kept_per_version(server, library):
     client, _ = server
-    # Above the library's default threshold: with three videos, the mean they are centred
-    # on is rough, and two unrelated generated sources pass the default.
+    # The library's default threshold, asked for by name: it shares the default's run.
     strict = {"threshold": 0.9}
     first = client.get("/api/copies", params=strict)
     assert first.status_code == 200, first.text
@@ -254,6 +307,10 @@ def test_copies_of_the_index_and_of_one_clip_kept_per_version(server, library):
     again = client.get("/api/copies", params=strict).json()
     assert again["cached"] and again["groups"] == answer["groups"]
     assert again["index_version"] == answer["index_version"]
+    # Left out, the settings are the library's: the same run's answer, said as used.
+    default = client.get("/api/copies").json()
+    assert default["cached"] and default["groups"] == answer["groups"]
+    assert default["query"] == {"threshold": COPY_THRESHOLD, "min_seconds": COPY_MIN_SECONDS}
     # Turned so that `a` is the asked clip's video: the copy is all of it, and a time t in
     # the long video is t + offset_s in it.
     clip = clip_of(client, library["copy"], 2.0)
@@ -274,6 +331,10 @@ def test_copies_of_the_index_and_of_one_clip_kept_per_version(server, library):
     assert none["query"] == {"threshold": 1.0, "min_seconds": 100}
 
 
+# Records where the player is sent (its time as a seek begins): the time it is at later
+# depends on how long it has played meanwhile.
+SEEKS = """() => { window.seeks = []; const v = document.getElementById('video');
+    v.addEventListener('seeking', () => window.seeks.push(v.currentTime)); }"""
 PLAYER_READY = """() => { const v = document.getElementById('video');
     return v.readyState >= 1 && !v.seeking; }"""
 
@@ -318,11 +379,14 @@ def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
         assert any(abs(a - COPY_START) <= 1.0 and abs(b - COPY_END) <= 1.0 for a, b in marked)
         # A click on the timeline seeks the player there (the plot spans the whole 18 s).
         box = page.locator("#timeline-plot").bounding_box()
+        page.evaluate(SEEKS)
         page.mouse.click(box["x"] + box["width"] * 8.0 / 18.0, box["y"] + box["height"] / 2)
+        page.wait_for_function("() => window.seeks.length > 0")
+        target = page.evaluate("window.seeks[0]")  # where the click sent the player
+        assert abs(target - 8.0) <= 0.5, target
         page.wait_for_function(PLAYER_READY)
-        page.evaluate("document.getElementById('video').pause()")
+        page.evaluate("document.getElementById('video').pause()")  # it plays from there
         now = page.evaluate("document.getElementById('video').currentTime")
-        assert abs(now - 8.0) <= 0.5, now
         head = float(page.get_attribute("#timeline-plot .playhead", "x1"))
         assert abs(head - 1000 * now / 18.0) <= 30, (head, now)
         # The copies of the video in the player: the planted copy, listed with its spans.
@@ -380,7 +444,7 @@ def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
         assert DOCS_IMAGE.stat().st_size < 150_000
 
 
-def test_copies_run_once_off_the_event_loop_while_searches_go_on(server, monkeypatch):
+def test_copies_run_once_off_the_event_loop_while_searches_go_on(server, library, monkeypatch):
     client, _ = server
     runs, original = [], VideoIndex.copies
     release = threading.Event()
@@ -398,14 +462,50 @@ def test_copies_run_once_off_the_event_loop_while_searches_go_on(server, monkeyp
         while not runs and time.monotonic() < deadline:
             time.sleep(0.02)
         # The run holds neither the event loop nor the index: searches are answered.
-        began = time.monotonic()
         assert client.get("/api/health").status_code == 200
         assert client.get("/api/search", params={"q": "a", "top_k": 3}).status_code == 200
-        assert time.monotonic() - began < 10 and not any(f.done() for f in waiting)
+        # One run at a time: other settings meanwhile are refused, saying when to retry.
+        busy = client.get("/api/copies", params={"threshold": 0.8})
+        assert "threshold=0.95, min_seconds=2.5 is under way" in assert_clean_error(busy, 503)
+        assert int(busy.headers["Retry-After"]) == COPIES_RETRY_AFTER_S
+        assert not any(f.done() for f in waiting)
         release.set()
         answers = [f.result().json() for f in waiting]
-    assert runs == [params] and answers[0]["groups"] == answers[1]["groups"] == answers[2]["groups"]
+    assert runs == [{**params, "path": None}]
+    assert answers[0]["groups"] == answers[1]["groups"] == answers[2]["groups"]
     assert client.get("/api/copies", params=params).json()["cached"] and len(runs) == 1
+    # One clip's copies for settings no whole run has kept: that video's windows alone.
+    clip = clip_of(client, library["copy"], 0.0)
+    mine = client.get(f"/api/clips/{clip}/copies", params={"threshold": 0.85})
+    assert mine.status_code == 200 and not mine.json()["cached"]
+    assert runs[-1] == {"threshold": 0.85, "min_seconds": COPY_MIN_SECONDS,
+                        "path": str(library["copy"])}  # fmt: skip
+
+
+def test_a_copies_answer_says_the_table_version_its_run_read(lvt, tmp_path, monkeypatch):
+    model, tokenizer = lvt
+    rng = np.random.default_rng(1)
+
+    def windows(path: str, n: int = 8) -> Embeddings:
+        starts = np.arange(n, dtype=np.float64)
+        vectors = rng.normal(size=(n, 32)).astype(np.float32)
+        return Embeddings(vectors, [path] * n, starts, starts + 2.0)
+
+    index = VideoIndex(tmp_path / "ix").add(windows("/v/a.mp4"))
+    original = VideoIndex.copies
+
+    def committed_meanwhile(self, **options):  # another writer commits as the run begins
+        VideoIndex.load(tmp_path / "ix").add(windows("/v/b.mp4"))
+        return original(self, **options)
+
+    monkeypatch.setattr(VideoIndex, "copies", committed_meanwhile)
+    app = create_app(SearchService(index, model, tokenizer), warm_up=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        asked_at = client.get("/api/info").json()["version"]
+        answer = client.get("/api/copies")
+        now = client.get("/api/info").json()["version"]
+    assert answer.status_code == 200, answer.text
+    assert now > asked_at and answer.json()["index_version"] == now
 
 
 def test_a_video_broken_since_indexing_is_one_clear_error(lvt, library, tmp_path):

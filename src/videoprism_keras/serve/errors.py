@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from .service import IndexUnavailable
+from .limits import COPIES_RETRY_AFTER_S
+from .service import CopiesBusy, IndexUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,13 @@ async def unavailable(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
+async def copies_busy(request: Request, err: CopiesBusy) -> JSONResponse:
+    """A copies run for other settings under way (`CopiesBusy`): 503, said in one line,
+    with when to ask again."""
+    return JSONResponse({"error": str(err)}, 503,
+                        headers={"Retry-After": str(COPIES_RETRY_AFTER_S)})  # fmt: skip
+
+
 async def disconnected(request: Request, err: ClientDisconnect) -> Response:
     """A client that went away mid-request (an upload cancelled): one line in the log, no
     traceback; the answer reaches nobody."""
@@ -82,5 +90,6 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(IndexUnavailable, unavailable)
+    app.add_exception_handler(CopiesBusy, copies_busy)
     app.add_exception_handler(ClientDisconnect, disconnected)
     app.add_exception_handler(Exception, crashed)

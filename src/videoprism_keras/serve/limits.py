@@ -4,6 +4,15 @@ and by which names the server is reached. `/api/info` reports them to clients.""
 
 MAX_TOP_K = 100  # hits per search
 DEFAULT_TOP_K = 12  # hits when a search does not say (the page's default too)
+# Moments refined with the model per request: each is decoded and embedded again in the
+# model's one thread, which every other query waits for; more are asked with refine=false.
+MAX_REFINED_MOMENTS = 20
+# Points of a curve sent back: the page draws about this many pixels across, and a long
+# video's curve (thousands of windows, up to top_k of them) would otherwise dwarf the answer.
+MAX_CURVE_POINTS = 1000
+# How long a client is told to wait (Retry-After) when a copies run for other settings is
+# under way: one whole-index run at a time.
+COPIES_RETRY_AFTER_S = 30
 MAX_QUERY_CHARS = 500
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 100

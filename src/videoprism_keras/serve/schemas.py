@@ -161,7 +161,9 @@ class Moment(BaseModel):
 
 
 class Curve(BaseModel):
-    """One video's similarity to the query over time: one value per indexed window."""
+    """One video's similarity to the query over time: one value per indexed window, or,
+    for a video of more windows than `limits.MAX_CURVE_POINTS`, per run of consecutive
+    windows (its highest value, from the run's first start to its latest end)."""
 
     path: str
     start_s: list[float] = Field(description="each window's start (s), ascending")

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..apps import IndexedClip, SearchHit, VideoIndex, ZeroShotClassifier, embed_videos
 from ..apps.index import store
-from ..constants import PROMPT_TEMPLATE, TEMPERATURE
+from ..constants import COPY_MIN_SECONDS, COPY_THRESHOLD, PROMPT_TEMPLATE, TEMPERATURE
 from ..deprecation import message as deprecation_message
 from ..deprecation import renamed_arguments
 from ..runtime import Encoder
@@ -43,6 +43,11 @@ PATHS_PER_LOOKUP = 500  # paths per `IN (…)` of a video lookup
 class IndexUnavailable(Exception):
     """The index's folder is gone (renamed or deleted) while serving: the routes answer
     503 until it is back (each read looks again)."""
+
+
+class CopiesBusy(Exception):
+    """A whole-index copies run for other settings is under way (one at a time): the
+    routes answer 503 with Retry-After."""
 
 
 class Metrics:
@@ -124,7 +129,7 @@ class SearchService:
         self.metrics = Metrics()
         self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()
         self._lookup = None
-        self._copies_lock = threading.Lock()
+        self._copies_limiter = self._clip_limiter = None  # anyio's, made in the event loop
         self._copy_answers: collections.OrderedDict = collections.OrderedDict()
         self._label_sets: collections.OrderedDict = collections.OrderedDict()
 
@@ -282,15 +287,33 @@ class SearchService:
             in the order their videos first appear among the moments, and {path: the
             `SearchHit` of the video's best clip for the query}.
         """
+        moments, meta = await self.coarse_moments(vector, top_k, where, under)
+        if refine and moments:
+            moments = await self.refine_moments(moments, vector, meta, shots)
+        curves, videos = await self.moment_curves(vector, moments)
+        return moments, curves, videos
+
+    async def coarse_moments(self, vector: np.ndarray, top_k: int, where: str | None = None,
+                             under: str | None = None) -> tuple[list, dict | None]:  # fmt: skip
+        """The index's own moments (its windows as they are, read like a search) and the
+        index's metadata they were found with (None when the table has no rows yet)."""
         if not (await self.size())[0]:  # a table with no rows yet: nothing found, no error
-            return [], [], {}
+            return [], None
 
         def coarse():  # on the searches' handle: one copy of the vectors held, not two
             return self.index.moments(vector, top_k, where=where, under=under), self.index.meta
 
-        moments, meta = await self._read(coarse)
-        if refine and moments:  # the model's thread; the index is not read there
-            moments = await self.queue.run(self._refine, moments, vector, meta, shots)
+        return await self._read(coarse)
+
+    async def refine_moments(self, moments: list, vector: np.ndarray, meta: dict,
+                             shots: bool = False) -> list:  # fmt: skip
+        """`moments` refined coarse-to-fine with the model (decoding the seconds around
+        each), in the model's thread; the index is not read there."""
+        return await self.queue.run(self._refine, moments, vector, meta, shots)
+
+    async def moment_curves(self, vector: np.ndarray, moments: list) -> tuple[list, dict]:
+        """The whole curves of the videos of `moments`, in the order they first appear
+        among them, and {path: the `SearchHit` of the video's best clip for the query}."""
         paths = list(dict.fromkeys(m.path for m in moments))
 
         def curves_and_videos():
@@ -299,8 +322,7 @@ class SearchService:
             curves = {c.path: c for c in self.index.curves(vector, paths=paths)}
             return [curves[p] for p in paths if p in curves], self._videos(vector, paths)
 
-        curves, videos = await self._read(curves_and_videos)
-        return moments, curves, videos
+        return await self._read(curves_and_videos)
 
     def _refine(self, moments, vector, meta, shots):
         """Coarse moments refined around their edges at the index's own sampling, so that
@@ -328,52 +350,111 @@ class SearchService:
         self, threshold: float | None = None, min_seconds: float | None = None
     ) -> tuple[list, dict, int | None, bool]:
         """Every group of copies in the index (see `VideoIndex.copies`): a whole-index job,
-        so one answer per table version and settings is kept, and requests that come while
-        it runs wait for that run rather than start their own.
+        so one answer per table version and settings is kept, and one run goes at a time:
+        requests for its settings wait for its answer, others are refused (`CopiesBusy`).
 
         Args:
             threshold: float or None. The similarity two windows need; defaults to None
-                (the library's).
-            min_seconds: float or None. The shortest shared span; defaults to None (the
-                library's).
+                (`constants.COPY_THRESHOLD`).
+            min_seconds: float or None. The shortest shared span; defaults to None
+                (`constants.COPY_MIN_SECONDS`).
 
         Returns:
             (groups, videos, version, cached): `apps.copies.CopyGroup`s; {path: a clip of
-            that video}; the table version they are of; whether the answer was kept.
+            that video}; the table version the run read; whether the answer was kept.
+
+        Raises:
+            CopiesBusy: if a run for other settings is under way.
         """
+        settings = copy_settings(threshold, min_seconds)
         _, version = await self.size()
-        key = (version, threshold, min_seconds)
+        key = (version, *settings)
         task = self._copy_answers.get(key)
         cached = task is not None and task.done()
         if task is None:
-            task = asyncio.ensure_future(anyio.to_thread.run_sync(
-                self._checked(self._find_copies), threshold, min_seconds))  # fmt: skip
-            task.add_done_callback(lambda done: self._forget_failed(key, done))
-            self._copy_answers[key] = task
-            while len(self._copy_answers) > COPY_ANSWERS_KEPT:
-                self._copy_answers.popitem(last=False)
-        self._copy_answers.move_to_end(key)
-        groups, videos = await asyncio.shield(task)  # a client gone: the run goes on, kept
-        return groups, videos, version, cached
+            running = self._running_copies()
+            if running is not None and running[0] != settings:
+                raise CopiesBusy(
+                    f"copies: a run for threshold={running[0][0]}, min_seconds="
+                    f"{running[0][1]} is under way (one whole-index run at a time); ask "
+                    f"again in a while, or with those settings. Received: threshold="
+                    f"{settings[0]}, min_seconds={settings[1]}")  # fmt: skip
+            task = running[1] if running is not None else self._start_copies(key)
+        else:
+            self._copy_answers.move_to_end(key)
+        groups, videos, read = await asyncio.shield(task)  # a client gone: the run goes on
+        return groups, videos, read, cached
+
+    async def clip_copies(
+        self, path: str, threshold: float | None = None, min_seconds: float | None = None
+    ) -> tuple[list, dict, int | None, bool]:
+        """The copies involving one video: from the kept whole-index answer (or the run
+        under way) for these settings, else found for that video's windows alone
+        (`VideoIndex.copies(path=…)`). Returns as `copies`; never refused."""
+        settings = copy_settings(threshold, min_seconds)
+        _, version = await self.size()
+        task = self._copy_answers.get((version, *settings))
+        cached = task is not None and task.done()
+        running = self._running_copies()
+        if task is None and running is not None and running[0] == settings:
+            task = running[1]
+        if task is not None:
+            groups, videos, read = await asyncio.shield(task)
+            return groups, videos, read, cached
+        if self._clip_limiter is None:  # made in the event loop
+            self._clip_limiter = anyio.CapacityLimiter(1)
+        groups, videos, read = await anyio.to_thread.run_sync(
+            self._checked(self._find_copies), settings, path, limiter=self._clip_limiter
+        )
+        return groups, videos, read, False
+
+    def _running_copies(self):
+        """(settings, task) of the whole-index run under way; None when none is."""
+        for (_, *settings), task in self._copy_answers.items():
+            if not task.done():
+                return tuple(settings), task
+        return None
+
+    def _start_copies(self, key):
+        if self._copies_limiter is None:  # made in the event loop
+            self._copies_limiter = anyio.CapacityLimiter(1)
+        # Its own limiter: the run holds none of the worker threads searches and posters
+        # share, however long it takes.
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(
+            self._checked(self._find_copies), key[1:], limiter=self._copies_limiter))  # fmt: skip
+        task.add_done_callback(lambda done: self._forget_failed(key, done))
+        self._copy_answers[key] = task
+        finished = [k for k, t in self._copy_answers.items() if t.done()]  # oldest first
+        for old in finished[: max(0, len(self._copy_answers) - COPY_ANSWERS_KEPT)]:
+            del self._copy_answers[old]  # a run under way is never dropped
+        return task
 
     def _forget_failed(self, key, task) -> None:
         if task.cancelled() or task.exception() is not None:  # retried by the next request
             if self._copy_answers.get(key) is task:
                 del self._copy_answers[key]
 
-    def _find_copies(self, threshold, min_seconds):
-        options = {k: v for k, v in (("threshold", threshold), ("min_seconds", min_seconds))
-                   if v is not None}  # fmt: skip
-        with self._copies_lock:  # one run at a time
-            # A handle of the run's own, so that searches go on meanwhile; dropped after
-            # it, so that its copy of the vectors is held only while it runs.
-            index = type(self.index).load(self.index.uri,
-                                          storage_options=self.index.storage_options)  # fmt: skip
-            groups = index.copies(**options) if len(index) else []
-            del index
+    def _find_copies(self, settings, path=None):
+        threshold, min_seconds = settings
+        # A handle of the run's own, so that searches go on meanwhile; dropped after it, so
+        # that its copy of the vectors is held only while it runs.
+        index = type(self.index).load(self.index.uri,
+                                      storage_options=self.index.storage_options)  # fmt: skip
+        groups = []
+        if len(index):
+            groups = index.copies(threshold=threshold, min_seconds=min_seconds, path=path)
+        version = index.version  # the version the run read (it moves to the latest)
+        del index
         paths = list(dict.fromkeys(p for g in groups for p in g.paths))
         if not paths:
-            return groups, {}
+            return groups, {}, version
         with self._index_lock:
             # Any non-zero vector: the lookup wants a clip of each video, not a ranking.
-            return groups, self._videos(np.ones(self.index.dim, np.float32), paths)
+            return groups, self._videos(np.ones(self.index.dim, np.float32), paths), version
+
+
+def copy_settings(threshold: float | None, min_seconds: float | None) -> tuple[float, float]:
+    """`threshold` and `min_seconds` as a run uses them: None is the library's default,
+    so that asking for it and leaving it out share one run and one kept answer."""
+    return (float(COPY_THRESHOLD if threshold is None else threshold),
+            float(COPY_MIN_SECONDS if min_seconds is None else min_seconds))  # fmt: skip

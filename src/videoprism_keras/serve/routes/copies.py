@@ -1,6 +1,8 @@
 """Copy routes: which videos of the index share content (whole duplicates and parts),
 with the shared spans and the time offset between them; all groups, or those of one
-clip's video. A whole-index job: the service keeps its answer per table version."""
+clip's video. A whole-index job: the service keeps its answer per table version and
+settings, and runs one at a time; one clip's copies are found for its video alone when no
+whole-index answer is kept."""
 
 import math
 import time
@@ -12,7 +14,7 @@ from ..checks import clip_or_404
 from ..dependencies import ClipId, Service
 from ..errors import BadInput
 from ..schemas import ClipCopiesResponse, CopiesResponse, Copy, CopyGroup, Hit, Video
-from ..service import SearchService
+from ..service import SearchService, copy_settings
 
 router = APIRouter(tags=["copies"])
 
@@ -31,10 +33,13 @@ def _checked(threshold: float | None, min_seconds: float | None) -> None:
                        f"Received: {min_seconds}")  # fmt: skip
 
 
-async def _groups(service: SearchService, threshold: float | None, min_seconds: float | None):
+async def _groups(service: SearchService, threshold: float | None, min_seconds: float | None,
+                  path: str | None = None):  # fmt: skip
     _checked(threshold, min_seconds)
     try:
-        return await service.copies(threshold, min_seconds)
+        if path is None:
+            return await service.copies(threshold, min_seconds)
+        return await service.clip_copies(path, threshold, min_seconds)
     except ValueError as err:  # e.g. an index of whole videos: no windows to match
         raise BadInput(str(err).splitlines()[0][:300]) from err
 
@@ -43,11 +48,13 @@ async def _groups(service: SearchService, threshold: float | None, min_seconds: 
 async def copies(service: Service, threshold: Threshold = None,
                  min_seconds: MinSeconds = None) -> CopiesResponse:  # fmt: skip
     """Every group of videos that share content: each copy with its two spans and the
-    offset between them. The first request for a table version runs the whole index
-    (seconds to minutes); later ones get its kept answer."""
+    offset between them. The first request for a table version and settings runs the
+    whole index (seconds to minutes); later ones get its kept answer. One run at a time:
+    a request for other settings meanwhile is a 503 with Retry-After."""
     began = time.perf_counter()
     with service.metrics.measure("copies"):
         groups, videos, version, cached = await _groups(service, threshold, min_seconds)
+        threshold, min_seconds = copy_settings(threshold, min_seconds)  # as used: no nulls
         return CopiesResponse(
             query={"threshold": threshold, "min_seconds": min_seconds},
             groups=[CopyGroup(**g.as_dict()) for g in groups],
@@ -66,7 +73,7 @@ async def clip_copies(service: Service, clip_id: ClipId, threshold: Threshold = 
     with service.metrics.measure("copies"):
         _checked(threshold, min_seconds)
         row = await clip_or_404(service, clip_id)
-        groups, videos, version, cached = await _groups(service, threshold, min_seconds)
+        groups, videos, version, cached = await _groups(service, threshold, min_seconds, row.path)
         found = []
         for group in groups:
             for copy in group.copies:

@@ -6,7 +6,14 @@ from fastapi import APIRouter
 from ...constants import VERSION
 from ...video.times import seconds_or_none
 from ..dependencies import AppSettings, Service
-from ..limits import MAX_BODY_BYTES, MAX_LABELS, MAX_TOP_K, MAX_UPLOAD_PIXELS, UPLOAD_TYPES
+from ..limits import (
+    MAX_BODY_BYTES,
+    MAX_LABELS,
+    MAX_REFINED_MOMENTS,
+    MAX_TOP_K,
+    MAX_UPLOAD_PIXELS,
+    UPLOAD_TYPES,
+)
 from ..schemas import Health, IndexInfo, IndexSampling, Metrics
 
 public = APIRouter(tags=["service"])  # outside the token check
@@ -36,7 +43,8 @@ async def info(service: Service, settings: AppSettings) -> IndexInfo:
                              "upload_bytes": settings.max_upload_bytes,
                              "upload_types": sorted(UPLOAD_TYPES),
                              "upload_pixels": MAX_UPLOAD_PIXELS,
-                             "body_bytes": MAX_BODY_BYTES, "labels": MAX_LABELS})  # fmt: skip
+                             "body_bytes": MAX_BODY_BYTES, "labels": MAX_LABELS,
+                             "refined_moments": MAX_REFINED_MOMENTS})  # fmt: skip
 
 
 def recorded_sampling(meta: dict) -> IndexSampling:

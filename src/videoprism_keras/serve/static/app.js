@@ -146,10 +146,12 @@ async function searchUpload(file) {
 function withHits(response) {
   if (!response.moments) return response;
   response.hits = response.moments.map((m) => {
-    const video = response.videos[m.path];
-    return { id: m.clip || video.clip, path: m.path, name: video.name, start_s: m.start_s, end_s: m.end_s,
-      duration_s: video.duration_s, score: m.score, poster_url: m.poster_url || video.poster_url,
-      video_url: video.video_url, moment: true };
+    // A video the index no longer holds (deleted meanwhile) has no entry: the path's own
+    // name and the moment's window stand in.
+    const video = response.videos[m.path] || {};
+    return { id: m.clip || video.clip, path: m.path, name: video.name || m.path.split("/").pop(), start_s: m.start_s,
+      end_s: m.end_s, duration_s: video.duration_s ?? null, score: m.score, poster_url: m.poster_url || video.poster_url,
+      video_url: video.video_url || (m.clip ? `api/clips/${m.clip}/video` : undefined), moment: true };
   });
   return response;
 }
@@ -477,7 +479,11 @@ $("copies-find").addEventListener("click", async () => {
 
 // Every group of videos that share content (the whole index's copies), as lists of
 // copies; a click plays one side.
+let copiesAsked = 0; // the latest "all copies" request: an earlier one's answer is dropped
 async function allCopies() {
+  const asked = ++copiesAsked;
+  // Still wanted: no newer request, and the page still shows the copies (not a search).
+  const wanted = () => asked === copiesAsked && readUrl().copies === "1";
   last = null;
   $("download").disabled = true;
   const results = $("results");
@@ -487,11 +493,13 @@ async function allCopies() {
   try {
     answer = await api("api/copies");
   } catch (err) {
+    if (!wanted()) return;
     results.replaceChildren();
     results.dataset.state = "ready";
     setStatus(escapeHtml(err.message), true);
     return;
   }
+  if (!wanted()) return;
   results.replaceChildren();
   results.classList.add("grouped");
   const n = answer.groups.length;
