@@ -375,6 +375,28 @@ def test_refinement_decodes_only_around_the_moment(small, footage, monkeypatch):
     assert seconds.max() <= coarse[0].end_s + reach and seconds.max() < 16
 
 
+def test_moments_refined_a_few_at_a_time_are_those_refined_together(small, footage,
+                                                                    monkeypatch):  # fmt: skip
+    # Memory stays bounded by MOMENT_REFINE_GROUP moments' frames, not top_k's.
+    decoded = []
+    real = refine_module._Video.frames
+    monkeypatch.setattr(
+        refine_module._Video,
+        "frames",
+        lambda self, wanted: decoded.append(len(wanted)) or real(self, wanted),
+    )
+    coarse = [Moment(footage.long, a, b, 1.0) for a, b in ((3, 7), (5, 9), (10, 13))]
+    settings = dict(clip_seconds=CLIP, stride_seconds=STRIDE, num_frames=4, size=32)
+    together = refine_module.refine(small, coarse, footage.queries[1], **settings)
+    assert len(decoded) == 2  # the edges, then the whole spans: one group
+    monkeypatch.setattr(refine_module, "MOMENT_REFINE_GROUP", 1)
+    decoded.clear()
+    apart = refine_module.refine(small, coarse, footage.queries[1], **settings)
+    assert len(decoded) == 2 * len(coarse)
+    spans = lambda found: [t for m in found for t in (m.start_s, m.end_s, m.score)]  # noqa: E731
+    assert spans(apart) == pytest.approx(spans(together), abs=1e-4)
+
+
 def test_shots_snap_refined_edges_to_the_cuts_found_near_them(small, footage, monkeypatch):
     ranges = []
 
