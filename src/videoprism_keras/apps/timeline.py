@@ -20,8 +20,13 @@ import numpy as np
 
 from ..constants import CENTRED_FLOOR, MOMENT_RELATIVE
 
-# Rows of a float64 temporary at a time when centring many vectors (`centring`).
-CENTRING_PIECE = 65_536
+# Rows of a temporary copy at a time when centring many vectors (`centring`, and
+# `copy_search.Centring.unit`): a float64 copy of a few thousand rows is tens of MB
+# whatever the index's size, and still large enough for a fast matrix product.
+CENTRING_PIECE = 8_192
+# Squared distances from the mean below this are computed again in float64 (`centring`):
+# above it, float32's rounding moves a norm by under 1e-5 of itself.
+CENTRING_RECHECK = 1e-2
 
 # Windows this close (in seconds) count as adjacent: times come through float32 and
 # decimal strides.
@@ -149,9 +154,13 @@ def centred_scores(vectors: np.ndarray, query: np.ndarray,
 
 
 def centring(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What centred cosines over many unit vectors need, in float64: their mean `m`, each
-    one's `v·m`, and each one's distance from the mean, `|v − m|² = 1 − 2 v·m + m·m`
-    (one product, no centred copy; float64 since the norms are differences near 0).
+    """What centred cosines over many unit vectors need: their mean `m`, each one's `v·m`,
+    and each one's distance from the mean, `|v − m|² = 1 − 2 v·m + m·m` (one product, no
+    centred copy).
+
+    That difference nears 0 for a vector near the mean, where float32's rounding of
+    `v·m` (~1e-7) is a large share of it: one float32 product for every row, then the
+    rows nearer the mean than `CENTRING_RECHECK` summed again in float64.
 
     Args:
         vectors: (N, D) array. Unit vectors (float32 as stored).
@@ -162,10 +171,13 @@ def centring(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not len(vectors):
         return np.zeros(vectors.shape[1]), np.zeros(0), np.zeros(0)
     mean = vectors.mean(axis=0, dtype=np.float64)
-    pieces = range(0, len(vectors), CENTRING_PIECE)  # a bounded float64 temporary
-    along = np.concatenate([vectors[i : i + CENTRING_PIECE].astype(np.float64) @ mean
-                            for i in pieces])  # fmt: skip
-    norms = np.sqrt(np.maximum(1.0 - 2.0 * along + float(mean @ mean), 0.0))
+    mean_sq = float(mean @ mean)
+    along = (vectors @ mean.astype(vectors.dtype)).astype(np.float64)
+    near = np.flatnonzero(1.0 - 2.0 * along + mean_sq < CENTRING_RECHECK)
+    for i in range(0, len(near), CENTRING_PIECE):  # a bounded float64 temporary
+        rows = near[i : i + CENTRING_PIECE]
+        along[rows] = vectors[rows].astype(np.float64) @ mean
+    norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0))
     return mean, along, norms
 
 
