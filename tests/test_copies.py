@@ -178,6 +178,12 @@ def test_an_empty_index_has_no_copies_and_bad_arguments_are_named():
             index.copies(**{name: value})
     with pytest.raises(ValueError, match="not in the index"):
         index.copies(path="/nowhere.mp4")
+    # The library function itself, given rows without the path: named, not an IndexError.
+    from videoprism_keras.apps.copies import find_copies
+
+    rows = index._rows(index.latest())
+    with pytest.raises(ValueError, match=r"not in the index.*Received: path='/nowhere.mp4'"):
+        find_copies(rows, stride=2.0, path="/nowhere.mp4")
     assert CopyGroup().as_dict() == {"paths": [], "copies": []}
 
 

@@ -134,6 +134,52 @@ def test_a_half_inside_window_scores_above_the_midpoint_unless_the_contents_are_
     assert mixed(1.0, 0.2, 0.5, 1.0) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("up", [True, False])
+def test_a_fine_curve_whose_threshold_is_clipped_to_its_best_window_keeps_the_coarse_edge(up):
+    # Alike contents (cosine 0.9) barely apart: the half-inside score clips to the best
+    # window's, so no window rises above the threshold (an IndexError or a wrapped index
+    # before); the coarse edge stays.
+    scores = np.array([0.49, 0.495, 0.5] if up else [0.5, 0.495, 0.49])
+    assert refine_module.mixed_score(0.5, 0.49, 0.9, 0.5) == 0.5
+    inside, outside = np.array([1.0, 0.0]), np.array([0.9, np.sqrt(1 - 0.81)])
+    vectors = np.stack([outside, (inside + outside) / 2, inside] if up else
+                       [inside, (inside + outside) / 2, outside])  # fmt: skip
+    centres = np.array([9.5, 10.0, 10.5])
+    assert refine_module._crossing(centres, scores, vectors, 10.2, 0.5, up) == 10.2
+    # A flat curve: nothing to cross either.
+    assert refine_module._crossing(centres, np.full(3, 0.3), vectors, 7.0, 0.5, up) == 7.0
+
+
+def test_a_timeline_of_many_videos_draws_those_of_the_best_moments_at_a_capped_height(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from videoprism_keras import plots
+
+    curves = [_curve(f"v{i:02d}", [(0, 2, 0.1), (1, 3, 0.2 + i / 100)]) for i in range(20)]
+    moments = [Moment(f"v{i:02d}", 1, 3, 0.5 - i / 100) for i in range(19, -1, -1)]
+    capped = plots.plot_timeline(curves, moments, tmp_path / "many.png", "t")
+    few = plots.plot_timeline(curves[: plots.TIMELINE_MAX_ROWS], moments, tmp_path / "few.png")
+    with Image.open(capped) as a, Image.open(few) as b:
+        assert a.height == pytest.approx(b.height, abs=b.height * 0.05)
+    with pytest.raises(ValueError, match=r"no curves to plot.*Received: curves=\[\]"):
+        plots.plot_timeline([], moments, tmp_path / "none.png")
+
+
+def test_centring_in_float64_gives_the_norms_near_the_mean_to_float32_precision():
+    from videoprism_keras.apps.timeline import centring
+
+    rng = np.random.default_rng(3)
+    common = rng.normal(size=64)
+    vectors = common + 0.002 * rng.normal(size=(500, 64))  # all within ~1e-3 of the mean
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    mean, along, norms = centring(vectors)
+    direct = np.linalg.norm(vectors.astype(np.float64) - mean, axis=1)
+    # 1e-5 here (float32 unit vectors are unit to ~1e-7); float32 products: 7e-5.
+    assert np.abs(norms - direct).max() < 3e-5
+    np.testing.assert_allclose(along, vectors.astype(np.float64) @ mean, rtol=1e-12)
+
+
 def test_centred_scores_spread_a_compressed_curve_and_match_the_index(tmp_path):
     from videoprism_keras.apps.timeline import centred_scores
 
@@ -190,13 +236,8 @@ def test_index_moments_find_the_planted_span_and_equal_growing_every_curve(tmp_p
     # Only the best videos' curves are grown: the same answer as growing all of them.
     curves = index.curves(query)
     assert len(curves) == 40 and all(len(c) == 30 for c in curves)
-    every = np.concatenate([c.scores for c in curves])
-    for k in (1, 3, 5, 12):
-        fast = index.moments(query, k)
-        slow = moments_of(curves, k, baseline=float(np.median(every)))
-        assert [m.path for m in fast] == [m.path for m in slow]
-        spans = lambda moments: [t for m in moments for t in (m.start_s, m.end_s, m.score)]  # noqa: E731
-        assert spans(fast) == pytest.approx(spans(slow), abs=1e-3)
+    for k in (1, 3, 5, 12):  # one baseline (`timeline.baseline_of`): the very same moments
+        assert index.moments(query, k) == moments_of(curves, k)
 
 
 def test_index_moments_and_curves_take_search_filters(tmp_path):
@@ -332,6 +373,28 @@ def test_refinement_decodes_only_around_the_moment(small, footage, monkeypatch):
     reach = CLIP + STRIDE + 1 / FPS
     assert seconds.min() >= coarse[0].start_s - reach and seconds.min() > 2
     assert seconds.max() <= coarse[0].end_s + reach and seconds.max() < 16
+
+
+def test_moments_refined_a_few_at_a_time_are_those_refined_together(small, footage,
+                                                                    monkeypatch):  # fmt: skip
+    # Memory stays bounded by MOMENT_REFINE_GROUP moments' frames, not top_k's.
+    decoded = []
+    real = refine_module._Video.frames
+    monkeypatch.setattr(
+        refine_module._Video,
+        "frames",
+        lambda self, wanted: decoded.append(len(wanted)) or real(self, wanted),
+    )
+    coarse = [Moment(footage.long, a, b, 1.0) for a, b in ((3, 7), (5, 9), (10, 13))]
+    settings = dict(clip_seconds=CLIP, stride_seconds=STRIDE, num_frames=4, size=32)
+    together = refine_module.refine(small, coarse, footage.queries[1], **settings)
+    assert len(decoded) == 2  # the edges, then the whole spans: one group
+    monkeypatch.setattr(refine_module, "MOMENT_REFINE_GROUP", 1)
+    decoded.clear()
+    apart = refine_module.refine(small, coarse, footage.queries[1], **settings)
+    assert len(decoded) == 2 * len(coarse)
+    spans = lambda found: [t for m in found for t in (m.start_s, m.end_s, m.score)]  # noqa: E731
+    assert spans(apart) == pytest.approx(spans(together), abs=1e-4)
 
 
 def test_shots_snap_refined_edges_to_the_cuts_found_near_them(small, footage, monkeypatch):

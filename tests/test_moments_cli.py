@@ -73,6 +73,7 @@ def _moments(capsys, *args):
         (["{long}", "--video", "{query}", "--plot", "{folder}/t.jpg"], "expected a .png file"),
         (["{long}", "--text", "a", "--video", "{query}"], "not allowed with argument"),
         (["{long}"], "one of the arguments --text --video --image is required"),
+        (["https://example.com/v.MP4", "--video", "{query}"], "is a video URI, and moments"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_the_model_loads(media, args, says, capsys):

@@ -142,3 +142,17 @@ def test_a_reader_sees_another_writers_commit_at_its_next_search(s3_server):
     VideoIndex(uri, storage_options=s3_server.options()).commit(_rows(1, start=5))
     hits = reader.search(query, top_k=10)[0]  # every search reads the latest version
     assert len(hits) == 3 and hits[0].path == "/videos/v5.mp4"
+
+
+def test_a_failed_commit_says_earlier_commits_stay_and_a_bare_timeout_is_no_endpoint():
+    from videoprism_keras.apps.index import store
+
+    down = OSError("Generic S3 error: error sending request for url (http://127.0.0.1:9/b)")
+    opening = str(store.translate(down, "s3://b/ix", "opening it"))
+    assert "the endpoint does not answer; nothing was written" in opening
+    commit = str(store.translate(down, "s3://b/ix", "writing to it", committing=True))
+    assert "this commit was not made; earlier commits stay" in commit
+    assert "nothing was written" not in commit
+    # A lock's or a commit's timeout on a store that answers is not an unreachable endpoint.
+    conflict = RuntimeError("Commit conflict: Timeout waiting for the lock")
+    assert "does not answer" not in str(store.translate(conflict, "s3://b/ix", "writing to it"))

@@ -226,6 +226,25 @@ def test_a_strided_index_refuses_shots_and_the_library_says_so_too(cut_video, pr
     assert refused.returncode == 2 and "holds whole videos, not windows at shot" in refused.stderr
 
 
+def test_an_index_with_shots_refines_its_moments_and_takes_no_stride(cut_video, preset,
+                                                                     tmp_path):  # fmt: skip
+    from videoprism_keras import VideoPrismBackbone
+    from videoprism_keras.apps import VideoIndex
+
+    model = VideoPrismBackbone.from_preset(preset[1], attention_logit_soft_cap=5.0)
+    index = VideoIndex(tmp_path / "shots")
+    with pytest.raises(ValueError, match=r"no stride.*Received: stride_seconds=1\.0"):
+        index.add_videos(model, cut_video, 2.5, 1.0, shots=True, num_frames=4, size=32)
+    assert len(index) == 0
+    index.add_videos(model, cut_video, 2.5, shots=True, num_frames=4, size=32, progress=False)
+    assert index.meta["shots"] is True and index.meta["stride_seconds"] == 2.5
+    query = index.vectors[len(index) // 2]
+    coarse = index.moments(query, top_k=2)
+    refined = index.moments(query, top_k=2, model=model)  # the index's settings, shots too
+    assert coarse and len(refined) == len(coarse)
+    assert all(0 <= m.start_s < m.end_s <= DURATION + 1e-6 for m in refined)
+
+
 # ------------------------------------------------------------------ the extra
 def test_without_pyscenedetect_shots_name_the_shots_extra(cut_video, monkeypatch):
     real = extras.installed

@@ -136,3 +136,13 @@ SHOT_THRESHOLD = 27.0
 SHOT_DETECT_WIDTH = 160
 SHOT_MIN_SECONDS = 0.5
 SHOTS_CLIP_SECONDS = 10.0
+
+# ------------------------------------------------ review of issue 27 (moments, copies)
+# Centred cosines (timeline.centred_scores, the index's moment curves, copies): a vector
+# (or query) nearer the mean it is centred on than this has no direction of its own. Stored
+# vectors are float32 unit vectors (|v|² = 1 within ~1e-7), so |v − μ|² = 1 − 2 v·μ + |μ|²
+# is off by ~1e-7 however it is summed, ~3e-4 on the norm: the floor stays above that.
+CENTRED_FLOOR = 1e-3
+# Refining moments (apps/refine.py): this many moments' edge windows are decoded and
+# embedded at a time, so that memory does not grow with top_k.
+MOMENT_REFINE_GROUP = 4

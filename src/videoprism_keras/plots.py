@@ -4,6 +4,7 @@ matplotlib's Agg backend (no display needed)."""
 
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 from collections.abc import Sequence
@@ -30,6 +31,9 @@ DPI = 100
 LABEL_WIDTH = 28  # characters per line of a wrapped label
 TIMELINE_WIDTH = 10.0  # inches: wide enough to tell seconds apart in a long video
 TIMELINE_ROW = 2.0  # inches per video's curve
+# Rows (videos) drawn at most: a large top_k's picture stays a readable height; the videos
+# of the best moments are drawn.
+TIMELINE_MAX_ROWS = 12
 
 
 def _pyplot():
@@ -201,7 +205,8 @@ def plot_timeline(curves: Sequence[Curve], moments: Sequence[Moment], output: st
                   title: str | None = None) -> str | os.PathLike:  # fmt: skip
     """Each video's similarity to the query over time, its moments shaded and numbered.
 
-    One row per curve (the order given): every window's score as a line through the
+    One row per curve (the order given; past `TIMELINE_MAX_ROWS` videos, only those of
+    the best moments, the title saying how many more): every window's score as a line through the
     windows' middles (the curves' centred cosines), and each moment of that video as a
     band over its start–end span with a line at its middle, with its rank in the list.
 
@@ -216,10 +221,21 @@ def plot_timeline(curves: Sequence[Curve], moments: Sequence[Moment], output: st
     Returns:
         `output`.
     """
-    plt = _pyplot()
+    curves = list(curves)
     if not curves:
-        raise ValueError("no curves to plot")
+        raise ValueError(f"no curves to plot: give at least one video's curve. Received: "
+                         f"curves={curves!r}")  # fmt: skip
+    plt = _pyplot()
     ranked = list(enumerate(moments, start=1))
+    left_out = len(curves) - TIMELINE_MAX_ROWS
+    if left_out > 0:  # the videos of the best moments, in the order given
+        first = {}
+        for rank, moment in ranked:
+            first.setdefault(moment.path, rank)
+        best = sorted(range(len(curves)), key=lambda i: (first.get(curves[i].path, math.inf), i))
+        curves = [curves[i] for i in sorted(best[:TIMELINE_MAX_ROWS])]
+        note = f"({left_out} more videos not drawn)"
+        title = f"{title} {note}" if title else note
     size = (TIMELINE_WIDTH, TIMELINE_ROW * len(curves) + 0.6)
     fig, axes = plt.subplots(len(curves), 1, squeeze=False, layout="constrained", dpi=DPI,
                              figsize=size)  # fmt: skip
@@ -236,8 +252,7 @@ def plot_timeline(curves: Sequence[Curve], moments: Sequence[Moment], output: st
             ax.axvline((moment.start_s + moment.end_s) / 2, color="#e76f51", linewidth=0.8)
             ax.annotate(f"#{rank}", ((moment.start_s + moment.end_s) / 2, 1), fontsize=9,
                         xycoords=("data", "axes fraction"), ha="center", va="bottom")  # fmt: skip
-        end = float(np.max(curve.end_s)) if len(scores) else 1.0
-        ax.set_xlim(0, end)
+        ax.set_xlim(0, float(np.max(curve.end_s)))  # a curve has a window at least
         ax.set_ylabel("similarity (centred)", fontsize=9)
         ax.set_title(_name(curve.path), fontsize=11, loc="left", pad=14)
         ax.spines[["top", "right"]].set_visible(False)

@@ -15,8 +15,10 @@ _EXPORTS = {
     "VideoIndex": "videoprism_keras.apps.index",
     "ZeroShotClassifier": "videoprism_keras.apps.zero_shot",
 }
-_SUBMODULES = ("copies", "embedding", "embed_writer", "identity", "index", "ray_pipeline",
-               "where", "zero_shot")  # fmt: skip
+# Every submodule docs/api/apps.md documents, and those the CLI reaches through `apps`.
+_SUBMODULES = ("copies", "embedding", "embed_writer", "identity", "index", "ray_model",
+               "ray_pipeline", "refine", "streaming", "timeline", "where",
+               "zero_shot")  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
 

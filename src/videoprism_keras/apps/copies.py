@@ -40,6 +40,8 @@ from .copy_vote import pair_runs
 if TYPE_CHECKING:
     from .index.snapshot import Snapshot
 
+# `check_copy_options` is public: `VideoIndex.copies` checks its arguments with it before
+# reading the index (and the CLI's and server's errors come from there).
 __all__ = ["Copy", "CopyGroup", "Span", "check_copy_options", "find_copies"]
 
 
@@ -154,6 +156,11 @@ def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY
             found = runner.matches(np.arange(len(rows)))
         else:
             mine = np.flatnonzero(rows.paths == path)
+            if not len(mine):
+                raise ValueError(
+                    f"path is not in the index: give a video it holds, as its "
+                    f"rows name it (`find_path`). Received: path={path!r}"
+                )
             first = runner.matches(mine)
             partners = np.unique(rows.codes[np.concatenate([first[0], first[1]])])
             partners = partners[partners != rows.codes[mine[0]]]
@@ -272,6 +279,12 @@ def _lengths(rows) -> np.ndarray:
     return lengths
 
 
+def _names(rows) -> dict[int, str]:
+    """Each video's path, by code (its first row's, found without a loop over rows)."""
+    codes, first = np.unique(rows.codes, return_index=True)
+    return dict(zip(codes.tolist(), map(str, rows.paths[first]), strict=True))
+
+
 def _copies(rows, queries, matched, scores, stride, min_seconds) -> Iterator[Copy]:
     """Every copy between two videos, from the matches (each pair of windows once)."""
     if not len(queries):
@@ -286,9 +299,7 @@ def _copies(rows, queries, matched, scores, stride, min_seconds) -> Iterator[Cop
     # a: the longer video, then the earlier path.
     codes = rows.codes
     lengths = _lengths(rows)
-    names = {}
-    for code, name in zip(codes, rows.paths, strict=True):
-        names.setdefault(int(code), str(name))
+    names = _names(rows)
     rank = np.empty(len(lengths), np.int64)
     by = sorted(names, key=lambda c: (-lengths[c], names[c]))
     rank[by] = np.arange(len(by))
@@ -329,7 +340,7 @@ def _groups(rows, copies: list[Copy]) -> list[CopyGroup]:
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     lengths = _lengths(rows)
-    length_of = {str(p): lengths[c] for p, c in zip(rows.paths, rows.codes, strict=True)}
+    length_of = {name: lengths[code] for code, name in _names(rows).items()}
     members: dict[str, list[str]] = {}
     for p in parent:
         members.setdefault(root(p), []).append(p)

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PIECE = 65_536  # rows a temporary copy holds at a time
+from ..constants import CENTRED_FLOOR
+from .timeline import CENTRING_PIECE, centring
+
 BLOCK_BYTES = 256 * 2**20  # one block's (queries × rows) float32 scores
 # Past the threshold: candidates fetched from the vector index per match kept (plain
 # cosine ranks them, the centred score re-ranks them).
@@ -41,11 +43,7 @@ ANN_QUERIES = 256  # query vectors per LanceDB search call
 # Lists of the vector index probed, as a share of them: a copy's windows are far nearer
 # each other than anything else is, so far fewer lists than a search probes find them
 # (`ann.ANN_PROBED_SHARE`; recall and time: benchmarks/README.md, "Copies").
-ANN_PROBED_SHARE = 0.1
-# A row this close to the mean has no direction once centred (an index of a video and
-# its exact duplicate, whole): its plain cosine stands instead. (Above float32's error
-# on |x - m|² = 1 - 2 x·m + m·m, about 1e-7, so 3e-4 on the norm.)
-FLAT = 1e-3
+COPY_PROBED_SHARE = 0.1
 # Two rows this alike are the same content whatever the centring says.
 IDENTICAL = 1.0 - 1e-6
 
@@ -63,31 +61,28 @@ class Centring:
 
     @classmethod
     def of(cls, vectors: np.ndarray) -> Centring:
-        mean = vectors.mean(axis=0, dtype=np.float64)
-        # In float64, a bounded piece at a time: the norms below are differences near 0.
-        pieces = range(0, len(vectors), PIECE)
-        along = np.concatenate([vectors[i : i + PIECE].astype(np.float64) @ mean
-                                for i in pieces] or [np.zeros(0)])  # fmt: skip
-        mean_sq = float(mean @ mean)
-        norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0))
-        return cls(mean.astype(np.float32), along, norms, mean_sq)
+        mean, along, norms = centring(vectors)
+        return cls(mean.astype(np.float32), along, norms, float(mean @ mean))
 
     def unit(self, vectors: np.ndarray) -> np.ndarray:
         """The vectors centred and renormalised, (N, D) float32; a row with no direction
-        left (`FLAT`) keeps its plain vector."""
+        left (`CENTRED_FLOOR`: an index of a video and its exact duplicate, whole) keeps
+        its plain vector."""
         out = np.empty_like(vectors)
-        for start in range(0, len(vectors), PIECE):  # a bounded temporary
-            part = slice(start, start + PIECE)
-            flat = self.norms[part] < FLAT
-            centred = (vectors[part] - self.mean) / np.maximum(self.norms[part], FLAT)[:, None]
+        for start in range(0, len(vectors), CENTRING_PIECE):  # a bounded temporary
+            part = slice(start, start + CENTRING_PIECE)
+            norms = self.norms[part]
+            flat = norms < CENTRED_FLOOR
+            centred = (vectors[part] - self.mean) / np.maximum(norms, CENTRED_FLOOR)[:, None]
             out[part] = np.where(flat[:, None], vectors[part], centred).astype(np.float32)
         return out
 
     def pairs(self, plain: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Plain cosines of the pairs (rows[i], columns[i]), made centred."""
-        flat = (self.norms[rows] < FLAT) | (self.norms[columns] < FLAT)
+        flat = (self.norms[rows] < CENTRED_FLOOR) | (self.norms[columns] < CENTRED_FLOOR)
         centred = (plain - self.along[rows] - self.along[columns] + self.mean_sq) / (
-            np.maximum(self.norms[rows], FLAT) * np.maximum(self.norms[columns], FLAT)
+            np.maximum(self.norms[rows], CENTRED_FLOOR)
+            * np.maximum(self.norms[columns], CENTRED_FLOOR)
         )
         raw = np.where(plain >= IDENTICAL, 1.0, plain)
         return np.where(flat, raw, centred).astype(np.float32)
@@ -208,7 +203,7 @@ def block_task(shared: tuple, payload, table=None):
 
 def ann_probes(lists: int) -> int:
     """Lists probed for copies in a vector index of `lists` lists."""
-    return max(1, math.ceil(ANN_PROBED_SHARE * lists))
+    return max(1, math.ceil(COPY_PROBED_SHARE * lists))
 
 
 def open_table(ann: dict):

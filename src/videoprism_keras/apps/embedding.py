@@ -56,6 +56,24 @@ def nothing_embedded(failures: Sequence[tuple[str, str]]) -> ValueError:
     return ValueError(f"no video could be embedded: {path}: {reason}{more}")
 
 
+def check_shot_windows(shots: bool, clip_seconds: float | None,
+                       stride_seconds: float | None) -> None:  # fmt: skip
+    """With `shots`: `clip_seconds` given (the longest window), no `stride_seconds` (the
+    windows follow the cuts), and PySceneDetect installed (the `shots` extra)."""
+    if not shots:
+        return
+    if not clip_seconds:
+        raise ValueError("shots=True cuts videos into shots of at most clip_seconds: give "
+                         "clip_seconds (the longest window, in seconds). Received: "
+                         f"clip_seconds={clip_seconds!r}")  # fmt: skip
+    if stride_seconds is not None:
+        raise ValueError(
+            "with shots=True the windows follow the shots, with no stride: "
+            f"leave stride_seconds out. Received: stride_seconds={stride_seconds!r}"
+        )
+    require(("scenedetect-headless",), "shots=True")
+
+
 def find_videos(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Video files and folders → the inputs to embed, in order.
 
@@ -505,11 +523,7 @@ def embed_batches(model: VideoPrismBackbone, videos: Videos, *, kind: str = "vid
     if isinstance(videos, str | os.PathLike):
         videos = [videos]
     videos = list(videos)
-    if shots and not clip_seconds:
-        raise ValueError("shots=True cuts videos into shots of at most clip_seconds: give "
-                         "clip_seconds (the longest window, in seconds)")  # fmt: skip
-    if shots:
-        require(("scenedetect-headless",), "shots=True")
+    check_shot_windows(shots, clip_seconds, stride_seconds)
     if clip_seconds:
         arrays = [i for i, v in enumerate(videos) if not isinstance(v, str | os.PathLike)]
         if arrays:

@@ -47,10 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..deprecation import message as deprecation_message
-from ..extras import require
 from ..progress import expected_items, progress_bar
 from ..video.options import Sampling
-from .embedding import Embeddings, item_key, nothing_embedded
+from .embedding import Embeddings, check_shot_windows, item_key, nothing_embedded
 from .identity import clip_id
 from .ray_model import Embedder, PresetLoader
 from .ray_session import RayUnavailable, check_address, driver_messages_on_stderr, ray_session
@@ -222,8 +221,8 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
             `PresetLoader`). Defaults to None (`model` itself is shipped to them).
         options: `RayOptions` or None. How the pipeline runs. Defaults to None
             (`RayOptions()`).
-        shots: bool. Windows at shot cuts (see `VideoIndex.add_videos`), found in the
-            decoding tasks. Defaults to False.
+        shots: bool. Windows at shot cuts (see `VideoIndex.add_videos`; no
+            `stride_seconds` then), found in the decoding tasks. Defaults to False.
 
     Returns:
         A `RayRun`, the record `add_videos` returns (paths and clip times of the clips
@@ -231,11 +230,7 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
         table.
     """
     options = options or RayOptions()
-    if shots and not clip_seconds:
-        raise ValueError("shots=True cuts videos into shots of at most clip_seconds: give "
-                         "clip_seconds (the longest window, in seconds)")  # fmt: skip
-    if shots:
-        require(("scenedetect-headless",), "shots=True")
+    check_shot_windows(shots, clip_seconds, stride_seconds)
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds, shots)
     writer = index.writer(model, clip_seconds, stride_seconds, num_frames=sampling["num_frames"],
                           size=sampling["size"], shots=shots)  # fmt: skip

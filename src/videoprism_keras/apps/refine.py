@@ -26,6 +26,7 @@ import numpy as np
 
 from ..constants import (
     MOMENT_REFINE_DIVISOR,
+    MOMENT_REFINE_GROUP,
     MOMENT_REFINE_MARGIN,
     MOMENT_REFINE_WINDOW,
     MOMENT_RELATIVE,
@@ -91,7 +92,9 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
     query = np.asarray(query, np.float32).reshape(-1)
     norm = float(np.linalg.norm(query)) if np.isfinite(query).all() else 0.0
     if not norm:
-        raise ValueError("query must be a finite, non-zero embedding")
+        held = "NaN or inf" if not np.isfinite(query).all() else "only zeros"
+        raise ValueError(f"query must be a finite, non-zero embedding. Received: an array "
+                         f"of {query.size} values holding {held}")  # fmt: skip
     query = query / norm
     moments = list(moments)
     if not moments:
@@ -109,34 +112,47 @@ def refine(model: VideoPrismBackbone, moments: Sequence[Moment], query: ArrayLik
     for path in dict.fromkeys(m.path for m in moments):  # each file scanned once
         video = _Video(path, sampling)
         own = [m for m in moments if m.path == path]
-        # Both edges of every moment of this file: one decoding pass for all windows. An
-        # edge at the video's start or end has nothing beyond it to tell the moment from.
-        edges = [[[] if _at_boundary(t, video.duration, fine) else
-                  [video.window(c, length) for c in _centres(t, reach, fine)]
-                  for t in (m.start_s, m.end_s)] for m in own]  # fmt: skip
-        windows = [span for pair in edges for spans in pair for span in spans]
-        scores, vectors = embed(video, windows) if windows else (None, None)
-        placed, used = [], 0
-        for moment, pair in zip(own, edges, strict=True):
-            found = []
-            sides = ((pair[0], moment.start_s, True), (pair[1], moment.end_s, False))
-            for spans, edge, up in sides:
-                part = slice(used, used + len(spans))
-                used += len(spans)
-                found.append(_crossing(_middles(spans), scores[part], vectors[part], edge,
-                                       relative, up) if spans else edge)  # fmt: skip
-            start, end = found
-            if shots:
-                start, end = _snapped(path, start, end, MOMENT_SNAP_STRIDES * fine,
-                                      video.duration)  # fmt: skip
-            start, end = max(0.0, start), min(end, video.duration)
-            if not end > start:  # the edges crossed (a moment shorter than the fine stride)
-                start, end = moment.start_s, moment.end_s
-            placed.append((start, end))
-        whole, _ = embed(video, [video.window_between(a, b) for a, b in placed])
-        refined += [Moment(path, a, b, float(s)) for (a, b), s in zip(placed, whole, strict=True)]
+        # A few moments at a time: their edge windows' frames are held together (uint8
+        # until a model batch is built), so memory does not grow with top_k.
+        for first in range(0, len(own), MOMENT_REFINE_GROUP):
+            group = own[first : first + MOMENT_REFINE_GROUP]
+            placed = _placed(video, group, embed, length, reach, fine, relative, shots)
+            whole, _ = embed(video, [video.window_between(a, b) for a, b in placed])
+            refined += [Moment(path, a, b, float(s))
+                        for (a, b), s in zip(placed, whole, strict=True)]  # fmt: skip
     refined.sort(key=lambda m: (-m.score, m.path, m.start_s))
     return refined
+
+
+def _placed(video: _Video, moments: list[Moment], embed: _Embedder, length: float,
+            reach: float, fine: float, relative: float,
+            shots: bool) -> list[tuple[float, float]]:  # fmt: skip
+    """Each moment's refined (start, end): both edges of all `moments` (of one file) in one
+    decoding pass. An edge at the video's start or end has nothing beyond it to tell the
+    moment from: it stays."""
+    edges = [[[] if _at_boundary(t, video.duration, fine) else
+              [video.window(c, length) for c in _centres(t, reach, fine)]
+              for t in (m.start_s, m.end_s)] for m in moments]  # fmt: skip
+    windows = [span for pair in edges for spans in pair for span in spans]
+    scores, vectors = embed(video, windows) if windows else (None, None)
+    placed, used = [], 0
+    for moment, pair in zip(moments, edges, strict=True):
+        found = []
+        sides = ((pair[0], moment.start_s, True), (pair[1], moment.end_s, False))
+        for spans, edge, up in sides:
+            part = slice(used, used + len(spans))
+            used += len(spans)
+            found.append(_crossing(_middles(spans), scores[part], vectors[part], edge,
+                                   relative, up) if spans else edge)  # fmt: skip
+        start, end = found
+        if shots:
+            start, end = _snapped(video.path, start, end, MOMENT_SNAP_STRIDES * fine,
+                                  video.duration)  # fmt: skip
+        start, end = max(0.0, start), min(end, video.duration)
+        if not end > start:  # the edges crossed (a moment shorter than the fine stride)
+            start, end = moment.start_s, moment.end_s
+        placed.append((start, end))
+    return placed
 
 
 def _centres(edge: float, reach: float, step: float) -> np.ndarray:
@@ -169,10 +185,13 @@ def _crossing(centres: np.ndarray, scores: np.ndarray, vectors: np.ndarray, edge
         return edge  # flat, or no way from outside to inside on this side
     threshold = mixed_score(float(scores[inside]), float(scores[outside]),
                             float(vectors[inside] @ vectors[outside]), relative)  # fmt: skip
+    if threshold >= scores[inside]:  # clipped to the best window: nothing rises above it
+        return edge
     lo, hi = sorted((inside, outside))
     times, run = centres[lo : hi + 1], scores[lo : hi + 1]
     below = int((run <= threshold).sum())
     k = below if up else len(run) - below  # windows before the crossing
+    k = min(max(k, 1), len(run) - 1)  # a pair of windows to cross between, whatever rounding
     a, b = run[k - 1], run[k]
     if min(a, b) <= threshold < max(a, b):  # the straddling pair: interpolate
         share = (threshold - a) / (b - a)
@@ -264,7 +283,8 @@ class _Embedder:
     def __init__(self, model, encoder, query: np.ndarray, batch_size: int):
         self.model, self.encoder, self.query, self.batch_size = model, encoder, query, batch_size
 
-    def __call__(self, video: _Video, spans: list[tuple[float, float]]) -> np.ndarray:
+    def __call__(self, video: _Video,
+                 spans: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         from .embedding import select
 
         picks = [video.indices(span) for span in spans]

@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..constants import MOMENT_RELATIVE
+from ..constants import CENTRED_FLOOR, MOMENT_RELATIVE
 
-# A vector (or query) this close to the mean it is centred on has no direction of its own.
-CENTRED_FLOOR = 1e-6
+# Rows of a temporary copy at a time when centring many vectors (`centring`, and
+# `copy_search.Centring.unit`): a float64 copy of a few thousand rows is tens of MB
+# whatever the index's size, and still large enough for a fast matrix product.
+CENTRING_PIECE = 8_192
+# Squared distances from the mean below this are computed again in float64 (`centring`):
+# above it, float32's rounding moves a norm by under 1e-5 of itself.
+CENTRING_RECHECK = 1e-2
 
 # Windows this close (in seconds) count as adjacent: times come through float32 and
 # decimal strides.
@@ -91,10 +96,18 @@ class Curve:
         if len(set(sizes.values())) != 1 or not sizes["scores"]:
             raise ValueError(f"Curve of {self.path!r} needs start_s, end_s and scores of one "
                              f"non-zero length. Received: lengths {sizes}.")  # fmt: skip
-        if (self.end_s < self.start_s).any():
-            raise ValueError(f"Curve of {self.path!r}: a window ends before it starts.")
-        if (np.diff(self.start_s) < 0).any():
-            raise ValueError(f"Curve of {self.path!r}: windows must be sorted by start_s.")
+        backwards = np.flatnonzero(self.end_s < self.start_s)
+        if len(backwards):
+            i = int(backwards[0])
+            raise ValueError(f"Curve of {self.path!r}: a window ends before it starts. "
+                             f"Received: start_s[{i}]={self.start_s[i]!r}, "
+                             f"end_s[{i}]={self.end_s[i]!r}")  # fmt: skip
+        unsorted = np.flatnonzero(np.diff(self.start_s) < 0)
+        if len(unsorted):
+            i = int(unsorted[0])
+            raise ValueError(f"Curve of {self.path!r}: windows must be sorted by start_s. "
+                             f"Received: start_s[{i}]={self.start_s[i]!r} before "
+                             f"start_s[{i + 1}]={self.start_s[i + 1]!r}")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -141,6 +154,34 @@ def centred_scores(vectors: np.ndarray, query: np.ndarray,
     return ((vectors - mean) @ centred / (norms * size)).astype(np.float32)
 
 
+def centring(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What centred cosines over many unit vectors need: their mean `m`, each one's `v·m`,
+    and each one's distance from the mean, `|v − m|² = 1 − 2 v·m + m·m` (one product, no
+    centred copy).
+
+    That difference nears 0 for a vector near the mean, where float32's rounding of
+    `v·m` (~1e-7) is a large share of it: one float32 product for every row, then the
+    rows nearer the mean than `CENTRING_RECHECK` summed again in float64.
+
+    Args:
+        vectors: (N, D) array. Unit vectors (float32 as stored).
+
+    Returns:
+        mean (D,), along (N,) and norms (N,), float64 arrays (zeros for no vectors).
+    """
+    if not len(vectors):
+        return np.zeros(vectors.shape[1]), np.zeros(0), np.zeros(0)
+    mean = vectors.mean(axis=0, dtype=np.float64)
+    mean_sq = float(mean @ mean)
+    along = (vectors @ mean.astype(vectors.dtype)).astype(np.float64)
+    near = np.flatnonzero(1.0 - 2.0 * along + mean_sq < CENTRING_RECHECK)
+    for i in range(0, len(near), CENTRING_PIECE):  # a bounded float64 temporary
+        rows = near[i : i + CENTRING_PIECE]
+        along[rows] = vectors[rows].astype(np.float64) @ mean
+    norms = np.sqrt(np.maximum(1.0 - 2.0 * along + mean_sq, 0.0))
+    return mean, along, norms
+
+
 def check_top_k(top_k) -> int:
     """`top_k` as an int, checked to be at least 1."""
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
@@ -156,9 +197,13 @@ def check_relative(relative) -> float:
     return float(relative)
 
 
-def baseline_of(curves: Sequence[Curve]) -> float:
-    """The median score over every window of `curves`: most windows are not the moment."""
-    return float(np.median(np.concatenate([curve.scores for curve in curves])))
+def baseline_of(scores: Sequence[Curve] | np.ndarray) -> float:
+    """The median score over every window of some curves (or of an array of scores): most
+    windows are not the moment. Taken in float64, so that an index's moments and
+    `moments_of` over its curves share it exactly."""
+    if not isinstance(scores, np.ndarray):
+        scores = np.concatenate([curve.scores for curve in scores])
+    return float(np.median(scores.astype(np.float64)))
 
 
 def moments_of(curves: Sequence[Curve], top_k: int, *, relative: float = MOMENT_RELATIVE,

@@ -71,10 +71,16 @@ def index(args: argparse.Namespace) -> dict:
     threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
     held = VideoIndex(args.output, storage_options=store, **threshold)
     if len(held):
-        check_shots(args.output, held.meta, args.shots)
+        from ..apps.index.table import check_shots
+
+        try:
+            check_shots(args.output, held.meta, args.shots, "--shots")
+        except ValueError as err:
+            raise UsageError(f"--shots: {err}") from err
     options = index_options(ModelOptions.from_args(args), held.meta, writing=True)
-    if args.shots and options.clip_seconds is None:
-        options = dataclasses.replace(options, clip_seconds=SHOTS_CLIP_SECONDS)
+    if args.shots:  # no stride (the index records its clip length as one)
+        clip = options.clip_seconds or SHOTS_CLIP_SECONDS
+        options = dataclasses.replace(options, clip_seconds=clip, stride_seconds=None)
     files = sources(args, args.sources)
     model = options.load(text_later=True)
     frames, size = options.sampling(model)
@@ -154,19 +160,6 @@ def search(args: argparse.Namespace) -> list:
 
         plot_hits(args.text or Path(args.video).name, hits, args.plot, args.title)
     return [h.as_dict() for h in hits]
-
-
-def check_shots(output: str, meta: dict, shots: bool) -> None:
-    """An index's windows follow shots or a stride, one or the other (an index written
-    before `--shots` existed follows a stride)."""
-    if bool(meta.get("shots")) == shots:
-        return
-    if shots:
-        held = "windows at a fixed stride" if meta.get("clip_seconds") else "whole videos"
-        raise UsageError(f"--shots: {output} holds {held}, not windows at shot cuts: leave "
-                         "--shots out to extend it, or index into another -o")  # fmt: skip
-    raise UsageError(f"{output} was built with --shots (windows at shot cuts): add --shots to "
-                     "extend it, or index into another -o")  # fmt: skip
 
 
 def check_model(held, model, options: ModelOptions, frames: int, size,

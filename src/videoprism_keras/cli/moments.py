@@ -60,6 +60,19 @@ def is_index(source: str) -> bool:
     return (folder / f"{store.TABLE}.lance").exists() or legacy.is_legacy(folder)
 
 
+def _check_not_video_uri(source: str) -> None:
+    """A URI names an INDEX; one of a video file is a usage error here, not an index
+    said to be damaged."""
+    from urllib.parse import urlparse
+
+    from ..apps.embedding import VIDEO_SUFFIXES
+
+    if "://" in source and Path(urlparse(source).path).suffix.lower() in VIDEO_SUFFIXES:
+        raise UsageError(f"{source} is a video URI, and moments of video FILEs read local "
+                         "files: download it first, or index it (a URI here names an "
+                         "INDEX)")  # fmt: skip
+
+
 def moments(args: argparse.Namespace) -> list:
     check_query(args)
     try:
@@ -70,6 +83,8 @@ def moments(args: argparse.Namespace) -> list:
         check_output(args.plot, (".png",), "--plot")
     elif args.title is not None:
         raise UsageError("--title is the --plot picture's: add --plot FILE.png")
+    for source in args.sources:
+        _check_not_video_uri(source)
     indexes = [s for s in args.sources if is_index(s)]
     if indexes and len(args.sources) > 1:
         raise UsageError(f"{indexes[0]} is an index: give one INDEX, or video FILEs, not both")

@@ -116,7 +116,8 @@ def check_spans(spans) -> list[tuple[float, float]]:
                              f"Received: {span!r}")  # fmt: skip
         checked.append((start, end))
     if not checked:
-        raise ValueError("windows is empty: give at least one (start_s, end_s) pair")
+        raise ValueError("windows is empty: give at least one (start_s, end_s) pair. "
+                         f"Received: windows={spans!r}")  # fmt: skip
     return sorted(checked)
 
 

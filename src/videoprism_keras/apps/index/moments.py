@@ -20,7 +20,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..timeline import CENTRED_FLOOR, Curve, Moment, moments_of
+from ...constants import CENTRED_FLOOR
+from ..timeline import Curve, Moment, baseline_of, centring, moments_of
 from .snapshot import Snapshot
 
 
@@ -42,12 +43,9 @@ class Grouping:
         self.version = rows.version
         self.order = np.lexsort((rows.start_s, rows.codes))
         self.firsts = _firsts(rows.codes[self.order])
-        dim = rows.vectors.shape[1]
-        self.mean = (rows.vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-                     if len(rows) else np.zeros(dim, np.float32))  # fmt: skip
-        # |v − μ|² = |v|² − 2 v·μ + |μ|², the vectors being unit: one product, no copy.
-        squared = 1.0 - 2.0 * (rows.vectors @ self.mean) + float(self.mean @ self.mean)
-        self.norms = np.sqrt(np.maximum(squared, CENTRED_FLOOR**2)).astype(np.float32)
+        mean, _, norms = centring(rows.vectors)  # in float64, a bounded piece at a time
+        self.mean = mean.astype(np.float32)
+        self.norms = np.maximum(norms, CENTRED_FLOOR).astype(np.float32)
 
     def scores(self, vectors: np.ndarray, query: np.ndarray,
                positions: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
@@ -73,7 +71,9 @@ def check_windows(rows: Snapshot, order: np.ndarray, uri: str) -> None:
     if len(order) and np.isnan(rows.start_s[order]).any():
         raise ValueError(f"the index {uri} holds whole videos (clips without times), and a "
                          "moment needs windows: rebuild it with clip_seconds (`videoprism "
-                         "index --clip-seconds`)")  # fmt: skip
+                         "index --clip-seconds`). Received: "
+                         f"{int(np.isnan(rows.start_s[order]).sum())} selected clips without "
+                         "times")  # fmt: skip
 
 
 def _selection(rows: Snapshot, grouping: Grouping, chosen: np.ndarray | None):
@@ -125,8 +125,7 @@ def index_moments(rows: Snapshot, grouping: Grouping, query: np.ndarray, top_k: 
     # One pass over the held vectors (memory-bound): all of them, then the selection, is
     # cheaper than gathering the selected rows first.
     scores = grouping.scores(rows.vectors, query)[order]
-    middle = len(scores) // 2
-    baseline = float(np.partition(scores, middle)[middle])  # the median, O(N)
+    baseline = baseline_of(scores)  # as `moments_of` takes it from the curves
     best = np.maximum.reduceat(scores, firsts)  # each video's best window
     if len(best) > top_k:
         kth = np.partition(best, len(best) - top_k)[len(best) - top_k]

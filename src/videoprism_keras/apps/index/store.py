@@ -200,15 +200,19 @@ class StoreError(ValueError):
 _RUST_SOURCE = re.compile(r",?\s*/rustc/\S+$")
 
 
-def translate(err: BaseException, uri: str, action: str) -> BaseException:
-    """Lance's and the OS's errors as one line naming the index and the fix."""
+def translate(err: BaseException, uri: str, action: str,
+              committing: bool = False) -> BaseException:  # fmt: skip
+    """Lance's and the OS's errors as one line naming the index and the fix; `committing`:
+    the error came from one commit of several (earlier batches' commits stand)."""
     if isinstance(err, StoreError):  # already one
         return err
     if not is_local(uri):
         reason = _object_store_fault(str(err))
         if reason:
-            return StoreError(f"cannot reach the index {uri} while {action}: {reason}; nothing "
-                              "was written. Check the bucket name, the credentials and the "
+            done = ("this commit was not made; earlier commits stay" if committing
+                    else "nothing was written")  # fmt: skip
+            return StoreError(f"cannot reach the index {uri} while {action}: {reason}; {done}. "
+                              "Check the bucket name, the credentials and the "
                               "endpoint (--storage-option KEY=VALUE or the AWS_* environment "
                               "variables)")  # fmt: skip
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -232,8 +236,10 @@ _OBJECT_STORE_FAULTS = (
     (("NoSuchBucket",), "the bucket does not exist"),
     (("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden",
       "ExpiredToken"), "the credentials were refused"),
+    # The HTTP client's and the OS's words for no answer (not a bare "timeout": a lock or
+    # a commit may time out on a reachable store).
     (("error sending request", "Connection refused", "connect error", "dns error",
-      "timed out", "Timeout"), "the endpoint does not answer"),
+      "operation timed out", "Connection timed out"), "the endpoint does not answer"),
 )  # fmt: skip
 
 

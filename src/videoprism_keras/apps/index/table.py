@@ -337,7 +337,8 @@ class ClipTable:
             dim: int or None. The embeddings' dimension. Defaults to None (not checked).
         """
         meta = self.meta if self._table is not None else {}
-        _check_shots(self.uri, meta, settings)
+        if "shots" in settings:
+            check_shots(self.uri, meta, settings["shots"])
         for key in SETTINGS:
             if key in meta and key in settings and meta[key] != settings[key]:
                 raise ValueError(f"{self.uri} was indexed with {key}={meta[key]!r}; got "
@@ -380,7 +381,7 @@ class ClipTable:
                     rows = rows.replace_schema_metadata(self._table.schema.metadata)
                     self._table.merge_insert("id").when_not_matched_insert_all().execute(rows)
         except (OSError, RuntimeError, ValueError) as err:
-            raise store.translate(err, self.uri, "writing to it") from err
+            raise store.translate(err, self.uri, "writing to it", committing=True) from err
 
     def _create(self, dim, settings):
         if self._table is not None:
@@ -430,17 +431,25 @@ class ClipTable:
                 ann.maintain(self.latest(), self.ann_threshold, self.uri)
 
 
-def _check_shots(uri: str, meta: dict, settings: dict) -> None:
+def check_shots(uri: str, meta: dict, shots: bool, name: str = "shots=True") -> None:
     """Windows at shot cuts and windows at a fixed stride do not mix in one index (an
-    index written before shots existed holds the latter)."""
-    if not meta or "shots" not in settings or bool(meta.get("shots")) == settings["shots"]:
+    index written before shots existed holds the latter): a `ValueError` naming the shots
+    option as `name` (the CLI's `--shots`, Python's `shots=True`) otherwise.
+
+    Args:
+        uri: str. The index, as the message names it.
+        meta: dict. The index's settings (`VideoIndex.meta`); empty: a new index.
+        shots: bool. Whether the windows to write follow shots.
+        name: str. The option, in the caller's words. Defaults to "shots=True".
+    """
+    if not meta or bool(meta.get("shots")) == bool(shots):
         return
-    if settings["shots"]:
+    if shots:
         held = "windows at a fixed stride" if meta.get("clip_seconds") else "whole videos"
-        raise ValueError(f"{uri} holds {held}, not windows at shot cuts; got shots=True: leave "
-                         "shots out to extend it, or use another index for shot "
+        raise ValueError(f"{uri} holds {held}, not windows at shot cuts; got {name}: leave "
+                         f"{name} out to extend it, or use another index for shot "
                          "windows")  # fmt: skip
     raise ValueError(
-        f"{uri} holds windows at shot cuts (built with shots=True); got windows "
-        "at a fixed stride: give shots=True to extend it, or use another index"
+        f"{uri} was built with {name} (windows at shot cuts); got windows at a "
+        f"fixed stride: add {name} to extend it, or use another index"
     )

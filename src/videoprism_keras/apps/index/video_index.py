@@ -241,8 +241,9 @@ class VideoIndex(ClipTable):
                 the model on a clip) what the index holds. Defaults to True.
             shots: bool. Windows at the videos' shot cuts (PySceneDetect: the `shots`
                 extra), long shots split into equal parts of at most `clip_seconds`
-                (needed), in place of the stride's; recorded in the index, which is then
-                extended with shots only. Defaults to False.
+                (needed), in place of the stride's (no `stride_seconds`: a `ValueError`);
+                recorded in the index, which is then extended with shots only. Defaults
+                to False.
             **options: `embed_videos` options (batch_size, num_frames, size, progress,
                 on_error, encoder).
 
@@ -364,7 +365,8 @@ class VideoIndex(ClipTable):
             self.check_settings(index_settings(model, settings.get("clip_seconds"),
                                                settings.get("stride_seconds"),
                                                settings.get("num_frames"),
-                                               settings.get("size")))  # fmt: skip
+                                               settings.get("size"),
+                                               bool(settings.get("shots"))))  # fmt: skip
         rows, grouping, query, chosen = self._moment_inputs(query, where, under, settings)
         found = index_moments(rows, grouping, query, top_k, relative, chosen, self.uri)
         if model is None or not found:

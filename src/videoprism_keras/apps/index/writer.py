@@ -20,7 +20,7 @@ import numpy as np
 from ...deprecation import renamed_arguments
 from ...video.images import poster_jpeg
 from ...video.options import Sampling
-from ..embedding import Embeddings, embed_batches, item_key, nothing_embedded
+from ..embedding import Embeddings, check_shot_windows, embed_batches, item_key, nothing_embedded
 from ..identity import VideoFile, video_files
 from . import fingerprint, store
 from .table import ClipTable
@@ -148,8 +148,9 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         num_frames: int or None. Frames per clip. Defaults to None (the model's).
         size: int, (height, width) or None. Frame size. Defaults to None (the
             model's).
-        shots: bool. Windows at shot cuts, of at most `clip_seconds` (the stride is
-            then recorded as `clip_seconds`: windows do not overlap). Defaults to False.
+        shots: bool. Windows at shot cuts, of at most `clip_seconds`, with no
+            `stride_seconds` (`add_videos` refuses one): the stride is recorded as
+            `clip_seconds`, windows not overlapping. Defaults to False.
     """
     sampling = Sampling.for_model(model, num_frames, size)
     height, width = sampling.size
@@ -192,6 +193,7 @@ def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPath
                  clip_seconds: float | None = None, stride_seconds: float | None = None,
                  skip_existing: bool = True, **options: Any) -> Embeddings:  # fmt: skip
     """`VideoIndex.add_videos` (see there)."""
+    check_shot_windows(options.get("shots", False), clip_seconds, stride_seconds)
     files, failures = video_files(sources)
     settings = index_settings(model, clip_seconds, stride_seconds, options.get("num_frames"),
                               options.get("size"), options.get("shots", False))  # fmt: skip
