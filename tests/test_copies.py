@@ -173,7 +173,8 @@ def test_an_empty_index_has_no_copies_and_bad_arguments_are_named():
     vectors, paths, starts = _synthetic(rng, videos=3)
     index.add(Embeddings(vectors, paths, starts, starts + 2.0))
     for name, value in (("threshold", 0), ("threshold", 1.01), ("threshold", float("nan")),
-                        ("min_seconds", 0), ("min_seconds", -1), ("k", 0), ("k", 2.5)):  # fmt: skip
+                        ("min_seconds", 0), ("min_seconds", -1), ("neighbours", 0),
+                        ("neighbours", 2.5)):  # fmt: skip
         with pytest.raises(ValueError, match=f"{name}="):
             index.copies(**{name: value})
     with pytest.raises(ValueError, match="not in the index"):

@@ -6,7 +6,7 @@
 
 Three stages, one module each:
 
-1. matches (`copy_search.py`): each window's `k` nearest windows in other videos, scored
+1. matches (`copy_search.py`): each window's `neighbours` nearest windows in other videos, scored
    by the cosine similarity of the vectors centred on the index's mean, kept from
    `threshold` up; exact blocks of queries below the index's `ann_threshold`, its LanceDB
    vector index past it, so that the cost grows with N·k; in process or as Ray tasks
@@ -98,15 +98,21 @@ class CopyGroup:
         return {"paths": list(self.paths), "copies": [c.as_dict() for c in self.copies]}
 
 
-def check_copy_options(threshold: Any, min_seconds: Any, k: Any) -> None:
+def check_copy_options(threshold: Any, min_seconds: Any, neighbours: Any) -> None:
     """ValueError naming the argument, if one is outside what `find_copies` takes."""
     if not _number(threshold) or not 0 < threshold <= 1:
         raise ValueError(f"threshold must be a number in (0, 1]. Received: threshold={threshold!r}")
     if not _number(min_seconds) or min_seconds <= 0:
         raise ValueError("min_seconds must be a positive number of seconds. Received: "
                          f"min_seconds={min_seconds!r}")  # fmt: skip
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer. Received: k={k!r}")
+    if (
+        isinstance(neighbours, bool)
+        or not isinstance(neighbours, int | np.integer)
+        or neighbours < 1
+    ):
+        raise ValueError(
+            f"neighbours must be a positive integer. Received: neighbours={neighbours!r}"
+        )
 
 
 def _number(value: Any) -> bool:
@@ -115,7 +121,7 @@ def _number(value: Any) -> bool:
 
 
 def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY_THRESHOLD,
-                min_seconds: float = COPY_MIN_SECONDS, k: int = COPY_NEIGHBOURS,
+                min_seconds: float = COPY_MIN_SECONDS, neighbours: int = COPY_NEIGHBOURS,
                 path: str | None = None, ann: dict | None = None,
                 ray: str | bool | None = None) -> list[CopyGroup]:  # fmt: skip
     """The copies among the rows of an index (see the module docstring).
@@ -128,7 +134,7 @@ def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY
             windows. Defaults to `constants.COPY_THRESHOLD`.
         min_seconds: float. The least length of a copy. Defaults to
             `constants.COPY_MIN_SECONDS`.
-        k: int. Matches kept per window (its nearest windows in other videos).
+        neighbours: int. Matches kept per window (its nearest windows in other videos).
             Defaults to `constants.COPY_NEIGHBOURS`.
         path: str or None. Only the copies involving this video (its windows asked
             about, then those of the videos they match: the same copies of it as the
@@ -144,13 +150,13 @@ def find_copies(rows: Snapshot, *, stride: float | None, threshold: float = COPY
     Returns:
         A list of `CopyGroup`, the most videos first; with `path`, at most one.
     """
-    check_copy_options(threshold, min_seconds, k)
+    check_copy_options(threshold, min_seconds, neighbours)
     if not len(rows):
         return []
     centring = copy_search.Centring.of(rows.vectors)
     if ann is None:  # exact: one matrix product a block
         centring.held = centring.unit(rows.vectors)
-    runner = _Runner(rows, centring, k, threshold, ann, ray)
+    runner = _Runner(rows, centring, neighbours, threshold, ann, ray)
     with runner:
         if path is None:
             found = runner.matches(np.arange(len(rows)))
@@ -198,13 +204,18 @@ def find_path(rows: Snapshot, path: str | os.PathLike) -> str:
 class _Runner:
     """The query rows' matches, in blocks: in process, or as Ray tasks (`copy_ray.py`)."""
 
-    def __init__(self, rows, centring, k, threshold, ann, ray):
-        self.rows, self.centring, self.k, self.threshold = rows, centring, k, threshold
+    def __init__(self, rows, centring, neighbours, threshold, ann, ray):
+        self.rows, self.centring, self.neighbours, self.threshold = (
+            rows,
+            centring,
+            neighbours,
+            threshold,
+        )
         self.ann, self.ray = ann, ray
         if ann is None:
-            self.shared = ("exact", centring.held, rows.codes, k, threshold)
+            self.shared = ("exact", centring.held, rows.codes, neighbours, threshold)
         else:
-            limit = k * copy_search.ANN_CANDIDATES
+            limit = neighbours * copy_search.ANN_CANDIDATES
             self.shared = ("ann", ann, limit, copy_search.ann_probes(ann["lists"]))
         self._session = self._remote = self._table = None
 
@@ -248,7 +259,7 @@ class _Runner:
         else:
             parts = [copy_search.block_task(self.shared, p, self._table) for p in payloads]
         if self.ann is not None:  # candidates → matches, against the held vectors
-            parts = [copy_search.ann_matches(self.rows, self.centring, b, *part, self.k,
+            parts = [copy_search.ann_matches(self.rows, self.centring, b, *part, self.neighbours,
                                              self.threshold)
                      for b, part in zip(blocks, parts, strict=True)]  # fmt: skip
         if not parts:

@@ -18,7 +18,7 @@ Two ways, the same matches:
   sized so that its scores take at most `BLOCK_BYTES`; the cost is N² dot products, the
   memory bounded;
 - through the LanceDB vector index (`ann_block`), past the index's `ann_threshold`: each
-  query's `k × ANN_CANDIDATES` nearest by plain cosine among the other videos' windows,
+  query's `neighbours × ANN_CANDIDATES` nearest by plain cosine among the other videos' windows,
   re-scored centred against the held vectors; the cost grows with N·k.
 
 Each returns the matches of its queries as three arrays (query row, matched row, score);
@@ -93,25 +93,25 @@ def block_rows(n_rows: int) -> int:
     return max(1, min(n_rows, BLOCK_BYTES // (4 * max(n_rows, 1))))
 
 
-def _top(scores: np.ndarray, queries: np.ndarray, k: int, threshold: float):
-    """Each row's `k` best columns scoring at least `threshold` → (query, column, score).
-    Most scores are below the threshold: only rows with more than `k` above it are
+def _top(scores: np.ndarray, queries: np.ndarray, neighbours: int, threshold: float):
+    """Each row's `neighbours` best columns scoring at least `threshold` → (query, column, score).
+    Most scores are below the threshold: only rows with more than `neighbours` above it are
     partitioned."""
     above = scores >= threshold
     rows, columns = np.nonzero(above)
-    many = np.flatnonzero(np.bincount(rows, minlength=len(scores)) > k)
+    many = np.flatnonzero(np.bincount(rows, minlength=len(scores)) > neighbours)
     if len(many):
         keep = ~np.isin(rows, many)
         rows, columns = rows[keep], columns[keep]
-        best = np.argpartition(-scores[many], k - 1, axis=1)[:, :k]
-        rows = np.concatenate([rows, np.repeat(many, k)])
+        best = np.argpartition(-scores[many], neighbours - 1, axis=1)[:, :neighbours]
+        rows = np.concatenate([rows, np.repeat(many, neighbours)])
         columns = np.concatenate([columns, best.ravel()])
     values = scores[rows, columns]
     keep = values >= threshold
     return queries[rows[keep]], columns[keep], values[keep].astype(np.float32)
 
 
-def exact_block(unit: np.ndarray, codes: np.ndarray, queries: np.ndarray, k: int,
+def exact_block(unit: np.ndarray, codes: np.ndarray, queries: np.ndarray, neighbours: int,
                 threshold: float):  # fmt: skip
     """The matches of the rows `queries` against every row (exact).
 
@@ -120,7 +120,7 @@ def exact_block(unit: np.ndarray, codes: np.ndarray, queries: np.ndarray, k: int
         codes: (N,) int array. Each row's video, as a small integer (a row's own video's
             rows are never its matches).
         queries: (Q,) int array. The rows asked about.
-        k: int. Matches per query at most.
+        neighbours: int. Matches per query at most.
         threshold: float. The least centred score of a match.
 
     Returns:
@@ -128,7 +128,7 @@ def exact_block(unit: np.ndarray, codes: np.ndarray, queries: np.ndarray, k: int
     """
     scores = unit[queries] @ unit.T
     scores[codes[queries][:, None] == codes[None, :]] = -np.inf
-    return _top(scores, queries, k, threshold)
+    return _top(scores, queries, neighbours, threshold)
 
 
 def ann_candidates(table, vectors: np.ndarray, path: str, limit: int, nprobes: int):
@@ -158,24 +158,24 @@ def ann_candidates(table, vectors: np.ndarray, path: str, limit: int, nprobes: i
 
 
 def ann_matches(rows, centring: Centring, queries: np.ndarray, asked: np.ndarray,
-                rowids: np.ndarray, k: int, threshold: float):  # fmt: skip
+                rowids: np.ndarray, neighbours: int, threshold: float):  # fmt: skip
     """The candidates of the rows `queries` (`ann_candidates`) scored centred against
     `rows` (a `Snapshot` of the table's version searched): the matches, as `exact_block`."""
     at = rows.positions(rowids)
     keep = at >= 0
     asked, at = queries[asked[keep]], at[keep]
     plain = np.einsum("ij,ij->i", rows.vectors[asked], rows.vectors[at])
-    return _best_per_query(asked, at, centring.pairs(plain, asked, at), k, threshold)
+    return _best_per_query(asked, at, centring.pairs(plain, asked, at), neighbours, threshold)
 
 
-def _best_per_query(asked, at, scores, k, threshold):
-    """Of (query, candidate, score) triples, each query's `k` best scoring at least
+def _best_per_query(asked, at, scores, neighbours, threshold):
+    """Of (query, candidate, score) triples, each query's `neighbours` best scoring at least
     `threshold`."""
     order = np.lexsort((-scores, asked))
     asked, at, scores = asked[order], at[order], scores[order]
     first = np.searchsorted(asked, asked)  # where each query's candidates begin
     rank = np.arange(len(asked)) - first
-    keep = (rank < k) & (scores >= threshold)
+    keep = (rank < neighbours) & (scores >= threshold)
     return asked[keep], at[keep], scores[keep].astype(np.float32)
 
 
@@ -183,7 +183,7 @@ def block_task(shared: tuple, payload, table=None):
     """One block's work, in process or as a Ray task (small to send: no snapshot).
 
     Args:
-        shared: tuple. ("exact", centred unit vectors, codes, k, threshold), or ("ann",
+        shared: tuple. ("exact", centred unit vectors, codes, neighbours, threshold), or ("ann",
             the table as `open_table` takes it, candidates per query, lists probed).
         payload: exact: the query rows; through the vector index: (their vectors, their
             video's path).
@@ -194,8 +194,8 @@ def block_task(shared: tuple, payload, table=None):
         (`ann_candidates`), which the driver scores (`ann_matches`).
     """
     if shared[0] == "exact":
-        _, unit, codes, k, threshold = shared
-        return exact_block(unit, codes, payload, k, threshold)
+        _, unit, codes, neighbours, threshold = shared
+        return exact_block(unit, codes, payload, neighbours, threshold)
     _, spec, limit, nprobes = shared
     vectors, path = payload
     return ann_candidates(table or open_table(spec), vectors, path, limit, nprobes)

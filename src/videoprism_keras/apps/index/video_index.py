@@ -470,7 +470,7 @@ class VideoIndex(ClipTable):
 
     # -------------------------------------------------------------- copies
     def copies(self, *, threshold: float = COPY_THRESHOLD,
-               min_seconds: float = COPY_MIN_SECONDS, k: int = COPY_NEIGHBOURS,
+               min_seconds: float = COPY_MIN_SECONDS, neighbours: int = COPY_NEIGHBOURS,
                path: str | os.PathLike | None = None, ray: str | bool | None = None,
                exact: bool | None = None) -> list[CopyGroup]:  # fmt: skip
         """Which videos (or parts) are copies of which, with the shared spans and the
@@ -482,7 +482,7 @@ class VideoIndex(ClipTable):
                 `constants.COPY_THRESHOLD`.
             min_seconds: float. The least length of a copy. Defaults to
                 `constants.COPY_MIN_SECONDS`.
-            k: int. Matches kept per window: its nearest windows in other videos.
+            neighbours: int. Matches kept per window: its nearest windows in other videos.
                 Defaults to `constants.COPY_NEIGHBOURS`.
             path: str, path or None. Only the copies involving this video. Defaults to
                 None (all).
@@ -497,7 +497,7 @@ class VideoIndex(ClipTable):
         """
         from ..copies import check_copy_options, find_copies, find_path
 
-        check_copy_options(threshold, min_seconds, k)
+        check_copy_options(threshold, min_seconds, neighbours)
         table = self.latest()
         rows = None if table is None else self._rows(table)
         if rows is None or not len(rows):
@@ -512,7 +512,7 @@ class VideoIndex(ClipTable):
                       "version": table.version, "lists": ann.partitions(len(rows))}  # fmt: skip
         stride = self.meta.get("stride_seconds")
         return find_copies(rows, stride=stride, threshold=threshold, min_seconds=min_seconds,
-                           k=k, path=path, ann=search, ray=ray)  # fmt: skip
+                           neighbours=neighbours, path=path, ann=search, ray=ray)  # fmt: skip
 
 
 def _checked_sources(sources: Any) -> VideoPaths:
