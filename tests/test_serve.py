@@ -547,6 +547,23 @@ def test_concurrent_text_queries_are_batched():
     assert [float(v[0]) for v in out[:-1]] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
 
 
+def watched_page(browser, base: str, problems: list, elsewhere: list):
+    """A new page of `browser` whose script errors go to `problems`, and whose requests to
+    anywhere but `base` are refused and listed in `elsewhere` (the page needs no network)."""
+    page = browser.new_page()
+    page.on("pageerror", lambda err: problems.append(str(err)))
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+
+    def loopback_only(route):
+        if route.request.url.startswith(base):
+            return route.continue_()
+        elsewhere.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", loopback_only)
+    return page
+
+
 BROWSER_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -584,17 +601,7 @@ def test_the_page_in_a_real_browser(server, tmp_path):
             viewport={"width": 1280, "height": 800},
             accept_downloads=True,
         )
-        page = browser.new_page()
-        page.on("pageerror", lambda err: problems.append(str(err)))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-
-        def loopback_only(route):
-            if route.request.url.startswith(base):
-                return route.continue_()
-            elsewhere.append(route.request.url)
-            return route.abort()
-
-        page.route("**/*", loopback_only)
+        page = watched_page(browser, base, problems, elsewhere)
         page.goto(base + "/")
         page.wait_for_selector(".empty h2")
         page.wait_for_function("() => document.getElementById('info').textContent !== ''")

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from test_serve import BROWSER_ARGS, start_server
+from test_serve import BROWSER_ARGS, start_server, watched_page
 
 from videoprism_keras.apps import Embeddings, VideoIndex
 from videoprism_keras.constants import COPY_MIN_SECONDS, COPY_THRESHOLD
@@ -352,17 +352,7 @@ def test_the_timeline_and_copies_in_a_real_browser(server, library, tmp_path):
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path="/usr/bin/chromium", args=BROWSER_ARGS,
             headless=True, viewport={"width": 800, "height": 1100})  # fmt: skip
-        page = browser.new_page()
-        page.on("pageerror", lambda err: problems.append(str(err)))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-
-        def loopback_only(route):
-            if route.request.url.startswith(base):
-                return route.continue_()
-            elsewhere.append(route.request.url)
-            return route.abort()
-
-        page.route("**/*", loopback_only)
+        page = watched_page(browser, base, problems, elsewhere)
         # Moments like a clip of the copy: the copy itself and the long video's middle.
         page.goto(f"{base}/?similar={query}&moments=1")
         page.wait_for_function("() => document.getElementById('results').dataset.state"

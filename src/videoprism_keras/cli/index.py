@@ -7,17 +7,16 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..apps.where import check_where
 from ..constants import ANN_THRESHOLD, SEARCH_TITLE, SHOTS_CLIP_SECONDS, WHERE_COLUMNS
 from . import parser
 from .inputs import (
     check_index_folder,
-    check_output,
     on_ray,
     report_failures,
     sources,
     storage_options,
     video_files,
+    where_and_plot,
 )
 from .models import INDEX_TOKENIZER, ModelOptions, index_options, preset_id
 from .parser import UsageError, add_command, positive
@@ -120,14 +119,7 @@ def search(args: argparse.Namespace) -> list:
         raise UsageError("--text is empty: give the words to search for")
     if args.video is not None and Path(args.video).is_dir():
         raise UsageError(f"--video {args.video} is a folder: give one video file as the query")
-    try:
-        where = check_where(args.where)
-    except ValueError as err:
-        raise UsageError(f"--where {args.where!r}: {err}") from err
-    if args.plot:
-        check_output(args.plot, (".png",), "--plot")
-    elif args.title is not None:
-        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
+    where = where_and_plot(args)
     held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
     options = index_options(ModelOptions.from_args(args), held.meta, same_sampling=True)
     if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():

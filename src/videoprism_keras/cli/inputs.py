@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..apps.where import check_where
 from .models import ModelOptions, preset_id
 from .parser import UsageError
 
@@ -42,6 +43,20 @@ def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) 
         raise UsageError(f"{flag} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{flag} {path}: folder {parent} is not writable")
+
+
+def where_and_plot(args: argparse.Namespace) -> str | None:
+    """A search's `--where` (checked: the filter to pass on, or None) and its `--plot` /
+    `--title` (an output we can write; a title only with a picture)."""
+    try:
+        where = check_where(args.where)
+    except ValueError as err:
+        raise UsageError(f"--where {args.where!r}: {err}") from err
+    if args.plot:
+        check_output(args.plot, (".png",), "--plot")
+    elif args.title is not None:
+        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
+    return where
 
 
 def check_index_folder(output: str | os.PathLike) -> None:

@@ -8,7 +8,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..apps.where import check_where
 from ..constants import (
     MOMENT_CLIP_SECONDS,
     MOMENT_STRIDE_SHARE,
@@ -17,7 +16,7 @@ from ..constants import (
     WHERE_COLUMNS,
 )
 from . import parser
-from .inputs import check_output, report_failures, storage_options, video_files
+from .inputs import report_failures, storage_options, video_files, where_and_plot
 from .models import ModelOptions, index_options
 from .parser import UsageError, add_command, positive
 
@@ -75,14 +74,7 @@ def _check_not_video_uri(source: str) -> None:
 
 def moments(args: argparse.Namespace) -> list:
     check_query(args)
-    try:
-        where = check_where(args.where)
-    except ValueError as err:
-        raise UsageError(f"--where {args.where!r}: {err}") from err
-    if args.plot:
-        check_output(args.plot, (".png",), "--plot")
-    elif args.title is not None:
-        raise UsageError("--title is the --plot picture's: add --plot FILE.png")
+    where = where_and_plot(args)
     for source in args.sources:
         _check_not_video_uri(source)
     indexes = [s for s in args.sources if is_index(s)]
