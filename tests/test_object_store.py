@@ -91,6 +91,19 @@ def test_index_and_search_on_s3_by_flags_and_by_environment(s3_server, env, lvt,
     hits = json.loads(found.stdout)
     assert len(hits) == 5 and all(h["path"].startswith(str(videos)) for h in hits)
     assert any(key.startswith("ix/clips.lance/_versions/") for key in s3_server.keys(bucket))
+    # Moments and copies read the same s3:// index (moments refine from the local files).
+    moments, copies = run_all(
+        env,
+        ["moments", uri, "--video", videos / "gen2.mp4", "--top-k", "2", "--json",
+         *s3_server.flags(), *model],
+        ["copies", uri, "--json", *s3_server.flags()],
+    )  # fmt: skip
+    found_moments = json.loads(moments.stdout)
+    assert 1 <= len(found_moments) <= 2
+    for moment in found_moments:
+        assert set(moment) == {"path", "start_s", "end_s", "score"}
+        assert moment["path"].startswith(str(videos)) and moment["end_s"] > moment["start_s"]
+    assert isinstance(json.loads(copies.stdout), list)
     # The same index through the environment only (the AWS variables), no flags.
     (by_env,) = run_all(
         {**env, **s3_server.environment()},
