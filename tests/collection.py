@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from videos import lavfi_frames
 
 # Bump whenever what is generated changes: the cache is keyed by it.
 VERSION = "5"
@@ -138,17 +139,9 @@ Render = Callable[[int, Path], np.ndarray]  # (frames, the shared media folder) 
 
 def _lavfi(graph: str) -> Render:
     def render(frames: int, media: Path) -> np.ndarray:
-        import av
-
         spec = f"{graph.split('=')[0]}=size={WIDTH}x{HEIGHT}:rate={FPS}"
         rest = graph.split("=", 1)[1] if "=" in graph else ""
-        with av.open(spec + (":" + rest if rest else ""), format="lavfi") as container:
-            out = []
-            for frame in container.decode(video=0):
-                out.append(frame.to_ndarray(format="rgb24"))
-                if len(out) == frames:
-                    break
-        return np.stack(out)
+        return np.stack(list(lavfi_frames(spec + (":" + rest if rest else ""), frames)))
 
     return render
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from videos import lavfi_frames
 
 FPS = 10
 SIZE = (120, 160)  # height, width
@@ -44,16 +45,7 @@ class Planted:
 
 def source_frames(spec: str, seconds: float = SECONDS) -> np.ndarray:
     """(T, H, W, 3) uint8 frames of a lavfi source."""
-    import av
-
-    count = round(seconds * FPS)
-    with av.open(spec, format="lavfi") as container:
-        frames = []
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                break
-    return np.stack(frames)
+    return np.stack(list(lavfi_frames(spec, round(seconds * FPS))))
 
 
 def write(path: Path, frames: np.ndarray, bit_rate: int | None = None) -> Path:

@@ -129,6 +129,20 @@ def write_with_audio(target, frames: int = 30, audio_seconds: float = 6.0, fps: 
             container.mux(packet)
 
 
+def lavfi_frames(spec: str, count: int):
+    """The first `count` RGB frames (uint8 arrays) of a libavfilter source such as
+    "testsrc2=size=64x48:rate=10", one at a time as they are made."""
+    import av
+
+    if count <= 0:
+        return
+    with av.open(spec, format="lavfi") as source:
+        for i, frame in enumerate(source.decode(video=0)):
+            yield frame.to_ndarray(format="rgb24")
+            if i + 1 == count:
+                return
+
+
 def lavfi_video(path: Path, parts, fps: int = 4, size=(64, 48)) -> Path:
     """A video of lavfi sources one after the other: (source, seconds) parts, encoded as
     they are generated (nothing held)."""
@@ -140,11 +154,7 @@ def lavfi_video(path: Path, parts, fps: int = 4, size=(64, 48)) -> Path:
         stream.options = {"preset": "ultrafast"}
         for source, seconds in parts:
             spec = f"{source}=size={size[0]}x{size[1]}:rate={fps}"
-            with av.open(spec, format="lavfi") as src:
-                for i, frame in enumerate(src.decode(video=0)):
-                    if i >= round(seconds * fps):
-                        break
-                    image = frame.to_ndarray(format="rgb24")
-                    out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            for image in lavfi_frames(spec, round(seconds * fps)):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode())
     return path
