@@ -146,3 +146,13 @@ CENTRED_FLOOR = 1e-3
 # Refining moments (apps/refine.py): this many moments' edge windows are decoded and
 # embedded at a time, so that memory does not grow with top_k.
 MOMENT_REFINE_GROUP = 4
+
+# ------------------------------------------------ many writers on one index (issue 28)
+# A commit that Lance still refuses for another writer's commit after its own retries
+# (apps/index/commits.py) is tried again, whole, against the latest version, up to
+# COMMIT_RETRIES times in all, after pauses of COMMIT_RETRY_BASE_S doubling each time up to
+# COMMIT_RETRY_MAX_S, each jittered by ±50 % (writers that collided do not collide again
+# in step): ~30 s in all, as long as Lance's own retries may take, before one clear error.
+COMMIT_RETRIES = 8
+COMMIT_RETRY_BASE_S = 0.25
+COMMIT_RETRY_MAX_S = 8.0

@@ -108,8 +108,10 @@ def index(args: argparse.Namespace) -> dict:
     if not args.json:
         skipped = f" (skipped {added.skipped} already indexed)" if added.skipped else ""
         print(f"indexed {len(added)} items{skipped}; {args.output} now holds {total}")
+    # Commits made, and the tries they took: more where other writers got in the way.
     return {"index": str(args.output), "added": len(added), "skipped": added.skipped,
-            "size": total}  # fmt: skip
+            "size": total, "commits": held.attempts.commits,
+            "commit_attempts": held.attempts.attempts}  # fmt: skip
 
 
 def search(args: argparse.Namespace) -> list:

@@ -321,3 +321,10 @@ def discard_uncommitted(folder: Path) -> None:
         if lost_versions(folder):
             raise versions_lost(str(folder), folder)
         shutil.rmtree(table)
+
+
+def has_primary_key(schema: pa.Schema) -> bool:
+    """Whether the table's `id` column is marked as its primary key (`PRIMARY_KEY`, or the
+    older form of the same metadata)."""
+    metadata = schema.field("id").metadata or {}
+    return any(key.startswith(b"lance-schema:unenforced-primary-key") for key in metadata)

@@ -24,7 +24,7 @@ from ...deprecation import message as deprecation_message
 from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
 from ..identity import VideoFile
-from . import ann, fingerprint, legacy, store
+from . import ann, commits, fingerprint, legacy, store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -141,6 +141,10 @@ class ClipTable:
         create: bool. Whether `uri` may hold no index yet (the table is created at the
             first commit); False raises an error instead. Defaults to True.
     """
+
+    # Set by the first commit of a handle (kept out of __init__: class defaults).
+    _attempts = commits.CommitAttempts()
+    _keyed = False  # whether the table's `id` is known to be its primary key
 
     def __init__(self, uri: str | os.PathLike, *, ann_threshold: int = ANN_THRESHOLD,
                  meta: dict | None = None, storage_options: dict | None = None,
@@ -356,7 +360,9 @@ class ClipTable:
 
     def commit(self, rows: pa.Table | None = None, *, delete: str | None = None,
                settings: dict | None = None) -> None:  # fmt: skip
-        """One write, under the index's lock, against the latest version.
+        """Deletes, then inserts, each one commit against the latest version (under the
+        index's lock on a local folder; tried again if another writer's commit got in
+        the way: `commits.py`).
 
         Args:
             rows: `pyarrow.Table` or None. Clips (`store.clip_table`), merged on `id`: a
@@ -372,16 +378,57 @@ class ClipTable:
             self._create(dim, settings or {})
         if self._table is None:
             return  # nothing to delete from
+        if delete:
+            self._write(lambda table: table.delete(delete))
+        if rows is not None and len(rows):
+            rows = rows.replace_schema_metadata(self._table.schema.metadata)
+            self._write(lambda table: table.merge_insert("id").when_not_matched_insert_all()
+                        .execute(rows))  # fmt: skip
+
+    @property
+    def attempts(self) -> commits.CommitAttempts:
+        """How this handle's commits went: commits made, the tries they took (more than
+        one where another writer's commit got in the way), the most for one commit."""
+        return self._attempts
+
+    def _write(self, write, action: str = "writing to it") -> None:
+        """One commit, `write(lance_table)`, against the latest version under the lock,
+        tried again on a conflict, counted in `attempts` (a merge's result says how many
+        runs Lance took)."""
+
+        def once():
+            with store.locked(self._folder):
+                self._table.checkout_latest()  # not `latest()`: a write needs the newest
+                return getattr(write(self._table), "num_attempts", 1)
+
         try:
+            self._add_primary_key()
+            tries = commits.retried(once, self.uri, action)
+        except (OSError, RuntimeError, ValueError) as err:
+            raise store.translate(err, self.uri, action, committing=True) from err
+        self._attempts = self._attempts.plus(tries)
+
+    def _add_primary_key(self):
+        """A table created before the `id` column was its primary key gets it at its first
+        write here (once: Lance refuses to set it again), so that writers without a
+        shared lock cannot insert one clip twice (`store.PRIMARY_KEY`)."""
+        if self._keyed or store.has_primary_key(self._table.schema):
+            self._keyed = True
+            return
+
+        def once():
             with store.locked(self._folder):
                 self._table.checkout_latest()
-                if delete:
-                    self._table.delete(delete)
-                if rows is not None and len(rows):
-                    rows = rows.replace_schema_metadata(self._table.schema.metadata)
-                    self._table.merge_insert("id").when_not_matched_insert_all().execute(rows)
-        except (OSError, RuntimeError, ValueError) as err:
-            raise store.translate(err, self.uri, "writing to it", committing=True) from err
+                if not store.has_primary_key(self._table.schema):
+                    try:
+                        self._table.set_unenforced_primary_key("id")
+                    except ValueError as err:  # another writer set it meanwhile
+                        if "already set" not in str(err):
+                            raise
+            return 1
+
+        commits.retried(once, self.uri, "marking its id column as the primary key")
+        self._keyed = True
 
     def _create(self, dim, settings):
         if self._table is not None:
@@ -396,20 +443,26 @@ class ClipTable:
                     store.discard_uncommitted(folder)
                 self._table = self._connect().create_table(
                     store.TABLE, schema=store.schema(dim, meta), exist_ok=True
-                )  # exist_ok: another process created it first; its metadata is checked
-        except (OSError, RuntimeError, ValueError) as err:
+                )  # exist_ok: another process created it first, with these settings
+        except ValueError as err:
+            if "does not match" not in str(err):
+                raise store.translate(err, self.uri, "creating it") from err
+            # Another process created it first, recording other settings (or another
+            # model's): opened, then its settings are compared as for any index.
+            self._open(must_exist=True)
+        except (OSError, RuntimeError) as err:
             raise store.translate(err, self.uri, "creating it") from err
         self._check_schema()
+        self.check_settings(settings, dim)
 
     def mark_last_clips(self, ids: Sequence[str]) -> None:
         """Sets `last_clip` on these clips: their files are whole."""
         if not ids or self._table is None:
             return
-        with store.locked(self._folder):
-            self._table.checkout_latest()
-            for i in range(0, len(ids), store.ID_BATCH):
-                chunk = ", ".join(map(store.sql_string, ids[i : i + store.ID_BATCH]))
-                self._table.update(where=f"id IN ({chunk})", values={"last_clip": True})
+        for i in range(0, len(ids), store.ID_BATCH):
+            chunk = ", ".join(map(store.sql_string, ids[i : i + store.ID_BATCH]))
+            self._write(lambda table, chunk=chunk: table.update(
+                where=f"id IN ({chunk})", values={"last_clip": True}))  # fmt: skip
 
     def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
         """(path, reason) of inputs that could not be embedded, into the failures table."""
