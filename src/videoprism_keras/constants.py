@@ -146,3 +146,12 @@ CENTRED_FLOOR = 1e-3
 # Refining moments (apps/refine.py): this many moments' edge windows are decoded and
 # embedded at a time, so that memory does not grow with top_k.
 MOMENT_REFINE_GROUP = 4
+
+# ------------------------------------------------ issue 28: readers see new commits
+# A long-lived reader (`serve`, `VideoIndex.load(refresh_seconds=)`) looks for a newer
+# committed version of its index at most every this many seconds, so other processes'
+# commits show within that bound. On an object store each look is a listing of the
+# versions (a round trip, billed per request: ~5 ms on a loopback S3, tens on a real one),
+# too much for every query; in a local folder it is a directory listing: every read.
+INDEX_REFRESH_SECONDS = 2.0
+INDEX_REFRESH_SECONDS_LOCAL = 0.0

@@ -3,9 +3,11 @@
 The model is loaded once by whoever makes the service (the CLI resolves the preset and
 tokenizer as `videoprism search` does) and runs only in the model queue's thread. The
 index is read in worker threads, one read at a time (a `VideoIndex` object is not made
-for concurrent use); each read moves to the table's latest committed version, so clips
-that `videoprism index` commits meanwhile show up without a restart, and a write in
-progress never blocks a read (Lance versions are immutable once committed).
+for concurrent use); each read moves to the table's latest committed version (as seen at
+most the index's `refresh_seconds` ago: every read in a local folder, every few seconds
+on an object store), so clips that `videoprism index` commits meanwhile show up without
+a restart, and a write in progress never blocks a read (Lance versions are immutable
+once committed).
 """
 
 import asyncio
@@ -207,8 +209,9 @@ class SearchService:
         """A second handle on the table for clip and poster lookups, so that they do not
         wait behind searches (each handle is used by one thread at a time)."""
         if self._lookup is None:
-            options = self.index.storage_options
-            self._lookup = type(self.index).load(self.index.uri, storage_options=options)
+            index = self.index
+            self._lookup = type(index).load(index.uri, storage_options=index.storage_options,
+                                            refresh_seconds=index.refresh_seconds)  # fmt: skip
         return self._lookup
 
     @renamed_arguments(k="top_k")
@@ -438,8 +441,8 @@ class SearchService:
         threshold, min_seconds = settings
         # A handle of the run's own, so that searches go on meanwhile; dropped after it, so
         # that its copy of the vectors is held only while it runs.
-        index = type(self.index).load(self.index.uri,
-                                      storage_options=self.index.storage_options)  # fmt: skip
+        index = type(self.index).load(self.index.uri, storage_options=self.index.storage_options,
+                                      refresh_seconds=self.index.refresh_seconds)  # fmt: skip
         groups = []
         if len(index):
             groups = index.copies(threshold=threshold, min_seconds=min_seconds, path=path)

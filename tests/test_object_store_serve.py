@@ -1,0 +1,183 @@
+"""Readers of an index on object storage, against a real S3 API on loopback (moto's
+server, tests/s3.py): how stale a long-lived reader may be (`refresh_seconds`), `videoprism
+serve` on an `s3://` index answering while another process commits (the new clips are
+found within the bound), `index --ray` into `s3://`, and `embed -o s3://…` refused."""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import s3
+from cli_helpers import call, run_all
+from videos import write_video
+
+WORKER = Path(__file__).with_name("s3_commit_worker.py")
+REFRESH_S = 1.0  # the served index's staleness bound in the serving test
+# Past the bound, what a new clip's first sighting may still take: the query that sees it
+# (a text embedding and a search on 2 shared cores) and the poll's period.
+SIGHTING_MARGIN_S = 4.0
+SERVER_START_S = 120
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    yield from s3.serve()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir, media_dir):
+    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
+             "4", "--size", "16", "--no-progress"]  # fmt: skip
+    return model, ["--tokenizer", media_dir / "test_spm.model"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    for i in range(3):
+        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
+    return folder
+
+
+def _rows(n, start=0, dim=8):
+    from videoprism_keras.apps.identity import VideoFile
+    from videoprism_keras.apps.index import store
+
+    files = [VideoFile(f"/videos/v{i}.mp4", 100, 1) for i in range(start, start + n)]
+    vectors = store.normalise(np.random.default_rng(start).normal(size=(n, dim)))
+    return store.clip_table(files, [None] * n, [None] * n, vectors, [True] * n)
+
+
+class Clock:
+    """`time.monotonic` as the table module reads it, moved by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_reader_sees_others_commits_within_refresh_seconds_its_own_at_once(
+    s3_server, monkeypatch
+):
+    from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.apps.index import table as table_module
+
+    clock = Clock()
+    monkeypatch.setattr(table_module.time, "monotonic", clock)
+    uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
+    VideoIndex(uri, storage_options=options).commit(_rows(2))
+    reader = VideoIndex.load(uri, storage_options=options, refresh_seconds=2.0)
+    assert reader.refresh_seconds == 2.0 and len(reader) == 2
+    VideoIndex.load(uri, storage_options=options).commit(_rows(1, start=2))  # another writer
+    clock.now += 1.9
+    assert len(reader) == 2  # within the bound: the version looked at 1.9 s ago
+    clock.now += 0.1
+    assert len(reader) == 3  # at the bound: looked again
+    query = _rows(1, start=2)["vector"].to_numpy(zero_copy_only=False)[0]
+    assert reader.search(query, top_k=1)[0][0].path == "/videos/v2.mp4"
+    reader.commit(_rows(1, start=3))  # its own commit: read at once, whatever the bound
+    assert len(reader) == 4 and reader.search(query, top_k=9)[0][-1].score < 1
+
+
+def test_refresh_defaults_follow_the_store_and_bad_values_name_the_argument(s3_server, tmp_path):
+    from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.constants import INDEX_REFRESH_SECONDS, INDEX_REFRESH_SECONDS_LOCAL
+
+    uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
+    VideoIndex(uri, storage_options=options).commit(_rows(1))
+    assert VideoIndex.load(uri, storage_options=options).refresh_seconds == INDEX_REFRESH_SECONDS
+    local = VideoIndex(tmp_path / "ix")
+    assert local.refresh_seconds == INDEX_REFRESH_SECONDS_LOCAL == 0
+    local.commit(_rows(1))
+    # A second handle for another thread keeps the setting.
+    assert VideoIndex(tmp_path / "ix", refresh_seconds=5).reader().refresh_seconds == 5.0
+    for bad in (-1, float("nan"), float("inf"), "2", True):
+        with pytest.raises(ValueError, match=r"refresh_seconds must be .* Received: "):
+            VideoIndex(tmp_path / "ix", refresh_seconds=bad)
+
+
+def test_refresh_seconds_flag_is_checked_before_anything_loads(capsys):
+    for value in ("-1", "nan", "soon"):
+        out = call(capsys, "serve", "/nonexistent/ix", "--refresh-seconds", value)
+        assert out.returncode == 2 and "--refresh-seconds" in out.stderr, out.stderr
+        assert "expected a number >= 0" in out.stderr and out.stderr.count("\n") == 1
+
+
+def _start_serve(env, args):
+    process = subprocess.Popen([sys.executable, "-m", "videoprism_keras.cli", "serve",
+                                *map(str, args)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    ready, _, _ = select.select([process.stdout], [], [], SERVER_START_S)
+    line = process.stdout.readline() if ready else ""
+    if "serving" not in line:
+        process.kill()
+        pytest.fail(f"serve did not start: {line!r} {process.stderr.read()[-1500:]}")
+    return process, line.split(" on ")[-1].split()[0]
+
+
+def test_serve_on_s3_finds_clips_another_process_commits_within_the_bound(s3_server, env, lvt,
+                                                                          videos):  # fmt: skip
+    from videoprism_keras.apps import VideoIndex
+
+    model, tok = lvt
+    uri = f"s3://{s3_server.bucket()}/ix"
+    (added,) = run_all(env, ["index", videos, "-o", uri, "--clip-seconds", "1", "--json",
+                             *s3_server.flags(), *model, *tok])  # fmt: skip
+    assert json.loads(added.stdout)["size"] == 12
+    process, url = _start_serve(env, [uri, "--port", "0", "--refresh-seconds", REFRESH_S,
+                                      *s3_server.flags(), *tok])  # fmt: skip
+    writer = None
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            info = client.get("/api/info").json()
+            assert info["size"] == 12 and info["uri"] == uri
+
+            def found():
+                answer = client.get("/api/search", params={"q": "a video", "top_k": 50})
+                return {hit["id"] for hit in answer.json()["hits"]}
+
+            before = found()
+            assert len(before) == 12
+            dim = VideoIndex.load(uri, storage_options=s3_server.options()).dim
+            writer = subprocess.Popen([sys.executable, str(WORKER), uri,
+                                       json.dumps(s3_server.options()), "--dim", str(dim),
+                                       "--count", "3", "--interval", "0.5"],
+                                      stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+            seen: dict = {}  # a new clip's id → when a search first found it
+            deadline = time.monotonic() + 90
+            while len(seen) < 3 and time.monotonic() < deadline:
+                ids, now = found(), time.time()
+                for new in ids - before:
+                    seen.setdefault(new, now)
+                time.sleep(0.1)
+            writer.wait(60)
+            commits = [json.loads(line) for line in writer.stdout.read().splitlines()]
+            assert writer.returncode == 0 and len(commits) == 3
+            assert set(seen) == {c["id"] for c in commits}, (seen, commits)
+            for commit in commits:
+                late = seen[commit["id"]] - commit["committed"]
+                assert late <= REFRESH_S + SIGHTING_MARGIN_S, (late, commit)
+            assert client.get("/api/info").json()["size"] == 15
+    finally:
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+    err = process.stderr.read()
+    assert process.returncode == 0, err[-800:]
