@@ -4,6 +4,7 @@ serve` on an `s3://` index answering while another process commits (the new clip
 found within the bound), `index --ray` into `s3://`, and `embed -o s3://…` refused."""
 
 import json
+import logging
 import os
 import select
 import signal
@@ -51,6 +52,17 @@ def videos(tmp_path_factory):
     for i in range(3):
         write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
     return folder
+
+
+@pytest.fixture(scope="module")
+def indexed(s3_server, env, lvt, videos):
+    """An s3:// index of the videos, as `videoprism index` writes it (no Ray)."""
+    model, tok = lvt
+    uri = f"s3://{s3_server.bucket()}/ix"
+    (added,) = run_all(env, ["index", videos, "-o", uri, "--clip-seconds", "1", "--json",
+                             *s3_server.flags(), *model, *tok])  # fmt: skip
+    assert json.loads(added.stdout)["size"] == 3 + 4 + 5  # 3, 4 and 5 s videos in 1 s windows
+    return uri
 
 
 def _rows(n, start=0, dim=8):
@@ -132,14 +144,11 @@ def _start_serve(env, args):
 
 
 def test_serve_on_s3_finds_clips_another_process_commits_within_the_bound(s3_server, env, lvt,
-                                                                          videos):  # fmt: skip
+                                                                          indexed):  # fmt: skip
     from videoprism_keras.apps import VideoIndex
 
-    model, tok = lvt
-    uri = f"s3://{s3_server.bucket()}/ix"
-    (added,) = run_all(env, ["index", videos, "-o", uri, "--clip-seconds", "1", "--json",
-                             *s3_server.flags(), *model, *tok])  # fmt: skip
-    assert json.loads(added.stdout)["size"] == 12
+    _, tok = lvt
+    uri = indexed
     process, url = _start_serve(env, [uri, "--port", "0", "--refresh-seconds", REFRESH_S,
                                       *s3_server.flags(), *tok])  # fmt: skip
     writer = None
@@ -175,9 +184,79 @@ def test_serve_on_s3_finds_clips_another_process_commits_within_the_bound(s3_ser
                 assert late <= REFRESH_S + SIGHTING_MARGIN_S, (late, commit)
             assert client.get("/api/info").json()["size"] == 15
     finally:
-        if writer is not None and writer.poll() is None:
-            writer.kill()
+        if writer is not None:
+            if writer.poll() is None:
+                writer.kill()
+            writer.wait(30)
+            writer.stdout.close()
         process.send_signal(signal.SIGINT)
         process.wait(30)
+        process.stdout.close()
     err = process.stderr.read()
+    process.stderr.close()
     assert process.returncode == 0, err[-800:]
+    # Nothing but our own lines: the S3 reads raised no errors or warnings in the server.
+    assert all(line.startswith("videoprism:") for line in err.splitlines()), err[-800:]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance for the module (or the one this process already has)."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+def _by_id(uri, options, under):
+    """id → row of the index's clips of videos in `under`, each id once."""
+    from videoprism_keras.apps import VideoIndex
+
+    rows = {}
+    for row in VideoIndex.load(uri, storage_options=options).to_arrow().to_pylist():
+        if row["path"].startswith(str(under)):
+            assert row["id"] not in rows
+            rows[row["id"]] = row
+    return rows
+
+
+def test_index_on_ray_into_s3_equals_in_process_and_a_second_run_adds_nothing(
+    s3_server, ray_local, lvt, videos, indexed, capsys
+):
+    from videoprism_keras.cli import main
+
+    model, _ = lvt
+    uri = f"s3://{s3_server.bucket()}/ix"
+    command = ["index", videos, "-o", uri, "--clip-seconds", "1", "--json", "--ray", ray_local,
+               "--workers", "1", "--batch-size", "2", *s3_server.flags(), *model]  # fmt: skip
+    capsys.readouterr()
+    assert main(list(map(str, command))) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["added"] == first["size"] == 12
+    assert main(list(map(str, command))) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["added"] == 0 and again["skipped"] == 12 and again["size"] == 12
+    got = _by_id(uri, s3_server.options(), videos)
+    expected = _by_id(indexed, s3_server.options(), videos)  # the same videos, without Ray
+    assert sorted(got) == sorted(expected) and len(got) == 12
+    for key, row in expected.items():
+        assert got[key]["last_clip"] == row["last_clip"]
+        np.testing.assert_allclose(got[key]["vector"], row["vector"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("resume", [[], ["--resume"]], ids=["new", "resume"])
+def test_embed_to_an_object_store_uri_is_one_line_naming_o(s3_server, lvt, videos, resume,
+                                                           tmp_path, monkeypatch,
+                                                           capsys):  # fmt: skip
+    model, _ = lvt
+    monkeypatch.chdir(tmp_path)  # where Path("s3://b/x") would have made a folder "s3:"
+    bucket = s3_server.bucket()
+    out = call(capsys, "embed", videos, "-o", f"s3://{bucket}/emb.npz", *resume, *model)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"-o s3://{bucket}/emb.npz: expected a local file name, not a URI" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not list(tmp_path.iterdir()) and s3_server.keys(bucket) == []  # nothing written
