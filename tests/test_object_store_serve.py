@@ -88,6 +88,8 @@ def test_a_reader_sees_others_commits_within_refresh_seconds_its_own_at_once(
     s3_server, monkeypatch
 ):
     from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.apps.embedding import item_key
+    from videoprism_keras.apps.identity import VideoFile
     from videoprism_keras.apps.index import table as table_module
 
     clock = Clock()
@@ -105,6 +107,12 @@ def test_a_reader_sees_others_commits_within_refresh_seconds_its_own_at_once(
     assert reader.search(query, top_k=1)[0][0].path == "/videos/v2.mp4"
     reader.commit(_rows(1, start=3))  # its own commit: read at once, whatever the bound
     assert len(reader) == 4 and reader.search(query, top_k=9)[0][-1].score < 1
+    # What a writer skips is looked up now: a file another writer has just committed is
+    # not embedded again.
+    VideoIndex.load(uri, storage_options=options).commit(_rows(1, start=4))
+    assert len(reader) == 4
+    file = VideoFile("/videos/v4.mp4", 100, 1)
+    assert reader.held([file]) == {file.file_id: ({item_key(file.path, None, None)}, True)}
 
 
 def test_refresh_defaults_follow_the_store_and_bad_values_name_the_argument(s3_server, tmp_path):

@@ -225,15 +225,19 @@ class ClipTable:
     def latest(self) -> LanceTable | None:
         """The LanceDB table (`lancedb.table.LanceTable`) moved to its latest version,
         as seen at most `refresh_seconds` ago; None before the first write."""
+        return self._latest(now=False)
+
+    def _latest(self, now: bool) -> LanceTable | None:
+        """`latest()`; with `now`, looked for now whatever `refresh_seconds`."""
         if self._table is None:
             return None
-        now = time.monotonic()
-        if now - self._looked_at >= self.refresh_seconds:
+        began = time.monotonic()
+        if now or began - self._looked_at >= self.refresh_seconds:
             try:
                 self._table.checkout_latest()
             except (OSError, RuntimeError, ValueError) as err:
                 raise store.translate(err, self.uri, "reading it") from err
-            self._looked_at = now  # when the look began: the bound holds from there
+            self._looked_at = began  # when the look began: the bound holds from there
         return self._table
 
     @property
@@ -320,7 +324,9 @@ class ClipTable:
         """file_id → (item keys of the clips the index holds, whether the file is whole),
         for those of `files` it holds anything of."""
         held: dict = {}
-        table = self.latest()
+        # Looked for now: a writer asks before embedding (once per batch or file), and what
+        # another writer committed a moment ago need not be embedded again.
+        table = self._latest(now=True)
         if table is None:
             return held
         ids = [f.file_id for f in files]
