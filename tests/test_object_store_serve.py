@@ -268,3 +268,35 @@ def test_embed_to_an_object_store_uri_is_one_line_naming_o(s3_server, lvt, video
     assert f"-o s3://{bucket}/emb.npz: expected a local file name, not a URI" in out.stderr
     assert "Traceback" not in out.stderr
     assert not list(tmp_path.iterdir()) and s3_server.keys(bucket) == []  # nothing written
+
+
+def test_a_served_index_whose_store_stops_answering_is_a_503_in_one_line(golden_dir):
+    from fastapi.testclient import TestClient
+
+    import videoprism_keras as vp
+    from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.serve import SearchService, create_app
+
+    model = vp.VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
+                                              attention_logit_soft_cap=5.0)  # fmt: skip
+    own = s3.serve()  # a server of this test's own, to stop
+    server = next(own)
+    try:
+        uri = f"s3://{server.bucket()}/ix"
+        rows = _rows(3)
+        VideoIndex(uri, storage_options=server.options()).commit(rows)
+        index = VideoIndex.load(uri, storage_options=server.options(), in_memory=True,
+                                refresh_seconds=0)  # fmt: skip
+        app = create_app(SearchService(index, model), warm_up=False)
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            similar = f"/api/clips/{rows['id'][0].as_py()}/similar"
+            assert len(client.get(similar, params={"top_k": 2}).json()["hits"]) == 2
+            own.close()  # the endpoint stops answering
+            for path in (similar, "/api/info"):
+                answer = client.get(path)
+                assert answer.status_code == 503 and answer.headers["Retry-After"], answer.text
+                error = answer.json()["error"]
+                assert error == (f"the index {uri} cannot be reached (the endpoint does not "
+                                 "answer); it is served again once it answers")  # fmt: skip
+    finally:
+        own.close()

@@ -43,8 +43,9 @@ PATHS_PER_LOOKUP = 500  # paths per `IN (…)` of a video lookup
 
 
 class IndexUnavailable(Exception):
-    """The index's folder is gone (renamed or deleted) while serving: the routes answer
-    503 until it is back (each read looks again)."""
+    """The index's folder is gone (renamed or deleted), or its object store does not
+    answer, while serving: the routes answer 503 until it is back (each read looks
+    again)."""
 
 
 class CopiesBusy(Exception):
@@ -198,8 +199,11 @@ class SearchService:
 
     def _check_folder(self, err: Exception) -> None:
         """`IndexUnavailable` (from `err`) when the failure is the index's local folder
-        gone, rather than a failure of its own."""
+        gone, or its object store unreachable, rather than a failure of its own."""
         uri = os.fspath(self.index.uri)
+        if isinstance(err, store.Unreachable):
+            raise IndexUnavailable(f"the index {uri} cannot be reached ({err.reason}); it is "
+                                   "served again once it answers") from err  # fmt: skip
         folder = store.local_path(uri) if store.is_local(uri) else None
         if folder is not None and not (folder / f"{store.TABLE}.lance").is_dir():
             raise IndexUnavailable(f"the index {uri} is gone (renamed or deleted); it is "
