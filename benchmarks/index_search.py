@@ -11,13 +11,21 @@ generated data. LanceDB's vector index is searched twice: `ann_*` as the one-sho
 `mem_*` as the server does (`in_memory=True`: re-ranked against vectors held in memory).
 Each (store, size) runs in its own process, so each peak is its own.
 
+With `--store s3` LanceDB's table is on a real S3 API on loopback (moto's server,
+tests/s3.py, started here; the `test` extra): the same figures, read over HTTP, for a
+reader on an object store; `disk_mib` is left out, and `exact_1_r0` is `exact_1` with
+`refresh_seconds=0` (a look for a new version at every query, as in a local folder) where
+the other figures have the object store's default (a look every `INDEX_REFRESH_SECONDS`).
+
     .venv/bin/python benchmarks/index_search.py                      # 100k and 1M
     .venv/bin/python benchmarks/index_search.py --sizes 20000        # a quick check
     .venv/bin/python benchmarks/index_search.py --sizes 1000000 --stores lance \
         --sweep 64:30,256:30,512:30
+    .venv/bin/python benchmarks/index_search.py --sizes 20000 --stores lance --store s3
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -102,14 +110,15 @@ def numpy_faiss(vectors, queries, batches, truth, folder):
     return out
 
 
-def lance(data, queries, batches, truth, folder, sweep):
+def lance(data, queries, batches, truth, folder, sweep, options=None):
+    """`folder`: a local folder, or an s3:// URI with LanceDB's storage `options`."""
     import lancedb
 
     from videoprism_keras.apps import Embeddings, VideoIndex
     from videoprism_keras.apps.index import ANN_REFINE_FACTOR, store
 
     out = {}
-    index = VideoIndex(folder, ann_threshold=10**12)
+    index = VideoIndex(folder, ann_threshold=10**12, storage_options=options)
     size = len(data[0])
     names = np.arange(size).astype(str).tolist()
     start = time.perf_counter()
@@ -124,14 +133,19 @@ def lance(data, queries, batches, truth, folder, sweep):
     exact = lambda q: index.search(q, TOP_K, exact=True)  # noqa: E731
     out["exact_1"], out["exact_32"] = latency(exact, queries), latency(exact, batches)
     out["exact_recall"] = recall([rows(exact(q)[0]) for q in queries], truth)
+    if options is not None:  # an object store: also with a look for a new version per query
+        looking = VideoIndex.load(folder, storage_options=options, refresh_seconds=0)
+        out["exact_1_r0"] = latency(lambda q: looking.search(q, TOP_K, exact=True), queries)
+        looking = None  # its copy of the vectors goes
     # The indexed search does not hold the vectors: a new handle, without the exact
     # search's, from here on.
-    index = VideoIndex.load(folder, ann_threshold=1)
+    index = VideoIndex.load(folder, ann_threshold=1, storage_options=options)
     start = time.perf_counter()
     index.maintain()
     out["ann_build_s"] = round(time.perf_counter() - start, 1)
     # The disk figure is the steady state: what compactions replaced goes after an hour.
-    lancedb.connect(folder).open_table(store.TABLE).optimize(cleanup_older_than=timedelta(0))
+    table = lancedb.connect(folder, storage_options=options).open_table(store.TABLE)
+    table.optimize(cleanup_older_than=timedelta(0))
     settings = [(None, ANN_REFINE_FACTOR)]  # nprobes: the default share
     if sweep:  # "nprobes:refine,…"; the table row shows the last one
         settings = [tuple(map(int, item.split(":"))) for item in sweep.split(",")]
@@ -143,7 +157,7 @@ def lance(data, queries, batches, truth, folder, sweep):
             print(json.dumps({"nprobes": nprobes, "refine": refine, **result}), flush=True)
         out.update(result)
     # A long-running searcher (the server) holds the vectors and re-ranks in memory.
-    held = VideoIndex.load(folder, in_memory=True)
+    held = VideoIndex.load(folder, in_memory=True, storage_options=options)
     start = time.perf_counter()
     held.search(queries[0], TOP_K)
     out["mem_first_s"] = round(time.perf_counter() - start, 2)  # reads the vectors
@@ -158,7 +172,9 @@ def lance(data, queries, batches, truth, folder, sweep):
     return out
 
 
-def worker(store, size, sweep):
+def worker(store, size, sweep, s3=None):
+    """`s3`: JSON of {"uri": an empty s3:// prefix, "options": LanceDB's storage options}
+    to put LanceDB's table there (None: a local folder)."""
     vectors, queries, batches = data(size)
     truth = np.concatenate([exact_top(vectors, queries[i : i + 20]) for i in range(0, QUERIES, 20)])
     base = rss_mib()
@@ -169,8 +185,10 @@ def worker(store, size, sweep):
         else:
             held = [vectors]  # lance() lets go of the vectors once the table has them
             del vectors
-            out = lance(held, queries, batches, truth, folder, sweep)
-        out["disk_mib"] = disk_mib(folder)
+            where = json.loads(s3) if s3 else {"uri": folder, "options": None}
+            out = lance(held, queries, batches, truth, where["uri"], sweep, where["options"])
+        if not s3:
+            out["disk_mib"] = disk_mib(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     out["peak_rss_mib"] = round(rss_mib() - base)
@@ -183,19 +201,48 @@ def main():
     parser.add_argument("--stores", default="numpy+faiss,lance")
     parser.add_argument("--sweep", help="LanceDB settings to try: nprobes:refine,… (e.g. "
                         "256:10,256:30,512:30); default the index's own")  # fmt: skip
+    parser.add_argument("--store", choices=("local", "s3"), default="local",
+                        help="where LanceDB's table is: a local folder, or a loopback S3 "
+                        "server (moto, started here)")  # fmt: skip
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--s3", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker[0], int(args.worker[1]), args.sweep)
+        return worker(args.worker[0], int(args.worker[1]), args.sweep, args.s3)
+    with loopback_s3(args.store == "s3") as s3:
+        table(args, s3)
+
+
+@contextlib.contextmanager
+def loopback_s3(wanted):
+    """The tests' loopback S3 server (tests/s3.py) while the benchmark runs, if `wanted`;
+    yields it (None otherwise)."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import s3
+
+    server = s3.serve()
+    try:
+        yield next(server)
+    finally:
+        server.close()
+
+
+def table(args, s3):
     print(f"{DIM}-d vectors, {QUERIES} single queries and 10 batches of {BATCH}, top-{TOP_K}; "
           "latency p50/p95 in ms")  # fmt: skip
     columns = ("add_rows_s", "exact_1", "exact_32", "ann_build_s", "ann_1", "ann_32",
                "ann_recall", "mem_1", "mem_32", "mem_recall", "disk_mib",
-               "peak_rss_mib")  # fmt: skip
+               "peak_rss_mib") + (("exact_1_r0",) if s3 else ())  # fmt: skip
     print(f"{'store':12s} {'vectors':>8s} " + " ".join(f"{c:>14s}" for c in columns))
     for size in map(int, args.sizes.split(",")):
         for store in args.stores.split(","):
             command = [sys.executable, __file__, "--worker", store, str(size)]
+            if s3 is not None and store == "lance":
+                where = {"uri": f"s3://{s3.bucket()}/ix", "options": s3.options()}
+                command += ["--s3", json.dumps(where)]
             done = subprocess.run(command + (["--sweep", args.sweep] if args.sweep else []),
                                   capture_output=True, text=True)  # fmt: skip
             if done.returncode:
@@ -207,7 +254,8 @@ def main():
             out = json.loads(lines[-1])
             cells = ["/".join(map(str, v)) if isinstance(v, list) else str(v)
                      for v in (out.get(c, "-") for c in columns)]  # fmt: skip
-            print(f"{store:12s} {size:8d} " + " ".join(f"{c:>14s}" for c in cells), flush=True)
+            name = f"{store}@s3" if s3 is not None and store == "lance" else store
+            print(f"{name:12s} {size:8d} " + " ".join(f"{c:>14s}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":

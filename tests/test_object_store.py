@@ -148,7 +148,10 @@ def test_a_reader_sees_another_writers_commit_at_its_next_search(s3_server):
     uri = f"s3://{s3_server.bucket()}/ix"
     writer = VideoIndex(uri, storage_options=s3_server.options())
     writer.commit(_rows(2))
-    reader = VideoIndex.load(uri, storage_options=s3_server.options(), in_memory=True)
+    # refresh_seconds=0: every search looks for a new version (tests/test_object_store_serve.py
+    # has the default, a look every few seconds).
+    reader = VideoIndex.load(uri, storage_options=s3_server.options(), in_memory=True,
+                             refresh_seconds=0)  # fmt: skip
     query = _rows(1, start=5)["vector"].to_numpy(zero_copy_only=False)[0]
     assert len(reader.search(query, top_k=10)[0]) == 2
     # Another handle (another process's, as far as the store is concerned) commits.

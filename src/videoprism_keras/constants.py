@@ -156,3 +156,12 @@ MOMENT_REFINE_GROUP = 4
 COMMIT_RETRIES = 8
 COMMIT_RETRY_BASE_S = 0.25
 COMMIT_RETRY_MAX_S = 8.0
+
+# ------------------------------------------------ issue 28: readers see new commits
+# A long-lived reader (`serve`, `VideoIndex.load(refresh_seconds=)`) looks for a newer
+# committed version of its index at most every this many seconds, so other processes'
+# commits show within that bound. On an object store each look is a listing of the
+# versions (a round trip, billed per request: ~5 ms on a loopback S3, tens on a real one),
+# too much for every query; in a local folder it is a directory listing: every read.
+INDEX_REFRESH_SECONDS = 2.0
+INDEX_REFRESH_SECONDS_LOCAL = 0.0

@@ -33,6 +33,10 @@ def video_files(sources: list) -> list[str]:
 
 def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) -> None:
     """An output file we can write, checked before any model work starts."""
+    if "://" in str(path):  # Path() would fold s3://b/x into a local folder "s3:/b"
+        raise UsageError(f"{flag} {path}: expected a local file name, not a URI (only an "
+                         "index may be on an object store): write the file here, then copy "
+                         "it (e.g. aws s3 cp)")  # fmt: skip
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise UsageError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")

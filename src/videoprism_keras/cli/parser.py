@@ -50,16 +50,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive(kind: type) -> Callable[[str], int | float]:
-    """An argparse `type` that accepts a finite number above zero of `kind` (int, float)."""
+def positive(kind: type, zero: bool = False) -> Callable[[str], int | float]:
+    """An argparse `type` that accepts a finite number above zero of `kind` (int, float),
+    or zero too with `zero`."""
 
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+        if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            expected = "a number >= 0" if zero else "a positive number"
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its message

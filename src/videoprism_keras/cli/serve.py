@@ -6,7 +6,13 @@ import argparse
 import os
 import sys
 
-from ..constants import MODEL_DTYPES, SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
+from ..constants import (
+    INDEX_REFRESH_SECONDS,
+    MODEL_DTYPES,
+    SERVE_HOST,
+    SERVE_PORT,
+    SERVE_TOKEN_ENV,
+)
 from .inputs import storage_options
 from .models import ModelOptions, index_options
 from .parser import UsageError, add_command, add_sampling_options, add_storage_option, positive
@@ -26,6 +32,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help=f"bearer token the API wants (default ${SERVE_TOKEN_ENV}, "
                    "else none)")  # fmt: skip
     add_storage_option(p)
+    refresh_help = ("how stale searches may be: look for clips committed meanwhile (by "
+                    "`videoprism index`) at most every S seconds; 0: at every query (default: "
+                    f"every query in a local folder, {INDEX_REFRESH_SECONDS:g} on an object "
+                    "store, where each look is a request)")  # fmt: skip
+    p.add_argument("--refresh-seconds", type=positive(float, zero=True), metavar="S",
+                   help=refresh_help)  # fmt: skip
     p.add_argument("--preset", help="as for search (default: the one the index was built with)")
     p.add_argument("--soft-cap", type=positive(float), help="as for search (default: the index's)")
     p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
@@ -40,7 +52,7 @@ def serve(args: argparse.Namespace) -> dict:
     # Searched many times: past the vector index's threshold, its candidates are re-ranked
     # against vectors held in memory, not read back from the table.
     index = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option),
-                            in_memory=True)  # fmt: skip
+                            in_memory=True, refresh_seconds=args.refresh_seconds)  # fmt: skip
     options = index_options(ModelOptions.from_args(args), index.meta)
     token = args.token or os.environ.get(SERVE_TOKEN_ENV) or None
     # Keras comes with the service: after the index is found, which answers at once.

@@ -3,9 +3,11 @@
 The model is loaded once by whoever makes the service (the CLI resolves the preset and
 tokenizer as `videoprism search` does) and runs only in the model queue's thread. The
 index is read in worker threads, one read at a time (a `VideoIndex` object is not made
-for concurrent use); each read moves to the table's latest committed version, so clips
-that `videoprism index` commits meanwhile show up without a restart, and a write in
-progress never blocks a read (Lance versions are immutable once committed).
+for concurrent use); each read moves to the table's latest committed version (as seen at
+most the index's `refresh_seconds` ago: every read in a local folder, every few seconds
+on an object store), so clips that `videoprism index` commits meanwhile show up without
+a restart, and a write in progress never blocks a read (Lance versions are immutable
+once committed).
 """
 
 import asyncio
@@ -41,8 +43,9 @@ PATHS_PER_LOOKUP = 500  # paths per `IN (…)` of a video lookup
 
 
 class IndexUnavailable(Exception):
-    """The index's folder is gone (renamed or deleted) while serving: the routes answer
-    503 until it is back (each read looks again)."""
+    """The index's folder is gone (renamed or deleted), or its object store does not
+    answer, while serving: the routes answer 503 until it is back (each read looks
+    again)."""
 
 
 class CopiesBusy(Exception):
@@ -196,8 +199,11 @@ class SearchService:
 
     def _check_folder(self, err: Exception) -> None:
         """`IndexUnavailable` (from `err`) when the failure is the index's local folder
-        gone, rather than a failure of its own."""
+        gone, or its object store unreachable, rather than a failure of its own."""
         uri = os.fspath(self.index.uri)
+        if isinstance(err, store.Unreachable):
+            raise IndexUnavailable(f"the index {uri} cannot be reached ({err.reason}); it is "
+                                   "served again once it answers") from err  # fmt: skip
         folder = store.local_path(uri) if store.is_local(uri) else None
         if folder is not None and not (folder / f"{store.TABLE}.lance").is_dir():
             raise IndexUnavailable(f"the index {uri} is gone (renamed or deleted); it is "
@@ -207,8 +213,9 @@ class SearchService:
         """A second handle on the table for clip and poster lookups, so that they do not
         wait behind searches (each handle is used by one thread at a time)."""
         if self._lookup is None:
-            options = self.index.storage_options
-            self._lookup = type(self.index).load(self.index.uri, storage_options=options)
+            index = self.index
+            self._lookup = type(index).load(index.uri, storage_options=index.storage_options,
+                                            refresh_seconds=index.refresh_seconds)  # fmt: skip
         return self._lookup
 
     @renamed_arguments(k="top_k")
@@ -438,8 +445,8 @@ class SearchService:
         threshold, min_seconds = settings
         # A handle of the run's own, so that searches go on meanwhile; dropped after it, so
         # that its copy of the vectors is held only while it runs.
-        index = type(self.index).load(self.index.uri,
-                                      storage_options=self.index.storage_options)  # fmt: skip
+        index = type(self.index).load(self.index.uri, storage_options=self.index.storage_options,
+                                      refresh_seconds=self.index.refresh_seconds)  # fmt: skip
         groups = []
         if len(index):
             groups = index.copies(threshold=threshold, min_seconds=min_seconds, path=path)

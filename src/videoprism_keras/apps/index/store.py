@@ -196,6 +196,15 @@ class StoreError(ValueError):
     """An index that cannot be read or written, with what to do about it."""
 
 
+class Unreachable(StoreError):
+    """An index on an object store that cannot be reached (`reason`: the bucket, the
+    credentials or the endpoint), with what to do about it."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 # Lance appends the Rust source location of an error: ", /rustc/<hash>/library/….rs:250:5".
 _RUST_SOURCE = re.compile(r",?\s*/rustc/\S+$")
 
@@ -211,10 +220,10 @@ def translate(err: BaseException, uri: str, action: str,
         if reason:
             done = ("this commit was not made; earlier commits stay" if committing
                     else "nothing was written")  # fmt: skip
-            return StoreError(f"cannot reach the index {uri} while {action}: {reason}; {done}. "
-                              "Check the bucket name, the credentials and the "
-                              "endpoint (--storage-option KEY=VALUE or the AWS_* environment "
-                              "variables)")  # fmt: skip
+            return Unreachable(f"cannot reach the index {uri} while {action}: {reason}; {done}. "
+                               "Check the bucket name, the credentials and the "
+                               "endpoint (--storage-option KEY=VALUE or the AWS_* environment "
+                               "variables)", reason)  # fmt: skip
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     text = _RUST_SOURCE.sub("", text)  # where in Lance's sources: nothing for a user
     code = getattr(err, "errno", None)

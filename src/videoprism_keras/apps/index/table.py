@@ -11,7 +11,9 @@ builds on: each one commit under the index's lock (`store.py`). Its facts are `s
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...constants import ANN_THRESHOLD
+from ...constants import ANN_THRESHOLD, INDEX_REFRESH_SECONDS, INDEX_REFRESH_SECONDS_LOCAL
 from ...deprecation import message as deprecation_message
 from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
@@ -140,6 +142,12 @@ class ClipTable:
             to None.
         create: bool. Whether `uri` may hold no index yet (the table is created at the
             first commit); False raises an error instead. Defaults to True.
+        refresh_seconds: float or None. How stale a read may be: reads look for a newer
+            committed version (other processes' commits) at most every this many
+            seconds; 0 at every read. This handle's own commits are read at once.
+            Defaults to None: `constants.INDEX_REFRESH_SECONDS` on an object store (each
+            look is a request), `constants.INDEX_REFRESH_SECONDS_LOCAL` (every read) in
+            a local folder.
     """
 
     # Set by the first commit of a handle (kept out of __init__: class defaults).
@@ -148,7 +156,8 @@ class ClipTable:
 
     def __init__(self, uri: str | os.PathLike, *, ann_threshold: int = ANN_THRESHOLD,
                  meta: dict | None = None, storage_options: dict | None = None,
-                 dim: int | None = None, create: bool = True):  # fmt: skip
+                 dim: int | None = None, create: bool = True,
+                 refresh_seconds: float | None = None):  # fmt: skip
         self.uri = os.fspath(uri)
         self.ann_threshold = ann_threshold
         self.storage_options = storage_options
@@ -156,6 +165,8 @@ class ClipTable:
         self._dim = dim
         self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
         self._table = self._db = self._table_dim = None
+        self.refresh_seconds = refresh_seconds_for(self.uri, refresh_seconds)
+        self._looked_at = -math.inf  # time.monotonic() of the last look for a new version
         if not create and self._folder is not None and not self._folder.is_dir():
             what = "a file, not a folder" if self._folder.exists() else "no such folder"
             raise store.StoreError(f"{self.uri} is not a video index ({what}): give "
@@ -165,7 +176,8 @@ class ClipTable:
     def reader(self) -> ClipTable:
         """Another handle on this (existing) table, for another thread."""
         return ClipTable(self.uri, ann_threshold=self.ann_threshold,
-                         storage_options=self.storage_options, create=False)  # fmt: skip
+                         storage_options=self.storage_options, create=False,
+                         refresh_seconds=self.refresh_seconds)  # fmt: skip
 
     # ------------------------------------------------------------------ opening
     def _connect(self):
@@ -194,6 +206,7 @@ class ClipTable:
             elif legacy.has_leftovers(folder):
                 legacy.move_legacy(folder)  # converted, then killed before the move
         try:
+            self._looked_at = time.monotonic()  # opening reads the latest version
             self._table = self._connect().open_table(store.TABLE)
             self._check_schema()
         except ValueError as err:
@@ -214,14 +227,21 @@ class ClipTable:
 
     # -------------------------------------------------------------------- reads
     def latest(self) -> LanceTable | None:
-        """The LanceDB table (`lancedb.table.LanceTable`) moved to its latest version;
-        None before the first write."""
+        """The LanceDB table (`lancedb.table.LanceTable`) moved to its latest version,
+        as seen at most `refresh_seconds` ago; None before the first write."""
+        return self._latest(now=False)
+
+    def _latest(self, now: bool) -> LanceTable | None:
+        """`latest()`; with `now`, looked for now whatever `refresh_seconds`."""
         if self._table is None:
             return None
-        try:
-            self._table.checkout_latest()
-        except (OSError, RuntimeError, ValueError) as err:
-            raise store.translate(err, self.uri, "reading it") from err
+        began = time.monotonic()
+        if now or began - self._looked_at >= self.refresh_seconds:
+            try:
+                self._table.checkout_latest()
+            except (OSError, RuntimeError, ValueError) as err:
+                raise store.translate(err, self.uri, "reading it") from err
+            self._looked_at = began  # when the look began: the bound holds from there
         return self._table
 
     @property
@@ -308,7 +328,9 @@ class ClipTable:
         """file_id → (item keys of the clips the index holds, whether the file is whole),
         for those of `files` it holds anything of."""
         held: dict = {}
-        table = self.latest()
+        # Looked for now: a writer asks before embedding (once per batch or file), and what
+        # another writer committed a moment ago need not be embedded again.
+        table = self._latest(now=True)
         if table is None:
             return held
         ids = [f.file_id for f in files]
@@ -482,6 +504,18 @@ class ClipTable:
         with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
             if mine:
                 ann.maintain(self.latest(), self.ann_threshold, self.uri)
+
+
+def refresh_seconds_for(uri: str, refresh_seconds: float | None) -> float:
+    """`refresh_seconds` checked (a `ValueError` in its own name), None as the default for
+    the store `uri` is on."""
+    if refresh_seconds is None:
+        return INDEX_REFRESH_SECONDS_LOCAL if store.is_local(uri) else INDEX_REFRESH_SECONDS
+    number = isinstance(refresh_seconds, int | float) and not isinstance(refresh_seconds, bool)
+    if not (number and math.isfinite(refresh_seconds) and refresh_seconds >= 0):
+        raise ValueError("refresh_seconds must be a number of seconds >= 0 (0: every read) or "
+                         f"None (the store's default). Received: {refresh_seconds!r}")  # fmt: skip
+    return float(refresh_seconds)
 
 
 def check_shots(uri: str, meta: dict, shots: bool, name: str = "shots=True") -> None:

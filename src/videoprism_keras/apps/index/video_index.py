@@ -92,12 +92,17 @@ class VideoIndex(ClipTable):
             Defaults to False.
         create: bool. Whether an index is created where `uri` holds none; False raises
             an error instead (as `load`). Defaults to True.
+        refresh_seconds: float or None. How stale a read may be: other processes'
+            commits are looked for at most every this many seconds (0: at every read).
+            Defaults to None: `constants.INDEX_REFRESH_SECONDS` on an object store, every
+            read in a local folder.
     """
 
     def __init__(self, uri: str | os.PathLike | None = None, *,
                  ann_threshold: int = ANN_THRESHOLD, meta: dict | None = None,
                  storage_options: dict | None = None, dim: int | None = None,
-                 in_memory: bool = False, create: bool = True) -> None:  # fmt: skip
+                 in_memory: bool = False, create: bool = True,
+                 refresh_seconds: float | None = None) -> None:  # fmt: skip
         require(INDEX_PACKAGES, "VideoIndex", "the video index")
         if isinstance(uri, int):  # VideoIndex(dim): the previous signature
             warnings.warn("VideoIndex(dim) is deprecated: the dimension comes from the first "
@@ -112,15 +117,17 @@ class VideoIndex(ClipTable):
         self.in_memory = in_memory
         self._snapshot = self._indexed = self._grouping = None
         super().__init__(uri, ann_threshold=ann_threshold, meta=meta,
-                         storage_options=storage_options, dim=dim, create=create)  # fmt: skip
+                         storage_options=storage_options, dim=dim, create=create,
+                         refresh_seconds=refresh_seconds)  # fmt: skip
 
     @classmethod
     def load(cls, uri: str | os.PathLike, ann_threshold: int = ANN_THRESHOLD,
-             storage_options: dict | None = None,
-             in_memory: bool = False) -> VideoIndex:  # fmt: skip
+             storage_options: dict | None = None, in_memory: bool = False, *,
+             refresh_seconds: float | None = None) -> VideoIndex:  # fmt: skip
         """An existing index (an error if `uri` holds none); see `VideoIndex`."""
         return cls(uri, ann_threshold=ann_threshold, storage_options=storage_options,
-                   in_memory=in_memory, create=False)  # fmt: skip
+                   in_memory=in_memory, create=False,
+                   refresh_seconds=refresh_seconds)  # fmt: skip
 
     @classmethod
     def from_videos(cls, model: VideoPrismBackbone, sources: VideoPaths,
