@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from videoprism_keras.constants import RAY_COMMIT_CLIPS
+
 CONFIGS = {
     # ViT-S-like width and depth at 112 px, 8 frames: seconds of work per batch on a CPU.
     "small": dict(
@@ -124,21 +126,37 @@ def videos(folder: Path, repeat: int) -> list[str]:
 
 
 class CountedCommits:
-    """Times every `IndexWriter.commit` of clips (the driver's), while in use."""
+    """Times every `IndexWriter.commit` of clips (the driver's), and the driver's own work
+    (`IndexCommits.add`/`flush`: bookkeeping and commits, not the wait for Ray), while in use."""
 
     def __enter__(self):
         from videoprism_keras.apps.index import IndexWriter
+        from videoprism_keras.apps.ray_commits import IndexCommits
 
-        self.times, self.rows, original = [], [], IndexWriter.commit
-        self._restore = lambda: setattr(IndexWriter, "commit", original)
+        self.times, self.rows, self.busy = [], [], 0.0
+        originals = [(IndexWriter, "commit"), (IndexCommits, "add"), (IndexCommits, "flush")]
+        originals = [(owner, name, getattr(owner, name)) for owner, name in originals]
+        self._restore = lambda: [setattr(o, n, f) for o, n, f in originals]
+        commit, add, flush = (f for _, _, f in originals)
 
-        def commit(writer, files, *args, **kwargs):
+        def counted(writer, files, *args, **kwargs):
             start = time.perf_counter()
-            original(writer, files, *args, **kwargs)
+            commit(writer, files, *args, **kwargs)
             self.times.append((start, time.perf_counter()))
             self.rows.append(len(files))
 
-        IndexWriter.commit = commit
+        def timed(method):
+            def run(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    self.busy += time.perf_counter() - start
+
+            return run
+
+        IndexWriter.commit = counted
+        IndexCommits.add, IndexCommits.flush = timed(add), timed(flush)
         return self
 
     def __exit__(self, *exc):
@@ -163,7 +181,8 @@ def null_model(args) -> None:
     loader = RandomModel("tiny")  # its settings name the index; the null encoder runs instead
     model = loader()
     options = rp.RayOptions(batch_size=args.batch_size, encoder=NullEncoder,
-                            decoder=functools.partial(blank_rows, clips=per_file))  # fmt: skip
+                            decoder=functools.partial(blank_rows, clips=per_file),
+                            commit_clips=args.commit_clips)  # fmt: skip
     config = CONFIGS["tiny"]
     sampling = dict(num_frames=config["num_frames"], size=config["image_shape"][:2])
     for store in args.stores.split(","):
@@ -189,12 +208,17 @@ def null_model(args) -> None:
         times = np.array(counted.times)
         between = times[-1, 1] - times[0, 1]  # first commit's end to the last one's
         result = {"store": store, "clips": len(run), "files": args.files,
-                  "batch_size": args.batch_size, "job_s": job_s,
+                  "batch_size": args.batch_size, "commit_clips": args.commit_clips, "job_s": job_s,
                   "clips_per_s_job": len(run) / job_s,
                   "clips_per_s_steady": (len(run) - counted.rows[0]) / between,
                   "first_commit_s": times[0, 1] - start, "commits": len(times),
                   "mean_commit_s": (times[:, 1] - times[:, 0]).mean(),
+                  # A merge on `id` reads the table's ids: later commits cost more.
+                  "first_5_commits_s": (times[:5, 1] - times[:5, 0]).mean(),
+                  "last_5_commits_s": (times[-5:, 1] - times[-5:, 0]).mean(),
                   "driver_commit_share": (times[:, 1] - times[:, 0]).sum() / job_s,
+                  "driver_busy_s": counted.busy,
+                  "driver_ceiling_clips_per_s": len(run) / counted.busy,
                   "versions": stats.version, "fragments": stats.fragments}  # fmt: skip
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                           for k, v in result.items()}), flush=True)  # fmt: skip
@@ -213,6 +237,8 @@ def main():
     parser.add_argument("--clips", type=int, default=100_000, help="with --null-model")
     parser.add_argument("--files", type=int, default=200, help="with --null-model")
     parser.add_argument("--stores", default="local,s3", help="with --null-model")
+    parser.add_argument("--commit-clips", type=int, default=RAY_COMMIT_CLIPS,
+                        help="with --null-model: RayOptions.commit_clips")  # fmt: skip
     args = parser.parse_args()
     if args.null_model:
         args.batch_size = args.batch_size or 512
