@@ -18,21 +18,34 @@ weights in every process):
 A cluster's rate is min(decode × CPUs for decoding, model × actors, the driver's
 write rate); see benchmarks/README.md.
 
+`--null-model` measures that last term, the commit ceiling, instead: `index_on_ray` with
+the null pipeline (`apps/ray_null.py`: blank clips, no decoding; a model actor that
+returns 768-d vectors at once), `--clips` clips in `--files` files, into a local folder
+and into a loopback S3 (tests/s3.py's moto server, started here): clips committed per
+second over the whole call (Ray already running, as on a cluster) and between the first
+and the last commit, the commits and their mean time.
+
     .venv/bin/python benchmarks/ray_pipeline.py                    # small config
     .venv/bin/python benchmarks/ray_pipeline.py --config tiny --repeat 1
+    .venv/bin/python benchmarks/ray_pipeline.py --null-model       # local and s3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from videoprism_keras.constants import RAY_COMMIT_CLIPS
 
 CONFIGS = {
     # ViT-S-like width and depth at 112 px, 8 frames: seconds of work per batch on a CPU.
@@ -112,14 +125,125 @@ def videos(folder: Path, repeat: int) -> list[str]:
     return out
 
 
+class CountedCommits:
+    """Times every `IndexWriter.commit` of clips (the driver's), and the driver's own work
+    (`IndexCommits.add`/`flush`: bookkeeping and commits, not the wait for Ray), while in use."""
+
+    def __enter__(self):
+        from videoprism_keras.apps.index import IndexWriter
+        from videoprism_keras.apps.ray_commits import IndexCommits
+
+        self.times, self.rows, self.busy = [], [], 0.0
+        originals = [(IndexWriter, "commit"), (IndexCommits, "add"), (IndexCommits, "flush")]
+        originals = [(owner, name, getattr(owner, name)) for owner, name in originals]
+        self._restore = lambda: [setattr(o, n, f) for o, n, f in originals]
+        commit, add, flush = (f for _, _, f in originals)
+
+        def counted(writer, files, *args, **kwargs):
+            start = time.perf_counter()
+            commit(writer, files, *args, **kwargs)
+            self.times.append((start, time.perf_counter()))
+            self.rows.append(len(files))
+
+        def timed(method):
+            def run(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    self.busy += time.perf_counter() - start
+
+            return run
+
+        IndexWriter.commit = counted
+        IndexCommits.add, IndexCommits.flush = timed(add), timed(flush)
+        return self
+
+    def __exit__(self, *exc):
+        self._restore()
+
+
+def null_model(args) -> None:
+    """The commit ceiling: the null pipeline into a local folder and into a loopback S3."""
+    import ray
+
+    from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.apps import ray_pipeline as rp
+    from videoprism_keras.apps.ray_null import NullEncoder, blank_rows
+
+    work = Path(tempfile.mkdtemp(prefix="ray-null-"))
+    (work / "videos").mkdir()
+    per_file = -(-args.clips // args.files)
+    for i in range(args.files):  # any file will do: the null decoder does not open it
+        (work / "videos" / f"{i:05d}.mp4").write_bytes(b"x")
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)  # fmt: skip
+    loader = RandomModel("tiny")  # its settings name the index; the null encoder runs instead
+    model = loader()
+    options = rp.RayOptions(batch_size=args.batch_size, encoder=NullEncoder,
+                            decoder=functools.partial(blank_rows, clips=per_file),
+                            commit_clips=args.commit_clips)  # fmt: skip
+    config = CONFIGS["tiny"]
+    sampling = dict(num_frames=config["num_frames"], size=config["image_shape"][:2])
+    for store in args.stores.split(","):
+        with contextlib.ExitStack() as stack:
+            if store == "s3":
+                sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+                import s3
+
+                server = s3.serve()
+                stack.callback(server.close)
+                s3_server = next(server)
+                index = VideoIndex(f"s3://{s3_server.bucket()}/ix",
+                                   storage_options=s3_server.options())  # fmt: skip
+            else:
+                index = VideoIndex(work / f"ix-{store}")
+            counted = stack.enter_context(CountedCommits())
+            start = time.perf_counter()
+            run = rp.index_on_ray(model, [work / "videos"], index, 1.0, **sampling,
+                                  load_model=loader, options=options)  # fmt: skip
+            job_s = time.perf_counter() - start
+            stats = index.stats()
+        assert len(run) == stats.rows == per_file * args.files, (len(run), stats.rows)
+        times = np.array(counted.times)
+        between = times[-1, 1] - times[0, 1]  # first commit's end to the last one's
+        result = {"store": store, "clips": len(run), "files": args.files,
+                  "batch_size": args.batch_size, "commit_clips": args.commit_clips, "job_s": job_s,
+                  "clips_per_s_job": len(run) / job_s,
+                  "clips_per_s_steady": (len(run) - counted.rows[0]) / between,
+                  "first_commit_s": times[0, 1] - start, "commits": len(times),
+                  "mean_commit_s": (times[:, 1] - times[:, 0]).mean(),
+                  # A merge on `id` reads the table's ids: later commits cost more.
+                  "first_5_commits_s": (times[:5, 1] - times[:5, 0]).mean(),
+                  "last_5_commits_s": (times[-5:, 1] - times[-5:, 0]).mean(),
+                  "driver_commit_share": (times[:, 1] - times[:, 0]).sum() / job_s,
+                  "driver_busy_s": counted.busy,
+                  "driver_ceiling_clips_per_s": len(run) / counted.busy,
+                  "versions": stats.version, "fragments": stats.fragments}  # fmt: skip
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                          for k, v in result.items()}), flush=True)  # fmt: skip
+    ray.shutdown()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
     parser.add_argument("--repeat", type=int, default=2, help="each video named this many times")
     parser.add_argument("--clip-seconds", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default 4, 512 with --null-model")  # fmt: skip
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
+    parser.add_argument("--null-model", action="store_true", help="the commit ceiling")
+    parser.add_argument("--clips", type=int, default=100_000, help="with --null-model")
+    parser.add_argument("--files", type=int, default=200, help="with --null-model")
+    parser.add_argument("--stores", default="local,s3", help="with --null-model")
+    parser.add_argument("--commit-clips", type=int, default=RAY_COMMIT_CLIPS,
+                        help="with --null-model: RayOptions.commit_clips")  # fmt: skip
     args = parser.parse_args()
+    if args.null_model:
+        args.batch_size = args.batch_size or 512
+        return null_model(args)
+    args.batch_size = args.batch_size or 4
 
     from videoprism_keras.apps import embed_videos
     from videoprism_keras.apps import ray_pipeline as rp

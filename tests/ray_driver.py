@@ -1,6 +1,6 @@
 """Run by the Ray tests as a separate process: the `videoprism` command, unchanged, except
-that after `STOP` committed batches of clips the driver waits (every earlier batch
-committed) for the test to kill it.
+that after `STOP` commits of clips the driver waits (every earlier commit made) for the
+test to kill it.
 
     python tests/ray_driver.py STOP index SOURCES -o INDEX --ray ADDRESS ...
 """

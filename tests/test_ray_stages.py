@@ -9,7 +9,7 @@ import pytest
 from ray_helpers import SAMPLING, library
 
 from videoprism_keras.apps import VideoIndex
-from videoprism_keras.apps import ray_pipeline as rp
+from videoprism_keras.apps import ray_commits as rc
 from videoprism_keras.apps.identity import identify
 from videoprism_keras.video import iter_clips, load_video
 from videoprism_keras.video.clip_rows import as_model_input, decode_rows
@@ -66,15 +66,52 @@ def test_the_last_clip_is_marked_once_the_file_is_whole(videos, tmp_path):
                                                       **SAMPLING, clip_seconds=2.0)]  # fmt: skip
     index = VideoIndex(tmp_path / "ix")
     writer = index.writer()
-    states, run = {file.file_id: rp._FileState(set())}, rp._Run()
+    states = {file.file_id: rc.FileState(set())}
     marked = lambda: {r["start_s"]: r["last_clip"] for r in index.to_arrow()  # noqa: E731
                       .select(["start_s", "last_clip"]).to_pylist()}  # fmt: skip
-    # Out of order, and a clip twice (a retried task): counted once.
+    # Each batch committed as it comes (no wait); out of order, and a clip twice (a
+    # retried task): committed once.
+    commits = rc.IndexCommits(writer, {file.file_id: file}, states, seconds=0)
     for chunk in ([rows[4], rows[0]], [rows[0], rows[2], rows[1]], [rows[3]]):
-        batch = _batch(chunk, file.file_id)
-        kinds = {s: np.flatnonzero(batch["status"] == s) for s in ("clip", "held", "failed")}
-        rp._commit_batch(writer, batch, kinds, {file.file_id: file}, states, run)
+        commits.add(_batch(chunk, file.file_id))
         if len(marked()) < 5:  # the last clip is in, but not every clip yet
             assert not any(marked().values())
+    commits.flush()
+    assert commits.commits == 3 and len(index) == 5
     assert sum(marked().values()) == 1 and marked()[rows[4]["start_s"]]
     assert writer.held([file])[file.file_id][1]  # a later run skips the file
+
+
+def test_clips_wait_for_their_commit_by_time_and_size(videos, tmp_path):
+    """The first batch at once, then one commit per `seconds` or per `clips` waiting; a
+    clip that comes twice within one commit is stored once."""
+    path = str(videos / "drums.mp4")
+    file = identify(path)
+    rows = [dict(r, frames=None) for r in decode_rows({"source": path, "path": file.path},
+                                                      **SAMPLING, clip_seconds=2.0)]  # fmt: skip
+    index = VideoIndex(tmp_path / "ix")
+    writer = index.writer()
+    now, made = [0.0], []
+    states = {file.file_id: rc.FileState(set())}
+    commits = rc.IndexCommits(writer, {file.file_id: file}, states,
+                              lambda files, start_s, end_s: made.append(list(start_s)),
+                              seconds=2.0, clips=3, clock=lambda: now[0])  # fmt: skip
+    commits.add(_batch([rows[1]], file.file_id))  # the first: at once
+    now[0] = 0.5
+    commits.add(_batch([rows[4], rows[0]], file.file_id))  # 0.5 s later: waits
+    assert len(made) == 1 and len(index) == 1
+    now[0] = 1.0
+    commits.add(_batch([rows[0]], file.file_id))  # the same clip again: 3 rows wait
+    assert len(made) == 2 and len(index) == 3  # committed at 3 rows, clip 0 once
+    now[0] = 1.5
+    commits.add(_batch([rows[2]], file.file_id))  # 0.5 s after the last commit: waits
+    assert len(made) == 2
+    now[0] = 3.6
+    commits.add(_batch([rows[3]], file.file_id))  # 2.1 s after: committed
+    assert made == [[rows[1]["start_s"]], [rows[4]["start_s"], rows[0]["start_s"]],
+                    [rows[2]["start_s"], rows[3]["start_s"]]]  # fmt: skip
+    commits.flush()  # nothing waits: no commit
+    assert commits.commits == 3 and len(index) == 5 and len(made) == 3
+    last = {r["start_s"]: r["last_clip"] for r in index.to_arrow().to_pylist()}
+    # The last clip came early: marked once the file was whole.
+    assert sum(last.values()) == 1 and last[rows[4]["start_s"]]

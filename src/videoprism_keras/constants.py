@@ -165,3 +165,18 @@ COMMIT_RETRY_MAX_S = 8.0
 # too much for every query; in a local folder it is a directory listing: every read.
 INDEX_REFRESH_SECONDS = 2.0
 INDEX_REFRESH_SECONDS_LOCAL = 0.0
+
+# ------------------------------------------------ issue 28 P: the Ray pipeline's commits
+# The Ray driver (apps/ray_commits.py) buffers the actors' clips and commits them at most
+# every RAY_COMMIT_SECONDS, or at once when RAY_COMMIT_CLIPS are waiting: a commit costs
+# nearly the same for 4 rows as for thousands (a version, a manifest, a merge on `id`, and
+# on an object store several round trips), so per-batch commits cap a cluster at a few
+# hundred clips/s. The size rule is for fast pipelines: thousands of clips a commit keep the
+# commits (and versions) few where each costs most, on object stores; the driver holds
+# ~4 KB a clip meanwhile. A kill loses at most what waits (the same command redoes it);
+# the first batch is committed at once (a wrong target shows at once).
+RAY_COMMIT_SECONDS = 2.0
+RAY_COMMIT_CLIPS = 5000
+# The null pipeline's vectors (apps/ray_null.py, the commit ceiling's benchmark): as wide as
+# the base models' embeddings, so that its commits carry the rows a real run stores.
+RAY_NULL_DIM = 768

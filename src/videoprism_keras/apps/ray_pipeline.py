@@ -14,7 +14,8 @@ The stages, one Ray Data pipeline, streamed (no stage waits for the previous to 
    as uint8 (bit-identical float32 frames are made from them in the model stage);
 4. model (`ray_model.py`: an actor pool, one loaded model per actor, `workers` actors,
    each with `num_gpus_per_worker` GPUs): the same compiled `Encoder` as in process;
-5. write (driver, here): each batch the actors give is committed at once.
+5. write (driver, `ray_commits.py`): the clips the actors give are committed by time and
+   size (at most every `RAY_COMMIT_SECONDS`, or `RAY_COMMIT_CLIPS` at a time).
 
 Exactly once: every write is the driver's, and an index write is a `merge_insert` on
 the clip's stable `id` (see `index/writer.py`), so a batch computed twice (a retried task, a
@@ -26,7 +27,8 @@ so a job killed after hours keeps nothing, and a re-run appends (no merge on `id
 
 Resume: a file's `last_clip` is set only once all its clips are committed (rows come
 back out of order from many actors), so a later run skips a file only when it is whole,
-and embeds the clips a killed run had not committed.
+and embeds the clips a killed run had not committed (those waiting in the driver for
+their commit among them).
 
 Memory: Ray Data's streaming executor holds back the decode tasks when the object
 store's budget for the pipeline is used (backpressure); beyond that, each decode task
@@ -46,11 +48,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..constants import RAY_COMMIT_CLIPS, RAY_COMMIT_SECONDS
 from ..deprecation import message as deprecation_message
 from ..progress import expected_items, progress_bar
 from ..video.options import Sampling
 from .embedding import Embeddings, check_shot_windows, item_key, nothing_embedded
-from .identity import clip_id
+from .ray_commits import FileState, IndexCommits
 from .ray_model import Embedder, PresetLoader
 from .ray_session import RayUnavailable, check_address, driver_messages_on_stderr, ray_session
 from .ray_sources import Sources, list_sources, listed_videos, local_sources, source_files
@@ -77,6 +80,9 @@ class RayOptions:
     batch_size: int = 4
     progress: bool = False
     encoder: Callable | None = None  # an `Encoder` (sub)class for the actors
+    decoder: Callable | None = None  # the decode stage, as `decode_rows` (`ray_null.py`)
+    commit_seconds: float = RAY_COMMIT_SECONDS  # an index's commits: at most this often,
+    commit_clips: int = RAY_COMMIT_CLIPS  # or at once with this many clips waiting
     column: str = "path"  # of .parquet/.csv source lists
     address: str | None = None  # if this process is not connected to Ray yet
 
@@ -92,7 +98,7 @@ def _dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptio
     # The actors load Keras with the driver's backend, on whichever node they run.
     backend = {"env_vars": {"KERAS_BACKEND": keras.backend.backend()}}
     return (ray.data.from_items(items, override_num_blocks=blocks)
-            .flat_map(decode_rows, fn_kwargs=sampling, num_cpus=1)
+            .flat_map(options.decoder or decode_rows, fn_kwargs=sampling, num_cpus=1)
             .map_batches(Embedder, fn_constructor_kwargs=dict(model=model, kind=kind,
                          posters=posters, encoder=options.encoder, batch_size=options.batch_size),
                          batch_size=options.batch_size, batch_format="numpy",
@@ -143,22 +149,6 @@ def _rows(batches: Iterable[dict]):
 
 
 @dataclass
-class _FileState:
-    """What the driver knows of one file while its clips come back in any order."""
-
-    # Clips as (start_s, end_s) keys: a clip that comes twice (a retried task) counts once.
-    held: set  # clips the target held before this run
-    done: set = field(default_factory=set)  # clips committed in this run
-    count: int | None = None  # clips in the file, once its last one came
-    last_id: str = ""
-    marked: bool = False
-
-    @property
-    def whole(self) -> bool:
-        return self.count is not None and len(self.held | self.done) >= self.count
-
-
-@dataclass
 class _Run:
     paths: list = field(default_factory=list)
     start_s: list = field(default_factory=list)
@@ -203,8 +193,8 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
                  num_frames: int | None = None, size: int | Sequence[int] | None = None,
                  load_model: Callable[[], VideoPrismBackbone] | None = None,
                  options: RayOptions | None = None, shots: bool = False) -> RayRun:  # fmt: skip
-    """`VideoIndex.add_videos` on Ray: embeds video sources into `index`, each batch
-    committed as it comes back (see the module docstring).
+    """`VideoIndex.add_videos` on Ray: embeds video sources into `index`, the clips
+    committed as they come back, by time and size (see the module docstring).
 
     Args:
         model: `VideoPrismBackbone`. Its preset and sampling define the index's settings.
@@ -239,7 +229,7 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
     run = _Run(failures=list(failures))
     by_id = {f.file_id: f for f in files}
     run.skipped = sum(len(keys) for keys, _ in held.values())  # whole files and clips
-    states = {f.file_id: _FileState({k[1:] for k in held.get(f.file_id, (set(),))[0]})
+    states = {f.file_id: FileState({k[1:] for k in held.get(f.file_id, (set(),))[0]})
               for f in todo}  # fmt: skip
     items = [{"source": f.path, "path": f.path, "file_id": f.file_id,
               "held": json.dumps([k[1:] for k in held.get(f.file_id, (set(),))[0]])}
@@ -248,62 +238,28 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
     held_clips = [len(state.held) for state in states.values()]
     bar = progress_bar(options.progress, _left(options, [f.path for f in todo], clip_seconds,
                                                stride_seconds, held_clips))  # fmt: skip
+
+    def committed(files, start_s, end_s):  # the run's record and the bar, per commit
+        run.paths += [f.path for f in files]
+        run.start_s += start_s.tolist()
+        run.end_s += end_s.tolist()
+        bar.update(len(files))
+
     if items:  # Ray only when there is work: a local instance takes seconds to start
+        commits = IndexCommits(writer, by_id, states, committed, options.commit_seconds,
+                               options.commit_clips)  # fmt: skip
         with ray_session(options.address) as ray, _quiet_data():
             dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
-            batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
-            for kinds, batch in _rows(batches):
-                _commit_batch(writer, batch, kinds, by_id, states, run)
-                bar.update(len(kinds["clip"]))
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                commits.add(batch)
+            commits.flush()
+        run.failures += commits.failures
     _finish(bar)
     if not run.paths and not run.skipped and todo:
         raise nothing_embedded(run.failures)
     writer.forget_failures([f.path for f in todo if states[f.file_id].whole])
     writer.finish()
     return run.result()
-
-
-def _commit_batch(writer, batch, kinds, by_id, states, run):
-    """One batch from the actors into the index (`writer`, an `IndexWriter`); `states`
-    (file_id → `_FileState`) and `run` are updated."""
-    new_failures = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]
-    run.failures += new_failures
-    writer.record_failures(new_failures)
-    for i in kinds["held"]:  # a held last clip: the file's count
-        state = states[str(batch["file_id"][i])]
-        state.count = int(batch["ordinal"][i]) + 1
-        state.last_id = clip_id(str(batch["file_id"][i]), batch["start_s"][i], batch["end_s"][i])
-    clips = kinds["clip"]
-    touched = set()
-    for i in clips:
-        state = states[str(batch["file_id"][i])]
-        state.done.add(item_key("", batch["start_s"][i], batch["end_s"][i])[1:])
-        touched.add(str(batch["file_id"][i]))
-        if batch["last"][i]:
-            state.count = int(batch["ordinal"][i]) + 1
-            state.last_id = clip_id(str(batch["file_id"][i]), batch["start_s"][i],
-                                    batch["end_s"][i])  # fmt: skip
-    touched |= {str(batch["file_id"][i]) for i in kinds["held"]}
-    if len(clips):
-        files = [by_id[str(batch["file_id"][i])] for i in clips]
-        start_s, end_s = batch["start_s"][clips], batch["end_s"][clips]
-        # A file's last clip is marked only once all its clips are committed: with it
-        # in the table, a later run skips the file.
-        last = [bool(batch["last"][i]) and states[str(batch["file_id"][i])].whole for i in clips]
-        durations = batch["duration_s"][clips].astype(float)  # measured where the file is
-        writer.commit(files, start_s, end_s, batch["vector"][clips], last,
-                      list(batch["poster"][clips]), durations)  # fmt: skip
-        for i, marked in zip(clips, last, strict=True):
-            if marked:
-                states[str(batch["file_id"][i])].marked = True
-        run.paths += [f.path for f in files]
-        run.start_s += [float(t) for t in start_s]
-        run.end_s += [float(t) for t in end_s]
-    late = [states[f].last_id for f in touched if states[f].whole and not states[f].marked]
-    if late:  # the last clip came before others of its file
-        writer.mark_complete(late)
-        for f in touched:
-            states[f].marked = states[f].marked or states[f].whole
 
 
 def failures_of(index: VideoIndex) -> list[tuple[str, str]]:

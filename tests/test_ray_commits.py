@@ -1,0 +1,114 @@
+"""The Ray driver's commits by time and size, end to end on a local Ray instance (2 CPUs),
+with the null pipeline (`apps/ray_null.py`: blank clips, a model that returns vectors at
+once): thousands of clips in a few commits, each exactly once, and a run that dies
+mid-job finished by the next one without embedding a committed clip again."""
+
+import functools
+import logging
+from collections import Counter
+
+import pytest
+from ray_helpers import SAMPLING, preset
+
+import videoprism_keras as vp
+from videoprism_keras.apps import VideoIndex
+from videoprism_keras.apps import ray_pipeline as rp
+from videoprism_keras.apps.index import IndexWriter
+from videoprism_keras.apps.ray_null import NullEncoder, blank_rows
+
+ray = pytest.importorskip("ray")
+FILES, CLIPS = 24, 100  # clips per file: 2,400 in all, 38 actor batches of 64
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray instance for the module (or the one this process already has)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model(golden_dir):
+    name, overrides = preset(golden_dir)
+    return vp.VideoPrismBackbone.from_preset(name, **overrides)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("null") / "videos"
+    folder.mkdir()
+    for i in range(FILES):  # the null decoder does not open them
+        (folder / f"{i:02d}.mp4").write_bytes(b"x" * (i + 1))
+    return folder
+
+
+@pytest.fixture()
+def counted(monkeypatch):
+    """The rows of each `IndexWriter.commit` of clips; `fail_after` commits, one raises
+    (the driver dies there: what waited for that commit is lost)."""
+    commit, rows = IndexWriter.commit, []
+
+    def counting(writer, files, *args, **kwargs):
+        if len(rows) == counting.fail_after:
+            raise RuntimeError("the driver dies here")
+        commit(writer, files, *args, **kwargs)
+        rows.append(len(files))
+
+    counting.fail_after, counting.rows = None, rows
+    monkeypatch.setattr(IndexWriter, "commit", counting)
+    return counting
+
+
+def _options(**commits):
+    # Time never triggers a commit here: the count of commits depends on sizes only.
+    return rp.RayOptions(batch_size=64, encoder=NullEncoder,
+                         decoder=functools.partial(blank_rows, clips=CLIPS),
+                         **{"commit_seconds": 600.0, **commits})  # fmt: skip
+
+
+def _check_whole(index):
+    """Every clip once, each file's last clip (and only it) marked."""
+    table = index.to_arrow().select(["id", "file_id", "start_s", "last_clip"]).to_pylist()
+    assert len({row["id"] for row in table}) == len(table) == FILES * CLIPS
+    marked = Counter(row["file_id"] for row in table if row["last_clip"])
+    assert len(marked) == FILES and set(marked.values()) == {1}
+    last_start = (CLIPS - 1) * 1.0
+    assert all(row["start_s"] == last_start for row in table if row["last_clip"])
+
+
+def test_thousands_of_clips_in_a_few_commits_each_once(ray_local, model, videos, tmp_path,
+                                                        counted):  # fmt: skip
+    index = VideoIndex(tmp_path / "ix")
+    run = rp.index_on_ray(model, [videos], index, 1.0, **SAMPLING,
+                          options=_options(commit_clips=1000))  # fmt: skip
+    assert len(run) == FILES * CLIPS and run.skipped == 0 and not run.failures
+    _check_whole(index)
+    # The first batch at once, then one commit per >= 1,000 clips waiting, the rest at the
+    # end: 4 commits (one actor batch each: 38), whatever the batches' sizes.
+    assert 3 <= len(counted.rows) <= 4 and sum(counted.rows) == FILES * CLIPS
+    assert counted.rows[0] < 1000 and all(n >= 1000 for n in counted.rows[1:-1])
+    # Table versions: its creation, the commits, at most one marking of late last clips
+    # per commit, the maintenance at the end (compaction).
+    assert index.stats().version <= 1 + 2 * len(counted.rows) + 2
+
+
+def test_a_run_that_dies_mid_job_is_finished_by_the_next(ray_local, model, videos, tmp_path,
+                                                          counted):  # fmt: skip
+    index = VideoIndex(tmp_path / "ix")
+    counted.fail_after = 3  # the first batch, then two commits of >= 300 clips each
+    with pytest.raises(RuntimeError, match="the driver dies here"):
+        rp.index_on_ray(model, [videos], index, 1.0, **SAMPLING,
+                        options=_options(commit_clips=300))  # fmt: skip
+    held = len(VideoIndex(index.uri))
+    assert held == sum(counted.rows) and 600 < held < FILES * CLIPS
+    counted.fail_after = None
+    again = rp.index_on_ray(model, [videos], index, 1.0, **SAMPLING,
+                            options=_options(commit_clips=300))  # fmt: skip
+    # Nothing committed is embedded again; everything else is, once.
+    assert again.skipped == held and len(again) == FILES * CLIPS - held
+    _check_whole(index)
