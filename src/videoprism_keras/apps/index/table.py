@@ -11,6 +11,7 @@ builds on: each one commit under the index's lock (`store.py`). Its facts are `s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -19,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...constants import ANN_THRESHOLD
+from ...constants import ANN_THRESHOLD, INDEX_KEEP_VERSIONS_SECONDS
 from ...deprecation import message as deprecation_message
 from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
 from ..identity import VideoFile
-from . import ann, fingerprint, legacy, store
+from . import ann, fingerprint, legacy, maintenance, store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
 NEEDED_COLUMNS = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,11 @@ class ClipTable:
             to None.
         create: bool. Whether `uri` may hold no index yet (the table is created at the
             first commit); False raises an error instead. Defaults to True.
+
+    Attributes:
+        keep_versions_s: float. Seconds a replaced table version is kept for readers
+            still on it before maintenance deletes it: longer than any read of one
+            version lasts. Defaults to `constants.INDEX_KEEP_VERSIONS_SECONDS`.
     """
 
     def __init__(self, uri: str | os.PathLike, *, ann_threshold: int = ANN_THRESHOLD,
@@ -148,6 +155,7 @@ class ClipTable:
         self.uri = os.fspath(uri)
         self.ann_threshold = ann_threshold
         self.storage_options = storage_options
+        self.keep_versions_s, self._upkeep = INDEX_KEEP_VERSIONS_SECONDS, maintenance.Upkeep()
         self._new_meta = dict(meta or {})
         self._dim = dim
         self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
@@ -420,15 +428,44 @@ class ClipTable:
         if paths:
             store.forget_failures(self._connect(), self._folder, paths)
 
-    def maintain(self) -> None:
-        """The table's upkeep after writes: the vector index built past `ann_threshold`
-        rows, then kept up to date, and compaction (see `ann.maintain`). One process at a
-        time: another one's maintenance is not waited for."""
+    def maintain(self, *, finishing: bool = True, force: bool = False) -> bool:
+        """The table's upkeep (`maintenance.py`): the vector index built past
+        `ann_threshold` rows and kept up to date, small fragments compacted, versions
+        replaced more than `keep_versions_s` ago deleted, each when due. One process at a
+        time on a local folder: another one's pass is not waited for (but with `force`).
+        A failure (but with `force`) loses nothing, the rows are committed: it is logged.
+
+        Args:
+            finishing: bool. At the end of a run of writes: the vector index is brought
+                up to date whatever it lacks; False between commits (past
+                `constants.MAINTAIN_UNINDEXED_ROWS`). Defaults to True.
+            force: bool. A pass whatever is due (`videoprism index --optimize`): every
+                version that may go is found and deleted; errors are raised. Defaults to
+                False.
+
+        Returns:
+            Whether a pass ran.
+        """
         if self._table is None:
-            return
-        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
-            if mine:
-                ann.maintain(self.latest(), self.ann_threshold, self.uri)
+            return False
+        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=force) as mine:
+            if not mine:
+                return False
+            try:
+                table = self.latest()
+                if not force and not maintenance.due(table, self._upkeep, self.ann_threshold,
+                                                     finishing):  # fmt: skip
+                    return False
+                maintenance.run_pass(table, self._upkeep, self.keep_versions_s,
+                                     self.ann_threshold, exact=force)  # fmt: skip
+                return True
+            except (OSError, RuntimeError, ValueError) as err:
+                if force:
+                    raise store.translate(err, self.uri, "maintaining it",
+                                          committing=True) from err  # fmt: skip
+                log.warning(f"videoprism: {self.uri}: index maintenance failed, the clips are "
+                            f"all stored; it runs again later ({err})")  # fmt: skip
+                return False
 
 
 def check_shots(uri: str, meta: dict, shots: bool, name: str = "shots=True") -> None:
