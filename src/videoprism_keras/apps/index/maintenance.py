@@ -146,11 +146,15 @@ def run_pass(table: LanceTable, upkeep: Upkeep, keep_s: float, ann_threshold: in
     rows = table.count_rows()
     if ann.find(table) is None and rows >= ann_threshold:
         table.create_index("vector", config=ann.ann_config(rows), replace=True)
+    table.optimize(cleanup_older_than=NEVER)  # compaction and the index: long, maybe
+    # Lance counts the cleanup's age from its own reading of the clock: a pass with nothing
+    # left to compact reads it right after this one.
     now = time.time()
     age = upkeep.cleanup_age(keep_s, now)
     if age is None and (exact or not upkeep.listed):
         upkeep.read_versions(table)
-        age = upkeep.cleanup_age(keep_s, now)
-    table.optimize(cleanup_older_than=age or NEVER)
+        age = upkeep.cleanup_age(keep_s, time.time())
+    if age is not None:
+        table.optimize(cleanup_older_than=age)
     upkeep.see(table.version)
     upkeep.passed_at = int(table.version)
