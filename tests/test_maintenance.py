@@ -132,7 +132,7 @@ def test_many_small_commits_keep_fragments_and_versions_bounded(tmp_path, same_c
     assert most["fragments"] <= MAINTAIN_SMALL_FRAGMENTS + MAINTAIN_EVERY_COMMITS + 1
     bound = MAINTAIN_SMALL_FRAGMENTS + 3 * MAINTAIN_EVERY_COMMITS + 4
     assert most["versions"] <= bound < MAINTAIN_VERSIONS < commits
-    assert stats.fragments <= MAINTAIN_SMALL_FRAGMENTS and stats.versions <= bound
+    assert stats.fragments == 1 and stats.versions <= bound  # the long run's end: compacted
 
 
 def _worker(*args):
@@ -166,7 +166,7 @@ def test_readers_and_another_writer_meanwhile_see_no_error_and_lose_nothing(tmp_
     ids = index.to_arrow()["id"].to_pylist()
     assert len(ids) == len(set(ids)) == 10 + 10 * 500  # every clip once
     stats = index.stats()
-    assert stats.fragments <= MAINTAIN_SMALL_FRAGMENTS + 2 * MAINTAIN_EVERY_COMMITS + 1
+    assert stats.fragments <= 2  # each writer's long run ends with a compaction
     assert stats.versions < 500  # old versions went while they wrote
 
 

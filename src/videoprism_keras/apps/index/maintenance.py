@@ -107,7 +107,8 @@ class Due:
         return self.build_index or self.fragments or self.versions or self.unindexed
 
 
-def due(table: LanceTable, upkeep: Upkeep, ann_threshold: int, finishing: bool) -> Due:
+def due(table: LanceTable, upkeep: Upkeep, ann_threshold: int, finishing: bool,
+        compact: bool = False) -> Due:  # fmt: skip
     """What the table needs now (a manifest read: milliseconds).
 
     Args:
@@ -116,6 +117,8 @@ def due(table: LanceTable, upkeep: Upkeep, ann_threshold: int, finishing: bool) 
         ann_threshold: int. Rows from which the vector index is built.
         finishing: bool. At the end of a run of writes: the vector index is then brought
             up to date whatever it lacks (between commits: past MAINTAIN_UNINDEXED_ROWS).
+        compact: bool. Any small fragments are to be merged (the end of a long run of
+            writes: its table is left as a fresh one). Defaults to False.
     """
     upkeep.see(table.version)
     rows, found = table.count_rows(), ann.find(table)
@@ -123,7 +126,7 @@ def due(table: LanceTable, upkeep: Upkeep, ann_threshold: int, finishing: bool) 
     unindexed = table.index_stats(found.name).num_unindexed_rows if found else 0
     return Due(
         build_index=found is None and rows >= ann_threshold,
-        fragments=small > MAINTAIN_SMALL_FRAGMENTS,
+        fragments=small > (1 if compact else MAINTAIN_SMALL_FRAGMENTS),
         versions=table.version - upkeep.passed_at >= MAINTAIN_VERSIONS,
         unindexed=unindexed > (0 if finishing else MAINTAIN_UNINDEXED_ROWS),
     )

@@ -428,17 +428,22 @@ class ClipTable:
         if paths:
             store.forget_failures(self._connect(), self._folder, paths)
 
-    def maintain(self, *, finishing: bool = True, force: bool = False) -> bool:
+    def maintain(self, *, finishing: bool = True, compact: bool = False,
+                 force: bool = False) -> bool:  # fmt: skip
         """The table's upkeep (`maintenance.py`): the vector index built past
         `ann_threshold` rows and kept up to date, small fragments compacted, versions
         replaced more than `keep_versions_s` ago deleted, each when due. One process at a
-        time on a local folder: another one's pass is not waited for (but with `force`).
-        A failure (but with `force`) loses nothing, the rows are committed: it is logged.
+        time on a local folder: another one's pass is not waited for (but with `force` or
+        `compact`). A failure (but with `force`) loses nothing, the rows are committed: it
+        is logged.
 
         Args:
             finishing: bool. At the end of a run of writes: the vector index is brought
                 up to date whatever it lacks; False between commits (past
                 `constants.MAINTAIN_UNINDEXED_ROWS`). Defaults to True.
+            compact: bool. Merge any small fragments (`IndexWriter.finish` after a long
+                run of writes, whose table is then left as a fresh one; otherwise past
+                `constants.MAINTAIN_SMALL_FRAGMENTS`). Defaults to False.
             force: bool. A pass whatever is due (`videoprism index --optimize`): every
                 version that may go is found and deleted; errors are raised. Defaults to
                 False.
@@ -448,13 +453,14 @@ class ClipTable:
         """
         if self._table is None:
             return False
-        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=force) as mine:
+        wait = force or compact  # a run's end may wait for another's pass to end
+        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=wait) as mine:
             if not mine:
                 return False
             try:
                 table = self.latest()
                 if not force and not maintenance.due(table, self._upkeep, self.ann_threshold,
-                                                     finishing):  # fmt: skip
+                                                     finishing, compact):  # fmt: skip
                     return False
                 maintenance.run_pass(table, self._upkeep, self.keep_versions_s,
                                      self.ann_threshold, exact=force)  # fmt: skip

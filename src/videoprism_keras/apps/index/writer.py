@@ -51,7 +51,8 @@ class IndexWriter:
     - every `MAINTAIN_EVERY_COMMITS` commits the table's maintenance runs if it is due
       (compaction, old versions, the vector index: `ClipTable.maintain`), so that a long
       run of small commits keeps the table's fragments and versions bounded; `finish`
-      runs it once the writes are done.
+      runs it once the writes are done (and after a long run merges every small
+      fragment: the table is left as a freshly built one).
 
     Args:
         index: `VideoIndex` (or its `ClipTable`). The index written to.
@@ -62,7 +63,7 @@ class IndexWriter:
     def __init__(self, index: ClipTable, settings: dict) -> None:
         index.check_settings(settings)
         self.index, self.settings = index, settings
-        self._commits = 0  # since the last look at whether maintenance is due
+        self._commits = self._run = 0  # since the last look at maintenance; in all
         self._durations: dict = {}  # file_id → the video's duration: probed once per file
 
     def held(self, files: Sequence[VideoFile]) -> dict[str, tuple[set, bool]]:
@@ -127,11 +128,13 @@ class IndexWriter:
         self.index.forget_failures(paths)
 
     def finish(self) -> None:
-        """Once the writes are done: the table's maintenance (see `VideoIndex.maintain`)."""
-        self.index.maintain()
+        """Once the writes are done: the table's maintenance (see `ClipTable.maintain`);
+        after a long run of commits (`MAINTAIN_EVERY_COMMITS` or more), its small
+        fragments merged whatever their number."""
+        self.index.maintain(compact=self._run >= MAINTAIN_EVERY_COMMITS)
 
     def _committed(self):
-        self._commits += 1
+        self._commits, self._run = self._commits + 1, self._run + 1
         if self._commits >= MAINTAIN_EVERY_COMMITS:
             self._commits = 0
             self.index.maintain(finishing=False)
