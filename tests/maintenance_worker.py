@@ -2,7 +2,8 @@
 
     python tests/maintenance_worker.py write INDEX --name A --commits 300 [--keep 2]
         commits `--commits` batches of 10 clips (synthetic vectors, seeded by the name)
-        through `IndexWriter`, as `videoprism index` does, whose maintenance runs when due.
+        through `IndexWriter`, as `videoprism index` does, whose maintenance runs when due;
+        every third file is marked whole by an update after its commit.
     python tests/maintenance_worker.py read INDEX --stop FILE
         reads the index as a long-lived reader does (`VideoIndex.load` once, then the
         latest version at every read: count, ids, an exact search) until FILE exists.
@@ -20,7 +21,7 @@ import zlib
 import numpy as np
 
 from videoprism_keras.apps import VideoIndex
-from videoprism_keras.apps.identity import VideoFile
+from videoprism_keras.apps.identity import VideoFile, clip_id
 from videoprism_keras.apps.index import maintenance
 from videoprism_keras.apps.index.writer import IndexWriter
 
@@ -44,7 +45,11 @@ def write(args):
     rng = np.random.default_rng(zlib.crc32(args.name.encode()))
     for commit in range(args.commits):
         files, starts, ends, vectors, last = batch(args.name, commit, rng)
-        writer.commit(files, starts, ends, vectors, last, duration_s=[float(ROWS)] * ROWS)
+        later = commit % 3 == 0  # the file marked whole by an update, as across batches
+        writer.commit(files, starts, ends, vectors, [False] * ROWS if later else last,
+                      duration_s=[float(ROWS)] * ROWS)  # fmt: skip
+        if later:
+            writer.mark_complete([clip_id(files[-1].file_id, starts[-1], ends[-1])])
     writer.finish()
     return {"commits": args.commits}
 

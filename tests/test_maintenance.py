@@ -163,8 +163,10 @@ def test_readers_and_another_writer_meanwhile_see_no_error_and_lose_nothing(tmp_
     assert read["error_count"] == 0, read["errors"]
     assert read["reads"] >= 10 and read["counts"][-1] >= read["counts"][0]
     index = ClipTable(uri, create=False)
-    ids = index.to_arrow()["id"].to_pylist()
+    rows = index.to_arrow()
+    ids = rows["id"].to_pylist()
     assert len(ids) == len(set(ids)) == 10 + 10 * 320  # every clip once
+    assert sum(rows["last_clip"].to_pylist()) == 10 + 320  # every file whole, updates too
     stats = index.stats()
     assert stats.fragments <= 2  # each writer's long run ends with a compaction
     assert stats.versions < 320  # old versions went while they wrote
