@@ -33,10 +33,12 @@ from ...constants import (
     MAINTAIN_UNINDEXED_ROWS,
     MAINTAIN_VERSIONS,
 )
-from . import ann
+from . import ann, store
 
 if TYPE_CHECKING:
     from lancedb.table import LanceTable
+
+    from .table import ClipTable
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +163,24 @@ def run_pass(table: LanceTable, upkeep: Upkeep, keep_s: float, ann_threshold: in
         table.optimize(cleanup_older_than=age)
     upkeep.see(table.version)
     upkeep.passed_at = int(table.version)
+
+
+def maintain(index: ClipTable, upkeep: Upkeep, *, finishing: bool, compact: bool,
+             force: bool) -> bool:  # fmt: skip
+    """`ClipTable.maintain` under its lock (see there): a pass if one is due, or `force`."""
+    try:
+        table = index.latest()
+        if not force and not due(table, upkeep, index.ann_threshold, finishing, compact):
+            return False
+        run_pass(table, upkeep, index.keep_versions_s, index.ann_threshold, exact=force)
+        return True
+    except (OSError, RuntimeError, ValueError) as err:
+        if force:
+            raise store.translate(err, index.uri, "maintaining it", committing=True) from err
+        # A pass yields to a writer's commit (Lance: its Rewrite is preempted): the next
+        # look runs it again, nothing to warn about.
+        quiet = "commit conflict" in str(err).lower()
+        (log.info if quiet else log.warning)(
+            f"videoprism: {index.uri}: index maintenance failed, the clips are all stored; "
+            f"it runs again later ({err})")  # fmt: skip
+        return False

@@ -11,7 +11,6 @@ builds on: each one commit under the index's lock (`store.py`). Its facts are `s
 from __future__ import annotations
 
 import json
-import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 
 SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
 NEEDED_COLUMNS = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -455,27 +453,8 @@ class ClipTable:
             return False
         wait = force or compact  # a run's end may wait for another's pass to end
         with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=wait) as mine:
-            if not mine:
-                return False
-            try:
-                table = self.latest()
-                if not force and not maintenance.due(table, self._upkeep, self.ann_threshold,
-                                                     finishing, compact):  # fmt: skip
-                    return False
-                maintenance.run_pass(table, self._upkeep, self.keep_versions_s,
-                                     self.ann_threshold, exact=force)  # fmt: skip
-                return True
-            except (OSError, RuntimeError, ValueError) as err:
-                if force:
-                    raise store.translate(err, self.uri, "maintaining it",
-                                          committing=True) from err  # fmt: skip
-                # A pass yields to a writer's commit (Lance: its Rewrite is preempted): the
-                # next look runs it again, nothing to warn about.
-                quiet = "commit conflict" in str(err).lower()
-                (log.info if quiet else log.warning)(
-                    f"videoprism: {self.uri}: index maintenance failed, the clips are all "
-                    f"stored; it runs again later ({err})")  # fmt: skip
-                return False
+            return mine and maintenance.maintain(self, self._upkeep, finishing=finishing,
+                                                 compact=compact, force=force)  # fmt: skip
 
 
 def check_shots(uri: str, meta: dict, shots: bool, name: str = "shots=True") -> None:
