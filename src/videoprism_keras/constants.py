@@ -180,3 +180,22 @@ RAY_COMMIT_CLIPS = 5000
 # The null pipeline's vectors (apps/ray_null.py, the commit ceiling's benchmark): as wide as
 # the base models' embeddings, so that its commits carry the rows a real run stores.
 RAY_NULL_DIM = 768
+
+# ------------------------------------------ issue 28: index maintenance (apps/index/maintenance.py)
+# A table version replaced this long ago is deleted by maintenance (`index --keep-versions`).
+# Readers move to the latest version every few seconds at most, but one read may stay on a
+# version much longer: `copies` searches a whole index at one version, a minute or more at
+# a million clips. An hour covers that many times over; the versions kept are the last
+# hour's commits (a pipeline committing every 2 s: 1,800, a few KB each).
+INDEX_KEEP_VERSIONS_SECONDS = 3600.0
+# Machines' clocks (Lance stamps versions with the writer's) agree within this (NTP).
+MAINTAIN_CLOCK_MARGIN_SECONDS = 5.0
+# A writer looks every this many commits whether a pass is due (a manifest read, ~ms).
+MAINTAIN_EVERY_COMMITS = 16
+# A pass is due past this many small fragments (each commit of new rows adds one)…
+MAINTAIN_SMALL_FRAGMENTS = 64
+# …or versions since the last pass (deletes and updates add versions, not fragments)…
+MAINTAIN_VERSIONS = 256
+# …or, between commits, rows the vector index lacks (searched exhaustively; at the end of
+# a run of writes, any).
+MAINTAIN_UNINDEXED_ROWS = 10_000

@@ -7,7 +7,13 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..constants import ANN_THRESHOLD, SEARCH_TITLE, SHOTS_CLIP_SECONDS, WHERE_COLUMNS
+from ..constants import (
+    ANN_THRESHOLD,
+    INDEX_KEEP_VERSIONS_SECONDS,
+    SEARCH_TITLE,
+    SHOTS_CLIP_SECONDS,
+    WHERE_COLUMNS,
+)
 from . import parser
 from .inputs import (
     check_index_folder,
@@ -24,9 +30,17 @@ from .parser import UsageError, add_command, positive
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "index", "build or extend a searchable video index", index)
-    p.add_argument("sources", nargs="+", help="video files or folders")
-    output_help = "index folder or LanceDB URI (s3://…); extended if it exists"
-    p.add_argument("-o", "--output", required=True, help=output_help)
+    p.add_argument("sources", nargs="*", help="video files or folders")
+    output_help = "index folder or LanceDB URI (s3://…); extended if it exists (required)"
+    p.add_argument("-o", "--output", help=output_help)
+    optimize_help = ("maintain the index INDEX instead of adding videos, for a cron: compact "
+                     "its fragments, bring its vector index up to date, delete old versions "
+                     "(writers do it as they go when due)")  # fmt: skip
+    p.add_argument("--optimize", metavar="INDEX", help=optimize_help)
+    keep_help = ("seconds a replaced index version is kept for readers still on it before "
+                 f"maintenance deletes it (default {INDEX_KEEP_VERSIONS_SECONDS:g}: longer than "
+                 "any read of one version)")  # fmt: skip
+    p.add_argument("--keep-versions", type=positive(float), metavar="SECONDS", help=keep_help)
     parser.add_window_options(p)
     shots_help = ("windows at shot cuts (PySceneDetect), long shots split into equal parts of "
                   f"at most --clip-seconds (default with --shots: {SHOTS_CLIP_SECONDS:g}); "
@@ -63,12 +77,20 @@ def index(args: argparse.Namespace) -> dict:
     from ..apps import VideoIndex
 
     store = storage_options(args.storage_option)
+    if args.optimize is not None:
+        return optimize(args, store)
+    if not args.sources or not args.output:
+        missing = " and ".join(n for n, v in (("SOURCES", args.sources), ("-o INDEX", args.output))
+                               if not v)  # fmt: skip
+        raise UsageError(f"give {missing}: index SOURCES (video files or folders) into -o INDEX, "
+                         "or maintain an index with --optimize INDEX")  # fmt: skip
     check_index_folder(args.output)
     if args.shots and args.stride_seconds is not None:
         raise UsageError("--stride-seconds: with --shots the windows follow the shots, with no "
                          "stride; leave --stride-seconds out")  # fmt: skip
     threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
     held = VideoIndex(args.output, storage_options=store, **threshold)
+    keep_versions(held, args)
     if len(held):
         from ..apps.index.table import check_shots
 
@@ -96,6 +118,7 @@ def index(args: argparse.Namespace) -> dict:
                   "search on this index will need --tokenizer (give it to the first `index` "
                   "to record it)", file=sys.stderr)  # fmt: skip
         held = VideoIndex(args.output, storage_options=store, meta=meta, **threshold)
+        keep_versions(held, args)
     if args.ray:
         added = on_ray(args, options, model, files, held)
     else:
@@ -112,6 +135,52 @@ def index(args: argparse.Namespace) -> dict:
     return {"index": str(args.output), "added": len(added), "skipped": added.skipped,
             "size": total, "commits": held.attempts.commits,
             "commit_attempts": held.attempts.attempts}  # fmt: skip
+
+
+# Flags that add videos: none of them goes with --optimize.
+WRITING_FLAGS = (("sources", "SOURCES"), ("output", "-o"), ("clip_seconds", "--clip-seconds"),
+                 ("stride_seconds", "--stride-seconds"), ("shots", "--shots"), ("ray", "--ray"),
+                 ("tokenizer", "--tokenizer"))  # fmt: skip
+
+
+def optimize(args: argparse.Namespace, store: dict | None) -> dict:
+    """`index --optimize INDEX`: one maintenance pass, whatever is due."""
+    from ..apps.index import ClipTable
+    from ..apps.index.store import StoreError
+
+    given = [flag for name, flag in WRITING_FLAGS if getattr(args, name, None)]
+    if given:
+        raise UsageError(f"--optimize maintains an index and adds no videos; got {given[0]}: "
+                         "give --optimize INDEX alone (with --keep-versions, --ann-threshold, "
+                         "--storage-option), or leave --optimize out to index videos")  # fmt: skip
+    threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
+    try:
+        held = ClipTable(args.optimize, storage_options=store, create=False, **threshold)
+    except StoreError as err:
+        if "://" in args.optimize:
+            raise
+        raise UsageError(f"--optimize {err}") from err
+    keep_versions(held, args)
+    before = held.stats()
+    held.maintain(force=True)
+    after = held.stats()
+    if not args.json:
+        vector = ("none" if not after.has_vector_index
+                  else f"{after.unindexed_rows} of {after.rows} rows not in it")  # fmt: skip
+        print(f"optimized {args.optimize}: {before.fragments} → {after.fragments} fragments, "
+              f"{before.versions} → {after.versions} versions (those replaced in the last "
+              f"{held.keep_versions_s:g} s kept); vector index: {vector}")  # fmt: skip
+    return {"index": str(args.optimize), "rows": after.rows,
+            "fragments": [before.fragments, after.fragments],
+            "versions": [before.versions, after.versions], "version": after.version,
+            "vector_index": after.vector_index, "unindexed_rows": after.unindexed_rows,
+            "keep_versions_s": held.keep_versions_s}  # fmt: skip
+
+
+def keep_versions(held, args: argparse.Namespace) -> None:
+    """--keep-versions onto the index handle whose maintenance deletes old versions."""
+    if args.keep_versions is not None:
+        held.keep_versions_s = args.keep_versions
 
 
 def search(args: argparse.Namespace) -> list:

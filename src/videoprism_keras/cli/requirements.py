@@ -49,7 +49,7 @@ def check(args: argparse.Namespace) -> None:
     """Raises `MissingExtra` (its `cli_message` names the extra) if the command, as its
     flags ask for it, needs a package that is not installed."""
     needs = {}  # pip name → the flag that needs it ("" for the command itself)
-    for package in COMMANDS[args.command]:
+    for package in INDEX if _optimizing(args) else COMMANDS[args.command]:
         needs.setdefault(package, "")
     for package, flag in _flag_needs(args):
         needs.setdefault(package, flag)
@@ -64,7 +64,7 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(package, the flag that needs it, or "" where the command does whatever its flags)."""
     flag = lambda name: getattr(args, name, None)  # noqa: E731
     needs = []
-    if args.command not in ("info", "copies"):  # `copies` runs no model
+    if args.command not in ("info", "copies") and not _optimizing(args):  # no model there
         backend, said = _backend(args)
         needs += [(backend, said)] if backend else []
     if flag("plot"):
@@ -98,6 +98,11 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     if downloader:
         needs.append((downloader, f"--preset {flag('preset')}" if flag("preset") else ""))
     return needs
+
+
+def _optimizing(args: argparse.Namespace) -> bool:
+    """`index --optimize`: the index's maintenance, no model, no video."""
+    return args.command == "index" and getattr(args, "optimize", None) is not None
 
 
 def _moments_needs(args: argparse.Namespace) -> list[tuple[str, str]]:

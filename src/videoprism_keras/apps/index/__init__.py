@@ -8,7 +8,9 @@ The files, one job each:
 - `search.py`: exact search, the vector index's search, the re-ranking of its candidates;
 - `moments.py`: the coarse stage of a moment search: every video's similarity curve;
 - `snapshot.py`: one table version's vectors held in memory, for exact search;
-- `ann.py`: the LanceDB vector index: when it is built, its parameters, the upkeep;
+- `ann.py`: the LanceDB vector index: its parameters, how deep a search goes;
+- `maintenance.py`: the upkeep: when a pass (compaction, vector index, old versions) is
+  due, and which old versions may be deleted without failing a reader;
 - `store.py`: the table's layout, lock, failures table and errors;
 - `legacy.py`: the previous format (`vectors.npy` + `index.json`), converted in place.
 """

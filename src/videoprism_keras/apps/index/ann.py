@@ -1,25 +1,20 @@
-"""The clips table's LanceDB vector index and upkeep: when the index is built, with which
-parameters, how deep a search goes by default, and the compaction that keeps many small
-commits from slowing the table down.
+"""The clips table's LanceDB vector index: with which parameters it is built and how deep
+a search goes by default.
 
 Search is exact until the table reaches the index's `ann_threshold` rows; then a vector
-index is built once and kept up to date (`optimize`: compaction, new rows into the
-index) after each write, whatever the threshold. The parameters were chosen with
+index is built once and kept up to date, whatever the threshold, by maintenance
+(`maintenance.py`). The parameters were chosen with
 benchmarks/index_search.py (figures and the choice: benchmarks/README.md, "Video index").
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lancedb.index import IndexConfig, IvfRq
     from lancedb.table import LanceTable
-
-log = logging.getLogger(__name__)
 
 # IVF-RQ (RaBitQ: one bit per dimension, 96 bytes a 768-d vector): a higher recall than
 # IVF-PQ at a lower latency, and a faster build.
@@ -32,10 +27,6 @@ ANN_ITERATIONS = 20  # k-means iterations: more buy no recall, only build time
 ANN_SAMPLE_RATE = 64  # k-means sample: rows per list
 ANN_PROBED_SHARE = 0.65  # lists searched per query, as a share of the lists
 ANN_REFINE_FACTOR = 30  # candidates re-ranked exactly: top_k × this
-# Compaction and index updates leave the replaced files for readers of older versions;
-# they are deleted this long after (Lance's default, 7 days, would double the disk used).
-KEEP_OLD_VERSIONS = timedelta(hours=1)
-SMALL_FRAGMENTS = 64  # below the threshold: compacted past this many small fragments
 
 
 def find(table: LanceTable) -> IndexConfig | None:
@@ -64,26 +55,3 @@ def ann_config(rows: int) -> IvfRq:
 
     return IvfRq(distance_type="dot", num_partitions=partitions(rows), num_bits=1,
                  max_iterations=ANN_ITERATIONS, sample_rate=ANN_SAMPLE_RATE)  # fmt: skip
-
-
-def maintain(table: LanceTable, ann_threshold: int, uri: str) -> None:
-    """Past `ann_threshold` rows: builds the vector index once; then keeps it up to date
-    whatever the threshold; below it, compacts many small commits. A failure here loses
-    nothing (the rows are committed and exact search finds them): it is logged.
-
-    Args:
-        table: `lancedb.table.LanceTable`. The clips table, at its latest version.
-        ann_threshold: int. Rows from which the vector index is built.
-        uri: str. The index, named in the warning.
-    """
-    try:
-        rows = table.count_rows()
-        if find(table) is not None:  # however it came to be: kept up to date
-            table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)
-        elif rows >= ann_threshold:
-            table.create_index("vector", config=ann_config(rows), replace=True)
-        elif table.stats()["fragment_stats"]["num_small_fragments"] > SMALL_FRAGMENTS:
-            table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)  # many small commits
-    except (OSError, RuntimeError, ValueError) as err:
-        log.warning(f"videoprism: {uri}: index maintenance failed, the clips are all "
-                    f"stored; run again to retry ({err})")  # fmt: skip

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...constants import ANN_THRESHOLD, INDEX_REFRESH_SECONDS, INDEX_REFRESH_SECONDS_LOCAL
+from ...constants import (ANN_THRESHOLD, INDEX_KEEP_VERSIONS_SECONDS, INDEX_REFRESH_SECONDS,
+                          INDEX_REFRESH_SECONDS_LOCAL)  # fmt: skip
 from ...deprecation import message as deprecation_message
 from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
 from ..identity import VideoFile
-from . import ann, commits, fingerprint, legacy, store
+from . import ann, commits, fingerprint, legacy, maintenance, store
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -148,6 +149,11 @@ class ClipTable:
             Defaults to None: `constants.INDEX_REFRESH_SECONDS` on an object store (each
             look is a request), `constants.INDEX_REFRESH_SECONDS_LOCAL` (every read) in
             a local folder.
+
+    Attributes:
+        keep_versions_s: float. Seconds a replaced table version is kept for readers
+            still on it before maintenance deletes it: longer than any read of one
+            version lasts. Defaults to `constants.INDEX_KEEP_VERSIONS_SECONDS`.
     """
 
     # Set by the first commit of a handle (kept out of __init__: class defaults).
@@ -161,6 +167,7 @@ class ClipTable:
         self.uri = os.fspath(uri)
         self.ann_threshold = ann_threshold
         self.storage_options = storage_options
+        self.keep_versions_s, self._upkeep = INDEX_KEEP_VERSIONS_SECONDS, maintenance.Upkeep()
         self._new_meta = dict(meta or {})
         self._dim = dim
         self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
@@ -495,15 +502,35 @@ class ClipTable:
         if paths:
             store.forget_failures(self._connect(), self._folder, paths)
 
-    def maintain(self) -> None:
-        """The table's upkeep after writes: the vector index built past `ann_threshold`
-        rows, then kept up to date, and compaction (see `ann.maintain`). One process at a
-        time: another one's maintenance is not waited for."""
+    def maintain(self, *, finishing: bool = True, compact: bool = False,
+                 force: bool = False) -> bool:  # fmt: skip
+        """The table's upkeep (`maintenance.py`): the vector index built past
+        `ann_threshold` rows and kept up to date, small fragments compacted, versions
+        replaced more than `keep_versions_s` ago deleted, each when due. One process at a
+        time on a local folder: another one's pass is not waited for (but with `force` or
+        `compact`). A failure (but with `force`) loses nothing, the rows are committed: it
+        is logged.
+
+        Args:
+            finishing: bool. At the end of a run of writes: the vector index is brought
+                up to date whatever it lacks; False between commits (past
+                `constants.MAINTAIN_UNINDEXED_ROWS`). Defaults to True.
+            compact: bool. Merge any small fragments (`IndexWriter.finish` after a long
+                run of writes, whose table is then left as a fresh one; otherwise past
+                `constants.MAINTAIN_SMALL_FRAGMENTS`). Defaults to False.
+            force: bool. A pass whatever is due (`videoprism index --optimize`): every
+                version that may go is found and deleted; errors are raised. Defaults to
+                False.
+
+        Returns:
+            Whether a pass ran.
+        """
         if self._table is None:
-            return
-        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=False) as mine:
-            if mine:
-                ann.maintain(self.latest(), self.ann_threshold, self.uri)
+            return False
+        wait = force or compact  # a run's end may wait for another's pass to end
+        with store.locked(self._folder, store.MAINTENANCE_LOCK_FILE, wait=wait) as mine:
+            return mine and maintenance.maintain(self, self._upkeep, finishing=finishing,
+                                                 compact=compact, force=force)  # fmt: skip
 
 
 def refresh_seconds_for(uri: str, refresh_seconds: float | None) -> float:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...constants import MAINTAIN_EVERY_COMMITS
 from ...deprecation import renamed_arguments
 from ...video.images import poster_jpeg
 from ...video.options import Sampling
@@ -47,7 +48,11 @@ class IndexWriter:
       `mark_complete`): a later run skips a file only when it is;
     - inputs that could not be embedded are kept in the failures table
       (`record_failures`, `forget_failures`);
-    - `finish` maintains the table (vector index, compaction) once the writes are done.
+    - every `MAINTAIN_EVERY_COMMITS` commits the table's maintenance runs if it is due
+      (compaction, old versions, the vector index: `ClipTable.maintain`), so that a long
+      run of small commits keeps the table's fragments and versions bounded; `finish`
+      runs it once the writes are done (and after a long run merges every small
+      fragment: the table is left as a freshly built one).
 
     Args:
         index: `VideoIndex` (or its `ClipTable`). The index written to.
@@ -58,6 +63,7 @@ class IndexWriter:
     def __init__(self, index: ClipTable, settings: dict) -> None:
         index.check_settings(settings)
         self.index, self.settings = index, settings
+        self._commits = self._run = 0  # since the last look at maintenance; in all
         self._durations: dict = {}  # file_id → the video's duration: probed once per file
 
     def held(self, files: Sequence[VideoFile]) -> dict[str, tuple[set, bool]]:
@@ -105,11 +111,13 @@ class IndexWriter:
             duration_s = [self._duration(f) for f in files]
         rows = store.clip_table(files, start_s, end_s, vectors, last, posters, duration_s)
         self.index.commit(rows, settings=self.settings)
+        self._committed()
 
     def mark_complete(self, ids: Sequence[str]) -> None:
         """Sets `last_clip` on these clip ids (files whose last clip was committed before
         the file was whole)."""
         self.index.mark_last_clips(ids)
+        self._committed()
 
     def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
         """(path, reason) of inputs that could not be embedded, into the failures table."""
@@ -120,8 +128,16 @@ class IndexWriter:
         self.index.forget_failures(paths)
 
     def finish(self) -> None:
-        """Once the writes are done: the table's maintenance (see `VideoIndex.maintain`)."""
-        self.index.maintain()
+        """Once the writes are done: the table's maintenance (see `ClipTable.maintain`);
+        after a long run of commits (`MAINTAIN_EVERY_COMMITS` or more), its small
+        fragments merged whatever their number."""
+        self.index.maintain(compact=self._run >= MAINTAIN_EVERY_COMMITS)
+
+    def _committed(self):
+        self._commits, self._run = self._commits + 1, self._run + 1
+        if self._commits >= MAINTAIN_EVERY_COMMITS:
+            self._commits = 0
+            self.index.maintain(finishing=False)
 
     def _duration(self, file):
         if file.file_id not in self._durations:  # once per file (version), not per clip
