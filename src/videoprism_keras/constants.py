@@ -146,3 +146,12 @@ CENTRED_FLOOR = 1e-3
 # Refining moments (apps/refine.py): this many moments' edge windows are decoded and
 # embedded at a time, so that memory does not grow with top_k.
 MOMENT_REFINE_GROUP = 4
+
+# ------------------------------------------------ issue 28: search served by replicas
+# `serve --workers N` (serve/replicas.py): every answer names the worker that gave it in this
+# header; the parent looks at its workers this often (a stop, a death, a worker ready); on a
+# stop, a worker has this long after SIGTERM (uvicorn's 5 s for the requests under way, and
+# margin) before SIGKILL.
+SERVE_WORKER_HEADER = "X-VideoPrism-Worker"
+SERVE_REPLICA_POLL_SECONDS = 0.2
+SERVE_STOP_SECONDS = 10.0
