@@ -25,7 +25,7 @@ from videos import write_video
 
 from videoprism_keras.constants import SERVE_STOP_SECONDS, SERVE_WORKER_HEADER
 from videoprism_keras.serve import bind, url
-from videoprism_keras.serve.replicas import ReplicaError, run_replicas
+from videoprism_keras.serve.replicas import ReplicaError, bind_shared, run_replicas
 
 START_S = 240  # a worker loads JAX and the model: generous on a busy 2-core machine
 WRITER = """
@@ -108,7 +108,7 @@ def supervised(build, workers: int, checks):
 
         threading.Thread(target=run, daemon=True).start()
 
-    sock = bind("127.0.0.1", 0)
+    sock = bind_shared("127.0.0.1", 0)
     base = url(sock).rstrip("/")
     # A SIGTERM that comes late (after the server has ended) is caught here, not fatal.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
@@ -126,6 +126,9 @@ def test_every_worker_answers_and_a_killed_one_is_started_again(capfd):
     def checks(base, pids):
         seen = until_every_worker(base, "/who", 2)
         assert {r.json()["pid"] for r in seen.values()} == set(pids)  # one process each
+        # A burst of new connections is spread: not all accepted by whichever worker woke
+        # first (each worker's own socket on the port takes its share).
+        assert {worker for worker, _ in answers(base, "/who", n=32)} == {1, 2}
         first = seen[1].json()["pid"]
         os.kill(first, signal.SIGKILL)
         # Worker 2 answers meanwhile; worker 1 comes back as a new process.

@@ -153,5 +153,6 @@ MOMENT_REFINE_GROUP = 4
 # stop, a worker has this long after SIGTERM (uvicorn's 5 s for the requests under way, and
 # margin) before SIGKILL.
 SERVE_WORKER_HEADER = "X-VideoPrism-Worker"
+SERVE_BACKLOG = 128  # connections a listening socket holds before they are accepted
 SERVE_REPLICA_POLL_SECONDS = 0.2
 SERVE_STOP_SECONDS = 10.0

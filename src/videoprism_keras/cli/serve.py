@@ -82,7 +82,12 @@ def serve(args: argparse.Namespace) -> dict:
         raise UsageError("--allowed-host '*' answers every Host name: give a --token too")
     try:  # host, port and token before the model loads: a mistake fails at once
         check_exposure(args.host, token)
-        sock = bind(args.host, args.port)
+        if args.workers > 1:
+            from ..serve.replicas import bind_shared
+
+            sock = bind_shared(args.host, args.port)  # the workers' own sockets join its port
+        else:
+            sock = bind(args.host, args.port)
     except ServeError as err:
         raise UsageError(str(err)) from err
     hosts = [args.host, *args.allowed_host]

@@ -5,10 +5,14 @@ The parent binds the socket (before any model loads, so that a busy port fails a
 then starts the workers with multiprocessing's spawn (a fresh interpreter each: a forked
 copy of a process that has loaded JAX or LanceDB may hang) and hands each the socket.
 Each worker builds its own app (its own model, its own held snapshot of the index) and
-runs uvicorn on the shared socket: the kernel gives every new connection to whichever
-worker accepts first, so a busy or dead worker's share goes to the others. Each worker's
-reads move to the index's latest version as a single server's do, so a commit made after
-the start is served by every worker.
+runs uvicorn on the shared socket and on one of its own, bound to the same port with
+SO_REUSEPORT once it is ready. A connection to the shared socket goes to whichever worker
+accepts first, and a worker accepts every waiting one when it wakes: alone, a burst of
+kept-alive connections (a client's or a proxy's pool) all lands on one worker. The kernel
+spreads new connections over the sockets of the port by their addresses, so with a socket
+of its own each worker gets its share; the shared one holds connections while the workers
+start. Each worker's reads move to the index's latest version as a single server's do, so
+a commit made after the start is served by every worker.
 
 The parent does nothing but watch: SIGINT or SIGTERM stops every worker (SIGTERM, then
 SIGKILL after a grace period); a worker that dies while serving is started again (the
@@ -31,8 +35,50 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..constants import SERVE_REPLICA_POLL_SECONDS, SERVE_STOP_SECONDS, SERVE_WORKER_HEADER
-from .server import ServeError
+from ..constants import (
+    SERVE_BACKLOG,
+    SERVE_REPLICA_POLL_SECONDS,
+    SERVE_STOP_SECONDS,
+    SERVE_WORKER_HEADER,
+)
+from .server import ServeError, bind
+
+
+def bind_shared(host: str, port: int) -> socket.socket:
+    """A listening socket, as `server.bind`'s (the same checks and errors), that the
+    workers' own sockets may join on its port (SO_REUSEPORT where the system has it)."""
+    probe = bind(host, port)  # a port someone listens on fails here, whoever it is
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return probe
+    address = probe.getsockname()
+    family = probe.family
+    probe.close()  # then bound again at once, now open to the workers' sockets
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(SERVE_BACKLOG)
+    except OSError as err:
+        sock.close()
+        raise ServeError(f"--host {host} --port {port}: cannot listen ({err})") from err
+    sock.set_inheritable(True)
+    return sock
+
+
+def _own_socket(shared: socket.socket) -> socket.socket | None:
+    """A listening socket of this worker's own on the shared socket's port; None where
+    the shared one was not opened to it (no SO_REUSEPORT)."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return None
+    if not shared.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        return None
+    own = socket.socket(shared.family, socket.SOCK_STREAM)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(shared.getsockname())
+    own.listen(SERVE_BACKLOG)
+    return own
 
 
 class ReplicaError(ServeError):
@@ -73,6 +119,7 @@ def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         app = WorkerHeader(build(number), number)
+        own = _own_socket(sock)  # once it can answer: the kernel sends it connections
     except Exception as err:  # one line, as the CLI says errors; the parent says the rest
         message = getattr(err, "cli_message", None) or str(err) or type(err).__name__
         print(f"videoprism: worker {number}: error: {message.splitlines()[0]}", file=sys.stderr,
@@ -87,7 +134,7 @@ def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
 
     config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False,
                             timeout_graceful_shutdown=5)  # fmt: skip
-    Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock] if own is None else [sock, own])
 
 
 @dataclass
