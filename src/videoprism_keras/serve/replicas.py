@@ -43,12 +43,16 @@ from ..constants import (
 )
 from .server import ServeError, bind
 
+# Linux spreads the connections of a port over its SO_REUSEPORT sockets; other systems let
+# such sockets share a port but give one of them every connection.
+SPREAD = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
 
 def bind_shared(host: str, port: int) -> socket.socket:
     """A listening socket, as `server.bind`'s (the same checks and errors), that the
-    workers' own sockets may join on its port (SO_REUSEPORT where the system has it)."""
+    workers' own sockets may join on its port (SO_REUSEPORT, on Linux)."""
     probe = bind(host, port)  # a port someone listens on fails here, whoever it is
-    if not hasattr(socket, "SO_REUSEPORT"):
+    if not SPREAD:
         return probe
     address = probe.getsockname()
     family = probe.family
@@ -69,7 +73,7 @@ def bind_shared(host: str, port: int) -> socket.socket:
 def _own_socket(shared: socket.socket) -> socket.socket | None:
     """A listening socket of this worker's own on the shared socket's port; None where
     the shared one was not opened to it (no SO_REUSEPORT)."""
-    if not hasattr(socket, "SO_REUSEPORT"):
+    if not SPREAD:
         return None
     if not shared.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
         return None
