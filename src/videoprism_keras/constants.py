@@ -199,3 +199,13 @@ MAINTAIN_VERSIONS = 256
 # …or, between commits, rows the vector index lacks (searched exhaustively; at the end of
 # a run of writes, any).
 MAINTAIN_UNINDEXED_ROWS = 10_000
+
+# ------------------------------------------------ issue 28: search served by replicas
+# `serve --workers N` (serve/replicas.py): every answer names the worker that gave it in this
+# header; the parent looks at its workers this often (a stop, a death, a worker ready); on a
+# stop, a worker has this long after SIGTERM (uvicorn's 5 s for the requests under way, and
+# margin) before SIGKILL.
+SERVE_WORKER_HEADER = "X-VideoPrism-Worker"
+SERVE_BACKLOG = 128  # connections a listening socket holds before they are accepted
+SERVE_REPLICA_POLL_SECONDS = 0.2
+SERVE_STOP_SECONDS = 10.0

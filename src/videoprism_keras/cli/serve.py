@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -44,38 +45,78 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
     p.add_argument("--tokenizer", help=tokenizer_help)
     add_sampling_options(p)  # of uploaded query videos; the index's by default
+    p.add_argument("--workers", type=positive(int), default=1,
+                   help="processes answering on the one port, each with its own model and "
+                   "snapshot of the index (default 1)")  # fmt: skip
 
 
-def serve(args: argparse.Namespace) -> dict:
+def _index(args: argparse.Namespace):
     from ..apps import VideoIndex
 
     # Searched many times: past the vector index's threshold, its candidates are re-ranked
     # against vectors held in memory, not read back from the table.
-    index = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option),
-                            in_memory=True, refresh_seconds=args.refresh_seconds)  # fmt: skip
+    return VideoIndex.load(args.index, storage_options=storage_options(args.storage_option),
+                           in_memory=True, refresh_seconds=args.refresh_seconds)  # fmt: skip
+
+
+def _app(index, options: ModelOptions, token: str | None, hosts: list[str]):
+    """The app over `index` with the model `options` name (loaded here)."""
+    from ..serve import SearchService, create_app
+
+    model = options.load(text_later=True)
+    tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
+    # Uploads are sampled as the index's clips were, unless --num-frames/--size say.
+    service = SearchService(index, model, tokenizer, num_frames=options.num_frames,
+                            size=options.size)  # fmt: skip
+    return create_app(service, token=token, allowed_hosts=hosts)
+
+
+def worker_app(args: argparse.Namespace, token: str | None, hosts: list[str], number: int):
+    """A `--workers` process's app: the index and the model of its own (`number` is the
+    worker's, 1 to N)."""
+    from ..native_logs import held_while_importing
+
+    with held_while_importing("keras", "tensorflow"):  # their load-time lines, as in main()
+        index = _index(args)
+        return _app(index, index_options(ModelOptions.from_args(args), index.meta), token,
+                    hosts)  # fmt: skip
+
+
+def serve(args: argparse.Namespace) -> dict:
+    index = _index(args)
     options = index_options(ModelOptions.from_args(args), index.meta)
     token = args.token or os.environ.get(SERVE_TOKEN_ENV) or None
     # Keras comes with the service: after the index is found, which answers at once.
-    from ..serve import SearchService, ServeError, bind, check_exposure, create_app, run, url
+    from ..serve import ServeError, bind, check_exposure, run, url
 
     if token is None and any(h.strip() in ("*", "0.0.0.0", "[::]") for h in args.allowed_host):
         # Any Host name answered: a page on a rebound name could read the index.
         raise UsageError("--allowed-host '*' answers every Host name: give a --token too")
     try:  # host, port and token before the model loads: a mistake fails at once
         check_exposure(args.host, token)
-        sock = bind(args.host, args.port)
+        if args.workers > 1:
+            from ..serve.replicas import bind_shared
+
+            sock = bind_shared(args.host, args.port)  # the workers' own sockets join its port
+        else:
+            sock = bind(args.host, args.port)
     except ServeError as err:
         raise UsageError(str(err)) from err
     hosts = [args.host, *args.allowed_host]
+    serving = (f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
+               + (f" with {args.workers} workers" if args.workers > 1 else "")
+               + (" (token required)" if token else ""))  # fmt: skip
     with sock:
-        model = options.load(text_later=True)
-        tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
-        # Uploads are sampled as the index's clips were, unless --num-frames/--size say.
-        service = SearchService(index, model, tokenizer, num_frames=options.num_frames,
-                                size=options.size)  # fmt: skip
-        app = create_app(service, token=token, allowed_hosts=hosts)
-        print(f"videoprism: serving {args.index} ({len(index)} clips) on {url(sock)}"
-              + (" (token required)" if token else ""), flush=True)  # fmt: skip
+        if args.workers > 1:
+            from ..serve.replicas import run_replicas
+
+            # Each worker loads the index and the model itself, in a process of its own.
+            build = functools.partial(worker_app, args, token, hosts)
+            run_replicas(build, sock, args.workers, on_ready=lambda _: print(serving, flush=True))
+            print("videoprism: stopped", file=sys.stderr)  # Ctrl-C or SIGTERM: not an error
+            return {"index": args.index}
+        app = _app(index, options, token, hosts)
+        print(serving, flush=True)
         try:
             run(app, sock, log_level="warning")
         except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error

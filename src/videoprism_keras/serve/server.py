@@ -8,7 +8,7 @@ import socket
 
 from starlette.types import ASGIApp
 
-from ..constants import SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
+from ..constants import SERVE_BACKLOG, SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def bind(host: str = SERVE_HOST, port: int = SERVE_PORT) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(SERVE_BACKLOG)
     except OSError as err:
         sock.close()
         if err.errno == errno.EADDRINUSE:

@@ -1,0 +1,245 @@
+"""`videoprism serve --workers N`: N processes answering on one port. The supervisor with
+tiny apps, in this process (every worker answers, a killed one is started again, one that
+cannot start stops the server in one line); then the real command with 2 workers over one
+index, on a local folder and on the loopback S3 (tests/s3.py): both workers answer, both
+serve a commit a writer process makes after the start, and a stop (SIGTERM, or Ctrl-C to the
+whole process group) ends every process within seconds. System tests: no backend marker."""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import replica_apps
+import s3
+from cli_helpers import call
+from videos import write_video
+
+from videoprism_keras.constants import SERVE_STOP_SECONDS, SERVE_WORKER_HEADER
+from videoprism_keras.serve import bind, url
+from videoprism_keras.serve.replicas import ReplicaError, bind_shared, run_replicas
+
+START_S = 240  # a worker loads JAX and the model: generous on a busy 2-core machine
+WRITER = """
+import json, sys
+import numpy as np
+from videoprism_keras.apps.identity import VideoFile
+from videoprism_keras.apps.index import store
+from videoprism_keras.apps.index.table import ClipTable
+uri, options, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+table = ClipTable(uri, storage_options=options, create=False)
+files = [VideoFile(f"/late/late{i}.mp4", 100, 1) for i in range(n)]
+vectors = store.normalise(np.random.default_rng(0).normal(size=(n, table.meta["dim"])))
+table.commit(store.clip_table(files, [None] * n, [None] * n, vectors, [True] * n))
+"""
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of `pid` (Linux's /proc)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with open(task / "children") as f:
+            found.update(int(c) for c in f.read().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def answers(base: str, path: str, n: int = 8, params: dict | None = None) -> list:
+    """`n` requests at once, each on a connection of its own (a kept-alive one stays with
+    the worker that accepted it): [(worker, response)]."""
+
+    def one(_):
+        response = httpx.get(base + path, params=params, timeout=60,
+                             headers={"Connection": "close"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        return int(response.headers[SERVE_WORKER_HEADER]), response
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def until_every_worker(base: str, path: str, workers: int, check=lambda r: True,
+                       params: dict | None = None, seconds: float = 60) -> dict:  # fmt: skip
+    """{worker: its last answer} once every worker has given an answer that passes
+    `check`; fails after `seconds`."""
+    passed: dict = {}
+    deadline = time.monotonic() + seconds
+    while len(passed) < workers and time.monotonic() < deadline:
+        for worker, response in answers(base, path, params=params):
+            if check(response):
+                passed[worker] = response
+    assert sorted(passed) == list(range(1, workers + 1)), f"answered: {sorted(passed)}"
+    return passed
+
+
+# ------------------------------------------------------- the supervisor, in process
+def supervised(build, workers: int, checks):
+    """`run_replicas` in this (the main) thread; `checks(base, pids)` runs in another once
+    every worker is ready, then this process's SIGTERM stops the server. Returns (what
+    `checks` returned or raised, seconds from the SIGTERM to the return)."""
+    outcome, stopped = {}, []
+
+    def check_then_stop(pids):
+        def run():
+            try:
+                outcome["value"] = checks(base, pids)
+            except BaseException as err:  # said by the test, in the main thread
+                outcome["error"] = err
+            stopped.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=run, daemon=True).start()
+
+    sock = bind_shared("127.0.0.1", 0)
+    base = url(sock).rstrip("/")
+    # A SIGTERM that comes late (after the server has ended) is caught here, not fatal.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with sock:
+            run_replicas(build, sock, workers, on_ready=check_then_stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value"), time.monotonic() - stopped[0]
+
+
+def test_every_worker_answers_and_a_killed_one_is_started_again(capfd):
+    def checks(base, pids):
+        seen = until_every_worker(base, "/who", 2)
+        assert {r.json()["pid"] for r in seen.values()} == set(pids)  # one process each
+        # A burst of new connections is spread: not all accepted by whichever worker woke
+        # first (each worker's own socket on the port takes its share).
+        assert {worker for worker, _ in answers(base, "/who", n=32)} == {1, 2}
+        first = seen[1].json()["pid"]
+        os.kill(first, signal.SIGKILL)
+        # Worker 2 answers meanwhile; worker 1 comes back as a new process.
+        again = until_every_worker(base, "/who", 2, check=lambda r: r.json()["pid"] != first)
+        return first, {r.json()["pid"] for r in again.values()}
+
+    (killed, pids), stop_s = supervised(replica_apps.tiny_app, 2, checks)
+    assert killed not in pids and len(pids) == 2
+    assert stop_s < SERVE_STOP_SECONDS
+    assert not any(alive(pid) for pid in (killed, *pids))
+    err = capfd.readouterr().err
+    assert f"videoprism: worker 1 (pid {killed}) ended (signal SIGKILL): starting it again" in err
+
+
+def test_a_worker_that_cannot_start_stops_the_server_in_one_line(capfd):
+    sock = bind("127.0.0.1", 0)
+    began = time.monotonic()
+    with sock, pytest.raises(ReplicaError, match=r"--workers: worker [12] ended \(exit code 1\) "
+                             "before it was ready: stopping the server"):  # fmt: skip
+        run_replicas(replica_apps.broken_app, sock, 2, on_ready=lambda pids: pytest.fail("ready"))
+    assert time.monotonic() - began < 60
+    err = capfd.readouterr().err
+    assert "videoprism: worker 1: error: no model for worker 1" in err or "worker 2: error" in err
+    assert "second line" not in err and "Traceback" not in err, err
+
+
+def test_workers_must_be_a_positive_number(capsys, tmp_path):
+    for bad in ("0", "-2", "two"):
+        result = call(capsys, "serve", tmp_path, "--workers", bad)
+        assert result.returncode == 2 and "--workers" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(ValueError, match="workers=0"):
+        run_replicas(replica_apps.tiny_app, None, 0)
+
+
+# ------------------------------------------- the real command, 2 workers, one index
+@pytest.fixture(scope="module")
+def s3_server():
+    yield from s3.serve()
+
+
+@pytest.fixture(scope="module")
+def model_flags(golden_dir, media_dir):
+    return ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
+            "4", "--size", "16", "--tokenizer", media_dir / "test_spm.model"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("videos") / "gen.mp4", frames=40, size=(32, 32))
+
+
+def start_server(args, env):
+    """The real command in a session of its own (so that a Ctrl-C can reach its whole
+    group, as a terminal's does); returns (process, base url, stderr lines as they come)."""
+    command = [sys.executable, "-m", "videoprism_keras.cli", "serve", *map(str, args)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, start_new_session=True)  # fmt: skip
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(process.stderr), daemon=True).start()
+    ready, _, _ = select.select([process.stdout], [], [], START_S)
+    line = process.stdout.readline() if ready else ""
+    if "serving" not in line:
+        process.kill()
+        pytest.fail(f"the server did not start: {line!r} {''.join(err)[-800:]}")
+    assert "with 2 workers" in line, line
+    return process, line.split(" on ")[-1].split()[0].rstrip("/"), err
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_two_workers_serve_commits_made_after_start_and_stop_together(
+    store, request, tmp_path, model_flags, video, capsys
+):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIDEOPRISM_CACHE": str(tmp_path / "cache")}
+    if store == "s3":
+        server = request.getfixturevalue("s3_server")
+        uri, options = f"s3://{server.bucket()}/ix", server.options()
+        flags = server.flags()
+    else:
+        uri, options, flags = str(tmp_path / "ix"), {}, []
+    indexed = call(capsys, "index", video, "-o", uri, *model_flags, *flags, "--clip-seconds",
+                   "1", "--no-progress")  # fmt: skip
+    assert indexed.returncode == 0, indexed.stderr
+    process, base, err = start_server([uri, "--port", "0", "--workers", "2", *flags,
+                                       *model_flags[-2:]], env)  # fmt: skip
+    workers = children(process.pid)
+    try:
+        before = until_every_worker(base, "/api/info", 2)
+        size = before[1].json()["size"]
+        assert size >= 3 and before[2].json()["size"] == size
+        # A writer process commits three clips after the start: every worker serves them
+        # (its held snapshot moves to the new version), in search and in the size.
+        subprocess.run([sys.executable, "-c", WRITER, uri, json.dumps(options), "3"], env=env,
+                       check=True, timeout=120)  # fmt: skip
+        late = {"q": "late", "top_k": 50, "where": "path LIKE '/late/%'"}
+        seen = until_every_worker(base, "/api/search", 2, params=late,
+                                  check=lambda r: len(r.json()["hits"]) == 3)  # fmt: skip
+        assert all(r.json()["index_size"] == size + 3 for r in seen.values())
+    finally:
+        # Local: SIGTERM to the server, as a service manager stops it; S3: Ctrl-C, as a
+        # terminal sends it, to every process of the group at once.
+        began = time.monotonic()
+        if store == "local":
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
+        process.wait(SERVE_STOP_SECONDS + 10)
+    assert time.monotonic() - began < SERVE_STOP_SECONDS
+    time.sleep(0.5)  # the stderr reader's last lines
+    assert process.returncode == 0, "".join(err)[-800:]
+    assert len(workers) >= 2 and not any(alive(pid) for pid in workers)
+    # Nothing but our own lines: no traceback, no library's start-up noise from any worker.
+    assert err and all(line.startswith("videoprism:") for line in err), "".join(err)[-800:]
+    assert err[-1].strip() == "videoprism: stopped"
