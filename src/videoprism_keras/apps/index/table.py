@@ -21,8 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...constants import (ANN_THRESHOLD, INDEX_KEEP_VERSIONS_SECONDS, INDEX_REFRESH_SECONDS,
-                          INDEX_REFRESH_SECONDS_LOCAL)  # fmt: skip
+from ...constants import (
+    ANN_THRESHOLD,
+    INDEX_KEEP_VERSIONS_SECONDS,
+    INDEX_REFRESH_SECONDS,
+    INDEX_REFRESH_SECONDS_LOCAL,  # fmt: skip
+)
 from ...deprecation import message as deprecation_message
 from ...video.times import seconds_or_nan, seconds_or_none
 from ..embedding import item_key
