@@ -118,6 +118,17 @@ def test_an_index_made_before_the_primary_key_gets_it_at_its_first_write(where, 
     assert (first.attempts.commits, second.attempts.commits) == (1, 1)
 
 
+def test_a_failure_two_writers_recorded_at_once_is_reported_once(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    db = lancedb.connect(tmp_path)
+    table = db.create_table(store.FAILURES_TABLE, schema=store.failures_schema())
+    table.add(pa.table({"path": ["a.mp4", "b.mp4", "a.mp4"], "reason": ["old", "bad", "new"],
+                        "time": [1.0, 2.0, 3.0]}, schema=store.failures_schema()))  # fmt: skip
+    assert store.read_failures(db) == [("a.mp4", "new"), ("b.mp4", "bad")]
+
+
 # ------------------------------------------------------- writer processes, seeded
 def _wait_for(paths, processes, log):
     deadline = time.monotonic() + WAIT_S

@@ -181,7 +181,9 @@ def read_failures(db: DBConnection) -> list[tuple[str, str]]:
     except (ValueError, FileNotFoundError):
         return []
     rows = sorted(table.to_arrow().to_pylist(), key=lambda r: -r["time"])
-    return [(r["path"], r["reason"]) for r in rows]
+    # Two writers without a shared lock (an object store) may both record one path.
+    latest = {r["path"]: r["reason"] for r in reversed(rows)}
+    return [(path, latest.pop(path)) for path in (r["path"] for r in rows) if path in latest]
 
 
 def is_local(uri: str) -> bool:
