@@ -118,6 +118,21 @@ def test_an_index_made_before_the_primary_key_gets_it_at_its_first_write(where, 
     assert (first.attempts.commits, second.attempts.commits) == (1, 1)
 
 
+def test_a_new_index_two_writers_create_at_once_is_opened_by_the_second(s3_server):
+    uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
+    # Opened before either wrote, as on two machines: both create the table.
+    first, second, third = (ClipTable(uri, storage_options=options, meta={"note": n})
+                            for n in ("first", "second", "third"))  # fmt: skip
+    first.commit(_rows(2), settings={"num_frames": 8})
+    # Other notes, the same settings: the second writes into the first's table.
+    second.commit(_rows(2, start=1), settings={"num_frames": 8})
+    assert second.meta["note"] == "first" and len(second) == 3
+    # Other settings: refused as for any index, not taken for a damaged one.
+    with pytest.raises(ValueError, match="was indexed with num_frames=8; got num_frames=16"):
+        third.commit(_rows(1, start=5), settings={"num_frames": 16})
+    assert len(first) == 3
+
+
 def test_a_failure_two_writers_recorded_at_once_is_reported_once(tmp_path):
     import lancedb
     import pyarrow as pa
@@ -206,7 +221,7 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
     env = {**os.environ, "VIDEOPRISM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     folder = tmp_path / "videos"
     folder.mkdir()
-    seconds = {"a": 3, "b": 4, "c": 5, "long": 16}  # at 10 frames a second
+    seconds = {"a": 3, "b": 4, "c": 5, "long": 24}  # at 10 frames a second
     for name, length in seconds.items():
         write_video(folder / f"{name}.mp4", frames=10 * length, size=(32, 32))
     a, b, c, long = (folder.resolve() / f"{n}.mp4" for n in seconds)

@@ -466,12 +466,14 @@ class ClipTable:
 
     def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
         """(path, reason) of inputs that could not be embedded, into the failures table."""
-        store.record_failures(self._connect(), self._folder, failures)
+        commits.retried(lambda: store.record_failures(self._connect(), self._folder, failures)
+                        or 1, self.uri, "recording the inputs it could not read")  # fmt: skip
 
     def forget_failures(self, paths: Sequence[str]) -> None:
         """These paths are no longer failures."""
         if paths:
-            store.forget_failures(self._connect(), self._folder, paths)
+            commits.retried(lambda: store.forget_failures(self._connect(), self._folder, paths)
+                            or 1, self.uri, "forgetting inputs it now holds")  # fmt: skip
 
     def maintain(self) -> None:
         """The table's upkeep after writes: the vector index built past `ann_threshold`
