@@ -448,12 +448,12 @@ class ClipTable:
             if "does not match" not in str(err):
                 raise store.translate(err, self.uri, "creating it") from err
             # Another process created it first, recording other settings (or another
-            # model's): opened, then its settings are compared as for any index.
+            # model's, or other notes): opened, then its settings compared as any index's.
             self._open(must_exist=True)
+            self.check_settings(settings, dim)
         except (OSError, RuntimeError) as err:
             raise store.translate(err, self.uri, "creating it") from err
         self._check_schema()
-        self.check_settings(settings, dim)
 
     def mark_last_clips(self, ids: Sequence[str]) -> None:
         """Sets `last_clip` on these clips: their files are whole."""
