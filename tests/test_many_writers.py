@@ -207,11 +207,14 @@ def lvt(golden_dir):
     return [*model, *sampling, "--no-progress"]
 
 
-def _index(sources, uri, flags, lvt, env):
+def _index(sources, uri, flags, lvt, env, log: Path):
+    """`videoprism index` as a command, its stderr into `log` (read once it is done: a pipe
+    left unread could fill and stop it)."""
     command = [sys.executable, "-m", "videoprism_keras.cli", "index", *map(str, sources), "-o",
                uri, "--json", *flags, *map(str, lvt)]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
+    with log.open("w") as errors:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
+                                env=env)  # fmt: skip
 
 
 def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_server, lvt,
@@ -229,13 +232,15 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
     flags = s3_server.flags()
     # The one to be killed has a long video of its own; all three share the others.
     victim = [long, a, b]
-    processes = [_index(victim, uri, flags, lvt, env), _index([b, c, a], uri, flags, lvt, env),
-                 _index([c, a, b], uri, flags, lvt, env)]  # fmt: skip
+    logs = [tmp_path / f"writer{k}.log" for k in range(4)]
+    processes = [_index(victim, uri, flags, lvt, env, logs[0]),
+                 _index([b, c, a], uri, flags, lvt, env, logs[1]),
+                 _index([c, a, b], uri, flags, lvt, env, logs[2])]  # fmt: skip
     try:
         # Killed once a batch of its own video's clips is committed, and not all.
         deadline, held, table = time.monotonic() + WAIT_S, 0, None
         while held < BATCH:
-            assert processes[0].poll() is None, processes[0].stderr.read()[-3000:]
+            assert processes[0].poll() is None, logs[0].read_text()[-3000:]
             assert time.monotonic() < deadline, "the victim committed nothing of its video"
             time.sleep(0.2)
             try:
@@ -251,15 +256,14 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
         table.checkout_latest()  # what it committed of its own video: some, not all
         assert BATCH <= table.count_rows(f"path = {store.sql_string(str(long))}") < seconds["long"]
         # Its command again (as a machine that comes back), while the others still run.
-        processes.append(_index(victim, uri, flags, lvt, env))
-        outputs = [p.communicate(timeout=WAIT_S) for p in processes[1:]]
+        processes.append(_index(victim, uri, flags, lvt, env, logs[3]))
+        outputs = [p.communicate(timeout=WAIT_S)[0] for p in processes[1:]]
     finally:
         for process in processes:
             process.kill()
-    for (_, err), process in zip(outputs, processes[1:], strict=True):
-        assert process.returncode == 0, err[-3000:]
-    out = outputs[-1][0]
-    result = json.loads(out)
+    for log, process in zip(logs[1:], processes[1:], strict=True):
+        assert process.returncode == 0, log.read_text()[-3000:]
+    result = json.loads(outputs[-1])
     assert result["added"] > 0 and result["size"] <= sum(seconds.values())
     # A commit per batch, and the deletes of earlier versions of files.
     assert result["commit_attempts"] >= result["commits"] >= result["added"] / BATCH
