@@ -10,6 +10,7 @@ The files, one job each:
 - `snapshot.py`: one table version's vectors held in memory, for exact search;
 - `ann.py`: the LanceDB vector index: when it is built, its parameters, the upkeep;
 - `store.py`: the table's layout, lock, failures table and errors;
+- `commits.py`: commits that other writers' commits got in the way of, tried again;
 - `legacy.py`: the previous format (`vectors.npy` + `index.json`), converted in place.
 """
 

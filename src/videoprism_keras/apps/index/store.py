@@ -13,7 +13,8 @@ the same moment could both insert it (benchmarks/README.md, "Video index", has t
 trials), and do not with the lock and a `checkout_latest` under it. Object stores have
 no such lock: there the `id` column's primary-key metadata (`PRIMARY_KEY`) makes the
 second of two commits inserting the same clip conflict, and Lance retries it against the
-new version, where the clip is held (tests/test_object_store.py).
+new version, where the clip is held (tests/test_object_store.py); what Lance still refuses
+is tried again (`commits.py`; tests/test_many_writers.py).
 """
 
 from __future__ import annotations

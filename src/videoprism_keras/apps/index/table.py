@@ -4,7 +4,8 @@ It opens the table (converting the previous format first: `legacy.py`) or create
 the first write, checks that it is a video index and that what is written agrees with
 the settings recorded in it (the model's preset and the sampling: frames, size, clip and
 stride seconds, dtype), and gives the write methods that `IndexWriter` (`writer.py`)
-builds on: each one commit under the index's lock (`store.py`). Its facts are `stats()`.
+builds on: each one commit under the index's lock (`store.py`), tried again when another
+writer's commit got in the way (`commits.py`; `attempts` counts). Its facts are `stats()`.
 `VideoIndex` (`video_index.py`) adds search and the ways to add videos.
 """
 
