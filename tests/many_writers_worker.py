@@ -34,7 +34,7 @@ def plan(seed: int, writers: int) -> dict:
     with its batch sizes and pauses: every video in at least two writers' shares, the
     first in every share."""
     rng = random.Random(seed)
-    videos = {f"s{seed}-v{i}.mp4": rng.randint(1, 6) for i in range(8)}
+    videos = {f"s{seed}-v{i}.mp4": rng.randint(1, 5) for i in range(6)}
     names = list(videos)
     shares = [[names[0]] for _ in range(writers)]
     for name in names[1:]:

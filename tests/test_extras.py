@@ -3,6 +3,7 @@ it needs before any work and names the extra to install, and, in a real environm
 `[jax]` alone (the Makefile's .venv-jax), each command fails at once and writes nothing."""
 
 import os
+import re
 import subprocess
 import time
 import tomllib
@@ -31,7 +32,7 @@ def _packages(extra: str) -> set[str]:
             for inner in requirement.split("[")[1].rstrip("]").split(","):
                 names |= _packages(inner)
         else:
-            names.add(requirement.split(";")[0].strip())
+            names.add(re.split(r"[<>=~!;]", requirement)[0].strip())  # no version, no marker
     return names
 
 

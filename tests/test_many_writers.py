@@ -118,6 +118,32 @@ def test_an_index_made_before_the_primary_key_gets_it_at_its_first_write(where, 
     assert (first.attempts.commits, second.attempts.commits) == (1, 1)
 
 
+def test_a_new_index_two_writers_create_at_once_is_opened_by_the_second(s3_server):
+    uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
+    # Opened before either wrote, as on two machines: both create the table.
+    first, second, third = (ClipTable(uri, storage_options=options, meta={"note": n})
+                            for n in ("first", "second", "third"))  # fmt: skip
+    first.commit(_rows(2), settings={"num_frames": 8})
+    # Other notes, the same settings: the second writes into the first's table.
+    second.commit(_rows(2, start=1), settings={"num_frames": 8})
+    assert second.meta["note"] == "first" and len(second) == 3
+    # Other settings: refused as for any index, not taken for a damaged one.
+    with pytest.raises(ValueError, match="was indexed with num_frames=8; got num_frames=16"):
+        third.commit(_rows(1, start=5), settings={"num_frames": 16})
+    assert len(first) == 3
+
+
+def test_a_failure_two_writers_recorded_at_once_is_reported_once(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    db = lancedb.connect(tmp_path)
+    table = db.create_table(store.FAILURES_TABLE, schema=store.failures_schema())
+    table.add(pa.table({"path": ["a.mp4", "b.mp4", "a.mp4"], "reason": ["old", "bad", "new"],
+                        "time": [1.0, 2.0, 3.0]}, schema=store.failures_schema()))  # fmt: skip
+    assert store.read_failures(db) == [("a.mp4", "new"), ("b.mp4", "bad")]
+
+
 # ------------------------------------------------------- writer processes, seeded
 def _wait_for(paths, processes, log):
     deadline = time.monotonic() + WAIT_S
@@ -181,11 +207,14 @@ def lvt(golden_dir):
     return [*model, *sampling, "--no-progress"]
 
 
-def _index(sources, uri, flags, lvt, env):
+def _index(sources, uri, flags, lvt, env, log: Path):
+    """`videoprism index` as a command, its stderr into `log` (read once it is done: a pipe
+    left unread could fill and stop it)."""
     command = [sys.executable, "-m", "videoprism_keras.cli", "index", *map(str, sources), "-o",
                uri, "--json", *flags, *map(str, lvt)]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
+    with log.open("w") as errors:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
+                                env=env)  # fmt: skip
 
 
 def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_server, lvt,
@@ -195,7 +224,7 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
     env = {**os.environ, "VIDEOPRISM_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     folder = tmp_path / "videos"
     folder.mkdir()
-    seconds = {"a": 3, "b": 4, "c": 5, "long": 16}  # at 10 frames a second
+    seconds = {"a": 3, "b": 4, "c": 5, "long": 24}  # at 10 frames a second
     for name, length in seconds.items():
         write_video(folder / f"{name}.mp4", frames=10 * length, size=(32, 32))
     a, b, c, long = (folder.resolve() / f"{n}.mp4" for n in seconds)
@@ -203,13 +232,15 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
     flags = s3_server.flags()
     # The one to be killed has a long video of its own; all three share the others.
     victim = [long, a, b]
-    processes = [_index(victim, uri, flags, lvt, env), _index([b, c, a], uri, flags, lvt, env),
-                 _index([c, a, b], uri, flags, lvt, env)]  # fmt: skip
+    logs = [tmp_path / f"writer{k}.log" for k in range(4)]
+    processes = [_index(victim, uri, flags, lvt, env, logs[0]),
+                 _index([b, c, a], uri, flags, lvt, env, logs[1]),
+                 _index([c, a, b], uri, flags, lvt, env, logs[2])]  # fmt: skip
     try:
         # Killed once a batch of its own video's clips is committed, and not all.
         deadline, held, table = time.monotonic() + WAIT_S, 0, None
         while held < BATCH:
-            assert processes[0].poll() is None, processes[0].stderr.read()[-3000:]
+            assert processes[0].poll() is None, logs[0].read_text()[-3000:]
             assert time.monotonic() < deadline, "the victim committed nothing of its video"
             time.sleep(0.2)
             try:
@@ -225,15 +256,14 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
         table.checkout_latest()  # what it committed of its own video: some, not all
         assert BATCH <= table.count_rows(f"path = {store.sql_string(str(long))}") < seconds["long"]
         # Its command again (as a machine that comes back), while the others still run.
-        processes.append(_index(victim, uri, flags, lvt, env))
-        outputs = [p.communicate(timeout=WAIT_S) for p in processes[1:]]
+        processes.append(_index(victim, uri, flags, lvt, env, logs[3]))
+        outputs = [p.communicate(timeout=WAIT_S)[0] for p in processes[1:]]
     finally:
         for process in processes:
             process.kill()
-    for (_, err), process in zip(outputs, processes[1:], strict=True):
-        assert process.returncode == 0, err[-3000:]
-    out = outputs[-1][0]
-    result = json.loads(out)
+    for log, process in zip(logs[1:], processes[1:], strict=True):
+        assert process.returncode == 0, log.read_text()[-3000:]
+    result = json.loads(outputs[-1])
     assert result["added"] > 0 and result["size"] <= sum(seconds.values())
     # A commit per batch, and the deletes of earlier versions of files.
     assert result["commit_attempts"] >= result["commits"] >= result["added"] / BATCH

@@ -143,7 +143,9 @@ def test_cli_driver_killed_then_the_same_command_finishes(ray_local, golden_dir,
     again = _cli("-m", "videoprism_keras.cli", *command)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-2000:]
-    assert json.loads(out) == {
+    done = json.loads(out)
+    assert done.pop("commit_attempts") >= done.pop("commits") >= 1  # how the commits went
+    assert done == {
         "index": str(index_path),
         "added": 9 - held,
         "skipped": held,

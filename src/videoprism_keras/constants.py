@@ -152,7 +152,8 @@ MOMENT_REFINE_GROUP = 4
 # (apps/index/commits.py) is tried again, whole, against the latest version, up to
 # COMMIT_RETRIES times in all, after pauses of COMMIT_RETRY_BASE_S doubling each time up to
 # COMMIT_RETRY_MAX_S, each jittered by ±50 % (writers that collided do not collide again
-# in step): ~30 s in all, as long as Lance's own retries may take, before one clear error.
+# in step): about 25 s of pauses in all (Lance's own retries take up to 30 s), then one
+# clear error.
 COMMIT_RETRIES = 8
 COMMIT_RETRY_BASE_S = 0.25
 COMMIT_RETRY_MAX_S = 8.0

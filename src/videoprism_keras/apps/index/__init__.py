@@ -12,6 +12,7 @@ The files, one job each:
 - `maintenance.py`: the upkeep: when a pass (compaction, vector index, old versions) is
   due, and which old versions may be deleted without failing a reader;
 - `store.py`: the table's layout, lock, failures table and errors;
+- `commits.py`: commits that other writers' commits got in the way of, tried again;
 - `legacy.py`: the previous format (`vectors.npy` + `index.json`), converted in place.
 """
 

@@ -13,7 +13,8 @@ the same moment could both insert it (benchmarks/README.md, "Video index", has t
 trials), and do not with the lock and a `checkout_latest` under it. Object stores have
 no such lock: there the `id` column's primary-key metadata (`PRIMARY_KEY`) makes the
 second of two commits inserting the same clip conflict, and Lance retries it against the
-new version, where the clip is held (tests/test_object_store.py).
+new version, where the clip is held (tests/test_object_store.py); what Lance still refuses
+is tried again (`commits.py`; tests/test_many_writers.py).
 """
 
 from __future__ import annotations
@@ -181,7 +182,9 @@ def read_failures(db: DBConnection) -> list[tuple[str, str]]:
     except (ValueError, FileNotFoundError):
         return []
     rows = sorted(table.to_arrow().to_pylist(), key=lambda r: -r["time"])
-    return [(r["path"], r["reason"]) for r in rows]
+    # Two writers without a shared lock (an object store) may both record one path.
+    latest = {r["path"]: r["reason"] for r in reversed(rows)}
+    return [(path, latest.pop(path)) for path in (r["path"] for r in rows) if path in latest]
 
 
 def is_local(uri: str) -> bool:

@@ -4,7 +4,8 @@ It opens the table (converting the previous format first: `legacy.py`) or create
 the first write, checks that it is a video index and that what is written agrees with
 the settings recorded in it (the model's preset and the sampling: frames, size, clip and
 stride seconds, dtype), and gives the write methods that `IndexWriter` (`writer.py`)
-builds on: each one commit under the index's lock (`store.py`). Its facts are `stats()`.
+builds on: each one commit under the index's lock (`store.py`), tried again when another
+writer's commit got in the way (`commits.py`; `attempts` counts). Its facts are `stats()`.
 `VideoIndex` (`video_index.py`) adds search and the ways to add videos.
 """
 
@@ -481,12 +482,12 @@ class ClipTable:
             if "does not match" not in str(err):
                 raise store.translate(err, self.uri, "creating it") from err
             # Another process created it first, recording other settings (or another
-            # model's): opened, then its settings are compared as for any index.
+            # model's, or other notes): opened, then its settings compared as any index's.
             self._open(must_exist=True)
+            self.check_settings(settings, dim)
         except (OSError, RuntimeError) as err:
             raise store.translate(err, self.uri, "creating it") from err
         self._check_schema()
-        self.check_settings(settings, dim)
 
     def mark_last_clips(self, ids: Sequence[str]) -> None:
         """Sets `last_clip` on these clips: their files are whole."""
@@ -499,12 +500,14 @@ class ClipTable:
 
     def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
         """(path, reason) of inputs that could not be embedded, into the failures table."""
-        store.record_failures(self._connect(), self._folder, failures)
+        commits.retried(lambda: store.record_failures(self._connect(), self._folder, failures)
+                        or 1, self.uri, "recording the inputs it could not read")  # fmt: skip
 
     def forget_failures(self, paths: Sequence[str]) -> None:
         """These paths are no longer failures."""
         if paths:
-            store.forget_failures(self._connect(), self._folder, paths)
+            commits.retried(lambda: store.forget_failures(self._connect(), self._folder, paths)
+                            or 1, self.uri, "forgetting inputs it now holds")  # fmt: skip
 
     def maintain(self, *, finishing: bool = True, compact: bool = False,
                  force: bool = False) -> bool:  # fmt: skip
