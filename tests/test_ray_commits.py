@@ -88,9 +88,10 @@ def test_thousands_of_clips_in_a_few_commits_each_once(ray_local, model, videos,
                           options=_options(commit_clips=1000))  # fmt: skip
     assert len(run) == FILES * CLIPS and run.skipped == 0 and not run.failures
     _check_whole(index)
-    # The first batch at once, then one commit per >= 1,000 clips waiting, the rest at the
-    # end: 4 commits (one actor batch each: 38), whatever the batches' sizes.
-    assert 3 <= len(counted.rows) <= 4 and sum(counted.rows) == FILES * CLIPS
+    # The first batch at once, then one commit per >= 1,000 clips waiting (more if they
+    # came while a commit ran), the rest at the end: at most 4 commits (one per actor
+    # batch: 38), whatever the batches' sizes.
+    assert 2 <= len(counted.rows) <= 4 and sum(counted.rows) == FILES * CLIPS
     assert counted.rows[0] < 1000 and all(n >= 1000 for n in counted.rows[1:-1])
     # Table versions: its creation, the commits, at most one marking of late last clips
     # per commit, the maintenance at the end (compaction).
