@@ -21,7 +21,8 @@ write rate); see benchmarks/README.md.
 `--null-model` measures that last term, the commit ceiling, instead: `index_on_ray` with
 the null pipeline (`apps/ray_null.py`: blank clips, no decoding; a model actor that
 returns 768-d vectors at once), `--clips` clips in `--files` files, into a local folder
-and into a loopback S3 (tests/s3.py's moto server, started here): clips committed per
+and into a loopback S3 (tests/s3.py's moto server, started here: the `test` extra's
+moto[server]; `--stores local` without it): clips committed per
 second over the whole call (Ray already running, as on a cluster) and between the first
 and the last commit, the commits and their mean time.
 
