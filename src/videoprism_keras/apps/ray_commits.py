@@ -19,7 +19,8 @@ whether the copies fall in one commit or in two.
 Resume: a file's `last_clip` is set only in a commit that leaves the file whole (every clip
 of it committed, in this run or an earlier one), or afterwards with `mark_complete`; rows
 come back in any order, so a later run skips a file only when it is whole, and a kill
-loses only the clips waiting here (the same command embeds them again).
+loses only the clips waiting here and those of a commit cut short (a commit is atomic:
+the same command embeds them again).
 """
 
 from __future__ import annotations
