@@ -1,13 +1,15 @@
 """The Ray driver's commits by time and size, end to end on a local Ray instance (2 CPUs),
 with the null pipeline (`apps/ray_null.py`: blank clips, a model that returns vectors at
-once): thousands of clips in a few commits, each exactly once, and a run that dies
-mid-job finished by the next one without embedding a committed clip again."""
+once): thousands of clips in a few commits, each exactly once (into a local folder and
+into the loopback S3 of tests/s3.py), and a run that dies mid-job finished by the next
+one without embedding a committed clip again."""
 
 import functools
 import logging
 from collections import Counter
 
 import pytest
+import s3
 from ray_helpers import SAMPLING, preset
 
 import videoprism_keras as vp
@@ -30,6 +32,20 @@ def ray_local():
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    yield from s3.serve()
+
+
+@pytest.fixture(params=["local", "s3"])
+def index(request, tmp_path):
+    """A new index in a local folder, or in a bucket of the loopback S3."""
+    if request.param == "local":
+        return VideoIndex(tmp_path / "ix")
+    server = request.getfixturevalue("s3_server")
+    return VideoIndex(f"s3://{server.bucket()}/ix", storage_options=server.options())
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +97,16 @@ def _check_whole(index):
     assert all(row["start_s"] == last_start for row in table if row["last_clip"])
 
 
-def test_thousands_of_clips_in_a_few_commits_each_once(ray_local, model, videos, tmp_path,
+def test_thousands_of_clips_in_a_few_commits_each_once(ray_local, model, videos, index,
                                                         counted):  # fmt: skip
-    index = VideoIndex(tmp_path / "ix")
     run = rp.index_on_ray(model, [videos], index, 1.0, **SAMPLING,
                           options=_options(commit_clips=1000))  # fmt: skip
     assert len(run) == FILES * CLIPS and run.skipped == 0 and not run.failures
     _check_whole(index)
-    # The first batch at once, then one commit per >= 1,000 clips waiting, the rest at the
-    # end: 4 commits (one actor batch each: 38), whatever the batches' sizes.
-    assert 3 <= len(counted.rows) <= 4 and sum(counted.rows) == FILES * CLIPS
+    # The first batch at once, then one commit per >= 1,000 clips waiting (more if they
+    # came while a commit ran), the rest at the end: at most 4 commits (one per actor
+    # batch: 38), whatever the batches' sizes.
+    assert 2 <= len(counted.rows) <= 4 and sum(counted.rows) == FILES * CLIPS
     assert counted.rows[0] < 1000 and all(n >= 1000 for n in counted.rows[1:-1])
     # Table versions: its creation, the commits, at most one marking of late last clips
     # per commit, the maintenance at the end (compaction).

@@ -3,6 +3,7 @@ for bit, leaves out held clips (but tells the count), records failures; the driv
 file's last clip only once every clip of it is committed, in whatever order they come."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -74,6 +75,7 @@ def test_the_last_clip_is_marked_once_the_file_is_whole(videos, tmp_path):
     commits = rc.IndexCommits(writer, {file.file_id: file}, states, seconds=0)
     for chunk in ([rows[4], rows[0]], [rows[0], rows[2], rows[1]], [rows[3]]):
         commits.add(_batch(chunk, file.file_id))
+        commits.wait()
         if len(marked()) < 5:  # the last clip is in, but not every clip yet
             assert not any(marked().values())
     commits.flush()
@@ -96,18 +98,25 @@ def test_clips_wait_for_their_commit_by_time_and_size(videos, tmp_path):
     commits = rc.IndexCommits(writer, {file.file_id: file}, states,
                               lambda files, start_s, end_s: made.append(list(start_s)),
                               seconds=2.0, clips=3, clock=lambda: now[0])  # fmt: skip
+    # `wait` after each batch: the commit it started (in the commit thread) is done.
     commits.add(_batch([rows[1]], file.file_id))  # the first: at once
+    commits.wait()
+    assert len(made) == 1 and len(index) == 1
     now[0] = 0.5
     commits.add(_batch([rows[4], rows[0]], file.file_id))  # 0.5 s later: waits
+    commits.wait()
     assert len(made) == 1 and len(index) == 1
     now[0] = 1.0
     commits.add(_batch([rows[0]], file.file_id))  # the same clip again: 3 rows wait
+    commits.wait()
     assert len(made) == 2 and len(index) == 3  # committed at 3 rows, clip 0 once
     now[0] = 1.5
     commits.add(_batch([rows[2]], file.file_id))  # 0.5 s after the last commit: waits
+    commits.wait()
     assert len(made) == 2
     now[0] = 3.6
     commits.add(_batch([rows[3]], file.file_id))  # 2.1 s after: committed
+    commits.wait()
     assert made == [[rows[1]["start_s"]], [rows[4]["start_s"], rows[0]["start_s"]],
                     [rows[2]["start_s"], rows[3]["start_s"]]]  # fmt: skip
     commits.flush()  # nothing waits: no commit
@@ -115,3 +124,43 @@ def test_clips_wait_for_their_commit_by_time_and_size(videos, tmp_path):
     last = {r["start_s"]: r["last_clip"] for r in index.to_arrow().to_pylist()}
     # The last clip came early: marked once the file was whole.
     assert sum(last.values()) == 1 and last[rows[4]["start_s"]]
+
+
+class _GatedWriter:
+    """An `IndexWriter` stand-in whose first commit waits until `gate` is set."""
+
+    def __init__(self):
+        self.gate, self.sizes, self.marked = threading.Event(), [], []
+
+    def commit(self, files, *args):
+        if not self.sizes:
+            assert self.gate.wait(30)
+        self.sizes.append(len(files))
+
+    def mark_complete(self, ids):
+        self.marked += ids
+
+    def record_failures(self, failures):
+        pass
+
+
+def test_batches_gather_while_a_commit_runs(videos):
+    """A slow commit holds up neither Ray nor the driver: the clips that come meanwhile
+    gather, up to the backlog, and go in the next commit, a larger one."""
+    path = str(videos / "drums.mp4")
+    file = identify(path)
+    rows = [dict(r, frames=None) for r in decode_rows({"source": path, "path": file.path},
+                                                      **SAMPLING, clip_seconds=2.0)]  # fmt: skip
+    writer = _GatedWriter()
+    commits = rc.IndexCommits(writer, {file.file_id: file}, {file.file_id: rc.FileState(set())},
+                              seconds=60.0, clips=2, clock=lambda: 0.0)  # fmt: skip
+    commits.add(_batch([rows[0]], file.file_id))  # the first: at once, and it hangs
+    for row in rows[1:4]:  # 3 clips wait, fewer than RAY_COMMIT_BACKLOG x 2: no wait
+        commits.add(_batch([row], file.file_id))
+    assert writer.sizes == [] and commits.commits == 0
+    threading.Timer(0.3, writer.gate.set).start()
+    commits.add(_batch([rows[4]], file.file_id))  # 4 wait: the driver waits, then commits
+    commits.flush()
+    assert writer.sizes == [1, 4] and commits.commits == 2
+    state = commits.states[file.file_id]  # its last clip marked in that commit
+    assert state.whole and state.marked and writer.marked == []

@@ -178,6 +178,9 @@ INDEX_REFRESH_SECONDS_LOCAL = 0.0
 # the first batch is committed at once (a wrong target shows at once).
 RAY_COMMIT_SECONDS = 2.0
 RAY_COMMIT_CLIPS = 5000
+# A commit runs in a thread of the driver while the next clips gather (one at a time): past
+# this many times RAY_COMMIT_CLIPS waiting, the driver waits for it (its memory bounded).
+RAY_COMMIT_BACKLOG = 2
 # The null pipeline's vectors (apps/ray_null.py, the commit ceiling's benchmark): as wide as
 # the base models' embeddings, so that its commits carry the rows a real run stores.
 RAY_NULL_DIM = 768

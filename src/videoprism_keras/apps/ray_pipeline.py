@@ -33,7 +33,9 @@ their commit among them).
 Memory: Ray Data's streaming executor holds back the decode tasks when the object
 store's budget for the pipeline is used (backpressure); beyond that, each decode task
 holds one output block (Ray Data's target block size), each actor one batch, the
-driver one batch: the bound does not depend on the collection's size.
+driver one batch (an index's driver: the clips waiting for their commit, without their
+frames, at most `RAY_COMMIT_BACKLOG` commits' worth): the bound does not depend on the
+collection's size.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
 # ------------------------------------------------------------------- the pipeline
 @dataclass
 class RayOptions:
-    """How the pipeline runs: actors, GPUs per actor, batch size, progress."""
+    """How the pipeline runs: actors, GPUs per actor, batch size, progress, an index's
+    commits (by time and size), and the stages' code (`encoder`, `decoder`: a null
+    pipeline, `ray_null.py`, replaces both to measure the rest)."""
 
     workers: int | None = None  # model actors; default one per GPU (or 1 without GPUs)
     num_gpus_per_worker: float = 0.0
