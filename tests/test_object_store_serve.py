@@ -139,6 +139,13 @@ def test_refresh_seconds_flag_is_checked_before_anything_loads(capsys):
         assert "expected a number >= 0" in out.stderr and out.stderr.count("\n") == 1
 
 
+def test_serve_on_a_missing_bucket_is_one_line_before_the_model_loads(s3_server, capsys):
+    out = call(capsys, "serve", "s3://no-such-bucket/ix", "--port", "0", *s3_server.flags())
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("videoprism: error: cannot reach the index s3://no-such-bucket")
+    assert "the bucket does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
 def _start_serve(env, args):
     process = subprocess.Popen([sys.executable, "-m", "videoprism_keras.cli", "serve",
                                 *map(str, args)], stdout=subprocess.PIPE,
