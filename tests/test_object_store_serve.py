@@ -1,7 +1,8 @@
 """Readers of an index on object storage, against a real S3 API on loopback (moto's
 server, tests/s3.py): how stale a long-lived reader may be (`refresh_seconds`), `videoprism
 serve` on an `s3://` index answering while another process commits (the new clips are
-found within the bound), `index --ray` into `s3://`, and `embed -o s3://…` refused."""
+found within the bound), a missing bucket and a store that stops answering under a served
+index, `index --ray` into `s3://`, and `embed -o s3://…` refused."""
 
 import json
 import logging
