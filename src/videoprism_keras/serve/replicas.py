@@ -228,8 +228,8 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
                 how = _describe(worker.process.exitcode)
                 if worker.pid is None:
                     raise ReplicaError(f"--workers: worker {worker.number} ended ({how}) "
-                                       "before it was ready: stopping the server (its "
-                                       "error is above)")  # fmt: skip
+                                       "before it was ready: stopping the server (its own "
+                                       "line, if it could say one, is above)")  # fmt: skip
                 print(f"videoprism: worker {worker.number} (pid {worker.pid}) ended ({how}): "
                       "starting it again", file=sys.stderr, flush=True)  # fmt: skip
                 start(worker.number)
