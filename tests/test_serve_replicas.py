@@ -1,10 +1,10 @@
 """`videoprism serve --workers N`: N processes answering on one port. The supervisor with
 tiny apps, in this process (every worker answers, a killed one is started again, one that
-cannot start stops the server in one line); then the real command with 2 workers over one
-index, on a local folder and on the loopback S3 (tests/s3.py): both workers answer, both
-serve a commit a writer process makes after the start, and a stop (Ctrl-C to the whole
-process group, or the server SIGKILLed) ends every process within seconds. System tests: no
-backend marker."""
+cannot start stops the server in one line, and the command says so in one line too); then
+the real command with 2 workers over one index, on a local folder and on the loopback S3
+(tests/s3.py): both workers answer, both serve a commit a writer process makes after the
+start, and a stop (Ctrl-C to the whole process group, or the server SIGKILLed) ends every
+process within seconds. System tests: no backend marker."""
 
 import json
 import os
@@ -254,3 +254,24 @@ def test_two_workers_serve_commits_made_after_start_and_stop_together(
     if store == "s3":
         assert process.returncode == 0, "".join(err)[-800:]
         assert err[-1].strip() == "videoprism: stopped"
+
+
+def test_a_worker_that_cannot_load_stops_the_command_in_one_line(tmp_path, model_flags, video,
+                                                                capfd):  # fmt: skip
+    from videoprism_keras.cli import main
+
+    uri = tmp_path / "ix"
+    assert main(["index", str(video), "-o", str(uri), *map(str, model_flags), "--clip-seconds",
+                 "1", "--no-progress"]) == 0  # fmt: skip
+    broken = tmp_path / "broken.model"
+    broken.write_bytes(b"not a SentencePiece model")  # passes the command's checks, not a load
+    capfd.readouterr()
+    code = main(["serve", str(uri), "--port", "0", "--workers", "2", "--tokenizer", str(broken)])
+    err = capfd.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and all(line.startswith("videoprism:") for line in
+                                          err.splitlines()), err  # fmt: skip
+    assert err.splitlines()[-1].startswith("videoprism: error: --workers: worker "), err
+    assert "before it was ready: stopping the server" in err
+    assert any(line.startswith("videoprism: worker ") and "not a SentencePiece model" in line
+               for line in err.splitlines()), err  # fmt: skip
