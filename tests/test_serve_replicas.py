@@ -1,9 +1,10 @@
 """`videoprism serve --workers N`: N processes answering on one port. The supervisor with
 tiny apps, in this process (every worker answers, a killed one is started again, one that
-cannot start stops the server in one line); then the real command with 2 workers over one
-index, on a local folder and on the loopback S3 (tests/s3.py): both workers answer, both
-serve a commit a writer process makes after the start, and a stop (SIGTERM, or Ctrl-C to the
-whole process group) ends every process within seconds. System tests: no backend marker."""
+cannot start stops the server in one line, and the command says so in one line too); then
+the real command with 2 workers over one index, on a local folder and on the loopback S3
+(tests/s3.py): both workers answer, both serve a commit a writer process makes after the
+start, and a stop (Ctrl-C to the whole process group, or the server SIGKILLed) ends every
+process within seconds. System tests: no backend marker."""
 
 import json
 import os
@@ -28,6 +29,7 @@ from videoprism_keras.serve import bind, url
 from videoprism_keras.serve.replicas import ReplicaError, bind_shared, run_replicas
 
 START_S = 240  # a worker loads JAX and the model: generous on a busy 2-core machine
+STOP_S = 2 * SERVE_STOP_SECONDS  # every process gone (a worker stops in about 2 s)
 WRITER = """
 import json, sys
 import numpy as np
@@ -131,7 +133,11 @@ def test_every_worker_answers_and_a_killed_one_is_started_again(capfd):
         assert {worker for worker, _ in answers(base, "/who", n=32)} == {1, 2}
         first = seen[1].json()["pid"]
         os.kill(first, signal.SIGKILL)
-        # Worker 2 answers meanwhile; worker 1 comes back as a new process.
+        while alive(first):  # its connections (accepted, or waiting on its socket) are reset
+            time.sleep(0.05)
+        time.sleep(0.5)  # and, measured, a few made in the instant it dies
+        # Once it is gone, worker 2 answers every new connection, until worker 1 comes back
+        # as a new process.
         again = until_every_worker(base, "/who", 2, check=lambda r: r.json()["pid"] != first)
         return first, {r.json()["pid"] for r in again.values()}
 
@@ -228,18 +234,44 @@ def test_two_workers_serve_commits_made_after_start_and_stop_together(
                                   check=lambda r: len(r.json()["hits"]) == 3)  # fmt: skip
         assert all(r.json()["index_size"] == size + 3 for r in seen.values())
     finally:
-        # Local: SIGTERM to the server, as a service manager stops it; S3: Ctrl-C, as a
-        # terminal sends it, to every process of the group at once.
+        # S3: Ctrl-C, as a terminal sends it, to every process of the group at once. Local:
+        # the server SIGKILLed, with no chance to stop its workers: each sees its parent gone
+        # and stops itself. (SIGTERM: the tests of the supervisor above.)
         began = time.monotonic()
-        if store == "local":
-            process.send_signal(signal.SIGTERM)
-        else:
+        if store == "s3":
             os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.kill()
         process.wait(SERVE_STOP_SECONDS + 10)
-    assert time.monotonic() - began < SERVE_STOP_SECONDS
-    time.sleep(0.5)  # the stderr reader's last lines
-    assert process.returncode == 0, "".join(err)[-800:]
+    while any(alive(pid) for pid in workers) and time.monotonic() - began < STOP_S:
+        time.sleep(0.1)
     assert len(workers) >= 2 and not any(alive(pid) for pid in workers)
+    with pytest.raises(httpx.ConnectError):  # nothing answers on the port any more
+        httpx.get(base + "/api/health", timeout=5)
+    time.sleep(0.5)  # the stderr reader's last lines
     # Nothing but our own lines: no traceback, no library's start-up noise from any worker.
-    assert err and all(line.startswith("videoprism:") for line in err), "".join(err)[-800:]
-    assert err[-1].strip() == "videoprism: stopped"
+    assert all(line.startswith("videoprism:") for line in err), "".join(err)[-800:]
+    if store == "s3":
+        assert process.returncode == 0, "".join(err)[-800:]
+        assert err[-1].strip() == "videoprism: stopped"
+
+
+def test_a_worker_that_cannot_load_stops_the_command_in_one_line(tmp_path, model_flags, video,
+                                                                capfd):  # fmt: skip
+    from videoprism_keras.cli import main
+
+    uri = tmp_path / "ix"
+    assert main(["index", str(video), "-o", str(uri), *map(str, model_flags), "--clip-seconds",
+                 "1", "--no-progress"]) == 0  # fmt: skip
+    broken = tmp_path / "broken.model"
+    broken.write_bytes(b"not a SentencePiece model")  # passes the command's checks, not a load
+    capfd.readouterr()
+    code = main(["serve", str(uri), "--port", "0", "--workers", "2", "--tokenizer", str(broken)])
+    err = capfd.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and all(line.startswith("videoprism:") for line in
+                                          err.splitlines()), err  # fmt: skip
+    assert err.splitlines()[-1].startswith("videoprism: error: --workers: worker "), err
+    assert "before it was ready: stopping the server" in err
+    assert any(line.startswith("videoprism: worker ") and "not a SentencePiece model" in line
+               for line in err.splitlines()), err  # fmt: skip

@@ -206,9 +206,9 @@ MAINTAIN_UNINDEXED_ROWS = 10_000
 
 # ------------------------------------------------ issue 28: search served by replicas
 # `serve --workers N` (serve/replicas.py): every answer names the worker that gave it in this
-# header; the parent looks at its workers this often (a stop, a death, a worker ready); on a
-# stop, a worker has this long after SIGTERM (uvicorn's 5 s for the requests under way, and
-# margin) before SIGKILL.
+# header; the parent looks at its workers (a stop, a death, a worker ready), and each worker
+# at its parent (gone: it stops), this often; on a stop, a worker has this long after SIGTERM
+# (uvicorn's 5 s for the requests under way, and margin) before SIGKILL.
 SERVE_WORKER_HEADER = "X-VideoPrism-Worker"
 SERVE_BACKLOG = 128  # connections a listening socket holds before they are accepted
 SERVE_REPLICA_POLL_SECONDS = 0.2

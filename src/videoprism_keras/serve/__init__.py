@@ -18,6 +18,7 @@ Layout (FastAPI's "bigger applications" one):
     middleware.py    HEAD wherever GET is, `nosniff` on every response
     page.py          the page's route and headers; static/: plain HTML, CSS and JS
     server.py        socket and uvicorn
+    replicas.py      `--workers N`: N processes on the one port, restarted and stopped together
 """
 
 from ..constants import SERVE_HOST, SERVE_PORT

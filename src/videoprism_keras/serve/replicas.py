@@ -110,10 +110,23 @@ class WorkerHeader:
         await self.app(scope, receive, send_with_header)
 
 
+def _watch(parent: int) -> None:
+    """Stops this worker as a SIGTERM does once its parent is gone: a parent killed
+    outright (SIGKILL, the OOM killer) leaves no one else to stop it, and it would go on
+    answering on the port."""
+    while os.getppid() == parent:
+        time.sleep(SERVE_REPLICA_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
-            ready: multiprocessing.connection.Connection, log_level: str) -> None:  # fmt: skip
+            ready: multiprocessing.connection.Connection, log_level: str,
+            parent: int) -> None:  # fmt: skip
     """A worker process: builds its app, says it is ready once uvicorn has started, serves
-    until SIGTERM (or SIGINT from a terminal: uvicorn stops gracefully on either)."""
+    until SIGTERM (or SIGINT from a terminal: uvicorn stops gracefully on either), or until
+    the `parent` process is gone."""
+    import threading
+
     import uvicorn
 
     # Until uvicorn takes them over: the parent says when to stop (Ctrl-C reaches the
@@ -121,6 +134,7 @@ def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
     # the worker at once, without a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
     try:
         app = WorkerHeader(build(number), number)
         own = _own_socket(sock)  # once it can answer: the kernel sends it connections
@@ -186,7 +200,7 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
     def start(number: int) -> None:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_worker, name=f"videoprism-serve-{number}",
-                                  args=(number, build, sock, send, log_level),
+                                  args=(number, build, sock, send, log_level, os.getpid()),
                                   daemon=True)  # fmt: skip
         process.start()
         send.close()  # the child's end: kept open here, a dead child would never read as EOF
@@ -214,8 +228,8 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
                 how = _describe(worker.process.exitcode)
                 if worker.pid is None:
                     raise ReplicaError(f"--workers: worker {worker.number} ended ({how}) "
-                                       "before it was ready: stopping the server (its "
-                                       "error is above)")  # fmt: skip
+                                       "before it was ready: stopping the server (its own "
+                                       "line, if it could say one, is above)")  # fmt: skip
                 print(f"videoprism: worker {worker.number} (pid {worker.pid}) ended ({how}): "
                       "starting it again", file=sys.stderr, flush=True)  # fmt: skip
                 start(worker.number)
