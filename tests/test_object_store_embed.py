@@ -116,6 +116,10 @@ def test_an_upload_that_fails_midway_leaves_no_output(s3_server, monkeypatch):
         writer.finish("video")
     assert calls and "e.npz" not in s3_server.keys(bucket)  # absent, not half an archive
     assert len([k for k in s3_server.keys(bucket) if "/part-" in k]) == 4  # parts kept
+    from videoprism_keras.apps.ray_pipeline import embed_on_ray
+
+    with pytest.raises(ValueError, match="embed_on_ray writes a local file"):  # not on Ray
+        embed_on_ray(None, [], writer, "video")
 
 
 def test_embed_into_s3_equals_a_local_run_by_flags_and_by_environment(

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +109,10 @@ class EmbeddingWriter:
                                  f"give {flag} {stored[key]}, or leave out --resume to start "
                                  "over")  # fmt: skip
 
-    def _part_files(self) -> list:
-        """The parts, in order: paths (local) or in-memory copies (object store) that
-        `np.load` reads."""
-        return [self._place.open_part(name) for name in self._place.part_names()]
+    def _part_files(self) -> Iterator:
+        """The parts, in order, each opened when reached (memory holds one): paths (local)
+        or in-memory copies (object store) that `np.load` reads."""
+        return iter(_Parts(self._place, self._place.part_names()))
 
     def _write_part(self, number: int, embeddings: Embeddings):
         def write(f):
