@@ -1,12 +1,16 @@
 """`videoprism embed -o s3://…` against a real S3 API on loopback (moto's server,
 tests/s3.py): the output equals a local run's (.npz, .npy + .json, .parquet; credentials by
 flags and by the environment), a run stopped after some batches leaves whole parts that
-`--resume` continues (each item once), and a wrong bucket, credentials or endpoint is one
+`--resume` continues (each item once), a writer killed while uploading the output leaves
+none (and resumes), and a wrong bucket, credentials or endpoint is one
 line naming -o before the model loads, nothing written."""
 
 import io
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -120,6 +124,49 @@ def test_an_upload_that_fails_midway_leaves_no_output(s3_server, monkeypatch):
 
     with pytest.raises(ValueError, match="embed_on_ray writes a local file"):  # not on Ray
         embed_on_ray(None, [], writer, "video")
+
+
+# A writer process that dies (SIGKILL, no clean-up of any kind) in the middle of uploading
+# the assembled output, after the vectors' header went into the upload.
+_KILLED_MIDWAY = """
+import json, os, signal, sys
+import numpy as np
+from videoprism_keras.apps import Embeddings
+from videoprism_keras.apps import embed_writer
+uri, options = sys.argv[1], json.loads(sys.argv[2])
+writer = embed_writer.EmbeddingWriter(uri, {"--kind": "video"}, storage_options=options)
+rng = np.random.default_rng(0)
+for i in range(3):
+    writer.write(Embeddings(rng.normal(size=(2, 8)).astype(np.float32),
+                            [f"v{i}.mp4", f"w{i}.mp4"]))
+def killed(f, parts, shape):
+    f.write(b"\\x93NUMPY" * 2_000_000)  # 14 MB: past the first part of a multipart upload
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+embed_writer._stream_npy = killed
+writer.finish("video")
+"""
+
+
+def test_a_writer_killed_while_uploading_the_output_leaves_none_and_resumes(s3_server):
+    bucket = s3_server.bucket()
+    uri = f"s3://{bucket}/e.npz"
+    done = subprocess.run([sys.executable, "-c", _KILLED_MIDWAY, uri,
+                           json.dumps(s3_server.options())], capture_output=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    keys = s3_server.keys(bucket)
+    assert "e.npz" not in keys and len([k for k in keys if "/part-" in k]) == 3
+    uploads = s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == ["e.npz"]  # begun, never completed: no object
+    resumed = EmbeddingWriter(uri, {"--kind": "video"}, resume=True,
+                              storage_options=s3_server.options())  # fmt: skip
+    assert resumed.resumed == 6
+    assert resumed.finish("video") == (uri, (6, 8))
+    data = np.load(io.BytesIO(s3_server.client().get_object(Bucket=bucket, Key="e.npz")["Body"]
+                              .read()))  # fmt: skip
+    assert sorted(data["paths"].tolist()) == sorted(f"{a}{i}.mp4" for i in range(3)
+                                                    for a in "vw")  # fmt: skip
 
 
 def test_embed_into_s3_equals_a_local_run_by_flags_and_by_environment(
