@@ -9,6 +9,7 @@ killed process never completes). Parts live in `<output>.partial/` either way.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -173,24 +174,30 @@ class ObjectPlace:
         """One object of the parts: built in memory, then one PUT (whole or absent)."""
         buffer = io.BytesIO()
         write(buffer)
-        with self.fs.open_output_stream(f"{self.parts_key}/{name}") as f:
+        with self._upload(f"{self.parts_key}/{name}") as f:
             f.write(buffer.getvalue())
 
     def put_sidecar(self, text: str) -> None:
-        with self.fs.open_output_stream(str(Path(self.key).with_suffix(".json"))) as f:
+        with self._upload(str(Path(self.key).with_suffix(".json"))) as f:
             f.write(text.encode())
 
+    def output(self):
+        """The output's upload (see `_upload`)."""
+        return self._upload(self.key)
+
     @contextmanager
-    def output(self) -> Iterator[IO[bytes] | Path]:
-        """The output's upload. pyarrow cannot abandon an upload: closing a stream after an
-        error would publish what was written so far, so that object is deleted again (a
-        killed process never completes the upload: the output stays absent)."""
-        stream = self.fs.open_output_stream(self.key)
+    def _upload(self, key: str) -> Iterator[IO[bytes]]:
+        """One object, whole or absent. pyarrow cannot abandon an upload: closing a stream
+        after an error would publish what was written so far, so that object is deleted
+        again (an earlier object of that name with it); a killed process never completes
+        the upload, and no object appears."""
+        stream = self.fs.open_output_stream(key)
         try:
             yield stream
         except BaseException:
-            stream.close()
-            self.fs.delete_file(self.key)
+            with contextlib.suppress(OSError):  # a close that fails published nothing
+                stream.close()
+                self.fs.delete_file(key)
             raise
         stream.close()
 
