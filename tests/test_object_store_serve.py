@@ -2,7 +2,7 @@
 server, tests/s3.py): how stale a long-lived reader may be (`refresh_seconds`), `videoprism
 serve` on an `s3://` index answering while another process commits (the new clips are
 found within the bound), a missing bucket and a store that stops answering under a served
-index, `index --ray` into `s3://`, and `embed -o s3://…` refused."""
+index, and `index --ray` into `s3://` (`embed -o s3://…`: tests/test_object_store_embed.py)."""
 
 import json
 import logging
@@ -262,20 +262,6 @@ def test_index_on_ray_into_s3_equals_in_process_and_a_second_run_adds_nothing(
     for key, row in expected.items():
         assert got[key]["last_clip"] == row["last_clip"]
         np.testing.assert_allclose(got[key]["vector"], row["vector"], atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("resume", [[], ["--resume"]], ids=["new", "resume"])
-def test_embed_to_an_object_store_uri_is_one_line_naming_o(s3_server, lvt, videos, resume,
-                                                           tmp_path, monkeypatch,
-                                                           capsys):  # fmt: skip
-    model, _ = lvt
-    monkeypatch.chdir(tmp_path)  # where Path("s3://b/x") would have made a folder "s3:"
-    bucket = s3_server.bucket()
-    out = call(capsys, "embed", videos, "-o", f"s3://{bucket}/emb.npz", *resume, *model)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert f"-o s3://{bucket}/emb.npz: expected a local file name, not a URI" in out.stderr
-    assert "Traceback" not in out.stderr
-    assert not list(tmp_path.iterdir()) and s3_server.keys(bucket) == []  # nothing written
 
 
 def test_a_served_index_whose_store_stops_answering_is_a_503_in_one_line():

@@ -213,3 +213,16 @@ SERVE_WORKER_HEADER = "X-VideoPrism-Worker"
 SERVE_BACKLOG = 128  # connections a listening socket holds before they are accepted
 SERVE_REPLICA_POLL_SECONDS = 0.2
 SERVE_STOP_SECONDS = 10.0
+
+# ------------------------------------------------ issue 28: `embed -o s3://…`
+# An embeddings output on an object store (apps/embed_store.py) is reached through pyarrow's
+# S3 file system; `--storage-option` takes LanceDB's names (as for an index), mapped here to
+# that file system's. A store that does not answer fails in seconds, not after the AWS
+# SDK's long default retries: a connection try this long, this many attempts per request.
+EMBED_STORE_OPTIONS = {"aws_access_key_id": "access_key", "aws_secret_access_key": "secret_key",
+                       "aws_session_token": "session_token", "aws_endpoint": "endpoint",
+                       "aws_endpoint_url": "endpoint", "endpoint": "endpoint",
+                       "region": "region", "aws_region": "region",
+                       "allow_http": "allow_http"}  # fmt: skip
+EMBED_STORE_CONNECT_S = 5.0
+EMBED_STORE_ATTEMPTS = 3

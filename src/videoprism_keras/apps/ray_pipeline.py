@@ -46,6 +46,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -305,6 +306,9 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
         `failures` ((path, reason) of the inputs that could not be embedded) and
         `skipped` (items of the sources the output already held).
     """
+    if not isinstance(writer.path, Path):  # its failures log is a file beside the output
+        raise ValueError(f"embed_on_ray writes a local file; the writer's output is "
+                         f"{writer.path}: embed it locally, then copy it")  # fmt: skip
     options = options or RayOptions()
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds)
     videos, failures = listed_videos(sources, options.column)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 
 from ..constants import EMBED_KINDS
-from .inputs import check_output, on_ray, report_failures, sources
+from .inputs import check_output, on_ray, report_failures, sources, storage_options
 from .models import ModelOptions, preset_id
-from .parser import add_command, add_model_options, add_ray_options, add_window_options
+from .parser import (
+    UsageError,
+    add_command,
+    add_model_options,
+    add_ray_options,
+    add_window_options,
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +23,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     output_help = ("the embeddings file: .npz, .npy (with a .json of names and times beside "
                    "it) or .parquet")  # fmt: skip
     p.add_argument("-o", "--output", required=True, help=output_help)
+    store_help = ("for an -o on an object store (s3://…): LanceDB's option names, as for an "
+                  "index (repeat for several)")  # fmt: skip
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help=store_help)  # fmt: skip
     kind_help = "one vector per video or clip, one per frame, or the token features"
     p.add_argument("--kind", choices=EMBED_KINDS, default="video", help=kind_help)
     add_window_options(p)
@@ -30,7 +40,14 @@ def embed(args: argparse.Namespace) -> dict:
     from ..apps.embed_writer import SUFFIXES, EmbeddingWriter
     from ..apps.embedding import embed_batches, nothing_embedded
 
-    check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
+    store = storage_options(args.storage_option)
+    if "://" in str(args.output):
+        _check_object_output(args, SUFFIXES, store)  # before hours of work, not after
+    else:
+        if store:
+            raise UsageError("--storage-option is for an -o on an object store (s3://…); "
+                             f"-o {args.output} is a local file")  # fmt: skip
+        check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
     files = sources(args, args.videos)  # before the model loads: a typo fails at once
     options = ModelOptions.from_args(args)
     model = options.load()
@@ -39,7 +56,7 @@ def embed(args: argparse.Namespace) -> dict:
                 "--frames": frames, "--size": list(size), "--clip-seconds": args.clip_seconds,
                 "--stride-seconds": args.stride_seconds,
                 "--dtype": args.dtype or "float32"}  # fmt: skip
-    writer = EmbeddingWriter(args.output, settings, resume=args.resume)
+    writer = EmbeddingWriter(args.output, settings, resume=args.resume, storage_options=store)
     failures: list = []
     if args.ray:
         failures = on_ray(args, options, model, files, writer)
@@ -64,3 +81,23 @@ def embed(args: argparse.Namespace) -> dict:
         print(f"{shape[0]} {args.kind} embeddings {tuple(shape)}{resumed} → {path}")
     return {"output": str(path), "shape": list(shape), "failures": failures,
             "resumed": writer.resumed}  # fmt: skip
+
+
+def _check_object_output(args: argparse.Namespace, suffixes: tuple, store: dict | None) -> None:
+    """An object-store output that can be reached, with the file type and options known."""
+    from pathlib import Path
+
+    from ..apps import embed_store
+
+    where = f"-o {args.output}"
+    if Path(str(args.output)).suffix.lower() not in suffixes:
+        raise UsageError(f"{where}: expected a {' or '.join(suffixes)} file")
+    if args.ray:
+        raise UsageError(f"{where}: --ray writes its embeddings to a local file: give a local "
+                         "-o, then copy it (e.g. aws s3 cp), or leave out --ray")  # fmt: skip
+    try:
+        embed_store.ObjectPlace(str(args.output), store).check()
+    except ValueError as err:
+        raise UsageError(f"{where}: {err}") from err
+    except OSError as err:
+        raise UsageError(f"{where}: cannot reach it: {err}; nothing was written") from err

@@ -73,6 +73,8 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     output = str(flag("output") or "")
     if args.command == "embed" and output.endswith(".parquet"):
         needs += [(p, f"-o {Path(output).name}") for p in PARQUET]
+    elif args.command == "embed" and "://" in output:  # reached through pyarrow's file systems
+        needs += [(p, f"-o {output}") for p in PARQUET]
     if args.command == "finetune":
         for name in ("pairs", "eval"):
             if str(flag(name) or "").endswith(".parquet"):
