@@ -185,7 +185,9 @@ def test_readers_and_another_writer_meanwhile_see_no_error_and_lose_nothing(
     assert sum(rows["last_clip"].to_pylist()) == 10 + a + b  # every file whole, updates too
     stats = index.stats()
     assert stats.fragments <= 2  # each writer's long run ends with a compaction
-    assert stats.versions < a + b  # old versions went while they wrote
+    # Old versions went while they wrote (how many: how long the run lasted past the 2.5 s
+    # kept; the bound itself is the single writer's test's).
+    assert stats.versions < stats.version
 
 
 def test_index_optimize_compacts_and_deletes_old_versions(tmp_path, capsys, same_clock):
