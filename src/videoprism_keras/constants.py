@@ -188,9 +188,10 @@ RAY_NULL_DIM = 768
 # ------------------------------------------ issue 28: index maintenance (apps/index/maintenance.py)
 # A table version replaced this long ago is deleted by maintenance (`index --keep-versions`).
 # Readers move to the latest version every few seconds at most, but one read may stay on a
-# version much longer: `copies` searches a whole index at one version, a minute or more at
-# a million clips. An hour covers that many times over; the versions kept are the last
-# hour's commits (a pipeline committing every 2 s: 1,800, a few KB each).
+# version much longer: `copies` searches a whole index at one version, several minutes at
+# a million clips. An hour covers that; the versions kept are the last hour's commits (a
+# pipeline committing every 2 s: 1,800, a few KB each), and the files passes replaced in it
+# (a copy of the table per pass, below a million clips: docs/index-search.md).
 INDEX_KEEP_VERSIONS_SECONDS = 3600.0
 # Machines' clocks (Lance stamps versions with the writer's) agree within this (NTP).
 MAINTAIN_CLOCK_MARGIN_SECONDS = 5.0

@@ -25,7 +25,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ...constants import (
     MAINTAIN_CLOCK_MARGIN_SECONDS,
@@ -38,11 +38,19 @@ from . import ann, store
 if TYPE_CHECKING:
     from lancedb.table import LanceTable
 
-    from .table import ClipTable
-
 log = logging.getLogger(__name__)
 
 NEVER = timedelta(days=36_500)  # the cleanup age that deletes nothing
+
+
+class Maintained(Protocol):
+    """What a pass needs of the index (`ClipTable`)."""
+
+    uri: str
+    ann_threshold: int
+    keep_versions_s: float
+
+    def latest(self) -> LanceTable | None: ...
 
 
 @dataclass
@@ -165,7 +173,7 @@ def run_pass(table: LanceTable, upkeep: Upkeep, keep_s: float, ann_threshold: in
     upkeep.passed_at = int(table.version)
 
 
-def maintain(index: ClipTable, upkeep: Upkeep, *, finishing: bool, compact: bool,
+def maintain(index: Maintained, upkeep: Upkeep, *, finishing: bool, compact: bool,
              force: bool) -> bool:  # fmt: skip
     """`ClipTable.maintain` under its lock (see there): a pass if one is due, or `force`."""
     try:
