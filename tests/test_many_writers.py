@@ -130,7 +130,7 @@ def test_a_new_index_two_writers_create_at_once_is_opened_by_the_second(s3_serve
     # Other settings: refused as for any index, not taken for a damaged one.
     with pytest.raises(ValueError, match="was indexed with num_frames=8; got num_frames=16"):
         third.commit(_rows(1, start=5), settings={"num_frames": 16})
-    assert len(first) == 3
+    assert len(ClipTable(uri, storage_options=options, create=False)) == 3  # a fresh look
 
 
 def test_a_failure_two_writers_recorded_at_once_is_reported_once(tmp_path):
