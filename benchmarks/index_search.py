@@ -21,7 +21,7 @@ the other figures have the object store's default (a look every `INDEX_REFRESH_S
     .venv/bin/python benchmarks/index_search.py --sizes 20000        # a quick check
     .venv/bin/python benchmarks/index_search.py --sizes 1000000 --stores lance \
         --sweep 64:30,256:30,512:30
-    .venv/bin/python benchmarks/index_search.py --sizes 20000 --stores lance --store s3
+    .venv/bin/python benchmarks/index_search.py --sizes 5000 --stores lance --store s3
 """
 
 import argparse

@@ -1,6 +1,7 @@
 """The Ray pipeline's stages without Ray: the decode stage gives the in-process frames bit
-for bit, leaves out held clips (but tells the count), records failures; the driver marks a
-file's last clip only once every clip of it is committed, in whatever order they come."""
+for bit, leaves out held clips (but tells the count; so does the null pipeline's),
+records failures; the driver marks a file's last clip only once every clip of it is
+committed, in whatever order they come."""
 
 import json
 import threading
@@ -12,6 +13,7 @@ from ray_helpers import SAMPLING, library
 from videoprism_keras.apps import VideoIndex
 from videoprism_keras.apps import ray_commits as rc
 from videoprism_keras.apps.identity import identify
+from videoprism_keras.apps.ray_null import blank_rows
 from videoprism_keras.video import iter_clips, load_video
 from videoprism_keras.video.clip_rows import as_model_input, decode_rows
 
@@ -46,6 +48,19 @@ def test_decode_rows_are_the_in_process_frames(videos):
     bad = str(videos / "broken.mp4")
     (failed,) = decode_rows({"source": bad, "path": bad}, **SAMPLING, clip_seconds=2.0)
     assert failed["status"] == "failed" and "not a readable video" in failed["reason"]
+
+
+def test_the_null_decoder_leaves_out_held_clips_as_decode_rows_does():
+    held = json.dumps([[0.0, 1.0], [4.0, 5.0]])
+    rows = list(blank_rows({"path": "any.mp4", "held": held}, **SAMPLING, clip_seconds=1.0,
+                           clips=5))  # fmt: skip
+    assert [(r["status"], r["ordinal"], r["last"]) for r in rows] == [
+        ("clip", 1, False),
+        ("clip", 2, False),
+        ("clip", 3, False),
+        ("held", 4, True),
+    ]
+    assert rows[0]["frames"].shape == (SAMPLING["num_frames"], *SAMPLING["size"], 3)
 
 
 def _batch(rows, file_id, dim=8):

@@ -1,16 +1,17 @@
 """The Ray pipeline's write stage for an index (`ray_pipeline.index_on_ray`): the driver
 gathers the clips the actors return and commits them by time and size, not per batch.
 
-A commit costs about as much for a few rows as for a thousand (a table version, its
-manifest, a merge on `id`), so committing each actor batch would cap a cluster at the
-driver's commit rate. Here the clips wait in the driver until `RAY_COMMIT_CLIPS` of them
-are there, or until a batch comes `RAY_COMMIT_SECONDS` or more after the last commit (the
-first batch is committed at once: a wrong index shows at once). The driver is not woken
-between batches: a slow pipeline (batches further apart than that) still commits each
-batch as it comes. A commit runs in a thread of its own while the driver takes the next
-batches (one commit at a time: those that come meanwhile wait for the next, which is then
-larger, up to `RAY_COMMIT_BACKLOG` times `RAY_COMMIT_CLIPS`), so that a slow store (an
-object store's round trips) holds up neither Ray nor the driver's bookkeeping.
+A commit's cost hardly depends on its rows (a table version, its manifest, a merge on
+`id`), so committing each actor batch would cap a cluster at the driver's commit rate.
+Here the clips wait in the driver until `RAY_COMMIT_CLIPS` of them are there, or until a
+batch comes `RAY_COMMIT_SECONDS` or more after the last commit (the first batch is
+committed at once: a wrong index shows at once). The driver is not woken between
+batches: a slow pipeline (batches further apart than that) still commits each batch as it
+comes. A commit runs in a thread of its own while the driver takes the next batches (one
+commit at a time: those that come meanwhile wait for the next, which is then larger: once
+`RAY_COMMIT_BACKLOG` times `RAY_COMMIT_CLIPS` wait, the driver waits for the commit under
+way), so that a slow store (an object store's round trips) holds up neither Ray nor the
+driver's bookkeeping.
 
 Exactly once: the clips go in through `IndexWriter.commit` (a merge on the clip's stable
 `id`); a clip that comes twice (a retried task, a replaced actor) is committed once,
@@ -19,8 +20,9 @@ whether the copies fall in one commit or in two.
 Resume: a file's `last_clip` is set only in a commit that leaves the file whole (every clip
 of it committed, in this run or an earlier one), or afterwards with `mark_complete`; rows
 come back in any order, so a later run skips a file only when it is whole, and a kill
-loses only the clips waiting here and those of a commit cut short (a commit is atomic:
-the same command embeds them again).
+loses only the clips waiting here (fewer than `RAY_COMMIT_BACKLOG` times
+`RAY_COMMIT_CLIPS`) and those of a commit cut short (a commit is atomic: the same command
+embeds them again).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from .index import IndexWriter
 
 # The columns of a clip row the commit needs (the actors' batches have more).
-COLUMNS = ("file_id", "start_s", "end_s", "ordinal", "last", "duration_s", "vector", "poster")
+_COLUMNS = ("file_id", "start_s", "end_s", "ordinal", "last", "duration_s", "vector", "poster")
 
 
 @dataclass
@@ -112,7 +114,7 @@ class IndexCommits:
         clips = np.flatnonzero(status == "clip")
         if len(clips):
             whole = len(clips) == len(status)
-            self._waiting.append({k: batch[k] if whole else batch[k][clips] for k in COLUMNS})
+            self._waiting.append({k: batch[k] if whole else batch[k][clips] for k in _COLUMNS})
             self._count += len(clips)
         due = self._count >= self.clips or (self.clock() - self._last >= self.seconds
                                             and self._work())  # fmt: skip
@@ -160,7 +162,7 @@ class IndexCommits:
         failed, self._failed = self._failed, []
         clips = None
         if self._waiting:
-            rows = {k: np.concatenate([part[k] for part in self._waiting]) for k in COLUMNS}
+            rows = {k: np.concatenate([part[k] for part in self._waiting]) for k in _COLUMNS}
             self._waiting, self._count = [], 0
             clips = self._clips(rows)
         late_ids = [self.states[f].last_id for f in late]

@@ -13,13 +13,13 @@ driver's bookkeeping and its commits (`benchmarks/ray_pipeline.py --null-model`)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from ..constants import RAY_NULL_DIM
 from ..runtime import Encoder
+from ..video.clip_rows import held_keys
 from ..video.times import time_key
 
 
@@ -31,7 +31,7 @@ def blank_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
     last one still comes, to tell the count). `shots` is ignored."""
     height, width = (size, size) if isinstance(size, int) else size
     frames = np.zeros((num_frames, height, width, 3), np.uint8)
-    held = {(time_key(s), time_key(e)) for s, e in json.loads(item.get("held") or "[]")}
+    held = held_keys(item)
     stride = stride_seconds or clip_seconds
     count = clips if clip_seconds else 1
     base = {

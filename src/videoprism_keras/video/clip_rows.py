@@ -38,6 +38,12 @@ def as_model_input(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32) / np.float32(255)
 
 
+def held_keys(item: dict) -> set:
+    """The clips `item` leaves out: its `held` JSON ([start_s, end_s] pairs; a JSON
+    string, so that every item has one type) as a set of `time_key` pairs."""
+    return {(time_key(s), time_key(e)) for s, e in json.loads(item.get("held") or "[]")}
+
+
 def decode_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
                 clip_seconds: float | None = None, stride_seconds: float | None = None,
                 shots: bool = False) -> Iterator[dict]:  # fmt: skip
@@ -61,8 +67,7 @@ def decode_rows(item: dict, *, num_frames: int, size: int | Sequence[int],
     """
     sampling = Sampling(num_frames, size, dtype="uint8")
     shape = (sampling.num_frames, *sampling.size, 3)
-    held = item.get("held") or "[]"  # JSON: one type whatever the item
-    held = {(time_key(s), time_key(e)) for s, e in json.loads(held)}
+    held = held_keys(item)
     base = {"path": item["path"], "file_id": item.get("file_id", ""), "duration_s": np.nan}
 
     def row(status, start_s=np.nan, end_s=np.nan, ordinal=0, last=False, frames=None, reason=""):
