@@ -1,9 +1,10 @@
 """`videoprism embed -o s3://…` against a real S3 API on loopback (moto's server,
 tests/s3.py): the output equals a local run's (.npz, .npy + .json, .parquet; credentials by
 flags and by the environment), a run stopped after some batches leaves whole parts that
-`--resume` continues (each item once), a writer killed while uploading the output leaves
-none (and resumes), and a wrong bucket, credentials or endpoint is one
-line naming -o before the model loads, nothing written."""
+`--resume` continues (each item once), an upload that fails or a writer killed while
+uploading leaves no object half written and an earlier output whole (and resumes), and a
+wrong bucket, credentials or endpoint is one line naming -o before the model loads,
+nothing written."""
 
 import io
 import json
@@ -77,8 +78,10 @@ def test_an_object_store_writer_keeps_whole_parts_resumes_and_ends_with_one_obje
     for batch in batches[:2]:  # then the process dies: parts in the store, no output
         writer.write(batch)
     assert writer.path == uri and writer.parts == f"{uri}.partial"
+    # Each part went up under a temporary name, then was copied; deleting the temporary
+    # object, pyarrow marks the folder ("…partial/": an empty object, no part).
     assert sorted(s3_server.keys(bucket)) == [f"sub/e{suffix}.partial/{name}" for name in
-                                              ("manifest.json", "part-000000.npz",
+                                              ("", "manifest.json", "part-000000.npz",
                                                "part-000001.npz")]  # fmt: skip
     with pytest.raises(ValueError, match="--num-frames 4, not 8"):
         EmbeddingWriter(uri, {**settings, "--frames": 8}, resume=True, storage_options=options)
@@ -102,11 +105,18 @@ def test_an_object_store_writer_keeps_whole_parts_resumes_and_ends_with_one_obje
     assert more.resumed == 10
 
 
-def test_an_upload_that_fails_midway_leaves_no_output(s3_server, monkeypatch):
-    bucket, settings = s3_server.bucket(), {"--kind": "video"}
-    uri = f"s3://{bucket}/e.npz"
-    writer = EmbeddingWriter(uri, settings, storage_options=s3_server.options())
-    for batch in _batches():
+def test_an_upload_that_fails_midway_keeps_the_earlier_output_and_leaves_nothing_truncated(
+    s3_server, monkeypatch
+):
+    bucket, settings, options = s3_server.bucket(), {"--kind": "video"}, s3_server.options()
+    uri, client = f"s3://{bucket}/e.npz", s3_server.client()
+    batches = _batches()
+    first = EmbeddingWriter(uri, settings, storage_options=options)
+    first.write(batches[0])
+    first.finish("video")
+    earlier = client.get_object(Bucket=bucket, Key="e.npz")["Body"].read()
+    writer = EmbeddingWriter(uri, settings, storage_options=options)  # a run that replaces it
+    for batch in batches:
         writer.write(batch)
     calls = []
 
@@ -115,11 +125,24 @@ def test_an_upload_that_fails_midway_leaves_no_output(s3_server, monkeypatch):
         f.write(b"\x93NUMPY")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("videoprism_keras.apps.embed_writer._stream_npy", failing)
-    with pytest.raises(KeyboardInterrupt):
-        writer.finish("video")
-    assert calls and "e.npz" not in s3_server.keys(bucket)  # absent, not half an archive
-    assert len([k for k in s3_server.keys(bucket) if "/part-" in k]) == 4  # parts kept
+    with monkeypatch.context() as patched:
+        patched.setattr("videoprism_keras.apps.embed_writer._stream_npy", failing)
+        with pytest.raises(KeyboardInterrupt):
+            writer.finish("video")
+    keys = s3_server.keys(bucket)
+    assert calls and not [k for k in keys if ".tmp-" in k]  # no half archive under any name
+    assert client.get_object(Bucket=bucket, Key="e.npz")["Body"].read() == earlier  # whole
+    parts = sorted(k for k in keys if "/part-" in k)  # kept, each whole
+    bodies = [client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in parts]
+    assert [len(np.load(io.BytesIO(body))["vectors"]) for body in bodies] == [3, 3, 3, 1]
+    # Temporary objects a store that stopped answering kept (their delete failed): a
+    # truncated part among the parts and an output beside the output; --resume passes them by.
+    stray = ["e.npz.partial/part-000009.npz.tmp-0", "e.npz.tmp-0"]
+    for key in stray:
+        client.put_object(Bucket=bucket, Key=key, Body=b"\x93NUMPY")
+    resumed = EmbeddingWriter(uri, settings, resume=True, storage_options=options)
+    assert resumed.resumed == 10 and resumed.finish("video") == (uri, (10, 16))
+    assert sorted(s3_server.keys(bucket)) == ["e.npz", "e.npz.tmp-0"]
     from videoprism_keras.apps.ray_pipeline import embed_on_ray
 
     with pytest.raises(ValueError, match="embed_on_ray writes a local file"):  # not on Ray
@@ -158,7 +181,7 @@ def test_a_writer_killed_while_uploading_the_output_leaves_none_and_resumes(s3_s
     keys = s3_server.keys(bucket)
     assert "e.npz" not in keys and len([k for k in keys if "/part-" in k]) == 3
     uploads = s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    assert [u["Key"] for u in uploads] == ["e.npz"]  # begun, never completed: no object
+    assert [u["Key"].split(".tmp-")[0] for u in uploads] == ["e.npz"]  # never completed
     resumed = EmbeddingWriter(uri, {"--kind": "video"}, resume=True,
                               storage_options=s3_server.options())  # fmt: skip
     assert resumed.resumed == 6
@@ -221,21 +244,24 @@ def test_embed_stopped_after_some_batches_resumes_on_s3_with_each_item_once(
     assert s3_server.keys(bucket) == ["e.npz"]
 
 
-def _free_port():
+@pytest.fixture
+def refused_port():
+    """A loopback port held for the test, bound and never listening: no other process can
+    take it meanwhile, and a connection to it is refused at once."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("fault", ["bucket", "secret", "endpoint", "option", "suffix", "ray"])
 @pytest.mark.parametrize("resume", [[], ["--resume"]], ids=["new", "resume"])
 def test_a_wrong_s3_output_is_one_line_naming_o_before_the_model_loads(
-    s3_server, fault, resume, videos, tmp_path, monkeypatch, capsys
+    s3_server, fault, resume, videos, tmp_path, monkeypatch, capsys, refused_port
 ):
     monkeypatch.chdir(tmp_path)  # where Path("s3://b/x") would have made a folder "s3:"
     bucket = s3_server.bucket()
     changed = {"secret": {"aws_secret_access_key": "wrong"},
-               "endpoint": {"aws_endpoint": f"http://127.0.0.1:{_free_port()}"},
+               "endpoint": {"aws_endpoint": f"http://127.0.0.1:{refused_port}"},
                "option": {"aws_no_such_thing": "1"}}  # fmt: skip
     uri = f"s3://{'no-such-bucket' if fault == 'bucket' else bucket}/e"
     uri += ".txt" if fault == "suffix" else ".npz"
@@ -260,3 +286,24 @@ def test_storage_options_with_a_local_output_are_one_line(videos, tmp_path, caps
                "region=x", "--preset", "no-such-model")  # fmt: skip
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "--storage-option is for an -o on an object store" in out.stderr
+
+
+_CREDENTIALS, _ENDPOINT = "the credentials were refused", "the endpoint does not answer"
+
+
+@pytest.mark.parametrize(("text", "meaning"), [
+    ("AWS Error NO_SUCH_BUCKET during HeadBucket operation", "the bucket does not exist"),
+    ("Generic S3 error: NoSuchBucket: The specified bucket does not exist",
+     "the bucket does not exist"),
+    ("AWS Error ACCESS_DENIED during HeadBucket operation: No response body.", _CREDENTIALS),
+    ("Generic S3 error: SignatureDoesNotMatch", _CREDENTIALS),
+    ("AWS Error SIGNATURE_DOES_NOT_MATCH during GetObject operation", _CREDENTIALS),
+    ("Client error with status 403 Forbidden: InvalidAccessKeyId", _CREDENTIALS),
+    ("AWS Error NETWORK_CONNECTION during HeadBucket operation: curlCode: 7", _ENDPOINT),
+    ("Generic S3 error: error sending request for url (http://127.0.0.1:9/b)", _ENDPOINT),
+    ("Commit conflict: Timeout waiting for the lock", None),
+])  # fmt: skip
+def test_one_table_reads_pyarrows_and_lances_words_for_a_store_fault(text, meaning):
+    from videoprism_keras.apps.object_store import object_store_fault
+
+    assert object_store_fault(text) == meaning

@@ -227,3 +227,7 @@ EMBED_STORE_OPTIONS = {"aws_access_key_id": "access_key", "aws_secret_access_key
                        "allow_http": "allow_http"}  # fmt: skip
 EMBED_STORE_CONNECT_S = 5.0
 EMBED_STORE_ATTEMPTS = 3
+# An object is uploaded under its name + this + a random id, then copied to its name (a copy
+# replaces an object whole, an upload that fails does not): a name with it is neither a part
+# nor an output, and a resumed run passes it by.
+EMBED_STORE_TEMPORARY = ".tmp-"

@@ -1,10 +1,11 @@
 """Where `EmbeddingWriter` keeps its parts and its output: a local folder, or an object
 store (`s3://`, `gs://`, … through pyarrow's file systems).
 
-Both give the writer the same guarantees: a part is whole or absent (locally a temporary
-name and a rename; on an object store a PUT, which is atomic), and the output appears
-whole at the end or not at all (locally a rename; on an object store one upload, which a
-killed process never completes). Parts live in `<output>.partial/` either way.
+Both give the writer the same guarantees: a part, the output and its sidecar are each
+whole or absent, and an earlier output stays whole until a new one replaces it (locally a
+temporary name and a rename; on an object store an upload under a temporary name, then
+one copy to the real name, see `ObjectPlace._upload`). Parts live in `<output>.partial/`
+either way.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ import io
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ..constants import EMBED_STORE_ATTEMPTS, EMBED_STORE_CONNECT_S, EMBED_STORE_OPTIONS
+from ..constants import (
+    EMBED_STORE_ATTEMPTS,
+    EMBED_STORE_CONNECT_S,
+    EMBED_STORE_OPTIONS,
+    EMBED_STORE_TEMPORARY,
+)
 from .embedding import Embeddings
-
-
-def is_uri(path: str | os.PathLike) -> bool:
-    """An object-store address (`s3://…`), not a local file name."""
-    return "://" in str(path)
+from .object_store import is_uri, object_store_fault
 
 
 class LocalPlace:
@@ -115,7 +118,8 @@ class ObjectPlace:
         try:
             found = self.fs.get_file_info([bucket, self.key])
         except OSError as err:
-            raise OSError(_fault(str(err))) from err
+            text = str(err)
+            raise OSError(object_store_fault(text) or _first_line(text)) from err
         if found[0].type == fs.FileType.NotFound:
             raise OSError(f"the bucket {bucket} does not exist")
         if found[1].type == fs.FileType.Directory:
@@ -164,14 +168,15 @@ class ObjectPlace:
 
     def part_names(self) -> list[str]:
         names = (Path(info.path).name for info in self._infos())
-        return sorted(n for n in names if n.startswith("part-") and n.endswith(".npz"))
+        return sorted(n for n in names if n.startswith("part-") and n.endswith(".npz")
+                      and EMBED_STORE_TEMPORARY not in n)  # fmt: skip
 
     def open_part(self, name: str) -> IO[bytes]:
         with self.fs.open_input_stream(f"{self.parts_key}/{name}") as f:
             return io.BytesIO(f.read())
 
     def put(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
-        """One object of the parts: built in memory, then one PUT (whole or absent)."""
+        """One object of the parts: built in memory, then uploaded (whole or absent)."""
         buffer = io.BytesIO()
         write(buffer)
         with self._upload(f"{self.parts_key}/{name}") as f:
@@ -187,19 +192,26 @@ class ObjectPlace:
 
     @contextmanager
     def _upload(self, key: str) -> Iterator[IO[bytes]]:
-        """One object, whole or absent. pyarrow cannot abandon an upload: closing a stream
-        after an error would publish what was written so far, so that object is deleted
-        again (an earlier object of that name with it); a killed process never completes
-        the upload, and no object appears."""
-        stream = self.fs.open_output_stream(key)
+        """One object, whole or absent, and an earlier object of that name whole until the
+        new one replaces it. pyarrow cannot abandon an upload (closing a stream after an
+        error publishes what was written so far), so the object is uploaded under a
+        temporary name, copied to `key` (one request, which replaces an object whole) and
+        the temporary one deleted; after an error only the temporary one is. A killed
+        process never completes its upload: no object appears under either name."""
+        temporary = f"{key}{EMBED_STORE_TEMPORARY}{uuid.uuid4().hex}"
+        stream = self.fs.open_output_stream(temporary)
         try:
             yield stream
+            stream.close()
+            self.fs.copy_file(temporary, key)
         except BaseException:
             with contextlib.suppress(OSError):  # a close that fails published nothing
                 stream.close()
-                self.fs.delete_file(key)
+            with contextlib.suppress(OSError):  # one a store keeps is no part and no output
+                self.fs.delete_file(temporary)
             raise
-        stream.close()
+        with contextlib.suppress(OSError):  # `key` stands whole; a temporary one kept is
+            self.fs.delete_file(temporary)  # no part and no output (EMBED_STORE_TEMPORARY)
 
     def __str__(self) -> str:
         return self.uri
@@ -239,15 +251,8 @@ def file_system(uri: str, storage_options: dict | None = None):
     return fs.S3FileSystem(**arguments), uri.split("://", 1)[1]
 
 
-def _fault(text: str) -> str:
-    """What an S3 error means, in a user's words (the SDK's text as it is otherwise)."""
-    for marker, meaning in (("ACCESS_DENIED", "the credentials were refused"),
-                            ("INVALID_ACCESS_KEY", "the credentials were refused"),
-                            ("SIGNATURE", "the credentials were refused"),
-                            ("NETWORK_CONNECTION", "the endpoint does not answer"),
-                            ("NO_SUCH_BUCKET", "the bucket does not exist")):  # fmt: skip
-        if marker in text.upper():
-            return meaning
+def _first_line(text: str) -> str:
+    """The SDK's words for an error no fault names."""
     return text.splitlines()[0] if text else "the store refused"
 
 

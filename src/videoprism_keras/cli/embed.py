@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..apps.object_store import is_uri
 from ..constants import EMBED_KINDS
-from .inputs import check_output, on_ray, report_failures, sources, storage_options
+from .inputs import check_output, check_suffix, on_ray, report_failures, sources, storage_options
 from .models import ModelOptions, preset_id
 from .parser import (
     UsageError,
@@ -41,7 +42,7 @@ def embed(args: argparse.Namespace) -> dict:
     from ..apps.embedding import embed_batches, nothing_embedded
 
     store = storage_options(args.storage_option)
-    if "://" in str(args.output):
+    if is_uri(args.output):
         _check_object_output(args, SUFFIXES, store)  # before hours of work, not after
     else:
         if store:
@@ -85,13 +86,10 @@ def embed(args: argparse.Namespace) -> dict:
 
 def _check_object_output(args: argparse.Namespace, suffixes: tuple, store: dict | None) -> None:
     """An object-store output that can be reached, with the file type and options known."""
-    from pathlib import Path
-
     from ..apps import embed_store
 
+    check_suffix(args.output, suffixes, "-o")
     where = f"-o {args.output}"
-    if Path(str(args.output)).suffix.lower() not in suffixes:
-        raise UsageError(f"{where}: expected a {' or '.join(suffixes)} file")
     if args.ray:
         raise UsageError(f"{where}: --ray writes its embeddings to a local file: give a local "
                          "-o, then copy it (e.g. aws s3 cp), or leave out --ray")  # fmt: skip

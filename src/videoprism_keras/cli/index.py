@@ -147,6 +147,7 @@ def optimize(args: argparse.Namespace, store: dict | None) -> dict:
     """`index --optimize INDEX`: one maintenance pass, whatever is due."""
     from ..apps.index import ClipTable
     from ..apps.index.store import StoreError
+    from ..apps.object_store import is_uri
 
     given = [flag for name, flag in WRITING_FLAGS if getattr(args, name, None)]
     if given:
@@ -157,7 +158,7 @@ def optimize(args: argparse.Namespace, store: dict | None) -> dict:
     try:
         held = ClipTable(args.optimize, storage_options=store, create=False, **threshold)
     except StoreError as err:
-        if "://" in args.optimize:
+        if is_uri(args.optimize):
             raise
         raise UsageError(f"--optimize {err}") from err
     keep_versions(held, args)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..apps.object_store import is_uri
 from ..apps.where import check_where
 from .models import ModelOptions, preset_id
 from .parser import UsageError
@@ -33,13 +34,12 @@ def video_files(sources: list) -> list[str]:
 
 def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) -> None:
     """An output file we can write, checked before any model work starts."""
-    if "://" in str(path):  # Path() would fold s3://b/x into a local folder "s3:/b"
+    if is_uri(path):
         raise UsageError(f"{flag} {path}: expected a local file name, not a URI (only an "
                          "index may be on an object store): write the file here, then copy "
                          "it (e.g. aws s3 cp)")  # fmt: skip
+    check_suffix(path, suffixes, flag)
     out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise UsageError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")
     if out.is_dir():
         raise UsageError(f"{flag} {path} is a directory; expected a file name")
     parent = out.parent if str(out.parent) else Path(".")
@@ -47,6 +47,12 @@ def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) 
         raise UsageError(f"{flag} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{flag} {path}: folder {parent} is not writable")
+
+
+def check_suffix(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) -> None:
+    """An output's file type is one of `suffixes` (a local file's or an object's)."""
+    if Path(os.fspath(path)).suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} {path}: expected a {' or '.join(suffixes)} file")
 
 
 def where_and_plot(args: argparse.Namespace) -> str | None:
@@ -65,7 +71,7 @@ def where_and_plot(args: argparse.Namespace) -> str | None:
 
 def check_index_folder(output: str | os.PathLike) -> None:
     """A local index folder that cannot be written fails now, not after the model loads."""
-    if "://" in str(output):
+    if is_uri(output):
         return
     path = Path(output).absolute()
     if path.exists() and not path.is_dir():

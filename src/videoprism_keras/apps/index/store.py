@@ -34,6 +34,7 @@ import numpy as np
 
 from ...video.times import seconds_or_none
 from ..identity import VideoFile, clip_id, identify
+from ..object_store import is_uri, object_store_fault
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -188,7 +189,8 @@ def read_failures(db: DBConnection) -> list[tuple[str, str]]:
 
 
 def is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
+    """A local folder: a file name, or a `file://` address (Lance's name for one)."""
+    return not is_uri(uri) or uri.startswith("file://")
 
 
 def local_path(uri: str) -> Path:
@@ -219,7 +221,7 @@ def translate(err: BaseException, uri: str, action: str,
     if isinstance(err, StoreError):  # already one
         return err
     if not is_local(uri):
-        reason = _object_store_fault(str(err))
+        reason = object_store_fault(str(err))
         if reason:
             done = ("this commit was not made; earlier commits stay" if committing
                     else "nothing was written")  # fmt: skip
@@ -241,25 +243,6 @@ def translate(err: BaseException, uri: str, action: str,
     return StoreError(f"{uri} could not be read as a video index while {action} ({text}): "
                       "it may be damaged; restore it from a copy, or index into a new "
                       "folder")  # fmt: skip
-
-
-# What an object store's refusal says (in Lance's error text) → what it means for a user.
-_OBJECT_STORE_FAULTS = (
-    (("NoSuchBucket",), "the bucket does not exist"),
-    (("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403 Forbidden",
-      "ExpiredToken"), "the credentials were refused"),
-    # The HTTP client's and the OS's words for no answer (not a bare "timeout": a lock or
-    # a commit may time out on a reachable store).
-    (("error sending request", "Connection refused", "connect error", "dns error",
-      "operation timed out", "Connection timed out"), "the endpoint does not answer"),
-)  # fmt: skip
-
-
-def _object_store_fault(text: str) -> str | None:
-    for words, reason in _OBJECT_STORE_FAULTS:
-        if any(word in text for word in words):
-            return reason
-    return None
 
 
 @contextlib.contextmanager
