@@ -227,3 +227,9 @@ EMBED_STORE_OPTIONS = {"aws_access_key_id": "access_key", "aws_secret_access_key
                        "allow_http": "allow_http"}  # fmt: skip
 EMBED_STORE_CONNECT_S = 5.0
 EMBED_STORE_ATTEMPTS = 3
+
+# ------------------------------------------------ issue 28 review: index retention's floor
+# `index --keep-versions` below this is refused: a reader mid-search (a `copies` pass, a slow
+# query on an object store) stays on its version for seconds to minutes, and a version
+# deleted under it fails the read. Python's `keep_versions_s` may go lower (tests).
+INDEX_KEEP_VERSIONS_MIN_SECONDS = 60.0
