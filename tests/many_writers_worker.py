@@ -11,10 +11,21 @@ and all first merges insert the seed's first clip; or, with `"overlap": "start"`
 its first write, until the test says go (it holds a local folder's lock meanwhile).
 
     python tests/many_writers_worker.py PLAN.json WRITER
+
+Each writer touches `run<i>.done.<writer>` in the plan's barrier folder once run i is done
+(the test gives each run its own deadline).
+
+With `--stop-after`, it is the `videoprism` command instead, unchanged but that after N
+commits holding clips of VIDEO it waits (every earlier commit made) for the test to kill
+it, and says so on stderr:
+
+    python tests/many_writers_worker.py --stop-after N VIDEO index SOURCES -o INDEX ...
 """
 
 import json
+import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -131,7 +142,33 @@ def write_run(run: dict, writer: int, writers: int, barrier: Barrier, arm) -> di
             "most": done.most}  # fmt: skip
 
 
+STOPPED = "waiting to be killed after"  # the line the test waits for
+
+
+def stop_after(commits: int, video: str, argv: list[str]) -> int:
+    """The CLI, stopped (see the module's docstring)."""
+    from killable import wait_to_be_killed
+
+    from videoprism_keras import cli
+    from videoprism_keras.apps.index import IndexWriter
+
+    video, held, commit = os.path.realpath(video), [0], IndexWriter.commit
+
+    def counted(self, files, *args, **kwargs):
+        if held[0] >= commits:
+            print(f"{STOPPED} {held[0]} commits of {video}", file=sys.stderr, flush=True)
+            wait_to_be_killed()
+        commit(self, files, *args, **kwargs)
+        held[0] += any(os.path.realpath(f.path) == video for f in files)
+
+    IndexWriter.commit = counted
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as from a terminal
+    return cli.main(argv)
+
+
 def main():
+    if sys.argv[1] == "--stop-after":
+        sys.exit(stop_after(int(sys.argv[2]), sys.argv[3], sys.argv[4:]))
     plan_file, writer = Path(sys.argv[1]), int(sys.argv[2])
     runs = json.loads(plan_file.read_text())
     writers = runs["writers"]
@@ -139,6 +176,7 @@ def main():
     arm = hold_first_merge(barrier)
     for run in runs["runs"]:
         print(json.dumps(write_run(run, writer, writers, barrier, arm)), flush=True)
+        (barrier.folder / f"run{run['number']}.done.{writer}").touch()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from videoprism_keras.apps.index import maintenance, store
 from videoprism_keras.apps.index.table import ClipTable
 from videoprism_keras.apps.index.writer import IndexWriter
 from videoprism_keras.constants import (
+    INDEX_KEEP_VERSIONS_MIN_SECONDS,
     MAINTAIN_EVERY_COMMITS,
     MAINTAIN_SMALL_FRAGMENTS,
     MAINTAIN_VERSIONS,
@@ -87,6 +88,17 @@ def test_cleanup_keeps_a_version_replaced_recently_however_long_ago_it_was_commi
     recent.see(1, 0.0)
     recent.see(2, 5000.0)
     assert recent.cleanup_age(keep_s=60.0, now=5010.0) is None
+
+
+def test_a_look_for_a_pass_reads_the_latest_version_now_not_as_reads_last_saw_it(s3_server):
+    uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
+    ClipTable(uri, storage_options=options).commit(_rows(5))
+    index = ClipTable(uri, storage_options=options, create=False, refresh_seconds=3600.0)
+    other = ClipTable(uri, storage_options=options, create=False)
+    other.commit(_rows(5, start=5))
+    assert len(index) == 5 and index.version < other.version  # reads lag, within the bound
+    index.maintain(finishing=False)  # nothing due, but looked for now
+    assert index.version == other.version  # what `seen` records with the look's time
 
 
 def test_after_an_idle_while_a_pass_keeps_the_version_readers_are_on(tmp_path, same_clock):
@@ -171,10 +183,15 @@ def test_readers_and_another_writer_meanwhile_see_no_error_and_lose_nothing(
                        "--clock-margin", 0.5, env=env)
                for name, commits in (("A", a), ("B", b))]  # fmt: skip
     try:
-        done = [_result(w) for w in writers]
-    finally:
-        stop.touch()
-    read = _result(reader)
+        try:
+            done = [_result(w) for w in writers]
+        finally:
+            stop.touch()
+        read = _result(reader)
+    finally:  # a failure or a timeout leaves no process behind (done ones: nothing to do)
+        for process in [reader, *writers]:
+            process.kill()
+            process.wait(timeout=60)
     assert [d["commits"] for d in done] == [a, b]
     assert read["error_count"] == 0, read["errors"]
     assert read["reads"] >= 5 and read["counts"][-1] >= read["counts"][0]
@@ -190,16 +207,30 @@ def test_readers_and_another_writer_meanwhile_see_no_error_and_lose_nothing(
     assert stats.versions < stats.version
 
 
+def _optimize(uri, keep_s, **options):
+    """What `index --optimize` does, with a retention below the CLI's floor (no reader
+    here): the pass, and the versions before and after."""
+    index = ClipTable(uri, create=False, **options)
+    index.keep_versions_s = keep_s
+    before = index.stats()
+    assert index.maintain(force=True)
+    return before, index.stats()
+
+
 def test_index_optimize_compacts_and_deletes_old_versions(tmp_path, capsys, same_clock):
     uri = str(tmp_path / "ix")
     _old_index(ClipTable(uri), 40)
-    out = call(capsys, "index", "--optimize", uri, "--keep-versions", "0.2", "--json")
+    keep = INDEX_KEEP_VERSIONS_MIN_SECONDS
+    out = call(capsys, "index", "--optimize", uri, "--keep-versions", f"{keep:g}", "--json")
     assert out.returncode == 0, out.stderr
     done = json.loads(out.stdout)
     assert done["rows"] == 400 and done["fragments"] == [40, 1]
-    # Kept: the last commit's version and the one it replaced, and the pass's.
-    assert done["versions"][0] >= 40 and done["versions"][1] <= 4
-    assert done["keep_versions_s"] == 0.2
+    # Every version was replaced within the retention: all kept, the pass's added.
+    assert done["versions"][1] > done["versions"][0] >= 40
+    assert done["keep_versions_s"] == keep
+    before, after = _optimize(uri, 0.2)  # no reader here: versions go once replaced
+    # Kept: the last commit's version and the one it replaced, and the passes'.
+    assert (before.fragments, after.fragments) == (1, 1) and after.versions <= 4
     again = call(capsys, "index", "--optimize", uri)  # the default keep: nothing more to do
     assert again.returncode == 0 and again.stdout.startswith(f"optimized {uri}: 1 → 1 fragments")
     assert len(ClipTable(uri, create=False)) == 400
@@ -213,6 +244,14 @@ def test_index_optimize_compacts_and_deletes_old_versions(tmp_path, capsys, same
     (["--optimize", "{uri}", "--shots"], "got --shots"),
     (["--optimize", "{uri}", "--keep-versions", "0"], "argument --keep-versions: expected a "
                                                       "positive number; got '0'"),
+    (["--optimize", "{uri}", "--keep-versions", "0.001"], "--keep-versions 0.001: a version is "
+                                                          "kept at least 60 s"),
+    (["{uri}", "-o", "{uri}", "--keep-versions", "59"], "--keep-versions 59: a version"),
+    (["--optimize", "{uri}", "--batch-size", "8"], "got --batch-size"),
+    (["--optimize", "{uri}", "--preset", "x"], "got --preset"),
+    (["--optimize", "{uri}", "--num-frames", "4"], "got --num-frames"),
+    (["--optimize", "{uri}", "--workers", "2"], "got --workers"),
+    (["--optimize", "{uri}", "--strict"], "got --strict"),
     (["{uri}"], "give -o INDEX: index SOURCES"),
     (["-o", "{uri}"], "give SOURCES: index SOURCES"),
 ])  # fmt: skip
@@ -232,11 +271,13 @@ def test_index_optimize_on_s3(s3_server, capsys, same_clock):
     bucket = s3_server.bucket()
     uri = f"s3://{bucket}/ix"
     _old_index(ClipTable(uri, storage_options=s3_server.options()), 12, rows=5)
-    out = call(capsys, "index", "--optimize", uri, *s3_server.flags(), "--keep-versions", "0.2",
-               "--json")  # fmt: skip
+    out = call(capsys, "index", "--optimize", uri, *s3_server.flags(), "--json")
     assert out.returncode == 0, out.stderr
     done = json.loads(out.stdout)
-    assert done["rows"] == 60 and done["fragments"] == [12, 1] and done["versions"][1] <= 4
+    assert done["rows"] == 60 and done["fragments"] == [12, 1]
+    assert done["versions"][1] > done["versions"][0] >= 12  # none replaced long enough ago
+    _, after = _optimize(uri, 0.2, storage_options=s3_server.options())
+    assert after.rows == 60 and after.fragments == 1 and after.versions <= 4
     wrong = call(capsys, "index", "--optimize", f"s3://{bucket}-none/ix", *s3_server.flags())
     assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1
     assert f"s3://{bucket}-none/ix" in wrong.stderr

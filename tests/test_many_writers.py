@@ -6,7 +6,6 @@ made before it."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,10 @@ WORKER = Path(__file__).with_name("many_writers_worker.py")
 WRITERS = 3
 SEEDS = (11, 12, 13, 14, 15)
 BATCH = 4  # clips per commit in the CLI's runs
-WAIT_S = 240  # for a process that should long be done: a hang fails, it does not stall
+# For each step of a run (a seeded run, the victim's first commits, the writers' ends):
+# long past what it takes, so that a hang fails the test and does not stall the session.
+WAIT_S = 150
+STOP_AFTER = 2  # the victim's commits of its own video before it waits to be killed
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +97,14 @@ def test_a_fault_is_not_retried_and_a_lasting_conflict_is_one_line():
 
 # ---------------------------------------------------------------- the primary key
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_an_index_made_before_the_primary_key_gets_it_at_its_first_write(where, s3_server,
+def test_an_index_made_before_the_primary_key_gets_it_at_its_first_write(where, request,
                                                                          tmp_path):  # fmt: skip
     import lancedb
 
-    options = s3_server.options() if where == "s3" else None
-    uri = f"s3://{s3_server.bucket()}/ix" if where == "s3" else str(tmp_path / "ix")
+    options, uri = None, str(tmp_path / "ix")
+    if where == "s3":  # the server only for the S3 case
+        server = request.getfixturevalue("s3_server")
+        options, uri = server.options(), f"s3://{server.bucket()}/ix"
     old = store.schema(8, {"dim": 8, "format": store.FORMAT})
     old = old.set(0, old.field("id").remove_metadata())  # as indexes were written before
     table = lancedb.connect(uri, storage_options=options).create_table(store.TABLE, schema=old)
@@ -120,8 +124,10 @@ def test_an_index_made_before_the_primary_key_gets_it_at_its_first_write(where, 
 
 def test_a_new_index_two_writers_create_at_once_is_opened_by_the_second(s3_server):
     uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
-    # Opened before either wrote, as on two machines: both create the table.
-    first, second, third = (ClipTable(uri, storage_options=options, meta={"note": n})
+    # Opened before either wrote, as on two machines: both create the table. (Reads look
+    # for the others' commits at once: what is read is not a matter of time.)
+    first, second, third = (ClipTable(uri, storage_options=options, meta={"note": n},
+                                      refresh_seconds=0)
                             for n in ("first", "second", "third"))  # fmt: skip
     first.commit(_rows(2), settings={"num_frames": 8})
     # Other notes, the same settings: the second writes into the first's table.
@@ -146,6 +152,7 @@ def test_a_failure_two_writers_recorded_at_once_is_reported_once(tmp_path):
 
 # ------------------------------------------------------- writer processes, seeded
 def _wait_for(paths, processes, log):
+    """Until every path exists (within `WAIT_S`), every process running meanwhile."""
     deadline = time.monotonic() + WAIT_S
     while not all(p.exists() for p in paths):
         for process in processes:
@@ -170,6 +177,8 @@ def test_three_writer_processes_store_every_clip_once_on_s3_and_locally(s3_serve
                                       stdout=subprocess.PIPE, stderr=errors, text=True)
                      for k in range(WRITERS)]  # fmt: skip
     try:
+        for i in range(len(SEEDS)):  # each S3 run within its own deadline
+            _wait_for([barrier / f"run{i}.done.{k}" for k in range(WRITERS)], processes, log)
         # The local run: the writers reach their first write while the test holds the
         # folder's lock; none commits (or creates the table) until it is let go.
         name = f"run{len(SEEDS)}"
@@ -207,11 +216,15 @@ def lvt(golden_dir):
     return [*model, *sampling, "--no-progress"]
 
 
-def _index(sources, uri, flags, lvt, env, log: Path):
+def _index(sources, uri, flags, lvt, env, log: Path, stop_after=None):
     """`videoprism index` as a command, its stderr into `log` (read once it is done: a pipe
-    left unread could fill and stop it)."""
-    command = [sys.executable, "-m", "videoprism_keras.cli", "index", *map(str, sources), "-o",
-               uri, "--json", *flags, *map(str, lvt)]  # fmt: skip
+    left unread could fill and stop it); with `stop_after` (commits, video), waiting to be
+    killed after that many commits of that video."""
+    program = ["-m", "videoprism_keras.cli"]
+    if stop_after is not None:
+        program = [str(WORKER), "--stop-after", *map(str, stop_after)]
+    command = [sys.executable, *program, "index", *map(str, sources), "-o", uri, "--json",
+               *flags, *map(str, lvt)]  # fmt: skip
     with log.open("w") as errors:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
                                 env=env)  # fmt: skip
@@ -233,28 +246,21 @@ def test_cli_writers_with_one_killed_and_run_again_store_every_clip_once(s3_serv
     # The one to be killed has a long video of its own; all three share the others.
     victim = [long, a, b]
     logs = [tmp_path / f"writer{k}.log" for k in range(4)]
-    processes = [_index(victim, uri, flags, lvt, env, logs[0]),
+    processes = [_index(victim, uri, flags, lvt, env, logs[0], (STOP_AFTER, long)),
                  _index([b, c, a], uri, flags, lvt, env, logs[1]),
                  _index([c, a, b], uri, flags, lvt, env, logs[2])]  # fmt: skip
     try:
-        # Killed once a batch of its own video's clips is committed, and not all.
-        deadline, held, table = time.monotonic() + WAIT_S, 0, None
-        while held < BATCH:
+        # Killed mid-run: it waits once some commits of its own video's clips are made.
+        deadline = time.monotonic() + WAIT_S
+        while worker.STOPPED not in logs[0].read_text():
             assert processes[0].poll() is None, logs[0].read_text()[-3000:]
             assert time.monotonic() < deadline, "the victim committed nothing of its video"
-            time.sleep(0.2)
-            try:
-                table = table or lancedb.connect(uri, storage_options=options).open_table(
-                    store.TABLE)  # fmt: skip
-            except ValueError:  # not created yet
-                continue
-            table.checkout_latest()
-            held = table.count_rows(f"path = {store.sql_string(str(long))}")
-        processes[0].send_signal(signal.SIGKILL)
+            time.sleep(0.05)
+        processes[0].kill()
         processes[0].wait(timeout=60)
-        assert processes[0].returncode == -signal.SIGKILL
-        table.checkout_latest()  # what it committed of its own video: some, not all
-        assert BATCH <= table.count_rows(f"path = {store.sql_string(str(long))}") < seconds["long"]
+        table = lancedb.connect(uri, storage_options=options).open_table(store.TABLE)
+        held = table.count_rows(f"path = {store.sql_string(str(long))}")
+        assert STOP_AFTER <= held < seconds["long"]  # what it committed of its video: not all
         # Its command again (as a machine that comes back), while the others still run.
         processes.append(_index(victim, uri, flags, lvt, env, logs[3]))
         outputs = [p.communicate(timeout=WAIT_S)[0] for p in processes[1:]]

@@ -94,7 +94,7 @@ def test_a_reader_sees_others_commits_within_refresh_seconds_its_own_at_once(
     from videoprism_keras.apps.index import table as table_module
 
     clock = Clock()
-    monkeypatch.setattr(table_module.time, "monotonic", clock)
+    monkeypatch.setattr(table_module, "_clock", clock)  # this module's clock alone
     uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
     VideoIndex(uri, storage_options=options).commit(_rows(2))
     reader = VideoIndex.load(uri, storage_options=options, refresh_seconds=2.0)

@@ -231,3 +231,10 @@ EMBED_STORE_ATTEMPTS = 3
 # replaces an object whole, an upload that fails does not): a name with it is neither a part
 # nor an output, and a resumed run passes it by.
 EMBED_STORE_TEMPORARY = ".tmp-"
+
+
+# ------------------------------------------------ issue 28 review: index retention's floor
+# `index --keep-versions` below this is refused: a reader mid-search (a `copies` pass, a slow
+# query on an object store) stays on its version for seconds to minutes, and a version
+# deleted under it fails the read. Python's `keep_versions_s` may go lower (tests).
+INDEX_KEEP_VERSIONS_MIN_SECONDS = 60.0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..constants import (
     ANN_THRESHOLD,
+    INDEX_KEEP_VERSIONS_MIN_SECONDS,
     INDEX_KEEP_VERSIONS_SECONDS,
     SEARCH_TITLE,
     SHOTS_CLIP_SECONDS,
@@ -39,7 +40,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimize", metavar="INDEX", help=optimize_help)
     keep_help = ("seconds a replaced index version is kept for readers still on it before "
                  f"maintenance deletes it (default {INDEX_KEEP_VERSIONS_SECONDS:g}: longer than "
-                 "any read of one version)")  # fmt: skip
+                 "any read of one version; at least "
+                 f"{INDEX_KEEP_VERSIONS_MIN_SECONDS:g})")  # fmt: skip
     p.add_argument("--keep-versions", type=positive(float), metavar="SECONDS", help=keep_help)
     parser.add_window_options(p)
     shots_help = ("windows at shot cuts (PySceneDetect), long shots split into equal parts of "
@@ -54,6 +56,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     tokenizer_help = ("SentencePiece model, recorded in a new index for text search and serve "
                       "(default: the preset's own)")  # fmt: skip
     p.add_argument("--tokenizer", help=tokenizer_help)
+    # What --optimize refuses (it adds no videos): every flag but its own, as parsed here.
+    p.set_defaults(writing_flags=_writing_flags(p))
 
     p = add_command(subparsers, "search", "search an index by text or by example video", search)
     p.add_argument("index", help="an index folder (or LanceDB URI) written by videoprism index")
@@ -76,9 +80,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def index(args: argparse.Namespace) -> dict:
     from ..apps import VideoIndex
 
+    _check_keep_versions(args)
     store = storage_options(args.storage_option)
     if args.optimize is not None:
-        return optimize(args, store)
+        return _optimize(args, store)
     if not args.sources or not args.output:
         missing = " and ".join(n for n, v in (("SOURCES", args.sources), ("-o INDEX", args.output))
                                if not v)  # fmt: skip
@@ -90,7 +95,7 @@ def index(args: argparse.Namespace) -> dict:
                          "stride; leave --stride-seconds out")  # fmt: skip
     threshold = {"ann_threshold": args.ann_threshold} if args.ann_threshold else {}
     held = VideoIndex(args.output, storage_options=store, **threshold)
-    keep_versions(held, args)
+    _keep_versions(held, args)
     if len(held):
         from ..apps.index.table import check_shots
 
@@ -118,7 +123,7 @@ def index(args: argparse.Namespace) -> dict:
                   "search on this index will need --tokenizer (give it to the first `index` "
                   "to record it)", file=sys.stderr)  # fmt: skip
         held = VideoIndex(args.output, storage_options=store, meta=meta, **threshold)
-        keep_versions(held, args)
+        _keep_versions(held, args)
     if args.ray:
         added = on_ray(args, options, model, files, held)
     else:
@@ -137,19 +142,33 @@ def index(args: argparse.Namespace) -> dict:
             "commit_attempts": held.attempts.attempts}  # fmt: skip
 
 
-# Flags that add videos: none of them goes with --optimize.
-WRITING_FLAGS = (("sources", "SOURCES"), ("output", "-o"), ("clip_seconds", "--clip-seconds"),
-                 ("stride_seconds", "--stride-seconds"), ("shots", "--shots"), ("ray", "--ray"),
-                 ("tokenizer", "--tokenizer"))  # fmt: skip
+# The flags that go with --optimize (and how every command reports): the others add videos.
+_OPTIMIZE_FLAGS = frozenset({"optimize", "keep_versions", "ann_threshold", "storage_option",
+                             "json", "no_progress", "backend", "help", "run"})  # fmt: skip
 
 
-def optimize(args: argparse.Namespace, store: dict | None) -> dict:
+def _writing_flags(p: argparse.ArgumentParser) -> tuple:
+    """(dest, flag as the message names it, default) of `p`'s flags that add videos."""
+    return tuple((a.dest, a.option_strings[0] if a.option_strings else a.dest.upper(), a.default)
+                 for a in p._actions if a.dest not in _OPTIMIZE_FLAGS)  # fmt: skip
+
+
+def _check_keep_versions(args: argparse.Namespace) -> None:
+    floor = INDEX_KEEP_VERSIONS_MIN_SECONDS
+    if args.keep_versions is not None and args.keep_versions < floor:
+        raise UsageError(f"--keep-versions {args.keep_versions:g}: a version is kept at least "
+                         f"{floor:g} s (a reader mid-search stays on it); give {floor:g} or "
+                         "more")  # fmt: skip
+
+
+def _optimize(args: argparse.Namespace, store: dict | None) -> dict:
     """`index --optimize INDEX`: one maintenance pass, whatever is due."""
     from ..apps.index import ClipTable
     from ..apps.index.store import StoreError
     from ..apps.object_store import is_uri
 
-    given = [flag for name, flag in WRITING_FLAGS if getattr(args, name, None)]
+    given = [flag for dest, flag, default in args.writing_flags
+             if getattr(args, dest, default) not in (default, None, False, [])]  # fmt: skip
     if given:
         raise UsageError(f"--optimize maintains an index and adds no videos; got {given[0]}: "
                          "give --optimize INDEX alone (with --keep-versions, --ann-threshold, "
@@ -161,7 +180,7 @@ def optimize(args: argparse.Namespace, store: dict | None) -> dict:
         if is_uri(args.optimize):
             raise
         raise UsageError(f"--optimize {err}") from err
-    keep_versions(held, args)
+    _keep_versions(held, args)
     before = held.stats()
     held.maintain(force=True)
     after = held.stats()
@@ -178,7 +197,7 @@ def optimize(args: argparse.Namespace, store: dict | None) -> dict:
             "keep_versions_s": held.keep_versions_s}  # fmt: skip
 
 
-def keep_versions(held, args: argparse.Namespace) -> None:
+def _keep_versions(held, args: argparse.Namespace) -> None:
     """--keep-versions onto the index handle whose maintenance deletes old versions."""
     if args.keep_versions is not None:
         held.keep_versions_s = args.keep_versions

@@ -4,7 +4,7 @@ Lance commits a new version with a conditional write (`If-None-Match` on S3, an 
 rename on a disk): of two writers that read the same version, the second to commit finds
 the first's version in its way. Lance then retries by itself: it rebases a commit that
 does not touch what the other changed, and runs a `merge_insert` again against the new
-version (at most 10 times, within 30 s, in lancedb 0.40) when the other commit inserted
+version (a bounded number of times: see `_CONFLICT_WORDS`) when the other commit inserted
 one of its keys (the `id` column's primary key, `store.PRIMARY_KEY`): the clip is then
 held and not inserted twice. `MergeResult.num_attempts` says how many runs it took.
 
@@ -14,6 +14,9 @@ latest version, after a jittered, growing pause: every write of the index may ru
 (a merge inserts only clips the table lacks, a delete removes rows by predicate, an
 update sets `last_clip`), so a retry changes nothing that the first try did. Past
 `COMMIT_RETRIES` tries the commit fails with one line saying what to do.
+
+`commit_latest` is such a commit of a table handle, under a local folder's lock;
+`add_primary_key` gives a table made before the primary key its key, once.
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ...constants import COMMIT_RETRIES, COMMIT_RETRY_BASE_S, COMMIT_RETRY_MAX_S
-from .store import StoreError
+from . import store
+
+if TYPE_CHECKING:
+    from lancedb.table import LanceTable
 
 # Lance's words for a commit that lost to another writer's (its `RetryableCommitConflict`,
-# `CommitConflict`, `IncompatibleTransaction`, `TooMuchWriteContention` errors).
+# `CommitConflict`, `IncompatibleTransaction`, `TooMuchWriteContention` errors), raised
+# after its own retries: in lancedb 0.40, a merge_insert run again at most 10 times within
+# 30 s.
 _CONFLICT_WORDS = ("commit conflict", "concurrent writ", "conflicts with concurrent",
                    "incompatible transaction", "too much write contention")  # fmt: skip
 
@@ -37,7 +47,9 @@ class CommitAttempts:
     """How a handle's commits went (`ClipTable.attempts`).
 
     Attributes:
-        commits: int. Commits made (merges, deletes, updates; creating the table).
+        commits: int. Commits made through `commit_latest` (merges, deletes, updates;
+            not the table's creation, which no other writer's commit can be in the way
+            of: the second creator opens the first's table).
         attempts: int. Tries they took: Lance's own runs of a merge
             (`MergeResult.num_attempts`) plus the tries here; a try that failed counts
             once. Equal to `commits` when no other writer got in the way.
@@ -78,7 +90,7 @@ def retried(write: Callable[[], int], uri: str, action: str,
         The tries it took, Lance's included.
 
     Raises:
-        StoreError: still refused after `COMMIT_RETRIES` tries.
+        store.StoreError: still refused after `COMMIT_RETRIES` tries.
     """
     rng = rng or random.Random()
     failed = 0
@@ -90,7 +102,7 @@ def retried(write: Callable[[], int], uri: str, action: str,
                 raise
             failed += 1
             if failed >= COMMIT_RETRIES:
-                raise StoreError(
+                raise store.StoreError(
                     f"{uri}: other writers' commits kept getting in the way while {action} "
                     f"({failed} tries): this commit was not made; earlier commits stay. Run "
                     "the same command again to continue, or run fewer writers at once"
@@ -99,3 +111,48 @@ def retried(write: Callable[[], int], uri: str, action: str,
             # (many writers spread out), capped so that a retry comes within seconds.
             pause = min(COMMIT_RETRY_MAX_S, COMMIT_RETRY_BASE_S * 2 ** (failed - 1))
             sleep(pause * rng.uniform(0.5, 1.5))
+
+
+def commit_latest(table: LanceTable, folder: Path | None, write: Callable[[LanceTable], Any],
+                  uri: str, action: str) -> int:  # fmt: skip
+    """One commit, `write(table)`, against the latest version (under the lock of `folder`,
+    a local index's; None on an object store), tried again as `retried` does.
+
+    Args:
+        table: `lancedb.table.LanceTable`. The handle, moved to the latest version.
+        folder: `Path` or None. The local index folder whose lock is taken.
+        write: callable. The commit; a `MergeResult` it returns says Lance's runs.
+        uri: str. The index, as an error names it.
+        action: str. What the commit does, as an error names it.
+
+    Returns:
+        The tries it took, Lance's included.
+    """
+
+    def once():
+        with store.locked(folder):
+            table.checkout_latest()  # a write needs the newest, whatever reads may lag
+            return getattr(write(table), "num_attempts", 1)
+
+    return retried(once, uri, action)
+
+
+def add_primary_key(table: LanceTable, folder: Path | None, uri: str) -> None:
+    """A table created before the `id` column was its primary key gets it (once: Lance
+    refuses to set it again), so that writers without a shared lock cannot insert one
+    clip twice (`store.PRIMARY_KEY`). Nothing if it has it."""
+    if store.has_primary_key(table.schema):
+        return
+
+    def once():
+        with store.locked(folder):
+            table.checkout_latest()
+            if not store.has_primary_key(table.schema):
+                try:
+                    table.set_unenforced_primary_key("id")
+                except ValueError as err:  # another writer set it meanwhile
+                    if "already set" not in str(err):
+                        raise
+        return 1
+
+    retried(once, uri, "marking its id column as the primary key")

@@ -10,12 +10,12 @@ index lacks pass their bounds (constants.py, "maintenance"), and `videoprism ind
 --optimize` runs one for a cron.
 
 Which versions go: Lance deletes those *committed* before a cutoff, but a reader is at
-risk from a version's *replacement*: after an hour without commits, a compaction's
-cleanup would delete the version every reader is on at that moment. So the cutoff here is
-the commit time of a version that was replaced at least `keep_versions_s` ago: every
-version deleted had been replaced that long before, whatever the gap before it. That needs
-versions' times: those this process saw (`Upkeep.seen`), else the table's list of versions
-(read once per handle: one small read per version).
+risk from a version's *replacement*: after a pause in commits longer than the retention,
+a compaction's cleanup would delete the version every reader is on at that moment. So the
+cutoff here is the commit time of a version that was replaced at least `keep_versions_s`
+ago: every version deleted had been replaced that long before, whatever the gap before
+it. That needs versions' times: those this process saw (`Upkeep.seen`), else the table's
+list of versions (read once per handle: one small read per version).
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ from ...constants import (
     MAINTAIN_UNINDEXED_ROWS,
     MAINTAIN_VERSIONS,
 )
-from . import ann, store
+from . import ann, commits, store
 
 if TYPE_CHECKING:
     from lancedb.table import LanceTable
 
 log = logging.getLogger(__name__)
 
-NEVER = timedelta(days=36_500)  # the cleanup age that deletes nothing
+_NEVER = timedelta(days=36_500)  # the cleanup age that deletes nothing
 
 
 class Maintained(Protocol):
@@ -50,7 +50,7 @@ class Maintained(Protocol):
     ann_threshold: int
     keep_versions_s: float
 
-    def latest(self) -> LanceTable | None: ...
+    def latest(self, *, fresh: bool = False) -> LanceTable | None: ...
 
 
 @dataclass
@@ -59,7 +59,9 @@ class Upkeep:
 
     Attributes:
         seen: list of (wall-clock seconds, version). Versions seen as the latest, oldest
-            first: version v existed at that time, and any later version in the list was
+            first, with the time the look for it began: no later version was committed
+            by that time (the cutoff rests on it), and v existed then or within the look
+            (milliseconds, next to `keep_versions_s`); any later version in the list was
             committed by its time.
         passed_at: int or None. The version after this handle's last pass (or when it
             first looked): versions since are counted against MAINTAIN_VERSIONS.
@@ -123,14 +125,13 @@ def due(table: LanceTable, upkeep: Upkeep, ann_threshold: int, finishing: bool,
 
     Args:
         table: `lancedb.table.LanceTable`. At its latest version.
-        upkeep: `Upkeep`. This handle's memory.
+        upkeep: `Upkeep`. This handle's memory (the version seen already in it).
         ann_threshold: int. Rows from which the vector index is built.
         finishing: bool. At the end of a run of writes: the vector index is then brought
             up to date whatever it lacks (between commits: past MAINTAIN_UNINDEXED_ROWS).
         compact: bool. Any small fragments are to be merged (the end of a long run of
             writes: its table is left as a fresh one). Defaults to False.
     """
-    upkeep.see(table.version)
     rows, found = table.count_rows(), ann.find(table)
     small = table.stats()["fragment_stats"]["num_small_fragments"]
     unindexed = table.index_stats(found.name).num_unindexed_rows if found else 0
@@ -159,7 +160,7 @@ def run_pass(table: LanceTable, upkeep: Upkeep, keep_s: float, ann_threshold: in
     rows = table.count_rows()
     if ann.find(table) is None and rows >= ann_threshold:
         table.create_index("vector", config=ann.ann_config(rows), replace=True)
-    table.optimize(cleanup_older_than=NEVER)  # compaction and the index: long, maybe
+    table.optimize(cleanup_older_than=_NEVER)  # compaction and the index: long, maybe
     # Lance counts the cleanup's age from its own reading of the clock: a pass with nothing
     # left to compact reads it right after this one.
     now = time.time()
@@ -177,7 +178,11 @@ def maintain(index: Maintained, upkeep: Upkeep, *, finishing: bool, compact: boo
              force: bool) -> bool:  # fmt: skip
     """`ClipTable.maintain` under its lock (see there): a pass if one is due, or `force`."""
     try:
-        table = index.latest()
+        # Looked for now, not as a read saw it up to `refresh_seconds` ago: `seen` says that
+        # no version newer than this one was committed by this time, taken before the look.
+        looked = time.time()
+        table = index.latest(fresh=True)
+        upkeep.see(table.version, looked)
         if not force and not due(table, upkeep, index.ann_threshold, finishing, compact):
             return False
         run_pass(table, upkeep, index.keep_versions_s, index.ann_threshold, exact=force)
@@ -187,7 +192,7 @@ def maintain(index: Maintained, upkeep: Upkeep, *, finishing: bool, compact: boo
             raise store.translate(err, index.uri, "maintaining it", committing=True) from err
         # A pass yields to a writer's commit (Lance: its Rewrite is preempted): the next
         # look runs it again, nothing to warn about.
-        quiet = "commit conflict" in str(err).lower()
+        quiet = commits.is_conflict(err)
         (log.info if quiet else log.warning)(
             f"videoprism: {index.uri}: index maintenance failed, the clips are all stored; "
             f"it runs again later ({err})")  # fmt: skip

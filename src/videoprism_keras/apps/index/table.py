@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from lancedb.table import LanceTable
 
+# How long ago a read looked for a new version (a module name: the tests' clock replaces it
+# for this module alone, not for every thread's `time.monotonic`).
+_clock = time.monotonic
+
 SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
 NEEDED_COLUMNS = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
 
@@ -161,10 +165,6 @@ class ClipTable:
             version lasts. Defaults to `constants.INDEX_KEEP_VERSIONS_SECONDS`.
     """
 
-    # Set by the first commit of a handle (kept out of __init__: class defaults).
-    _attempts = commits.CommitAttempts()
-    _keyed = False  # whether the table's `id` is known to be its primary key
-
     def __init__(self, uri: str | os.PathLike, *, ann_threshold: int = ANN_THRESHOLD,
                  meta: dict | None = None, storage_options: dict | None = None,
                  dim: int | None = None, create: bool = True,
@@ -177,8 +177,10 @@ class ClipTable:
         self._dim = dim
         self._folder = store.local_path(self.uri) if store.is_local(self.uri) else None
         self._table = self._db = self._table_dim = None
-        self.refresh_seconds = refresh_seconds_for(self.uri, refresh_seconds)
-        self._looked_at = -math.inf  # time.monotonic() of the last look for a new version
+        self.refresh_seconds = _refresh_seconds(self.uri, refresh_seconds)
+        self._looked_at = -math.inf  # _clock() of the last look for a new version
+        self._attempts = commits.CommitAttempts()
+        self._keyed = False  # whether the table's `id` is known to be its primary key
         if not create and self._folder is not None and not self._folder.is_dir():
             what = "a file, not a folder" if self._folder.exists() else "no such folder"
             raise store.StoreError(f"{self.uri} is not a video index ({what}): give "
@@ -218,7 +220,7 @@ class ClipTable:
             elif legacy.has_leftovers(folder):
                 legacy.move_legacy(folder)  # converted, then killed before the move
         try:
-            self._looked_at = time.monotonic()  # opening reads the latest version
+            self._looked_at = _clock()  # opening reads the latest version
             self._table = self._connect().open_table(store.TABLE)
             self._check_schema()
         except ValueError as err:
@@ -238,17 +240,14 @@ class ClipTable:
                                    "another folder")  # fmt: skip
 
     # -------------------------------------------------------------------- reads
-    def latest(self) -> LanceTable | None:
+    def latest(self, *, fresh: bool = False) -> LanceTable | None:
         """The LanceDB table (`lancedb.table.LanceTable`) moved to its latest version,
-        as seen at most `refresh_seconds` ago; None before the first write."""
-        return self._latest(now=False)
-
-    def _latest(self, now: bool) -> LanceTable | None:
-        """`latest()`; with `now`, looked for now whatever `refresh_seconds`."""
+        as seen at most `refresh_seconds` ago (with `fresh`, looked for now); None before
+        the first write."""
         if self._table is None:
             return None
-        began = time.monotonic()
-        if now or began - self._looked_at >= self.refresh_seconds:
+        began = _clock()
+        if fresh or began - self._looked_at >= self.refresh_seconds:
             try:
                 self._table.checkout_latest()
             except (OSError, RuntimeError, ValueError) as err:
@@ -342,7 +341,7 @@ class ClipTable:
         held: dict = {}
         # Looked for now: a writer asks before embedding (once per batch or file), and what
         # another writer committed a moment ago need not be embedded again.
-        table = self._latest(now=True)
+        table = self.latest(fresh=True)
         if table is None:
             return held
         ids = [f.file_id for f in files]
@@ -427,42 +426,16 @@ class ClipTable:
 
     def _write(self, write, action: str = "writing to it") -> None:
         """One commit, `write(lance_table)`, against the latest version under the lock,
-        tried again on a conflict, counted in `attempts` (a merge's result says how many
-        runs Lance took)."""
-
-        def once():
-            with store.locked(self._folder):
-                self._table.checkout_latest()  # not `latest()`: a write needs the newest
-                return getattr(write(self._table), "num_attempts", 1)
-
+        tried again on a conflict, counted in `attempts` (`commits.commit_latest`); the
+        handle's first write gives a table made before the primary key its key."""
         try:
-            self._add_primary_key()
-            tries = commits.retried(once, self.uri, action)
+            if not self._keyed:
+                commits.add_primary_key(self._table, self._folder, self.uri)
+                self._keyed = True
+            tries = commits.commit_latest(self._table, self._folder, write, self.uri, action)
         except (OSError, RuntimeError, ValueError) as err:
             raise store.translate(err, self.uri, action, committing=True) from err
         self._attempts = self._attempts.plus(tries)
-
-    def _add_primary_key(self):
-        """A table created before the `id` column was its primary key gets it at its first
-        write here (once: Lance refuses to set it again), so that writers without a
-        shared lock cannot insert one clip twice (`store.PRIMARY_KEY`)."""
-        if self._keyed or store.has_primary_key(self._table.schema):
-            self._keyed = True
-            return
-
-        def once():
-            with store.locked(self._folder):
-                self._table.checkout_latest()
-                if not store.has_primary_key(self._table.schema):
-                    try:
-                        self._table.set_unenforced_primary_key("id")
-                    except ValueError as err:  # another writer set it meanwhile
-                        if "already set" not in str(err):
-                            raise
-            return 1
-
-        commits.retried(once, self.uri, "marking its id column as the primary key")
-        self._keyed = True
 
     def _create(self, dim, settings):
         if self._table is not None:
@@ -540,7 +513,7 @@ class ClipTable:
                                                  compact=compact, force=force)  # fmt: skip
 
 
-def refresh_seconds_for(uri: str, refresh_seconds: float | None) -> float:
+def _refresh_seconds(uri: str, refresh_seconds: float | None) -> float:
     """`refresh_seconds` checked (a `ValueError` in its own name), None as the default for
     the store `uri` is on."""
     if refresh_seconds is None:
