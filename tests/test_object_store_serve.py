@@ -21,6 +21,8 @@ import s3
 from cli_helpers import call, run_all
 from videos import write_video
 
+from videoprism_keras.constants import INDEX_REFRESH_SECONDS
+
 WORKER = Path(__file__).with_name("s3_commit_worker.py")
 REFRESH_S = 1.0  # the served index's staleness bound in the serving test
 # Past the bound, what a new clip's first sighting may still take: the query that sees it
@@ -97,11 +99,11 @@ def test_a_reader_sees_others_commits_within_refresh_seconds_its_own_at_once(
     monkeypatch.setattr(table_module, "_clock", clock)  # this module's clock alone
     uri, options = f"s3://{s3_server.bucket()}/ix", s3_server.options()
     VideoIndex(uri, storage_options=options).commit(_rows(2))
-    reader = VideoIndex.load(uri, storage_options=options, refresh_seconds=2.0)
-    assert reader.refresh_seconds == 2.0 and len(reader) == 2
+    reader = VideoIndex.load(uri, storage_options=options)  # the object store's default bound
+    assert reader.refresh_seconds == INDEX_REFRESH_SECONDS and len(reader) == 2
     VideoIndex.load(uri, storage_options=options).commit(_rows(1, start=2))  # another writer
-    clock.now += 1.9
-    assert len(reader) == 2  # within the bound: the version looked at 1.9 s ago
+    clock.now += INDEX_REFRESH_SECONDS - 0.1
+    assert len(reader) == 2  # within the bound: the version looked at just under it ago
     clock.now += 0.1
     assert len(reader) == 3  # at the bound: looked again
     query = _rows(1, start=2)["vector"].to_numpy(zero_copy_only=False)[0]
@@ -148,13 +150,16 @@ def test_serve_on_a_missing_bucket_is_one_line_before_the_model_loads(s3_server,
 
 
 def _start_serve(env, args):
+    """The command in a session of its own: a group to kill whole if it does not stop."""
     process = subprocess.Popen([sys.executable, "-m", "videoprism_keras.cli", "serve",
                                 *map(str, args)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)  # fmt: skip
     ready, _, _ = select.select([process.stdout], [], [], SERVER_START_S)
     line = process.stdout.readline() if ready else ""
     if "serving" not in line:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         pytest.fail(f"serve did not start: {line!r} {process.stderr.read()[-1500:]}")
     return process, line.split(" on ")[-1].split()[0]
 
@@ -206,8 +211,14 @@ def test_serve_on_s3_finds_clips_another_process_commits_within_the_bound(s3_ser
             writer.wait(30)
             writer.stdout.close()
         process.send_signal(signal.SIGINT)
-        process.wait(30)
-        process.stdout.close()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:  # the whole group: nothing outlives the test
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        finally:
+            process.stdout.close()
     err = process.stderr.read()
     process.stderr.close()
     assert process.returncode == 0, err[-800:]

@@ -1,11 +1,14 @@
 """`videoprism serve --workers N`: N processes answering on one port. The supervisor with
-tiny apps, in this process (every worker answers, a killed one is started again, one that
-cannot start stops the server in one line, and the command says so in one line too); then
-the real command with 2 workers over one index, on a local folder and on the loopback S3
-(tests/s3.py): both workers answer, both serve a commit a writer process makes after the
-start, and a stop (Ctrl-C to the whole process group, or the server SIGKILLed) ends every
-process within seconds. System tests: no backend marker."""
+tiny apps, in this process (every worker answers, a killed one is started again, workers
+that die with a stop are not, one that cannot start stops the server in one line, one that
+keeps dying once serving is started again later each time and then stops it, one never
+ready stops it, and the command says so in one line too); then the real command with 2
+workers over one index, on a local folder and on the loopback S3 (tests/s3.py): both
+workers answer, both serve a commit a writer process makes after the start, and a stop
+(Ctrl-C to the whole process group, or the server SIGKILLed) ends every process within
+seconds. System tests: no backend marker."""
 
+import functools
 import json
 import os
 import select
@@ -24,12 +27,17 @@ import s3
 from cli_helpers import call
 from videos import write_video
 
-from videoprism_keras.constants import SERVE_STOP_SECONDS, SERVE_WORKER_HEADER
-from videoprism_keras.serve import bind, url
+from videoprism_keras.constants import (
+    SERVE_RESTART_WINDOW_SECONDS,
+    SERVE_STOP_SECONDS,
+    SERVE_WORKER_HEADER,
+)
+from videoprism_keras.serve import bind, replicas, url
 from videoprism_keras.serve.replicas import ReplicaError, bind_shared, run_replicas
 
 START_S = 240  # a worker loads JAX and the model: generous on a busy 2-core machine
 STOP_S = 2 * SERVE_STOP_SECONDS  # every process gone (a worker stops in about 2 s)
+ANSWER_S = 60  # a request, retried while the connection fails (a worker dying, restarting)
 WRITER = """
 import json, sys
 import numpy as np
@@ -64,13 +72,30 @@ def alive(pid: int) -> bool:
         return False
 
 
+def until_gone(pid: int, seconds: float = STOP_S) -> None:
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        assert time.monotonic() < deadline, f"pid {pid} still running after {seconds} s"
+        time.sleep(0.05)
+
+
 def answers(base: str, path: str, n: int = 8, params: dict | None = None) -> list:
     """`n` requests at once, each on a connection of its own (a kept-alive one stays with
-    the worker that accepted it): [(worker, response)]."""
+    the worker that accepted it): [(worker, response)]. A request whose connection fails
+    (reset by a worker that died with it accepted, or made in the instant it died) is sent
+    again, as a client would."""
 
     def one(_):
-        response = httpx.get(base + path, params=params, timeout=60,
-                             headers={"Connection": "close"})  # fmt: skip
+        deadline = time.monotonic() + ANSWER_S
+        while True:
+            try:
+                response = httpx.get(base + path, params=params, timeout=ANSWER_S,
+                                     headers={"Connection": "close"})  # fmt: skip
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         assert response.status_code == 200, response.text
         return int(response.headers[SERVE_WORKER_HEADER]), response
 
@@ -133,20 +158,28 @@ def test_every_worker_answers_and_a_killed_one_is_started_again(capfd):
         assert {worker for worker, _ in answers(base, "/who", n=32)} == {1, 2}
         first = seen[1].json()["pid"]
         os.kill(first, signal.SIGKILL)
-        while alive(first):  # its connections (accepted, or waiting on its socket) are reset
-            time.sleep(0.05)
-        time.sleep(0.5)  # and, measured, a few made in the instant it dies
+        until_gone(first)  # its connections (accepted, or waiting on its socket) are reset
         # Once it is gone, worker 2 answers every new connection, until worker 1 comes back
         # as a new process.
         again = until_every_worker(base, "/who", 2, check=lambda r: r.json()["pid"] != first)
-        return first, {r.json()["pid"] for r in again.values()}
+        pids = {r.json()["pid"] for r in again.values()}
+        # A stop whose signal the workers get too (a Ctrl-C reaches the whole group): their
+        # ends are the stop's, not deaths to restart.
+        os.kill(os.getpid(), signal.SIGTERM)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return first, pids
 
     (killed, pids), stop_s = supervised(replica_apps.tiny_app, 2, checks)
     assert killed not in pids and len(pids) == 2
     assert stop_s < SERVE_STOP_SECONDS
     assert not any(alive(pid) for pid in (killed, *pids))
     err = capfd.readouterr().err
-    assert f"videoprism: worker 1 (pid {killed}) ended (signal SIGKILL): starting it again" in err
+    restarts = [line for line in err.splitlines() if "starting it again" in line]
+    assert restarts == [
+        f"videoprism: worker 1 (pid {killed}) ended (signal SIGKILL): starting "
+        f"it again in {replicas.SERVE_RESTART_DELAY_SECONDS:g} s"
+    ], err
 
 
 def test_a_worker_that_cannot_start_stops_the_server_in_one_line(capfd):
@@ -159,6 +192,47 @@ def test_a_worker_that_cannot_start_stops_the_server_in_one_line(capfd):
     err = capfd.readouterr().err
     assert "videoprism: worker 1: error: no model for worker 1" in err or "worker 2: error" in err
     assert "second line" not in err and "Traceback" not in err, err
+
+
+def test_a_worker_that_keeps_dying_once_serving_is_restarted_ever_later_then_stops(
+    tmp_path, monkeypatch, capfd
+):
+    # Once the server is announced, even a death before ready is restarted (a fresh start
+    # may cure it), after a delay doubled at each death; past the cap, the server stops.
+    monkeypatch.setattr(replicas, "SERVE_RESTARTS", 2)
+    monkeypatch.setattr(replicas, "SERVE_RESTART_DELAY_SECONDS", 0.2)
+    killed = []
+
+    def kill(pids):  # once serving: the worker dies; every start after this one fails
+        killed.extend(pids)
+        os.kill(pids[0], signal.SIGKILL)
+
+    build = functools.partial(replica_apps.once_app, str(tmp_path))
+    window = f"{SERVE_RESTART_WINDOW_SECONDS:g}"
+    with bind("127.0.0.1", 0) as sock, pytest.raises(ReplicaError) as raised:
+        run_replicas(build, sock, 1, on_ready=kill)
+    assert str(raised.value) == (f"--workers: worker 1 ended 3 times within {window} s (the "
+                                 "last: exit code 1): stopping the server")  # fmt: skip
+    err = capfd.readouterr().err
+    ours = [line for line in err.splitlines() if line.startswith("videoprism:")]
+    assert ours == [
+        f"videoprism: worker 1 (pid {killed[0]}) ended (signal SIGKILL): starting it again in "
+        "0.2 s",
+        "videoprism: worker 1: error: worker 1 cannot start again",
+        "videoprism: worker 1 ended (exit code 1) before it was ready: starting it again in 0.4 s",
+        "videoprism: worker 1: error: worker 1 cannot start again",
+    ], err
+    assert "Traceback" not in err, err
+
+
+def test_a_worker_never_ready_stops_the_server_in_one_line(monkeypatch):
+    monkeypatch.setattr(replicas, "SERVE_START_SECONDS", 1.0)
+    began = time.monotonic()
+    with bind("127.0.0.1", 0) as sock, pytest.raises(ReplicaError) as raised:
+        run_replicas(replica_apps.hung_app, sock, 1, on_ready=lambda pids: pytest.fail("ready"))
+    assert str(raised.value) == ("--workers: worker 1 was not ready 1 s after its start: "
+                                 "stopping the server")  # fmt: skip
+    assert time.monotonic() - began < 1 + SERVE_STOP_SECONDS  # stopped by its SIGTERM
 
 
 def test_workers_must_be_a_positive_number(capsys, tmp_path):
@@ -187,21 +261,35 @@ def video(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("videos") / "gen.mp4", frames=40, size=(32, 32))
 
 
+def wait_or_kill_group(process: subprocess.Popen, seconds: float) -> None:
+    """Waits for `process` (a session's leader); past `seconds`, SIGKILLs its whole group
+    (the server and its workers: nothing outlives the test) and fails."""
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
 def start_server(args, env):
     """The real command in a session of its own (so that a Ctrl-C can reach its whole
-    group, as a terminal's does); returns (process, base url, stderr lines as they come)."""
+    group, as a terminal's does); returns (process, base url, stderr lines as they come,
+    the thread that reads them)."""
     command = [sys.executable, "-m", "videoprism_keras.cli", "serve", *map(str, args)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env, start_new_session=True)  # fmt: skip
     err: list[str] = []
-    threading.Thread(target=lambda: err.extend(process.stderr), daemon=True).start()
+    reader = threading.Thread(target=lambda: err.extend(process.stderr), daemon=True)
+    reader.start()
     ready, _, _ = select.select([process.stdout], [], [], START_S)
     line = process.stdout.readline() if ready else ""
     if "serving" not in line:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)  # with any worker already started
+        process.wait()
         pytest.fail(f"the server did not start: {line!r} {''.join(err)[-800:]}")
     assert "with 2 workers" in line, line
-    return process, line.split(" on ")[-1].split()[0].rstrip("/"), err
+    return process, line.split(" on ")[-1].split()[0].rstrip("/"), err, reader
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
@@ -218,7 +306,7 @@ def test_two_workers_serve_commits_made_after_start_and_stop_together(
     indexed = call(capsys, "index", video, "-o", uri, *model_flags, *flags, "--clip-seconds",
                    "1", "--no-progress")  # fmt: skip
     assert indexed.returncode == 0, indexed.stderr
-    process, base, err = start_server([uri, "--port", "0", "--workers", "2", *flags,
+    process, base, err, reader = start_server([uri, "--port", "0", "--workers", "2", *flags,
                                        *model_flags[-2:]], env)  # fmt: skip
     workers = children(process.pid)
     try:
@@ -242,18 +330,21 @@ def test_two_workers_serve_commits_made_after_start_and_stop_together(
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.kill()
-        process.wait(SERVE_STOP_SECONDS + 10)
+        wait_or_kill_group(process, SERVE_STOP_SECONDS + 10)
     while any(alive(pid) for pid in workers) and time.monotonic() - began < STOP_S:
         time.sleep(0.1)
     assert len(workers) >= 2 and not any(alive(pid) for pid in workers)
     with pytest.raises(httpx.ConnectError):  # nothing answers on the port any more
         httpx.get(base + "/api/health", timeout=5)
-    time.sleep(0.5)  # the stderr reader's last lines
+    reader.join(10)  # its last lines (the stream ends with the last process holding it)
+    assert not reader.is_alive()
     # Nothing but our own lines: no traceback, no library's start-up noise from any worker.
     assert all(line.startswith("videoprism:") for line in err), "".join(err)[-800:]
     if store == "s3":
         assert process.returncode == 0, "".join(err)[-800:]
         assert err[-1].strip() == "videoprism: stopped"
+        # The workers stopped by the Ctrl-C they got too are not started again.
+        assert not any("starting it again" in line for line in err), "".join(err)[-800:]
 
 
 def test_a_worker_that_cannot_load_stops_the_command_in_one_line(tmp_path, model_flags, video,

@@ -208,12 +208,14 @@ MAINTAIN_UNINDEXED_ROWS = 10_000
 # ------------------------------------------------ issue 28: search served by replicas
 # `serve --workers N` (serve/replicas.py): every answer names the worker that gave it in this
 # header; the parent looks at its workers (a stop, a death, a worker ready), and each worker
-# at its parent (gone: it stops), this often; on a stop, a worker has this long after SIGTERM
-# (uvicorn's 5 s for the requests under way, and margin) before SIGKILL.
+# at its parent (gone: it stops), this often. On a stop (Ctrl-C, SIGTERM), uvicorn lets the
+# requests under way finish for SERVE_GRACEFUL_SECONDS (one server or a worker); a worker
+# still running past that and a margin (its exit: closing the index, the model) is SIGKILLed.
 SERVE_WORKER_HEADER = "X-VideoPrism-Worker"
 SERVE_BACKLOG = 128  # connections a listening socket holds before they are accepted
 SERVE_REPLICA_POLL_SECONDS = 0.2
-SERVE_STOP_SECONDS = 10.0
+SERVE_GRACEFUL_SECONDS = 5  # an int: uvicorn's `timeout_graceful_shutdown`
+SERVE_STOP_SECONDS = SERVE_GRACEFUL_SECONDS + 5.0
 
 # ------------------------------------------------ issue 28: `embed -o s3://…`
 # An embeddings output on an object store (apps/embed_store.py) is reached through pyarrow's
@@ -238,3 +240,22 @@ EMBED_STORE_TEMPORARY = ".tmp-"
 # query on an object store) stays on its version for seconds to minutes, and a version
 # deleted under it fails the read. Python's `keep_versions_s` may go lower (tests).
 INDEX_KEEP_VERSIONS_MIN_SECONDS = 60.0
+
+
+# ------------------------------------------ issue 28: `serve --workers N`, restarts and start
+# A worker that dies once the server is announced (serving, or loading again after a death)
+# is started again after a delay that doubles with each of its deaths in the window, from
+# the first below up to the cap: a fault that a fresh start does not cure (a model that no
+# longer loads, a query of death) must not spin a CPU on restarts. One worker is started
+# again at most SERVE_RESTARTS times within SERVE_RESTART_WINDOW_SECONDS; the death after
+# that stops the server with one line: a crash loop is not passing, and serving on with
+# fewer workers would hide it. The window spans several model loads (a worker that dies
+# just after each start is caught); an occasional death (the OOM killer once an hour) is
+# started again for ever.
+SERVE_RESTART_DELAY_SECONDS = 0.5
+SERVE_RESTART_MAX_DELAY_SECONDS = 30.0
+SERVE_RESTARTS = 5
+SERVE_RESTART_WINDOW_SECONDS = 600.0
+# A worker not ready this long after its start (a hung load, a store that never answers)
+# stops the server with one line. Generous: a first start may download a checkpoint.
+SERVE_START_SECONDS = 900.0

@@ -71,7 +71,7 @@ def _app(index, options: ModelOptions, token: str | None, hosts: list[str]):
     return create_app(service, token=token, allowed_hosts=hosts)
 
 
-def worker_app(args: argparse.Namespace, token: str | None, hosts: list[str], number: int):
+def _worker_app(args: argparse.Namespace, token: str | None, hosts: list[str], number: int):
     """A `--workers` process's app: the index and the model of its own (`number` is the
     worker's, 1 to N)."""
     from ..native_logs import held_while_importing
@@ -110,8 +110,9 @@ def serve(args: argparse.Namespace) -> dict:
         if args.workers > 1:
             from ..serve.replicas import run_replicas
 
-            # Each worker loads the index and the model itself, in a process of its own.
-            build = functools.partial(worker_app, args, token, hosts)
+            # Each worker loads the index and the model itself, in a process of its own
+            # (spawned: a partial of a module-level function pickles by its name).
+            build = functools.partial(_worker_app, args, token, hosts)
             run_replicas(build, sock, args.workers, on_ready=lambda _: print(serving, flush=True))
             print("videoprism: stopped", file=sys.stderr)  # Ctrl-C or SIGTERM: not an error
             return {"index": args.index}

@@ -15,10 +15,13 @@ start. Each worker's reads move to the index's latest version as a single server
 a commit made after the start is served by every worker.
 
 The parent does nothing but watch: SIGINT or SIGTERM stops every worker (SIGTERM, then
-SIGKILL after a grace period); a worker that dies while serving is started again (the
-others answer meanwhile); one that dies before it is ready stops the server with one line,
-since a fault that survives a fresh start (a model or an index that cannot be read) is
-not passing, and serving on with fewer workers would hide it.
+SIGKILL after a grace period). Until the server is announced, a worker that dies before it
+is ready stops the server with one line: a fault that survives a fresh start (a model or an
+index that cannot be read) is not passing, and serving on with fewer workers would hide
+it. Once announced, a worker that dies (serving, or loading again) is started again, the
+others answering meanwhile, after a delay that doubles with its recent deaths; too many in
+a window stop the server with one line, as does a worker that is not ready in time
+(`constants.py`: SERVE_RESTART_*, SERVE_START_SECONDS).
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..constants import (
     SERVE_BACKLOG,
+    SERVE_GRACEFUL_SECONDS,
     SERVE_REPLICA_POLL_SECONDS,
+    SERVE_RESTART_DELAY_SECONDS,
+    SERVE_RESTART_MAX_DELAY_SECONDS,
+    SERVE_RESTART_WINDOW_SECONDS,
+    SERVE_RESTARTS,
+    SERVE_START_SECONDS,
     SERVE_STOP_SECONDS,
     SERVE_WORKER_HEADER,
 )
@@ -86,7 +95,7 @@ def _own_socket(shared: socket.socket) -> socket.socket | None:
 
 
 class ReplicaError(ServeError):
-    """A worker could not start (or start again): the server stopped."""
+    """A worker could not start, or kept dying: the server stopped."""
 
 
 class WorkerHeader:
@@ -133,7 +142,7 @@ def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
     # whole process group; the parent's SIGTERM follows), and a SIGTERM while loading ends
     # the worker at once, without a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, _exit)
     threading.Thread(target=_watch, args=(parent,), daemon=True).start()
     try:
         app = WorkerHeader(build(number), number)
@@ -151,8 +160,17 @@ def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
                 ready.send(os.getpid())
 
     config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False,
-                            timeout_graceful_shutdown=5)  # fmt: skip
+                            timeout_graceful_shutdown=SERVE_GRACEFUL_SECONDS)  # fmt: skip
     Server(config).run(sockets=[sock] if own is None else [sock, own])
+    # Stopped (a Ctrl-C of its own): the parent's SIGTERM may come while the process
+    # exits, and would raise in its exit handlers (JAX's), with a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _exit(*_) -> None:
+    """A SIGTERM: ends the worker, once (another during the exit is ignored)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
 
 
 @dataclass
@@ -160,6 +178,7 @@ class _Worker:
     number: int
     process: multiprocessing.process.BaseProcess
     ready: multiprocessing.connection.Connection
+    started: float  # time.monotonic() at its start
     pid: int | None = None  # once ready
 
 
@@ -187,7 +206,9 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
             answers; defaults to None.
 
     Raises:
-        ReplicaError: if a worker ends before it is ready (the others are stopped first).
+        ReplicaError: if a worker ends before it is ready while the server starts, dies
+            too often once it serves, or is not ready in time (the others are stopped
+            first).
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1. Received: workers={workers}")
@@ -196,6 +217,8 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
     previous = {s: signal.signal(s, lambda n, _: stopping.append(n))
                 for s in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
     running: dict[int, _Worker] = {}
+    due: dict[int, float] = {}  # a dead worker's number → when it starts again
+    deaths: dict[int, list[float]] = {}  # a worker's number → its deaths in the window
 
     def start(number: int) -> None:
         receive, send = context.Pipe(duplex=False)
@@ -204,17 +227,27 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
                                   daemon=True)  # fmt: skip
         process.start()
         send.close()  # the child's end: kept open here, a dead child would never read as EOF
-        running[number] = _Worker(number, process, receive)
+        running[number] = _Worker(number, process, receive, time.monotonic())
 
     try:
         for number in range(1, workers + 1):
             start(number)
         announced = False
         while not stopping:
+            now = time.monotonic()
+            for number in [n for n, at in due.items() if at <= now]:
+                del due[number]
+                start(number)
+            _check_started(running.values(), now)
             waits = {w.ready: w for w in running.values() if w.pid is None}
             waits.update({w.process.sentinel: w for w in running.values()})
-            for done in multiprocessing.connection.wait(list(waits), SERVE_REPLICA_POLL_SECONDS):
+            timeout = min([SERVE_REPLICA_POLL_SECONDS, *(at - now for at in due.values())])
+            for done in multiprocessing.connection.wait(list(waits), max(0.0, timeout)):
+                if stopping:  # a Ctrl-C reaches the workers too: their ends are the stop's
+                    break
                 worker = waits[done]
+                if running.get(worker.number) is not worker:  # its end, handled just above
+                    continue
                 if done is worker.ready:
                     try:
                         worker.pid = worker.ready.recv()
@@ -225,15 +258,21 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
                     continue
                 worker.process.join()
                 worker.ready.close()
+                del running[worker.number]
                 how = _describe(worker.process.exitcode)
-                if worker.pid is None:
+                if worker.pid is None and not announced:
                     raise ReplicaError(f"--workers: worker {worker.number} ended ({how}) "
                                        "before it was ready: stopping the server (its own "
                                        "line, if it could say one, is above)")  # fmt: skip
-                print(f"videoprism: worker {worker.number} (pid {worker.pid}) ended ({how}): "
-                      "starting it again", file=sys.stderr, flush=True)  # fmt: skip
-                start(worker.number)
-            if not announced and all(w.pid is not None for w in running.values()):
+                delay = _restart_delay(worker.number, deaths.setdefault(worker.number, []),
+                                       how)  # fmt: skip
+                due[worker.number] = time.monotonic() + delay
+                which = "" if worker.pid is None else f" (pid {worker.pid})"
+                when = " before it was ready" if worker.pid is None else ""
+                print(f"videoprism: worker {worker.number}{which} ended ({how}){when}: starting "
+                      f"it again in {delay:g} s", file=sys.stderr, flush=True)  # fmt: skip
+            ready = len(running) == workers and all(w.pid is not None for w in running.values())
+            if not announced and ready:
                 announced = True
                 if on_ready is not None:
                     on_ready([running[n].pid for n in sorted(running)])
@@ -241,6 +280,29 @@ def run_replicas(build: Callable[[int], ASGIApp], sock: socket.socket, workers: 
         _stop(list(running.values()))
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _check_started(workers, now: float) -> None:
+    """Stops the server for a worker not ready `SERVE_START_SECONDS` after its start."""
+    for worker in workers:
+        if worker.pid is None and now - worker.started > SERVE_START_SECONDS:
+            raise ReplicaError(f"--workers: worker {worker.number} was not ready "
+                               f"{SERVE_START_SECONDS:g} s after its start: stopping the "
+                               "server")  # fmt: skip
+
+
+def _restart_delay(number: int, deaths: list[float], how: str) -> float:
+    """How long to wait before starting worker `number` again, given its `deaths` (times,
+    updated here with this one); stops the server past `SERVE_RESTARTS` restarts within
+    `SERVE_RESTART_WINDOW_SECONDS`."""
+    now = time.monotonic()
+    deaths[:] = [t for t in deaths if now - t < SERVE_RESTART_WINDOW_SECONDS] + [now]
+    if len(deaths) > SERVE_RESTARTS:
+        raise ReplicaError(f"--workers: worker {number} ended {len(deaths)} times within "
+                           f"{SERVE_RESTART_WINDOW_SECONDS:g} s (the last: {how}): stopping "
+                           "the server")  # fmt: skip
+    return min(SERVE_RESTART_DELAY_SECONDS * 2 ** (len(deaths) - 1),
+               SERVE_RESTART_MAX_DELAY_SECONDS)  # fmt: skip
 
 
 def _stop(workers: list[_Worker]) -> None:

@@ -8,7 +8,13 @@ import socket
 
 from starlette.types import ASGIApp
 
-from ..constants import SERVE_BACKLOG, SERVE_HOST, SERVE_PORT, SERVE_TOKEN_ENV
+from ..constants import (
+    SERVE_BACKLOG,
+    SERVE_GRACEFUL_SECONDS,
+    SERVE_HOST,
+    SERVE_PORT,
+    SERVE_TOKEN_ENV,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,5 +94,5 @@ def run(app: ASGIApp, sock: socket.socket, log_level: str = "info") -> None:
     import uvicorn
 
     config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False,
-                            timeout_graceful_shutdown=5)  # fmt: skip
+                            timeout_graceful_shutdown=SERVE_GRACEFUL_SECONDS)  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
