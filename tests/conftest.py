@@ -1,4 +1,5 @@
 import gc
+import logging
 import os
 from pathlib import Path
 
@@ -97,3 +98,52 @@ def collection_index(collection, collection_model, tmp_path_factory):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the run's folder, above each worker's own
     return cached_index(root, collection, collection_model)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API on loopback (tests/s3.py: moto's server, credentials checked, conditional
+    puts refused as S3 refuses them) for the session; each test takes a bucket of its own."""
+    import s3
+
+    yield from s3.serve()
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance for the module, shared by its Ray tests (or the one this process
+    already has); yields its address. Per module, not per session: the cluster tests start
+    a `ray.cluster_utils.Cluster` of their own, which cannot share a process with it."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+# The object-storage tests' commands (tests/test_object_store*.py): a cache of their own,
+# the small LvT checkpoint with few small frames, and three short generated videos.
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir, media_dir):
+    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
+             "4", "--size", "16", "--no-progress"]  # fmt: skip
+    return model, ["--tokenizer", media_dir / "test_spm.model"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    from videos import write_video
+
+    folder = tmp_path_factory.mktemp("videos")
+    for i in range(3):
+        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
+    return folder

@@ -1,6 +1,7 @@
 """Shared by the Ray tests: the real clips, the small golden model, a slowed encoder."""
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -65,3 +66,25 @@ class SlowEncoder(Encoder):
                 f.write(ray.get_runtime_context().get_node_id() + "\n")
         time.sleep(self.delay)
         return super().video(pixels, frame_padding_mask)
+
+
+CLUSTER_NODE = dict(num_cpus=1, object_store_memory=80 * 2**20)  # each worker node of `cluster`
+
+
+def cluster():
+    """A Ray cluster on this machine for a test (a generator for a fixture): a head that
+    schedules nothing and two worker nodes of `CLUSTER_NODE`, this process its driver; the
+    slowed encoder of this module shipped by value (the workers cannot import the tests)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():  # another module's session, left open
+        ray.shutdown()
+    started = Cluster(initialize_head=True, head_node_args=dict(CLUSTER_NODE, num_cpus=0))
+    for _ in range(2):
+        started.add_node(**CLUSTER_NODE)
+    ray.init(address=started.address, log_to_driver=False, logging_level="ERROR")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield started
+    ray.shutdown()
+    started.shutdown()

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import s3
 from cli_helpers import call
 
 from videoprism_keras.apps.identity import VideoFile
@@ -29,11 +28,6 @@ from videoprism_keras.constants import (
 )
 
 WORKER = Path(__file__).parent / "maintenance_worker.py"
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    yield from s3.serve()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 import many_writers_worker as worker
 import numpy as np
 import pytest
-import s3
 from videos import write_video
 
 from videoprism_keras.apps.index import VideoIndex, commits, store
@@ -28,11 +27,6 @@ BATCH = 4  # clips per commit in the CLI's runs
 # long past what it takes, so that a hang fails the test and does not stall the session.
 WAIT_S = 150
 STOP_AFTER = 2  # the victim's commits of its own video before it waits to be killed
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    yield from s3.serve()
 
 
 def _rows(n, start=0):

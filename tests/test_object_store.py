@@ -4,41 +4,12 @@ makes a concurrent insert of the same clip conflict instead of storing it twice,
 errors of a wrong bucket, wrong credentials or an endpoint that is down."""
 
 import json
-import os
 import socket
 import time
 
 import numpy as np
 import pytest
-import s3
 from cli_helpers import call, run_all
-from videos import write_video
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    yield from s3.serve()
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def lvt(golden_dir, media_dir):
-    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
-             "4", "--size", "16", "--no-progress"]  # fmt: skip
-    return model, ["--tokenizer", media_dir / "test_spm.model"]
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(3):
-        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
-    return folder
 
 
 def _rows(n, start=0):

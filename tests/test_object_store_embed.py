@@ -16,31 +16,16 @@ import time
 
 import numpy as np
 import pytest
-import s3
 from cli_helpers import call
-from videos import write_video
 
 from videoprism_keras.apps import Embeddings
 from videoprism_keras.apps.embed_writer import EmbeddingWriter
 
 
 @pytest.fixture(scope="module")
-def s3_server():
-    yield from s3.serve()
-
-
-@pytest.fixture(scope="module")
 def model_flags(golden_dir):
     return ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
             "4", "--size", "16", "--no-progress", "--batch-size", "2"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(3):
-        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
-    return folder
 
 
 def _download(server, bucket, key, folder):

@@ -5,7 +5,6 @@ found within the bound), a missing bucket and a store that stops answering under
 index, and `index --ray` into `s3://` (`embed -o s3://…`: tests/test_object_store_embed.py)."""
 
 import json
-import logging
 import os
 import select
 import signal
@@ -19,7 +18,6 @@ import numpy as np
 import pytest
 import s3
 from cli_helpers import call, run_all
-from videos import write_video
 
 from videoprism_keras.constants import INDEX_REFRESH_SECONDS
 
@@ -29,32 +27,6 @@ REFRESH_S = 1.0  # the served index's staleness bound in the serving test
 # (a text embedding and a search on 2 shared cores) and the poll's period.
 SIGHTING_MARGIN_S = 4.0
 SERVER_START_S = 120
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    yield from s3.serve()
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def lvt(golden_dir, media_dir):
-    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
-             "4", "--size", "16", "--no-progress"]  # fmt: skip
-    return model, ["--tokenizer", media_dir / "test_spm.model"]
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(3):
-        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -224,19 +196,6 @@ def test_serve_on_s3_finds_clips_another_process_commits_within_the_bound(s3_ser
     assert process.returncode == 0, err[-800:]
     # Nothing but our own lines: the S3 reads raised no errors or warnings in the server.
     assert all(line.startswith("videoprism:") for line in err.splitlines()), err[-800:]
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """A local Ray instance for the module (or the one this process already has)."""
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
 
 
 def _by_id(uri, options, under):

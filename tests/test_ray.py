@@ -3,7 +3,6 @@ tests, the small golden checkpoint and real clips. Same results as in process, b
 recorded, a killed driver's job finished by the same command, exactly once."""
 
 import json
-import logging
 import os
 import signal
 import socket
@@ -26,18 +25,6 @@ from videoprism_keras.apps.index import store
 
 ray = pytest.importorskip("ray")
 DRIVER = Path(__file__).with_name("ray_driver.py")
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance for the module (or the one this process already has)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -18,25 +18,11 @@ from videoprism_keras.apps import VideoIndex, embed_videos
 from videoprism_keras.apps import ray_pipeline as rp
 
 ray = pytest.importorskip("ray")
-NODE = dict(num_cpus=1, object_store_memory=80 * 2**20)
 
 
 @pytest.fixture()
 def cluster():
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():  # another module's session, left open
-        ray.shutdown()
-    # The head schedules nothing: the work runs on the worker nodes.
-    cluster = Cluster(initialize_head=True, head_node_args=dict(NODE, num_cpus=0))
-    for _ in range(2):
-        cluster.add_node(**NODE)
-    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-    # The slowed encoder lives in the tests folder, which the workers cannot import.
-    ray.cloudpickle.register_pickle_by_value(ray_helpers)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    yield from ray_helpers.cluster()
 
 
 def _model_node(cluster, report):
@@ -69,7 +55,7 @@ def test_a_node_dies_mid_job(cluster, golden_dir, media_dir, tmp_path):
         if node is not None:
             cluster.remove_node(node, allow_graceful=False)
             killed.append(len(VideoIndex(index.uri)))
-            cluster.add_node(**NODE)
+            cluster.add_node(**ray_helpers.CLUSTER_NODE)
         time.sleep(0.2)
     driver.join()
     SlowEncoder.report = None

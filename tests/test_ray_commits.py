@@ -5,11 +5,9 @@ into the loopback S3 of tests/s3.py), and a run that dies mid-job finished by th
 one without embedding a committed clip again."""
 
 import functools
-import logging
 from collections import Counter
 
 import pytest
-import s3
 from ray_helpers import SAMPLING, preset
 
 import videoprism_keras as vp
@@ -20,23 +18,6 @@ from videoprism_keras.apps.ray_null import NullEncoder, blank_rows
 
 ray = pytest.importorskip("ray")
 FILES, CLIPS = 12, 100  # clips per file: 1,200 in all, 19 actor batches of 64
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance for the module (or the one this process already has)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, object_store_memory=300 * 2**20, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    yield from s3.serve()
 
 
 @pytest.fixture(params=["local", "s3"])

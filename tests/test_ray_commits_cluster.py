@@ -7,6 +7,7 @@ import functools
 from collections import Counter
 
 import pytest
+import ray_helpers
 from ray_helpers import SAMPLING, preset
 
 import videoprism_keras as vp
@@ -15,24 +16,12 @@ from videoprism_keras.apps import ray_pipeline as rp
 from videoprism_keras.apps.ray_null import NullEncoder, blank_rows
 
 ray = pytest.importorskip("ray")
-NODE = dict(num_cpus=1, object_store_memory=80 * 2**20)
 FILES, CLIPS = 6, 100  # clips per file: 600 in all
 
 
 @pytest.fixture()
 def cluster():
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():  # another module's session, left open
-        ray.shutdown()
-    # The head schedules nothing: decoding and the model run on the worker nodes.
-    cluster = Cluster(initialize_head=True, head_node_args=dict(NODE, num_cpus=0))
-    for _ in range(2):
-        cluster.add_node(**NODE)
-    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    yield from ray_helpers.cluster()
 
 
 def test_null_pipeline_on_a_two_node_cluster_commits_each_clip_once(cluster, golden_dir,

@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 import pytest
 import replica_apps
-import s3
 from cli_helpers import call
 from videos import write_video
 
@@ -245,11 +244,6 @@ def test_workers_must_be_a_positive_number(capsys, tmp_path):
 
 
 # ------------------------------------------- the real command, 2 workers, one index
-@pytest.fixture(scope="module")
-def s3_server():
-    yield from s3.serve()
-
-
 @pytest.fixture(scope="module")
 def model_flags(golden_dir, media_dir):
     return ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
