@@ -1,0 +1,84 @@
+"""The evaluation metrics against independent computations on tiny score matrices: ranks by
+sorting, R@k and ranks by hand, mAP by the definition, per-class accuracy by counting."""
+
+import numpy as np
+import pytest
+
+from videoprism_keras.apps.evaluation import metrics
+
+SCORES = np.array(
+    [
+        [0.9, 0.1, 0.3, 0.2],  # query 0: relevant 0 → rank 1
+        [0.2, 0.8, 0.9, 0.1],  # query 1: relevant 1 → rank 2 (2 above it)
+        [0.5, 0.6, 0.1, 0.7],  # query 2: relevant 2 → rank 4
+        [0.1, 0.2, 0.3, 0.4],  # query 3: relevant {0, 2} → best is 2 (0.3) → rank 2
+    ]
+)
+RELEVANT = [[0], [1], [2], [0, 2]]
+
+
+def test_ranks_equal_the_positions_after_sorting():
+    got = metrics.ranks(SCORES, RELEVANT)
+    by_sorting = []
+    for row, found in zip(SCORES, RELEVANT, strict=True):
+        order = list(np.argsort(-row, kind="stable"))
+        by_sorting.append(1 + min(order.index(i) for i in found))
+    assert got.tolist() == by_sorting == [1, 2, 4, 2]
+
+
+def test_recall_and_ranks_by_hand():
+    got = metrics.retrieval(np.array([1, 2, 4, 2]), ks=(1, 2, 5))
+    assert got == {"R@1": 25.0, "R@2": 75.0, "R@5": 100.0, "MdR": 2.0, "MnR": 2.25}
+
+
+def test_ties_count_in_the_querys_favour():
+    assert metrics.ranks([[0.5, 0.5, 0.5]], [[2]]).tolist() == [1]
+
+
+def test_top_k_and_mean_class_accuracy_by_counting():
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.5, 0.4]])
+    labels = [0, 1, 1, 2]  # hits at top-1: yes, yes, no, no; class 2 is 2nd for item 3
+    assert metrics.top_k(scores, labels, ks=(1, 2)) == {"top1": 50.0, "top2": 100.0}
+    # per class: 0 → 1/1, 1 → 1/2, 2 → 0/1
+    assert metrics.mean_class_accuracy(scores, labels) == pytest.approx(100 * (1 + 0.5 + 0) / 3)
+
+
+def _ap_by_definition(scores, positive):
+    order = np.argsort(-scores, kind="stable")
+    hits, precisions = 0, []
+    for seen, i in enumerate(order, start=1):
+        if positive[i]:
+            hits += 1
+            precisions.append(hits / seen)
+    return float(np.mean(precisions))
+
+
+def test_map_equals_the_definition_on_distinct_scores():
+    rng = np.random.default_rng(0)
+    scores = rng.permutation(40).reshape(10, 4) / 40.0  # distinct: no ties
+    targets = rng.random((10, 4)) < 0.4
+    targets[:, 3] = False  # a class without positives is left out
+    targets[0, :3] = True
+    expected = 100 * np.mean([_ap_by_definition(scores[:, k], targets[:, k]) for k in range(3)])
+    assert metrics.mean_average_precision(scores, targets) == pytest.approx(expected)
+
+
+def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
+    hit = np.array([1.0] * 30 + [0.0] * 70)
+    low, high = metrics.bootstrap_interval(lambda idx: 100 * hit[idx].mean(), len(hit))
+    assert low < 30.0 < high and high - low < 25.0
+    assert (low, high) == metrics.bootstrap_interval(lambda idx: 100 * hit[idx].mean(), len(hit))
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: metrics.ranks([[0.1, 0.2]], [[]]), "relevant[0]: expected at least one"),
+    (lambda: metrics.ranks([[0.1, 0.2]], [[0], [1]]), "one list per query (1)"),
+    (lambda: metrics.ranks(np.zeros(3), [[0]]), "scores: expected a non-empty 2-D array"),
+    (lambda: metrics.mean_average_precision(np.zeros((2, 2)), np.zeros((2, 3))),
+     "targets: expected the scores' shape"),
+    (lambda: metrics.bootstrap_interval(lambda idx: 0.0, 0), "items: expected at least 1"),
+])  # fmt: skip
+def test_bad_input_is_a_clear_error(call, words):
+    with pytest.raises(ValueError, match="Received") as err:
+        call()
+    assert words in str(err.value)
