@@ -33,7 +33,9 @@ def _name(action):
 
 def test_every_flag_has_help_that_states_its_default():
     seen = list(_actions(build(cli.__doc__, COMMAND_MODULES)))
-    assert len({where for where, _, _ in seen}) == 1 + len(_commands()), "walk missed commands"
+    # The top level, each command, and each of `eval`'s tasks.
+    commands = 1 + len(_commands()) + len(_tasks("eval"))
+    assert len({where for where, _, _ in seen}) == commands, "walk missed commands"
     for where, parser, action in seen:
         if isinstance(action, argparse._HelpAction):
             continue
@@ -64,6 +66,15 @@ def _commands():
     parser = build("", COMMAND_MODULES)
     (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return list(subparsers.choices)
+
+
+def _tasks(command):
+    """The sub-commands of a command that has them (`eval retrieval`, …)."""
+    parser = build("", COMMAND_MODULES)
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    command = subparsers.choices[command]
+    (tasks,) = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(tasks.choices)
 
 
 # A fresh interpreter runs `videoprism ARGS` as the console script does, then says which of

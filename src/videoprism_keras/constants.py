@@ -259,3 +259,10 @@ SERVE_RESTART_WINDOW_SECONDS = 600.0
 # A worker not ready this long after its start (a hung load, a store that never answers)
 # stops the server with one line. Generous: a first start may download a checkpoint.
 SERVE_START_SECONDS = 900.0
+
+
+# --------------------------------------------------- issue 29: `videoprism eval`, datasets
+# The annotation formats `eval` reads (`--format`): a generic CSV/parquet, and each
+# benchmark's own files (apps/evaluation/adapters.py says which file of each).
+EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades",
+                "charades-sta")  # fmt: skip

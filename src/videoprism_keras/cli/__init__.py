@@ -12,6 +12,7 @@
     videoprism train labelled/ -o head.keras --epochs 20
     videoprism classify clip.mp4 --head head.keras
     videoprism finetune pairs.csv -o run/ --eval held_out.csv --lora-rank 8
+    videoprism eval retrieval MSRVTT_JSFUSION_test.csv --format msrvtt --videos videos/
     videoprism export --format onnx -o videoprism.onnx --num-frames 16 --size 288
 
 Errors are one line on stderr and a non-zero exit code (2: a usage error).
@@ -31,12 +32,24 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from ..native_logs import held_while_importing
-from . import classify, copies, embed, export, index, info, moments, requirements, serve, train
+from . import (
+    classify,
+    copies,
+    embed,
+    evaluate,
+    export,
+    index,
+    info,
+    moments,
+    requirements,
+    serve,
+    train,
+)
 from .parser import UsageError, build
 
 __all__ = ["UsageError", "main"]
 
-COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve)
+COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve, evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

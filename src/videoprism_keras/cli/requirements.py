@@ -38,6 +38,7 @@ COMMANDS = {
     "export": (),
     "serve": SERVE + INDEX + VIDEO + TEXT,
     "copies": INDEX,
+    "eval": INDEX + VIDEO + TEXT,  # `eval report` needs none of them (`_flag_needs`)
 }
 # Commands that take the index's preset without --preset (or run no model: `copies`).
 OWN_PRESET = ("index", "search", "serve", "info", "copies")
