@@ -136,6 +136,29 @@ def decode_clips(
     return np.stack(clips), paths, failures
 
 
+def fit(model: VideoPrismVideoClassifier, inputs: dict, targets: np.ndarray, *, epochs: int,
+        learning_rate: float, batch_size: int, progress: bool = False) -> list[float]:  # fmt: skip
+    """The training loop of `train` (and of `apps.evaluation.probe`'s attentive probe):
+    Adam and `model`'s loss, over `inputs` (`{"features"}` or `{"pixel_values"}`) and
+    `targets` (class indices, or (N, C) 0/1 for a multi-label model); the loss of each epoch.
+
+    Args:
+        model: `VideoPrismVideoClassifier`. Trained in place.
+        inputs: dict. What `model` takes, N items.
+        targets: (N,) int or (N, C) 0/1 array.
+        epochs: int. Passes over the items.
+        learning_rate: float. Adam's learning rate.
+        batch_size: int. Items per step.
+        progress: bool. A bar over the steps of all epochs. Defaults to `False`.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    steps = epochs * math.ceil(len(targets) / batch_size)
+    bar = [step_bar(steps)] if progress else []
+    history = model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, verbose=0,
+                        callbacks=bar)  # fmt: skip
+    return [float(x) for x in history.history["loss"]]
+
+
 def train(
     model: VideoPrismVideoClassifier,
     videos: Sequence[str],
@@ -217,12 +240,8 @@ def train(
     if empty:
         raise RuntimeError(f"no readable clip for label(s) {', '.join(empty)}: nothing to learn "
                            "them from (see the skipped files above)")  # fmt: skip
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    steps = epochs * math.ceil(len(paths) / batch_size)
-    bar = [step_bar(steps)] if progress else []
-    history = model.fit(inputs, found, epochs=epochs, batch_size=batch_size, verbose=0,
-                        callbacks=bar)  # fmt: skip
-    losses = [float(x) for x in history.history["loss"]]
+    losses = fit(model, inputs, found, epochs=epochs, learning_rate=learning_rate,
+                 batch_size=batch_size, progress=progress)  # fmt: skip
     # Saved with the model: its head learnt features of clips sampled this way.
     model.trained_sampling = {"num_frames": int(num_frames), "size": [int(s) for s in size]}
     return TrainedClassifier(model, losses, list(paths), list(failures))

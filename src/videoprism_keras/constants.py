@@ -266,3 +266,17 @@ SERVE_START_SECONDS = 900.0
 # benchmark's own files (apps/evaluation/adapters.py says which file of each).
 EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades",
                 "charades-sta")  # fmt: skip
+
+
+# ---------------------------------------------------- issue 29: `eval probe`, the two probes
+# The linear probe on pooled features (`apps/evaluation/probe.py`): a softmax regression on
+# standardised features, full-batch Adam from zero weights (deterministic), lightly
+# regularised: the features are standardised, so one step size fits every model.
+EVAL_LINEAR_PROBE_STEPS = 300
+EVAL_LINEAR_PROBE_LEARNING_RATE = 0.01
+EVAL_LINEAR_PROBE_WEIGHT_DECAY = 1e-4
+# The attentive probe's training (`eval probe`'s defaults): the pooler and the head only,
+# on cached features, so epochs are cheap.
+EVAL_PROBE_EPOCHS = 20
+EVAL_PROBE_LEARNING_RATE = 1e-3
+EVAL_PROBE_BATCH_SIZE = 32
