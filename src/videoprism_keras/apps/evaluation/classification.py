@@ -22,7 +22,7 @@ import numpy as np
 from ...constants import EVAL_INTERVAL_LEVEL, EVAL_TEMPLATE_SETS
 from ..zero_shot import label_embeddings, similarities
 from . import metrics
-from .retrieval import embedded_line, make_task_record, resolved_sampling
+from .retrieval import as_fractions, embedded_line, make_task_record, resolved_sampling
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
@@ -67,8 +67,8 @@ def read_templates(templates: str | os.PathLike | Sequence[str]) -> tuple[str, .
 def classification_metrics(scores, targets: Sequence[Sequence[int]], *, multi_label: bool,
                            bootstrap: int = 1000, seed: int = 0,
                            level: float = EVAL_INTERVAL_LEVEL) -> tuple[dict, dict]:  # fmt: skip
-    """Single-label: top-1, top-5 and mean per-class accuracy; multi-label: mAP (percent);
-    and their bootstrap intervals over the clips (`bootstrap` 0: none).
+    """Single-label: top-1, top-5 and mean per-class accuracy; multi-label: mAP (fractions
+    in [0, 1]); and their bootstrap intervals over the clips (`bootstrap` 0: none).
 
     Args:
         scores: (N, C) array. Clip × label scores.
@@ -89,7 +89,7 @@ def classification_metrics(scores, targets: Sequence[Sequence[int]], *, multi_la
     for name, statistic in statistics.items() if bootstrap else ():
         intervals[name] = metrics.bootstrap_interval(statistic, len(scores), samples=bootstrap,
                                                      level=level, seed=seed)  # fmt: skip
-    return values, intervals
+    return as_fractions(values, intervals)
 
 
 def _single_label(scores: np.ndarray, targets) -> dict[str, Callable]:
