@@ -53,7 +53,7 @@ def test_intervals_hold_the_estimates_and_are_seeded():
 
 
 def test_single_label_refuses_a_clip_with_several_labels():
-    with pytest.raises(ValueError, match="one label per clip.*Received: 2 for clip 1"):
+    with pytest.raises(ValueError, match=r"one label per clip.*Received: 2 for clip 1"):
         classification.classification_metrics(np.zeros((2, 3)), [[0], [1, 2]],
                                                multi_label=False)  # fmt: skip
 
@@ -89,8 +89,10 @@ def test_templates_by_name_file_or_list(tmp_path):
 
 @pytest.mark.parametrize(
     "text, says",
-    [("a clip of {}\nno label here\n", r"t\.txt, line 2: expected a template with '\{\}'"),
-     ("# only a comment\n", r"t\.txt: expected templates, one a line")],
+    [
+        ("a clip of {}\nno label here\n", r"t\.txt, line 2: expected a template with '\{\}'"),
+        ("# only a comment\n", r"t\.txt: expected templates, one a line"),
+    ],
 )
 def test_a_bad_template_file_names_its_line(tmp_path, text, says):
     (tmp_path / "t.txt").write_text(text)
@@ -99,7 +101,7 @@ def test_a_bad_template_file_names_its_line(tmp_path, text, says):
 
 
 def test_an_unknown_template_set_is_refused():
-    with pytest.raises(ValueError, match="official, ensemble or a text file.*Received: nope"):
+    with pytest.raises(ValueError, match=r"official, ensemble or a text file.*Received: nope"):
         classification.read_templates("nope")
 
 

@@ -48,7 +48,7 @@ def test_ranks_equal_the_positions_after_sorting_on_random_embeddings():
     caption_clip = np.concatenate([np.arange(30), rng.integers(0, 30, 40)])
     ranks = retrieval.retrieval_ranks(videos, texts, caption_clip)
     scores = texts @ videos.T
-    t2v = [1 + list(np.argsort(-row)).index(c) for row, c in zip(scores, caption_clip)]
+    t2v = [1 + list(np.argsort(-row)).index(c) for row, c in zip(scores, caption_clip, strict=True)]
     v2t = []
     for clip in range(30):
         order = list(np.argsort(-scores[:, clip]))
