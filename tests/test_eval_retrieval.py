@@ -141,7 +141,8 @@ def test_run_excludes_a_failed_clip_with_its_captions_and_counts_it():
     assert record["sampling"] == {"num_frames": 2, "size": 36}
     assert record["settings"]["captions"] == 3
     assert "excluded" in record["settings"]["failed"]
-    assert lines == ["videos: 2 embedded, 0 from the cache, 1 failed"]
+    assert lines == ["skipped /v/clip1.mp4: not a video",
+                     "videos: 2 embedded, 0 from the cache, 1 failed"]  # fmt: skip
 
 
 def test_run_refuses_a_classification_dataset():

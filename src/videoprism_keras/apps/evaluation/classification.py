@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...constants import EVAL_INTERVAL_LEVEL, EVAL_TEMPLATE_SETS
-from ..zero_shot import label_embeddings, similarities
 from . import metrics
-from .retrieval import as_fractions, embedded_line, make_task_record, resolved_sampling
+from .retrieval import as_fractions, make_task_record, resolved_sampling, tell_videos
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
@@ -148,6 +147,8 @@ def run_classification(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer
         raise ValueError(f"dataset: expected a classification dataset (clips with labels). "
                          f"Received: {dataset.name}, a {dataset.task} dataset with "
                          f"{len(dataset.labels)} labels")  # fmt: skip
+    from ..zero_shot import label_embeddings, similarities  # Keras: the run, not the checks
+
     chosen = read_templates(templates)
     frames, frame_size = resolved_sampling(model, num_frames, size)
     cached = cache.videos(model, dataset.clips, kind="video", num_frames=frames, size=frame_size,
@@ -160,8 +161,7 @@ def run_classification(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer
     embed = lambda texts: cache.texts(model, tokenizer, texts, progress=progress,  # noqa: E731
                                       encoder=encoder)  # fmt: skip
     labels = label_embeddings(embed, dataset.labels, chosen)
-    if log:
-        log(embedded_line(cached, len(ok)))
+    tell_videos(log, cached, len(ok))
     targets = [t for t, keep in zip(dataset.targets, ok, strict=True) if keep]
     values, intervals = classification_metrics(
         similarities(cached.vectors, labels), targets, multi_label=dataset.multi_label,

@@ -135,8 +135,7 @@ def run_retrieval(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer, dat
     position = np.cumsum(ok) - 1  # a clip's row among those read
     captions = [c for c, keep in zip(dataset.captions, kept, strict=True) if keep]
     texts = cache.texts(model, tokenizer, captions, progress=progress, encoder=encoder)
-    if log:
-        log(embedded_line(cached, len(ok)))
+    tell_videos(log, cached, len(ok))
     values, intervals = retrieval_metrics(cached.vectors, texts, position[caption_clip[kept]],
                                           bootstrap=bootstrap, seed=seed)  # fmt: skip
     settings = {"captions": len(captions), "clips": int(ok.sum()), "failed": FAILED_PROTOCOL,
@@ -165,12 +164,17 @@ def resolved_sampling(model, num_frames, size) -> tuple[int, int | tuple[int, in
     return sampling.num_frames, height if height == width else (height, width)
 
 
-def embedded_line(cached, clips: int) -> str:
-    """How many videos this run embedded, and how many came from the cache."""
+def tell_videos(log: Callable[[str], None] | None, cached, clips: int) -> None:
+    """Tells `log` each video that could not be read, then how many videos this run
+    embedded and how many came from the cache."""
+    if not log:
+        return
+    for path, reason in cached.failures:
+        log(f"skipped {path}: {reason}")
     failed = len(cached.failures)
     reused = clips - cached.embedded - failed
-    return (f"videos: {cached.embedded} embedded, {max(reused, 0)} from the cache"
-            + (f", {failed} failed" if failed else ""))  # fmt: skip
+    log(f"videos: {cached.embedded} embedded, {max(reused, 0)} from the cache"
+        + (f", {failed} failed" if failed else ""))  # fmt: skip
 
 
 def make_task_record(task, dataset, values, intervals, model, cache, model_info, frames,
