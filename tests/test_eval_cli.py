@@ -69,14 +69,19 @@ def test_bad_input_is_one_line_before_the_model_loads(data, args, says, capsys):
     assert out.stderr.count("\n") == 1 and fill(says) in out.stderr, out.stderr
 
 
-def test_eval_report_needs_no_model_packages():
+def test_eval_report_needs_no_model_package_and_the_tasks_do(monkeypatch):
     import argparse
 
     from videoprism_keras.cli import requirements
+    from videoprism_keras.extras import MissingExtra
 
-    args = argparse.Namespace(command="eval", task="report", preset=None, backend=None)
-    assert requirements._command_needs(args) == ()
-    assert requirements._flag_needs(args) == []
+    monkeypatch.setattr(requirements, "missing", lambda packages: list(packages))  # none there
+    args = lambda task: argparse.Namespace(command="eval", task=task, preset=None)  # noqa: E731
+    requirements.check(args("report"))  # JSON in, Markdown and CSV out: nothing to install
+    for task in ("retrieval", "classification"):
+        with pytest.raises(MissingExtra) as needs:
+            requirements.check(args(task))
+        assert all(p in str(needs.value) for p in ("lancedb", "av", "sentencepiece", "jax"))
 
 
 def test_retrieval_and_classification_end_to_end(data, model, env, tmp_path):
