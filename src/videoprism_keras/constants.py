@@ -307,3 +307,8 @@ EVAL_TEMPLATE_ENSEMBLE = (
 EVAL_TEMPLATE_SETS = {"official": (PROMPT_TEMPLATE,), "ensemble": EVAL_TEMPLATE_ENSEMBLE}
 # The level of the bootstrap intervals every task reports.
 EVAL_INTERVAL_LEVEL = 0.95
+
+
+# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
+# suffixes first (the benchmarks' own), then any other video suffix.
+EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
