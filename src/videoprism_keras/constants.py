@@ -268,6 +268,52 @@ EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "ch
                 "charades-sta")  # fmt: skip
 
 
+# ------------------------------------------------ issue 29: `videoprism eval`, the results
+# The result JSON's schema number: `read_records` refuses another (a field renamed or its
+# meaning changed raises it), so that a report never mixes what it cannot compare.
+EVAL_RECORD_SCHEMA = 1
+# The tasks a record may hold, each written by its own command.
+EVAL_TASKS = ("retrieval", "classification", "probe", "moments")
+# Metrics whose names end so are ranks (median, mean): shown as they are. Every other
+# metric is a fraction in [0, 1], shown in percent.
+EVAL_RANK_METRICS = ("MdR", "MnR")
+# A record's file name: "<model>__<dataset>__<task>.json", each part keeping only these
+# characters (others become "_"), so one run of a (model, dataset, task) replaces its last.
+EVAL_FILE_SEPARATOR = "__"
+EVAL_FILE_CHARACTERS = "A-Za-z0-9._+-"
+
+
+# ----------------------------------------- issue 29: `eval retrieval`, `eval classification`
+# Zero-shot classification's prompt templates (`eval classification --templates`). The
+# official repository publishes one, its demo's PROMPT_TEMPLATE; the paper's own template
+# set is not published with the checkpoints, so the ensemble is ours: video phrasings in
+# the manner of CLIP's ImageNet ensemble. Each label's prompts are embedded, normalised,
+# averaged and normalised again (CLIP's ensembling).
+EVAL_TEMPLATE_ENSEMBLE = (
+    "a video of {}.",
+    "a video of a person {}.",
+    "a video of someone {}.",
+    "a clip of {}.",
+    "a short clip of {}.",
+    "footage of {}.",
+    "a recording of {}.",
+    "a video showing {}.",
+    "a blurry video of {}.",
+    "a close-up video of {}.",
+    "an amateur video of {}.",
+    "a video of the action: {}.",
+    "{}.",
+)
+EVAL_TEMPLATE_SETS = {"official": (PROMPT_TEMPLATE,), "ensemble": EVAL_TEMPLATE_ENSEMBLE}
+# The level of the bootstrap intervals every task reports.
+EVAL_INTERVAL_LEVEL = 0.95
+
+
+# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
+# suffixes first (the benchmarks' own), then any other video suffix.
+EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
+
+
 # ---------------------------------------------------- issue 29: `eval probe`, the two probes
 # The linear probe on pooled features (`apps/evaluation/probe.py`): a softmax regression on
 # standardised features, full-batch Adam from zero weights (deterministic), lightly
