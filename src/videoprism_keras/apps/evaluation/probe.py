@@ -17,7 +17,7 @@ same cached features, so the difference between them is the protocol's alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,11 +25,17 @@ from ...constants import (
     EVAL_LINEAR_PROBE_LEARNING_RATE,
     EVAL_LINEAR_PROBE_STEPS,
     EVAL_LINEAR_PROBE_WEIGHT_DECAY,
+    EVAL_PROBE_BATCH_SIZE,
+    EVAL_PROBE_EPOCHS,
+    EVAL_PROBE_LEARNING_RATE,
 )
-from . import metrics
+from .classification import FAILED_PROTOCOL, classification_metrics
+from .retrieval import make_task_record, resolved_sampling, tell_videos
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
+    from .cache import EmbeddingCache
+    from .datasets import Dataset
 
 
 def label_mapping(train_labels: Sequence[str], val_labels: Sequence[str], *,
@@ -51,23 +57,23 @@ def label_mapping(train_labels: Sequence[str], val_labels: Sequence[str], *,
     return np.array([where[str(label)] for label in val_labels], np.int64)
 
 
-def target_array(targets: Sequence[Sequence[int]], num_classes: int, multi_label: bool,
-                 mapping: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Per-item targets (tuples of class indices) → (N,) int (single-label) or (N, C) 0/1
-    float32 (multi-label); `mapping` re-indexes them (`label_mapping`)."""
-    remap = (lambda i: int(mapping[i])) if mapping is not None else int
+def target_array(targets: Sequence[Sequence[int]], num_classes: int,
+                 multi_label: bool) -> np.ndarray:  # fmt: skip
+    """Per-item targets (sequences of class indices) → what the probes train on: (N,) int
+    (single-label) or (N, C) 0/1 float32 (multi-label)."""
     if not multi_label:
-        return np.array([remap(t[0]) for t in targets], np.int64)
+        return np.array([int(t[0]) for t in targets], np.int64)
     out = np.zeros((len(targets), num_classes), np.float32)
     for row, classes in enumerate(targets):
-        out[row, [remap(c) for c in classes]] = 1.0
+        out[row, [int(c) for c in classes]] = 1.0
     return out
 
 
 def attentive_scores(backbone: VideoPrismBackbone, train_features: np.ndarray,
                      train_targets: np.ndarray, val_features: np.ndarray, *, num_classes: int,
-                     multi_label: bool = False, epochs: int = 20, learning_rate: float = 1e-3,
-                     batch_size: int = 32, seed: int = 0,
+                     multi_label: bool = False, epochs: int = EVAL_PROBE_EPOCHS,
+                     learning_rate: float = EVAL_PROBE_LEARNING_RATE,
+                     batch_size: int = EVAL_PROBE_BATCH_SIZE, seed: int = 0,
                      progress: bool = False) -> tuple[np.ndarray, list[float]]:  # fmt: skip
     """The attentive probe: our classifier's pooler and head trained on the training
     features, then its logits on the validation ones.
@@ -159,67 +165,135 @@ def _probabilities(logits, multi_label):
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def score_metrics(scores: np.ndarray, targets: np.ndarray, *, multi_label: bool = False,
-                  prefix: str = "", bootstrap: int = 1000, seed: int = 0,
-                  level: float = 0.95,
-                  ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:  # fmt: skip
-    """Classification metrics of validation `scores` (metrics.py's, as fractions) and
-    their bootstrap intervals over the items, names prefixed with `prefix`.
-
-    Single-label: top1, top5, mean_class_accuracy; multi-label: mAP. `bootstrap` 0: no
-    intervals.
-    """
-    scores = np.asarray(scores, np.float64)
-    if multi_label:
-        targets = np.asarray(targets, bool)
-        statistics = {"mAP": lambda idx: metrics.mean_average_precision(scores[idx],
-                                                                        targets[idx])}  # fmt: skip
-    else:
-        targets = np.asarray(targets, np.int64)
-        # Each item's rank once: top-k of a resample is the R@k of its ranks (one relevant
-        # class per item), without ranking the classes again for every resample.
-        rank = metrics.ranks(scores, [[t] for t in targets])
-        statistics = {
-            "top1": lambda idx: metrics.retrieval(rank[idx], ks=(1,))["R@1"],
-            "top5": lambda idx: metrics.retrieval(rank[idx], ks=(5,))["R@5"],
-            "mean_class_accuracy": lambda idx: metrics.mean_class_accuracy(scores[idx],
-                                                                           targets[idx]),
-        }  # fmt: skip
-    everything = np.arange(len(scores))
-    values, intervals = {}, {}
-    for name, statistic in statistics.items():
-        values[prefix + name] = statistic(everything) / 100.0  # metrics.py answers in percent
-        if bootstrap:
-            low, high = metrics.bootstrap_interval(statistic, len(scores), samples=bootstrap,
-                                                   level=level, seed=seed)  # fmt: skip
-            intervals[prefix + name] = (low / 100.0, high / 100.0)
-    return values, intervals
-
-
 def probe_rows(backbone: VideoPrismBackbone, train_features: np.ndarray,
-               train_targets: np.ndarray, val_features: np.ndarray, val_targets: np.ndarray, *,
-               num_classes: int, multi_label: bool = False, epochs: int = 20,
-               learning_rate: float = 1e-3, batch_size: int = 32, bootstrap: int = 1000,
-               seed: int = 0, progress: bool = False,
-               on_stage: Callable[[str], Any] | None = None) -> dict:  # fmt: skip
-    """Both probes on cached features, measured on the validation ones: {"metrics",
-    "intervals", "losses"} with `attentive_*` and `linear_*` metrics (arguments as
-    `attentive_scores`'; `on_stage(name)` is called as each probe starts)."""
-    stage = on_stage or (lambda name: None)
-    stage("attentive")
+               train_targets: Sequence[Sequence[int]], val_features: np.ndarray,
+               val_targets: Sequence[Sequence[int]], *, num_classes: int,
+               multi_label: bool = False, epochs: int = EVAL_PROBE_EPOCHS,
+               learning_rate: float = EVAL_PROBE_LEARNING_RATE,
+               batch_size: int = EVAL_PROBE_BATCH_SIZE, bootstrap: int = 1000, seed: int = 0,
+               progress: bool = False) -> dict:  # fmt: skip
+    """Both probes on cached features, measured on the validation ones (metrics.py's
+    classification metrics through `classification.classification_metrics`, as fractions).
+
+    Args:
+        train_targets, val_targets: per item, its class indices (one each unless
+            `multi_label`), as `Dataset.targets`.
+        bootstrap: int. Resamples of the validation items for the intervals (0: none).
+        Others: as `attentive_scores`'.
+
+    Returns:
+        {"metrics", "intervals", "losses"}: `attentive_*` and `linear_*` metrics (top1,
+        top5, mean_class_accuracy; multi-label: mAP), their intervals, the attentive
+        probe's loss per epoch.
+    """
+    trained_on = target_array(train_targets, num_classes, multi_label)
     attentive, losses = attentive_scores(
-        backbone, train_features, train_targets, val_features, num_classes=num_classes,
+        backbone, train_features, trained_on, val_features, num_classes=num_classes,
         multi_label=multi_label, epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, seed=seed, progress=progress,
     )  # fmt: skip
-    stage("linear")
     pooled = [np.asarray(f, np.float32).mean(axis=(1, 2)) for f in (train_features, val_features)]
-    linear = linear_scores(pooled[0], train_targets, pooled[1], num_classes=num_classes,
+    linear = linear_scores(pooled[0], trained_on, pooled[1], num_classes=num_classes,
                            multi_label=multi_label)  # fmt: skip
     values, intervals = {}, {}
     for prefix, scores in (("attentive_", attentive), ("linear_", linear)):
-        got, spans = score_metrics(scores, val_targets, multi_label=multi_label, prefix=prefix,
-                                   bootstrap=bootstrap, seed=seed)  # fmt: skip
-        values.update(got)
-        intervals.update(spans)
+        got, spans = classification_metrics(scores, val_targets, multi_label=multi_label,
+                                            bootstrap=bootstrap, seed=seed)  # fmt: skip
+        values.update({prefix + name: value for name, value in got.items()})
+        intervals.update({prefix + name: span for name, span in spans.items()})
     return {"metrics": values, "intervals": intervals, "losses": losses}
+
+
+def run_probe(model: VideoPrismBackbone, train: Dataset, val: Dataset,
+              cache: Callable[[Dataset], EmbeddingCache], *, epochs: int = EVAL_PROBE_EPOCHS,
+              learning_rate: float = EVAL_PROBE_LEARNING_RATE,
+              probe_batch_size: int = EVAL_PROBE_BATCH_SIZE, token_grid: int | None = None,
+              batch_size: int = 4, num_frames: int | None = None, size=None, ray=None,
+              progress: bool = True, bootstrap: int = 1000, seed: int = 0, encoder=None,
+              model_info: dict | None = None,
+              log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+    """The frozen-backbone protocol on a (train, val) pair of classification datasets:
+    both datasets' token features through their caches (what a cache holds is not
+    embedded again), both probes trained on the training features, measured on the
+    validation ones.
+
+    Args:
+        model: `VideoPrismBackbone`. The frozen backbone (video tower).
+        train: `Dataset`. The labelled clips the probes train on.
+        val: `Dataset`. The labelled clips they are measured on; each of its labels must be
+            one of `train`'s (by name).
+        cache: callable. `cache(dataset)` → the `EmbeddingCache` of this model on that
+            dataset, e.g. `lambda d: EmbeddingCache(folder, key, d.name)`.
+        epochs: int. The attentive probe's passes over the training clips.
+            Defaults to `constants.EVAL_PROBE_EPOCHS`.
+        learning_rate: float. Its Adam step size. Defaults to
+            `constants.EVAL_PROBE_LEARNING_RATE`.
+        probe_batch_size: int. Its clips per step. Defaults to
+            `constants.EVAL_PROBE_BATCH_SIZE`.
+        token_grid: int or None. Each frame's patches averaged to a grid of this side
+            before caching (fewer tokens: less disk and memory); None: every patch.
+            Defaults to `None`.
+        batch_size, num_frames, size, ray, progress, bootstrap, seed, encoder, model_info,
+            log: as `retrieval.run_retrieval`; `seed` also seeds the probe's training.
+
+    Returns:
+        The result record (`results.make_record`) of task "probe", on `val`.
+
+    Raises:
+        ValueError: a dataset that is not a classification one, `val` labels that `train`
+            lacks, or no readable clip in one of them.
+    """
+    for name, dataset in (("train", train), ("val", val)):
+        if dataset.task != "classification" or not dataset.labels:
+            raise ValueError(f"{name}: expected a classification dataset (clips with labels). "
+                             f"Received: {dataset.name}, a {dataset.task} dataset with "
+                             f"{len(dataset.labels)} labels")  # fmt: skip
+    if train.multi_label != val.multi_label:
+        raise ValueError(f"train and val: expected both single-label or both multi-label. "
+                         f"Received: train multi_label={train.multi_label}, val "
+                         f"multi_label={val.multi_label}")  # fmt: skip
+    mapping = label_mapping(train.labels, val.labels, train_name=f"train ({train.annotations})",
+                            val_name=f"val ({val.annotations})")  # fmt: skip
+    frames, frame_size = resolved_sampling(model, num_frames, size)
+    features, targets, caches, failed = [], [], [], {}
+    for name, dataset in (("train", train), ("val", val)):
+        caches.append(cache(dataset))
+        cached = caches[-1].videos(model, dataset.clips, kind="features", num_frames=frames,
+                                   size=frame_size, batch_size=batch_size,
+                                   token_grid=token_grid, ray=ray, progress=progress,
+                                   encoder=encoder)  # fmt: skip
+        ok = np.asarray(cached.ok, bool)
+        if not ok.any():
+            raise ValueError(f"{dataset.annotations}: none of its {len(ok)} videos could be "
+                             f"read (first: {cached.failures[0][0]}: "
+                             f"{cached.failures[0][1]})")  # fmt: skip
+        tell_videos(log, cached, len(ok))
+        features.append(cached.vectors)
+        targets.append([t for t, keep in zip(dataset.targets, ok, strict=True) if keep])
+        failed[name] = len(cached.failures)
+    val_targets = [tuple(int(mapping[c]) for c in t) for t in targets[1]]
+    if log:
+        log(f"probes: attentive ({epochs} epochs) and linear, on {len(targets[0])} clips")
+    rows = probe_rows(model, features[0], targets[0], features[1], val_targets,
+                      num_classes=len(train.labels), multi_label=train.multi_label,
+                      epochs=epochs, learning_rate=learning_rate, batch_size=probe_batch_size,
+                      bootstrap=bootstrap, seed=seed, progress=progress)  # fmt: skip
+    settings = {
+        "train": {"name": train.name, "annotations": str(train.annotations),
+                  "used": len(targets[0]), "missing": len(train.missing),
+                  "failed": failed["train"], "total": train.total},
+        "labels": len(train.labels), "multi_label": bool(train.multi_label),
+        "token_grid": token_grid,
+        "tokens": list(features[0].shape[1:3]),  # (frames, tokens per frame) trained on
+        "attentive": {"epochs": epochs, "learning_rate": learning_rate,
+                      "batch_size": probe_batch_size, "losses": rows["losses"],
+                      "head": "the classifier's attention pooler and linear head"},
+        "linear": {"steps": EVAL_LINEAR_PROBE_STEPS,
+                   "learning_rate": EVAL_LINEAR_PROBE_LEARNING_RATE,
+                   "weight_decay": EVAL_LINEAR_PROBE_WEIGHT_DECAY,
+                   "features": "mean over all tokens, standardised on train"},
+        "failed": FAILED_PROTOCOL,
+    }  # fmt: skip
+    return make_task_record("probe", val, rows["metrics"], rows["intervals"], model, caches[1],
+                            model_info, frames, frame_size, bootstrap, seed, settings,
+                            failed["val"])  # fmt: skip
