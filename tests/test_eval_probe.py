@@ -87,6 +87,12 @@ def test_probe_metrics_are_the_classification_metrics_prefixed():
     for name, (low, high) in rows["intervals"].items():
         assert 0.0 <= low <= rows["metrics"][name] <= high <= 1.0
     assert rows["metrics"]["linear_top5"] == 1.0  # three classes
+    # Multi-label sets (Charades): sigmoid classes, mAP for both probes.
+    several = [(i % 3, (i + 1) % 3) if i % 2 else (i % 3,) for i in range(12)]
+    rows = probe.probe_rows(backbone, features, several, features, several, num_classes=3,
+                            multi_label=True, epochs=1, bootstrap=50)  # fmt: skip
+    assert set(rows["metrics"]) == {"attentive_mAP", "linear_mAP"}
+    assert rows["metrics"]["linear_mAP"] > 0.9  # its own training items, 2·HIDDEN features
 
 
 def test_validation_labels_must_be_training_labels():

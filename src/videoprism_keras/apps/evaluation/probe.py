@@ -100,7 +100,10 @@ def attentive_scores(backbone: VideoPrismBackbone, train_features: np.ndarray,
     keras.utils.set_random_seed(seed)
     trainable = backbone.trainable  # the classifier freezes the object it is given
     try:
-        model = VideoPrismVideoClassifier(backbone, num_classes, multi_label=multi_label)
+        # float32 whatever the backbone computes in: the head trains on cached features,
+        # and a bfloat16 optimizer state would blur what a probe is there to measure.
+        model = VideoPrismVideoClassifier(backbone, num_classes, multi_label=multi_label,
+                                          dtype="float32")  # fmt: skip
         features = np.asarray(train_features, np.float32)
         losses = fit(model, {"features": features}, train_targets, epochs=epochs,
                      learning_rate=learning_rate, batch_size=batch_size,
