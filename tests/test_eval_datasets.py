@@ -81,7 +81,11 @@ def test_parquet_reads_like_the_csv_and_split_filters(tmp_path):
     pq.write_table(pa.table(rows), tmp_path / "labels.parquet")
     data = read_dataset(tmp_path / "labels.parquet", split="val")
     assert data.clips == [Clip(str(tmp_path / "b.mp4")), Clip(str(tmp_path / "a.mp4"))]
-    assert data.labels == ["y", "z"] and data.targets == [(0,), (1,)]
+    # The classes are the whole file's: train and val of one file index them alike.
+    assert data.labels == ["x", "y", "z"] and data.targets == [(1,), (2,)]
+    assert read_dataset(tmp_path / "labels.parquet", split="train").targets == [(0,)]
+    with pytest.raises(ValueError, match="holds splits train, val; choose one"):
+        read_dataset(tmp_path / "labels.parquet")
     spans = {"path": ["a.mp4", "a.mp4"], "caption": ["one", "two"], "start_s": [None, 1.0],
              "end_s": [None, 3.0]}  # fmt: skip
     pq.write_table(pa.table(spans), tmp_path / "spans.parquet")
@@ -98,7 +102,8 @@ def test_parquet_reads_like_the_csv_and_split_filters(tmp_path):
         ("path,caption,start_s,end_s\na.mp4,hi,zero,2\n", "line 2: start_s must be seconds"),
         ("path,caption,start_s,end_s\na.mp4,hi,3,2\n", "line 2: needs start_s < end_s"),
         ("path,caption,start_s,end_s\na.mp4,hi,3,\n", "line 2: start_s and end_s must both"),
-        ("path,caption\na.mp4,hi\na.mp4,\n", "line 3: caption is empty"),
+        ("path,caption\na.mp4,hi\n\na.mp4,\n", "line 4: caption is empty"),
+        ('path,caption\na.mp4,"two\nlines"\nb.mp4,\n', "line 4: caption is empty"),
         ("path,label\na.mp4, ; \n", "line 2: label holds no class name"),
         ("", "no rows"),
         ("path,caption\n", "no rows"),

@@ -15,14 +15,13 @@ videos up in the user's folder and counts the missing ones. Nothing here opens a
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...extras import require
+from ...tables import table_rows
 
 
 @dataclass(frozen=True)
@@ -58,36 +57,16 @@ Row = tuple[str, dict]  # (where in the file: "line 3" / "row 2", the row's fiel
 
 
 def read_rows(path: str | os.PathLike) -> list[Row]:
-    """A CSV (with a header line) or parquet file → its rows, each with where it is.
-
-    A CSV may start with a byte-order mark (Excel's UTF-8). A CSV row's place is its line
-    ("line 2" is the first after the header), a parquet row's its 1-based number.
+    """A CSV (with a header line) or parquet annotation file → its rows, each with where it
+    is ("line 2": the first after a CSV's header; "row 1": a parquet file's first).
 
     Raises:
         ValueError: naming the file, when it cannot be read or holds no rows.
     """
-    path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        require(("pyarrow",), "a .parquet annotation file")
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            rows = pq.read_table(path).to_pylist()
-        except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"{path}: not a readable parquet file ({err})") from None
-        found = [(f"row {i}", row) for i, row in enumerate(rows, start=1)]
-    else:
-        try:
-            # utf-8-sig: Excel's UTF-8 CSVs start with a BOM, which would glue onto a name.
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                reader = csv.DictReader(f)
-                found = [(f"line {reader.line_num}", row) for row in reader]
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise ValueError(f"{path}: not a readable UTF-8 CSV file ({err})") from None
-    if not found:
+    rows = table_rows(path, "a .parquet annotation file", numbered=True)
+    if not rows:
         raise ValueError(f"{path}: no rows; expected a header line and one row per item")
-    return found
+    return rows
 
 
 def require_columns(path: Path, rows: list[Row], needed: tuple[str, ...]) -> None:
@@ -294,6 +273,7 @@ def read_kinetics(path: Path, split: str | None) -> Annotations:
     elif len(splits) > 1:
         raise ValueError(f"{path}: holds splits {', '.join(splits)}; choose one (split)")
     chosen = split if split is not None else splits[0]
+    named = chosen or _part(path)  # no split column: the file name's
     items = []
     for where, row in rows:
         if _KINETICS_SPLITS.get(str(row.get("split") or "").strip(),
@@ -313,7 +293,7 @@ def read_kinetics(path: Path, split: str | None) -> Annotations:
     sizes = [n for n in (400, 600, 700) if str(n) in path.stem] or [
         n for n in (400, 600, 700) if len(labels) <= n] or [700]  # fmt: skip
     size = sizes[0]
-    return Annotations(f"kinetics-{size}-{chosen or 'all'}", "classification", (
+    return Annotations(f"kinetics-{size}-{named}", "classification", (
         "Kinetics: one class per clip (the trimmed 10-second clip as downloaded); top-1, "
         "top-5 and mean per-class accuracy over the file's classes"), items, labels)  # fmt: skip
 
