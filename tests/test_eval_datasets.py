@@ -92,6 +92,13 @@ def test_parquet_reads_like_the_csv_and_split_filters(tmp_path):
     data = read_dataset(tmp_path / "spans.parquet")
     a = str(tmp_path / "a.mp4")
     assert data.clips == [Clip(a), Clip(a, 1.0, 3.0)] and data.caption_clip == [0, 1]
+    spans["end_s"] = [None, -3.0]
+    pq.write_table(pa.table(spans), tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"bad\.parquet, row 2: end_s must be seconds >= 0"):
+        read_dataset(tmp_path / "bad.parquet")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 but not really")
+    with pytest.raises(ValueError, match=r"broken\.parquet: not a readable parquet file"):
+        read_dataset(tmp_path / "broken.parquet")
 
 
 @pytest.mark.parametrize(
@@ -115,6 +122,13 @@ def test_bad_tables_are_named_with_file_line_and_expectation(tmp_path, content, 
     with pytest.raises(ValueError, match=expected) as caught:
         read_dataset(table)
     assert str(table) in str(caught.value)
+
+
+def test_a_csv_that_is_not_utf8_is_named(tmp_path):
+    table = tmp_path / "latin.csv"
+    table.write_bytes("path,caption\na.mp4,café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv: not a readable UTF-8 CSV file"):
+        read_dataset(table)
 
 
 def test_no_video_found_names_the_folder(tmp_path):

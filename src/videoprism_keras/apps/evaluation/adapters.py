@@ -4,13 +4,15 @@ Each reader takes the file as its download has it and says which clips (or spans
 benchmark evaluates and what counts as relevant; `datasets.read_dataset` then looks the
 videos up in the user's folder and counts the missing ones. Nothing here opens a video.
 
-    msrvtt        MSRVTT_JSFUSION_test.csv (key,vid_key,video_id,sentence)
-    vatex         vatex_validation_v1.0.json (+ the 1,500-video test list)
-    activitynet   val_1.json / val_2.json of ActivityNet Captions
-    kinetics      the Kinetics-400/600 CSV (label,youtube_id,time_start,time_end,split)
-    ssv2          something-something-v2-validation.json + -labels.json
-    charades      Charades_v1_test.csv + Charades_v1_classes.txt
-    charades-sta  charades_sta_test.txt ("<id> <start> <end>##<sentence>")
+Which file each format reads, and where it comes from (the videos are the user's):
+
+    msrvtt        MSRVTT_JSFUSION_test.csv: in CLIP4Clip's msrvtt_data.zip (videos: MSRVTT.zip)
+    vatex         vatex_validation_v1.0.json: the VATEX site; test_list.txt: HGR's split
+    activitynet   val_1.json: ActivityNet Captions' captions.zip (Stanford densevid page)
+    kinetics      kinetics_400_val.csv / validate.csv: the Kinetics annotations (DeepMind, CVDF)
+    ssv2          something-something-v2-validation.json + -labels.json: the SSv2 labels zip
+    charades      Charades_v1_test.csv + Charades_v1_classes.txt: Charades' annotations zip
+    charades-sta  charades_sta_test.txt: the Charades-STA release (the TALL repository)
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def read_json(path: Path):
         raise ValueError(f"{path}: not a readable JSON file ({err})") from None
 
 
-def _list_or_strings(path: Path, where: str, value, field: str) -> tuple[str, ...]:
+def _texts(path: Path, where: str, value, field: str) -> tuple[str, ...]:
     """A non-empty list of non-empty strings, stripped."""
     if isinstance(value, str) or not isinstance(value, list) or not value:
         raise ValueError(f"{path}, {where}: {field} must be a non-empty list of text. "
@@ -206,7 +208,7 @@ def read_vatex(path: Path, split: str | None) -> Annotations:
         if not video:
             raise ValueError(f"{path}, {where}: videoID is empty; expected "
                              f"<youtube id>_<start>_<end>")  # fmt: skip
-        items.append(Item((video,), captions=_list_or_strings(path, where, entry.get("enCap"),
+        items.append(Item((video,), captions=_texts(path, where, entry.get("enCap"),
                                                               "enCap")))  # fmt: skip
     return Annotations(name, "retrieval", (
         "VATEX: every English caption (enCap) is a text→video query with its one video "
@@ -238,7 +240,7 @@ def read_activitynet(path: Path, split: str | None) -> Annotations:
         where = f"video {key}"
         if not isinstance(entry, dict):
             raise ValueError(f"{path}, {where}: expected {{duration, timestamps, sentences}}")
-        sentences = _list_or_strings(path, where, entry.get("sentences"), "sentences")
+        sentences = _texts(path, where, entry.get("sentences"), "sentences")
         bare = key.removeprefix("v_")
         names = (key, bare) if key != bare else (key, f"v_{key}")
         items.append(Item(names, captions=(" ".join(sentences),)))
@@ -253,6 +255,12 @@ def read_activitynet(path: Path, split: str | None) -> Annotations:
 _KINETICS_SPLITS = {"validate": "val", "valid": "val", "validation": "val"}
 
 
+def _kinetics_split(value) -> str:
+    """A split's name, the releases' "validate" as "val"."""
+    value = str(value or "").strip()
+    return _KINETICS_SPLITS.get(value, value)
+
+
 def read_kinetics(path: Path, split: str | None) -> Annotations:
     """Kinetics-400/600: the dataset's CSV (kinetics_400_val.csv, validate.csv, …; columns
     label,youtube_id,time_start,time_end,split[,is_cc]); videos as the common downloaders
@@ -262,11 +270,9 @@ def read_kinetics(path: Path, split: str | None) -> Annotations:
     require_columns(path, rows, ("label", "youtube_id", "time_start", "time_end"))
     # The class list is the file's, over all its splits: the same indices for train and val.
     labels = sorted({text(path, where, row, "label") for where, row in rows})
-    splits = list(dict.fromkeys(_KINETICS_SPLITS.get(str(row.get("split") or "").strip(),
-                                                     str(row.get("split") or "").strip())
-                                for _, row in rows))  # fmt: skip
+    splits = list(dict.fromkeys(_kinetics_split(row.get("split")) for _, row in rows))
     if split is not None:
-        split = _KINETICS_SPLITS.get(split, split)
+        split = _kinetics_split(split)
         if split not in splits:
             raise ValueError(f"{path}: no row has split {split!r}; its splits: "
                              f"{', '.join(s or '(empty)' for s in splits)}")  # fmt: skip
@@ -276,8 +282,7 @@ def read_kinetics(path: Path, split: str | None) -> Annotations:
     named = chosen or _part(path)  # no split column: the file name's
     items = []
     for where, row in rows:
-        if _KINETICS_SPLITS.get(str(row.get("split") or "").strip(),
-                                str(row.get("split") or "").strip()) != chosen:  # fmt: skip
+        if _kinetics_split(row.get("split")) != chosen:
             continue
         label, video = text(path, where, row, "label"), text(path, where, row, "youtube_id")
         start, end = span(path, where, row["time_start"], row["time_end"],
