@@ -81,13 +81,24 @@ def test_parquet_reads_like_the_csv_and_split_filters(tmp_path):
     pq.write_table(pa.table(rows), tmp_path / "labels.parquet")
     data = read_dataset(tmp_path / "labels.parquet", split="val")
     assert data.clips == [Clip(str(tmp_path / "b.mp4")), Clip(str(tmp_path / "a.mp4"))]
-    assert data.labels == ["y", "z"] and data.targets == [(0,), (1,)]
+    # The classes are the whole file's: train and val of one file index them alike.
+    assert data.labels == ["x", "y", "z"] and data.targets == [(1,), (2,)]
+    assert read_dataset(tmp_path / "labels.parquet", split="train").targets == [(0,)]
+    with pytest.raises(ValueError, match="holds splits train, val; choose one"):
+        read_dataset(tmp_path / "labels.parquet")
     spans = {"path": ["a.mp4", "a.mp4"], "caption": ["one", "two"], "start_s": [None, 1.0],
              "end_s": [None, 3.0]}  # fmt: skip
     pq.write_table(pa.table(spans), tmp_path / "spans.parquet")
     data = read_dataset(tmp_path / "spans.parquet")
     a = str(tmp_path / "a.mp4")
     assert data.clips == [Clip(a), Clip(a, 1.0, 3.0)] and data.caption_clip == [0, 1]
+    spans["end_s"] = [None, -3.0]
+    pq.write_table(pa.table(spans), tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"bad\.parquet, row 2: end_s must be seconds >= 0"):
+        read_dataset(tmp_path / "bad.parquet")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 but not really")
+    with pytest.raises(ValueError, match=r"broken\.parquet: not a readable parquet file"):
+        read_dataset(tmp_path / "broken.parquet")
 
 
 @pytest.mark.parametrize(
@@ -98,7 +109,8 @@ def test_parquet_reads_like_the_csv_and_split_filters(tmp_path):
         ("path,caption,start_s,end_s\na.mp4,hi,zero,2\n", "line 2: start_s must be seconds"),
         ("path,caption,start_s,end_s\na.mp4,hi,3,2\n", "line 2: needs start_s < end_s"),
         ("path,caption,start_s,end_s\na.mp4,hi,3,\n", "line 2: start_s and end_s must both"),
-        ("path,caption\na.mp4,hi\na.mp4,\n", "line 3: caption is empty"),
+        ("path,caption\na.mp4,hi\n\na.mp4,\n", "line 4: caption is empty"),
+        ('path,caption\na.mp4,"two\nlines"\nb.mp4,\n', "line 4: caption is empty"),
         ("path,label\na.mp4, ; \n", "line 2: label holds no class name"),
         ("", "no rows"),
         ("path,caption\n", "no rows"),
@@ -110,6 +122,13 @@ def test_bad_tables_are_named_with_file_line_and_expectation(tmp_path, content, 
     with pytest.raises(ValueError, match=expected) as caught:
         read_dataset(table)
     assert str(table) in str(caught.value)
+
+
+def test_a_csv_that_is_not_utf8_is_named(tmp_path):
+    table = tmp_path / "latin.csv"
+    table.write_bytes("path,caption\na.mp4,café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv: not a readable UTF-8 CSV file"):
+        read_dataset(table)
 
 
 def test_no_video_found_names_the_folder(tmp_path):
@@ -398,3 +417,11 @@ def test_format_is_inferred_only_where_the_name_says(tmp_path):
         "Charades_v1_test.csv", "charades_sta_test.txt", "validate.csv", "mine.parquet",
     )] == ["msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades", "charades-sta",
            "csv", "csv"]  # fmt: skip
+
+
+def test_a_format_taken_from_the_file_name_is_said_when_the_file_does_not_fit(tmp_path):
+    touch(tmp_path, "a.mp4")
+    table = write(tmp_path / "kinetics_subset.csv", "path,label\na.mp4,dancing\n")
+    with pytest.raises(ValueError, match="format 'kinetics' was taken from the file name"):
+        read_dataset(table)
+    assert read_dataset(table, format="csv").labels == ["dancing"]

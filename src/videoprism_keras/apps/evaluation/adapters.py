@@ -4,25 +4,26 @@ Each reader takes the file as its download has it and says which clips (or spans
 benchmark evaluates and what counts as relevant; `datasets.read_dataset` then looks the
 videos up in the user's folder and counts the missing ones. Nothing here opens a video.
 
-    msrvtt        MSRVTT_JSFUSION_test.csv (key,vid_key,video_id,sentence)
-    vatex         vatex_validation_v1.0.json (+ the 1,500-video test list)
-    activitynet   val_1.json / val_2.json of ActivityNet Captions
-    kinetics      the Kinetics-400/600 CSV (label,youtube_id,time_start,time_end,split)
-    ssv2          something-something-v2-validation.json + -labels.json
-    charades      Charades_v1_test.csv + Charades_v1_classes.txt
-    charades-sta  charades_sta_test.txt ("<id> <start> <end>##<sentence>")
+Which file each format reads, and where it comes from (the videos are the user's):
+
+    msrvtt        MSRVTT_JSFUSION_test.csv: in CLIP4Clip's msrvtt_data.zip (videos: MSRVTT.zip)
+    vatex         vatex_validation_v1.0.json: the VATEX site; test_list.txt: HGR's split
+    activitynet   val_1.json: ActivityNet Captions' captions.zip (Stanford densevid page)
+    kinetics      kinetics_400_val.csv / validate.csv: the Kinetics annotations (DeepMind, CVDF)
+    ssv2          something-something-v2-validation.json + -labels.json: the SSv2 labels zip
+    charades      Charades_v1_test.csv + Charades_v1_classes.txt: Charades' annotations zip
+    charades-sta  charades_sta_test.txt: the Charades-STA release (the TALL repository)
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...extras import require
+from ...tables import table_rows
 
 
 @dataclass(frozen=True)
@@ -58,36 +59,16 @@ Row = tuple[str, dict]  # (where in the file: "line 3" / "row 2", the row's fiel
 
 
 def read_rows(path: str | os.PathLike) -> list[Row]:
-    """A CSV (with a header line) or parquet file → its rows, each with where it is.
-
-    A CSV may start with a byte-order mark (Excel's UTF-8). A CSV row's place is its line
-    ("line 2" is the first after the header), a parquet row's its 1-based number.
+    """A CSV (with a header line) or parquet annotation file → its rows, each with where it
+    is ("line 2": the first after a CSV's header; "row 1": a parquet file's first).
 
     Raises:
         ValueError: naming the file, when it cannot be read or holds no rows.
     """
-    path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        require(("pyarrow",), "a .parquet annotation file")
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            rows = pq.read_table(path).to_pylist()
-        except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"{path}: not a readable parquet file ({err})") from None
-        found = [(f"row {i}", row) for i, row in enumerate(rows, start=1)]
-    else:
-        try:
-            # utf-8-sig: Excel's UTF-8 CSVs start with a BOM, which would glue onto a name.
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                reader = csv.DictReader(f)
-                found = [(f"line {reader.line_num}", row) for row in reader]
-        except (UnicodeDecodeError, csv.Error) as err:
-            raise ValueError(f"{path}: not a readable UTF-8 CSV file ({err})") from None
-    if not found:
+    rows = table_rows(path, "a .parquet annotation file", numbered=True)
+    if not rows:
         raise ValueError(f"{path}: no rows; expected a header line and one row per item")
-    return found
+    return rows
 
 
 def require_columns(path: Path, rows: list[Row], needed: tuple[str, ...]) -> None:
@@ -177,7 +158,7 @@ def read_json(path: Path):
         raise ValueError(f"{path}: not a readable JSON file ({err})") from None
 
 
-def _list_or_strings(path: Path, where: str, value, field: str) -> tuple[str, ...]:
+def _texts(path: Path, where: str, value, field: str) -> tuple[str, ...]:
     """A non-empty list of non-empty strings, stripped."""
     if isinstance(value, str) or not isinstance(value, list) or not value:
         raise ValueError(f"{path}, {where}: {field} must be a non-empty list of text. "
@@ -227,7 +208,7 @@ def read_vatex(path: Path, split: str | None) -> Annotations:
         if not video:
             raise ValueError(f"{path}, {where}: videoID is empty; expected "
                              f"<youtube id>_<start>_<end>")  # fmt: skip
-        items.append(Item((video,), captions=_list_or_strings(path, where, entry.get("enCap"),
+        items.append(Item((video,), captions=_texts(path, where, entry.get("enCap"),
                                                               "enCap")))  # fmt: skip
     return Annotations(name, "retrieval", (
         "VATEX: every English caption (enCap) is a text→video query with its one video "
@@ -259,7 +240,7 @@ def read_activitynet(path: Path, split: str | None) -> Annotations:
         where = f"video {key}"
         if not isinstance(entry, dict):
             raise ValueError(f"{path}, {where}: expected {{duration, timestamps, sentences}}")
-        sentences = _list_or_strings(path, where, entry.get("sentences"), "sentences")
+        sentences = _texts(path, where, entry.get("sentences"), "sentences")
         bare = key.removeprefix("v_")
         names = (key, bare) if key != bare else (key, f"v_{key}")
         items.append(Item(names, captions=(" ".join(sentences),)))
@@ -274,6 +255,12 @@ def read_activitynet(path: Path, split: str | None) -> Annotations:
 _KINETICS_SPLITS = {"validate": "val", "valid": "val", "validation": "val"}
 
 
+def _kinetics_split(value) -> str:
+    """A split's name, the releases' "validate" as "val"."""
+    value = str(value or "").strip()
+    return _KINETICS_SPLITS.get(value, value)
+
+
 def read_kinetics(path: Path, split: str | None) -> Annotations:
     """Kinetics-400/600: the dataset's CSV (kinetics_400_val.csv, validate.csv, …; columns
     label,youtube_id,time_start,time_end,split[,is_cc]); videos as the common downloaders
@@ -283,21 +270,19 @@ def read_kinetics(path: Path, split: str | None) -> Annotations:
     require_columns(path, rows, ("label", "youtube_id", "time_start", "time_end"))
     # The class list is the file's, over all its splits: the same indices for train and val.
     labels = sorted({text(path, where, row, "label") for where, row in rows})
-    splits = list(dict.fromkeys(_KINETICS_SPLITS.get(str(row.get("split") or "").strip(),
-                                                     str(row.get("split") or "").strip())
-                                for _, row in rows))  # fmt: skip
+    splits = list(dict.fromkeys(_kinetics_split(row.get("split")) for _, row in rows))
     if split is not None:
-        split = _KINETICS_SPLITS.get(split, split)
+        split = _kinetics_split(split)
         if split not in splits:
             raise ValueError(f"{path}: no row has split {split!r}; its splits: "
                              f"{', '.join(s or '(empty)' for s in splits)}")  # fmt: skip
     elif len(splits) > 1:
         raise ValueError(f"{path}: holds splits {', '.join(splits)}; choose one (split)")
     chosen = split if split is not None else splits[0]
+    named = chosen or _part(path)  # no split column: the file name's
     items = []
     for where, row in rows:
-        if _KINETICS_SPLITS.get(str(row.get("split") or "").strip(),
-                                str(row.get("split") or "").strip()) != chosen:  # fmt: skip
+        if _kinetics_split(row.get("split")) != chosen:
             continue
         label, video = text(path, where, row, "label"), text(path, where, row, "youtube_id")
         start, end = span(path, where, row["time_start"], row["time_end"],
@@ -313,7 +298,7 @@ def read_kinetics(path: Path, split: str | None) -> Annotations:
     sizes = [n for n in (400, 600, 700) if str(n) in path.stem] or [
         n for n in (400, 600, 700) if len(labels) <= n] or [700]  # fmt: skip
     size = sizes[0]
-    return Annotations(f"kinetics-{size}-{chosen or 'all'}", "classification", (
+    return Annotations(f"kinetics-{size}-{named}", "classification", (
         "Kinetics: one class per clip (the trimmed 10-second clip as downloaded); top-1, "
         "top-5 and mean per-class accuracy over the file's classes"), items, labels)  # fmt: skip
 
