@@ -366,3 +366,12 @@ def test_ray_embeds_what_the_cache_lacks_as_the_local_path_does(
     assert got.failures == local.failures
     np.testing.assert_allclose(got.vectors, local.vectors, atol=1e-5)
     np.testing.assert_array_equal(got.vectors[0], held.vectors[0])
+
+
+def test_many_small_commits_are_merged_as_the_index_merges_them(key, tmp_path):
+    table = _cache(tmp_path, key).table("t", {})
+    for i in range(40):  # a commit per batch
+        table.add([f"k{i}"], np.full((1, 4), i, np.float32))
+    table.maintain()  # a run's end
+    assert table.latest().stats()["fragment_stats"]["num_fragments"] == 1
+    np.testing.assert_array_equal(table.read(["k3", "k39", "k3"])[:, 0], [3, 39, 3])

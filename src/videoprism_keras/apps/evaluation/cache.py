@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,11 @@ from ...constants import (
     EVAL_CACHE_FOLDER,
     EVAL_CACHE_KINDS,
     EVAL_MODEL_KEY_DIGITS,
+    INDEX_KEEP_VERSIONS_SECONDS,
+    MAINTAIN_EVERY_COMMITS,
 )
 from ...video.options import Sampling
-from ..index import commits, store
+from ..index import commits, maintenance, store
 from ..index.fingerprint import NOT_IDENTITY, weights_sha256
 from .cache_clips import ClipLike, embedded_batches, ray_address, ray_batches
 
@@ -148,10 +151,17 @@ def table_name(model_key: str, dataset: str, kind: str, sampling: Sampling,
 
 
 class _Table:
-    """One table of the cache: its rows' keys, commits of batches, reads by key."""
+    """One table of the cache: its rows' keys, commits of batches, reads by key, and the
+    index's upkeep (`index/maintenance.py`: the small fragments of many commits merged,
+    old versions deleted; no vector index, the cache is read by key)."""
+
+    ann_threshold = sys.maxsize  # never a vector index
+    keep_versions_s = INDEX_KEEP_VERSIONS_SECONDS
 
     def __init__(self, db: Any, uri: str, lock: Path | None, name: str, meta: dict):
-        self.db, self.uri, self.lock, self.name, self.meta = db, uri, lock, name, meta
+        self.db, self.lock, self.name, self.meta = db, lock, name, meta
+        self.uri = f"{uri} (table {name})"  # as errors and the upkeep's log name it
+        self.upkeep, self.commits = maintenance.Upkeep(), 0
         self.table = None
         try:
             self.table = db.open_table(name)
@@ -179,8 +189,27 @@ class _Table:
         commits.commit_latest(
             self.table, self.lock,
             lambda table: table.merge_insert("id").when_not_matched_insert_all().execute(rows),
-            f"{self.uri} ({self.name})", "caching embeddings in it",
+            self.uri, "caching embeddings in it",
         )  # fmt: skip
+        self.commits += 1
+        if self.commits % MAINTAIN_EVERY_COMMITS == 0:
+            self.maintain(finishing=False)
+
+    def latest(self, *, fresh: bool = False) -> Any:
+        """The LanceDB table at its latest version (`maintenance.Maintained`)."""
+        self.table.checkout_latest()
+        return self.table
+
+    def maintain(self, *, finishing: bool = True) -> None:
+        """A pass if one is due (one process at a time; another's is not waited for but
+        at a run's end); after a run of many commits, every small fragment merged."""
+        if self.table is None:
+            return
+        compact = finishing and self.commits >= MAINTAIN_EVERY_COMMITS
+        with store.locked(self.lock, store.MAINTENANCE_LOCK_FILE, wait=compact) as mine:
+            if mine:
+                maintenance.maintain(self, self.upkeep, finishing=finishing, compact=compact,
+                                     force=False)  # fmt: skip
 
     def _rows(self, keys: Sequence[str], vectors: np.ndarray) -> pa.Table:
         import pyarrow as pa
@@ -304,6 +333,7 @@ class EmbeddingCache:
                 bar.update(len(keys))
         finally:
             bar.close()
+        table.maintain()  # not on an error or Ctrl-C: the next run's end does it
         now = table.keys() if todo else held
         ok = np.array([clip.key in now for clip in clips], bool)
         keys = [clip.key for clip, good in zip(clips, ok, strict=True) if good]
@@ -350,6 +380,7 @@ class EmbeddingCache:
                 bar.update(len(batch))
         finally:
             bar.close()
+        table.maintain()
         return table.read(texts) if texts else np.zeros((0,), np.float32)
 
 
