@@ -15,6 +15,7 @@ from killable import wait_to_be_killed
 
 import videoprism_keras as vp
 from videoprism_keras.apps.evaluation.cache import EmbeddingCache, model_key
+from videoprism_keras.apps.evaluation.datasets import Clip
 from videoprism_keras.runtime import Encoder
 
 
@@ -28,15 +29,6 @@ class StoppingEncoder(Encoder):
             wait_to_be_killed()  # mid-run, every earlier batch committed
         self.clips += len(pixels)
         return super().video(pixels, frame_padding_mask)
-
-
-class Clip:  # what the cache reads of `datasets.Clip`
-    def __init__(self, path):
-        self.path, self.start_s, self.end_s = path, None, None
-
-    @property
-    def key(self):
-        return f"{self.path}|None|None"
 
 
 def main():

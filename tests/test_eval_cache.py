@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +20,12 @@ from videoprism_keras.apps.evaluation.cache import (
     pool_tokens,
     table_name,
 )
+from videoprism_keras.apps.evaluation.datasets import Clip
 from videoprism_keras.runtime import Encoder
 from videoprism_keras.video import Sampling
 
 SAMPLING = dict(num_frames=2, size=36)
 WORKER = Path(__file__).with_name("eval_cache_worker.py")
-
-
-@dataclass(frozen=True)
-class Clip:  # datasets.Clip's fields, until it lands
-    path: str
-    start_s: float | None = None
-    end_s: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.path}|{self.start_s}|{self.end_s}"
 
 
 class CountingEncoder(Encoder):

@@ -45,7 +45,7 @@ from ...constants import (
 from ...video.options import Sampling
 from ..index import commits, maintenance, store
 from ..index.fingerprint import NOT_IDENTITY, weights_sha256
-from .cache_clips import ClipLike, embedded_batches, ray_address, ray_batches
+from .cache_clips import embedded_batches, ray_address, ray_batches
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
     from ...runtime import Encoder
     from ...tokenizer import VideoPrismTokenizer
+    from .datasets import Clip
 
 __all__ = ["CachedVideos", "EmbeddingCache", "model_key", "pool_tokens"]
 
@@ -268,7 +269,7 @@ class EmbeddingCache:
     def table(self, name: str, meta: dict) -> _Table:
         return _Table(self._db, self.uri, self._lock, name, meta)
 
-    def videos(self, model: VideoPrismBackbone, clips: Sequence[ClipLike], *,
+    def videos(self, model: VideoPrismBackbone, clips: Sequence[Clip], *,
                kind: str = "video", num_frames: int | None = None,
                size: int | Sequence[int] | None = None, batch_size: int = 4,
                token_grid: int | None = None, ray: bool | str | None = None,
