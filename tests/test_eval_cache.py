@@ -14,6 +14,7 @@ from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import embed_videos
+from videoprism_keras.apps.evaluation import cache as cache_module
 from videoprism_keras.apps.evaluation.cache import (
     EmbeddingCache,
     model_key,
@@ -215,6 +216,10 @@ def test_texts_are_cached_per_model_whatever_the_dataset(lvt, encoder, key, tmp_
     )
     assert encoder.texts == 3
     np.testing.assert_array_equal(second[0], first[1])
+    # Another tokenizer (its settings make other token ids): its own texts.
+    shorter = vp.VideoPrismTokenizer(tokenizer.proto, max_length=4)
+    _cache(tmp_path, key, "two").texts(model, shorter, texts[:1], progress=False, encoder=encoder)
+    assert encoder.texts == 4
 
 
 def test_features_are_float16_tokens_pooled_to_the_grid(lvt, encoder, key, clips, tmp_path):
@@ -357,10 +362,12 @@ def test_ray_embeds_what_the_cache_lacks_as_the_local_path_does(
     np.testing.assert_array_equal(got.vectors[0], held.vectors[0])
 
 
-def test_many_small_commits_are_merged_as_the_index_merges_them(key, tmp_path):
+def test_many_small_commits_are_merged_as_the_index_merges_them(key, tmp_path, monkeypatch):
     table = _cache(tmp_path, key).table("t", {})
     for i in range(40):  # a commit per batch
         table.add([f"k{i}"], np.full((1, 4), i, np.float32))
     table.maintain()  # a run's end
     assert table.latest().stats()["fragment_stats"]["num_fragments"] == 1
+    np.testing.assert_array_equal(table.read(["k3", "k39", "k3"])[:, 0], [3, 39, 3])
+    monkeypatch.setattr(cache_module, "EVAL_CACHE_READ_BYTES", 1)  # a row per query: the same rows
     np.testing.assert_array_equal(table.read(["k3", "k39", "k3"])[:, 0], [3, 39, 3])

@@ -38,6 +38,7 @@ from ...constants import (
     EVAL_CACHE_ENV,
     EVAL_CACHE_FOLDER,
     EVAL_CACHE_KINDS,
+    EVAL_CACHE_READ_BYTES,
     EVAL_MODEL_KEY_DIGITS,
     INDEX_KEEP_VERSIONS_SECONDS,
     MAINTAIN_EVERY_COMMITS,
@@ -130,6 +131,16 @@ def pool_tokens(features: np.ndarray, grid: int) -> np.ndarray:
     edges = [(i * side // grid, -(-(i + 1) * side // grid)) for i in range(grid)]
     cells = [square[:, :, r0:r1, c0:c1].mean(axis=(2, 3)) for r0, r1 in edges for c0, c1 in edges]
     return np.stack(cells, axis=2)
+
+
+def tokenizer_key(tokenizer: VideoPrismTokenizer) -> str:
+    """A short hash of what makes a tokenizer's token ids: its SentencePiece model and
+    settings (the texts' table is per model and tokenizer)."""
+    settings = {name: getattr(tokenizer, name, None)
+                for name in ("max_length", "canonicalize", "add_bos", "add_eos")}  # fmt: skip
+    digest = hashlib.sha256(getattr(tokenizer, "proto", b"") or b"")
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:8]
 
 
 def cache_folder(folder: str | os.PathLike | None) -> str:
@@ -233,8 +244,12 @@ class _Table:
         for i, key in enumerate(keys):
             where.setdefault(key, []).append(i)
         wanted = list(where)
-        for i in range(0, len(wanted), store.ID_BATCH):
-            chunk = ", ".join(map(store.sql_string, wanted[i : i + store.ID_BATCH]))
+        # Rows per query: the index's batch of ids, fewer where they are large (features):
+        # one query's rows are held twice (Arrow's and numpy's) while they are copied in.
+        row_bytes = out[:1].nbytes or 1
+        step = max(1, min(store.ID_BATCH, EVAL_CACHE_READ_BYTES // row_bytes))
+        for i in range(0, len(wanted), step):
+            chunk = ", ".join(map(store.sql_string, wanted[i : i + step]))
             rows = (self.table.search().where(f"id IN ({chunk})").select(["id", "vector"])
                     .limit(None).to_arrow())  # fmt: skip
             values = np.asarray(rows["vector"].combine_chunks().flatten())
@@ -361,8 +376,8 @@ class EmbeddingCache:
                              f"{texts!r}")  # fmt: skip
         _check_batch_size(batch_size)
         texts = [str(t) for t in texts]
-        table = self.table(f"{self.model_key}-texts", {"model_key": self.model_key,
-                                                         "kind": "text"})  # fmt: skip
+        meta = {"model_key": self.model_key, "kind": "text"}
+        table = self.table(f"{self.model_key}-texts-{tokenizer_key(tokenizer)}", meta)
         held = table.keys()
         todo = list(dict.fromkeys(t for t in texts if t not in held))
         from ...progress import progress_bar
