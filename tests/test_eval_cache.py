@@ -290,6 +290,8 @@ def test_arguments_are_checked_before_any_work(lvt, key, tmp_path):
             cache.videos(model, [Clip("nowhere.mp4")], **options)
     with pytest.raises(ValueError, match="texts must be a list"):
         cache.texts(model, None, "one text")
+    with pytest.raises(ValueError, match="texts need a video-text"):
+        cache.texts(object(), None, ["a video-only model has no text encoder"])
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match=r"must be a folder; .* is a file"):
         EmbeddingCache(tmp_path / "file", key, "ds")

@@ -7,17 +7,19 @@ on the same data, embeds nothing again.
     texts = cache.texts(model, tokenizer, dataset.captions)
 
 The cache folder is one LanceDB database; each (model, dataset, kind, sampling[, token
-grid]) has a table of its own (`table_name`), and the texts of a model one more: a row per
-clip (or text), keyed by `Clip.key` (or the text) in the `id` column, the table's primary
-key. Clips are embedded in batches, and each batch is one commit (a `merge_insert` on the
-key, through the index's commit code: `index/commits.py`), so a run killed midway keeps
-every batch it committed, the next one embeds only the rest, and a clip embedded twice
-(two runs at once) is stored once.
+grid]) has a table of its own (`table_name`), and the texts of a model (and tokenizer) one
+more, whatever the dataset: a row per clip (or text), keyed by `Clip.key` (or the text) in
+the `id` column, the table's primary key. Clips are embedded in batches, and each batch is
+one commit (a `merge_insert` on the key, through the index's commit code:
+`index/commits.py`), so a run killed midway keeps every batch it committed, the next one
+embeds only the rest, and a clip embedded twice (two runs at once) is stored once. The
+small fragments of many commits are merged as the video index merges its own
+(`index/maintenance.py`).
 
 Clips are decoded by the project's video code (`video.api`: `sample` for a whole video,
 `load_clip` for a span) as uint8 frames, made model input as the Ray pipeline makes it
 (`as_model_input`, bit for bit the float frames), and embedded by the same compiled
-`Encoder`; `ray` sends the missing clips to Ray instead (`cache_ray.py`).
+`Encoder`; `ray` sends the missing clips to Ray instead (`cache_clips.py` does both).
 """
 
 from __future__ import annotations
@@ -85,15 +87,15 @@ def model_key(model: VideoPrismBackbone, *, source: str, dtype: str,
 
     Args:
         model: `VideoPrismBackbone`. The model, loaded (adapters applied).
-        source: str. Its preset name or path: not part of the key, the weights are (the
-            same weights by a name or a path share their cache).
+        source: str. Its preset name or path. Not hashed: the weights name the model, so
+            the same weights by a name or a path share their cache.
         dtype: str. The compute dtype ("float32", "bfloat16").
         lora: sequence of paths. The adapters applied, in order. Defaults to ().
 
     Returns:
         `EVAL_MODEL_KEY_DIGITS` hex digits.
     """
-    del source  # named by the caller for symmetry with `results.model_info`; not hashed
+    del source  # the weights are hashed, not where they came from
     digest = hashlib.sha256(weights_sha256(model).encode())
     try:
         config = json.loads(json.dumps(model.get_config(), default=str))
@@ -215,7 +217,7 @@ class _Table:
     def maintain(self, *, finishing: bool = True) -> None:
         """A pass if one is due (one process at a time; another's is not waited for but
         at a run's end); after a run of many commits, every small fragment merged."""
-        if self.table is None:
+        if self.table is None or not self.commits:  # nothing written: a read-only cache reads
             return
         compact = finishing and self.commits >= MAINTAIN_EVERY_COMMITS
         with store.locked(self.lock, store.MAINTENANCE_LOCK_FILE, wait=compact) as mine:
@@ -282,6 +284,7 @@ class EmbeddingCache:
         self._db = lancedb.connect(self.uri)
 
     def table(self, name: str, meta: dict) -> _Table:
+        """The cache's table `name` (created at its first commit, recording `meta`)."""
         return _Table(self._db, self.uri, self._lock, name, meta)
 
     def videos(self, model: VideoPrismBackbone, clips: Sequence[Clip], *,
@@ -302,8 +305,9 @@ class EmbeddingCache:
             batch_size: int. Clips per model call and per commit. Defaults to 4.
             token_grid: int or None. With kind "features": each frame's patches averaged
                 to a `token_grid` × `token_grid` grid (P = token_grid²). Defaults to None.
-            ray: None, True or str. None: embed here; True: on a new local Ray instance
-                (or this process's); an address: on that cluster. Defaults to None.
+            ray: None, True or str. None: embed here; True (or "local"): on a new local
+                Ray instance (or this process's session); an address ("auto",
+                "host:port", "ray://…"): on that cluster. Defaults to None.
             progress: bool. A progress bar over the clips (cached ones done at the
                 start). Defaults to True.
             encoder: `Encoder` or None. The compiled model calls (not with `ray`).
@@ -375,6 +379,9 @@ class EmbeddingCache:
             raise ValueError(f"texts must be a list of strings, not one string. Received: "
                              f"{texts!r}")  # fmt: skip
         _check_batch_size(batch_size)
+        if not getattr(model, "is_multimodal", False):
+            raise ValueError("texts need a video-text (LvT) model; this one has no text "
+                             "encoder")  # fmt: skip
         texts = [str(t) for t in texts]
         meta = {"model_key": self.model_key, "kind": "text"}
         table = self.table(f"{self.model_key}-texts-{tokenizer_key(tokenizer)}", meta)
@@ -397,7 +404,7 @@ class EmbeddingCache:
         finally:
             bar.close()
         table.maintain()
-        return table.read(texts) if texts else np.zeros((0,), np.float32)
+        return table.read(texts) if table.table is not None else np.zeros((0, 0), np.float32)
 
 
 def _check_videos(kind: str, token_grid: int | None, batch_size: int,
