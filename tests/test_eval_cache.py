@@ -19,6 +19,7 @@ from videoprism_keras.apps.evaluation.cache import (
     EmbeddingCache,
     model_key,
     pool_tokens,
+    row_key,
     table_name,
 )
 from videoprism_keras.apps.evaluation.datasets import Clip
@@ -111,6 +112,22 @@ def test_a_second_call_embeds_nothing_and_gives_the_same_vectors(
         model, good[::-2], **SAMPLING, progress=False, encoder=encoder
     )
     np.testing.assert_array_equal(subset.vectors, first.vectors[[4, 2, 0]])
+
+
+def test_a_video_replaced_at_its_path_is_embedded_again(lvt, encoder, key, tmp_path):
+    model, _ = lvt
+    path = write_video(tmp_path / "v.mp4", frames=20, size=(32, 32))
+    before = _cache(tmp_path, key).videos(
+        model, [Clip(str(path))], **SAMPLING, progress=False, encoder=encoder
+    )
+    write_video(
+        path, frames=20, size=(32, 32), image=lambda i: np.full((32, 32, 3), 9 * i, "uint8")
+    )
+    after = _cache(tmp_path, key).videos(
+        model, [Clip(str(path))], **SAMPLING, progress=False, encoder=encoder
+    )
+    assert before.embedded == after.embedded == 1
+    assert np.abs(after.vectors - before.vectors).max() > 1e-2
 
 
 def test_the_vectors_are_the_embedding_code_s(lvt, encoder, key, clips, tmp_path):
@@ -334,7 +351,7 @@ def test_a_killed_run_keeps_its_commits_and_the_next_embeds_the_rest_once(
         time.sleep(0.1)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=60)
-    assert EmbeddingCache(cache, key, "ds").table(name, {}).keys() == {c.key for c in videos[:2]}
+    assert EmbeddingCache(cache, key, "ds").table(name, {}).keys() == set(map(row_key, videos[:2]))
     resumed = EmbeddingCache(cache, key, "ds").videos(
         model, videos, **SAMPLING, progress=False, encoder=encoder
     )
@@ -344,7 +361,7 @@ def test_a_killed_run_keeps_its_commits_and_the_next_embeds_the_rest_once(
     )
     np.testing.assert_allclose(resumed.vectors, clean.vectors, atol=1e-6)
     table = EmbeddingCache(cache, key, "ds").table(name, {})
-    assert table.keys() == {c.key for c in videos} and table.table.count_rows() == 4  # once each
+    assert table.keys() == set(map(row_key, videos)) and table.table.count_rows() == 4  # once each
 
 
 # ---------------------------------------------------------------------------- Ray

@@ -8,13 +8,13 @@ on the same data, embeds nothing again.
 
 The cache folder is one LanceDB database; each (model, dataset, kind, sampling[, token
 grid]) has a table of its own (`table_name`), and the texts of a model (and tokenizer) one
-more, whatever the dataset: a row per clip (or text), keyed by `Clip.key` (or the text) in
-the `id` column, the table's primary key. Clips are embedded in batches, and each batch is
-one commit (a `merge_insert` on the key, through the index's commit code:
-`index/commits.py`), so a run killed midway keeps every batch it committed, the next one
-embeds only the rest, and a clip embedded twice (two runs at once) is stored once. The
-small fragments of many commits are merged as the video index merges its own
-(`index/maintenance.py`).
+more, whatever the dataset: a row per clip (or text), keyed by `Clip.key` with its file's
+identity (`row_key`; or the text) in the `id` column, the table's primary key. Clips are
+embedded in batches, and each batch is one commit (a `merge_insert` on the key, through
+the index's commit code: `index/commits.py`), so a run killed midway keeps every batch it
+committed, the next one embeds only the rest, and a clip embedded twice (two runs at once)
+is stored once. The small fragments of many commits are merged as the video index merges
+its own (`index/maintenance.py`).
 
 Clips are decoded by the project's video code (`video.api`: `sample` for a whole video,
 `load_clip` for a span) as uint8 frames, made model input as the Ray pipeline makes it
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from ...tokenizer import VideoPrismTokenizer
     from .datasets import Clip
 
-__all__ = ["CachedVideos", "EmbeddingCache", "model_key", "pool_tokens"]
+__all__ = ["CachedVideos", "EmbeddingCache", "model_key", "pool_tokens", "row_key"]
 
 
 @dataclass
@@ -117,6 +117,13 @@ def _file_digest(path: str | os.PathLike) -> bytes:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
     return digest.digest()
+
+
+def row_key(clip: Clip) -> str:
+    """A clip's key in the cache: `Clip.key` and its file's identity (real path, size,
+    modification time: `identity.py`), so that a video replaced at the same path (copied
+    over, re-encoded) is embedded again rather than read back stale."""
+    return f"{clip.key}@{store.identity_of(clip.path).file_id}"
 
 
 def pool_tokens(features: np.ndarray, grid: int) -> np.ndarray:
@@ -326,14 +333,15 @@ class EmbeddingCache:
                 "token_grid": token_grid}  # fmt: skip
         table = self.table(table_name(self.model_key, self.dataset, kind, sampling, token_grid),
                            meta)  # fmt: skip
+        rows = {clip.key: row_key(clip) for clip in clips}  # each clip once
         held = table.keys()
         todo, seen = [], set(held)  # each clip the cache lacks, once
         for clip in clips:
-            if clip.key not in seen:
-                seen.add(clip.key)
+            if rows[clip.key] not in seen:
+                seen.add(rows[clip.key])
                 todo.append(clip)
         failures: list[tuple[str, str]] = []
-        wanted = len({clip.key for clip in clips})
+        wanted = len(rows)
         from ...progress import progress_bar
 
         bar = progress_bar(progress, wanted, desc=f"embedding {self.dataset}")
@@ -347,7 +355,7 @@ class EmbeddingCache:
             elif todo:
                 batches = ray_batches(model, todo, sampling, batch_size, ray, kind, failures)
             for keys, vectors in batches:
-                table.add(keys, post(vectors))
+                table.add([rows[key] for key in keys], post(vectors))
                 embedded += len(keys)
                 bar.total = wanted - len(failures)  # what cannot be read is not to come
                 bar.update(len(keys))
@@ -355,8 +363,8 @@ class EmbeddingCache:
             bar.close()
         table.maintain()  # not on an error or Ctrl-C: the next run's end does it
         now = table.keys() if todo else held
-        ok = np.array([clip.key in now for clip in clips], bool)
-        keys = [clip.key for clip, good in zip(clips, ok, strict=True) if good]
+        ok = np.array([rows[clip.key] in now for clip in clips], bool)
+        keys = [rows[clip.key] for clip, good in zip(clips, ok, strict=True) if good]
         vectors = table.read(keys) if table.table is not None else np.zeros((0, 0), np.float32)
         return CachedVideos(vectors, ok, failures, embedded)
 
