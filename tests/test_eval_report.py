@@ -6,20 +6,19 @@ import csv
 import io
 import json
 import re
-import types
 
 import pytest
 from cli_helpers import call
 
-from videoprism_keras.apps.evaluation import published, report, results
+from videoprism_keras.apps.evaluation import datasets, published, report, results
 
 
 def _dataset(name="msrvtt-1k-a", clips=8, missing=2):
-    """What make_record reads of a `datasets.Dataset`."""
-    return types.SimpleNamespace(
+    return datasets.Dataset(
         name=name, format="msrvtt", task="retrieval", annotations="/data/MSRVTT_JSFUSION_test.csv",
-        clips=[object()] * clips, missing=[f"/data/v{i}.mp4" for i in range(missing)],
-        total=clips + missing, protocol="one caption per video (1k-A)",
+        clips=[datasets.Clip(f"/data/video{i}.mp4") for i in range(clips)],
+        missing=[f"/data/v{i}.mp4" for i in range(missing)], total=clips + missing,
+        protocol="one caption per video (1k-A)",
     )  # fmt: skip
 
 
