@@ -158,7 +158,7 @@ def test_read_records_errors_name_the_file(tmp_path):
 def test_read_records_takes_files_and_folders(tmp_path):
     a = results.write_record(_record(), tmp_path / "a")
     b = results.write_record(_record(dataset=_dataset("vatex-test")), tmp_path / "b")
-    read = results.read_records([tmp_path / "a", b])
+    read = results.read_records([tmp_path / "a", b, a])  # a named twice: read once
     assert [path for path, _ in read] == [a, b]
     assert read[1][1]["dataset"]["name"] == "vatex-test"
 
