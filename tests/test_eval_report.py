@@ -296,3 +296,8 @@ def test_cli_report_errors_name_what_is_wrong(capsys, tmp_path, two_runs):
     empty.mkdir()
     out = call(capsys, "eval", "report", empty)
     assert out.returncode == 1 and f"{empty}: expected result JSON files" in out.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = call(capsys, "eval", "report", two_runs[0], "--csv", blocked / "report.csv")
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"videoprism: error: --csv {blocked / 'report.csv'}: ")
