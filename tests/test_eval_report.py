@@ -6,20 +6,19 @@ import csv
 import io
 import json
 import re
-import types
 
 import pytest
 from cli_helpers import call
 
-from videoprism_keras.apps.evaluation import published, report, results
+from videoprism_keras.apps.evaluation import datasets, published, report, results
 
 
 def _dataset(name="msrvtt-1k-a", clips=8, missing=2):
-    """What make_record reads of a `datasets.Dataset`."""
-    return types.SimpleNamespace(
+    return datasets.Dataset(
         name=name, format="msrvtt", task="retrieval", annotations="/data/MSRVTT_JSFUSION_test.csv",
-        clips=[object()] * clips, missing=[f"/data/v{i}.mp4" for i in range(missing)],
-        total=clips + missing, protocol="one caption per video (1k-A)",
+        clips=[datasets.Clip(f"/data/video{i}.mp4") for i in range(clips)],
+        missing=[f"/data/v{i}.mp4" for i in range(missing)], total=clips + missing,
+        protocol="one caption per video (1k-A)",
     )  # fmt: skip
 
 
@@ -159,7 +158,7 @@ def test_read_records_errors_name_the_file(tmp_path):
 def test_read_records_takes_files_and_folders(tmp_path):
     a = results.write_record(_record(), tmp_path / "a")
     b = results.write_record(_record(dataset=_dataset("vatex-test")), tmp_path / "b")
-    read = results.read_records([tmp_path / "a", b])
+    read = results.read_records([tmp_path / "a", b, a])  # a named twice: read once
     assert [path for path, _ in read] == [a, b]
     assert read[1][1]["dataset"]["name"] == "vatex-test"
 
@@ -297,3 +296,8 @@ def test_cli_report_errors_name_what_is_wrong(capsys, tmp_path, two_runs):
     empty.mkdir()
     out = call(capsys, "eval", "report", empty)
     assert out.returncode == 1 and f"{empty}: expected result JSON files" in out.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = call(capsys, "eval", "report", two_runs[0], "--csv", blocked / "report.csv")
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"videoprism: error: --csv {blocked / 'report.csv'}: ")

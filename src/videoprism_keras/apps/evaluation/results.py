@@ -213,7 +213,8 @@ def read_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
     """The records in `paths`: JSON files, or folders whose *.json files are read.
 
     Returns:
-        (file, record) pairs, in the order given (a folder's files by name).
+        (file, record) pairs, in the order given (a folder's files by name), each file
+        once.
 
     Raises:
         ValueError: naming the file, if one is not a readable JSON record of this schema,
@@ -232,7 +233,10 @@ def read_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
             files.append(path)
     if not files:
         raise ValueError("expected result JSON files or folders. Received: none")
-    return [(path, read_record(path)) for path in files]
+    unique: dict[Path, Path] = {}  # a file named twice (itself and its folder): read once
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return [(path, read_record(path)) for path in unique.values()]
 
 
 def read_record(path: str | os.PathLike) -> dict:
