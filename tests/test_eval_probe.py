@@ -118,6 +118,8 @@ def data(tmp_path_factory):
     for split, lines in rows.items():
         (folder / f"{split}.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
     (folder / "other.csv").write_text("path,label\npattern0.mp4,pattern\nfractal0.mp4,bars\n")
+    (folder / "splits.csv").write_text("path,label,split\npattern0.mp4,pattern,train\n"
+                                       "fractal0.mp4,fractal,val\n")  # fmt: skip
     return folder
 
 
@@ -154,6 +156,16 @@ def test_eval_probe_writes_both_rows_and_caches_the_features(data, golden_dir, e
         (["{d}/train.csv", "--val", "{d}/nope.csv"], "--val {d}/nope.csv: no such file"),
         (["{d}/train.csv", "--val", "{d}/other.csv"], "--val {d}/other.csv has bars, which"),
         (["{d}/train.csv", "--val", "{d}/val.csv", "--token-grid", "0"], "--token-grid"),
+        (["{d}/train.csv", "--val", "{d}/val.csv", "--val-videos", "{d}/no"], "--val-videos"),
+        # One file of two splits: --split is TRAIN's, --val-split the validation one's.
+        (
+            ["{d}/splits.csv", "--split", "train", "--val", "{d}/splits.csv"],
+            "--val {d}/splits.csv: holds splits train, val; choose one",
+        ),
+        (
+            ["{d}/splits.csv", "--split", "train", "--val", "{d}/splits.csv", "--val-split", "va"],
+            "--val {d}/splits.csv: no row has split 'va'",
+        ),
     ],
 )
 def test_bad_probe_input_is_one_line_before_the_model_loads(data, args, says, capsys):

@@ -22,6 +22,8 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
                    "file (same --format), whose labels are all TRAIN's")  # fmt: skip
     p.add_argument("--val-videos", metavar="FOLDER", help="the folder holding --val's videos "
                    "(default: --videos)")  # fmt: skip
+    p.add_argument("--val-split", metavar="SPLIT", help="--val's split, where its file holds "
+                   "several (--split is TRAIN's)")  # fmt: skip
     p.add_argument(
         "--epochs",
         type=positive(int),
@@ -46,7 +48,7 @@ def probe(args: argparse.Namespace) -> dict:
     if args.val_videos is not None and not Path(args.val_videos).is_dir():
         raise UsageError(f"--val-videos {args.val_videos}: no such folder")
     train = read_data(args, "classification")
-    held_out = argparse.Namespace(**{**vars(args), "data": args.val,
+    held_out = argparse.Namespace(**{**vars(args), "data": args.val, "split": args.val_split,
                                      "videos": args.val_videos or args.videos})  # fmt: skip
     try:
         val = read_data(held_out, "classification")
