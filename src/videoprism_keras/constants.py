@@ -266,6 +266,9 @@ SERVE_START_SECONDS = 900.0
 # benchmark's own files (apps/evaluation/adapters.py says which file of each).
 EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades",
                 "charades-sta")  # fmt: skip
+# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
+# suffixes first (the benchmarks' own), then any other video suffix.
+EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
 
 
 # ------------------------------------------------ issue 29: `videoprism eval`, the results
@@ -309,11 +312,6 @@ EVAL_TEMPLATE_SETS = {"official": (PROMPT_TEMPLATE,), "ensemble": EVAL_TEMPLATE_
 EVAL_INTERVAL_LEVEL = 0.95
 
 
-# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
-# suffixes first (the benchmarks' own), then any other video suffix.
-EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
-
-
 # ------------------------------------------------- issue 29: `videoprism eval`, the cache
 # Where `eval` keeps its embeddings (one LanceDB database; a table per model, dataset, kind
 # and sampling): this environment variable, else the folder below.
@@ -326,3 +324,7 @@ EVAL_CACHE_FOLDER = "~/.cache/videoprism/eval"
 EVAL_CACHE_KINDS = ("video", "features")
 # Hex digits of `model_key`: 64 bits, no two models of one user's cache collide.
 EVAL_MODEL_KEY_DIGITS = 16
+# Bytes of rows one read of the cache fetches at a time (they are copied into the result,
+# held twice meanwhile): `ID_BATCH` clips of pooled vectors, about ten clips of the base
+# model's full token features (16 × 256 × 768 in float16: 6 MiB each).
+EVAL_CACHE_READ_BYTES = 64 * 2**20
