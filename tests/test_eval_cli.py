@@ -63,6 +63,7 @@ def model(golden_dir, media_dir):
         (["retrieval", "{d}"], "{d}: is a folder"),
         (["retrieval", "{d}/captions.csv", "--format", "imagenet"], "argument --format: invalid"),
         (["retrieval", "{d}/captions.csv", "-o", "{d}/v0.mp4"], "-o {d}/v0.mp4: expected a folder"),
+        (["retrieval", "{d}/captions.csv", "--cache", "{d}/v0.mp4"], "--cache {d}/v0.mp4: expect"),
         (["retrieval", "{d}/captions.csv", "--lora", "{d}/a.lora.h5"], "--lora {d}/a.lora.h5: no"),
         (["retrieval", "{d}/captions.csv", "--bootstrap", "0"], "--bootstrap: expected a positive"),
         (

@@ -150,3 +150,40 @@ def test_run_refuses_a_classification_dataset():
         retrieval.run_retrieval(stand_in_model(), None, dataset(task="classification",
                                                                 captions=[], caption_clip=[]),
                                 StandInCache(VIDEOS, {}))  # fmt: skip
+
+
+def test_a_real_run_equals_ranks_by_sorting_its_cached_embeddings(collection_model, media_dir,
+                                                                   tmp_path):  # fmt: skip
+    """The small checkpoint through the real cache: the record's figures are those of the
+    embeddings the cache holds, ranked by sorting (a broken video left out)."""
+    from videos import lavfi_video
+
+    from videoprism_keras.apps.evaluation.cache import EmbeddingCache
+    from videoprism_keras.apps.evaluation.datasets import read_dataset
+    from videoprism_keras.tokenizer import VideoPrismTokenizer
+
+    for i, source in enumerate(("testsrc2", "mandelbrot", "life")):
+        lavfi_video(tmp_path / f"v{i}.mp4", [(source, 1)], fps=4, size=(48, 36))
+    (tmp_path / "broken.mp4").write_bytes(b"no video" * 100)
+    rows = ["v0.mp4,a pattern", "v1.mp4,a fractal", "v2.mp4,life", "v0.mp4,bars",
+            "broken.mp4,nothing to see"]  # fmt: skip
+    (tmp_path / "c.csv").write_text("path,caption\n" + "\n".join(rows) + "\n")
+    data = read_dataset(tmp_path / "c.csv")
+    tokenizer = VideoPrismTokenizer(media_dir / "test_spm.model")
+    cache = EmbeddingCache(tmp_path / "cache", "small", data.name)
+    record = retrieval.run_retrieval(collection_model, tokenizer, data, cache, num_frames=2,
+                                     size=36, progress=False, bootstrap=0)  # fmt: skip
+    assert record["items"] == {"used": 3, "missing": 0, "failed": 1, "total": 4}
+    held = cache.videos(collection_model, data.clips, num_frames=2, size=36, progress=False)
+    assert held.embedded == 0 and held.ok.tolist() == [True, True, True, False]
+    kept = [i for i, clip in enumerate(data.caption_clip) if clip != 3]
+    texts = cache.texts(collection_model, tokenizer, [data.captions[i] for i in kept])
+    clips = [data.caption_clip[i] for i in kept]
+    scores = texts @ held.vectors.T
+    t2v = [1 + list(np.argsort(-row)).index(c) for row, c in zip(scores, clips, strict=True)]
+    v2t = [1 + min(list(np.argsort(-scores[:, v])).index(i) for i, c in enumerate(clips)
+                   if c == v) for v in range(3)]  # fmt: skip
+    for direction, rank in (("t2v", np.array(t2v)), ("v2t", np.array(v2t))):
+        assert record["metrics"][f"{direction}_R@1"] == pytest.approx(np.mean(rank <= 1))
+        assert record["metrics"][f"{direction}_MnR"] == pytest.approx(rank.mean())
+        assert record["metrics"][f"{direction}_MdR"] == pytest.approx(np.median(rank))

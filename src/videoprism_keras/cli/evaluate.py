@@ -124,6 +124,10 @@ def read_data(args: argparse.Namespace, task: str):
     output = getattr(args, "output", None)
     if output and Path(output).exists() and not Path(output).is_dir():
         raise UsageError(f"-o {output}: expected a folder for the result JSON, not a file")
+    cache = getattr(args, "cache", None)
+    if cache and Path(cache).expanduser().exists() and not Path(cache).expanduser().is_dir():
+        raise UsageError(f"--cache {cache}: expected a folder for the embedding cache, not a "
+                         "file")  # fmt: skip
     for adapter in getattr(args, "lora", ()):
         if not Path(adapter).is_file():
             raise UsageError(f"--lora {adapter}: no such file; expected LoRA adapters "
