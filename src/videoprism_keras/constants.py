@@ -266,3 +266,13 @@ SERVE_START_SECONDS = 900.0
 # benchmark's own files (apps/evaluation/adapters.py says which file of each).
 EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades",
                 "charades-sta")  # fmt: skip
+
+
+# ---------------------------------------------- issue 29: `videoprism eval moments` (grounding)
+# Charades-STA videos last about 30 s and their annotated moments about 8 s: windows of 4 s
+# (half a typical moment, so that its middle windows lie wholly inside it; 16 frames at 4 fps)
+# every 1 s, so that an edge falls within a second of some window's centre. A query's top
+# moment counts as found at each of these IoUs with the annotation (R@1 at IoU ≥ t).
+EVAL_MOMENT_CLIP_SECONDS = 4.0
+EVAL_MOMENT_STRIDE_SECONDS = 1.0
+EVAL_MOMENT_IOUS = (0.3, 0.5, 0.7)
