@@ -268,6 +268,21 @@ EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "ch
                 "charades-sta")  # fmt: skip
 
 
+# ------------------------------------------------ issue 29: `videoprism eval`, the results
+# The result JSON's schema number: `read_records` refuses another (a field renamed or its
+# meaning changed raises it), so that a report never mixes what it cannot compare.
+EVAL_RECORD_SCHEMA = 1
+# The tasks a record may hold, each written by its own command.
+EVAL_TASKS = ("retrieval", "classification", "probe", "moments")
+# Metrics whose names end so are ranks (median, mean): shown as they are. Every other
+# metric is a fraction in [0, 1], shown in percent.
+EVAL_RANK_METRICS = ("MdR", "MnR")
+# A record's file name: "<model>__<dataset>__<task>.json", each part keeping only these
+# characters (others become "_"), so one run of a (model, dataset, task) replaces its last.
+EVAL_FILE_SEPARATOR = "__"
+EVAL_FILE_CHARACTERS = "A-Za-z0-9._+-"
+
+
 # ---------------------------------------------- issue 29: `videoprism eval moments` (grounding)
 # Charades-STA videos last about 30 s and their annotated moments about 8 s: windows of 4 s
 # (half a typical moment, so that its middle windows lie wholly inside it; 16 frames at 4 fps)

@@ -20,16 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...constants import (
-    EVAL_MOMENT_CLIP_SECONDS,
     EVAL_MOMENT_IOUS,
-    EVAL_MOMENT_STRIDE_SECONDS,
     MOMENT_RELATIVE,
 )
 from ..timeline import Curve, centred_scores, moments_of
 from . import metrics
 
 if TYPE_CHECKING:
-    from .datasets import Clip, Dataset
+    from .datasets import Clip
 
 
 @dataclass(frozen=True, eq=False)
