@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...constants import (
+    EVAL_MOMENT_CLIP_SECONDS,
     EVAL_MOMENT_IOUS,
+    EVAL_MOMENT_STRIDE_SECONDS,
     MOMENT_RELATIVE,
 )
 from ..timeline import Curve, centred_scores, moments_of
 from . import metrics
 
 if TYPE_CHECKING:
-    from .datasets import Clip
+    from .datasets import Clip, Dataset
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,3 +192,105 @@ def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap:
         for name in found
     }  # fmt: skip
     return found, intervals, iou
+
+
+def run_moments(model, tokenizer, dataset: Dataset, cache, *,
+                clip_seconds: float = EVAL_MOMENT_CLIP_SECONDS,
+                stride_seconds: float = EVAL_MOMENT_STRIDE_SECONDS, batch_size: int = 4,
+                num_frames: int | None = None, size=None, ray=None, progress: bool = True,
+                bootstrap: int = 1000, seed: int = 0, refine: bool = False,
+                model_info: dict | None = None, encoder=None) -> dict:  # fmt: skip
+    """Moment retrieval on a dataset of task "moments": each query's top moment in its
+    video, scored by temporal IoU with the annotated span.
+
+    Args:
+        model: `VideoPrismBackbone`. An LvT model (text and video towers).
+        tokenizer: `VideoPrismTokenizer`. Its tokenizer.
+        dataset: `datasets.Dataset` with task "moments": whole videos, and `queries`,
+            `query_clip` and `spans` (seconds).
+        cache: `cache.EmbeddingCache`. Where the window embeddings (and the queries')
+            are kept: a re-run with the same windows and sampling embeds nothing.
+        clip_seconds, stride_seconds: float. The windows' length and step. Default to
+            `EVAL_MOMENT_CLIP_SECONDS` and `EVAL_MOMENT_STRIDE_SECONDS` (suited to
+            Charades-STA's half-minute videos).
+        batch_size: int. Windows per model call. Defaults to 4.
+        num_frames, size: frames per window and frame size. Default to None (the model's).
+        ray: None, True (a local Ray instance) or an address: where windows are embedded.
+        progress: bool. Show progress bars. Defaults to True.
+        bootstrap: int. Resamples of the queries for the 95% intervals. Defaults to 1000.
+        seed: int. The resamples' seed. Defaults to 0.
+        refine: bool. Place each top moment's edges again on finer windows
+            (`refine.refine`); these are embedded on every run (not cached). Defaults to
+            False.
+        model_info: dict or None. The record's "model" (`results.model_info`). Defaults
+            to None: the model's name, its compute dtype and the cache's key.
+        encoder: `runtime.Encoder` or None. The compiled model calls. Defaults to None.
+
+    Returns:
+        dict: the result record (`results.make_record`), metrics "R@1_IoU0.3",
+        "R@1_IoU0.5", "R@1_IoU0.7" and "mIoU" as fractions; "items" counts videos; the
+        queries used and left out (their video unreadable) are in "settings".
+
+    Raises:
+        ValueError: if `dataset` is not a moments dataset, holds no query, or none of
+            its videos can be read.
+    """
+    from . import results
+
+    if dataset.task != "moments" or not dataset.queries:
+        raise ValueError(f"dataset must be a moments dataset (Charades-STA) with queries. "
+                         f"Received: task {dataset.task!r} with {len(dataset.queries)} "
+                         f"queries from {dataset.annotations}")  # fmt: skip
+    windows, owner, unreadable = plan_windows(dataset.clips, clip_seconds, stride_seconds)
+    embedded = cache.videos(model, windows, kind="video", num_frames=num_frames, size=size,
+                            batch_size=batch_size, ray=ray, progress=progress,
+                            encoder=encoder)  # fmt: skip
+    videos = group_windows(dataset.clips, windows, owner, embedded.vectors, embedded.ok)
+    text = cache.texts(model, tokenizer, dataset.queries, progress=progress, encoder=encoder)
+    spans = top_moments(videos, text, dataset.query_clip)
+    if refine:
+        spans = _refined(model, videos, text, dataset.query_clip, spans, clip_seconds,
+                         stride_seconds, num_frames, size, batch_size, encoder)  # fmt: skip
+    found, intervals, iou = score(spans, dataset.spans, bootstrap=bootstrap, seed=seed)
+    failed = sorted({path for path, _ in [*unreadable, *embedded.failures]}
+                    | {clip.path for clip, v in zip(dataset.clips, videos, strict=True)
+                       if v is None})  # fmt: skip
+    if model_info is None:
+        dtype = getattr(getattr(model, "dtype_policy", None), "compute_dtype", "float32")
+        model_info = results.model_info(str(getattr(model, "name", "model")), str(dtype),
+                                        key=str(getattr(cache, "model_key", "")))  # fmt: skip
+    settings = {"queries": len(dataset.queries), "queries_used": len(iou),
+                "queries_failed": len(dataset.queries) - len(iou), "refine": bool(refine),
+                "relative": MOMENT_RELATIVE, "ious": list(EVAL_MOMENT_IOUS),
+                "windows": len(windows), "embedded": int(embedded.embedded),
+                "failed_videos": failed}  # fmt: skip
+    return results.make_record(
+        task="moments", dataset=dataset, model=model_info,
+        metrics={name: value / 100.0 for name, value in found.items()},
+        intervals={name: (low / 100.0, high / 100.0)
+                   for name, (low, high) in intervals.items()},
+        sampling={"num_frames": num_frames, "size": size, "clip_seconds": clip_seconds,
+                  "stride_seconds": stride_seconds},
+        bootstrap={"samples": bootstrap, "level": 0.95, "seed": seed},
+        settings=settings, failed=sum(v is None for v in videos))  # fmt: skip
+
+
+def _refined(model, videos, text, query_video, spans, clip_seconds, stride_seconds,
+             num_frames, size, batch_size, encoder) -> np.ndarray:  # fmt: skip
+    """Each found moment's edges placed again on finer windows (`refine.refine`)."""
+    from ...video.options import Sampling
+    from ..refine import refine
+    from ..timeline import Moment
+
+    sampling = Sampling.for_model(model, num_frames, size)
+    refined = np.array(spans, np.float64)
+    for q, v in enumerate(query_video):
+        if videos[int(v)] is None:
+            continue
+        coarse = Moment(videos[int(v)].path, float(spans[q, 0]), float(spans[q, 1]), 0.0)
+        (moment,) = refine(model, [coarse], text[q], clip_seconds=clip_seconds,
+                           stride_seconds=stride_seconds, num_frames=sampling.num_frames,
+                           size=sampling.size, batch_size=batch_size,
+                           encoder=encoder)  # fmt: skip
+        refined[q] = moment.start_s, moment.end_s
+    return refined
