@@ -266,6 +266,9 @@ SERVE_START_SECONDS = 900.0
 # benchmark's own files (apps/evaluation/adapters.py says which file of each).
 EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades",
                 "charades-sta")  # fmt: skip
+# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
+# suffixes first (the benchmarks' own), then any other video suffix.
+EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
 
 
 # ------------------------------------------------ issue 29: `videoprism eval`, the results
@@ -291,3 +294,4 @@ EVAL_FILE_CHARACTERS = "A-Za-z0-9._+-"
 EVAL_MOMENT_CLIP_SECONDS = 4.0
 EVAL_MOMENT_STRIDE_SECONDS = 1.0
 EVAL_MOMENT_IOUS = (0.3, 0.5, 0.7)
+
