@@ -295,3 +295,18 @@ EVAL_MOMENT_CLIP_SECONDS = 4.0
 EVAL_MOMENT_STRIDE_SECONDS = 1.0
 EVAL_MOMENT_IOUS = (0.3, 0.5, 0.7)
 
+
+
+
+# ------------------------------------------------- issue 29: `videoprism eval`, the cache
+# Where `eval` keeps its embeddings (one LanceDB database; a table per model, dataset, kind
+# and sampling): this environment variable, else the folder below.
+EVAL_CACHE_ENV = "VIDEOPRISM_EVAL_CACHE"
+EVAL_CACHE_FOLDER = "~/.cache/videoprism/eval"
+# What the cache stores of a clip: "video" (the pooled, normalised (D,) embedding) or
+# "features" (the (T, P, D) token features, stored in float16: a clip holds T·P vectors,
+# 4096 for the base model's 16 frames of 16 × 16 patches, and half the bytes is half the
+# disk and memory; float16's ~3 significant digits are far finer than a probe resolves).
+EVAL_CACHE_KINDS = ("video", "features")
+# Hex digits of `model_key`: 64 bits, no two models of one user's cache collide.
+EVAL_MODEL_KEY_DIGITS = 16

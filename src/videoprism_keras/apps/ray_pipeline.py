@@ -92,7 +92,10 @@ class RayOptions:
     address: str | None = None  # if this process is not connected to Ray yet
 
 
-def _dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptions):
+def clip_dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptions):
+    """The decode and model stages as one Ray Data dataset of `items` (dicts the decoder
+    takes: `decode_rows`'s, or `options.decoder`'s), its rows the decoder's with a
+    `vector` (and with `posters`, a `poster`); `sampling` is the decoder's arguments."""
     import keras
     import ray.data
 
@@ -112,7 +115,7 @@ def _dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptio
 
 
 @contextlib.contextmanager
-def _quiet_data():
+def quiet_data():
     """Ray Data without its progress bars and log lines in the terminal (the driver shows
     its own bar, per committed clip; Ray Data's log file keeps everything), meanwhile."""
     import ray.data
@@ -253,8 +256,9 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
     if items:  # Ray only when there is work: a local instance takes seconds to start
         commits = IndexCommits(writer, by_id, states, committed, options.commit_seconds,
                                options.commit_clips)  # fmt: skip
-        with ray_session(options.address) as ray, _quiet_data():
-            dataset = _dataset(ray, items, load_model or model, "video", True, sampling, options)
+        with ray_session(options.address) as ray, quiet_data():
+            model_stage = load_model or model
+            dataset = clip_dataset(ray, items, model_stage, "video", True, sampling, options)
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 commits.add(batch)
             commits.flush()
@@ -327,8 +331,8 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
     bar = progress_bar(options.progress, _left(options, [item["path"] for item in items],
                                                clip_seconds, stride_seconds, held))  # fmt: skip
     if items:
-        with ray_session(options.address) as ray, _quiet_data():
-            dataset = _dataset(ray, items, load_model or model, kind, False, sampling, options)
+        with ray_session(options.address) as ray, quiet_data():
+            dataset = clip_dataset(ray, items, load_model or model, kind, False, sampling, options)
             batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
             for kinds, batch in _rows(batches):
                 new = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]

@@ -1,0 +1,257 @@
+"""The embedding cache of `videoprism eval` (apps/evaluation/cache.py): a second call embeds
+nothing, keys keep models, datasets, kinds and samplings apart, a killed run resumes
+exactly once, spans and texts are cached, Ray gives the local vectors."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from videos import write_video
+
+import videoprism_keras as vp
+from videoprism_keras.apps import embed_videos
+from videoprism_keras.apps.evaluation.cache import (
+    EmbeddingCache,
+    model_key,
+    pool_tokens,
+    table_name,
+)
+from videoprism_keras.runtime import Encoder
+from videoprism_keras.video import Sampling
+
+SAMPLING = dict(num_frames=2, size=36)
+
+
+@dataclass(frozen=True)
+class Clip:  # datasets.Clip's fields, until it lands
+    path: str
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}|{self.start_s}|{self.end_s}"
+
+
+class CountingEncoder(Encoder):
+    """Counts the clips and texts the model runs on."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.clips = self.texts = 0
+
+    def video(self, pixels, frame_padding_mask=None):
+        self.clips += len(pixels)
+        return super().video(pixels, frame_padding_mask)
+
+    def text(self, token_ids, padding_mask):
+        self.texts += len(token_ids)
+        return super().text(token_ids, padding_mask)
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir, media_dir):
+    model = vp.VideoPrismBackbone.from_preset(str(golden_dir / "lvt_small.ckpt.npz"),
+                                              attention_logit_soft_cap=5.0)  # fmt: skip
+    return model, vp.VideoPrismTokenizer(media_dir / "test_spm.model")
+
+
+@pytest.fixture(scope="module")
+def key(lvt):
+    return model_key(lvt[0], source="lvt_small", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Four generated videos (2-3.5 s at 10 fps, each frame its own pattern), a span of
+    the last, and a file that is no video."""
+    folder = tmp_path_factory.mktemp("clips")
+    paths = [str(write_video(folder / f"v{i}.mp4", frames=20 + 5 * i, size=(32, 32)))
+             for i in range(4)]  # fmt: skip
+    broken = folder / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    return [Clip(p) for p in paths] + [Clip(paths[3], 1.0, 2.0), Clip(str(broken))]
+
+
+def _cache(tmp_path, key, dataset="ds"):
+    return EmbeddingCache(tmp_path / "cache", key, dataset)
+
+
+# ------------------------------------------------------------------ the cache itself
+def test_a_second_call_embeds_nothing_and_gives_the_same_vectors(lvt, key, clips, tmp_path):
+    model, _ = lvt
+    good = clips[:5]
+    first = _cache(tmp_path, key).videos(model, [*good, good[0]], **SAMPLING, batch_size=2,
+                                         progress=False)  # fmt: skip
+    assert first.embedded == 5 and first.failures == [] and first.ok.all()
+    assert first.vectors.shape == (6, 32) and first.vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(first.vectors[5], first.vectors[0])  # a key twice: one row
+    encoder = CountingEncoder(model)
+    again = _cache(tmp_path, key).videos(model, [*good, good[0]], **SAMPLING, progress=False,
+                                         encoder=encoder)  # fmt: skip
+    assert again.embedded == 0 and encoder.clips == 0
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    # A subset in another order: read back from the cache, in the order asked.
+    subset = _cache(tmp_path, key).videos(model, good[::-2], **SAMPLING, progress=False)
+    np.testing.assert_array_equal(subset.vectors, first.vectors[[4, 2, 0]])
+
+
+def test_the_vectors_are_the_embedding_code_s(lvt, key, clips, tmp_path):
+    """Whole videos as `embed_videos` embeds them; a span as its window of `clip_seconds`
+    (the same frames: `load_clip` is a window of `iter_clips`), unlike the whole video."""
+    model, _ = lvt
+    paths = [c.path for c in clips[:4]]
+    got = _cache(tmp_path, key).videos(model, clips[:5], **SAMPLING, progress=False).vectors
+    whole = embed_videos(model, paths, **SAMPLING, progress=False).vectors
+    np.testing.assert_allclose(got[:4], whole, atol=1e-5)
+    windows = embed_videos(model, paths[3], **SAMPLING, clip_seconds=1.0, progress=False)
+    assert (windows.start_s[1], windows.end_s[1]) == (1.0, 2.0)
+    np.testing.assert_allclose(got[4], windows.vectors[1], atol=1e-5)
+    assert np.abs(got[4] - got[3]).max() > 1e-2  # the span is not the whole video
+
+
+def test_a_broken_file_is_a_failure_not_an_error(lvt, key, clips, tmp_path):
+    model, _ = lvt
+    past_the_end = Clip(clips[0].path, 50.0, 60.0)
+    got = _cache(tmp_path, key).videos(model, [clips[5], clips[0], past_the_end], **SAMPLING,
+                                       progress=False)  # fmt: skip
+    assert got.ok.tolist() == [False, True, False] and got.embedded == 1
+    assert [path for path, _ in got.failures] == [clips[5].path, clips[0].path]
+    assert "not a readable video" in got.failures[0][1] and "past the end" in got.failures[1][1]
+    assert got.vectors.shape == (1, 32)
+    # Nothing cached of them: a second call tries them again, and fails again.
+    again = _cache(tmp_path, key).videos(model, [clips[5]], **SAMPLING, progress=False)
+    assert again.ok.tolist() == [False] and len(again.failures) == 1 and again.embedded == 0
+
+
+def test_datasets_kinds_samplings_and_models_do_not_share_rows(lvt, key, clips, tmp_path,
+                                                               golden_dir):  # fmt: skip
+    model, _ = lvt
+    two = clips[:2]
+    first = _cache(tmp_path, key).videos(model, two, **SAMPLING, progress=False)
+    assert first.embedded == 2
+    for cache, options in [(_cache(tmp_path, key, "other"), SAMPLING),
+                           (_cache(tmp_path, key), dict(num_frames=3, size=36)),
+                           (_cache(tmp_path, key), dict(**SAMPLING, kind="features"))]:  # fmt: skip
+        assert cache.videos(model, two, **options, progress=False).embedded == 2, options
+    other = vp.VideoPrismBackbone.from_preset(str(golden_dir / "lvt_small.ckpt.npz"),
+                                              attention_logit_soft_cap=10.0)  # fmt: skip
+    other_key = model_key(other, source="lvt_small", dtype="float32")
+    assert other_key != key  # same weights, another soft cap: other embeddings
+    again = _cache(tmp_path, other_key).videos(other, two, **SAMPLING, progress=False)
+    assert again.embedded == 2 and not np.allclose(again.vectors, first.vectors, atol=1e-4)
+    names = {table_name(k, d, "video", Sampling(2, 36)) for k in (key, other_key)
+             for d in ("ds", "other")}  # fmt: skip
+    assert len(names) == 4
+
+
+def test_the_model_key_is_the_weights_dtype_and_adapters(lvt, key, tmp_path):
+    model, _ = lvt
+    assert len(key) == 16 and int(key, 16) >= 0
+    assert model_key(model, source="a path to the same weights", dtype="float32") == key
+    assert model_key(model, source="lvt_small", dtype="bfloat16") != key
+    adapter = tmp_path / "adapter.npz"
+    adapter.write_bytes(b"weights one")
+    with_lora = model_key(model, source="lvt_small", dtype="float32", lora=[adapter])
+    assert with_lora != key
+    adapter.write_bytes(b"weights two")  # the same file name, other adapters
+    assert model_key(model, source="lvt_small", dtype="float32", lora=[adapter]) != with_lora
+    weights = model.weights[0]
+    saved = weights.numpy()
+    try:
+        weights.assign(saved + 1.0)
+        assert model_key(model, source="lvt_small", dtype="float32") != key
+    finally:
+        weights.assign(saved)
+
+
+def test_texts_are_cached_per_model_whatever_the_dataset(lvt, key, tmp_path):
+    model, tokenizer = lvt
+    encoder = CountingEncoder(model)
+    texts = ["a cat on a mat", "it's raining", "a cat on a mat"]
+    first = _cache(tmp_path, key, "one").texts(model, tokenizer, texts, progress=False,
+                                               encoder=encoder)  # fmt: skip
+    assert first.shape == (3, 32) and encoder.texts == 2
+    np.testing.assert_array_equal(first[0], first[2])
+    ids, mask = tokenizer.tokenize_texts(texts[:2])
+    np.testing.assert_allclose(first[:2], Encoder(model).text(ids, mask), atol=1e-5)
+    # Another dataset, the same model: only the new text is embedded.
+    second = _cache(tmp_path, key, "two").texts(model, tokenizer, ["it's raining", "a dog"],
+                                                progress=False, encoder=encoder)  # fmt: skip
+    assert encoder.texts == 3
+    np.testing.assert_array_equal(second[0], first[1])
+
+
+def test_features_are_float16_tokens_pooled_to_the_grid(lvt, key, clips, tmp_path):
+    model, _ = lvt
+    full = _cache(tmp_path, key).videos(model, clips[:3], kind="features", **SAMPLING,
+                                        progress=False)  # fmt: skip
+    assert full.vectors.shape == (3, 2, 81, 32) and full.vectors.dtype == np.float16
+    pooled = _cache(tmp_path, key).videos(model, clips[:3], kind="features", token_grid=3,
+                                          **SAMPLING, progress=False)  # fmt: skip
+    assert pooled.vectors.shape == (3, 2, 9, 32) and pooled.embedded == 3
+    expected = pool_tokens(full.vectors.astype(np.float32), 3)
+    np.testing.assert_allclose(pooled.vectors.astype(np.float32), expected, atol=2e-2)
+    with pytest.raises(ValueError, match=r"between 1 and .*side \(9 for 81 .*token_grid=10"):
+        _cache(tmp_path, key).videos(model, clips[:1], kind="features", token_grid=10, **SAMPLING)
+
+
+def test_pool_tokens_averages_square_cells():
+    side = np.arange(9, dtype=np.float32).reshape(1, 1, 9, 1)  # a 3 × 3 grid: 0..8
+    np.testing.assert_allclose(pool_tokens(side, 1)[0, 0, :, 0], [4.0])
+    np.testing.assert_allclose(pool_tokens(side, 3)[0, 0, :, 0], np.arange(9))
+    # 3 into 2: rows and columns [0, 2) and [1, 3), as an adaptive pooling cuts them.
+    np.testing.assert_allclose(pool_tokens(side, 2)[0, 0, :, 0], [2.0, 3.0, 5.0, 6.0])
+    with pytest.raises(ValueError, match=r"grid side \(3 for 8 patches"):
+        pool_tokens(np.zeros((1, 1, 8, 1)), 2)
+
+
+def test_progress_counts_the_cached_clips_done_at_the_start(lvt, key, clips, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    import videoprism_keras.progress as progress
+
+    bars = []
+
+    class Bar:
+        def __init__(self, enabled, total, unit="clip", desc=""):
+            self.total, self.updates = total, []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(progress, "progress_bar", Bar)
+    model, _ = lvt
+    _cache(tmp_path, key).videos(model, clips[:2], **SAMPLING, batch_size=1)
+    _cache(tmp_path, key).videos(model, clips[:3] + clips[5:], **SAMPLING, batch_size=1)
+    assert bars[0].total == 2 and bars[0].updates == [0, 1, 1]
+    # 2 cached, 1 to embed, 1 that fails: the total drops by what failed.
+    assert bars[1].updates == [2, 1] and bars[1].total == 3
+
+
+def test_arguments_are_checked_before_any_work(lvt, key, tmp_path):
+    model, _ = lvt
+    cache = _cache(tmp_path, key)
+    for options, words in [(dict(kind="frames"), "kind must be one of .*Received: kind='frames'"),
+                           (dict(token_grid=2), "token_grid .*kind='features'.*token_grid=2"),
+                           (dict(batch_size=0), "batch_size must be a positive int"),
+                           (dict(ray=7), "ray must be None, True .*Received: ray=7")]:  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            cache.videos(model, [Clip("nowhere.mp4")], **options)
+    with pytest.raises(ValueError, match="texts must be a list"):
+        cache.texts(model, None, "one text")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"must be a folder; .* is a file"):
+        EmbeddingCache(tmp_path / "file", key, "ds")
+
+
+def test_the_default_folder_is_the_environment_s(key, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDEOPRISM_EVAL_CACHE", str(tmp_path / "env"))
+    assert EmbeddingCache(None, key, "ds").uri == str(tmp_path / "env")
+    monkeypatch.delenv("VIDEOPRISM_EVAL_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert EmbeddingCache(None, key, "ds").uri == str(tmp_path / ".cache/videoprism/eval")
