@@ -101,3 +101,151 @@ def test_scores_by_hand_skip_unscored_queries_and_bootstrap_brackets_them():
         assert 0.0 <= low <= found[name] <= high <= 100.0
     with pytest.raises(ValueError, match="no query could be scored"):
         grounding.score(spans[[2]], truth[:1])
+
+
+# ---- the whole run on generated videos
+
+FPS, SIDE, SEGMENT_S = 10, 32, 4
+# Seeded: `life` starts from random cells otherwise.
+SOURCES = ("testsrc2", "mandelbrot", "life=seed=1", "rgbtestsrc")
+
+
+def _lavfi(source, seconds):
+    import av
+
+    name, _, options = source.partition("=")
+    options = f"size={SIDE}x{SIDE}:rate={FPS}" + (f":{options}" if options else "")
+    frames = []
+    with av.open(f"{name}={options}", format="lavfi") as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == seconds * FPS:
+                return frames
+    raise AssertionError(f"lavfi {source} gave {len(frames)} frames")
+
+
+@pytest.fixture(scope="module")
+def charades(tmp_path_factory):
+    """Two 12 s videos of three 4 s segments of distinct content, a Charades-STA
+    annotation file naming them and one video that is not there, two queries each."""
+    from videos import write_video
+
+    root = tmp_path_factory.mktemp("charades")
+    (root / "videos").mkdir()
+    segments = {s: _lavfi(s, SEGMENT_S) for s in SOURCES}
+    orders = {"AAAA1": SOURCES[:3], "BBBB2": (SOURCES[3], SOURCES[0], SOURCES[1])}
+    for name, order in orders.items():
+        frames = [f for s in order for f in segments[s]]
+        write_video(root / "videos" / f"{name}.mp4", frames=len(frames), size=(SIDE, SIDE),
+                    fps=FPS, image=lambda i, f=frames: f[i])  # fmt: skip
+    lines = ["AAAA1 4.0 8.0##a person draws a fractal.",
+             "AAAA1 0.0 4.0##a person looks at a test card.",
+             "BBBB2 0.0 4.0##a person holds coloured bars.",
+             "BBBB2 8.0 12.0##a person draws a fractal.",
+             "CCCC3 1.0 5.0##a person opens a door."]  # fmt: skip
+    annotations = root / "charades_sta_test.txt"
+    annotations.write_text("\n".join(lines) + "\n")
+    # Each segment's content, as the planted "truth" embedding of a span (see FakeCache).
+    contents = {name: order for name, order in orders.items()}
+    return types.SimpleNamespace(root=root, annotations=annotations, contents=contents)
+
+
+class FakeCache:
+    """The cache's interface with known embeddings: a window's vector is the mean of its
+    seconds' content axes (the segment each second shows), a query's the axis of the
+    content its annotation spans. What a perfect encoder would give."""
+
+    def __init__(self, contents, queries):
+        self.contents, self.queries, self.calls = contents, queries, []
+        self.model_key = "fake"
+
+    def _axis(self, source):
+        return np.eye(DIM)[SOURCES.index(source)]
+
+    def videos(self, model, clips, **kwargs):
+        self.calls.append(kwargs)
+        vectors = []
+        for clip in clips:
+            order = self.contents[clip.path.rsplit("/", 1)[-1].removesuffix(".mp4")]
+            seconds = np.arange(clip.start_s, clip.end_s, 0.1) + 0.05
+            mixed = np.mean([self._axis(order[min(int(t // SEGMENT_S), 2)]) for t in seconds], 0)
+            vectors.append(_unit(mixed))
+        return types.SimpleNamespace(vectors=np.array(vectors, np.float32),
+                                     ok=np.ones(len(clips), bool), failures=[],
+                                     embedded=len(clips))  # fmt: skip
+
+    def texts(self, model, tokenizer, texts, **kwargs):
+        return np.array([self._axis(self.queries[t]) for t in texts], np.float32)
+
+
+def _moments_dataset(charades):
+    """The annotation file's dataset, as the Charades-STA adapter reads it."""
+    from videoprism_keras.apps.evaluation.datasets import Clip, Dataset
+
+    videos = charades.root / "videos"
+    return Dataset(name="charades-sta-test", format="charades-sta", task="moments",
+                   annotations=str(charades.annotations),
+                   clips=[Clip(str(videos / "AAAA1.mp4")), Clip(str(videos / "BBBB2.mp4"))],
+                   missing=[str(videos / "CCCC3")], total=3,
+                   queries=["a person draws a fractal.", "a person looks at a test card.",
+                            "a person holds coloured bars.", "a person draws a fractal."],
+                   query_clip=[0, 0, 1, 1], spans=[(4.0, 8.0), (0.0, 4.0), (0.0, 4.0),
+                                                   (8.0, 12.0)])  # fmt: skip
+
+
+def test_known_embeddings_find_every_annotated_moment(charades):
+    dataset = _moments_dataset(charades)
+    queries = {"a person draws a fractal.": "mandelbrot",
+               "a person looks at a test card.": "testsrc2",
+               "a person holds coloured bars.": "rgbtestsrc"}  # fmt: skip
+    cache = FakeCache(charades.contents, queries)
+    model = types.SimpleNamespace(num_frames=2, frame_shape=(16, 16, 3))
+    record = grounding.run_moments(model, None, dataset, cache, clip_seconds=2.0,
+                                   stride_seconds=1.0, bootstrap=50, progress=False,
+                                   model_info={"name": "fake", "source": "fake",
+                                               "dtype": "float32", "lora": [],
+                                               "key": "fake"})  # fmt: skip
+    assert record["metrics"]["R@1_IoU0.5"] == 1.0 and record["metrics"]["mIoU"] > 0.7
+    assert record["items"] == {"used": 2, "missing": 1, "failed": 0, "total": 3}
+    assert record["settings"]["queries"] == 4 and record["settings"]["windows"] == 2 * 12
+    assert record["sampling"]["clip_seconds"] == 2.0
+
+
+def test_windows_are_those_iter_clips_cuts(charades):
+    from videoprism_keras.video import iter_clips
+
+    path = charades.root / "videos" / "AAAA1.mp4"
+    cut = [(c.start_s, c.end_s) for c in iter_clips(path, 2.0, 1.0, 2, 16)]
+    clip = types.SimpleNamespace(path=str(path), start_s=None, end_s=None)
+    windows, owner, failures = grounding.plan_windows([clip], 2.0, 1.0)
+    assert np.allclose([(w.start_s, w.end_s) for w in windows], cut) and len(cut) == 12
+    assert owner.tolist() == [0] * len(cut) and not failures
+
+
+@pytest.fixture(scope="module")
+def small(golden_dir, media_dir):
+    import videoprism_keras as vp
+
+    model = vp.VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
+                                              attention_logit_soft_cap=5.0)  # fmt: skip
+    return model, vp.VideoPrismTokenizer.from_preset(media_dir / "test_spm.model")
+
+
+def test_the_small_model_through_the_cache_embeds_nothing_the_second_time(charades, small,
+                                                                          tmp_path):  # fmt: skip
+    from videoprism_keras.apps.evaluation.cache import EmbeddingCache, model_key
+
+    model, tokenizer = small
+    dataset = _moments_dataset(charades)
+    cache = EmbeddingCache(tmp_path, model_key(model, source="small", dtype="float32"),
+                           dataset.name)  # fmt: skip
+    run = lambda: grounding.run_moments(model, tokenizer, dataset, cache, clip_seconds=2.0,  # noqa: E731
+                                        stride_seconds=2.0, num_frames=2, size=16,
+                                        bootstrap=20, progress=False)  # fmt: skip
+    first = run()
+    assert first["settings"]["embedded"] == first["settings"]["windows"] == 2 * 6
+    assert set(first["metrics"]) == {"R@1_IoU0.3", "R@1_IoU0.5", "R@1_IoU0.7", "mIoU"}
+    assert first["sampling"] == {"num_frames": 2, "size": [16, 16], "clip_seconds": 2.0,
+                                 "stride_seconds": 2.0}  # fmt: skip
+    again = run()
+    assert again["settings"]["embedded"] == 0 and again["metrics"] == first["metrics"]

@@ -296,8 +296,6 @@ EVAL_MOMENT_STRIDE_SECONDS = 1.0
 EVAL_MOMENT_IOUS = (0.3, 0.5, 0.7)
 
 
-
-
 # ------------------------------------------------- issue 29: `videoprism eval`, the cache
 # Where `eval` keeps its embeddings (one LanceDB database; a table per model, dataset, kind
 # and sampling): this environment variable, else the folder below.

@@ -214,7 +214,8 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
             `EVAL_MOMENT_CLIP_SECONDS` and `EVAL_MOMENT_STRIDE_SECONDS` (suited to
             Charades-STA's half-minute videos).
         batch_size: int. Windows per model call. Defaults to 4.
-        num_frames, size: frames per window and frame size. Default to None (the model's).
+        num_frames, size: frames per window and frame size (int or (height, width)).
+            Default to None (the model's).
         ray: None, True (a local Ray instance) or an address: where windows are embedded.
         progress: bool. Show progress bars. Defaults to True.
         bootstrap: int. Resamples of the queries for the 95% intervals. Defaults to 1000.
@@ -241,6 +242,11 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
         raise ValueError(f"dataset must be a moments dataset (Charades-STA) with queries. "
                          f"Received: task {dataset.task!r} with {len(dataset.queries)} "
                          f"queries from {dataset.annotations}")  # fmt: skip
+    from ...video.options import Sampling
+
+    # Named in full, so that the record (and the cache's table) do not hang on a default.
+    sampling = Sampling.for_model(model, num_frames, size)
+    num_frames, size = sampling.num_frames, list(sampling.size)
     windows, owner, unreadable = plan_windows(dataset.clips, clip_seconds, stride_seconds)
     embedded = cache.videos(model, windows, kind="video", num_frames=num_frames, size=size,
                             batch_size=batch_size, ray=ray, progress=progress,
@@ -278,19 +284,16 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
 def _refined(model, videos, text, query_video, spans, clip_seconds, stride_seconds,
              num_frames, size, batch_size, encoder) -> np.ndarray:  # fmt: skip
     """Each found moment's edges placed again on finer windows (`refine.refine`)."""
-    from ...video.options import Sampling
     from ..refine import refine
     from ..timeline import Moment
 
-    sampling = Sampling.for_model(model, num_frames, size)
     refined = np.array(spans, np.float64)
     for q, v in enumerate(query_video):
         if videos[int(v)] is None:
             continue
         coarse = Moment(videos[int(v)].path, float(spans[q, 0]), float(spans[q, 1]), 0.0)
         (moment,) = refine(model, [coarse], text[q], clip_seconds=clip_seconds,
-                           stride_seconds=stride_seconds, num_frames=sampling.num_frames,
-                           size=sampling.size, batch_size=batch_size,
-                           encoder=encoder)  # fmt: skip
+                           stride_seconds=stride_seconds, num_frames=num_frames, size=size,
+                           batch_size=batch_size, encoder=encoder)  # fmt: skip
         refined[q] = moment.start_s, moment.end_s
     return refined
