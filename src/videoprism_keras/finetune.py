@@ -33,8 +33,8 @@ from .constants import (
     PAIR_END_SLACK_S,
     TEMPERATURE,
 )
-from .extras import require
 from .model import lora
+from .tables import table_rows
 from .video import Sampling
 
 if TYPE_CHECKING:
@@ -215,19 +215,9 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; expected a CSV or parquet of path,caption pairs")
-    if path.suffix.lower() == ".parquet":
-        require(("pyarrow",), "a .parquet of pairs")
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
-    elif path.suffix.lower() == ".csv":
-        import csv
-
-        # utf-8-sig: Excel's UTF-8 CSVs start with a BOM, which would glue onto "path".
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    else:
+    if path.suffix.lower() not in (".csv", ".parquet"):
         raise ValueError(f"{path}: expected a .csv or .parquet file of path,caption pairs")
+    rows = table_rows(path, "a .parquet of pairs")
     if not rows or not {"path", "caption"} <= set(rows[0]):
         columns = sorted(rows[0]) if rows else []
         raise ValueError(

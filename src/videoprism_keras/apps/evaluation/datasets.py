@@ -8,11 +8,12 @@ The generic table (CSV or parquet), one row per annotation:
 - `path,caption[,start_s,end_s]` → retrieval. Several rows of one video (and span) are
   several captions of one clip; different spans of a video are different clips.
 - `path,label` → classification. A row may give several labels separated by ";" (a
-  multi-label set), or a path may have several rows; the class names are the labels found,
-  sorted.
+  multi-label set), or a path may have several rows; the class names are the labels of the
+  whole file (all its splits), sorted.
 
 `start`/`end` are accepted for `start_s`/`end_s` (as `finetune`'s pairs file names them);
-an optional `split` column is filtered by `split`. Paths are relative to the annotation
+an optional `split` column is filtered by `split` (a file holding several splits needs
+one chosen). Paths are relative to the annotation
 file, or to `videos` where given. The benchmarks' own files are read by `adapters.py`.
 
 Videos the annotations name but that are not on disk are listed in `Dataset.missing`
@@ -135,12 +136,19 @@ def _read_table(path: Path, split: str | None) -> Annotations:
     if "path" not in columns or ("caption" in columns) == ("label" in columns):
         raise ValueError(f"{path}: expected columns path,caption[,start_s,end_s] or "
                          f"path,label. Received: {','.join(map(str, rows[0][1]))}")  # fmt: skip
+    # The class list is the file's, over all its splits: the same indices for train and val.
+    every = [label for where, row in rows if "label" in columns
+             for label in _labels(path, where, row)]  # fmt: skip
+    splits = list(dict.fromkeys(str(row.get("split") or "").strip() for _, row in rows))
     if split is not None:
         if "split" not in columns:
             raise ValueError(f"{path}: has no split column to choose split={split!r} from")
         rows = [(where, row) for where, row in rows if str(row["split"]).strip() == split]
         if not rows:
-            raise ValueError(f"{path}: no row has split {split!r}")
+            raise ValueError(f"{path}: no row has split {split!r}; its splits: "
+                             f"{', '.join(s or '(empty)' for s in splits)}")  # fmt: skip
+    elif len(splits) > 1:
+        raise ValueError(f"{path}: holds splits {', '.join(splits)}; choose one (split)")
     times = ("start_s", "end_s") if {"start_s", "end_s"} & columns else ("start", "end")
     items = []
     for where, row in rows:
@@ -149,19 +157,13 @@ def _read_table(path: Path, split: str | None) -> Annotations:
         if "caption" in columns:
             items.append(Item(video, start, end, captions=(text(path, where, row, "caption"),)))
         else:
-            labels = tuple(dict.fromkeys(
-                part.strip() for part in text(path, where, row, "label").split(";")
-                if part.strip()))  # fmt: skip
-            if not labels:
-                raise ValueError(f"{path}, {where}: label holds no class name. "
-                                 f"Received: {row['label']!r}")  # fmt: skip
-            items.append(Item(video, start, end, labels=labels))
+            items.append(Item(video, start, end, labels=_labels(path, where, row)))
     name = f"csv:{path.stem}"
     if "caption" in columns:
         protocol = ("each row a caption of its clip (a video, or a span of it); a clip's "
                     "captions are all relevant to it")  # fmt: skip
         return Annotations(name, "retrieval", protocol, items)
-    labels = sorted({label for item in items for label in item.labels})
+    labels = sorted(set(every))
     per_clip: dict[tuple, set] = {}
     for item in items:
         per_clip.setdefault((item.names, item.start_s, item.end_s), set()).update(item.labels)
@@ -169,6 +171,16 @@ def _read_table(path: Path, split: str | None) -> Annotations:
     protocol = ("multi-label: a clip's classes are all it is labelled with (mAP)" if multi
                 else "one class per clip (top-1, top-5, mean per-class accuracy)")  # fmt: skip
     return Annotations(name, "classification", protocol, items, labels, multi)
+
+
+def _labels(path: Path, where: str, row: dict) -> tuple[str, ...]:
+    """A row's class names: its label, split at ";" (a multi-label row)."""
+    labels = tuple(dict.fromkeys(part.strip() for part in text(path, where, row, "label")
+                                 .split(";") if part.strip()))  # fmt: skip
+    if not labels:
+        raise ValueError(f"{path}, {where}: label holds no class name. "
+                         f"Received: {row['label']!r}")  # fmt: skip
+    return labels
 
 
 # ------------------------------------------------------------- videos on disk
