@@ -296,6 +296,32 @@ EVAL_MOMENT_STRIDE_SECONDS = 1.0
 EVAL_MOMENT_IOUS = (0.3, 0.5, 0.7)
 
 
+# ----------------------------------------- issue 29: `eval retrieval`, `eval classification`
+# Zero-shot classification's prompt templates (`eval classification --templates`). The
+# official repository publishes one, its demo's PROMPT_TEMPLATE; the paper's own template
+# set is not published with the checkpoints, so the ensemble is ours: video phrasings in
+# the manner of CLIP's ImageNet ensemble. Each label's prompts are embedded, normalised,
+# averaged and normalised again (CLIP's ensembling).
+EVAL_TEMPLATE_ENSEMBLE = (
+    "a video of {}.",
+    "a video of a person {}.",
+    "a video of someone {}.",
+    "a clip of {}.",
+    "a short clip of {}.",
+    "footage of {}.",
+    "a recording of {}.",
+    "a video showing {}.",
+    "a blurry video of {}.",
+    "a close-up video of {}.",
+    "an amateur video of {}.",
+    "a video of the action: {}.",
+    "{}.",
+)
+EVAL_TEMPLATE_SETS = {"official": (PROMPT_TEMPLATE,), "ensemble": EVAL_TEMPLATE_ENSEMBLE}
+# The level of the bootstrap intervals every task reports.
+EVAL_INTERVAL_LEVEL = 0.95
+
+
 # ------------------------------------------------- issue 29: `videoprism eval`, the cache
 # Where `eval` keeps its embeddings (one LanceDB database; a table per model, dataset, kind
 # and sampling): this environment variable, else the folder below.

@@ -7,7 +7,7 @@ similarities divided by a temperature (both defaults are the official colab's).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +22,32 @@ if TYPE_CHECKING:
     from ..tokenizer import VideoPrismTokenizer
 
 DEFAULT_TEMPLATE = PROMPT_TEMPLATE  # the name this module has always exported
+
+
+def label_embeddings(embed_texts: Callable[[list[str]], np.ndarray], labels: Sequence[str],
+                     templates: Sequence[str]) -> np.ndarray:  # fmt: skip
+    """(C, D) L2-normalised embeddings of the labels: each label's prompts (one per
+    template, "{}" replaced by the label) embedded by `embed_texts` (a list of texts →
+    (N, D) L2-normalised rows), averaged and normalised again, as CLIP ensembles its
+    prompts. With one template, its prompts' embeddings as they are."""
+    templates = list(templates)
+    if not templates:
+        raise ValueError("templates: expected at least one prompt template. Received: none")
+    for template in templates:
+        if "{}" not in template:
+            raise ValueError(f"template must contain '{{}}' for the label; got {template!r}")
+    prompts = [template.replace("{}", label) for template in templates for label in labels]
+    embedded = np.asarray(embed_texts(prompts), np.float32)
+    if len(templates) == 1:
+        return embedded
+    mean = embedded.reshape(len(templates), len(labels), -1).mean(axis=0)
+    return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
+
+
+def similarities(video_embeddings: ArrayLike, text_embeddings: np.ndarray) -> np.ndarray:
+    """(N, D) (or (D,)) normalised video embeddings, (C, D) normalised text ones → (N, C)
+    cosine similarities."""
+    return np.atleast_2d(np.asarray(video_embeddings)) @ np.asarray(text_embeddings).T
 
 
 class ZeroShotClassifier:
@@ -50,7 +76,7 @@ class ZeroShotClassifier:
         labels = [str(label) for label in labels]
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"labels must be non-empty and distinct; got {labels}")
-        if "{}" not in template:
+        if "{}" not in template:  # before the encoder compiles
             raise ValueError(f"template must contain '{{}}' for the label; got {template!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
@@ -58,12 +84,12 @@ class ZeroShotClassifier:
         self.template, self.temperature = template, temperature
         self.prompts = [template.replace("{}", label) for label in labels]
         self.encoder = encoder or Encoder(model)
-        ids, mask = tokenizer.tokenize_texts(self.prompts)
-        self.text_embeddings = self.encoder.text(ids, mask)  # (C, D), L2-normalised
+        embed = lambda texts: self.encoder.text(*tokenizer.tokenize_texts(texts))  # noqa: E731
+        self.text_embeddings = label_embeddings(embed, labels, [template])  # (C, D), normalised
 
     def similarities(self, video_embeddings: ArrayLike) -> np.ndarray:
         """(N, D) (or (D,)) normalised video embeddings → (N, C) cosine similarities."""
-        return np.atleast_2d(np.asarray(video_embeddings)) @ self.text_embeddings.T
+        return similarities(video_embeddings, self.text_embeddings)
 
     def probabilities(self, video_embeddings: ArrayLike) -> np.ndarray:
         """(N, C): the softmax over labels of similarity / temperature; rows sum to 1."""

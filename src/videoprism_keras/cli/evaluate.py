@@ -12,9 +12,13 @@ Each task writes one JSON per (model, dataset, task) under -o; `report` merges t
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-from ..constants import EVAL_FORMATS
+from ..constants import EVAL_FORMATS, EVAL_TEMPLATE_SETS, LORA_FILE_SUFFIX
 from . import evaluate_moments, evaluate_probe, evaluate_report
+from .models import ModelOptions
 from .parser import UsageError, add_command, add_model_options, positive
 
 
@@ -31,6 +35,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "(mAP for multi-label sets)", classification)  # fmt: skip
     add_data_options(c)
     add_run_options(c)
+    sets = ", ".join(EVAL_TEMPLATE_SETS)
+    c.add_argument("--templates", default="official", metavar="SET|FILE",
+                   help=f"the prompt templates: {sets} (the demo's one; ours, averaged), "
+                   "or a text file of them, one a line with {} for the label "
+                   "(default: official)")  # fmt: skip
     evaluate_probe.add_parser(tasks)
     evaluate_moments.add_parser(tasks)
     evaluate_report.add_parser(tasks)
@@ -79,8 +88,159 @@ def _no_task(args: argparse.Namespace) -> None:  # argparse requires a task firs
 
 
 def retrieval(args: argparse.Namespace) -> dict:
-    raise UsageError("eval retrieval: being built (issue 29)")
+    dataset = read_data(args, "retrieval")
+    loaded = load_model(args)
+    from ..apps.evaluation.retrieval import run_retrieval
+
+    record = run_retrieval(loaded.model, loaded.tokenizer, dataset, loaded.cache(dataset),
+                           **run_settings(args, loaded))  # fmt: skip
+    return finish(args, record)
 
 
 def classification(args: argparse.Namespace) -> dict:
-    raise UsageError("eval classification: being built (issue 29)")
+    templates = check_templates(args.templates)
+    dataset = read_data(args, "classification")
+    loaded = load_model(args)
+    from ..apps.evaluation.classification import run_classification
+
+    record = run_classification(loaded.model, loaded.tokenizer, dataset, loaded.cache(dataset),
+                                templates=templates, **run_settings(args, loaded))  # fmt: skip
+    return finish(args, record)
+
+
+def check_templates(given: str) -> tuple[str, ...]:
+    """--templates: a set's name, or a file of templates (each with its "{}")."""
+    from ..apps.evaluation.classification import read_templates
+
+    if given not in EVAL_TEMPLATE_SETS and not Path(given).expanduser().is_file():
+        raise UsageError(f"--templates {given}: expected {', '.join(EVAL_TEMPLATE_SETS)} or a "
+                         "text file of templates, one a line")  # fmt: skip
+    try:
+        return read_templates(given)
+    except ValueError as err:  # it names the file, and the line
+        raise UsageError(f"--templates {err}") from None
+
+
+def read_data(args: argparse.Namespace, task: str):
+    """DATA read (and --output checked) before the model loads: a file that is not there,
+    a format that does not fit, no video found, a dataset of another task: one line."""
+    output = getattr(args, "output", None)
+    if output and Path(output).exists() and not Path(output).is_dir():
+        raise UsageError(f"-o {output}: expected a folder for the result JSON, not a file")
+    for adapter in getattr(args, "lora", ()):
+        if not Path(adapter).is_file():
+            raise UsageError(f"--lora {adapter}: no such file; expected LoRA adapters "
+                             f"({LORA_FILE_SUFFIX}) written by videoprism finetune")  # fmt: skip
+    if getattr(args, "ray", None) and not args.ray == "local" and Path(args.ray).exists():
+        raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: put --ray after DATA, "
+                         "or write --ray=ADDRESS")  # fmt: skip
+    data = Path(args.data).expanduser()
+    if not data.is_file():
+        what = "is a folder" if data.is_dir() else "no such file"
+        raise UsageError(f"{args.data}: {what}; expected the annotation file (CSV/parquet, or "
+                         "the benchmark's own: --format)")  # fmt: skip
+    from ..apps.evaluation.datasets import read_dataset
+
+    try:
+        dataset = read_dataset(data, format=args.format, videos=args.videos, split=args.split)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if dataset.task != task:
+        raise UsageError(f"{args.data} is a {dataset.task} dataset (--format {dataset.format}): "
+                         f"measure it with videoprism eval {dataset.task}")  # fmt: skip
+    return dataset
+
+
+@dataclass
+class Loaded:
+    """The model a task measures, with what the record and the cache say of it."""
+
+    options: ModelOptions
+    model: object
+    tokenizer: object
+    key: str
+    info: dict
+    folder: str | None
+
+    def cache(self, dataset):
+        from ..apps.evaluation.cache import EmbeddingCache
+
+        return EmbeddingCache(self.folder, self.key, dataset.name)
+
+
+def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
+    """The model of the flags (--preset, --dtype, …), its --lora adapters applied in turn,
+    its tokenizer (with `text`), its cache key and the record's model fields."""
+    from ..apps.evaluation.cache import model_key
+    from ..apps.evaluation.results import model_info
+
+    options = ModelOptions.from_args(args)
+    model = options.load(need_text=text)
+    if args.lora:
+        from ..model import lora
+
+        for adapter in args.lora:  # merged in turn: each adds to the weights before it
+            try:
+                lora.load(model, adapter)
+            except ValueError as err:
+                raise UsageError(f"--lora {adapter}: {err}") from None
+            lora.merge(model)
+    tokenizer = options.load_tokenizer(model) if text else None
+    dtype = options.dtype or "float32"
+    key = model_key(model, source=options.preset_name, dtype=dtype, lora=args.lora)
+    info = model_info(options.preset_name, dtype, args.lora, key)
+    return Loaded(options, model, tokenizer, key, info, args.cache)
+
+
+def run_settings(args: argparse.Namespace, loaded: Loaded) -> dict:
+    """The keyword arguments every task's run takes from the flags."""
+    options = loaded.options
+    return {"batch_size": options.batch_size, "num_frames": options.num_frames,
+            "size": options.size, "ray": ray_target(args.ray), "progress": options.progress,
+            "bootstrap": args.bootstrap, "seed": args.seed, "model_info": loaded.info,
+            "log": lambda line: print(f"videoprism: {line}", file=sys.stderr)}  # fmt: skip
+
+
+def ray_target(flag: str | None):
+    """--ray as the cache takes it: None, True (a new local instance) or an address."""
+    return None if flag is None else (True if flag == "local" else flag)
+
+
+def finish(args: argparse.Namespace, record: dict) -> dict:
+    """--strict, the JSON under -o, and the summary on stdout (--json: the record)."""
+    items = record["items"]
+    if args.strict and items["failed"]:
+        raise RuntimeError(f"{items['failed']} video(s) could not be read (--strict makes any "
+                           "failure an error)")  # fmt: skip
+    written = None
+    if args.output:
+        from ..apps.evaluation.results import write_record
+
+        written = write_record(record, args.output)
+    if not args.json:
+        print(summary(record))
+        if written:
+            print(f"written: {written}")
+    return record
+
+
+def summary(record: dict) -> str:
+    """The record in a few lines: what was measured, on how much, the metrics with their
+    intervals (fractions in percent, ranks as they are)."""
+    from ..apps.evaluation.results import is_rank
+
+    items = record["items"]
+    lines = [f"{record['task']}: {record['model']['name']} on {record['dataset']['name']}",
+             f"  items: {items['used']} used, {items['missing']} missing, {items['failed']} "
+             f"failed, of {items['total']}"]  # fmt: skip
+    level = record["bootstrap"].get("level") or 0
+
+    def shown(name: str, value: float) -> str:
+        return f"{value:.1f}" if is_rank(name) else f"{100 * value:.1f}%"
+
+    for name, value in record["metrics"].items():
+        low_high = record["intervals"].get(name)
+        around = (f"  [{shown(name, low_high[0])}, {shown(name, low_high[1])}] "
+                  f"({level:.0%} bootstrap)" if low_high else "")  # fmt: skip
+        lines.append(f"  {name:<22} {shown(name, value):>7}{around}")
+    return "\n".join(lines)

@@ -38,7 +38,16 @@ COMMANDS = {
     "export": (),
     "serve": SERVE + INDEX + VIDEO + TEXT,
     "copies": INDEX,
-    "eval": INDEX + VIDEO + TEXT,  # `eval report` needs none of them (`_flag_needs`)
+    "eval": INDEX + VIDEO + TEXT,  # each task's own: EVAL_TASKS
+}
+# `eval`'s tasks: the embedding cache (LanceDB), decoding, the tokenizer where text is
+# embedded; `report` only reads JSON (no model, no backend).
+EVAL_TASKS = {
+    "retrieval": INDEX + VIDEO + TEXT,
+    "classification": INDEX + VIDEO + TEXT,
+    "probe": INDEX + VIDEO,
+    "moments": INDEX + VIDEO + TEXT,
+    "report": (),
 }
 # Commands that take the index's preset without --preset (or run no model: `copies`).
 OWN_PRESET = ("index", "search", "serve", "info", "copies")
@@ -50,7 +59,7 @@ def check(args: argparse.Namespace) -> None:
     """Raises `MissingExtra` (its `cli_message` names the extra) if the command, as its
     flags ask for it, needs a package that is not installed."""
     needs = {}  # pip name → the flag that needs it ("" for the command itself)
-    for package in INDEX if _optimizing(args) else COMMANDS[args.command]:
+    for package in INDEX if _optimizing(args) else _command_needs(args):
         needs.setdefault(package, "")
     for package, flag in _flag_needs(args):
         needs.setdefault(package, flag)
@@ -61,11 +70,23 @@ def check(args: argparse.Namespace) -> None:
         raise MissingExtra(text, text)
 
 
+def _command_needs(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.command == "eval":
+        return EVAL_TASKS.get(getattr(args, "task", None), COMMANDS["eval"])
+    return COMMANDS[args.command]
+
+
+def _eval_report(args: argparse.Namespace) -> bool:
+    """`eval report`: merges result JSON files; no model, no backend, no preset."""
+    return args.command == "eval" and getattr(args, "task", None) == "report"
+
+
 def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(package, the flag that needs it, or "" where the command does whatever its flags)."""
     flag = lambda name: getattr(args, name, None)  # noqa: E731
     needs = []
-    if args.command not in ("info", "copies") and not _optimizing(args):  # no model there
+    no_model = args.command in ("info", "copies") or _optimizing(args) or _eval_report(args)
+    if not no_model:
         backend, said = _backend(args)
         needs += [(backend, said)] if backend else []
     if flag("plot"):
@@ -97,7 +118,7 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
         backend, _ = _backend(args)
         for package in EXPORTERS.get((args.format, backend), ()):
             needs.append((package, f"--format {args.format}"))
-    downloader = _downloader(args)
+    downloader = None if _eval_report(args) else _downloader(args)
     if downloader:
         needs.append((downloader, f"--preset {flag('preset')}" if flag("preset") else ""))
     return needs
