@@ -249,3 +249,47 @@ def test_the_small_model_through_the_cache_embeds_nothing_the_second_time(charad
                                  "stride_seconds": 2.0}  # fmt: skip
     again = run()
     assert again["settings"]["embedded"] == 0 and again["metrics"] == first["metrics"]
+
+
+def test_the_command_writes_the_record_and_a_second_run_embeds_nothing(
+    charades, golden_dir, media_dir, tmp_path
+):
+    import json
+
+    from videoprism_keras.cli import main
+
+    args = ["eval", "moments", charades.annotations, "--format", "charades-sta", "--videos",
+            charades.root / "videos", "--preset", golden_dir / "lvt_small.ckpt.npz",
+            "--soft-cap", "5", "--tokenizer", media_dir / "test_spm.model",
+            "--num-frames", "2", "--size", "16", "--clip-seconds", "2", "--stride-seconds", "2",
+            "--bootstrap", "20", "--cache", tmp_path / "cache", "-o", tmp_path / "results",
+            "--no-progress"]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    (written,) = (tmp_path / "results").glob("*.json")
+    record = json.loads(written.read_text())
+    assert record["task"] == "moments"
+    assert set(record["metrics"]) == {"R@1_IoU0.3", "R@1_IoU0.5", "R@1_IoU0.7", "mIoU"}
+    assert set(record["intervals"]) == set(record["metrics"])
+    assert all(0.0 <= v <= 1.0 for v in record["metrics"].values())
+    assert record["items"] == {"used": 2, "missing": 1, "failed": 0, "total": 3}
+    assert record["settings"]["embedded"] == record["settings"]["windows"] == 2 * 6
+    assert record["sampling"]["num_frames"] == 2 and record["sampling"]["size"] == [16, 16]
+    assert main([str(a) for a in args]) == 0
+    again = json.loads(written.read_text())
+    assert again["settings"]["embedded"] == 0
+    assert again["metrics"] == record["metrics"]
+
+
+def test_usage_errors_name_the_flag_before_any_model_loads(charades, capsys, tmp_path):
+    """Each a line at the CLI, before any model loads (no --preset given: none could)."""
+    from cli_helpers import call
+
+    base = ["eval", "moments", charades.annotations, "--format", "charades-sta"]
+    got = call(capsys, *base, "--clip-seconds", "0")
+    assert got.returncode == 2 and "--clip-seconds" in got.stderr
+    got = call(capsys, *base, "--lora", tmp_path / "none.lora.h5")
+    assert got.returncode == 2 and "--lora" in got.stderr and "no such file" in got.stderr
+    plain = tmp_path / "pairs.csv"
+    plain.write_text(f"path,caption\n{charades.root / 'videos' / 'AAAA1.mp4'},a fractal\n")
+    got = call(capsys, "eval", "moments", plain)
+    assert got.returncode == 2 and "a retrieval dataset" in got.stderr

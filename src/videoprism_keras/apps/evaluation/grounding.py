@@ -13,7 +13,7 @@ R@1 at IoU 0.3, 0.5 and 0.7 and the mean IoU, with bootstrap intervals over the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -174,7 +174,8 @@ def group_windows(clips: Sequence[Clip], windows: Sequence[Clip], owner: np.ndar
 def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap: int = 1000,
           seed: int = 0, level: float = 0.95):  # fmt: skip
     """R@1 at `EVAL_MOMENT_IOUS` and mIoU (percent) of the queries with a prediction
-    (rows of `spans` without NaN), and their bootstrap intervals over those queries.
+    (rows of `spans` without NaN), and their bootstrap intervals over those queries
+    (`bootstrap` 0: none).
 
     Returns:
         (metrics, intervals, ious): dicts by metric name, and each scored query's IoU.
@@ -189,7 +190,7 @@ def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap:
         name: metrics.bootstrap_interval(
             lambda idx, name=name: metrics.moment_recall(iou[idx], EVAL_MOMENT_IOUS)[name],
             len(iou), samples=bootstrap, level=level, seed=seed)
-        for name in found
+        for name in found if bootstrap
     }  # fmt: skip
     return found, intervals, iou
 
@@ -199,7 +200,8 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                 stride_seconds: float = EVAL_MOMENT_STRIDE_SECONDS, batch_size: int = 4,
                 num_frames: int | None = None, size=None, ray=None, progress: bool = True,
                 bootstrap: int = 1000, seed: int = 0, refine: bool = False,
-                model_info: dict | None = None, encoder=None) -> dict:  # fmt: skip
+                model_info: dict | None = None, encoder=None,
+                log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Moment retrieval on a dataset of task "moments": each query's top moment in its
     video, scored by temporal IoU with the annotated span.
 
@@ -226,6 +228,8 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
         model_info: dict or None. The record's "model" (`results.model_info`). Defaults
             to None: the model's name, its compute dtype and the cache's key.
         encoder: `runtime.Encoder` or None. The compiled model calls. Defaults to None.
+        log: callable or None. Told, in a line, how many windows were embedded and read
+            from the cache, and how many videos could not be read. Defaults to None.
 
     Returns:
         dict: the result record (`results.make_record`), metrics "R@1_IoU0.3",
@@ -252,15 +256,20 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                             batch_size=batch_size, ray=ray, progress=progress,
                             encoder=encoder)  # fmt: skip
     videos = group_windows(dataset.clips, windows, owner, embedded.vectors, embedded.ok)
+    failed = sorted({path for path, _ in [*unreadable, *embedded.failures]}
+                    | {clip.path for clip, v in zip(dataset.clips, videos, strict=True)
+                       if v is None})  # fmt: skip
+    if log:
+        reused = int(np.asarray(embedded.ok, bool).sum()) - embedded.embedded
+        log(f"windows: {embedded.embedded} embedded, {max(reused, 0)} from the cache"
+            + (f"; {len(failed)} video(s) could not be read (first: {failed[0]})"
+               if failed else ""))  # fmt: skip
     text = cache.texts(model, tokenizer, dataset.queries, progress=progress, encoder=encoder)
     spans = top_moments(videos, text, dataset.query_clip)
     if refine:
         spans = _refined(model, videos, text, dataset.query_clip, spans, clip_seconds,
                          stride_seconds, num_frames, size, batch_size, encoder)  # fmt: skip
     found, intervals, iou = score(spans, dataset.spans, bootstrap=bootstrap, seed=seed)
-    failed = sorted({path for path, _ in [*unreadable, *embedded.failures]}
-                    | {clip.path for clip, v in zip(dataset.clips, videos, strict=True)
-                       if v is None})  # fmt: skip
     if model_info is None:
         dtype = getattr(getattr(model, "dtype_policy", None), "compute_dtype", "float32")
         model_info = results.model_info(str(getattr(model, "name", "model")), str(dtype),
