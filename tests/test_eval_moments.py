@@ -231,17 +231,19 @@ def small(golden_dir, media_dir):
     return model, vp.VideoPrismTokenizer.from_preset(media_dir / "test_spm.model")
 
 
-def test_the_small_model_through_the_cache_embeds_nothing_the_second_time(charades, small,
-                                                                          tmp_path):  # fmt: skip
+def test_the_small_model_through_the_cache_embeds_nothing_again_and_refines(
+    charades, small, tmp_path
+):
     from videoprism_keras.apps.evaluation.cache import EmbeddingCache, model_key
 
     model, tokenizer = small
     dataset = _moments_dataset(charades)
     cache = EmbeddingCache(tmp_path, model_key(model, source="small", dtype="float32"),
                            dataset.name)  # fmt: skip
-    run = lambda: grounding.run_moments(model, tokenizer, dataset, cache, clip_seconds=2.0,  # noqa: E731
-                                        stride_seconds=2.0, num_frames=2, size=16,
-                                        bootstrap=20, progress=False)  # fmt: skip
+    run = lambda **kw: grounding.run_moments(model, tokenizer, dataset, cache,  # noqa: E731
+                                             clip_seconds=2.0, stride_seconds=2.0,
+                                             num_frames=2, size=16, bootstrap=20,
+                                             progress=False, **kw)  # fmt: skip
     first = run()
     assert first["settings"]["embedded"] == first["settings"]["windows"] == 2 * 6
     assert set(first["metrics"]) == {"R@1_IoU0.3", "R@1_IoU0.5", "R@1_IoU0.7", "mIoU"}
@@ -249,6 +251,12 @@ def test_the_small_model_through_the_cache_embeds_nothing_the_second_time(charad
                                  "stride_seconds": 2.0}  # fmt: skip
     again = run()
     assert again["settings"]["embedded"] == 0 and again["metrics"] == first["metrics"]
+    # Refinement embeds finer windows around each moment's edges (not through the cache).
+    lines = []
+    refined = run(refine=True, log=lines.append)
+    assert refined["settings"]["refine"] and refined["settings"]["embedded"] == 0
+    assert lines == ["windows: 0 embedded, 12 from the cache"]
+    assert all(0.0 <= v <= 1.0 for v in refined["metrics"].values())
 
 
 def test_the_command_writes_the_record_and_a_second_run_embeds_nothing(

@@ -296,6 +296,10 @@ def _refined(model, videos, text, query_video, spans, clip_seconds, stride_secon
     from ..refine import refine
     from ..timeline import Moment
 
+    if encoder is None:  # one for every query: each new one compiles the model again
+        from ...runtime import Encoder
+
+        encoder = Encoder(model)
     refined = np.array(spans, np.float64)
     for q, v in enumerate(query_video):
         if videos[int(v)] is None:
