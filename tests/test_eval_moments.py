@@ -150,6 +150,17 @@ def charades(tmp_path_factory):
     return types.SimpleNamespace(root=root, annotations=annotations, contents=contents)
 
 
+# Each query's content: what a perfect text encoder would embed it to.
+QUERIES = {"a person draws a fractal.": "mandelbrot",
+           "a person looks at a test card.": "testsrc2",
+           "a person holds coloured bars.": "rgbtestsrc"}  # fmt: skip
+FAKE_MODEL = {"name": "fake", "source": "fake", "dtype": "float32", "lora": [], "key": "fake"}
+
+
+def FakeModel():  # what the sampling reads of a model (no weights)
+    return types.SimpleNamespace(num_frames=2, frame_shape=(16, 16, 3))
+
+
 class FakeCache:
     """The cache's interface with known embeddings: a window's vector is the mean of its
     seconds' content axes (the segment each second shows), a query's the axis of the
@@ -195,16 +206,11 @@ def _moments_dataset(charades):
 
 def test_known_embeddings_find_every_annotated_moment(charades):
     dataset = _moments_dataset(charades)
-    queries = {"a person draws a fractal.": "mandelbrot",
-               "a person looks at a test card.": "testsrc2",
-               "a person holds coloured bars.": "rgbtestsrc"}  # fmt: skip
-    cache = FakeCache(charades.contents, queries)
-    model = types.SimpleNamespace(num_frames=2, frame_shape=(16, 16, 3))
+    cache = FakeCache(charades.contents, QUERIES)
+    model = FakeModel()
     record = grounding.run_moments(model, None, dataset, cache, clip_seconds=2.0,
                                    stride_seconds=1.0, bootstrap=50, progress=False,
-                                   model_info={"name": "fake", "source": "fake",
-                                               "dtype": "float32", "lora": [],
-                                               "key": "fake"})  # fmt: skip
+                                   model_info=FAKE_MODEL)  # fmt: skip
     assert record["metrics"]["R@1_IoU0.5"] == 1.0 and record["metrics"]["mIoU"] > 0.7
     assert record["items"] == {"used": 2, "missing": 1, "failed": 0, "total": 3}
     assert record["settings"]["queries"] == 4 and record["settings"]["windows"] == 2 * 12
@@ -301,3 +307,27 @@ def test_usage_errors_name_the_flag_before_any_model_loads(charades, capsys, tmp
     plain.write_text(f"path,caption\n{charades.root / 'videos' / 'AAAA1.mp4'},a fractal\n")
     got = call(capsys, "eval", "moments", plain)
     assert got.returncode == 2 and "a retrieval dataset" in got.stderr
+
+
+def test_an_unreadable_video_is_counted_failed_and_its_queries_left_out(charades, tmp_path):
+    from videoprism_keras.apps.evaluation.datasets import Clip
+
+    broken = tmp_path / "DDDD4.mp4"
+    broken.write_bytes(b"not a video at all")
+    dataset = _moments_dataset(charades)
+    dataset.clips.append(Clip(str(broken)))
+    dataset.total += 1
+    dataset.queries.append("a person draws a fractal.")
+    dataset.query_clip.append(2)
+    dataset.spans.append((0.0, 4.0))
+    lines = []
+    model = FakeModel()
+    cache = FakeCache(charades.contents, QUERIES)
+    record = grounding.run_moments(model, None, dataset, cache, clip_seconds=2.0,
+                                   stride_seconds=1.0, bootstrap=0, progress=False,
+                                   model_info=FAKE_MODEL, log=lines.append)  # fmt: skip
+    assert record["items"] == {"used": 2, "missing": 1, "failed": 1, "total": 4}
+    assert record["settings"]["queries_failed"] == 1 and record["settings"]["queries_used"] == 4
+    assert record["settings"]["failed_videos"] == [str(broken)]
+    assert record["metrics"]["R@1_IoU0.5"] == 1.0 and record["intervals"] == {}
+    assert "1 video(s) could not be read" in lines[0] and "DDDD4.mp4" in lines[0]

@@ -277,6 +277,9 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
     settings = {"queries": len(dataset.queries), "queries_used": len(iou),
                 "queries_failed": len(dataset.queries) - len(iou), "refine": bool(refine),
                 "relative": MOMENT_RELATIVE, "ious": list(EVAL_MOMENT_IOUS),
+                "scores": "cosine, centred on the mean of every window of the dataset",
+                "moment": "the top moment of timeline.moments_of; a flat curve: the whole "
+                          "video",
                 "windows": len(windows), "embedded": int(embedded.embedded),
                 "failed_videos": failed}  # fmt: skip
     return results.make_record(
