@@ -417,3 +417,11 @@ def test_format_is_inferred_only_where_the_name_says(tmp_path):
         "Charades_v1_test.csv", "charades_sta_test.txt", "validate.csv", "mine.parquet",
     )] == ["msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades", "charades-sta",
            "csv", "csv"]  # fmt: skip
+
+
+def test_a_format_taken_from_the_file_name_is_said_when_the_file_does_not_fit(tmp_path):
+    touch(tmp_path, "a.mp4")
+    table = write(tmp_path / "kinetics_subset.csv", "path,label\na.mp4,dancing\n")
+    with pytest.raises(ValueError, match="format 'kinetics' was taken from the file name"):
+        read_dataset(table)
+    assert read_dataset(table, format="csv").labels == ["dancing"]

@@ -117,14 +117,22 @@ def read_dataset(
     path = Path(os.path.abspath(path))
     if not path.is_file():
         raise ValueError(f"path: no such annotation file. Received: {path}")
-    format = infer_format(path.name) if format is None else format
+    inferred = format is None
+    format = infer_format(path.name) if inferred else format
     if format not in EVAL_FORMATS:
         raise ValueError(f"format: expected one of {', '.join(EVAL_FORMATS)}. "
                          f"Received: {format!r}")  # fmt: skip
     if videos is not None and not os.path.isdir(videos):
         raise ValueError(f"videos: no such folder. Received: {videos}")
     read = _read_table if format == "csv" else ADAPTERS[format]
-    annotations = read(path, split)
+    try:
+        annotations = read(path, split)
+    except ValueError as err:
+        if not inferred or format == "csv":
+            raise
+        # A user's own table named after a benchmark ("kinetics_subset.csv"): say why.
+        raise ValueError(f"{err} (format {format!r} was taken from the file name; "
+                         f"format='csv' reads a generic table)") from None  # fmt: skip
     folder = os.path.abspath(videos) if videos is not None else str(path.parent)
     return _assemble(path, format, annotations, folder)
 
