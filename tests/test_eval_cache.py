@@ -2,7 +2,11 @@
 nothing, keys keep models, datasets, kinds and samplings apart, a killed run resumes
 exactly once, spans and texts are cached, Ray gives the local vectors."""
 
-from dataclasses import dataclass
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,27 +14,20 @@ from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import embed_videos
+from videoprism_keras.apps.evaluation import cache as cache_module
 from videoprism_keras.apps.evaluation.cache import (
     EmbeddingCache,
     model_key,
     pool_tokens,
+    row_key,
     table_name,
 )
+from videoprism_keras.apps.evaluation.datasets import Clip
 from videoprism_keras.runtime import Encoder
 from videoprism_keras.video import Sampling
 
 SAMPLING = dict(num_frames=2, size=36)
-
-
-@dataclass(frozen=True)
-class Clip:  # datasets.Clip's fields, until it lands
-    path: str
-    start_s: float | None = None
-    end_s: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.path}|{self.start_s}|{self.end_s}"
+WORKER = Path(__file__).with_name("eval_cache_worker.py")
 
 
 class CountingEncoder(Encoder):
@@ -51,9 +48,22 @@ class CountingEncoder(Encoder):
 
 @pytest.fixture(scope="module")
 def lvt(golden_dir, media_dir):
-    model = vp.VideoPrismBackbone.from_preset(str(golden_dir / "lvt_small.ckpt.npz"),
-                                              attention_logit_soft_cap=5.0)  # fmt: skip
+    model = vp.VideoPrismBackbone.from_preset(
+        str(golden_dir / "lvt_small.ckpt.npz"), attention_logit_soft_cap=5.0
+    )
     return model, vp.VideoPrismTokenizer(media_dir / "test_spm.model")
+
+
+@pytest.fixture(scope="module")
+def module_encoder(lvt):
+    return CountingEncoder(lvt[0])
+
+
+@pytest.fixture()
+def encoder(module_encoder):
+    """The module's compiled model calls (compiled once), its counts from zero."""
+    module_encoder.clips = module_encoder.texts = 0
+    return module_encoder
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +76,9 @@ def clips(tmp_path_factory):
     """Four generated videos (2-3.5 s at 10 fps, each frame its own pattern), a span of
     the last, and a file that is no video."""
     folder = tmp_path_factory.mktemp("clips")
-    paths = [str(write_video(folder / f"v{i}.mp4", frames=20 + 5 * i, size=(32, 32)))
-             for i in range(4)]  # fmt: skip
+    paths = [
+        str(write_video(folder / f"v{i}.mp4", frames=20 + 5 * i, size=(32, 32))) for i in range(4)
+    ]
     broken = folder / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     return [Clip(p) for p in paths] + [Clip(paths[3], 1.0, 2.0), Clip(str(broken))]
@@ -78,71 +89,111 @@ def _cache(tmp_path, key, dataset="ds"):
 
 
 # ------------------------------------------------------------------ the cache itself
-def test_a_second_call_embeds_nothing_and_gives_the_same_vectors(lvt, key, clips, tmp_path):
+def test_a_second_call_embeds_nothing_and_gives_the_same_vectors(
+    lvt, encoder, key, clips, tmp_path
+):
     model, _ = lvt
     good = clips[:5]
-    first = _cache(tmp_path, key).videos(model, [*good, good[0]], **SAMPLING, batch_size=2,
-                                         progress=False)  # fmt: skip
-    assert first.embedded == 5 and first.failures == [] and first.ok.all()
+    first = _cache(tmp_path, key).videos(
+        model, [*good, good[0]], **SAMPLING, batch_size=2, progress=False, encoder=encoder
+    )
+    assert first.embedded == encoder.clips == 5 and first.failures == [] and first.ok.all()
+    encoder.clips = 0
     assert first.vectors.shape == (6, 32) and first.vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(first.vectors[5], first.vectors[0])  # a key twice: one row
-    encoder = CountingEncoder(model)
-    again = _cache(tmp_path, key).videos(model, [*good, good[0]], **SAMPLING, progress=False,
-                                         encoder=encoder)  # fmt: skip
+    again = _cache(tmp_path, key).videos(
+        model, [*good, good[0]], **SAMPLING, progress=False, encoder=encoder
+    )
     assert again.embedded == 0 and encoder.clips == 0
     np.testing.assert_array_equal(again.vectors, first.vectors)
     # A subset in another order: read back from the cache, in the order asked.
-    subset = _cache(tmp_path, key).videos(model, good[::-2], **SAMPLING, progress=False)
+    subset = _cache(tmp_path, key).videos(
+        model, good[::-2], **SAMPLING, progress=False, encoder=encoder
+    )
     np.testing.assert_array_equal(subset.vectors, first.vectors[[4, 2, 0]])
 
 
-def test_the_vectors_are_the_embedding_code_s(lvt, key, clips, tmp_path):
+def test_a_video_replaced_at_its_path_is_embedded_again(lvt, encoder, key, tmp_path):
+    model, _ = lvt
+    path = write_video(tmp_path / "v.mp4", frames=20, size=(32, 32))
+    before = _cache(tmp_path, key).videos(
+        model, [Clip(str(path))], **SAMPLING, progress=False, encoder=encoder
+    )
+    write_video(
+        path, frames=20, size=(32, 32), image=lambda i: np.full((32, 32, 3), 9 * i, "uint8")
+    )
+    after = _cache(tmp_path, key).videos(
+        model, [Clip(str(path))], **SAMPLING, progress=False, encoder=encoder
+    )
+    assert before.embedded == after.embedded == 1
+    assert np.abs(after.vectors - before.vectors).max() > 1e-2
+
+
+def test_the_vectors_are_the_embedding_code_s(lvt, encoder, key, clips, tmp_path):
     """Whole videos as `embed_videos` embeds them; a span as its window of `clip_seconds`
     (the same frames: `load_clip` is a window of `iter_clips`), unlike the whole video."""
     model, _ = lvt
     paths = [c.path for c in clips[:4]]
-    got = _cache(tmp_path, key).videos(model, clips[:5], **SAMPLING, progress=False).vectors
-    whole = embed_videos(model, paths, **SAMPLING, progress=False).vectors
+    got = (
+        _cache(tmp_path, key)
+        .videos(model, clips[:5], **SAMPLING, progress=False, encoder=encoder)
+        .vectors
+    )
+    whole = embed_videos(model, paths, **SAMPLING, progress=False, encoder=encoder).vectors
     np.testing.assert_allclose(got[:4], whole, atol=1e-5)
-    windows = embed_videos(model, paths[3], **SAMPLING, clip_seconds=1.0, progress=False)
+    windows = embed_videos(
+        model, paths[3], **SAMPLING, clip_seconds=1.0, progress=False, encoder=encoder
+    )
     assert (windows.start_s[1], windows.end_s[1]) == (1.0, 2.0)
     np.testing.assert_allclose(got[4], windows.vectors[1], atol=1e-5)
     assert np.abs(got[4] - got[3]).max() > 1e-2  # the span is not the whole video
 
 
-def test_a_broken_file_is_a_failure_not_an_error(lvt, key, clips, tmp_path):
+def test_a_broken_file_is_a_failure_not_an_error(lvt, encoder, key, clips, tmp_path):
     model, _ = lvt
     past_the_end = Clip(clips[0].path, 50.0, 60.0)
-    got = _cache(tmp_path, key).videos(model, [clips[5], clips[0], past_the_end], **SAMPLING,
-                                       progress=False)  # fmt: skip
+    got = _cache(tmp_path, key).videos(
+        model, [clips[5], clips[0], past_the_end], **SAMPLING, progress=False, encoder=encoder
+    )
     assert got.ok.tolist() == [False, True, False] and got.embedded == 1
     assert [path for path, _ in got.failures] == [clips[5].path, clips[0].path]
     assert "not a readable video" in got.failures[0][1] and "past the end" in got.failures[1][1]
     assert got.vectors.shape == (1, 32)
     # Nothing cached of them: a second call tries them again, and fails again.
-    again = _cache(tmp_path, key).videos(model, [clips[5]], **SAMPLING, progress=False)
+    again = _cache(tmp_path, key).videos(
+        model, [clips[5]], **SAMPLING, progress=False, encoder=encoder
+    )
     assert again.ok.tolist() == [False] and len(again.failures) == 1 and again.embedded == 0
 
 
-def test_datasets_kinds_samplings_and_models_do_not_share_rows(lvt, key, clips, tmp_path,
-                                                               golden_dir):  # fmt: skip
+def test_datasets_kinds_samplings_and_models_do_not_share_rows(
+    lvt, encoder, key, clips, tmp_path, golden_dir
+):
     model, _ = lvt
     two = clips[:2]
-    first = _cache(tmp_path, key).videos(model, two, **SAMPLING, progress=False)
+    first = _cache(tmp_path, key).videos(model, two, **SAMPLING, progress=False, encoder=encoder)
     assert first.embedded == 2
-    for cache, options in [(_cache(tmp_path, key, "other"), SAMPLING),
-                           (_cache(tmp_path, key), dict(num_frames=3, size=36)),
-                           (_cache(tmp_path, key), dict(**SAMPLING, kind="features"))]:  # fmt: skip
-        assert cache.videos(model, two, **options, progress=False).embedded == 2, options
-    other = vp.VideoPrismBackbone.from_preset(str(golden_dir / "lvt_small.ckpt.npz"),
-                                              attention_logit_soft_cap=10.0)  # fmt: skip
+    for cache, options in [
+        (_cache(tmp_path, key, "other"), SAMPLING),
+        (_cache(tmp_path, key), dict(num_frames=3, size=36)),
+        (_cache(tmp_path, key), dict(**SAMPLING, kind="features")),
+    ]:
+        assert cache.videos(model, two, **options, progress=False, encoder=encoder).embedded == 2, (
+            options
+        )
+    other = vp.VideoPrismBackbone.from_preset(
+        str(golden_dir / "lvt_small.ckpt.npz"), attention_logit_soft_cap=10.0
+    )
     other_key = model_key(other, source="lvt_small", dtype="float32")
     assert other_key != key  # same weights, another soft cap: other embeddings
     again = _cache(tmp_path, other_key).videos(other, two, **SAMPLING, progress=False)
     assert again.embedded == 2 and not np.allclose(again.vectors, first.vectors, atol=1e-4)
-    names = {table_name(k, d, "video", Sampling(2, 36)) for k in (key, other_key)
-             for d in ("ds", "other")}  # fmt: skip
+    names = {
+        table_name(k, d, "video", Sampling(2, 36))
+        for k in (key, other_key)
+        for d in ("ds", "other")
+    }
     assert len(names) == 4
 
 
@@ -166,30 +217,37 @@ def test_the_model_key_is_the_weights_dtype_and_adapters(lvt, key, tmp_path):
         weights.assign(saved)
 
 
-def test_texts_are_cached_per_model_whatever_the_dataset(lvt, key, tmp_path):
+def test_texts_are_cached_per_model_whatever_the_dataset(lvt, encoder, key, tmp_path):
     model, tokenizer = lvt
-    encoder = CountingEncoder(model)
     texts = ["a cat on a mat", "it's raining", "a cat on a mat"]
-    first = _cache(tmp_path, key, "one").texts(model, tokenizer, texts, progress=False,
-                                               encoder=encoder)  # fmt: skip
+    first = _cache(tmp_path, key, "one").texts(
+        model, tokenizer, texts, progress=False, encoder=encoder
+    )
     assert first.shape == (3, 32) and encoder.texts == 2
     np.testing.assert_array_equal(first[0], first[2])
     ids, mask = tokenizer.tokenize_texts(texts[:2])
     np.testing.assert_allclose(first[:2], Encoder(model).text(ids, mask), atol=1e-5)
     # Another dataset, the same model: only the new text is embedded.
-    second = _cache(tmp_path, key, "two").texts(model, tokenizer, ["it's raining", "a dog"],
-                                                progress=False, encoder=encoder)  # fmt: skip
+    second = _cache(tmp_path, key, "two").texts(
+        model, tokenizer, ["it's raining", "a dog"], progress=False, encoder=encoder
+    )
     assert encoder.texts == 3
     np.testing.assert_array_equal(second[0], first[1])
+    # Another tokenizer (its settings make other token ids): its own texts.
+    shorter = vp.VideoPrismTokenizer(tokenizer.proto, max_length=4)
+    _cache(tmp_path, key, "two").texts(model, shorter, texts[:1], progress=False, encoder=encoder)
+    assert encoder.texts == 4
 
 
-def test_features_are_float16_tokens_pooled_to_the_grid(lvt, key, clips, tmp_path):
+def test_features_are_float16_tokens_pooled_to_the_grid(lvt, encoder, key, clips, tmp_path):
     model, _ = lvt
-    full = _cache(tmp_path, key).videos(model, clips[:3], kind="features", **SAMPLING,
-                                        progress=False)  # fmt: skip
+    full = _cache(tmp_path, key).videos(
+        model, clips[:3], kind="features", **SAMPLING, progress=False, encoder=encoder
+    )
     assert full.vectors.shape == (3, 2, 81, 32) and full.vectors.dtype == np.float16
-    pooled = _cache(tmp_path, key).videos(model, clips[:3], kind="features", token_grid=3,
-                                          **SAMPLING, progress=False)  # fmt: skip
+    pooled = _cache(tmp_path, key).videos(
+        model, clips[:3], kind="features", token_grid=3, **SAMPLING, progress=False, encoder=encoder
+    )
     assert pooled.vectors.shape == (3, 2, 9, 32) and pooled.embedded == 3
     expected = pool_tokens(full.vectors.astype(np.float32), 3)
     np.testing.assert_allclose(pooled.vectors.astype(np.float32), expected, atol=2e-2)
@@ -207,8 +265,9 @@ def test_pool_tokens_averages_square_cells():
         pool_tokens(np.zeros((1, 1, 8, 1)), 2)
 
 
-def test_progress_counts_the_cached_clips_done_at_the_start(lvt, key, clips, tmp_path,
-                                                            monkeypatch):  # fmt: skip
+def test_progress_counts_the_cached_clips_done_at_the_start(
+    lvt, encoder, key, clips, tmp_path, monkeypatch
+):
     import videoprism_keras.progress as progress
 
     bars = []
@@ -226,8 +285,10 @@ def test_progress_counts_the_cached_clips_done_at_the_start(lvt, key, clips, tmp
 
     monkeypatch.setattr(progress, "progress_bar", Bar)
     model, _ = lvt
-    _cache(tmp_path, key).videos(model, clips[:2], **SAMPLING, batch_size=1)
-    _cache(tmp_path, key).videos(model, clips[:3] + clips[5:], **SAMPLING, batch_size=1)
+    _cache(tmp_path, key).videos(model, clips[:2], **SAMPLING, batch_size=1, encoder=encoder)
+    _cache(tmp_path, key).videos(
+        model, clips[:3] + clips[5:], **SAMPLING, batch_size=1, encoder=encoder
+    )
     assert bars[0].total == 2 and bars[0].updates == [0, 1, 1]
     # 2 cached, 1 to embed, 1 that fails: the total drops by what failed.
     assert bars[1].updates == [2, 1] and bars[1].total == 3
@@ -236,14 +297,18 @@ def test_progress_counts_the_cached_clips_done_at_the_start(lvt, key, clips, tmp
 def test_arguments_are_checked_before_any_work(lvt, key, tmp_path):
     model, _ = lvt
     cache = _cache(tmp_path, key)
-    for options, words in [(dict(kind="frames"), "kind must be one of .*Received: kind='frames'"),
-                           (dict(token_grid=2), "token_grid .*kind='features'.*token_grid=2"),
-                           (dict(batch_size=0), "batch_size must be a positive int"),
-                           (dict(ray=7), "ray must be None, True .*Received: ray=7")]:  # fmt: skip
+    for options, words in [
+        (dict(kind="frames"), "kind must be one of .*Received: kind='frames'"),
+        (dict(token_grid=2), "token_grid .*kind='features'.*token_grid=2"),
+        (dict(batch_size=0), "batch_size must be a positive int"),
+        (dict(ray=7), "ray must be None, True .*Received: ray=7"),
+    ]:
         with pytest.raises(ValueError, match=words):
             cache.videos(model, [Clip("nowhere.mp4")], **options)
     with pytest.raises(ValueError, match="texts must be a list"):
         cache.texts(model, None, "one text")
+    with pytest.raises(ValueError, match="texts need a video-text"):
+        cache.texts(object(), None, ["a video-only model has no text encoder"])
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match=r"must be a folder; .* is a file"):
         EmbeddingCache(tmp_path / "file", key, "ds")
@@ -255,3 +320,73 @@ def test_the_default_folder_is_the_environment_s(key, tmp_path, monkeypatch):
     monkeypatch.delenv("VIDEOPRISM_EVAL_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert EmbeddingCache(None, key, "ds").uri == str(tmp_path / ".cache/videoprism/eval")
+
+
+# --------------------------------------------------------------------- a killed run
+def test_a_killed_run_keeps_its_commits_and_the_next_embeds_the_rest_once(
+    lvt, encoder, key, clips, golden_dir, tmp_path
+):
+    model, _ = lvt
+    videos = clips[:4]
+    cache = tmp_path / "killed"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            str(WORKER),
+            str(cache),
+            str(golden_dir / "lvt_small.ckpt.npz"),
+            *[c.path for c in videos],
+            "--stop-after",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    name = table_name(key, "ds", "video", Sampling(**SAMPLING))
+    deadline = time.time() + 120
+    while len(EmbeddingCache(cache, key, "ds").table(name, {}).keys()) < 2:
+        assert worker.poll() is None, worker.stderr.read()[-2000:]
+        assert time.time() < deadline, "the worker committed nothing in 120 s"
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=60)
+    assert EmbeddingCache(cache, key, "ds").table(name, {}).keys() == set(map(row_key, videos[:2]))
+    resumed = EmbeddingCache(cache, key, "ds").videos(
+        model, videos, **SAMPLING, progress=False, encoder=encoder
+    )
+    assert resumed.embedded == encoder.clips == 2 and resumed.ok.all()
+    clean = EmbeddingCache(tmp_path / "clean", key, "ds").videos(
+        model, videos, **SAMPLING, progress=False, encoder=encoder
+    )
+    np.testing.assert_allclose(resumed.vectors, clean.vectors, atol=1e-6)
+    table = EmbeddingCache(cache, key, "ds").table(name, {})
+    assert table.keys() == set(map(row_key, videos)) and table.table.count_rows() == 4  # once each
+
+
+# ---------------------------------------------------------------------------- Ray
+def test_ray_embeds_what_the_cache_lacks_as_the_local_path_does(
+    lvt, encoder, key, clips, tmp_path, ray_local
+):
+    model, _ = lvt
+    local = _cache(tmp_path, key).videos(model, clips, **SAMPLING, progress=False, encoder=encoder)
+    on_ray = EmbeddingCache(tmp_path / "on_ray", key, "ds")
+    held = on_ray.videos(
+        model, clips[:1], **SAMPLING, progress=False, encoder=encoder
+    )  # one clip cached first
+    got = on_ray.videos(model, clips, **SAMPLING, batch_size=2, ray=ray_local, progress=False)
+    assert got.embedded == 4 and got.ok.tolist() == local.ok.tolist()
+    assert got.failures == local.failures
+    np.testing.assert_allclose(got.vectors, local.vectors, atol=1e-5)
+    np.testing.assert_array_equal(got.vectors[0], held.vectors[0])
+
+
+def test_many_small_commits_are_merged_as_the_index_merges_them(key, tmp_path, monkeypatch):
+    table = _cache(tmp_path, key).table("t", {})
+    for i in range(40):  # a commit per batch
+        table.add([f"k{i}"], np.full((1, 4), i, np.float32))
+    table.maintain()  # a run's end
+    assert table.latest().stats()["fragment_stats"]["num_fragments"] == 1
+    np.testing.assert_array_equal(table.read(["k3", "k39", "k3"])[:, 0], [3, 39, 3])
+    monkeypatch.setattr(cache_module, "EVAL_CACHE_READ_BYTES", 1)  # a row per query: the same rows
+    np.testing.assert_array_equal(table.read(["k3", "k39", "k3"])[:, 0], [3, 39, 3])

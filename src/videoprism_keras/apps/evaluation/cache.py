@@ -7,17 +7,19 @@ on the same data, embeds nothing again.
     texts = cache.texts(model, tokenizer, dataset.captions)
 
 The cache folder is one LanceDB database; each (model, dataset, kind, sampling[, token
-grid]) has a table of its own (`table_name`), and the texts of a model one more: a row per
-clip (or text), keyed by `Clip.key` (or the text) in the `id` column, the table's primary
-key. Clips are embedded in batches, and each batch is one commit (a `merge_insert` on the
-key, through the index's commit code: `index/commits.py`), so a run killed midway keeps
-every batch it committed, the next one embeds only the rest, and a clip embedded twice
-(two runs at once) is stored once.
+grid]) has a table of its own (`table_name`), and the texts of a model (and tokenizer) one
+more, whatever the dataset: a row per clip (or text), keyed by `Clip.key` with its file's
+identity (`row_key`; or the text) in the `id` column, the table's primary key. Clips are
+embedded in batches, and each batch is one commit (a `merge_insert` on the key, through
+the index's commit code: `index/commits.py`), so a run killed midway keeps every batch it
+committed, the next one embeds only the rest, and a clip embedded twice (two runs at once)
+is stored once. The small fragments of many commits are merged as the video index merges
+its own (`index/maintenance.py`).
 
 Clips are decoded by the project's video code (`video.api`: `sample` for a whole video,
 `load_clip` for a span) as uint8 frames, made model input as the Ray pipeline makes it
 (`as_model_input`, bit for bit the float frames), and embedded by the same compiled
-`Encoder`; `ray` sends the missing clips to Ray instead (`cache_ray.py`).
+`Encoder`; `ray` sends the missing clips to Ray instead (`cache_clips.py` does both).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +40,15 @@ from ...constants import (
     EVAL_CACHE_ENV,
     EVAL_CACHE_FOLDER,
     EVAL_CACHE_KINDS,
+    EVAL_CACHE_READ_BYTES,
     EVAL_MODEL_KEY_DIGITS,
+    INDEX_KEEP_VERSIONS_SECONDS,
+    MAINTAIN_EVERY_COMMITS,
 )
 from ...video.options import Sampling
-from ..index import commits, store
+from ..index import commits, maintenance, store
 from ..index.fingerprint import NOT_IDENTITY, weights_sha256
-from .cache_clips import ClipLike, embedded_batches, ray_address, ray_batches
+from .cache_clips import embedded_batches, ray_address, ray_batches
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,8 +56,9 @@ if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
     from ...runtime import Encoder
     from ...tokenizer import VideoPrismTokenizer
+    from .datasets import Clip
 
-__all__ = ["CachedVideos", "EmbeddingCache", "model_key", "pool_tokens"]
+__all__ = ["CachedVideos", "EmbeddingCache", "model_key", "pool_tokens", "row_key"]
 
 
 @dataclass
@@ -80,15 +87,15 @@ def model_key(model: VideoPrismBackbone, *, source: str, dtype: str,
 
     Args:
         model: `VideoPrismBackbone`. The model, loaded (adapters applied).
-        source: str. Its preset name or path: not part of the key, the weights are (the
-            same weights by a name or a path share their cache).
+        source: str. Its preset name or path. Not hashed: the weights name the model, so
+            the same weights by a name or a path share their cache.
         dtype: str. The compute dtype ("float32", "bfloat16").
         lora: sequence of paths. The adapters applied, in order. Defaults to ().
 
     Returns:
         `EVAL_MODEL_KEY_DIGITS` hex digits.
     """
-    del source  # named by the caller for symmetry with `results.model_info`; not hashed
+    del source  # the weights are hashed, not where they came from
     digest = hashlib.sha256(weights_sha256(model).encode())
     try:
         config = json.loads(json.dumps(model.get_config(), default=str))
@@ -112,6 +119,13 @@ def _file_digest(path: str | os.PathLike) -> bytes:
     return digest.digest()
 
 
+def row_key(clip: Clip) -> str:
+    """A clip's key in the cache: `Clip.key` and its file's identity (real path, size,
+    modification time: `identity.py`), so that a video replaced at the same path (copied
+    over, re-encoded) is embedded again rather than read back stale."""
+    return f"{clip.key}@{store.identity_of(clip.path).file_id}"
+
+
 def pool_tokens(features: np.ndarray, grid: int) -> np.ndarray:
     """(B, T, P, D) token features → (B, T, grid², D): each frame's P patches (a square
     grid of side √P) averaged over `grid` × `grid` cells (cells of unequal sizes where
@@ -126,6 +140,16 @@ def pool_tokens(features: np.ndarray, grid: int) -> np.ndarray:
     edges = [(i * side // grid, -(-(i + 1) * side // grid)) for i in range(grid)]
     cells = [square[:, :, r0:r1, c0:c1].mean(axis=(2, 3)) for r0, r1 in edges for c0, c1 in edges]
     return np.stack(cells, axis=2)
+
+
+def tokenizer_key(tokenizer: VideoPrismTokenizer) -> str:
+    """A short hash of what makes a tokenizer's token ids: its SentencePiece model and
+    settings (the texts' table is per model and tokenizer)."""
+    settings = {name: getattr(tokenizer, name, None)
+                for name in ("max_length", "canonicalize", "add_bos", "add_eos")}  # fmt: skip
+    digest = hashlib.sha256(getattr(tokenizer, "proto", b"") or b"")
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:8]
 
 
 def cache_folder(folder: str | os.PathLike | None) -> str:
@@ -148,10 +172,17 @@ def table_name(model_key: str, dataset: str, kind: str, sampling: Sampling,
 
 
 class _Table:
-    """One table of the cache: its rows' keys, commits of batches, reads by key."""
+    """One table of the cache: its rows' keys, commits of batches, reads by key, and the
+    index's upkeep (`index/maintenance.py`: the small fragments of many commits merged,
+    old versions deleted; no vector index, the cache is read by key)."""
+
+    ann_threshold = sys.maxsize  # never a vector index
+    keep_versions_s = INDEX_KEEP_VERSIONS_SECONDS
 
     def __init__(self, db: Any, uri: str, lock: Path | None, name: str, meta: dict):
-        self.db, self.uri, self.lock, self.name, self.meta = db, uri, lock, name, meta
+        self.db, self.lock, self.name, self.meta = db, lock, name, meta
+        self.uri = f"{uri} (table {name})"  # as errors and the upkeep's log name it
+        self.upkeep, self.commits = maintenance.Upkeep(), 0
         self.table = None
         try:
             self.table = db.open_table(name)
@@ -179,8 +210,27 @@ class _Table:
         commits.commit_latest(
             self.table, self.lock,
             lambda table: table.merge_insert("id").when_not_matched_insert_all().execute(rows),
-            f"{self.uri} ({self.name})", "caching embeddings in it",
+            self.uri, "caching embeddings in it",
         )  # fmt: skip
+        self.commits += 1
+        if self.commits % MAINTAIN_EVERY_COMMITS == 0:
+            self.maintain(finishing=False)
+
+    def latest(self, *, fresh: bool = False) -> Any:
+        """The LanceDB table at its latest version (`maintenance.Maintained`)."""
+        self.table.checkout_latest()
+        return self.table
+
+    def maintain(self, *, finishing: bool = True) -> None:
+        """A pass if one is due (one process at a time; another's is not waited for but
+        at a run's end); after a run of many commits, every small fragment merged."""
+        if self.table is None or not self.commits:  # nothing written: a read-only cache reads
+            return
+        compact = finishing and self.commits >= MAINTAIN_EVERY_COMMITS
+        with store.locked(self.lock, store.MAINTENANCE_LOCK_FILE, wait=compact) as mine:
+            if mine:
+                maintenance.maintain(self, self.upkeep, finishing=finishing, compact=compact,
+                                     force=False)  # fmt: skip
 
     def _rows(self, keys: Sequence[str], vectors: np.ndarray) -> pa.Table:
         import pyarrow as pa
@@ -203,8 +253,12 @@ class _Table:
         for i, key in enumerate(keys):
             where.setdefault(key, []).append(i)
         wanted = list(where)
-        for i in range(0, len(wanted), store.ID_BATCH):
-            chunk = ", ".join(map(store.sql_string, wanted[i : i + store.ID_BATCH]))
+        # Rows per query: the index's batch of ids, fewer where they are large (features):
+        # one query's rows are held twice (Arrow's and numpy's) while they are copied in.
+        row_bytes = out[:1].nbytes or 1
+        step = max(1, min(store.ID_BATCH, EVAL_CACHE_READ_BYTES // row_bytes))
+        for i in range(0, len(wanted), step):
+            chunk = ", ".join(map(store.sql_string, wanted[i : i + step]))
             rows = (self.table.search().where(f"id IN ({chunk})").select(["id", "vector"])
                     .limit(None).to_arrow())  # fmt: skip
             values = np.asarray(rows["vector"].combine_chunks().flatten())
@@ -237,9 +291,10 @@ class EmbeddingCache:
         self._db = lancedb.connect(self.uri)
 
     def table(self, name: str, meta: dict) -> _Table:
+        """The cache's table `name` (created at its first commit, recording `meta`)."""
         return _Table(self._db, self.uri, self._lock, name, meta)
 
-    def videos(self, model: VideoPrismBackbone, clips: Sequence[ClipLike], *,
+    def videos(self, model: VideoPrismBackbone, clips: Sequence[Clip], *,
                kind: str = "video", num_frames: int | None = None,
                size: int | Sequence[int] | None = None, batch_size: int = 4,
                token_grid: int | None = None, ray: bool | str | None = None,
@@ -257,8 +312,9 @@ class EmbeddingCache:
             batch_size: int. Clips per model call and per commit. Defaults to 4.
             token_grid: int or None. With kind "features": each frame's patches averaged
                 to a `token_grid` × `token_grid` grid (P = token_grid²). Defaults to None.
-            ray: None, True or str. None: embed here; True: on a new local Ray instance
-                (or this process's); an address: on that cluster. Defaults to None.
+            ray: None, True or str. None: embed here; True (or "local"): on a new local
+                Ray instance (or this process's session); an address ("auto",
+                "host:port", "ray://…"): on that cluster. Defaults to None.
             progress: bool. A progress bar over the clips (cached ones done at the
                 start). Defaults to True.
             encoder: `Encoder` or None. The compiled model calls (not with `ray`).
@@ -277,14 +333,15 @@ class EmbeddingCache:
                 "token_grid": token_grid}  # fmt: skip
         table = self.table(table_name(self.model_key, self.dataset, kind, sampling, token_grid),
                            meta)  # fmt: skip
+        rows = {clip.key: row_key(clip) for clip in clips}  # each clip once
         held = table.keys()
         todo, seen = [], set(held)  # each clip the cache lacks, once
         for clip in clips:
-            if clip.key not in seen:
-                seen.add(clip.key)
+            if rows[clip.key] not in seen:
+                seen.add(rows[clip.key])
                 todo.append(clip)
         failures: list[tuple[str, str]] = []
-        wanted = len({clip.key for clip in clips})
+        wanted = len(rows)
         from ...progress import progress_bar
 
         bar = progress_bar(progress, wanted, desc=f"embedding {self.dataset}")
@@ -298,15 +355,16 @@ class EmbeddingCache:
             elif todo:
                 batches = ray_batches(model, todo, sampling, batch_size, ray, kind, failures)
             for keys, vectors in batches:
-                table.add(keys, post(vectors))
+                table.add([rows[key] for key in keys], post(vectors))
                 embedded += len(keys)
                 bar.total = wanted - len(failures)  # what cannot be read is not to come
                 bar.update(len(keys))
         finally:
             bar.close()
+        table.maintain()  # not on an error or Ctrl-C: the next run's end does it
         now = table.keys() if todo else held
-        ok = np.array([clip.key in now for clip in clips], bool)
-        keys = [clip.key for clip, good in zip(clips, ok, strict=True) if good]
+        ok = np.array([rows[clip.key] in now for clip in clips], bool)
+        keys = [rows[clip.key] for clip, good in zip(clips, ok, strict=True) if good]
         vectors = table.read(keys) if table.table is not None else np.zeros((0, 0), np.float32)
         return CachedVideos(vectors, ok, failures, embedded)
 
@@ -329,9 +387,12 @@ class EmbeddingCache:
             raise ValueError(f"texts must be a list of strings, not one string. Received: "
                              f"{texts!r}")  # fmt: skip
         _check_batch_size(batch_size)
+        if not getattr(model, "is_multimodal", False):
+            raise ValueError("texts need a video-text (LvT) model; this one has no text "
+                             "encoder")  # fmt: skip
         texts = [str(t) for t in texts]
-        table = self.table(f"{self.model_key}-texts", {"model_key": self.model_key,
-                                                         "kind": "text"})  # fmt: skip
+        meta = {"model_key": self.model_key, "kind": "text"}
+        table = self.table(f"{self.model_key}-texts-{tokenizer_key(tokenizer)}", meta)
         held = table.keys()
         todo = list(dict.fromkeys(t for t in texts if t not in held))
         from ...progress import progress_bar
@@ -350,7 +411,8 @@ class EmbeddingCache:
                 bar.update(len(batch))
         finally:
             bar.close()
-        return table.read(texts) if texts else np.zeros((0,), np.float32)
+        table.maintain()
+        return table.read(texts) if table.table is not None else np.zeros((0, 0), np.float32)
 
 
 def _check_videos(kind: str, token_grid: int | None, batch_size: int,

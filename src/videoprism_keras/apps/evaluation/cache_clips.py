@@ -13,7 +13,7 @@ On Ray, a batch computed twice (a retried task, a replaced actor) is handed on o
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,22 +22,12 @@ from ...video.times import seconds_or_none
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
+    from .datasets import Clip
 
 __all__ = ["clip_frames", "decode_clip", "embedded_batches", "ray_address", "ray_batches"]
 
 # A span with a start and no end runs to the video's end: `load_clip` takes finite times.
 _TO_THE_END = 1e12
-
-
-class ClipLike(Protocol):
-    """What the cache reads of a clip (`datasets.Clip`)."""
-
-    path: str
-    start_s: float | None
-    end_s: float | None
-
-    @property
-    def key(self) -> str: ...
 
 
 def clip_frames(path: str, start_s: float | None, end_s: float | None, num_frames: int,
@@ -57,7 +47,7 @@ def clip_frames(path: str, start_s: float | None, end_s: float | None, num_frame
                      dtype="uint8")  # fmt: skip
 
 
-def _decoded(clips: Sequence[ClipLike], sampling: Sampling,
+def _decoded(clips: Sequence[Clip], sampling: Sampling,
              failures: list) -> Iterator[tuple[str, np.ndarray]]:  # fmt: skip
     """(key, uint8 frames) of each clip that can be read; the others into `failures`."""
     from ...video.loader import INPUT_ERRORS, describe_failure
@@ -130,7 +120,7 @@ def decode_clip(item: dict, *, num_frames: int, size: Sequence[int]) -> Iterator
     yield row
 
 
-def ray_batches(model: VideoPrismBackbone, clips: Sequence[ClipLike], sampling: Sampling,
+def ray_batches(model: VideoPrismBackbone, clips: Sequence[Clip], sampling: Sampling,
                 batch_size: int, ray: bool | str, kind: str,
                 failures: list) -> Iterator[tuple[list[str], np.ndarray]]:  # fmt: skip
     """(keys, the model's `kind` of output) per batch the actors give back, each key once;
