@@ -2,21 +2,23 @@
 (apps/evaluation/report.py): every field written, atomically; errors that name the file;
 two runs merged into Markdown and CSV beside the published numbers, newest first."""
 
+import csv
+import io
 import json
 import re
-import types
 
 import pytest
+from cli_helpers import call
 
-from videoprism_keras.apps.evaluation import results
+from videoprism_keras.apps.evaluation import datasets, published, report, results
 
 
 def _dataset(name="msrvtt-1k-a", clips=8, missing=2):
-    """What make_record reads of a `datasets.Dataset`."""
-    return types.SimpleNamespace(
+    return datasets.Dataset(
         name=name, format="msrvtt", task="retrieval", annotations="/data/MSRVTT_JSFUSION_test.csv",
-        clips=[object()] * clips, missing=[f"/data/v{i}.mp4" for i in range(missing)],
-        total=clips + missing, protocol="one caption per video (1k-A)",
+        clips=[datasets.Clip(f"/data/video{i}.mp4") for i in range(clips)],
+        missing=[f"/data/v{i}.mp4" for i in range(missing)], total=clips + missing,
+        protocol="one caption per video (1k-A)",
     )  # fmt: skip
 
 
@@ -65,9 +67,11 @@ def test_preset_name_is_the_model_name():
     assert info == {"name": "videoprism_lvt_public_v1_large",
                     "source": "videoprism_lvt_public_v1_large", "dtype": "float32",
                     "lora": [], "key": ""}  # fmt: skip
-    assert results.model_info("hf://google/videoprism-lvt-base-f16r288", "float32")["name"] == (
-        "videoprism-lvt-base-f16r288"
-    )
+    for handle in ("hf://google/videoprism-lvt-base-f16r288",
+                   "/ckpt/flax_lvt_base_f16r288_repeated.npz"):  # fmt: skip
+        assert results.model_info(handle, "float32")["name"] == "videoprism_lvt_public_v1_base"
+    other = results.model_info("hf://someone/my-tuned-prism", "float32")
+    assert other["name"] == "my-tuned-prism"
 
 
 @pytest.mark.parametrize(
@@ -106,12 +110,18 @@ def test_file_name_is_sanitised(tmp_path):
     assert path.name == "videoprism_lvt_public_v1_base__csv_my_clips_2024__retrieval.json"
 
 
-def test_failed_write_leaves_no_temporary(tmp_path):
-    record = _record()
-    record["settings"] = {"bad": float("nan")}  # JSON refuses NaN: nothing may be left
-    with pytest.raises(ValueError):
-        results.write_record(record, tmp_path)
-    assert list(tmp_path.iterdir()) == []
+def test_failed_write_leaves_no_temporary_and_the_last_file_whole(tmp_path, monkeypatch):
+    path = results.write_record(_record(metrics={"t2v_R@1": 0.25}), tmp_path)
+    before = path.read_text()
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.os, "replace", fail)  # fails after the temporary is written
+    with pytest.raises(OSError, match="disk full"):
+        results.write_record(_record(metrics={"t2v_R@1": 0.75}), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert path.read_text() == before
 
 
 def _names(path, rest):
@@ -148,6 +158,146 @@ def test_read_records_errors_name_the_file(tmp_path):
 def test_read_records_takes_files_and_folders(tmp_path):
     a = results.write_record(_record(), tmp_path / "a")
     b = results.write_record(_record(dataset=_dataset("vatex-test")), tmp_path / "b")
-    read = results.read_records([tmp_path / "a", b])
+    read = results.read_records([tmp_path / "a", b, a])  # a named twice: read once
     assert [path for path, _ in read] == [a, b]
     assert read[1][1]["dataset"]["name"] == "vatex-test"
+
+
+# ---- the report
+
+BASE, LARGE = "videoprism_lvt_public_v1_base", "videoprism_lvt_public_v1_large"
+
+
+def _written(folder, created, **kwargs):
+    record = _record(**kwargs)
+    record["created"] = created
+    return results.write_record(record, folder)
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    """LvT-B on MSR-VTT retrieval, LvT-L (as its hf:// handle) on Kinetics-400."""
+    kinetics = _dataset("kinetics-400-val", clips=20, missing=0)
+    a = _written(tmp_path / "a", "2026-12-07T10:00:00+00:00",
+                 metrics={"t2v_R@1": 0.512, "v2t_R@1": 0.49, "t2v_MdR": 2.0},
+                 intervals={"t2v_R@1": (0.48, 0.54)})  # fmt: skip
+    b = _written(tmp_path / "b", "2026-12-07T11:00:00+00:00", dataset=kinetics,
+                 task="classification", failed=0,
+                 model=results.model_info("hf://google/videoprism-lvt-large-f8r288", "float32"),
+                 metrics={"top1": 0.7, "top5": 0.9}, intervals={})  # fmt: skip
+    return a, b
+
+
+MARKDOWN = f"""\
+| model | dataset | task | metric | ours | interval | used / total | missing | failed | published | difference |
+|---|---|---|---|---|---|---|---|---|---|---|
+| {BASE} | msrvtt-1k-a | retrieval | t2v_R@1 | 51.20 % | 48.00 – 54.00 (95%) | 7 / 10 | 2 | 1 | 50.1 | +1.10 |
+| {BASE} | msrvtt-1k-a | retrieval | v2t_R@1 | 49.00 % |  | 7 / 10 | 2 | 1 | 49.8 | -0.80 |
+| {BASE} | msrvtt-1k-a | retrieval | t2v_MdR | 2.00 |  | 7 / 10 | 2 | 1 |  |  |
+| {LARGE} | kinetics-400-val | classification | top1 | 70.00 % |  | 20 / 20 | 0 | 0 | 72.4 | -2.40 |
+| {LARGE} | kinetics-400-val | classification | top5 | 90.00 % |  | 20 / 20 | 0 | 0 |  |  |
+
+- published: the official checkpoints' numbers ({published.SOURCE})
+"""  # noqa: E501
+
+
+def test_report_merges_two_runs_into_markdown_beside_the_published(two_runs):
+    merged = report.report_of(two_runs)
+    assert merged.markdown() == MARKDOWN
+
+
+def test_report_csv_has_exact_values_and_differences(two_runs):
+    rows = list(csv.DictReader(io.StringIO(report.report_of(two_runs).csv())))
+    assert list(rows[0]) == list(report.COLUMNS)
+    got = [(r["model"], r["metric"], r["unit"], r["ours"], r["low"], r["high"], r["level"],
+            r["published"], r["difference"]) for r in rows]  # fmt: skip
+    assert got == [
+        (BASE, "t2v_R@1", "%", "51.2", "48.0", "54.0", "0.95", "50.1", "1.1"),
+        (BASE, "v2t_R@1", "%", "49.0", "", "", "", "49.8", "-0.8"),
+        (BASE, "t2v_MdR", "rank", "2.0", "", "", "", "", ""),
+        (LARGE, "top1", "%", "70.0", "", "", "", "72.4", "-2.4"),
+        (LARGE, "top5", "%", "90.0", "", "", "", "", ""),
+    ]
+    assert [(r["used"], r["missing"], r["failed"], r["total"]) for r in rows[::3]] == [
+        ("7", "2", "1", "10"), ("20", "0", "0", "20")
+    ]  # fmt: skip
+    assert rows[0]["file"] == str(two_runs[0]) and rows[0]["created"].startswith("2026-12-07T10")
+
+
+def test_newest_run_of_a_model_dataset_task_wins_and_the_report_says_so(tmp_path):
+    new = _written(tmp_path / "new", "2026-12-07T12:00:00+00:00", metrics={"t2v_R@1": 0.6})
+    old = _written(tmp_path / "old", "2026-12-07T09:00:00+00:00", metrics={"t2v_R@1": 0.4})
+    for order in ([new, old], [old, new]):
+        merged = report.report_of(order)
+        assert [(row.metric, row.ours) for row in merged.rows] == [("t2v_R@1", 60.0)]
+        assert merged.notes[0] == (
+            f"{BASE} · msrvtt-1k-a · retrieval: 2 runs; the newest is shown "
+            f"(2026-12-07T12:00:00+00:00, {new}), not {old}"
+        )
+
+
+def test_published_numbers_match_only_the_released_presets():
+    base = results.model_info(BASE, "float32")
+    assert published.published(base, "msrvtt-1k-a", "retrieval", "v2t_R@1") == 49.8
+    assert published.published(base, "csv:ssv2-temporal", "classification", "top1") == 14.6
+    assert published.published(base, "charades-sta-test", "moments", "mIoU") == 48.6
+    video_l = results.model_info("videoprism_public_v1_large", "float32")
+    assert published.published(video_l, "diving48-test", "probe", "attentive_top1") == 67.6
+    approximate = results.model_info(BASE, "bfloat16")  # the same weights: still compared
+    assert published.published(approximate, "msrvtt-1k-a", "retrieval", "t2v_R@1") == 50.1
+    tuned = results.model_info(BASE, "float32", ["run/adapter.lora.npz"])
+    assert published.published(tuned, "msrvtt-1k-a", "retrieval", "t2v_R@1") is None
+    mine = results.model_info("/models/mine.npz", "float32")
+    assert published.published(mine, "msrvtt-1k-a", "retrieval", "t2v_R@1") is None
+    assert published.published(base, "msrvtt-1k-a", "retrieval", "t2v_R@5") is None
+
+
+def test_report_needs_no_keras():
+    import subprocess
+    import sys
+
+    code = ("import sys; from videoprism_keras.apps.evaluation import report; "
+            "from videoprism_keras.cli import evaluate_report; "
+            "assert 'keras' not in sys.modules, 'keras imported'")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---- the command
+
+
+def test_cli_report_prints_markdown_and_writes_files(capsys, tmp_path, two_runs):
+    out = call(capsys, "eval", "report", tmp_path / "a", two_runs[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == MARKDOWN
+    md, table = tmp_path / "out" / "report.md", tmp_path / "out" / "report.csv"
+    out = call(capsys, "eval", "report", tmp_path / "a", tmp_path / "b", "-o", md, "--csv", table)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"wrote {md} (5 rows)\nwrote {table} (5 rows)\n"
+    assert md.read_text() == MARKDOWN
+    assert table.read_text() == report.report_of(two_runs).csv()
+    out = call(capsys, "eval", "report", *two_runs, "--json")
+    rows = json.loads(out.stdout)
+    assert [(r["metric"], r["ours"], r["difference"]) for r in rows][:2] == [
+        ("t2v_R@1", 51.2, 1.1), ("v2t_R@1", 49.0, -0.8)
+    ]  # fmt: skip
+
+
+def test_cli_report_errors_name_what_is_wrong(capsys, tmp_path, two_runs):
+    out = call(capsys, "eval", "report")
+    assert out.returncode == 2 and "the following arguments are required: RESULTS" in out.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    md = tmp_path / "report.md"
+    out = call(capsys, "eval", "report", two_runs[0], broken, "-o", md)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"videoprism: error: {broken}: expected a result JSON file")
+    assert len(out.stderr.splitlines()) == 1 and not md.exists()  # nothing written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = call(capsys, "eval", "report", empty)
+    assert out.returncode == 1 and f"{empty}: expected result JSON files" in out.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = call(capsys, "eval", "report", two_runs[0], "--csv", blocked / "report.csv")
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"videoprism: error: --csv {blocked / 'report.csv'}: ")

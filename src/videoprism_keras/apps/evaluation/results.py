@@ -27,6 +27,7 @@ from ...constants import (
     EVAL_TASKS,
     VERSION,
 )
+from .published import preset_of
 
 MODEL_FIELDS = ("name", "source", "dtype", "lora", "key")
 # The record's fields, and the type each must have (`read_records` checks them).
@@ -54,12 +55,13 @@ def model_info(source: str, dtype: str, lora: Sequence[str] = (), key: str = "")
         key: str. The embedding cache's key of these weights (`cache.model_key`).
 
     Returns:
-        dict with "name" (the source's last part, with the dtype where it is not float32
+        dict with "name" (the preset's name for an official checkpoint however given, else
+        the source's last part, with the dtype where it is not float32
         and each adapter's stem: runs of different models never share a name), "source",
         "dtype", "lora" and "key".
     """
     base = str(source).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-    name = base.removesuffix(".npz") or str(source)
+    name = preset_of(source) or base.removesuffix(".npz") or str(source)
     if dtype != "float32":
         name += f"@{dtype}"
     for adapter in lora:
@@ -185,13 +187,18 @@ def write_record(record: dict, folder: str | os.PathLike) -> Path:
     Returns:
         The file's path.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / record_name(record)
-    text = json.dumps(record, indent=2, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    path = Path(folder) / record_name(record)
+    return write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", path)
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Writes `text` to `path` (its folder made if absent) atomically: to a temporary file
+    beside it, then renamed over it. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -206,7 +213,8 @@ def read_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
     """The records in `paths`: JSON files, or folders whose *.json files are read.
 
     Returns:
-        (file, record) pairs, in the order given (a folder's files by name).
+        (file, record) pairs, in the order given (a folder's files by name), each file
+        once.
 
     Raises:
         ValueError: naming the file, if one is not a readable JSON record of this schema,
@@ -225,7 +233,10 @@ def read_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, dict]]:
             files.append(path)
     if not files:
         raise ValueError("expected result JSON files or folders. Received: none")
-    return [(path, read_record(path)) for path in files]
+    unique: dict[Path, Path] = {}  # a file named twice (itself and its folder): read once
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return [(path, read_record(path)) for path in unique.values()]
 
 
 def read_record(path: str | os.PathLike) -> dict:
