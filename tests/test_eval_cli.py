@@ -33,6 +33,23 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def adapters(golden_dir, tmp_path_factory):
+    """LoRA adapters of the small checkpoint, B not zero: they change what it embeds."""
+    import keras
+
+    from videoprism_keras import VideoPrismBackbone
+
+    model = VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
+                                           attention_logit_soft_cap=5.0)  # fmt: skip
+    model.enable_lora(1)
+    for variable in model.trainable_variables:
+        variable.assign(keras.random.normal(variable.shape, stddev=0.05, seed=0))
+    path = tmp_path_factory.mktemp("lora") / "tuned.lora.h5"
+    model.save_lora_weights(path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def model(golden_dir, media_dir):
     return ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--tokenizer",
             media_dir / "test_spm.model", "--num-frames", "2", "--size", "36",
@@ -84,17 +101,18 @@ def test_eval_report_needs_no_model_package_and_the_tasks_do(monkeypatch):
         assert all(p in str(needs.value) for p in ("lancedb", "av", "sentencepiece", "jax"))
 
 
-def test_retrieval_and_classification_end_to_end(data, model, env, tmp_path):
+def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp_path):
     out, cache = tmp_path / "results", tmp_path / "cache"
     common = [*model, "--cache", cache, "-o", out]
     retrieval = ["eval", "retrieval", data / "captions.csv", *common]
     runs = run_all(env, [*retrieval, "--json"], retrieval,
                    ["eval", "classification", data / "labels.csv", "--templates",
                     data / "templates.txt", *common],
+                   [*retrieval, "--lora", adapters, "--json"],
                    ["eval", "classification", data / "labels.csv", "--strict", *common],
                    ok=False)  # fmt: skip
-    first, second, labels, strict = runs
-    for run in runs[:3]:
+    first, second, labels, tuned, strict = runs
+    for run in runs[:4]:
         assert run.returncode == 0, run.stderr[-2000:]
 
     record = json.loads(first.stdout)
@@ -117,16 +135,22 @@ def test_retrieval_and_classification_end_to_end(data, model, env, tmp_path):
     assert "videos: 0 embedded, 4 from the cache" in second.stderr, second.stderr
     assert "items: 4 used, 1 missing, 0 failed, of 5" in second.stdout
     assert "t2v_R@1" in second.stdout
-    written = sorted(p.name for p in out.iterdir())
-    assert len(written) == 2 and any(n.endswith("__retrieval.json") for n in written), written
-    again = json.loads(next(out.glob("*__retrieval.json")).read_text())
+    again = json.loads((out / "lvt_small.ckpt__csv_captions__retrieval.json").read_text())
     assert again["metrics"] == record["metrics"]
 
-    chosen = json.loads(next(out.glob("*__classification.json")).read_text())
+    chosen = json.loads((out / "lvt_small.ckpt__csv_labels__classification.json").read_text())
     assert chosen["items"] == {"used": 4, "missing": 1, "failed": 1, "total": 6}
     assert set(chosen["metrics"]) == {"top1", "top5", "mean_class_accuracy"}
     assert chosen["metrics"]["top5"] == 1.0  # four labels
     assert chosen["settings"]["templates"] == ["a video of {}.", "footage of {}"]
     assert "broken.mp4" in labels.stderr
+
+    # Adapters: another model, so another cache key (embedded anew) and another file.
+    adapted = json.loads(tuned.stdout)
+    assert adapted["model"]["lora"] == [str(adapters)]
+    assert adapted["model"]["name"] == record["model"]["name"] + "+tuned.lora"
+    assert adapted["model"]["key"] != record["model"]["key"]
+    assert "videos: 4 embedded, 0 from the cache" in tuned.stderr
+    assert len(list(out.glob("*__retrieval.json"))) == 2
 
     assert strict.returncode == 1 and "--strict" in strict.stderr

@@ -161,6 +161,7 @@ class Loaded:
     key: str
     info: dict
     folder: str | None
+    encoder: object  # one compiled model for the videos and the texts
 
     def cache(self, dataset):
         from ..apps.evaluation.cache import EmbeddingCache
@@ -189,7 +190,9 @@ def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
     dtype = options.dtype or "float32"
     key = model_key(model, source=options.preset_name, dtype=dtype, lora=args.lora)
     info = model_info(options.preset_name, dtype, args.lora, key)
-    return Loaded(options, model, tokenizer, key, info, args.cache)
+    from ..runtime import Encoder
+
+    return Loaded(options, model, tokenizer, key, info, args.cache, Encoder(model))
 
 
 def run_settings(args: argparse.Namespace, loaded: Loaded) -> dict:
@@ -198,6 +201,7 @@ def run_settings(args: argparse.Namespace, loaded: Loaded) -> dict:
     return {"batch_size": options.batch_size, "num_frames": options.num_frames,
             "size": options.size, "ray": ray_target(args.ray), "progress": options.progress,
             "bootstrap": args.bootstrap, "seed": args.seed, "model_info": loaded.info,
+            "encoder": loaded.encoder,
             "log": lambda line: print(f"videoprism: {line}", file=sys.stderr)}  # fmt: skip
 
 
@@ -230,17 +234,17 @@ def summary(record: dict) -> str:
     from ..apps.evaluation.results import is_rank
 
     items = record["items"]
+    level = record["bootstrap"].get("level")
+    within = f" ({level:.0%} bootstrap intervals)" if record["intervals"] and level else ""
     lines = [f"{record['task']}: {record['model']['name']} on {record['dataset']['name']}",
              f"  items: {items['used']} used, {items['missing']} missing, {items['failed']} "
-             f"failed, of {items['total']}"]  # fmt: skip
-    level = record["bootstrap"].get("level") or 0
+             f"failed, of {items['total']}", f"  metrics{within}:"]  # fmt: skip
 
     def shown(name: str, value: float) -> str:
         return f"{value:.1f}" if is_rank(name) else f"{100 * value:.1f}%"
 
     for name, value in record["metrics"].items():
         low_high = record["intervals"].get(name)
-        around = (f"  [{shown(name, low_high[0])}, {shown(name, low_high[1])}] "
-                  f"({level:.0%} bootstrap)" if low_high else "")  # fmt: skip
-        lines.append(f"  {name:<22} {shown(name, value):>7}{around}")
+        around = f"  [{shown(name, low_high[0])}, {shown(name, low_high[1])}]" if low_high else ""
+        lines.append(f"    {name:<22} {shown(name, value):>7}{around}")
     return "\n".join(lines)
