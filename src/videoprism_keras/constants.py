@@ -338,5 +338,3 @@ EVAL_MODEL_KEY_DIGITS = 16
 # held twice meanwhile): `ID_BATCH` clips of pooled vectors, about ten clips of the base
 # model's full token features (16 × 256 × 768 in float16: 6 MiB each).
 EVAL_CACHE_READ_BYTES = 64 * 2**20
-
-
