@@ -166,8 +166,9 @@ class FakeCache:
     seconds' content axes (the segment each second shows), a query's the axis of the
     content its annotation spans. What a perfect encoder would give."""
 
-    def __init__(self, contents, queries):
+    def __init__(self, contents, queries, unreadable=()):
         self.contents, self.queries, self.calls = contents, queries, []
+        self.unreadable = set(unreadable)  # window starts that fail to decode
         self.model_key = "fake"
 
     def _axis(self, source):
@@ -175,15 +176,19 @@ class FakeCache:
 
     def videos(self, model, clips, **kwargs):
         self.calls.append(kwargs)
-        vectors = []
-        for clip in clips:
+        vectors, ok = [], np.ones(len(clips), bool)
+        for i, clip in enumerate(clips):
+            if clip.start_s in self.unreadable:  # a window past the last frame, say
+                ok[i] = False
+                continue
             order = self.contents[clip.path.rsplit("/", 1)[-1].removesuffix(".mp4")]
             seconds = np.arange(clip.start_s, clip.end_s, 0.1) + 0.05
             mixed = np.mean([self._axis(order[min(int(t // SEGMENT_S), 2)]) for t in seconds], 0)
             vectors.append(_unit(mixed))
-        return types.SimpleNamespace(vectors=np.array(vectors, np.float32),
-                                     ok=np.ones(len(clips), bool), failures=[],
-                                     embedded=len(clips))  # fmt: skip
+        failures = [(c.path, "no frame there") for c, read in zip(clips, ok, strict=True)
+                    if not read]  # fmt: skip
+        return types.SimpleNamespace(vectors=np.array(vectors, np.float32), ok=ok,
+                                     failures=failures, embedded=int(ok.sum()))  # fmt: skip
 
     def texts(self, model, tokenizer, texts, **kwargs):
         return np.array([self._axis(self.queries[t]) for t in texts], np.float32)
@@ -331,3 +336,15 @@ def test_an_unreadable_video_is_counted_failed_and_its_queries_left_out(charades
     assert record["settings"]["failed_videos"] == [str(broken)]
     assert record["metrics"]["R@1_IoU0.5"] == 1.0 and record["intervals"] == {}
     assert "1 video(s) could not be read" in lines[0] and "DDDD4.mp4" in lines[0]
+
+
+def test_a_window_that_cannot_be_read_leaves_its_video_grounded_on_the_others(charades):
+    lines = []
+    cache = FakeCache(charades.contents, QUERIES, unreadable={11.0})  # each video's last
+    record = grounding.run_moments(FakeModel(), None, _moments_dataset(charades), cache,
+                                   clip_seconds=2.0, stride_seconds=1.0, bootstrap=0,
+                                   progress=False, model_info=FAKE_MODEL,
+                                   log=lines.append)  # fmt: skip
+    assert record["items"]["failed"] == 0 and record["settings"]["windows_failed"] == 2
+    assert record["metrics"]["R@1_IoU0.5"] == 1.0
+    assert lines == ["windows: 22 embedded, 0 from the cache, 2 could not be read"]

@@ -256,13 +256,16 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                             batch_size=batch_size, ray=ray, progress=progress,
                             encoder=encoder)  # fmt: skip
     videos = group_windows(dataset.clips, windows, owner, embedded.vectors, embedded.ok)
-    failed = sorted({path for path, _ in [*unreadable, *embedded.failures]}
-                    | {clip.path for clip, v in zip(dataset.clips, videos, strict=True)
-                       if v is None})  # fmt: skip
+    # A video fails when none of its windows could be read (a window past a stated
+    # duration longer than the frames is one failed window, not a failed video).
+    failed = [clip.path for clip, v in zip(dataset.clips, videos, strict=True) if v is None]
+    lost = len(windows) - int(np.asarray(embedded.ok, bool).sum())
     if log:
-        reused = int(np.asarray(embedded.ok, bool).sum()) - embedded.embedded
+        reused = len(windows) - lost - embedded.embedded
         log(f"windows: {embedded.embedded} embedded, {max(reused, 0)} from the cache"
-            + (f"; {len(failed)} video(s) could not be read (first: {failed[0]})"
+            + (f", {lost} could not be read" if lost else "")
+            + (f"; {len(failed)} video(s) could not be read (first: {failed[0]}: "
+               f"{_reason(failed[0], [*unreadable, *embedded.failures])})"
                if failed else ""))  # fmt: skip
     text = cache.texts(model, tokenizer, dataset.queries, progress=progress, encoder=encoder)
     spans = top_moments(videos, text, dataset.query_clip)
@@ -280,7 +283,8 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                 "scores": "cosine, centred on the mean of every window of the dataset",
                 "moment": "the top moment of timeline.moments_of; a flat curve: the whole "
                           "video",
-                "windows": len(windows), "embedded": int(embedded.embedded),
+                "windows": len(windows), "windows_failed": lost,
+                "embedded": int(embedded.embedded),
                 "failed_videos": failed}  # fmt: skip
     return results.make_record(
         task="moments", dataset=dataset, model=model_info,
@@ -291,6 +295,11 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                   "stride_seconds": stride_seconds},
         bootstrap={"samples": bootstrap, "level": 0.95, "seed": seed},
         settings=settings, failed=sum(v is None for v in videos))  # fmt: skip
+
+
+def _reason(path: str, failures: Sequence[tuple[str, str]]) -> str:
+    """Why `path` could not be read: the first failure recorded for it."""
+    return next((why for where, why in failures if where == path), "no window read")
 
 
 def _refined(model, videos, text, query_video, spans, clip_seconds, stride_seconds,
