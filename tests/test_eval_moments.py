@@ -348,3 +348,20 @@ def test_a_window_that_cannot_be_read_leaves_its_video_grounded_on_the_others(ch
     assert record["items"]["failed"] == 0 and record["settings"]["windows_failed"] == 2
     assert record["metrics"]["R@1_IoU0.5"] == 1.0
     assert lines == ["windows: 22 embedded, 0 from the cache, 2 could not be read"]
+
+
+def test_no_video_read_is_an_error_naming_the_annotations_and_the_first_reason(charades):
+    cache = FakeCache(charades.contents, QUERIES, unreadable=set(np.arange(12.0)))
+    dataset = _moments_dataset(charades)
+    with pytest.raises(ValueError, match=r"charades_sta_test.txt: none of its 2 videos could "
+                       r"be read \(first: .*AAAA1.mp4: no frame there\)"):  # fmt: skip
+        grounding.run_moments(
+            FakeModel(),
+            None,
+            dataset,
+            cache,
+            clip_seconds=2.0,
+            stride_seconds=1.0,
+            progress=False,
+            model_info=FAKE_MODEL,
+        )

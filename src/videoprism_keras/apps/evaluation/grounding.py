@@ -267,6 +267,10 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
             + (f"; {len(failed)} video(s) could not be read (first: {failed[0]}: "
                f"{_reason(failed[0], [*unreadable, *embedded.failures])})"
                if failed else ""))  # fmt: skip
+    if len(failed) == len(videos):
+        raise ValueError(f"{dataset.annotations}: none of its {len(videos)} videos could be "
+                         f"read (first: {failed[0]}: "
+                         f"{_reason(failed[0], [*unreadable, *embedded.failures])})")  # fmt: skip
     text = cache.texts(model, tokenizer, dataset.queries, progress=progress, encoder=encoder)
     spans = top_moments(videos, text, dataset.query_clip)
     if refine:
