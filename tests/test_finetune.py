@@ -47,7 +47,10 @@ def test_recall_counts_ranks_both_ways():
     video = np.eye(3, dtype="float32")
     text = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]], "float32")  # captions 1 and 2 swapped
     recall = finetune.retrieval_recall(video, text, ks=(1, 2))
-    assert recall == {"t2v@1": 1 / 3, "t2v@2": 1.0, "v2t@1": 1 / 3, "v2t@2": 1.0}
+    # Ranks 1, 2, 2 both ways: what `eval retrieval` would report (metrics.py's code).
+    assert recall == pytest.approx({"t2v@1": 1 / 3, "t2v@2": 1.0, "v2t@1": 1 / 3, "v2t@2": 1.0,
+                                    "t2v_MdR": 2.0, "t2v_MnR": 5 / 3, "v2t_MdR": 2.0,
+                                    "v2t_MnR": 5 / 3})  # fmt: skip
     assert finetune.retrieval_recall(video, video, ks=(1,))["t2v@1"] == 1.0
 
 
@@ -235,7 +238,10 @@ def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, 
     assert "evaluating:" in evaluated and "| 4/4 [" in evaluated and "| 1/1 [" in trained
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_at"] == 0 and len(summary["losses"]) == 1
-    assert set(summary["recall_before"]) == {f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)}
+    assert set(summary["recall_before"]) == {
+        *(f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)),
+        *(f"{d}_{r}" for d in ("t2v", "v2t") for r in ("MdR", "MnR")),
+    }
     assert {p.name for p in out.iterdir()} >= {"checkpoint-0001.keras", "state.json",
                                                "adapters.lora.h5"}  # fmt: skip
     assert (out / "adapters.lora.h5").stat().st_size < 100_000

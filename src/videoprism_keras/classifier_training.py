@@ -40,17 +40,20 @@ class TrainedClassifier:
         losses: list of float. The training loss after each epoch.
         paths: list of str. The videos it was trained on, in order.
         failures: list of (str, str). (path, why) of each video that was skipped.
+        evaluation: dict or None. `evaluate`'s result on the held-out clips, if any.
     """
 
     model: VideoPrismVideoClassifier
     losses: list[float] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     failures: Failures = field(default_factory=list)
+    evaluation: dict | None = None
 
     def as_dict(self) -> dict:
-        """The facts as plain data (the model left out): labels, losses, clips, failures."""
+        """The facts as plain data (the model left out): labels, losses, clips, failures,
+        and the held-out evaluation (`evaluate`'s; None without held-out clips)."""
         return {"labels": self.model.labels, "losses": self.losses, "clips": len(self.paths),
-                "failures": self.failures}  # fmt: skip
+                "failures": self.failures, "evaluation": self.evaluation}  # fmt: skip
 
 
 def labelled_videos(folder: str | Path) -> tuple[list[str], list[str], list[int]]:
@@ -136,6 +139,29 @@ def decode_clips(
     return np.stack(clips), paths, failures
 
 
+def fit(model: VideoPrismVideoClassifier, inputs: dict, targets: np.ndarray, *, epochs: int,
+        learning_rate: float, batch_size: int, progress: bool = False) -> list[float]:  # fmt: skip
+    """The training loop of `train` (and of `apps.evaluation.probe`'s attentive probe):
+    Adam and `model`'s loss, over `inputs` (`{"features"}` or `{"pixel_values"}`) and
+    `targets` (class indices, or (N, C) 0/1 for a multi-label model); the loss of each epoch.
+
+    Args:
+        model: `VideoPrismVideoClassifier`. Trained in place.
+        inputs: dict. What `model` takes, N items.
+        targets: (N,) int or (N, C) 0/1 array.
+        epochs: int. Passes over the items.
+        learning_rate: float. Adam's learning rate.
+        batch_size: int. Items per step.
+        progress: bool. A bar over the steps of all epochs. Defaults to `False`.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    steps = epochs * math.ceil(len(targets) / batch_size)
+    bar = [step_bar(steps)] if progress else []
+    history = model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, verbose=0,
+                        callbacks=bar)  # fmt: skip
+    return [float(x) for x in history.history["loss"]]
+
+
 def train(
     model: VideoPrismVideoClassifier,
     videos: Sequence[str],
@@ -151,6 +177,7 @@ def train(
     remat: bool = False,
     progress: bool = False,
     on_decoded: Callable[[Failures, int], None] | None = None,
+    held_out: tuple[Sequence[str], Sequence[int]] | None = None,
 ) -> TrainedClassifier:
     """Trains `model` on `videos` and their `targets` (class indices); Adam, `model`'s loss.
 
@@ -177,10 +204,12 @@ def train(
         on_decoded: callable or None. Called as `on_decoded(failures, n)` once the clips
             are read, before any training (`n` clips were read); it may raise to stop.
             Defaults to `None`.
+        held_out: (videos, targets) or None. Clips not trained on, measured after
+            training (`evaluate`, same sampling). Defaults to `None`.
 
     Returns:
         `TrainedClassifier`: the model (a new object if the backbone trained), the loss
-        of each epoch, the clips trained on and the videos skipped.
+        of each epoch, the clips trained on, the videos skipped, the held-out metrics.
 
     Raises:
         ValueError: `lora_rank` and `full` both given, or no video could be read (the
@@ -217,12 +246,52 @@ def train(
     if empty:
         raise RuntimeError(f"no readable clip for label(s) {', '.join(empty)}: nothing to learn "
                            "them from (see the skipped files above)")  # fmt: skip
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    steps = epochs * math.ceil(len(paths) / batch_size)
-    bar = [step_bar(steps)] if progress else []
-    history = model.fit(inputs, found, epochs=epochs, batch_size=batch_size, verbose=0,
-                        callbacks=bar)  # fmt: skip
-    losses = [float(x) for x in history.history["loss"]]
+    losses = fit(model, inputs, found, epochs=epochs, learning_rate=learning_rate,
+                 batch_size=batch_size, progress=progress)  # fmt: skip
     # Saved with the model: its head learnt features of clips sampled this way.
     model.trained_sampling = {"num_frames": int(num_frames), "size": [int(s) for s in size]}
-    return TrainedClassifier(model, losses, list(paths), list(failures))
+    evaluation = None
+    if held_out is not None:
+        evaluation = evaluate(model, *held_out, batch_size=batch_size, num_frames=num_frames,
+                              size=size, progress=progress)  # fmt: skip
+    return TrainedClassifier(model, losses, list(paths), list(failures), evaluation)
+
+
+def evaluate(model: VideoPrismVideoClassifier, videos: Sequence[str], targets: Sequence[int],
+             *, batch_size: int = 4, num_frames: int | None = None,
+             size: int | Sequence[int] | None = None, progress: bool = False) -> dict:  # fmt: skip
+    """A trained single-label classifier measured on held-out videos as `videoprism eval`
+    measures (`apps.evaluation.metrics`): top-1, top-5 and mean per-class accuracy.
+
+    The backbone (as trained: LoRA adapters included) runs once per clip for its features;
+    unreadable videos are skipped and listed.
+
+    Args:
+        model: `VideoPrismVideoClassifier`. The classifier.
+        videos: sequence of str. Video files.
+        targets: sequence of int. The class of each, in `[0, model.num_classes)`.
+        batch_size: int. Clips per backbone call. Defaults to `4`.
+        num_frames, size: the sampling (the training's). Default to the backbone's.
+        progress: bool. A bar over the clips. Defaults to `False`.
+
+    Returns:
+        dict: "top1", "top5", "mean_class_accuracy" (fractions in [0, 1]), "clips" (how
+        many were measured) and "failures" ((path, why) of those skipped).
+
+    Raises:
+        ValueError: no video could be read.
+    """
+    from .apps import embed_videos
+    from .apps.evaluation import metrics
+
+    classes = dict(zip(videos, targets, strict=True))
+    embeddings = embed_videos(model.backbone, list(videos), kind="features",
+                              batch_size=batch_size, num_frames=num_frames, size=size,
+                              progress=progress, on_error="skip")  # fmt: skip
+    logits = model.predict({"features": embeddings.vectors}, batch_size=batch_size, verbose=0)
+    found = [classes[path] for path in embeddings.paths]
+    top = metrics.top_k(logits, found, ks=(1, 5))
+    # metrics.py answers in percent; results hold fractions, as `eval`'s records do.
+    return {"top1": top["top1"] / 100.0, "top5": top["top5"] / 100.0,
+            "mean_class_accuracy": metrics.mean_class_accuracy(logits, found) / 100.0,
+            "clips": len(found), "failures": list(embeddings.failures)}  # fmt: skip

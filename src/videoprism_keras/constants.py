@@ -322,6 +322,20 @@ EVAL_TEMPLATE_SETS = {"official": (PROMPT_TEMPLATE,), "ensemble": EVAL_TEMPLATE_
 EVAL_INTERVAL_LEVEL = 0.95
 
 
+# ---------------------------------------------------- issue 29: `eval probe`, the two probes
+# The linear probe on pooled features (`apps/evaluation/probe.py`): a softmax regression on
+# standardised features, full-batch Adam from zero weights (deterministic), lightly
+# regularised: the features are standardised, so one step size fits every model.
+EVAL_LINEAR_PROBE_STEPS = 300
+EVAL_LINEAR_PROBE_LEARNING_RATE = 0.01
+EVAL_LINEAR_PROBE_WEIGHT_DECAY = 1e-4
+# The attentive probe's training (`eval probe`'s defaults): the pooler and the head only,
+# on cached features, so epochs are cheap.
+EVAL_PROBE_EPOCHS = 20
+EVAL_PROBE_LEARNING_RATE = 1e-3
+EVAL_PROBE_BATCH_SIZE = 32
+
+
 # ------------------------------------------------- issue 29: `videoprism eval`, the cache
 # Where `eval` keeps its embeddings (one LanceDB database; a table per model, dataset, kind
 # and sampling): this environment variable, else the folder below.

@@ -175,7 +175,9 @@ def contrastive_loss(logits: Any) -> Any:
 def retrieval_recall(
     video: np.ndarray, text: np.ndarray, ks: Sequence[int] = (1, 5, 10)
 ) -> dict[str, float]:
-    """Recall@K both ways for aligned (N, D) embeddings (row i of each is one pair).
+    """Recall@K both ways, and the median and mean rank, for aligned (N, D) embeddings
+    (row i of each is one pair), as `videoprism eval retrieval` counts them
+    (`apps.evaluation.metrics`: ties count in the true item's favour).
 
     Args:
         video: array-like (N, D). Video embeddings.
@@ -183,17 +185,19 @@ def retrieval_recall(
         ks: sequence of int. The K of each recall. Defaults to `(1, 5, 10)`.
 
     Returns:
-        {"t2v@1": …, "v2t@1": …, …}: the fraction of queries whose pair ranks in the top K.
+        {"t2v@1": …, "v2t@1": …, …, "t2v_MdR", "t2v_MnR", "v2t_MdR", "v2t_MnR"}: the
+        fraction of queries whose pair ranks in the top K, and the ranks (1 = first).
     """
+    from .apps.evaluation import metrics
+
     video, text = np.asarray(video, np.float32), np.asarray(text, np.float32)
     similarity = video @ text.T  # (videos, texts)
+    pairs = [[i] for i in range(len(video))]
     result = {}
     for name, scores in (("t2v", similarity.T), ("v2t", similarity)):
-        # The rank of the true item: how many score strictly higher (ties count in its favour).
-        true = np.diag(scores)[:, None]
-        ranks = (scores > true).sum(axis=1)
-        for k in ks:
-            result[f"{name}@{k}"] = float((ranks < k).mean())
+        found = metrics.retrieval(metrics.ranks(scores, pairs), ks=ks)
+        result.update({f"{name}@{k}": found[f"R@{k}"] / 100.0 for k in ks})  # percent → fraction
+        result.update({f"{name}_{rank}": found[rank] for rank in ("MdR", "MnR")})
     return result
 
 

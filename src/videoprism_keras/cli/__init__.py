@@ -36,7 +36,7 @@ from . import (
     classify,
     copies,
     embed,
-    evaluate,
+    evaluate_group,
     export,
     index,
     info,
@@ -49,7 +49,8 @@ from .parser import UsageError, build
 
 __all__ = ["UsageError", "main"]
 
-COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve, evaluate)
+COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve,
+                   evaluate_group)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

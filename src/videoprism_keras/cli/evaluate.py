@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..constants import EVAL_FORMATS, EVAL_TEMPLATE_SETS, LORA_FILE_SUFFIX
-from . import evaluate_moments, evaluate_probe, evaluate_report
 from .models import ModelOptions
 from .parser import UsageError, add_command, add_model_options, positive
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     what = "measure a model on a benchmark (or your own data) the paper's way; merge results"
     p = add_command(subparsers, "eval", what, _no_task)
     task_help = "one of these (videoprism eval TASK --help: its flags)"
@@ -40,9 +39,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help=f"the prompt templates: {sets} (the demo's one; ours, averaged), "
                    "or a text file of them, one a line with {} for the label "
                    "(default: official)")  # fmt: skip
-    evaluate_probe.add_parser(tasks)
-    evaluate_moments.add_parser(tasks)
-    evaluate_report.add_parser(tasks)
+    return tasks  # evaluate_group adds the other tasks: they use this module's helpers
 
 
 def add_data_options(p: argparse.ArgumentParser, positional: str = "data") -> None:

@@ -21,6 +21,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="the trained classifier (.keras)")
     p.add_argument("--classifier", help="start from an official classifier checkpoint (.npz; "
                    "default: a new head)")  # fmt: skip
+    p.add_argument("--eval", metavar="FOLDER", help="held-out clips, laid out as DATA: top-1, "
+                   "top-5 and mean per-class accuracy after training (default: none)")  # fmt: skip
     p.add_argument("--epochs", type=positive(int), default=20, help="passes over the clips")
     p.add_argument("--learning-rate", type=positive(float), default=1e-3, help="Adam's step size")
     tune = p.add_mutually_exclusive_group()
@@ -56,14 +58,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def train(args: argparse.Namespace) -> dict:
     check_output(args.output, (".keras",), "-o")  # before hours of work, not after
-    if not Path(args.data).is_dir():  # before Keras loads: at once
-        raise UsageError(f"{args.data}: no such folder; expected one sub-folder of videos per "
-                         "label")  # fmt: skip
+    for flag, folder in (("", args.data), ("--eval ", args.eval)):  # before Keras loads
+        if folder is not None and not Path(folder).is_dir():
+            raise UsageError(f"{flag}{folder}: no such folder; expected one sub-folder of "
+                             "videos per label")  # fmt: skip
     from .. import classifier_training
     from ..classifier import VideoPrismVideoClassifier
 
     try:
         labels, videos, targets = classifier_training.labelled_videos(args.data)
+        held_out = _held_out(args, labels) if args.eval else None
     except (OSError, ValueError) as err:
         raise UsageError(str(err)) from err
     options = ModelOptions.from_args(args)
@@ -81,16 +85,33 @@ def train(args: argparse.Namespace) -> dict:
         model, videos, targets, epochs=args.epochs, learning_rate=args.learning_rate,
         batch_size=options.batch_size, num_frames=frames, size=size, lora_rank=args.lora_rank,
         full=args.full, remat=args.remat, progress=options.progress,
-        on_decoded=partial(report_failures, strict=args.strict),
+        on_decoded=partial(report_failures, strict=args.strict), held_out=held_out,
     )  # fmt: skip
     with quiet_native_logs():
         trained.model.save(args.output)
-    losses = trained.losses
+    losses, evaluation = trained.losses, trained.evaluation
     if not args.json:
         loss = f"loss {losses[0]:.3f} → {losses[-1]:.3f}"
         print(f"trained on {len(trained.paths)} clips of {len(labels)} labels: {loss}")
+        if evaluation:
+            skipped = len(evaluation["failures"])
+            print(f"held out ({evaluation['clips']} clips" + (f", {skipped} unreadable skipped"
+                  if skipped else "") + f"): top-1 {evaluation['top1']:.1%}, top-5 "
+                  f"{evaluation['top5']:.1%}, mean per-class accuracy "
+                  f"{evaluation['mean_class_accuracy']:.1%}")  # fmt: skip
         print(f"saved {args.output}")
-    return {"labels": labels, "losses": losses, "output": args.output}
+    return {"labels": labels, "losses": losses, "output": args.output, "evaluation": evaluation}
+
+
+def _held_out(args: argparse.Namespace, labels: list[str]) -> tuple[list[str], list[int]]:
+    """--eval's videos and their classes, as indices of the training labels; a label the
+    training data lacks is an error (no head learnt it)."""
+    from .. import classifier_training
+    from ..apps.evaluation.probe import label_mapping
+
+    names, videos, targets = classifier_training.labelled_videos(args.eval)
+    mapping = label_mapping(labels, names, train_name=args.data, val_name=f"--eval {args.eval}")
+    return videos, [int(mapping[t]) for t in targets]
 
 
 def finetune(args: argparse.Namespace) -> dict:
