@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...constants import (
+    EVAL_INTERVAL_LEVEL,
     EVAL_MOMENT_CLIP_SECONDS,
     EVAL_MOMENT_IOUS,
     EVAL_MOMENT_STRIDE_SECONDS,
@@ -172,7 +173,7 @@ def group_windows(clips: Sequence[Clip], windows: Sequence[Clip], owner: np.ndar
 
 
 def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap: int = 1000,
-          seed: int = 0, level: float = 0.95):  # fmt: skip
+          seed: int = 0, level: float = EVAL_INTERVAL_LEVEL):  # fmt: skip
     """R@1 at `EVAL_MOMENT_IOUS` and mIoU (percent) of the queries with a prediction
     (rows of `spans` without NaN), and their bootstrap intervals over those queries
     (`bootstrap` 0: none).
@@ -297,7 +298,7 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                    for name, (low, high) in intervals.items()},
         sampling={"num_frames": num_frames, "size": size, "clip_seconds": clip_seconds,
                   "stride_seconds": stride_seconds},
-        bootstrap={"samples": bootstrap, "level": 0.95, "seed": seed},
+        bootstrap={"samples": bootstrap, "level": EVAL_INTERVAL_LEVEL, "seed": seed},
         settings=settings, failed=sum(v is None for v in videos))  # fmt: skip
 
 
