@@ -82,3 +82,32 @@ def test_bad_input_is_a_clear_error(call, words):
     with pytest.raises(ValueError, match="Received") as err:
         call()
     assert words in str(err.value)
+
+
+# ---- moments: temporal IoU and R@1 at IoU thresholds, by hand
+
+
+def test_temporal_iou_by_hand():
+    predicted = [[0, 10], [0, 10], [5, 15], [20, 30], [2, 4], [3, 3], [3, 3]]
+    truth = [[0, 10], [0, 5], [0, 10], [0, 10], [0, 10], [3, 3], [0, 10]]
+    # same, half inside, 5 of 15 shared, disjoint, inside (2 of 10), one instant twice,
+    # an instant inside a span (no length: no overlap)
+    expected = [1.0, 0.5, 5 / 15, 0.0, 0.2, 1.0, 0.0]
+    assert metrics.temporal_iou(predicted, truth) == pytest.approx(expected)
+    assert float(metrics.temporal_iou([4, 6], [5, 9])) == pytest.approx(1 / 5)
+
+
+def test_temporal_iou_refuses_mismatched_or_backwards_spans():
+    with pytest.raises(ValueError, match=r"one shape \(N, 2\).*Received: \(1, 2\) and \(2, 2\)"):
+        metrics.temporal_iou([[0, 1]], [[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="end >= start"):
+        metrics.temporal_iou([[2, 1]], [[0, 1]])
+
+
+def test_moment_recall_counts_queries_at_or_above_each_threshold():
+    iou = [0.3, 0.5, 0.69, 0.7, 0.0]
+    got = metrics.moment_recall(iou, (0.3, 0.5, 0.7))
+    assert got == pytest.approx({"R@1_IoU0.3": 80.0, "R@1_IoU0.5": 60.0, "R@1_IoU0.7": 20.0,
+                                 "mIoU": 100.0 * sum(iou) / 5})  # fmt: skip
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.moment_recall([], (0.5,))

@@ -266,6 +266,9 @@ SERVE_START_SECONDS = 900.0
 # benchmark's own files (apps/evaluation/adapters.py says which file of each).
 EVAL_FORMATS = ("csv", "msrvtt", "vatex", "activitynet", "kinetics", "ssv2", "charades",
                 "charades-sta")  # fmt: skip
+# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
+# suffixes first (the benchmarks' own), then any other video suffix.
+EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
 
 
 # ------------------------------------------------ issue 29: `videoprism eval`, the results
@@ -281,6 +284,16 @@ EVAL_RANK_METRICS = ("MdR", "MnR")
 # characters (others become "_"), so one run of a (model, dataset, task) replaces its last.
 EVAL_FILE_SEPARATOR = "__"
 EVAL_FILE_CHARACTERS = "A-Za-z0-9._+-"
+
+
+# ---------------------------------------------- issue 29: `videoprism eval moments` (grounding)
+# Charades-STA videos last about 30 s and their annotated moments about 8 s: windows of 4 s
+# (half a typical moment, so that its middle windows lie wholly inside it; 16 frames at 4 fps)
+# every 1 s, so that an edge falls within a second of some window's centre. A query's top
+# moment counts as found at each of these IoUs with the annotation (R@1 at IoU ≥ t).
+EVAL_MOMENT_CLIP_SECONDS = 4.0
+EVAL_MOMENT_STRIDE_SECONDS = 1.0
+EVAL_MOMENT_IOUS = (0.3, 0.5, 0.7)
 
 
 # ----------------------------------------- issue 29: `eval retrieval`, `eval classification`
@@ -307,11 +320,6 @@ EVAL_TEMPLATE_ENSEMBLE = (
 EVAL_TEMPLATE_SETS = {"official": (PROMPT_TEMPLATE,), "ensemble": EVAL_TEMPLATE_ENSEMBLE}
 # The level of the bootstrap intervals every task reports.
 EVAL_INTERVAL_LEVEL = 0.95
-
-
-# A video named without a suffix (MSR-VTT's video7010, SSv2's 12345) is looked for with these
-# suffixes first (the benchmarks' own), then any other video suffix.
-EVAL_PREFERRED_SUFFIXES = (".mp4", ".webm", ".mkv")
 
 
 # ---------------------------------------------------- issue 29: `eval probe`, the two probes

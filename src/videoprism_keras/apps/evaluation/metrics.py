@@ -123,3 +123,43 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float], items: int, *,
     tail = 100.0 * (1.0 - level) / 2
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+# ---- moments (Charades-STA): a predicted span against the annotated one
+
+
+def temporal_iou(predicted, truth) -> np.ndarray:
+    """The intersection over union of time spans, pair by pair: the overlap's length over
+    the length both cover. Disjoint spans give 0; a span of no length gives 1 against
+    itself and 0 against any other.
+
+    Args:
+        predicted: (N, 2) array or one (start, end) pair, in seconds.
+        truth: the same shape: the annotated spans.
+
+    Returns:
+        (N,) float array in [0, 1] (a 0-d array for one pair).
+    """
+    predicted, truth = np.asarray(predicted, np.float64), np.asarray(truth, np.float64)
+    if predicted.shape != truth.shape or predicted.shape[-1:] != (2,):
+        raise ValueError(f"temporal_iou: expected predicted and truth of one shape (N, 2). "
+                         f"Received: {predicted.shape} and {truth.shape}")  # fmt: skip
+    if (predicted[..., 1] < predicted[..., 0]).any() or (truth[..., 1] < truth[..., 0]).any():
+        raise ValueError("temporal_iou: expected spans with end >= start. Received: a span "
+                         "ending before it starts")  # fmt: skip
+    (a, b), (c, d) = np.moveaxis(predicted, -1, 0), np.moveaxis(truth, -1, 0)
+    overlap = np.maximum(np.minimum(b, d) - np.maximum(a, c), 0.0)
+    union = np.maximum(b, d) - np.minimum(a, c)
+    same = union <= 0  # both spans are the one instant
+    return np.where(same, 1.0, overlap / np.where(same, 1.0, union))
+
+
+def moment_recall(iou, thresholds: Sequence[float]) -> dict[str, float]:
+    """R@1 at each IoU threshold (percent of queries whose top moment overlaps the
+    annotation at least that much) and the mean IoU (mIoU, percent), from each query's
+    top-1 IoU."""
+    iou = np.asarray(iou, np.float64).reshape(-1)
+    if not len(iou):
+        raise ValueError("moment_recall: expected at least one query's IoU. Received: none")
+    metrics = {f"R@1_IoU{t:g}": 100.0 * float((iou >= t).mean()) for t in thresholds}
+    return {**metrics, "mIoU": 100.0 * float(iou.mean())}
