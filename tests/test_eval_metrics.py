@@ -28,7 +28,7 @@ def test_ranks_equal_the_positions_after_sorting():
 
 def test_recall_and_ranks_by_hand():
     got = metrics.retrieval(np.array([1, 2, 4, 2]), ks=(1, 2, 5))
-    assert got == {"R@1": 25.0, "R@2": 75.0, "R@5": 100.0, "MdR": 2.0, "MnR": 2.25}
+    assert got == {"R@1": 0.25, "R@2": 0.75, "R@5": 1.0, "MdR": 2.0, "MnR": 2.25}
 
 
 def test_ties_count_in_the_querys_favour():
@@ -38,9 +38,9 @@ def test_ties_count_in_the_querys_favour():
 def test_top_k_and_mean_class_accuracy_by_counting():
     scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.5, 0.4]])
     labels = [0, 1, 1, 2]  # hits at top-1: yes, yes, no, no; class 2 is 2nd for item 3
-    assert metrics.top_k(scores, labels, ks=(1, 2)) == {"top1": 50.0, "top2": 100.0}
+    assert metrics.top_k(scores, labels, ks=(1, 2)) == {"top1": 0.5, "top2": 1.0}
     # per class: 0 → 1/1, 1 → 1/2, 2 → 0/1
-    assert metrics.mean_class_accuracy(scores, labels) == pytest.approx(100 * (1 + 0.5 + 0) / 3)
+    assert metrics.mean_class_accuracy(scores, labels) == pytest.approx((1 + 0.5 + 0) / 3)
 
 
 def _ap_by_definition(scores, positive):
@@ -59,7 +59,7 @@ def test_map_equals_the_definition_on_distinct_scores():
     targets = rng.random((10, 4)) < 0.4
     targets[:, 3] = False  # a class without positives is left out
     targets[0, :3] = True
-    expected = 100 * np.mean([_ap_by_definition(scores[:, k], targets[:, k]) for k in range(3)])
+    expected = np.mean([_ap_by_definition(scores[:, k], targets[:, k]) for k in range(3)])
     assert metrics.mean_average_precision(scores, targets) == pytest.approx(expected)
 
 
@@ -107,7 +107,7 @@ def test_temporal_iou_refuses_mismatched_or_backwards_spans():
 def test_moment_recall_counts_queries_at_or_above_each_threshold():
     iou = [0.3, 0.5, 0.69, 0.7, 0.0]
     got = metrics.moment_recall(iou, (0.3, 0.5, 0.7))
-    assert got == pytest.approx({"R@1_IoU0.3": 80.0, "R@1_IoU0.5": 60.0, "R@1_IoU0.7": 20.0,
-                                 "mIoU": 100.0 * sum(iou) / 5})  # fmt: skip
+    assert got == pytest.approx({"R@1_IoU0.3": 0.8, "R@1_IoU0.5": 0.6, "R@1_IoU0.7": 0.2,
+                                 "mIoU": sum(iou) / 5})  # fmt: skip
     with pytest.raises(ValueError, match="at least one"):
         metrics.moment_recall([], (0.5,))

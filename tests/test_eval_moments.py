@@ -90,15 +90,15 @@ def test_scores_by_hand_skip_unscored_queries_and_bootstrap_brackets_them():
     assert iou.tolist() == pytest.approx([1.0, 0.5, 1 / 3, 0.0])
     assert found == pytest.approx(
         {
-            "R@1_IoU0.3": 75.0,
-            "R@1_IoU0.5": 50.0,
-            "R@1_IoU0.7": 25.0,
-            "mIoU": 100 * (1.5 + 1 / 3) / 4,
+            "R@1_IoU0.3": 0.75,
+            "R@1_IoU0.5": 0.5,
+            "R@1_IoU0.7": 0.25,
+            "mIoU": (1.5 + 1 / 3) / 4,
         }
     )
     assert set(intervals) == set(found) == {f"R@1_IoU{t:g}" for t in EVAL_MOMENT_IOUS} | {"mIoU"}
     for name, (low, high) in intervals.items():
-        assert 0.0 <= low <= found[name] <= high <= 100.0
+        assert 0.0 <= low <= found[name] <= high <= 1.0
     with pytest.raises(ValueError, match="no query could be scored"):
         grounding.score(spans[[2]], truth[:1])
 

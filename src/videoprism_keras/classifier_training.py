@@ -291,7 +291,6 @@ def evaluate(model: VideoPrismVideoClassifier, videos: Sequence[str], targets: S
     logits = model.predict({"features": embeddings.vectors}, batch_size=batch_size, verbose=0)
     found = [classes[path] for path in embeddings.paths]
     top = metrics.top_k(logits, found, ks=(1, 5))
-    # metrics.py answers in percent; results hold fractions, as `eval`'s records do.
-    return {"top1": top["top1"] / 100.0, "top5": top["top5"] / 100.0,
-            "mean_class_accuracy": metrics.mean_class_accuracy(logits, found) / 100.0,
+    return {"top1": top["top1"], "top5": top["top5"],
+            "mean_class_accuracy": metrics.mean_class_accuracy(logits, found),
             "clips": len(found), "failures": list(embeddings.failures)}  # fmt: skip

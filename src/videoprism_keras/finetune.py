@@ -196,7 +196,7 @@ def retrieval_recall(
     result = {}
     for name, scores in (("t2v", similarity.T), ("v2t", similarity)):
         found = metrics.retrieval(metrics.ranks(scores, pairs), ks=ks)
-        result.update({f"{name}@{k}": found[f"R@{k}"] / 100.0 for k in ks})  # percent → fraction
+        result.update({f"{name}@{k}": found[f"R@{k}"] for k in ks})
         result.update({f"{name}_{rank}": found[rank] for rank in ("MdR", "MnR")})
     return result
 

@@ -36,7 +36,7 @@ from . import (
     classify,
     copies,
     embed,
-    evaluate_group,
+    evaluate,
     export,
     index,
     info,
@@ -49,8 +49,7 @@ from .parser import UsageError, build
 
 __all__ = ["UsageError", "main"]
 
-COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve,
-                   evaluate_group)  # fmt: skip
+COMMAND_MODULES = (info, embed, classify, index, moments, copies, train, export, serve, evaluate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,22 +6,30 @@
     videoprism eval moments charades_sta_test.txt --format charades-sta --videos Charades_v1/
     videoprism eval report results/*.json -o report.md
 
-Each task writes one JSON per (model, dataset, task) under -o; `report` merges them.
+Each task writes one JSON per (model, dataset, task) under -o; `report` merges them. The
+flags and steps every task shares are in `evaluate_common`; probe, moments and report are
+in their own modules.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
-from ..constants import EVAL_FORMATS, EVAL_TEMPLATE_SETS, LORA_FILE_SUFFIX
-from .models import ModelOptions
-from .parser import UsageError, add_command, add_model_options, positive
+from ..constants import EVAL_TEMPLATE_SETS
+from . import evaluate_moments, evaluate_probe, evaluate_report
+from .evaluate_common import (
+    add_data_options,
+    add_run_options,
+    check_templates,
+    finish,
+    load_model,
+    read_data,
+    run_settings,
+)
+from .parser import UsageError, add_command
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     what = "measure a model on a benchmark (or your own data) the paper's way; merge results"
     p = add_command(subparsers, "eval", what, _no_task)
     task_help = "one of these (videoprism eval TASK --help: its flags)"
@@ -39,45 +47,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersA
                    help=f"the prompt templates: {sets} (the demo's one; ours, averaged), "
                    "or a text file of them, one a line with {} for the label "
                    "(default: official)")  # fmt: skip
-    return tasks  # evaluate_group adds the other tasks: they use this module's helpers
-
-
-def add_data_options(p: argparse.ArgumentParser, positional: str = "data") -> None:
-    """A dataset as the user has it: its annotation file, its format, its videos."""
-    p.add_argument(positional, help="the annotation file (CSV/parquet, or the benchmark's own)")
-    p.add_argument("--format", choices=EVAL_FORMATS, help="the annotation file's format "
-                   "(default: csv, or what the file name says)")  # fmt: skip
-    p.add_argument("--videos", help="the folder holding the videos (default: paths as given, "
-                   "relative to the annotation file)")  # fmt: skip
-    p.add_argument("--split", help="which split, where one file holds several")
-
-
-def add_run_options(p: argparse.ArgumentParser, text: bool = True) -> None:
-    """The model, where embeddings are cached, where results go."""
-    add_model_options(p, text=text)
-    p.add_argument(
-        "--lora",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="LoRA adapters (from videoprism finetune) applied to the model",
-    )
-    p.add_argument("--cache", help="the embedding cache folder (default: ~/.cache/videoprism/eval)")
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        metavar="ADDRESS",
-        help="embed on Ray: a new local instance, or the cluster at ADDRESS",
-    )
-    p.add_argument("-o", "--output", help="folder for the result JSON (default: print only)")
-    p.add_argument(
-        "--bootstrap",
-        type=positive(int),
-        default=1000,
-        help="bootstrap samples for the 95%% intervals",
-    )
-    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+    evaluate_probe.add_parser(tasks)
+    evaluate_moments.add_parser(tasks)
+    evaluate_report.add_parser(tasks)
 
 
 def _no_task(args: argparse.Namespace) -> None:  # argparse requires a task first
@@ -103,149 +75,3 @@ def classification(args: argparse.Namespace) -> dict:
     record = run_classification(loaded.model, loaded.tokenizer, dataset, loaded.cache(dataset),
                                 templates=templates, **run_settings(args, loaded))  # fmt: skip
     return finish(args, record)
-
-
-def check_templates(given: str) -> tuple[str, ...]:
-    """--templates: a set's name, or a file of templates (each with its "{}")."""
-    from ..apps.evaluation.classification import read_templates
-
-    if given not in EVAL_TEMPLATE_SETS and not Path(given).expanduser().is_file():
-        raise UsageError(f"--templates {given}: expected {', '.join(EVAL_TEMPLATE_SETS)} or a "
-                         "text file of templates, one a line")  # fmt: skip
-    try:
-        return read_templates(given)
-    except ValueError as err:  # it names the file, and the line
-        raise UsageError(f"--templates {err}") from None
-
-
-def read_data(args: argparse.Namespace, task: str):
-    """DATA read (and --output checked) before the model loads: a file that is not there,
-    a format that does not fit, no video found, a dataset of another task: one line."""
-    output = getattr(args, "output", None)
-    if output and Path(output).exists() and not Path(output).is_dir():
-        raise UsageError(f"-o {output}: expected a folder for the result JSON, not a file")
-    cache = getattr(args, "cache", None)
-    if cache and Path(cache).expanduser().exists() and not Path(cache).expanduser().is_dir():
-        raise UsageError(f"--cache {cache}: expected a folder for the embedding cache, not a "
-                         "file")  # fmt: skip
-    for adapter in getattr(args, "lora", ()):
-        if not Path(adapter).is_file():
-            raise UsageError(f"--lora {adapter}: no such file; expected LoRA adapters "
-                             f"({LORA_FILE_SUFFIX}) written by videoprism finetune")  # fmt: skip
-    if getattr(args, "ray", None) and not args.ray == "local" and Path(args.ray).exists():
-        raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: put --ray after DATA, "
-                         "or write --ray=ADDRESS")  # fmt: skip
-    data = Path(args.data).expanduser()
-    if not data.is_file():
-        what = "is a folder" if data.is_dir() else "no such file"
-        raise UsageError(f"{args.data}: {what}; expected the annotation file (CSV/parquet, or "
-                         "the benchmark's own: --format)")  # fmt: skip
-    from ..apps.evaluation.datasets import read_dataset
-
-    try:
-        dataset = read_dataset(data, format=args.format, videos=args.videos, split=args.split)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    if dataset.task != task:
-        raise UsageError(f"{args.data} is a {dataset.task} dataset (--format {dataset.format}): "
-                         f"measure it with videoprism eval {dataset.task}")  # fmt: skip
-    return dataset
-
-
-@dataclass
-class Loaded:
-    """The model a task measures, with what the record and the cache say of it."""
-
-    options: ModelOptions
-    model: object
-    tokenizer: object
-    key: str
-    info: dict
-    folder: str | None
-    encoder: object  # one compiled model for the videos and the texts
-
-    def cache(self, dataset):
-        from ..apps.evaluation.cache import EmbeddingCache
-
-        return EmbeddingCache(self.folder, self.key, dataset.name)
-
-
-def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
-    """The model of the flags (--preset, --dtype, …), its --lora adapters applied in turn,
-    its tokenizer (with `text`), its cache key and the record's model fields."""
-    from ..apps.evaluation.cache import model_key
-    from ..apps.evaluation.results import model_info
-
-    options = ModelOptions.from_args(args)
-    model = options.load(need_text=text)
-    if args.lora:
-        from ..model import lora
-
-        for adapter in args.lora:  # merged in turn: each adds to the weights before it
-            try:
-                lora.load(model, adapter)
-            except ValueError as err:
-                raise UsageError(f"--lora {adapter}: {err}") from None
-            lora.merge(model)
-    tokenizer = options.load_tokenizer(model) if text else None
-    dtype = options.dtype or "float32"
-    key = model_key(model, source=options.preset_name, dtype=dtype, lora=args.lora)
-    info = model_info(options.preset_name, dtype, args.lora, key)
-    from ..runtime import Encoder
-
-    return Loaded(options, model, tokenizer, key, info, args.cache, Encoder(model))
-
-
-def run_settings(args: argparse.Namespace, loaded: Loaded) -> dict:
-    """The keyword arguments every task's run takes from the flags."""
-    options = loaded.options
-    return {"batch_size": options.batch_size, "num_frames": options.num_frames,
-            "size": options.size, "ray": ray_target(args.ray), "progress": options.progress,
-            "bootstrap": args.bootstrap, "seed": args.seed, "model_info": loaded.info,
-            "encoder": loaded.encoder,
-            "log": lambda line: print(f"videoprism: {line}", file=sys.stderr)}  # fmt: skip
-
-
-def ray_target(flag: str | None):
-    """--ray as the cache takes it: None, True (a new local instance) or an address."""
-    return None if flag is None else (True if flag == "local" else flag)
-
-
-def finish(args: argparse.Namespace, record: dict) -> dict:
-    """--strict, the JSON under -o, and the summary on stdout (--json: the record)."""
-    items = record["items"]
-    if args.strict and items["failed"]:
-        raise RuntimeError(f"{items['failed']} video(s) could not be read (--strict makes any "
-                           "failure an error)")  # fmt: skip
-    written = None
-    if args.output:
-        from ..apps.evaluation.results import write_record
-
-        written = write_record(record, args.output)
-    if not args.json:
-        print(summary(record))
-        if written:
-            print(f"written: {written}")
-    return record
-
-
-def summary(record: dict) -> str:
-    """The record in a few lines: what was measured, on how much, the metrics with their
-    intervals (fractions in percent, ranks as they are)."""
-    from ..apps.evaluation.results import is_rank
-
-    items = record["items"]
-    level = record["bootstrap"].get("level")
-    within = f" ({level:.0%} bootstrap intervals)" if record["intervals"] and level else ""
-    lines = [f"{record['task']}: {record['model']['name']} on {record['dataset']['name']}",
-             f"  items: {items['used']} used, {items['missing']} missing, {items['failed']} "
-             f"failed, of {items['total']}", f"  metrics{within}:"]  # fmt: skip
-
-    def shown(name: str, value: float) -> str:
-        return f"{value:.1f}" if is_rank(name) else f"{100 * value:.1f}%"
-
-    for name, value in record["metrics"].items():
-        low_high = record["intervals"].get(name)
-        around = f"  [{shown(name, low_high[0])}, {shown(name, low_high[1])}]" if low_high else ""
-        lines.append(f"    {name:<22} {shown(name, value):>7}{around}")
-    return "\n".join(lines)

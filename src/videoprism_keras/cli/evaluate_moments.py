@@ -6,11 +6,18 @@ from __future__ import annotations
 import argparse
 
 from ..constants import EVAL_MOMENT_CLIP_SECONDS, EVAL_MOMENT_STRIDE_SECONDS
+from .evaluate_common import (
+    add_data_options,
+    add_run_options,
+    finish,
+    load_model,
+    read_data,
+    run_settings,
+)
 from .parser import add_command, positive
 
 
 def add_parser(tasks: argparse._SubParsersAction) -> None:
-    from .evaluate import add_data_options, add_run_options
 
     what = "moment retrieval (Charades-STA): R@1 at IoU 0.3/0.5/0.7 and mean IoU"
     p = add_command(tasks, "moments", what, moments)
@@ -25,7 +32,6 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 
 
 def moments(args: argparse.Namespace) -> dict:
-    from .evaluate import finish, load_model, read_data, run_settings
 
     dataset = read_data(args, "moments")
     loaded = load_model(args)

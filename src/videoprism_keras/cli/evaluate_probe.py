@@ -8,12 +8,18 @@ import argparse
 from pathlib import Path
 
 from ..constants import EVAL_PROBE_EPOCHS, EVAL_PROBE_LEARNING_RATE
+from .evaluate_common import (
+    add_data_options,
+    add_run_options,
+    finish,
+    load_model,
+    read_data,
+    run_settings,
+)
 from .parser import UsageError, add_command, positive
 
 
 def add_parser(tasks: argparse._SubParsersAction) -> None:
-    from .evaluate import add_data_options, add_run_options
-
     p = add_command(tasks, "probe", "frozen-backbone probes: an attentive probe (the paper's) "
                     "and a linear one on pooled features, trained on TRAIN, measured on "
                     "--val", probe)  # fmt: skip
@@ -39,7 +45,6 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 
 
 def probe(args: argparse.Namespace) -> dict:
-    from .evaluate import finish, load_model, read_data, run_settings
 
     val = Path(args.val).expanduser()
     if not val.is_file():  # before the training set is read, and long before the model

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...constants import EVAL_INTERVAL_LEVEL, EVAL_TEMPLATE_SETS
 from . import metrics
-from .retrieval import as_fractions, make_task_record, resolved_sampling, tell_videos
+from .retrieval import make_task_record, resolved_sampling, tell_videos
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
@@ -88,7 +88,7 @@ def classification_metrics(scores, targets: Sequence[Sequence[int]], *, multi_la
     for name, statistic in statistics.items() if bootstrap else ():
         intervals[name] = metrics.bootstrap_interval(statistic, len(scores), samples=bootstrap,
                                                      level=level, seed=seed)  # fmt: skip
-    return as_fractions(values, intervals)
+    return values, intervals
 
 
 def _single_label(scores: np.ndarray, targets) -> dict[str, Callable]:

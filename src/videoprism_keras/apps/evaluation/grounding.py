@@ -174,7 +174,7 @@ def group_windows(clips: Sequence[Clip], windows: Sequence[Clip], owner: np.ndar
 
 def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap: int = 1000,
           seed: int = 0, level: float = EVAL_INTERVAL_LEVEL):  # fmt: skip
-    """R@1 at `EVAL_MOMENT_IOUS` and mIoU (percent) of the queries with a prediction
+    """R@1 at `EVAL_MOMENT_IOUS` and mIoU (fractions) of the queries with a prediction
     (rows of `spans` without NaN), and their bootstrap intervals over those queries
     (`bootstrap` 0: none).
 
@@ -293,9 +293,7 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                 "failed_videos": failed}  # fmt: skip
     return results.make_record(
         task="moments", dataset=dataset, model=model_info,
-        metrics={name: value / 100.0 for name, value in found.items()},
-        intervals={name: (low / 100.0, high / 100.0)
-                   for name, (low, high) in intervals.items()},
+        metrics=found, intervals=intervals,
         sampling={"num_frames": num_frames, "size": size, "clip_seconds": clip_seconds,
                   "stride_seconds": stride_seconds},
         bootstrap={"samples": bootstrap, "level": EVAL_INTERVAL_LEVEL, "seed": seed},

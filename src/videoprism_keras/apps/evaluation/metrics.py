@@ -2,6 +2,9 @@
 mean rank), classification (top-k, mean per-class accuracy, mAP for multi-label sets) and
 a bootstrap interval over the evaluated items. Numpy only: no model, no Keras.
 
+Rates (R@k, accuracies, mAP, IoU) are fractions in [0, 1], as the result records hold
+them (a report shows them in percent); ranks are ranks.
+
 Ranks are 1-based, and a query's rank is that of its best-ranked relevant item (a video
 with several captions is found by any of them, as MSR-VTT, VATEX and ActivityNet
 retrieval count it). Ties count in the query's favour: only items scored strictly higher
@@ -51,24 +54,24 @@ def ranks(scores, relevant: Sequence[Sequence[int]]) -> np.ndarray:
 
 
 def retrieval(rank: np.ndarray, ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
-    """R@k (percent of queries ranked within k), median and mean rank."""
+    """R@k (the fraction of queries ranked within k), median and mean rank."""
     rank = np.asarray(rank)
-    metrics = {f"R@{k}": 100.0 * float((rank <= k).mean()) for k in ks}
+    metrics = {f"R@{k}": float((rank <= k).mean()) for k in ks}
     return {**metrics, "MdR": float(np.median(rank)), "MnR": float(rank.mean())}
 
 
 def top_k(scores, labels: Sequence[int], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Top-k accuracy in percent (single-label classification)."""
+    """Top-k accuracy as a fraction (single-label classification)."""
     rank = ranks(scores, [[int(label)] for label in labels])
-    return {f"top{k}": 100.0 * float((rank <= k).mean()) for k in ks}
+    return {f"top{k}": float((rank <= k).mean()) for k in ks}
 
 
 def mean_class_accuracy(scores, labels: Sequence[int]) -> float:
     """Top-1 accuracy of each class present in `labels`, averaged over those classes
-    (percent): large classes do not dominate."""
+    (a fraction): large classes do not dominate."""
     labels = np.asarray(labels, np.int64)
     hit = _matrix(scores, "scores").argmax(axis=1) == labels
-    return 100.0 * float(np.mean([hit[labels == c].mean() for c in np.unique(labels)]))
+    return float(np.mean([hit[labels == c].mean() for c in np.unique(labels)]))
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -84,7 +87,7 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def mean_average_precision(scores, targets) -> float:
-    """mAP in percent over the classes with at least one positive (multi-label sets
+    """mAP (a fraction) over the classes with at least one positive (multi-label sets
     such as Charades).
 
     Args:
@@ -96,8 +99,7 @@ def mean_average_precision(scores, targets) -> float:
         raise ValueError(f"targets: expected the scores' shape {scores.shape}. "
                          f"Received: {targets.shape}")  # fmt: skip
     present = np.flatnonzero(targets.any(axis=0))
-    return 100.0 * float(np.mean([average_precision(scores[:, k], targets[:, k])
-                                  for k in present]))  # fmt: skip
+    return float(np.mean([average_precision(scores[:, k], targets[:, k]) for k in present]))
 
 
 def bootstrap_interval(statistic: Callable[[np.ndarray], float], items: int, *,
@@ -155,11 +157,11 @@ def temporal_iou(predicted, truth) -> np.ndarray:
 
 
 def moment_recall(iou, thresholds: Sequence[float]) -> dict[str, float]:
-    """R@1 at each IoU threshold (percent of queries whose top moment overlaps the
-    annotation at least that much) and the mean IoU (mIoU, percent), from each query's
+    """R@1 at each IoU threshold (the fraction of queries whose top moment overlaps the
+    annotation at least that much) and the mean IoU (mIoU), from each query's
     top-1 IoU."""
     iou = np.asarray(iou, np.float64).reshape(-1)
     if not len(iou):
         raise ValueError("moment_recall: expected at least one query's IoU. Received: none")
-    metrics = {f"R@1_IoU{t:g}": 100.0 * float((iou >= t).mean()) for t in thresholds}
-    return {**metrics, "mIoU": 100.0 * float(iou.mean())}
+    metrics = {f"R@1_IoU{t:g}": float((iou >= t).mean()) for t in thresholds}
+    return {**metrics, "mIoU": float(iou.mean())}

@@ -20,7 +20,6 @@ import numpy as np
 
 from ...constants import EVAL_INTERVAL_LEVEL
 from . import metrics
-from .results import is_rank
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
@@ -87,7 +86,7 @@ def retrieval_metrics(videos, texts, caption_clip: Sequence[int], *, bootstrap: 
                 intervals[f"{direction}_{name}"] = metrics.bootstrap_interval(
                     statistic, len(rank), samples=bootstrap, level=level, seed=seed
                 )
-    return as_fractions(values, intervals)
+    return values, intervals
 
 
 def run_retrieval(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer, dataset: Dataset,
@@ -143,14 +142,6 @@ def run_retrieval(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer, dat
     return make_task_record("retrieval", dataset, values, intervals, model, cache, model_info,
                             frames, frame_size, bootstrap, seed, settings,
                             len(cached.failures))  # fmt: skip
-
-
-def as_fractions(values: dict, intervals: dict) -> tuple[dict, dict]:
-    """metrics.py's percents as the record's fractions in [0, 1]; ranks as they are."""
-    scale = lambda name: 1.0 if is_rank(name) else 0.01  # noqa: E731
-    return ({name: value * scale(name) for name, value in values.items()},
-            {name: (low * scale(name), high * scale(name))
-             for name, (low, high) in intervals.items()})  # fmt: skip
 
 
 def resolved_sampling(model, num_frames, size) -> tuple[int, int | tuple[int, int]]:
