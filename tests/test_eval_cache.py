@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import write_video
+from videos import index_of, write_video
 
 import videoprism_keras as vp
 from videoprism_keras.apps import embed_videos
@@ -22,6 +22,7 @@ from videoprism_keras.apps.evaluation.cache import (
     row_key,
     table_name,
 )
+from videoprism_keras.apps.evaluation.cache_clips import file_frames
 from videoprism_keras.apps.evaluation.datasets import Clip
 from videoprism_keras.runtime import Encoder
 from videoprism_keras.video import Sampling
@@ -128,6 +129,42 @@ def test_a_video_replaced_at_its_path_is_embedded_again(lvt, encoder, key, tmp_p
     )
     assert before.embedded == after.embedded == 1
     assert np.abs(after.vectors - before.vectors).max() > 1e-2
+
+
+def test_a_file_s_spans_are_cut_in_one_decoding_pass(clips, monkeypatch):
+    """Each span its own frames (read back from the generated frames' patterns: 10 fps),
+    whatever the order asked; ends past the video cut back, an instant the frame on screen,
+    a span past the end or backwards a failure; one decoding of the file for all."""
+    import videoprism_keras.video.api as api
+
+    passes = []
+    decoded = api.decoded_frames
+    monkeypatch.setattr(api, "decoded_frames", lambda path: passes.append(path) or decoded(path))
+    asked = [
+        ("late", 1.0, 100.0),
+        ("a", 0.0, 1.0),
+        ("b", 0.5, 1.5),
+        ("instant", 1.23, 1.23),
+        ("past", 50.0, 60.0),
+        ("backwards", 1.5, 0.5),
+        ("whole", None, None),
+    ]
+    got = {
+        key: (frames, reason)
+        for key, frames, reason in file_frames(clips[0].path, asked, 2, (36, 36))
+    }
+    frames = {
+        key: [index_of(f) for f in value[0]] for key, value in got.items() if value[0] is not None
+    }
+    assert frames == {
+        "a": [0, 5],
+        "b": [5, 10],
+        "late": [10, 15],
+        "instant": [12, 12],
+        "whole": [0, 10],
+    }
+    assert "past the end" in got["past"][1] and "start_s <= end_s" in got["backwards"][1]
+    assert passes == [clips[0].path]  # one pass for the five spans (whole: its own sampling)
 
 
 def test_the_vectors_are_the_embedding_code_s(lvt, encoder, key, clips, tmp_path):

@@ -349,6 +349,6 @@ EVAL_CACHE_KINDS = ("video", "features")
 # Hex digits of `model_key`: 64 bits, no two models of one user's cache collide.
 EVAL_MODEL_KEY_DIGITS = 16
 # Bytes of rows one read of the cache fetches at a time (they are copied into the result,
-# held twice meanwhile): `ID_BATCH` clips of pooled vectors, about ten clips of the base
-# model's full token features (16 × 256 × 768 in float16: 6 MiB each).
-EVAL_CACHE_READ_BYTES = 64 * 2**20
+# held twice meanwhile, and Lance's buffers grow with it): `ID_BATCH` clips of pooled vectors,
+# two or three of the base model's full token features (16 × 256 × 768 in float16: 6 MiB).
+EVAL_CACHE_READ_BYTES = 16 * 2**20
