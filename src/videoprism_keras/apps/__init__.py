@@ -16,8 +16,8 @@ _EXPORTS = {
     "ZeroShotClassifier": "videoprism_keras.apps.zero_shot",
 }
 # Every submodule docs/api/apps.md documents, and those the CLI reaches through `apps`.
-_SUBMODULES = ("copies", "embedding", "embed_writer", "identity", "index", "ray_model",
-               "ray_pipeline", "refine", "streaming", "timeline", "where",
+_SUBMODULES = ("copies", "embedding", "embed_writer", "evaluation", "identity", "index",
+               "ray_model", "ray_pipeline", "refine", "streaming", "timeline", "where",
                "zero_shot")  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
