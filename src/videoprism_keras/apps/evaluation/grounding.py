@@ -47,7 +47,8 @@ class Windows:
 
     Attributes:
         path: str. The video.
-        start_s, end_s: (W,) float arrays. Each window's span in seconds.
+        start_s: (W,) float array. Each window's start in seconds.
+        end_s: (W,) float array. Each window's end in seconds.
         vectors: (W, D) float array. Each window's embedding.
     """
 
@@ -66,7 +67,8 @@ def window_spans(duration_s: float, clip_seconds: float, stride_seconds: float,
 
     Args:
         duration_s: float. The video's length in seconds; positive.
-        clip_seconds, stride_seconds: float. Window length and step; positive.
+        clip_seconds: float. The windows' length; positive.
+        stride_seconds: float. The windows' step; positive.
         fps: float. The frame rate (0: unknown): the last frame starts one frame before
             the end, and no window starts after it.
 
@@ -91,7 +93,8 @@ def plan_windows(clips: Sequence[Clip], clip_seconds: float, stride_seconds: flo
 
     Args:
         clips: sequence of `Clip`. Whole videos.
-        clip_seconds, stride_seconds: float. Window length and step.
+        clip_seconds: float. The windows' length.
+        stride_seconds: float. The windows' step.
 
     Returns:
         (windows, owner, failures): the windows' `Clip`s, each one's position in `clips`
@@ -255,9 +258,9 @@ def run_moments(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer, datas
             from the cache, and how many videos could not be read. Defaults to None.
 
     Returns:
-        dict: the result record (`results.make_record`), metrics "R@1_IoU0.3",
-        "R@1_IoU0.5", "R@1_IoU0.7" and "mIoU" as fractions; "items" counts videos; the
-        queries used and left out (their video unreadable) are in "settings".
+        dict: the result record (`results.make_record`), metrics "R@1_IoU<t>" for each
+        threshold t of `EVAL_MOMENT_IOUS` and "mIoU", as fractions; "items" counts videos;
+        the queries used and left out (their video unreadable) are in "settings".
 
     Raises:
         ValueError: if `dataset` is not a moments dataset, holds no query, or none of
