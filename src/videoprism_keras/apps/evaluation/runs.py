@@ -33,9 +33,8 @@ def resolved_sampling(model: Any, num_frames: int | None, size: int | tuple[int,
     return sampling.num_frames, height if height == width else (height, width)
 
 
-def tell_videos(log: Callable[[str], None] | None, cached: Any, clips: int, *,
-                what: str = "videos") -> None:  # fmt: skip
-    """Tells `log` each video that could not be read, then how many `what` this run
+def tell_videos(log: Callable[[str], None] | None, cached: Any, clips: int) -> None:
+    """Tells `log` each video that could not be read, then how many videos this run
     embedded and how many came from the cache."""
     if not log:
         return
@@ -43,7 +42,7 @@ def tell_videos(log: Callable[[str], None] | None, cached: Any, clips: int, *,
         log(f"skipped {path}: {reason}")
     failed = len(cached.failures)
     reused = clips - cached.embedded - failed
-    log(f"{what}: {cached.embedded} embedded, {max(reused, 0)} from the cache"
+    log(f"videos: {cached.embedded} embedded, {max(reused, 0)} from the cache"
         + (f", {failed} failed" if failed else ""))  # fmt: skip
 
 
