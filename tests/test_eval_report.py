@@ -109,7 +109,7 @@ def test_record_refuses_an_unknown_task_and_an_incomplete_model():
 def test_write_is_atomic_and_a_rerun_replaces(tmp_path):
     first = results.write_record(_record(metrics={"t2v_R@1": 0.25}), tmp_path / "out")
     key = results.settings_key({"num_frames": 16, "size": 288}, TEMPLATES)
-    assert first.name == f"videoprism_lvt_public_v1_base__msrvtt-1k-a__retrieval__{key}.json"
+    assert first.name == f"videoprism_lvt_public_v1_base__msrvtt-1k-a__{key}__retrieval.json"
     second = results.write_record(_record(metrics={"t2v_R@1": 0.75}), tmp_path / "out")
     assert second == first
     assert [p.name for p in (tmp_path / "out").iterdir()] == [first.name]  # no temporary left
@@ -121,7 +121,7 @@ def test_file_name_is_sanitised(tmp_path):
     record = _record(dataset=_dataset(name="csv:my clips/2024"), model=model)
     path = results.write_record(record, tmp_path)
     key = record["settings_key"]
-    assert path.name == f"my_model__csv_my_clips_2024__retrieval__01234567-{key}.json"
+    assert path.name == f"my_model__csv_my_clips_2024__01234567-{key}__retrieval.json"
 
 
 def test_failed_write_leaves_no_temporary_and_the_last_file_whole(tmp_path, monkeypatch):

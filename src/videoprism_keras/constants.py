@@ -280,7 +280,7 @@ EVAL_TASKS = ("retrieval", "classification", "probe", "moments")
 # Metrics whose names end so are ranks (median, mean): shown as they are. Every other
 # metric is a fraction in [0, 1], shown in percent.
 EVAL_RANK_METRICS = ("MdR", "MnR")
-# A record's file name: "<model>__<dataset>__<task>__<model key>-<settings key>.json", each
+# A record's file name: "<model>__<dataset>__<model key>-<settings key>__<task>.json", each
 # part keeping only these characters (others become "_"), so a run again with the same
 # weights and settings replaces its last, and one with other weights or settings is kept.
 EVAL_FILE_SEPARATOR = "__"

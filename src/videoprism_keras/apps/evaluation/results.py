@@ -227,12 +227,12 @@ def record_settings_key(record: dict) -> str:
 
 
 def record_name(record: dict) -> str:
-    """The record's file name, sanitised: "<model>__<dataset>__<task>__<key>.json", the key
+    """The record's file name, sanitised: "<model>__<dataset>__<key>__<task>.json", the key
     the model key's first `EVAL_SETTINGS_KEY_DIGITS` digits (where the record has one: two
     checkpoints of one file name are two models), "-" and the settings key."""
     model_key = str(record["model"].get("key") or "")[:EVAL_SETTINGS_KEY_DIGITS]
     keys = "-".join(k for k in (model_key, record_settings_key(record)) if k)
-    parts = (record["model"]["name"], record["dataset"]["name"], record["task"], keys)
+    parts = (record["model"]["name"], record["dataset"]["name"], keys, record["task"])
     return EVAL_FILE_SEPARATOR.join(_UNSAFE.sub("_", str(p)).strip("_") or "_"
                                     for p in parts) + ".json"  # fmt: skip
 
