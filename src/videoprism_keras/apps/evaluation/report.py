@@ -180,10 +180,12 @@ def _other_sampling(record: dict) -> bool:
 
 
 def _sampling(record: dict) -> str:
+    """The sampling in words ("8 frames of 288"), the model's where the record leaves it."""
     sampling = record["sampling"]
-    size = sampling.get("size")
+    frames, size = sampling.get("num_frames"), sampling.get("size")
     size = "×".join(map(str, size)) if isinstance(size, list) else size
-    return f"{sampling.get('num_frames')} frames of {size}"
+    frames = "the model's" if frames is None else frames
+    return f"{frames} frames of {'its size' if size is None else size}"
 
 
 def report_of(paths: Iterable[str | os.PathLike]) -> Report:
