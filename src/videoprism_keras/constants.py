@@ -280,10 +280,23 @@ EVAL_TASKS = ("retrieval", "classification", "probe", "moments")
 # Metrics whose names end so are ranks (median, mean): shown as they are. Every other
 # metric is a fraction in [0, 1], shown in percent.
 EVAL_RANK_METRICS = ("MdR", "MnR")
-# A record's file name: "<model>__<dataset>__<task>.json", each part keeping only these
-# characters (others become "_"), so one run of a (model, dataset, task) replaces its last.
+# A record's file name: "<model>__<dataset>__<model key>-<settings key>__<task>.json", each
+# part keeping only these characters (others become "_"), so a run again with the same
+# weights and settings replaces its last, and one with other weights or settings is kept.
 EVAL_FILE_SEPARATOR = "__"
 EVAL_FILE_CHARACTERS = "A-Za-z0-9._+-"
+# Hex digits of a record's settings key (a hash of its sampling and settings) and of the
+# model key in its file name: enough that two runs of one model and dataset never meet.
+EVAL_SETTINGS_KEY_DIGITS = 8
+# Entries of a record's settings (at any depth) that say what a run found or how it went,
+# not how it was asked to run: left out of the settings key, so that a run again (fewer
+# videos failing, everything from the cache, other losses) keeps its key and replaces its
+# last record.
+EVAL_SETTINGS_OUTCOMES = frozenset({
+    "captions", "clips", "labels", "queries", "queries_used", "queries_failed", "windows",
+    "windows_failed", "embedded", "failed_videos", "failed", "losses", "tokens", "used",
+    "missing", "total",
+})  # fmt: skip
 
 
 # ---------------------------------------------- issue 29: `videoprism eval moments` (grounding)

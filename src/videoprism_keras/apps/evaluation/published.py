@@ -10,7 +10,7 @@ Source of every number: https://github.com/google-deepmind/videoprism (README.md
 
 from __future__ import annotations
 
-from ...presets import PRESET_FILES
+from ...presets import PRESET_CONFIGS, PRESET_FILES
 
 SOURCE = "https://github.com/google-deepmind/videoprism#results-with-frozen-backbones"
 
@@ -43,6 +43,14 @@ _PROBE_COLUMNS = (("kinetics-400-val", "attentive_top1"), ("mit-val", "attentive
                   ("ssv2-val", "attentive_top1"), ("diving48-test", "attentive_top1"),
                   ("charades-test", "attentive_mAP"))  # fmt: skip
 _PROBE = {_B: (82.9, 39.7, 62.2, 64.3, 43.5), _L: (85.0, 43.3, 64.6, 67.6, 53.2)}
+# What the report says under a table where a published number of these (dataset, task,
+# metric) is shown: what we assumed in comparing.
+NOTES = {
+    ("charades-sta-test", "moments", "mIoU"): (
+        "charades-sta-test: the published Charades-STA number is assumed to be mIoU (the "
+        "README does not name its metric; unconfirmed)"
+    ),
+}
 
 
 def _table() -> dict[tuple[str, str, str, str], float]:
@@ -75,19 +83,39 @@ def preset_of(source: str) -> str | None:
     return None
 
 
-def published(model: dict, dataset: str, task: str, metric: str) -> float | None:
+def published(model: dict, dataset: str, task: str, metric: str,
+              sampling: dict | None = None) -> float | None:  # fmt: skip
     """The published number (percent) for this row, or None where there is none: a model
     other than an official preset as released (LoRA adapters make another model; a dtype
-    does not), or a (dataset, task, metric) the README does not give.
+    does not), a sampling other than the preset's own (the published numbers were measured
+    at its frames and size), or a (dataset, task, metric) the README does not give.
 
     Args:
         model: dict. A record's "model" (`results.model_info`).
         dataset: str. The dataset's name; "csv:NAME" is looked up as NAME.
         task: str. The record's task.
         metric: str. The metric's name.
+        sampling: dict or None. A record's "sampling"; None (or a "num_frames" or "size"
+            of None): the model's own. Defaults to None.
     """
     preset = preset_of(model.get("source", ""))
-    if preset is None or model.get("lora"):
+    if preset is None or model.get("lora") or not own_sampling(preset, sampling):
         return None
-    name = dataset.removeprefix("csv:")
-    return PUBLISHED.get((preset, name, task, metric))
+    return PUBLISHED.get((preset, dataset_name(dataset), task, metric))
+
+
+def own_sampling(preset: str, sampling: dict | None) -> bool:
+    """Whether `sampling` (a record's) is the official `preset`'s own frames and size."""
+    config = PRESET_CONFIGS[preset]
+    frames, size = (sampling or {}).get("num_frames"), (sampling or {}).get("size")
+    if frames is not None and frames != config["num_frames"]:
+        return False
+    if size is None:
+        return True
+    size = [size, size] if isinstance(size, int) else list(size)
+    return size == list(config["image_shape"][:2])
+
+
+def dataset_name(dataset: str) -> str:
+    """The name the published numbers know `dataset` by ("csv:NAME" is NAME)."""
+    return dataset.removeprefix("csv:")

@@ -1,11 +1,13 @@
-"""The result record of one evaluation: one JSON per (model, dataset, task), as
+"""The result record of one evaluation: one JSON per (model, dataset, task, settings), as
 clip_benchmark writes them, with everything needed to compare two runs (the data and how
-much of it was used, the model and its adapters, the sampling, the bootstrap, the package
-versions). No model and no Keras here: `videoprism eval report` reads records anywhere.
+much of it was used, what was missing, the model and its adapters, the sampling and the
+settings with their key, the bootstrap, the package versions). No model and no Keras here:
+`videoprism eval report` reads records anywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -17,23 +19,32 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...constants import (
     EVAL_FILE_CHARACTERS,
     EVAL_FILE_SEPARATOR,
     EVAL_RANK_METRICS,
     EVAL_RECORD_SCHEMA,
+    EVAL_SETTINGS_KEY_DIGITS,
+    EVAL_SETTINGS_OUTCOMES,
     EVAL_TASKS,
     VERSION,
 )
 from .published import preset_of
 
+if TYPE_CHECKING:
+    from .datasets import Dataset
+
 MODEL_FIELDS = ("name", "source", "dtype", "lora", "key")
 # The record's fields, and the type each must have (`read_records` checks them).
 RECORD_FIELDS = {"schema": int, "task": str, "dataset": dict, "model": dict, "sampling": dict,
-                 "items": dict, "metrics": dict, "intervals": dict, "bootstrap": dict,
-                 "settings": dict, "versions": dict, "created": str}  # fmt: skip
+                 "items": dict, "missing": list, "metrics": dict, "intervals": dict,
+                 "bootstrap": dict, "settings": dict, "settings_key": str, "versions": dict,
+                 "created": str}  # fmt: skip
+# Fields a record written before they were added lacks: read as these (the settings key is
+# computed from the record's sampling and settings).
+_LATER_FIELDS = {"missing": list, "settings_key": str}
 _UNSAFE = re.compile(f"[^{EVAL_FILE_CHARACTERS}]+")
 # The package of each backend, whose version the record holds.
 _BACKEND_PACKAGES = {"jax": ("jax",), "torch": ("torch",),
@@ -56,9 +67,9 @@ def model_info(source: str, dtype: str, lora: Sequence[str] = (), key: str = "")
 
     Returns:
         dict with "name" (the preset's name for an official checkpoint however given, else
-        the source's last part, with the dtype where it is not float32
-        and each adapter's stem: runs of different models never share a name), "source",
-        "dtype", "lora" and "key".
+        the source's last part, with the dtype where it is not float32 and each adapter's
+        stem; two checkpoints of one file name share it, their "key" tells them apart),
+        "source", "dtype", "lora" and "key".
     """
     base = str(source).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
     name = preset_of(source) or base.removesuffix(".npz") or str(source)
@@ -70,7 +81,7 @@ def model_info(source: str, dtype: str, lora: Sequence[str] = (), key: str = "")
             "lora": [str(a) for a in lora], "key": key}  # fmt: skip
 
 
-def make_record(*, task: str, dataset, metrics: dict[str, float],
+def make_record(*, task: str, dataset: Dataset, metrics: dict[str, float],
                 intervals: dict[str, tuple[float, float]], model: dict, sampling: dict,
                 bootstrap: dict, settings: dict | None = None,
                 failed: int = 0) -> dict:  # fmt: skip
@@ -79,7 +90,8 @@ def make_record(*, task: str, dataset, metrics: dict[str, float],
     Args:
         task: str. One of "retrieval", "classification", "probe", "moments".
         dataset: `datasets.Dataset`. What was evaluated: its name, format, annotation file,
-            protocol, present clips, missing videos and total.
+            protocol, present clips, missing videos (listed in the record's "missing"),
+            the queries of those (`missing_queries`, "items.missing_queries") and total.
         metrics: dict of str to float. Fractions in [0, 1]; ranks (names ending in MdR or
             MnR) as ranks.
         intervals: dict of str to (low, high). The bootstrap interval of some metrics, in
@@ -92,7 +104,8 @@ def make_record(*, task: str, dataset, metrics: dict[str, float],
         failed: int. Present clips that could not be read (not evaluated).
 
     Returns:
-        dict, ready for `json.dump`.
+        dict, ready for `json.dump`; its "settings_key" is `settings_key(sampling,
+        settings)`.
     """
     if task not in EVAL_TASKS:
         raise ValueError(f"task: expected one of {', '.join(EVAL_TASKS)}. Received: {task!r}")
@@ -105,19 +118,25 @@ def make_record(*, task: str, dataset, metrics: dict[str, float],
         raise ValueError(f"failed: expected 0 to {clips} (the present clips). Received: {failed}")
     about = {"name": dataset.name, "format": dataset.format,
              "annotations": str(dataset.annotations), "protocol": dataset.protocol}  # fmt: skip
+    # A dataset read before `missing_queries` was a field has none to tell.
     items = {"used": clips - failed, "missing": len(dataset.missing), "failed": failed,
-             "total": dataset.total}  # fmt: skip
+             "total": dataset.total,
+             "missing_queries": int(getattr(dataset, "missing_queries", 0))}  # fmt: skip
+    sampling = {"num_frames": None, "size": None, **sampling}
+    settings = dict(settings or {})
     return {
         "schema": EVAL_RECORD_SCHEMA,
         "task": task,
         "dataset": about,
         "model": {**model, "lora": list(model["lora"])},
-        "sampling": {"num_frames": None, "size": None, **sampling},
+        "sampling": sampling,
         "items": items,
+        "missing": [str(path) for path in dataset.missing],
         "metrics": {name: _metric(name, value, "metrics") for name, value in metrics.items()},
         "intervals": {name: _interval(name, pair) for name, pair in intervals.items()},
         "bootstrap": {"samples": None, "level": None, "seed": None, **bootstrap},
-        "settings": dict(settings or {}),
+        "settings": settings,
+        "settings_key": settings_key(sampling, settings),
         "versions": versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -131,7 +150,7 @@ def _metric(name: str, value, where: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{where}[{name!r}]: expected a finite number. Received: {value!r}")
     if not is_rank(name) and not 0.0 <= value <= 1.0:
-        # metrics.py answers in percent: a record holds fractions, one unit for every task.
+        # A record holds fractions, as metrics.py answers: one unit for every task.
         raise ValueError(f"{where}[{name!r}]: expected a fraction in [0, 1] (divide a percent "
                          f"by 100). Received: {value!r}")  # fmt: skip
     return value
@@ -172,9 +191,48 @@ def _version(package: str) -> str | None:
         return None
 
 
+def settings_key(sampling: dict, settings: dict) -> str:
+    """A short hash of how a run was asked to run: its sampling and its settings, less the
+    entries that say what it found (`EVAL_SETTINGS_OUTCOMES`: counts, losses), so a run
+    again with the same settings has the same key and one with others (templates, frames,
+    size, token grid, epochs, refine…) another.
+
+    Args:
+        sampling: dict. A record's "sampling".
+        settings: dict. A record's "settings".
+
+    Returns:
+        `EVAL_SETTINGS_KEY_DIGITS` hex digits.
+    """
+    text = json.dumps({"sampling": chosen_settings(sampling),
+                       "settings": chosen_settings(settings)},
+                      sort_keys=True, default=str, separators=(",", ":"))  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:EVAL_SETTINGS_KEY_DIGITS]
+
+
+def chosen_settings(value: Any) -> Any:
+    """`value` (a record's sampling or settings) without its outcome entries
+    (`EVAL_SETTINGS_OUTCOMES`, at any depth), tuples as lists (as JSON holds them)."""
+    if isinstance(value, dict):
+        return {str(k): chosen_settings(v) for k, v in value.items()
+                if k not in EVAL_SETTINGS_OUTCOMES}  # fmt: skip
+    if isinstance(value, list | tuple):
+        return [chosen_settings(v) for v in value]
+    return value
+
+
+def record_settings_key(record: dict) -> str:
+    """The record's settings key; computed for a record written before it had one."""
+    return record.get("settings_key") or settings_key(record["sampling"], record["settings"])
+
+
 def record_name(record: dict) -> str:
-    """The record's file name: "<model>__<dataset>__<task>.json", sanitised."""
-    parts = (record["model"]["name"], record["dataset"]["name"], record["task"])
+    """The record's file name, sanitised: "<model>__<dataset>__<key>__<task>.json", the key
+    the model key's first `EVAL_SETTINGS_KEY_DIGITS` digits (where the record has one: two
+    checkpoints of one file name are two models), "-" and the settings key."""
+    model_key = str(record["model"].get("key") or "")[:EVAL_SETTINGS_KEY_DIGITS]
+    keys = "-".join(k for k in (model_key, record_settings_key(record)) if k)
+    parts = (record["model"]["name"], record["dataset"]["name"], keys, record["task"])
     return EVAL_FILE_SEPARATOR.join(_UNSAFE.sub("_", str(p)).strip("_") or "_"
                                     for p in parts) + ".json"  # fmt: skip
 
@@ -182,7 +240,11 @@ def record_name(record: dict) -> str:
 def write_record(record: dict, folder: str | os.PathLike) -> Path:
     """Writes `record` into `folder` (made if absent) as `record_name(record)`, atomically:
     to a temporary file there, then renamed over the name, so a reader never sees half a
-    file and a run of the same (model, dataset, task) replaces the last one whole.
+    file and a run of the same (model, dataset, task, settings) replaces the last one whole.
+
+    Args:
+        record: dict. From `make_record`.
+        folder: str or path. Where to write it.
 
     Returns:
         The file's path.
@@ -258,6 +320,9 @@ def read_record(path: str | os.PathLike) -> dict:
     if problem:
         raise ValueError(f"{path}: expected a result record of schema {EVAL_RECORD_SCHEMA} "
                          f"(videoprism eval … -o). Received: {problem}")  # fmt: skip
+    record.setdefault("missing", [])  # written before the fields were: what they would say
+    record["settings_key"] = record_settings_key(record)
+    record["items"].setdefault("missing_queries", 0)
     return record
 
 
@@ -268,6 +333,8 @@ def _schema_problem(record: Any) -> str:
     if record.get("schema") != EVAL_RECORD_SCHEMA:
         return f"schema {record.get('schema')!r}"
     for field, kind in RECORD_FIELDS.items():
+        if field in _LATER_FIELDS and field not in record:
+            continue
         if not isinstance(record.get(field), kind):
             return f"no {field} ({kind.__name__})" if field not in record else \
                 f"{field} is a {type(record[field]).__name__}, not a {kind.__name__}"  # fmt: skip
