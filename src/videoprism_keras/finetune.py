@@ -175,62 +175,45 @@ def contrastive_loss(logits: Any) -> Any:
     return 0.5 * (ops.mean(rows) + ops.mean(columns))
 
 
-def retrieval_recall(
-    video: np.ndarray, text: np.ndarray, ks: Sequence[int] = RECALL_KS, *,
-    caption_clip: Sequence[int] | None = None,
-) -> dict[str, float]:  # fmt: skip
+def retrieval_recall(video: np.ndarray, text: np.ndarray, ks: Sequence[int] = RECALL_KS, *,
+                     caption_clip: Sequence[int] | None = None) -> dict[str, float]:  # fmt: skip
     """Recall@K both ways, and the median and mean rank, as `videoprism eval retrieval`
     counts them (`apps.evaluation.retrieval.retrieval_ranks`): a caption finds its clip,
-    and a clip is found by any of its captions.
+    a clip is found by any of its captions.
 
     Args:
         video: array-like (N_clips, D). Clip embeddings, L2-normalised, each clip once.
         text: array-like (N_captions, D). Caption embeddings, L2-normalised.
         ks: sequence of int. The K of each recall. Defaults to `(1, 5, 10)`.
-        caption_clip: sequence of int or None. The clip (row of `video`) each caption
-            describes. Defaults to None: row i of `text` describes row i of `video`.
+        caption_clip: sequence of int or None. The clip (row of `video`) of each caption.
+            Defaults to None: caption i describes clip i.
 
     Returns:
-        {"t2v_R@1": …, …, "t2v_MdR", "t2v_MnR", "v2t_R@1", …, "v2t_MnR"}: the fraction of
-        queries whose clip (t2v) or caption (v2t) ranks in the top K, and the ranks
-        (1 = first), named as `eval retrieval`'s record names them. The former names
-        (`"t2v@1"`, …) are there too for one release; reading one warns.
+        {"t2v_R@1": …, "t2v_MdR", "t2v_MnR", "v2t_R@1", …}: the names `eval retrieval`'s
+        record uses; the former `"t2v@1"`, … too, for one release (reading one warns).
     """
     from .apps.evaluation import metrics
     from .apps.evaluation.retrieval import retrieval_ranks
 
-    video, text = np.asarray(video, np.float32), np.asarray(text, np.float32)
-    if caption_clip is None:
-        if len(video) != len(text):
-            raise ValueError("video, text: expected one caption per video without "
-                             f"caption_clip. Received: {len(video)} videos and {len(text)} "
-                             "captions")  # fmt: skip
-        caption_clip = range(len(video))
-    result = {}
-    for direction, rank in retrieval_ranks(video, text, list(caption_clip)).items():
-        found = metrics.retrieval(rank, ks=ks)
-        result.update({f"{direction}_{name}": value for name, value in found.items()})
-    # `t2v@1` → `t2v_R@1` (the names `eval retrieval` writes): the old ones for a release.
+    if caption_clip is None and len(video) != len(text):
+        raise ValueError("video, text: expected one caption per video without caption_clip. "
+                         f"Received: {len(video)} videos and {len(text)} captions")  # fmt: skip
+    clip_of = list(range(len(video)) if caption_clip is None else caption_clip)
+    result = {f"{direction}_{name}": value
+              for direction, rank in retrieval_ranks(video, text, clip_of).items()
+              for name, value in metrics.retrieval(rank, ks=ks).items()}  # fmt: skip
     former = {f"{d}@{k}": f"{d}_R@{k}" for d in ("t2v", "v2t") for k in ks}
     return renamed_keys(result, former, "finetune.retrieval_recall")
 
 
-def _clip_groups(pairs: Sequence[Pair]) -> tuple[list[Pair], list[int]]:
-    """The distinct clips of `pairs` — (path, start, end) — as one pair each (its first
-    caption), in the order they first appear, and for each pair the index of its clip.
-
-    Held-out pairs often give a clip several captions: it is embedded once and found by
-    any of them, as `eval retrieval` counts a video with several captions.
-    """
-    index: dict[tuple, int] = {}
-    clips, caption_clip = [], []
+def _clip_groups(pairs):
+    """The distinct clips (path, start, end) of `pairs` as one pair each, in first-seen
+    order, and each pair's clip index: a clip with several captions is embedded once."""
+    first = {}
     for pair in pairs:
-        key = (pair[0], pair[2], pair[3])
-        if key not in index:
-            index[key] = len(clips)
-            clips.append(pair)
-        caption_clip.append(index[key])
-    return clips, caption_clip
+        first.setdefault((pair[0], *pair[2:]), pair)
+    order = {key: i for i, key in enumerate(first)}
+    return list(first.values()), [order[(pair[0], *pair[2:])] for pair in pairs]
 
 
 # ------------------------------------------------------------------------- data
@@ -391,45 +374,19 @@ def embed_pairs(
 def evaluate_recall(model: VideoPrismContrastive, pairs: Sequence[Pair],
                     tokenizer: VideoPrismTokenizer, batch_size: int, num_frames: int,
                     size: int | Sequence[int], ks: Sequence[int] = RECALL_KS,
-                    progress: bool = False, text_length: int = 64) -> dict[str, float]:  # fmt: skip
-    """`retrieval_recall` of `model` on held-out `pairs`: each distinct clip (path, start, end)
-    embedded once and found by any of its captions, as `eval retrieval` measures.
-
-    Args:
-        model: `VideoPrismContrastive`. The model to measure.
-        pairs: sequence of (path, caption, start, end). What `read_pairs` returns.
-        tokenizer: `VideoPrismTokenizer`. Tokenizes the captions.
-        batch_size: int. Clips (and captions) per model call.
-        num_frames: int. Frames per clip.
-        size: int or (height, width). Frame size.
-        ks: sequence of int. The K of each recall. Defaults to `(1, 5, 10)`.
-        progress: bool. A bar over the clips. Defaults to `False`.
-        text_length: int. Tokens per caption. Defaults to `64`.
-
-    Returns:
-        What `retrieval_recall` returns.
-    """
-    from .progress import progress_bar
-
+                    progress: bool = False) -> dict[str, float]:  # fmt: skip
+    """`retrieval_recall` of `model` on held-out `pairs` as `eval retrieval` measures: each
+    distinct clip (path, start, end) embedded once, found by any of its captions. Arguments
+    as `PairDataset`'s (`progress`: a bar over the clips)."""
     clips, caption_clip = _clip_groups(pairs)
-    data = PairDataset(clips, tokenizer, batch_size, num_frames, size, shuffle=False,
-                       text_length=text_length, workers=1)  # fmt: skip
-    videos, texts = [], []
-    bar = progress_bar(progress, len(clips), unit="clip", desc="evaluating")
-    for i in range(len(data)):
-        pixels = data[i]["pixel_values"]
-        video = model.backbone.encode_video(pixels, training=False)["vision_embeddings"]
-        videos.append(ops.convert_to_numpy(ops.cast(video, "float32")))
-        bar.update(len(pixels))
-    bar.close()
-    captions = [caption for _, caption, _, _ in pairs]
-    for start in range(0, len(captions), batch_size):
-        ids, mask = tokenizer.tokenize_texts(captions[start : start + batch_size],
-                                             max_length=text_length)  # fmt: skip
+    data = PairDataset(clips, tokenizer, batch_size, num_frames, size, shuffle=False, workers=1)
+    video, _ = embed_pairs(model, data, progress)  # each clip once, with its first caption
+    captions, texts = [caption for _, caption, _, _ in pairs], []
+    for at in range(0, len(captions), batch_size):
+        ids, mask = tokenizer.tokenize_texts(captions[at : at + batch_size], data.text_length)
         text = model.backbone.encode_text(ids, mask, training=False)
         texts.append(ops.convert_to_numpy(ops.cast(text, "float32")))
-    return retrieval_recall(np.concatenate(videos), np.concatenate(texts), ks=ks,
-                            caption_clip=caption_clip)  # fmt: skip
+    return retrieval_recall(video, np.concatenate(texts), ks=ks, caption_clip=caption_clip)
 
 
 # ------------------------------------------------------------------ the command
@@ -567,9 +524,8 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         tokenizer: `VideoPrismTokenizer`. Tokenizes the captions.
         train_pairs: sequence of (path, caption, start, end). What `read_pairs` returns.
         output: str or path. The run's folder: checkpoints, `state.json`, `summary.json`.
-        eval_pairs: sequence of pairs or None. Held out: retrieval before and after
-            (`evaluate_recall`: each clip once, found by any of its captions, as `eval
-            retrieval` measures). Defaults to `None`.
+        eval_pairs: sequence of pairs or None. Held out: retrieval before and after, as
+            `eval retrieval` measures (`evaluate_recall`). Defaults to `None`.
         epochs: int. The epoch to train up to (counting a resumed run's). Defaults to `1`.
         learning_rate: float. Adam's learning rate. Defaults to
             `constants.FINETUNE_LEARNING_RATE`.
@@ -591,8 +547,7 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
 
     Returns:
         dict: output, epochs, resumed_at, losses (one per epoch), recall_before and
-        recall_after (`retrieval_recall`'s dict; None without `eval_pairs`); also written
-        to `summary.json`.
+        recall_after (`retrieval_recall`'s; None without `eval_pairs`), as `summary.json`.
 
     Raises:
         ValueError: `resume` and `output` holds no run to resume, or one whose state is
