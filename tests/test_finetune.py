@@ -43,15 +43,43 @@ def golden_lvt(golden_dir, media_dir):
     return backbone, vp.VideoPrismTokenizer(media_dir / "test_spm.model")
 
 
-def test_recall_counts_ranks_both_ways():
+def test_recall_counts_ranks_both_ways_under_eval_retrievals_names():
     video = np.eye(3, dtype="float32")
-    text = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]], "float32")  # captions 1 and 2 swapped
+    # Captions 1 and 2 swapped, and no ties: the same under either tie rule.
+    text = np.array([[1, 0.2, 0.1], [0, 0.4, 1], [0.1, 1, 0.3]], "float32")
     recall = finetune.retrieval_recall(video, text, ks=(1, 2))
-    # Ranks 1, 2, 2 both ways: what `eval retrieval` would report (metrics.py's code).
-    assert recall == pytest.approx({"t2v@1": 1 / 3, "t2v@2": 1.0, "v2t@1": 1 / 3, "v2t@2": 1.0,
-                                    "t2v_MdR": 2.0, "t2v_MnR": 5 / 3, "v2t_MdR": 2.0,
-                                    "v2t_MnR": 5 / 3})  # fmt: skip
-    assert finetune.retrieval_recall(video, video, ks=(1,))["t2v@1"] == 1.0
+    # Ranks 1, 2, 2 both ways: what `eval retrieval` reports (its code, its names).
+    new = {"t2v_R@1": 1 / 3, "t2v_R@2": 1.0, "v2t_R@1": 1 / 3, "v2t_R@2": 1.0,
+           "t2v_MdR": 2.0, "t2v_MnR": 5 / 3, "v2t_MdR": 2.0, "v2t_MnR": 5 / 3}  # fmt: skip
+    assert {k: recall[k] for k in new} == pytest.approx(new)
+    assert finetune.retrieval_recall(video, video, ks=(1,))["t2v_R@1"] == 1.0
+    # The former names stay for one release, each the new one's value, and warn when read.
+    assert set(recall) == {*new, "t2v@1", "t2v@2", "v2t@1", "v2t@2"}
+    with pytest.warns(DeprecationWarning, match="`t2v@1` is deprecated.*use `t2v_R@1`"):
+        assert recall["t2v@1"] == recall["t2v_R@1"]
+    assert json.loads(json.dumps(recall))["v2t@2"] == 1.0  # summary.json keeps both
+    with pytest.raises(ValueError, match="one caption per video without caption_clip"):
+        finetune.retrieval_recall(video, text[:2])
+
+
+def test_recall_finds_a_clip_by_any_of_its_captions():
+    """Clip 0 has two captions: it is one gallery entry for t2v, and one v2t query found
+    by either caption, as `eval retrieval` counts it (`retrieval_metrics`)."""
+    from videoprism_keras.apps.evaluation.retrieval import retrieval_metrics
+
+    rng = np.random.default_rng(0)
+    video = rng.normal(size=(3, 8)).astype("float32")
+    video /= np.linalg.norm(video, axis=1, keepdims=True)
+    text = video[[0, 0, 1, 2]] + 0.1 * rng.normal(size=(4, 8)).astype("float32")
+    text[0] = -video[0]  # clip 0's first caption is wrong (its clip ranks last), its second right
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    caption_clip = [0, 0, 1, 2]
+    recall = finetune.retrieval_recall(video, text, caption_clip=caption_clip)
+    expected, _ = retrieval_metrics(video, text, caption_clip, bootstrap=0)
+    assert {k: recall[k] for k in expected} == pytest.approx(expected)
+    # 4 text queries (ranks 3, 1, 1, 1) and 3 clip queries, clip 0 found by its second.
+    assert recall["t2v_R@1"] == 3 / 4 and recall["t2v_MnR"] == 1.5
+    assert recall["v2t_R@1"] == recall["v2t_MnR"] == 1.0
 
 
 def test_real_clips_train_to_recall_1(pairs_csv, golden_lvt):
@@ -72,8 +100,33 @@ def test_real_clips_train_to_recall_1(pairs_csv, golden_lvt):
     losses = model.fit(batch, epochs=30, batch_size=4, verbose=0).history["loss"]
     assert losses[-1] < 0.5 * losses[0]
     after = finetune.retrieval_recall(*finetune.embed_pairs(model, data))
-    assert before["t2v@1"] < 1.0
-    assert after["t2v@1"] == after["v2t@1"] == 1.0
+    assert before["t2v_R@1"] < 1.0
+    assert after["t2v_R@1"] == after["v2t_R@1"] == 1.0
+
+
+def test_held_out_recall_embeds_each_clip_once_as_eval_retrieval_measures(
+    pairs_csv, golden_lvt, capsys
+):
+    """`finetune --eval`'s measure: a clip with two caption rows is one gallery entry; the
+    figures are `retrieval_metrics`' on independently computed embeddings."""
+    from videoprism_keras.apps.evaluation.retrieval import retrieval_metrics
+    from videoprism_keras.video import load_clip, load_video
+
+    backbone, tokenizer = golden_lvt
+    pairs = finetune.read_pairs(pairs_csv)
+    pairs.insert(2, (pairs[0][0], "a rabbit sits in the grass", None, None))  # clip 0 again
+    model = finetune.VideoPrismContrastive(backbone)
+    recall = finetune.evaluate_recall(model, pairs, tokenizer, 5, 4, 16, progress=True)
+    assert "| 4/4 [" in capsys.readouterr().err  # 4 clips embedded, not 5 rows
+    clips = [p for i, p in enumerate(pairs) if i != 2]
+    pixels = np.stack([load_video(path, 4, 16) if start is None
+                       else load_clip(path, start, end, 4, 16)
+                       for path, _, start, end in clips])  # fmt: skip
+    videos = keras.ops.convert_to_numpy(backbone.encode_video(pixels)["vision_embeddings"])
+    ids, mask = tokenizer.tokenize_texts([c for _, c, _, _ in pairs], max_length=64)
+    texts = keras.ops.convert_to_numpy(backbone.encode_text(ids, mask))
+    expected, _ = retrieval_metrics(videos, texts, [0, 1, 0, 2, 3], bootstrap=0)
+    assert {k: recall[k] for k in expected} == pytest.approx(expected, abs=1e-6)
 
 
 def test_run_shows_bars_with_their_totals(pairs_csv, golden_lvt, tmp_path, capsys):
@@ -238,10 +291,13 @@ def test_cli_finetunes_with_lora_checkpoints_and_resumes(pairs_csv, golden_dir, 
     assert "evaluating:" in evaluated and "| 4/4 [" in evaluated and "| 1/1 [" in trained
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_at"] == 0 and len(summary["losses"]) == 1
+    # `eval retrieval`'s names, and the former `t2v@1`, … beside them for one release.
     assert set(summary["recall_before"]) == {
-        *(f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)),
+        *(f"{d}_R@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)),
         *(f"{d}_{r}" for d in ("t2v", "v2t") for r in ("MdR", "MnR")),
+        *(f"{d}@{k}" for d in ("t2v", "v2t") for k in (1, 5, 10)),
     }
+    assert "recall after: t2v_R@1 " in done.stdout and "t2v@1" not in done.stdout
     assert {p.name for p in out.iterdir()} >= {"checkpoint-0001.keras", "state.json",
                                                "adapters.lora.h5"}  # fmt: skip
     assert (out / "adapters.lora.h5").stat().st_size < 100_000

@@ -271,7 +271,10 @@ def evaluate(model: VideoPrismVideoClassifier, videos: Sequence[str], targets: S
         videos: sequence of str. Video files.
         targets: sequence of int. The class of each, in `[0, model.num_classes)`.
         batch_size: int. Clips per backbone call. Defaults to `4`.
-        num_frames, size: the sampling (the training's). Default to the backbone's.
+        num_frames: int or None. Frames per clip (the training's). Defaults to None:
+            the backbone's.
+        size: int, (height, width) or None. Frame size (the training's). Defaults to
+            None: the backbone's.
         progress: bool. A bar over the clips. Defaults to `False`.
 
     Returns:

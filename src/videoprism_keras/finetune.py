@@ -10,7 +10,8 @@
 The scale is learnable and starts at 1 / `constants.TEMPERATURE`, the temperature the
 released models are used with. Either tower may be frozen, or only LoRA adapters
 trained (`model/lora.py`). `retrieval_recall` gives text→video and video→text
-recall@K; `run` is what `videoprism finetune` does (checkpoint per epoch, resumable).
+recall@K as `videoprism eval retrieval` counts them; `run` is what `videoprism finetune`
+does (checkpoint per epoch, resumable).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .apps.evaluation.metrics import RECALL_KS
 from .constants import (
     FINETUNE_LEARNING_RATE,
     FROZEN_TOWERS,
@@ -33,6 +35,7 @@ from .constants import (
     PAIR_END_SLACK_S,
     TEMPERATURE,
 )
+from .deprecation import renamed_keys
 from .model import lora
 from .tables import table_rows
 from .video import Sampling
@@ -172,33 +175,45 @@ def contrastive_loss(logits: Any) -> Any:
     return 0.5 * (ops.mean(rows) + ops.mean(columns))
 
 
-def retrieval_recall(
-    video: np.ndarray, text: np.ndarray, ks: Sequence[int] = (1, 5, 10)
-) -> dict[str, float]:
-    """Recall@K both ways, and the median and mean rank, for aligned (N, D) embeddings
-    (row i of each is one pair), as `videoprism eval retrieval` counts them
-    (`apps.evaluation.metrics`: ties count in the true item's favour).
+def retrieval_recall(video: np.ndarray, text: np.ndarray, ks: Sequence[int] = RECALL_KS, *,
+                     caption_clip: Sequence[int] | None = None) -> dict[str, float]:  # fmt: skip
+    """Recall@K both ways, and the median and mean rank, as `videoprism eval retrieval`
+    counts them (`apps.evaluation.retrieval.retrieval_ranks`): a caption finds its clip,
+    a clip is found by any of its captions.
 
     Args:
-        video: array-like (N, D). Video embeddings.
-        text: array-like (N, D). Text embeddings, row i the caption of video i.
+        video: array-like (N_clips, D). Clip embeddings, L2-normalised, each clip once.
+        text: array-like (N_captions, D). Caption embeddings, L2-normalised.
         ks: sequence of int. The K of each recall. Defaults to `(1, 5, 10)`.
+        caption_clip: sequence of int or None. The clip (row of `video`) of each caption.
+            Defaults to None: caption i describes clip i.
 
     Returns:
-        {"t2v@1": …, "v2t@1": …, …, "t2v_MdR", "t2v_MnR", "v2t_MdR", "v2t_MnR"}: the
-        fraction of queries whose pair ranks in the top K, and the ranks (1 = first).
+        {"t2v_R@1": …, "t2v_MdR", "t2v_MnR", "v2t_R@1", …}: the names `eval retrieval`'s
+        record uses; the former `"t2v@1"`, … too, for one release (reading one warns).
     """
     from .apps.evaluation import metrics
+    from .apps.evaluation.retrieval import retrieval_ranks
 
-    video, text = np.asarray(video, np.float32), np.asarray(text, np.float32)
-    similarity = video @ text.T  # (videos, texts)
-    pairs = [[i] for i in range(len(video))]
-    result = {}
-    for name, scores in (("t2v", similarity.T), ("v2t", similarity)):
-        found = metrics.retrieval(metrics.ranks(scores, pairs), ks=ks)
-        result.update({f"{name}@{k}": found[f"R@{k}"] for k in ks})
-        result.update({f"{name}_{rank}": found[rank] for rank in ("MdR", "MnR")})
-    return result
+    if caption_clip is None and len(video) != len(text):
+        raise ValueError("video, text: expected one caption per video without caption_clip. "
+                         f"Received: {len(video)} videos and {len(text)} captions")  # fmt: skip
+    clip_of = list(range(len(video)) if caption_clip is None else caption_clip)
+    result = {f"{direction}_{name}": value
+              for direction, rank in retrieval_ranks(video, text, clip_of).items()
+              for name, value in metrics.retrieval(rank, ks=ks).items()}  # fmt: skip
+    former = {f"{d}@{k}": f"{d}_R@{k}" for d in ("t2v", "v2t") for k in ks}
+    return renamed_keys(result, former, "finetune.retrieval_recall")
+
+
+def _clip_groups(pairs):
+    """The distinct clips (path, start, end) of `pairs` as one pair each, in first-seen
+    order, and each pair's clip index: a clip with several captions is embedded once."""
+    first = {}
+    for pair in pairs:
+        first.setdefault((pair[0], *pair[2:]), pair)
+    order = {key: i for i, key in enumerate(first)}
+    return list(first.values()), [order[(pair[0], *pair[2:])] for pair in pairs]
 
 
 # ------------------------------------------------------------------------- data
@@ -358,12 +373,20 @@ def embed_pairs(
 
 def evaluate_recall(model: VideoPrismContrastive, pairs: Sequence[Pair],
                     tokenizer: VideoPrismTokenizer, batch_size: int, num_frames: int,
-                    size: int | Sequence[int], ks: Sequence[int] = (1, 5, 10),
+                    size: int | Sequence[int], ks: Sequence[int] = RECALL_KS,
                     progress: bool = False) -> dict[str, float]:  # fmt: skip
-    """`retrieval_recall` of `model` on `pairs`, in order; arguments as `PairDataset`'s
-    (`progress`: a bar over the pairs)."""
-    data = PairDataset(pairs, tokenizer, batch_size, num_frames, size, shuffle=False, workers=1)
-    return retrieval_recall(*embed_pairs(model, data, progress), ks=ks)
+    """`retrieval_recall` of `model` on held-out `pairs` as `eval retrieval` measures: each
+    distinct clip (path, start, end) embedded once, found by any of its captions. Arguments
+    as `PairDataset`'s (`progress`: a bar over the clips)."""
+    clips, caption_clip = _clip_groups(pairs)
+    data = PairDataset(clips, tokenizer, batch_size, num_frames, size, shuffle=False, workers=1)
+    video, _ = embed_pairs(model, data, progress)  # each clip once, with its first caption
+    captions, texts = [caption for _, caption, _, _ in pairs], []
+    for at in range(0, len(captions), batch_size):
+        ids, mask = tokenizer.tokenize_texts(captions[at : at + batch_size], data.text_length)
+        text = model.backbone.encode_text(ids, mask, training=False)
+        texts.append(ops.convert_to_numpy(ops.cast(text, "float32")))
+    return retrieval_recall(video, np.concatenate(texts), ks=ks, caption_clip=caption_clip)
 
 
 # ------------------------------------------------------------------ the command
@@ -501,8 +524,8 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
         tokenizer: `VideoPrismTokenizer`. Tokenizes the captions.
         train_pairs: sequence of (path, caption, start, end). What `read_pairs` returns.
         output: str or path. The run's folder: checkpoints, `state.json`, `summary.json`.
-        eval_pairs: sequence of pairs or None. Held out: recall@1/5/10 before and after.
-            Defaults to `None`.
+        eval_pairs: sequence of pairs or None. Held out: retrieval before and after, as
+            `eval retrieval` measures (`evaluate_recall`). Defaults to `None`.
         epochs: int. The epoch to train up to (counting a resumed run's). Defaults to `1`.
         learning_rate: float. Adam's learning rate. Defaults to
             `constants.FINETUNE_LEARNING_RATE`.
@@ -524,7 +547,7 @@ def run(backbone: VideoPrismBackbone | None, tokenizer: VideoPrismTokenizer,
 
     Returns:
         dict: output, epochs, resumed_at, losses (one per epoch), recall_before and
-        recall_after (None without `eval_pairs`); also written to `summary.json`.
+        recall_after (`retrieval_recall`'s; None without `eval_pairs`), as `summary.json`.
 
     Raises:
         ValueError: `resume` and `output` holds no run to resume, or one whose state is
