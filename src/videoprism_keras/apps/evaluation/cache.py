@@ -319,6 +319,11 @@ class CachedRows:
     def __len__(self) -> int:
         return len(self._row_ids)
 
+    def __getitem__(self, indices: Any) -> np.ndarray:
+        """Rows as numpy indexes an array's first axis (an int, a slice, positions)."""
+        at = np.arange(len(self))[indices]
+        return self.take(at) if np.ndim(at) else self.take([at])[0]
+
     @property
     def shape(self) -> tuple[int, ...]:
         """(N, *one row's shape)."""
