@@ -12,6 +12,7 @@ from videos import lavfi_video
 import videoprism_keras as vp
 from videoprism_keras.apps.evaluation import probe
 from videoprism_keras.apps.evaluation.classification import classification_metrics
+from videoprism_keras.apps.evaluation.datasets import Clip, Dataset
 
 HIDDEN, TOKENS = 32, 8
 
@@ -95,6 +96,66 @@ def test_probe_metrics_are_the_classification_metrics_prefixed():
     assert rows["metrics"]["linear_mAP"] > 0.9  # its own training items, 2·HIDDEN features
 
 
+class ReadRows:
+    """Token features read by position, as the cache's `CachedRows`, counting the most
+    rows one read asked for."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.most = array, array.shape, 0
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, indices):
+        got = self.array[indices]
+        self.most = max(self.most, len(got))
+        return got
+
+
+def test_the_probes_read_a_batch_at_a_time_and_score_as_on_arrays():
+    train_x, train_y = _marked_tokens(40, seed=3)
+    val_x, val_y = _marked_tokens(20, seed=4)
+    train_x, val_x = train_x.astype(np.float16), val_x.astype(np.float16)  # as cached
+    backbone = vp.VideoPrismBackbone(**{**TINY, "hidden_dim": HIDDEN, "intermediate_dim": HIDDEN})
+    options = dict(num_classes=2, epochs=2, learning_rate=3e-3, batch_size=16, bootstrap=20)
+    arrays = probe.probe_rows(backbone, train_x, [(y,) for y in train_y], val_x,
+                              [(y,) for y in val_y], **options)  # fmt: skip
+    rows = [ReadRows(train_x), ReadRows(val_x)]
+    streamed = probe.probe_rows(backbone, rows[0], [(y,) for y in train_y], rows[1],
+                                [(y,) for y in val_y], **options)  # fmt: skip
+    assert rows[0].most == rows[1].most == 16  # never the whole set at once
+    assert streamed["metrics"] == pytest.approx(arrays["metrics"], abs=1e-6)
+    np.testing.assert_allclose(streamed["losses"], arrays["losses"], rtol=1e-5)
+    np.testing.assert_allclose(probe.pooled_features(rows[0], 7),
+                               train_x.astype(np.float32).mean(axis=(1, 2)), rtol=1e-6)  # fmt: skip
+
+
+def _dataset(name, paths, labels=("a", "b"), multi_label=False, task="classification"):
+    clips = [Clip(p) if isinstance(p, str) else Clip(*p) for p in paths]
+    return Dataset(name=name, format="csv", task=task, annotations=f"/data/{name}.csv",
+                   clips=clips, missing=[], total=len(clips), labels=list(labels),
+                   targets=[(i % 2,) for i in range(len(clips))],
+                   multi_label=multi_label)  # fmt: skip
+
+
+def test_a_pair_is_refused_before_any_embedding_when_it_cannot_be_probed():
+    train = _dataset("train", ["/v/a.mp4", ("/v/b.mp4", 0.0, 2.0), "/v/c.mp4"])
+    assert probe.check_pair(train, _dataset("val", ["/v/d.mp4"], labels=("b",))).tolist() == [1]
+    # The same file, another span: another clip.
+    probe.check_pair(train, _dataset("val", [("/v/b.mp4", 2.0, 4.0), ("/v/a.mp4", 0.0, 1.0)]))
+    shared = _dataset("val", ["/v/d.mp4", ("/v/b.mp4", 0.0, 2.0), "/v/c.mp4"])
+    with pytest.raises(ValueError, match=r"expected no clip in both .*Received: 2 shared, the "
+                       r"first /v/b\.mp4"):  # fmt: skip
+        probe.check_pair(train, shared)
+    with pytest.raises(ValueError, match=r"Received: train is single-label, val multi-label"):
+        probe.check_pair(train, _dataset("val", ["/v/d.mp4"], multi_label=True))
+    with pytest.raises(ValueError, match=r"val: expected a classification dataset"):
+        probe.check_pair(train, _dataset("val", ["/v/d.mp4"], task="retrieval"))
+    # run_probe checks before it asks for a cache (nothing embedded).
+    with pytest.raises(ValueError, match="2 shared"):
+        probe.run_probe(None, train, shared, lambda d: pytest.fail("embedded"), progress=False)
+
+
 def test_validation_labels_must_be_training_labels():
     assert probe.label_mapping(["a", "b", "c"], ["c", "a"]).tolist() == [2, 0]
     with pytest.raises(ValueError, match="val has d, e, which train has not"):
@@ -118,6 +179,7 @@ def data(tmp_path_factory):
     for split, lines in rows.items():
         (folder / f"{split}.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
     (folder / "other.csv").write_text("path,label\npattern0.mp4,pattern\nfractal0.mp4,bars\n")
+    (folder / "overlap.csv").write_text("path,label\npattern4.mp4,pattern\nfractal1.mp4,fractal\n")
     (folder / "splits.csv").write_text("path,label,split\npattern0.mp4,pattern,train\n"
                                        "fractal0.mp4,fractal,val\n")  # fmt: skip
     return folder
@@ -127,8 +189,8 @@ def test_eval_probe_writes_both_rows_and_caches_the_features(data, golden_dir, e
     out, cache = tmp_path / "results", tmp_path / "cache"
     command = ["eval", "probe", data / "train.csv", "--val", data / "val.csv", "--preset",
                golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames", "2",
-               "--size", "36", "--epochs", "5", "--token-grid", "3", "--bootstrap", "20",
-               "--no-progress", "--cache", cache, "-o", out]  # fmt: skip
+               "--size", "36", "--epochs", "10", "--learning-rate", "0.01", "--token-grid", "3",
+               "--bootstrap", "20", "--no-progress", "--cache", cache, "-o", out]  # fmt: skip
     first, second = run_all(env, [*command, "--json"], command)
     record = json.loads(first.stdout)
     assert record["task"] == "probe" and record["dataset"]["name"] == "csv:val"
@@ -137,9 +199,13 @@ def test_eval_probe_writes_both_rows_and_caches_the_features(data, golden_dir, e
              for m in ("top1", "top5", "mean_class_accuracy")}  # fmt: skip
     assert set(record["metrics"]) == set(record["intervals"]) == names
     assert all(0.0 <= v <= 1.0 for v in record["metrics"].values())
+    # A test pattern and a fractal zoom: told apart by both probes (the attentive one with
+    # a logit margin of 3 or more on every validation clip, for seeds 0, 1 and 2).
+    assert record["metrics"]["attentive_top1"] == 1.0
+    assert record["metrics"]["linear_top1"] == 1.0
     settings = record["settings"]
     assert settings["train"]["used"] == 6 and settings["token_grid"] == 3
-    assert settings["tokens"] == [2, 9] and len(settings["attentive"]["losses"]) == 5
+    assert settings["tokens"] == [2, 9] and len(settings["attentive"]["losses"]) == 10
     # Train, then val: embedded the first time, read back from the cache the second.
     assert first.stderr.count("videos: 6 embedded") + first.stderr.count("4 embedded") == 2
     assert "videos: 0 embedded, 6 from the cache" in second.stderr, second.stderr
@@ -157,6 +223,10 @@ def test_eval_probe_writes_both_rows_and_caches_the_features(data, golden_dir, e
         (["{d}/train.csv", "--val", "{d}/other.csv"], "--val {d}/other.csv has bars, which"),
         (["{d}/train.csv", "--val", "{d}/val.csv", "--token-grid", "0"], "--token-grid"),
         (["{d}/train.csv", "--val", "{d}/val.csv", "--val-videos", "{d}/no"], "--val-videos"),
+        (
+            ["{d}/train.csv", "--val", "{d}/overlap.csv"],
+            "Received: 1 shared, the first {d}/fractal1.mp4",
+        ),
         # One file of two splits: --split is TRAIN's, --val-split the validation one's.
         (
             ["{d}/splits.csv", "--split", "train", "--val", "{d}/splits.csv"],
@@ -173,3 +243,8 @@ def test_bad_probe_input_is_one_line_before_the_model_loads(data, args, says, ca
     out = call(capsys, "eval", "probe", *map(fill, args), "--preset", "/nonexistent/model.npz")
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and fill(says) in out.stderr, out.stderr
+
+
+def test_the_seed_help_says_what_it_seeds(capsys):
+    out = call(capsys, "eval", "probe", "--help")
+    assert "seeds the bootstrap and the probes' training" in " ".join(out.stdout.split())

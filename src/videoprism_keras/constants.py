@@ -365,6 +365,10 @@ EVAL_MODEL_KEY_DIGITS = 16
 # held twice meanwhile, and Lance's buffers grow with it): `ID_BATCH` clips of pooled vectors,
 # two or three of the base model's full token features (16 × 256 × 768 in float16: 6 MiB).
 EVAL_CACHE_READ_BYTES = 16 * 2**20
+# The embedding cache's format, part of each video table's name: bump it when decoding or
+# preprocessing changes what a clip embeds to, so that rows of the older format are not
+# served (they stay on disk, unread, until the cache folder is cleared).
+EVAL_CACHE_FORMAT = 1
 
 
 # --------------------------------------------- issue 29 review: the bootstrap's resamples

@@ -42,6 +42,9 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
                    "frame's patches to G×G tokens before caching (less disk and memory; "
                    "default: every patch)")  # fmt: skip
     add_run_options(p, text=False)
+    for action in p._actions:  # the shared flag's help, in what it seeds here
+        if "--seed" in action.option_strings:
+            action.help = "seeds the bootstrap and the probes' training (default 0)"
 
 
 def probe(args: argparse.Namespace) -> dict:
@@ -59,16 +62,12 @@ def probe(args: argparse.Namespace) -> dict:
         val = read_data(held_out, "classification")
     except UsageError as err:
         raise UsageError(f"--val {err}") from None
-    from ..apps.evaluation.probe import label_mapping
+    from ..apps.evaluation.probe import check_pair
 
-    try:  # before the model loads
-        label_mapping(train.labels, val.labels, train_name=args.data, val_name=f"--val {args.val}")
+    try:  # before the model loads: labels, single- or multi-label, clips in both
+        check_pair(train, val, train_name=args.data, val_name=f"--val {args.val}")
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if train.multi_label != val.multi_label:
-        kinds = {True: "multi-label", False: "single-label"}
-        raise UsageError(f"{args.data} is {kinds[train.multi_label]}, --val {args.val} "
-                         f"{kinds[val.multi_label]}: a probe needs both alike")  # fmt: skip
     loaded = load_model(args, text=False)
     from ..apps.evaluation.probe import run_probe
 

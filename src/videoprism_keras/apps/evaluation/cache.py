@@ -39,6 +39,7 @@ import numpy as np
 from ...constants import (
     EVAL_CACHE_ENV,
     EVAL_CACHE_FOLDER,
+    EVAL_CACHE_FORMAT,
     EVAL_CACHE_KINDS,
     EVAL_CACHE_READ_BYTES,
     EVAL_MODEL_KEY_DIGITS,
@@ -58,7 +59,11 @@ if TYPE_CHECKING:
     from ...tokenizer import VideoPrismTokenizer
     from .datasets import Clip
 
-__all__ = ["CachedVideos", "EmbeddingCache", "model_key", "pool_tokens", "row_key"]
+__all__ = ["CachedRows", "CachedVideos", "EmbeddingCache", "model_key", "pool_tokens", "row_key"]
+
+# Why a clip whose embedding has a NaN or an infinity fails rather than being cached: a
+# bad run (a broken build, an overflow) must not poison the cache for good.
+NON_FINITE = "the model returned NaN/inf"
 
 
 @dataclass
@@ -69,14 +74,20 @@ class CachedVideos:
         vectors: array. The rows of the clips with `ok` True, in clip order: (N, D)
             float32 for kind "video", (N, T, P, D) float16 for kind "features".
         ok: (len(clips),) bool array. Whether each clip has its row.
-        failures: list of (path, reason). The clips that could not be read.
+            Empty when `videos` was called with `read=False`.
+        ok: (len(clips),) bool array. Whether each clip has its row.
+        failures: list of (path, reason). The clips that could not be read (or whose
+            embedding was not finite: `NON_FINITE`).
         embedded: int. Clips embedded in this call (the others came from the cache).
+        rows: `CachedRows` or None. With `read=False`: the same rows, read a batch at a
+            time.
     """
 
     vectors: np.ndarray
     ok: np.ndarray
     failures: list[tuple[str, str]] = field(default_factory=list)
     embedded: int = 0
+    rows: CachedRows | None = None
 
 
 def model_key(model: VideoPrismBackbone, *, source: str, dtype: str,
@@ -162,12 +173,14 @@ def cache_folder(folder: str | os.PathLike | None) -> str:
 
 def table_name(model_key: str, dataset: str, kind: str, sampling: Sampling,
                token_grid: int | None = None) -> str:  # fmt: skip
-    """The table of one (model, dataset, kind, sampling[, token grid]): the dataset's name
+    """The table of one (model, dataset, kind, sampling[, token grid]) in the cache's
+    format (`EVAL_CACHE_FORMAT`: an older format's rows are not served): the dataset's name
     as LanceDB's table names allow, and a hash of it (names that read alike stay apart)."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)[:60]
     tag = hashlib.sha256(dataset.encode()).hexdigest()[:8]
     height, width = sampling.size
-    name = f"{model_key}-{slug}-{tag}-{kind}-{sampling.num_frames}x{height}x{width}"
+    name = (f"{model_key}-f{EVAL_CACHE_FORMAT}-{slug}-{tag}-{kind}-"
+            f"{sampling.num_frames}x{height}x{width}")  # fmt: skip
     return name + (f"-g{token_grid}" if token_grid else "")
 
 
@@ -197,8 +210,16 @@ class _Table:
         rows = self.table.search().select(["id"]).limit(None).to_arrow()
         return set(rows["id"].to_pylist())
 
-    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """One commit: these rows, those the table holds left as they are."""
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> list[str]:
+        """One commit: these rows, those the table holds left as they are; rows with a NaN
+        or an infinity are not committed (their keys are returned)."""
+        finite = np.isfinite(np.asarray(vectors).reshape(len(keys), -1)).all(axis=1)
+        dropped = [key for key, good in zip(keys, finite, strict=True) if not good]
+        if dropped:
+            keys = [key for key, good in zip(keys, finite, strict=True) if good]
+            vectors = np.asarray(vectors)[finite]
+        if not keys:
+            return dropped
         rows = self._rows(keys, vectors)
         if self.table is None:
             if self.lock is not None:
@@ -215,6 +236,7 @@ class _Table:
         self.commits += 1
         if self.commits % MAINTAIN_EVERY_COMMITS == 0:
             self.maintain(finishing=False)
+        return dropped
 
     def latest(self, *, fresh: bool = False) -> Any:
         """The LanceDB table at its latest version (`maintenance.Maintained`)."""
@@ -267,6 +289,78 @@ class _Table:
                 out[where[key]] = row
         return out
 
+    def reader(self, keys: Sequence[str]) -> CachedRows:
+        """The rows of `keys` (all held), to be read a batch at a time (`CachedRows`)."""
+        self.table.checkout_latest()
+        pinned = self.db.open_table(self.name)  # its own handle: this one moves on
+        pinned.checkout(self.table.version)
+        return CachedRows(pinned, keys)
+
+
+class CachedRows:
+    """Rows of a cache table, by key, read a batch at a time (so that what does not fit in
+    memory, a training set's token features, never has to): a sequence whose item `i` is
+    key `i`'s row. The rows are those of the table's version when it was made: a commit or
+    a merge of fragments meanwhile does not move them.
+
+    Args:
+        table: a LanceDB table, checked out at one version.
+        keys: sequence of str. The rows' keys (all held), in the order they are read.
+    """
+
+    def __init__(self, table: Any, keys: Sequence[str]):
+        self._table = table
+        meta = json.loads(table.schema.metadata[store.META_KEY])
+        self.row_shape, self.dtype = tuple(meta["shape"]), np.dtype(meta["dtype"])
+        ids = table.search().select(["id"]).with_row_id(True).limit(None).to_arrow()
+        where = dict(zip(ids["id"].to_pylist(), ids["_rowid"].to_pylist(), strict=True))
+        self._row_ids = np.array([where[key] for key in keys], np.uint64)
+
+    def __len__(self) -> int:
+        return len(self._row_ids)
+
+    def __getitem__(self, indices: Any) -> np.ndarray:
+        """Rows as numpy indexes an array's first axis (an int, a slice, positions)."""
+        at = np.arange(len(self))[indices]
+        return self.take(at) if np.ndim(at) else self.take([at])[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(N, *one row's shape)."""
+        return (len(self), *self.row_shape)
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The rows at these positions, in that order (a position may repeat).
+
+        Args:
+            indices: sequence of int. Positions in `keys`.
+        """
+        wanted = self._row_ids[np.asarray(indices, np.int64)]
+        out = np.empty((len(wanted), *self.row_shape), self.dtype)
+        where: dict[int, list[int]] = {}
+        for i, row_id in enumerate(wanted.tolist()):
+            where.setdefault(row_id, []).append(i)
+        row_bytes = out[:1].nbytes or 1
+        step = max(1, min(store.ID_BATCH, EVAL_CACHE_READ_BYTES // row_bytes))
+        unique = list(where)
+        for start in range(0, len(unique), step):  # the rows come back in the table's order
+            got = (self._table.take_row_ids(unique[start : start + step]).with_row_id()
+                   .select(["vector"]).to_arrow())  # fmt: skip
+            values = np.asarray(got["vector"].combine_chunks().flatten())
+            values = values.reshape(len(got), *self.row_shape)
+            for row_id, row in zip(got["_rowid"].to_pylist(), values, strict=True):
+                out[where[row_id]] = row
+        return out
+
+    def batches(self, size: int) -> Iterator[np.ndarray]:
+        """The rows in order, `size` at a time.
+
+        Args:
+            size: int. Rows per batch.
+        """
+        for start in range(0, len(self), size):
+            yield self.take(np.arange(start, min(start + size, len(self))))
+
 
 class EmbeddingCache:
     """The embeddings of one model on one dataset, computed once (see the module).
@@ -287,7 +381,7 @@ class EmbeddingCache:
         self._lock = store.local_path(self.uri) if local else None
         if self._lock is not None and self._lock.exists() and not self._lock.is_dir():
             raise ValueError(f"the embedding cache must be a folder; {self.uri} is a file. "
-                             f"Received: folder={os.fspath(folder)!r}")  # fmt: skip
+                             f"Received: folder={self.uri!r}")  # fmt: skip
         self._db = lancedb.connect(self.uri)
 
     def table(self, name: str, meta: dict) -> _Table:
@@ -298,9 +392,11 @@ class EmbeddingCache:
                kind: str = "video", num_frames: int | None = None,
                size: int | Sequence[int] | None = None, batch_size: int = 4,
                token_grid: int | None = None, ray: bool | str | None = None,
-               progress: bool = True, encoder: Encoder | None = None) -> CachedVideos:  # fmt: skip
+               progress: bool = True, encoder: Encoder | None = None,
+               read: bool = True) -> CachedVideos:  # fmt: skip
         """The clips' embeddings: those the cache holds read back, the others embedded
-        (in batches, each committed as it is done) and read back.
+        (in batches, each committed as it is done) and read back. A clip whose embedding
+        holds a NaN or an infinity is not cached: it fails (`NON_FINITE`).
 
         Args:
             model: `VideoPrismBackbone`. The model `model_key` names.
@@ -319,6 +415,9 @@ class EmbeddingCache:
                 start). Defaults to True.
             encoder: `Encoder` or None. The compiled model calls (not with `ray`).
                 Defaults to None (a new one).
+            read: bool. Read every row into `vectors`; False: `vectors` is empty and
+                `rows` reads them a batch at a time (token features of a large set, which
+                need not fit in memory). Defaults to True.
 
         Returns:
             `CachedVideos`.
@@ -330,10 +429,11 @@ class EmbeddingCache:
             pool_tokens(np.zeros((1, 1, side * side, 1)), token_grid)
         meta = {"model_key": self.model_key, "dataset": self.dataset, "kind": kind,
                 "num_frames": sampling.num_frames, "size": list(sampling.size),
-                "token_grid": token_grid}  # fmt: skip
+                "token_grid": token_grid, "format": EVAL_CACHE_FORMAT}  # fmt: skip
         table = self.table(table_name(self.model_key, self.dataset, kind, sampling, token_grid),
                            meta)  # fmt: skip
         rows = {clip.key: row_key(clip) for clip in clips}  # each clip once
+        paths = {clip.key: clip.path for clip in clips}
         held = table.keys()
         todo, seen = [], set(held)  # each clip the cache lacks, once
         for clip in clips:
@@ -355,8 +455,9 @@ class EmbeddingCache:
             elif todo:
                 batches = ray_batches(model, todo, sampling, batch_size, ray, kind, failures)
             for keys, vectors in batches:
-                table.add([rows[key] for key in keys], post(vectors))
-                embedded += len(keys)
+                dropped = set(table.add([rows[key] for key in keys], post(vectors)))
+                failures += [(paths[key], NON_FINITE) for key in keys if rows[key] in dropped]
+                embedded += len(keys) - len(dropped)
                 bar.total = wanted - len(failures)  # what cannot be read is not to come
                 bar.update(len(keys))
         finally:
@@ -365,8 +466,13 @@ class EmbeddingCache:
         now = table.keys() if todo else held
         ok = np.array([rows[clip.key] in now for clip in clips], bool)
         keys = [rows[clip.key] for clip, good in zip(clips, ok, strict=True) if good]
-        vectors = table.read(keys) if table.table is not None else np.zeros((0, 0), np.float32)
-        return CachedVideos(vectors, ok, failures, embedded)
+        if table.table is None:
+            return CachedVideos(np.zeros((0, 0), np.float32), ok, failures, embedded)
+        if not read:
+            reader = table.reader(keys)
+            return CachedVideos(np.zeros((0, *reader.row_shape), reader.dtype), ok, failures,
+                                embedded, reader)  # fmt: skip
+        return CachedVideos(table.read(keys), ok, failures, embedded)
 
     def texts(self, model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer,
               texts: Sequence[str], *, batch_size: int = 64, progress: bool = True,
@@ -382,6 +488,10 @@ class EmbeddingCache:
             batch_size: int. Texts per model call and commit. Defaults to 64.
             progress: bool. A progress bar. Defaults to True.
             encoder: `Encoder` or None. The compiled model calls. Defaults to None.
+
+        Raises:
+            RuntimeError: the model returned NaN/inf for a text (the texts before it stay
+                cached; it is not).
         """
         if isinstance(texts, str):
             raise ValueError(f"texts must be a list of strings, not one string. Received: "
@@ -407,7 +517,10 @@ class EmbeddingCache:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
                 ids, mask = tokenizer.tokenize_texts(batch)
-                table.add(batch, np.asarray(encoder.text(ids, mask), np.float32))
+                dropped = table.add(batch, np.asarray(encoder.text(ids, mask), np.float32))
+                if dropped:
+                    raise RuntimeError(f"{NON_FINITE} for {len(dropped)} of the texts (first: "
+                                       f"{dropped[0]!r}); nothing of it was cached")  # fmt: skip
                 bar.update(len(batch))
         finally:
             bar.close()
