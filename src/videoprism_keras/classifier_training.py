@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -139,26 +140,32 @@ def decode_clips(
     return np.stack(clips), paths, failures
 
 
-def fit(model: VideoPrismVideoClassifier, inputs: dict, targets: np.ndarray, *, epochs: int,
-        learning_rate: float, batch_size: int, progress: bool = False) -> list[float]:  # fmt: skip
+def fit(model: VideoPrismVideoClassifier, inputs: Any, targets: np.ndarray | None = None, *,
+        epochs: int, learning_rate: float, batch_size: int,
+        progress: bool = False) -> list[float]:  # fmt: skip
     """The training loop of `train` (and of `apps.evaluation.probe`'s attentive probe):
     Adam and `model`'s loss, over `inputs` (`{"features"}` or `{"pixel_values"}`) and
     `targets` (class indices, or (N, C) 0/1 for a multi-label model); the loss of each epoch.
 
     Args:
         model: `VideoPrismVideoClassifier`. Trained in place.
-        inputs: dict. What `model` takes, N items.
-        targets: (N,) int or (N, C) 0/1 array.
+        inputs: dict, or a `keras.utils.PyDataset` of (inputs, targets) batches (read a
+            batch at a time: features too large to hold at once). What `model` takes.
+        targets: (N,) int or (N, C) 0/1 array, or None where `inputs` is a dataset (which
+            then shuffles itself, if it should). Defaults to `None`.
         epochs: int. Passes over the items.
         learning_rate: float. Adam's learning rate.
-        batch_size: int. Items per step.
+        batch_size: int. Items per step (a dataset's own batches are its).
         progress: bool. A bar over the steps of all epochs. Defaults to `False`.
     """
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    steps = epochs * math.ceil(len(targets) / batch_size)
-    bar = [step_bar(steps)] if progress else []
-    history = model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, verbose=0,
-                        callbacks=bar)  # fmt: skip
+    steps = len(inputs) if targets is None else math.ceil(len(targets) / batch_size)
+    bar = [step_bar(epochs * steps)] if progress else []
+    if targets is None:
+        history = model.fit(inputs, epochs=epochs, verbose=0, callbacks=bar, shuffle=False)
+    else:
+        history = model.fit(inputs, targets, epochs=epochs, batch_size=batch_size, verbose=0,
+                            callbacks=bar)  # fmt: skip
     return [float(x) for x in history.history["loss"]]
 
 

@@ -174,7 +174,7 @@ def attentive_scores(backbone: VideoPrismBackbone, train_features: Rows,
     import keras
 
     from ...classifier import VideoPrismVideoClassifier
-    from ...progress import step_bar
+    from ...classifier_training import fit
 
     keras.utils.set_random_seed(seed)
     trainable = backbone.trainable  # the classifier freezes the object it is given
@@ -183,11 +183,9 @@ def attentive_scores(backbone: VideoPrismBackbone, train_features: Rows,
         # and a bfloat16 optimizer state would blur what a probe is there to measure.
         model = VideoPrismVideoClassifier(backbone, num_classes, multi_label=multi_label,
                                           dtype="float32")  # fmt: skip
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         train = _batches(train_features, batch_size, np.asarray(train_targets))
-        bar = [step_bar(epochs * len(train))] if progress else []
-        history = model.fit(train, epochs=epochs, verbose=0, callbacks=bar, shuffle=False)
-        losses = [float(x) for x in history.history["loss"]]
+        losses = fit(model, train, epochs=epochs, learning_rate=learning_rate,
+                     batch_size=batch_size, progress=progress)  # fmt: skip
         logits = model.predict(_batches(val_features, batch_size), verbose=0)
     finally:
         backbone.trainable = trainable
@@ -305,7 +303,8 @@ def probe_rows(backbone: VideoPrismBackbone, train_features: Rows,
                val_targets: Sequence[Sequence[int]], *, num_classes: int,
                multi_label: bool = False, epochs: int = EVAL_PROBE_EPOCHS,
                learning_rate: float = EVAL_PROBE_LEARNING_RATE,
-               batch_size: int = EVAL_PROBE_BATCH_SIZE, bootstrap: int = EVAL_BOOTSTRAP_SAMPLES, seed: int = 0,
+               batch_size: int = EVAL_PROBE_BATCH_SIZE,
+               bootstrap: int = EVAL_BOOTSTRAP_SAMPLES, seed: int = 0,
                progress: bool = False) -> dict:  # fmt: skip
     """Both probes on cached features, measured on the validation ones (metrics.py's
     classification metrics through `classification.classification_metrics`, as fractions).
