@@ -352,3 +352,9 @@ EVAL_MODEL_KEY_DIGITS = 16
 # held twice meanwhile, and Lance's buffers grow with it): `ID_BATCH` clips of pooled vectors,
 # two or three of the base model's full token features (16 × 256 × 768 in float16: 6 MiB).
 EVAL_CACHE_READ_BYTES = 16 * 2**20
+
+
+# ------------------------------------------ issue 29: `videoprism eval`, the data and its CLI
+# Missing videos the log names before a task runs (the first ones; the record lists all):
+# enough to see a pattern (a wrong folder, a suffix), few enough to leave the log readable.
+EVAL_MISSING_SHOWN = 5
