@@ -1,6 +1,8 @@
-"""`eval classification`'s metrics from scores, against counts and mAP by hand; the prompt
-templates (the official one, the ensemble, a file) and the ensemble's averaging; and
-`run_classification` on a stand-in cache: failed clips left out and counted."""
+"""`eval classification`'s metrics from scores, against counts and mAP by hand (ties against
+the clip, NaN refused, undefined resamples drawn again); the prompt templates (the official
+one, the ensemble, a file), the set the record names, and the ensemble's averaging;
+`run_classification` on a stand-in cache (failed clips left out and counted) and with the
+small model through the real cache, against a count on the embeddings it holds."""
 
 import types
 import zlib
@@ -52,6 +54,44 @@ def test_intervals_hold_the_estimates_and_are_seeded():
         assert 0 <= low <= values[name] <= high <= 1, name
 
 
+def test_a_constant_model_scores_nothing():
+    constant = np.full((6, 3), 0.5)
+    targets = [[0], [1], [2], [0], [1], [2]]
+    values, intervals = classification.classification_metrics(
+        constant, targets, multi_label=False, bootstrap=20
+    )
+    assert values["top1"] == 0.0 and values["mean_class_accuracy"] == 0.0
+    assert intervals["top1"] == (0.0, 0.0)
+    assert values["top5"] == 1.0  # three classes: every label is within the top five
+
+
+def test_top_k_and_mean_class_accuracy_count_ties_alike():
+    # Clip 1's label ties with class 0 (listed first): a miss for both metrics.
+    scores = np.array([[0.9, 0.1, 0.0], [0.6, 0.6, 0.0], [0.1, 0.2, 0.7]])
+    values, _ = classification.classification_metrics(scores, [[0], [1], [2]],
+                                                      multi_label=False, bootstrap=0)  # fmt: skip
+    assert values["top1"] == pytest.approx(2 / 3)
+    assert values["mean_class_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_multi_label_resamples_without_any_positive_are_drawn_again():
+    """Two clips of ten carry a label: a resample of ten misses both about one time in
+    nine, and has no mAP; the interval holds the defined resamples only."""
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(10, 3))
+    targets = [[0] if clip in (2, 7) else [] for clip in range(10)]
+    values, intervals = classification.classification_metrics(scores, targets, multi_label=True,
+                                                              bootstrap=200, seed=0)  # fmt: skip
+    low, high = intervals["mAP"]
+    assert np.isfinite([low, high]).all() and 0 < low <= values["mAP"] <= high <= 1
+
+
+def test_non_finite_scores_are_refused():
+    with pytest.raises(ValueError, match=r"scores: expected finite scores\. Received: nan"):
+        classification.classification_metrics(np.array([[0.1, np.nan]]), [[0]],
+                                               multi_label=False)  # fmt: skip
+
+
 def test_single_label_refuses_a_clip_with_several_labels():
     with pytest.raises(ValueError, match=r"one label per clip.*Received: 2 for clip 1"):
         classification.classification_metrics(np.zeros((2, 3)), [[0], [1, 2]],
@@ -85,6 +125,15 @@ def test_templates_by_name_file_or_list(tmp_path):
     listed.write_text("# mine\na clip of {}\n\n  {} in a video  \n")
     assert classification.read_templates(listed) == ("a clip of {}", "{} in a video")
     assert classification.read_templates(["x {}"]) == ("x {}",)
+
+
+def test_the_record_names_the_template_set_given_by_name_file_or_list(tmp_path):
+    listed = tmp_path / "mine.txt"
+    listed.write_text("a clip of {}\n")
+    assert classification.template_set("ensemble") == ("ensemble", EVAL_TEMPLATE_ENSEMBLE)
+    assert classification.template_set(str(listed)) == ("file:mine.txt", ("a clip of {}",))
+    assert classification.template_set(listed) == ("file:mine.txt", ("a clip of {}",))
+    assert classification.template_set(("x {}",)) == ("given", ("x {}",))
 
 
 @pytest.mark.parametrize(
@@ -145,3 +194,54 @@ def test_run_scores_clips_against_the_labels_prompts_and_counts_failures():
     assert record["settings"]["template_set"] == "ensemble"
     assert record["settings"]["templates"] == list(EVAL_TEMPLATE_ENSEMBLE)
     assert record["sampling"] == {"num_frames": 2, "size": 36}
+
+
+def test_a_real_run_equals_a_count_on_its_cached_embeddings(collection_model, media_dir,
+                                                            tmp_path):  # fmt: skip
+    """The small checkpoint through the real cache, with a file of two templates: the
+    record's figures are those of the embeddings the cache holds, the prompts averaged and
+    ranked by sorting here (a broken video left out and counted)."""
+    from videos import lavfi_video
+
+    from videoprism_keras.apps.evaluation.cache import EmbeddingCache
+    from videoprism_keras.apps.evaluation.datasets import read_dataset
+    from videoprism_keras.tokenizer import VideoPrismTokenizer
+
+    sources = ("testsrc2", "mandelbrot", "life", "smptebars", "rgbtestsrc", "testsrc")
+    names = ("a pattern", "a fractal", "life", "bars", "colours", "a test card")
+    rows = []
+    for i, source in enumerate(sources):
+        lavfi_video(tmp_path / f"v{i}.mp4", [(source, 1)], fps=4, size=(48, 36))
+        rows.append(f"v{i}.mp4,{names[i]}")
+    rows.append(f"v6.mp4,{names[0]}")  # the first video's class twice: a second clip of it
+    lavfi_video(tmp_path / "v6.mp4", [("testsrc2", 1)], fps=3, size=(48, 36))
+    (tmp_path / "broken.mp4").write_bytes(b"no video" * 100)
+    rows.append("broken.mp4,life")
+    (tmp_path / "k.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "t.txt").write_text("a video of {}.\nfootage of {}.\n")
+    data = read_dataset(tmp_path / "k.csv")
+    tokenizer = VideoPrismTokenizer(media_dir / "test_spm.model")
+    cache = EmbeddingCache(tmp_path / "cache", "small", data.name)
+    record = classification.run_classification(
+        collection_model, tokenizer, data, cache, templates=str(tmp_path / "t.txt"),
+        num_frames=2, size=36, progress=False, bootstrap=0,
+    )  # fmt: skip
+    assert record["items"]["used"] == 7 and record["items"]["failed"] == 1
+    assert record["settings"]["template_set"] == "file:t.txt"
+    held = cache.videos(collection_model, data.clips, num_frames=2, size=36, progress=False)
+    assert held.embedded == 0 and held.ok.tolist() == [True] * 7 + [False]
+    prompts = [[t.replace("{}", label) for t in ("a video of {}.", "footage of {}.")]
+               for label in data.labels]  # fmt: skip
+    per_label = []
+    for label_prompts in prompts:
+        mean = np.mean(cache.texts(collection_model, tokenizer, label_prompts), axis=0)
+        per_label.append(mean / np.linalg.norm(mean))
+    scores = held.vectors @ np.stack(per_label).T
+    truth = np.array([data.targets[i][0] for i in range(7)])
+    place = np.array(
+        [list(np.argsort(-row)).index(t) for row, t in zip(scores, truth, strict=True)]
+    )
+    assert record["metrics"]["top1"] == pytest.approx(np.mean(place == 0))
+    assert record["metrics"]["top5"] == pytest.approx(np.mean(place < 5))
+    per_class = [np.mean(place[truth == c] == 0) for c in np.unique(truth)]
+    assert record["metrics"]["mean_class_accuracy"] == pytest.approx(np.mean(per_class))

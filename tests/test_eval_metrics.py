@@ -1,5 +1,7 @@
 """The evaluation metrics against independent computations on tiny score matrices: ranks by
-sorting, R@k and ranks by hand, mAP by the definition, per-class accuracy by counting."""
+sorting, R@k and ranks by hand, mAP by the definition, per-class accuracy by counting; ties
+counted against the query (a constant model scores nothing), non-finite scores refused, and
+the bootstrap drawing again where a statistic is undefined."""
 
 import numpy as np
 import pytest
@@ -31,8 +33,44 @@ def test_recall_and_ranks_by_hand():
     assert got == {"R@1": 0.25, "R@2": 0.75, "R@5": 1.0, "MdR": 2.0, "MnR": 2.25}
 
 
-def test_ties_count_in_the_querys_favour():
-    assert metrics.ranks([[0.5, 0.5, 0.5]], [[2]]).tolist() == [1]
+def test_ties_count_against_the_query_but_its_other_relevant_items_do_not():
+    assert metrics.ranks([[0.5, 0.5, 0.5]], [[2]]).tolist() == [3]
+    assert metrics.ranks([[0.5, 0.5, 0.5]], [[0, 2]]).tolist() == [2]
+    assert metrics.ranks([[0.9, 0.5, 0.9]], [[0, 2]]).tolist() == [1]
+
+
+def test_a_constant_model_scores_nothing():
+    constant = np.full((6, 6), 0.25)
+    rank = metrics.ranks(constant, [[q] for q in range(6)])
+    assert metrics.retrieval(rank, ks=(1, 5))["R@1"] == 0.0
+    assert rank.tolist() == [6] * 6
+    labels = [0, 1, 2, 0, 1, 2]
+    assert metrics.top_k(constant, labels, ks=(1,)) == {"top1": 0.0}
+    assert metrics.mean_class_accuracy(constant, labels) == 0.0
+    # AP with every item tied: the precision of the whole list, the positives' share.
+    positive = np.array([1, 0, 0, 1, 0, 0], bool)
+    assert metrics.average_precision(constant[:, 0], positive) == pytest.approx(2 / 6)
+
+
+def test_mean_class_accuracy_counts_a_tied_first_place_as_a_miss():
+    # argmax would pick class 0 for item 1 (first of the tie) and call it a hit.
+    scores = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
+    assert metrics.mean_class_accuracy(scores, [0, 0, 1]) == pytest.approx((1 / 2 + 1) / 2)
+    assert metrics.top_k(scores, [0, 0, 1], ks=(1, 2)) == {"top1": 2 / 3, "top2": 1.0}
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("call", [
+    lambda s: metrics.ranks(s, [[0], [1]]),
+    lambda s: metrics.top_k(s, [0, 1]),
+    lambda s: metrics.mean_class_accuracy(s, [0, 1]),
+    lambda s: metrics.mean_average_precision(s, np.eye(2)),
+])  # fmt: skip
+def test_non_finite_scores_are_refused_naming_the_argument(call, bad):
+    scores = np.array([[0.9, 0.1], [0.2, bad]])
+    says = r"scores: expected finite scores\. Received: .* at \[1, 1\]"
+    with pytest.raises(ValueError, match=says):
+        call(scores)
 
 
 def test_top_k_and_mean_class_accuracy_by_counting():
@@ -70,6 +108,30 @@ def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
     assert (low, high) == metrics.bootstrap_interval(lambda idx: 100 * hit[idx].mean(), len(hit))
 
 
+def test_resamples_where_the_statistic_is_undefined_are_drawn_again():
+    # A rare positive: many resamples of 20 items miss it, and mAP is NaN there.
+    scores = np.linspace(1.0, 0.0, 20)[:, None]
+    targets = np.zeros((20, 1), bool)
+    targets[0] = True
+    calls, undefined = [], []
+
+    def statistic(idx):
+        value = metrics.mean_average_precision(scores[idx], targets[idx])
+        calls.append(value)
+        undefined.append(np.isnan(value))
+        return value
+
+    low, high = metrics.bootstrap_interval(statistic, 20, samples=200, seed=0)
+    assert sum(undefined) > 0  # some were NaN (each miss has chance (19/20)**20 ≈ 0.36)
+    assert len(calls) == 200 + sum(undefined)  # each drawn again: 200 values kept
+    assert np.isfinite([low, high]).all() and low == high == 1.0  # the positive ranks first
+
+
+def test_a_statistic_undefined_almost_everywhere_is_refused():
+    with pytest.raises(ValueError, match=r"statistic: expected a value on most resamples.*NaN"):
+        metrics.bootstrap_interval(lambda idx: float("nan"), 5, samples=3)
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: metrics.ranks([[0.1, 0.2]], [[]]), "relevant[0]: expected at least one"),
     (lambda: metrics.ranks([[0.1, 0.2]], [[0], [1]]), "one list per query (1)"),
@@ -77,6 +139,7 @@ def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
     (lambda: metrics.mean_average_precision(np.zeros((2, 2)), np.zeros((2, 3))),
      "targets: expected the scores' shape"),
     (lambda: metrics.bootstrap_interval(lambda idx: 0.0, 0), "items: expected at least 1"),
+    (lambda: metrics.ranks([[0.1, 0.2]], [[2]]), "relevant[0]: expected candidates in [0, 2)"),
 ])  # fmt: skip
 def test_bad_input_is_a_clear_error(call, words):
     with pytest.raises(ValueError, match="Received") as err:

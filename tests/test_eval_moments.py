@@ -258,7 +258,7 @@ def test_the_small_model_through_the_cache_embeds_nothing_again_and_refines(
     first = run()
     assert first["settings"]["embedded"] == first["settings"]["windows"] == 2 * 6
     assert set(first["metrics"]) == {"R@1_IoU0.3", "R@1_IoU0.5", "R@1_IoU0.7", "mIoU"}
-    assert first["sampling"] == {"num_frames": 2, "size": [16, 16], "clip_seconds": 2.0,
+    assert first["sampling"] == {"num_frames": 2, "size": 16, "clip_seconds": 2.0,
                                  "stride_seconds": 2.0}  # fmt: skip
     again = run()
     assert again["settings"]["embedded"] == 0 and again["metrics"] == first["metrics"]
@@ -292,7 +292,7 @@ def test_the_command_writes_the_record_and_a_second_run_embeds_nothing(
     assert all(0.0 <= v <= 1.0 for v in record["metrics"].values())
     assert record["items"] == {"used": 2, "missing": 1, "failed": 0, "total": 3}
     assert record["settings"]["embedded"] == record["settings"]["windows"] == 2 * 6
-    assert record["sampling"]["num_frames"] == 2 and record["sampling"]["size"] == [16, 16]
+    assert record["sampling"]["num_frames"] == 2 and record["sampling"]["size"] == 16
     assert main([str(a) for a in args]) == 0
     again = json.loads(written.read_text())
     assert again["settings"]["embedded"] == 0

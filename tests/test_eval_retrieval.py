@@ -1,6 +1,7 @@
 """`eval retrieval`'s metrics from embeddings, against ranks worked out by hand and by
 sorting: text→video (each caption finds its clip), video→text (a clip found by any of
-its captions), the bootstrap intervals; and `run_retrieval` on a stand-in cache: clips
+its captions), ties against the query, the bootstrap intervals (clips resampled with all
+their captions); and `run_retrieval` on a stand-in cache: clips
 that fail to decode leave with their captions and are counted."""
 
 import types
@@ -8,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from videoprism_keras.apps.evaluation import retrieval
+from videoprism_keras.apps.evaluation import metrics, retrieval
 
 
 def _unit(rows):
@@ -80,6 +81,60 @@ def test_intervals_are_seeded_and_hold_the_estimate():
     assert intervals["t2v_R@1"][1] - intervals["t2v_R@1"][0] > 0.05  # 40 queries: not a point
 
 
+def _clustered(seed: int, clips: int = 30, per_clip: int = 10):
+    """Clips with `per_clip` captions each, listed in shuffled order (a clip's captions are
+    not next to each other), noisy enough for ranks to spread."""
+    rng = np.random.default_rng(seed)
+    videos = _unit(rng.normal(size=(clips, 8)))
+    caption_clip = rng.permutation(np.repeat(np.arange(clips), per_clip))
+    texts = _unit(videos[caption_clip] + rng.normal(scale=0.9, size=(len(caption_clip), 8)))
+    return videos, texts, caption_clip
+
+
+def test_t2v_intervals_resample_clips_with_all_their_captions():
+    videos, texts, caption_clip = _clustered(5)
+    _, intervals = retrieval.retrieval_metrics(videos, texts, caption_clip, bootstrap=100,
+                                               seed=2)  # fmt: skip
+    rank = retrieval.retrieval_ranks(videos, texts, caption_clip)["t2v"]
+    by_clip = [rank[caption_clip == clip] for clip in range(30)]  # the gallery held fixed
+
+    def pooled(picked, name):
+        return metrics.retrieval(np.concatenate([by_clip[c] for c in picked]))[name]
+
+    for name in ("R@1", "R@5", "MdR", "MnR"):
+        expected = metrics.bootstrap_interval(lambda picked, n=name: pooled(picked, n), 30,
+                                              samples=100, seed=2)  # fmt: skip
+        assert intervals[f"t2v_{name}"] == pytest.approx(expected), name
+
+
+def test_ten_identical_captions_per_clip_give_the_clip_level_interval():
+    """A clip's ten captions alike are one query's worth of evidence: the interval is that of
+    resampling the clips' single ranks, not ten times narrower in variance."""
+    rng = np.random.default_rng(6)
+    videos = _unit(rng.normal(size=(30, 8)))
+    one = _unit(videos + rng.normal(scale=0.9, size=videos.shape))
+    caption_clip = np.repeat(np.arange(30), 10)
+    _, intervals = retrieval.retrieval_metrics(videos, one[caption_clip], caption_clip,
+                                               bootstrap=100, seed=1)  # fmt: skip
+    single = retrieval.retrieval_ranks(videos, one, np.arange(30))["t2v"]
+    for name in ("R@1", "R@5", "MdR", "MnR"):
+        expected = metrics.bootstrap_interval(lambda p, n=name: metrics.retrieval(single[p])[n],
+                                              30, samples=100, seed=1)  # fmt: skip
+        assert intervals[f"t2v_{name}"] == pytest.approx(expected), name
+    assert intervals["t2v_R@1"][1] - intervals["t2v_R@1"][0] > 0.15  # 30 clips' worth
+
+
+def test_a_model_that_embeds_everything_alike_recalls_nothing():
+    videos = np.ones((4, 3), np.float32) / np.sqrt(3)
+    values, _ = retrieval.retrieval_metrics(videos, videos[[0, 1, 2, 3, 0]], [0, 1, 2, 3, 0],
+                                            bootstrap=0)  # fmt: skip
+    assert values["t2v_R@1"] == 0.0 and values["v2t_R@1"] == 0.0
+    ranks = retrieval.retrieval_ranks(videos, videos[[0, 1, 2, 3, 0]], [0, 1, 2, 3, 0])
+    assert ranks["t2v"].tolist() == [4] * 5  # last among the 4 clips
+    # Last among the 5 captions, its own other caption not counted against clip 0.
+    assert ranks["v2t"].tolist() == [4, 5, 5, 5]
+
+
 @pytest.mark.parametrize(
     "texts, caption_clip, says",
     [
@@ -141,6 +196,7 @@ def test_run_excludes_a_failed_clip_with_its_captions_and_counts_it():
     assert record["sampling"] == {"num_frames": 2, "size": 36}
     assert record["settings"]["captions"] == 3
     assert "excluded" in record["settings"]["failed"]
+    assert "gallery is held fixed" in record["settings"]["bootstrap"]
     assert lines == ["skipped /v/clip1.mp4: not a video",
                      "videos: 2 embedded, 0 from the cache, 1 failed"]  # fmt: skip
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..constants import (
+    EVAL_BOOTSTRAP_SAMPLES,
     EVAL_CACHE_ENV,
     EVAL_CACHE_FOLDER,
     EVAL_FORMATS,
@@ -53,9 +54,9 @@ def add_run_options(p: argparse.ArgumentParser, text: bool = True) -> None:
                    help="embed on Ray: a bare --ray starts a local instance (put it after "
                    "DATA); --ray=ADDRESS uses that cluster (before DATA or after it)")  # fmt: skip
     p.add_argument("-o", "--output", help="folder for the result JSON (default: print only)")
-    p.add_argument("--bootstrap", type=positive(int), default=1000,
+    p.add_argument("--bootstrap", type=positive(int), default=EVAL_BOOTSTRAP_SAMPLES,
                    help=f"bootstrap samples for the {EVAL_INTERVAL_LEVEL:.0%}% intervals "
-                   "(default 1000)")  # fmt: skip
+                   f"(default {EVAL_BOOTSTRAP_SAMPLES})")  # fmt: skip
     for action in p._actions:  # the shared --strict, said as eval does it
         if action.dest == "strict":
             action.help = ("fail if any video cannot be read (checked once the videos are "

@@ -18,26 +18,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ...constants import EVAL_INTERVAL_LEVEL, EVAL_TEMPLATE_SETS
+from ...constants import EVAL_BOOTSTRAP_SAMPLES, EVAL_INTERVAL_LEVEL, EVAL_TEMPLATE_SETS
 from . import metrics
-from .retrieval import make_task_record, resolved_sampling, tell_videos
+from .runs import FAILED_PROTOCOL, make_task_record, resolved_sampling, tell_videos
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
+    from ...runtime import Encoder
     from ...tokenizer import VideoPrismTokenizer
     from .cache import EmbeddingCache
     from .datasets import Dataset
 
 TOP_KS = (1, 5)
-# What the record says of clips that could not be read.
-FAILED_PROTOCOL = "videos that cannot be decoded are excluded, and counted"
 
 
 def read_templates(templates: str | os.PathLike | Sequence[str]) -> tuple[str, ...]:
     """Prompt templates: a set's name (`EVAL_TEMPLATE_SETS`: "official", "ensemble"), a
     text file of one template per line (blank lines and lines starting with # skipped), or
-    the templates themselves. Each has one "{}" where the label goes."""
+    the templates themselves. Each has one "{}" where the label goes.
+
+    Args:
+        templates: str, path or sequence of str. A set's name, a file, or the templates.
+
+    Returns:
+        The templates.
+    """
     if isinstance(templates, str) and templates in EVAL_TEMPLATE_SETS:
         return EVAL_TEMPLATE_SETS[templates]
     if isinstance(templates, (str, os.PathLike)):
@@ -63,16 +70,41 @@ def read_templates(templates: str | os.PathLike | Sequence[str]) -> tuple[str, .
     return found
 
 
-def classification_metrics(scores, targets: Sequence[Sequence[int]], *, multi_label: bool,
-                           bootstrap: int = 1000, seed: int = 0,
+def template_set(templates: str | os.PathLike | Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """The templates (`read_templates`) and how a record names them: the set's name
+    ("official", "ensemble"), "file:<name>" for a file, "given" for templates passed as
+    such.
+
+    Args:
+        templates: str, path or sequence of str. As `read_templates`.
+
+    Returns:
+        (name, templates).
+    """
+    chosen = read_templates(templates)
+    if isinstance(templates, str) and templates in EVAL_TEMPLATE_SETS:
+        return templates, chosen
+    if isinstance(templates, (str, os.PathLike)):
+        return f"file:{Path(templates).name}", chosen
+    return "given", chosen
+
+
+def classification_metrics(scores: ArrayLike, targets: Sequence[Sequence[int]], *,
+                           multi_label: bool, bootstrap: int = EVAL_BOOTSTRAP_SAMPLES,
+                           seed: int = 0,
                            level: float = EVAL_INTERVAL_LEVEL) -> tuple[dict, dict]:  # fmt: skip
     """Single-label: top-1, top-5 and mean per-class accuracy; multi-label: mAP (fractions
-    in [0, 1]); and their bootstrap intervals over the clips (`bootstrap` 0: none).
+    in [0, 1]); and their bootstrap intervals over the clips (`bootstrap` 0: none). A tie
+    between a clip's label and another counts against it (`metrics.ranks`).
 
     Args:
         scores: (N, C) array. Clip × label scores.
         targets: N sequences of label indices (one each unless `multi_label`).
         multi_label: bool. Whether clips have several labels (mAP).
+        bootstrap: int. Resamples of the clips (0: no intervals). Defaults to
+            `EVAL_BOOTSTRAP_SAMPLES`.
+        seed: int. The resamples' seed. Defaults to 0.
+        level: float. The intervals' coverage. Defaults to `EVAL_INTERVAL_LEVEL`.
 
     Returns:
         (metrics, intervals): {name: value}, {name: (low, high)}.
@@ -98,16 +130,16 @@ def _single_label(scores: np.ndarray, targets) -> dict[str, Callable]:
         raise ValueError("targets: expected one label per clip (a single-label set). "
                          f"Received: {len(targets[several[0]])} for clip {several[0]}")  # fmt: skip
     truth = np.asarray([labels[0] for labels in targets], np.int64)
-    # Top-k accuracy is the R@k of each clip's label rank (metrics.top_k ranks so too):
-    # ranked once, each resample is then cheap.
-    rank = metrics.ranks(scores, [[label] for label in truth])
+    # Each clip's label ranked once (metrics.top_k and mean_class_accuracy rank so):
+    # a resample then only picks ranks.
+    rank = metrics.label_ranks(scores, truth)
 
     def top(k: int) -> Callable:
-        return lambda picked: metrics.retrieval(rank[picked], (k,))[f"R@{k}"]
+        return lambda picked: float((rank[picked] <= k).mean())
 
     statistics = {f"top{k}": top(k) for k in TOP_KS}
-    statistics["mean_class_accuracy"] = lambda picked: metrics.mean_class_accuracy(
-        scores[picked], truth[picked]
+    statistics["mean_class_accuracy"] = lambda picked: metrics.class_accuracy(
+        rank[picked], truth[picked]
     )
     return statistics
 
@@ -122,9 +154,11 @@ def _multi_label(scores: np.ndarray, targets) -> dict[str, Callable]:
 def run_classification(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer,
                        dataset: Dataset, cache: EmbeddingCache, *,
                        templates: str | os.PathLike | Sequence[str] = "official",
-                       batch_size: int = 4, num_frames: int | None = None, size=None,
-                       ray=None, progress: bool = True, bootstrap: int = 1000, seed: int = 0,
-                       encoder=None, model_info: dict | None = None,
+                       batch_size: int = 4, num_frames: int | None = None,
+                       size: int | tuple[int, int] | None = None,
+                       ray: bool | str | None = None, progress: bool = True,
+                       bootstrap: int = EVAL_BOOTSTRAP_SAMPLES, seed: int = 0,
+                       encoder: Encoder | None = None, model_info: dict | None = None,
                        log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Embeds the dataset's clips and its labels' prompts (through `cache`: what it holds
     is not embedded again) and measures zero-shot classification.
@@ -136,9 +170,22 @@ def run_classification(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer
         cache: `EmbeddingCache`. Where embeddings are kept, for this model and dataset.
         templates: str, path or sequence of str. "official" (the demo's one template),
             "ensemble" (ours, averaged), a file of templates or the templates
-            (`read_templates`). Defaults to "official".
-        batch_size, num_frames, size, ray, progress, bootstrap, seed, encoder,
-            model_info, log: as `retrieval.run_retrieval`.
+            (`read_templates`); the record names the set (`template_set`). Defaults to
+            "official".
+        batch_size: int. Videos embedded at a time. Defaults to 4.
+        num_frames: int or None. Frames per clip. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
+        ray: None, True (a local Ray instance) or an address. Embed on Ray. Defaults to
+            None.
+        progress: bool. Progress bars. Defaults to True.
+        bootstrap: int. Resamples of the clips for the intervals (0: none). Defaults to
+            `EVAL_BOOTSTRAP_SAMPLES`.
+        seed: int. The bootstrap's seed. Defaults to 0.
+        encoder: `Encoder` or None. The compiled model calls, to share. Defaults to None.
+        model_info: dict or None. The record's model (`results.model_info`). Defaults to
+            None: the model's name and dtype, the cache's model key.
+        log: callable or None. Told, in a line, how many videos were embedded and read
+            from the cache. Defaults to None.
 
     Returns:
         The result record (`results.make_record`).
@@ -149,7 +196,7 @@ def run_classification(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer
                          f"{len(dataset.labels)} labels")  # fmt: skip
     from ..zero_shot import label_embeddings, similarities  # Keras: the run, not the checks
 
-    chosen = read_templates(templates)
+    set_name, chosen = template_set(templates)
     frames, frame_size = resolved_sampling(model, num_frames, size)
     cached = cache.videos(model, dataset.clips, kind="video", num_frames=frames, size=frame_size,
                           batch_size=batch_size, ray=ray, progress=progress,
@@ -167,19 +214,10 @@ def run_classification(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer
         similarities(cached.vectors, labels), targets, multi_label=dataset.multi_label,
         bootstrap=bootstrap, seed=seed,
     )  # fmt: skip
-    settings = {"templates": list(chosen), "template_set": template_set_name(templates),
+    settings = {"templates": list(chosen), "template_set": set_name,
                 "labels": len(dataset.labels), "clips": int(ok.sum()),
                 "multi_label": bool(dataset.multi_label), "failed": FAILED_PROTOCOL,
                 "scores": "cosine similarity to each label's (mean) prompt embedding"}  # fmt: skip
     return make_task_record("classification", dataset, values, intervals, model, cache,
                             model_info, frames, frame_size, bootstrap, seed, settings,
                             len(cached.failures))  # fmt: skip
-
-
-def template_set_name(templates) -> str:
-    """How the record names the templates: the set's name, else a file's, else "given"."""
-    if isinstance(templates, str) and templates in EVAL_TEMPLATE_SETS:
-        return templates
-    if isinstance(templates, (str, os.PathLike)):
-        return f"file:{Path(templates).name}"
-    return "given"

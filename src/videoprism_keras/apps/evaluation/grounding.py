@@ -8,7 +8,8 @@ centres its curves: `apps/index/moments.py`); its top moment is the peak grown i
 span at half height (`timeline.moments_of`, the moments code of `videoprism moments`),
 optionally refined by embedding finer windows around its edges (`refine.refine`). The
 top moment is scored against the annotated span by temporal IoU (`metrics.temporal_iou`):
-R@1 at IoU 0.3, 0.5 and 0.7 and the mean IoU, with bootstrap intervals over the queries.
+R@1 at each IoU threshold of `EVAL_MOMENT_IOUS` and the mean IoU, with bootstrap intervals
+over the queries.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ...constants import (
+    EVAL_BOOTSTRAP_SAMPLES,
     EVAL_INTERVAL_LEVEL,
     EVAL_MOMENT_CLIP_SECONDS,
     EVAL_MOMENT_IOUS,
@@ -28,8 +31,13 @@ from ...constants import (
 )
 from ..timeline import Curve, centred_scores, moments_of
 from . import metrics
+from .runs import FAILED_PROTOCOL, make_task_record, resolved_sampling
 
 if TYPE_CHECKING:
+    from ...model.backbone import VideoPrismBackbone
+    from ...runtime import Encoder
+    from ...tokenizer import VideoPrismTokenizer
+    from .cache import EmbeddingCache
     from .datasets import Clip, Dataset
 
 
@@ -39,7 +47,8 @@ class Windows:
 
     Attributes:
         path: str. The video.
-        start_s, end_s: (W,) float arrays. Each window's span in seconds.
+        start_s: (W,) float array. Each window's start in seconds.
+        end_s: (W,) float array. Each window's end in seconds.
         vectors: (W, D) float array. Each window's embedding.
     """
 
@@ -58,7 +67,8 @@ def window_spans(duration_s: float, clip_seconds: float, stride_seconds: float,
 
     Args:
         duration_s: float. The video's length in seconds; positive.
-        clip_seconds, stride_seconds: float. Window length and step; positive.
+        clip_seconds: float. The windows' length; positive.
+        stride_seconds: float. The windows' step; positive.
         fps: float. The frame rate (0: unknown): the last frame starts one frame before
             the end, and no window starts after it.
 
@@ -83,7 +93,8 @@ def plan_windows(clips: Sequence[Clip], clip_seconds: float, stride_seconds: flo
 
     Args:
         clips: sequence of `Clip`. Whole videos.
-        clip_seconds, stride_seconds: float. Window length and step.
+        clip_seconds: float. The windows' length.
+        stride_seconds: float. The windows' step.
 
     Returns:
         (windows, owner, failures): the windows' `Clip`s, each one's position in `clips`
@@ -109,7 +120,7 @@ def plan_windows(clips: Sequence[Clip], clip_seconds: float, stride_seconds: flo
     return windows, np.asarray(owner, np.int64), failures
 
 
-def top_moments(videos: Sequence[Windows | None], queries: np.ndarray,
+def top_moments(videos: Sequence[Windows | None], queries: ArrayLike,
                 query_video: Sequence[int], *,
                 relative: float = MOMENT_RELATIVE) -> np.ndarray:  # fmt: skip
     """Each query's top moment in its own video.
@@ -172,11 +183,21 @@ def group_windows(clips: Sequence[Clip], windows: Sequence[Clip], owner: np.ndar
     return grouped
 
 
-def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap: int = 1000,
-          seed: int = 0, level: float = EVAL_INTERVAL_LEVEL):  # fmt: skip
+def score(spans: ArrayLike, truth: Sequence[tuple[float, float]], *,
+          bootstrap: int = EVAL_BOOTSTRAP_SAMPLES, seed: int = 0,
+          level: float = EVAL_INTERVAL_LEVEL,
+          ) -> tuple[dict[str, float], dict[str, tuple[float, float]], np.ndarray]:  # fmt: skip
     """R@1 at `EVAL_MOMENT_IOUS` and mIoU (fractions) of the queries with a prediction
     (rows of `spans` without NaN), and their bootstrap intervals over those queries
     (`bootstrap` 0: none).
+
+    Args:
+        spans: (Q, 2) array. Each query's predicted (start_s, end_s); NaN: not scored.
+        truth: Q (start_s, end_s) pairs. The annotated spans.
+        bootstrap: int. Resamples of the scored queries (0: no intervals). Defaults to
+            `EVAL_BOOTSTRAP_SAMPLES`.
+        seed: int. The resamples' seed. Defaults to 0.
+        level: float. The intervals' coverage. Defaults to `EVAL_INTERVAL_LEVEL`.
 
     Returns:
         (metrics, intervals, ious): dicts by metric name, and each scored query's IoU.
@@ -196,12 +217,13 @@ def score(spans: np.ndarray, truth: Sequence[tuple[float, float]], *, bootstrap:
     return found, intervals, iou
 
 
-def run_moments(model, tokenizer, dataset: Dataset, cache, *,
-                clip_seconds: float = EVAL_MOMENT_CLIP_SECONDS,
+def run_moments(model: VideoPrismBackbone, tokenizer: VideoPrismTokenizer, dataset: Dataset,
+                cache: EmbeddingCache, *, clip_seconds: float = EVAL_MOMENT_CLIP_SECONDS,
                 stride_seconds: float = EVAL_MOMENT_STRIDE_SECONDS, batch_size: int = 4,
-                num_frames: int | None = None, size=None, ray=None, progress: bool = True,
-                bootstrap: int = 1000, seed: int = 0, refine: bool = False,
-                model_info: dict | None = None, encoder=None,
+                num_frames: int | None = None, size: int | tuple[int, int] | None = None,
+                ray: bool | str | None = None, progress: bool = True,
+                bootstrap: int = EVAL_BOOTSTRAP_SAMPLES, seed: int = 0, refine: bool = False,
+                model_info: dict | None = None, encoder: Encoder | None = None,
                 log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Moment retrieval on a dataset of task "moments": each query's top moment in its
     video, scored by temporal IoU with the annotated span.
@@ -213,45 +235,42 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
             `query_clip` and `spans` (seconds).
         cache: `cache.EmbeddingCache`. Where the window embeddings (and the queries')
             are kept: a re-run with the same windows and sampling embeds nothing.
-        clip_seconds, stride_seconds: float. The windows' length and step. Default to
-            `EVAL_MOMENT_CLIP_SECONDS` and `EVAL_MOMENT_STRIDE_SECONDS` (suited to
-            Charades-STA's half-minute videos).
+        clip_seconds: float. The windows' length. Defaults to `EVAL_MOMENT_CLIP_SECONDS`
+            (suited to Charades-STA's half-minute videos).
+        stride_seconds: float. The windows' step. Defaults to
+            `EVAL_MOMENT_STRIDE_SECONDS`.
         batch_size: int. Windows per model call. Defaults to 4.
-        num_frames, size: frames per window and frame size (int or (height, width)).
-            Default to None (the model's).
+        num_frames: int or None. Frames per window. Defaults to None (the model's).
+        size: int, (height, width) or None. Frame size. Defaults to None (the model's).
         ray: None, True (a local Ray instance) or an address: where windows are embedded.
+            Defaults to None.
         progress: bool. Show progress bars. Defaults to True.
-        bootstrap: int. Resamples of the queries for the 95% intervals. Defaults to 1000.
+        bootstrap: int. Resamples of the queries for the intervals (at
+            `EVAL_INTERVAL_LEVEL`; 0: none). Defaults to `EVAL_BOOTSTRAP_SAMPLES`.
         seed: int. The resamples' seed. Defaults to 0.
         refine: bool. Place each top moment's edges again on finer windows
             (`refine.refine`); these are embedded on every run (not cached). Defaults to
             False.
         model_info: dict or None. The record's "model" (`results.model_info`). Defaults
-            to None: the model's name, its compute dtype and the cache's key.
+            to None: the model's name, its dtype policy and the cache's key.
         encoder: `runtime.Encoder` or None. The compiled model calls. Defaults to None.
         log: callable or None. Told, in a line, how many windows were embedded and read
             from the cache, and how many videos could not be read. Defaults to None.
 
     Returns:
-        dict: the result record (`results.make_record`), metrics "R@1_IoU0.3",
-        "R@1_IoU0.5", "R@1_IoU0.7" and "mIoU" as fractions; "items" counts videos; the
-        queries used and left out (their video unreadable) are in "settings".
+        dict: the result record (`results.make_record`), metrics "R@1_IoU<t>" for each
+        threshold t of `EVAL_MOMENT_IOUS` and "mIoU", as fractions; "items" counts videos;
+        the queries used and left out (their video unreadable) are in "settings".
 
     Raises:
         ValueError: if `dataset` is not a moments dataset, holds no query, or none of
             its videos can be read.
     """
-    from . import results
-
     if dataset.task != "moments" or not dataset.queries:
         raise ValueError(f"dataset must be a moments dataset (Charades-STA) with queries. "
                          f"Received: task {dataset.task!r} with {len(dataset.queries)} "
                          f"queries from {dataset.annotations}")  # fmt: skip
-    from ...video.options import Sampling
-
-    # Named in full, so that the record (and the cache's table) do not hang on a default.
-    sampling = Sampling.for_model(model, num_frames, size)
-    num_frames, size = sampling.num_frames, list(sampling.size)
+    num_frames, size = resolved_sampling(model, num_frames, size)
     windows, owner, unreadable = plan_windows(dataset.clips, clip_seconds, stride_seconds)
     embedded = cache.videos(model, windows, kind="video", num_frames=num_frames, size=size,
                             batch_size=batch_size, ray=ray, progress=progress,
@@ -278,10 +297,6 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
         spans = _refined(model, videos, text, dataset.query_clip, spans, clip_seconds,
                          stride_seconds, num_frames, size, batch_size, encoder)  # fmt: skip
     found, intervals, iou = score(spans, dataset.spans, bootstrap=bootstrap, seed=seed)
-    if model_info is None:
-        dtype = getattr(getattr(model, "dtype_policy", None), "compute_dtype", "float32")
-        model_info = results.model_info(str(getattr(model, "name", "model")), str(dtype),
-                                        key=str(getattr(cache, "model_key", "")))  # fmt: skip
     settings = {"queries": len(dataset.queries), "queries_used": len(iou),
                 "queries_failed": len(dataset.queries) - len(iou), "refine": bool(refine),
                 "relative": MOMENT_RELATIVE, "ious": list(EVAL_MOMENT_IOUS),
@@ -289,15 +304,13 @@ def run_moments(model, tokenizer, dataset: Dataset, cache, *,
                 "moment": "the top moment of timeline.moments_of; a flat curve: the whole "
                           "video",
                 "windows": len(windows), "windows_failed": lost,
-                "embedded": int(embedded.embedded),
+                "embedded": int(embedded.embedded), "failed": FAILED_PROTOCOL,
                 "failed_videos": failed}  # fmt: skip
-    return results.make_record(
-        task="moments", dataset=dataset, model=model_info,
-        metrics=found, intervals=intervals,
-        sampling={"num_frames": num_frames, "size": size, "clip_seconds": clip_seconds,
-                  "stride_seconds": stride_seconds},
-        bootstrap={"samples": bootstrap, "level": EVAL_INTERVAL_LEVEL, "seed": seed},
-        settings=settings, failed=sum(v is None for v in videos))  # fmt: skip
+    return make_task_record("moments", dataset, found, intervals, model, cache, model_info,
+                            num_frames, size, bootstrap, seed, settings,
+                            sum(v is None for v in videos),
+                            sampling={"clip_seconds": clip_seconds,
+                                      "stride_seconds": stride_seconds})  # fmt: skip
 
 
 def _reason(path: str, failures: Sequence[tuple[str, str]]) -> str:

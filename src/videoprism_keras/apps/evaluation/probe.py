@@ -29,8 +29,8 @@ from ...constants import (
     EVAL_PROBE_EPOCHS,
     EVAL_PROBE_LEARNING_RATE,
 )
-from .classification import FAILED_PROTOCOL, classification_metrics
-from .retrieval import make_task_record, resolved_sampling, tell_videos
+from .classification import classification_metrics
+from .runs import FAILED_PROTOCOL, make_task_record, resolved_sampling, tell_videos
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
