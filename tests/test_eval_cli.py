@@ -139,7 +139,7 @@ def test_missing_videos_are_counted_and_the_first_few_named():
     dataset = Dataset("csv:x", "csv", "retrieval", "/x.csv", [Clip("/videos/here.mp4")], gone,
                       len(gone) + 1, missing_queries=9)  # fmt: skip
     lines = missing_lines(dataset)
-    head = f"{len(gone)} of {len(gone) + 1} videos not found (with their 9 captions)"
+    head = f"x.csv: {len(gone)} of {len(gone) + 1} videos not found (with their 9 captions)"
     assert lines[0] == head + ", not measured:"
     assert [line.strip() for line in lines[1:-1]] == gone[:EVAL_MISSING_SHOWN]
     assert lines[-1] == "  … and 2 more (the record lists them all)"
@@ -218,7 +218,7 @@ def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp
     assert set(record["metrics"]) == set(record["intervals"]) == names
     assert "videos: 4 embedded, 0 from the cache" in first.stderr
     # The missing video is named before the run, with the caption not asked.
-    assert "1 of 5 videos not found (with their 1 captions)" in first.stderr
+    assert "captions.csv: 1 of 5 videos not found (with their 1 caption)" in first.stderr
     assert str(data / "gone.mp4") in first.stderr
 
     # The figures are the cached embeddings' ranks, counted here anew.

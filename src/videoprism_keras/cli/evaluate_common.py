@@ -147,14 +147,18 @@ def in_flags(message: str, flags: dict) -> str:
 
 
 def missing_lines(dataset) -> list[str]:
-    """What the log says of a dataset's missing videos: how many (and their captions or
-    queries), the first EVAL_MISSING_SHOWN of them; the record lists them all."""
+    """What the log says of a dataset's missing videos: its file, how many (and their
+    captions or queries), the first EVAL_MISSING_SHOWN of them; the record lists them all."""
     missing = dataset.missing
     if not missing:
         return []
-    asked = {"retrieval": "captions", "moments": "queries"}.get(dataset.task)
-    unasked = f" (with their {dataset.missing_queries} {asked})" if asked else ""
-    lines = [f"{len(missing)} of {dataset.total} videos not found{unasked}, not measured:"]
+    asked = {"retrieval": ("caption", "captions"), "moments": ("query", "queries")}
+    count = dataset.missing_queries
+    words = asked.get(dataset.task)
+    unasked = f" (with their {count} {words[count != 1]})" if words else ""
+    # The file named: probe reads two, each says its own.
+    lines = [f"{Path(dataset.annotations).name}: {len(missing)} of {dataset.total} videos not "
+             f"found{unasked}, not measured:"]  # fmt: skip
     lines += [f"  {path}" for path in missing[:EVAL_MISSING_SHOWN]]
     if len(missing) > EVAL_MISSING_SHOWN:
         lines.append(f"  … and {len(missing) - EVAL_MISSING_SHOWN} more (the record lists "
