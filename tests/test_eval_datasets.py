@@ -34,6 +34,7 @@ def test_csv_captions_group_by_video_and_span(tmp_path):
                   "a.mp4,a dog plays,,\n"
                   "b.mp4,second part,2.5,5\n"
                   "gone.mp4,never here,,\n"
+                  "gone.mp4,nor here,,\n"
                   "b.mp4,the start again,0,2.5\n")  # fmt: skip
     data = read_dataset(table)
     a, b = str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")
@@ -44,7 +45,7 @@ def test_csv_captions_group_by_video_and_span(tmp_path):
                              "the start again"]  # fmt: skip
     assert data.caption_clip == [0, 1, 0, 2, 1]
     assert data.missing == [str(tmp_path / "gone.mp4")]
-    assert data.total == 4
+    assert data.total == 4 and data.missing_queries == 2  # gone.mp4's two captions
     assert data.labels == [] and data.targets == []
 
 
@@ -69,6 +70,7 @@ def test_csv_labels_single_and_multi_label(tmp_path):
     assert data.labels == ["ball", "cat", "dog", "sofa"] and data.multi_label
     assert data.targets == [(0, 2), (1, 3)]
     assert data.missing == [str(tmp_path / "4.mp4")] and data.total == 3
+    assert data.missing_queries == 0  # labels are not queries: nothing goes unasked
 
 
 def test_parquet_reads_like_the_csv_and_split_filters(tmp_path):
@@ -173,6 +175,7 @@ def test_msrvtt_one_caption_per_video_inferred_from_the_file_name(tmp_path):
     ]
     assert data.caption_clip == [0, 1, 2]
     assert data.missing == [str(videos / "video7021.*")] and data.total == 4
+    assert data.missing_queries == 1
     assert "one caption" in data.protocol
 
 
@@ -201,8 +204,10 @@ def test_vatex_every_caption_is_a_query_and_the_test_list_selects(tmp_path):
         f"{ids[2]} english {i}" for i in range(10)]  # fmt: skip
     assert data.caption_clip == [0] * 10 + [1] * 10
     assert data.missing == [str(videos / f"{ids[3]}.*")] and data.total == 3
+    assert data.missing_queries == 10  # the missing video's ten English captions
     whole = read_dataset(notes, videos=videos)  # no list: every video of the file
     assert whole.name == "vatex-val" and whole.total == 4 and len(whole.clips) == 3
+    assert whole.missing_queries == 10
 
 
 def test_vatex_reads_the_dict_form_and_names_bad_entries(tmp_path):
@@ -248,6 +253,7 @@ def test_activitynet_one_paragraph_per_whole_video(tmp_path):
     ]
     assert data.caption_clip == [0, 1, 2]
     assert data.missing == [str(videos / "v_nwznKOuZM7w.*")] and data.total == 4
+    assert data.missing_queries == 1  # its one paragraph
     assert "whole video" in data.protocol
 
 
@@ -280,7 +286,7 @@ def test_kinetics_clips_by_label_folder_or_flat_and_class_list_over_all_splits(t
     assert data.labels == ["abseiling", "air drumming", "zumba"] and not data.multi_label
     assert data.targets == [(0,), (1,), (2,)]
     assert data.missing == [str(videos / "zumba/zzzMissing1_000007_000017.*")]
-    assert data.total == 4
+    assert data.total == 4 and data.missing_queries == 0
     train = read_dataset(notes, videos=videos, split="train")
     assert train.labels == data.labels and train.targets == [(0,)]
     with pytest.raises(ValueError, match="holds splits val, train; choose one"):
@@ -319,6 +325,7 @@ def test_ssv2_labels_are_templates_without_brackets(tmp_path):
     assert data.clips == [Clip(str(videos / "74225.webm")), Clip(str(videos / "198186.webm"))]
     assert data.targets == [(2,), (0,)]
     assert data.missing == [str(videos / "116154.*")] and data.total == 3
+    assert data.missing_queries == 0
 
 
 def test_ssv2_unknown_template_and_absent_class_list_are_named(tmp_path):
@@ -358,6 +365,7 @@ def test_charades_multi_label_over_whole_videos(tmp_path):
     assert all(c.start_s is None for c in data.clips)
     assert data.targets == [(2, 3), (0,), ()]
     assert data.missing == [str(videos / "GONE1.*")] and data.total == 4
+    assert data.missing_queries == 0
 
 
 def test_charades_unknown_class_is_named_with_its_line(tmp_path):
@@ -372,6 +380,7 @@ CHARADES_STA = """3MSZA 24.3 30.4##person turn a light on.
 3MSZA 0.0 6.9##a person is walking into a room.
 AO8RW 0.0 6.7##a person is putting a book on a shelf.
 GONE1 1.0 4.0##nobody is here.
+GONE1 5.0 8.0##still nobody.
 0IH69 12.5 21.1##a person opens a door.
 """
 
@@ -391,6 +400,7 @@ def test_charades_sta_queries_ask_whole_videos(tmp_path):
     assert data.query_clip == [0, 0, 1, 2]
     assert data.spans == [(24.3, 30.4), (0.0, 6.9), (0.0, 6.7), (12.5, 21.1)]
     assert data.missing == [str(videos / "GONE1.*")] and data.total == 4
+    assert data.missing_queries == 2  # GONE1's two moments, not asked
     assert data.captions == [] and data.labels == []
 
 
@@ -422,6 +432,32 @@ def test_format_is_inferred_only_where_the_name_says(tmp_path):
 def test_a_format_taken_from_the_file_name_is_said_when_the_file_does_not_fit(tmp_path):
     touch(tmp_path, "a.mp4")
     table = write(tmp_path / "kinetics_subset.csv", "path,label\na.mp4,dancing\n")
-    with pytest.raises(ValueError, match="format 'kinetics' was taken from the file name"):
+    with pytest.raises(ValueError, match="format='kinetics' was taken from the file name"):
         read_dataset(table)
     assert read_dataset(table, format="csv").labels == ["dancing"]
+
+
+def test_a_format_from_the_file_name_is_not_blamed_when_the_file_is_that_benchmarks(tmp_path):
+    # A real Kinetics file with a bad line: the line is the error, not the format.
+    notes = write(tmp_path / "kinetics_400_val.csv", KINETICS.replace("104,114", "104,soon"))
+    with pytest.raises(ValueError, match="line 3: time_end must be seconds") as caught:
+        read_dataset(notes, split="val")
+    assert "format=" not in str(caught.value)
+
+
+def test_deepmind_kinetics_csv_read_as_generic_suggests_the_kinetics_format(tmp_path):
+    # DeepMind names its files validate.csv / train.csv: nothing in the name to go by.
+    notes = write(tmp_path / "validate.csv", KINETICS)
+    with pytest.raises(ValueError, match="a Kinetics file: format='kinetics' reads it"):
+        read_dataset(notes)
+    mine = write(tmp_path / "mine.csv", "path,text\na.mp4,hi\n")
+    with pytest.raises(ValueError, match="expected columns") as caught:
+        read_dataset(mine)
+    assert "format=" not in str(caught.value)
+
+
+def test_a_split_for_a_one_split_file_is_refused_by_name(tmp_path):
+    notes = write(tmp_path / "MSRVTT_JSFUSION_test.csv", MSRVTT)
+    with pytest.raises(ValueError, match=r"holds one split; expected no split\. Received: "
+                       r"split='val'"):  # fmt: skip
+        read_dataset(notes, split="val")

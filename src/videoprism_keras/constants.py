@@ -377,3 +377,9 @@ EVAL_CACHE_FORMAT = 1
 # resamples, stable to well under a point of a rate on benchmark-sized sets, and resampling
 # cached scores costs seconds, not a model run.
 EVAL_BOOTSTRAP_SAMPLES = 1000
+
+
+# ------------------------------------------ issue 29: `videoprism eval`, the data and its CLI
+# Missing videos the log names before a task runs (the first ones; the record lists all):
+# enough to see a pattern (a wrong folder, a suffix), few enough to leave the log readable.
+EVAL_MISSING_SHOWN = 5

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..constants import EVAL_TEMPLATE_SETS
 from . import evaluate_moments, evaluate_probe, evaluate_report
 from .evaluate_common import (
     add_data_options,
@@ -42,11 +41,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "(mAP for multi-label sets)", classification)  # fmt: skip
     add_data_options(c)
     add_run_options(c)
-    sets = ", ".join(EVAL_TEMPLATE_SETS)
     c.add_argument("--templates", default="official", metavar="SET|FILE",
-                   help=f"the prompt templates: {sets} (the demo's one; ours, averaged), "
-                   "or a text file of them, one a line with {} for the label "
-                   "(default: official)")  # fmt: skip
+                   help="how each class name becomes text to match: official (the "
+                   "official demo's one sentence), ensemble (several sentences, their "
+                   "embeddings averaged), or a text file of your own, one sentence a line with "
+                   "{} where the class name goes (default: official)")  # fmt: skip
     evaluate_probe.add_parser(tasks)
     evaluate_moments.add_parser(tasks)
     evaluate_report.add_parser(tasks)
@@ -67,11 +66,11 @@ def retrieval(args: argparse.Namespace) -> dict:
 
 
 def classification(args: argparse.Namespace) -> dict:
-    templates = check_templates(args.templates)
+    check_templates(args.templates)  # a bad set or file: said before the data is read
     dataset = read_data(args, "classification")
     loaded = load_model(args)
     from ..apps.evaluation.classification import run_classification
 
     record = run_classification(loaded.model, loaded.tokenizer, dataset, loaded.cache(dataset),
-                                templates=templates, **run_settings(args, loaded))  # fmt: skip
+                                templates=args.templates, **run_settings(args, loaded))  # fmt: skip
     return finish(args, record)

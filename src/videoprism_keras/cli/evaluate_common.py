@@ -5,23 +5,37 @@ from the flags, and the record's summary and JSON."""
 from __future__ import annotations
 
 import argparse
+import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..constants import EVAL_FORMATS, EVAL_TEMPLATE_SETS, LORA_FILE_SUFFIX
+from ..constants import (
+    EVAL_BOOTSTRAP_SAMPLES,
+    EVAL_CACHE_ENV,
+    EVAL_CACHE_FOLDER,
+    EVAL_FORMATS,
+    EVAL_INTERVAL_LEVEL,
+    EVAL_MISSING_SHOWN,
+    EVAL_TEMPLATE_SETS,
+    LORA_FILE_SUFFIX,
+)
 from .models import ModelOptions
 from .parser import UsageError, add_model_options, positive
 
 
-def add_data_options(p: argparse.ArgumentParser, positional: str = "data") -> None:
+def add_data_options(p: argparse.ArgumentParser, positional: str = "data",
+                     metavar: str = "DATA") -> None:  # fmt: skip
     """A dataset as the user has it: its annotation file, its format, its videos."""
-    p.add_argument(positional, help="the annotation file (CSV/parquet, or the benchmark's own)")
+    p.add_argument(positional, metavar=metavar,
+                   help="the annotation file (CSV/parquet, or the benchmark's own)")  # fmt: skip
     p.add_argument("--format", choices=EVAL_FORMATS, help="the annotation file's format "
                    "(default: csv, or what the file name says)")  # fmt: skip
-    p.add_argument("--videos", help="the folder holding the videos (default: paths as given, "
-                   "relative to the annotation file)")  # fmt: skip
-    p.add_argument("--split", help="which split, where one file holds several")
+    p.add_argument("--videos", metavar="FOLDER", help="the folder holding the videos "
+                   "(default: paths as given, relative to the annotation file)")  # fmt: skip
+    p.add_argument("--split", metavar="SPLIT", help="which split, where one file holds "
+                   "several")  # fmt: skip
 
 
 def add_run_options(p: argparse.ArgumentParser, text: bool = True) -> None:
@@ -34,21 +48,20 @@ def add_run_options(p: argparse.ArgumentParser, text: bool = True) -> None:
         metavar="FILE",
         help="LoRA adapters (from videoprism finetune) applied to the model",
     )
-    p.add_argument("--cache", help="the embedding cache folder (default: ~/.cache/videoprism/eval)")
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        metavar="ADDRESS",
-        help="embed on Ray: a new local instance, or the cluster at ADDRESS",
-    )
+    p.add_argument("--cache", metavar="FOLDER", help="the embedding cache folder (default: "
+                   f"${EVAL_CACHE_ENV}, else {EVAL_CACHE_FOLDER})")  # fmt: skip
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed on Ray: a bare --ray starts a local instance (put it after "
+                   "DATA); --ray=ADDRESS uses that cluster (before DATA or after it)")  # fmt: skip
     p.add_argument("-o", "--output", help="folder for the result JSON (default: print only)")
-    p.add_argument(
-        "--bootstrap",
-        type=positive(int),
-        default=1000,
-        help="bootstrap samples for the 95%% intervals",
-    )
+    p.add_argument("--bootstrap", type=positive(int), default=EVAL_BOOTSTRAP_SAMPLES,
+                   help=f"bootstrap samples for the {EVAL_INTERVAL_LEVEL:.0%}% intervals "
+                   f"(default {EVAL_BOOTSTRAP_SAMPLES})")  # fmt: skip
+    for action in p._actions:  # the shared --strict, said as eval does it
+        if action.dest == "strict":
+            action.help = ("fail if any video cannot be read (checked once the videos are "
+                           "embedded, before any result is written; default: skip it, say "
+                           "so, go on)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
 
 
@@ -65,9 +78,19 @@ def check_templates(given: str) -> tuple[str, ...]:
         raise UsageError(f"--templates {err}") from None
 
 
-def read_data(args: argparse.Namespace, task: str):
+# What `read_dataset`'s messages call its arguments → the flags that give them (a task
+# reading a second file, probe's --val, passes its own: `read_data`'s flags).
+DATA_FLAGS = {"data": "", "format": "--format", "videos": "--videos", "split": "--split"}
+
+
+def read_data(args: argparse.Namespace, task: str, flags: dict | None = None):
     """DATA read (and --output checked) before the model loads: a file that is not there,
-    a format that does not fit, no video found, a dataset of another task: one line."""
+    a format that does not fit, no video found, a dataset of another task: one line, in the
+    flags' words (`flags`: DATA_FLAGS' names for another file's flags, e.g. {"data":
+    "--val", "videos": "--val-videos", "split": "--val-split"}). The missing videos are
+    said on stderr: how many, and the first few."""
+    names = {**DATA_FLAGS, **(flags or {})}
+    label = f"{names['data']} " if names["data"] else ""
     output = getattr(args, "output", None)
     if output and Path(output).exists() and not Path(output).is_dir():
         raise UsageError(f"-o {output}: expected a folder for the result JSON, not a file")
@@ -80,23 +103,67 @@ def read_data(args: argparse.Namespace, task: str):
             raise UsageError(f"--lora {adapter}: no such file; expected LoRA adapters "
                              f"({LORA_FILE_SUFFIX}) written by videoprism finetune")  # fmt: skip
     if getattr(args, "ray", None) and not args.ray == "local" and Path(args.ray).exists():
-        raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: put --ray after DATA, "
-                         "or write --ray=ADDRESS")  # fmt: skip
+        raise UsageError(f"--ray takes a Ray address, not {args.ray!r}: write --ray=ADDRESS "
+                         "(before DATA or after it), or put a bare --ray after DATA")  # fmt: skip
     data = Path(args.data).expanduser()
     if not data.is_file():
         what = "is a folder" if data.is_dir() else "no such file"
-        raise UsageError(f"{args.data}: {what}; expected the annotation file (CSV/parquet, or "
-                         "the benchmark's own: --format)")  # fmt: skip
+        raise UsageError(f"{label}{args.data}: {what}; expected the annotation file "
+                         "(CSV/parquet, or the benchmark's own: --format)")  # fmt: skip
+    videos = None if args.videos is None else Path(args.videos).expanduser()
+    if videos is not None and not videos.is_dir():
+        what = "is a file" if videos.exists() else "no such folder"
+        raise UsageError(f"{names['videos']} {args.videos}: {what}; expected the folder "
+                         "holding the videos")  # fmt: skip
     from ..apps.evaluation.datasets import read_dataset
 
     try:
-        dataset = read_dataset(data, format=args.format, videos=args.videos, split=args.split)
+        dataset = read_dataset(data, format=args.format, videos=videos, split=args.split)
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(label + in_flags(str(err), names)) from None
     if dataset.task != task:
-        raise UsageError(f"{args.data} is a {dataset.task} dataset (--format {dataset.format}): "
-                         f"measure it with videoprism eval {dataset.task}")  # fmt: skip
+        raise UsageError(f"{label}{args.data} is a {dataset.task} dataset ({names['format']} "
+                         f"{dataset.format}): measure it with videoprism eval "
+                         f"{dataset.task}")  # fmt: skip
+    for line in missing_lines(dataset):
+        print(f"videoprism: {line}", file=sys.stderr)
     return dataset
+
+
+def in_flags(message: str, flags: dict) -> str:
+    """A library message in the CLI's words: `name='value'` → `--flag value`, `(name)` →
+    `(--flag)`, a leading `name: ` → `--flag: ` (the forms `read_dataset` names its
+    arguments in)."""
+    for name, flag in flags.items():
+        if not flag:
+            continue
+        quoted = rf"(?<![\w-]){name}=('[^']*'|\"[^\"]*\")"
+        message = re.sub(quoted, lambda m, flag=flag: f"{flag} {ast.literal_eval(m.group(1))}",
+                         message)  # fmt: skip
+        message = message.replace(f"({name})", f"({flag})")
+        if message.startswith(f"{name}: "):
+            message = flag + message[len(name) :]
+    return message
+
+
+def missing_lines(dataset) -> list[str]:
+    """What the log says of a dataset's missing videos: its file, how many (and their
+    captions or queries), the first EVAL_MISSING_SHOWN of them; the record lists them all."""
+    missing = dataset.missing
+    if not missing:
+        return []
+    asked = {"retrieval": ("caption", "captions"), "moments": ("query", "queries")}
+    count = dataset.missing_queries
+    words = asked.get(dataset.task)
+    unasked = f" (with their {count} {words[count != 1]})" if words else ""
+    # The file named: probe reads two, each says its own.
+    lines = [f"{Path(dataset.annotations).name}: {len(missing)} of {dataset.total} videos not "
+             f"found{unasked}, not measured:"]  # fmt: skip
+    lines += [f"  {path}" for path in missing[:EVAL_MISSING_SHOWN]]
+    if len(missing) > EVAL_MISSING_SHOWN:
+        lines.append(f"  … and {len(missing) - EVAL_MISSING_SHOWN} more (the record lists "
+                     "them all)")  # fmt: skip
+    return lines
 
 
 @dataclass
@@ -164,15 +231,15 @@ def finish(args: argparse.Namespace, record: dict) -> dict:
     if args.strict and items["failed"]:
         raise RuntimeError(f"{items['failed']} video(s) could not be read (--strict makes any "
                            "failure an error)")  # fmt: skip
-    written = None
+    wrote = None
     if args.output:
         from ..apps.evaluation.results import write_record
 
-        written = write_record(record, args.output)
+        wrote = write_record(record, args.output)
     if not args.json:
         print(summary(record))
-        if written:
-            print(f"written: {written}")
+        if wrote:
+            print(f"wrote {wrote}")
     return record
 
 

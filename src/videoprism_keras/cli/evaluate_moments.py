@@ -18,7 +18,6 @@ from .parser import add_command, positive
 
 
 def add_parser(tasks: argparse._SubParsersAction) -> None:
-
     what = "moment retrieval (Charades-STA): R@1 at IoU 0.3/0.5/0.7 and mean IoU"
     p = add_command(tasks, "moments", what, moments)
     add_data_options(p)
@@ -32,7 +31,6 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 
 
 def moments(args: argparse.Namespace) -> dict:
-
     dataset = read_data(args, "moments")
     loaded = load_model(args)
     from ..apps.evaluation.grounding import run_moments

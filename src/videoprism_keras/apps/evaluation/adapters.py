@@ -118,7 +118,7 @@ def span(path: Path, where: str, start, end, names=("start_s", "end_s")):
 
 def no_split(path: Path, format: str, split: str | None) -> None:
     if split is not None:
-        raise ValueError(f"{path}: a {format} file holds one split; split is not used. "
+        raise ValueError(f"{path}: a {format} file holds one split; expected no split. "
                          f"Received: split={split!r}")  # fmt: skip
 
 

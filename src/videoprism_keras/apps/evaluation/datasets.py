@@ -17,8 +17,9 @@ one chosen). Paths are relative to the annotation
 file, or to `videos` where given. The benchmarks' own files are read by `adapters.py`.
 
 Videos the annotations name but that are not on disk are listed in `Dataset.missing`
-and counted in `Dataset.total`, never dropped silently: benchmarks downloaded from
-YouTube always lack some. No video found at all is an error naming the folder.
+and counted in `Dataset.total`, and their captions (or moment queries) in
+`Dataset.missing_queries`, never dropped silently: benchmarks downloaded from YouTube
+always lack some. No video found at all is an error naming the folder.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class Dataset:
     task: retrieval's captions (`caption_clip[i]`: the clip caption i describes);
     classification's class names and each clip's target classes (several when
     `multi_label`); moments' queries, the whole video each is asked of, and the true span.
+    `missing_queries` counts the captions (retrieval) or moment queries (moments) of the
+    missing videos: they are not asked either.
     """
 
     name: str
@@ -91,6 +94,7 @@ class Dataset:
     queries: list[str] = field(default_factory=list)
     query_clip: list[int] = field(default_factory=list)
     spans: list[tuple[float, float]] = field(default_factory=list)
+    missing_queries: int = 0
 
 
 def read_dataset(
@@ -128,11 +132,12 @@ def read_dataset(
     try:
         annotations = read(path, split)
     except ValueError as err:
-        if not inferred or format == "csv":
+        if not inferred or format == "csv" or not _generic(path):
             raise
-        # A user's own table named after a benchmark ("kinetics_subset.csv"): say why.
-        raise ValueError(f"{err} (format {format!r} was taken from the file name; "
-                         f"format='csv' reads a generic table)") from None  # fmt: skip
+        # A user's own table named after a benchmark ("kinetics_subset.csv"): say why. Not
+        # when the file is not one (a benchmark's own file with a bad line, say).
+        raise ValueError(f"{err} (format={format!r} was taken from the file name; "
+                         f"format='csv' reads it as a generic table)") from None  # fmt: skip
     folder = os.path.abspath(videos) if videos is not None else str(path.parent)
     return _assemble(path, format, annotations, folder)
 
@@ -141,9 +146,13 @@ def read_dataset(
 def _read_table(path: Path, split: str | None) -> Annotations:
     rows = read_rows(path)
     columns = set(rows[0][1])
-    if "path" not in columns or ("caption" in columns) == ("label" in columns):
+    if not _generic_columns(columns):
+        # DeepMind's Kinetics files are named validate.csv, train.csv: no name to go by.
+        kinetics = {"youtube_id", "time_start"} <= columns
+        hint = " (a Kinetics file: format='kinetics' reads it)" if kinetics else ""
+        received = ",".join(map(str, rows[0][1]))
         raise ValueError(f"{path}: expected columns path,caption[,start_s,end_s] or "
-                         f"path,label. Received: {','.join(map(str, rows[0][1]))}")  # fmt: skip
+                         f"path,label. Received: {received}{hint}")  # fmt: skip
     # The class list is the file's, over all its splits: the same indices for train and val.
     every = [label for where, row in rows if "label" in columns
              for label in _labels(path, where, row)]  # fmt: skip
@@ -179,6 +188,20 @@ def _read_table(path: Path, split: str | None) -> Annotations:
     protocol = ("multi-label: a clip's classes are all it is labelled with (mAP)" if multi
                 else "one class per clip (top-1, top-5, mean per-class accuracy)")  # fmt: skip
     return Annotations(name, "classification", protocol, items, labels, multi)
+
+
+def _generic_columns(columns: set) -> bool:
+    """Whether a table's columns are the generic table's: path and caption, or path and
+    label."""
+    return "path" in columns and ("caption" in columns) != ("label" in columns)
+
+
+def _generic(path: Path) -> bool:
+    """Whether a file reads as a generic table (its columns are one's)."""
+    try:
+        return _generic_columns(set(read_rows(path)[0][1]))
+    except (ValueError, OSError):
+        return False
 
 
 def _labels(path: Path, where: str, row: dict) -> tuple[str, ...]:
@@ -239,6 +262,7 @@ def _assemble(path: Path, format: str, notes: Annotations, folder: str) -> Datas
         found = finder.find(item.names)
         if found is None:
             missing[Clip(finder.looked_for(item.names[0]), item.start_s, item.end_s).key] = None
+            dataset.missing_queries += len(item.captions) + len(item.moments)
             continue
         clip = Clip(found, item.start_s, item.end_s)
         i = index.setdefault(clip.key, len(dataset.clips))
