@@ -23,7 +23,7 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
     p = add_command(tasks, "probe", "frozen-backbone probes: an attentive probe (the paper's) "
                     "and a linear one on pooled features, trained on TRAIN, measured on "
                     "--val", probe)  # fmt: skip
-    add_data_options(p, positional="data")
+    add_data_options(p, positional="data", metavar="TRAIN")
     p.add_argument("--val", required=True, metavar="FILE", help="the validation annotation "
                    "file (same --format), whose labels are all TRAIN's")  # fmt: skip
     p.add_argument("--val-videos", metavar="FOLDER", help="the folder holding --val's videos "
@@ -48,20 +48,17 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 
 
 def probe(args: argparse.Namespace) -> dict:
-
     val = Path(args.val).expanduser()
     if not val.is_file():  # before the training set is read, and long before the model
         what = "is a folder" if val.is_dir() else "no such file"
         raise UsageError(f"--val {args.val}: {what}; expected the validation annotation file")
-    if args.val_videos is not None and not Path(args.val_videos).is_dir():
-        raise UsageError(f"--val-videos {args.val_videos}: no such folder")
     train = read_data(args, "classification")
     held_out = argparse.Namespace(**{**vars(args), "data": args.val, "split": args.val_split,
                                      "videos": args.val_videos or args.videos})  # fmt: skip
-    try:
-        val = read_data(held_out, "classification")
-    except UsageError as err:
-        raise UsageError(f"--val {err}") from None
+    videos_flag = "--val-videos" if args.val_videos else "--videos"
+    val = read_data(
+        held_out, "classification", {"data": "--val", "videos": videos_flag, "split": "--val-split"}
+    )
     from ..apps.evaluation.probe import check_pair
 
     try:  # before the model loads: labels, single- or multi-label, clips in both
