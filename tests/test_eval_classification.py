@@ -190,7 +190,13 @@ def test_run_scores_clips_against_the_labels_prompts_and_counts_failures():
     # Clips 0, 1, 2, 4 (3 failed): predicted 0, 1, 2, 1 against 1, 1, 2, 1.
     assert record["metrics"]["top1"] == pytest.approx(0.75)
     assert record["metrics"]["mean_class_accuracy"] == pytest.approx((2 / 3 + 1) / 2)
-    assert record["items"] == {"used": 4, "missing": 0, "failed": 1, "total": 5}
+    assert record["items"] == {
+        "used": 4,
+        "missing": 0,
+        "failed": 1,
+        "total": 5,
+        "missing_queries": 0,
+    }
     assert record["settings"]["template_set"] == "ensemble"
     assert record["settings"]["templates"] == list(EVAL_TEMPLATE_ENSEMBLE)
     assert record["sampling"] == {"num_frames": 2, "size": 36}

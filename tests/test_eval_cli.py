@@ -206,10 +206,18 @@ def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp
         assert run.returncode == 0, run.stderr[-2000:]
 
     record = json.loads(first.stdout)
-    assert set(record) == {"schema", "task", "dataset", "model", "sampling", "items", "metrics",
-                           "intervals", "bootstrap", "settings", "versions", "created"}  # fmt: skip
+    assert set(record) == {"schema", "task", "dataset", "model", "sampling", "items", "missing",
+                           "metrics", "intervals", "bootstrap", "settings", "settings_key",
+                           "versions", "created"}  # fmt: skip
     assert record["task"] == "retrieval"
-    assert record["items"] == {"used": 4, "missing": 1, "failed": 0, "total": 5}
+    assert record["items"] == {
+        "used": 4,
+        "missing": 1,
+        "failed": 0,
+        "total": 5,
+        "missing_queries": 1,
+    }
+    assert record["missing"] == [str(data / "gone.mp4")]
     assert record["sampling"] == {"num_frames": 2, "size": 36}
     assert record["bootstrap"] == {"samples": 20, "level": 0.95, "seed": 0}
     assert record["model"]["source"].endswith("lvt_small.ckpt.npz") and record["model"]["key"]
@@ -239,7 +247,13 @@ def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp
     assert "items: 4 used, 1 missing, 1 failed, of 6" in labels.stdout
     assert "top1" in labels.stdout and f"wrote {written}" in labels.stdout
     chosen = json.loads(written.read_text())
-    assert chosen["items"] == {"used": 4, "missing": 1, "failed": 1, "total": 6}
+    assert chosen["items"] == {
+        "used": 4,
+        "missing": 1,
+        "failed": 1,
+        "total": 6,
+        "missing_queries": 0,
+    }
     assert set(chosen["metrics"]) == {"top1", "top5", "mean_class_accuracy"}
     assert chosen["settings"]["templates"] == ["a video of {}.", "footage of {}"]
     assert chosen["settings"]["template_set"] == "file:templates.txt"

@@ -217,7 +217,13 @@ def test_known_embeddings_find_every_annotated_moment(charades):
                                    stride_seconds=1.0, bootstrap=50, progress=False,
                                    model_info=FAKE_MODEL)  # fmt: skip
     assert record["metrics"]["R@1_IoU0.5"] == 1.0 and record["metrics"]["mIoU"] > 0.7
-    assert record["items"] == {"used": 2, "missing": 1, "failed": 0, "total": 3}
+    assert record["items"] == {
+        "used": 2,
+        "missing": 1,
+        "failed": 0,
+        "total": 3,
+        "missing_queries": 0,
+    }
     assert record["settings"]["queries"] == 4 and record["settings"]["windows"] == 2 * 12
     assert record["sampling"]["clip_seconds"] == 2.0
 
@@ -290,7 +296,13 @@ def test_the_command_writes_the_record_and_a_second_run_embeds_nothing(
     assert set(record["metrics"]) == {"R@1_IoU0.3", "R@1_IoU0.5", "R@1_IoU0.7", "mIoU"}
     assert set(record["intervals"]) == set(record["metrics"])
     assert all(0.0 <= v <= 1.0 for v in record["metrics"].values())
-    assert record["items"] == {"used": 2, "missing": 1, "failed": 0, "total": 3}
+    assert record["items"] == {
+        "used": 2,
+        "missing": 1,
+        "failed": 0,
+        "total": 3,
+        "missing_queries": 1,
+    }
     assert record["settings"]["embedded"] == record["settings"]["windows"] == 2 * 6
     assert record["sampling"]["num_frames"] == 2 and record["sampling"]["size"] == 16
     assert main([str(a) for a in args]) == 0
@@ -331,7 +343,13 @@ def test_an_unreadable_video_is_counted_failed_and_its_queries_left_out(charades
     record = grounding.run_moments(model, None, dataset, cache, clip_seconds=2.0,
                                    stride_seconds=1.0, bootstrap=0, progress=False,
                                    model_info=FAKE_MODEL, log=lines.append)  # fmt: skip
-    assert record["items"] == {"used": 2, "missing": 1, "failed": 1, "total": 4}
+    assert record["items"] == {
+        "used": 2,
+        "missing": 1,
+        "failed": 1,
+        "total": 4,
+        "missing_queries": 0,
+    }
     assert record["settings"]["queries_failed"] == 1 and record["settings"]["queries_used"] == 4
     assert record["settings"]["failed_videos"] == [str(broken)]
     assert record["metrics"]["R@1_IoU0.5"] == 1.0 and record["intervals"] == {}

@@ -194,7 +194,13 @@ def test_eval_probe_writes_both_rows_and_caches_the_features(data, golden_dir, e
     first, second = run_all(env, [*command, "--json"], command)
     record = json.loads(first.stdout)
     assert record["task"] == "probe" and record["dataset"]["name"] == "csv:val"
-    assert record["items"] == {"used": 4, "missing": 1, "failed": 0, "total": 5}
+    assert record["items"] == {
+        "used": 4,
+        "missing": 1,
+        "failed": 0,
+        "total": 5,
+        "missing_queries": 0,
+    }
     names = {f"{p}_{m}" for p in ("attentive", "linear")
              for m in ("top1", "top5", "mean_class_accuracy")}  # fmt: skip
     assert set(record["metrics"]) == set(record["intervals"]) == names

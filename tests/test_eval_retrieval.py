@@ -192,7 +192,13 @@ def test_run_excludes_a_failed_clip_with_its_captions_and_counts_it():
     assert cache.asked[0]["num_frames"] == 2 and cache.asked[0]["size"] == 36
     # Clips 0 and 2 remain, with captions a, b, d: ranks 1, 1 (clip 1 is gone), 1.
     assert record["metrics"]["t2v_R@1"] == 1.0
-    assert record["items"] == {"used": 2, "missing": 1, "failed": 1, "total": 4}
+    assert record["items"] == {
+        "used": 2,
+        "missing": 1,
+        "failed": 1,
+        "total": 4,
+        "missing_queries": 0,
+    }
     assert record["sampling"] == {"num_frames": 2, "size": 36}
     assert record["settings"]["captions"] == 3
     assert "excluded" in record["settings"]["failed"]
@@ -229,7 +235,13 @@ def test_a_real_run_equals_ranks_by_sorting_its_cached_embeddings(collection_mod
     cache = EmbeddingCache(tmp_path / "cache", "small", data.name)
     record = retrieval.run_retrieval(collection_model, tokenizer, data, cache, num_frames=2,
                                      size=36, progress=False, bootstrap=0)  # fmt: skip
-    assert record["items"] == {"used": 3, "missing": 0, "failed": 1, "total": 4}
+    assert record["items"] == {
+        "used": 3,
+        "missing": 0,
+        "failed": 1,
+        "total": 4,
+        "missing_queries": 0,
+    }
     held = cache.videos(collection_model, data.clips, num_frames=2, size=36, progress=False)
     assert held.embedded == 0 and held.ok.tolist() == [True, True, True, False]
     kept = [i for i, clip in enumerate(data.caption_clip) if clip != 3]
