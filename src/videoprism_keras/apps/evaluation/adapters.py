@@ -104,9 +104,9 @@ def seconds(path: Path, where: str, column: str, value) -> float | None:
     return number
 
 
-def span(path: Path, where: str, start, end, names=("start_s", "end_s")):
+def span(path: Path, where: str, start_s, end_s, names=("start_s", "end_s")):
     """(start_s, end_s) of a row: both empty (the whole video) or 0 <= start < end."""
-    start, end = seconds(path, where, names[0], start), seconds(path, where, names[1], end)
+    start, end = seconds(path, where, names[0], start_s), seconds(path, where, names[1], end_s)
     if (start is None) != (end is None):
         raise ValueError(f"{path}, {where}: {names[0]} and {names[1]} must both be given "
                          f"or both be empty. Received: {start!r}, {end!r}")  # fmt: skip

@@ -47,8 +47,8 @@ def tell_videos(log: Callable[[str], None] | None, cached: Any, clips: int) -> N
 
 
 def make_task_record(task: str, dataset: Dataset, values: dict, intervals: dict, model: Any,
-                     cache: Any, model_info: dict | None, frames: int,
-                     frame_size: int | tuple[int, int], bootstrap: int, seed: int,
+                     cache: Any, model_info: dict | None, num_frames: int,
+                     size: int | tuple[int, int], bootstrap: int, seed: int,
                      settings: dict, failed: int, *,
                      sampling: Mapping[str, Any] | None = None) -> dict:  # fmt: skip
     """The record of a task (`results.make_record`), with what every task says the same
@@ -63,7 +63,7 @@ def make_task_record(task: str, dataset: Dataset, values: dict, intervals: dict,
                                         key=str(getattr(cache, "model_key", "")))  # fmt: skip
     return results.make_record(
         task=task, dataset=dataset, metrics=values, intervals=intervals, model=model_info,
-        sampling={"num_frames": frames, "size": frame_size, **(sampling or {})},
+        sampling={"num_frames": num_frames, "size": size, **(sampling or {})},
         bootstrap={"samples": bootstrap, "level": EVAL_INTERVAL_LEVEL, "seed": seed},
         settings=settings, failed=failed,
     )  # fmt: skip
