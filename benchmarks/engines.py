@@ -19,9 +19,8 @@ feature vector, and the cosine of the mean-pooled features (the video-only model
 pooled embedding), against our float32 features.
 
 The clips are shared/media/water_bottle_drumming.mp4 through the official colab's
-preprocessing: 16 * (1 + calibration) frames sampled uniformly, interleaved into clips;
-clip 0 (every (1 + calibration)-th frame, from the first) is exactly the official
-16-frame sampling and is the timed clip; the others calibrate NNCF only.
+preprocessing: the timed clip is its official 16-frame sampling; the calibration clips
+(NNCF only) interleave 16 * calibration frames sampled uniformly, each spanning the video.
 """
 
 import argparse
@@ -76,7 +75,7 @@ def folder(args):
 def artefacts(args):
     root = folder(args)
     return {
-        "clips": root / f"clips_{1 + args.calibration}.npz",
+        "clips": root / f"clips_1+{args.calibration}.npz",
         "onnx": root / "model.onnx",
         "ort-int8": root / "model.int8.onnx",
         "ov-int8": root / f"model.nncf_int8_{args.calibration}clips.xml",
@@ -90,9 +89,9 @@ def load_clips(path, frames, size, calibration):
         return np.load(path)["clips"]
     from videoprism_keras.video import load_video
 
-    count = 1 + calibration
-    decoded = load_video(CLIP, num_frames=frames * count, size=size)
-    clips = np.stack([decoded[i::count] for i in range(count)])
+    timed = load_video(CLIP, num_frames=frames, size=size)  # the official sampling
+    spread = load_video(CLIP, num_frames=frames * calibration, size=size)
+    clips = np.stack([timed, *(spread[i::calibration] for i in range(calibration))])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, clips=clips)
     return clips
@@ -337,8 +336,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="cores per path")
     parser.add_argument("--cap", type=float, default=300,
                         help="seconds per path (building, warm-up and timed calls)")  # fmt: skip
-    parser.add_argument("--only", nargs="+", choices=list(PATHS), help="these paths only")
-    parser.add_argument("--skip", nargs="+", choices=list(PATHS), default=[])
+    paths = ", ".join(PATHS)
+    parser.add_argument("--only", nargs="+", choices=list(PATHS), metavar="PATH",
+                        help=f"these paths only, of: {paths}")  # fmt: skip
+    parser.add_argument("--skip", nargs="+", choices=list(PATHS), default=[], metavar="PATH")
     parser.add_argument("--calibration", type=int, default=8, help="NNCF's calibration clips")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=288)
