@@ -62,7 +62,6 @@ PATHS = {
     "ov-int8": ("int8", "OpenVINO after NNCF int8 (transformer mode)"),
     "ours-torch-int8": ("int8", 'ours, PyTorch quantize("int8")'),
 }
-BACKENDS = {"jax": "JAX", "tensorflow": "TensorFlow", "torch": "PyTorch"}
 # Seconds a killed worker gets beyond --cap for imports, building and writing its output.
 GRACE_S = 60
 
@@ -90,7 +89,7 @@ def load_clips(path, frames, size, calibration):
     from videoprism_keras.video import load_video
 
     timed = load_video(CLIP, num_frames=frames, size=size)  # the official sampling
-    spread = load_video(CLIP, num_frames=frames * calibration, size=size)
+    spread = load_video(CLIP, num_frames=frames * max(calibration, 1), size=size)
     clips = np.stack([timed, *(spread[i::calibration] for i in range(calibration))])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, clips=clips)
@@ -126,7 +125,7 @@ def export_onnx(args, path):
 def quantize_ort(source, target):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
 
 
 def quantize_nncf(source, target, calibration):
@@ -138,7 +137,7 @@ def quantize_nncf(source, target, calibration):
     data = nncf.Dataset([clip[None] for clip in calibration])
     quantized = nncf.quantize(model, data, model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(calibration))  # fmt: skip
-    ov.save_model(quantized, target)
+    ov.save_model(quantized, target, compress_to_fp16=False)  # the float weights as exported
 
 
 def prepare(args, names):
@@ -195,7 +194,7 @@ def runner(name, args):
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
         source = paths["ort-int8" if name == "ort-int8" else "onnx"]
-        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         feed = session.get_inputs()[0].name
         return lambda x: session.run(None, {feed: x})[0], ""
     import openvino as ov
