@@ -207,7 +207,8 @@ def runner(name, args):
     compiled = core.compile_model(core.read_model(source), "CPU", config)
     request = compiled.create_infer_request()
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-    return lambda x: request.infer([x])[compiled.output(0)].copy(), f"runs {precision}"
+    note = f"the other ops in {precision}" if name == "ov-int8" else f"runs {precision}"
+    return lambda x: request.infer([x])[compiled.output(0)].copy(), note
 
 
 def worker(args, name, out_file):
@@ -306,7 +307,7 @@ def table(rows, args, peak):
             versus = f"{best / s:.2f}x" if best else "-"
             versus_f32 = f"{ours_f32 / s:.2f}x" if ours_f32 else "-"
             rate = flops / s / 1e9
-            share = f" ({100 * rate / peak:.0f}% of f32 FMA peak)" if peak else ""
+            share = f" ({100 * rate / peak:.0f}% of peak)" if peak and tier == "exact" else ""
             note = "; ".join(n for n in notes if n)
             print(f"| {tier} | {label} | {s:.2f} | {calls} | {cos_text} | {versus} | "
                   f"{versus_f32} | {rate:.0f}{share} | {note} |")  # fmt: skip
