@@ -79,6 +79,7 @@ def artefacts(args):
         "ort-int8": root / "model.int8.onnx",
         "ov-int8": root / f"model.nncf_int8_{args.calibration}clips.xml",
         "reference": root / "reference_features.npy",
+        "weights": root / "weights.npz",
     }
 
 
@@ -96,30 +97,35 @@ def load_clips(path, frames, size, calibration):
     return clips
 
 
-def build_ours(mode):
-    """The base model with seed-0 random weights in `mode` (float32 weights drawn, then
-    cast or quantized, so every mode and backend holds the same weights)."""
+def build_ours(mode, weights_file=None):
+    """The base model in `mode` with the float32 weights of `weights_file` (cast or
+    quantized), or, without one, with random weights of seed 0 drawn here: each backend
+    draws other numbers from one seed, so they are drawn once (JAX) and cached."""
     import keras
 
     import videoprism_keras as vp
     from videoprism_keras.presets import PRESET_CONFIGS
 
     keras.utils.set_random_seed(SEED)
-    model = vp.VideoPrismBackbone(**PRESET_CONFIGS[PRESET])
-    if mode == "bf16":
-        weights = model.get_weights()
-        model = vp.VideoPrismBackbone.from_config({**model.get_config(), "dtype": "bfloat16"})
-        model.set_weights(weights)
-    elif mode == "int8":
+    dtype = "bfloat16" if mode == "bf16" else "float32"
+    model = vp.VideoPrismBackbone(**PRESET_CONFIGS[PRESET], dtype=dtype)
+    if weights_file is not None:
+        stored = np.load(weights_file)
+        model.set_weights([stored[f"w{i}"] for i in range(len(stored.files))])
+    if mode == "int8":
         model.quantize("int8")
     return model
 
 
 def export_onnx(args, path):
-    """Our `export(format="onnx")` of the float32 model, from the JAX backend."""
+    """Our `export(format="onnx")` of the float32 model, from the JAX backend; and its
+    weights, for our other backends and modes."""
     from videoprism_keras.export import export
 
-    export(build_ours("f32"), path, format="onnx", num_frames=args.frames, size=args.size)
+    model = build_ours("f32")
+    weights = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    np.savez(artefacts(args)["weights"], **weights)
+    export(model, path, format="onnx", num_frames=args.frames, size=args.size)
 
 
 def quantize_ort(source, target):
@@ -144,10 +150,11 @@ def prepare(args, names):
     """Exports and quantizes what `names` need, each step once (cached) in its own process."""
     paths = artefacts(args)
     load_clips(paths["clips"], args.frames, args.size, args.calibration)
-    steps = [("onnx", any(n.startswith(("ort", "ov")) for n in names))]
+    steps = [("onnx", True)]  # also the weights of our rows
     steps += [("ort-int8", "ort-int8" in names), ("ov-int8", "ov-int8" in names)]
     for step, needed in steps:
-        if not needed or paths[step].exists():
+        done = paths[step].exists() and (step != "onnx" or paths["weights"].exists())
+        if not needed or done:
             continue
         print(f"preparing {paths[step]} ...", flush=True)
         start = time.perf_counter()
@@ -184,7 +191,7 @@ def runner(name, args):
         _, _, mode = name.split("-")
         from videoprism_keras.runtime import compile_inference, keep_freed_memory
 
-        model = build_ours(mode)
+        model = build_ours(mode, paths["weights"])
         keep_freed_memory()  # as `runtime.Encoder` does
         return compile_inference(model, lambda x: model(x)), ""
     if name.startswith("ort-"):
