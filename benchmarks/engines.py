@@ -1,6 +1,6 @@
 """ONNX Runtime and OpenVINO against ours, per accuracy tier: seconds per clip and error.
 
-    .venv/bin/python benchmarks/engines.py                       # the full table (~25 min)
+    .venv/bin/python benchmarks/engines.py                       # the full table (~11 min)
     .venv/bin/python benchmarks/engines.py --repeats 1 --only ort-f32 ov-int8   # a check
     .venv/bin/python benchmarks/engines.py --skip ours-torch-int8 --cap 300
 
