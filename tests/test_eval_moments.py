@@ -6,6 +6,7 @@ import types
 
 import numpy as np
 import pytest
+from videos import lavfi_frames
 
 from videoprism_keras.apps.evaluation import grounding, metrics
 from videoprism_keras.constants import EVAL_MOMENT_IOUS
@@ -111,17 +112,11 @@ SOURCES = ("testsrc2", "mandelbrot", "life=seed=1", "rgbtestsrc")
 
 
 def _lavfi(source, seconds):
-    import av
-
     name, _, options = source.partition("=")
     options = f"size={SIDE}x{SIDE}:rate={FPS}" + (f":{options}" if options else "")
-    frames = []
-    with av.open(f"{name}={options}", format="lavfi") as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == seconds * FPS:
-                return frames
-    raise AssertionError(f"lavfi {source} gave {len(frames)} frames")
+    frames = list(lavfi_frames(f"{name}={options}", seconds * FPS))
+    assert len(frames) == seconds * FPS, f"lavfi {source} gave {len(frames)} frames"
+    return frames
 
 
 @pytest.fixture(scope="module")

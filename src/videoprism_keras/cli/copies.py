@@ -6,7 +6,7 @@ import argparse
 import math
 
 from ..constants import COPY_MIN_SECONDS, COPY_THRESHOLD
-from .inputs import storage_options
+from .inputs import ray_target, storage_options
 from .parser import UsageError, add_command, add_storage_option, positive
 
 
@@ -47,7 +47,7 @@ def copies(args: argparse.Namespace) -> list:
     from ..apps.ray_session import RayUnavailable
 
     held = VideoIndex.load(args.index, storage_options=storage_options(args.storage_option))
-    ray = None if args.ray is None else (True if args.ray == "local" else args.ray)
+    ray = ray_target(args.ray)
     try:
         groups = held.copies(threshold=args.threshold, min_seconds=args.min_seconds, ray=ray)
     except RayUnavailable as err:

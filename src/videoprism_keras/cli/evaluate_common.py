@@ -21,6 +21,7 @@ from ..constants import (
     EVAL_TEMPLATE_SETS,
     LORA_FILE_SUFFIX,
 )
+from .inputs import ray_target
 from .models import ModelOptions
 from .parser import UsageError, add_model_options, positive
 
@@ -218,11 +219,6 @@ def run_settings(args: argparse.Namespace, loaded: Loaded) -> dict:
             "bootstrap": args.bootstrap, "seed": args.seed, "model_info": loaded.info,
             "encoder": loaded.encoder,
             "log": lambda line: print(f"videoprism: {line}", file=sys.stderr)}  # fmt: skip
-
-
-def ray_target(flag: str | None):
-    """--ray as the cache takes it: None, True (a new local instance) or an address."""
-    return None if flag is None else (True if flag == "local" else flag)
 
 
 def finish(args: argparse.Namespace, record: dict) -> dict:

@@ -160,3 +160,9 @@ def on_ray(
                                shots=getattr(args, "shots", False), **common)  # fmt: skip
     except rp.RayUnavailable as err:
         raise UsageError(f"--ray {args.ray}: {err}") from err
+
+
+def ray_target(flag: str | None):
+    """--ray as the library takes it (`copies`, the eval cache): None, True (a new local
+    instance) or an address."""
+    return None if flag is None else (True if flag == "local" else flag)
