@@ -3,8 +3,8 @@
     python engine_build_worker.py CACHE OUT build SHARED  # build (or find) it, save outputs
     python engine_build_worker.py CACHE OUT pause SHARED  # stop, files staged, until killed
 
-The model is the small checkpoint (SHARED/golden), the clips OUT's folder's clips.npy;
-OpenVINO float32.
+The model is the small checkpoint (SHARED/golden), the clips OUT's folder's clips.npy, the
+engine ONNX Runtime float32 (the quickest build).
 """
 
 import sys
@@ -23,7 +23,7 @@ def main(cache, out, mode, shared):
                                               attention_logit_soft_cap=5.0)  # fmt: skip
     clips = np.load(Path(out).with_name("clips.npy"))
     if mode == "pause":
-        real = build.build_openvino
+        real = build.build_onnxruntime
 
         def staged_then_wait(onnx, folder, *args):
             details = real(onnx, folder, *args)  # the artefact's files are in `folder`
@@ -31,8 +31,8 @@ def main(cache, out, mode, shared):
             wait_to_be_killed()
             return details
 
-        build.build_openvino = staged_then_wait
-    encoder = Encoder(model, "openvino", "float32", cache_dir=cache)
+        build.build_onnxruntime = staged_then_wait
+    encoder = Encoder(model, "onnxruntime", "float32", cache_dir=cache)
     np.save(out, encoder.video(clips)["vision_embeddings"])
 
 

@@ -106,7 +106,7 @@ def test_a_killed_build_leaves_nothing_readable_and_the_next_one_builds(
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
     assert built(cache) == [] and leftovers(cache) == [staged]
-    encoder = Encoder(model, "openvino", "float32", cache_dir=cache)
+    encoder = Encoder(model, "onnxruntime", "float32", cache_dir=cache)
     assert encoder.video(clips)["vision_embeddings"].shape == (2, 32)
     assert len(built(cache)) == 1 and leftovers(cache) == []  # the dead build's removed
 
