@@ -75,3 +75,25 @@ def test_a_wrapper_with_an_explicit_signature_keeps_a_free_batch(tmp_path):
         expected = backbone.encode_video(video, mask)
         for name, value in zip(names, got, strict=True):
             np.testing.assert_allclose(value, to_numpy(expected[name]), atol=1e-4)
+
+
+@keras.saving.register_keras_serializable(package="videoprism_keras_tests")
+class SavableTower(VideoTower):
+    """Saves (it has a config), but only this test module knows the class."""
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(
+            self.backbone)}  # fmt: skip
+
+
+def test_the_tensorflow_route_says_when_the_model_cannot_be_rebuilt(tmp_path):
+    if BACKEND != "tensorflow":
+        pytest.skip("only TensorFlow's ONNX is routed through a child process")
+    signature = [keras.InputSpec(shape=(None, FRAMES, SIZE, SIZE, 3), dtype="float32",
+                                 name="pixel_values"),
+                 keras.InputSpec(shape=(None, FRAMES), dtype="int32",
+                                 name="frame_padding_mask")]  # fmt: skip
+    tower = SavableTower(vp.VideoPrismBackbone(**TINY))
+    with pytest.raises(ValueError, match=r"could not load it back.*SavableTower"):
+        export(tower, tmp_path / "t.onnx", format="onnx", input_signature=signature)
+    assert list(tmp_path.iterdir()) == []

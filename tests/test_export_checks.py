@@ -179,3 +179,10 @@ def test_weights_saved_inline_leave_no_stale_data_file_beside_the_onnx(tmp_path,
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     (got,) = session.run(["features"], {"pixel_values": np.ones(4, "float32")})
     np.testing.assert_array_equal(got, weights + 1)
+
+
+def test_onnx_export_refuses_options_its_exporters_do_not_take(tmp_path):
+    model = vp.VideoPrismBackbone(**TINY)
+    with pytest.raises(TypeError, match=r"opset_version only.*Received: dynamo"):
+        model.export(tmp_path / "m.onnx", format="onnx", dynamo=True)
+    assert list(tmp_path.iterdir()) == []  # before any work

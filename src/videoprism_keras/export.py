@@ -139,7 +139,8 @@ def export(
         verbose: bool or None. Keras' exporter's messages. Defaults to `None`.
         input_signature: Keras' own argument, instead of the four shapes above.
             Defaults to `None`.
-        **kwargs: passed to Keras' exporter (e.g. `opset_version` for ONNX).
+        **kwargs: passed to Keras' exporter; for ONNX only `opset_version` (the
+            exporter's default if not given).
 
     Returns:
         `filepath`.
@@ -153,6 +154,10 @@ def export(
     exporter = EXPORTERS.get((format, backend), ())
     require(exporter, f"export(format={format!r}) from {backend}", f"--format {format}")
     check_destination(filepath, format)
+    unknown = sorted(set(kwargs) - {"opset_version"}) if format == "onnx" else []
+    if unknown:
+        raise TypeError(f"export(format='onnx') takes opset_version only of Keras' options. "
+                        f"Received: {', '.join(unknown)}")  # fmt: skip
     if batch_size is None and (format, backend) == ("litert", "torch"):
         batch_size = 1  # litert-torch traces one fixed shape
     signature = input_signature or signature_for(model, num_frames, size, text_length, batch_size)
@@ -169,10 +174,7 @@ def export(
                 return
             names = output_names(model)
             single = names[0] if names and len(names) == 1 else "output"
-            note = write_onnx(model, path, signature, single, kwargs.pop("opset_version", None))
-            if kwargs:
-                raise TypeError(f"export(format='onnx') takes opset_version only of Keras' "
-                                f"options. Received: {sorted(kwargs)}")  # fmt: skip
+            note = write_onnx(model, path, signature, single, kwargs.get("opset_version"))
             if verbose is not False:
                 print(f"Saved artifact at '{path}'." + (f" ({note})" if note else ""))
 

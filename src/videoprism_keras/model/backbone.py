@@ -494,9 +494,9 @@ class VideoPrismBackbone(keras.Model):
                 a square). Defaults to `None`: the model's `image_shape`.
                 (`resolution` until the next release.)
             text_length: int. Tokens per text (multimodal models). Defaults to `64`.
-            batch_size: int or None. A fixed batch, or None for any batch where the
-                exporter allows it. Defaults to `None`.
-            **kwargs: passed to Keras' exporter (e.g. `opset_version` for ONNX).
+            batch_size: int or None. A fixed batch, or None for any batch (LiteRT
+                from PyTorch fixes it to 1). Defaults to `None`.
+            **kwargs: passed to Keras' exporter; for ONNX only `opset_version`.
 
         Returns:
             `filepath`.
