@@ -186,3 +186,15 @@ def test_onnx_export_refuses_options_its_exporters_do_not_take(tmp_path):
     with pytest.raises(TypeError, match=r"opset_version only.*Received: dynamo"):
         model.export(tmp_path / "m.onnx", format="onnx", dynamo=True)
     assert list(tmp_path.iterdir()) == []  # before any work
+
+
+def test_cli_says_onnx_from_tensorflow_is_exported_under_jax(tmp_path, monkeypatch, capsys):
+    model = vp.VideoPrismBackbone(**TINY)
+    exported = []
+    monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: model)
+    monkeypatch.setattr(vp.VideoPrismBackbone, "export", lambda self, *a, **k: exported.append(a))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")  # the route's one check
+    got = call(capsys, "export", "--format", "onnx", "-o", tmp_path / "m.onnx")
+    assert got.returncode == 0 and len(exported) == 1, got.stderr
+    assert "under --backend jax in a child process" in got.stderr
+    assert got.stderr.startswith("videoprism: ") and got.stderr.count("\n") == 1

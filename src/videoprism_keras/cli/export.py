@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, QUANTIZATION_MODES
+from ..constants import (
+    DEFAULT_SOFT_CAP,
+    EXPORT_FORMATS,
+    ONNX_ROUTE_BACKEND,
+    QUANTIZATION_MODES,
+)
 from .models import ModelOptions
 from .parser import DEFAULT_PRESET, UsageError, add_command, add_sampling_options, positive
 
@@ -45,6 +51,10 @@ def export(args: argparse.Namespace) -> dict:
     if args.quantize:
         model.quantize(args.quantize)
     shape = dict(num_frames=args.frames, size=args.size, text_length=args.text_length)
+    if (args.format, keras.backend.backend()) == ("onnx", "tensorflow"):
+        print(f"videoprism: ONNX from --backend tensorflow is exported under --backend "
+              f"{ONNX_ROUTE_BACKEND} in a child process, from the same weights "
+              "(TensorFlow's converter needs too much memory)", file=sys.stderr)  # fmt: skip
     model.export(args.output, args.format, False, batch_size=args.batch_size, **shape)
     if not args.json:
         print(f"exported {args.preset or DEFAULT_PRESET} ({args.format}) → {args.output}")
