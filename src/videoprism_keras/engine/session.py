@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,15 @@ class EngineVideo:
         self.artefact: str | None = None  # the key of the artefact last used
         self.meta: dict | None = None
         self.built = 0  # artefacts this object built (not found in the cache)
+        self.lock = threading.RLock()
         if self.calibration is not None:  # the shape is known: build now, not mid-run
             self.runner(clip_shape(model, self.calibration), self.calibration)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> dict:
-        return self.runner(clip_shape(self.model, pixels), pixels)(pixels, mask)
+        # One call at a time: a runner's infer request is not reentrant, a build is made
+        # once, and each call already uses every core.
+        with self.lock:
+            return self.runner(clip_shape(self.model, pixels), pixels)(pixels, mask)
 
     def inputs(self, shape: tuple[int, int, int]) -> dict[str, Any]:
         """What the artefact for (T, H, W) clips depends on: its key's inputs."""
