@@ -24,6 +24,7 @@ each backend's peak memory for the base model.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -257,8 +258,10 @@ def _main(request_file: str) -> None:
 
     try:
         # The model's class registers itself when its module is imported (Keras imports
-        # only its own packages' modules when loading).
-        importlib.import_module(request.get("module") or __name__)
+        # only its own packages' modules when loading); one not importable here may still
+        # be known (ours are), else loading says so.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(request.get("module") or __name__)
         model = keras.saving.load_model(request["model"], compile=False)
     except Exception as err:
         print(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}", file=sys.stderr)
