@@ -150,7 +150,8 @@ class EngineVideo:
                 details = build.build_onnxruntime(onnx, staging, self.precision)
         details["versions"]["keras"] = keras.__version__
         details["versions"]["backend"] = keras.backend.backend()
-        details["calibration_used"] = f"{len(clips)} clips" if quantized else None
+        count = f"{len(clips)} clip" + ("s" if len(clips) > 1 else "")
+        details["calibration_used"] = count if quantized else None
         self.built += 1
         return details
 
@@ -163,7 +164,7 @@ class EngineVideo:
             how = f" (NNCF, {used})" if used else " (NNCF, calibrated on the first clips)"
         if self.engine == "onnxruntime" and self.precision == "int8":
             how = " (dynamic)"
-        runners = [entry[0] for entry in self.runners.values()]
-        note = f", {runners[-1].note(self.precision)}" if runners else ""
+        current = [entry[0] for entry in self.runners.values() if entry[1] == self.artefact]
+        note = f", {current[0].note(self.precision)}" if current else ""
         where = f" — artefact {self.artefact[:12]}…" if self.artefact else " — built on first use"
         return f"{label} {self.precision}{how}{note}{where}"
