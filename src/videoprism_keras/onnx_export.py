@@ -142,6 +142,9 @@ def _torch(model: keras.Model, call: Callable, names: list, path: str | os.PathL
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)  # torch's own internals
+            # Inputs sharing the "batch" Dim: one name is kept, which is the point.
+            warnings.filterwarnings("ignore", message=r".*shares the same shape constraints")
             program = torch.onnx.export(Flat().eval(), samples, dynamo=True, verbose=False,
                                         input_names=[name for name, _, _ in specs],
                                         dynamic_shapes=(dynamic,), opset_version=opset)  # fmt: skip
