@@ -15,7 +15,7 @@ beside our pinned versions; tests/README.md says which tests cover which):
 
     format          JAX              TensorFlow               PyTorch
     tf_saved_model  yes (jax2tf)     yes                      no (Keras needs torch_xla)
-    onnx            yes (jax2onnx)   yes, routed through JAX  yes (torch.onnx, TorchScript)
+    onnx            yes (jax2onnx)   yes, routed through JAX  yes (torch.onnx, dynamo)
     litert          no (Keras)       yes (TFLite)             needs litert-torch (not installed)
 
 The batch is free in every SavedModel and ONNX artefact (and in LiteRT from

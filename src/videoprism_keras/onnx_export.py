@@ -3,23 +3,23 @@ knows each backend's ONNX exporter (`export.export` calls `write_onnx`).
 
     backend      exporter                          a None dimension becomes
     JAX          jax2onnx                          a symbolic size ("batch" for axis 0)
-    PyTorch      torch.onnx (TorchScript tracer)   a dynamic axis ("batch" for axis 0)
+    PyTorch      torch.onnx, dynamo (torch.export) a `torch.export.Dim` ("batch" for axis 0)
     TensorFlow   routed: JAX in a child process    as JAX
 
 JAX and PyTorch are called directly rather than through `keras.Model.export`, so that
 the outputs come out flattened in one order on both (a dict's keys sorted, as
 `keras.tree.flatten` orders them) and are named by their keys; Keras' PyTorch path also
-flattens a dict in insertion order. PyTorch's dynamo exporter is not used: it
-specializes the batch of these graphs (Keras' exporter falls back to TorchScript for
-dynamic shapes too).
+flattens a dict in insertion order, and for dynamic shapes uses the TorchScript tracer,
+which runs the model on real tensors and keeps every activation (torch.export traces
+with fake tensors: benchmarks/README.md, "Export memory").
 
-TensorFlow's exporter (tf2onnx) needs many times the weights' size in memory (the base
-model's export was killed at 13 GB), so from TensorFlow the model is saved to a
-temporary `.keras` file and exported by `python -m videoprism_keras.onnx_export` under
-`KERAS_BACKEND=jax`, from the same weights; the artefact is the same as JAX's. The model
-must therefore be one Keras can save and load (our models are; a custom wrapper must be
-a module-level class with `get_config`). benchmarks/README.md ("Export memory") has
-each backend's peak memory for the base model.
+TensorFlow's exporter (tf2onnx) needs many times the weights' size in memory, so from
+TensorFlow the model is saved to a temporary `.keras` file and exported by
+`python -m videoprism_keras.onnx_export` under `KERAS_BACKEND=jax`, from the same
+weights; the artefact is the same as JAX's. The model must therefore be one Keras can
+save and load (our models are; a custom wrapper must be a module-level class with
+`get_config`). benchmarks/README.md ("Export memory") has each backend's peak memory
+for the base model.
 """
 
 from __future__ import annotations
@@ -61,13 +61,13 @@ def write_onnx(
     if backend == "tensorflow":
         return _routed(model, path, signature, single_name, opset_version)
     call, names = _flat_call(model, signature, single_name)
-    if backend == "jax":
-        _jax(call, path, signature, opset_version)
-    elif backend == "torch":
-        _torch(model, call, path, signature, opset_version)
-    else:
+    if backend == "torch":
+        _torch(model, call, names, path, signature, opset_version)
+        return None
+    if backend != "jax":
         raise ValueError(f"ONNX export needs the JAX, TensorFlow or PyTorch backend. "
                          f"Received: KERAS_BACKEND={backend}")  # fmt: skip
+    _jax(call, path, signature, opset_version)
     _name_outputs(path, names)
     _drop_unused_files(path)
     return None
@@ -114,8 +114,10 @@ def _jax(call: Callable, path: str | os.PathLike, signature: Any, opset: int | N
                      return_mode="file", output_path=os.fspath(path), **options)  # fmt: skip
 
 
-def _torch(model: keras.Model, call: Callable, path: str | os.PathLike, signature: Any,
-           opset: int | None) -> None:  # fmt: skip
+def _torch(model: keras.Model, call: Callable, names: list, path: str | os.PathLike,
+           signature: Any, opset: int | None) -> None:  # fmt: skip
+    import logging
+
     import torch
 
     class Flat(torch.nn.Module):
@@ -127,23 +129,32 @@ def _torch(model: keras.Model, call: Callable, path: str | os.PathLike, signatur
             return call(*flat)
 
     specs = _specs(signature)
-    # Traced at batch 1 (half the activations' memory of 2); the tests run the artefact
-    # at batch 1 and 3, so no size-1 axis was taken for a broadcast one.
+    # torch.export traces with fake tensors (no activations in memory): a sample batch of 2,
+    # as a size-1 axis would be specialized; one Dim per symbolic name, shared by inputs.
     samples = tuple(
-        keras.ops.ones(tuple(1 if isinstance(s, str) else s for s in shape), dtype=dtype)
+        keras.ops.ones(tuple(2 if isinstance(s, str) else s for s in shape), dtype=dtype)
         for _, shape, dtype in specs
     )
-    dynamic = {name: {axis: s for axis, s in enumerate(shape) if isinstance(s, str)}
-               for name, shape, _ in specs}  # fmt: skip
-    module = Flat().eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        # The tracer warns at every Python int taken from a shape: the symbolic batch
-        # stays symbolic because each reshape keeps -1 on the batch axis.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(module, samples, os.fspath(path), input_names=[n for n, _, _ in specs],
-                          dynamic_axes={k: v for k, v in dynamic.items() if v},
-                          opset_version=opset, dynamo=False, do_constant_folding=True)  # fmt: skip
+    dims = {s: torch.export.Dim(s) for _, shape, _ in specs for s in shape if isinstance(s, str)}
+    dynamic = tuple({axis: dims[s] for axis, s in enumerate(shape) if isinstance(s, str)} or None
+                    for _, shape, _ in specs)  # fmt: skip
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)  # "torchvision is not installed": not ours to need
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)  # torch's own internals
+            # Inputs sharing the "batch" Dim: one name is kept, which is the point.
+            warnings.filterwarnings("ignore", message=r".*shares the same shape constraints")
+            program = torch.onnx.export(Flat().eval(), samples, dynamo=True, verbose=False,
+                                        input_names=[name for name, _, _ in specs],
+                                        dynamic_shapes=(dynamic,), opset_version=opset)  # fmt: skip
+    finally:
+        registration.setLevel(level)
+    for value, name in zip(program.model.graph.outputs, names, strict=True):
+        value.name = name  # named here: reloading the file to name them takes its size again
+    program.save(os.fspath(path))
 
 
 def _routed(model: keras.Model, path: str | os.PathLike, signature: Any, single_name: str,
