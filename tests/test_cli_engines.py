@@ -1,0 +1,169 @@
+"""`--dtype int8` and `--engine` end to end at the CLI (the small LvT checkpoint): `embed`
+writes embeddings close to float32's; an index records its dtype and engine, which
+`search` and `serve` then use without flags and `index` refuses to mix; an index written
+before engines reads as Keras; `eval` keeps an int8 run's cache apart from float32's; a
+wrong or unavailable engine is one line, before the model loads."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from cli_helpers import call, run_all
+from videos import lavfi_video, write_video
+
+# Cosine of the small checkpoint's int8 video embeddings to its float32 ones, measured on
+# these clips: Keras int8 (JAX) 0.99989 at the least. The bound leaves ten times that error.
+INT8_COSINE = 0.999
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def lvt(golden_dir, media_dir):
+    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
+             "4", "--size", "16", "--no-progress"]  # fmt: skip
+    return model, ["--tokenizer", media_dir / "test_spm.model"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    for i in range(3):
+        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
+    return folder
+
+
+def _cosines(a, b):
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def test_embed_int8_is_close_to_float32_and_says_its_engine(env, lvt, videos, tmp_path):
+    model, _ = lvt
+    exact, keras_int8 = run_all(
+        env, ["embed", videos, "-o", tmp_path / "f32.npz", *model],
+        ["embed", videos, "-o", tmp_path / "int8.npz", *model, "--dtype", "int8", "--engine",
+         "keras"])  # fmt: skip
+    assert "engine:" not in exact.stderr  # float32 on Keras: nothing was chosen
+    assert "videoprism: engine:" in keras_int8.stderr
+    f32, int8 = (np.load(tmp_path / f"{name}.npz") for name in ("f32", "int8"))
+    assert list(f32["paths"]) == list(int8["paths"])
+    cosines = _cosines(f32["vectors"], int8["vectors"])
+    assert cosines.min() > INT8_COSINE
+    assert np.abs(f32["vectors"] - int8["vectors"]).max() > 1e-4  # it did run in int8
+
+
+def test_an_int8_index_keeps_its_dtype_and_engine(env, lvt, videos, tmp_path):
+    model, tok = lvt
+    index = tmp_path / "index"
+    built, searched, mixed, other, texts = run_all(
+        env, ["index", videos, "-o", index, *model, *tok, "--dtype", "int8", "--engine", "keras"],
+        ["search", index, "--video", videos / "gen1.mp4", "--json", "--no-progress"],
+        ["index", videos, "-o", index, *model, "--dtype", "float32"],
+        ["index", videos, "-o", index, *model, "--engine", "openvino"],
+        ["search", index, "--text", "a video", "--json", "--no-progress"],
+        ok=False)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    from videoprism_keras.apps import VideoIndex
+
+    meta = VideoIndex.load(index).meta
+    assert (meta["dtype"], meta["engine"]) == ("int8", "keras")
+    # search: the index's dtype and engine without flags, so the clip finds itself exactly.
+    assert searched.returncode == 0, searched.stderr[-2000:]
+    assert "videoprism: engine:" in searched.stderr
+    hits = json.loads(searched.stdout)
+    assert hits[0]["path"].endswith("gen1.mp4") and hits[0]["score"] > 0.99999
+    assert texts.returncode == 0 and len(json.loads(texts.stdout)) == 3
+    # Writing another dtype or engine into it is refused, naming the flags.
+    for refused, flag in ((mixed, "--dtype int8, not float32"),
+                          (other, "--engine keras, not openvino")):  # fmt: skip
+        assert refused.returncode == 2
+        assert f"the index was built with {flag}: leave" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
+def test_an_index_written_before_engines_reads_as_keras(tmp_path):
+    from videoprism_keras.apps import Embeddings, VideoIndex
+    from videoprism_keras.cli import UsageError
+    from videoprism_keras.cli.models import ModelOptions, index_options
+
+    old = {"preset": "videoprism_lvt_public_v1_base", "num_frames": 4, "size": 16,
+           "dtype": "float32"}  # fmt: skip
+    held = VideoIndex(tmp_path / "old", meta=old)
+    rng = np.random.default_rng(0)
+    held.add(Embeddings(rng.normal(size=(3, 8)).astype("float32"), ["a", "b", "c"]))
+    assert "engine" not in held.meta
+    assert index_options(ModelOptions(engine="auto"), held.meta).engine == "keras"
+    assert index_options(ModelOptions(engine="openvino"), held.meta).engine == "openvino"
+    with pytest.raises(UsageError, match="built with --engine keras, not openvino"):
+        index_options(ModelOptions(engine="openvino"), held.meta, writing=True)
+    held.check_settings({"engine": "keras", "dtype": "float32"})
+    with pytest.raises(ValueError, match="engine='keras'; got engine='openvino'"):
+        held.check_settings({"engine": "openvino", "dtype": "float32"})
+    # A new index has no engine of its own: the flag's choice stands.
+    assert index_options(ModelOptions(engine="auto"), {}).engine == "auto"
+
+
+def test_serve_answers_from_an_int8_index(env, lvt, videos, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from videoprism_keras.apps import VideoIndex
+    from videoprism_keras.cli import serve as serve_cli
+    from videoprism_keras.cli.models import ModelOptions, index_options
+
+    model, tok = lvt
+    index = tmp_path / "index"
+    run_all(env, ["index", videos, "-o", index, *model, *tok, "--dtype", "int8", "--engine",
+                  "keras"])  # fmt: skip
+    held = VideoIndex.load(index, in_memory=True)
+    options = index_options(ModelOptions(engine="auto", progress=False), held.meta)
+    assert (options.dtype, options.engine) == ("int8", "keras")
+    app = serve_cli._app(held, options, None, ["127.0.0.1"])
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        found = client.post("/api/search/upload", content=(videos / "gen2.mp4").read_bytes(),
+                            params={"top_k": 1}, headers={"Content-Type": "video/mp4"})  # fmt: skip
+        assert found.status_code == 200, found.text
+        (hit,) = found.json()["hits"]
+        assert hit["path"].endswith("gen2.mp4") and hit["score"] > 0.99999
+        text = client.get("/api/search", params={"q": "a video", "top_k": 2})
+        assert text.status_code == 200 and len(text.json()["hits"]) == 2
+
+
+@pytest.fixture(scope="module")
+def captions(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval")
+    rows = []
+    for i, source in enumerate(("testsrc2", "mandelbrot", "rgbtestsrc")):
+        lavfi_video(folder / f"v{i}.mp4", [(source, 1)], fps=4, size=(48, 36))
+        rows.append(f"v{i}.mp4,{source} pattern")
+    (folder / "captions.csv").write_text("path,caption\n" + "\n".join(rows) + "\n")
+    return folder / "captions.csv"
+
+
+def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(env, captions, golden_dir,
+                                                                  media_dir, tmp_path):  # fmt: skip
+    common = ["eval", "retrieval", captions, "--preset", golden_dir / "lvt_small.ckpt.npz",
+              "--soft-cap", "5", "--tokenizer", media_dir / "test_spm.model", "--num-frames",
+              "2", "--size", "36", "--no-progress", "--bootstrap", "20", "--cache",
+              tmp_path / "cache", "--json"]  # fmt: skip
+    int8, exact, again = run_all(env, [*common, "--dtype", "int8", "--engine", "keras"],
+                                 common, [*common, "--dtype", "int8", "--engine", "keras"])
+    records = [json.loads(run.stdout) for run in (int8, exact, again)]
+    assert records[0]["model"]["dtype"] == "int8" and records[0]["model"]["engine"] == "keras"
+    assert records[1]["model"]["dtype"] == "float32" and records[1]["model"]["engine"] == "keras"
+    assert records[0]["model"]["key"] != records[1]["model"]["key"]
+    # float32 does not take int8's cached embeddings; int8 again takes its own.
+    assert "videos: 3 embedded, 0 from the cache" in int8.stderr
+    assert "videos: 3 embedded, 0 from the cache" in exact.stderr
+    assert "videos: 0 embedded, 3 from the cache" in again.stderr
+
+
+def test_train_offers_no_int8_and_ray_refuses_it(videos, tmp_path, capsys):
+    out = call(capsys, "train", videos, "-o", tmp_path / "c.keras", "--dtype", "int8")
+    assert out.returncode == 2 and "invalid choice: 'int8'" in out.stderr
+    out = call(capsys, "embed", videos, "-o", tmp_path / "e.npz", "--engine", "tpu")
+    assert out.returncode == 2 and "invalid choice: 'tpu'" in out.stderr
