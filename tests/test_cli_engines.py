@@ -42,45 +42,73 @@ def _cosines(a, b):
     return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
 
 
-def test_embed_int8_is_close_to_float32_and_says_its_engine(env, lvt, videos, tmp_path):
-    model, _ = lvt
-    exact, keras_int8 = run_all(
-        env, ["embed", videos, "-o", tmp_path / "f32.npz", *model],
-        ["embed", videos, "-o", tmp_path / "int8.npz", *model, "--dtype", "int8", "--engine",
-         "keras"])  # fmt: skip
-    assert "engine:" not in exact.stderr  # float32 on Keras: nothing was chosen
-    assert "videoprism: engine:" in keras_int8.stderr
-    f32, int8 = (np.load(tmp_path / f"{name}.npz") for name in ("f32", "int8"))
+@pytest.fixture(scope="module")
+def captions(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval")
+    rows = []
+    for i, source in enumerate(("testsrc2", "mandelbrot", "rgbtestsrc")):
+        lavfi_video(folder / f"v{i}.mp4", [(source, 1)], fps=4, size=(48, 36))
+        rows.append(f"v{i}.mp4,{source} pattern")
+    (folder / "captions.csv").write_text("path,caption\n" + "\n".join(rows) + "\n")
+    return folder / "captions.csv"
+
+
+@pytest.fixture(scope="module")
+def runs(env, lvt, videos, captions, golden_dir, media_dir, tmp_path_factory):
+    """Every command of the tests below, in turn in one interpreter (each loads its model):
+    name → (result, its folder)."""
+    model, tok = lvt
+    out = tmp_path_factory.mktemp("runs")
+    index, keras_int8 = out / "index", ["--dtype", "int8", "--engine", "keras"]
+    evaluate = ["eval", "retrieval", captions, "--preset", golden_dir / "lvt_small.ckpt.npz",
+                "--soft-cap", "5", "--tokenizer", media_dir / "test_spm.model", "--num-frames",
+                "2", "--size", "36", "--no-progress", "--bootstrap", "20", "--cache",
+                out / "cache", "--json"]  # fmt: skip
+    commands = {
+        "embed f32": ["embed", videos, "-o", out / "f32.npz", *model],
+        "embed int8": ["embed", videos, "-o", out / "int8.npz", *model, *keras_int8],
+        "index": ["index", videos, "-o", index, *model, *tok, *keras_int8],
+        "search": ["search", index, "--video", videos / "gen1.mp4", "--json", "--no-progress"],
+        "index f32": ["index", videos, "-o", index, *model, "--dtype", "float32"],
+        "index openvino": ["index", videos, "-o", index, *model, "--engine", "openvino"],
+        "eval int8": [*evaluate, *keras_int8],
+        "eval f32": evaluate,
+    }
+    results = run_all(env, *commands.values(), ok=False)
+    return dict(zip(commands, results, strict=True)), out
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_embed_int8_is_close_to_float32_and_says_its_engine(runs):
+    done, out = runs
+    assert "engine:" not in _ok(done["embed f32"]).stderr  # float32 on Keras: no choice made
+    assert "videoprism: engine:" in _ok(done["embed int8"]).stderr
+    f32, int8 = (np.load(out / f"{name}.npz") for name in ("f32", "int8"))
     assert list(f32["paths"]) == list(int8["paths"])
-    cosines = _cosines(f32["vectors"], int8["vectors"])
-    assert cosines.min() > INT8_COSINE
+    assert _cosines(f32["vectors"], int8["vectors"]).min() > INT8_COSINE
     assert np.abs(f32["vectors"] - int8["vectors"]).max() > 1e-4  # it did run in int8
 
 
-def test_an_int8_index_keeps_its_dtype_and_engine(env, lvt, videos, tmp_path):
-    model, tok = lvt
-    index = tmp_path / "index"
-    built, searched, mixed, other, texts = run_all(
-        env, ["index", videos, "-o", index, *model, *tok, "--dtype", "int8", "--engine", "keras"],
-        ["search", index, "--video", videos / "gen1.mp4", "--json", "--no-progress"],
-        ["index", videos, "-o", index, *model, "--dtype", "float32"],
-        ["index", videos, "-o", index, *model, "--engine", "openvino"],
-        ["search", index, "--text", "a video", "--json", "--no-progress"],
-        ok=False)  # fmt: skip
-    assert built.returncode == 0, built.stderr[-2000:]
+def test_an_int8_index_keeps_its_dtype_and_engine(runs):
     from videoprism_keras.apps import VideoIndex
 
-    meta = VideoIndex.load(index).meta
+    done, out = runs
+    _ok(done["index"])
+    meta = VideoIndex.load(out / "index").meta
     assert (meta["dtype"], meta["engine"]) == ("int8", "keras")
     # search: the index's dtype and engine without flags, so the clip finds itself exactly.
-    assert searched.returncode == 0, searched.stderr[-2000:]
+    searched = _ok(done["search"])
     assert "videoprism: engine:" in searched.stderr
     hits = json.loads(searched.stdout)
     assert hits[0]["path"].endswith("gen1.mp4") and hits[0]["score"] > 0.99999
-    assert texts.returncode == 0 and len(json.loads(texts.stdout)) == 3
     # Writing another dtype or engine into it is refused, naming the flags.
-    for refused, flag in ((mixed, "--dtype int8, not float32"),
-                          (other, "--engine keras, not openvino")):  # fmt: skip
+    for name, flag in (("index f32", "--dtype int8, not float32"),
+                       ("index openvino", "--engine keras, not openvino")):  # fmt: skip
+        refused = done[name]
         assert refused.returncode == 2
         assert f"the index was built with {flag}: leave" in refused.stderr
         assert "Traceback" not in refused.stderr
@@ -108,18 +136,16 @@ def test_an_index_written_before_engines_reads_as_keras(tmp_path):
     assert index_options(ModelOptions(engine="auto"), {}).engine == "auto"
 
 
-def test_serve_answers_from_an_int8_index(env, lvt, videos, tmp_path):
+def test_serve_answers_from_an_int8_index(runs, videos):
     from fastapi.testclient import TestClient
 
     from videoprism_keras.apps import VideoIndex
     from videoprism_keras.cli import serve as serve_cli
     from videoprism_keras.cli.models import ModelOptions, index_options
 
-    model, tok = lvt
-    index = tmp_path / "index"
-    run_all(env, ["index", videos, "-o", index, *model, *tok, "--dtype", "int8", "--engine",
-                  "keras"])  # fmt: skip
-    held = VideoIndex.load(index, in_memory=True)
+    done, out = runs
+    _ok(done["index"])
+    held = VideoIndex.load(out / "index", in_memory=True)
     options = index_options(ModelOptions(engine="auto", progress=False), held.meta)
     assert (options.dtype, options.engine) == ("int8", "keras")
     app = serve_cli._app(held, options, None, ["127.0.0.1"])
@@ -133,33 +159,16 @@ def test_serve_answers_from_an_int8_index(env, lvt, videos, tmp_path):
         assert text.status_code == 200 and len(text.json()["hits"]) == 2
 
 
-@pytest.fixture(scope="module")
-def captions(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval")
-    rows = []
-    for i, source in enumerate(("testsrc2", "mandelbrot", "rgbtestsrc")):
-        lavfi_video(folder / f"v{i}.mp4", [(source, 1)], fps=4, size=(48, 36))
-        rows.append(f"v{i}.mp4,{source} pattern")
-    (folder / "captions.csv").write_text("path,caption\n" + "\n".join(rows) + "\n")
-    return folder / "captions.csv"
-
-
-def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(env, captions, golden_dir,
-                                                                  media_dir, tmp_path):  # fmt: skip
-    common = ["eval", "retrieval", captions, "--preset", golden_dir / "lvt_small.ckpt.npz",
-              "--soft-cap", "5", "--tokenizer", media_dir / "test_spm.model", "--num-frames",
-              "2", "--size", "36", "--no-progress", "--bootstrap", "20", "--cache",
-              tmp_path / "cache", "--json"]  # fmt: skip
-    int8, exact, again = run_all(env, [*common, "--dtype", "int8", "--engine", "keras"],
-                                 common, [*common, "--dtype", "int8", "--engine", "keras"])
-    records = [json.loads(run.stdout) for run in (int8, exact, again)]
-    assert records[0]["model"]["dtype"] == "int8" and records[0]["model"]["engine"] == "keras"
-    assert records[1]["model"]["dtype"] == "float32" and records[1]["model"]["engine"] == "keras"
-    assert records[0]["model"]["key"] != records[1]["model"]["key"]
-    # float32 does not take int8's cached embeddings; int8 again takes its own.
+def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(runs):
+    done, _ = runs
+    int8, exact = _ok(done["eval int8"]), _ok(done["eval f32"])
+    records = [json.loads(run.stdout)["model"] for run in (int8, exact)]
+    assert (records[0]["dtype"], records[0]["engine"]) == ("int8", "keras")
+    assert (records[1]["dtype"], records[1]["engine"]) == ("float32", "keras")
+    assert records[0]["key"] != records[1]["key"]
+    # float32 does not take int8's cached embeddings (the same cache folder).
     assert "videos: 3 embedded, 0 from the cache" in int8.stderr
     assert "videos: 3 embedded, 0 from the cache" in exact.stderr
-    assert "videos: 0 embedded, 3 from the cache" in again.stderr
 
 
 def test_train_offers_no_int8_and_ray_refuses_it(videos, tmp_path, capsys):
@@ -167,3 +176,10 @@ def test_train_offers_no_int8_and_ray_refuses_it(videos, tmp_path, capsys):
     assert out.returncode == 2 and "invalid choice: 'int8'" in out.stderr
     out = call(capsys, "embed", videos, "-o", tmp_path / "e.npz", "--engine", "tpu")
     assert out.returncode == 2 and "invalid choice: 'tpu'" in out.stderr
+    # Ray's actors run Keras' own dtypes: said before Ray or the model starts.
+    out = call(capsys, "embed", videos, "-o", tmp_path / "e.npz", "--dtype", "int8", "--ray")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert (
+        "--ray runs the model on Keras in each actor (float32 or bfloat16), not --dtype int8: "
+        "leave out --ray" in out.stderr
+    )
