@@ -10,7 +10,7 @@ from videoprism_keras.cli.parser import build
 CHOICES = {
     "--backend": constants.BACKENDS,
     "--dtype": constants.MODEL_DTYPES,
-    "--engine": ("auto", "keras", "openvino", "onnxruntime"),  # TEMPORARY: ENGINES on merge
+    "--engine": constants.ENGINES,
     "--format": constants.EXPORT_FORMATS,
     "--quantize": constants.QUANTIZATION_MODES,
     "--kind": constants.EMBED_KINDS,

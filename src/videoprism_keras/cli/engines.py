@@ -31,14 +31,7 @@ def resolve(engine: str | None, dtype: str | None, backend: str | None = None) -
     named engine that is not installed: `extras.MissingExtra`, naming what installs it)."""
     import keras
 
-    try:
-        from ..engine import choose_engine
-    except ImportError:  # TEMPORARY until i30-engine merges: Keras only
-
-        def choose_engine(engine, precision, backend):
-            if engine not in ("auto", "keras") or (precision == "int8" and backend != "jax"):
-                raise ValueError(f"no engine. Received: engine={engine!r}")
-            return "keras", "Keras"
+    from ..engine import choose_engine
 
     backend = backend or keras.backend.backend()
     asked = engine or "auto"
@@ -73,6 +66,5 @@ def make_encoder(model: VideoPrismBackbone, engine: str, dtype: str | None,
     else:
         encoder = Encoder(model, engine=engine, precision=precision(dtype))
     if why is not None:
-        describe = getattr(encoder, "describe", lambda: "Keras")  # TEMPORARY until i30-engine
-        print(f"videoprism: engine: {describe()} ({why})", file=sys.stderr)
+        print(f"videoprism: engine: {encoder.describe()} ({why})", file=sys.stderr)
     return encoder

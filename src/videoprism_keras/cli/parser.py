@@ -13,12 +13,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import NoReturn
 
-from ..constants import BACKENDS, DEFAULT_SOFT_CAP, KERAS_DTYPES, MODEL_DTYPES, VERSION
-
-try:  # TEMPORARY until i30-engine is merged (its constants block holds ENGINES)
-    from ..constants import ENGINES
-except ImportError:
-    ENGINES = ("auto", "keras", "openvino", "onnxruntime")
+from ..constants import BACKENDS, DEFAULT_SOFT_CAP, ENGINES, KERAS_DTYPES, MODEL_DTYPES, VERSION
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 BACKEND_HELP = (
