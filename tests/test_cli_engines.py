@@ -13,7 +13,8 @@ from cli_helpers import call, run_all
 from videos import lavfi_video, write_video
 
 # Cosine of the small checkpoint's int8 video embeddings to its float32 ones, measured on
-# these clips: Keras int8 (JAX) 0.99989 at the least. The bound leaves ten times that error.
+# these clips: Keras int8 (JAX) 0.99989, OpenVINO (NNCF) 0.99988 at the least. The bound
+# leaves eight times that error.
 INT8_COSINE = 0.999
 
 
@@ -60,6 +61,7 @@ def runs(env, lvt, videos, captions, golden_dir, media_dir, tmp_path_factory):
     model, tok = lvt
     out = tmp_path_factory.mktemp("runs")
     index, keras_int8 = out / "index", ["--dtype", "int8", "--engine", "keras"]
+    openvino_int8 = ["--dtype", "int8", "--engine", "openvino"]
     evaluate = ["eval", "retrieval", captions, "--preset", golden_dir / "lvt_small.ckpt.npz",
                 "--soft-cap", "5", "--tokenizer", media_dir / "test_spm.model", "--num-frames",
                 "2", "--size", "36", "--no-progress", "--bootstrap", "20", "--cache",
@@ -67,11 +69,12 @@ def runs(env, lvt, videos, captions, golden_dir, media_dir, tmp_path_factory):
     commands = {
         "embed f32": ["embed", videos, "-o", out / "f32.npz", *model],
         "embed int8": ["embed", videos, "-o", out / "int8.npz", *model, *keras_int8],
-        "index": ["index", videos, "-o", index, *model, *tok, *keras_int8],
+        "embed openvino": ["embed", videos, "-o", out / "openvino.npz", *model, *openvino_int8],
+        "index": ["index", videos, "-o", index, *model, *tok, *openvino_int8],
         "search": ["search", index, "--video", videos / "gen1.mp4", "--json", "--no-progress"],
         "index f32": ["index", videos, "-o", index, *model, "--dtype", "float32"],
-        "index openvino": ["index", videos, "-o", index, *model, "--engine", "openvino"],
-        "eval int8": [*evaluate, *keras_int8],
+        "index keras": ["index", videos, "-o", index, *model, "--engine", "keras"],
+        "eval int8": [*evaluate, "--dtype", "int8"],  # auto: OpenVINO, installed here
         "eval f32": evaluate,
     }
     results = run_all(env, *commands.values(), ok=False)
@@ -86,11 +89,14 @@ def _ok(result):
 def test_embed_int8_is_close_to_float32_and_says_its_engine(runs):
     done, out = runs
     assert "engine:" not in _ok(done["embed f32"]).stderr  # float32 on Keras: no choice made
-    assert "videoprism: engine:" in _ok(done["embed int8"]).stderr
-    f32, int8 = (np.load(out / f"{name}.npz") for name in ("f32", "int8"))
-    assert list(f32["paths"]) == list(int8["paths"])
-    assert _cosines(f32["vectors"], int8["vectors"]).min() > INT8_COSINE
-    assert np.abs(f32["vectors"] - int8["vectors"]).max() > 1e-4  # it did run in int8
+    assert "videoprism: engine: Keras" in _ok(done["embed int8"]).stderr
+    assert "videoprism: engine: OpenVINO" in _ok(done["embed openvino"]).stderr
+    f32 = np.load(out / "f32.npz")
+    for name in ("int8", "openvino"):
+        int8 = np.load(out / f"{name}.npz")
+        assert list(f32["paths"]) == list(int8["paths"])
+        assert _cosines(f32["vectors"], int8["vectors"]).min() > INT8_COSINE, name
+        assert np.abs(f32["vectors"] - int8["vectors"]).max() > 1e-4, name  # it ran in int8
 
 
 def test_an_int8_index_keeps_its_dtype_and_engine(runs):
@@ -99,15 +105,15 @@ def test_an_int8_index_keeps_its_dtype_and_engine(runs):
     done, out = runs
     _ok(done["index"])
     meta = VideoIndex.load(out / "index").meta
-    assert (meta["dtype"], meta["engine"]) == ("int8", "keras")
+    assert (meta["dtype"], meta["engine"]) == ("int8", "openvino")
     # search: the index's dtype and engine without flags, so the clip finds itself exactly.
     searched = _ok(done["search"])
-    assert "videoprism: engine:" in searched.stderr
+    assert "videoprism: engine: OpenVINO" in searched.stderr and "int8" in searched.stderr
     hits = json.loads(searched.stdout)
     assert hits[0]["path"].endswith("gen1.mp4") and hits[0]["score"] > 0.99999
     # Writing another dtype or engine into it is refused, naming the flags.
     for name, flag in (("index f32", "--dtype int8, not float32"),
-                       ("index openvino", "--engine keras, not openvino")):  # fmt: skip
+                       ("index keras", "--engine openvino, not keras")):  # fmt: skip
         refused = done[name]
         assert refused.returncode == 2
         assert f"the index was built with {flag}: leave" in refused.stderr
@@ -136,7 +142,7 @@ def test_an_index_written_before_engines_reads_as_keras(tmp_path):
     assert index_options(ModelOptions(engine="auto"), {}).engine == "auto"
 
 
-def test_serve_answers_from_an_int8_index(runs, videos):
+def test_serve_answers_from_an_int8_index(runs, videos, env, monkeypatch):
     from fastapi.testclient import TestClient
 
     from videoprism_keras.apps import VideoIndex
@@ -145,9 +151,10 @@ def test_serve_answers_from_an_int8_index(runs, videos):
 
     done, out = runs
     _ok(done["index"])
+    monkeypatch.setenv("VIDEOPRISM_CACHE", env["VIDEOPRISM_CACHE"])  # the index's artefact
     held = VideoIndex.load(out / "index", in_memory=True)
     options = index_options(ModelOptions(engine="auto", progress=False), held.meta)
-    assert (options.dtype, options.engine) == ("int8", "keras")
+    assert (options.dtype, options.engine) == ("int8", "openvino")
     app = serve_cli._app(held, options, None, ["127.0.0.1"])
     with TestClient(app, base_url="http://127.0.0.1") as client:
         found = client.post("/api/search/upload", content=(videos / "gen2.mp4").read_bytes(),
@@ -163,7 +170,7 @@ def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(runs):
     done, _ = runs
     int8, exact = _ok(done["eval int8"]), _ok(done["eval f32"])
     records = [json.loads(run.stdout)["model"] for run in (int8, exact)]
-    assert (records[0]["dtype"], records[0]["engine"]) == ("int8", "keras")
+    assert (records[0]["dtype"], records[0]["engine"]) == ("int8", "openvino")
     assert (records[1]["dtype"], records[1]["engine"]) == ("float32", "keras")
     assert records[0]["key"] != records[1]["key"]
     # float32 does not take int8's cached embeddings (the same cache folder).
@@ -182,4 +189,41 @@ def test_train_offers_no_int8_and_ray_refuses_it(videos, tmp_path, capsys):
     assert (
         "--ray runs the model on Keras in each actor (float32 or bfloat16), not --dtype int8: "
         "leave out --ray" in out.stderr
+    )
+
+
+def _without(monkeypatch, *absent):
+    """The engines' packages `absent` as if not installed."""
+    from videoprism_keras import extras
+
+    installed = extras.installed
+    monkeypatch.setattr(extras, "installed", lambda p: p not in absent and installed(p))
+
+
+def test_an_engine_that_cannot_run_is_one_line(videos, tmp_path, capsys, monkeypatch):
+    import keras
+
+    embed = ["embed", videos, "-o", tmp_path / "e.npz", "--preset", tmp_path / "none.npz"]
+    _without(monkeypatch, "openvino", "nncf", "onnxruntime")
+    out = call(capsys, *embed, "--engine", "openvino", "--dtype", "int8")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert (
+        "--engine openvino needs openvino and nncf, which are not installed: pip install"
+        in out.stderr
+        and len(out.stderr.strip().splitlines()) == 1
+    )
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    out = call(capsys, *embed, "--dtype", "int8")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert (
+        "--dtype int8 on the tensorflow backend needs OpenVINO or ONNX Runtime (pip "
+        "install 'videoprism-keras[openvino]'), or --backend jax" in out.stderr
+    )
+    monkeypatch.undo()
+    out = call(capsys, *embed, "--engine", "onnxruntime", "--dtype", "bfloat16")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert (
+        "--engine onnxruntime --dtype bfloat16 on the jax backend: ONNX Runtime's CPU provider"
+        in out.stderr
+        and "--engine openvino (or 'keras')" in out.stderr
     )
