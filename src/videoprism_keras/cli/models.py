@@ -90,8 +90,9 @@ class ModelOptions:
 
     @property
     def said(self) -> bool:
-        """Whether the engine is said on stderr: where the flags asked for a choice."""
-        return self.engine not in (None, "auto") or self.dtype not in (None, "float32")
+        """Whether the engine is said on stderr: wherever it is not the default (Keras in
+        float32), as asked or as an index recorded."""
+        return self.chosen_engine != "keras" or self.dtype not in (None, "float32")
 
     def overrides(self) -> dict:
         """`from_preset`'s keyword arguments besides the preset: dtype and soft cap. An
