@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .build import OPENVINO_FILE
-from .runners import per_batch, threads
+from .runners import import_openvino, per_batch, threads
 
 HINTS = {"float32": "f32", "bfloat16": "bf16"}
-# OpenVINO's CPU plugin config beyond the hints (see `OpenVINORunner`).
-EXTRA_CONFIG: dict = {}
 
 
 class OpenVINORunner:
@@ -28,13 +26,18 @@ class OpenVINORunner:
         folder: the artefact's folder.
         precision: "float32", "bfloat16" or "int8".
         keys: the outputs' names (encode_video's keys).
+        config: OpenVINO CPU settings the artefact was checked under (its meta.json's
+            `openvino_config`, `build.checked_config`). Defaults to `None`: none.
     """
 
-    def __init__(self, folder: Path, precision: str, keys: list[str]):
-        import openvino as ov
-
+    def __init__(self, folder: Path, precision: str, keys: list[str], config: dict | None = None):
+        ov = import_openvino()
         core = ov.Core()
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads(), **EXTRA_CONFIG}
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads(),
+            **(config or {}),
+        }
         if precision in HINTS:
             config["INFERENCE_PRECISION_HINT"] = HINTS[precision]
         self.compiled = core.compile_model(core.read_model(folder / OPENVINO_FILE), "CPU", config)
@@ -47,6 +50,7 @@ class OpenVINORunner:
         self.fixed_batch = None if batch.is_dynamic else batch.get_length()
         self.runs = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.bf16_cpu = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        self.snippets_off = config.get("SNIPPETS_MODE") == "DISABLE"
         self._run = per_batch(self._infer, self.fixed_batch)
 
     def _infer(self, pixels: np.ndarray, mask: np.ndarray) -> dict:
@@ -59,7 +63,11 @@ class OpenVINORunner:
     def note(self, precision: str) -> str:
         """How it computes, in words."""
         if precision == "bfloat16" and self.runs != "bf16":
-            return f"this CPU has no bfloat16 instructions: OpenVINO computes in {self.runs}"
-        if precision == "int8":
-            return f"int8 matrix products, the other ops in {self.runs}"
-        return f"computes in {self.runs}"
+            note = f"this CPU has no bfloat16 instructions: OpenVINO computes in {self.runs}"
+        elif precision == "int8":
+            note = f"int8 matrix products, the other ops in {self.runs}"
+        else:
+            note = f"computes in {self.runs}"
+        if self.snippets_off:
+            note += " (generated kernels off: they did not match Keras on this model)"
+        return note

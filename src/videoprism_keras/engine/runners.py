@@ -1,12 +1,42 @@
-"""What the engines' runners share: the thread count, and running a batch through an
-artefact of a fixed batch one clip at a time."""
+"""What the engines share: importing OpenVINO and NNCF without their usage reports, the
+thread count, and running a batch through an artefact of a fixed batch one clip at a time."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
+
+
+def import_openvino() -> ModuleType:
+    """`openvino`, imported without the usage report its import sends by default (to
+    Google Analytics, from a process forked beside JAX's threads): the user runs
+    VideoPrism, maybe without knowing OpenVINO is under it. OpenVINO skips the report in
+    CI, which `CI=true` tells it while it imports; the variable is then as it was."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        import openvino
+    finally:
+        if saved is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = saved
+    return openvino
+
+
+def import_nncf() -> ModuleType:
+    """`nncf`, which reports each use unless it believes it runs in CI (`NNCF_CI`)."""
+    import_openvino()  # NNCF imports it
+    os.environ.setdefault("NNCF_CI", "1")
+    import nncf
+
+    return nncf
 
 
 def threads() -> int:

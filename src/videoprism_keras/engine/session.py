@@ -119,7 +119,7 @@ class EngineVideo:
         if self.engine == "openvino":
             from .openvino_runner import OpenVINORunner
 
-            run = OpenVINORunner(folder, self.precision, self.keys)
+            run = OpenVINORunner(folder, self.precision, self.keys, meta.get("openvino_config"))
         else:
             from .onnxruntime_runner import OnnxRuntimeRunner
 
@@ -135,7 +135,10 @@ class EngineVideo:
             build.export_onnx(self.model, onnx, shape)
             if self.engine == "openvino":
                 quantized = self.precision == "int8"
-                details = build.build_openvino(onnx, staging, self.precision, clips)
+                first = clips[:1]
+                expected = self.model.encode_video(first, np.ones(first.shape[:2], "int32"))
+                expected = {k: keras.ops.convert_to_numpy(v) for k, v in expected.items()}
+                details = build.build_openvino(onnx, staging, self.precision, clips, expected)
                 os.remove(onnx)  # the IR holds it
             else:
                 quantized = False
