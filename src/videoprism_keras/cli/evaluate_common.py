@@ -194,7 +194,7 @@ def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
     options = ModelOptions.from_args(args)
     if args.ray:
         check_ray_engine(options)
-    model = options.load(need_text=text)
+    model = options.load(need_text=text, quantize=False)  # int8 after the adapters merge
     if args.lora:
         from ..model import lora
 
@@ -204,6 +204,7 @@ def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
             except ValueError as err:
                 raise UsageError(f"--lora {adapter}: {err}") from None
             lora.merge(model)
+    options.quantize(model)
     tokenizer = options.load_tokenizer(model) if text else None
     dtype, engine = options.dtype or "float32", options.chosen_engine
     key = model_key(model, source=options.preset_name, dtype=dtype, lora=args.lora,

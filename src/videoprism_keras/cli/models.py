@@ -104,7 +104,8 @@ class ModelOptions:
             overrides["attention_logit_soft_cap"] = self.cap
         return overrides
 
-    def load(self, need_text: bool = False, text_later: bool = False) -> VideoPrismBackbone:
+    def load(self, need_text: bool = False, text_later: bool = False,
+             quantize: bool = True) -> VideoPrismBackbone:  # fmt: skip
         """The backbone; a usage error if text is needed and it has no text tower.
 
         The tokenizer is checked first (`check_tokenizer`), and a preset that cannot be
@@ -123,9 +124,15 @@ class ModelOptions:
             raise
         if need_text and not model.is_multimodal:
             raise UsageError(f"{self.preset_name} is a video-only model; text needs an LvT preset")
+        if quantize:
+            self.quantize(model)
+        return model
+
+    def quantize(self, model: VideoPrismBackbone) -> None:
+        """--dtype int8 on Keras: the loaded float32 model quantized (`load` does it, unless
+        told to leave it to the caller, who first changes the weights: LoRA adapters)."""
         if self.dtype == "int8" and self.chosen_engine == "keras":
             model.quantize("int8")  # Keras' own int8 (JAX: `engines.resolve` refuses others)
-        return model
 
     def encoder(self, model: VideoPrismBackbone) -> Encoder:
         """The compiled model calls every part of the command shares, on the chosen engine
