@@ -251,3 +251,17 @@ def test_an_engine_that_cannot_run_is_one_line(videos, tmp_path, capsys, monkeyp
         in out.stderr
         and "--engine openvino (or 'keras')" in out.stderr
     )
+
+
+def test_an_index_engine_not_installed_here_is_named(runs, capsys, monkeypatch):
+    done, out = runs
+    _ok(done["index"])
+    _without(monkeypatch, "openvino", "nncf")
+    said = call(capsys, "search", out / "index", "--text", "a video")
+    assert said.returncode == 2 and len(said.stderr.strip().splitlines()) == 1
+    assert (
+        "the index's engine: --engine openvino needs openvino and nncf, which are not "
+        "installed: pip install"
+        in said.stderr
+        and "may pass --engine keras" in said.stderr
+    )

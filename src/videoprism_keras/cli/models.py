@@ -54,6 +54,8 @@ class ModelOptions:
     # --engine: "auto" or an engine's name; None where the command has no such flag (it
     # runs Keras in the --dtype policy, as before engines).
     engine: str | None = None
+    # Whether `engine` is the one an index recorded, rather than the flag's.
+    engine_recorded: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelOptions:
@@ -81,7 +83,16 @@ class ModelOptions:
 
         if self.engine is None:
             return "keras", "this command runs Keras"
-        return resolve(self.engine, self.dtype)
+        from ..extras import MissingExtra
+
+        try:
+            return resolve(self.engine, self.dtype)
+        except (UsageError, MissingExtra) as err:
+            if not self.engine_recorded:
+                raise
+            said = getattr(err, "cli_message", None) or str(err)
+            raise UsageError(f"the index's engine: {said} (a search may pass --engine keras "
+                             "instead)") from None  # fmt: skip
 
     @property
     def chosen_engine(self) -> str:
@@ -269,6 +280,7 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False,
     }
     if options.engine is not None:  # a command with --engine: the index's unless given
         resolved["engine"] = _given(options.engine) or engine or options.engine
+        resolved["engine_recorded"] = not _given(options.engine) and engine is not None
     if not writing and options.tokenizer is None and meta.get(INDEX_TOKENIZER):
         resolved.update(tokenizer=meta[INDEX_TOKENIZER], tokenizer_recorded=True)
     # Only `index` windows its videos: a search's query video stays whole.
