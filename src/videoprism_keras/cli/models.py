@@ -147,7 +147,7 @@ class ModelOptions:
 
     def encoder(self, model: VideoPrismBackbone) -> Encoder:
         """The compiled model calls every part of the command shares, on the chosen engine
-        (said on stderr where the flags asked for a choice)."""
+        (said on stderr unless it is Keras in float32: `said`)."""
         from .engines import make_encoder
 
         engine, why = self.engine_choice
