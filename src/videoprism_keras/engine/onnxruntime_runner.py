@@ -1,7 +1,7 @@
 """The video tower on ONNX Runtime's CPU provider: one session, made once.
 
 float32 runs the exported model as it is; int8 runs its dynamic int8 (the matrix products'
-weights int8 per output channel, their activations quantized on each call).
+weights int8, their activations quantized on each call).
 """
 
 from __future__ import annotations
@@ -50,4 +50,4 @@ class OnnxRuntimeRunner:
         return self._run(pixels, mask)
 
     def note(self, precision: str) -> str:
-        return "dynamic int8 (weights per channel)" if precision == "int8" else "computes in f32"
+        return "activations quantized on each call" if precision == "int8" else "computes in f32"

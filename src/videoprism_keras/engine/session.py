@@ -69,6 +69,9 @@ class EngineVideo:
     """
 
     def __init__(self, model, engine, precision, calibration=None, cache_dir=None):
+        from ..export import check_memory
+
+        check_memory(model, "onnx", keras.backend.backend())  # refused now, not at a clip
         self.model, self.engine, self.precision = model, engine, precision
         self.root = artefacts.cache_folder(cache_dir)
         self.keys = build.output_keys(model)
