@@ -91,6 +91,18 @@ def runs(env, lvt, videos, captions, adapter, golden_dir, media_dir, tmp_path_fa
         "search": ["search", index, "--video", videos / "gen1.mp4", "--json", "--no-progress"],
         "index f32": ["index", videos, "-o", index, *model, "--dtype", "float32"],
         "index keras": ["index", videos, "-o", index, *model, "--engine", "keras"],
+        "moments": [
+            "moments",
+            videos / "gen2.mp4",
+            "--text",
+            "a video",
+            *model,
+            *tok,
+            *openvino_int8,
+            "--clip-seconds",
+            "2",
+            "--json",
+        ],
         "eval int8": [*evaluate, "--dtype", "int8"],  # auto: OpenVINO, installed here
         "eval f32": evaluate,
         "eval lora": [*evaluate, *keras_int8, "--lora", adapter],  # quantized once merged
@@ -136,6 +148,13 @@ def test_an_int8_index_keeps_its_dtype_and_engine(runs):
         assert refused.returncode == 2
         assert f"the index was built with {flag}: leave" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_moments_stream_and_refine_on_the_engine(runs):
+    done, _ = runs
+    found = _ok(done["moments"])
+    assert found.stderr.count("videoprism: engine: OpenVINO") == 1  # one Encoder for all
+    assert isinstance(json.loads(found.stdout), list)
 
 
 def test_an_index_written_before_engines_reads_as_keras(tmp_path):
