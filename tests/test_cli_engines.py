@@ -175,6 +175,11 @@ def test_an_index_written_before_engines_reads_as_keras(tmp_path):
     held.check_settings({"engine": "keras", "dtype": "float32"})
     with pytest.raises(ValueError, match="engine='keras'; got engine='openvino'"):
         held.check_settings({"engine": "openvino", "dtype": "float32"})
+    # An engine other than Keras records the precision it ran in.
+    bf16 = {**old, "engine": "openvino", "dtype": "bfloat16"}
+    index_options(ModelOptions(dtype="mixed_bfloat16", engine="auto"), bf16, writing=True)
+    with pytest.raises(UsageError, match="built with --dtype bfloat16, not int8"):
+        index_options(ModelOptions(dtype="int8", engine="auto"), bf16, writing=True)
     # A new index has no engine of its own: the flag's choice stands.
     assert index_options(ModelOptions(engine="auto"), {}).engine == "auto"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..constants import DEFAULT_SOFT_CAP, INDEX_LEGACY_ENGINE, KERAS_DTYPES
+from ..constants import CLI_DTYPE_PRECISION, DEFAULT_SOFT_CAP, INDEX_LEGACY_ENGINE, KERAS_DTYPES
 from ..native_logs import held_stderr
 from .parser import DEFAULT_PRESET, UsageError
 
@@ -267,7 +267,11 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False,
             f"the index was built with --soft-cap {stored_cap:g}, not {options.soft_cap:g}"
         )
     engine = index_engine(meta)
-    for flag, given, held in (("--dtype", options.dtype, meta.get("dtype")),
+    # An engine other than Keras records the precision it ran: mixed_bfloat16 is bfloat16.
+    dtype = options.dtype
+    if engine not in (None, "keras") and dtype in CLI_DTYPE_PRECISION:
+        dtype = CLI_DTYPE_PRECISION[dtype]
+    for flag, given, held in (("--dtype", dtype, meta.get("dtype")),
                               ("--engine", _given(options.engine), engine)):  # fmt: skip
         if writing and given and held and given != held:
             raise UsageError(f"the index was built with {flag} {held}, not {given}: leave "
