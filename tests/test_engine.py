@@ -1,6 +1,8 @@
 """The engines' numbers: every engine and precision against Keras float32 on real clips (the
 small checkpoint), every output key and shape, batches, masks and uint8 frames."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -137,6 +139,15 @@ def test_other_clip_shapes_get_their_own_artefact(encoders, clips, model):
         "spatial_features"], atol=1e-4)  # fmt: skip
     encoder.video(clips)
     assert encoder.artefact == key and sorted(encoder.video(clips)) == sorted(first)
+
+
+def test_threads_may_share_an_encoder(encoders, clips):
+    encoder = encoders("openvino", "float32")
+    expected = encoder.video(clips)["vision_embeddings"]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: encoder.video(clips)["vision_embeddings"], range(8)))
+    for got in results:
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_the_text_tower_stays_on_keras(encoders, model, golden_dir):

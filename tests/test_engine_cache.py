@@ -82,7 +82,7 @@ def test_calibration_clips_are_built_for_at_once_and_kept(model, clips, tmp_path
     assert encoder.artefact is not None and "NNCF, 2 clips" in encoder.describe()
     default = Encoder(model, "openvino", "int8", cache_dir=tmp_path)
     default.video(clips[:1])  # calibrated on that one clip: another artefact
-    assert default.artefact != encoder.artefact and "NNCF, 1 clips" in default.describe()
+    assert default.artefact != encoder.artefact and "NNCF, 1 clip)" in default.describe()
     with pytest.raises(ValueError, match=r"calibrated on clips of .* \(4, 16, 16\).*"
                                          r"Received: clips of \(2, 16, 16\)"):  # fmt: skip
         encoder.video(clips[:, :2])

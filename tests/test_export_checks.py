@@ -2,6 +2,7 @@
 written all at once, so that a failed export leaves nothing half-written behind."""
 
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ from cli_helpers import call
 from helpers import TINY, random_video, to_numpy
 
 import videoprism_keras as vp
+from videoprism_keras import export as export_module
 from videoprism_keras import export_paths
 
 BACKEND = keras.backend.backend()
@@ -110,12 +112,12 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     model = vp.VideoPrismBackbone(**TINY)
     (tmp_path / "m.onnx").write_bytes(b"the previous artefact")
 
-    def half_written(self, filepath, **kwargs):
+    def half_written(model, filepath, *args, **kwargs):
         with open(filepath, "wb") as f:
             f.write(b"half")
         raise RuntimeError("killed while writing")
 
-    monkeypatch.setattr(keras.Model, "export", half_written)
+    monkeypatch.setattr(export_module, "write_onnx", half_written)
     with pytest.raises(RuntimeError, match="killed while writing"):
         model.export(tmp_path / "m.onnx", format="onnx")
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no staging folder left
@@ -149,35 +151,20 @@ def test_a_saved_model_replaces_an_empty_folder_whole(tmp_path):
     assert (tmp_path / "saved" / "saved_model.pb").read_bytes() == b"graph"
 
 
-def test_onnx_from_tensorflow_refuses_a_model_too_big_for_memory(tmp_path, monkeypatch, capsys):
-    from videoprism_keras import constants
-    from videoprism_keras import export as export_module
-    from videoprism_keras.presets import PRESETS
-
-    model = vp.VideoPrismBackbone(**TINY)
-    monkeypatch.setattr(export_module, "TF_ONNX_MAX_PARAMS", 1000)  # TINY is above it
-    with pytest.raises(ValueError, match="KERAS_BACKEND=jax") as err:
-        export_module.check_memory(model, "onnx", "tensorflow")
-    assert "--backend jax" in err.value.cli_message and "1,000" in str(err.value)
-    export_module.check_memory(model, "onnx", "jax")  # the other backends fit
-    export_module.check_memory(model, "tf_saved_model", "tensorflow")
-    base = PRESETS["videoprism_public_v1_base"]["params"]
-    assert constants.TF_ONNX_MAX_PARAMS < base  # the model the fault trial saw blow up
-    if BACKEND == "tensorflow":  # the whole path: refused before the tracing starts
-        monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: model)
-        got = call(capsys, "export", "--format", "onnx", "-o", tmp_path / "m.onnx")
-        assert got.returncode == 2 and "--backend jax" in got.stderr
-        assert list(tmp_path.iterdir()) == []
-
-
 def test_weights_saved_inline_leave_no_stale_data_file_beside_the_onnx(tmp_path, monkeypatch):
+    if BACKEND != "jax":
+        pytest.skip("jax2onnx writes the weights beside the model: JAX only")
+    jax2onnx = pytest.importorskip("jax2onnx")
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 
     weights = np.arange(4, dtype="float32")
 
-    def with_external_weights(self, filepath, **kwargs):  # as jax2onnx writes a large model
+    def with_external_weights(call, inputs, output_path, **kwargs):  # as for a large model
+        # Traced once ("batch" as 1), which names the outputs.
+        call(*(np.ones([1 if isinstance(d, str) else d for d in i.shape], i.dtype) for i in inputs))
+        filepath = Path(output_path)
         x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [4])
         y = helper.make_tensor_value_info("add_out", TensorProto.FLOAT, [4])
         node = helper.make_node("Add", ["pixel_values", "w"], ["add_out"])
@@ -186,9 +173,28 @@ def test_weights_saved_inline_leave_no_stale_data_file_beside_the_onnx(tmp_path,
                   location=f"{filepath.name}.data", size_threshold=0)  # fmt: skip
         assert (filepath.parent / f"{filepath.name}.data").is_file()
 
-    monkeypatch.setattr(keras.Model, "export", with_external_weights)
+    monkeypatch.setattr(jax2onnx, "to_onnx", with_external_weights)
     vp.VideoPrismBackbone(**TINY).export(tmp_path / "m.onnx", format="onnx", verbose=False)
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # the weights are inside now
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     (got,) = session.run(["features"], {"pixel_values": np.ones(4, "float32")})
     np.testing.assert_array_equal(got, weights + 1)
+
+
+def test_onnx_export_refuses_options_its_exporters_do_not_take(tmp_path):
+    model = vp.VideoPrismBackbone(**TINY)
+    with pytest.raises(TypeError, match=r"opset_version only.*Received: dynamo"):
+        model.export(tmp_path / "m.onnx", format="onnx", dynamo=True)
+    assert list(tmp_path.iterdir()) == []  # before any work
+
+
+def test_cli_says_onnx_from_tensorflow_is_exported_under_jax(tmp_path, monkeypatch, capsys):
+    model = vp.VideoPrismBackbone(**TINY)
+    exported = []
+    monkeypatch.setattr(vp.VideoPrismBackbone, "from_preset", lambda *a, **k: model)
+    monkeypatch.setattr(vp.VideoPrismBackbone, "export", lambda self, *a, **k: exported.append(a))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")  # the route's one check
+    got = call(capsys, "export", "--format", "onnx", "-o", tmp_path / "m.onnx")
+    assert got.returncode == 0 and len(exported) == 1, got.stderr
+    assert "under --backend jax in a child process" in got.stderr
+    assert got.stderr.startswith("videoprism: ") and got.stderr.count("\n") == 1

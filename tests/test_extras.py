@@ -101,8 +101,8 @@ def test_missing_plot_package_fails_classify_before_anything(tmp_path, capsys, w
         (["--backend", "torch", "info"], "torch", None),  # info needs no backend
         (["export", "--format", "onnx", "-o", "m.onnx", "--backend", "jax"], "jax2onnx",
          "export --format onnx needs jax2onnx"),
-        (["export", "--format", "onnx", "-o", "m.onnx", "--backend", "tensorflow"], "tf2onnx",
-         "export --format onnx needs tf2onnx"),
+        (["export", "--format", "onnx", "-o", "m.onnx", "--backend", "tensorflow"], "jax2onnx",
+         "export --format onnx needs jax2onnx"),  # routed through JAX (onnx_export)
         (["--backend", "torch", "train", "d", "-o", "m.keras"], "torch",
          "train --backend torch needs torch"),
         (["search", "idx", "--text", "x"], "sentencepiece", "search --text needs sentencepiece"),

@@ -67,10 +67,6 @@ EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 # The file each format writes ends so (a SavedModel is a folder): the CLI checks `-o` by it
 # before Keras loads.
 EXPORT_SUFFIXES = {"onnx": ".onnx", "litert": ".tflite"}
-# ONNX from the TensorFlow backend (tf2onnx) takes hundreds of times the weights' size in
-# memory (a 22M-parameter model passed 5 GB; JAX and PyTorch export the 114M base model in
-# 2.6 GB): above this many parameters it is refused, naming the backends to use instead.
-TF_ONNX_MAX_PARAMS = 5_000_000
 # `quantize`: the modes Keras quantizes to without calibration data (GPTQ/AWQ need it).
 QUANTIZATION_MODES = ("int8", "int4", "float8")
 # `embed`: one vector per video (or clip), per frame, or the token features.
@@ -384,6 +380,13 @@ EVAL_BOOTSTRAP_SAMPLES = 1000
 # Missing videos the log names before a task runs (the first ones; the record lists all):
 # enough to see a pattern (a wrong folder, a suffix), few enough to leave the log readable.
 EVAL_MISSING_SHOWN = 5
+
+
+# --- Export (issue 30): ONNX with a free batch from every backend ---
+# ONNX from the TensorFlow backend is exported by a child process under this backend from
+# the same weights (`onnx_export`): tf2onnx takes tens of times the weights' size in memory
+# (the base model's export was killed at 13 GB; benchmarks/README.md, "Export memory").
+ONNX_ROUTE_BACKEND = "jax"
 
 
 # ------------------------------------------ issue 30: execution engines (engine/, runtime.Encoder)

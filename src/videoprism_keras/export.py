@@ -5,21 +5,24 @@
 Formats: "tf_saved_model" (TF Serving; `tf.saved_model.load(path).serve(...)`),
 "onnx" (ONNX Runtime, Triton) and "litert" (a `.tflite` file for phones). The
 frame count, frame size and text length are fixed at export (the model resizes its
-position tables to them once, in the traced graph); the batch size may stay free
-(None) except where the exporter needs it fixed (PyTorch's exporters and JAX's
-ONNX one, jax2onnx: there it defaults to 1). The projections run as plain Keras ops while exporting
-(`kernels.portable`): PyTorch's fused oneDNN op has no ONNX or LiteRT translation.
+position tables to them once, in the traced graph); the batch stays free (None, a
+symbolic "batch" axis in ONNX) unless `batch_size` fixes it. The projections run as
+plain Keras ops while exporting (`kernels.portable`): PyTorch's fused oneDNN op has no
+ONNX or LiteRT translation.
 
 What each Keras backend can export (Keras' support, and what installs from PyPI
 beside our pinned versions; tests/README.md says which tests cover which):
 
-    format          JAX              TensorFlow              PyTorch
-    tf_saved_model  yes (jax2tf)     yes                     no (Keras needs torch_xla)
-    onnx            yes (jax2onnx)   small models (tf2onnx)  yes (torch.onnx)
-    litert          no (Keras)       yes (TFLite)            needs litert-torch (not installed)
+    format          JAX              TensorFlow               PyTorch
+    tf_saved_model  yes (jax2tf)     yes                      no (Keras needs torch_xla)
+    onnx            yes (jax2onnx)   yes, routed through JAX  yes (torch.onnx, TorchScript)
+    litert          no (Keras)       yes (TFLite)             needs litert-torch (not installed)
 
-ONNX from TensorFlow is refused above `TF_ONNX_MAX_PARAMS` parameters: tf2onnx needs
-far more memory than the weights (`check_memory`). The artefact is written beside
+The batch is free in every SavedModel and ONNX artefact (and in LiteRT from
+TensorFlow; litert-torch fixes it, to 1 by default). ONNX is written by `onnx_export`
+(the one module that knows each backend's exporter): from TensorFlow it is exported
+under JAX in a child process from the same weights, since tf2onnx needs many times the
+weights' size in memory. The artefact is written beside
 `filepath` and renamed into place (`export_paths`).
 
 Inputs: a video-only model takes `pixel_values` (B, T, H, W, C) float32 (channels
@@ -27,7 +30,9 @@ first: (B, T, C, H, W)) and returns the (B, T, N, D) features. A multimodal one
 takes `pixel_values`, `token_ids` and `padding_mask` (B, L) int32 and returns
 `text_embeddings` and `vision_embeddings` (B, D), L2-normalised, in that order. A
 classifier takes `pixel_values` and returns logits (B, classes). ONNX outputs are
-named so ("features" for a video-only model, "logits" for a classifier).
+named so ("features" for a video-only model, "logits" for a classifier); another model
+(e.g. a wrapper of `encode_video` with an explicit `input_signature`) has its outputs
+named by its dict keys, in sorted order.
 
 The clip shape is `num_frames` and `size`, as everywhere in the package (`resolution`
 until the next release).
@@ -37,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -45,11 +49,12 @@ from typing import Any
 
 import keras
 
-from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES, TF_ONNX_MAX_PARAMS
+from .constants import EXPORT_FORMATS, EXPORT_SUFFIXES
 from .deprecation import renamed_arguments
 from .export_paths import check_destination, write_atomically
 from .extras import EXPORTERS, require
 from .model.kernels import portable
+from .onnx_export import write_onnx
 
 SUFFIXES = EXPORT_SUFFIXES
 
@@ -129,13 +134,13 @@ def export(
             square). Defaults to `None`: the model's own. (`resolution` until the
             next release.)
         text_length: int. Tokens per text (multimodal models). Defaults to `64`.
-        batch_size: int or None. A fixed batch, or None for any batch where the
-            exporter allows it (PyTorch's exporters and jax2onnx need one: 1 then).
-            Defaults to `None`.
+        batch_size: int or None. A fixed batch, or None for any batch (LiteRT
+            fixes it to 1). Defaults to `None`.
         verbose: bool or None. Keras' exporter's messages. Defaults to `None`.
         input_signature: Keras' own argument, instead of the four shapes above.
             Defaults to `None`.
-        **kwargs: passed to Keras' exporter (e.g. `opset_version` for ONNX).
+        **kwargs: passed to Keras' exporter; for ONNX only `opset_version` (the
+            exporter's default if not given).
 
     Returns:
         `filepath`.
@@ -149,9 +154,12 @@ def export(
     exporter = EXPORTERS.get((format, backend), ())
     require(exporter, f"export(format={format!r}) from {backend}", f"--format {format}")
     check_destination(filepath, format)
-    check_memory(model, format, backend)
-    if batch_size is None and (backend == "torch" or (backend, format) == ("jax", "onnx")):
-        batch_size = 1  # PyTorch's exporters and jax2onnx trace one fixed shape
+    unknown = sorted(set(kwargs) - {"opset_version"}) if format == "onnx" else []
+    if unknown:
+        raise TypeError(f"export(format='onnx') takes opset_version only of Keras' options. "
+                        f"Received: {', '.join(unknown)}")  # fmt: skip
+    if batch_size is None and (format, backend) == ("litert", "torch"):
+        batch_size = 1  # litert-torch traces one fixed shape
     signature = input_signature or signature_for(model, num_frames, size, text_length, batch_size)
 
     said, staged = io.StringIO(), []
@@ -160,12 +168,15 @@ def export(
         staged.append(os.fspath(path))
         # Keras' messages name the staged path: they are said with `filepath` instead.
         with portable(), contextlib.redirect_stdout(said):
-            keras.Model.export(
-                model, path, format=format, verbose=verbose, input_signature=signature, **kwargs
-            )
-        if format == "onnx":
-            _name_onnx_outputs(path, output_names(model))
-            _drop_unused_files(path)
+            if format != "onnx":
+                keras.Model.export(model, path, format=format, verbose=verbose,
+                                   input_signature=signature, **kwargs)  # fmt: skip
+                return
+            names = output_names(model)
+            single = names[0] if names and len(names) == 1 else "output"
+            note = write_onnx(model, path, signature, single, kwargs.get("opset_version"))
+            if verbose is not False:
+                print(f"Saved artifact at '{path}'." + (f" ({note})" if note else ""))
 
     try:
         write_atomically(filepath, write)
@@ -176,51 +187,16 @@ def export(
 
 
 def output_names(model: keras.Model) -> list[str]:
-    """The artefact's outputs in order: the call's dict keys (sorted), or one name; a
-    wrapper that returns a list names its outputs itself (`export_output_names`)."""
-    names = getattr(model, "export_output_names", None)  # engine.build.VideoTower
-    if names:
-        return list(names)
-    if getattr(model, "backbone", None) is not None:
-        return ["logits"]
+    """The artefact's outputs in order for our models: the call's dict keys (sorted), or
+    one name; `[]` for another model (its ONNX outputs are named by its dict keys)."""
+    # By their attributes: importing the classes here would make an import loop.
+    if getattr(model, "backbone", None) is not None:  # a classifier, or another wrapper
+        return ["logits"] if hasattr(model, "num_classes") else []
+    if not hasattr(model, "is_multimodal"):
+        return []  # another model's outputs: its dict keys (sorted), or "output"
     if model.is_multimodal:
         return ["text_embeddings", "vision_embeddings"]
     return ["features"]
-
-
-def _name_onnx_outputs(path: str | os.PathLike, names: list[str]) -> None:
-    """Gives an ONNX graph's outputs their names (each exporter makes up its own, such as
-    "div_out_8"), through Identity nodes."""
-    import onnx
-
-    graph_model = onnx.load(os.fspath(path))
-    graph = graph_model.graph
-    if [o.name for o in graph.output] == names:
-        return
-    if len(graph.output) != len(names):
-        raise AssertionError(f"the export has {len(graph.output)} outputs, expected {names}")
-    for output, name in zip(graph.output, names, strict=True):
-        graph.node.append(onnx.helper.make_node("Identity", [output.name], [name]))
-        output.name = name
-    onnx.save(graph_model, os.fspath(path))
-
-
-def _drop_unused_files(path: str | os.PathLike) -> None:
-    """Deletes what the exporter left beside the artefact in its staging folder when the
-    artefact references none of it (jax2onnx writes a large model's weights to a `.data`
-    file, which `_name_onnx_outputs` then saves inline: the file would only take space)."""
-    import onnx
-    from onnx.external_data_helper import uses_external_data
-
-    graph = onnx.load(os.fspath(path), load_external_data=False).graph
-    tensors = [*graph.initializer, *(a.t for node in graph.node for a in node.attribute)]
-    if any(uses_external_data(tensor) for tensor in tensors):
-        return
-    artefact = os.path.basename(path)
-    folder = os.path.dirname(os.fspath(path))
-    for name in os.listdir(folder):
-        if name != artefact and os.path.isfile(os.path.join(folder, name)):
-            os.remove(os.path.join(folder, name))
 
 
 def _positive(value: Any, name: str) -> int:
@@ -250,24 +226,3 @@ def check_backend(format: str, backend: str) -> None:
                            "tensorflow (or --format onnx): Keras exports a SavedModel from "
                            "PyTorch only through torch_xla")  # fmt: skip
         raise err
-
-
-def check_memory(model: keras.Model, format: str, backend: str) -> None:
-    """Whether the export fits in memory: ONNX from TensorFlow (tf2onnx) of a model above
-    `TF_ONNX_MAX_PARAMS` parameters does not (see there). A `ValueError` if not, whose
-    `cli_message` names the flags."""
-    if (format, backend) != ("onnx", "tensorflow"):
-        return
-    params = sum(math.prod(weight.shape) for weight in model.weights)
-    if params <= TF_ONNX_MAX_PARAMS:
-        return
-    why = (f"the model has {params:,} parameters, and tf2onnx needs hundreds of times their "
-           f"size in memory above {TF_ONNX_MAX_PARAMS:,}")  # fmt: skip
-    err = ValueError(
-        f"exporting ONNX from the TensorFlow backend would run out of memory: {why}. "
-        "Received: format='onnx' under KERAS_BACKEND=tensorflow; set KERAS_BACKEND=jax "
-        "(or torch), which export it in a few GB"
-    )
-    err.cli_message = (f"--format onnx from --backend tensorflow would run out of memory "
-                       f"({why}): use --backend jax (or --backend torch)")  # fmt: skip
-    raise err

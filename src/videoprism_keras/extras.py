@@ -53,9 +53,10 @@ ORDER = ("cli", "jax", "torch", "tensorflow", "video", "text", "hub", "plot", "a
          "ray", "export", "openvino", "shots")  # fmt: skip
 
 # (export format, backend) → what Keras' exporter needs beyond the backend: the ONNX
-# exporter of each backend (and onnx, which names the artefact's outputs); a SavedModel
-# from JAX goes through jax2tf, i.e. TensorFlow.
-EXPORTERS = {("onnx", "jax"): ("onnx", "jax2onnx"), ("onnx", "tensorflow"): ("onnx", "tf2onnx"),
+# exporter of each backend (and onnx, which names the artefact's outputs; TensorFlow's ONNX
+# goes through JAX's, `onnx_export`); a SavedModel from JAX goes through jax2tf, i.e.
+# TensorFlow.
+EXPORTERS = {("onnx", "jax"): ("onnx", "jax2onnx"), ("onnx", "tensorflow"): ("onnx", "jax2onnx"),
              ("onnx", "torch"): ("onnx", "onnxscript"),
              ("tf_saved_model", "jax"): ("tensorflow",)}  # fmt: skip
 

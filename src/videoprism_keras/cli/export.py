@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..constants import DEFAULT_SOFT_CAP, EXPORT_FORMATS, QUANTIZATION_MODES
+from ..constants import (
+    DEFAULT_SOFT_CAP,
+    EXPORT_FORMATS,
+    ONNX_ROUTE_BACKEND,
+    QUANTIZATION_MODES,
+)
 from .models import ModelOptions
 from .parser import DEFAULT_PRESET, UsageError, add_command, add_sampling_options, positive
 
@@ -23,7 +29,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-length", type=positive(int), default=64,
                    help="tokens per text, for LvT models")  # fmt: skip
     p.add_argument("--batch-size", type=positive(int),
-                   help="a fixed batch (default: any, where the format allows it)")  # fmt: skip
+                   help="a fixed batch (default: any)")  # fmt: skip
     p.add_argument("--quantize", choices=QUANTIZATION_MODES,
                    help="quantize the projections first (default: no)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -36,19 +42,19 @@ def export(args: argparse.Namespace) -> dict:
         check_destination(args.output, args.format)
         import keras
 
-        from ..export import check_backend, check_memory
+        from ..export import check_backend
 
         check_backend(args.format, keras.backend.backend())
     except ValueError as err:
         raise UsageError(getattr(err, "cli_message", str(err))) from err
     model = ModelOptions.from_args(args).load()  # float32: export has no --dtype
-    try:  # before the long tracing
-        check_memory(model, args.format, keras.backend.backend())
-    except ValueError as err:
-        raise UsageError(err.cli_message) from err
     if args.quantize:
         model.quantize(args.quantize)
     shape = dict(num_frames=args.frames, size=args.size, text_length=args.text_length)
+    if (args.format, keras.backend.backend()) == ("onnx", "tensorflow"):
+        print(f"videoprism: ONNX from --backend tensorflow is exported under --backend "
+              f"{ONNX_ROUTE_BACKEND} in a child process, from the same weights "
+              "(TensorFlow's converter needs too much memory)", file=sys.stderr)  # fmt: skip
     model.export(args.output, args.format, False, batch_size=args.batch_size, **shape)
     if not args.json:
         print(f"exported {args.preset or DEFAULT_PRESET} ({args.format}) → {args.output}")

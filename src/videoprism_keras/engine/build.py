@@ -3,9 +3,8 @@ quantized for int8) for the engine.
 
 Only the video tower is exported: `VideoTower` is a model of its own whose call takes
 (pixel_values, frame_padding_mask) and returns `encode_video`'s outputs, named as its
-keys. The export goes through our `export.export` (ONNX from the running backend, with a
-free batch where the backend's exporter gives one, else a batch of 1 that the runners loop
-over).
+keys. The export goes through our `export.export` (ONNX with a free batch; from the TensorFlow
+backend through a JAX child process).
 
     OpenVINO     float32 / bfloat16: the ONNX model converted to OpenVINO's IR (the
                  precision is chosen when it is compiled); int8: NNCF's post-training
@@ -30,8 +29,6 @@ from .runners import import_nncf, import_openvino, threads
 
 ONNX_FILE = "video_tower.onnx"
 OPENVINO_FILE = "video_tower.xml"  # and its .bin
-# Backends whose ONNX exporter gives a free batch dimension; the others export a batch of 1.
-FREE_BATCH_BACKENDS = ("tensorflow",)
 # Largest difference between OpenVINO's float32 and Keras on one clip, relative to the
 # output's largest value, that `checked_config` accepts (float32 engines agree to ~1e-6).
 CHECK_TOLERANCE = 1e-3
@@ -49,8 +46,10 @@ def output_keys(backbone: keras.Model) -> list[str]:
     return sorted(keys)
 
 
+@keras.saving.register_keras_serializable(package="videoprism_keras")
 class VideoTower(keras.Model):
-    """`backbone.encode_video` as a model of its own: what the engines run.
+    """`backbone.encode_video` as a model of its own: what the engines run. Saveable (ONNX
+    from TensorFlow is exported from a saved copy by a JAX child process, `onnx_export`).
 
     Args:
         backbone: `VideoPrismBackbone`. Its weights are shared, not copied.
@@ -61,12 +60,19 @@ class VideoTower(keras.Model):
         # Not `self.backbone`: `export` reads a model with a backbone as a classifier.
         self.tower = backbone
         self.output_keys = output_keys(backbone)
-        self.export_output_names = self.output_keys  # `export` names the ONNX outputs so
         self.built = backbone.built  # nothing of its own to build (Keras' exporters ask)
 
-    def call(self, pixel_values: Any, frame_padding_mask: Any) -> list:
+    def call(self, pixel_values: Any, frame_padding_mask: Any) -> dict:
         out = self.tower.encode_video(pixel_values, frame_padding_mask=frame_padding_mask)
-        return [out[key] for key in self.output_keys]
+        return {key: out[key] for key in self.output_keys}  # the ONNX outputs' names
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(self.tower)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> VideoTower:
+        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
+        return cls(backbone, **config)
 
 
 def input_signature(backbone: keras.Model, shape: tuple[int, int, int], batch: int | None):
@@ -86,10 +92,10 @@ def export_onnx(backbone: keras.Model, path: Path, shape: tuple[int, int, int]) 
     """The video tower of `backbone` for (T, H, W) clips, as ONNX at `path`."""
     from ..export import export
 
-    backend = keras.backend.backend()
-    batch = None if backend in FREE_BATCH_BACKENDS else 1
     tower = VideoTower(backbone)
-    export(tower, path, format="onnx", input_signature=input_signature(backbone, shape, batch))
+    # A free batch (`export` gives one from every backend); the runners loop over a batch
+    # where an artefact has a fixed one.
+    export(tower, path, format="onnx", input_signature=input_signature(backbone, shape, None))
     return path
 
 

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,6 @@ class EngineVideo:
     """
 
     def __init__(self, model, engine, precision, calibration=None, cache_dir=None):
-        from ..export import check_memory
-
-        check_memory(model, "onnx", keras.backend.backend())  # refused now, not at a clip
         self.model, self.engine, self.precision = model, engine, precision
         self.root = artefacts.cache_folder(cache_dir)
         self.keys = build.output_keys(model)
@@ -81,11 +79,15 @@ class EngineVideo:
         self.artefact: str | None = None  # the key of the artefact last used
         self.meta: dict | None = None
         self.built = 0  # artefacts this object built (not found in the cache)
+        self.lock = threading.RLock()
         if self.calibration is not None:  # the shape is known: build now, not mid-run
             self.runner(clip_shape(model, self.calibration), self.calibration)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> dict:
-        return self.runner(clip_shape(self.model, pixels), pixels)(pixels, mask)
+        # One call at a time: a runner's infer request is not reentrant, a build is made
+        # once, and each call already uses every core.
+        with self.lock:
+            return self.runner(clip_shape(self.model, pixels), pixels)(pixels, mask)
 
     def inputs(self, shape: tuple[int, int, int]) -> dict[str, Any]:
         """What the artefact for (T, H, W) clips depends on: its key's inputs."""
@@ -148,7 +150,8 @@ class EngineVideo:
                 details = build.build_onnxruntime(onnx, staging, self.precision)
         details["versions"]["keras"] = keras.__version__
         details["versions"]["backend"] = keras.backend.backend()
-        details["calibration_used"] = f"{len(clips)} clips" if quantized else None
+        count = f"{len(clips)} clip" + ("s" if len(clips) > 1 else "")
+        details["calibration_used"] = count if quantized else None
         self.built += 1
         return details
 
@@ -161,7 +164,7 @@ class EngineVideo:
             how = f" (NNCF, {used})" if used else " (NNCF, calibrated on the first clips)"
         if self.engine == "onnxruntime" and self.precision == "int8":
             how = " (dynamic)"
-        runners = [entry[0] for entry in self.runners.values()]
-        note = f", {runners[-1].note(self.precision)}" if runners else ""
+        current = [entry[0] for entry in self.runners.values() if entry[1] == self.artefact]
+        note = f", {current[0].note(self.precision)}" if current else ""
         where = f" — artefact {self.artefact[:12]}…" if self.artefact else " — built on first use"
         return f"{label} {self.precision}{how}{note}{where}"

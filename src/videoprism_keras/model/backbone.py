@@ -384,9 +384,9 @@ class VideoPrismBackbone(keras.Model):
         if not self.is_multimodal:
             return out
         features = out["spatiotemporal_features"]  # (B, T, N, D)
-        batch = ops.shape(features)[0]
         _, frames, patches, dim = features.shape
-        tokens = ops.reshape(features, (batch, frames * patches, dim))
+        # -1, not `batch`: an exported graph keeps its batch free (see `kernels.linear`).
+        tokens = ops.reshape(features, (-1, frames * patches, dim))
         token_mask = attention_mask = None
         if frame_padding_mask is not None:
             token_mask = ops.repeat(ops.cast(frame_padding_mask, "bool"), patches, axis=1)
@@ -397,7 +397,7 @@ class VideoPrismBackbone(keras.Model):
             )
         video = self.video_pooler(tokens, token_mask=token_mask)
         per_frame = self.video_pooler(ops.reshape(tokens, (-1, patches, dim)))
-        per_frame = ops.reshape(per_frame, (batch, frames, dim))
+        per_frame = ops.reshape(per_frame, (-1, frames, dim))
         if normalize:
             video, per_frame = l2_normalize(video), l2_normalize(per_frame)
         return {**out, "vision_embeddings": video, "frame_embeddings": per_frame}
@@ -494,9 +494,9 @@ class VideoPrismBackbone(keras.Model):
                 a square). Defaults to `None`: the model's `image_shape`.
                 (`resolution` until the next release.)
             text_length: int. Tokens per text (multimodal models). Defaults to `64`.
-            batch_size: int or None. A fixed batch, or None for any batch where the
-                exporter allows it. Defaults to `None`.
-            **kwargs: passed to Keras' exporter (e.g. `opset_version` for ONNX).
+            batch_size: int or None. A fixed batch, or None for any batch (LiteRT
+                from PyTorch fixes it to 1). Defaults to `None`.
+            **kwargs: passed to Keras' exporter; for ONNX only `opset_version`.
 
         Returns:
             `filepath`.

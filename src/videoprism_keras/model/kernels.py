@@ -63,6 +63,9 @@ def linear(x: Any, kernel: Any, bias: Any, activation: str | None = None) -> Any
             y = torch.addmm(bias, x, kernel)
     else:
         y = ops.matmul(x, kernel) + bias
+    # -1 for the leading axis: an exported graph keeps its batch free (jax2onnx maps a
+    # symbolic size only to an axis of the reshaped tensor itself).
+    lead = (-1, *lead[1:]) if lead else lead
     return ops.reshape(activate(y, activation), (*lead, kernel.shape[-1]))
 
 

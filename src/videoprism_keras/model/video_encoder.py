@@ -133,7 +133,6 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         self, pixels: Any, frame_mask: Any = None, training: bool | None = None
     ) -> dict[str, Any]:
         """pixels (B, T, H, W, C), frame_mask (B, T) 1 = real → dict of (B, T, N, D)."""
-        batch = ops.shape(pixels)[0]
         _, frames, height, width, channels = pixels.shape
         grid = (height // self.patch_size, width // self.patch_size)
         num_patches, dim = grid[0] * grid[1], self.patch_proj.units
@@ -146,7 +145,8 @@ class FactorizedVideoEncoder(keras.layers.Layer):
         # Spatial encoder, every frame on its own. A padded frame cannot reach a real
         # one here, so no mask is needed in this stage.
         x = self.spatial_norm(self.spatial_encoder(x, training=training))
-        spatial = ops.reshape(x, (batch, frames, num_patches, dim))
+        # -1, not `batch`: an exported graph keeps its batch free (see `kernels.linear`).
+        spatial = ops.reshape(x, (-1, frames, num_patches, dim))
 
         # Temporal encoder, every patch position on its own: (B·N, T, D).
         x = ops.reshape(ops.transpose(spatial, (0, 2, 1, 3)), (-1, frames, dim))
@@ -156,5 +156,5 @@ class FactorizedVideoEncoder(keras.layers.Layer):
             mask = ops.repeat(ops.cast(frame_mask, "bool"), num_patches, axis=0)
             mask = mask[:, None, None, :]  # (B·N, 1, 1, T)
         x = self.temporal_norm(self.temporal_encoder(x, attention_mask=mask, training=training))
-        x = ops.transpose(ops.reshape(x, (batch, num_patches, frames, dim)), (0, 2, 1, 3))
+        x = ops.transpose(ops.reshape(x, (-1, num_patches, frames, dim)), (0, 2, 1, 3))
         return {"spatial_features": spatial, "spatiotemporal_features": x}
