@@ -10,13 +10,16 @@ from videoprism_keras.cli.parser import build
 CHOICES = {
     "--backend": constants.BACKENDS,
     "--dtype": constants.MODEL_DTYPES,
+    "--engine": constants.ENGINES,
     "--format": constants.EXPORT_FORMATS,
     "--quantize": constants.QUANTIZATION_MODES,
     "--kind": constants.EMBED_KINDS,
     "--freeze": constants.FROZEN_TOWERS,
 }
 # Where one command's flag offers another set: (command, flag).
-COMMAND_CHOICES = {("eval", "--format"): constants.EVAL_FORMATS}
+COMMAND_CHOICES = {("eval", "--format"): constants.EVAL_FORMATS,
+                   ("train", "--dtype"): constants.KERAS_DTYPES,
+                   ("finetune", "--dtype"): constants.KERAS_DTYPES}  # fmt: skip
 
 
 def _flags_with_choices(parser):

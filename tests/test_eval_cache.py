@@ -239,6 +239,11 @@ def test_the_model_key_is_the_weights_dtype_and_adapters(lvt, key, tmp_path):
     assert len(key) == 16 and int(key, 16) >= 0
     assert model_key(model, source="a path to the same weights", dtype="float32") == key
     assert model_key(model, source="lvt_small", dtype="bfloat16") != key
+    # Each engine its own approximation; Keras, the default, keeps the keys of before engines.
+    int8 = {e: model_key(model, source="lvt_small", dtype="int8", engine=e)
+            for e in ("keras", "openvino", "onnxruntime")}  # fmt: skip
+    assert len({key, *int8.values()}) == 4
+    assert model_key(model, source="lvt_small", dtype="float32", engine="keras") == key
     adapter = tmp_path / "adapter.npz"
     adapter.write_bytes(b"weights one")
     with_lora = model_key(model, source="lvt_small", dtype="float32", lora=[adapter])

@@ -54,7 +54,7 @@ def test_record_holds_every_field_of_the_schema(tmp_path):
                                  "protocol": "one caption per video (1k-A)"}  # fmt: skip
     assert record["model"] == {"name": "lvt_small.ckpt@bfloat16+adapter.lora",
                                "source": "/ckpt/lvt_small.ckpt.npz", "dtype": "bfloat16",
-                               "lora": lora, "key": "k1"}  # fmt: skip
+                               "engine": "keras", "lora": lora, "key": "k1"}  # fmt: skip
     assert record["items"] == {"used": 7, "missing": 2, "failed": 1, "total": 10,
                                "missing_queries": 3}  # fmt: skip
     assert record["missing"] == ["/data/v0.mp4", "/data/v1.mp4"]
@@ -77,7 +77,11 @@ def test_preset_name_is_the_model_name():
     info = results.model_info("videoprism_lvt_public_v1_large", "float32")
     assert info == {"name": "videoprism_lvt_public_v1_large",
                     "source": "videoprism_lvt_public_v1_large", "dtype": "float32",
-                    "lora": [], "key": ""}  # fmt: skip
+                    "engine": "keras", "lora": [], "key": ""}  # fmt: skip
+    # Another engine is another approximation of the same weights: its name says which.
+    int8 = results.model_info("videoprism_lvt_public_v1_large", "int8", engine="openvino")
+    assert int8["name"] == "videoprism_lvt_public_v1_large@int8-openvino"
+    assert int8["engine"] == "openvino"
     for handle in ("hf://google/videoprism-lvt-base-f16r288",
                    "/ckpt/flax_lvt_base_f16r288_repeated.npz"):  # fmt: skip
         assert results.model_info(handle, "float32")["name"] == "videoprism_lvt_public_v1_base"

@@ -19,9 +19,10 @@ DEFAULT_SOFT_CAP = 50.0
 PROMPT_TEMPLATE = "a video of {}."
 TEMPERATURE = 0.01
 
-# Keras dtype policies a user may ask a model for: float32 is the official numerics,
-# the bfloat16 ones an approximate fast mode.
-MODEL_DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
+# The --dtype a user may ask a model for: float32 is the official numerics, the bfloat16
+# ones (Keras dtype policies) and int8 (quantized: `CLI_DTYPE_PRECISION`) approximate fast
+# modes.
+MODEL_DTYPES = ("float32", "bfloat16", "mixed_bfloat16", "int8")
 
 # A preset directory, in keras_hub's layout, so that either library reads the other's.
 CONFIG_FILE = "config.json"
@@ -410,3 +411,14 @@ ENGINE_CACHE_FOLDER = "engines"
 ENGINE_CACHE_FORMAT = 1
 # Hex digits of an artefact's key in its folder name (the full sha256 is in its meta.json).
 ENGINE_KEY_DIGITS = 32
+
+
+# ------------------------------------- issue 30 (cli): --dtype int8 and --engine at the CLI
+# The --dtype values that are Keras dtype policies: what training commands take (a quantized
+# model is not trained) and what `from_preset(dtype=…)` is given.
+KERAS_DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
+# --dtype → the precision an engine is asked for (`runtime.Encoder(precision=…)`).
+CLI_DTYPE_PRECISION = {"float32": "float32", "bfloat16": "bfloat16",
+                       "mixed_bfloat16": "bfloat16", "int8": "int8"}  # fmt: skip
+# The engine of an index that records none: it was written before engines, by Keras.
+INDEX_LEGACY_ENGINE = "keras"

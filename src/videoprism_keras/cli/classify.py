@@ -51,10 +51,10 @@ def classify(args: argparse.Namespace) -> list:
 
     options = ModelOptions.from_args(args)
     model = options.load(need_text=True)
-    classifier = ZeroShotClassifier(
-        model, options.load_tokenizer(model), labels, args.template, args.temperature
-    )
-    embeddings = options.embed(model, files)
+    encoder = options.encoder(model)  # one compiled model for the labels and the videos
+    classifier = ZeroShotClassifier(model, options.load_tokenizer(model), labels, args.template,
+                                    args.temperature, encoder=encoder)  # fmt: skip
+    embeddings = options.embed(model, files, encoder=encoder)
     report_failures(embeddings.failures, embedded=len(embeddings), strict=args.strict)
     results = classifier.classify(embeddings.vectors, top_k=args.top_k)
     out = print_top_labels(args, embeddings.paths, results)
@@ -96,6 +96,11 @@ def head_options(args: argparse.Namespace, model) -> ModelOptions:
     """The flags, with the sampling the head was trained with (where it records it) and
     its backbone's attention cap: other values would feed it features it never saw."""
     options = ModelOptions.from_args(args)
+    if options.dtype is not None or options.engine not in (None, "auto"):
+        flag = "--dtype" if options.dtype is not None else "--engine"
+        raise UsageError(f"--head {args.head} runs as it was saved (its dtype, on Keras): "
+                         f"leave {flag} out")  # fmt: skip
+    options = dataclasses.replace(options, engine=None)
     cap = model.backbone.attention_logit_soft_cap
     if options.soft_cap is not None and options.soft_cap != cap:
         held = "no attention cap" if cap is None else f"--soft-cap {cap:g}"

@@ -6,7 +6,15 @@ import argparse
 
 from ..apps.object_store import is_uri
 from ..constants import EMBED_KINDS
-from .inputs import check_output, check_suffix, on_ray, report_failures, sources, storage_options
+from .inputs import (
+    check_output,
+    check_ray_engine,
+    check_suffix,
+    on_ray,
+    report_failures,
+    sources,
+    storage_options,
+)
 from .models import ModelOptions, preset_id
 from .parser import (
     UsageError,
@@ -51,12 +59,15 @@ def embed(args: argparse.Namespace) -> dict:
         check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
     files = sources(args, args.videos)  # before the model loads: a typo fails at once
     options = ModelOptions.from_args(args)
+    if args.ray:
+        check_ray_engine(options)
     model = options.load()
     frames, size = options.sampling(model)
     settings = {"--kind": args.kind, "--preset": preset_id(options.preset_name),
                 "--frames": frames, "--size": list(size), "--clip-seconds": args.clip_seconds,
                 "--stride-seconds": args.stride_seconds,
-                "--dtype": args.dtype or "float32"}  # fmt: skip
+                "--dtype": args.dtype or "float32",
+                "--engine": options.chosen_engine}  # fmt: skip
     writer = EmbeddingWriter(args.output, settings, resume=args.resume, storage_options=store)
     failures: list = []
     if args.ray:
@@ -65,7 +76,8 @@ def embed(args: argparse.Namespace) -> dict:
         stream = embed_batches(model, files, kind=args.kind, batch_size=args.batch_size,
                                num_frames=frames, size=size, clip_seconds=args.clip_seconds,
                                stride_seconds=args.stride_seconds, progress=options.progress,
-                               on_error="skip", exclude=writer.done)  # fmt: skip
+                               on_error="skip", exclude=writer.done,
+                               encoder=options.encoder(model))  # fmt: skip
         for batch in stream:
             writer.write(batch)
         failures = stream.failures

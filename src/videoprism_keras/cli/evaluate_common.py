@@ -21,7 +21,7 @@ from ..constants import (
     EVAL_TEMPLATE_SETS,
     LORA_FILE_SUFFIX,
 )
-from .inputs import ray_target
+from .inputs import check_ray_engine, ray_target
 from .models import ModelOptions
 from .parser import UsageError, add_model_options, positive
 
@@ -192,7 +192,9 @@ def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
     from ..apps.evaluation.results import model_info
 
     options = ModelOptions.from_args(args)
-    model = options.load(need_text=text)
+    if args.ray:
+        check_ray_engine(options)
+    model = options.load(need_text=text, quantize=False)  # int8 after the adapters merge
     if args.lora:
         from ..model import lora
 
@@ -202,13 +204,13 @@ def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
             except ValueError as err:
                 raise UsageError(f"--lora {adapter}: {err}") from None
             lora.merge(model)
+    options.quantize(model)
     tokenizer = options.load_tokenizer(model) if text else None
-    dtype = options.dtype or "float32"
-    key = model_key(model, source=options.preset_name, dtype=dtype, lora=args.lora)
-    info = model_info(options.preset_name, dtype, args.lora, key)
-    from ..runtime import Encoder
-
-    return Loaded(options, model, tokenizer, key, info, args.cache, Encoder(model))
+    dtype, engine = options.dtype or "float32", options.chosen_engine
+    key = model_key(model, source=options.preset_name, dtype=dtype, lora=args.lora,
+                    engine=engine)  # fmt: skip
+    info = model_info(options.preset_name, dtype, args.lora, key, engine=engine)
+    return Loaded(options, model, tokenizer, key, info, args.cache, options.encoder(model))
 
 
 def run_settings(args: argparse.Namespace, loaded: Loaded) -> dict:

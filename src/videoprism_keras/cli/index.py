@@ -18,6 +18,7 @@ from ..constants import (
 from . import parser
 from .inputs import (
     check_index_folder,
+    check_ray_engine,
     on_ray,
     report_failures,
     sources,
@@ -108,10 +109,13 @@ def index(args: argparse.Namespace) -> dict:
         clip = options.clip_seconds or SHOTS_CLIP_SECONDS
         options = dataclasses.replace(options, clip_seconds=clip, stride_seconds=None)
     files = sources(args, args.sources)
+    if args.ray:
+        check_ray_engine(options)
     model = options.load(text_later=True)
     frames, size = options.sampling(model)
+    encoder = None if args.ray else options.encoder(model)
     if len(held):  # the same model, by content, before any video is decoded
-        check_model(held, model, options, frames, size, args.shots)
+        check_model(held, model, options, frames, size, args.shots, encoder)
     else:
         meta = {"preset": preset_id(options.preset_name)}
         if options.preset_name.endswith(".npz"):
@@ -130,7 +134,7 @@ def index(args: argparse.Namespace) -> dict:
         added = held.add_videos(model, files, options.clip_seconds, options.stride_seconds,
                                 batch_size=options.batch_size, num_frames=frames, size=size,
                                 progress=options.progress, on_error="skip",
-                                shots=args.shots)  # fmt: skip
+                                shots=args.shots, encoder=encoder)  # fmt: skip
     report_failures(added.failures, embedded=len(added), strict=args.strict)
     total = len(held)
     if not args.json:
@@ -216,13 +220,12 @@ def search(args: argparse.Namespace) -> list:
     if args.under is not None and "://" not in args.index and not Path(args.under).is_dir():
         raise UsageError(f"--under {args.under}: no such folder")
     model = options.load(need_text=args.text is not None)
+    encoder = options.encoder(model)
     if args.text is not None:
-        from ..runtime import Encoder
-
         ids, mask = options.load_tokenizer(model).tokenize_texts([args.text])
-        query = Encoder(model).text(ids, mask)
+        query = encoder.text(ids, mask)
     else:
-        query = options.embed(model, video_files([args.video])).vectors
+        query = options.embed(model, video_files([args.video]), encoder=encoder).vectors
     try:
         hits = held.search(query, top_k=args.top_k, where=where, under=args.under,
                            per_video=args.per_video, exact=args.exact or None)[0]  # fmt: skip
@@ -246,7 +249,7 @@ def search(args: argparse.Namespace) -> list:
 
 
 def check_model(held, model, options: ModelOptions, frames: int, size,
-                shots: bool = False) -> None:  # fmt: skip
+                shots: bool = False, encoder=None) -> None:  # fmt: skip
     """The model about to write into `held` is the one its embeddings come from, by
     content (the weights' hash and configuration: `apps/index/fingerprint.py`), not
     only by the preset's name or path: a usage error naming the preset otherwise. An
@@ -255,7 +258,7 @@ def check_model(held, model, options: ModelOptions, frames: int, size,
 
     try:
         held.writer(model, options.clip_seconds, options.stride_seconds, num_frames=frames,
-                    size=size, shots=shots)  # fmt: skip
+                    size=size, shots=shots, encoder=encoder)  # fmt: skip
     except ValueError as err:
         raise UsageError(f"--preset {options.preset_name}: {err}") from err
     if WEIGHTS_KEY not in held.meta:

@@ -162,6 +162,20 @@ def on_ray(
         raise UsageError(f"--ray {args.ray}: {err}") from err
 
 
+def check_ray_engine(options: ModelOptions) -> None:
+    """--ray's actors load the model from its preset and run it on Keras in a Keras dtype
+    policy: --dtype int8 or an engine other than Keras is refused before any work."""
+    engine = options.chosen_engine
+    if options.dtype != "int8" and engine == "keras":
+        return
+    asked = f"--dtype {options.dtype}" if options.dtype == "int8" else f"--engine {engine}"
+    picked = ("" if options.engine not in (None, "auto") or options.dtype == "int8" else
+              f" (--engine auto picked {engine} for --dtype {options.dtype}: give --engine "
+              "keras for Keras' own on Ray)")  # fmt: skip
+    raise UsageError(f"--ray runs the model on Keras in each actor (float32 or bfloat16), "
+                     f"not {asked}{picked}: leave out --ray to run {asked} here")  # fmt: skip
+
+
 def ray_target(flag: str | None):
     """--ray as the library takes it (`copies`, the eval cache): None, True (a new local
     instance) or an address."""

@@ -7,19 +7,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..constants import DEFAULT_SOFT_CAP
+from ..constants import CLI_DTYPE_PRECISION, DEFAULT_SOFT_CAP, INDEX_LEGACY_ENGINE, KERAS_DTYPES
 from ..native_logs import held_stderr
 from .parser import DEFAULT_PRESET, UsageError
 
 if TYPE_CHECKING:
     from ..apps import Embeddings
     from ..model.backbone import VideoPrismBackbone
+    from ..runtime import Encoder
     from ..tokenizer import VideoPrismTokenizer
 
 # What an index records of its sampling: the `ModelOptions` field → the index's meta key.
@@ -49,6 +51,11 @@ class ModelOptions:
     progress: bool = True
     # Whether `tokenizer` is the one an index recorded, rather than the flag's.
     tokenizer_recorded: bool = False
+    # --engine: "auto" or an engine's name; None where the command has no such flag (it
+    # runs Keras in the --dtype policy, as before engines).
+    engine: str | None = None
+    # Whether `engine` is the one an index recorded, rather than the flag's.
+    engine_recorded: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelOptions:
@@ -56,7 +63,7 @@ class ModelOptions:
         return cls(preset=flag("preset"), soft_cap=flag("soft_cap"), dtype=flag("dtype"),
                    tokenizer=flag("tokenizer"), num_frames=flag("frames"), size=flag("size"),
                    clip_seconds=flag("clip_seconds"), stride_seconds=flag("stride_seconds"),
-                   batch_size=flag("batch_size") or 4,
+                   batch_size=flag("batch_size") or 4, engine=flag("engine"),
                    progress=not flag("no_progress"))  # fmt: skip
 
     @property
@@ -68,14 +75,48 @@ class ModelOptions:
         """The attention cap for an official .npz (which does not store it)."""
         return DEFAULT_SOFT_CAP if self.soft_cap is None else self.soft_cap
 
+    @functools.cached_property
+    def engine_choice(self) -> tuple[str, str]:
+        """(engine, why): --engine resolved for --dtype on this backend (once: a usage
+        error in the flags' words, before the model loads)."""
+        from .engines import resolve
+
+        if self.engine is None:
+            return "keras", "this command runs Keras"
+        from ..extras import MissingExtra
+
+        try:
+            return resolve(self.engine, self.dtype)
+        except (UsageError, MissingExtra) as err:
+            if not self.engine_recorded:
+                raise
+            said = getattr(err, "cli_message", None) or str(err)
+            raise UsageError(f"the index's engine: {said} (a search may pass --engine keras "
+                             "instead)") from None  # fmt: skip
+
+    @property
+    def chosen_engine(self) -> str:
+        """The engine that runs the model (`engine_choice`)."""
+        return self.engine_choice[0]
+
+    @property
+    def said(self) -> bool:
+        """Whether the engine is said on stderr: wherever it is not the default (Keras in
+        float32), as asked or as an index recorded."""
+        return self.chosen_engine != "keras" or self.dtype not in (None, "float32")
+
     def overrides(self) -> dict:
-        """`from_preset`'s keyword arguments besides the preset: dtype and soft cap."""
-        overrides = {} if self.dtype in (None, "float32") else {"dtype": self.dtype}
+        """`from_preset`'s keyword arguments besides the preset: dtype and soft cap. An
+        int8 model loads in float32 (then quantized on Keras), and another engine than
+        Keras takes the float32 model at whatever --dtype."""
+        keras_dtype = self.dtype in KERAS_DTYPES[1:] and self.chosen_engine == "keras"
+        overrides = {"dtype": self.dtype} if keras_dtype else {}
         if self.preset_name.endswith(".npz"):
             overrides["attention_logit_soft_cap"] = self.cap
         return overrides
 
-    def load(self, need_text: bool = False, text_later: bool = False) -> VideoPrismBackbone:
+    def load(self, need_text: bool = False, text_later: bool = False,
+             quantize: bool = True) -> VideoPrismBackbone:  # fmt: skip
         """The backbone; a usage error if text is needed and it has no text tower.
 
         The tokenizer is checked first (`check_tokenizer`), and a preset that cannot be
@@ -85,6 +126,7 @@ class ModelOptions:
         from ..hub import PresetUnavailableError
 
         self.check_tokenizer(need_text, text_later)
+        self.chosen_engine  # noqa: B018 (resolved now: a wrong --engine fails before loading)
         try:
             model = VideoPrismBackbone.from_preset(self.preset_name, **self.overrides())
         except PresetUnavailableError as err:  # the .npz it names holds no tokenizer
@@ -93,7 +135,23 @@ class ModelOptions:
             raise
         if need_text and not model.is_multimodal:
             raise UsageError(f"{self.preset_name} is a video-only model; text needs an LvT preset")
+        if quantize:
+            self.quantize(model)
         return model
+
+    def quantize(self, model: VideoPrismBackbone) -> None:
+        """--dtype int8 on Keras: the loaded float32 model quantized (`load` does it, unless
+        told to leave it to the caller, who first changes the weights: LoRA adapters)."""
+        if self.dtype == "int8" and self.chosen_engine == "keras":
+            model.quantize("int8")  # Keras' own int8 (JAX: `engines.resolve` refuses others)
+
+    def encoder(self, model: VideoPrismBackbone) -> Encoder:
+        """The compiled model calls every part of the command shares, on the chosen engine
+        (said on stderr unless it is Keras in float32: `said`)."""
+        from .engines import make_encoder
+
+        engine, why = self.engine_choice
+        return make_encoder(model, engine, self.dtype, why if self.said else None)
 
     def check_tokenizer(self, need_text: bool = False, text_later: bool = False) -> None:
         """Before the model loads: the tokenizer file exists, and an official .npz (which
@@ -138,15 +196,17 @@ class ModelOptions:
         sampling = Sampling.for_model(model, self.num_frames, self.size)
         return sampling.num_frames, sampling.size
 
-    def embed(self, model: VideoPrismBackbone, videos: list, kind: str = "video") -> Embeddings:
-        """`apps.embed_videos` at these options, failures skipped (and returned)."""
+    def embed(self, model: VideoPrismBackbone, videos: list, kind: str = "video",
+              encoder: Encoder | None = None) -> Embeddings:  # fmt: skip
+        """`apps.embed_videos` at these options, failures skipped (and returned), through
+        `encoder` (default: `self.encoder(model)`)."""
         from ..apps import embed_videos
 
         frames, size = self.sampling(model)
         return embed_videos(model, videos, kind=kind, batch_size=self.batch_size,
                             num_frames=frames, size=size, clip_seconds=self.clip_seconds,
                             stride_seconds=self.stride_seconds, progress=self.progress,
-                            on_error="skip")  # fmt: skip
+                            on_error="skip", encoder=encoder or self.encoder(model))  # fmt: skip
 
 
 def has_text(preset: str) -> bool | None:
@@ -206,15 +266,25 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False,
         raise UsageError(
             f"the index was built with --soft-cap {stored_cap:g}, not {options.soft_cap:g}"
         )
-    if writing and options.dtype and meta.get("dtype") and options.dtype != meta["dtype"]:
-        raise UsageError(f"the index was built with --dtype {meta['dtype']}, not "
-                         f"{options.dtype}: leave --dtype out to use the index's, or index "
-                         "into another -o")  # fmt: skip
+    engine = index_engine(meta)
+    # An engine other than Keras records the precision it ran: mixed_bfloat16 is bfloat16.
+    dtype = options.dtype
+    if engine not in (None, "keras") and dtype in CLI_DTYPE_PRECISION:
+        dtype = CLI_DTYPE_PRECISION[dtype]
+    for flag, given, held in (("--dtype", dtype, meta.get("dtype")),
+                              ("--engine", _given(options.engine), engine)):  # fmt: skip
+        if writing and given and held and given != held:
+            raise UsageError(f"the index was built with {flag} {held}, not {given}: leave "
+                             f"{flag} out to use the index's, or index into another "
+                             "-o")  # fmt: skip
     resolved = {
         "preset": options.preset if options.preset is not None else stored or DEFAULT_PRESET,
         "soft_cap": options.soft_cap if options.soft_cap is not None else stored_cap,
         "dtype": options.dtype or meta.get("dtype"),
     }
+    if options.engine is not None:  # a command with --engine: the index's unless given
+        resolved["engine"] = _given(options.engine) or engine or options.engine
+        resolved["engine_recorded"] = not _given(options.engine) and engine is not None
     if not writing and options.tokenizer is None and meta.get(INDEX_TOKENIZER):
         resolved.update(tokenizer=meta[INDEX_TOKENIZER], tokenizer_recorded=True)
     # Only `index` windows its videos: a search's query video stays whole.
@@ -229,6 +299,19 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False,
                              f"leave {flag} out to use the index's{other}")  # fmt: skip
         resolved[name] = given if given is not None else held
     return dataclasses.replace(options, **resolved)
+
+
+def index_engine(meta: dict) -> str | None:
+    """The engine an index's embeddings were made on: the one it records; Keras for an
+    index of videos written before engines were recorded; None for a new index."""
+    if meta.get("engine"):
+        return meta["engine"]
+    return INDEX_LEGACY_ENGINE if "num_frames" in meta else None
+
+
+def _given(engine: str | None) -> str | None:
+    """--engine as a choice made: "auto" is none (an index's own engine is then used)."""
+    return None if engine in (None, "auto") else engine
 
 
 @contextlib.contextmanager

@@ -152,10 +152,12 @@ def _from_index(args: argparse.Namespace, where: str | None) -> tuple[list, list
         raise UsageError(f"--under {args.under}: no such folder")
     options = index_options(ModelOptions.from_args(args), held.meta, same_sampling=True)
     model = options.load(need_text=args.text is not None)
-    query = _embed_query(args, options, model)
+    encoder = options.encoder(model)  # one compiled model for the query and the refinement
+    query = _embed_query(args, options, model, encoder)
     try:
         found = held.moments(query, args.top_k, where=where, under=args.under, model=model,
-                             shots=args.shots, batch_size=options.batch_size)  # fmt: skip
+                             shots=args.shots, batch_size=options.batch_size,
+                             encoder=encoder)  # fmt: skip
     except ValueError as err:
         if where and "filter" in str(err):  # the grammar's, but not the column's type
             raise UsageError(f"--where {args.where!r}: {err}") from err
@@ -181,11 +183,10 @@ def _from_files(args: argparse.Namespace) -> tuple[list, list]:
     from ..apps.refine import refine
     from ..apps.streaming import stream_curves
     from ..apps.timeline import moments_of
-    from ..runtime import Encoder
 
     model = options.load(need_text=args.text is not None)
     frames, size = options.sampling(model)
-    encoder = Encoder(model)  # compiled once for the query, the stream and the refinement
+    encoder = options.encoder(model)  # compiled once for the query, the stream and the refinement
     query = _embed_query(args, options, model, encoder)
     stream = stream_curves(model, files, query, clip_seconds=clip, stride_seconds=stride,
                            num_frames=frames, size=size, batch_size=options.batch_size,
@@ -217,12 +218,9 @@ def _check_long_enough(path: str, clip: float) -> None:
                          f"(--clip-seconds {clip:g}): give a shorter --clip-seconds")  # fmt: skip
 
 
-def _embed_query(args: argparse.Namespace, options: ModelOptions, model, encoder=None):
+def _embed_query(args: argparse.Namespace, options: ModelOptions, model, encoder):
     """The query's embedding, (D,): a text's, or a video's or picture's sampled whole at the
     windows' frames and size (a picture is a video of that frame repeated)."""
-    from ..runtime import Encoder
-
-    encoder = encoder or Encoder(model)
     if args.text is not None:
         ids, mask = options.load_tokenizer(model).tokenize_texts([args.text])
         return encoder.text(ids, mask)[0]

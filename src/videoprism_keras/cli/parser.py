@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import NoReturn
 
-from ..constants import BACKENDS, DEFAULT_SOFT_CAP, MODEL_DTYPES, VERSION
+from ..constants import BACKENDS, DEFAULT_SOFT_CAP, ENGINES, KERAS_DTYPES, MODEL_DTYPES, VERSION
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 BACKEND_HELP = (
@@ -93,17 +93,17 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, help: str,
     return command
 
 
-def add_model_options(p: argparse.ArgumentParser, text: bool = True) -> None:
-    """The model, its sampling and how a command reports (read by `ModelOptions`)."""
+def add_model_options(p: argparse.ArgumentParser, text: bool = True,
+                      engine: bool = True) -> None:  # fmt: skip
+    """The model, its sampling and how a command reports (read by `ModelOptions`); with
+    `engine`, --engine and --dtype int8 (inference), else only Keras' dtypes (training)."""
     preset_help = "preset name, directory, hf://, kaggle://, modelscope:// or official .npz "
     preset_help += f"(default {DEFAULT_PRESET}; for an index, the one it was built with)"
     p.add_argument("--preset", help=preset_help)
     cap_help = f"attention logit cap, for .npz checkpoints (default {DEFAULT_SOFT_CAP:g})"
     p.add_argument("--soft-cap", type=positive(float), help=cap_help)
-    dtype_help = ("compute dtype (default float32, the official numerics; for an index, the "
-                  "one it was built with). bfloat16 is an approximate mode, faster only "
-                  "on some CPUs: speed and error in benchmarks/README.md")  # fmt: skip
-    p.add_argument("--dtype", choices=MODEL_DTYPES, help=dtype_help)
+    add_dtype_option(p, "compute dtype (default float32, the official numerics; for an index, "
+                     "the one it was built with)", engine)  # fmt: skip
     if text:
         tokenizer_help = (
             "SentencePiece model (default: the preset's own; for search and "
@@ -128,6 +128,21 @@ class _OldFlag(argparse.Action):
             print(f"videoprism: warning: {option_string} is deprecated and will be removed in "
                   f"the next release; use {new}", file=sys.stderr)  # fmt: skip
         setattr(namespace, self.dest, values)
+
+
+def add_dtype_option(p: argparse.ArgumentParser, help: str, engine: bool = True) -> None:
+    """--dtype, and with `engine` --engine (inference): the precision tiers and what runs them."""
+    if not engine:
+        p.add_argument("--dtype", choices=KERAS_DTYPES, help=help + ". bfloat16 is an "
+                       "approximate mode, faster only on some CPUs (docs/speed.md)")  # fmt: skip
+        return
+    p.add_argument("--dtype", choices=MODEL_DTYPES, help=help + ". bfloat16 and int8 are "
+                   "approximate, faster modes (docs/cli.md, Precision tiers)")  # fmt: skip
+    engine_help = (
+        "what runs the video model: auto (default; for an index, the one it was "
+        "built with) picks the fastest installed for --dtype and says which"
+    )
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=engine_help)
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:

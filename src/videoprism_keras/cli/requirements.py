@@ -114,6 +114,14 @@ def _flag_needs(args: argparse.Namespace) -> list[tuple[str, str]]:
             needs += [(p, "--video") for p in VIDEO]
     if args.command == "moments":
         needs += _moments_needs(args)
+    engine = flag("engine")
+    if engine not in (None, "auto", "keras") and not no_model:  # "auto" takes what is there
+        from ..engine.choice import needs as engine_needs
+        from .engines import precision
+
+        backend = _backend(args)[0] or "jax"
+        needs += [(p, f"--engine {engine}")
+                  for p in engine_needs(engine, precision(flag("dtype")), backend)]  # fmt: skip
     if args.command == "export":
         backend, _ = _backend(args)
         for package in EXPORTERS.get((args.format, backend), ()):

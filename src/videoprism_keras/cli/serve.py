@@ -9,14 +9,20 @@ import sys
 
 from ..constants import (
     INDEX_REFRESH_SECONDS,
-    MODEL_DTYPES,
     SERVE_HOST,
     SERVE_PORT,
     SERVE_TOKEN_ENV,
 )
 from .inputs import storage_options
 from .models import ModelOptions, index_options
-from .parser import UsageError, add_command, add_sampling_options, add_storage_option, positive
+from .parser import (
+    UsageError,
+    add_command,
+    add_dtype_option,
+    add_sampling_options,
+    add_storage_option,
+    positive,
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +47,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help=refresh_help)  # fmt: skip
     p.add_argument("--preset", help="as for search (default: the one the index was built with)")
     p.add_argument("--soft-cap", type=positive(float), help="as for search (default: the index's)")
-    p.add_argument("--dtype", choices=MODEL_DTYPES, help="as for search (default: the index's)")
+    add_dtype_option(p, "as for search (default: the index's)")
     tokenizer_help = "SentencePiece model (default: the index's, else the preset's own)"
     p.add_argument("--tokenizer", help=tokenizer_help)
     add_sampling_options(p)  # of uploaded query videos; the index's by default
@@ -67,7 +73,7 @@ def _app(index, options: ModelOptions, token: str | None, hosts: list[str]):
     tokenizer = options.load_tokenizer(model) if model.is_multimodal else None
     # Uploads are sampled as the index's clips were, unless --num-frames/--size say.
     service = SearchService(index, model, tokenizer, num_frames=options.num_frames,
-                            size=options.size)  # fmt: skip
+                            size=options.size, encoder=options.encoder(model))  # fmt: skip
     return create_app(service, token=token, allowed_hosts=hosts)
 
 

@@ -29,7 +29,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--lora-rank", type=positive(int), help="also train backbone LoRA adapters")
     tune.add_argument("--full", action="store_true", help="fine-tune the whole backbone too")
     p.add_argument("--remat", action="store_true", help="with --lora-rank/--full: less memory")
-    add_model_options(p, text=False)
+    add_model_options(p, text=False, engine=False)
 
     p = add_command(subparsers, "finetune", "contrastive fine-tuning of an LvT model on "
                     "(video, caption) pairs", finetune)  # fmt: skip
@@ -50,7 +50,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     resume_help = ("continue from -o's last checkpoint, with the run's settings (a training "
                    "flag given must repeat the run's)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help=resume_help)
-    add_model_options(p)
+    add_model_options(p, engine=False)
     batch = next(a for a in p._actions if a.dest == "batch_size")
     batch.help += f" (default {batch.default}; with --resume, the run's)"
     batch.default = None

@@ -109,6 +109,9 @@ class SearchService:
             None (the index's, else the model's).
         size: int, (height, width) or None. The frame size uploads are resized to;
             defaults to None (the index's, else the model's).
+        encoder: `Encoder` or None. What runs the model (an engine and precision: the
+            index's, for queries in its embedding space); defaults to None (`Encoder(model)`:
+            Keras, in the model's dtype).
 
     Attributes:
         sampling: `Sampling`. How uploads are sampled (`num_frames`, `size`): as the
@@ -119,15 +122,15 @@ class SearchService:
     def __init__(self, index: VideoIndex, model: "VideoPrismBackbone",
                  tokenizer: "VideoPrismTokenizer | None" = None,
                  template: str = PROMPT_TEMPLATE, temperature: float = TEMPERATURE,
-                 num_frames: int | None = None,
-                 size: int | tuple[int, int] | None = None) -> None:  # fmt: skip
+                 num_frames: int | None = None, size: int | tuple[int, int] | None = None,
+                 encoder: Encoder | None = None) -> None:  # fmt: skip
         self.index, self.model, self.tokenizer = index, model, tokenizer
         self.template, self.temperature = template, temperature
         meta = index.meta  # uploads are sampled as the index's clips were
         self.sampling = Sampling.for_model(model, num_frames or meta.get("num_frames"),
                                            size or meta.get("size"))  # fmt: skip
         self.num_frames = self.sampling.num_frames
-        self.encoder = Encoder(model)
+        self.encoder = encoder or Encoder(model)
         self.queue = ModelQueue(self._embed_texts)
         self.metrics = Metrics()
         self._index_lock, self._lookup_lock = threading.Lock(), threading.Lock()

@@ -91,17 +91,21 @@ class CachedVideos:
 
 
 def model_key(model: VideoPrismBackbone, *, source: str, dtype: str,
-              lora: Sequence[str | os.PathLike] = ()) -> str:  # fmt: skip
+              lora: Sequence[str | os.PathLike] = (), engine: str = "keras") -> str:  # fmt: skip
     """A short, stable name of what a model embeds to: a hash of its weights (the index's
     fingerprint, `index/fingerprint.py`), its configuration where it shapes embeddings
-    (the soft cap, the layers…), the dtype and the LoRA adapters (each file's bytes).
+    (the soft cap, the layers…), the dtype, the engine and the LoRA adapters (each file's
+    bytes).
 
     Args:
         model: `VideoPrismBackbone`. The model, loaded (adapters applied).
         source: str. Its preset name or path. Not hashed: the weights name the model, so
             the same weights by a name or a path share their cache.
-        dtype: str. The compute dtype ("float32", "bfloat16").
+        dtype: str. The compute dtype ("float32", "bfloat16", "int8").
         lora: sequence of paths. The adapters applied, in order. Defaults to ().
+        engine: str. What runs the model ("keras", "openvino", "onnxruntime"): each
+            computes its own approximation of the same model. Defaults to "keras" (not
+            hashed: the keys of caches written before engines stay valid).
 
     Returns:
         `EVAL_MODEL_KEY_DIGITS` hex digits.
@@ -115,6 +119,8 @@ def model_key(model: VideoPrismBackbone, *, source: str, dtype: str,
     config = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
     digest.update(json.dumps(config, sort_keys=True).encode())
     digest.update(f"\ndtype={dtype}\n".encode())
+    if engine != "keras":
+        digest.update(f"engine={engine}\n".encode())
     for adapter in lora:
         digest.update(b"lora\n" + _file_digest(adapter))
     return digest.hexdigest()[:EVAL_MODEL_KEY_DIGITS]

@@ -56,7 +56,8 @@ def is_rank(metric: str) -> bool:
     return metric.endswith(EVAL_RANK_METRICS)
 
 
-def model_info(source: str, dtype: str, lora: Sequence[str] = (), key: str = "") -> dict:
+def model_info(source: str, dtype: str, lora: Sequence[str] = (), key: str = "",
+               engine: str = "keras") -> dict:  # fmt: skip
     """The record's "model": what was measured, by name, and how it was loaded.
 
     Args:
@@ -64,20 +65,23 @@ def model_info(source: str, dtype: str, lora: Sequence[str] = (), key: str = "")
         dtype: str. The compute dtype.
         lora: sequence of str. The LoRA adapter files applied, in order.
         key: str. The embedding cache's key of these weights (`cache.model_key`).
+        engine: str. What ran the model ("keras", "openvino", "onnxruntime").
 
     Returns:
         dict with "name" (the preset's name for an official checkpoint however given, else
-        the source's last part, with the dtype where it is not float32 and each adapter's
-        stem; two checkpoints of one file name share it, their "key" tells them apart),
-        "source", "dtype", "lora" and "key".
+        the source's last part, with the dtype where it is not float32, the engine where
+        it is not Keras, and each adapter's stem; two checkpoints of one file name share
+        it, their "key" tells them apart), "source", "dtype", "engine", "lora" and "key".
     """
     base = str(source).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
     name = preset_of(source) or base.removesuffix(".npz") or str(source)
     if dtype != "float32":
         name += f"@{dtype}"
+    if engine != "keras":
+        name += f"-{engine}"
     for adapter in lora:
         name += "+" + Path(str(adapter)).stem
-    return {"name": name, "source": str(source), "dtype": dtype,
+    return {"name": name, "source": str(source), "dtype": dtype, "engine": engine,
             "lora": [str(a) for a in lora], "key": key}  # fmt: skip
 
 

@@ -3,7 +3,7 @@
 It opens the table (converting the previous format first: `legacy.py`) or creates it at
 the first write, checks that it is a video index and that what is written agrees with
 the settings recorded in it (the model's preset and the sampling: frames, size, clip and
-stride seconds, dtype), and gives the write methods that `IndexWriter` (`writer.py`)
+stride seconds, dtype, engine), and gives the write methods that `IndexWriter` (`writer.py`)
 builds on: each one commit under the index's lock (`store.py`), tried again when another
 writer's commit got in the way (`commits.py`; `attempts` counts). Its facts are `stats()`.
 `VideoIndex` (`video_index.py`) adds search and the ways to add videos.
@@ -25,6 +25,7 @@ import numpy as np
 from ...constants import (
     ANN_THRESHOLD,
     INDEX_KEEP_VERSIONS_SECONDS,
+    INDEX_LEGACY_ENGINE,
     INDEX_REFRESH_SECONDS,
     INDEX_REFRESH_SECONDS_LOCAL,  # fmt: skip
 )
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 # for this module alone, not for every thread's `time.monotonic`).
 _clock = time.monotonic
 
-SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype")
+SETTINGS = ("num_frames", "size", "clip_seconds", "stride_seconds", "dtype", "engine")
 NEEDED_COLUMNS = {"id", "path", "start_s", "end_s", "vector", "last_clip"}
 
 
@@ -374,6 +375,8 @@ class ClipTable:
             dim: int or None. The embeddings' dimension. Defaults to None (not checked).
         """
         meta = self.meta if self._table is not None else {}
+        if "num_frames" in meta and "engine" not in meta:  # written before engines: Keras
+            meta = {**meta, "engine": INDEX_LEGACY_ENGINE}
         if "shots" in settings:
             check_shots(self.uri, meta, settings["shots"])
         for key in SETTINGS:

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ...model.backbone import VideoPrismBackbone
+    from ...runtime import Encoder
     from ..copies import CopyGroup
 
 # What the index is kept in: a LanceDB table, written and read as Arrow.
@@ -191,8 +192,8 @@ class VideoIndex(ClipTable):
     # -------------------------------------------------------------- adding
     def writer(self, model: VideoPrismBackbone | None = None, clip_seconds: float | None = None,
                stride_seconds: float | None = None, *, num_frames: int | None = None,
-               size: int | Sequence[int] | None = None,
-               shots: bool = False) -> IndexWriter:  # fmt: skip
+               size: int | Sequence[int] | None = None, shots: bool = False,
+               encoder: Encoder | None = None) -> IndexWriter:  # fmt: skip
         """The way to write clips into this index (see `IndexWriter`), for clips that
         `model` embeds with this sampling; an error now if the index holds other settings.
 
@@ -207,9 +208,12 @@ class VideoIndex(ClipTable):
             size: int, (height, width) or None. Frame size. Defaults to None (the
                 model's).
             shots: bool. Windows at shot cuts (see `add_videos`). Defaults to False.
+            encoder: `Encoder` or None. What runs the model (its engine and precision are
+                recorded). Defaults to None (Keras, in the model's dtype).
         """
         settings = {} if model is None else index_settings(model, clip_seconds, stride_seconds,
-                                                           num_frames, size, shots)  # fmt: skip
+                                                           num_frames, size, shots,
+                                                           encoder)  # fmt: skip
         return IndexWriter(self, settings)
 
     def add(self, embeddings: Embeddings, posters: Sequence[bytes] | None = None) -> VideoIndex:
@@ -320,7 +324,7 @@ class VideoIndex(ClipTable):
     def moments(self, query: ArrayLike, top_k: int = MOMENT_TOP_K, *, where: str | None = None,
                 under: str | os.PathLike | None = None, model: VideoPrismBackbone | None = None,
                 shots: bool = False, relative: float = MOMENT_RELATIVE,
-                batch_size: int = 8) -> list[Moment]:  # fmt: skip
+                batch_size: int = 8, encoder: Encoder | None = None) -> list[Moment]:  # fmt: skip
         """Where in the indexed videos the query happens: start–end moments, best first.
 
         Each video's windows form a similarity curve (`curves`); its peaks are grown
@@ -349,6 +353,9 @@ class VideoIndex(ClipTable):
             relative: float. The span's threshold between the baseline (0) and the
                 peak (1). Defaults to `MOMENT_RELATIVE` (half height).
             batch_size: int. Clips per model call when refining. Defaults to 8.
+            encoder: `Encoder` or None. What runs `model` when refining (its engine and
+                precision are checked against the index's). Defaults to None (Keras, in
+                the model's dtype).
 
         Returns:
             list of `timeline.Moment`, best first (empty when no window stands out).
@@ -373,7 +380,8 @@ class VideoIndex(ClipTable):
                                                settings.get("stride_seconds"),
                                                settings.get("num_frames"),
                                                settings.get("size"),
-                                               bool(settings.get("shots"))))  # fmt: skip
+                                               bool(settings.get("shots")),
+                                               encoder))  # fmt: skip
         rows, grouping, query, chosen = self._moment_inputs(query, where, under, settings)
         found = index_moments(rows, grouping, query, top_k, relative, chosen, self.uri)
         if model is None or not found:
@@ -383,7 +391,7 @@ class VideoIndex(ClipTable):
         return refine(model, found, query, clip_seconds=settings["clip_seconds"],
                       stride_seconds=settings["stride_seconds"],
                       num_frames=settings["num_frames"], size=settings["size"], shots=shots,
-                      relative=relative, batch_size=batch_size)  # fmt: skip
+                      relative=relative, batch_size=batch_size, encoder=encoder)  # fmt: skip
 
     def _moment_inputs(self, query, where, under, settings: dict):
         """What `curves` and `moments` work on: the held rows, grouped by video, the

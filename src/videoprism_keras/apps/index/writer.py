@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
     from ...model.backbone import VideoPrismBackbone
+    from ...runtime import Encoder
 
 VideoPaths = str | os.PathLike | Sequence[str | os.PathLike]  # video files and folders
 
@@ -149,11 +150,12 @@ class IndexWriter:
 
 def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
                    stride_seconds: float | None = None, num_frames: int | None = None,
-                   size: int | Sequence[int] | None = None,
-                   shots: bool = False) -> dict:  # fmt: skip
+                   size: int | Sequence[int] | None = None, shots: bool = False,
+                   encoder: Encoder | None = None) -> dict:  # fmt: skip
     """The settings an index records and checks for clips `model` embeds with this
     sampling: frames, size, clip and stride seconds, whether windows follow shots, dtype
-    (and the backbone's configuration and the hash of its weights: `fingerprint.py`).
+    and engine (and the backbone's configuration and the hash of its weights:
+    `fingerprint.py`).
 
     Args:
         model: `VideoPrismBackbone`. The model.
@@ -167,6 +169,8 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         shots: bool. Windows at shot cuts, of at most `clip_seconds`, with no
             `stride_seconds` (`add_videos` refuses one): the stride is recorded as
             `clip_seconds`, windows not overlapping. Defaults to False.
+        encoder: `Encoder` or None. What runs the model: its engine and precision are
+            recorded. Defaults to None (Keras, in the model's own dtype).
     """
     sampling = Sampling.for_model(model, num_frames, size)
     height, width = sampling.size
@@ -176,10 +180,22 @@ def index_settings(model: VideoPrismBackbone, clip_seconds: float | None = None,
         "clip_seconds": float(clip_seconds) if clip_seconds else None,
         "stride_seconds": float(stride_seconds or clip_seconds) if clip_seconds else None,
         "shots": bool(shots),
-        "dtype": getattr(getattr(model, "dtype_policy", None), "name", "float32"),
+        "dtype": recorded_dtype(model, encoder),
+        "engine": getattr(encoder, "engine", None) or "keras",
         fingerprint.CONFIG_KEY: _backbone_config(model),
         fingerprint.WEIGHTS_KEY: fingerprint.weights_sha256(model),
     }
+
+
+def recorded_dtype(model: VideoPrismBackbone, encoder: Encoder | None = None) -> str:
+    """The dtype an index records, as --dtype names it: the precision an engine other than
+    Keras runs; on Keras, "int8" for a quantized model, else its dtype policy's name."""
+    engine = getattr(encoder, "engine", None) or "keras"
+    if engine != "keras":
+        return str(encoder.precision)
+    if any(str(w.dtype) == "int8" for w in getattr(model, "weights", ())):  # quantize()'s
+        return "int8"
+    return getattr(getattr(model, "dtype_policy", None), "name", "float32")
 
 
 def write_embeddings(index: ClipTable, embeddings: Embeddings,
@@ -212,7 +228,8 @@ def write_videos(index: ClipTable, model: VideoPrismBackbone, sources: VideoPath
     check_shot_windows(options.get("shots", False), clip_seconds, stride_seconds)
     files, failures = video_files(sources)
     settings = index_settings(model, clip_seconds, stride_seconds, options.get("num_frames"),
-                              options.get("size"), options.get("shots", False))  # fmt: skip
+                              options.get("size"), options.get("shots", False),
+                              options.get("encoder"))  # fmt: skip
     writer = IndexWriter(index, settings)
     held, todo = writer.prepare(files, skip_existing)
     by_path = {f.path: f for f in files}
