@@ -383,3 +383,27 @@ EVAL_BOOTSTRAP_SAMPLES = 1000
 # Missing videos the log names before a task runs (the first ones; the record lists all):
 # enough to see a pattern (a wrong folder, a suffix), few enough to leave the log readable.
 EVAL_MISSING_SHOWN = 5
+
+
+# ------------------------------------------ issue 30: execution engines (engine/, runtime.Encoder)
+# `Encoder(engine=…)` / `--engine`: "auto" picks one of the others. The video tower runs on
+# the engine; the text tower stays on Keras (float32).
+ENGINES = ("auto", "keras", "openvino", "onnxruntime")
+# What an engine is asked to compute in.
+PRECISIONS = ("float32", "bfloat16", "int8")
+# "auto"'s order per precision, the first installed one wins (figures: benchmarks/README.md,
+# "Engines"). Keras int8 only on JAX: on TensorFlow and PyTorch it is several times slower
+# than their own float32, so it is refused there with the install line of the engines.
+ENGINE_PREFERENCE = {"float32": ("keras",), "bfloat16": ("openvino", "keras"),
+                     "int8": ("openvino", "onnxruntime", "keras")}  # fmt: skip
+# int8 on OpenVINO is calibrated (NNCF) on at most this many clips of the first `video()`
+# call, unless `calibration=` gives them: NNCF's transformer mode needs few, and each costs
+# a float32 forward pass of the model at build time.
+CALIBRATION_CLIPS = 8
+# The engines' artefacts live in this folder of `hub.cache_root()` (or `cache_dir=`), one
+# folder per key. The format is part of every key: bump it when what an artefact holds or
+# how it is exported changes, so that older artefacts are not read (they stay, unread).
+ENGINE_CACHE_FOLDER = "engines"
+ENGINE_CACHE_FORMAT = 1
+# Hex digits of an artefact's key in its folder name (the full sha256 is in its meta.json).
+ENGINE_KEY_DIGITS = 32

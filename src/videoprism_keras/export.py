@@ -176,7 +176,11 @@ def export(
 
 
 def output_names(model: keras.Model) -> list[str]:
-    """The artefact's outputs in order: the call's dict keys (sorted), or one name."""
+    """The artefact's outputs in order: the call's dict keys (sorted), or one name; a
+    wrapper that returns a list names its outputs itself (`export_output_names`)."""
+    names = getattr(model, "export_output_names", None)  # engine.build.VideoTower
+    if names:
+        return list(names)
     if getattr(model, "backbone", None) is not None:
         return ["logits"]
     if model.is_multimodal:

@@ -36,6 +36,9 @@ PACKAGES = {
     "jax2onnx": ("jax2onnx", "export"),
     "tf2onnx": ("tf2onnx", "export"),
     "onnxscript": ("onnxscript", "export"),
+    "onnxruntime": ("onnxruntime", "export"),
+    "openvino": ("openvino", "openvino"),
+    "nncf": ("nncf", "openvino"),
     # PySceneDetect with OpenCV's build without GUI libraries (servers have none).
     "scenedetect-headless": ("scenedetect", "shots"),
 }
@@ -43,10 +46,11 @@ PACKAGES = {
 # The extras the `cli` extra holds: the CLI asks for `cli` instead of any of them, so that one
 # install gives every command. An extra that holds another makes it redundant in a message.
 CLI_PARTS = ("jax", "video", "text", "hub", "plot", "apps")
-INCLUDES = {"cli": CLI_PARTS, "ray": ("cli", *CLI_PARTS), "serve": ("cli", *CLI_PARTS)}
+INCLUDES = {"cli": CLI_PARTS, "ray": ("cli", *CLI_PARTS), "serve": ("cli", *CLI_PARTS),
+            "openvino": ("export",)}  # fmt: skip
 # The order extras are named in a message (pip does not care; people read it).
 ORDER = ("cli", "jax", "torch", "tensorflow", "video", "text", "hub", "plot", "apps", "serve",
-         "ray", "export", "shots")  # fmt: skip
+         "ray", "export", "openvino", "shots")  # fmt: skip
 
 # (export format, backend) → what Keras' exporter needs beyond the backend: the ONNX
 # exporter of each backend (and onnx, which names the artefact's outputs); a SavedModel

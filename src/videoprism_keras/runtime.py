@@ -140,24 +140,75 @@ class Encoder:
     `VIDEOPRISM_KEEP_FREED_MEMORY=0`): inference then reuses its large buffers; and,
     on JAX, `persistent_compilation_cache()`: a later process skips compilation.
 
+    The video tower may run on an integrated engine instead of Keras (docs/engines.md):
+    OpenVINO or ONNX Runtime, exported, quantized (int8) and compiled by us for each clip
+    shape on first use, and cached on disk. The text tower stays on Keras.
+
     Args:
         model: `keras.Model`. A `VideoPrismBackbone`.
+        engine: str. "keras", "openvino", "onnxruntime", or "auto": the first installed
+            of `ENGINE_PREFERENCE[precision]` (`engine.choose_engine`). Defaults to
+            `"keras"`.
+        precision: str or None. "float32", "bfloat16" or "int8". On "keras" the model
+            must already compute in it (a bfloat16 policy; `model.quantize("int8")`);
+            the other engines build it from a float32 model. Defaults to `None`: the
+            model's own.
+        calibration: array or None. (N, T, H, W, C) clips (uint8, or floats in [0, 1])
+            that OpenVINO's int8 is calibrated on, built at once for their shape.
+            Defaults to `None`: the first clips `video()` gets (at most
+            `CALIBRATION_CLIPS`), which the cached artefact then keeps.
+        cache_dir: str, path or None. The engines' artefacts. Defaults to `None`:
+            `hub.cache_root()/"engines"`.
     """
 
-    def __init__(self, model: keras.Model):
+    def __init__(
+        self,
+        model: keras.Model,
+        engine: str = "keras",
+        precision: str | None = None,
+        calibration: ArrayLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        from .engine.resolve import resolve
+
+        self.engine, self.precision, self.reason = resolve(model, engine, precision)
+        if calibration is not None and (self.engine, self.precision) != ("openvino", "int8"):
+            raise ValueError(
+                "calibration only applies to int8 on OpenVINO (NNCF). Received: calibration "
+                f"with engine={self.engine!r}, precision={self.precision!r}"
+            )
         keep_freed_memory()
         persistent_compilation_cache()
         self.model = model
-        self._video = compile_inference(model, lambda x: model.encode_video(x))
-        self._video_masked = compile_inference(
-            model, lambda x, m: model.encode_video(x, frame_padding_mask=m)
-        )
+        self._engine = None
+        if self.engine == "keras":
+            self._video = compile_inference(model, lambda x: model.encode_video(x))
+            self._video_masked = compile_inference(
+                model, lambda x, m: model.encode_video(x, frame_padding_mask=m)
+            )
+        else:
+            from .engine.session import EngineVideo
+
+            self._engine = EngineVideo(model, self.engine, self.precision, calibration, cache_dir)
         self._text = compile_inference(model, lambda ids, mask: model.encode_text(ids, mask))
+
+    @property
+    def artefact(self) -> str | None:
+        """The key of the engine artefact last used (None on Keras, or before the first clip)."""
+        return None if self._engine is None else self._engine.artefact
+
+    def describe(self) -> str:
+        """What runs the video tower, in one line (what the CLI says on stderr)."""
+        if self._engine is not None:
+            return self._engine.describe()
+        return f"Keras {keras.__version__} on {keras.backend.backend()}, {self.precision}"
 
     def video(self, pixels: np.ndarray, frame_padding_mask: np.ndarray | None = None) -> dict:
         """`model.encode_video` of concrete (B, T, H, W, C) pixels (checked first), with
         an optional (B, T) frame mask (1 = real frame): a dict of numpy arrays."""
         pixels = check_pixel_values(pixels)  # compiled code cannot check values
+        if self._engine is not None:
+            return self._engine(pixels, engine_mask(pixels, frame_padding_mask))
         if frame_padding_mask is None:
             return self._video(pixels)
         return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
@@ -168,6 +219,24 @@ class Encoder:
         check_token_ids(ids, self.model.vocabulary_size)  # before the int32 cast hides a float
         ids = ids.astype("int32", copy=False)
         return self._text(*trim_padding(ids, mask))
+
+
+def engine_mask(pixels: np.ndarray, frame_padding_mask: ArrayLike | None) -> np.ndarray:
+    """The (B, T) int32 frame mask an engine takes: all ones for None; else checked."""
+    if pixels.ndim != 5:
+        raise ValueError(
+            f"pixel_values must be (batch, frames, height, width, channels). Received: "
+            f"pixel_values of shape {pixels.shape}"
+        )
+    if frame_padding_mask is None:
+        return np.ones(pixels.shape[:2], "int32")
+    mask = np.asarray(frame_padding_mask)
+    if mask.shape != pixels.shape[:2] or not np.isin(mask, (0, 1)).all():
+        raise ValueError(
+            f"frame_padding_mask must be (batch, frames) = {pixels.shape[:2]} of 0 and 1. "
+            f"Received: frame_padding_mask of shape {mask.shape}"
+        )
+    return mask.astype("int32")
 
 
 def trim_padding(

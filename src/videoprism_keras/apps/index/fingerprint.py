@@ -16,30 +16,13 @@ largest model).
 
 from __future__ import annotations
 
-import hashlib
-from typing import TYPE_CHECKING
+# The hash and the configuration's identity are the model's (engines key on them too).
+from ...model.fingerprint import NOT_IDENTITY, weights_sha256
 
-import numpy as np
-
-if TYPE_CHECKING:
-    from ...model.backbone import VideoPrismBackbone
+__all__ = ["CONFIG_KEY", "NOT_IDENTITY", "WEIGHTS_KEY", "model_difference", "weights_sha256"]
 
 WEIGHTS_KEY = "weights_sha256"  # the index's meta key for the weights' hash
 CONFIG_KEY = "backbone"  # the index's meta key for the model's configuration
-# Configuration entries that do not change what a clip embeds to (or are checked as
-# the index's dtype setting).
-NOT_IDENTITY = frozenset({"name", "trainable", "dtype", "dropout_rate", "attention_dropout_rate"})
-
-
-def weights_sha256(model: VideoPrismBackbone) -> str:
-    """SHA-256 of every weight's path, shape, dtype and values, in the model's order."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        values = np.ascontiguousarray(np.asarray(weight.numpy()))
-        digest.update(f"{weight.path}\n{values.shape}\n{values.dtype}\n".encode())
-        # As bytes: bfloat16 (ml_dtypes) has no buffer format a memoryview could take.
-        digest.update(values.reshape(-1).view(np.uint8).data)
-    return digest.hexdigest()
 
 
 def model_difference(recorded: dict, settings: dict) -> str | None:
