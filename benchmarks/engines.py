@@ -258,7 +258,8 @@ def encoder_runner(name, args):
                           cache_dir=paths["encoders"])  # fmt: skip
     except ValueError:  # calibration is for OpenVINO's int8 only: auto may pick another
         encoder = Encoder(model, engine=engine, precision=precision, cache_dir=paths["encoders"])
-    return lambda x: encoder.video(x)["spatiotemporal_features"], encoder.describe()
+    # describe() after the warm-up call, which loads the artefact
+    return lambda x: encoder.video(x)["spatiotemporal_features"], encoder.describe
 
 
 def transformers_state(args, weights):
@@ -285,7 +286,8 @@ def transformers_state(args, weights):
     }
     for stack, norm, theirs in (("spatial", "layernorm1", "spatial_layers"),
                                 ("temporal", "layernorm2", "temporal_layers")):  # fmt: skip
-        state[f"{norm}.weight"] = ours[f"video_encoder/{stack}_norm/gamma"]
+        # transformers' LayerNorm scales by weight + 1 (the official checkpoints' convention)
+        state[f"{norm}.weight"] = ours[f"video_encoder/{stack}_norm/gamma"] - 1.0
         state[f"{norm}.bias"] = ours[f"video_encoder/{stack}_norm/beta"]
         layer = 0
         while f"video_encoder/{stack}_encoder/layer_{layer}/mlp/in_proj/kernel" in ours:
@@ -302,7 +304,7 @@ def transformers_state(args, weights):
                 state[f"{dst}{their}.bias"] = ours[f"{src}{our}/bias"]
             for their, our in (("layernorm_before", "attention_norm"), ("layernorm_after",
                                                                          "mlp_norm")):  # fmt: skip
-                state[f"{dst}{their}.weight"] = ours[f"{src}{our}/gamma"]
+                state[f"{dst}{their}.weight"] = ours[f"{src}{our}/gamma"] - 1.0
                 state[f"{dst}{their}.bias"] = ours[f"{src}{our}/beta"]
             layer += 1
     return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in state.items()}
@@ -358,6 +360,7 @@ def worker(args, name, out_file):
     features = np.asarray(run(clip), np.float32)  # warm-up: compilation, allocation
     warm_s = time.perf_counter() - first
     np.save(out_file, features)
+    note = note() if callable(note) else note
     times = []
     for _ in range(args.repeats):
         if time.perf_counter() - start + (times[-1] if times else warm_s) > args.cap:

@@ -24,15 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-# name: XLA_FLAGS. The library fusions hand a dot (or elementwise ops) to oneDNN, XNNPACK
-# or YNNPACK instead of XLA's own emitter.
+# name: XLA_FLAGS. jaxlib 0.10's XLA hands every dot to YNNPACK by default (a "__ynn_fusion"
+# in the compiled HLO); the others hand it to oneDNN (what TensorFlow runs), to XNNPACK, or
+# back to XLA's own emitter.
+NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
 VARIANTS = {
     "default": "",
-    "onednn dot": "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_fusion_type=dot",
-    "onednn dot+eltwise": "--xla_cpu_use_onednn=true "
-    "--xla_cpu_experimental_onednn_fusion_type=dot,eltwise",
-    "xnnpack dot": "--xla_cpu_use_xnnpack=true --xla_cpu_experimental_xnn_fusion_type=dot",
-    "ynnpack dot": "--xla_cpu_experimental_ynn_fusion_type=dot",
+    "onednn dot": f"{NO_YNN} --xla_cpu_use_onednn=true "
+    "--xla_cpu_experimental_onednn_fusion_type=individual_dot",
+    "onednn dot fusions": f"{NO_YNN} --xla_cpu_use_onednn=true "
+    "--xla_cpu_experimental_onednn_fusion_type=dot",
+    "xnnpack dot": f"{NO_YNN} --xla_cpu_use_xnnpack=true "
+    "--xla_cpu_experimental_xnn_fusion_type=dot",
+    "ynnpack dot+eltwise": "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise",
+    "xla's own dot": NO_YNN,
     "512-bit vectors": "--xla_cpu_prefer_vector_width=512",
 }
 
