@@ -13,6 +13,10 @@ process (this script with a hidden flag) pinned to `--threads` cores: a warm-up 
 then the median of `--repeats` timed calls, within `--cap` seconds per path (a path that
 cannot finish its calls in time is marked "capped" with what it did finish).
 
+Besides: transformers' VideoPrism vision model under torch.compile on the same weights
+(`hf-compile`), and our own engine path, `runtime.Encoder(model, engine, precision)`
+(`encoder-ENGINE-PRECISION`, its artefact built once in a preparing process).
+
 Tiers: exact (lowest token cosine >= 0.99999 against our JAX float32 output on the
 same clip), bf16 (>= 0.9999), int8 (>= 0.999). Error: the lowest cosine of a token's
 feature vector, and the cosine of the mean-pooled features (the video-only model's
