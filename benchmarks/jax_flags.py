@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/jax_flags.py                    # base, 16 x 288^2
     .venv/bin/python benchmarks/jax_flags.py --layers 2 --repeats 3    # a quick screen
+    .venv/bin/python benchmarks/jax_flags.py --one-process --repeats 7  # interleaved A/B
 
 Each variant is a set of XLA_FLAGS (read once, when XLA starts, so each runs in its own
 process): the base model (or its first `--layers` spatial layers and one temporal layer)
@@ -10,6 +11,10 @@ compiles it, a warm-up, then the median of `--repeats` calls. Every variant runs
 round, `--rounds` rounds in rotated order; its time is divided by the default's of the
 same round (> 1: slower), the median of those ratios shown, and its features are compared
 with the default's (largest difference relative to the largest feature).
+
+`--one-process`: the same options given per compilation instead (`compile(compiler_options=
+...)`, `ONE_PROCESS`): one model, one executable per variant, the calls interleaved round by
+round in one process, so that a loaded machine slows every variant alike.
 """
 
 import argparse
@@ -40,6 +45,66 @@ VARIANTS = {
     "xla's own dot": NO_YNN,
     "512-bit vectors": "--xla_cpu_prefer_vector_width=512",
 }
+
+
+# The variants as per-compilation options (XLA's debug options by name).
+ONE_PROCESS = {
+    "default": {},
+    "onednn dot": {
+        "xla_cpu_experimental_ynn_fusion_type": "",
+        "xla_cpu_use_onednn": True,
+        "xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+    },
+    "xla's own dot": {"xla_cpu_experimental_ynn_fusion_type": ""},
+    "512-bit vectors": {"xla_cpu_prefer_vector_width": 512},
+}
+
+
+def one_process(args):
+    """Every ONE_PROCESS variant compiled from one lowering, timed call by call in turn."""
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax
+    import keras
+
+    import videoprism_keras as vp
+    from videoprism_keras.presets import PRESET_CONFIGS
+
+    config = dict(PRESET_CONFIGS["videoprism_public_v1_base"])
+    if args.layers:
+        config.update(num_spatial_layers=args.layers, num_temporal_layers=1)
+    keras.utils.set_random_seed(0)
+    model = vp.VideoPrismBackbone(**config)
+    clip = np.random.default_rng(0).uniform(size=(1, 16, args.size, args.size, 3))
+    clip = clip.astype("float32")
+    variables = list(model.variables)
+
+    def stateless(values, x):  # as runtime.compile_inference
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return model(x)
+
+    values = [v.value for v in variables]
+    lowered = jax.jit(stateless).lower(values, clip)
+    runs = {n: lowered.compile(compiler_options=o) for n, o in ONE_PROCESS.items()}
+    outputs = {n: np.asarray(run(values, clip)) for n, run in runs.items()}  # warm-up
+    times = {n: [] for n in runs}
+    names = list(runs)
+    for round_ in range(args.repeats):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            start = time.perf_counter()
+            np.asarray(runs[name](values, clip))
+            times[name].append(time.perf_counter() - start)
+    reference = outputs["default"]
+    layers = f"{args.layers} spatial + 1 temporal layers" if args.layers else "base"
+    print(f"{layers}, 1 x 16 x {args.size}^2, one process, {args.repeats} rounds")
+    print(f"{'variant':16s} {'median s':>9s} {'x default':>9s} {'ratio per round':>30s} "
+          f"{'max rel diff':>13s}")  # fmt: skip
+    base = times["default"]
+    for name in names:
+        ratios = [t / b for t, b in zip(times[name], base, strict=True)]
+        diff = float(np.abs(outputs[name] - reference).max() / np.abs(reference).max())
+        per_round = " ".join(f"{r:.2f}" for r in ratios)
+        print(f"{name:16s} {statistics.median(times[name]):9.2f} "
+              f"{statistics.median(ratios):9.3f} {per_round:>30s} {diff:13.1e}")  # fmt: skip
 
 
 def worker(args):
@@ -87,11 +152,14 @@ def main():
     parser.add_argument("--layers", type=int, default=0, help="spatial layers (0: all 12)")
     parser.add_argument("--rounds", type=int, default=3, help="times each variant runs")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="these variants")
+    parser.add_argument("--one-process", action="store_true", help="interleaved, one process")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.one_process:
+        return one_process(args)
     names = ["default", *(n for n in (args.only or VARIANTS) if n != "default")]
     ratios, seconds, diffs, errors = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as folder:
