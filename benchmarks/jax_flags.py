@@ -33,6 +33,8 @@ import numpy as np
 # in the compiled HLO); the others hand it to oneDNN (what TensorFlow runs), to XNNPACK, or
 # back to XLA's own emitter.
 NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
+# Our import would add constants.XLA_CPU_FLAGS ("onednn dot") to every variant; not here.
+OPT_OUT = "VIDEOPRISM_XLA_FLAGS"
 VARIANTS = {
     "default": "",
     "onednn dot": f"{NO_YNN} --xla_cpu_use_onednn=true "
@@ -63,6 +65,7 @@ ONE_PROCESS = {
 def one_process(args):
     """Every ONE_PROCESS variant compiled from one lowering, timed call by call in turn."""
     os.environ["KERAS_BACKEND"] = "jax"
+    os.environ[OPT_OUT] = "0"  # "default" is jaxlib's, not the XLA_CPU_FLAGS we set
     import jax
     import keras
 
@@ -136,7 +139,7 @@ def spawn(args, flags, out):
     command = [sys.executable, __file__, "--worker", "--out", str(out)]
     command += ["--repeats", str(args.repeats), "--size", str(args.size)]
     command += ["--layers", str(args.layers)]
-    env = {**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax"}
+    env = {**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax", OPT_OUT: "0"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:200]}
