@@ -33,8 +33,6 @@ import numpy as np
 # in the compiled HLO); the others hand it to oneDNN (what TensorFlow runs), to XNNPACK, or
 # back to XLA's own emitter.
 NO_YNN = "--xla_cpu_experimental_ynn_fusion_type="
-# Our import would add constants.XLA_CPU_FLAGS ("onednn dot") to every variant; not here.
-OPT_OUT = "VIDEOPRISM_XLA_FLAGS"
 VARIANTS = {
     "default": "",
     "onednn dot": f"{NO_YNN} --xla_cpu_use_onednn=true "
@@ -51,7 +49,7 @@ VARIANTS = {
 
 # The variants as per-compilation options (XLA's debug options by name).
 ONE_PROCESS = {
-    "default": {},
+    "default": {},  # jaxlib's (compile_inference does not pass our options yet)
     "onednn dot": {
         "xla_cpu_experimental_ynn_fusion_type": "",
         "xla_cpu_use_onednn": True,
@@ -65,9 +63,9 @@ ONE_PROCESS = {
 def one_process(args):
     """Every ONE_PROCESS variant compiled from one lowering, timed call by call in turn."""
     os.environ["KERAS_BACKEND"] = "jax"
-    os.environ[OPT_OUT] = "0"  # "default" is jaxlib's, not the XLA_CPU_FLAGS we set
     import jax
     import keras
+    from keras import ops
 
     import videoprism_keras as vp
     from videoprism_keras.presets import PRESET_CONFIGS
@@ -76,14 +74,17 @@ def one_process(args):
     if args.layers:
         config.update(num_spatial_layers=args.layers, num_temporal_layers=1)
     keras.utils.set_random_seed(0)
-    model = vp.VideoPrismBackbone(**config)
+    dtype = "bfloat16" if args.mode == "bfloat16" else "float32"
+    model = vp.VideoPrismBackbone(**config, dtype=dtype)
+    if args.mode == "int8":
+        model.quantize("int8")
     clip = np.random.default_rng(0).uniform(size=(1, 16, args.size, args.size, 3))
     clip = clip.astype("float32")
     variables = list(model.variables)
 
     def stateless(values, x):  # as runtime.compile_inference
         with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-            return model(x)
+            return ops.cast(model(x), "float32")
 
     values = [v.value for v in variables]
     lowered = jax.jit(stateless).lower(values, clip)
@@ -98,7 +99,7 @@ def one_process(args):
             times[name].append(time.perf_counter() - start)
     reference = outputs["default"]
     layers = f"{args.layers} spatial + 1 temporal layers" if args.layers else "base"
-    print(f"{layers}, 1 x 16 x {args.size}^2, one process, {args.repeats} rounds")
+    print(f"{layers}, {args.mode}, 1 x 16 x {args.size}^2, one process, {args.repeats} rounds")
     print(f"{'variant':16s} {'median s':>9s} {'x default':>9s} {'ratio per round':>30s} "
           f"{'max rel diff':>13s}")  # fmt: skip
     base = times["default"]
@@ -139,7 +140,7 @@ def spawn(args, flags, out):
     command = [sys.executable, __file__, "--worker", "--out", str(out)]
     command += ["--repeats", str(args.repeats), "--size", str(args.size)]
     command += ["--layers", str(args.layers)]
-    env = {**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax", OPT_OUT: "0"}
+    env = {**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:200]}
@@ -156,6 +157,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="times each variant runs")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="these variants")
     parser.add_argument("--one-process", action="store_true", help="interleaved, one process")
+    parser.add_argument("--mode", default="float32", choices=["float32", "bfloat16", "int8"],
+                        help="--one-process: the model's precision")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

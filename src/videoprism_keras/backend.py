@@ -27,37 +27,28 @@ _chosen: str | None = None  # what `choose_default_backend` set, if it set anyth
 
 def choose_default_backend() -> None:
     global _chosen
-    configure_xla()  # whichever backend: a JAX started later (a child process) gets it too
     if "KERAS_BACKEND" in os.environ or "keras" in sys.modules:
         return
     if importlib.util.find_spec("jax") is not None:
         os.environ["KERAS_BACKEND"] = _chosen = "jax"
 
 
-def xla_flags(current: str | None, opt_out: str | None, machine: str, system: str) -> str | None:
-    """XLA_FLAGS with our CPU options (`XLA_CPU_FLAGS`) added, or None to leave them: opted
-    out, another platform than the one measured, or the user's flags already set one."""
-    from .constants import XLA_CPU_FLAGS
-
-    if opt_out == "0" or system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
-        return None
-    current = current or ""
-    if any(flag.split("=", 1)[0] in current for flag in XLA_CPU_FLAGS):
-        return None  # the user's choice of these options wins
-    return " ".join([current, *XLA_CPU_FLAGS]).strip()
-
-
-def configure_xla() -> None:
-    """Our XLA CPU options into XLA_FLAGS, which JAX reads once, when its CPU client starts
-    (at the first computation, after this import): a no-op if JAX has started already."""
+def float32_compiler_options(
+    opt_out: str | None = None, machine: str | None = None, system: str | None = None
+) -> dict | None:
+    """`jax.jit`'s `compiler_options` for a float32 forward pass (`XLA_CPU_FLOAT32_OPTIONS`:
+    oneDNN's GEMM for each dot), or None (jaxlib's defaults): opted out, or another platform
+    than the one measured. The arguments default to this process's."""
     import platform
 
-    from .constants import XLA_FLAGS_OPT_OUT
+    from .constants import XLA_CPU_FLOAT32_OPTIONS, XLA_OPTIONS_OPT_OUT
 
-    flags = xla_flags(os.environ.get("XLA_FLAGS"), os.environ.get(XLA_FLAGS_OPT_OUT),
-                      platform.machine(), platform.system())  # fmt: skip
-    if flags is not None:
-        os.environ["XLA_FLAGS"] = flags
+    opt_out = os.environ.get(XLA_OPTIONS_OPT_OUT) if opt_out is None else opt_out
+    machine = platform.machine() if machine is None else machine
+    system = platform.system() if system is None else system
+    if opt_out == "0" or system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
+        return None
+    return dict(XLA_CPU_FLOAT32_OPTIONS)
 
 
 def default_chosen() -> bool:

@@ -408,14 +408,16 @@ ENGINE_CACHE_FORMAT = 1
 # Hex digits of an artefact's key in its folder name (the full sha256 is in its meta.json).
 ENGINE_KEY_DIGITS = 32
 
-# ---- Bench (issue 30): XLA's CPU options for the JAX backend (backend.configure_xla).
-# jaxlib 0.10 hands each dot to YNNPACK by default; oneDNN's GEMM (the one TensorFlow runs)
-# brings our JAX float32 forward pass nearer TensorFlow's, the same numbers to ~1e-6
-# (benchmarks/README.md, "JAX float32: XLA's CPU options"). Set only where measured: x86-64
-# Linux, and only when the user's XLA_FLAGS name none of these options.
-XLA_CPU_FLAGS = (
-    "--xla_cpu_experimental_ynn_fusion_type=",
-    "--xla_cpu_use_onednn=true",
-    "--xla_cpu_experimental_onednn_fusion_type=individual_dot",
-)
-XLA_FLAGS_OPT_OUT = "VIDEOPRISM_XLA_FLAGS"  # "0": leave XLA_FLAGS as they are
+# ---- Bench (issue 30): XLA's CPU options for float32 JAX forward passes
+# (backend.float32_compiler_options; jax.jit's compiler_options). jaxlib 0.10 hands each dot
+# to YNNPACK by default; oneDNN's GEMM (the one TensorFlow runs) brings our JAX float32
+# forward pass nearer TensorFlow's, the same numbers to ~1e-6 — but makes int8 dots several
+# times slower (YNNPACK's int8 GEMM is the fast one), so it is for float32 executables only,
+# never process-wide XLA_FLAGS (benchmarks/README.md, "JAX float32: XLA's CPU options").
+# Measured on x86-64 Linux only: elsewhere nothing is set.
+XLA_CPU_FLOAT32_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    "xla_cpu_use_onednn": True,
+    "xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+}
+XLA_OPTIONS_OPT_OUT = "VIDEOPRISM_XLA_OPTIONS"  # "0": jaxlib's own defaults
