@@ -13,6 +13,10 @@ process (this script with a hidden flag) pinned to `--threads` cores: a warm-up 
 then the median of `--repeats` timed calls, within `--cap` seconds per path (a path that
 cannot finish its calls in time is marked "capped" with what it did finish).
 
+Besides: transformers' VideoPrism vision model under torch.compile on the same weights
+(`hf-compile`), and our own engine path, `runtime.Encoder(model, engine, precision)`
+(`encoder-ENGINE-PRECISION`, its artefact built once in a preparing process).
+
 Tiers: exact (lowest token cosine >= 0.99999 against our JAX float32 output on the
 same clip), bf16 (>= 0.9999), int8 (>= 0.999). Error: the lowest cosine of a token's
 feature vector, and the cosine of the mean-pooled features (the video-only model's
@@ -34,7 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from speed import cpu_model, fma_peak_gflops, forward_flops
+from speed import cpu_model, describe_peaks, fma_peaks, forward_flops
 
 SHARED = Path(
     os.environ.get("VIDEOPRISM_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared")
@@ -61,7 +65,18 @@ PATHS = {
     "ort-int8": ("int8", "ONNX Runtime dynamic int8"),
     "ov-int8": ("int8", "OpenVINO after NNCF int8 (transformer mode)"),
     "ours-torch-int8": ("int8", 'ours, PyTorch quantize("int8")'),
+    "hf-compile": ("exact", "transformers + torch.compile (inductor), our weights"),
+    # Our integrated engine path, as a user gets it (JAX, the default backend, for the text
+    # tower): `runtime.Encoder(model, engine=..., precision=...)`, artefacts built once.
+    "encoder-openvino-float32": ("exact", "ours, Encoder(engine='openvino', precision='float32')"),
+    "encoder-auto-float32": ("exact", "ours, Encoder(engine='auto', precision='float32')"),
+    "encoder-openvino-bfloat16": ("bf16", "ours, Encoder(engine='openvino', precision='bfloat16')"),
+    "encoder-auto-bfloat16": ("bf16", "ours, Encoder(engine='auto', precision='bfloat16')"),
+    "encoder-openvino-int8": ("int8", "ours, Encoder(engine='openvino', precision='int8')"),
+    "encoder-auto-int8": ("int8", "ours, Encoder(engine='auto', precision='int8')"),
 }
+# Each tier's peak in benchmarks/fma_peak.c: what "% of peak" divides by.
+TIER_PEAKS = {"exact": "float32", "bf16": "bfloat16", "int8": "int8"}
 # Seconds a killed worker gets beyond --cap for imports, building and writing its output.
 GRACE_S = 60
 
@@ -80,6 +95,7 @@ def artefacts(args):
         "ov-int8": root / f"model.nncf_int8_{args.calibration}clips.xml",
         "reference": root / "reference_features.npy",
         "weights": root / "weights.npz",
+        "encoders": root / "encoders",  # runtime.Encoder's cache_dir
     }
 
 
@@ -152,6 +168,11 @@ def prepare(args, names):
     load_clips(paths["clips"], args.frames, args.size, args.calibration)
     steps = [("onnx", True)]  # also the weights of our rows
     steps += [("ort-int8", "ort-int8" in names), ("ov-int8", "ov-int8" in names)]
+    for name in names:  # the Encoder builds (or finds) its artefact: in its own process
+        if name.startswith("encoder-"):
+            print(f"preparing {name} (runtime.Encoder's cache) ...", flush=True)
+            env = {**os.environ, "KERAS_BACKEND": "jax"}
+            subprocess.run(own_command(args, "--prepare", "encoder", "--worker", name), env=env)
     for step, needed in steps:
         done = paths[step].exists() and (step != "onnx" or paths["weights"].exists())
         if not needed or done:
@@ -168,6 +189,10 @@ def prepare(args, names):
 def prepare_worker(args, step):
     paths = artefacts(args)
     clips = load_clips(paths["clips"], args.frames, args.size, args.calibration)
+    if step == "encoder":  # one call builds the Encoder's artefact into its cache
+        run, _ = runner(args.worker, args)
+        run(clips[:1])
+        return
     with tempfile.TemporaryDirectory(dir=paths[step].parent) as tmp:
         staged = Path(tmp) / paths[step].name  # renamed into place once complete
         if step == "onnx":
@@ -194,6 +219,10 @@ def runner(name, args):
         model = build_ours(mode, paths["weights"])
         keep_freed_memory()  # as `runtime.Encoder` does
         return compile_inference(model, lambda x: model(x)), ""
+    if name.startswith("encoder-"):
+        return encoder_runner(name, args)
+    if name == "hf-compile":
+        return transformers_runner(args)
     if name.startswith("ort-"):
         import onnxruntime as ort
 
@@ -218,6 +247,113 @@ def runner(name, args):
     return lambda x: request.infer([x])[compiled.output(0)].copy(), note
 
 
+def encoder_runner(name, args):
+    """`runtime.Encoder(model, engine, precision)` of the float32 model with the cached
+    weights, NNCF calibrated on the same real clips as the ov-int8 row."""
+    from videoprism_keras.runtime import Encoder
+
+    _, engine, precision = name.split("-")
+    paths = artefacts(args)
+    clips = load_clips(paths["clips"], args.frames, args.size, args.calibration)
+    model = build_ours("f32", paths["weights"])
+    calibration = clips[1:] if precision == "int8" and engine in ("openvino", "auto") else None
+    try:
+        encoder = Encoder(model, engine=engine, precision=precision, calibration=calibration,
+                          cache_dir=paths["encoders"])  # fmt: skip
+    except ValueError:  # calibration is for OpenVINO's int8 only: auto may pick another
+        encoder = Encoder(model, engine=engine, precision=precision, cache_dir=paths["encoders"])
+    # describe() after the warm-up call, which loads the artefact
+    return lambda x: encoder.video(x)["spatiotemporal_features"], encoder.describe
+
+
+def transformers_state(args, weights):
+    """transformers' VideoPrismVisionModel state dict holding our float32 weights."""
+    import keras
+    import torch
+
+    import videoprism_keras as vp
+    from videoprism_keras.presets import PRESET_CONFIGS
+
+    model = vp.VideoPrismBackbone(**PRESET_CONFIGS[PRESET])  # for the weights' names only
+    ours = {w.path: value for w, value in zip(model.weights, weights, strict=True)}
+    del model
+    keras.backend.clear_session()
+    size, dim = PRESET_CONFIGS[PRESET]["patch_size"], PRESET_CONFIGS[PRESET]["hidden_dim"]
+    patch = ours["video_encoder/patch_proj/kernel"].reshape(size, size, 3, dim)
+    embeddings, enc = "spatial_embeddings.", "video_encoder/"
+    state = {
+        # (row, col, channel) patches → Conv3d's (out, channel, time, row, col)
+        f"{embeddings}patch_embeddings.projection.weight": patch.transpose(3, 2, 0, 1)[:, :, None],
+        f"{embeddings}patch_embeddings.projection.bias": ours[f"{enc}patch_proj/bias"],
+        f"{embeddings}position_embeddings": ours[f"{enc}spatial_positions/table"][None],
+        "temporal_embeddings.position_embeddings": ours[f"{enc}temporal_positions/table"][None],
+    }
+    for stack, norm, theirs in (("spatial", "layernorm1", "spatial_layers"),
+                                ("temporal", "layernorm2", "temporal_layers")):  # fmt: skip
+        # transformers' LayerNorm scales by weight + 1 (the official checkpoints' convention)
+        state[f"{norm}.weight"] = ours[f"video_encoder/{stack}_norm/gamma"] - 1.0
+        state[f"{norm}.bias"] = ours[f"video_encoder/{stack}_norm/beta"]
+        layer = 0
+        while f"video_encoder/{stack}_encoder/layer_{layer}/mlp/in_proj/kernel" in ours:
+            src, dst = f"video_encoder/{stack}_encoder/layer_{layer}/", f"{theirs}.{layer}."
+            qkv = np.split(ours[src + "attention/qkv_proj/kernel"], 3, axis=-1)
+            qkv_bias = np.split(ours[src + "attention/qkv_proj/bias"], 3)
+            for i, name in enumerate("qkv"):
+                state[f"{dst}attention.{name}_proj.weight"] = qkv[i].T
+                state[f"{dst}attention.{name}_proj.bias"] = qkv_bias[i]
+            pairs = {"attention.o_proj": "attention/out_proj", "mlp.fc1": "mlp/in_proj",
+                     "mlp.fc2": "mlp/out_proj"}  # fmt: skip
+            for their, our in pairs.items():
+                state[f"{dst}{their}.weight"] = ours[f"{src}{our}/kernel"].T
+                state[f"{dst}{their}.bias"] = ours[f"{src}{our}/bias"]
+            for their, our in (("layernorm_before", "attention_norm"), ("layernorm_after",
+                                                                         "mlp_norm")):  # fmt: skip
+                state[f"{dst}{their}.weight"] = ours[f"{src}{our}/gamma"] - 1.0
+                state[f"{dst}{their}.bias"] = ours[f"{src}{our}/beta"]
+            layer += 1
+    return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in state.items()}
+
+
+def transformers_runner(args):
+    """transformers' VideoPrism vision model with our weights, under torch.compile (the
+    warm-up call compiles), features reshaped to ours: (1, T, N, D)."""
+    import torch
+    from transformers import VideoPrismVisionConfig, VideoPrismVisionModel
+
+    torch.set_num_threads(args.threads)
+    stored = np.load(artefacts(args)["weights"])
+    weights = [stored[f"w{i}"] for i in range(len(stored.files))]
+    from videoprism_keras.presets import PRESET_CONFIGS
+
+    preset = PRESET_CONFIGS[PRESET]  # its position tables; resized for another clip shape
+    config = VideoPrismVisionConfig(
+        num_frames=preset["num_frames"],
+        image_size=preset["image_shape"][0],
+        attn_logit_softcapping=preset["attention_logit_soft_cap"],
+    )
+    model = VideoPrismVisionModel(config).eval()
+    model.load_state_dict(transformers_state(args, weights), strict=True)
+    resize = (args.frames, args.size) != (preset["num_frames"], preset["image_shape"][0])
+
+    def features(pixels):
+        return model(pixel_values_videos=pixels, interpolate_pos_encoding=resize).last_hidden_state
+
+    forward = torch.compile(features)
+
+    def run(x):
+        with torch.inference_mode():
+            out = forward(torch.from_numpy(x).permute(0, 1, 4, 2, 3)).numpy()  # (B, T, C, H, W)
+        return out.reshape(x.shape[0], x.shape[1], -1, out.shape[-1])
+
+    return run, f"transformers {version_of('transformers')}, torch.compile default mode"
+
+
+def version_of(package):
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def worker(args, name, out_file):
     """One path: build, warm up, time; its features to `out_file`, its figures as JSON."""
     start = time.perf_counter()
@@ -228,6 +364,7 @@ def worker(args, name, out_file):
     features = np.asarray(run(clip), np.float32)  # warm-up: compilation, allocation
     warm_s = time.perf_counter() - first
     np.save(out_file, features)
+    note = note() if callable(note) else note
     times = []
     for _ in range(args.repeats):
         if time.perf_counter() - start + (times[-1] if times else warm_s) > args.cap:
@@ -243,6 +380,10 @@ def spawn(name, args, out_file):
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     if name.startswith("ours-"):
         env["KERAS_BACKEND"] = name.split("-")[1]
+    elif name.startswith("encoder-"):
+        env["KERAS_BACKEND"] = "jax"  # the default backend
+    elif name == "hf-compile":
+        env["KERAS_BACKEND"] = "torch"  # our model only names the weights there
     cores = sorted(os.sched_getaffinity(0))[: args.threads]
     command = own_command(args, "--worker", name, "--out", str(out_file))
     try:
@@ -285,7 +426,7 @@ def seconds(row):
     return statistics.median(row["times"]) if row.get("times") else row.get("warm_s")
 
 
-def table(rows, args, peak):
+def table(rows, args, peaks):
     flops = forward_flops(args.frames, args.size)
     timed = {n: seconds(r) for n, r in rows.items() if seconds(r)}
     ours_f32 = min((timed[n] for n in timed if n.startswith("ours-") and n.endswith("f32")),
@@ -314,7 +455,8 @@ def table(rows, args, peak):
             versus = f"{best / s:.2f}x" if best else "-"
             versus_f32 = f"{ours_f32 / s:.2f}x" if ours_f32 else "-"
             rate = flops / s / 1e9
-            share = f" ({100 * rate / peak:.0f}% of peak)" if peak and tier == "exact" else ""
+            peak = peaks.get(TIER_PEAKS[tier])
+            share = f" ({100 * rate / peak:.0f}% of {TIER_PEAKS[tier]} peak)" if peak else ""
             note = "; ".join(n for n in notes if n)
             print(f"| {tier} | {label} | {s:.2f} | {calls} | {cos_text} | {versus} | "
                   f"{versus_f32} | {rate:.0f}{share} | {note} |")  # fmt: skip
@@ -351,21 +493,19 @@ def main():
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=288)
     parser.add_argument("--worker", choices=list(PATHS), help=argparse.SUPPRESS)
-    parser.add_argument("--prepare", choices=["onnx", "ort-int8", "ov-int8"],
+    parser.add_argument("--prepare", choices=["onnx", "ort-int8", "ov-int8", "encoder"],
                         help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.prepare:  # "encoder" names its row with --worker
+        return prepare_worker(args, args.prepare)
     if args.worker:
         return worker(args, args.worker, args.out)
-    if args.prepare:
-        return prepare_worker(args, args.prepare)
     names = [n for n in (args.only or PATHS) if n not in args.skip]
     names.sort(key=list(PATHS).index)
-    peak = fma_peak_gflops()
-    print(
-        f"{cpu_model()}, {os.cpu_count()} CPUs: float32 FMA peak "
-        f"{f'{peak:.0f} GFLOP/s' if peak else 'unknown (no gcc)'} (benchmarks/fma_peak.c)"
-    )
+    peaks = fma_peaks()
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs: peaks {describe_peaks(peaks)} "
+          "(benchmarks/fma_peak.c)")  # fmt: skip
     print(f"{versions()}\nbase model, seed {SEED}, clip 1 x {args.frames} x {args.size}^2, "
           f"{args.threads} threads per path, {forward_flops(args.frames, args.size) / 1e12:.3f} "
           f"TFLOP per call; cache {folder(args)}")  # fmt: skip
@@ -386,7 +526,7 @@ def main():
             s = seconds(row)
             print(f"  {name}: " + (f"{s:.2f} s, {len(row['times'])} timed calls, "
                   f"cosines {row.get('cos')}" if s else row["error"]), flush=True)  # fmt: skip
-    table(rows, args, peak)
+    table(rows, args, peaks)
 
 
 if __name__ == "__main__":

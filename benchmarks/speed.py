@@ -68,17 +68,51 @@ def cpu_model():
                      if line.startswith("model name")), "unknown CPU")  # fmt: skip
 
 
-def fma_peak_gflops():
-    """benchmarks/fma_peak.c compiled for this CPU and run: its float32 FMA peak, all cores."""
+# Each tier's instruction in benchmarks/fma_peak.c: the /proc/cpuinfo flag that says the CPU
+# has it, and gcc's flag that lets the compiler emit it (-march=native would too, on a gcc
+# that knows the CPU).
+PEAK_FLAGS = {"bfloat16": ("avx512_bf16", "-mavx512bf16"), "int8": ("avx512_vnni", "-mavx512vnni")}
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as info:
+        line = next((line for line in info if line.startswith("flags")), ":")
+    return set(line.split(":", 1)[1].split())
+
+
+def fma_peaks():
+    """benchmarks/fma_peak.c compiled for this CPU and run: {"float32": GFLOP/s, "bfloat16":
+    GFLOP/s, "int8": GOP/s}, all cores; None for a tier the CPU lacks (or without gcc)."""
     source = Path(__file__).with_name("fma_peak.c")
     binary = Path(os.environ.get("TMPDIR", "/tmp")) / "videoprism_fma_peak"
+    flags = cpu_flags()
+    extra = [option for flag, option in PEAK_FLAGS.values() if flag in flags]
+    peaks = dict.fromkeys(["float32", *PEAK_FLAGS])
     try:
-        subprocess.run(["gcc", "-O3", "-march=native", "-fopenmp", str(source), "-o", str(binary)],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(["gcc", "-O3", "-march=native", *extra, "-fopenmp", str(source), "-o",
+                        str(binary)], check=True, capture_output=True)  # fmt: skip
         out = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return None
-    return float(out.strip().splitlines()[-1].split(":")[1].split()[0])  # "…, all cores: N GFLOP/s"
+        return peaks
+    for line in out.splitlines():  # "TIER peak, all cores: N UNIT" or "...: not supported (...)"
+        tier, _, value = line.partition(" peak, all cores: ")
+        if tier in peaks and value[:1].isdigit():
+            peaks[tier] = float(value.split()[0])
+    return peaks
+
+
+def fma_peak_gflops():
+    """The float32 FMA peak of all cores, GFLOP/s (None without gcc)."""
+    return fma_peaks()["float32"]
+
+
+def describe_peaks(peaks):
+    """One line: each tier's peak, or why it is missing."""
+    units = {"float32": "GFLOP/s", "bfloat16": "GFLOP/s", "int8": "GOP/s"}
+    return ", ".join(
+        f"{tier} {f'{value:.0f} {units[tier]}' if value else 'unknown'}"
+        for tier, value in peaks.items()
+    )
 
 
 def gemm_gflops(n=2048, repeats=5):
@@ -345,10 +379,10 @@ def main():
     if args.autotune:
         contenders.append(AUTOTUNE_PEER)
     flops = forward_flops(args.frames, args.size)
-    gemm, peak = gemm_gflops(), fma_peak_gflops()
-    print(f"{cpu_model()}, {os.cpu_count()} CPUs: float32 FMA peak "
-          f"{f'{peak:.0f} GFLOP/s' if peak else 'unknown (no gcc)'} (benchmarks/fma_peak.c); "
-          f"numpy GEMM {gemm:.0f} GFLOP/s (2048^3)")  # fmt: skip
+    gemm, peaks = gemm_gflops(), fma_peaks()
+    peak = peaks["float32"]
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs: peaks {describe_peaks(peaks)} "
+          f"(benchmarks/fma_peak.c); numpy GEMM {gemm:.0f} GFLOP/s (2048^3)")  # fmt: skip
     print(f"clip 1 x {args.frames} x {args.size} x {args.size} x 3, fp32, random weights, "
           f"{flops / 1e12:.3f} TFLOP")  # fmt: skip
     if args.ablation:

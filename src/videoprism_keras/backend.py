@@ -33,6 +33,24 @@ def choose_default_backend() -> None:
         os.environ["KERAS_BACKEND"] = _chosen = "jax"
 
 
+def float32_compiler_options(
+    opt_out: str | None = None, machine: str | None = None, system: str | None = None
+) -> dict | None:
+    """`jax.jit`'s `compiler_options` for a float32 forward pass (`XLA_CPU_FLOAT32_OPTIONS`:
+    oneDNN's GEMM for each dot), or None (jaxlib's defaults): opted out, or another platform
+    than the one measured. The arguments default to this process's."""
+    import platform
+
+    from .constants import XLA_CPU_FLOAT32_OPTIONS, XLA_OPTIONS_OPT_OUT
+
+    opt_out = os.environ.get(XLA_OPTIONS_OPT_OUT) if opt_out is None else opt_out
+    machine = platform.machine() if machine is None else machine
+    system = platform.system() if system is None else system
+    if opt_out == "0" or system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
+        return None
+    return dict(XLA_CPU_FLOAT32_OPTIONS)
+
+
 def default_chosen() -> bool:
     """Whether KERAS_BACKEND holds our default (set above), not the user's choice."""
     return _chosen is not None and os.environ.get("KERAS_BACKEND") == _chosen

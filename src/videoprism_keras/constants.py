@@ -422,3 +422,17 @@ CLI_DTYPE_PRECISION = {"float32": "float32", "bfloat16": "bfloat16",
                        "mixed_bfloat16": "bfloat16", "int8": "int8"}  # fmt: skip
 # The engine of an index that records none: it was written before engines, by Keras.
 INDEX_LEGACY_ENGINE = "keras"
+
+# ---- Bench (issue 30): XLA's CPU options for float32 JAX forward passes
+# (backend.float32_compiler_options; jax.jit's compiler_options). jaxlib 0.10 hands each dot
+# to YNNPACK by default; oneDNN's GEMM (the one TensorFlow runs) brings our JAX float32
+# forward pass nearer TensorFlow's, the same numbers to ~1e-6 — but makes int8 dots several
+# times slower (YNNPACK's int8 GEMM is the fast one), so it is for float32 executables only,
+# never process-wide XLA_FLAGS (benchmarks/README.md, "JAX float32: XLA's CPU options").
+# Measured on x86-64 Linux only: elsewhere nothing is set.
+XLA_CPU_FLOAT32_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    "xla_cpu_use_onednn": True,
+    "xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+}
+XLA_OPTIONS_OPT_OUT = "VIDEOPRISM_XLA_OPTIONS"  # "0": jaxlib's own defaults

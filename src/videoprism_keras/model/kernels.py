@@ -69,6 +69,67 @@ def linear(x: Any, kernel: Any, bias: Any, activation: str | None = None) -> Any
     return ops.reshape(activate(y, activation), (*lead, kernel.shape[-1]))
 
 
+def int8_matmul(x: Any, kernel: Any) -> Any:
+    """The exact int32 product of an int8 (M, K) `x` and an int8 (K, N) `kernel`.
+
+    Keras' own int8 matmul has no fast integer GEMM on the CPU under two backends
+    (benchmarks/README.md, int8 profile): TensorFlow runs `tf.matmul(..., output_type=int32)`
+    as Eigen's generic integer contraction, and PyTorch casts both to int32 for a
+    `torch.matmul` without BLAS. oneDNN's VNNI GEMM is reachable from each: PyTorch's
+    `_int_mm`, and TensorFlow's `QuantizedMatMulWithBias`, which takes an unsigned left
+    operand: x + 128 (a flip of the sign bit), whose extra 128 * column sums of the kernel
+    its int32 bias takes back. Integer sums, so the result is the same, bit for bit.
+    """
+    x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+    backend = keras.backend.backend()
+    if backend == "tensorflow" and not _PORTABLE.get() and _tensorflow_has_int8_gemm():
+        return _tensorflow_int8_matmul(x, kernel)
+    if backend == "torch" and not _PORTABLE.get() and _torch_int8_gemm(x, kernel):
+        import torch
+
+        return torch._int_mm(x, kernel)
+    return ops.matmul(x, kernel)
+
+
+def _tensorflow_int8_matmul(x, kernel):
+    import tensorflow as tf
+
+    shifted = tf.bitcast(tf.bitwise.bitwise_xor(x, tf.constant(-128, tf.int8)), tf.quint8)
+    compensation = -128 * tf.reduce_sum(tf.cast(kernel, tf.int32), axis=0)
+    product = tf.raw_ops.QuantizedMatMulWithBias(
+        a=shifted, b=tf.bitcast(kernel, tf.qint8), bias=tf.bitcast(compensation, tf.qint32),
+        min_a=0.0, max_a=255.0, min_b=-127.0, max_b=127.0, Toutput=tf.qint32,
+    )[0]  # fmt: skip
+    return tf.bitcast(product, tf.int32)
+
+
+@functools.cache
+def _tensorflow_has_int8_gemm():
+    """Whether this TensorFlow build registers the oneDNN int8 GEMM (x86 builds with
+    oneDNN do; others fall back to `tf.matmul`)."""
+    import tensorflow as tf
+
+    with tf.init_scope():  # eagerly, also when first asked while a tf.function traces
+        try:
+            x = tf.constant([[1, -2]], tf.int8)
+            return bool(tf.reduce_all(_tensorflow_int8_matmul(x, tf.transpose(x)) == 5))
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+            return False
+
+
+def _torch_int8_gemm(x, kernel):
+    """Whether `torch._int_mm` runs this product: on the CPU, outside inductor, with
+    both operands int8 and 2-D."""
+    import torch
+
+    return (
+        x.device.type == "cpu"
+        and not _torch_compiling()
+        and x.dtype == kernel.dtype == torch.int8
+        and x.ndim == kernel.ndim == 2
+    )
+
+
 def activate(y: Any, activation: str | None) -> Any:
     """The model's activations by name: None, "gelu" (exact erf, as in the official
     vision encoders; Keras' "gelu" activation is the tanh approximation) or "relu"."""
