@@ -396,8 +396,8 @@ ENGINES = ("auto", "keras", "openvino", "onnxruntime")
 # What an engine is asked to compute in.
 PRECISIONS = ("float32", "bfloat16", "int8")
 # "auto"'s order per precision, the first installed one wins (figures: benchmarks/README.md,
-# "Engines"). Keras int8 only on JAX: on TensorFlow and PyTorch it is several times slower
-# than their own float32, so it is refused there with the install line of the engines.
+# "Engines"). Keras runs every precision on every backend (its int8 through oneDNN's int8
+# GEMM on TensorFlow and PyTorch, `kernels.int8_matmul`), the last resort of each.
 ENGINE_PREFERENCE = {"float32": ("keras",), "bfloat16": ("openvino", "keras"),
                      "int8": ("openvino", "onnxruntime", "keras")}  # fmt: skip
 # int8 on OpenVINO is calibrated (NNCF) on at most this many clips of the first `video()`

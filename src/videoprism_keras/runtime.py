@@ -19,7 +19,9 @@ import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .backend import float32_compiler_options
 from .model.inputs import check_pixel_values, check_token_ids
+from .model.quantization import model_precision
 
 
 def compile_inference(model: keras.Model, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,7 +52,10 @@ def compile_inference(model: keras.Model, fn: Callable[..., Any]) -> Callable[..
             with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
                 return float32_fn(*args)
 
-        jitted = jax.jit(stateless)
+        # oneDNN's GEMM for float32 dots (`backend.float32_compiler_options`); not for
+        # bfloat16 or int8 models, whose dots jaxlib's defaults run faster.
+        options = float32_compiler_options() if model_precision(model) == "float32" else None
+        jitted = jax.jit(stateless, compiler_options=options)
         return lambda *args: to_numpy(jitted([v.value for v in variables], *args))
     if backend == "tensorflow":
         import tensorflow as tf

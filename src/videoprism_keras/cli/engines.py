@@ -44,10 +44,6 @@ def resolve(engine: str | None, dtype: str | None, backend: str | None = None) -
 def usage_error(engine: str, dtype: str, backend: str, err: Exception) -> UsageError:
     """`choose_engine`'s refusal in the CLI's words: the flags, and what would install or
     allow the path asked for."""
-    if dtype == "int8" and backend != "jax" and engine in ("auto", "keras"):
-        return UsageError(f"--dtype int8 on the {backend} backend needs OpenVINO or ONNX "
-                          "Runtime (pip install 'videoprism-keras[openvino]'), or --backend "
-                          f"jax: Keras' own int8 is slower than float32 on {backend}")  # fmt: skip
     said = str(err).split(" Received:")[0].rstrip(".")  # the flags below say what was given
     said = re.sub(r"engine='(\w+)'", r"--engine \1", said)
     return UsageError(f"--engine {engine} --dtype {dtype} on the {backend} backend: {said}")

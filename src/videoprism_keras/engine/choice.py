@@ -37,11 +37,6 @@ def needs(engine: str, precision: str, backend: str) -> tuple[str, ...]:
 
 def refusal(engine: str, precision: str, backend: str) -> str | None:
     """Why `engine` cannot run `precision` on `backend` whatever is installed, or None."""
-    if engine == "keras" and precision == "int8" and backend != "jax":
-        install = install_line(["openvino", "nncf"])
-        return (f"Keras int8 on {backend} is several times slower than its own float32 "
-                "(benchmarks/README.md, \"Engines\"): run int8 through OpenVINO or ONNX "
-                f"Runtime ({install}), or on the JAX backend")  # fmt: skip
     if engine == "onnxruntime" and precision == "bfloat16":
         return ("ONNX Runtime's CPU provider computes a float32 model's matrix products in "
                 "float32 only: use engine='openvino' (or 'keras') for bfloat16")  # fmt: skip

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import keras
 
+from ..model.quantization import model_precision
 from .choice import LABELS, check_names, choose_engine
-
-
-def model_precision(model: keras.Model) -> str:
-    """What `model` computes in: "int8" (or another mode) once quantized by Keras, else its
-    dtype policy's compute dtype."""
-    for layer in model._flatten_layers(include_self=False):
-        if layer.quantization_mode is not None:
-            return layer.quantization_mode
-    return keras.backend.standardize_dtype(model.dtype_policy.compute_dtype)
 
 
 def resolve(model: keras.Model, engine: str, precision: str | None) -> tuple[str, str, str]:

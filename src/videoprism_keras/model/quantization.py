@@ -124,3 +124,12 @@ def rebase(saved: Any, dtype: Any) -> Any:
             policy = keras.dtype_policies.get(f"{mode}_from_{source}")
         entries[path] = policy
     return keras.dtype_policies.DTypePolicyMap(source, entries)
+
+
+def model_precision(model: keras.Model) -> str:
+    """What `model` computes in: "int8" (or another mode) once quantized by Keras, else its
+    dtype policy's compute dtype."""
+    for layer in model._flatten_layers(include_self=False):
+        if layer.quantization_mode is not None:
+            return layer.quantization_mode
+    return keras.backend.standardize_dtype(model.dtype_policy.compute_dtype)
