@@ -147,3 +147,21 @@ def videos(tmp_path_factory):
     for i in range(3):
         write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
     return folder
+
+
+# LoRA adapters of the small checkpoint (eval and engine CLI tests).
+@pytest.fixture(scope="module")
+def lora_adapter(golden_dir, tmp_path_factory):
+    """LoRA adapters of the small checkpoint, B not zero: they change what it embeds."""
+    import keras
+
+    from videoprism_keras import VideoPrismBackbone
+
+    model = VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
+                                           attention_logit_soft_cap=5.0)  # fmt: skip
+    model.enable_lora(1)
+    for variable in model.trainable_variables:
+        variable.assign(keras.random.normal(variable.shape, stddev=0.05, seed=0))
+    path = tmp_path_factory.mktemp("lora") / "tuned.lora.h5"
+    model.save_lora_weights(path)
+    return path

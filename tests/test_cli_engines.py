@@ -5,38 +5,16 @@ before engines reads as Keras; `eval` keeps an int8 run's cache apart from float
 wrong or unavailable engine is one line, before the model loads."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 from cli_helpers import call, run_all
-from videos import lavfi_video, write_video
+from videos import lavfi_video
 
 # Cosine of the small checkpoint's int8 video embeddings to its float32 ones, measured on
 # these clips (the lowest of three): Keras int8 (JAX) 0.99989, OpenVINO (NNCF) 0.99992; ONNX
 # Runtime 0.99991, OpenVINO bfloat16 0.99998. The bound leaves eight times the largest error.
 INT8_COSINE = 0.999
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return {**os.environ, "VIDEOPRISM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def lvt(golden_dir, media_dir):
-    model = ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--num-frames",
-             "4", "--size", "16", "--no-progress"]  # fmt: skip
-    return model, ["--tokenizer", media_dir / "test_spm.model"]
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(3):
-        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
-    return folder
 
 
 def _cosines(a, b):
@@ -55,24 +33,7 @@ def captions(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def adapter(golden_dir, tmp_path_factory):
-    """LoRA adapters of the small checkpoint, B not zero: they change what it embeds."""
-    import keras
-
-    from videoprism_keras import VideoPrismBackbone
-
-    model = VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
-                                           attention_logit_soft_cap=5.0)  # fmt: skip
-    model.enable_lora(1)
-    for variable in model.trainable_variables:
-        variable.assign(keras.random.normal(variable.shape, stddev=0.05, seed=0))
-    path = tmp_path_factory.mktemp("lora") / "tuned.lora.h5"
-    model.save_lora_weights(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def runs(env, lvt, videos, captions, adapter, golden_dir, media_dir, tmp_path_factory):
+def runs(env, lvt, videos, captions, lora_adapter, golden_dir, media_dir, tmp_path_factory):
     """Every command of the tests below, in turn in one interpreter (each loads its model):
     name → (result, its folder)."""
     model, tok = lvt
@@ -105,7 +66,7 @@ def runs(env, lvt, videos, captions, adapter, golden_dir, media_dir, tmp_path_fa
         ],
         "eval int8": [*evaluate, "--dtype", "int8"],  # auto: OpenVINO, installed here
         "eval f32": evaluate,
-        "eval lora": [*evaluate, *keras_int8, "--lora", adapter],  # quantized once merged
+        "eval lora": [*evaluate, *keras_int8, "--lora", lora_adapter],  # quantized once merged
     }
     results = run_all(env, *commands.values(), ok=False)
     return dict(zip(commands, results, strict=True)), out

@@ -46,23 +46,6 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def adapters(golden_dir, tmp_path_factory):
-    """LoRA adapters of the small checkpoint, B not zero: they change what it embeds."""
-    import keras
-
-    from videoprism_keras import VideoPrismBackbone
-
-    model = VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
-                                           attention_logit_soft_cap=5.0)  # fmt: skip
-    model.enable_lora(1)
-    for variable in model.trainable_variables:
-        variable.assign(keras.random.normal(variable.shape, stddev=0.05, seed=0))
-    path = tmp_path_factory.mktemp("lora") / "tuned.lora.h5"
-    model.save_lora_weights(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def model(golden_dir, media_dir):
     return ["--preset", golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--tokenizer",
             media_dir / "test_spm.model", "--num-frames", "2", "--size", "36",
@@ -185,7 +168,7 @@ def _cached(record, cache, golden_dir, media_dir, dataset, texts):
     return videos, store.texts(model, tokenizer, texts, progress=False)
 
 
-def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp_path,
+def test_retrieval_and_classification_end_to_end(data, model, lora_adapter, env, tmp_path,
                                                  golden_dir, media_dir):  # fmt: skip
     from videoprism_keras.apps.evaluation.datasets import read_dataset
 
@@ -197,7 +180,7 @@ def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp
     # The --strict run is the classification's again: its videos and prompts all cached,
     # it embeds (and compiles) nothing, fails on the broken video and writes nothing.
     runs = run_all(env, [*retrieval, "--json"], [*classification, "-o", out],
-                   [*retrieval, "--lora", adapters, "--json"],
+                   [*retrieval, "--lora", lora_adapter, "--json"],
                    [*classification, "--strict", "-o", tmp_path / "strict"],
                    ["eval", "report", out, "--json"],
                    ok=False)  # fmt: skip
@@ -273,7 +256,7 @@ def test_retrieval_and_classification_end_to_end(data, model, adapters, env, tmp
 
     # Adapters: another model, so another cache key (embedded anew) and another file.
     adapted = json.loads(tuned.stdout)
-    assert adapted["model"]["lora"] == [str(adapters)]
+    assert adapted["model"]["lora"] == [str(lora_adapter)]
     assert adapted["model"]["name"] == record["model"]["name"] + "+tuned.lora"
     assert adapted["model"]["key"] != record["model"]["key"]
     assert "videos: 4 embedded, 0 from the cache" in tuned.stderr
