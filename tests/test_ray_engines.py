@@ -6,7 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from videos import write_video
+from cli_helpers import call
+from ray_helpers import assert_same_index
+from videos import lavfi_video, write_video
 
 import videoprism_keras as vp
 from videoprism_keras import cli
@@ -14,6 +16,7 @@ from videoprism_keras.apps import VideoIndex, embed_videos
 from videoprism_keras.apps import ray_pipeline as rp
 from videoprism_keras.apps.embed_writer import EmbeddingWriter
 from videoprism_keras.engine import artefacts
+from videoprism_keras.model.quantization import model_precision
 from videoprism_keras.runtime import Encoder
 
 ray = pytest.importorskip("ray")
@@ -73,18 +76,51 @@ def test_embed_on_ray_gives_the_local_int8_embeddings(cache, ray_local, flags, v
     assert len(_artefact_folders(cache / "engines")) == 1
 
 
-def test_index_on_ray_in_int8_records_what_a_local_run_does(cache, ray_local, flags, videos,
-                                                            tmp_path):  # fmt: skip
+def test_index_on_ray_in_int8_records_and_holds_what_a_local_run_does(cache, ray_local, flags,
+                                                                      videos,
+                                                                      tmp_path):  # fmt: skip
     for name, extra in (("local", []), ("ray", ["--ray", ray_local])):
         args = ["index", videos, "-o", tmp_path / name, *flags, *extra]
         assert cli.main([str(a) for a in args]) == 0
     local, on_ray = VideoIndex(tmp_path / "local"), VideoIndex(tmp_path / "ray")
     assert on_ray.meta["dtype"] == local.meta["dtype"] == "int8"
-    assert on_ray.meta["engine"] == local.meta["engine"]
-    assert len(on_ray) == len(local) == 3
+    assert on_ray.meta["engine"] == local.meta["engine"] == "openvino"  # auto's pick here
+    assert_same_index(on_ray, local, atol=SAME)
     # Adding to it again on Ray is the same model: accepted, nothing new to embed.
     again = ["index", videos, "-o", tmp_path / "ray", "--ray", ray_local, "--no-progress"]
     assert cli.main([str(a) for a in again]) == 0
+
+
+def test_keras_int8_actors_quantize_what_they_load(golden_dir):
+    # The CLI's loader for --dtype int8 --engine keras: the actors' model is Keras' int8,
+    # as the driver's (`ModelOptions.load` quantizes it the same way).
+    loader = rp.PresetLoader(str(golden_dir / "lvt_small.ckpt.npz"),
+                             {"attention_logit_soft_cap": 5.0}, quantize="int8")  # fmt: skip
+    assert model_precision(loader()) == "int8"
+    assert model_precision(rp.PresetLoader(loader.preset, loader.overrides)()) == "float32"
+
+
+def test_eval_on_ray_in_int8_gives_the_local_record(cache, ray_local, golden_dir, media_dir,
+                                                   tmp_path, capsys):  # fmt: skip
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    rows = []
+    for i, source in enumerate(("testsrc2", "mandelbrot", "rgbtestsrc")):
+        lavfi_video(folder / f"v{i}.mp4", [(source, 1)], fps=4, size=(48, 36))
+        rows.append(f"v{i}.mp4,{source} pattern")
+    (folder / "captions.csv").write_text("path,caption\n" + "\n".join(rows) + "\n")
+    evaluate = ["eval", "retrieval", folder / "captions.csv", "--preset",
+                golden_dir / "lvt_small.ckpt.npz", "--soft-cap", "5", "--tokenizer",
+                media_dir / "test_spm.model", "--num-frames", "2", "--size", "36",
+                "--no-progress", "--bootstrap", "20", "--json", "--dtype", "int8"]  # fmt: skip
+    local = call(capsys, *evaluate, "--cache", tmp_path / "local")
+    on_ray = call(capsys, *evaluate, "--cache", tmp_path / "ray", "--ray", ray_local)
+    assert local.returncode == on_ray.returncode == 0, on_ray.stderr[-2000:]
+    local, on_ray = json.loads(local.stdout), json.loads(on_ray.stdout)
+    assert on_ray["model"] == local["model"]  # dtype, engine, key
+    assert (local["model"]["dtype"], local["model"]["engine"]) == ("int8", "openvino")
+    for name, value in local["metrics"].items():
+        assert on_ray["metrics"][name] == pytest.approx(value, abs=1e-6), name
 
 
 def test_actors_install_the_drivers_artefact_and_build_none(cache, ray_local, golden_dir,
