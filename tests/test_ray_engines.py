@@ -15,6 +15,7 @@ from videoprism_keras import cli
 from videoprism_keras.apps import VideoIndex, embed_videos
 from videoprism_keras.apps import ray_pipeline as rp
 from videoprism_keras.apps.embed_writer import EmbeddingWriter
+from videoprism_keras.apps.ray_engine import ShippedArtefact
 from videoprism_keras.engine import artefacts
 from videoprism_keras.model.quantization import model_precision
 from videoprism_keras.runtime import Encoder
@@ -146,13 +147,17 @@ def test_actors_install_the_drivers_artefact_and_build_none(cache, ray_local, go
     order = np.argsort(local.paths)
     assert paths == [local.paths[i] for i in order]
     assert np.abs(on_ray - local.vectors[order]).max() < SAME
-    # Another driver's build of the key (its cache was emptied): the actors' cache holds
-    # the first, so the new one goes beside it, and they embed with the new one.
-    assert _embed_on_ray(model, videos, tmp_path / "e2.npz", tmp_path / "driver2", actors) == 3
-    (rebuilt,) = _artefact_folders(tmp_path / "driver2")
-    assert artefacts.read_meta(rebuilt)["key"] == artefacts.read_meta(built)["key"]
+    # Another driver's build of the key (its cache was emptied, the clips were others):
+    # an actor whose cache holds the first installs the new one beside it, and embeds
+    # with that one, building nothing.
+    other = {**artefacts.read_meta(built), "created": "another build"}
+    files = ray.put(artefacts.files_of(built))
+    shipped = ShippedArtefact("openvino", "int8", files, other, str(actors))
+    encoder = shipped.encoder(model)
+    encoder.video(np.zeros((1, 4, 16, 16, 3), np.float32))
     (beside,) = _artefact_folders(actors / "ray")
-    assert artefacts.read_meta(beside / built.name) == artefacts.read_meta(rebuilt)
+    assert artefacts.read_meta(beside / built.name) == other
+    assert encoder.artefact == other["key"]
     assert artefacts.read_meta(installed) == artefacts.read_meta(built)  # left as it was
 
 
