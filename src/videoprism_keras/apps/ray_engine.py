@@ -91,10 +91,12 @@ def prepare(ray: Any, model: VideoPrismBackbone, choice: EngineChoice, items: li
     store; None for Keras (each actor loads the model) or when no clip decodes (nothing
     to embed)."""
     from ..engine import artefacts
+    from ..engine.resolve import resolve
     from ..engine.session import EngineVideo
 
     if choice.engine == "keras":
         return None
+    resolve(model, choice.engine, choice.precision)  # a float32 model, an engine that runs it
     clips = first_clips(items, decode, sampling)
     if not len(clips):
         return None

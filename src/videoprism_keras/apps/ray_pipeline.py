@@ -243,7 +243,7 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds, shots)
     writer = index.writer(model, clip_seconds, stride_seconds, num_frames=sampling["num_frames"],
                           size=sampling["size"], shots=shots,
-                          encoder=options.engine)  # its engine and precision: recorded # fmt: skip
+                          encoder=options.engine)  # fmt: skip
     files, failures = source_files(sources, options.column)
     held, todo = writer.prepare(files)  # replaced files: their old rows go now
     run = _Run(failures=list(failures))
