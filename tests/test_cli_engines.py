@@ -187,18 +187,11 @@ def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(runs):
     assert "videos: 3 embedded, 0 from the cache" in exact.stderr
 
 
-def test_train_offers_no_int8_and_ray_refuses_it(videos, tmp_path, capsys):
+def test_train_offers_no_int8_and_a_wrong_engine_is_refused(videos, tmp_path, capsys):
     out = call(capsys, "train", videos, "-o", tmp_path / "c.keras", "--dtype", "int8")
     assert out.returncode == 2 and "invalid choice: 'int8'" in out.stderr
     out = call(capsys, "embed", videos, "-o", tmp_path / "e.npz", "--engine", "tpu")
     assert out.returncode == 2 and "invalid choice: 'tpu'" in out.stderr
-    # Ray's actors run Keras' own dtypes: said before Ray or the model starts.
-    out = call(capsys, "embed", videos, "-o", tmp_path / "e.npz", "--dtype", "int8", "--ray")
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert (
-        "--ray runs the model on Keras in each actor (float32 or bfloat16), not --dtype int8: "
-        "leave out --ray" in out.stderr
-    )
 
 
 def _without(monkeypatch, *absent):

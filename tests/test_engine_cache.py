@@ -154,3 +154,21 @@ def worker_env():
     src = str(HERE.parent / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, str(HERE), env.get("PYTHONPATH", "")])
     return env
+
+
+def test_an_installed_artefact_is_the_built_one_and_installs_once(tmp_path):
+    def build(folder):
+        (folder / "model.bin").write_bytes(b"\x00\x01weights")
+        return {"versions": {"x": "1"}}
+
+    folder, meta = artefacts.cached(tmp_path / "built", {"weights": "w"}, build)
+    files = artefacts.files_of(folder)
+    assert files == {"model.bin": b"\x00\x01weights"}
+    other = tmp_path / "actor"
+    installed = artefacts.install(other, files, meta)
+    assert installed.name == folder.name and artefacts.read_meta(installed) == meta
+    assert artefacts.files_of(installed) == files
+    # A second install of the key leaves the first as it is; nothing half-written stays.
+    assert artefacts.install(other, {"model.bin": b"other"}, meta) == installed
+    assert artefacts.files_of(installed) == files
+    assert sorted(p.name for p in other.iterdir() if p.is_dir()) == [folder.name]

@@ -436,3 +436,8 @@ XLA_CPU_FLOAT32_OPTIONS = {
     "xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
 }
 XLA_OPTIONS_OPT_OUT = "VIDEOPRISM_XLA_OPTIONS"  # "0": jaxlib's own defaults
+
+# ---- Ray on engines (issue 30): where an actor installs the driver's artefact when its
+# node's engine cache already holds another build under the same key (e.g. calibrated on
+# other first clips): a folder of that cache, one subfolder per shipped build.
+RAY_SHIPPED_FOLDER = "ray"

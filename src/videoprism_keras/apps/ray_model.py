@@ -2,7 +2,8 @@
 loaded model, uint8 clips in, embeddings (and index posters) out.
 
 The frames become the in-process float32 input bit for bit (`as_model_input`), and run
-through the same compiled `Encoder` as in process.
+through the same compiled `Encoder` as in process: on Keras, or on the driver's engine
+artefact (`ray_engine.py`).
 """
 
 from __future__ import annotations
@@ -18,20 +19,26 @@ from .embedding import select
 if TYPE_CHECKING:
     from ..model.backbone import VideoPrismBackbone
     from ..runtime import Encoder
+    from .ray_engine import ShippedArtefact
 
 
 @dataclass(frozen=True)
 class PresetLoader:
     """Loads a backbone from a preset in each actor (every node reads the preset: a hub
-    name, or a path on a filesystem they share), instead of shipping the driver's."""
+    name, or a path on a filesystem they share), instead of shipping the driver's; with
+    `quantize` ("int8"), Keras-quantized once loaded, as the driver's is."""
 
     preset: str
     overrides: dict = field(default_factory=dict)
+    quantize: str | None = None
 
     def __call__(self) -> VideoPrismBackbone:
         from ..model.backbone import VideoPrismBackbone
 
-        return VideoPrismBackbone.from_preset(self.preset, **self.overrides)
+        model = VideoPrismBackbone.from_preset(self.preset, **self.overrides)
+        if self.quantize:
+            model.quantize(self.quantize)
+        return model
 
 
 class Embedder:
@@ -46,15 +53,22 @@ class Embedder:
             count the work). Defaults to None (`Encoder`).
         batch_size: int or None. Batches are padded to a power of two up to this.
             Defaults to None.
+        engine: `ShippedArtefact` or None. The driver's engine artefact, which every
+            actor runs; None: Keras. Defaults to None.
     """
 
     def __init__(self, model: VideoPrismBackbone | Callable[[], VideoPrismBackbone], kind: str,
                  posters: bool, encoder: type[Encoder] | None = None,
-                 batch_size: int | None = None):  # fmt: skip
+                 batch_size: int | None = None,
+                 engine: ShippedArtefact | None = None):  # fmt: skip
         from ..runtime import Encoder
 
         self.model = model() if callable(model) and not hasattr(model, "encode_video") else model
-        self.encoder = (encoder or Encoder)(self.model)
+        if engine is None:
+            self.encoder = (encoder or Encoder)(self.model)
+        else:
+            self.encoder = engine.encoder(self.model, encoder)
+        self.shipped = None if engine is None else engine.meta["key"]
         self.kind, self.posters, self.batch_size = kind, posters, batch_size
 
     def __call__(self, batch: dict) -> dict:
@@ -70,6 +84,9 @@ class Embedder:
             padded = min(1 << (len(todo) - 1).bit_length(), max(len(todo), self.batch_size or 1))
             pixels = as_model_input(frames[np.pad(todo, (0, padded - len(todo)), mode="edge")])
             outputs = self.encoder.video(pixels)
+            if self.shipped and self.encoder.artefact != self.shipped:
+                raise RuntimeError(f"an actor embedded with artefact {self.encoder.artefact}, "
+                                   f"not the driver's {self.shipped}")  # fmt: skip
             done = np.asarray(select(self.model, outputs, self.kind), np.float32)[: len(todo)]
             vectors = np.zeros((len(frames), *done.shape[1:]), np.float32)
             vectors[todo] = done

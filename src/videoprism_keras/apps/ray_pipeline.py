@@ -57,6 +57,7 @@ from ..progress import expected_items, progress_bar
 from ..video.options import Sampling
 from .embedding import Embeddings, check_shot_windows, item_key, nothing_embedded
 from .ray_commits import FileState, IndexCommits
+from .ray_engine import EngineChoice, prepare
 from .ray_model import Embedder, PresetLoader
 from .ray_session import RayUnavailable, check_address, driver_messages_on_stderr, ray_session
 from .ray_sources import Sources, list_sources, listed_videos, local_sources, source_files
@@ -66,9 +67,9 @@ if TYPE_CHECKING:
     from .embed_writer import EmbeddingWriter
     from .index import VideoIndex
 
-__all__ = ["PresetLoader", "RayOptions", "RayRun", "RayUnavailable", "check_address",
-           "driver_messages_on_stderr", "embed_on_ray", "failures_of", "index_on_ray",
-           "list_sources", "local_sources", "ray_session"]  # fmt: skip
+__all__ = ["EngineChoice", "PresetLoader", "RayOptions", "RayRun", "RayUnavailable",
+           "check_address", "driver_messages_on_stderr", "embed_on_ray", "failures_of",
+           "index_on_ray", "list_sources", "local_sources", "ray_session"]  # fmt: skip
 
 MAX_BLOCKS = 2048  # items per decode task: at least len(items) / this
 
@@ -90,25 +91,35 @@ class RayOptions:
     commit_clips: int = RAY_COMMIT_CLIPS  # or at once with this many clips waiting
     column: str = "path"  # of .parquet/.csv source lists
     address: str | None = None  # if this process is not connected to Ray yet
+    # The engine the actors run (`ray_engine.py`): None, Keras in the model's dtype.
+    engine: EngineChoice | None = None
 
 
-def clip_dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptions):
+def clip_dataset(ray, items, model, kind, posters, sampling: dict, options: RayOptions,
+                 driver_model=None):  # fmt: skip
     """The decode and model stages as one Ray Data dataset of `items` (dicts the decoder
     takes: `decode_rows`'s, or `options.decoder`'s), its rows the decoder's with a
-    `vector` (and with `posters`, a `poster`); `sampling` is the decoder's arguments."""
+    `vector` (and with `posters`, a `poster`); `sampling` is the decoder's arguments.
+    With `options.engine`, the driver's artefact of `driver_model` (built now, before
+    the pipeline) is what every actor runs."""
     import keras
     import ray.data
 
     from ..video.clip_rows import decode_rows
 
     workers = options.workers or _default_workers(ray, options.num_gpus_per_worker)
+    decode = options.decoder or decode_rows
+    engine = None
+    if options.engine is not None:
+        engine = prepare(ray, driver_model, options.engine, items, decode, sampling)
     blocks = max(1, min(len(items), MAX_BLOCKS))
     # The actors load Keras with the driver's backend, on whichever node they run.
     backend = {"env_vars": {"KERAS_BACKEND": keras.backend.backend()}}
     return (ray.data.from_items(items, override_num_blocks=blocks)
-            .flat_map(options.decoder or decode_rows, fn_kwargs=sampling, num_cpus=1)
+            .flat_map(decode, fn_kwargs=sampling, num_cpus=1)
             .map_batches(Embedder, fn_constructor_kwargs=dict(model=model, kind=kind,
-                         posters=posters, encoder=options.encoder, batch_size=options.batch_size),
+                         posters=posters, encoder=options.encoder, batch_size=options.batch_size,
+                         engine=engine),
                          batch_size=options.batch_size, batch_format="numpy",
                          compute=ray.data.ActorPoolStrategy(size=workers), runtime_env=backend,
                          num_gpus=options.num_gpus_per_worker or None))  # fmt: skip
@@ -231,7 +242,8 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
     check_shot_windows(shots, clip_seconds, stride_seconds)
     sampling = _sampling(model, num_frames, size, clip_seconds, stride_seconds, shots)
     writer = index.writer(model, clip_seconds, stride_seconds, num_frames=sampling["num_frames"],
-                          size=sampling["size"], shots=shots)  # fmt: skip
+                          size=sampling["size"], shots=shots,
+                          encoder=options.engine)  # fmt: skip
     files, failures = source_files(sources, options.column)
     held, todo = writer.prepare(files)  # replaced files: their old rows go now
     run = _Run(failures=list(failures))
@@ -258,7 +270,8 @@ def index_on_ray(model: VideoPrismBackbone, sources: Sources, index: VideoIndex,
                                options.commit_clips)  # fmt: skip
         with ray_session(options.address) as ray, quiet_data():
             model_stage = load_model or model
-            dataset = clip_dataset(ray, items, model_stage, "video", True, sampling, options)
+            dataset = clip_dataset(ray, items, model_stage, "video", True, sampling, options,
+                                   model)  # fmt: skip
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 commits.add(batch)
             commits.flush()
@@ -332,7 +345,8 @@ def embed_on_ray(model: VideoPrismBackbone, sources: Sources, writer: EmbeddingW
                                                clip_seconds, stride_seconds, held))  # fmt: skip
     if items:
         with ray_session(options.address) as ray, quiet_data():
-            dataset = clip_dataset(ray, items, load_model or model, kind, False, sampling, options)
+            dataset = clip_dataset(ray, items, load_model or model, kind, False, sampling, options,
+                                   model)  # fmt: skip
             batches = dataset.iter_batches(batch_size=options.batch_size, batch_format="numpy")
             for kinds, batch in _rows(batches):
                 new = [(str(batch["path"][i]), str(batch["reason"][i])) for i in kinds["failed"]]

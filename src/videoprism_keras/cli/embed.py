@@ -8,7 +8,6 @@ from ..apps.object_store import is_uri
 from ..constants import EMBED_KINDS
 from .inputs import (
     check_output,
-    check_ray_engine,
     check_suffix,
     on_ray,
     report_failures,
@@ -59,8 +58,6 @@ def embed(args: argparse.Namespace) -> dict:
         check_output(args.output, SUFFIXES, "-o")  # before hours of work, not after
     files = sources(args, args.videos)  # before the model loads: a typo fails at once
     options = ModelOptions.from_args(args)
-    if args.ray:
-        check_ray_engine(options)
     model = options.load()
     frames, size = options.sampling(model)
     settings = {"--kind": args.kind, "--preset": preset_id(options.preset_name),

@@ -21,7 +21,7 @@ from ..constants import (
     EVAL_TEMPLATE_SETS,
     LORA_FILE_SUFFIX,
 )
-from .inputs import check_ray_engine, ray_target
+from .inputs import ray_target
 from .models import ModelOptions
 from .parser import UsageError, add_model_options, positive
 
@@ -192,8 +192,6 @@ def load_model(args: argparse.Namespace, text: bool = True) -> Loaded:
     from ..apps.evaluation.results import model_info
 
     options = ModelOptions.from_args(args)
-    if args.ray:
-        check_ray_engine(options)
     model = options.load(need_text=text, quantize=False)  # int8 after the adapters merge
     if args.lora:
         from ..model import lora

@@ -18,8 +18,8 @@ from ..constants import (
 from . import parser
 from .inputs import (
     check_index_folder,
-    check_ray_engine,
     on_ray,
+    ray_engine,
     report_failures,
     sources,
     storage_options,
@@ -109,11 +109,10 @@ def index(args: argparse.Namespace) -> dict:
         clip = options.clip_seconds or SHOTS_CLIP_SECONDS
         options = dataclasses.replace(options, clip_seconds=clip, stride_seconds=None)
     files = sources(args, args.sources)
-    if args.ray:
-        check_ray_engine(options)
     model = options.load(text_later=True)
     frames, size = options.sampling(model)
-    encoder = None if args.ray else options.encoder(model)
+    # On Ray: the engine and precision the actors run (recorded as a local run's).
+    encoder = ray_engine(options) if args.ray else options.encoder(model)
     if len(held):  # the same model, by content, before any video is decoded
         check_model(held, model, options, frames, size, args.shots, encoder)
     else:

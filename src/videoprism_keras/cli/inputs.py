@@ -145,10 +145,12 @@ def on_ray(
     from ..apps import ray_pipeline as rp
     from ..apps.embed_writer import EmbeddingWriter
 
-    loader = rp.PresetLoader(preset_id(options.preset_name), options.overrides())
+    loader = rp.PresetLoader(preset_id(options.preset_name), options.overrides(),
+                             quantize="int8" if keras_int8(options) else None)  # fmt: skip
     ray = rp.RayOptions(workers=args.workers, num_gpus_per_worker=args.num_gpus_per_worker
                         or 0.0, batch_size=options.batch_size, progress=options.progress,
-                        address=None if args.ray == "local" else args.ray)  # fmt: skip
+                        address=None if args.ray == "local" else args.ray,
+                        engine=ray_engine(options))  # fmt: skip
     frames, size = options.sampling(model)
     common = dict(num_frames=frames, size=size, load_model=loader, options=ray)
     clip_seconds, stride_seconds = options.clip_seconds, options.stride_seconds
@@ -162,18 +164,20 @@ def on_ray(
         raise UsageError(f"--ray {args.ray}: {err}") from err
 
 
-def check_ray_engine(options: ModelOptions) -> None:
-    """--ray's actors load the model from its preset and run it on Keras in a Keras dtype
-    policy: --dtype int8 or an engine other than Keras is refused before any work."""
+def keras_int8(options: ModelOptions) -> bool:
+    """Whether the model runs as Keras' own int8 (the actors quantize what they load)."""
+    return options.dtype == "int8" and options.chosen_engine == "keras"
+
+
+def ray_engine(options: ModelOptions):
+    """The engine --ray's actors run, as the local run would (`apps.ray_engine`): None
+    for Keras (each actor loads the model in --dtype), else the engine and precision
+    whose artefact the driver builds once for every actor."""
+    from ..apps.ray_engine import EngineChoice
+    from .engines import precision
+
     engine = options.chosen_engine
-    if options.dtype != "int8" and engine == "keras":
-        return
-    asked = f"--dtype {options.dtype}" if options.dtype == "int8" else f"--engine {engine}"
-    picked = ("" if options.engine not in (None, "auto") or options.dtype == "int8" else
-              f" (--engine auto picked {engine} for --dtype {options.dtype}: give --engine "
-              "keras for Keras' own on Ray)")  # fmt: skip
-    raise UsageError(f"--ray runs the model on Keras in each actor (float32 or bfloat16), "
-                     f"not {asked}{picked}: leave out --ray to run {asked} here")  # fmt: skip
+    return None if engine == "keras" else EngineChoice(engine, precision(options.dtype))
 
 
 def ray_target(flag: str | None):

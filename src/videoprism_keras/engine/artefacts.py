@@ -8,7 +8,8 @@ renamed into place once complete, with its `meta.json` (the key's inputs, the ca
 used, versions, creation time) written last: a build that fails or is killed leaves no
 folder under the key, and the next build removes its leftovers. Builders of one key take
 turns on a lock file (the second finds the first's artefact); where locks do not work the
-rename still lets one win, and the loser removes its own copy.
+rename still lets one win, and the loser removes its own copy. An artefact built
+elsewhere (a Ray driver's, shipped to its actors) is installed the same way (`install`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,40 @@ def cached(
     folder = folder_of(root, key)
     if is_built(folder):
         return folder, read_meta(folder)
+    return _publish(root, folder, lambda staging: _metadata(key, inputs, build(staging)))
+
+
+def _metadata(key: str, inputs: dict[str, Any], details: dict[str, Any]) -> dict:
+    return {"key": key, "inputs": inputs, "cache_format": ENGINE_CACHE_FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **details}  # fmt: skip
+
+
+def install(root: Path, files: dict[str, bytes], meta: dict) -> Path:
+    """An artefact built elsewhere (`files_of`'s files, its `meta.json` as a dict) put
+    under `root` as `cached` puts a build: staged beside its place, renamed in once
+    complete. A key already there is left as it is (a no-op). Returns its folder."""
+    folder = folder_of(root, meta["key"])
+    if is_built(folder):
+        return folder
+
+    def write(staging: Path) -> dict:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        return meta
+
+    return _publish(root, folder, write)[0]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """A built artefact's files besides its meta.json, by name (what `install` takes)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != META}
+
+
+def _publish(root: Path, folder: Path, fill: Callable[[Path], dict]) -> tuple[Path, dict]:
+    """`folder` under `root`, unless already built: `fill` writes the files into a hidden
+    staging folder and returns the meta.json, written last; then one rename puts it in
+    place (under the key's lock)."""
     root.mkdir(parents=True, exist_ok=True)
     with _lock(root / f".{folder.name}.lock"):
         if is_built(folder):  # another builder finished while this one waited
@@ -85,10 +120,7 @@ def cached(
         _remove_leftovers(root, folder.name)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=PARTIAL, dir=root))
         try:
-            details = build(staging)
-            meta = {"key": key, "inputs": inputs, "cache_format": ENGINE_CACHE_FORMAT,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    **details}  # fmt: skip
+            meta = fill(staging)
             (staging / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
             try:
                 os.rename(staging, folder)  # atomic; fails if the folder exists

@@ -419,8 +419,9 @@ class EmbeddingCache:
                 "host:port", "ray://…"): on that cluster. Defaults to None.
             progress: bool. A progress bar over the clips (cached ones done at the
                 start). Defaults to True.
-            encoder: `Encoder` or None. The compiled model calls (not with `ray`).
-                Defaults to None (a new one).
+            encoder: `Encoder` or None. The compiled model calls; with `ray`, its engine
+                and precision are what the actors run (an engine's artefact built once,
+                by this process). Defaults to None (a new one; with `ray`, Keras).
             read: bool. Read every row into `vectors`; False: `vectors` is empty and
                 `rows` reads them a batch at a time (token features of a large set, which
                 need not fit in memory). Defaults to True.
@@ -459,7 +460,8 @@ class EmbeddingCache:
                 batches = embedded_batches(model, todo, sampling, batch_size, kind, encoder,
                                            failures)  # fmt: skip
             elif todo:
-                batches = ray_batches(model, todo, sampling, batch_size, ray, kind, failures)
+                batches = ray_batches(model, todo, sampling, batch_size, ray, kind, failures,
+                                      encoder)  # fmt: skip
             for keys, vectors in batches:
                 dropped = set(table.add([rows[key] for key in keys], post(vectors)))
                 failures += [(paths[key], NON_FINITE) for key in keys if rows[key] in dropped]

@@ -24,6 +24,7 @@ from ...video.times import seconds_or_none
 
 if TYPE_CHECKING:
     from ...model.backbone import VideoPrismBackbone
+    from ...runtime import Encoder
     from .datasets import Clip
 
 __all__ = ["decode_file", "embedded_batches", "file_frames", "ray_address", "ray_batches"]
@@ -168,21 +169,25 @@ def decode_file(item: dict, *, num_frames: int, size: Sequence[int]) -> Iterator
 
 
 def ray_batches(model: VideoPrismBackbone, clips: Sequence[Clip], sampling: Sampling,
-                batch_size: int, ray: bool | str, kind: str,
-                failures: list) -> Iterator[tuple[list[str], np.ndarray]]:  # fmt: skip
+                batch_size: int, ray: bool | str, kind: str, failures: list,
+                encoder: Encoder | None = None,
+                ) -> Iterator[tuple[list[str], np.ndarray]]:  # fmt: skip
     """(keys, the model's `kind` of output) per batch the actors give back, each key once;
-    the clips that cannot be read into `failures`."""
-    from ..ray_pipeline import RayOptions, clip_dataset, quiet_data, ray_session
+    the clips that cannot be read into `failures`. The actors run `encoder`'s engine and
+    precision (None: Keras)."""
+    from ..ray_pipeline import EngineChoice, RayOptions, clip_dataset, quiet_data, ray_session
 
+    engine = getattr(encoder, "engine", "keras")
+    choice = None if engine == "keras" else EngineChoice(engine, encoder.precision)
     options = RayOptions(batch_size=batch_size, address=ray_address(ray),
-                         decoder=decode_file)  # fmt: skip
+                         decoder=decode_file, engine=choice)  # fmt: skip
     items = [{"path": path, "clips": json.dumps([[key, seconds_or_none(start), seconds_or_none(end)]
                                                  for key, start, end in spans])}
              for path, spans in _by_file(clips).items()]  # fmt: skip
     arguments = {"num_frames": sampling.num_frames, "size": tuple(sampling.size)}
     seen: set[str] = set()
     with ray_session(options.address) as session, quiet_data():
-        dataset = clip_dataset(session, items, model, kind, False, arguments, options)
+        dataset = clip_dataset(session, items, model, kind, False, arguments, options, model)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             status = batch["status"]
             failures += [(str(batch["path"][i]), str(batch["reason"][i]))
