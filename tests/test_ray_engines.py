@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from cli_helpers import call
 from ray_helpers import assert_same_index
-from videos import lavfi_video, write_video
+from videos import lavfi_video
 
 import videoprism_keras as vp
 from videoprism_keras import cli
@@ -37,14 +37,6 @@ def cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VIDEOPRISM_CACHE", str(root))
         yield root
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videos")
-    for i in range(3):
-        write_video(folder / f"gen{i}.mp4", frames=30 + 10 * i, size=(32, 32))
-    return folder
 
 
 @pytest.fixture(scope="module")
