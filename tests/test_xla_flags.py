@@ -7,12 +7,13 @@ from videoprism_keras.backend import float32_compiler_options
 from videoprism_keras.constants import XLA_CPU_FLOAT32_OPTIONS
 
 
-def test_the_options_are_given_on_x86_linux_only_and_can_be_opted_out_of():
-    assert float32_compiler_options("", "x86_64", "Linux") == XLA_CPU_FLOAT32_OPTIONS
-    assert float32_compiler_options("", "AMD64", "Linux") == XLA_CPU_FLOAT32_OPTIONS
+def test_the_options_are_opt_in_and_given_on_x86_linux_only():
+    assert float32_compiler_options("1", "x86_64", "Linux") == XLA_CPU_FLOAT32_OPTIONS
+    assert float32_compiler_options("1", "AMD64", "Linux") == XLA_CPU_FLOAT32_OPTIONS
+    assert float32_compiler_options("", "x86_64", "Linux") is None
     assert float32_compiler_options("0", "x86_64", "Linux") is None
-    assert float32_compiler_options("", "arm64", "Darwin") is None
-    assert float32_compiler_options("", "aarch64", "Linux") is None
+    assert float32_compiler_options("1", "arm64", "Darwin") is None
+    assert float32_compiler_options("1", "aarch64", "Linux") is None
 
 
 def test_a_jitted_projection_with_the_options_keeps_its_numbers():
@@ -27,7 +28,7 @@ def test_a_jitted_projection_with_the_options_keeps_its_numbers():
     def forward(x, w):
         return jax.nn.gelu(x @ w, approximate=False)
 
-    options = float32_compiler_options("", "x86_64", "Linux")
+    options = float32_compiler_options("1", "x86_64", "Linux")
     compiled = jax.jit(forward, compiler_options=options).lower(x, w).compile()
     assert "__onednn_fusion" in compiled.as_text()  # the dot went to oneDNN
     np.testing.assert_allclose(compiled(x, w), jax.jit(forward)(x, w), rtol=1e-5, atol=1e-5)

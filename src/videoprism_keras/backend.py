@@ -34,19 +34,21 @@ def choose_default_backend() -> None:
 
 
 def float32_compiler_options(
-    opt_out: str | None = None, machine: str | None = None, system: str | None = None
+    opt_in: str | None = None, machine: str | None = None, system: str | None = None
 ) -> dict | None:
     """`jax.jit`'s `compiler_options` for a float32 forward pass (`XLA_CPU_FLOAT32_OPTIONS`:
-    oneDNN's GEMM for each dot), or None (jaxlib's defaults): opted out, or another platform
-    than the one measured. The arguments default to this process's."""
+    oneDNN's GEMM for each dot) when opted in (`VIDEOPRISM_XLA_ONEDNN=1`) on the platform
+    measured (x86-64 Linux), else None (jaxlib's defaults). Opt-in: jaxlib 0.10 cannot write
+    oneDNN's fused programs to the persistent compilation cache (each process compiles them
+    again, and JAX warns). The arguments default to this process's."""
     import platform
 
-    from .constants import XLA_CPU_FLOAT32_OPTIONS, XLA_OPTIONS_OPT_OUT
+    from .constants import XLA_CPU_FLOAT32_OPTIONS, XLA_ONEDNN_OPT_IN
 
-    opt_out = os.environ.get(XLA_OPTIONS_OPT_OUT) if opt_out is None else opt_out
+    opt_in = os.environ.get(XLA_ONEDNN_OPT_IN) if opt_in is None else opt_in
     machine = platform.machine() if machine is None else machine
     system = platform.system() if system is None else system
-    if opt_out == "0" or system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
+    if opt_in != "1" or system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
         return None
     return dict(XLA_CPU_FLOAT32_OPTIONS)
 

@@ -435,7 +435,10 @@ XLA_CPU_FLOAT32_OPTIONS = {
     "xla_cpu_use_onednn": True,
     "xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
 }
-XLA_OPTIONS_OPT_OUT = "VIDEOPRISM_XLA_OPTIONS"  # "0": jaxlib's own defaults
+# Opt-in ("1"): jaxlib 0.10 cannot write oneDNN's fused programs to the persistent
+# compilation cache ("ToProto is not implemented for thunk kind: onednn-fusion"), so with
+# them on every process compiles again and JAX warns: the cold start would lose its cache.
+XLA_ONEDNN_OPT_IN = "VIDEOPRISM_XLA_ONEDNN"
 
 # ---- Ray on engines (issue 30): where an actor installs the driver's artefact when its
 # node's engine cache already holds another build under the same key (e.g. calibrated on

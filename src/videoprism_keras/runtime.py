@@ -52,8 +52,8 @@ def compile_inference(model: keras.Model, fn: Callable[..., Any]) -> Callable[..
             with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
                 return float32_fn(*args)
 
-        # oneDNN's GEMM for float32 dots (`backend.float32_compiler_options`); not for
-        # bfloat16 or int8 models, whose dots jaxlib's defaults run faster.
+        # oneDNN's GEMM for float32 dots when opted in (`backend.float32_compiler_options`);
+        # never for bfloat16 or int8 models, whose dots jaxlib's defaults run faster.
         options = float32_compiler_options() if model_precision(model) == "float32" else None
         jitted = jax.jit(stateless, compiler_options=options)
         return lambda *args: to_numpy(jitted([v.value for v in variables], *args))
