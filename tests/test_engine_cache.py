@@ -111,6 +111,19 @@ def test_a_killed_build_leaves_nothing_readable_and_the_next_one_builds(
     assert len(built(cache)) == 1 and leftovers(cache) == []  # the dead build's removed
 
 
+def test_a_signal_after_openvino_engines_are_dropped_is_handled(clips, tmp_path, golden_dir):
+    # OpenVINO 2026.4's CPU plugin swaps the thread's signal stack when loaded and unloaded;
+    # unloaded out of order, the next signal crashed the process (a server's SIGTERM).
+    np.save(tmp_path / "clips.npy", clips)
+    out = tmp_path / "out.txt"
+    command = [sys.executable, str(WORKER), str(tmp_path / "cache"), str(out), "signal",
+               str(golden_dir.parent)]  # fmt: skip
+    worker = subprocess.run(command, env=worker_env(), capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert json.loads(out.read_text()) == {"same stack": True, "handled": True}
+
+
 def test_two_builders_at_once_make_one_artefact(clips, tmp_path, golden_dir):
     cache = tmp_path / "cache"
     np.save(tmp_path / "clips.npy", clips)

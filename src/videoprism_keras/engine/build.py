@@ -25,7 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .runners import import_nncf, import_openvino, threads
+from .runners import import_nncf, import_openvino, kept_signal_stack, openvino_core, threads
 
 ONNX_FILE = "video_tower.onnx"
 OPENVINO_FILE = "video_tower.xml"  # and its .bin
@@ -110,8 +110,7 @@ def checked_config(model: Any, clip: tuple, expected: dict) -> dict:
     outputs on `clip` (pixels, mask): its defaults, else without its generated kernels
     ("snippets"), which compute some small models' temporal attention wrongly (OpenVINO
     2026.4, e.g. the 8-wide heads of the tests' checkpoint). An error if neither does."""
-    ov = import_openvino()
-    core, worst = ov.Core(), {}
+    core, worst = openvino_core(), {}
     for config in ({}, {"SNIPPETS_MODE": "DISABLE"}):
         settings = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads()}
         compiled = core.compile_model(model, "CPU", {**settings, **config})
@@ -136,18 +135,17 @@ def build_openvino(
     float32 outputs are `expected`)."""
     ov = import_openvino()
 
-    model = ov.Core().read_model(str(onnx))  # not convert_model: it sends telemetry
+    model = openvino_core().read_model(str(onnx))  # not convert_model: it sends telemetry
     config = checked_config(model, calibration_data(clips[:1])[0], expected)
     details: dict[str, Any] = {"versions": {"openvino": version("openvino")},
                                "openvino_config": config}  # fmt: skip
     if precision == "int8":
-        nncf = import_nncf()
-
-        quantized = nncf.quantize(
-            model, nncf.Dataset(calibration_data(clips)), model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(clips),
-        )  # fmt: skip
-        model = quantized
+        with kept_signal_stack():  # NNCF compiles on Cores of its own
+            nncf = import_nncf()
+            model = nncf.quantize(
+                model, nncf.Dataset(calibration_data(clips)),
+                model_type=nncf.ModelType.TRANSFORMER, subset_size=len(clips),
+            )  # fmt: skip
         details["versions"]["nncf"] = version("nncf")
     # The float weights as exported (OpenVINO would halve them to float16 by default).
     ov.save_model(model, str(folder / OPENVINO_FILE), compress_to_fp16=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .build import OPENVINO_FILE
-from .runners import import_openvino, per_batch, threads
+from .runners import openvino_core, per_batch, threads
 
 HINTS = {"float32": "f32", "bfloat16": "bf16"}
 
@@ -31,8 +31,7 @@ class OpenVINORunner:
     """
 
     def __init__(self, folder: Path, precision: str, keys: list[str], config: dict | None = None):
-        ov = import_openvino()
-        core = ov.Core()
+        core = openvino_core()
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": threads(),

@@ -1,11 +1,15 @@
 """What the engines share: importing OpenVINO and NNCF without their usage reports, the
-thread count, and running a batch through an artefact of a fixed batch one clip at a time."""
+process's one OpenVINO Core, the thread count, and running a batch through an artefact of a
+fixed batch one clip at a time."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import numpy as np
@@ -28,6 +32,49 @@ def import_openvino() -> ModuleType:
         else:
             os.environ["CI"] = saved
     return openvino
+
+
+@functools.cache
+def openvino_core() -> object:
+    """The process's one `openvino.Core`, its CPU plugin loaded (under `kept_signal_stack`).
+
+    One Core, so the CPU plugin is loaded once and never unloaded: see `kept_signal_stack`
+    for what loading and unloading plugins does to the process otherwise."""
+    with kept_signal_stack():
+        core = import_openvino().Core()
+        core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")  # loads the plugin now
+    return core
+
+
+class _SignalStack(ctypes.Structure):
+    """Linux's `stack_t`, what `sigaltstack(2)` reads and writes."""
+
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def kept_signal_stack() -> Iterator[None]:
+    """The calling thread's alternate signal stack as it was before the block.
+
+    OpenVINO's CPU plugin (2026.4) gives the thread that loads it a signal stack of its own
+    and, when unloaded, puts back the one it found if its own is still in place. Two
+    plugins (two `Core`s: NNCF makes its own) unloaded in the order they were loaded
+    therefore leave the thread on the first one's freed stack, and the next signal that
+    thread takes (a Ctrl-C, the SIGTERM that stops a server) kills the process with a
+    segmentation fault. Putting the thread's stack back after each load makes every later
+    unload leave it alone. Linux only (where `stack_t` has this layout and OpenVINO does
+    this); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = _SignalStack()
+    known = libc.sigaltstack(None, ctypes.byref(saved)) == 0
+    try:
+        yield
+    finally:
+        if known:
+            libc.sigaltstack(ctypes.byref(saved), None)
 
 
 def import_nncf() -> ModuleType:
