@@ -167,6 +167,8 @@ def test_serve_answers_from_an_int8_index(runs, videos, env, monkeypatch):
         assert hit["path"].endswith("gen2.mp4") and hit["score"] > 0.99999
         text = client.get("/api/search", params={"q": "a video", "top_k": 2})
         assert text.status_code == 200 and len(text.json()["hits"]) == 2
+        engine = client.get("/api/info").json()["engine"]
+        assert engine.startswith("OpenVINO") and "int8" in engine
 
 
 def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(runs):

@@ -56,11 +56,15 @@ def _artefact_folders(root):
 
 
 def test_embed_on_ray_gives_the_local_int8_embeddings(cache, ray_local, flags, videos,
-                                                     tmp_path):  # fmt: skip
+                                                     tmp_path, capsys):  # fmt: skip
     openvino = [*flags, "--engine", "openvino"]
     assert cli.main([str(a) for a in ["embed", videos, "-o", tmp_path / "l.npz", *openvino]]) == 0
+    capsys.readouterr()
     assert cli.main([str(a) for a in ["embed", videos, "-o", tmp_path / "r.npz", *openvino,
                                       "--ray", ray_local]]) == 0  # fmt: skip
+    said = [line for line in capsys.readouterr().err.splitlines() if "engine:" in line]
+    assert said == ["videoprism: engine: OpenVINO int8 in each Ray actor (OpenVINO int8, as "
+                    "asked)"]  # fmt: skip
     local_paths, local = _by_path(tmp_path / "l.npz")
     ray_paths, on_ray = _by_path(tmp_path / "r.npz")
     assert ray_paths == local_paths and len(local) == 3

@@ -162,6 +162,7 @@ def test_service_routes_info_health_metrics_openapi(server, index_uri):
     assert info["clip_window"] == "windows of 2 s every 2 s"
     assert info["sampling"]["stride_seconds"] == 2.0 and info["sampling"]["whole_videos"] is False
     assert info["uri"] == str(index_uri) and info["limits"]["upload_bytes"] == UPLOAD_LIMIT
+    assert info["engine"].startswith("Keras ") and info["engine"].endswith(", float32")
     client.get("/api/search", params={"q": "a bike"})
     client.get("/api/search", params={"q": "a bike", "top_k": 0})
     metrics = client.get("/api/metrics").json()

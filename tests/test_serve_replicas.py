@@ -8,6 +8,7 @@ workers answer, both serve a commit a writer process makes after the start, and 
 (Ctrl-C to the whole process group, or the server SIGKILLed) ends every process within
 seconds. System tests: no backend marker."""
 
+import asyncio
 import functools
 import json
 import os
@@ -179,6 +180,22 @@ def test_every_worker_answers_and_a_killed_one_is_started_again(capfd):
         f"videoprism: worker 1 (pid {killed}) ended (signal SIGKILL): starting "
         f"it again in {replicas.SERVE_RESTART_DELAY_SECONDS:g} s"
     ], err
+
+
+def test_a_sigterm_that_uvicorn_gives_back_while_its_loop_runs_ends_nothing_there():
+    # uvicorn re-raises the SIGTERM it held (the parent's, after a Ctrl-C) from inside its
+    # loop: the worker's handler must not raise there (a traceback); outside, it exits.
+    async def inside_the_loop():
+        replicas._exit()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        asyncio.run(inside_the_loop())
+        with pytest.raises(SystemExit):
+            replicas._exit()
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # once
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_worker_that_cannot_start_stops_the_server_in_one_line(capfd):

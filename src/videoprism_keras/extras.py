@@ -34,7 +34,6 @@ PACKAGES = {
     "python-multipart": ("python_multipart", "serve"),
     "onnx": ("onnx", "export"),
     "jax2onnx": ("jax2onnx", "export"),
-    "tf2onnx": ("tf2onnx", "export"),
     "onnxscript": ("onnxscript", "export"),
     "onnxruntime": ("onnxruntime", "export"),
     "openvino": ("openvino", "openvino"),

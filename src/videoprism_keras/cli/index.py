@@ -19,7 +19,6 @@ from . import parser
 from .inputs import (
     check_index_folder,
     on_ray,
-    ray_engine,
     report_failures,
     sources,
     storage_options,
@@ -112,7 +111,7 @@ def index(args: argparse.Namespace) -> dict:
     model = options.load(text_later=True)
     frames, size = options.sampling(model)
     # On Ray: the engine and precision the actors run (recorded as a local run's).
-    encoder = ray_engine(options) if args.ray else options.encoder(model)
+    encoder = options.ray_engine if args.ray else options.encoder(model)
     if len(held):  # the same model, by content, before any video is decoded
         check_model(held, model, options, frames, size, args.shots, encoder)
     else:

@@ -150,7 +150,7 @@ def on_ray(
     ray = rp.RayOptions(workers=args.workers, num_gpus_per_worker=args.num_gpus_per_worker
                         or 0.0, batch_size=options.batch_size, progress=options.progress,
                         address=None if args.ray == "local" else args.ray,
-                        engine=ray_engine(options))  # fmt: skip
+                        engine=options.ray_engine)  # fmt: skip
     frames, size = options.sampling(model)
     common = dict(num_frames=frames, size=size, load_model=loader, options=ray)
     clip_seconds, stride_seconds = options.clip_seconds, options.stride_seconds
@@ -167,17 +167,6 @@ def on_ray(
 def keras_int8(options: ModelOptions) -> bool:
     """Whether the model runs as Keras' own int8 (the actors quantize what they load)."""
     return options.dtype == "int8" and options.chosen_engine == "keras"
-
-
-def ray_engine(options: ModelOptions):
-    """The engine --ray's actors run, as the local run would (`apps.ray_engine`): None
-    for Keras (each actor loads the model in --dtype), else the engine and precision
-    whose artefact the driver builds once for every actor."""
-    from ..apps.ray_engine import EngineChoice
-    from .engines import precision
-
-    engine = options.chosen_engine
-    return None if engine == "keras" else EngineChoice(engine, precision(options.dtype))
 
 
 def ray_target(flag: str | None):

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,22 @@ class ModelOptions:
 
         engine, why = self.engine_choice
         return make_encoder(model, engine, self.dtype, why if self.said else None)
+
+    @functools.cached_property
+    def ray_engine(self):
+        """The engine --ray's actors run, as the local run's `encoder` would: None for
+        Keras (each actor loads the model in --dtype), else the engine and precision
+        (`apps.ray_engine.EngineChoice`) whose artefact the driver builds once for every
+        actor. Said on stderr once, where the local run says its engine (`said`)."""
+        from ..apps.ray_engine import EngineChoice
+        from ..engine.choice import LABELS
+        from .engines import precision
+
+        engine, why = self.engine_choice
+        if self.said:
+            print(f"videoprism: engine: {LABELS[engine]} {precision(self.dtype)} in each Ray "
+                  f"actor ({why})", file=sys.stderr)  # fmt: skip
+        return None if engine == "keras" else EngineChoice(engine, precision(self.dtype))
 
     def check_tokenizer(self, need_text: bool = False, text_later: bool = False) -> None:
         """Before the model loads: the tokenizer file exists, and an official .npz (which

@@ -26,6 +26,7 @@ a window stop the server with one line, as does a worker that is not ready in ti
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -168,9 +169,17 @@ def _worker(number: int, build: Callable[[int], ASGIApp], sock: socket.socket,
 
 
 def _exit(*_) -> None:
-    """A SIGTERM: ends the worker, once (another during the exit is ignored)."""
+    """A SIGTERM: ends the worker, once (another during the exit is ignored).
+
+    Inside uvicorn's event loop it does nothing more: the server is stopping already.
+    uvicorn holds SIGTERM while it serves and, once stopped, gives back this handler and
+    raises the signals it held (a Ctrl-C to the group, then the parent's SIGTERM) while its
+    loop still runs; a `SystemExit` there would end the worker with a traceback."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(0)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # loading, or after the server: end now
+        sys.exit(0)
 
 
 @dataclass

@@ -95,6 +95,8 @@ class IndexInfo(BaseModel):
         description="deprecated, removed in the next release: sampling.size", deprecated=True
     )
     text_search: bool = Field(description="whether the model takes text (an LvT preset)")
+    engine: str = Field(description="what embeds the queries' videos, in one line "
+                        "(`Encoder.describe`: the engine and precision)")  # fmt: skip
     videoprism_keras: str
     limits: dict
 

@@ -37,7 +37,8 @@ async def info(service: Service, settings: AppSettings) -> IndexInfo:
                      num_frames=sampling.num_frames, clip_seconds=sampling.clip_seconds,
                      stride_seconds=sampling.stride_seconds, dtype=sampling.dtype,
                      frame_size=sampling.size, clip_window=clip_window(sampling),
-                     text_search=service.has_text, videoprism_keras=VERSION,
+                     text_search=service.has_text,
+                     engine=service.encoder.describe(), videoprism_keras=VERSION,
                      # "k": top_k's old name, for one release.
                      limits={"top_k": MAX_TOP_K, "k": MAX_TOP_K,
                              "upload_bytes": settings.max_upload_bytes,
