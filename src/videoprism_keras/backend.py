@@ -37,19 +37,21 @@ def float32_compiler_options(
     opt_in: str | None = None, machine: str | None = None, system: str | None = None
 ) -> dict | None:
     """`jax.jit`'s `compiler_options` for a float32 forward pass (`XLA_CPU_FLOAT32_OPTIONS`:
-    oneDNN's GEMM for each dot) when opted in (`VIDEOPRISM_XLA_ONEDNN=1`) on the platform
-    measured (x86-64 Linux), else None (jaxlib's defaults). Opt-in: jaxlib 0.10 cannot write
-    oneDNN's fused programs to the persistent compilation cache (each process compiles them
-    again, and JAX warns). The arguments default to this process's."""
+    oneDNN's GEMM for each dot) when opted in (`VIDEOPRISM_XLA_ONEDNN=1`, see
+    `XLA_ONEDNN_OPT_IN` for why not by default) on the platform measured (x86-64 Linux),
+    else None (jaxlib's defaults). When on, JAX's warning that it cannot keep these programs
+    in the persistent compilation cache is filtered from then on (that one only). The
+    arguments default to this process's."""
     import platform
 
-    from .constants import XLA_CPU_FLOAT32_OPTIONS, XLA_ONEDNN_OPT_IN
+    from .constants import XLA_CPU_FLOAT32_OPTIONS, XLA_ONEDNN_CACHE_WARNING, XLA_ONEDNN_OPT_IN
 
     opt_in = os.environ.get(XLA_ONEDNN_OPT_IN) if opt_in is None else opt_in
     machine = platform.machine() if machine is None else machine
     system = platform.system() if system is None else system
     if opt_in != "1" or system != "Linux" or machine.lower() not in ("x86_64", "amd64"):
         return None
+    warnings.filterwarnings("ignore", message=XLA_ONEDNN_CACHE_WARNING)
     return dict(XLA_CPU_FLOAT32_OPTIONS)
 
 

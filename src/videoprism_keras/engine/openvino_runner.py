@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .build import OPENVINO_FILE
-from .runners import openvino_core, per_batch, threads
+from .runners import one_clip, openvino_core, per_batch, threads
 
 HINTS = {"float32": "f32", "bfloat16": "bf16"}
 
@@ -39,7 +39,8 @@ class OpenVINORunner:
         }
         if precision in HINTS:
             config["INFERENCE_PRECISION_HINT"] = HINTS[precision]
-        self.compiled = core.compile_model(core.read_model(folder / OPENVINO_FILE), "CPU", config)
+        model = one_clip(core.read_model(folder / OPENVINO_FILE))
+        self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.outputs = {}
         for output in self.compiled.outputs:

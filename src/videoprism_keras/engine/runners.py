@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,18 @@ def openvino_core() -> object:
         core = import_openvino().Core()
         core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")  # loads the plugin now
     return core
+
+
+def one_clip(model: Any) -> Any:
+    """The OpenVINO `model` with its batch fixed to one clip (its other axes are fixed by the
+    artefact), as it is checked (`build.checked_config`) and run (`OpenVINORunner`):
+    OpenVINO compiles a free batch into slower kernels (int8 1.4x the time on the base
+    model), and on a CPU a batch is no faster per clip than its clips one by one
+    (`per_batch` loops). Its generated kernels also differ between the two, so the check
+    must see the shape that runs."""
+    model.reshape({port.get_any_name(): [1, *port.get_partial_shape()[1:]]
+                   for port in model.inputs})  # fmt: skip
+    return model
 
 
 class _SignalStack(ctypes.Structure):
