@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import videoprism_keras as vp
 from videoprism_keras.runtime import Encoder
 from videoprism_keras.video import load_video
 
@@ -24,9 +23,8 @@ BOUNDS = {
 
 
 @pytest.fixture(scope="module")
-def model(golden_dir):
-    return vp.VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
-                                             attention_logit_soft_cap=5.0)  # fmt: skip
+def model(collection_model):
+    return collection_model  # conftest's small checkpoint (soft cap 5); engines only read it
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,8 @@ WORKER = HERE / "engine_build_worker.py"
 
 
 @pytest.fixture(scope="module")
-def model(golden_dir):
-    return vp.VideoPrismBackbone.from_preset(golden_dir / "lvt_small.ckpt.npz",
-                                             attention_logit_soft_cap=5.0)  # fmt: skip
+def model(collection_model):
+    return collection_model  # conftest's small checkpoint (soft cap 5); engines only read it
 
 
 @pytest.fixture(scope="module")
