@@ -37,6 +37,12 @@ class EngineChoice:
     cache_dir: str | None = None
     actor_cache_dir: str | None = None
 
+    @classmethod
+    def of(cls, engine: str, precision: str) -> EngineChoice | None:
+        """The choice for `engine` at `precision`; None for Keras (each actor loads the
+        model in its own dtype, no artefact to ship)."""
+        return None if engine == "keras" else cls(engine, precision)
+
 
 @dataclass(frozen=True)
 class ShippedArtefact:

@@ -146,7 +146,7 @@ def on_ray(
     from ..apps.embed_writer import EmbeddingWriter
 
     loader = rp.PresetLoader(preset_id(options.preset_name), options.overrides(),
-                             quantize="int8" if keras_int8(options) else None)  # fmt: skip
+                             quantize="int8" if options.keras_int8 else None)  # fmt: skip
     ray = rp.RayOptions(workers=args.workers, num_gpus_per_worker=args.num_gpus_per_worker
                         or 0.0, batch_size=options.batch_size, progress=options.progress,
                         address=None if args.ray == "local" else args.ray,
@@ -162,11 +162,6 @@ def on_ray(
                                shots=getattr(args, "shots", False), **common)  # fmt: skip
     except rp.RayUnavailable as err:
         raise UsageError(f"--ray {args.ray}: {err}") from err
-
-
-def keras_int8(options: ModelOptions) -> bool:
-    """Whether the model runs as Keras' own int8 (the actors quantize what they load)."""
-    return options.dtype == "int8" and options.chosen_engine == "keras"
 
 
 def ray_target(flag: str | None):

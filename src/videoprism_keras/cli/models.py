@@ -140,10 +140,15 @@ class ModelOptions:
             self.quantize(model)
         return model
 
+    @property
+    def keras_int8(self) -> bool:
+        """Whether the model runs as Keras' own int8 (quantized once loaded)."""
+        return self.dtype == "int8" and self.chosen_engine == "keras"
+
     def quantize(self, model: VideoPrismBackbone) -> None:
         """--dtype int8 on Keras: the loaded float32 model quantized (`load` does it, unless
         told to leave it to the caller, who first changes the weights: LoRA adapters)."""
-        if self.dtype == "int8" and self.chosen_engine == "keras":
+        if self.keras_int8:
             model.quantize("int8")  # Keras' own int8 (JAX: `engines.resolve` refuses others)
 
     def encoder(self, model: VideoPrismBackbone) -> Encoder:
@@ -168,7 +173,7 @@ class ModelOptions:
         if self.said:
             print(f"videoprism: engine: {LABELS[engine]} {precision(self.dtype)} in each Ray "
                   f"actor ({why})", file=sys.stderr)  # fmt: skip
-        return None if engine == "keras" else EngineChoice(engine, precision(self.dtype))
+        return EngineChoice.of(engine, precision(self.dtype))
 
     def check_tokenizer(self, need_text: bool = False, text_later: bool = False) -> None:
         """Before the model loads: the tokenizer file exists, and an official .npz (which

@@ -177,8 +177,7 @@ def ray_batches(model: VideoPrismBackbone, clips: Sequence[Clip], sampling: Samp
     precision (None: Keras)."""
     from ..ray_pipeline import EngineChoice, RayOptions, clip_dataset, quiet_data, ray_session
 
-    engine = getattr(encoder, "engine", "keras")
-    choice = None if engine == "keras" else EngineChoice(engine, encoder.precision)
+    choice = None if encoder is None else EngineChoice.of(encoder.engine, encoder.precision)
     options = RayOptions(batch_size=batch_size, address=ray_address(ray),
                          decoder=decode_file, engine=choice)  # fmt: skip
     items = [{"path": path, "clips": json.dumps([[key, seconds_or_none(start), seconds_or_none(end)]
