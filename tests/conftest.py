@@ -34,6 +34,10 @@ def media_dir() -> Path:
 # Tests never reach the network: Hugging Face is offline, and each test gets its own
 # empty caches (ours and Hugging Face's).
 os.environ["HF_HUB_OFFLINE"] = "1"
+# The CLI runs Keras unless a test names another engine (or takes this out to test "auto",
+# whose float32 builds an OpenVINO artefact per model and clip shape): the suite's hundreds
+# of float32 commands check the reference implementation, each in a cache of its own.
+os.environ["VIDEOPRISM_ENGINE"] = "keras"
 
 
 @pytest.fixture()

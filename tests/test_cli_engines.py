@@ -34,8 +34,10 @@ def captions(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(env, lvt, videos, captions, lora_adapter, golden_dir, media_dir, tmp_path_factory):
-    """Every command of the tests below, in turn in one interpreter (each loads its model):
-    name → (result, its folder)."""
+    """Every command of the tests below, in turn in one interpreter (each loads its model),
+    with --engine's own default (auto; the suite's is $VIDEOPRISM_ENGINE=keras): name →
+    (result, its folder)."""
+    env = {name: value for name, value in env.items() if name != "VIDEOPRISM_ENGINE"}
     model, tok = lvt
     out = tmp_path_factory.mktemp("runs")
     index, keras_int8 = out / "index", ["--dtype", "int8", "--engine", "keras"]
@@ -45,7 +47,8 @@ def runs(env, lvt, videos, captions, lora_adapter, golden_dir, media_dir, tmp_pa
                 "2", "--size", "36", "--no-progress", "--bootstrap", "20", "--cache",
                 out / "cache", "--json"]  # fmt: skip
     commands = {
-        "embed f32": ["embed", videos, "-o", out / "f32.npz", *model],
+        "embed f32": ["embed", videos, "-o", out / "f32.npz", *model],  # auto: OpenVINO
+        "embed keras": ["embed", videos, "-o", out / "keras.npz", *model, "--engine", "keras"],
         "embed int8": ["embed", videos, "-o", out / "int8.npz", *model, *keras_int8],
         "embed openvino": ["embed", videos, "-o", out / "openvino.npz", *model, *openvino_int8],
         "index": ["index", videos, "-o", index, *model, *tok, *openvino_int8],
@@ -77,9 +80,39 @@ def _ok(result):
     return result
 
 
+def test_float32_runs_on_openvino_by_default_as_exact_as_keras(runs):
+    done, out = runs
+    said = _ok(done["embed f32"]).stderr
+    assert "videoprism: engine: OpenVINO" in said and "float32" in said
+    assert "auto's first choice for float32" in said  # says which, and why
+    assert "engine:" not in _ok(done["embed keras"]).stderr  # Keras float32: the reference
+    auto, reference = np.load(out / "f32.npz"), np.load(out / "keras.npz")
+    assert list(auto["paths"]) == list(reference["paths"])
+    assert _cosines(auto["vectors"], reference["vectors"]).min() > 0.99999  # the exact tier
+    np.testing.assert_allclose(auto["vectors"], reference["vectors"], atol=1e-5)
+
+
+def test_the_default_engine_comes_from_the_environment(runs, videos, lvt, capsys, monkeypatch,
+                                                       tmp_path):  # fmt: skip
+    _, out = runs
+    model, _ = lvt
+    monkeypatch.setenv("VIDEOPRISM_ENGINE", "keras")
+    ran = call(capsys, "embed", videos, "-o", tmp_path / "k.npz", *model)
+    assert ran.returncode == 0 and "engine:" not in ran.stderr, ran.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "k.npz")["vectors"],
+                                  np.load(out / "keras.npz")["vectors"])  # fmt: skip
+    monkeypatch.setenv("VIDEOPRISM_ENGINE", "tpu")  # refused before the model loads
+    refused = call(capsys, "embed", videos, "-o", tmp_path / "t.npz", "--preset",
+                   tmp_path / "none.npz")  # fmt: skip
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "$VIDEOPRISM_ENGINE must be one of auto, keras, openvino, onnxruntime" in refused.stderr
+    assert "got 'tpu'" in refused.stderr and "Traceback" not in refused.stderr
+    flag = call(capsys, "embed", videos, "-o", tmp_path / "t.npz", *model, "--engine", "keras")
+    assert flag.returncode == 0, flag.stderr  # the flag wins over the variable
+
+
 def test_embed_int8_is_close_to_float32_and_says_its_engine(runs):
     done, out = runs
-    assert "engine:" not in _ok(done["embed f32"]).stderr  # float32 on Keras: no choice made
     assert "videoprism: engine: Keras" in _ok(done["embed int8"]).stderr
     assert "videoprism: engine: OpenVINO" in _ok(done["embed openvino"]).stderr
     f32 = np.load(out / "f32.npz")
@@ -176,7 +209,7 @@ def test_eval_records_dtype_and_engine_and_keeps_the_caches_apart(runs):
     int8, exact = _ok(done["eval int8"]), _ok(done["eval f32"])
     records = [json.loads(run.stdout)["model"] for run in (int8, exact)]
     assert (records[0]["dtype"], records[0]["engine"]) == ("int8", "openvino")
-    assert (records[1]["dtype"], records[1]["engine"]) == ("float32", "keras")
+    assert (records[1]["dtype"], records[1]["engine"]) == ("float32", "openvino")  # auto
     assert records[0]["key"] != records[1]["key"]
     tuned = json.loads(_ok(done["eval lora"]).stdout)["model"]
     assert (

@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from videoprism_keras.engine.build import EngineMismatch
+from videoprism_keras.engine.session import EngineVideo
 from videoprism_keras.runtime import Encoder
 from videoprism_keras.video import load_video
 
@@ -161,3 +163,35 @@ def test_openvino_float32_runs_on_every_backend(model, clips, reference, tmp_pat
     got = encoder.video(clips[:2])
     for key in reference:
         np.testing.assert_allclose(got[key], reference[key][:2], atol=1e-4, err_msg=key)
+
+
+def test_auto_float32_is_openvino_and_exact(encoders, model, clips, reference, cache):
+    encoder = Encoder(model, "auto", "float32", cache_dir=cache)
+    got = encoder.video(clips)
+    assert encoder.engine == "openvino" and "auto's first choice for float32" in encoder.reason
+    # the artefact of the named engine: auto builds nothing of its own
+    assert encoder.artefact == encoders("openvino", "float32").artefact
+    for key, expected in reference.items():
+        assert lowest_cosine(got[key], expected) >= 0.99999, key  # the exact tier
+        np.testing.assert_allclose(got[key], expected, atol=1e-4, err_msg=key)
+
+
+def test_auto_float32_runs_keras_where_openvino_does_not_match_it(
+    model, clips, reference, monkeypatch, tmp_path
+):
+    def mismatch(self, shape, clips):
+        raise EngineMismatch("OpenVINO's float32 of the exported video tower does not match")
+
+    monkeypatch.setattr(EngineVideo, "runner", mismatch)
+    named = Encoder(model, "openvino", "float32", cache_dir=tmp_path)
+    with pytest.raises(EngineMismatch):  # asked for by name: an error, not another engine
+        named.video(clips)
+    encoder = Encoder(model, "auto", "float32", cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"does not match; auto runs float32 on Keras"):
+        got = encoder.video(clips)
+    assert (encoder.engine, encoder.precision, encoder.artefact) == ("keras", "float32", None)
+    assert encoder.describe().startswith("Keras") and "does not match" in encoder.reason
+    for key, expected in reference.items():
+        np.testing.assert_array_equal(got[key], expected, err_msg=key)
+    masked = encoder.video(clips, np.array([[1, 1, 0, 0]] * CLIPS))  # Keras' masked call too
+    assert masked["spatiotemporal_features"].shape == got["spatiotemporal_features"].shape

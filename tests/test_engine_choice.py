@@ -43,7 +43,8 @@ def small(golden_dir):
 # ------------------------------------------------------------------ choose_engine
 @pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
 def test_auto_takes_the_first_installed_engine_of_each_precision(backend):
-    assert choose_engine("auto", "float32", backend)[0] == "keras"
+    engine, reason = choose_engine("auto", "float32", backend)
+    assert engine == "openvino" and "auto's first choice for float32" in reason
     assert choose_engine("auto", "bfloat16", backend)[0] == "openvino"
     engine, reason = choose_engine("auto", "int8", backend)
     assert engine == "openvino" and "OpenVINO" in reason
@@ -59,6 +60,9 @@ def test_auto_takes_the_first_installed_engine_of_each_precision(backend):
         ("tensorflow", ("openvino",), "int8", "onnxruntime"),
         ("torch", ("nncf",), "bfloat16", "openvino"),  # bfloat16 needs no NNCF
         ("jax", ("openvino",), "bfloat16", "keras"),
+        ("jax", ("openvino",), "float32", "keras"),  # never ONNX Runtime: slower than Keras
+        ("torch", ("nncf",), "float32", "openvino"),
+        ("tensorflow", ("jax2onnx",), "float32", "keras"),
         ("torch", ("openvino",), "bfloat16", "keras"),
         ("jax", ("jax2onnx",), "int8", "keras"),  # no exporter from JAX: no engine
         ("tensorflow", ("jax2onnx",), "bfloat16", "keras"),  # routed through JAX

@@ -32,10 +32,12 @@ SAME = 1e-5
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """Our cache for the module: the Ray workers' too (requested before `ray_local` starts
-    them, they inherit it), so that no test writes into the user's."""
+    them, they inherit it), so that no test writes into the user's. And --engine's own
+    default (auto), not the suite's $VIDEOPRISM_ENGINE=keras."""
     root = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VIDEOPRISM_CACHE", str(root))
+        patch.delenv("VIDEOPRISM_ENGINE")
         yield root
 
 

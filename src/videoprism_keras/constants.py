@@ -393,12 +393,18 @@ ONNX_ROUTE_BACKEND = "jax"
 # `Encoder(engine=…)` / `--engine`: "auto" picks one of the others. The video tower runs on
 # the engine; the text tower stays on Keras (float32).
 ENGINES = ("auto", "keras", "openvino", "onnxruntime")
+# The CLI's --engine where the flag is not given (unset: "auto"): e.g. "keras" keeps every
+# command on the reference implementation, as a deployment (or our test suite) may want.
+ENGINE_ENV = "VIDEOPRISM_ENGINE"
 # What an engine is asked to compute in.
 PRECISIONS = ("float32", "bfloat16", "int8")
 # "auto"'s order per precision, the first installed one wins (figures: benchmarks/README.md,
-# "Engines"). Keras runs every precision on every backend (its int8 through oneDNN's int8
-# GEMM on TensorFlow and PyTorch, `kernels.int8_matmul`), the last resort of each.
-ENGINE_PREFERENCE = {"float32": ("keras",), "bfloat16": ("openvino", "keras"),
+# "Engines": OpenVINO is the fastest CPU path at every tier). Keras runs every precision on
+# every backend (its int8 through oneDNN's int8 GEMM on TensorFlow and PyTorch,
+# `kernels.int8_matmul`), the last resort of each, and auto's float32 wherever OpenVINO's
+# float32 does not match it on a model (`engine.build.EngineMismatch`). ONNX Runtime's
+# float32 is slower than Keras' here, so auto never picks it for float32.
+ENGINE_PREFERENCE = {"float32": ("openvino", "keras"), "bfloat16": ("openvino", "keras"),
                      "int8": ("openvino", "onnxruntime", "keras")}  # fmt: skip
 # int8 on OpenVINO is calibrated (NNCF) on at most this many clips of the first `video()`
 # call, unless `calibration=` gives them: NNCF's transformer mode needs few, and each costs

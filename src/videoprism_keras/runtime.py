@@ -12,6 +12,7 @@ import ctypes
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .backend import float32_compiler_options
+from .engine.build import EngineMismatch
 from .model.inputs import check_pixel_values, check_token_ids
 from .model.quantization import model_precision
 
@@ -186,16 +188,21 @@ class Encoder:
         persistent_compilation_cache()
         self.model = model
         self._engine = None
+        self._auto = engine == "auto"  # may fall back to Keras (`video`)
         if self.engine == "keras":
-            self._video = compile_inference(model, lambda x: model.encode_video(x))
-            self._video_masked = compile_inference(
-                model, lambda x, m: model.encode_video(x, frame_padding_mask=m)
-            )
+            self._compile_keras_video()
         else:
             from .engine.session import EngineVideo
 
             self._engine = EngineVideo(model, self.engine, self.precision, calibration, cache_dir)
         self._text = compile_inference(model, lambda ids, mask: model.encode_text(ids, mask))
+
+    def _compile_keras_video(self) -> None:
+        model = self.model
+        self._video = compile_inference(model, lambda x: model.encode_video(x))
+        self._video_masked = compile_inference(
+            model, lambda x, m: model.encode_video(x, frame_padding_mask=m)
+        )
 
     @property
     def artefact(self) -> str | None:
@@ -213,10 +220,25 @@ class Encoder:
         an optional (B, T) frame mask (1 = real frame): a dict of numpy arrays."""
         pixels = check_pixel_values(pixels)  # compiled code cannot check values
         if self._engine is not None:
-            return self._engine(pixels, engine_mask(pixels, frame_padding_mask))
+            try:
+                return self._engine(pixels, engine_mask(pixels, frame_padding_mask))
+            except EngineMismatch as err:
+                if not (self._auto and self.precision == "float32"):
+                    raise
+                self._fall_back_to_keras(err)
         if frame_padding_mask is None:
             return self._video(pixels)
         return self._video_masked(pixels, np.asarray(frame_padding_mask, dtype="int32"))
+
+    def _fall_back_to_keras(self, err: Exception) -> None:
+        """auto's float32 on an engine that does not match Keras on this model: Keras from
+        here on (the model is float32), said once."""
+        from .engine.choice import LABELS
+
+        warnings.warn(f"videoprism: {err}; auto runs float32 on Keras instead", stacklevel=3)
+        self.reason = f"Keras: {LABELS[self.engine]}'s float32 does not match it on this model"
+        self.engine, self.precision, self._engine = "keras", "float32", None
+        self._compile_keras_video()
 
     def text(self, token_ids: np.ndarray, padding_mask: np.ndarray) -> np.ndarray:
         """`model.encode_text` of (B, L) token ids and padding mask: (B, D) embeddings."""

@@ -96,7 +96,7 @@ def head_options(args: argparse.Namespace, model) -> ModelOptions:
     """The flags, with the sampling the head was trained with (where it records it) and
     its backbone's attention cap: other values would feed it features it never saw."""
     options = ModelOptions.from_args(args)
-    if options.dtype is not None or options.engine not in (None, "auto"):
+    if options.dtype is not None or options.engine_asked is not None:
         flag = "--dtype" if options.dtype is not None else "--engine"
         raise UsageError(f"--head {args.head} runs as it was saved (its dtype, on Keras): "
                          f"leave {flag} out")  # fmt: skip

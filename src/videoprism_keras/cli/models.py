@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..constants import CLI_DTYPE_PRECISION, DEFAULT_SOFT_CAP, INDEX_LEGACY_ENGINE, KERAS_DTYPES
 from ..native_logs import held_stderr
-from .parser import DEFAULT_PRESET, UsageError
+from .parser import DEFAULT_PRESET, UsageError, default_engine
 
 if TYPE_CHECKING:
     from ..apps import Embeddings
@@ -57,6 +57,9 @@ class ModelOptions:
     engine: str | None = None
     # Whether `engine` is the one an index recorded, rather than the flag's.
     engine_recorded: bool = False
+    # Whether `engine` is the default ($VIDEOPRISM_ENGINE, else auto), not the flag's: an
+    # index's own engine comes first.
+    engine_default: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelOptions:
@@ -64,8 +67,18 @@ class ModelOptions:
         return cls(preset=flag("preset"), soft_cap=flag("soft_cap"), dtype=flag("dtype"),
                    tokenizer=flag("tokenizer"), num_frames=flag("frames"), size=flag("size"),
                    clip_seconds=flag("clip_seconds"), stride_seconds=flag("stride_seconds"),
-                   batch_size=flag("batch_size") or 4, engine=flag("engine"),
-                   progress=not flag("no_progress"))  # fmt: skip
+                   batch_size=flag("batch_size") or 4, progress=not flag("no_progress"),
+                   **cls._engine_flag(args))  # fmt: skip
+
+    @staticmethod
+    def _engine_flag(args: argparse.Namespace) -> dict:
+        """engine (and engine_default) of a command with --engine: the flag's, else
+        `default_engine()`."""
+        if not hasattr(args, "engine"):
+            return {}
+        if args.engine is None:
+            return {"engine": default_engine(), "engine_default": True}
+        return {"engine": args.engine}
 
     @property
     def preset_name(self) -> str:
@@ -96,14 +109,20 @@ class ModelOptions:
                              "instead)") from None  # fmt: skip
 
     @property
+    def engine_asked(self) -> str | None:
+        """--engine as a choice made: None for "auto" or the default ($VIDEOPRISM_ENGINE),
+        where an index's own engine is used."""
+        return None if self.engine_default or self.engine in (None, "auto") else self.engine
+
+    @property
     def chosen_engine(self) -> str:
         """The engine that runs the model (`engine_choice`)."""
         return self.engine_choice[0]
 
     @property
     def said(self) -> bool:
-        """Whether the engine is said on stderr: wherever it is not the default (Keras in
-        float32), as asked or as an index recorded."""
+        """Whether the engine is said on stderr: wherever it is not Keras in float32 (the
+        reference), as asked, as auto chose or as an index recorded."""
         return self.chosen_engine != "keras" or self.dtype not in (None, "float32")
 
     def overrides(self) -> dict:
@@ -294,7 +313,7 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False,
     if engine not in (None, "keras") and dtype in CLI_DTYPE_PRECISION:
         dtype = CLI_DTYPE_PRECISION[dtype]
     for flag, given, held in (("--dtype", dtype, meta.get("dtype")),
-                              ("--engine", _given(options.engine), engine)):  # fmt: skip
+                              ("--engine", options.engine_asked, engine)):  # fmt: skip
         if writing and given and held and given != held:
             raise UsageError(f"the index was built with {flag} {held}, not {given}: leave "
                              f"{flag} out to use the index's, or index into another "
@@ -305,8 +324,8 @@ def index_options(options: ModelOptions, meta: dict, writing: bool = False,
         "dtype": options.dtype or meta.get("dtype"),
     }
     if options.engine is not None:  # a command with --engine: the index's unless given
-        resolved["engine"] = _given(options.engine) or engine or options.engine
-        resolved["engine_recorded"] = not _given(options.engine) and engine is not None
+        resolved["engine"] = options.engine_asked or engine or options.engine
+        resolved["engine_recorded"] = not options.engine_asked and engine is not None
     if not writing and options.tokenizer is None and meta.get(INDEX_TOKENIZER):
         resolved.update(tokenizer=meta[INDEX_TOKENIZER], tokenizer_recorded=True)
     # Only `index` windows its videos: a search's query video stays whole.
@@ -329,11 +348,6 @@ def index_engine(meta: dict) -> str | None:
     if meta.get("engine"):
         return meta["engine"]
     return INDEX_LEGACY_ENGINE if "num_frames" in meta else None
-
-
-def _given(engine: str | None) -> str | None:
-    """--engine as a choice made: "auto" is none (an index's own engine is then used)."""
-    return None if engine in (None, "auto") else engine
 
 
 @contextlib.contextmanager

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import NoReturn
 
-from ..constants import BACKENDS, DEFAULT_SOFT_CAP, ENGINES, KERAS_DTYPES, MODEL_DTYPES, VERSION
+from ..constants import (
+    BACKENDS,
+    DEFAULT_SOFT_CAP,
+    ENGINE_ENV,
+    ENGINES,
+    KERAS_DTYPES,
+    MODEL_DTYPES,
+    VERSION,
+)
 
 DEFAULT_PRESET = "videoprism_lvt_public_v1_base"
 BACKEND_HELP = (
@@ -139,10 +148,20 @@ def add_dtype_option(p: argparse.ArgumentParser, help: str, engine: bool = True)
     p.add_argument("--dtype", choices=MODEL_DTYPES, help=help + ". bfloat16 and int8 are "
                    "approximate, faster modes (docs/cli.md, Precision tiers)")  # fmt: skip
     engine_help = (
-        "what runs the video model: auto (default; for an index, the one it was "
-        "built with) picks the fastest installed for --dtype and says which"
+        "what runs the video model: auto picks the fastest installed for --dtype and says "
+        f"which (default: ${ENGINE_ENV}, else auto; for an index, the one it was built with)"
     )
-    p.add_argument("--engine", choices=ENGINES, default="auto", help=engine_help)
+    p.add_argument("--engine", choices=ENGINES, help=engine_help)
+
+
+def default_engine() -> str:
+    """--engine where the flag is not given: ${ENGINE_ENV}, else "auto"; a usage error
+    naming the variable if it names no engine."""
+    engine = os.environ.get(ENGINE_ENV) or "auto"
+    if engine not in ENGINES:
+        raise UsageError(f"${ENGINE_ENV} must be one of {', '.join(ENGINES)} (the default "
+                         f"--engine); got {engine!r}")  # fmt: skip
+    return engine
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:

@@ -41,6 +41,11 @@ OPENVINO_FILE = "video_tower.xml"  # and its .bin
 CHECK_TOLERANCE = 1e-3
 
 
+class EngineMismatch(RuntimeError):
+    """An engine's float32 of the exported model does not give Keras' outputs: nothing is
+    built (`Encoder(engine="auto")` then runs the model on Keras)."""
+
+
 def version(package: str) -> str:
     return importlib.metadata.version(package)
 
@@ -129,7 +134,7 @@ def checked_config(model: Any, clip: tuple, expected: dict) -> dict:
             worst[name] = float(np.abs(result[output] - expected[name]).max()) / scale
         if max(worst.values()) <= CHECK_TOLERANCE:
             return config
-    raise RuntimeError(
+    raise EngineMismatch(
         f"OpenVINO's float32 of the exported video tower does not match Keras (largest "
         f"relative difference per output: {worst}); use engine='onnxruntime' or 'keras'"
     )
