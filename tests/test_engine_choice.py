@@ -134,6 +134,9 @@ def test_encoder_keeps_keras_and_the_model_own_precision_by_default(small):
     assert (encoder.engine, encoder.precision, encoder.artefact) == ("keras", "float32", None)
     assert encoder.describe().startswith("Keras ")
     assert Encoder(small, engine="auto").engine == "keras"
+    # A precision asked for is auto's to place (nothing is built before the first clip).
+    assert Encoder(small, precision="float32").engine == "openvino"
+    assert Encoder(small, precision="int8").engine == "openvino"
 
 
 def test_encoder_refuses_a_model_an_engine_cannot_build_from(small, golden_dir):

@@ -154,8 +154,8 @@ class Encoder:
     Args:
         model: `keras.Model`. A `VideoPrismBackbone`.
         engine: str. "keras", "openvino", "onnxruntime", or "auto": the first installed
-            of `ENGINE_PREFERENCE[precision]` (`engine.choose_engine`). Defaults to
-            `"keras"`.
+            of `ENGINE_PREFERENCE[precision]` (`engine.choose_engine`), and without a
+            precision Keras, which runs the model as it is. Defaults to `"auto"`.
         precision: str or None. "float32", "bfloat16" or "int8". On "keras" the model
             must already compute in it (a bfloat16 policy; `model.quantize("int8")`);
             the other engines build it from a float32 model. Defaults to `None`: the
@@ -171,7 +171,7 @@ class Encoder:
     def __init__(
         self,
         model: keras.Model,
-        engine: str = "keras",
+        engine: str = "auto",
         precision: str | None = None,
         calibration: ArrayLike | None = None,
         cache_dir: str | os.PathLike | None = None,
@@ -223,6 +223,8 @@ class Encoder:
             try:
                 return self._engine(pixels, engine_mask(pixels, frame_padding_mask))
             except EngineMismatch as err:
+                # Only float32 has a Keras path on this model: Keras' bfloat16 and int8
+                # need another one (a dtype policy, `quantize`).
                 if not (self._auto and self.precision == "float32"):
                     raise
                 self._fall_back_to_keras(err)
