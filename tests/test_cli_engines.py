@@ -111,6 +111,31 @@ def test_the_default_engine_comes_from_the_environment(runs, videos, lvt, capsys
     assert flag.returncode == 0, flag.stderr  # the flag wins over the variable
 
 
+def test_auto_float32_runs_keras_where_openvino_does_not_match_the_model(runs, videos, lvt,
+                                                                         capsys, monkeypatch,
+                                                                         tmp_path):  # fmt: skip
+    from videoprism_keras.engine.build import EngineMismatch
+    from videoprism_keras.engine.session import EngineVideo
+
+    def mismatch(self, shape, clips):
+        raise EngineMismatch("OpenVINO's float32 of the exported video tower does not match")
+
+    _, out = runs
+    model, _ = lvt
+    monkeypatch.delenv("VIDEOPRISM_ENGINE")
+    monkeypatch.setattr(EngineVideo, "runner", mismatch)
+    ran = call(capsys, "embed", videos, "-o", tmp_path / "f.npz", *model)
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert "videoprism: engine: OpenVINO" in ran.stderr  # auto's choice, said first
+    assert "does not match; auto runs float32 on Keras instead" in ran.stderr  # then this
+    np.testing.assert_allclose(np.load(tmp_path / "f.npz")["vectors"],
+                               np.load(out / "keras.npz")["vectors"], atol=1e-6)  # fmt: skip
+    named = call(capsys, "embed", videos, "-o", tmp_path / "n.npz", *model, "--engine",
+                 "openvino")  # fmt: skip
+    assert named.returncode == 1 and "does not match" in named.stderr  # as asked: an error
+    assert "Traceback" not in named.stderr
+
+
 def test_embed_int8_is_close_to_float32_and_says_its_engine(runs):
     done, out = runs
     assert "videoprism: engine: Keras" in _ok(done["embed int8"]).stderr

@@ -50,17 +50,19 @@ def usage_error(engine: str, dtype: str, backend: str, err: Exception) -> UsageE
 
 
 def make_encoder(model: VideoPrismBackbone, engine: str, dtype: str | None,
-                 why: str | None = None) -> Encoder:  # fmt: skip
+                 why: str | None = None, auto: bool = False) -> Encoder:  # fmt: skip
     """The `Encoder` of `model` on `engine` (resolved) at --dtype's precision. On Keras the
     model is already in that precision (`ModelOptions.load` loads or quantizes it so); the
-    others take the float32 model. `why`: the choice, said on stderr with what it runs
-    (`Encoder.describe`)."""
+    others take the float32 model. `auto`: `engine` is auto's choice, and the Encoder is
+    made with "auto" (which chooses the same), so that its float32 may fall back to Keras
+    where the engine's does not match the model. `why`: the choice, said on stderr with
+    what it runs (`Encoder.describe`)."""
     from ..runtime import Encoder
 
     if engine == "keras":
         encoder = Encoder(model)  # the model's own precision
     else:
-        encoder = Encoder(model, engine=engine, precision=precision(dtype))
+        encoder = Encoder(model, engine="auto" if auto else engine, precision=precision(dtype))
     if why is not None:
         print(f"videoprism: engine: {encoder.describe()} ({why})", file=sys.stderr)
     return encoder

@@ -176,7 +176,8 @@ class ModelOptions:
         from .engines import make_encoder
 
         engine, why = self.engine_choice
-        return make_encoder(model, engine, self.dtype, why if self.said else None)
+        return make_encoder(model, engine, self.dtype, why if self.said else None,
+                            auto=self.engine == "auto")  # fmt: skip
 
     @functools.cached_property
     def ray_engine(self):

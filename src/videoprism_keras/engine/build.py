@@ -136,7 +136,7 @@ def checked_config(model: Any, clip: tuple, expected: dict) -> dict:
             return config
     raise EngineMismatch(
         f"OpenVINO's float32 of the exported video tower does not match Keras (largest "
-        f"relative difference per output: {worst}); use engine='onnxruntime' or 'keras'"
+        f"relative difference per output: {worst}): run this model on ONNX Runtime or Keras"
     )
 
 
