@@ -85,3 +85,15 @@ def outputs(model, inputs, training=False):
     else:
         result = model(inputs, training=training)
     return keras.tree.map_structure(to_numpy, result)
+
+
+def openvino_float32_mismatches(monkeypatch):
+    """Every engine build from now on fails as a model whose OpenVINO float32 does not
+    match Keras does (`engine.build.EngineMismatch`), before any export."""
+    from videoprism_keras.engine.build import EngineMismatch
+    from videoprism_keras.engine.session import EngineVideo
+
+    def mismatch(self, shape, clips):
+        raise EngineMismatch("OpenVINO's float32 of the exported video tower does not match")
+
+    monkeypatch.setattr(EngineVideo, "runner", mismatch)

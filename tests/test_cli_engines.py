@@ -114,16 +114,12 @@ def test_the_default_engine_comes_from_the_environment(runs, videos, lvt, capsys
 def test_auto_float32_runs_keras_where_openvino_does_not_match_the_model(runs, videos, lvt,
                                                                          capsys, monkeypatch,
                                                                          tmp_path):  # fmt: skip
-    from videoprism_keras.engine.build import EngineMismatch
-    from videoprism_keras.engine.session import EngineVideo
-
-    def mismatch(self, shape, clips):
-        raise EngineMismatch("OpenVINO's float32 of the exported video tower does not match")
+    from helpers import openvino_float32_mismatches
 
     _, out = runs
     model, _ = lvt
     monkeypatch.delenv("VIDEOPRISM_ENGINE")
-    monkeypatch.setattr(EngineVideo, "runner", mismatch)
+    openvino_float32_mismatches(monkeypatch)
     ran = call(capsys, "embed", videos, "-o", tmp_path / "f.npz", *model)
     assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
     assert "videoprism: engine: OpenVINO" in ran.stderr  # auto's choice, said first

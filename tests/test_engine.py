@@ -5,9 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers import openvino_float32_mismatches
 
 from videoprism_keras.engine.build import EngineMismatch
-from videoprism_keras.engine.session import EngineVideo
 from videoprism_keras.runtime import Encoder
 from videoprism_keras.video import load_video
 
@@ -179,10 +179,7 @@ def test_auto_float32_is_openvino_and_exact(encoders, model, clips, reference, c
 def test_auto_float32_runs_keras_where_openvino_does_not_match_it(
     model, clips, reference, monkeypatch, tmp_path
 ):
-    def mismatch(self, shape, clips):
-        raise EngineMismatch("OpenVINO's float32 of the exported video tower does not match")
-
-    monkeypatch.setattr(EngineVideo, "runner", mismatch)
+    openvino_float32_mismatches(monkeypatch)
     named = Encoder(model, "openvino", "float32", cache_dir=tmp_path)
     with pytest.raises(EngineMismatch):  # asked for by name: an error, not another engine
         named.video(clips)

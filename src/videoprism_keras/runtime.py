@@ -188,7 +188,9 @@ class Encoder:
         persistent_compilation_cache()
         self.model = model
         self._engine = None
-        self._auto = engine == "auto"  # may fall back to Keras (`video`)
+        # auto's float32 may fall back to Keras (`video`); Keras' bfloat16 and int8 need
+        # another model (a dtype policy, `quantize`), so those cannot.
+        self._falls_back = engine == "auto" and self.precision == "float32"
         if self.engine == "keras":
             self._compile_keras_video()
         else:
@@ -223,9 +225,7 @@ class Encoder:
             try:
                 return self._engine(pixels, engine_mask(pixels, frame_padding_mask))
             except EngineMismatch as err:
-                # Only float32 has a Keras path on this model: Keras' bfloat16 and int8
-                # need another one (a dtype policy, `quantize`).
-                if not (self._auto and self.precision == "float32"):
+                if not self._falls_back:
                     raise
                 self._fall_back_to_keras(err)
         if frame_padding_mask is None:
